@@ -1,0 +1,27 @@
+"""Errors raised for problems with what the user gave us.
+
+The CLI prints these as one line (no traceback unless --debug) and exits non-zero. Internal bugs are
+plain exceptions and keep their tracebacks.
+"""
+
+
+class RadiocalError(Exception):
+    """Base class: a problem the user can fix, described in one line."""
+
+    exit_code = 1
+
+
+class InputError(RadiocalError):
+    """An input path, table or file is missing, unreadable or malformed."""
+
+
+class SelectionError(RadiocalError):
+    """A selection string is malformed or selects nothing."""
+
+
+class OutputExistsError(RadiocalError):
+    """The output exists and --overwrite was not given."""
+
+
+class ConfigError(RadiocalError):
+    """A configuration value or pipeline file is invalid."""

@@ -1,0 +1,95 @@
+"""The canonical data model: dimension, variable, coordinate and attribute names.
+
+Every module refers to these constants, never to string literals, so the model can only change
+here. One canonical dataset holds one (field, spectral window, scan) partition on a regular
+``time x baseline`` grid (MSv4-style names); see ``docs/data-model.md``.
+"""
+
+# Dimensions
+TIME = "time"
+BASELINE = "baseline"
+FREQUENCY = "frequency"
+POLARIZATION = "polarization"
+UVW_LABEL = "uvw_label"
+ANTENNA = "antenna"
+CARTESIAN = "cartesian_pos_label"
+
+# Data variables
+VISIBILITY = "VISIBILITY"                      # (time, baseline, frequency, polarization) complex64
+VISIBILITY_CORRECTED = "VISIBILITY_CORRECTED"  # calibrated data (MS CORRECTED_DATA)
+VISIBILITY_MODEL = "VISIBILITY_MODEL"          # model data (MS MODEL_DATA)
+FLAG = "FLAG"                                  # (time, baseline, frequency, polarization) bool
+WEIGHT = "WEIGHT"                              # (time, baseline, frequency, polarization) float32
+UVW = "UVW"                                    # (time, baseline, uvw_label) float64, metres
+ROW_PRESENT = "ROW_PRESENT"                    # (time, baseline) bool: False where the MS had no row
+
+VISIBILITY_VARS = (VISIBILITY, VISIBILITY_CORRECTED, VISIBILITY_MODEL)
+# MS main-table column for each visibility variable
+MS_COLUMN = {
+    VISIBILITY: "DATA",
+    VISIBILITY_CORRECTED: "CORRECTED_DATA",
+    VISIBILITY_MODEL: "MODEL_DATA",
+}
+
+# Coordinates
+BASELINE_ANTENNA1 = "baseline_antenna1"        # (baseline) int32 index into the antenna dimension
+BASELINE_ANTENNA2 = "baseline_antenna2"
+ANTENNA_NAME = "antenna_name"                  # (antenna) str
+ANTENNA_STATION = "antenna_station"            # (antenna) str
+ANTENNA_POSITION = "antenna_position"          # (antenna, cartesian_pos_label) ITRF metres
+ANTENNA_DIAMETER = "antenna_dish_diameter"     # (antenna) metres
+ANTENNA_MOUNT = "antenna_mount"                # (antenna) str
+CHANNEL_WIDTH = "channel_width"                # (frequency) Hz
+INTEGRATION_TIME = "integration_time"          # (time) seconds (MS INTERVAL)
+
+UVW_LABELS = ("u", "v", "w")
+CARTESIAN_LABELS = ("x", "y", "z")
+
+# Dataset attributes (scalars or short lists; all JSON-serialisable so they survive zarr)
+ATTR_FIELD_ID = "field_id"
+ATTR_FIELD_NAME = "field_name"
+ATTR_FIELD_CODE = "field_code"
+ATTR_PHASE_CENTER = "phase_center"             # [ra, dec] radians, J2000
+ATTR_SPW_ID = "spw_id"
+ATTR_SPW_NAME = "spw_name"
+ATTR_FREQ_REF = "frequency_frame"              # MEAS_FREQ_REF name, e.g. "TOPO"
+ATTR_REF_FREQUENCY = "reference_frequency"     # Hz
+ATTR_SCAN = "scan_number"
+ATTR_INTENTS = "intents"                       # list of str, e.g. ["CALIBRATE_BANDPASS#ON_SOURCE"]
+ATTR_TELESCOPE = "telescope"
+ATTR_OBSERVER = "observer"
+ATTR_PROJECT = "project"
+ATTR_SOURCES = "source_ms"                     # list of input MS paths the partition came from
+ATTR_PARTITION = "partition"                   # the partition's name in a store
+
+# Correlation types, as numbered by casacore's Stokes enumeration (MS POLARIZATION::CORR_TYPE)
+CORR_TYPES = {
+    1: "I", 2: "Q", 3: "U", 4: "V",
+    5: "RR", 6: "RL", 7: "LR", 8: "LL",
+    9: "XX", 10: "XY", 11: "YX", 12: "YY",
+}
+CORR_CODES = {name: code for code, name in CORR_TYPES.items()}
+CIRCULAR = ("RR", "RL", "LR", "LL")
+LINEAR = ("XX", "XY", "YX", "YY")
+
+# Layouts the kernels support: the correlation count is explicit, anything else is an error
+SUPPORTED_POLARIZATIONS = (
+    ("RR",), ("LL",), ("XX",), ("YY",), ("I",),
+    ("RR", "LL"), ("XX", "YY"),
+    CIRCULAR, LINEAR,
+)
+
+
+def partition_name(field_id: int, spw_id: int, scan: int) -> str:
+    """Name of a partition group in a store, e.g. ``field0_spw0_scan1``."""
+    return f"field{field_id}_spw{spw_id}_scan{scan}"
+
+
+def feed_basis(polarizations) -> str:
+    """``"circular"`` or ``"linear"`` for a sequence of correlation names."""
+    names = set(polarizations)
+    if names <= set(CIRCULAR):
+        return "circular"
+    if names <= set(LINEAR):
+        return "linear"
+    raise ValueError(f"mixed or Stokes correlation layout {sorted(names)} has no single feed basis")
