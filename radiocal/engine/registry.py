@@ -1,0 +1,124 @@
+"""The step registry: name -> step, each a frozen dataclass config plus a lazy transform.
+
+A step module declares::
+
+    @dataclass(frozen=True)
+    class ClipConfig:
+        max_amplitude: float = field(default=1e6, metadata={"help": "flag |V| above this (Jy)"})
+
+    @register_step("clip", ClipConfig)
+    def clip(datasets, config, context):
+        return [flag_clip(ds, config.max_amplitude) for ds in datasets]
+
+``run(datasets, config, context) -> datasets`` must stay lazy (return dask-backed datasets); the
+pipeline runner decides when to compute and checkpoint. ``context`` is a
+:class:`radiocal.engine.context.StepContext` (output directory, store path, logger).
+
+A step has a ``kind``: ``"transform"`` (default; lazy datasets -> datasets, the runner writes the
+variables it changed to the store), ``"source"`` (ignores its input and returns the datasets a
+pipeline starts from, e.g. ``convert``; the runner writes them as a new store) or ``"sink"``
+(writes a product such as an exported MS itself, may compute, returns its input unchanged).
+
+Config fields may carry metadata: ``help`` (shown by ``radiocal config``), ``choices`` (allowed
+values) and ``input=True`` (the field names input paths: their identity enters the resume hash and
+they are never written to).
+
+Steps living outside radiocal register themselves on import; list their modules, comma-separated,
+in the environment variable ``RADIOCAL_STEP_MODULES`` so that ``radiocal run`` imports them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+from radiocal.errors import ConfigError
+
+
+STEP_KINDS = ("source", "transform", "sink")
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    config_class: type
+    run: Callable
+    doc: str
+    kind: str = "transform"
+
+
+_REGISTRY: dict[str, StepSpec] = {}
+
+
+def register_step(name: str, config_class: type, kind: str = "transform"):
+    """Register ``run`` under ``name``; ``config_class`` must be a frozen dataclass.
+
+    ``kind`` is ``"transform"`` (default), ``"source"`` or ``"sink"`` (see the module docstring).
+    """
+    if kind not in STEP_KINDS:
+        raise ValueError(f"step {name!r}: kind must be one of {STEP_KINDS}, got {kind!r}")
+    if not (dataclasses.is_dataclass(config_class) and config_class.__dataclass_params__.frozen):
+        raise TypeError(f"step {name!r}: config {config_class.__name__} must be a frozen dataclass")
+
+    def decorate(run: Callable) -> Callable:
+        if name in _REGISTRY and _REGISTRY[name].run is not run:
+            raise ValueError(f"step {name!r} registered twice")
+        _REGISTRY[name] = StepSpec(name, config_class, run, (run.__doc__ or "").strip(), kind)
+        return run
+
+    return decorate
+
+
+def get_step(name: str) -> StepSpec:
+    _load_builtin_steps()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise ConfigError(f"unknown step {name!r} (known steps: {known})") from None
+
+
+def all_steps() -> dict[str, StepSpec]:
+    _load_builtin_steps()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def make_config(spec: StepSpec, values: dict):
+    """Build a step's config from a mapping, rejecting unknown keys with a one-line error."""
+    names = {f.name for f in dataclasses.fields(spec.config_class)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(
+            f"step {spec.name!r}: unknown option(s) {', '.join(unknown)} "
+            f"(valid: {', '.join(sorted(names))})"
+        )
+    try:
+        return spec.config_class(**values)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"step {spec.name!r}: {err}") from None
+
+
+# Domain packages whose step modules register themselves on import. A package that does not have a
+# step module yet is skipped, so domains can land one at a time.
+_STEP_MODULES = (
+    "radiocal.io.step",
+    "radiocal.flagging.step",
+    "radiocal.calibration.step",
+    "radiocal.dynspec.step",
+)
+
+
+def _load_builtin_steps() -> None:
+    import importlib
+    import importlib.util
+    import os
+
+    for module in _STEP_MODULES:
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+    for module in filter(None, (m.strip() for m in os.environ.get("RADIOCAL_STEP_MODULES", "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ConfigError(f"RADIOCAL_STEP_MODULES: cannot import {module!r}: {err}") from None

@@ -1,0 +1,68 @@
+"""Measurement Sets in and out: the public entry points of the MS layer.
+
+``read_ms`` takes one MS, several, or a directory of them (OVRO-LWA writes one MS per integration
+and sub-band, named ``YYYYMMDD_HHMMSS_XXMHz.ms``) and returns lazy canonical partitions;
+``write_ms`` writes canonical partitions to a new MS.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import xarray as xr
+
+from radiocal.errors import InputError
+from radiocal.io.join import join_measurement_sets
+from radiocal.io.ms_read import DEFAULT_CHUNK_BYTES, read_single_ms
+from radiocal.io.ms_write import write_ms
+
+__all__ = ["read_ms", "write_ms", "expand_inputs"]
+
+
+def expand_inputs(paths) -> list[str]:
+    """Expand the user's inputs into MS paths: a directory holding ``*.ms`` stands for all of them."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    expanded = []
+    for path in map(os.fspath, paths):
+        is_table = os.path.exists(os.path.join(path, "table.dat"))
+        inside = sorted(glob.glob(os.path.join(glob.escape(path), "*.ms"))) if os.path.isdir(path) else []
+        if not is_table and inside:
+            expanded.extend(inside)
+        else:
+            expanded.append(path)
+    if not expanded:
+        raise InputError("no input Measurement Sets given")
+    duplicates = sorted({p for p in expanded if expanded.count(p) > 1})
+    if duplicates:
+        raise InputError(f"the same MS is given twice: {', '.join(duplicates)}")
+    return expanded
+
+
+def read_ms(path_or_paths, selection=None, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[xr.Dataset]:
+    """Read one or many Measurement Sets lazily into canonical partitions.
+
+    Parameters
+    ----------
+    path_or_paths : str, os.PathLike or sequence of them
+        MS paths, or directories holding ``*.ms``. Several MS are joined along frequency
+        (sub-bands) and time (see :mod:`radiocal.io.join`).
+    selection : radiocal.io.selection.Selection, optional
+        CASA-style data selection applied after joining.
+    chunk_bytes : int
+        Target ``VISIBILITY`` bytes per chunk.
+
+    Returns
+    -------
+    list of xarray.Dataset
+        Canonical datasets (``docs/data-model.md``), sorted by first time then spectral window.
+    """
+    paths = expand_inputs(path_or_paths)
+    per_ms = [read_single_ms(path, chunk_bytes=chunk_bytes) for path in paths]
+    datasets = per_ms[0] if len(per_ms) == 1 else join_measurement_sets(per_ms, chunk_bytes)
+    if selection is not None:
+        from radiocal.io.selection import select
+
+        datasets = select(datasets, selection)
+    return datasets

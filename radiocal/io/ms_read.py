@@ -1,0 +1,321 @@
+"""Read a Measurement Set lazily into canonical datasets (one per field, spectral window, scan).
+
+The main table's small index columns (TIME, ANTENNA1/2, FIELD_ID, ...) are read eagerly to lay out
+the regular ``time x baseline`` grid; the visibility columns are read lazily by dask-ms, in row
+chunks that hold whole integrations, and scattered onto the grid chunk by chunk. Rows absent from
+the MS become flagged cells with zero weight and ``ROW_PRESENT = False``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from radiocal.errors import InputError
+from radiocal.io import schema as S
+from radiocal.io.ms_meta import MSMetadata, open_table, read_metadata
+
+log = logging.getLogger(__name__)
+
+GROUP_COLS = ("FIELD_ID", "DATA_DESC_ID", "SCAN_NUMBER")
+INDEX_COLS = ("TIME", "ANTENNA1", "ANTENNA2")
+DEFAULT_CHUNK_BYTES = 64 * 2**20   # of VISIBILITY per chunk
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Where one partition's rows sit in the main table and on the grid."""
+
+    field_id: int
+    ddid: int
+    scan: int
+    rows: np.ndarray         # table rows, in dask-ms order (sorted by TIME, ANTENNA1, ANTENNA2)
+    times: np.ndarray        # unique TIME values
+    time_index: np.ndarray   # per sorted row
+    baseline_index: np.ndarray   # per sorted row
+    interval: np.ndarray     # per unique time
+    intents: tuple[str, ...]
+
+
+def read_single_ms(path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[xr.Dataset]:
+    """Read one MS into lazy canonical datasets, one per (field, spw, scan) partition.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The Measurement Set (opened read-only).
+    chunk_bytes : int
+        Target size of one ``VISIBILITY`` chunk. Chunks hold whole integrations along ``time``;
+        ``frequency`` is chunked only when one integration exceeds this size.
+
+    Returns
+    -------
+    list of xarray.Dataset
+        Canonical datasets (see ``docs/data-model.md``) in order of first time.
+    """
+    meta = read_metadata(path)
+    index = _read_index_columns(meta)
+    baselines = _baselines(index["ANTENNA1"], index["ANTENNA2"])
+    groups = _groups(meta, index, baselines)
+    columns = _visibility_columns(meta.path)
+    datasets = []
+    chunks = []
+    for group in groups:
+        spw_id, corrs = meta.data_descriptions[group.ddid]
+        nchan = meta.spws[spw_id].chan_freq.size
+        time_chunks, chan_chunks = _chunking(len(group.times), len(baselines[0]), nchan,
+                                             len(corrs), chunk_bytes)
+        chunks.append((time_chunks, chan_chunks))
+    arrays = _read_columns(meta, groups, columns, chunks)
+    for group, (time_chunks, chan_chunks), cols in zip(groups, chunks, arrays):
+        datasets.append(_canonical(meta, group, baselines, cols, time_chunks, chan_chunks))
+    datasets.sort(key=lambda ds: (float(ds[S.TIME].values[0]), ds.attrs[S.ATTR_SPW_ID]))
+    return datasets
+
+
+# -- index columns and grid layout -------------------------------------------------------------
+
+def _read_index_columns(meta: MSMetadata) -> dict[str, np.ndarray]:
+    ms = open_table(meta.path)
+    try:
+        nrow = ms.nrows()
+        if nrow == 0:
+            raise InputError(f"{meta.path}: main table has no rows")
+        names = ms.colnames()
+        if "DATA" not in names:
+            raise InputError(f"{meta.path}: main table has no DATA column")
+        cols = {c: np.asarray(ms.getcol(c)) for c in GROUP_COLS + INDEX_COLS + ("INTERVAL",)}
+        cols["STATE_ID"] = (np.asarray(ms.getcol("STATE_ID")) if "STATE_ID" in names
+                            else np.full(nrow, -1, dtype=np.int32))
+        # Touch the last cell of the data columns: a truncated file fails here, in one line,
+        # rather than deep inside a dask task later.
+        for col in ("DATA", "FLAG"):
+            if col in names:
+                ms.getcell(col, nrow - 1)
+    except RuntimeError as err:
+        raise InputError(f"{meta.path}: damaged main table ({str(err).strip().splitlines()[0]})") from None
+    finally:
+        ms.close()
+    bad_dd = set(np.unique(cols["DATA_DESC_ID"]).tolist()) - set(meta.data_descriptions)
+    if bad_dd:
+        raise InputError(f"{meta.path}: rows refer to missing DATA_DESCRIPTION ids {sorted(bad_dd)}")
+    bad_field = set(np.unique(cols["FIELD_ID"]).tolist()) - set(meta.fields)
+    if bad_field:
+        raise InputError(f"{meta.path}: rows refer to missing FIELD ids {sorted(bad_field)}")
+    nant = meta.antennas.name.size
+    if cols["ANTENNA1"].max() >= nant or cols["ANTENNA2"].max() >= nant:
+        raise InputError(f"{meta.path}: rows refer to antennas beyond the {nant} in ANTENNA")
+    return cols
+
+
+def _baselines(ant1: np.ndarray, ant2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The baseline axis: every (ANTENNA1, ANTENNA2) pair that occurs, sorted."""
+    pairs = np.unique(np.stack([ant1, ant2], axis=1), axis=0)
+    return pairs[:, 0].astype(np.int32), pairs[:, 1].astype(np.int32)
+
+
+def _group_order(path: str) -> list[tuple[int, int, int]]:
+    """The order in which dask-ms returns groups (its GROUPBY query's order)."""
+    import casacore.tables as pt
+
+    ms = open_table(path)
+    try:
+        query = pt.taql(f"SELECT {', '.join(GROUP_COLS)} FROM $ms GROUPBY {', '.join(GROUP_COLS)}")
+        try:
+            return list(zip(*(query.getcol(c).tolist() for c in GROUP_COLS)))
+        finally:
+            query.close()
+    finally:
+        ms.close()
+
+
+def _groups(meta: MSMetadata, cols: dict[str, np.ndarray], baselines) -> list[_Group]:
+    nant = meta.antennas.name.size
+    bl_lookup = np.full((nant, nant), -1, dtype=np.int64)
+    bl_lookup[baselines[0], baselines[1]] = np.arange(baselines[0].size)
+    keys = np.stack([cols[c] for c in GROUP_COLS], axis=1)
+    groups = []
+    for key in _group_order(meta.path):
+        rows = np.flatnonzero(np.all(keys == np.asarray(key), axis=1))
+        time, a1, a2 = (cols[c][rows] for c in INDEX_COLS)
+        # Same ordering as dask-ms: table order within the group, lexsorted on the index columns
+        order = np.lexsort((a2, a1, time))
+        rows, time, a1, a2 = rows[order], time[order], a1[order], a2[order]
+        times, time_index = np.unique(time, return_inverse=True)
+        baseline_index = bl_lookup[a1, a2]
+        cell = time_index * baselines[0].size + baseline_index
+        if np.unique(cell).size != cell.size:
+            raise InputError(
+                f"{meta.path}: field {key[0]} spw-dd {key[1]} scan {key[2]} has "
+                f"{cell.size - np.unique(cell).size} duplicate (TIME, ANTENNA1, ANTENNA2) rows"
+            )
+        first = np.searchsorted(time, times)
+        states = np.unique(cols["STATE_ID"][rows])
+        intents = tuple(sorted({i for s in states if s >= 0 for i in meta.states.get(int(s), ())}))
+        groups.append(_Group(int(key[0]), int(key[1]), int(key[2]), rows, times, time_index,
+                             baseline_index, cols["INTERVAL"][rows][first], intents))
+    return groups
+
+
+def _chunking(ntime, nbl, nchan, ncorr, chunk_bytes):
+    per_time = nbl * nchan * ncorr * np.dtype(np.complex64).itemsize
+    times_per_chunk = max(1, chunk_bytes // per_time)
+    time_chunks = tuple(min(times_per_chunk, ntime - s) for s in range(0, ntime, times_per_chunk))
+    if per_time <= chunk_bytes:
+        return time_chunks, (nchan,)
+    chans = max(1, chunk_bytes // (nbl * ncorr * np.dtype(np.complex64).itemsize))
+    return time_chunks, tuple(min(chans, nchan - s) for s in range(0, nchan, chans))
+
+
+# -- lazy column reads -------------------------------------------------------------------------
+
+def _visibility_columns(path: str) -> dict[str, str]:
+    """MS column -> canonical variable for the columns this MS has with data in them."""
+    ms = open_table(path)
+    try:
+        names = set(ms.colnames())
+
+        def defined(col):
+            return col in names and ms.iscelldefined(col, 0)
+
+        wanted = {"DATA": S.VISIBILITY, "FLAG": S.FLAG, "UVW": S.UVW, "WEIGHT": S.WEIGHT}
+        for column, var in ((S.MS_COLUMN[S.VISIBILITY_CORRECTED], S.VISIBILITY_CORRECTED),
+                            (S.MS_COLUMN[S.VISIBILITY_MODEL], S.VISIBILITY_MODEL)):
+            if defined(column):
+                wanted[column] = var
+        if defined("WEIGHT_SPECTRUM"):
+            wanted["WEIGHT_SPECTRUM"] = S.WEIGHT
+        if "FLAG_ROW" in names:
+            wanted["FLAG_ROW"] = "FLAG_ROW"
+        return wanted
+    finally:
+        ms.close()
+
+
+def _read_columns(meta, groups, columns, chunks):
+    """dask-ms datasets for every group, chunked so each row chunk holds whole integrations."""
+    from daskms import xds_from_ms
+
+    group_chunks = []
+    for group, (time_chunks, chan_chunks) in zip(groups, chunks):
+        rows_per_time = np.bincount(group.time_index, minlength=len(group.times))
+        edges = np.cumsum((0,) + time_chunks)
+        row_chunks = tuple(int(rows_per_time[a:b].sum()) for a, b in zip(edges[:-1], edges[1:]))
+        group_chunks.append({"row": row_chunks, "chan": chan_chunks})
+    xds = xds_from_ms(meta.path, columns=list(columns), group_cols=list(GROUP_COLS),
+                      index_cols=list(INDEX_COLS), chunks=group_chunks)
+    if len(xds) != len(groups):
+        raise InputError(f"{meta.path}: dask-ms found {len(xds)} partitions, expected {len(groups)}")
+    for ds, group in zip(xds, groups):
+        if (ds.attrs["FIELD_ID"], ds.attrs["DATA_DESC_ID"], ds.attrs["SCAN_NUMBER"]) != (
+                group.field_id, group.ddid, group.scan):
+            raise InputError(f"{meta.path}: partition order differs from dask-ms's")
+    return [{col: ds[col].data for col in columns} for ds in xds]
+
+
+def _grid_block(values, time_index, baseline_index, *flag_row, nbl, fill, nchan=None):
+    """Place one row chunk (row, ...) onto its (time, baseline, ...) block.
+
+    Rows in a chunk are sorted by time, so the block starts at the first row's time. An optional
+    FLAG_ROW chunk is folded into the flags; ``nchan`` broadcasts (row, corr) values over channels.
+    """
+    if flag_row:
+        values = values | flag_row[0].reshape((-1,) + (1,) * (values.ndim - 1))
+    offset = time_index[0]
+    out = np.full((time_index[-1] - offset + 1, nbl) + values.shape[1:], fill, dtype=values.dtype)
+    out[time_index - offset, baseline_index] = values
+    if nchan is not None:
+        out = np.repeat(out[:, :, None, :], nchan, axis=2)
+    return out
+
+
+def _to_grid(array, index_string, group, time_chunks, nbl, fill, nchan=None, flag_row=None):
+    """Blockwise scatter of a row-chunked dask array onto the (time, baseline, ...) grid.
+
+    ``index_string`` names the input's axes with ``t`` for rows; each row chunk becomes the
+    matching time chunk; with ``nchan`` a (row, corr) column is broadcast over channels.
+    """
+    row_chunks = array.chunks[0]
+    t_idx = da.from_array(group.time_index, chunks=(row_chunks,))
+    b_idx = da.from_array(group.baseline_index, chunks=(row_chunks,))
+    new_axes = {"b": nbl} if nchan is None else {"b": nbl, "f": nchan}
+    out_index = "tb" + index_string[1:] if nchan is None else "tbfp"
+    args = [array, index_string, t_idx, "t", b_idx, "t"]
+    if flag_row is not None:
+        args += [flag_row, "t"]
+    meta = np.empty((0,) * len(out_index), dtype=array.dtype)
+    return da.blockwise(_grid_block, out_index, *args, nbl=nbl, fill=fill, nchan=nchan,
+                        new_axes=new_axes,
+                        adjust_chunks={"t": time_chunks}, dtype=array.dtype, meta=meta)
+
+
+def _canonical(meta: MSMetadata, group: _Group, baselines, cols, time_chunks, chan_chunks):
+    spw_id, corrs = meta.data_descriptions[group.ddid]
+    spw = meta.spws[spw_id]
+    field = meta.fields[group.field_id]
+    nbl = baselines[0].size
+    nchan = spw.chan_freq.size
+    dims4 = (S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION)
+
+    flag = _to_grid(cols["FLAG"], "tfp", group, time_chunks, nbl, True, flag_row=cols.get("FLAG_ROW"))
+    data_vars = {S.FLAG: (dims4, flag)}
+    for column, var in ((c, v) for c, v in _COLUMN_VARS.items() if c in cols):
+        data_vars[var] = (dims4, _to_grid(cols[column], "tfp", group, time_chunks, nbl, 0))
+    if "WEIGHT_SPECTRUM" in cols:
+        weight = _to_grid(cols["WEIGHT_SPECTRUM"], "tfp", group, time_chunks, nbl, 0)
+    else:
+        weight = _to_grid(cols["WEIGHT"], "tp", group, time_chunks, nbl, 0, nchan=nchan)
+        weight = weight.rechunk({2: chan_chunks})
+    data_vars[S.WEIGHT] = (dims4, weight.astype(np.float32))
+    data_vars[S.UVW] = ((S.TIME, S.BASELINE, S.UVW_LABEL),
+                        _to_grid(cols["UVW"], "tu", group, time_chunks, nbl, 0.0))
+    present = np.zeros((group.times.size, nbl), dtype=bool)
+    present[group.time_index, group.baseline_index] = True
+    data_vars[S.ROW_PRESENT] = ((S.TIME, S.BASELINE), da.from_array(present, chunks=(time_chunks, nbl)))
+
+    ant = meta.antennas
+    coords = {
+        S.TIME: (S.TIME, group.times),
+        S.INTEGRATION_TIME: (S.TIME, group.interval.astype(np.float64)),
+        S.BASELINE_ANTENNA1: (S.BASELINE, baselines[0]),
+        S.BASELINE_ANTENNA2: (S.BASELINE, baselines[1]),
+        S.FREQUENCY: (S.FREQUENCY, spw.chan_freq),
+        S.CHANNEL_WIDTH: (S.FREQUENCY, spw.chan_width),
+        S.POLARIZATION: (S.POLARIZATION, np.array(corrs)),
+        S.UVW_LABEL: (S.UVW_LABEL, np.array(S.UVW_LABELS)),
+        S.ANTENNA_NAME: (S.ANTENNA, ant.name),
+        S.ANTENNA_STATION: (S.ANTENNA, ant.station),
+        S.ANTENNA_POSITION: ((S.ANTENNA, S.CARTESIAN), ant.position),
+        S.ANTENNA_DIAMETER: (S.ANTENNA, ant.diameter),
+        S.ANTENNA_MOUNT: (S.ANTENNA, ant.mount),
+        S.CARTESIAN: (S.CARTESIAN, np.array(S.CARTESIAN_LABELS)),
+    }
+    attrs = {
+        S.ATTR_FIELD_ID: group.field_id,
+        S.ATTR_FIELD_NAME: field.name,
+        S.ATTR_FIELD_CODE: field.code,
+        S.ATTR_PHASE_CENTER: list(field.phase_center),
+        S.ATTR_SPW_ID: spw_id,
+        S.ATTR_SPW_NAME: spw.name,
+        S.ATTR_FREQ_REF: spw.frame,
+        S.ATTR_REF_FREQUENCY: spw.ref_frequency,
+        S.ATTR_SCAN: group.scan,
+        S.ATTR_INTENTS: list(group.intents),
+        S.ATTR_TELESCOPE: meta.telescope,
+        S.ATTR_OBSERVER: meta.observer,
+        S.ATTR_PROJECT: meta.project,
+        S.ATTR_SOURCES: [meta.path],
+        S.ATTR_PARTITION: S.partition_name(group.field_id, spw_id, group.scan),
+    }
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+_COLUMN_VARS = {
+    S.MS_COLUMN[S.VISIBILITY]: S.VISIBILITY,
+    S.MS_COLUMN[S.VISIBILITY_CORRECTED]: S.VISIBILITY_CORRECTED,
+    S.MS_COLUMN[S.VISIBILITY_MODEL]: S.VISIBILITY_MODEL,
+}

@@ -1,0 +1,320 @@
+"""Write canonical datasets to a new Measurement Set that CASA and WSClean open.
+
+The subtables are made from the datasets' own metadata (antennas, fields, spectral windows,
+correlations, intents), so a store joined from many MS, or a simulation, exports the same way as a
+single converted MS. Field and spectral-window ids are renumbered densely in order of their
+original ids (a complete MS keeps its ids). The MS is written under ``<path>.incomplete`` and
+renamed only when every row is in, so an interrupted export is never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+import dask
+import numpy as np
+import xarray as xr
+
+from radiocal.errors import InputError, OutputExistsError
+from radiocal.io import schema as S
+from radiocal.io.ms_meta import FREQ_FRAME_CODES
+
+INCOMPLETE_SUFFIX = ".incomplete"
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How partitions map onto the ids of the new MS's subtables."""
+
+    field_ids: dict[int, int]      # dataset field_id -> new FIELD row
+    spw_ids: dict[int, int]        # dataset spw_id -> new SPECTRAL_WINDOW row
+    pol_ids: dict[tuple, int]      # correlation names -> POLARIZATION row
+    ddids: dict[tuple, int]        # (new spw, pol row) -> DATA_DESCRIPTION row
+    state_ids: dict[tuple, int]    # intents -> STATE row
+
+
+def write_ms(datasets: list[xr.Dataset], path, overwrite: bool = False) -> str:
+    """Write canonical ``datasets`` to a new Measurement Set at ``path``.
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        Canonical partitions (lazy or in memory) sharing one antenna table.
+    path : str or os.PathLike
+        The MS to create. An existing path is refused unless ``overwrite``; a path that is one of
+        the datasets' own source MS is always refused.
+    overwrite : bool
+        Replace an existing ``path``.
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Notes
+    -----
+    Columns: DATA (and CORRECTED_DATA / MODEL_DATA when any partition has them), FLAG, FLAG_ROW,
+    WEIGHT, SIGMA, WEIGHT_SPECTRUM when weights vary across channels, UVW, TIME, TIME_CENTROID,
+    INTERVAL, EXPOSURE, ANTENNA1/2, FIELD_ID, DATA_DESC_ID, SCAN_NUMBER, STATE_ID. Only cells with
+    ``ROW_PRESENT`` become rows.
+    """
+    path = os.path.normpath(os.fspath(path))
+    _check_output(datasets, path, overwrite)
+    tmp = path + INCOMPLETE_SUFFIX
+    if os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    datasets = sorted(datasets, key=lambda ds: (float(ds[S.TIME].values[0]), ds.attrs[S.ATTR_SPW_ID]))
+    layout = _layout(datasets)
+    optional = [v for v in (S.VISIBILITY_CORRECTED, S.VISIBILITY_MODEL) if any(v in ds for ds in datasets)]
+    spectral_weights = _weights_vary(datasets)
+    _create_ms(tmp, optional, spectral_weights)
+    _write_subtables(tmp, datasets, layout)
+    _write_main(tmp, datasets, layout, optional, spectral_weights)
+    if os.path.exists(path):
+        shutil.rmtree(path)
+    os.rename(tmp, path)
+    return path
+
+
+def _check_output(datasets, path, overwrite):
+    if not datasets:
+        raise InputError("nothing to write: no partitions")
+    sources = {os.path.realpath(p) for ds in datasets for p in ds.attrs.get(S.ATTR_SOURCES, [])}
+    if os.path.realpath(path) in sources:
+        raise OutputExistsError(f"{path}: refusing to overwrite an input Measurement Set")
+    if os.path.exists(path) and not overwrite:
+        raise OutputExistsError(f"{path}: already exists (use --overwrite to replace it)")
+    names = datasets[0][S.ANTENNA_NAME].values
+    for ds in datasets[1:]:
+        if not np.array_equal(ds[S.ANTENNA_NAME].values, names):
+            raise InputError(f"partition {ds.attrs.get(S.ATTR_PARTITION)} has a different antenna table")
+    for ds in datasets:
+        if S.VISIBILITY not in ds:
+            raise InputError(f"partition {ds.attrs.get(S.ATTR_PARTITION)} has no {S.VISIBILITY}")
+
+
+def _layout(datasets) -> _Layout:
+    field_ids = {f: i for i, f in enumerate(sorted({ds.attrs[S.ATTR_FIELD_ID] for ds in datasets}))}
+    spw_ids = {s: i for i, s in enumerate(sorted({ds.attrs[S.ATTR_SPW_ID] for ds in datasets}))}
+    pols = sorted({tuple(ds[S.POLARIZATION].values.tolist()) for ds in datasets},
+                  key=lambda p: [S.CORR_CODES[c] for c in p])
+    pol_ids = {p: i for i, p in enumerate(pols)}
+    dd_keys = sorted({(spw_ids[ds.attrs[S.ATTR_SPW_ID]], pol_ids[tuple(ds[S.POLARIZATION].values.tolist())])
+                      for ds in datasets})
+    intents = sorted({tuple(ds.attrs.get(S.ATTR_INTENTS, [])) for ds in datasets} - {()})
+    return _Layout(field_ids, spw_ids, pol_ids, {k: i for i, k in enumerate(dd_keys)},
+                   {k: i for i, k in enumerate(intents)})
+
+
+def _weights_vary(datasets) -> bool:
+    """Whether any weight differs across channels (then WEIGHT_SPECTRUM is needed)."""
+    checks = [(ds[S.WEIGHT] != ds[S.WEIGHT].isel({S.FREQUENCY: 0})).any().data for ds in datasets]
+    return bool(np.any(dask.compute(*checks)))
+
+
+# -- table creation ----------------------------------------------------------------------------
+
+def _create_ms(path, optional, spectral_weights):
+    import casacore.tables as pt
+
+    columns = [pt.makearrcoldesc("DATA", 0j, ndim=2, valuetype="complex", datamanagergroup="TiledData",
+                                 datamanagertype="TiledShapeStMan")]
+    for var in optional:
+        columns.append(pt.makearrcoldesc(S.MS_COLUMN[var], 0j, ndim=2, valuetype="complex",
+                                         datamanagergroup="Tiled" + S.MS_COLUMN[var],
+                                         datamanagertype="TiledShapeStMan"))
+    columns.append(pt.makearrcoldesc("FLAG", False, ndim=2, valuetype="boolean",
+                                     datamanagergroup="TiledFlag", datamanagertype="TiledShapeStMan"))
+    if spectral_weights:
+        columns.append(pt.makearrcoldesc("WEIGHT_SPECTRUM", 0.0, ndim=2, valuetype="float",
+                                         datamanagergroup="TiledWgtSpectrum",
+                                         datamanagertype="TiledShapeStMan"))
+    desc = pt.maketabdesc(columns)
+    pt.default_ms(path, desc).close()
+
+
+def _put(table, column, values):
+    table.putcol(column, np.asarray(values))
+
+
+def _write_subtables(path, datasets, layout):
+    import casacore.tables as pt
+
+    first = datasets[0]
+    t_start = min(float(ds[S.TIME].values[0]) for ds in datasets)
+    t_end = max(float(ds[S.TIME].values[-1]) for ds in datasets)
+    nant = first.sizes[S.ANTENNA]
+
+    with pt.table(os.path.join(path, "ANTENNA"), readonly=False, ack=False) as t:
+        t.addrows(nant)
+        _put(t, "NAME", first[S.ANTENNA_NAME].values.astype(str).tolist())
+        _put(t, "STATION", first[S.ANTENNA_STATION].values.astype(str).tolist())
+        _put(t, "POSITION", first[S.ANTENNA_POSITION].values.astype(np.float64))
+        _put(t, "DISH_DIAMETER", first[S.ANTENNA_DIAMETER].values.astype(np.float64))
+        _put(t, "MOUNT", first[S.ANTENNA_MOUNT].values.astype(str).tolist())
+        _put(t, "TYPE", ["GROUND-BASED"] * nant)
+        _put(t, "OFFSET", np.zeros((nant, 3)))
+
+    by_field = {ds.attrs[S.ATTR_FIELD_ID]: ds for ds in datasets}
+    with pt.table(os.path.join(path, "FIELD"), readonly=False, ack=False) as t:
+        t.addrows(len(layout.field_ids))
+        for old, new in layout.field_ids.items():
+            ds = by_field[old]
+            direction = np.asarray(ds.attrs[S.ATTR_PHASE_CENTER], dtype=np.float64).reshape(1, 2)
+            t.putcell("NAME", new, ds.attrs[S.ATTR_FIELD_NAME])
+            t.putcell("CODE", new, ds.attrs.get(S.ATTR_FIELD_CODE, ""))
+            for col in ("PHASE_DIR", "DELAY_DIR", "REFERENCE_DIR"):
+                t.putcell(col, new, direction)
+            t.putcell("SOURCE_ID", new, new)
+            t.putcell("TIME", new, t_start)
+            t.putcell("NUM_POLY", new, 0)
+
+    by_spw = {ds.attrs[S.ATTR_SPW_ID]: ds for ds in datasets}
+    with pt.table(os.path.join(path, "SPECTRAL_WINDOW"), readonly=False, ack=False) as t:
+        t.addrows(len(layout.spw_ids))
+        for old, new in layout.spw_ids.items():
+            ds = by_spw[old]
+            freq = ds[S.FREQUENCY].values.astype(np.float64)
+            width = ds[S.CHANNEL_WIDTH].values.astype(np.float64)
+            t.putcell("CHAN_FREQ", new, freq)
+            t.putcell("CHAN_WIDTH", new, width)
+            t.putcell("EFFECTIVE_BW", new, np.abs(width))
+            t.putcell("RESOLUTION", new, np.abs(width))
+            t.putcell("NUM_CHAN", new, freq.size)
+            t.putcell("TOTAL_BANDWIDTH", new, float(np.abs(width).sum()))
+            t.putcell("REF_FREQUENCY", new, float(ds.attrs.get(S.ATTR_REF_FREQUENCY, freq[0])))
+            t.putcell("MEAS_FREQ_REF", new, FREQ_FRAME_CODES.get(ds.attrs.get(S.ATTR_FREQ_REF, "TOPO"), 5))
+            t.putcell("NAME", new, ds.attrs.get(S.ATTR_SPW_NAME, f"SPW{new}"))
+            t.putcell("NET_SIDEBAND", new, 1)
+
+    with pt.table(os.path.join(path, "POLARIZATION"), readonly=False, ack=False) as t:
+        t.addrows(len(layout.pol_ids))
+        for corrs, row in layout.pol_ids.items():
+            t.putcell("CORR_TYPE", row, np.array([S.CORR_CODES[c] for c in corrs], dtype=np.int32))
+            t.putcell("CORR_PRODUCT", row, np.array([_receptors(c) for c in corrs], dtype=np.int32))
+            t.putcell("NUM_CORR", row, len(corrs))
+
+    with pt.table(os.path.join(path, "DATA_DESCRIPTION"), readonly=False, ack=False) as t:
+        t.addrows(len(layout.ddids))
+        for (spw, pol), row in layout.ddids.items():
+            t.putcell("SPECTRAL_WINDOW_ID", row, spw)
+            t.putcell("POLARIZATION_ID", row, pol)
+
+    basis = _feed_letters(datasets)
+    with pt.table(os.path.join(path, "FEED"), readonly=False, ack=False) as t:
+        t.addrows(nant)
+        _put(t, "ANTENNA_ID", np.arange(nant, dtype=np.int32))
+        _put(t, "FEED_ID", np.zeros(nant, dtype=np.int32))
+        _put(t, "SPECTRAL_WINDOW_ID", np.full(nant, -1, dtype=np.int32))
+        _put(t, "BEAM_ID", np.full(nant, -1, dtype=np.int32))
+        _put(t, "TIME", np.full(nant, (t_start + t_end) / 2))
+        _put(t, "INTERVAL", np.full(nant, 1e30))
+        _put(t, "NUM_RECEPTORS", np.full(nant, 2, dtype=np.int32))
+        for row in range(nant):
+            t.putcell("POLARIZATION_TYPE", row, list(basis))
+            t.putcell("RECEPTOR_ANGLE", row, np.zeros(2))
+            t.putcell("POL_RESPONSE", row, np.eye(2, dtype=np.complex64))
+            t.putcell("BEAM_OFFSET", row, np.zeros((2, 2)))
+            t.putcell("POSITION", row, np.zeros(3))
+
+    with pt.table(os.path.join(path, "OBSERVATION"), readonly=False, ack=False) as t:
+        t.addrows(1)
+        t.putcell("TELESCOPE_NAME", 0, first.attrs.get(S.ATTR_TELESCOPE, ""))
+        t.putcell("OBSERVER", 0, first.attrs.get(S.ATTR_OBSERVER, ""))
+        t.putcell("PROJECT", 0, first.attrs.get(S.ATTR_PROJECT, ""))
+        t.putcell("TIME_RANGE", 0, np.array([t_start, t_end]))
+
+    with pt.table(os.path.join(path, "STATE"), readonly=False, ack=False) as t:
+        t.addrows(len(layout.state_ids))
+        for intents, row in layout.state_ids.items():
+            t.putcell("OBS_MODE", row, ",".join(intents))
+            t.putcell("SIG", row, True)
+
+    with pt.table(os.path.join(path, "PROCESSOR"), readonly=False, ack=False) as t:
+        t.addrows(1)
+        t.putcell("TYPE", 0, "CORRELATOR")
+        t.putcell("TYPE_ID", 0, -1)
+        t.putcell("MODE_ID", 0, -1)
+
+
+def _receptors(corr: str) -> tuple[int, int]:
+    """CORR_PRODUCT of one correlation: which receptor of each antenna (R/X = 0, L/Y = 1)."""
+    if len(corr) != 2:
+        return (0, 0)
+    return tuple(0 if hand in "RX" else 1 for hand in corr)
+
+
+def _feed_letters(datasets) -> tuple[str, str]:
+    corrs = {c for ds in datasets for c in ds[S.POLARIZATION].values.tolist()}
+    return ("X", "Y") if corrs & set(S.LINEAR) else ("R", "L")
+
+
+# -- main table --------------------------------------------------------------------------------
+
+def _write_main(path, datasets, layout, optional, spectral_weights):
+    import casacore.tables as pt
+
+    with pt.table(path, readonly=False, ack=False) as ms:
+        for ds in datasets:
+            ddid = layout.ddids[(layout.spw_ids[ds.attrs[S.ATTR_SPW_ID]],
+                                 layout.pol_ids[tuple(ds[S.POLARIZATION].values.tolist())])]
+            fixed = dict(
+                FIELD_ID=layout.field_ids[ds.attrs[S.ATTR_FIELD_ID]],
+                DATA_DESC_ID=ddid,
+                SCAN_NUMBER=ds.attrs[S.ATTR_SCAN],
+                STATE_ID=layout.state_ids.get(tuple(ds.attrs.get(S.ATTR_INTENTS, [])), -1),
+            )
+            for start, stop in _time_blocks(ds):
+                _write_block(ms, ds.isel({S.TIME: slice(start, stop)}), fixed, optional, spectral_weights)
+
+
+def _time_blocks(ds):
+    chunks = ds[S.VISIBILITY].chunks
+    sizes = chunks[0] if chunks is not None else (ds.sizes[S.TIME],)
+    edges = np.cumsum((0,) + tuple(sizes))
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _write_block(ms, block, fixed, optional, spectral_weights):
+    """Append the present rows of one time block (all its variables computed in one pass)."""
+    cubes = {"DATA": S.VISIBILITY, "FLAG": S.FLAG}
+    cubes.update({S.MS_COLUMN[v]: v for v in optional})
+    if spectral_weights:
+        cubes["WEIGHT_SPECTRUM"] = S.WEIGHT
+    # A partition without CORRECTED/MODEL gets DATA / zeros, as CASA initialises them
+    sources = {col: var if var in block else (S.VISIBILITY if var == S.VISIBILITY_CORRECTED else None)
+               for col, var in cubes.items()}
+    needed = sorted({v for v in sources.values() if v is not None} | {S.ROW_PRESENT, S.UVW})
+    computed = dict(zip(needed, dask.compute(*(block[v].data for v in needed))))
+    t_idx, b_idx = np.nonzero(computed[S.ROW_PRESENT])
+    nrow = t_idx.size
+    if nrow == 0:
+        return
+    weights = np.asarray(dask.compute(block[S.WEIGHT].data)[0]) if S.WEIGHT not in computed \
+        else computed[S.WEIGHT]
+    weights = weights[t_idx, b_idx]
+    # CASA's convention: WEIGHT is the median of WEIGHT_SPECTRUM over channels
+    weight = (np.median(weights, axis=1) if spectral_weights else weights[:, 0]).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        sigma = np.where(weight > 0, 1.0 / np.sqrt(weight), 0.0).astype(np.float32)
+    flag = computed[S.FLAG][t_idx, b_idx]
+    times = block[S.TIME].values[t_idx]
+    interval = block[S.INTEGRATION_TIME].values[t_idx]
+    columns = {
+        "TIME": times, "TIME_CENTROID": times, "INTERVAL": interval, "EXPOSURE": interval,
+        "ANTENNA1": block[S.BASELINE_ANTENNA1].values[b_idx].astype(np.int32),
+        "ANTENNA2": block[S.BASELINE_ANTENNA2].values[b_idx].astype(np.int32),
+        "UVW": computed[S.UVW][t_idx, b_idx].astype(np.float64),
+        "FLAG_ROW": flag.all(axis=(1, 2)),
+        "WEIGHT": weight, "SIGMA": sigma,
+        **{name: np.full(nrow, value, dtype=np.int32) for name, value in fixed.items()},
+    }
+    for column, source in sources.items():
+        columns[column] = (computed[source][t_idx, b_idx] if source is not None
+                           else np.zeros(flag.shape, dtype=np.complex64))
+    start = ms.nrows()
+    ms.addrows(nrow)
+    for name, values in columns.items():
+        ms.putcol(name, values, startrow=start, nrow=nrow)
