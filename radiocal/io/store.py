@@ -71,10 +71,15 @@ def write_store(datasets: list[xr.Dataset], path, overwrite: bool = False) -> st
 
     root = zarr.open_group(path, mode="w", zarr_format=ZARR_FORMAT)
     root.attrs.update({VERSION_ATTR: STORE_VERSION, COMPLETE_ATTR: False, PARTITIONS_ATTR: names})
-    writes = [_prepare(ds).to_zarr(path, group=f"{PARTITIONS_GROUP}/{name}", mode="w", compute=False,
-                                   consolidated=True, zarr_format=ZARR_FORMAT)
-              for ds, name in zip(datasets, names)]
-    dask.compute(*writes)
+    try:
+        writes = [_prepare(ds).to_zarr(path, group=f"{PARTITIONS_GROUP}/{name}", mode="w",
+                                       compute=False, consolidated=True, zarr_format=ZARR_FORMAT)
+                  for ds, name in zip(datasets, names)]
+        dask.compute(*writes)
+    except BaseException:
+        # A failed conversion leaves nothing behind (a killed one leaves a store marked incomplete)
+        shutil.rmtree(path, ignore_errors=True)
+        raise
     _mark_complete(path)
     return path
 

@@ -69,8 +69,9 @@ def summarize(datasets: list[xr.Dataset], with_flags: bool = True) -> dict:
         "telescope": first.attrs.get(S.ATTR_TELESCOPE, ""),
         "observer": first.attrs.get(S.ATTR_OBSERVER, ""),
         "project": first.attrs.get(S.ATTR_PROJECT, ""),
-        "start": min(s["start"] for s in scans),
-        "end": max(s["end"] + s["integration_time"] for s in scans),
+        # TIME stamps the middle of an integration
+        "start": min(s["start"] - s["integration_time"] / 2 for s in scans),
+        "end": max(s["end"] + s["integration_time"] / 2 for s in scans),
         "fields": sorted(fields.values(), key=lambda f: f["id"]),
         "scans": sorted(scans, key=lambda s: (s["start"], s["spw"])),
         "spws": sorted(spws.values(), key=lambda s: s["id"]),

@@ -1,0 +1,191 @@
+"""MS -> canonical datasets -> zarr -> MS, on CASA's own MS and on variants of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import dask
+
+from radiocal.io import schema as S
+from radiocal.io.ms import read_ms, write_ms
+from radiocal.io.store import open_store, write_store
+
+ROW_COLUMNS = ("DATA", "FLAG", "WEIGHT", "UVW", "TIME", "ANTENNA1", "ANTENNA2", "FIELD_ID",
+               "SCAN_NUMBER", "DATA_DESC_ID")
+
+
+def _table_columns(path, columns=ROW_COLUMNS):
+    """Columns of an MS main table in (DATA_DESC_ID, TIME, ANTENNA1, ANTENNA2) order."""
+    import casacore.tables as pt
+
+    with pt.table(str(path), ack=False) as t:
+        cols = {c: t.getcol(c) for c in columns}
+    order = np.lexsort((cols["ANTENNA2"], cols["ANTENNA1"], cols["TIME"], cols["DATA_DESC_ID"]))
+    return {c: v[order] for c, v in cols.items()}
+
+
+def _forbid_compute(*args, **kwargs):
+    raise AssertionError("graph building computed something")
+
+
+def test_grid_holds_every_row_of_casa_ms(vla_small_ms):
+    import casacore.tables as pt
+
+    datasets = read_ms(vla_small_ms)
+    with pt.table(vla_small_ms, ack=False) as t:
+        data, flag, weight, uvw = (t.getcol(c) for c in ("DATA", "FLAG", "WEIGHT", "UVW"))
+        time, a1, a2, scan = (t.getcol(c) for c in ("TIME", "ANTENNA1", "ANTENNA2", "SCAN_NUMBER"))
+    assert len(datasets) == 6
+    assert sum(int(ds[S.ROW_PRESENT].sum()) for ds in datasets) == time.size
+    for ds in datasets:
+        rows = np.flatnonzero(scan == ds.attrs[S.ATTR_SCAN])
+        ti = np.searchsorted(ds[S.TIME].values, time[rows])
+        pairs = {(p, q): i for i, (p, q) in enumerate(zip(ds[S.BASELINE_ANTENNA1].values,
+                                                          ds[S.BASELINE_ANTENNA2].values))}
+        bi = np.array([pairs[(p, q)] for p, q in zip(a1[rows], a2[rows])])
+        local = ds.compute()
+        np.testing.assert_array_equal(local[S.VISIBILITY].values[ti, bi], data[rows])
+        np.testing.assert_array_equal(local[S.FLAG].values[ti, bi], flag[rows])
+        np.testing.assert_array_equal(local[S.UVW].values[ti, bi], uvw[rows])
+        # WEIGHT (row, corr) is the same for every channel of the canonical WEIGHT
+        np.testing.assert_array_equal(local[S.WEIGHT].values[ti, bi],
+                                      np.repeat(weight[rows][:, None, :], ds.sizes[S.FREQUENCY], axis=1))
+        assert local[S.TIME].values.tolist() == sorted(set(time[rows].tolist()))
+
+
+def test_metadata_of_casa_ms(vla_small_ms):
+    ds = read_ms(vla_small_ms)[0]
+    assert ds.attrs[S.ATTR_FIELD_NAME] == "J1331+3030"
+    assert ds.attrs[S.ATTR_TELESCOPE] == "VLA"
+    assert ds[S.POLARIZATION].values.tolist() == ["RR", "RL", "LR", "LL"]
+    assert ds.sizes[S.ANTENNA] == 10 and ds.sizes[S.BASELINE] == 45
+    assert ds[S.ANTENNA_DIAMETER].values.tolist() == [25.0] * 10
+    assert ds[S.FREQUENCY].values[0] == pytest.approx(1.3e9)
+    assert np.diff(ds[S.FREQUENCY].values) == pytest.approx(2e6)
+    assert ds.attrs[S.ATTR_INTENTS] == ["OBSERVE_TARGET.ON_SOURCE"]
+
+
+def test_reading_builds_graph_without_computing(vla_small_ms):
+    with dask.config.set(scheduler=_forbid_compute):
+        datasets = read_ms(vla_small_ms, chunk_bytes=100_000)
+    assert all(ds[S.VISIBILITY].chunks is not None for ds in datasets)
+    # Small chunk target: several whole-integration chunks per partition
+    assert max(len(ds[S.VISIBILITY].chunks[0]) for ds in datasets) > 1
+
+
+def test_zarr_store_round_trip_is_identical(vla_small_ms, tmp_path):
+    datasets = read_ms(vla_small_ms, chunk_bytes=200_000)
+    write_store(datasets, tmp_path / "obs.zarr")
+    back = open_store(tmp_path / "obs.zarr")
+    assert [ds.attrs[S.ATTR_PARTITION] for ds in back] == [ds.attrs[S.ATTR_PARTITION] for ds in datasets]
+    for original, stored in zip(datasets, back):
+        xr.testing.assert_identical(original.compute(), stored.compute())
+        assert stored[S.VISIBILITY].chunks == original[S.VISIBILITY].chunks
+
+
+def test_ms_zarr_ms_round_trip_is_bit_exact(vla_small_ms, tmp_path, run_cli):
+    store, out = tmp_path / "obs.zarr", tmp_path / "out.ms"
+    assert run_cli("convert", vla_small_ms, "-o", store).exit_code == 0
+    result = run_cli("export", store, out)
+    assert result.exit_code == 0, result.err
+    original, exported = _table_columns(vla_small_ms), _table_columns(out)
+    for column in ROW_COLUMNS:
+        assert original[column].dtype == exported[column].dtype, column
+        np.testing.assert_array_equal(original[column], exported[column], err_msg=column)
+
+
+def test_export_writes_corrected_and_model_columns(vla_small_ms, tmp_path):
+    datasets = read_ms(vla_small_ms)
+    with_cal = [ds.assign({S.VISIBILITY_CORRECTED: ds[S.VISIBILITY] * 2,
+                           S.VISIBILITY_MODEL: xr.ones_like(ds[S.VISIBILITY])}) for ds in datasets]
+    write_ms(with_cal, tmp_path / "cal.ms")
+    cols = _table_columns(tmp_path / "cal.ms", ROW_COLUMNS + ("CORRECTED_DATA", "MODEL_DATA"))
+    np.testing.assert_array_equal(cols["CORRECTED_DATA"], cols["DATA"] * 2)
+    assert np.all(cols["MODEL_DATA"] == 1)
+    back = read_ms(tmp_path / "cal.ms")
+    assert S.VISIBILITY_CORRECTED in back[0] and S.VISIBILITY_MODEL in back[0]
+
+
+def test_channel_varying_weights_go_to_weight_spectrum(vla_small_ms, tmp_path):
+    datasets = read_ms(vla_small_ms)
+    ramp = xr.DataArray(np.linspace(1, 2, datasets[0].sizes[S.FREQUENCY]), dims=S.FREQUENCY)
+    weighted = [ds.assign({S.WEIGHT: (ds[S.WEIGHT] * ramp).astype(np.float32)}) for ds in datasets]
+    write_ms(weighted, tmp_path / "ws.ms")
+    back = read_ms(tmp_path / "ws.ms")
+    for original, reread in zip(weighted, back):
+        np.testing.assert_array_equal(original[S.WEIGHT].values, reread[S.WEIGHT].values)
+
+
+def test_missing_rows_become_flagged_absent_cells(vla_small_ms, tmp_path):
+    import casacore.tables as pt
+
+    partial = tmp_path / "partial.ms"
+    with pt.table(vla_small_ms, ack=False) as t:
+        # Drop one baseline in the first scan's first integration
+        first = t.getcol("TIME").min()
+        keep = t.query(f"NOT (TIME == {float(first)!r} AND ANTENNA1 == 0 AND ANTENNA2 == 1)")
+        keep.copy(str(partial), deep=True).close()
+        keep.close()
+    ds = read_ms(partial)[0].compute()
+    assert not ds[S.ROW_PRESENT].values[0, 0] and ds[S.ROW_PRESENT].values.sum() == ds[S.ROW_PRESENT].size - 1
+    assert ds[S.FLAG].values[0, 0].all() and (ds[S.WEIGHT].values[0, 0] == 0).all()
+    write_ms([ds], tmp_path / "again.ms")
+    with pt.table(str(tmp_path / "again.ms"), ack=False) as t:
+        assert t.nrows() == ds[S.ROW_PRESENT].values.sum()
+
+
+def test_rows_not_sorted_by_time(vla_small_ms, tmp_path):
+    import casacore.tables as pt
+
+    shuffled = tmp_path / "shuffled.ms"
+    with pt.table(vla_small_ms, ack=False) as t:
+        rng = np.random.default_rng(1)
+        view = t.selectrows(rng.permutation(t.nrows()))
+        view.copy(str(shuffled), deep=True).close()
+        view.close()
+    for expected, got in zip(read_ms(vla_small_ms), read_ms(shuffled)):
+        xr.testing.assert_identical(expected.compute(), got.drop_attrs().assign_attrs(
+            {**got.attrs, S.ATTR_SOURCES: expected.attrs[S.ATTR_SOURCES]}).compute())
+
+
+def _two_spw_ms(vla_small_ms, path):
+    """vla_small plus a second spectral window of 16 channels at other frequencies."""
+    datasets = read_ms(vla_small_ms)
+    second = []
+    for ds in datasets:
+        sub = ds.isel({S.FREQUENCY: slice(0, 16)})
+        sub = sub.assign_coords({S.FREQUENCY: sub[S.FREQUENCY] + 1e8})
+        sub.attrs = {**ds.attrs, S.ATTR_SPW_ID: 1, S.ATTR_SPW_NAME: "SPW1",
+                     S.ATTR_PARTITION: S.partition_name(ds.attrs[S.ATTR_FIELD_ID], 1, ds.attrs[S.ATTR_SCAN])}
+        second.append(sub)
+    write_ms(datasets + second, path)
+    return datasets, second
+
+
+def test_spectral_windows_with_different_channel_counts(vla_small_ms, tmp_path):
+    datasets, second = _two_spw_ms(vla_small_ms, tmp_path / "two.ms")
+    back = read_ms(tmp_path / "two.ms")
+    assert len(back) == 12
+    assert sorted({ds.sizes[S.FREQUENCY] for ds in back}) == [16, 32]
+    by_name = {ds.attrs[S.ATTR_PARTITION]: ds for ds in back}
+    for ds in datasets + second:
+        np.testing.assert_array_equal(by_name[ds.attrs[S.ATTR_PARTITION]][S.VISIBILITY].values,
+                                      ds[S.VISIBILITY].values)
+
+
+def test_repeated_identical_polarization_rows(vla_small_ms, tmp_path):
+    """CASA's simulator writes one POLARIZATION row per spw; AOFlagger refuses that, we must not."""
+    import casacore.tables as pt
+
+    path = tmp_path / "two.ms"
+    _two_spw_ms(vla_small_ms, path)
+    with pt.table(str(path / "POLARIZATION"), readonly=False, ack=False) as pol:
+        pol.copyrows(pol, startrowin=0, nrow=1)
+        assert pol.nrows() == 2
+    with pt.table(str(path / "DATA_DESCRIPTION"), readonly=False, ack=False) as dd:
+        dd.putcell("POLARIZATION_ID", 1, 1)
+    back = read_ms(path)
+    assert len(back) == 12
+    assert all(ds[S.POLARIZATION].values.tolist() == ["RR", "RL", "LR", "LL"] for ds in back)
