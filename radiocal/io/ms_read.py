@@ -138,9 +138,15 @@ def _groups(meta: MSMetadata, cols: dict[str, np.ndarray], baselines) -> list[_G
     bl_lookup = np.full((nant, nant), -1, dtype=np.int64)
     bl_lookup[baselines[0], baselines[1]] = np.arange(baselines[0].size)
     keys = np.stack([cols[c] for c in GROUP_COLS], axis=1)
+    unique_keys, inverse = np.unique(keys, axis=0, return_inverse=True)
+    # Rows of each group in table order, without a pass over the table per group
+    by_group = np.argsort(inverse.ravel(), kind="stable")
+    edges = np.concatenate([[0], np.cumsum(np.bincount(inverse.ravel()))])
+    position = {tuple(k.tolist()): i for i, k in enumerate(unique_keys)}
     groups = []
     for key in _group_order(meta.path):
-        rows = np.flatnonzero(np.all(keys == np.asarray(key), axis=1))
+        g = position[tuple(key)]
+        rows = by_group[edges[g]:edges[g + 1]]
         time, a1, a2 = (cols[c][rows] for c in INDEX_COLS)
         # Same ordering as dask-ms: table order within the group, lexsorted on the index columns
         order = np.lexsort((a2, a1, time))
