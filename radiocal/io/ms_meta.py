@@ -7,6 +7,7 @@ visibility columns are read lazily by :mod:`radiocal.io.ms_read`.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,14 +68,25 @@ def _casacore_tables():
     return pt
 
 
-def open_table(path: str, readonly: bool = True):
-    """Open a casacore table, turning casacore's failures into one-line :class:`InputError`."""
+@contextmanager
+def read_table(path: str):
+    """Open a casacore table read-only and hold a read lock while it is used.
+
+    casacore shares one table object per process: once dask-ms has opened a table with user
+    locking, every reader must lock explicitly. Failures become a one-line :class:`InputError`.
+    """
     pt = _casacore_tables()
     try:
-        return pt.table(path, readonly=readonly, ack=False)
+        table = pt.table(path, readonly=True, ack=False)
+        table.lock(write=False)
     except RuntimeError as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
         raise InputError(f"{path}: cannot open as a casacore table ({reason})") from None
+    try:
+        yield table
+    finally:
+        table.unlock()
+        table.close()
 
 
 def check_ms_path(path: str) -> str:
@@ -95,7 +107,7 @@ def _subtable(ms, name: str, path: str):
     sub = os.path.join(path, name)
     if not os.path.exists(os.path.join(sub, "table.dat")):
         raise InputError(f"{path}: missing {name} subtable")
-    return open_table(sub)
+    return read_table(sub)
 
 
 def _strings(table, column: str, nrows: int) -> np.ndarray:
@@ -107,28 +119,30 @@ def _strings(table, column: str, nrows: int) -> np.ndarray:
 def read_metadata(path: str) -> MSMetadata:
     """Read the subtables of the MS at ``path`` (validated, read-only)."""
     path = check_ms_path(path)
-    ms = open_table(path)
-    try:
-        for name in REQUIRED_SUBTABLES:
-            _subtable(ms, name, path).close()
-        return MSMetadata(
-            path=path,
-            antennas=_read_antennas(ms, path),
-            fields=_read_fields(ms, path),
-            spws=_read_spws(ms, path),
-            data_descriptions=_read_data_descriptions(ms, path),
-            states=_read_states(ms, path),
-            **_read_observation(ms, path),
-        )
-    except RuntimeError as err:
-        raise InputError(f"{path}: damaged table ({str(err).strip().splitlines()[0]})") from None
-    finally:
-        ms.close()
+    with read_table(path) as ms:
+        try:
+            return _read_metadata(ms, path)
+        except RuntimeError as err:
+            raise InputError(f"{path}: damaged table ({str(err).strip().splitlines()[0]})") from None
+
+
+def _read_metadata(ms, path) -> MSMetadata:
+    for name in REQUIRED_SUBTABLES:
+        with _subtable(ms, name, path):
+            pass
+    return MSMetadata(
+        path=path,
+        antennas=_read_antennas(ms, path),
+        fields=_read_fields(ms, path),
+        spws=_read_spws(ms, path),
+        data_descriptions=_read_data_descriptions(ms, path),
+        states=_read_states(ms, path),
+        **_read_observation(ms, path),
+    )
 
 
 def _read_antennas(ms, path) -> Antennas:
-    t = _subtable(ms, "ANTENNA", path)
-    with t:
+    with _subtable(ms, "ANTENNA", path) as t:
         n = t.nrows()
         if n == 0:
             raise InputError(f"{path}: ANTENNA subtable is empty")
@@ -145,8 +159,7 @@ def _read_antennas(ms, path) -> Antennas:
 
 
 def _read_fields(ms, path) -> dict[int, Field]:
-    t = _subtable(ms, "FIELD", path)
-    with t:
+    with _subtable(ms, "FIELD", path) as t:
         n = t.nrows()
         if n == 0:
             raise InputError(f"{path}: FIELD subtable is empty")
@@ -159,8 +172,7 @@ def _read_fields(ms, path) -> dict[int, Field]:
 
 
 def _read_spws(ms, path) -> dict[int, SpectralWindow]:
-    t = _subtable(ms, "SPECTRAL_WINDOW", path)
-    with t:
+    with _subtable(ms, "SPECTRAL_WINDOW", path) as t:
         n = t.nrows()
         if n == 0:
             raise InputError(f"{path}: SPECTRAL_WINDOW subtable is empty")
@@ -180,8 +192,7 @@ def _read_spws(ms, path) -> dict[int, SpectralWindow]:
 
 
 def _read_data_descriptions(ms, path) -> dict[int, tuple[int, tuple[str, ...]]]:
-    pol = _subtable(ms, "POLARIZATION", path)
-    with pol:
+    with _subtable(ms, "POLARIZATION", path) as pol:
         if pol.nrows() == 0:
             raise InputError(f"{path}: POLARIZATION subtable is empty")
         corr_names = {}
@@ -191,8 +202,7 @@ def _read_data_descriptions(ms, path) -> dict[int, tuple[int, tuple[str, ...]]]:
             if unknown:
                 raise InputError(f"{path}: POLARIZATION row {i} has unsupported CORR_TYPE {unknown}")
             corr_names[i] = tuple(S.CORR_TYPES[c] for c in codes)
-    dd = _subtable(ms, "DATA_DESCRIPTION", path)
-    with dd:
+    with _subtable(ms, "DATA_DESCRIPTION", path) as dd:
         if dd.nrows() == 0:
             raise InputError(f"{path}: DATA_DESCRIPTION subtable is empty")
         spw_ids = dd.getcol("SPECTRAL_WINDOW_ID")
@@ -208,8 +218,7 @@ def _read_data_descriptions(ms, path) -> dict[int, tuple[int, tuple[str, ...]]]:
 def _read_states(ms, path) -> dict[int, tuple[str, ...]]:
     if "STATE" not in ms.getkeywords() or not os.path.exists(os.path.join(path, "STATE", "table.dat")):
         return {}
-    t = open_table(os.path.join(path, "STATE"))
-    with t:
+    with read_table(os.path.join(path, "STATE")) as t:
         modes = _strings(t, "OBS_MODE", t.nrows())
     return {i: tuple(m for m in str(mode).split(",") if m) for i, mode in enumerate(modes)}
 
@@ -217,8 +226,7 @@ def _read_states(ms, path) -> dict[int, tuple[str, ...]]:
 def _read_observation(ms, path) -> dict:
     if "OBSERVATION" not in ms.getkeywords() or not os.path.exists(os.path.join(path, "OBSERVATION", "table.dat")):
         return {}
-    t = open_table(os.path.join(path, "OBSERVATION"))
-    with t:
+    with read_table(os.path.join(path, "OBSERVATION")) as t:
         if t.nrows() == 0:
             return {}
         return {key: str(_strings(t, col, t.nrows())[0])

@@ -17,7 +17,7 @@ import xarray as xr
 
 from radiocal.errors import InputError
 from radiocal.io import schema as S
-from radiocal.io.ms_meta import MSMetadata, open_table, read_metadata
+from radiocal.io.ms_meta import MSMetadata, read_metadata, read_table
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,11 @@ def read_single_ms(path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[xr.Data
 # -- index columns and grid layout -------------------------------------------------------------
 
 def _read_index_columns(meta: MSMetadata) -> dict[str, np.ndarray]:
-    ms = open_table(meta.path)
+    with read_table(meta.path) as ms:
+        return _index_columns(ms, meta)
+
+
+def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
     try:
         nrow = ms.nrows()
         if nrow == 0:
@@ -98,8 +102,6 @@ def _read_index_columns(meta: MSMetadata) -> dict[str, np.ndarray]:
                 ms.getcell(col, nrow - 1)
     except RuntimeError as err:
         raise InputError(f"{meta.path}: damaged main table ({str(err).strip().splitlines()[0]})") from None
-    finally:
-        ms.close()
     bad_dd = set(np.unique(cols["DATA_DESC_ID"]).tolist()) - set(meta.data_descriptions)
     if bad_dd:
         raise InputError(f"{meta.path}: rows refer to missing DATA_DESCRIPTION ids {sorted(bad_dd)}")
@@ -122,15 +124,12 @@ def _group_order(path: str) -> list[tuple[int, int, int]]:
     """The order in which dask-ms returns groups (its GROUPBY query's order)."""
     import casacore.tables as pt
 
-    ms = open_table(path)
-    try:
+    with read_table(path) as ms:
         query = pt.taql(f"SELECT {', '.join(GROUP_COLS)} FROM $ms GROUPBY {', '.join(GROUP_COLS)}")
         try:
             return list(zip(*(query.getcol(c).tolist() for c in GROUP_COLS)))
         finally:
             query.close()
-    finally:
-        ms.close()
 
 
 def _groups(meta: MSMetadata, cols: dict[str, np.ndarray], baselines) -> list[_Group]:
@@ -181,8 +180,7 @@ def _chunking(ntime, nbl, nchan, ncorr, chunk_bytes):
 
 def _visibility_columns(path: str) -> dict[str, str]:
     """MS column -> canonical variable for the columns this MS has with data in them."""
-    ms = open_table(path)
-    try:
+    with read_table(path) as ms:
         names = set(ms.colnames())
 
         def defined(col):
@@ -198,8 +196,6 @@ def _visibility_columns(path: str) -> dict[str, str]:
         if "FLAG_ROW" in names:
             wanted["FLAG_ROW"] = "FLAG_ROW"
         return wanted
-    finally:
-        ms.close()
 
 
 def _read_columns(meta, groups, columns, chunks):
