@@ -116,8 +116,9 @@ def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
 
 def _baselines(ant1: np.ndarray, ant2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The baseline axis: every (ANTENNA1, ANTENNA2) pair that occurs, sorted."""
-    pairs = np.unique(np.stack([ant1, ant2], axis=1), axis=0)
-    return pairs[:, 0].astype(np.int32), pairs[:, 1].astype(np.int32)
+    n = int(max(ant1.max(), ant2.max())) + 1
+    code = np.unique(ant1.astype(np.int64) * n + ant2)
+    return (code // n).astype(np.int32), (code % n).astype(np.int32)
 
 
 def _group_order(path: str) -> list[tuple[int, int, int]]:

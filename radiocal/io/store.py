@@ -12,6 +12,7 @@ import os
 import shutil
 
 import dask
+import numpy as np
 import xarray as xr
 import zarr
 
@@ -106,8 +107,8 @@ def open_store(path, partitions=None) -> list[xr.Dataset]:
         if missing:
             raise InputError(f"{path}: no partition(s) {', '.join(missing)}")
         names = [n for n in names if n in set(partitions)]
-    return [xr.open_zarr(os.fspath(path), group=f"{PARTITIONS_GROUP}/{name}", consolidated=True,
-                         chunks={}, zarr_format=ZARR_FORMAT)
+    return [_restore(xr.open_zarr(os.fspath(path), group=f"{PARTITIONS_GROUP}/{name}",
+                                  consolidated=True, chunks={}, zarr_format=ZARR_FORMAT))
             for name in names]
 
 
@@ -147,12 +148,40 @@ def update_store(datasets: list[xr.Dataset], path, variables) -> None:
     _mark_complete(path)
 
 
+# The antenna table travels in each partition's attributes rather than as six tiny arrays: on a
+# scan-rich MS the per-array metadata files, not the data, dominate the cost of writing a store.
+_ANTENNA_COORDS = (S.ANTENNA_NAME, S.ANTENNA_STATION, S.ANTENNA_POSITION, S.ANTENNA_DIAMETER,
+                   S.ANTENNA_MOUNT)
+_ANTENNAS_ATTR = "radiocal_antennas"
+# Visibilities are noise-like and compress by a few per cent at best: store them raw, as casacore
+# does. Flags and weights compress very well and keep the default compressor.
+_UNCOMPRESSED = (S.VISIBILITY, S.VISIBILITY_CORRECTED, S.VISIBILITY_MODEL)
+
+
 def _prepare(ds: xr.Dataset) -> xr.Dataset:
-    """Drop encodings inherited from another store so our chunks and codecs apply."""
+    """The on-disk form of a canonical dataset (undone by :func:`_restore`)."""
     ds = ds.copy()
     for var in ds.variables.values():
-        var.encoding = {}
+        var.encoding = {}   # drop encodings inherited from another store
+    for name in _UNCOMPRESSED:
+        if name in ds:
+            ds[name].encoding = {"compressors": None}
+    if S.ANTENNA_NAME in ds.coords:
+        ds.attrs[_ANTENNAS_ATTR] = {name: ds[name].values.tolist() for name in _ANTENNA_COORDS}
+        ds = ds.drop_vars([*_ANTENNA_COORDS, S.CARTESIAN], errors="ignore")
     return ds
+
+
+def _restore(ds: xr.Dataset) -> xr.Dataset:
+    antennas = ds.attrs.pop(_ANTENNAS_ATTR, None)
+    if antennas is None:
+        return ds
+    coords = {name: ((S.ANTENNA, S.CARTESIAN) if name == S.ANTENNA_POSITION else (S.ANTENNA,),
+                     np.asarray(values, dtype=np.float64 if name in (S.ANTENNA_POSITION,
+                                                                     S.ANTENNA_DIAMETER) else str))
+              for name, values in antennas.items()}
+    coords[S.CARTESIAN] = (S.CARTESIAN, np.array(S.CARTESIAN_LABELS))
+    return ds.assign_coords(coords)
 
 
 def _open_root(path):
