@@ -26,18 +26,56 @@ _COMMAND_MODULES = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="radiocal")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("-v", "--verbose", count=True, help="More log output (repeat for more).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Use a running dask scheduler (tcp://HOST:PORT), or 'threads'/'sync' to run "
+                   "in this process. Default: start a local cluster.")
+@click.option("--cluster", type=click.Choice(["local", "slurm", "pbs", "sge"]), default="local",
+              show_default=True, help="Start workers locally or submit them as batch jobs.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Local worker processes (default: sized to the machine).")
+@click.option("--threads-per-worker", type=click.IntRange(min=1),
+              help="Threads per local worker (default: cores / workers).")
+@click.option("--memory-limit", metavar="SIZE",
+              help="Memory limit per local worker, e.g. 4GB (default: available / workers).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batch jobs to submit (--cluster slurm|pbs|sge).")
+@click.option("--cores", type=click.IntRange(min=1), help="Cores per batch job.")
+@click.option("--memory", metavar="SIZE", help="Memory per batch job, e.g. 16GB.")
+@click.option("--walltime", metavar="HH:MM:SS", help="Wall time per batch job.")
+@click.option("--queue", help="Batch queue / partition.")
+@click.option("--dry-run-jobscript", is_flag=True,
+              help="Print the batch script that would be submitted, and exit without submitting.")
+@click.option("--dashboard/--no-dashboard", default=False, show_default=True,
+              help="Serve the dask dashboard (on 127.0.0.1 for a local cluster).")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
+def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool, scheduler, cluster, workers,
+        threads_per_worker, memory_limit, jobs, cores, memory, walltime, queue, dry_run_jobscript,
+        dashboard) -> None:
     """Measurement Sets to calibrated data and dynamic spectra, on a laptop or a dask cluster."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
+    ctx.obj["quiet"] = quiet
+    ctx.obj["verbose"] = verbose
     level = logging.WARNING if quiet else (logging.INFO if verbose < 2 else logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(level)  # a run's log file may ask for more than the terminal shows
+    ctx.obj["engine_options"] = dict(
+        scheduler=scheduler, cluster=cluster, workers=workers,
+        threads_per_worker=threads_per_worker, memory_limit=memory_limit, jobs=jobs, cores=cores,
+        memory=memory, walltime=walltime, queue=queue, dashboard=dashboard)
+    if dry_run_jobscript:
+        from radiocal.engine.cluster import Engine
+
+        click.echo(Engine(**ctx.obj["engine_options"]).job_script())
+        ctx.exit(0)
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 def _attach_commands() -> None:

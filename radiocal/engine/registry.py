@@ -30,6 +30,7 @@ in the environment variable ``RADIOCAL_STEP_MODULES`` so that ``radiocal run`` i
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -76,7 +77,8 @@ def get_step(name: str) -> StepSpec:
         return _REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY)) or "none"
-        raise ConfigError(f"unknown step {name!r} (known steps: {known})") from None
+        failed = "".join(f"; {m} failed to import: {e}" for m, e in _FAILED.items())
+        raise ConfigError(f"unknown step {name!r} (known steps: {known}{failed})") from None
 
 
 def all_steps() -> dict[str, StepSpec]:
@@ -109,14 +111,23 @@ _STEP_MODULES = (
 )
 
 
+_FAILED: dict[str, str] = {}
+
+
 def _load_builtin_steps() -> None:
     import importlib
     import importlib.util
     import os
 
     for module in _STEP_MODULES:
-        if importlib.util.find_spec(module) is not None:
+        if module in _FAILED or importlib.util.find_spec(module) is None:
+            continue
+        try:
             importlib.import_module(module)
+        except Exception as err:  # one broken domain must not take every other step down
+            _FAILED[module] = f"{type(err).__name__}: {err}"
+            logging.getLogger("radiocal.engine").warning("steps of %s unavailable (%s)",
+                                                         module, _FAILED[module])
     for module in filter(None, (m.strip() for m in os.environ.get("RADIOCAL_STEP_MODULES", "").split(","))):
         try:
             importlib.import_module(module)

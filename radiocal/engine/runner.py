@@ -1,0 +1,297 @@
+"""Run a validated pipeline into an output directory, resuming where a previous run stopped.
+
+Each step is checkpointed to ``OUTDIR/store.zarr`` before its completion record is written:
+
+* a *source* step (``convert``) writes its datasets as a new store;
+* a *transform* writes the variables it changed (compared by dask key with its input) through
+  ``radiocal.io.store.update_store`` (which stages the new values before moving them in, so a
+  kill mid-step leaves the store as it was). Variables it overwrites are first copied into the
+  step's record group, so that when an earlier step's config changes, later steps can be undone
+  exactly;
+* a *sink* (``export``) writes its product itself.
+
+On a re-run the records whose chain hash still matches are skipped; the first that does not (config
+or inputs changed, or never completed) and all later ones are undone in reverse order (backed-up
+variables restored) and redone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import xarray as xr
+
+from radiocal import __version__
+from radiocal.engine import checkpoint as ckpt
+from radiocal.engine.context import StepContext
+from radiocal.engine.pipeline import PipelineStep
+from radiocal.engine.progress import MemoryMonitor, progress
+from radiocal.engine.provenance import write_provenance
+from radiocal.errors import ConfigError, InputError
+
+log = logging.getLogger("radiocal.engine")
+
+STORE_NAME = "store.zarr"
+LOG_NAME = "log.txt"
+PROVENANCE_NAME = "provenance.json"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _io_store():
+    from radiocal.io import store
+
+    return store
+
+
+def changed_variables(before: list[xr.Dataset], after: list[xr.Dataset], label: str) -> tuple[list, list]:
+    """Variables a transform rewrote (``overwrites``) or added (``creates``), over all partitions.
+
+    A variable is unchanged when it is the very dask array the step was given (same key).
+    """
+    if not isinstance(after, list) or not all(isinstance(ds, xr.Dataset) for ds in after):
+        raise TypeError(f"step {label} must return a list of xarray Datasets")
+    names_before = [ckpt.partition_of(ds) for ds in before]
+    names_after = [ds.attrs.get("partition") for ds in after]
+    if names_before != names_after:
+        raise TypeError(f"step {label} changed the partitions ({names_before} -> {names_after}); "
+                        "a transform must keep them and write other products itself")
+    overwrites, creates = set(), set()
+    for old, new in zip(before, after):
+        for name, var in new.data_vars.items():
+            if name not in old.data_vars:
+                creates.add(name)
+            elif not _same_array(old[name].data, var.data):
+                if old[name].shape != var.shape:
+                    raise TypeError(f"step {label} changed the shape of {name}")
+                overwrites.add(name)
+    return sorted(overwrites), sorted(creates)
+
+
+def _same_array(a, b) -> bool:
+    if a is b:
+        return True
+    name_a, name_b = getattr(a, "name", None), getattr(b, "name", None)
+    return name_a is not None and name_a == name_b
+
+
+class PipelineRunner:
+    """Run ``steps`` into ``outdir`` on ``engine`` (an started :class:`Engine` or None).
+
+    Parameters
+    ----------
+    steps : list of PipelineStep
+        From :func:`radiocal.engine.pipeline.load_pipeline`.
+    outdir : path
+        Output directory; created if needed. Holds ``store.zarr``, ``log.txt``, ``provenance.json``.
+    engine : Engine, optional
+        Where work runs; None uses whatever dask scheduler is current.
+    show_progress : bool
+        Draw progress bars on stderr.
+    """
+
+    def __init__(self, steps: list[PipelineStep], outdir, engine=None, show_progress: bool = False):
+        self.steps = steps
+        self.outdir = Path(outdir).expanduser().resolve()
+        self.store = self.outdir / STORE_NAME
+        self.engine = engine
+        self.show_progress = show_progress
+        self._file_log = logging.getLogger("radiocal.runlog")
+        self.inputs = sorted({p for s in steps for p in ckpt.input_paths(s.config)})
+        for path in self.inputs:
+            if self.outdir == path or path in self.outdir.parents or self.outdir in path.parents:
+                raise ConfigError(f"output directory {self.outdir} overlaps input {path}; "
+                                  "inputs are never written to")
+
+    # -- hashes and resume -----------------------------------------------------------------
+
+    def _chain(self) -> list[tuple[str, list]]:
+        chain, previous = [], ""
+        for step in self.steps:
+            identities = [ckpt.path_identity(p) for p in ckpt.input_paths(step.config)]
+            previous = ckpt.chain_hash(previous, step.spec.name, step.config, identities)
+            chain.append((previous, identities))
+        return chain
+
+    def _resume_point(self, records: list[dict], chain) -> int:
+        done = 0
+        for step, record, (digest, _) in zip(self.steps, records, chain):
+            if (record.get("key") != ckpt.record_key(step.index, step.spec.name)
+                    or record.get("status") != "complete" or record.get("chain") != digest):
+                break
+            done += 1
+        return done
+
+    def _undo(self, records: list[dict]) -> None:
+        """Undo records (latest first), restoring what they overwrote; source records need none."""
+        store = _io_store()
+        for record in reversed(records):
+            overwrites = record.get("overwrites") or []
+            if overwrites and record.get("backup_complete"):
+                log.info("undoing step %s: restoring %s", record["key"], ", ".join(overwrites))
+                current = store.open_store(self.store)
+                saved = ckpt.open_previous(self.store, record["key"], current, overwrites)
+                store.update_store(saved, self.store, overwrites)
+            creates = record.get("creates") or []
+            drop = getattr(store, "drop_variables", None)  # io API, when it provides one
+            if creates and drop is not None:
+                drop(self.store, creates)
+            ckpt.delete_record(self.store, record["key"])
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self) -> dict:
+        """Run (or resume) the pipeline; return the provenance document also written to disk."""
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.outdir / LOG_NAME)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.INFO)
+        root = logging.getLogger("radiocal")
+        previous_level = root.level
+        if root.getEffectiveLevel() > logging.INFO:
+            root.setLevel(logging.INFO)  # the log file always gets INFO; -q only quiets stderr
+        root.addHandler(handler)
+        # Failures reach the terminal once, as the CLI's one-line error; the log file gets them here.
+        self._file_log.propagate = False
+        self._file_log.addHandler(handler)
+        try:
+            return self._run()
+        finally:
+            self._file_log.removeHandler(handler)
+            root.removeHandler(handler)
+            root.setLevel(previous_level)
+            handler.close()
+
+    def _run(self) -> dict:
+        started = time.monotonic()
+        chain = self._chain()
+        records = ckpt.read_records(self.store) if self.store.exists() else []
+        resume = self._resume_point(records, chain)
+        if resume and resume < len(records):
+            try:
+                self._undo(records[resume:])
+            except (OSError, ValueError, KeyError, InputError) as err:
+                # e.g. a kill during update_store's final moves left the store marked incomplete
+                log.warning("cannot undo steps after %s (%s): starting over",
+                            records[resume - 1]["key"], err)
+                resume = 0
+        elif resume == 0 and records:
+            log.info("no reusable steps in %s: starting over", self.store)
+        by_key = {r["key"]: r for r in records}
+        document = {
+            "radiocal_version": __version__,
+            "started": _now(),
+            "outdir": str(self.outdir),
+            "engine": self.engine.describe() if self.engine is not None else {"kind": "current"},
+            "inputs": [ckpt.path_identity(p) for p in self.inputs],
+            "pipeline": [{"step": s.spec.name, **ckpt.config_dict(s.config)} for s in self.steps],
+            "steps": [],
+            "status": "running",
+        }
+        path = self.outdir / PROVENANCE_NAME
+        try:
+            self._steps(chain, resume, by_key, document, path)
+        except BaseException as err:
+            # Provenance tells a reader the run did not finish, and why; the records let it resume.
+            interrupted = isinstance(err, (KeyboardInterrupt, SystemExit))
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            self._file_log.error("pipeline %s: %s", "interrupted" if interrupted else "failed",
+                                 reason)
+            document.update(status="interrupted" if interrupted else "failed", error=reason,
+                            finished=_now(), wall_time_s=round(time.monotonic() - started, 3))
+            write_provenance(path, document)
+            raise
+        document.update(status="complete", finished=_now(),
+                        wall_time_s=round(time.monotonic() - started, 3))
+        write_provenance(path, document)
+        return document
+
+    def _steps(self, chain, resume: int, by_key: dict, document: dict, path: Path) -> None:
+        for step, (digest, identities) in zip(self.steps, chain):
+            key = ckpt.record_key(step.index, step.spec.name)
+            if step.index < resume:
+                log.info("step %d/%d %s: already complete, skipped",
+                         step.index + 1, len(self.steps), step.spec.name)
+                record = by_key[key]
+                document["steps"].append(self._summary(record, "skipped"))
+                continue
+            log.info("step %d/%d %s: running", step.index + 1, len(self.steps), step.spec.name)
+            record = {"key": key, "index": step.index, "name": step.spec.name, "kind": step.spec.kind,
+                      "chain": digest, "config": ckpt.config_dict(step.config), "inputs": identities,
+                      "radiocal_version": __version__, "status": "running", "started": _now()}
+            t0 = time.monotonic()
+            with MemoryMonitor(self.engine) as memory:
+                self._execute(step, record)
+            record.update(status="complete", finished=_now(),
+                          wall_time_s=round(time.monotonic() - t0, 3),
+                          peak_memory_bytes=memory.peak_rss,
+                          peak_worker_memory_bytes=memory.peak_workers)
+            # The record is written only after the step's output is in the store.
+            ckpt.write_record(self.store, record)
+            log.info("step %s: done in %.1f s, peak memory %.0f MB", step.spec.name,
+                     record["wall_time_s"], memory.peak_rss / 1e6)
+            document["steps"].append(self._summary(record, "ran"))
+            write_provenance(path, document)
+
+    @staticmethod
+    def _summary(record: dict, status: str) -> dict:
+        return {"step": record.get("name"), "index": record.get("index"), "status": status,
+                "config": record.get("config"), "chain": record.get("chain"),
+                "wall_time_s": record.get("wall_time_s"),
+                "peak_memory_bytes": record.get("peak_memory_bytes"),
+                "peak_worker_memory_bytes": record.get("peak_worker_memory_bytes"),
+                "overwrites": record.get("overwrites", []), "creates": record.get("creates", [])}
+
+    def _context(self, step: PipelineStep) -> StepContext:
+        return StepContext(outdir=self.outdir, store=self.store,
+                           logger=logging.getLogger(f"radiocal.step.{step.spec.name}"),
+                           engine=self.engine, step_name=step.spec.name, index=step.index,
+                           inputs=list(self.inputs))
+
+    def _bar(self, step: PipelineStep, what: str = ""):
+        label = f"[{step.index + 1}/{len(self.steps)}] {step.spec.name}{what}"
+        return progress(label, self.engine, enabled=self.show_progress)
+
+    def _execute(self, step: PipelineStep, record: dict) -> None:
+        store = _io_store()
+        context = self._context(step)
+        label = step.label
+        if step.spec.kind == "source":
+            datasets = step.spec.run([], step.config, context)
+            if not datasets:
+                raise ConfigError(f"step {label}: produced no data (check the inputs and selection)")
+            with self._bar(step):
+                # overwrite: the store is this run's own output and nothing in it is reusable.
+                store.write_store(datasets, self.store, overwrite=True)
+            return
+        inputs = store.open_store(self.store)
+        ckpt.write_record(self.store, record)
+        if step.spec.kind == "sink":
+            with self._bar(step):
+                step.spec.run(inputs, step.config, context)
+            return
+        outputs = step.spec.run(inputs, step.config, context)
+        overwrites, creates = changed_variables(inputs, outputs, label)
+        record.update(overwrites=overwrites, creates=creates, backup_complete=False)
+        if not overwrites and not creates:
+            return
+        ckpt.write_record(self.store, record)
+        if overwrites:
+            with self._bar(step, " (saving previous values)"):
+                ckpt.save_previous(self.store, record["key"], inputs, overwrites)
+            record["backup_complete"] = True
+            ckpt.write_record(self.store, record)
+        # update_store computes into a staging group before moving anything into place, so the
+        # step may read the very variables it rewrites, and a kill leaves the store untouched.
+        with self._bar(step):
+            store.update_store(outputs, self.store, overwrites + creates)
+
+
+def run_pipeline(steps: list[PipelineStep], outdir, engine=None, show_progress: bool = False) -> dict:
+    """Run (or resume) ``steps`` into ``outdir``; see :class:`PipelineRunner`."""
+    return PipelineRunner(steps, outdir, engine, show_progress).run()

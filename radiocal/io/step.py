@@ -1,0 +1,89 @@
+"""Pipeline steps at the ends of a pipeline: ``convert`` (MS -> datasets) and ``export`` (-> MS).
+
+``convert`` is the source step: it reads the input Measurement Set(s) read-only and the runner
+writes the datasets to the run's store. ``export`` is a sink: it writes the current datasets (with
+``VISIBILITY_CORRECTED`` when a step made it) as a new MS in the output directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from radiocal.engine.registry import register_step
+from radiocal.errors import ConfigError, OutputExistsError
+
+_SELECTION_PARTS = ("field", "scan", "spw", "antenna", "uvrange", "timerange", "correlation",
+                    "intent")
+
+
+def _selection_field(what: str):
+    return dataclasses.field(default="", metadata={"help": f"CASA-style {what} selection (empty: all)"})
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    # A field is named "field" (CASA's keyword), so dataclasses.field is spelled in full here.
+    ms: tuple[str, ...] = dataclasses.field(default=(), metadata={
+        "help": "input Measurement Set(s), opened read-only (radiocal run PIPELINE IN.ms ... sets it)",
+        "input": True})
+    field: str = _selection_field("field")
+    scan: str = _selection_field("scan")
+    spw: str = _selection_field("spectral window/channel")
+    antenna: str = _selection_field("antenna/baseline")
+    uvrange: str = _selection_field("uv-distance")
+    timerange: str = _selection_field("time range")
+    correlation: str = _selection_field("correlation")
+    intent: str = _selection_field("scan intent")
+    chunk_mb: float = dataclasses.field(default=64.0, metadata={
+        "help": "target size of one VISIBILITY chunk, MB (chunks hold whole integrations)"})
+
+    def __post_init__(self):
+        if not self.chunk_mb > 0:
+            raise ValueError(f"chunk_mb must be positive, got {self.chunk_mb}")
+
+
+@register_step("convert", ConvertConfig, kind="source")
+def convert(datasets, config: ConvertConfig, context):
+    """Read Measurement Set(s) into canonical datasets (the start of every pipeline)."""
+    if not config.ms:
+        raise ConfigError("step 'convert': no input Measurement Set (set ms: or pass IN.ms to radiocal run)")
+    from radiocal.io.ms import read_ms
+    from radiocal.io.selection import Selection
+
+    paths = [os.fspath(Path(p).expanduser()) for p in config.ms]
+    parts = {name: getattr(config, name) for name in _SELECTION_PARTS if getattr(config, name)}
+    selection = Selection(**parts) if parts else None
+    datasets = read_ms(paths, selection=selection, chunk_bytes=max(1, int(config.chunk_mb * 2**20)))
+    context.logger.info("convert: %d partition(s) from %s", len(datasets), ", ".join(paths))
+    return datasets
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    path: str = dataclasses.field(default="calibrated.ms", metadata={
+        "help": "MS to write; relative paths are inside the output directory"})
+    overwrite: bool = dataclasses.field(default=False, metadata={
+        "help": "replace an existing MS outside the output directory (never an input)"})
+
+
+@register_step("export", ExportConfig, kind="sink")
+def export(datasets, config: ExportConfig, context):
+    """Write the datasets (with CORRECTED_DATA when calibrated) as a new Measurement Set."""
+    from radiocal.io.ms import write_ms
+
+    target = context.output_path(config.path).resolve()
+    for source in context.inputs:
+        if target == source or source in target.parents:
+            raise ConfigError(f"step 'export': {target} is an input; inputs are never written to")
+    # Inside the output directory the MS is this run's own product (a redo replaces it);
+    # elsewhere replacing something needs an explicit overwrite.
+    ours = context.outdir.resolve() in target.parents
+    if target.exists() and not (ours or config.overwrite):
+        raise OutputExistsError(f"step 'export': {target} exists (set overwrite: true to replace it)")
+    write_ms(datasets, target, overwrite=True)
+    context.logger.info("export: wrote %s", target)
+    return datasets
+
