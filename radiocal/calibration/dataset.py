@@ -1,0 +1,261 @@
+"""Calibration on canonical datasets: solve G/T/B/K tables and apply chains of tables.
+
+``solve(datasets, "G", solint="int", ...) -> table`` (a list of per-spw datasets in the layout of
+:mod:`radiocal.io.caltables`) and ``apply(datasets, [ApplyTable(table, ...), ...]) -> datasets``.
+Solving computes (a table is a small reduction of the data; :func:`solve_graph` is the lazy part);
+applying is lazy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from radiocal.calibration import graph
+from radiocal.calibration import kernels as K
+from radiocal.calibration.intervals import assign_cells, parse_combine, parse_solint
+from radiocal.calibration.jones import chain_jones, data_hands
+from radiocal.calibration.models import model_visibilities
+from radiocal.errors import ConfigError, SelectionError
+from radiocal.io import caltables as C
+from radiocal.io import schema as S
+
+
+@dataclass(frozen=True)
+class SolveGraph:
+    """The lazy part of a solve: packed solutions plus what is needed to make a table."""
+
+    packed: da.Array          # (cell, frequency cell, antenna, hand, 5)
+    cells: object             # CellAssignment
+    datasets: tuple
+    hands: tuple
+    fcells: int
+
+
+def parse_refant(ds: xr.Dataset, refant) -> np.ndarray:
+    """Antenna indices from ``"ea05,ea06"`` (preference order); empty means automatic."""
+    names = [str(n) for n in ds[S.ANTENNA_NAME].values]
+    if refant is None or (isinstance(refant, str) and not refant.strip()):
+        return np.arange(len(names))
+    items = refant.split(",") if isinstance(refant, str) else list(refant)
+    out = []
+    for item in (str(i).strip() for i in items):
+        if item in names:
+            out.append(names.index(item))
+        elif item.isdigit() and int(item) < len(names):
+            out.append(int(item))
+        else:
+            raise ConfigError(f"refant {item!r} is not an antenna of the data "
+                              f"({', '.join(names[:8])}{', ...' if len(names) > 8 else ''})")
+    # fall back on every other antenna, in index order, when all preferred ones are flagged
+    return np.array(out + [a for a in range(len(names)) if a not in out], dtype=np.int64)
+
+
+def solve_graph(datasets, cal_type, *, solint="inf", combine="", refant=None, calmode="ap",
+                minsnr=3.0, minblperant=4, model=None, prior=(), max_iter=100,
+                tol=1e-10) -> SolveGraph:
+    """Build the (lazy) solve of one spectral-window group; see :func:`solve`."""
+    datasets = list(datasets)
+    if cal_type not in C.CAL_TYPES:
+        raise ConfigError(f"unknown calibration type {cal_type!r} (choose G, T, B or K)")
+    if calmode not in K.CALMODES:
+        raise ConfigError(f"calmode {calmode!r} is not one of {', '.join(K.CALMODES)}")
+    first = datasets[0]
+    hands, _, _, parallel = data_hands(first)
+    nchan = first.sizes[S.FREQUENCY]
+    for ds in datasets[1:]:
+        if data_hands(ds)[0] != hands:
+            raise ConfigError("datasets of one solve must have the same correlations")
+        if cal_type in ("B", "K") and ds.sizes[S.FREQUENCY] != nchan:
+            raise ConfigError(f"{cal_type} solve: partitions differ in channel count")
+    cells = assign_cells(datasets, solint, combine)
+    if cal_type == "T":
+        out_hands = ("I",)
+        corr_out = np.where(parallel, 0, -1)
+    else:
+        out_hands = hands
+        corr_out = np.where(parallel, np.array([hands.index(p[0]) for p in _pols(first)]), -1)
+    per_channel = cal_type in ("B", "K")
+    nant = first.sizes[S.ANTENNA]
+    ant1 = first[S.BASELINE_ANTENNA1].values
+    ant2 = first[S.BASELINE_ANTENNA2].values
+    stats, piece_cells = [], []
+    for ds, cell_of_time in zip(datasets, cells.cell_of_time):
+        vis = ds[S.VISIBILITY].data
+        _, hand1, hand2, _ = data_hands(ds)
+        if prior:
+            jones, _ = chain_jones(ds, prior)
+            # a flagged prior solution makes its samples unusable: zero model -> zero weight
+            jones = da.where(da.isfinite(jones), jones, 0)
+        else:
+            jones = da.ones((ds.sizes[S.TIME], nant, nchan, len(hands)), dtype=np.complex64,
+                            chunks=(_time_chunks(vis), -1, _freq_chunks(vis), -1))
+        s, pc = graph.accumulate(vis, model_visibilities(ds, model), ds[S.WEIGHT].data,
+                                 ds[S.FLAG].data, jones, cell_of_time, per_channel,
+                                 ant1, ant2, hand1, hand2, corr_out, len(out_hands))
+        stats.append(s)
+        piece_cells.append(pc)
+    mode = graph.MODE_DELAY if cal_type == "K" else K.CALMODES[calmode]
+    if cal_type == "B":
+        mode = K.MODE_AP
+    packed = graph.reduce_and_solve(
+        stats, piece_cells, ant1, ant2, nant, parse_refant(first, refant), mode,
+        minblperant, minsnr, max_iter=max_iter, tol=tol,
+        freqs=first[S.FREQUENCY].values, ref_freq=_ref_freq(first))
+    return SolveGraph(packed, cells, tuple(datasets), tuple(out_hands),
+                      nchan if per_channel else 1)
+
+
+def solve(datasets, cal_type="G", *, solint="inf", combine="", refant=None, calmode="ap",
+          minsnr=3.0, minblperant=4, solnorm=False, model=None, prior=(), max_iter=100,
+          tol=1e-10) -> list[xr.Dataset]:
+    """Solve a calibration table from canonical datasets.
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+        Canonical partitions to solve on (select the calibrator's fields first).
+    cal_type : {"G", "T", "B", "K"}
+        Complex gain per hand, one gain for both hands, bandpass per channel, delay.
+    solint : "int", "inf" or a duration ("60s", "2min", seconds as a number)
+    combine : str or sequence of "scan", "spw", "field"
+    refant : str
+        Reference antenna names in order of preference (``"ea05,ea06"``); the first one with a
+        solution in a cell is used, then any other antenna.
+    calmode : {"ap", "p", "a"}
+        G and T only.
+    minsnr : float
+        Solutions with a lower SNR are flagged.
+    minblperant : int
+        Antennas with fewer unflagged baselines in a cell are not solved.
+    solnorm : bool
+        B: scale each antenna's bandpass to unit rms amplitude and zero mean phase.
+    model : None, float, FluxModel or "column"
+        Source model (:func:`radiocal.calibration.models.model_visibilities`).
+    prior : sequence of ApplyTable
+        Terms already solved; they corrupt the model rather than divide the data.
+
+    Returns
+    -------
+    list of xarray.Dataset
+        One dataset per spectral window, in memory, with ``solution_counts`` like CASA's
+        expected / attempted / succeeded.
+    """
+    datasets = list(datasets)
+    if not datasets:
+        raise SelectionError("nothing to solve on: the selection is empty")
+    parse_solint(solint)
+    combined = parse_combine(combine)
+    if "spw" in combined and cal_type in ("B", "K"):
+        raise ConfigError(f"combine='spw' is not possible for a {cal_type} (per-channel) solve")
+    groups: dict = {}
+    for ds in datasets:
+        key = -1 if "spw" in combined else int(ds.attrs[S.ATTR_SPW_ID])
+        groups.setdefault(key, []).append(ds)
+    graphs = [solve_graph(group, cal_type, solint=solint, combine=combined, refant=refant,
+                          calmode=calmode, minsnr=minsnr, minblperant=minblperant, model=model,
+                          prior=prior, max_iter=max_iter, tol=tol)
+              for group in groups.values()]
+    packed = dask.compute(*[g.packed for g in graphs])
+    params = dict(solint=str(solint), combine=",".join(sorted(combined)), calmode=calmode,
+                  minsnr=minsnr, minblperant=minblperant, solnorm=solnorm)
+    table = [_table_from_packed(g, p, cal_type, refant, params, solnorm)
+             for g, p in zip(graphs, packed)]
+    return table
+
+
+def _table_from_packed(g: SolveGraph, packed: np.ndarray, cal_type, refant, params, solnorm):
+    first = g.datasets[0]
+    cells = g.cells
+    packed = packed.transpose(0, 2, 1, 3, 4)     # -> (time_solution, antenna, frequency, hand)
+    flag = packed[..., 4] > 0.5
+    snr = packed[..., 2]
+    err = packed[..., 3]
+    if cal_type == "K":
+        values = packed[..., 0]
+    else:
+        values = packed[..., 0] + 1j * packed[..., 1]
+        if cal_type == "B" and solnorm:
+            values = normalise_bandpass(values, flag)
+    freqs = first[S.FREQUENCY].values
+    widths = (first[S.CHANNEL_WIDTH].values if S.CHANNEL_WIDTH in first.coords
+              else np.full(freqs.shape, np.nan))
+    if cal_type == "K":
+        # a delay table's single "channel" is its phase reference (as CASA's K tables read)
+        sol_freq, sol_width = np.array([_ref_freq(first)]), np.array([np.abs(widths).sum()])
+    elif packed.shape[2] == 1:
+        sol_freq, sol_width = np.array([freqs.mean()]), np.array([np.abs(widths).sum()])
+    else:
+        sol_freq, sol_width = freqs, widths
+    fields = {}
+    for ds in g.datasets:
+        fields[int(ds.attrs[S.ATTR_FIELD_ID])] = (str(ds.attrs.get(S.ATTR_FIELD_NAME, "")),
+                                                  list(ds.attrs.get(S.ATTR_PHASE_CENTER,
+                                                                    [0.0, 0.0])))
+    field_ids = sorted(fields)
+    attempted = err.reshape(len(cells.time), -1).max(axis=1) > 0
+    succeeded = (~flag).reshape(len(cells.time), -1).any(axis=1)
+    spws = sorted({int(ds.attrs[S.ATTR_SPW_ID]) for ds in g.datasets})
+    ref = parse_refant(first, refant)
+    attrs = {
+        S.ATTR_SPW_ID: spws[0],
+        "combined_spws": spws,
+        S.ATTR_SPW_NAME: str(first.attrs.get(S.ATTR_SPW_NAME, "")),
+        S.ATTR_REF_FREQUENCY: float(first.attrs.get(S.ATTR_REF_FREQUENCY, freqs[0])),
+        C.ATTR_REFANT: "" if refant is None else str(first[S.ANTENNA_NAME].values[ref[0]]),
+        C.ATTR_FIELD_IDS: field_ids,
+        C.ATTR_FIELD_NAMES: [fields[f][0] for f in field_ids],
+        C.ATTR_FIELD_CENTERS: [fields[f][1] for f in field_ids],
+        C.ATTR_COUNTS: {"expected": int(len(cells.time)), "attempted": int(attempted.sum()),
+                        "succeeded": int(succeeded.sum())},
+        C.ATTR_PARAMS: json.dumps(params),
+        S.ATTR_TELESCOPE: str(first.attrs.get(S.ATTR_TELESCOPE, "")),
+        S.ATTR_SOURCES: list(first.attrs.get(S.ATTR_SOURCES, [])),
+    }
+    if cal_type == "K":
+        attrs[C.ATTR_DELAY_REF] = _ref_freq(first)
+    return C.make_table_dataset(
+        cal_type, values, flag, snr, err, time=cells.time, interval=cells.interval,
+        field_id=cells.field_id, scan_number=cells.scan_number, frequency=sol_freq,
+        channel_width=sol_width, hands=g.hands, antennas=C.antenna_coords(first), attrs=attrs)
+
+
+def normalise_bandpass(values, flag):
+    """Scale each (time, antenna, hand) bandpass to unit rms amplitude and zero mean phase
+    (circular mean).
+
+    ``values``, ``flag``: (time_solution, antenna, frequency_solution, hand). Flagged channels
+    are left out of the averages (CASA's ``solnorm``).
+    """
+    good = ~flag
+    n = good.sum(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rms = np.sqrt(np.where(good, np.abs(values) ** 2, 0).sum(axis=2, keepdims=True) / n)
+        # circular mean: wrapping cannot move it, so normalising twice changes nothing
+        unit = np.where(good & (values != 0), values / np.abs(values), 0)
+        phase = np.angle(unit.sum(axis=2, keepdims=True))
+    scale = np.where(n > 0, rms * np.exp(1j * phase), 1.0)
+    scale = np.where(scale == 0, 1.0, scale)
+    return np.where(good, values / scale, values)
+
+
+def _pols(ds):
+    return [str(p) for p in ds[S.POLARIZATION].values]
+
+
+def _ref_freq(ds) -> float:
+    freqs = ds[S.FREQUENCY].values
+    return float(ds.attrs.get(S.ATTR_REF_FREQUENCY, freqs[0]))
+
+
+def _time_chunks(array):
+    return array.chunks[0] if isinstance(array, da.Array) else -1
+
+
+def _freq_chunks(array):
+    return array.chunks[2] if isinstance(array, da.Array) else -1

@@ -1,0 +1,265 @@
+"""Apply calibration: tables interpolated onto the data's (time, antenna, frequency, hand) grid.
+
+Each :class:`ApplyTable` of a chain has its own time interpolation (``nearest``/``linear``),
+frequency interpolation (B tables), ``gainfield`` (all fields, ``"nearest"`` on the sky, or a
+field name) and ``spwmap``. The chain's terms multiply (all diagonal); a sample whose solution is
+flagged in any term is flagged. Interpolation runs per time chunk inside the graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from radiocal.calibration import graph
+from radiocal.calibration import kernels as K
+from radiocal.errors import ConfigError, InputError
+from radiocal.io import caltables as C
+from radiocal.io import schema as S
+
+INTERP_CHOICES = ("nearest", "linear")
+
+
+@dataclass(frozen=True)
+class ApplyTable:
+    """One term of an apply chain.
+
+    Parameters
+    ----------
+    table : list of xarray.Dataset
+        A calibration table (per-spw datasets).
+    interp : {"linear", "nearest"}
+        Time interpolation.
+    freq_interp : {"linear", "nearest"}
+        Frequency interpolation (B tables).
+    gainfield : str or None
+        ``None``/``""``: solutions of every field; ``"nearest"``: the table field nearest to the
+        data's phase centre; otherwise a field name in the table.
+    spwmap : tuple of int or None
+        ``spwmap[data_spw]`` is the table spw to use (CASA's spwmap).
+    propagate_flags : bool
+        False: interpolate between the nearest valid solutions. True (what CASA's applycal
+        does): a flagged solution flags the data it would calibrate.
+    """
+
+    table: list = field(hash=False, compare=False)
+    interp: str = "linear"
+    freq_interp: str = "linear"
+    gainfield: str | None = None
+    spwmap: tuple | None = None
+    propagate_flags: bool = False
+
+    def __post_init__(self):
+        for name, value in (("interp", self.interp), ("freq_interp", self.freq_interp)):
+            if value not in INTERP_CHOICES:
+                raise ConfigError(f"{name} {value!r} is not one of {', '.join(INTERP_CHOICES)}")
+
+
+def data_hands(ds: xr.Dataset):
+    """Feed hands of a dataset's correlations.
+
+    Returns
+    -------
+    hands : tuple of str, hand1, hand2 : int (polarization,), parallel : bool (polarization,)
+    """
+    pols = tuple(str(p) for p in ds[S.POLARIZATION].values)
+    if pols not in S.SUPPORTED_POLARIZATIONS:
+        raise InputError(f"correlation layout {pols} is not supported "
+                         f"(1, 2 parallel hands or 4 correlations)")
+    if pols == ("I",):
+        return ("I",), np.zeros(1, np.int64), np.zeros(1, np.int64), np.ones(1, bool)
+    hands = []
+    for p in pols:
+        for h in p:
+            if h not in hands:
+                hands.append(h)
+    hand1 = np.array([hands.index(p[0]) for p in pols], dtype=np.int64)
+    hand2 = np.array([hands.index(p[1]) for p in pols], dtype=np.int64)
+    return tuple(hands), hand1, hand2, hand1 == hand2
+
+
+def select_table_spw(table, ds: xr.Dataset, spwmap=None) -> xr.Dataset:
+    """The dataset of ``table`` that applies to ``ds``'s spectral window.
+
+    ``spwmap[data_spw]`` names the table spw explicitly; otherwise the table's own spw, or the
+    solution of a solve that combined spectral windows covering the data's.
+    """
+    spw = int(ds.attrs[S.ATTR_SPW_ID])
+    if spwmap is not None:
+        if spw >= len(spwmap):
+            raise ConfigError(f"spwmap {list(spwmap)} has no entry for spw {spw}")
+        spw = int(spwmap[spw])
+    for tds in table:
+        if int(tds.attrs[S.ATTR_SPW_ID]) == spw:
+            return tds
+    if spwmap is None:
+        for tds in table:
+            if spw in [int(s) for s in tds.attrs.get("combined_spws", [])]:
+                return tds
+    raise InputError(f"calibration table has no solutions for spw {spw} (use spwmap)")
+
+
+def _field_rows(tds: xr.Dataset, ds: xr.Dataset, gainfield) -> np.ndarray:
+    fields = tds[C.SOL_FIELD].values
+    if gainfield is None or str(gainfield).strip() == "":
+        return np.ones(fields.shape, dtype=bool)
+    ids = [int(i) for i in tds.attrs.get(C.ATTR_FIELD_IDS, [])]
+    names = [str(n) for n in tds.attrs.get(C.ATTR_FIELD_NAMES, [])]
+    if gainfield == "nearest":
+        centers = np.asarray(tds.attrs.get(C.ATTR_FIELD_CENTERS, []), dtype=float)
+        present = np.unique(fields)
+        ra0, dec0 = ds.attrs.get(S.ATTR_PHASE_CENTER, [0.0, 0.0])
+        best, best_sep = None, np.inf
+        for fid, (ra, dec) in zip(ids, centers):
+            if fid not in present:
+                continue
+            cos_sep = (np.sin(dec) * np.sin(dec0)
+                       + np.cos(dec) * np.cos(dec0) * np.cos(ra - ra0))
+            sep = np.arccos(np.clip(cos_sep, -1, 1))
+            if sep < best_sep:
+                best, best_sep = fid, sep
+        if best is None:
+            raise InputError("gainfield='nearest': the table has no field positions")
+        return fields == best
+    wanted = [ids[names.index(n)] for n in str(gainfield).split(",") if n in names]
+    wanted += [int(n) for n in str(gainfield).split(",") if n.strip().isdigit()]
+    if not wanted:
+        raise InputError(f"gainfield {gainfield!r} is not a field of the table "
+                         f"({', '.join(names)})")
+    return np.isin(fields, wanted)
+
+
+def _table_block(times, *, values, valid, sol_time, sol_freq, freqs, linear, freq_linear,
+                 hand_index, delay_ref, propagate):
+    nsol, nant, nsf, nh = values.shape
+    nt = times.shape[0]
+    if delay_ref is not None:
+        delays = np.empty((nt, nant * nh))
+        tflag = np.ones((nt, nant * nh), dtype=bool)
+        flat = values[:, :, 0, :].reshape(nsol, -1).real
+        ok = valid[:, :, 0, :].reshape(nsol, -1)
+        for c in range(flat.shape[1]):
+            if ok[:, c].any():
+                x, y = sol_time[ok[:, c]], flat[ok[:, c], c]
+                delays[:, c] = (np.interp(times, x, y) if linear else
+                                y[np.abs(times[:, None] - x[None, :]).argmin(axis=1)])
+                tflag[:, c] = False
+        delays = delays.reshape(nt, nant, 1, nh)
+        jones = np.exp(2j * np.pi * delays * (freqs - delay_ref)[None, None, :, None])
+        jflag = np.broadcast_to(tflag.reshape(nt, nant, 1, nh), jones.shape)
+    else:
+        vt, ft = K.interpolate_time(values.reshape(nsol, -1), valid.reshape(nsol, -1),
+                                    sol_time, times, linear, propagate)
+        vt = vt.reshape(nt, nant, nsf, nh)
+        ft = ft.reshape(nt, nant, nsf, nh)
+        if nsf == 1:
+            jones = np.broadcast_to(vt, (nt, nant, freqs.size, nh))
+            jflag = np.broadcast_to(ft, jones.shape)
+        elif nsf == freqs.size and np.allclose(sol_freq, freqs, rtol=0, atol=1.0):
+            jones, jflag = vt, ft
+        else:
+            jv, jf = K.interpolate_frequency(
+                vt.transpose(0, 1, 3, 2).reshape(-1, nsf, 1),
+                ~ft.transpose(0, 1, 3, 2).reshape(-1, nsf, 1), sol_freq, freqs, freq_linear)
+            jones = jv.reshape(nt, nant, nh, freqs.size).transpose(0, 1, 3, 2)
+            jflag = jf.reshape(nt, nant, nh, freqs.size).transpose(0, 1, 3, 2)
+    jones = np.array(jones[..., hand_index], dtype=np.complex128)
+    jones[np.asarray(jflag)[..., hand_index]] = np.nan
+    return jones
+
+
+def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
+    """One term's Jones on the data grid: complex128 (time, antenna, frequency, hand).
+
+    NaN marks samples without a valid solution. Lazy; chunked like the data along time.
+    """
+    tds = select_table_spw(term.table, ds, term.spwmap)
+    cal_type = tds.attrs[C.ATTR_CAL_TYPE]
+    rows = _field_rows(tds, ds, term.gainfield)
+    if not rows.any():
+        raise InputError(f"no {cal_type} solutions for field {ds.attrs.get(S.ATTR_FIELD_NAME)!r}"
+                         f" (gainfield={term.gainfield!r})")
+    hands, _, _, _ = data_hands(ds)
+    table_hands = [str(h) for h in tds[C.HAND].values]
+    if table_hands == ["I"]:
+        hand_index = np.zeros(len(hands), dtype=np.int64)
+    else:
+        missing = [h for h in hands if h not in table_hands]
+        if not missing:
+            hand_index = np.array([table_hands.index(h) for h in hands], dtype=np.int64)
+        elif len(table_hands) == 2 and len(hands) <= 2:
+            # CASA tables rarely record the feed basis; like CASA, match hands by position
+            order = ("R", "L") if set(hands) <= {"R", "L"} else ("X", "Y")
+            hand_index = np.array([order.index(h) for h in hands], dtype=np.int64)
+        else:
+            raise InputError(f"{cal_type} table has hands {table_hands}, data needs {missing}")
+    var = C.DELAY if cal_type == "K" else C.GAIN
+    sol_time = tds[C.SOL_TIME].values[rows]
+    order = np.argsort(sol_time, kind="stable")
+    values = np.asarray(tds[var].values[rows][order]).astype(np.complex128)
+    valid = ~np.asarray(tds[C.SOL_FLAG].values[rows][order], dtype=bool)
+    vis = ds[S.VISIBILITY].data
+    tchunks = vis.chunks[0] if isinstance(vis, da.Array) else (ds.sizes[S.TIME],)
+    times = da.from_array(ds[S.TIME].values.astype(np.float64), chunks=(tchunks,))
+    freqs = ds[S.FREQUENCY].values.astype(np.float64)
+    nant = values.shape[1]
+    delay_ref = float(tds.attrs.get(C.ATTR_DELAY_REF, freqs[0])) if cal_type == "K" else None
+    return times.map_blocks(
+        _table_block, new_axis=[1, 2, 3],
+        chunks=(tchunks, (nant,), (freqs.size,), (len(hands),)), dtype=np.complex128,
+        meta=np.empty((0, 0, 0, 0), np.complex128),
+        values=values, valid=valid, sol_time=sol_time[order],
+        sol_freq=tds[C.SOL_FREQ].values.astype(np.float64), freqs=freqs,
+        linear=term.interp == "linear", freq_linear=term.freq_interp == "linear",
+        hand_index=hand_index, delay_ref=delay_ref, propagate=bool(term.propagate_flags))
+
+
+def chain_jones(ds: xr.Dataset, chain):
+    """Product of the terms of ``chain`` on ``ds``'s grid, and where it is invalid.
+
+    Returns
+    -------
+    jones : complex128 dask array (time, antenna, frequency, hand), NaN where flagged
+    jflag : bool dask array, same shape
+    """
+    jones = None
+    for term in chain:
+        j = table_jones(ds, term)
+        jones = j if jones is None else jones * j
+    return jones, ~da.isfinite(jones)
+
+
+def apply(datasets, chain, calwt=False) -> list[xr.Dataset]:
+    """Calibrate ``VISIBILITY`` into ``VISIBILITY_CORRECTED`` through a chain of tables.
+
+    Parameters
+    ----------
+    datasets : list of xarray.Dataset
+    chain : sequence of ApplyTable, or a callable ``ds -> sequence of ApplyTable``
+        The callable form lets calibrators and targets take different chains.
+    calwt : bool
+        Scale ``WEIGHT`` by ``|J_p J_q|^2``.
+
+    Returns
+    -------
+    list of xarray.Dataset
+        With ``VISIBILITY_CORRECTED`` (complex64), ``FLAG`` (solution flags added) and ``WEIGHT``.
+    """
+    out = []
+    for ds in datasets:
+        terms = chain(ds) if callable(chain) else chain
+        if not terms:
+            raise ConfigError("apply: the chain of calibration tables is empty")
+        jones, jflag = chain_jones(ds, terms)
+        _, hand1, hand2, _ = data_hands(ds)
+        vis, flag, weight = graph.apply(
+            ds[S.VISIBILITY].data, ds[S.FLAG].data, ds[S.WEIGHT].data,
+            da.where(jflag, 1, jones), jflag, ds[S.BASELINE_ANTENNA1].values,
+            ds[S.BASELINE_ANTENNA2].values, hand1, hand2, calwt)
+        dims = ds[S.VISIBILITY].dims
+        out.append(ds.assign({S.VISIBILITY_CORRECTED: (dims, vis), S.FLAG: (dims, flag),
+                              S.WEIGHT: (dims, weight)}))
+    return out

@@ -1,0 +1,136 @@
+"""Source models for solving: manual ``setjy``-style spectra, Perley-Butler 2017, unit point.
+
+All models here are unpolarised point sources at the phase centre (calibrators), so the model
+visibility of a parallel-hand correlation is the Stokes I flux density and cross hands are zero;
+``"column"`` uses ``VISIBILITY_MODEL`` (e.g. predicted from a sky model) instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from radiocal.errors import ConfigError, InputError
+from radiocal.io import schema as S
+
+# Perley & Butler 2017, ApJS 230, 7, Table 6: log10(S/Jy) = sum_k a_k log10(nu/GHz)^k.
+# 3C48, 3C138 and 3C147 vary slowly; these are the paper's fits (no time dependence).
+PERLEY_BUTLER_2017 = {
+    "3C286": (1.2481, -0.4507, -0.1798, 0.0357),
+    "3C48": (1.3253, -0.7553, -0.1914, 0.0498),
+    "3C138": (1.0088, -0.4981, -0.1552, -0.0102, 0.0223),
+    "3C147": (1.4516, -0.6961, -0.2007, 0.0640, -0.0464, 0.0289),
+}
+# names calibrators go by in observing files
+ALIASES = {
+    "J1331+3030": "3C286", "1331+305": "3C286", "1328+307": "3C286",
+    "J0137+3309": "3C48", "0137+331": "3C48", "0134+329": "3C48",
+    "J0521+1638": "3C138", "0521+166": "3C138", "0518+165": "3C138",
+    "J0542+4951": "3C147", "0542+498": "3C147", "0538+498": "3C147",
+}
+
+_UNITS = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
+
+
+@dataclass(frozen=True)
+class FluxModel:
+    """A Stokes I spectrum ``S(nu) = 10^(sum_k c_k x^k) * ...`` in one of two forms.
+
+    ``log_coeffs`` (Perley-Butler: x = log10(nu / GHz)) or a power law with curvature
+    ``flux * (nu/ref)^(alpha + curvature * log10(nu/ref))`` (CASA setjy manual).
+    """
+
+    flux: float = 1.0
+    alpha: float = 0.0
+    ref_frequency: float = 1e9
+    curvature: float = 0.0
+    log_coeffs: tuple | None = None
+    name: str = ""
+
+    def __call__(self, freqs) -> np.ndarray:
+        """Flux density (Jy) at ``freqs`` (Hz), float64 (frequency,)."""
+        freqs = np.asarray(freqs, dtype=np.float64)
+        if self.log_coeffs is not None:
+            x = np.log10(freqs / 1e9)
+            return 10.0 ** np.polynomial.polynomial.polyval(x, self.log_coeffs)
+        x = np.log10(freqs / self.ref_frequency)
+        return self.flux * 10.0 ** ((self.alpha + self.curvature * x) * x)
+
+
+def parse_manual_model(text: str) -> FluxModel:
+    """``"15.0,-0.5,1.4GHz"`` (flux Jy, spectral index, reference frequency) -> FluxModel."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) not in (1, 2, 3, 4):
+        raise ConfigError(f"flux model {text!r}: expected 'S[,alpha[,reffreq[,curvature]]]'")
+    try:
+        flux = float(parts[0])
+        alpha = float(parts[1]) if len(parts) > 1 and parts[1] else 0.0
+        curvature = float(parts[3]) if len(parts) > 3 else 0.0
+    except ValueError:
+        raise ConfigError(f"flux model {text!r}: flux, index and curvature must be numbers") \
+            from None
+    ref = 1e9
+    if len(parts) > 2:
+        match = re.fullmatch(r"([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]*)", parts[2])
+        if not match or match.group(2).lower() not in _UNITS | {"": 1.0}:
+            raise ConfigError(f"flux model {text!r}: reference frequency like '1.4GHz'")
+        ref = float(match.group(1)) * _UNITS.get(match.group(2).lower(), 1.0)
+    if flux <= 0 or ref <= 0:
+        raise ConfigError(f"flux model {text!r}: flux and reference frequency must be > 0")
+    return FluxModel(flux=flux, alpha=alpha, ref_frequency=ref, curvature=curvature,
+                     name="manual")
+
+
+def standard_model(name: str) -> FluxModel:
+    """The Perley-Butler 2017 model of a flux calibrator by name (3C286, J1331+3030, ...)."""
+    key = str(name).strip().upper().replace(" ", "")
+    key = ALIASES.get(key, key)
+    if key not in PERLEY_BUTLER_2017:
+        known = ", ".join(sorted(PERLEY_BUTLER_2017) + sorted(ALIASES))
+        raise ConfigError(f"no Perley-Butler 2017 model for {name!r} (known: {known})")
+    return FluxModel(log_coeffs=PERLEY_BUTLER_2017[key], name=f"Perley-Butler 2017 {key}")
+
+
+def resolve_model(spec, field_name: str | None = None):
+    """Turn a user model spec into a model: None, a number, ``"S,alpha,ref"``, ``"column"``,
+    ``"standard"`` (Perley-Butler 2017 by ``field_name``) or a calibrator name."""
+    if spec is None or isinstance(spec, FluxModel):
+        return spec
+    if isinstance(spec, (int, float)):
+        return FluxModel(flux=float(spec), name="manual")
+    text = str(spec).strip()
+    if text.lower() == "column":
+        return "column"
+    if text.lower() in ("standard", "perley-butler", "perley-butler-2017", "pb2017"):
+        if not field_name:
+            raise ConfigError("the standard flux model needs the calibrator's field name")
+        return standard_model(field_name)
+    if text and (text[0].isdigit() or text[0] == "."):
+        return parse_manual_model(text)
+    return standard_model(text)
+
+
+def model_visibilities(ds: xr.Dataset, model) -> da.Array:
+    """Model visibilities shaped like ``VISIBILITY``: complex64 dask array.
+
+    ``model``: None (``VISIBILITY_MODEL`` when present, else a 1 Jy point), ``"column"`` (the
+    ``VISIBILITY_MODEL`` variable, required), a :class:`FluxModel`, or a flux density in Jy.
+    """
+    model = resolve_model(model, ds.attrs.get(S.ATTR_FIELD_NAME))
+    vis = ds[S.VISIBILITY].data
+    if model == "column" or (model is None and S.VISIBILITY_MODEL in ds):
+        if S.VISIBILITY_MODEL not in ds:
+            raise InputError(f"partition {ds.attrs.get(S.ATTR_PARTITION, '')} has no model "
+                             f"column (VISIBILITY_MODEL)")
+        return ds[S.VISIBILITY_MODEL].data
+    freqs = ds[S.FREQUENCY].values
+    flux = np.ones(freqs.shape) if model is None else model(freqs)
+    pols = [str(p) for p in ds[S.POLARIZATION].values]
+    parallel = np.array([p == "I" or p[0] == p[1] for p in pols])
+    spectrum = (flux[:, None] * parallel[None, :]).astype(np.complex64)   # (frequency, pol)
+    chunks = vis.chunks if isinstance(vis, da.Array) else -1
+    return da.broadcast_to(da.from_array(spectrum, chunks=-1), vis.shape).rechunk(chunks)

@@ -1,0 +1,208 @@
+"""The standard phase-referencing sequence (``radiocal calibrate``), as library functions.
+
+1. pre-bandpass phase on the bandpass calibrator (G, p, int) [optionally a delay first (K)];
+2. bandpass (B, inf, combine scan, solnorm) through the pre-bandpass phases;
+3. phases on every calibrator through the bandpass: per integration (int.G) and per scan (inf.G);
+4. amplitudes (G, ap, inf) through bandpass and int phases, and (like the VLA pipeline) short
+   interval amplitudes (``cal_amp_solint``) for the calibrators' own correction;
+5. fluxscale: the phase calibrator's flux density bootstrapped from the flux calibrator (a joint
+   fit of the gain drift and the flux density on the short-interval amplitudes, see
+   :func:`radiocal.calibration.fluxscale.fluxscale`); both amplitude tables put on that scale;
+6. apply: calibrators with their own int phases and short amplitudes, targets with the phase
+   calibrator's inf phases and scaled inf amplitudes (gainfield).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from radiocal.calibration.dataset import solve
+from radiocal.calibration.fluxscale import fluxscale
+from radiocal.calibration.jones import ApplyTable, apply
+from radiocal.calibration.models import resolve_model
+from radiocal.errors import SelectionError
+from radiocal.io import schema as S
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    """Configuration of the phase-referencing sequence (CLI ``radiocal calibrate``)."""
+
+    fluxcal: str = field(default="", metadata={"help": "flux calibrator field name"})
+    bpcal: str = field(default="", metadata={"help": "bandpass calibrator (default: fluxcal)"})
+    phasecal: str = field(default="", metadata={"help": "phase calibrator field name"})
+    targets: tuple = field(default=(), metadata={"help": "target field names"})
+    fluxcal_model: str = field(default="standard", metadata={
+        "help": "'standard' (Perley-Butler 2017 by name) or 'S,alpha,reffreq' e.g. 15,-0.5,1.4GHz"})
+    refant: str = field(default="", metadata={"help": "reference antennas, in preference order"})
+    minsnr: float = field(default=3.0, metadata={"help": "flag solutions below this SNR"})
+    minblperant: int = field(default=4, metadata={"help": "min. baselines per antenna"})
+    solve_delay: bool = field(default=False, metadata={"help": "solve delays (K) before B"})
+    cal_amp_solint: str = field(default="int", metadata={
+        "help": "solint of the calibrators' own amplitude solutions ('inf' for CASA's recipe)"})
+    calwt: bool = field(default=False, metadata={"help": "scale weights by the gains"})
+    fluxscale_method: str = field(default="fit", metadata={
+        "help": "fit (joint drift fit), interpolate, or mean (CASA's time-averaged ratio)"})
+
+
+def _fields(datasets, names):
+    wanted = set(names)
+    picked = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) in wanted]
+    found = {ds.attrs.get(S.ATTR_FIELD_NAME) for ds in picked}
+    missing = sorted(wanted - found)
+    if missing:
+        known = sorted({str(ds.attrs.get(S.ATTR_FIELD_NAME)) for ds in datasets})
+        raise SelectionError(f"no data for field(s) {', '.join(missing)} "
+                             f"(fields: {', '.join(known)})")
+    return picked
+
+
+def solve_sequence(datasets, config: CalibrateConfig):
+    """Solve every table of the sequence.
+
+    Returns
+    -------
+    tables : dict
+        ``{"delay"?, "bpphase", "bandpass", "phase_int", "phase_inf", "amp", "amp_cal", "flux",
+        "flux_cal"}`` tables.
+    flux : dict
+        Field name -> :class:`radiocal.calibration.fluxscale.FluxResult`.
+    """
+    bpcal = config.bpcal or config.fluxcal
+    cal_names = list(dict.fromkeys([config.fluxcal, bpcal, config.phasecal]))
+    _fields(datasets, cal_names)      # unknown field names fail before any work
+    flux_model = resolve_model(config.fluxcal_model, config.fluxcal)
+    models = {name: None for name in cal_names}
+    models[config.fluxcal] = flux_model
+    common = dict(refant=config.refant or None, minsnr=config.minsnr,
+                  minblperant=config.minblperant)
+
+    tables = {}
+    bp_data = _fields(datasets, [bpcal])
+    bp_model = models[bpcal] or 1.0
+    prior = []
+    if config.solve_delay:
+        tables["delay"] = solve(bp_data, "K", solint="inf", combine="scan", model=bp_model,
+                                **common)
+        prior = [ApplyTable(tables["delay"])]
+    tables["bpphase"] = solve(bp_data, "G", solint="int", calmode="p", model=bp_model,
+                              prior=prior, **common)
+    tables["bandpass"] = solve(bp_data, "B", solint="inf", combine="scan", solnorm=True,
+                               model=bp_model,
+                               prior=prior + [ApplyTable(tables["bpphase"])], **common)
+    through_bp = prior + [ApplyTable(tables["bandpass"])]
+    # each calibrator against its own model; solutions of all calibrators in one table
+    per_field = {}
+    for name in cal_names:
+        data = _fields(datasets, [name])
+        model = models[name] or 1.0
+        p_int = solve(data, "G", solint="int", calmode="p", model=model, prior=through_bp,
+                      **common)
+        p_inf = solve(data, "G", solint="inf", calmode="p", model=model, prior=through_bp,
+                      **common)
+        through_int = through_bp + [ApplyTable(p_int, gainfield=name)]
+        amp = solve(data, "G", solint="inf", calmode="ap", model=model, prior=through_int,
+                    **common)
+        short = (amp if config.cal_amp_solint == "inf" else
+                 solve(data, "G", solint=config.cal_amp_solint, calmode="ap", model=model,
+                       prior=through_int, **common))
+        per_field[name] = (p_int, p_inf, amp, short)
+    tables["phase_int"] = merge_tables([v[0] for v in per_field.values()])
+    tables["phase_inf"] = merge_tables([v[1] for v in per_field.values()])
+    tables["amp"] = merge_tables([v[2] for v in per_field.values()])
+    transfer = [n for n in cal_names if n != config.fluxcal]
+    tables["amp_cal"] = merge_tables([v[3] for v in per_field.values()])
+    # the drift fit wants many amplitude samples in time: the short-interval ones
+    source = tables["amp_cal"] if config.fluxscale_method == "fit" else tables["amp"]
+    _, flux = fluxscale(source, config.fluxcal, transfer, method=config.fluxscale_method,
+                        degree=2, local=True)
+    tables["flux"] = rescale(tables["amp"], flux)
+    # the calibrators' own short-interval amplitudes, put on the same flux scale
+    tables["flux_cal"] = rescale(tables["amp_cal"], flux)
+    for result in flux.values():
+        log.info("%s", result.summary())
+    return tables, flux
+
+
+def apply_sequence(datasets, tables, config: CalibrateConfig):
+    """Calibrate every calibrator and target partition with the sequence's tables (lazy)."""
+    bpcal = config.bpcal or config.fluxcal
+    calibrators = {config.fluxcal, bpcal, config.phasecal}
+    base = [ApplyTable(tables["delay"])] if "delay" in tables else []
+    base.append(ApplyTable(tables["bandpass"]))
+
+    def chain(ds):
+        name = ds.attrs.get(S.ATTR_FIELD_NAME)
+        if name in calibrators:
+            return base + [ApplyTable(tables["phase_int"], gainfield=name),
+                           ApplyTable(tables["flux_cal"], gainfield=name)]
+        return base + [ApplyTable(tables["phase_inf"], gainfield=config.phasecal),
+                       ApplyTable(tables["flux"], gainfield=config.phasecal)]
+
+    wanted = calibrators | set(config.targets)
+    selected = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) in wanted]
+    if not selected:
+        raise SelectionError("none of the calibrator or target fields is in the data")
+    return apply(selected, chain, calwt=config.calwt)
+
+
+def calibrate(datasets, config: CalibrateConfig):
+    """Solve the sequence and apply it: ``(calibrated datasets (lazy), tables, flux results)``."""
+    if not (config.fluxcal and config.phasecal):
+        raise SelectionError("calibrate needs --fluxcal and --phasecal")
+    tables, flux = solve_sequence(datasets, config)
+    return apply_sequence(datasets, tables, config), tables, flux
+
+
+def rescale(table, flux):
+    """Divide each transfer field's gains by ``sqrt(S)`` of its fluxscale result."""
+    import numpy as np
+
+    from radiocal.io import caltables as C
+
+    out = []
+    for tds in table:
+        spw = int(tds.attrs[S.ATTR_SPW_ID])
+        gains = tds[C.GAIN].values.copy()
+        for name, result in flux.items():
+            fid = tds.attrs[C.ATTR_FIELD_IDS][list(tds.attrs[C.ATTR_FIELD_NAMES]).index(name)]
+            rows = tds[C.SOL_FIELD].values == fid
+            gains[rows] /= np.sqrt(result.flux[spw])
+        out.append(tds.assign({C.GAIN: (tds[C.GAIN].dims, gains)}))
+    return out
+
+
+def merge_tables(tables):
+    """Concatenate solutions of several solves (same type, same spws) along ``time_solution``."""
+    import xarray as xr
+
+    from radiocal.io import caltables as C
+
+    by_spw: dict = {}
+    for table in tables:
+        for tds in table:
+            by_spw.setdefault(int(tds.attrs[S.ATTR_SPW_ID]), []).append(tds)
+    merged = []
+    for spw, parts in sorted(by_spw.items()):
+        attrs = dict(parts[0].attrs)
+        ids, names, centers = [], [], []
+        for part in parts:
+            for fid, name, center in zip(part.attrs[C.ATTR_FIELD_IDS],
+                                         part.attrs[C.ATTR_FIELD_NAMES],
+                                         part.attrs[C.ATTR_FIELD_CENTERS]):
+                if fid not in ids:
+                    ids.append(fid)
+                    names.append(name)
+                    centers.append(center)
+        counts = {k: sum(p.attrs[C.ATTR_COUNTS][k] for p in parts)
+                  for k in ("expected", "attempted", "succeeded")}
+        ds = xr.concat(parts, dim=C.SOL_TIME, data_vars="minimal", coords="different",
+                       compat="equals", combine_attrs="override").sortby(C.SOL_TIME)
+        attrs.update({C.ATTR_FIELD_IDS: ids, C.ATTR_FIELD_NAMES: names,
+                      C.ATTR_FIELD_CENTERS: centers, C.ATTR_COUNTS: counts})
+        ds.attrs = attrs
+        merged.append(ds)
+    return merged

@@ -1,0 +1,297 @@
+"""``radiocal calibrate``, ``solve delay|bandpass|gain``, ``apply`` and ``caltable export|import``.
+
+Tables live in the store (``STORE/caltables/<name>``); wherever a table is expected, a name in
+the store or a path (zarr table or CASA calibration table) is accepted.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from radiocal.errors import InputError
+
+SOLVE_TYPES = {"delay": "K", "bandpass": "B", "gain": "G"}
+
+
+def _split(values):
+    out = []
+    for value in values or ():
+        out.extend(v.strip() for v in value.split(",") if v.strip())
+    return out
+
+
+def _table(store, name_or_path):
+    from radiocal.calibration.step import CALTABLES_GROUP, load_table
+
+    inside = os.path.join(store, CALTABLES_GROUP, name_or_path) if store else None
+    if inside and os.path.isdir(inside):
+        return load_table(inside)
+    if os.path.isdir(name_or_path):
+        return load_table(name_or_path)
+    raise InputError(f"no calibration table {name_or_path!r} (neither in {store} nor a path)")
+
+
+def _by_field(datasets, fields):
+    from radiocal.io import schema as S
+
+    if not fields:
+        return datasets
+    picked = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) in set(fields)]
+    if not picked:
+        raise InputError(f"no partitions of field(s) {', '.join(fields)} in the store")
+    return picked
+
+
+def _report_counts(name, table):
+    from radiocal.io import caltables as C
+
+    for tds in table:
+        counts = tds.attrs.get(C.ATTR_COUNTS, {})
+        if counts:
+            click.echo(f"{name} spw {tds.attrs.get('spw_id')}: {counts['expected']} solution "
+                       f"intervals expected, {counts['attempted']} attempted, "
+                       f"{counts['succeeded']} succeeded; "
+                       f"{100 * float(tds[C.SOL_FLAG].values.mean()):.1f}% of solutions flagged")
+
+
+def _write_corrected(datasets, store):
+    from radiocal.io import schema as S
+    from radiocal.io.store import update_store
+
+    update_store(datasets, store, [S.VISIBILITY_CORRECTED, S.FLAG, S.WEIGHT])
+
+
+@click.command()
+@click.argument("store", type=click.Path(exists=True))
+@click.option("--fluxcal", required=True, help="Flux calibrator field name.")
+@click.option("--fluxcal-model", default="standard", show_default=True,
+              help="'standard' (Perley-Butler 2017 by name) or 'S,alpha,reffreq' "
+                   "(e.g. 15.0,-0.5,1.4GHz).")
+@click.option("--bpcal", default="", help="Bandpass calibrator (default: the flux calibrator).")
+@click.option("--phasecal", required=True, help="Phase calibrator field name.")
+@click.option("--target", "targets", multiple=True, help="Target field(s), NAME[,NAME...].")
+@click.option("--refant", default="", help="Reference antenna(s) in preference order.")
+@click.option("--minsnr", default=3.0, show_default=True, type=float,
+              help="Flag solutions below this SNR.")
+@click.option("--minblperant", default=4, show_default=True, type=int,
+              help="Minimum unflagged baselines per antenna.")
+@click.option("--solve-delay", is_flag=True, help="Solve delays (K) before the bandpass.")
+@click.option("--cal-amp-solint", default="int", show_default=True,
+              help="solint of the calibrators' own amplitude solutions ('inf': CASA's recipe).")
+@click.option("--fluxscale-method", type=click.Choice(["fit", "interpolate", "mean"]),
+              default="fit", show_default=True,
+              help="fit: joint gain-drift and flux fit; mean: CASA's time-averaged ratio.")
+@click.option("--calwt", is_flag=True, help="Scale weights by the gains.")
+@click.option("--casa-tables", type=click.Path(), default=None,
+              help="Also write the tables in CASA format into this directory.")
+def calibrate(store, fluxcal, fluxcal_model, bpcal, phasecal, targets, refant, minsnr,
+              minblperant, solve_delay, cal_amp_solint, fluxscale_method, calwt, casa_tables):
+    """Standard phase-referencing calibration of STORE, in place.
+
+    Pre-bandpass phase (int), bandpass (inf, combine scan, solnorm), phases (int and inf),
+    amplitudes (ap, inf; and ap per --cal-amp-solint for the calibrators themselves), fluxscale,
+    then apply: calibrators with their own int phases and amplitudes, targets with the phase
+    calibrator's inf phases and amplitudes. Writes VISIBILITY_CORRECTED, FLAG and WEIGHT, and the
+    tables to STORE/caltables.
+    """
+    from radiocal.calibration.step import save_tables
+    from radiocal.calibration.workflow import CalibrateConfig, apply_sequence, solve_sequence
+    from radiocal.io.store import open_store
+
+    config = CalibrateConfig(fluxcal=fluxcal, bpcal=bpcal, phasecal=phasecal,
+                             targets=tuple(_split(targets)), fluxcal_model=fluxcal_model,
+                             refant=refant, minsnr=minsnr, minblperant=minblperant,
+                             solve_delay=solve_delay, cal_amp_solint=cal_amp_solint,
+                             fluxscale_method=fluxscale_method, calwt=calwt)
+    datasets = open_store(store)
+    tables, flux = solve_sequence(datasets, config)
+    for name, table in tables.items():
+        _report_counts(name, table)
+    for result in flux.values():
+        click.echo(result.summary())
+    save_tables(tables, store, casa_tables)
+    out = apply_sequence(datasets, tables, config)
+    _write_corrected(out, store)
+    click.echo(f"calibrated {len(out)} partitions of {store}")
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(sorted(SOLVE_TYPES)))
+@click.argument("store", type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, help="Name of the table in the store.")
+@click.option("--field", "fields", multiple=True, help="Field(s) to solve on, NAME[,NAME...].")
+@click.option("--solint", default="inf", show_default=True, help="int, inf or a duration (60s).")
+@click.option("--combine", default="", help="Axes to combine: scan, spw, field.")
+@click.option("--refant", default="", help="Reference antenna(s) in preference order.")
+@click.option("--calmode", type=click.Choice(["ap", "p", "a"]), default="ap", show_default=True,
+              help="Gain solutions: amplitude and phase, phase, or amplitude.")
+@click.option("--gaintype", type=click.Choice(["G", "T"]), default="G", show_default=True,
+              help="Gain per hand (G) or one for both hands (T).")
+@click.option("--solnorm", is_flag=True, help="Bandpass: normalise to unit amplitude.")
+@click.option("--minsnr", default=3.0, show_default=True, type=float)
+@click.option("--minblperant", default=4, show_default=True, type=int)
+@click.option("--model", default=None,
+              help="Source model: a flux (Jy), 'S,alpha,reffreq', 'standard', 'column'; "
+                   "default the model column if present, else a 1 Jy point.")
+@click.option("--gaintable", multiple=True, help="Tables to pre-apply, in order.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing table of that name.")
+def solve(kind, store, output, fields, solint, combine, refant, calmode, gaintype, solnorm,
+          minsnr, minblperant, model, gaintable, overwrite):
+    """Solve a delay, bandpass or gain table on STORE's calibrator data."""
+    from radiocal.calibration.dataset import solve as solve_table
+    from radiocal.calibration.jones import ApplyTable
+    from radiocal.calibration.step import CALTABLES_GROUP
+    from radiocal.io import caltables as C
+    from radiocal.io.store import open_store
+
+    cal_type = SOLVE_TYPES[kind] if kind != "gain" else gaintype
+    datasets = _by_field(open_store(store), _split(fields))
+    prior = [ApplyTable(_table(store, t)) for t in _split(gaintable)]
+    table = solve_table(datasets, cal_type, solint=solint, combine=combine, refant=refant or None,
+                        calmode=calmode, minsnr=minsnr, minblperant=minblperant,
+                        solnorm=solnorm, model=model, prior=prior)
+    _report_counts(output, table)
+    C.write_table_zarr(table, os.path.join(store, CALTABLES_GROUP, output), overwrite=overwrite)
+    click.echo(f"wrote {output} ({cal_type}) to {store}")
+
+
+@click.command("apply")
+@click.argument("store", type=click.Path(exists=True))
+@click.option("--gaintable", multiple=True, required=True,
+              help="Tables in order (names in the store or paths).")
+@click.option("--interp", multiple=True, help="Per table: linear or nearest (default linear).")
+@click.option("--gainfield", multiple=True, help="Per table: '', 'nearest' or a field name.")
+@click.option("--spwmap", default=None, help="Comma-separated table spw per data spw.")
+@click.option("--field", "fields", multiple=True, help="Only these fields.")
+@click.option("--calwt", is_flag=True, help="Scale weights by the gains.")
+def apply_command(store, gaintable, interp, gainfield, spwmap, fields, calwt):
+    """Apply calibration tables to STORE (writes VISIBILITY_CORRECTED, FLAG, WEIGHT)."""
+    from radiocal.calibration.jones import ApplyTable, apply
+    from radiocal.errors import ConfigError
+    from radiocal.io.store import open_store
+
+    tables = _split(gaintable)
+    interp, gainfield = list(interp), list(gainfield)
+    for name, values in (("--interp", interp), ("--gainfield", gainfield)):
+        if len(values) not in (0, 1, len(tables)):
+            raise ConfigError(f"{name}: give one value or one per table")
+    try:
+        mapping = tuple(int(s) for s in spwmap.split(",")) if spwmap else None
+    except ValueError:
+        raise ConfigError(f"--spwmap {spwmap!r}: comma-separated integers") from None
+
+    def pick(values, i):
+        return (values[i] if len(values) > 1 else values[0]) if values else None
+
+    chain = [ApplyTable(_table(store, t), interp=pick(interp, i) or "linear",
+                        gainfield=pick(gainfield, i) or None, spwmap=mapping)
+             for i, t in enumerate(tables)]
+    datasets = _by_field(open_store(store), _split(fields))
+    _write_corrected(apply(datasets, chain, calwt=calwt), store)
+    click.echo(f"applied {len(chain)} table(s) to {len(datasets)} partitions of {store}")
+
+
+@click.group()
+def caltable():
+    """Calibration tables: export to / import from CASA format, show a summary."""
+
+
+@caltable.command("export")
+@click.argument("store", type=click.Path(exists=True))
+@click.argument("name")
+@click.argument("output", type=click.Path())
+@click.option("--overwrite", is_flag=True)
+def export_table(store, name, output, overwrite):
+    """Write table NAME of STORE as a CASA calibration table OUTPUT."""
+    from radiocal.io import caltables as C
+
+    C.write_casa_table(_table(store, name), output, overwrite=overwrite)
+    click.echo(f"wrote {output}")
+
+
+@caltable.command("import")
+@click.argument("casa_table", type=click.Path(exists=True))
+@click.argument("store", type=click.Path(exists=True))
+@click.argument("name")
+@click.option("--overwrite", is_flag=True)
+def import_table(casa_table, store, name, overwrite):
+    """Read CASA_TABLE into STORE as table NAME."""
+    from radiocal.calibration.step import CALTABLES_GROUP
+    from radiocal.io import caltables as C
+
+    table = C.read_casa_table(casa_table)
+    C.write_table_zarr(table, os.path.join(store, CALTABLES_GROUP, name), overwrite=overwrite)
+    click.echo(f"imported {casa_table} as {name} ({C.table_type(table)}, {len(table)} spw)")
+
+
+@caltable.command("show")
+@click.argument("store", type=click.Path(exists=True))
+@click.argument("name")
+def show_table(store, name):
+    """Summarise table NAME (a name in STORE or a path)."""
+    from radiocal.io import caltables as C
+
+    table = _table(store, name)
+    for tds in table:
+        click.echo(f"{C.table_type(table)} table, spw {tds.attrs.get('spw_id')}: "
+                   f"{tds.sizes[C.SOL_TIME]} solution times x {tds.sizes['antenna']} antennas x "
+                   f"{tds.sizes[C.SOL_FREQ]} channels x hands "
+                   f"{[str(h) for h in tds[C.HAND].values]}; "
+                   f"{100 * float(tds[C.SOL_FLAG].values.mean()):.1f}% flagged")
+    _report_counts(name, table)
+
+
+def _save(store, name, table, overwrite=True):
+    from radiocal.calibration.step import CALTABLES_GROUP
+    from radiocal.io import caltables as C
+
+    C.write_table_zarr(table, os.path.join(store, CALTABLES_GROUP, name), overwrite=overwrite)
+
+
+@caltable.command("flag-outliers")
+@click.argument("store", type=click.Path(exists=True))
+@click.argument("name")
+@click.option("-o", "--output", default=None, help="New table name (default: replace NAME).")
+@click.option("--antenna-threshold", default=5.0, show_default=True, type=float)
+@click.option("--channel-threshold", default=5.0, show_default=True, type=float)
+@click.option("--fill/--no-fill", default=False, help="Then interpolate over flagged channels.")
+def flag_outliers(store, name, output, antenna_threshold, channel_threshold, fill):
+    """Flag outlier antennas and channels of bandpass table NAME (OVRO-LWA post-processing)."""
+    from radiocal.calibration.postprocess import (flag_bandpass_outliers,
+                                                  interpolate_flagged_channels)
+
+    table, report = flag_bandpass_outliers(_table(store, name), antenna_threshold,
+                                           channel_threshold)
+    for spw, ants in report["antennas"].items():
+        listed = ", ".join(f"{a}/{h}" for a, h in ants) or "none"
+        click.echo(f"spw {spw}: outlier antennas {listed}; "
+                   f"{report['channels'][spw]} channel solutions flagged")
+    if fill:
+        table = interpolate_flagged_channels(table)
+    _save(store, output or name, table)
+
+
+@caltable.command("compare-delays")
+@click.argument("store", type=click.Path(exists=True))
+@click.argument("name")
+@click.argument("reference")
+@click.option("--threshold-ns", default=2.0, show_default=True, type=float,
+              help="Flag antennas whose delay moved by more than this.")
+@click.option("-o", "--output", default=None, help="New table name (default: replace NAME).")
+def compare_delays_command(store, name, reference, threshold_ns, output):
+    """Flag antennas of delay table NAME that moved relative to REFERENCE (name or path)."""
+    from radiocal.calibration.postprocess import compare_delays
+
+    table, report = compare_delays(_table(store, name), _table(store, reference),
+                                   threshold=threshold_ns * 1e-9)
+    for spw, moved in report.items():
+        for (ant, hand), diff in sorted(moved.items()):
+            click.echo(f"spw {spw}: {ant}/{hand} moved by {diff:+.2f} ns")
+        if not moved:
+            click.echo(f"spw {spw}: no antenna moved by more than {threshold_ns} ns")
+    _save(store, output or name, table)
+
+
+commands = [calibrate, solve, apply_command, caltable]

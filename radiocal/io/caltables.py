@@ -1,0 +1,485 @@
+"""Calibration tables: the xarray layout, zarr store round trip, and CASA calibration tables.
+
+A calibration table is a list of :class:`xarray.Dataset`, one per spectral window it holds
+(layout in ``docs/calibration.md``):
+
+``GAIN (time_solution, antenna, frequency_solution, hand)`` complex64 (G, T, B) or
+``DELAY`` float64 seconds (K); ``FLAG`` bool and ``SNR``, ``PARAMERR`` float32 alike; coordinates
+``time_solution`` (MJD s), ``interval``, ``field_id``, ``scan_number``, ``observation_id`` (per
+solution), ``frequency_solution`` (Hz), ``hand`` (``R``/``L``/``X``/``Y``, or ``I`` for T) and the
+antenna table; attributes ``cal_type``, ``spw_id``, ``refant``, ``field_names``/``field_ids``/
+``field_phase_centers`` and the solve parameters.
+
+This is the only module that touches casacore for calibration tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from radiocal.errors import InputError, OutputExistsError
+from radiocal.io import schema
+
+# Dimensions and names of the calibration-table layout
+SOL_TIME = "time_solution"
+SOL_FREQ = "frequency_solution"
+HAND = "hand"
+GAIN = "GAIN"
+DELAY = "DELAY"
+SOL_FLAG = "FLAG"
+SNR = "SNR"
+PARAMERR = "PARAMERR"
+SOL_INTERVAL = "interval"
+SOL_FIELD = "field_id"
+SOL_SCAN = "scan_number"
+SOL_OBS = "observation_id"
+SOL_CHAN_WIDTH = "channel_width_solution"
+
+ATTR_CAL_TYPE = "cal_type"          # "G", "T", "B", "K"
+ATTR_REFANT = "refant"              # name of the preferred reference antenna ("" if none)
+ATTR_FIELD_NAMES = "field_names"    # names of the fields in field_ids order
+ATTR_FIELD_IDS = "field_ids"
+ATTR_FIELD_CENTERS = "field_phase_centers"   # [[ra, dec], ...] radians
+ATTR_DELAY_REF = "delay_reference_frequency"  # Hz: K phase = 2 pi tau (nu - ref)
+ATTR_COUNTS = "solution_counts"     # {"expected": n, "attempted": n, "succeeded": n}
+ATTR_PARAMS = "solve_parameters"    # JSON string of the solve configuration
+
+CAL_TYPES = ("G", "T", "B", "K")
+ZARR_FORMAT = 2   # as the store's partitions (radiocal.io.store)
+TABLE_MARKER = "radiocal_caltable"
+_VISCAL = {"G": "G Jones", "T": "T Jones", "B": "B Jones", "K": "K Jones"}
+_CAL_TYPE_OF = {v: k for k, v in _VISCAL.items()}
+ANTENNA_COORDS = (schema.ANTENNA_NAME, schema.ANTENNA_STATION, schema.ANTENNA_POSITION,
+                  schema.ANTENNA_DIAMETER, schema.ANTENNA_MOUNT)
+
+
+def make_table_dataset(cal_type, values, flag, snr, paramerr, *, time, interval, field_id,
+                       scan_number, frequency, channel_width, hands, antennas, attrs,
+                       observation_id=None) -> xr.Dataset:
+    """Assemble one spectral window of a calibration table in the documented layout.
+
+    ``values`` is complex (time_solution, antenna, frequency_solution, hand) for G/T/B and float
+    delays in seconds for K; ``antennas`` maps antenna coordinate names to variables
+    (:func:`antenna_coords`).
+    """
+    if cal_type not in CAL_TYPES:
+        raise ValueError(f"unknown calibration type {cal_type!r}")
+    dims = (SOL_TIME, schema.ANTENNA, SOL_FREQ, HAND)
+    name, dtype = (DELAY, np.float64) if cal_type == "K" else (GAIN, np.complex64)
+    ntime = len(time)
+    coords = {
+        SOL_TIME: np.asarray(time, dtype=np.float64),
+        SOL_INTERVAL: (SOL_TIME, np.asarray(interval, dtype=np.float64)),
+        SOL_FIELD: (SOL_TIME, np.asarray(field_id, dtype=np.int32)),
+        SOL_SCAN: (SOL_TIME, np.asarray(scan_number, dtype=np.int32)),
+        SOL_OBS: (SOL_TIME, np.zeros(ntime, np.int32) if observation_id is None
+                  else np.asarray(observation_id, dtype=np.int32)),
+        SOL_FREQ: np.asarray(frequency, dtype=np.float64),
+        SOL_CHAN_WIDTH: (SOL_FREQ, np.asarray(channel_width, dtype=np.float64)),
+        HAND: np.asarray(list(hands), dtype=str),
+    }
+    coords.update(antennas)
+    attrs = dict(attrs)
+    attrs[ATTR_CAL_TYPE] = cal_type
+    return xr.Dataset(
+        {
+            name: (dims, values.astype(dtype) if hasattr(values, "astype") else values),
+            SOL_FLAG: (dims, flag),
+            SNR: (dims, snr.astype(np.float32) if hasattr(snr, "astype") else snr),
+            PARAMERR: (dims, paramerr.astype(np.float32) if hasattr(paramerr, "astype")
+                       else paramerr),
+        },
+        coords=coords,
+        attrs=attrs,
+    )
+
+
+def antenna_coords(ds: xr.Dataset) -> dict:
+    """The antenna-table coordinates of a canonical dataset (or a table), as variables."""
+    return {name: ds[name].variable for name in ANTENNA_COORDS if name in ds.coords}
+
+
+def table_type(table: list[xr.Dataset]) -> str:
+    """The calibration type (``G``, ``T``, ``B``, ``K``) of a table, checking it is consistent."""
+    types = {ds.attrs[ATTR_CAL_TYPE] for ds in table}
+    if len(types) != 1:
+        raise InputError(f"calibration table mixes types {sorted(types)}")
+    return types.pop()
+
+
+# -- zarr store ------------------------------------------------------------------------------
+
+
+def write_table_zarr(table: list[xr.Dataset], path, overwrite: bool = False) -> None:
+    """Write a calibration table as zarr groups ``<path>/spw<S>`` (a ``caltables/<name>`` entry).
+
+    The group attribute ``radiocal_caltable`` listing the spw groups is written last: a table
+    without it is incomplete.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path):
+        if not overwrite:
+            raise OutputExistsError(f"{path} exists (use overwrite)")
+        shutil.rmtree(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(os.path.join(os.path.dirname(parent), ".zgroup")):
+        # inside a store: make caltables/ a group so the store's hierarchy stays valid
+        zarr.open_group(parent, mode="a", zarr_format=ZARR_FORMAT)
+    zarr.open_group(path, mode="w", zarr_format=ZARR_FORMAT)
+    groups = []
+    for ds in table:
+        group = f"spw{int(ds.attrs[schema.ATTR_SPW_ID])}"
+        out = ds.copy()
+        out.attrs = {k: _jsonable(v) for k, v in ds.attrs.items()}
+        for var in out.variables.values():
+            # encodings inherited from a store's partitions would pin their codecs
+            var.encoding = {}
+        out.to_zarr(os.path.join(path, group), mode="w", consolidated=False,
+                    zarr_format=ZARR_FORMAT)
+        groups.append(group)
+    # the marker attribute goes last: a table without it is incomplete
+    zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT).attrs[TABLE_MARKER] = {
+        "groups": groups, "cal_type": table_type(table)}
+
+
+def is_table_zarr(path) -> bool:
+    """Whether ``path`` is a complete calibration table written by :func:`write_table_zarr`."""
+    path = os.fspath(path)
+    if not os.path.exists(os.path.join(path, ".zgroup")):
+        return False
+    return TABLE_MARKER in zarr.open_group(path, mode="r", zarr_format=ZARR_FORMAT).attrs
+
+
+def read_table_zarr(path) -> list[xr.Dataset]:
+    """Read a table written by :func:`write_table_zarr` (loaded into memory: tables are small)."""
+    path = os.fspath(path)
+    if not is_table_zarr(path):
+        raise InputError(f"{path} is not a complete radiocal calibration table")
+    groups = zarr.open_group(path, mode="r", zarr_format=ZARR_FORMAT).attrs[TABLE_MARKER]["groups"]
+    return [xr.open_zarr(os.path.join(path, g), consolidated=False,
+                         zarr_format=ZARR_FORMAT).load() for g in groups]
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+# -- CASA calibration tables ---------------------------------------------------------------
+
+_POLBASIS_HANDS = {"circular": ("R", "L"), "linear": ("X", "Y")}
+
+
+def read_casa_table(path) -> list[xr.Dataset]:
+    """Read a CASA calibration table (G, T, B or K Jones) into the xarray layout.
+
+    Parameters
+    ----------
+    path : str
+        The table directory (e.g. ``bp.B``).
+
+    Returns
+    -------
+    list of xarray.Dataset
+        One dataset per spectral window with solutions, rows ordered by time. Antennas without
+        a row in a solution slot are flagged.
+    """
+    import casacore.tables as ct
+
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise InputError(f"calibration table {path} does not exist")
+    try:
+        main = ct.table(path, ack=False)
+    except RuntimeError as err:
+        raise InputError(f"cannot open calibration table {path}: {err}") from None
+    with main:
+        kw = main.getkeywords()
+        viscal = kw.get("VisCal", "")
+        if viscal not in _CAL_TYPE_OF:
+            raise InputError(f"{path}: calibration type {viscal!r} is not supported "
+                             f"(G, T, B or K Jones)")
+        cal_type = _CAL_TYPE_OF[viscal]
+        param = "FPARAM" if kw.get("ParType") == "Float" else "CPARAM"
+        cols = {c: main.getcol(c) for c in ("TIME", "FIELD_ID", "SPECTRAL_WINDOW_ID", "ANTENNA1",
+                                            "INTERVAL", "SCAN_NUMBER", "OBSERVATION_ID")}
+        values = main.getcol(param) if main.nrows() else np.zeros((0, 1, 1))
+        flags = main.getcol("FLAG") if main.nrows() else np.zeros((0, 1, 1), bool)
+        snr = main.getcol("SNR") if main.nrows() else np.zeros((0, 1, 1))
+        err = main.getcol("PARAMERR") if main.nrows() else np.zeros((0, 1, 1))
+        ms_name = kw.get("MSName", "")
+        pol_basis = str(kw.get("PolBasis", "unknown")).lower()
+    ant = _read_sub(path, "ANTENNA", ("NAME", "STATION", "POSITION", "DISH_DIAMETER", "MOUNT"))
+    fld = _read_sub(path, "FIELD", ("NAME", "PHASE_DIR"))
+    spw = _read_sub(path, "SPECTRAL_WINDOW", ("CHAN_FREQ", "CHAN_WIDTH", "NAME",
+                                              "REF_FREQUENCY", "MEAS_FREQ_REF"), varlen=True)
+    nant = len(ant["NAME"])
+    npol = values.shape[2]
+    hands = ("I",) if npol == 1 else _POLBASIS_HANDS.get(pol_basis, ("R", "L"))
+    antennas = {
+        schema.ANTENNA_NAME: ((schema.ANTENNA,), np.asarray(ant["NAME"], dtype=str)),
+        schema.ANTENNA_STATION: ((schema.ANTENNA,), np.asarray(ant["STATION"], dtype=str)),
+        schema.ANTENNA_POSITION: ((schema.ANTENNA, schema.CARTESIAN),
+                                  np.asarray(ant["POSITION"], dtype=np.float64)),
+        schema.ANTENNA_DIAMETER: ((schema.ANTENNA,), np.asarray(ant["DISH_DIAMETER"], float)),
+        schema.ANTENNA_MOUNT: ((schema.ANTENNA,), np.asarray(ant["MOUNT"], dtype=str)),
+    }
+    field_ids = list(range(len(fld["NAME"])))
+    centers = [list(np.asarray(d, float).reshape(-1, 2)[0]) for d in fld["PHASE_DIR"]]
+    table = []
+    for spw_id in np.unique(cols["SPECTRAL_WINDOW_ID"]):
+        rows = np.flatnonzero(cols["SPECTRAL_WINDOW_ID"] == spw_id)
+        keys = np.stack([cols["TIME"][rows], cols["FIELD_ID"][rows], cols["SCAN_NUMBER"][rows],
+                         cols["OBSERVATION_ID"][rows]], axis=1)
+        slots, slot_of_row = np.unique(keys, axis=0, return_inverse=True)
+        slot_of_row = slot_of_row.ravel()
+        nslot, nchan = len(slots), values.shape[1]
+        shape = (nslot, nant, nchan, npol)
+        val = np.ones(shape, dtype=values.dtype) if cal_type != "K" else np.zeros(shape)
+        flg = np.ones(shape, dtype=bool)
+        sn = np.zeros(shape, dtype=np.float32)
+        er = np.zeros(shape, dtype=np.float32)
+        a1 = cols["ANTENNA1"][rows]
+        val[slot_of_row, a1] = values[rows]
+        flg[slot_of_row, a1] = flags[rows]
+        sn[slot_of_row, a1] = snr[rows]
+        er[slot_of_row, a1] = err[rows]
+        interval = np.zeros(nslot)
+        interval[slot_of_row] = cols["INTERVAL"][rows]
+        freq = np.asarray(spw["CHAN_FREQ"][spw_id], dtype=np.float64)
+        width = np.asarray(spw["CHAN_WIDTH"][spw_id], dtype=np.float64)
+        attrs = {
+            schema.ATTR_SPW_ID: int(spw_id), "combined_spws": [int(spw_id)],
+            schema.ATTR_SPW_NAME: str(spw["NAME"][spw_id]),
+            schema.ATTR_REF_FREQUENCY: float(spw["REF_FREQUENCY"][spw_id]),
+            ATTR_REFANT: "", ATTR_FIELD_IDS: field_ids,
+            ATTR_FIELD_NAMES: [str(n) for n in fld["NAME"]], ATTR_FIELD_CENTERS: centers,
+            schema.ATTR_SOURCES: [str(ms_name)] if ms_name else [],
+            "pol_basis": pol_basis,
+        }
+        if cal_type == "K":
+            # CASA K tables store ns; the reference frequency is the spw's first channel
+            val = val.real * 1e-9
+            er = er * 1e-9
+            attrs[ATTR_DELAY_REF] = float(freq[0])
+        table.append(make_table_dataset(
+            cal_type, val, flg, sn, er, time=slots[:, 0], interval=interval,
+            field_id=slots[:, 1], scan_number=slots[:, 2], observation_id=slots[:, 3],
+            frequency=freq, channel_width=width, hands=hands, antennas=antennas, attrs=attrs))
+    if not table:
+        raise InputError(f"calibration table {path} has no solutions")
+    return table
+
+
+def _read_sub(path, name, columns, varlen=False):
+    import casacore.tables as ct
+
+    sub = os.path.join(path, name)
+    if not os.path.isdir(sub):
+        raise InputError(f"{path} has no {name} subtable")
+    with ct.table(sub, ack=False) as t:
+        out = {}
+        for c in columns:
+            if varlen or t.isvarcol(c):
+                out[c] = [t.getcell(c, r) for r in range(t.nrows())]
+            else:
+                out[c] = t.getcol(c) if t.nrows() else []
+    return out
+
+
+def write_casa_table(table: list[xr.Dataset], path, overwrite: bool = False,
+                     ms_name: str = "") -> None:
+    """Write a calibration table as a CASA calibration table (CASA's own column layout).
+
+    Main table: one row per (solution, antenna, spw) with ``ANTENNA2 = -1``; ``CPARAM`` (G, T, B)
+    or ``FPARAM`` (K, nanoseconds) shaped (channel, hand); keywords ``ParType``, ``VisCal``,
+    ``MSName``, ``PolBasis``; subtables ANTENNA, FIELD, SPECTRAL_WINDOW, OBSERVATION, HISTORY
+    with the Measurement Set's standard descriptions.
+    """
+    import casacore.tables as ct
+
+    path = os.fspath(path)
+    if os.path.exists(path):
+        if not overwrite:
+            raise OutputExistsError(f"{path} exists (use --overwrite)")
+        shutil.rmtree(path)
+    cal_type = table_type(table)
+    first = table[0]
+    param = "FPARAM" if cal_type == "K" else "CPARAM"
+    # CASA's layout: variable-shape arrays; scalars with options=5 (direct, fixed)
+    array_col = dict(options=0, ndim=-1, datamanagergroup="MSMTAB",
+                     datamanagertype="StandardStMan")
+    scalar = dict(datamanagergroup="MSMTAB", datamanagertype="StandardStMan", options=5)
+    columns = [
+        ct.makescacoldesc("TIME", 0.0, keywords={"QuantumUnits": ["s"],
+                                                 "MEASINFO": {"type": "epoch", "Ref": "UTC"}},
+                          **scalar),
+        ct.makescacoldesc("FIELD_ID", 0, **scalar),
+        ct.makescacoldesc("SPECTRAL_WINDOW_ID", 0, **scalar),
+        ct.makescacoldesc("ANTENNA1", 0, **scalar),
+        ct.makescacoldesc("ANTENNA2", 0, **scalar),
+        ct.makescacoldesc("INTERVAL", 0.0, keywords={"QuantumUnits": ["s"]},
+                          **scalar),
+        ct.makescacoldesc("SCAN_NUMBER", 0, **scalar),
+        ct.makescacoldesc("OBSERVATION_ID", 0, **scalar),
+        ct.makearrcoldesc(param, 0.0 if cal_type == "K" else 0j,
+                          valuetype="float" if cal_type == "K" else "complex", **array_col),
+        ct.makearrcoldesc("PARAMERR", 0.0, valuetype="float", **array_col),
+        ct.makearrcoldesc("FLAG", False, **array_col),
+        ct.makearrcoldesc("SNR", 0.0, valuetype="float", **array_col),
+        ct.makearrcoldesc("WEIGHT", 0.0, valuetype="float", **array_col),
+    ]
+    desc = ct.maketabdesc(columns)
+    rows = _casa_rows(table, cal_type)
+    hands = [str(h) for h in first[HAND].values]
+    basis = ("circular" if set(hands) <= {"R", "L"} else
+             "linear" if set(hands) <= {"X", "Y"} else "unknown")
+    with ct.table(path, desc, nrow=len(rows["TIME"]), ack=False) as main:
+        for name, values in rows.items():
+            if len(values):
+                main.putcol(name, values)
+        main.putkeywords({
+            "ParType": "Float" if cal_type == "K" else "Complex",
+            "MSName": ms_name or next(iter(first.attrs.get(schema.ATTR_SOURCES, [])), ""),
+            "VisCal": _VISCAL[cal_type],
+            "PolBasis": basis,
+            "CASA_Version": "radiocal",
+        })
+        for sub, writer in (("OBSERVATION", _write_observation), ("ANTENNA", _write_antenna),
+                            ("FIELD", _write_field), ("SPECTRAL_WINDOW", _write_spw),
+                            ("HISTORY", None)):
+            subpath = os.path.join(path, sub)
+            with ct.default_ms_subtable(sub, subpath) as st:
+                if writer is not None:
+                    writer(st, table)
+            main.putkeyword(sub, "Table: " + os.path.abspath(subpath))
+
+
+def _casa_rows(table, cal_type):
+    out = {k: [] for k in ("TIME", "FIELD_ID", "SPECTRAL_WINDOW_ID", "ANTENNA1", "ANTENNA2",
+                           "INTERVAL", "SCAN_NUMBER", "OBSERVATION_ID")}
+    arrays = {k: [] for k in ("PARAM", "PARAMERR", "FLAG", "SNR")}
+    for ds in table:
+        var = DELAY if cal_type == "K" else GAIN
+        values = np.asarray(ds[var].values)
+        if cal_type == "K":
+            values = values.real * 1e9
+        nsol, nant = values.shape[:2]
+        for s in range(nsol):
+            for a in range(nant):
+                out["TIME"].append(float(ds[SOL_TIME].values[s]))
+                out["FIELD_ID"].append(int(ds[SOL_FIELD].values[s]))
+                out["SPECTRAL_WINDOW_ID"].append(int(ds.attrs[schema.ATTR_SPW_ID]))
+                out["ANTENNA1"].append(a)
+                out["ANTENNA2"].append(-1)
+                out["INTERVAL"].append(float(ds[SOL_INTERVAL].values[s]))
+                out["SCAN_NUMBER"].append(int(ds[SOL_SCAN].values[s]))
+                out["OBSERVATION_ID"].append(int(ds[SOL_OBS].values[s]))
+        err = np.asarray(ds[PARAMERR].values) * (1e9 if cal_type == "K" else 1.0)
+        arrays["PARAM"].append(values.reshape((nsol * nant,) + values.shape[2:]))
+        arrays["PARAMERR"].append(err.reshape((nsol * nant,) + values.shape[2:]))
+        arrays["FLAG"].append(np.asarray(ds[SOL_FLAG].values).reshape(
+            (nsol * nant,) + values.shape[2:]))
+        arrays["SNR"].append(np.asarray(ds[SNR].values).reshape((nsol * nant,) + values.shape[2:]))
+    result = {k: np.asarray(v) for k, v in out.items()}
+    if len({a.shape[1:] for a in arrays["PARAM"]}) == 1:
+        for k, v in arrays.items():
+            result["FPARAM" if k == "PARAM" and cal_type == "K" else
+                   "CPARAM" if k == "PARAM" else k] = np.concatenate(v)
+    else:
+        raise InputError("writing spectral windows with different channel counts to one CASA "
+                         "table is not supported yet; export one spw per table")
+    result["PARAMERR"] = result["PARAMERR"].astype(np.float32)
+    result["SNR"] = result["SNR"].astype(np.float32)
+    if cal_type != "K":
+        result["CPARAM"] = result["CPARAM"].astype(np.complex64)
+    else:
+        result["FPARAM"] = result["FPARAM"].astype(np.float32)
+    return result
+
+
+def _write_antenna(st, table):
+    ds = table[0]
+    n = ds.sizes[schema.ANTENNA]
+    st.addrows(n)
+    st.putcol("NAME", [str(x) for x in ds[schema.ANTENNA_NAME].values])
+    if schema.ANTENNA_STATION in ds.coords:
+        st.putcol("STATION", [str(x) for x in ds[schema.ANTENNA_STATION].values])
+    if schema.ANTENNA_POSITION in ds.coords:
+        st.putcol("POSITION", np.asarray(ds[schema.ANTENNA_POSITION].values, np.float64))
+    if schema.ANTENNA_DIAMETER in ds.coords:
+        st.putcol("DISH_DIAMETER", np.asarray(ds[schema.ANTENNA_DIAMETER].values, np.float64))
+    if schema.ANTENNA_MOUNT in ds.coords:
+        st.putcol("MOUNT", [str(x) for x in ds[schema.ANTENNA_MOUNT].values])
+    st.putcol("TYPE", ["GROUND-BASED"] * n)
+    st.putcol("OFFSET", np.zeros((n, 3)))
+    st.putcol("FLAG_ROW", np.zeros(n, bool))
+
+
+def _write_field(st, table):
+    ds = table[0]
+    ids = [int(i) for i in ds.attrs.get(ATTR_FIELD_IDS, [])]
+    names = list(ds.attrs.get(ATTR_FIELD_NAMES, []))
+    centers = list(ds.attrs.get(ATTR_FIELD_CENTERS, []))
+    used = {int(f) for t in table for f in t[SOL_FIELD].values}
+    n = max(ids + list(used) + [-1]) + 1
+    st.addrows(n)
+    name_col = [""] * n
+    dirs = np.zeros((n, 1, 2))
+    for i, fid in enumerate(ids):
+        name_col[fid] = str(names[i]) if i < len(names) else ""
+        if i < len(centers):
+            dirs[fid, 0] = centers[i]
+    st.putcol("NAME", name_col)
+    for col in ("PHASE_DIR", "DELAY_DIR", "REFERENCE_DIR"):
+        st.putcol(col, dirs)
+    st.putcol("CODE", [""] * n)
+    st.putcol("SOURCE_ID", np.arange(n, dtype=np.int32))
+    st.putcol("FLAG_ROW", np.array([i not in ids for i in range(n)]))
+
+
+def _write_spw(st, table):
+    n = max(int(ds.attrs[schema.ATTR_SPW_ID]) for ds in table) + 1
+    st.addrows(n)
+    by_id = {int(ds.attrs[schema.ATTR_SPW_ID]): ds for ds in table}
+    for i in range(n):
+        ds = by_id.get(i)
+        freq = np.asarray(ds[SOL_FREQ].values, np.float64) if ds is not None else np.zeros(1)
+        width = (np.asarray(ds[SOL_CHAN_WIDTH].values, np.float64) if ds is not None
+                 else np.zeros(1))
+        st.putcell("CHAN_FREQ", i, freq)
+        st.putcell("CHAN_WIDTH", i, width)
+        st.putcell("EFFECTIVE_BW", i, np.abs(width))
+        st.putcell("RESOLUTION", i, np.abs(width))
+        st.putcell("NUM_CHAN", i, freq.size)
+        st.putcell("TOTAL_BANDWIDTH", i, float(np.abs(width).sum()))
+        st.putcell("REF_FREQUENCY", i, float(ds.attrs.get(schema.ATTR_REF_FREQUENCY, freq[0]))
+                   if ds is not None else 0.0)
+        st.putcell("NAME", i, str(ds.attrs.get(schema.ATTR_SPW_NAME, "")) if ds is not None
+                   else "")
+        st.putcell("MEAS_FREQ_REF", i, 5)  # TOPO
+        st.putcell("NET_SIDEBAND", i, 1)
+        st.putcell("FLAG_ROW", i, ds is None)
+
+
+def _write_observation(st, table):
+    ds = table[0]
+    times = np.concatenate([t[SOL_TIME].values for t in table])
+    st.addrows(1)
+    st.putcell("TIME_RANGE", 0, np.array([times.min(), times.max()]) if times.size
+               else np.zeros(2))
+    st.putcell("TELESCOPE_NAME", 0, str(ds.attrs.get(schema.ATTR_TELESCOPE, "")))

@@ -1,0 +1,122 @@
+"""Applying tables: interpolation, gainfield, spwmap, calwt, flags, laziness."""
+
+import numpy as np
+import pytest
+
+from conftest import make_partition, random_gains
+from radiocal.calibration.dataset import solve
+from radiocal.calibration.jones import ApplyTable, apply, chain_jones
+from radiocal.errors import ConfigError, InputError
+from radiocal.io import caltables as C
+from radiocal.io import schema as S
+
+
+def _table(values, times, fields, *, flag=None, names=("A", "B"), centers=((0, 0.5), (1.0, 0.5)),
+           spw=0, freq=(1.3e9,), cal_type="G"):
+    """A hand-made table: values (time, antenna, frequency, hand)."""
+    values = np.asarray(values, dtype=np.complex128)
+    nt, nant, nf, nh = values.shape
+    flag = np.zeros(values.shape, bool) if flag is None else flag
+    ant_names = np.array([f"ea{i:02d}" for i in range(1, nant + 1)])
+    antennas = {S.ANTENNA_NAME: ((S.ANTENNA,), ant_names)}
+    attrs = {S.ATTR_SPW_ID: spw, "combined_spws": [spw], C.ATTR_FIELD_IDS: [0, 1],
+             C.ATTR_FIELD_NAMES: list(names), C.ATTR_FIELD_CENTERS: [list(c) for c in centers]}
+    return [C.make_table_dataset(cal_type, values, flag, np.ones(values.shape),
+                                 np.zeros(values.shape), time=times, interval=np.zeros(nt),
+                                 field_id=fields, scan_number=np.ones(nt), frequency=freq,
+                                 channel_width=np.ones(nf), hands=("R", "L")[:nh],
+                                 antennas=antennas, attrs=attrs)]
+
+
+def test_solve_then_apply_recovers_the_model(rng):
+    g = random_gains(rng, 5, 6, 8, 2, constant_time=False)
+    ds = make_partition(g, flux=3.0, noise=0.0)
+    table = solve([ds], "G", solint="int", refant="ea01", model=3.0)
+    out = apply([ds], [ApplyTable(table, interp="nearest")])[0]
+    corrected = out[S.VISIBILITY_CORRECTED].values
+    np.testing.assert_allclose(corrected[..., [0, 3]], 3.0, atol=1e-4)
+    assert not out[S.FLAG].values.any()
+
+
+def test_linear_time_interpolation_between_solutions(rng):
+    # phase goes 0 -> 90 degrees between solutions at t=0 and t=40 on antenna 1
+    vals = np.ones((2, 3, 1, 2), complex)
+    vals[1, 1] = 1j
+    table = _table(vals, times=[5e9, 5e9 + 40], fields=[0, 0])
+    ds = make_partition(np.ones((5, 3, 2, 2)), t0=5e9, dt=10.0)
+    jones, _ = chain_jones(ds, [ApplyTable(table)])
+    phase = np.degrees(np.angle(jones.compute()[:, 1, 0, 0]))
+    np.testing.assert_allclose(phase, [0, 22.5, 45, 67.5, 90], atol=1e-9)
+    jones, _ = chain_jones(ds, [ApplyTable(table, interp="nearest")])
+    np.testing.assert_allclose(np.degrees(np.angle(jones.compute()[:, 1, 0, 0])),
+                               [0, 0, 0, 90, 90], atol=1e-9)
+
+
+def test_flagged_solutions_skip_or_propagate():
+    vals = np.ones((3, 2, 1, 2), complex) * np.array([1, 2, 3])[:, None, None, None]
+    flag = np.zeros(vals.shape, bool)
+    flag[1, 0] = True
+    table = _table(vals, times=[0.0, 10.0, 20.0], fields=[0, 0, 0], flag=flag)
+    ds = make_partition(np.ones((3, 2, 1, 2)), t0=0.0, dt=10.0)
+    skip, skip_flag = chain_jones(ds, [ApplyTable(table)])
+    np.testing.assert_allclose(np.abs(skip.compute()[:, 0, 0, 0]), [1, 2, 3])
+    assert not skip_flag.compute().any()
+    prop, prop_flag = chain_jones(ds, [ApplyTable(table, propagate_flags=True)])
+    assert prop_flag.compute()[1, 0].all() and not prop_flag.compute()[[0, 2]].any()
+
+
+def test_gainfield_named_and_nearest():
+    vals = np.ones((2, 2, 1, 2), complex)
+    vals[1] = 2.0
+    table = _table(vals, times=[0.0, 10.0], fields=[0, 1])
+    ds = make_partition(np.ones((2, 2, 1, 2)), t0=0.0, dt=10.0, phase_center=(0.9, 0.5))
+    by_name, _ = chain_jones(ds, [ApplyTable(table, gainfield="A")])
+    assert np.allclose(by_name.compute(), 1.0)
+    nearest, _ = chain_jones(ds, [ApplyTable(table, gainfield="nearest")])
+    assert np.allclose(nearest.compute(), 2.0)
+    with pytest.raises(InputError):
+        chain_jones(ds, [ApplyTable(table, gainfield="C")])
+
+
+def test_spwmap_and_bandpass_frequency_interpolation():
+    freqs = 1.3e9 + 4e6 * np.arange(3)
+    vals = np.ones((1, 2, 3, 2), complex) * np.array([1.0, 2.0, 4.0])[None, None, :, None]
+    table = _table(vals, times=[0.0], fields=[0], freq=freqs, spw=0, cal_type="B")
+    ds = make_partition(np.ones((1, 2, 5, 2)), t0=0.0, spw=3, freq0=1.3e9, dfreq=2e6)
+    with pytest.raises(InputError):
+        chain_jones(ds, [ApplyTable(table)])
+    jones, _ = chain_jones(ds, [ApplyTable(table, spwmap=(0, 0, 0, 0))])
+    np.testing.assert_allclose(np.abs(jones.compute()[0, 0, :, 0]), [1, 1.5, 2, 3, 4])
+    near, _ = chain_jones(ds, [ApplyTable(table, spwmap=(0, 0, 0, 0), freq_interp="nearest")])
+    np.testing.assert_allclose(np.abs(near.compute()[0, 0, :, 0]), [1, 1, 2, 2, 4])
+
+
+def test_calwt_and_solution_flags(rng):
+    vals = np.full((1, 3, 1, 2), 2.0, complex)
+    flag = np.zeros(vals.shape, bool)
+    flag[0, 2, 0, 1] = True          # antenna 2, hand L
+    table = _table(vals, times=[0.0], fields=[0], flag=flag)
+    ds = make_partition(np.ones((2, 3, 1, 2)), t0=0.0, flux=4.0)
+    out = apply([ds], [ApplyTable(table)], calwt=True)[0]
+    vis = out[S.VISIBILITY_CORRECTED].values
+    fl = out[S.FLAG].values
+    w = out[S.WEIGHT].values
+    np.testing.assert_allclose(vis[:, 0, :, 0], 1.0)        # 4 / (2 * 2)
+    np.testing.assert_allclose(w[:, 0], 16.0)
+    ant2 = ds[S.BASELINE_ANTENNA2].values == 2
+    # baselines to antenna 2: correlations with its L hand flagged (RL, LL), the others not
+    assert fl[:, ant2][..., [1, 3]].all() and not fl[:, ant2][..., [0, 2]].any()
+    assert not fl[:, ~ant2].any()
+
+
+def test_bad_interp_is_a_config_error():
+    with pytest.raises(ConfigError):
+        ApplyTable([], interp="cubic")
+
+
+def test_apply_graph_does_not_compute(rng, no_compute):
+    vals = np.ones((1, 4, 1, 2), complex)
+    table = _table(vals, times=[0.0], fields=[0])
+    ds = make_partition(np.ones((6, 4, 3, 2)), time_chunk=2)
+    out = apply([ds], [ApplyTable(table)])[0]
+    assert out[S.VISIBILITY_CORRECTED].data.chunks[0] == (2, 2, 2)
