@@ -1,0 +1,91 @@
+"""Configuration of the predict, subtract and dynspec steps: the one source of defaults and help.
+
+A config field is called ``field`` (CASA's keyword), so ``dataclasses.field`` is spelled in full.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from radiocal.errors import ConfigError
+
+SENSES = ("", "+", "-")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    skymodel: str = dataclasses.field(
+        default="", metadata={"help": "makesourcedb/DP3/WSClean sky model file", "input": True}
+    )
+    field: str = dataclasses.field(default="", metadata={"help": "field name or id to predict (empty: all)"})
+
+    def __post_init__(self):
+        if not self.skymodel:
+            raise ConfigError("predict: a skymodel file is required")
+
+
+@dataclass(frozen=True)
+class SubtractConfig:
+    field: str = dataclasses.field(default="", metadata={"help": "field name or id to subtract (empty: all)"})
+
+
+@dataclass(frozen=True)
+class DynspecConfig:
+    field: str = dataclasses.field(default="", metadata={"help": "target field name or id"})
+    skymodel: str = dataclasses.field(
+        default="", metadata={"help": "sky model to predict and subtract before averaging", "input": True}
+    )
+    subtract_model: bool = dataclasses.field(
+        default=False,
+        metadata={"help": "subtract VISIBILITY_MODEL already present (implied by skymodel)"},
+    )
+    timeavg: int = dataclasses.field(default=1, metadata={"help": "integrations averaged per time cell"})
+    freqavg: int = dataclasses.field(default=1, metadata={"help": "channels averaged per frequency cell"})
+    uvrange: str = dataclasses.field(
+        default="", metadata={"help": "keep baselines in this uv range, e.g. '>500m', '1~20klambda'"}
+    )
+    exclude_baselines: tuple[str, ...] = dataclasses.field(
+        default=(), metadata={"help": "baselines to leave out: 'ANT1&ANT2' or 'ANT' (all of its)"}
+    )
+    clip_i: float = dataclasses.field(default=0.0, metadata={"help": "blank cells with |I| above this, Jy (0: off)"})
+    clip_v: float = dataclasses.field(default=0.0, metadata={"help": "blank cells with |V| above this, Jy (0: off)"})
+    sense: str = dataclasses.field(
+        default="",
+        metadata={"help": "keep only cells with V of this sign: '+' or '-' ('': off)", "choices": SENSES},
+    )
+    min_fraction: float = dataclasses.field(
+        default=0.0, metadata={"help": "keep only cells with |V/I| at least this (0: off)"}
+    )
+    tb_distance_pc: float = dataclasses.field(
+        default=0.0, metadata={"help": "distance (pc) for brightness temperature (0: flux density)"}
+    )
+    tb_radius_rsun: float = dataclasses.field(
+        default=0.0, metadata={"help": "emitting radius (solar radii) for brightness temperature"}
+    )
+    max_gap_rows: int = dataclasses.field(
+        default=360, metadata={"help": "at most this many blank rows stand for one gap in time"}
+    )
+    output: str = dataclasses.field(default="dynspec.zarr", metadata={"help": "output zarr (dynspec step)"})
+
+    def __post_init__(self):
+        if isinstance(self.exclude_baselines, (list, str)):
+            items = [self.exclude_baselines] if isinstance(self.exclude_baselines, str) else self.exclude_baselines
+            object.__setattr__(self, "exclude_baselines", tuple(s for s in items if s))
+        for name in ("timeavg", "freqavg", "max_gap_rows"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "max_gap_rows" else 1):
+                raise ConfigError(f"dynspec: {name} must be a positive integer, not {value!r}")
+        for name in ("clip_i", "clip_v", "min_fraction", "tb_distance_pc", "tb_radius_rsun"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"dynspec: {name} must be >= 0, not {getattr(self, name)!r}")
+        if self.min_fraction > 1:
+            raise ConfigError(f"dynspec: min_fraction must be in [0, 1], not {self.min_fraction}")
+        if self.sense not in SENSES:
+            raise ConfigError(f"dynspec: sense must be '+', '-' or '', not {self.sense!r}")
+        if (self.tb_distance_pc > 0) != (self.tb_radius_rsun > 0):
+            raise ConfigError("dynspec: brightness temperature needs both tb_distance_pc and tb_radius_rsun")
+
+    @property
+    def brightness_temperature(self) -> bool:
+        return self.tb_distance_pc > 0 and self.tb_radius_rsun > 0

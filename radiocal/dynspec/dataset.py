@@ -1,0 +1,395 @@
+"""Predict, subtract and dynamic spectra on canonical datasets (xr.Dataset -> xr.Dataset, lazy)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from radiocal.dynspec import graph, kernels
+from radiocal.dynspec.config import DynspecConfig
+from radiocal.dynspec.products import check_polarizations, product_matrix, stokes_to_correlation
+from radiocal.errors import InputError, OutputExistsError, SelectionError
+from radiocal.io import schema
+from radiocal.io.selection import Selection, selection_mask
+from radiocal.io.skymodel import SkyModel, read_skymodel
+
+# Attributes a dataset carries after subtract_model, so later steps can say what they used.
+ATTR_MODEL_SUBTRACTED = "model_subtracted"
+ATTR_SUBTRACTED_FROM = "model_subtracted_from"
+
+BOLTZMANN = 1.380649e-23
+PARSEC = 3.0856775814913673e16
+SOLAR_RADIUS = 6.957e8
+JANSKY = 1e-26
+RATIO = "V_over_I"  # "V/I"; a slash cannot name a zarr array
+CELL_FLAG = "cell_flag"
+N_BASELINES = "n_baselines"
+SCAN_COORD = "scan_number"
+LIGHTCURVE_SUFFIX = "_lightcurve"
+ERR_SUFFIX = "_err"
+_DEFAULT_TIME_CHUNK = 64
+
+
+def _dask_backed(ds: xr.Dataset) -> xr.Dataset:
+    """Small coordinates in memory, large variables as dask arrays chunked along time.
+
+    Coordinates (antenna names, baseline indices, ...) are metadata: a dask-backed one is read on
+    the local thread, so building a graph works even where the data's scheduler forbids computing.
+    """
+    lazy = [name for name, coord in ds.coords.items() if isinstance(coord.data, da.Array)]
+    if lazy:
+        values = da.compute(*(ds[name].data for name in lazy), scheduler="sync")
+        ds = ds.assign_coords({name: (ds[name].dims, value, ds[name].attrs) for name, value in zip(lazy, values)})
+    eager = {name: var.chunk({schema.TIME: _DEFAULT_TIME_CHUNK}) for name, var in ds.data_vars.items()
+             if var.chunks is None and schema.TIME in var.dims}
+    return ds.assign(eager) if eager else ds
+
+
+def matches_field(ds: xr.Dataset, field: str) -> bool:
+    """True when ``field`` (a name or an id; empty matches all) names this partition's field."""
+    if not field:
+        return True
+    return field == str(ds.attrs.get(schema.ATTR_FIELD_NAME)) or field == str(ds.attrs.get(schema.ATTR_FIELD_ID))
+
+
+def source_variable(ds: xr.Dataset) -> str:
+    """The visibilities to use: calibrated when present, else the raw data."""
+    return schema.VISIBILITY_CORRECTED if schema.VISIBILITY_CORRECTED in ds else schema.VISIBILITY
+
+
+def predict_model(ds: xr.Dataset, skymodel: SkyModel) -> xr.Dataset:
+    """Predict a sky model into ``VISIBILITY_MODEL`` (lazy DFT with the w-term).
+
+    Parameters
+    ----------
+    ds : canonical dataset; needs ``UVW``, ``frequency``, ``polarization`` and the ``phase_center``
+        attribute.
+    skymodel : SkyModel
+
+    Returns
+    -------
+    xr.Dataset
+        ``ds`` with ``VISIBILITY_MODEL`` (time, baseline, frequency, polarization) complex64
+        chunked like ``VISIBILITY``.
+    """
+    ds = _dask_backed(ds)
+    pols = check_polarizations(ds[schema.POLARIZATION].values)
+    if schema.ATTR_PHASE_CENTER not in ds.attrs:
+        raise InputError(f"partition {ds.attrs.get(schema.ATTR_PARTITION, '?')}: no phase_center attribute")
+    freq = ds[schema.FREQUENCY].values.astype(np.float64)
+    lmn = np.ascontiguousarray(skymodel.lmn(ds.attrs[schema.ATTR_PHASE_CENTER]))
+    if np.any(lmn[:, 2] <= 0):
+        raise InputError("sky model has components beyond the horizon of the phase centre")
+    brightness = skymodel.spectra(freq) @ stokes_to_correlation(pols)
+    vis = ds[schema.VISIBILITY].data
+    model = graph.predict(
+        da.asarray(ds[schema.UVW].transpose(schema.TIME, schema.BASELINE, schema.UVW_LABEL).data),
+        da.from_array(freq, chunks=(vis.chunks[2],)),
+        da.from_array(np.ascontiguousarray(brightness), chunks=(-1, vis.chunks[2], -1)),
+        lmn,
+        np.ascontiguousarray(skymodel.gaussian_shape()),
+        vis.chunks,
+    )
+    return ds.assign({schema.VISIBILITY_MODEL: (ds[schema.VISIBILITY].dims, model)})
+
+
+def subtract_model(ds: xr.Dataset) -> xr.Dataset:
+    """uvsub: ``VISIBILITY_CORRECTED = (VISIBILITY_CORRECTED or VISIBILITY) - VISIBILITY_MODEL``.
+
+    Returns
+    -------
+    xr.Dataset
+        Lazy; attribute ``model_subtracted_from`` names the variable the model came off.
+    """
+    if schema.VISIBILITY_MODEL not in ds:
+        raise InputError(f"partition {ds.attrs.get(schema.ATTR_PARTITION, '?')}: no VISIBILITY_MODEL to subtract")
+    if ds.attrs.get(ATTR_MODEL_SUBTRACTED):
+        raise InputError(f"partition {ds.attrs.get(schema.ATTR_PARTITION, '?')}: model already subtracted")
+    ds = _dask_backed(ds)
+    base = source_variable(ds)
+    model = ds[schema.VISIBILITY_MODEL].data.rechunk(ds[base].data.chunks)
+    residual = graph.subtract(ds[base].data, model)
+    out = ds.assign({schema.VISIBILITY_CORRECTED: (ds[base].dims, residual)})
+    out.attrs.update({ATTR_MODEL_SUBTRACTED: True, ATTR_SUBTRACTED_FROM: base})
+    return out
+
+
+def baseline_keep(ds: xr.Dataset, exclude=()) -> np.ndarray:
+    """(baseline,) bool: cross-correlations not excluded by ``'A&B'`` or ``'A'`` antenna names."""
+    names = [str(n) for n in ds[schema.ANTENNA_NAME].values]
+    a1 = ds[schema.BASELINE_ANTENNA1].values
+    a2 = ds[schema.BASELINE_ANTENNA2].values
+    keep = a1 != a2
+    for spec in exclude:
+        parts = [p.strip() for p in spec.split("&")]
+        for p in parts:
+            if p not in names:
+                raise SelectionError(f"exclude baseline {spec!r}: no antenna {p!r} (have {', '.join(names)})")
+        idx = [names.index(p) for p in parts]
+        if len(idx) == 1:
+            keep &= (a1 != idx[0]) & (a2 != idx[0])
+        elif len(idx) == 2:
+            keep &= ~(((a1 == idx[0]) & (a2 == idx[1])) | ((a1 == idx[1]) & (a2 == idx[0])))
+        else:
+            raise SelectionError(f"exclude baseline {spec!r}: expected 'ANT' or 'ANT1&ANT2'")
+    return keep
+
+
+def _selection_flags(ds: xr.Dataset, var: str, config: DynspecConfig) -> xr.DataArray:
+    """FLAG plus everything the configuration leaves out (lazy, canonical dims)."""
+    dims = ds[var].dims
+    flag = ds[schema.FLAG]
+    keep = xr.DataArray(baseline_keep(ds, config.exclude_baselines), dims=(schema.BASELINE,))
+    if not keep.any():
+        raise SelectionError("no baselines left after exclusions")
+    flag = flag | ~keep
+    if config.uvrange:
+        # CASA uvrange semantics (m, km, lambda, klambda, Mlambda) from the selection module.
+        flag = flag | ~selection_mask(ds, Selection(uvrange=config.uvrange))
+    return flag.transpose(*dims)
+
+
+def _block_mean(values: np.ndarray, size: int) -> np.ndarray:
+    n = values.shape[0]
+    return np.array([values[i:i + size].mean() for i in range(0, n, size)], dtype=np.float64)
+
+
+def partition_spectrum(ds: xr.Dataset, config: DynspecConfig) -> xr.Dataset:
+    """Dynamic spectrum of one partition: products averaged over baselines, lazy.
+
+    Returns
+    -------
+    xr.Dataset
+        For each product P (``RR``, ``LL``, ``I``, ``V``, ...): ``P`` and ``P_err`` on
+        (time, frequency) float64, ``n_baselines`` (time, frequency), coordinate ``scan_number``.
+    """
+    ds = _dask_backed(ds)
+    var = source_variable(ds)
+    vis = ds[var]
+    if (config.subtract_model or config.skymodel) and not ds.attrs.get(ATTR_MODEL_SUBTRACTED):
+        vis = subtract_model(ds)[schema.VISIBILITY_CORRECTED]
+    names, coeffs = product_matrix(ds[schema.POLARIZATION].values)
+    flag = _selection_flags(ds, var, config)
+    stats = graph.baseline_average(
+        vis.data, flag.data, ds[schema.WEIGHT].transpose(*vis.dims).data, coeffs,
+        config.timeavg, config.freqavg,
+    )
+    times = _block_mean(ds[schema.TIME].values, config.timeavg)
+    freqs = _block_mean(ds[schema.FREQUENCY].values, config.freqavg)
+    dims = (schema.TIME, schema.FREQUENCY)
+    data = {}
+    for p, name in enumerate(names):
+        data[name] = (dims, stats[:, :, p, kernels.STAT_MEAN])
+        data[name + ERR_SUFFIX] = (dims, stats[:, :, p, kernels.STAT_ERR])
+    count_index = names.index("I") if "I" in names else 0
+    data[N_BASELINES] = (dims, stats[:, :, count_index, kernels.STAT_COUNT].astype(np.int32))
+    scan = int(ds.attrs.get(schema.ATTR_SCAN, -1))
+    return xr.Dataset(
+        data,
+        coords={schema.TIME: times, schema.FREQUENCY: freqs, SCAN_COORD: (schema.TIME, np.full(times.size, scan))},
+    )
+
+
+def _insert_gaps(ds: xr.Dataset, step: float, max_rows: int) -> xr.Dataset:
+    """Reindex time so a gap longer than 1.5 steps becomes blank (NaN) rows."""
+    times = ds[schema.TIME].values
+    if times.size < 2 or not step > 0:
+        return ds
+    pieces = [times[:1]]
+    for before, after in zip(times[:-1], times[1:]):
+        missing = int(round((after - before) / step)) - 1
+        if after - before > 1.5 * step and missing > 0 and max_rows > 0:
+            rows = min(missing, max_rows)
+            pieces.append(before + (after - before) * np.arange(1, rows + 1) / (rows + 1))
+        pieces.append(np.array([after]))
+    grid = np.concatenate(pieces)
+    if grid.size == times.size:
+        return ds
+    scans = ds[SCAN_COORD].values
+    out = ds.drop_vars(SCAN_COORD).reindex({schema.TIME: grid})
+    scan_grid = np.full(grid.size, -1, dtype=scans.dtype)
+    scan_grid[np.searchsorted(grid, times)] = scans
+    return out.assign_coords({SCAN_COORD: (schema.TIME, scan_grid)})
+
+
+def _time_step(partitions, config: DynspecConfig) -> float:
+    diffs = [np.diff(p[schema.TIME].values) for p in partitions if p.sizes[schema.TIME] > 1]
+    diffs = np.concatenate(diffs) if diffs else np.array([])
+    if diffs.size:
+        return float(np.median(diffs)) * config.timeavg
+    widths = [p[schema.INTEGRATION_TIME].values for p in partitions if schema.INTEGRATION_TIME in p.coords]
+    return float(np.median(np.concatenate(widths))) * config.timeavg if widths else 0.0
+
+
+def select_field(datasets, field: str) -> list[xr.Dataset]:
+    """Partitions of one field, or a SelectionError that lists the fields there are."""
+    chosen = [_dask_backed(ds) for ds in datasets if matches_field(ds, field)]
+    if not chosen:
+        names = sorted({str(ds.attrs.get(schema.ATTR_FIELD_NAME)) for ds in datasets})
+        raise SelectionError(f"no partition of field {field!r} (fields: {', '.join(names) or 'none'})")
+    fields = {ds.attrs.get(schema.ATTR_FIELD_NAME) for ds in chosen}
+    if len(fields) > 1:
+        raise SelectionError(f"field {field!r} is ambiguous: {', '.join(sorted(map(str, fields)))}")
+    return chosen
+
+
+def scan_spectra(datasets, config: DynspecConfig) -> list[xr.Dataset]:
+    """One dynamic spectrum per scan of the target field (its spectral windows side by side)."""
+    partitions = select_field(datasets, config.field)
+    if config.skymodel:
+        sky = read_skymodel(config.skymodel)
+        partitions = [predict_model(ds, sky) for ds in partitions]
+    by_scan: dict[int, list] = {}
+    for ds in partitions:
+        by_scan.setdefault(int(ds.attrs.get(schema.ATTR_SCAN, -1)), []).append(ds)
+    spectra = []
+    for scan in sorted(by_scan):
+        parts = [partition_spectrum(ds, config) for ds in by_scan[scan]]
+        merged = xr.concat(parts, dim=schema.FREQUENCY, join="outer", data_vars="all", coords="minimal",
+                           compat="override") if len(parts) > 1 else parts[0]
+        spectra.append(merged.sortby(schema.FREQUENCY))
+    return spectra
+
+
+def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
+    """The target's dynamic spectrum over the whole observation (lazy).
+
+    Per-scan spectra are stitched along time; gaps between scans stay as blank (NaN) rows. Adds
+    ``V/I`` and its error, applies clip and polarisation masks (``cell_flag``), converts to
+    brightness temperature when asked, and adds band-averaged light curves ``P_lightcurve``.
+
+    Parameters
+    ----------
+    datasets : list of canonical partitions (any fields; ``config.field`` picks the target)
+    config : DynspecConfig
+
+    Returns
+    -------
+    xr.Dataset on (time, frequency): products, ``*_err``, ``n_baselines``, ``cell_flag``, and on
+    (time): ``*_lightcurve`` and errors. Attributes record the field, phase centre, data column,
+    units and averaging.
+    """
+    partitions = select_field(datasets, config.field)
+    first = partitions[0]
+    var = source_variable(first)
+    spectra = scan_spectra(partitions, config)
+    ds = xr.concat(spectra, dim=schema.TIME, join="outer", data_vars="all", coords="minimal",
+                   compat="override") if len(spectra) > 1 else spectra[0]
+    ds = ds.sortby(schema.TIME)
+    ds = _insert_gaps(ds, _time_step(partitions, config), config.max_gap_rows)
+    products = [v for v in ds.data_vars if v not in (N_BASELINES,) and not v.endswith(ERR_SUFFIX)]
+    if "I" in ds and "V" in ds:
+        ratio = ds["V"] / ds["I"].where(ds["I"] != 0)
+        ds[RATIO] = ratio
+        ds[RATIO + ERR_SUFFIX] = np.sqrt(ds["V" + ERR_SUFFIX] ** 2 + ratio**2 * ds["I" + ERR_SUFFIX] ** 2) / abs(ds["I"])
+    ds = _apply_cell_flags(ds, config)
+    unit = "Jy"
+    if config.brightness_temperature:
+        unit = "K"
+        scale = (JANSKY * kernels.SPEED_OF_LIGHT**2 * (config.tb_distance_pc * PARSEC) ** 2
+                 / (2 * BOLTZMANN * ds[schema.FREQUENCY] ** 2 * math.pi * (config.tb_radius_rsun * SOLAR_RADIUS) ** 2))
+        for name in products:
+            ds[name] = ds[name] * scale
+            ds[name + ERR_SUFFIX] = ds[name + ERR_SUFFIX] * scale
+    ds = _add_light_curves(ds, products)
+    for name in list(ds.data_vars):
+        base = name.removesuffix(ERR_SUFFIX).removesuffix(LIGHTCURVE_SUFFIX)
+        if base in products:
+            ds[name].attrs["units"] = unit
+        elif base == RATIO:
+            ds[name].attrs["units"] = "1"
+    ds[N_BASELINES].attrs["long_name"] = "baselines contributing to each cell"
+    ds[schema.TIME].attrs.update({"units": "s", "long_name": "MJD seconds (UTC), as in the MS TIME column"})
+    ds[schema.FREQUENCY].attrs["units"] = "Hz"
+    ds.attrs.update({
+        "field_name": str(first.attrs.get(schema.ATTR_FIELD_NAME, "")),
+        "field_id": int(first.attrs.get(schema.ATTR_FIELD_ID, -1)),
+        "phase_center": [float(x) for x in first.attrs.get(schema.ATTR_PHASE_CENTER, [math.nan, math.nan])],
+        "phase_center_units": "rad (J2000 ra, dec)",
+        "telescope": str(first.attrs.get(schema.ATTR_TELESCOPE, "")),
+        "data_column": var,
+        "model_subtracted": bool(config.skymodel or config.subtract_model or first.attrs.get(ATTR_MODEL_SUBTRACTED)),
+        "skymodel": config.skymodel,
+        "products": products + ([RATIO] if RATIO in ds else []),
+        "units": unit,
+        "timeavg": config.timeavg,
+        "freqavg": config.freqavg,
+        "uvrange": config.uvrange,
+        "exclude_baselines": list(config.exclude_baselines),
+        "stokes_convention": "I = (RR+LL)/2, V = (RR-LL)/2 (IAU/CASA); real part of the baseline mean",
+        "brightness_temperature": (
+            {"distance_pc": config.tb_distance_pc, "radius_rsun": config.tb_radius_rsun}
+            if config.brightness_temperature else {}
+        ),
+        "partitions": [str(p.attrs.get(schema.ATTR_PARTITION, "")) for p in partitions],
+    })
+    return ds
+
+
+def _apply_cell_flags(ds: xr.Dataset, config: DynspecConfig) -> xr.Dataset:
+    """Blank cells beyond clip levels or outside the expected sense/fraction of circular pol."""
+    bad = xr.zeros_like(ds[N_BASELINES], dtype=bool)
+    if config.clip_i and "I" in ds:
+        bad = bad | (abs(ds["I"]) > config.clip_i)
+    if config.clip_v and "V" in ds:
+        bad = bad | (abs(ds["V"]) > config.clip_v)
+    if "V" in ds and config.sense:
+        bad = bad | ((ds["V"] <= 0) if config.sense == "+" else (ds["V"] >= 0))
+    if config.min_fraction and RATIO in ds:
+        # A cell with I <= 0 has no meaningful fraction: it cannot pass the cut.
+        bad = bad | ~((abs(ds[RATIO]) >= config.min_fraction) & (ds["I"] > 0))
+    if (config.sense or config.min_fraction) and "V" not in ds:
+        raise InputError("sense / min_fraction masks need Stokes V (both parallel hands)")
+    for name in ds.data_vars:
+        if name != N_BASELINES and set(ds[name].dims) == {schema.TIME, schema.FREQUENCY}:
+            ds[name] = ds[name].where(~bad)
+    ds[CELL_FLAG] = bad
+    ds[CELL_FLAG].attrs["long_name"] = "cell blanked by clip or polarisation masks"
+    return ds
+
+
+def _add_light_curves(ds: xr.Dataset, products: list[str]) -> xr.Dataset:
+    """Band-averaged light curves: inverse-variance mean over frequency of each product."""
+    for name in products:
+        value, err = ds[name], ds[name + ERR_SUFFIX]
+        usable = np.isfinite(value) & np.isfinite(err) & (err > 0)
+        weight = (1.0 / err.where(usable) ** 2).fillna(0.0)
+        total = weight.sum(schema.FREQUENCY)
+        ds[name + LIGHTCURVE_SUFFIX] = (weight * value.fillna(0)).sum(schema.FREQUENCY) / total.where(total > 0)
+        ds[name + LIGHTCURVE_SUFFIX + ERR_SUFFIX] = 1.0 / np.sqrt(total.where(total > 0))
+    if "I" in products and "V" in products:
+        i_lc, v_lc = ds["I" + LIGHTCURVE_SUFFIX], ds["V" + LIGHTCURVE_SUFFIX]
+        ratio = v_lc / i_lc.where(i_lc != 0)
+        ds[RATIO + LIGHTCURVE_SUFFIX] = ratio
+        ds[RATIO + LIGHTCURVE_SUFFIX + ERR_SUFFIX] = np.sqrt(
+            ds["V" + LIGHTCURVE_SUFFIX + ERR_SUFFIX] ** 2 + ratio**2 * ds["I" + LIGHTCURVE_SUFFIX + ERR_SUFFIX] ** 2
+        ) / abs(i_lc)
+    return ds
+
+
+def write_dynspec(spectrum: xr.Dataset, path, overwrite: bool = False) -> str:
+    """Compute a dynamic spectrum and write it to zarr (read it back with :func:`open_dynspec`)."""
+    path = os.fspath(path)
+    if os.path.exists(path):
+        if not overwrite:
+            raise OutputExistsError(f"{path}: already exists (use --overwrite to replace it)")
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    # zarr needs regular chunks; per-scan pieces are not, and the product is small.
+    # Encodings of a spectrum read back from any zarr would pin its old layout: start afresh.
+    spectrum = spectrum.drop_encoding().chunk({schema.TIME: 4096, schema.FREQUENCY: -1})
+    spectrum.to_zarr(path, mode="w", consolidated=True, zarr_format=2)
+    return path
+
+
+def open_dynspec(path) -> xr.Dataset:
+    """Open a dynamic spectrum written by :func:`write_dynspec`."""
+    path = os.fspath(path)
+    try:
+        return xr.open_zarr(path, consolidated=True, zarr_format=2)
+    except (FileNotFoundError, KeyError, ValueError) as err:
+        raise InputError(f"{path}: not a dynamic spectrum zarr ({err})") from None

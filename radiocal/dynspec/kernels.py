@@ -1,0 +1,184 @@
+"""Numba kernels for dynamic spectra: DFT predict of components and averaging over baselines.
+
+Pure numba on numpy arrays; the dask wrappers are in ``graph.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from radiocal.engine.numba import JIT
+
+SPEED_OF_LIGHT = 299792458.0
+# Fourier transform of a unit-flux Gaussian of FWHM a: exp(-pi^2 a^2 q^2 / (4 ln 2)), q in wavelengths.
+_GAUSS_SCALE = math.pi**2 / (4.0 * math.log(2.0))
+
+# Order of the statistics along the last axis of baseline_average's output.
+STAT_MEAN, STAT_ERR, STAT_COUNT = 0, 1, 2
+NSTAT = 3
+# Channels between exact re-evaluations of the fringe in predict_components.
+_ANCHOR = 32
+
+
+@numba.njit(**JIT)
+def predict_components(uvw, frequency, lmn, brightness, gauss):
+    """Model visibilities of point and Gaussian components by direct Fourier transform.
+
+    ``V = sum_s B_s(nu) G_s(u, v, nu) exp(-2 pi i (u l + v m + w (n - 1)) nu / c)``, CASA's sign.
+
+    Parameters
+    ----------
+    uvw : (time, baseline, 3) float64, metres
+    frequency : (frequency,) float64, Hz
+    lmn : (source, 3) float64, direction cosines relative to the phase centre
+    brightness : (source, frequency, polarization) complex128, the coherency of each source
+    gauss : (source, 3) float64, major FWHM, minor FWHM (radians), position angle (radians east
+        of north); zero axes make a point.
+
+    Returns
+    -------
+    (time, baseline, frequency, polarization) complex64
+    """
+    ntime, nbl = uvw.shape[0], uvw.shape[1]
+    nchan = frequency.shape[0]
+    nsrc, npol = brightness.shape[0], brightness.shape[2]
+    out = np.empty((ntime, nbl, nchan, npol), dtype=np.complex64)
+    acc = np.empty((nchan, npol), dtype=np.complex128)
+    phase_scale = -2.0 * math.pi / SPEED_OF_LIGHT
+    # On a regular channel grid the fringe advances by a fixed rotation per channel: one complex
+    # multiply instead of a cos and a sin. It is re-anchored exactly every _ANCHOR channels so
+    # rounding cannot build up.
+    step_hz = frequency[1] - frequency[0] if nchan > 1 else 0.0
+    regular = nchan > 2
+    for f in range(1, nchan):
+        if abs(frequency[f] - frequency[f - 1] - step_hz) > 1e-9 * abs(step_hz):
+            regular = False
+    for t in range(ntime):
+        for b in range(nbl):
+            u, v, w = uvw[t, b, 0], uvw[t, b, 1], uvw[t, b, 2]
+            acc[:, :] = 0.0
+            for s in range(nsrc):
+                l, m, n = lmn[s, 0], lmn[s, 1], lmn[s, 2]
+                phase_per_hz = phase_scale * (u * l + v * m + w * (n - 1.0))
+                extended = gauss[s, 0] > 0.0 or gauss[s, 1] > 0.0
+                gauss_per_hz2 = 0.0
+                if extended:
+                    sin_pa, cos_pa = math.sin(gauss[s, 2]), math.cos(gauss[s, 2])
+                    u_major = u * sin_pa + v * cos_pa
+                    u_minor = u * cos_pa - v * sin_pa
+                    gauss_per_hz2 = -_GAUSS_SCALE * (
+                        (gauss[s, 0] * u_major) ** 2 + (gauss[s, 1] * u_minor) ** 2
+                    ) / SPEED_OF_LIGHT**2
+                rotation = complex(math.cos(phase_per_hz * step_hz), math.sin(phase_per_hz * step_hz))
+                fringe = 1.0 + 0.0j
+                for f in range(nchan):
+                    nu = frequency[f]
+                    if not regular or f % _ANCHOR == 0:
+                        phase = phase_per_hz * nu
+                        fringe = complex(math.cos(phase), math.sin(phase))
+                    else:
+                        fringe = fringe * rotation
+                    value = fringe * math.exp(gauss_per_hz2 * nu * nu) if extended else fringe
+                    for p in range(npol):
+                        acc[f, p] += value * brightness[s, f, p]
+            for f in range(nchan):
+                for p in range(npol):
+                    out[t, b, f, p] = acc[f, p]
+    return out
+
+
+@numba.njit(**JIT)
+def baseline_average(vis, flag, weight, coeffs, timeavg, freqavg):
+    """Average products of correlations over baselines into time x frequency cells.
+
+    Each baseline first averages its samples in a ``timeavg x freqavg`` block (weighted); the
+    baselines are then combined by weighted mean, and the standard error of that mean is taken
+    from their scatter. Only the real part is kept: the target sits at the phase centre.
+
+    A product sample exists when every correlation it uses is unflagged, finite and of positive
+    weight; its weight is ``1 / sum_k |c_k|^2 / w_k`` (inverse variance of the combination).
+
+    Parameters
+    ----------
+    vis : (time, baseline, frequency, polarization) complex
+    flag : (time, baseline, frequency, polarization) bool
+    weight : (time, baseline, frequency, polarization) float
+    coeffs : (product, polarization) complex128
+    timeavg, freqavg : int, block sizes
+
+    Returns
+    -------
+    (time_out, frequency_out, product, 3) float64
+        ``[..., 0]`` weighted mean, ``[..., 1]`` its standard error over baselines (NaN with
+        fewer than two baselines), ``[..., 2]`` number of baselines that contributed.
+    """
+    ntime, nbl, nchan, npol = vis.shape
+    nprod = coeffs.shape[0]
+    ntout = (ntime + timeavg - 1) // timeavg
+    nfout = (nchan + freqavg - 1) // freqavg
+    out = np.empty((ntout, nfout, nprod, NSTAT), dtype=np.float64)
+    # Per output cell over baselines: sum w, sum w x, sum w x^2, sum w^2, count.
+    acc = np.empty((nfout, nprod, 5), dtype=np.float64)
+    block_w = np.empty((nfout, nprod), dtype=np.float64)
+    block_wx = np.empty((nfout, nprod), dtype=np.float64)
+    for to in range(ntout):
+        acc[:, :, :] = 0.0
+        t0, t1 = to * timeavg, min((to + 1) * timeavg, ntime)
+        for b in range(nbl):
+            block_w[:, :] = 0.0
+            block_wx[:, :] = 0.0
+            for t in range(t0, t1):
+                for f in range(nchan):
+                    fo = f // freqavg
+                    for p in range(nprod):
+                        value = 0.0 + 0.0j
+                        inv_w = 0.0
+                        ok = True
+                        for k in range(npol):
+                            c = coeffs[p, k]
+                            if c == 0:
+                                continue
+                            x = vis[t, b, f, k]
+                            wk = weight[t, b, f, k]
+                            if flag[t, b, f, k] or not (wk > 0.0) or not (
+                                math.isfinite(x.real) and math.isfinite(x.imag)
+                            ):
+                                ok = False
+                                break
+                            value += c * x
+                            inv_w += (c.real * c.real + c.imag * c.imag) / wk
+                        if ok:
+                            ws = 1.0 / inv_w
+                            block_w[fo, p] += ws
+                            block_wx[fo, p] += ws * value.real
+            for fo in range(nfout):
+                for p in range(nprod):
+                    wb = block_w[fo, p]
+                    if wb > 0.0:
+                        xb = block_wx[fo, p] / wb
+                        acc[fo, p, 0] += wb
+                        acc[fo, p, 1] += wb * xb
+                        acc[fo, p, 2] += wb * xb * xb
+                        acc[fo, p, 3] += wb * wb
+                        acc[fo, p, 4] += 1.0
+        for fo in range(nfout):
+            for p in range(nprod):
+                sw, swx, swxx, sww, count = acc[fo, p, 0], acc[fo, p, 1], acc[fo, p, 2], acc[fo, p, 3], acc[fo, p, 4]
+                out[to, fo, p, STAT_COUNT] = count
+                if sw > 0.0:
+                    mean = swx / sw
+                    out[to, fo, p, STAT_MEAN] = mean
+                    if count > 1.0:
+                        # Unbiased weighted variance, then the variance of the weighted mean.
+                        var = max(swxx - sw * mean * mean, 0.0) / (sw - sww / sw)
+                        out[to, fo, p, STAT_ERR] = math.sqrt(var * sww) / sw
+                    else:
+                        out[to, fo, p, STAT_ERR] = np.nan
+                else:
+                    out[to, fo, p, STAT_MEAN] = np.nan
+                    out[to, fo, p, STAT_ERR] = np.nan
+    return out
+

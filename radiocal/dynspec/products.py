@@ -1,0 +1,77 @@
+"""Polarization algebra: Stokes -> correlations for predict, correlations -> products for spectra.
+
+Conventions are CASA's (and the IAU's for circular feeds): ``RR = I + V``, ``RL = Q + iU``,
+``LR = Q - iU``, ``LL = I - V``; ``XX = I + Q``, ``XY = U + iV``, ``YX = U - iV``, ``YY = I - Q``.
+Stokes parameters are then ``I = (RR + LL)/2``, ``V = (RR - LL)/2`` and so on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from radiocal.errors import InputError
+from radiocal.io import schema
+
+# Row: correlation; columns: coefficients of (I, Q, U, V).
+_STOKES_TO_CORR = {
+    "RR": (1, 0, 0, 1), "RL": (0, 1, 1j, 0), "LR": (0, 1, -1j, 0), "LL": (1, 0, 0, -1),
+    "XX": (1, 1, 0, 0), "XY": (0, 0, 1, 1j), "YX": (0, 0, 1, -1j), "YY": (1, -1, 0, 0),
+    "I": (1, 0, 0, 0), "Q": (0, 1, 0, 0), "U": (0, 0, 1, 0), "V": (0, 0, 0, 1),
+}
+
+# Product -> {correlation: coefficient}; a product exists when all its correlations are present.
+_PRODUCTS = {
+    "circular": {
+        "RR": {"RR": 1}, "LL": {"LL": 1},
+        "I": {"RR": 0.5, "LL": 0.5}, "Q": {"RL": 0.5, "LR": 0.5},
+        "U": {"RL": -0.5j, "LR": 0.5j}, "V": {"RR": 0.5, "LL": -0.5},
+    },
+    "linear": {
+        "XX": {"XX": 1}, "YY": {"YY": 1},
+        "I": {"XX": 0.5, "YY": 0.5}, "Q": {"XX": 0.5, "YY": -0.5},
+        "U": {"XY": 0.5, "YX": 0.5}, "V": {"XY": -0.5j, "YX": 0.5j},
+    },
+    "stokes": {"I": {"I": 1}},
+}
+
+
+def check_polarizations(polarizations) -> tuple[str, ...]:
+    """Return the layout as a tuple, or raise InputError for an unsupported one."""
+    layout = tuple(str(p) for p in polarizations)
+    if layout not in schema.SUPPORTED_POLARIZATIONS:
+        raise InputError(
+            f"correlation layout {list(layout)} is not supported "
+            f"(1, 2 parallel-hand or 4 correlations of one feed basis)"
+        )
+    return layout
+
+
+def stokes_to_correlation(polarizations) -> np.ndarray:
+    """Matrix that turns Stokes (I, Q, U, V) into the given correlations.
+
+    Returns
+    -------
+    (4, polarization) complex128 : ``corr = stokes @ M``
+    """
+    layout = check_polarizations(polarizations)
+    return np.array([_STOKES_TO_CORR[p] for p in layout], dtype=np.complex128).T.copy()
+
+
+def product_matrix(polarizations) -> tuple[list[str], np.ndarray]:
+    """Products available from a correlation layout and their coefficients.
+
+    Returns
+    -------
+    names : list of str
+        Parallel hands first, then Stokes I, Q, U, V where the layout allows them.
+    coeffs : (product, polarization) complex128
+        ``product = sum_k coeffs[p, k] * vis[..., k]``.
+    """
+    layout = check_polarizations(polarizations)
+    basis = "stokes" if layout == ("I",) else schema.feed_basis(layout)
+    names, rows = [], []
+    for name, terms in _PRODUCTS[basis].items():
+        if all(corr in layout for corr in terms):
+            names.append(name)
+            rows.append([terms.get(corr, 0) for corr in layout])
+    return names, np.array(rows, dtype=np.complex128).reshape(len(names), len(layout))

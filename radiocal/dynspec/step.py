@@ -1,0 +1,55 @@
+"""Pipeline steps: ``predict`` (sky model -> VISIBILITY_MODEL), ``subtract`` (uvsub) and
+``dynspec`` (the target's dynamic spectrum, written as a zarr product)."""
+
+from __future__ import annotations
+
+from radiocal.dynspec.config import DynspecConfig, PredictConfig, SubtractConfig
+from radiocal.dynspec.dataset import (
+    dynamic_spectrum,
+    matches_field,
+    predict_model,
+    source_variable,
+    subtract_model,
+    write_dynspec,
+)
+from radiocal.engine.registry import register_step
+from radiocal.errors import ConfigError
+from radiocal.io.skymodel import read_skymodel
+
+
+@register_step("predict", PredictConfig)
+def predict(datasets, config: PredictConfig, context):
+    """Predict a makesourcedb/DP3/WSClean sky model into VISIBILITY_MODEL (DFT with the w-term)."""
+    sky = read_skymodel(config.skymodel)
+    out = [predict_model(ds, sky) if matches_field(ds, config.field) else ds for ds in datasets]
+    context.logger.info("predict: %d component(s) into %d partition(s)", len(sky),
+                        sum(matches_field(ds, config.field) for ds in datasets))
+    return out
+
+
+@register_step("subtract", SubtractConfig)
+def subtract(datasets, config: SubtractConfig, context):
+    """uvsub: VISIBILITY_CORRECTED = (VISIBILITY_CORRECTED or VISIBILITY) - VISIBILITY_MODEL."""
+    out = []
+    for ds in datasets:
+        if matches_field(ds, config.field):
+            context.logger.info("subtract: %s - model in %s", source_variable(ds),
+                                ds.attrs.get("partition", "?"))
+            ds = subtract_model(ds)
+        out.append(ds)
+    return out
+
+
+@register_step("dynspec", DynspecConfig, kind="sink")
+def dynspec(datasets, config: DynspecConfig, context):
+    """Average the target field over baselines into Stokes dynamic spectra and light curves."""
+    if not config.field:
+        raise ConfigError("step 'dynspec': set field (the target's name or id)")
+    target = context.output_path(config.output)
+    spectrum = dynamic_spectrum(datasets, config)
+    context.logger.info("dynspec: field %s from %s%s", config.field, spectrum.attrs["data_column"],
+                        " minus model" if spectrum.attrs["model_subtracted"] else "")
+    write_dynspec(spectrum, target, overwrite=True)
+    context.logger.info("dynspec: wrote %s", target)
+    return datasets
+
