@@ -138,9 +138,8 @@ class PipelineRunner:
                 saved = ckpt.open_previous(self.store, record["key"], current, overwrites)
                 store.update_store(saved, self.store, overwrites)
             creates = record.get("creates") or []
-            drop = getattr(store, "drop_variables", None)  # io API, when it provides one
-            if creates and drop is not None:
-                drop(self.store, creates)
+            if creates:
+                store.drop_variables(self.store, creates)
             ckpt.delete_record(self.store, record["key"])
 
     # -- running ---------------------------------------------------------------------------

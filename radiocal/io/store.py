@@ -113,39 +113,61 @@ def open_store(path, partitions=None) -> list[xr.Dataset]:
 
 
 def update_store(datasets: list[xr.Dataset], path, variables) -> None:
-    """Rewrite ``variables`` of existing partitions (matched by their ``partition`` attr).
+    """Rewrite (or add) ``variables`` of existing partitions, matched by their ``partition`` attr.
 
     The new values are computed into a staging group first and only then moved into place, so a
     variable that is computed from its own stored values (flags from flags) is never read after
-    it has been partly overwritten. The store is marked incomplete while the move happens.
+    it has been partly overwritten. The partitions' attributes are replaced by the datasets'. The
+    store is marked incomplete while the moves happen.
     """
     path = os.path.normpath(os.fspath(path))
     root = _open_root(path)
-    stored = set(root.attrs.get(PARTITIONS_ATTR, []))
+    _check_partitions(root, path, datasets)
     variables = list(variables)
-    for ds in datasets:
-        name = ds.attrs.get(S.ATTR_PARTITION)
-        if name not in stored:
-            raise InputError(f"{path}: no partition {name!r} to update")
     staging = os.path.join(path, _STAGING_GROUP)
     if os.path.exists(staging):
         shutil.rmtree(staging)
-    writes = [ds[variables].to_zarr(path, group=f"{_STAGING_GROUP}/{ds.attrs[S.ATTR_PARTITION]}",
-                                    mode="w", compute=False, consolidated=False,
-                                    zarr_format=ZARR_FORMAT)
-              for ds in datasets]
+    prepared = [_prepare(ds[variables]).assign_attrs(_disk_attrs(ds)) for ds in datasets]
+    writes = [ds.to_zarr(path, group=f"{_STAGING_GROUP}/{ds.attrs[S.ATTR_PARTITION]}", mode="w",
+                         compute=False, consolidated=False, zarr_format=ZARR_FORMAT)
+              for ds in prepared]
     dask.compute(*writes)
     root.attrs[COMPLETE_ATTR] = False
-    for ds in datasets:
+    for ds in prepared:
         name = ds.attrs[S.ATTR_PARTITION]
         for var in variables:
             target = os.path.join(partition_path(path, name), var)
             if os.path.exists(target):
                 shutil.rmtree(target)
             os.rename(os.path.join(staging, name, var), target)
+        group = zarr.open_group(path, path=f"{PARTITIONS_GROUP}/{name}", mode="r+", zarr_format=ZARR_FORMAT)
+        group.attrs.put(dict(ds.attrs))
         zarr.consolidate_metadata(path, path=f"{PARTITIONS_GROUP}/{name}", zarr_format=ZARR_FORMAT)
     shutil.rmtree(staging)
     _mark_complete(path)
+
+
+def drop_variables(path, variables, partitions=None) -> None:
+    """Remove ``variables`` from the store's partitions (all, or the named ones) where present."""
+    path = os.path.normpath(os.fspath(path))
+    root = _open_root(path)
+    names = list(root.attrs.get(PARTITIONS_ATTR, [])) if partitions is None else list(partitions)
+    root.attrs[COMPLETE_ATTR] = False
+    for name in names:
+        for var in variables:
+            target = os.path.join(partition_path(path, name), var)
+            if os.path.exists(target):
+                shutil.rmtree(target)
+        zarr.consolidate_metadata(path, path=f"{PARTITIONS_GROUP}/{name}", zarr_format=ZARR_FORMAT)
+    _mark_complete(path)
+
+
+def _check_partitions(root, path, datasets) -> None:
+    stored = set(root.attrs.get(PARTITIONS_ATTR, []))
+    for ds in datasets:
+        name = ds.attrs.get(S.ATTR_PARTITION)
+        if name not in stored:
+            raise InputError(f"{path}: no partition {name!r} to update")
 
 
 # The antenna table travels in each partition's attributes rather than as six tiny arrays: on a
@@ -166,10 +188,16 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
     for name in _UNCOMPRESSED:
         if name in ds:
             ds[name].encoding = {"compressors": None}
+    ds.attrs = _disk_attrs(ds)
+    return ds.drop_vars([*_ANTENNA_COORDS, S.CARTESIAN], errors="ignore")
+
+
+def _disk_attrs(ds: xr.Dataset) -> dict:
+    """A partition's attributes on disk: its own plus the antenna table."""
+    attrs = dict(ds.attrs)
     if S.ANTENNA_NAME in ds.coords:
-        ds.attrs[_ANTENNAS_ATTR] = {name: ds[name].values.tolist() for name in _ANTENNA_COORDS}
-        ds = ds.drop_vars([*_ANTENNA_COORDS, S.CARTESIAN], errors="ignore")
-    return ds
+        attrs[_ANTENNAS_ATTR] = {name: ds[name].values.tolist() for name in _ANTENNA_COORDS}
+    return attrs
 
 
 def _restore(ds: xr.Dataset) -> xr.Dataset:

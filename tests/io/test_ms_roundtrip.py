@@ -192,3 +192,22 @@ def test_reading_again_after_computing(vla_small_ms):
     values = first[0][S.VISIBILITY].values
     second = read_ms(vla_small_ms)
     np.testing.assert_array_equal(second[0][S.VISIBILITY].values, values)
+
+
+def test_update_store_rewrites_variables_and_attributes(vla_small_ms, tmp_path):
+    from radiocal.io.store import drop_variables, update_store
+
+    store = tmp_path / "obs.zarr"
+    write_store(read_ms(vla_small_ms), store)
+    stored = open_store(store)
+    # Flags computed from the stored flags themselves, on other chunks, plus a new variable
+    changed = [ds.assign({S.FLAG: ds[S.FLAG] | (abs(ds[S.VISIBILITY]) > 5),
+                          S.VISIBILITY_CORRECTED: ds[S.VISIBILITY] * 2})
+                 .chunk({S.TIME: 1}).assign_attrs(note="updated") for ds in stored]
+    expected = [ds.compute() for ds in changed]
+    update_store(changed, store, [S.FLAG, S.VISIBILITY_CORRECTED])
+    back = open_store(store)
+    for want, got in zip(expected, back):
+        xr.testing.assert_identical(want, got.compute())
+    drop_variables(store, [S.VISIBILITY_CORRECTED])
+    assert all(S.VISIBILITY_CORRECTED not in ds for ds in open_store(store))
