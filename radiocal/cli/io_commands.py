@@ -7,6 +7,7 @@ import os
 
 import click
 
+from radiocal.cli.engine_commands import make_engine
 from radiocal.cli.selection_options import selection_from_options, selection_options
 from radiocal.errors import InputError
 
@@ -32,7 +33,8 @@ def _casacore_failure(err: RuntimeError, what: str) -> InputError:
 @click.option("--chunk-mb", default=64.0, show_default=True, type=click.FloatRange(min=0.01),
               help=CHUNK_MB_HELP)
 @selection_options
-def convert(inputs, output, overwrite, chunk_mb, **selection):
+@click.pass_context
+def convert(ctx, inputs, output, overwrite, chunk_mb, **selection):
     """Convert one or many Measurement Sets (or directories of them) into a zarr store.
 
     Several MS are joined: sub-bands of the same integrations along frequency, then integrations
@@ -45,7 +47,8 @@ def convert(inputs, output, overwrite, chunk_mb, **selection):
         raise click.UsageError(f"{output}: already exists (use --overwrite to replace it)")
     datasets = _read(inputs, selection_from_options(**selection), chunk_mb)
     try:
-        write_store(datasets, output, overwrite=overwrite)
+        with make_engine(ctx):
+            write_store(datasets, output, overwrite=overwrite)
     except RuntimeError as err:
         raise _casacore_failure(err, ", ".join(inputs)) from None
     nvis = sum(ds.sizes["time"] * ds.sizes["baseline"] * ds.sizes["frequency"] * ds.sizes["polarization"]
@@ -58,7 +61,8 @@ def convert(inputs, output, overwrite, chunk_mb, **selection):
 @click.argument("output", type=click.Path())
 @click.option("--overwrite", is_flag=True, help="Replace an existing output MS.")
 @selection_options
-def export(store, output, overwrite, **selection):
+@click.pass_context
+def export(ctx, store, output, overwrite, **selection):
     """Export a store to a new Measurement Set that CASA and WSClean open.
 
     Writes DATA, FLAG (the store's current flags), WEIGHT (and WEIGHT_SPECTRUM when weights vary
@@ -74,7 +78,8 @@ def export(store, output, overwrite, **selection):
     sel = selection_from_options(**selection)
     if any(v is not None for v in selection.values()):
         datasets = select(datasets, sel)
-    write_ms(datasets, output, overwrite=overwrite)
+    with make_engine(ctx):
+        write_ms(datasets, output, overwrite=overwrite)
     click.echo(f"wrote {output}: {len(datasets)} partitions")
 
 

@@ -29,8 +29,8 @@ _COMMAND_MODULES = (
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="radiocal")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
-@click.option("-v", "--verbose", count=True, help="More log output (repeat for more).")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option("-v", "--verbose", count=True, help="Log progress (-v) or everything (-vv) to stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.option("--scheduler", metavar="ADDRESS",
               help="Use a running dask scheduler (tcp://HOST:PORT), or 'threads'/'sync' to run "
                    "in this process. Default: start a local cluster.")
@@ -61,7 +61,8 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool, scheduler, c
     ctx.obj["debug"] = debug
     ctx.obj["quiet"] = quiet
     ctx.obj["verbose"] = verbose
-    level = logging.WARNING if quiet else (logging.INFO if verbose < 2 else logging.DEBUG)
+    # Warnings by default: a command's own output is the result; -v shows what the engine does
+    level = logging.ERROR if quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # a run's log file may ask for more than the terminal shows

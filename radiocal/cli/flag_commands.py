@@ -1,0 +1,123 @@
+"""``radiocal flag`` (flag a store in place) and ``radiocal flags`` (versions and summary)."""
+
+from __future__ import annotations
+
+import click
+
+from radiocal.cli.selection_options import selection_from_options, selection_options
+
+
+@click.command()
+@click.argument("store", type=click.Path())
+@click.option("--strategy", default="default", show_default=True, metavar="FILE",
+              help="Strategy YAML file, or 'default'.")
+@click.option("--show-strategy", is_flag=True,
+              help="Print the strategy (all parameters, as YAML) and exit; edit it to make your own.")
+@click.option("--propagate/--no-propagate", default=None,
+              help="Flag every correlation of a flagged sample (default: as the strategy says).")
+@click.option("--version-name", default=None, metavar="NAME",
+              help="Name of the flag version saved before flagging (default: flag_N).")
+@selection_options
+def flag(store, strategy, show_strategy, propagate, version_name, **selection):
+    """Flag RFI and bad data in STORE in place (the previous flags are saved as a version first).
+
+    The default strategy clips NaN/Inf/zero-weight/zero samples, flags shadowed antennas and dead
+    or outlying antennas, then finds RFI per baseline with SumThreshold and a sliding-window MAD
+    test. With selection options, flags change only inside the selection.
+    """
+    from dataclasses import replace
+
+    from radiocal.flagging.step import flag_store
+    from radiocal.flagging.strategy import load_strategy, strategy_to_yaml
+
+    chosen = load_strategy(strategy)
+    if propagate is not None:
+        chosen = replace(chosen, propagate_correlations=propagate)
+    if show_strategy:
+        click.echo(strategy_to_yaml(chosen), nl=False)
+        return
+    sel = None
+    if any(v is not None for v in selection.values()):
+        sel = selection_from_options(**selection)
+    report = flag_store(store, chosen, selection=sel, version_name=version_name)
+    (b, total), (a, _) = report["before"], report["after"]
+    click.echo(f"saved previous flags as version {report['version']!r}")
+    for key, value in report["counts"].items():
+        click.echo(f"  {key:<24} {value:>12} newly flagged")
+    pct = (lambda n: 100.0 * n / total if total else 0.0)
+    click.echo(f"flagged {pct(b):.2f}% -> {pct(a):.2f}% of {total} samples")
+
+
+@click.group()
+def flags():
+    """Flag versions (CASA flagmanager) and flag summaries of a store."""
+
+
+@flags.command("list")
+@click.argument("store", type=click.Path())
+def list_versions(store):
+    """List the flag versions saved in STORE."""
+    from radiocal.io.flag_versions import list_flag_versions
+
+    versions = list_flag_versions(store)
+    if not versions:
+        click.echo("no flag versions")
+    for v in versions:
+        click.echo(f"{v['name']:<24} {v['created']:<34} {v['comment']}")
+
+
+@flags.command("save")
+@click.argument("store", type=click.Path())
+@click.argument("name")
+@click.option("--comment", default="", help="A note stored with the version.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing version of that name.")
+def save(store, name, comment, overwrite):
+    """Save STORE's current flags as version NAME."""
+    from radiocal.io.flag_versions import save_flag_version
+
+    save_flag_version(store, name, comment, overwrite=overwrite)
+    click.echo(f"saved flag version {name!r}")
+
+
+@flags.command("restore")
+@click.argument("store", type=click.Path())
+@click.argument("name")
+@click.option("--merge", type=click.Choice(["replace", "or", "and"]), default="replace",
+              show_default=True, help="Replace the current flags or combine them with the version.")
+def restore(store, name, merge):
+    """Restore flag version NAME into STORE."""
+    from radiocal.io.flag_versions import restore_flag_version
+
+    parts = restore_flag_version(store, name, merge)
+    click.echo(f"restored flag version {name!r} ({merge}) into {len(parts)} partitions")
+
+
+@flags.command("delete")
+@click.argument("store", type=click.Path())
+@click.argument("name")
+def delete(store, name):
+    """Delete flag version NAME from STORE."""
+    from radiocal.io.flag_versions import delete_flag_version
+
+    delete_flag_version(store, name)
+    click.echo(f"deleted flag version {name!r}")
+
+
+@flags.command("summary")
+@click.argument("store", type=click.Path())
+@click.option("--by", "axes", default="antenna,field,spw,scan,correlation", show_default=True,
+              help="Comma-separated breakdowns to show.")
+def summary(store, axes):
+    """Flagged fractions by antenna, field, spw, scan and correlation (like flagdata summary)."""
+    from radiocal.errors import ConfigError
+    from radiocal.flagging.summary import SUMMARY_AXES, flag_summary, format_summary
+    from radiocal.io.store import open_store
+
+    chosen = tuple(a.strip() for a in axes.split(",") if a.strip())
+    bad = sorted(set(chosen) - set(SUMMARY_AXES))
+    if bad:
+        raise ConfigError(f"unknown --by {', '.join(bad)} (choose from {', '.join(SUMMARY_AXES)})")
+    click.echo(format_summary(flag_summary(open_store(store)), chosen))
+
+
+commands = [flag, flags]

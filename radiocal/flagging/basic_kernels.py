@@ -1,0 +1,327 @@
+"""Numba kernels for the non-statistical flaggers: clip, shadowing, elevation, quack, antenna health.
+
+Plain numpy in, numpy out; ``graph.py`` maps them over dask blocks.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numba
+import numpy as np
+
+from radiocal.engine.numba import JIT
+
+# WGS84 ellipsoid, for geodetic latitude and longitude of ITRF antenna positions
+_WGS84_A = 6378137.0
+_WGS84_F = 1.0 / 298.257223563
+SECONDS_PER_DAY = 86400.0
+
+# Reasons a sample is clipped, as indices of the counts returned by :func:`clip_block`
+CLIP_NONFINITE, CLIP_ZERO_WEIGHT, CLIP_ZERO, CLIP_RANGE = 0, 1, 2, 3
+
+
+@numba.njit(**JIT)
+def clip_block(vis, weight, flag, min_amplitude, max_amplitude, zeros):
+    """Flag non-finite, zero-weight, exactly-zero and out-of-range samples.
+
+    Parameters
+    ----------
+    vis : ndarray, complex, shape (time, baseline, frequency, polarization)
+    weight : ndarray, float, shape (time, baseline, frequency, polarization)
+    flag : ndarray, bool, shape (time, baseline, frequency, polarization)
+    min_amplitude, max_amplitude : float
+        Keep ``min_amplitude <= |V| <= max_amplitude``; use 0 and inf to disable.
+    zeros : bool
+        Flag samples whose real and imaginary parts are both exactly 0.
+
+    Returns
+    -------
+    flags : ndarray, bool, same shape
+        ``flag`` OR the clipped samples.
+    counts : ndarray, int64, shape (4,)
+        Newly flagged samples by reason: non-finite, zero weight (or non-finite weight), exact zero,
+        amplitude range. A sample is counted under the first reason that applies.
+    """
+    out = flag.copy()
+    counts = np.zeros(4, np.int64)
+    flat_v = vis.ravel()
+    flat_w = weight.ravel()
+    flat_f = flag.ravel()
+    flat_o = out.ravel()
+    for i in range(flat_v.size):
+        v = flat_v[i]
+        w = flat_w[i]
+        reason = -1
+        if not (math.isfinite(v.real) and math.isfinite(v.imag)):
+            reason = CLIP_NONFINITE
+        elif not (math.isfinite(w) and w > 0.0):
+            reason = CLIP_ZERO_WEIGHT
+        elif zeros and v.real == 0.0 and v.imag == 0.0:
+            reason = CLIP_ZERO
+        else:
+            a = math.sqrt(v.real * v.real + v.imag * v.imag)
+            if a < min_amplitude or a > max_amplitude:
+                reason = CLIP_RANGE
+        if reason >= 0:
+            if not flat_f[i]:
+                counts[reason] += 1
+            flat_o[i] = True
+    return out, counts
+
+
+@numba.njit(**JIT)
+def shadow_block(uvw, antenna1, antenna2, diameter, tolerance):
+    """Antennas shadowed by another antenna, from each baseline's projected separation.
+
+    Antenna ``q`` of baseline ``(p, q)`` with UVW = X_q - X_p is behind ``p`` (further from the
+    source) when ``w < 0``; it is shadowed when ``sqrt(u^2 + v^2) < (D_p + D_q)/2 - tolerance``.
+
+    Parameters
+    ----------
+    uvw : ndarray, float64, shape (time, baseline, uvw_label)
+    antenna1, antenna2 : ndarray, int, shape (baseline,)
+    diameter : ndarray, float64, shape (antenna,)
+        Dish diameters in metres.
+    tolerance : float
+        Metres of overlap allowed before an antenna counts as shadowed.
+
+    Returns
+    -------
+    ndarray, bool, shape (time, baseline)
+        True where either antenna of the baseline is shadowed at that time.
+    """
+    n_t, n_b, _ = uvw.shape
+    n_ant = diameter.shape[0]
+    out = np.zeros((n_t, n_b), np.bool_)
+    shadowed = np.zeros(n_ant, np.bool_)
+    for t in range(n_t):
+        shadowed[:] = False
+        for b in range(n_b):
+            p = antenna1[b]
+            q = antenna2[b]
+            if p == q:
+                continue
+            u, v, w = uvw[t, b, 0], uvw[t, b, 1], uvw[t, b, 2]
+            if not (math.isfinite(u) and math.isfinite(v) and math.isfinite(w)):
+                continue
+            if u == 0.0 and v == 0.0 and w == 0.0:
+                continue  # a missing row, not a collision
+            if math.sqrt(u * u + v * v) < 0.5 * (diameter[p] + diameter[q]) - tolerance:
+                shadowed[q if w < 0.0 else p] = True
+        for b in range(n_b):
+            out[t, b] = shadowed[antenna1[b]] or shadowed[antenna2[b]]
+    return out
+
+
+@numba.njit(**JIT)
+def geodetic(position):
+    """Geodetic (longitude, latitude) in radians of ITRF positions, shape (antenna, 3) -> (antenna, 2)."""
+    n = position.shape[0]
+    out = np.empty((n, 2))
+    e2 = _WGS84_F * (2.0 - _WGS84_F)
+    for i in range(n):
+        x, y, z = position[i, 0], position[i, 1], position[i, 2]
+        lon = math.atan2(y, x)
+        r = math.sqrt(x * x + y * y)
+        lat = math.atan2(z, r * (1.0 - e2))
+        for _ in range(6):  # fixed-point iteration converges to < 1e-12 rad for Earth's surface
+            s = math.sin(lat)
+            n_radius = _WGS84_A / math.sqrt(1.0 - e2 * s * s)
+            lat = math.atan2(z + e2 * n_radius * s, r)
+        out[i, 0] = lon
+        out[i, 1] = lat
+    return out
+
+
+@numba.njit(**JIT)
+def gmst(mjd_seconds):
+    """Greenwich mean sidereal time in radians (IAU 1982, UT1 taken as UTC; < 1 arcsec/yr drift)."""
+    jd = mjd_seconds / SECONDS_PER_DAY + 2400000.5
+    d = jd - 2451545.0
+    t = d / 36525.0
+    degrees = 280.46061837 + 360.98564736629 * d + 0.000387933 * t * t - t * t * t / 38710000.0
+    return math.radians(degrees % 360.0)
+
+
+@numba.njit(**JIT)
+def elevation_block(times, lonlat, ra, dec):
+    """Elevation of a J2000 direction seen by each antenna at each time.
+
+    Precession and nutation are ignored (the apparent position moves < 0.5 deg between 2000 and
+    2030), which is far below any useful elevation limit's margin.
+
+    Parameters
+    ----------
+    times : ndarray, float64, shape (time,)
+        MJD seconds (UTC).
+    lonlat : ndarray, float64, shape (antenna, 2)
+        Geodetic longitude and latitude in radians (:func:`geodetic`).
+    ra, dec : float
+        Direction in radians.
+
+    Returns
+    -------
+    ndarray, float64, shape (time, antenna)
+        Elevation in radians.
+    """
+    n_t = times.shape[0]
+    n_ant = lonlat.shape[0]
+    out = np.empty((n_t, n_ant))
+    for t in range(n_t):
+        g = gmst(times[t])
+        for a in range(n_ant):
+            lon, lat = lonlat[a, 0], lonlat[a, 1]
+            hour_angle = g + lon - ra
+            s = math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * math.cos(hour_angle)
+            out[t, a] = math.asin(max(-1.0, min(1.0, s)))
+    return out
+
+
+@numba.njit(**JIT)
+def quack_times(times, interval, scan_start, scan_end, begin_seconds, end_seconds):
+    """Times within ``begin_seconds`` of the scan start or ``end_seconds`` of the scan end.
+
+    Parameters
+    ----------
+    times : ndarray, float64, shape (time,)
+        Integration centres (MJD seconds).
+    interval : ndarray, float64, shape (time,)
+        Integration lengths (s).
+    scan_start, scan_end : float
+        Start of the first and end of the last integration of the scan.
+    begin_seconds, end_seconds : float
+
+    Returns
+    -------
+    ndarray, bool, shape (time,)
+    """
+    out = np.zeros(times.shape[0], np.bool_)
+    for i in range(times.shape[0]):
+        start = times[i] - 0.5 * interval[i]
+        end = times[i] + 0.5 * interval[i]
+        # An integration is quacked if any part of it lies in the quacked stretch (CASA semantics).
+        if begin_seconds > 0.0 and start < scan_start + begin_seconds - 1e-6:
+            out[i] = True
+        if end_seconds > 0.0 and end > scan_end - end_seconds + 1e-6:
+            out[i] = True
+    return out
+
+
+@numba.njit(**JIT)
+def baseline_stats(vis, flag, channel_window):
+    """Per baseline and correlation: median amplitude and median coherence over a block.
+
+    Coherence is ``|sum V| / sum |V|`` over runs of ``channel_window`` unflagged channels of one
+    integration: about ``1/sqrt(channel_window)`` for pure noise, near 1 for a detected signal
+    whose phase is steady across the run. It tells a dead antenna from a live one even when
+    their amplitudes match (both noise-like amplitudes at the same level).
+
+    Parameters
+    ----------
+    vis : ndarray, complex, shape (time, baseline, frequency, polarization)
+    flag : ndarray, bool, shape (time, baseline, frequency, polarization)
+    channel_window : int
+
+    Returns
+    -------
+    ndarray, float64, shape (baseline, polarization, 2)
+        [..., 0] median |V|, [..., 1] median coherence (NaN when no unflagged data).
+    """
+    n_t, n_b, n_f, n_p = vis.shape
+    out = np.full((n_b, n_p, 2), np.nan)
+    amps = np.empty(n_t * n_f)
+    cohs = np.empty(n_t * (n_f // max(channel_window, 1) + 1))
+    for b in range(n_b):
+        for p in range(n_p):
+            na = 0
+            nc = 0
+            for t in range(n_t):
+                sr = si = sa = 0.0
+                k = 0
+                for f in range(n_f):
+                    if flag[t, b, f, p]:
+                        continue
+                    v = vis[t, b, f, p]
+                    a = math.sqrt(v.real * v.real + v.imag * v.imag)
+                    if not math.isfinite(a):
+                        continue
+                    amps[na] = a
+                    na += 1
+                    sr += v.real
+                    si += v.imag
+                    sa += a
+                    k += 1
+                    if k == channel_window:
+                        if sa > 0.0:
+                            cohs[nc] = math.sqrt(sr * sr + si * si) / sa
+                            nc += 1
+                        sr = si = sa = 0.0
+                        k = 0
+            if na > 0:
+                out[b, p, 0] = np.median(amps[:na])
+            if nc > 0:
+                out[b, p, 1] = np.median(cohs[:nc])
+    return out
+
+
+def health_decision(stats, antenna1, antenna2, n_antenna, channel_window, dead_fraction,
+                    min_coherence_excess, amplitude_factor, amplitude_sigma):
+    """Decide which antennas and baselines are dead or far outside their peers.
+
+    Plain numpy on the small per-baseline statistics of :func:`baseline_stats`.
+
+    Parameters
+    ----------
+    stats : ndarray, float64, shape (baseline, polarization, 2)
+        Median amplitude and coherence of the parallel-hand correlations.
+    antenna1, antenna2 : ndarray, int, shape (baseline,)
+    n_antenna : int
+    channel_window : int
+        The window :func:`baseline_stats` used (sets the noise-only coherence 1/sqrt(window)).
+    dead_fraction : float
+        An antenna (baseline) is dead when its coherence excess over noise is below this fraction of
+        its peers' (of its two antennas').
+    min_coherence_excess : float
+        Peers must show at least this excess (0..1) for deadness to be decidable at all: in a
+        noise-dominated field every antenna looks dead.
+    amplitude_factor, amplitude_sigma : float
+        An antenna is an amplitude outlier when its median log amplitude is more than
+        ``log(amplitude_factor)`` and ``amplitude_sigma`` robust sigmas from the peers' median.
+
+    Returns
+    -------
+    bad_baseline : ndarray, bool, shape (baseline,)
+    bad_antenna : ndarray, bool, shape (antenna,)
+    """
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        # Baselines with no unflagged data have NaN statistics; they simply carry no vote.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        amp = np.nanmedian(stats[..., 0], axis=1)
+        coh = np.nanmedian(stats[..., 1], axis=1)
+        floor = 1.0 / np.sqrt(channel_window)
+        excess = (coh - floor) / (1.0 - floor)
+        log_amp = np.log(np.where(amp > 0, amp, np.nan))
+    cross = antenna1 != antenna2
+    ant_excess = np.full(n_antenna, np.nan)
+    ant_log_amp = np.full(n_antenna, np.nan)
+    for a in range(n_antenna):
+        mine = cross & ((antenna1 == a) | (antenna2 == a))
+        if mine.any() and np.isfinite(excess[mine]).any():
+            ant_excess[a] = np.nanmedian(excess[mine])
+            ant_log_amp[a] = np.nanmedian(log_amp[mine])
+    bad_antenna = np.zeros(n_antenna, bool)
+    if np.isfinite(ant_excess).sum() >= 3:
+        peers = np.nanmedian(ant_excess)
+        if peers > min_coherence_excess:
+            bad_antenna |= np.nan_to_num(ant_excess, nan=np.inf) < dead_fraction * peers
+        deviation = ant_log_amp - np.nanmedian(ant_log_amp)
+        spread = 1.4826 * np.nanmedian(np.abs(deviation))
+        limit = max(np.log(amplitude_factor), amplitude_sigma * spread)
+        bad_antenna |= np.nan_to_num(np.abs(deviation), nan=0.0) > limit
+    bad_baseline = bad_antenna[antenna1] | bad_antenna[antenna2]
+    expected = np.minimum(ant_excess[antenna1], ant_excess[antenna2])
+    with np.errstate(invalid="ignore"):
+        dead_baseline = cross & (expected > min_coherence_excess) & (excess < dead_fraction * expected)
+    return bad_baseline | dead_baseline, bad_antenna

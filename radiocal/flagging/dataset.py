@@ -1,0 +1,237 @@
+"""Flaggers on canonical datasets: each takes a partition and returns it with an updated ``FLAG``.
+
+Flags only ever grow here (a flagger ORs its detections into ``FLAG``); nothing computes. Every
+function accepts lazy (dask) or in-memory partitions and returns ``FLAG`` as a dask array chunked
+like the input's ``FLAG``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from radiocal.errors import ConfigError
+from radiocal.flagging import basic_kernels as bk
+from radiocal.flagging import graph
+from radiocal.io import schema as S
+
+FLAG_DIMS = (S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION)
+
+
+def _flag(ds: xr.Dataset) -> da.Array:
+    flag = ds[S.FLAG]
+    if tuple(flag.dims) != FLAG_DIMS:
+        raise ConfigError(f"FLAG has dims {flag.dims}, expected {FLAG_DIMS}")
+    n_pol = flag.sizes[S.POLARIZATION]
+    if n_pol not in (1, 2, 4):
+        raise ConfigError(f"{n_pol} correlations: only 1, 2 or 4 are supported")
+    return graph.as_dask(flag.data)
+
+
+def _column(ds: xr.Dataset, column: str, flag: da.Array) -> da.Array:
+    if column not in S.VISIBILITY_VARS:
+        raise ConfigError(f"column {column!r} is not one of {', '.join(S.VISIBILITY_VARS)}")
+    if column not in ds:
+        raise ConfigError(f"partition {ds.attrs.get(S.ATTR_PARTITION, '?')} has no {column}")
+    return graph.as_dask(ds[column].data, flag.chunks)
+
+
+def small(ds: xr.Dataset, name: str) -> np.ndarray:
+    """A small coordinate (antenna table, baseline map, times) as numpy.
+
+    Stores hand these over lazily; they are metadata, not visibilities, so they are read here
+    with the synchronous scheduler rather than sent through whatever cluster is configured.
+    """
+    data = ds[name].data
+    if isinstance(data, da.Array):
+        return np.asarray(data.compute(scheduler="sync"))
+    return np.asarray(data)
+
+
+def with_flags(ds: xr.Dataset, flag: da.Array) -> xr.Dataset:
+    """``ds`` with ``FLAG`` replaced by ``flag`` (same dims, coords and attrs)."""
+    old = ds[S.FLAG]
+    new = xr.DataArray(flag, dims=old.dims, coords=old.coords, attrs=old.attrs)
+    return ds.assign({S.FLAG: new})
+
+
+def _or_cells(ds: xr.Dataset, cells: da.Array) -> xr.Dataset:
+    """OR a mask over (time, baseline) or (time, baseline, frequency, polarization) into FLAG."""
+    flag = _flag(ds)
+    if cells.ndim == 2:
+        cells = cells[:, :, None, None]
+    return with_flags(ds, flag | cells)
+
+
+def flag_autocorrelations(ds: xr.Dataset) -> xr.Dataset:
+    """Flag every baseline whose two antennas are the same."""
+    flag = _flag(ds)
+    auto = small(ds, S.BASELINE_ANTENNA1) == small(ds, S.BASELINE_ANTENNA2)
+    return with_flags(ds, flag | da.from_array(auto)[None, :, None, None])
+
+
+def flag_antennas(ds: xr.Dataset, antennas) -> xr.Dataset:
+    """Flag all baselines of the listed antennas (names or antenna indices)."""
+    flag = _flag(ds)
+    names = [str(n) for n in small(ds, S.ANTENNA_NAME)]
+    bad = np.zeros(len(names), bool)
+    for item in antennas:
+        if isinstance(item, (int, np.integer)) and 0 <= int(item) < len(names):
+            bad[int(item)] = True
+        elif str(item) in names:
+            bad[names.index(str(item))] = True
+        else:
+            raise ConfigError(f"unknown antenna {item!r} (antennas: {', '.join(names)})")
+    a1 = small(ds, S.BASELINE_ANTENNA1)
+    a2 = small(ds, S.BASELINE_ANTENNA2)
+    return with_flags(ds, flag | da.from_array(bad[a1] | bad[a2])[None, :, None, None])
+
+
+def flag_shadow(ds: xr.Dataset, tolerance: float = 0.0) -> xr.Dataset:
+    """Flag baselines with an antenna shadowed by another (geometry from UVW and dish diameters)."""
+    flag = _flag(ds)
+    uvw = graph.as_dask(ds[S.UVW].data, (flag.chunks[0], flag.chunks[1], 3))
+    mask = graph.shadow_flags(uvw, small(ds, S.BASELINE_ANTENNA1), small(ds, S.BASELINE_ANTENNA2),
+                              small(ds, S.ANTENNA_DIAMETER), tolerance)
+    return _or_cells(ds, mask.rechunk((flag.chunks[0], flag.chunks[1])))
+
+
+def flag_quack(ds: xr.Dataset, begin_seconds: float = 0.0, end_seconds: float = 0.0) -> xr.Dataset:
+    """Flag integrations within ``begin_seconds`` of the scan start or ``end_seconds`` of its end.
+
+    A partition is one scan, so its time axis spans the scan.
+    """
+    flag = _flag(ds)
+    times = np.asarray(small(ds, S.TIME), np.float64)
+    if S.INTEGRATION_TIME in ds.coords:
+        interval = np.asarray(small(ds, S.INTEGRATION_TIME), np.float64)
+    else:
+        interval = np.full(times.shape, np.median(np.diff(times)) if times.size > 1 else 0.0)
+    start = float(np.min(times - 0.5 * interval))
+    end = float(np.max(times + 0.5 * interval))
+    quack = bk.quack_times(times, interval, start, end, float(begin_seconds), float(end_seconds))
+    mask = da.from_array(quack, chunks=(flag.chunks[0],))
+    return with_flags(ds, flag | mask[:, None, None, None])
+
+
+def antenna_elevation(ds: xr.Dataset) -> np.ndarray:
+    """Elevation (radians) of the partition's phase centre per (time, antenna)."""
+    ra, dec = (float(x) for x in ds.attrs[S.ATTR_PHASE_CENTER])
+    lonlat = bk.geodetic(np.asarray(small(ds, S.ANTENNA_POSITION), np.float64))
+    return bk.elevation_block(np.asarray(small(ds, S.TIME), np.float64), lonlat, ra, dec)
+
+
+def flag_elevation(ds: xr.Dataset, min_elevation: float = 0.0,
+                   max_elevation: float = 90.0) -> xr.Dataset:
+    """Flag baselines where either antenna sees the phase centre outside [min, max] degrees."""
+    flag = _flag(ds)
+    elev = np.degrees(antenna_elevation(ds))
+    outside = (elev < min_elevation) | (elev > max_elevation)
+    a1 = small(ds, S.BASELINE_ANTENNA1)
+    a2 = small(ds, S.BASELINE_ANTENNA2)
+    mask = da.from_array(outside[:, a1] | outside[:, a2], chunks=(flag.chunks[0], flag.chunks[1]))
+    return _or_cells(ds, mask)
+
+
+def flag_manual(ds: xr.Dataset, selection, reference_time: float | None = None) -> xr.Dataset:
+    """Flag everything ``selection`` (a :class:`radiocal.io.selection.Selection`) selects."""
+    from radiocal.io.selection import selection_mask
+
+    flag = _flag(ds)
+    mask = selection_mask(ds, selection, reference_time=reference_time)
+    return with_flags(ds, flag | graph.as_dask(mask.data).rechunk(flag.chunks))
+
+
+def flag_clip(ds: xr.Dataset, min_amplitude: float = 0.0, max_amplitude: float = math.inf,
+              zeros: bool = True, column: str = S.VISIBILITY):
+    """Flag NaN/Inf, zero-weight, exactly-zero and out-of-range samples.
+
+    Returns
+    -------
+    ds : xarray.Dataset
+    counts : dask.array, int64, shape (4,)
+        Newly flagged samples: non-finite, zero weight, exact zero, amplitude range.
+    """
+    flag = _flag(ds)
+    vis = _column(ds, column, flag)
+    weight = graph.as_dask(ds[S.WEIGHT].data, flag.chunks)
+    flags, counts = graph.clip_flags(vis, weight, flag, min_amplitude, max_amplitude, zeros)
+    return with_flags(ds, flags), counts
+
+
+def flag_sumthreshold(ds: xr.Dataset, threshold: float = 6.0, rho: float = 1.5,
+                      iterations: int = 3, sigma_time: float = 3.0, sigma_frequency: float = 0.0,
+                      robust_iterations: int = 2, degree: int = 2, max_window_time: int = 64,
+                      max_window_frequency: int = 128, combine_correlations: bool = True,
+                      variance_test: bool = True, line_threshold: float = 0.0,
+                      line_sigma_frequency: float = 2.0,
+                      max_line_width: int = 8, column: str = S.VISIBILITY) -> xr.Dataset:
+    """AOFlagger-style SumThreshold per baseline and correlation.
+
+    Parameters are those of :func:`radiocal.flagging.kernels.sumthreshold_block`; each partition's
+    whole time axis is processed at once (see ``graph.py``).
+    """
+    flag = _flag(ds)
+    vis = _column(ds, column, flag)
+    return with_flags(ds, graph.sumthreshold_flags(
+        vis, flag, threshold, rho, iterations, sigma_time, sigma_frequency, robust_iterations,
+        degree, max_window_time, max_window_frequency, combine_correlations, variance_test,
+        line_threshold, line_sigma_frequency, max_line_width))
+
+
+def flag_mad(ds: xr.Dataset, half_window_time: int = 2, half_window_frequency: int = 2,
+             threshold: float = 5.0, variance_threshold: float = 3.0, sigma_time: float = 3.0,
+             sigma_frequency: float = 0.0, robust_iterations: int = 2, degree: int = 2,
+             column: str = S.VISIBILITY) -> xr.Dataset:
+    """rflag-like sliding-window MAD flagging of residuals (see ``kernels.mad_block``)."""
+    flag = _flag(ds)
+    vis = _column(ds, column, flag)
+    return with_flags(ds, graph.mad_flags(vis, flag, half_window_time, half_window_frequency,
+                                          threshold, variance_threshold, sigma_time,
+                                          sigma_frequency, robust_iterations, degree))
+
+
+def flag_dilate(ds: xr.Dataset, eta_time: float = 0.2, eta_frequency: float = 0.2,
+                grow_time: float = 1.0, grow_frequency: float = 1.0) -> xr.Dataset:
+    """SIR dilation, then extension of mostly-flagged channels/times (``kernels.dilate_block``)."""
+    flag = _flag(ds)
+    return with_flags(ds, graph.dilate_flags(flag, eta_time, eta_frequency, grow_time,
+                                             grow_frequency))
+
+
+def parallel_hands(polarizations) -> np.ndarray:
+    """Bool (polarization,): the parallel-hand (or Stokes I) correlations."""
+    return np.array([p in ("RR", "LL", "XX", "YY", "I") for p in polarizations], bool)
+
+
+def flag_antenna_health(ds: xr.Dataset, antennas=(), channel_window: int = 8,
+                        dead_fraction: float = 0.2, min_coherence_excess: float = 0.3,
+                        amplitude_factor: float = 5.0, amplitude_sigma: float = 5.0,
+                        column: str = S.VISIBILITY) -> xr.Dataset:
+    """Flag dead or outlying antennas and dead baselines, plus the user's list of bad antennas.
+
+    Health comes from the parallel hands (see ``basic_kernels.health_decision``).
+    """
+    if antennas:
+        ds = flag_antennas(ds, antennas)
+    flag = _flag(ds)
+    vis = _column(ds, column, flag)
+    hands = parallel_hands([str(p) for p in small(ds, S.POLARIZATION)])
+    if not hands.any():
+        return ds
+    idx = np.flatnonzero(hands)
+    bad = graph.baseline_health(vis[..., idx], flag[..., idx], small(ds, S.BASELINE_ANTENNA1),
+                                small(ds, S.BASELINE_ANTENNA2), ds.sizes[S.ANTENNA],
+                                channel_window, dead_fraction, min_coherence_excess,
+                                amplitude_factor, amplitude_sigma)
+    return with_flags(ds, flag | bad[None, :, None, None])
+
+
+def propagate_correlations(ds: xr.Dataset) -> xr.Dataset:
+    """Flag a sample in every correlation when it is flagged in any."""
+    flag = _flag(ds)
+    return with_flags(ds, da.broadcast_to(flag.any(axis=3, keepdims=True), flag.shape,
+                                          chunks=flag.chunks))

@@ -1,0 +1,175 @@
+"""Dask wrappers around the flagging kernels. Builders only build graphs; nothing here computes.
+
+Arrays are ``(time, baseline, frequency, polarization)``. The time-frequency detectors
+(SumThreshold, MAD, dilation) need the whole time axis of a baseline: a partition is one scan, so
+rechunking it to a single time chunk is small, and we split along baselines instead to keep
+parallelism and bounded memory. Results are rechunked back to the input's chunks so every flagger
+returns flags chunked like the canonical dataset (time chunks, all baselines).
+"""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+
+from radiocal.flagging import basic_kernels as bk
+from radiocal.flagging import kernels as k
+
+# Bytes of visibilities per block handed to a time-frequency kernel.
+TARGET_BLOCK_BYTES = 64 * 2**20
+
+
+def as_dask(array, chunks=None) -> da.Array:
+    """A dask array view of ``array`` (numpy arrays become one chunk unless ``chunks`` is given)."""
+    if isinstance(array, da.Array):
+        return array
+    return da.from_array(np.asarray(array), chunks=chunks or array.shape)
+
+
+def _whole_time_chunks(array: da.Array) -> dict:
+    """Chunks with the full time, frequency and polarization axes and baselines split by size."""
+    n_t, n_b, n_f, n_p = array.shape
+    per_baseline = max(1, n_t * n_f * n_p * array.dtype.itemsize)
+    size = int(max(1, min(n_b, TARGET_BLOCK_BYTES // per_baseline)))
+    return {0: -1, 1: size, 2: -1, 3: -1}
+
+
+def _planes(kernel, name, vis, flag, *params) -> da.Array:
+    chunks = _whole_time_chunks(vis)
+    v = vis.rechunk(chunks)
+    f = flag.rechunk(v.chunks)
+    out = da.map_blocks(kernel, v, f, *params, dtype=bool, meta=np.empty((0,) * 4, bool),
+                        name=f"{name}-{tokenize(kernel.__name__, v, f, params)}")
+    return out.rechunk(flag.chunks)
+
+
+def sumthreshold_flags(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
+                       robust_iterations, degree, max_window_time, max_window_freq,
+                       combine_correlations, variance_test, line_threshold, line_sigma_freq,
+                       max_line_width):
+    """Lazy :func:`radiocal.flagging.kernels.sumthreshold_block` over a partition.
+
+    Parameters
+    ----------
+    vis : dask.array, complex, shape (time, baseline, frequency, polarization)
+    flag : dask.array, bool, same shape
+
+    Returns
+    -------
+    dask.array, bool, same shape and chunks as ``flag``
+    """
+    return _planes(k.sumthreshold_block, "flag-sumthreshold", vis, flag, float(first_threshold),
+                   float(rho), int(iterations), float(sigma_time), float(sigma_freq),
+                   int(robust_iterations), int(degree), int(max_window_time), int(max_window_freq),
+                   bool(combine_correlations), bool(variance_test), float(line_threshold),
+                   float(line_sigma_freq), int(max_line_width))
+
+
+def mad_flags(vis, flag, half_time, half_freq, threshold, variance_threshold, sigma_time,
+              sigma_freq, robust_iterations, degree):
+    """Lazy :func:`radiocal.flagging.kernels.mad_block` (same shapes as :func:`sumthreshold_flags`)."""
+    return _planes(k.mad_block, "flag-mad", vis, flag, int(half_time), int(half_freq),
+                   float(threshold), float(variance_threshold), float(sigma_time),
+                   float(sigma_freq), int(robust_iterations), int(degree))
+
+
+def dilate_flags(flag, eta_time, eta_freq, grow_time, grow_freq):
+    """Lazy :func:`radiocal.flagging.kernels.dilate_block`; returns flags chunked like ``flag``."""
+    f = flag.rechunk(_whole_time_chunks(flag))
+    params = (float(eta_time), float(eta_freq), float(grow_time), float(grow_freq))
+    out = da.map_blocks(k.dilate_block, f, *params, dtype=bool, meta=np.empty((0,) * 4, bool),
+                        name=f"flag-dilate-{tokenize(f, params)}")
+    return out.rechunk(flag.chunks)
+
+
+def _clip_flags_only(vis, weight, flag, lo, hi, zeros):
+    return bk.clip_block(vis, weight, flag, lo, hi, zeros)[0]
+
+
+def _clip_counts_only(vis, weight, flag, lo, hi, zeros):
+    return bk.clip_block(vis, weight, flag, lo, hi, zeros)[1].reshape(1, 1, 1, 1, 4)
+
+
+def clip_flags(vis, weight, flag, min_amplitude, max_amplitude, zeros):
+    """Lazy :func:`radiocal.flagging.basic_kernels.clip_block`.
+
+    Returns
+    -------
+    flags : dask.array, bool, shape (time, baseline, frequency, polarization), chunks of ``flag``
+    counts : dask.array, int64, shape (4,)
+        Newly flagged samples: non-finite, zero weight, exact zero, amplitude range.
+    """
+    weight = weight.rechunk(flag.chunks)
+    vis = vis.rechunk(flag.chunks)
+    params = (float(min_amplitude), float(max_amplitude), bool(zeros))
+    token = tokenize(vis, weight, flag, params)
+    flags = da.map_blocks(_clip_flags_only, vis, weight, flag, *params, dtype=bool,
+                          meta=np.empty((0,) * 4, bool), name=f"flag-clip-{token}")
+    per_block = da.map_blocks(_clip_counts_only, vis, weight, flag, *params, dtype=np.int64,
+                              new_axis=4, chunks=tuple((1,) * len(c) for c in flag.chunks) + ((4,),),
+                              meta=np.empty((0,) * 5, np.int64), name=f"flag-clip-counts-{token}")
+    return flags, per_block.sum(axis=(0, 1, 2, 3))
+
+
+def shadow_flags(uvw, antenna1, antenna2, diameter, tolerance):
+    """Lazy :func:`radiocal.flagging.basic_kernels.shadow_block`.
+
+    Parameters
+    ----------
+    uvw : dask.array, float64, shape (time, baseline, uvw_label), all baselines in each chunk
+    antenna1, antenna2 : ndarray, int, shape (baseline,)
+    diameter : ndarray, float64, shape (antenna,)
+
+    Returns
+    -------
+    dask.array, bool, shape (time, baseline)
+    """
+    uvw = uvw.rechunk({1: -1, 2: -1})
+    a1 = np.asarray(antenna1, np.int64)
+    a2 = np.asarray(antenna2, np.int64)
+    diam = np.asarray(diameter, np.float64)
+    return da.map_blocks(bk.shadow_block, uvw, a1, a2, diam, float(tolerance), dtype=bool,
+                         drop_axis=2, meta=np.empty((0, 0), bool),
+                         name=f"flag-shadow-{tokenize(uvw, a1, a2, diam, tolerance)}")
+
+
+def _stats_block(vis, flag, channel_window):
+    return bk.baseline_stats(vis, flag, channel_window)[None]
+
+
+def baseline_health(vis, flag, antenna1, antenna2, n_antenna, channel_window, dead_fraction,
+                    min_coherence_excess, amplitude_factor, amplitude_sigma):
+    """Lazy per-baseline health mask of a partition (see ``basic_kernels.health_decision``).
+
+    Statistics are taken per time chunk and combined by their median across chunks.
+
+    Parameters
+    ----------
+    vis : dask.array, complex, shape (time, baseline, frequency, polarization) (parallel hands)
+    flag : dask.array, bool, same shape
+
+    Returns
+    -------
+    dask.array, bool, shape (baseline,)
+        True for baselines to flag.
+    """
+    v = vis.rechunk({1: -1, 2: -1, 3: -1})
+    f = flag.rechunk(v.chunks)
+    token = tokenize(v, f, channel_window)
+    n_b, n_p = v.shape[1], v.shape[3]
+    per_chunk = da.map_blocks(_stats_block, v, f, int(channel_window), dtype=np.float64,
+                              chunks=((1,) * v.numblocks[0], (n_b,), (n_p,), (2,)),
+                              meta=np.empty((0,) * 4), name=f"flag-health-stats-{token}")
+    stats = da.nanmedian(per_chunk, axis=0) if per_chunk.numblocks[0] > 1 else per_chunk[0]
+    a1 = np.asarray(antenna1, np.int64)
+    a2 = np.asarray(antenna2, np.int64)
+    params = (int(n_antenna), int(channel_window), float(dead_fraction),
+              float(min_coherence_excess), float(amplitude_factor), float(amplitude_sigma))
+
+    def decide(s):
+        return bk.health_decision(s, a1, a2, *params)[0]
+
+    return da.map_blocks(decide, stats.rechunk(-1), dtype=bool, drop_axis=(1, 2),
+                         chunks=((n_b,),), meta=np.empty((0,), bool),
+                         name=f"flag-health-{tokenize(stats, a1, a2, params)}")

@@ -1,0 +1,507 @@
+"""Numba kernels for RFI detection on one partition's time x frequency planes.
+
+Everything here works on plain numpy arrays; ``graph.py`` maps these over dask blocks. Blocks are
+``(time, baseline, frequency, polarization)``; the detectors need the whole time axis of a
+partition in one block (``graph.py`` rechunks to guarantee it).
+
+The detector follows AOFlagger (Offringa et al. 2010, 2012): per baseline and correlation the
+amplitude plane ``A(time, frequency)`` is split into a smooth background and a residual, the
+residual is scaled by a robust noise estimate (1.4826 x MAD) and SumThreshold flags runs whose mean
+exceeds a window-dependent threshold in sigma; fit and thresholding are iterated with falling
+thresholds, each fit ignoring what the previous iteration flagged. Two choices differ from
+AOFlagger, both so that uncalibrated data with steep, rippled bandpasses and bright calibrators
+are not over-flagged:
+
+* by default the background is fitted along time only, channel by channel (``background.py``):
+  the band shape is then never part of the residual, however sharp it is, while transient RFI
+  (bursts, spikes, intermittent lines) stands out against the channel's own time behaviour;
+* persistent lines, which a per-channel fit absorbs, are found by their excess variance: the
+  standardized residuals of a channel (or integration) are chi-square distributed under the null,
+  and a line is flagged whole when their sum of squares passes the chi-square tail at the same
+  threshold in sigma. RFI added to fringing sky signal fluctuates, so this catches it without any
+  assumption on the band shape. A steady-line test against a smooth spectrum is available for
+  calibrated (flat-band) data.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from radiocal.engine.numba import JIT
+from radiocal.flagging.background import (
+    MAD_TO_SIGMA,
+    robust_loess_rows,
+    background_2d,
+    loess_rows,
+    masked_median,
+    robust_sigma,
+    running_median_rows,
+    standardized_residual,
+)
+
+
+@numba.njit(**JIT)
+def sumthreshold_rows(z, mask, window, threshold, out):
+    """One SumThreshold pass along the last axis (in place on ``out``).
+
+    A run of ``window`` consecutive unmasked samples (masked ones are skipped, as in AOFlagger) is
+    flagged when the absolute value of its sum exceeds ``window * threshold``.
+
+    Parameters
+    ----------
+    z : ndarray, float64, shape (row, sample)
+        Residual in units of sigma.
+    mask : ndarray, bool, shape (row, sample)
+        Samples to skip (already flagged).
+    window : int
+    threshold : float
+        Threshold on the window mean, in sigma.
+    out : ndarray, bool, shape (row, sample)
+        Newly flagged samples are set True.
+    """
+    n_rows, n = z.shape
+    idx = np.empty(n, np.int64)
+    for r in range(n_rows):
+        m = 0
+        for j in range(n):
+            if not mask[r, j]:
+                idx[m] = j
+                m += 1
+        if m < window:
+            continue
+        total = 0.0
+        for k in range(window):
+            total += z[r, idx[k]]
+        for start in range(m - window + 1):
+            if start > 0:
+                total += z[r, idx[start + window - 1]] - z[r, idx[start - 1]]
+            if abs(total) > window * threshold:
+                for j in range(idx[start], idx[start + window - 1] + 1):
+                    out[r, j] = True
+
+
+@numba.njit(**JIT)
+def sumthreshold_2d(z, mask, first_threshold, rho, max_window_time, max_window_freq):
+    """SumThreshold in both directions over windows 1, 2, 4, ... of one (time, frequency) plane.
+
+    The threshold for window M is ``first_threshold / rho ** log2(M)``. Flags found with smaller
+    windows are skipped by larger ones, as in AOFlagger.
+
+    Returns
+    -------
+    ndarray, bool, shape (time, frequency)
+        ``mask`` OR the new flags.
+    """
+    flags = mask.copy()
+    n_t, n_f = z.shape
+    z_t = z.T.copy()
+    window = 1
+    while window <= max(max_window_time, max_window_freq):
+        threshold = first_threshold / rho ** math.log2(window)
+        if window <= max_window_freq and window <= n_f:
+            new = flags.copy()
+            sumthreshold_rows(z, flags, window, threshold, new)
+            flags = new
+        if window <= max_window_time and window <= n_t:
+            flags_t = flags.T.copy()
+            new_t = flags_t.copy()
+            sumthreshold_rows(z_t, flags_t, window, threshold, new_t)
+            flags = new_t.T.copy()
+        window *= 2
+    return flags
+
+
+@numba.njit(**JIT)
+def sir_rows(flags, eta):
+    """Scale-invariant rank dilation along the last axis (Offringa et al. 2012), linear time.
+
+    A sample is flagged when some interval containing it has a flagged fraction >= 1 - eta.
+
+    Parameters
+    ----------
+    flags : ndarray, bool, shape (row, sample)
+    eta : float
+        0 leaves flags unchanged; larger values dilate more aggressively.
+    """
+    out = flags.copy()
+    if eta <= 0.0:
+        return out
+    n_rows, n = flags.shape
+    prefix = np.empty(n + 1)
+    min_left = np.empty(n + 1)
+    max_right = np.empty(n + 1)
+    for r in range(n_rows):
+        prefix[0] = 0.0
+        for j in range(n):
+            prefix[j + 1] = prefix[j] + (eta if flags[r, j] else eta - 1.0)
+        min_left[0] = prefix[0]
+        for j in range(1, n + 1):
+            min_left[j] = min(min_left[j - 1], prefix[j])
+        max_right[n] = prefix[n]
+        for j in range(n - 1, -1, -1):
+            max_right[j] = max(max_right[j + 1], prefix[j])
+        for j in range(n):
+            # An interval [a, b) with a <= j < b has sum prefix[b] - prefix[a] >= 0 (with a
+            # tolerance for the rounding of the prefix sums, so exact ties count as in theory).
+            if max_right[j + 1] - min_left[j] >= -1e-9:
+                out[r, j] = True
+    return out
+
+
+@numba.njit(**JIT)
+def spectral_lines(amp, mask, sigma_freq, degree, robust_iterations, threshold, rho, max_window,
+                   noise):
+    """Channels holding a steady line: outliers of the time-median spectrum from a smooth fit.
+
+    Each integration is divided by its median over frequency (removing gain drifts), the
+    time-median spectrum is predicted channel by channel from its neighbours (robust LOESS, leave
+    one out), and the deviations are scaled by their robust spread across channels (never below
+    the spectrum's thermal noise), so bandpass structure the smooth fit cannot follow sets the
+    scale instead of being flagged. SumThreshold (windows 1, 2, 4, ... ``max_window``) on the
+    scaled deviations finds the lines.
+
+    Parameters
+    ----------
+    amp : ndarray, float64, shape (time, frequency)
+    mask : ndarray, bool, shape (time, frequency)
+    noise : float
+        Thermal sigma of one amplitude sample.
+
+    Returns
+    -------
+    ndarray, bool, shape (frequency,)
+        Channels to flag at every time.
+    """
+    n_t, n_f = amp.shape
+    lines = np.zeros(n_f, np.bool_)
+    if n_f < 8:
+        return lines  # too few channels to tell a line from the band shape
+    level = np.full((1, n_t), np.nan)
+    for t in range(n_t):
+        level[0, t] = masked_median(amp[t], mask[t])
+    spectrum = np.zeros((1, n_f))
+    weights = np.zeros((1, n_f))
+    counts = np.zeros(n_f)
+    col = np.empty(n_t)
+    for f in range(n_f):
+        m = 0
+        for t in range(n_t):
+            if not mask[t, f] and level[0, t] > 0.0:
+                col[m] = amp[t, f] / level[0, t]
+                m += 1
+        if m > 0:
+            spectrum[0, f] = np.median(col[:m])
+            weights[0, f] = 1.0
+            counts[f] = m
+    if weights.sum() < 8:
+        return lines
+    fit, _, var = robust_loess_rows(spectrum, weights, sigma_freq, robust_iterations, degree,
+                                     np.ones((1, n_f)))
+    dev = (spectrum - fit) / np.sqrt(1.0 + var)
+    bad = (weights <= 0.0) | np.isnan(dev)
+    spread = robust_sigma(dev, bad)
+    typical = masked_median(level, np.isnan(level) | (level <= 0.0))
+    scale = spread
+    if typical > 0.0:
+        # The median of m Gaussian samples has sigma ~ 1.2533 sigma / sqrt(m).
+        m_typ = max(1.0, np.median(counts[counts > 0]))
+        scale = max(spread, 1.2533 * noise / (typical * math.sqrt(m_typ)))
+    if not scale > 0.0:
+        return lines
+    z = np.where(bad, 0.0, dev / scale)
+    found = sumthreshold_2d(z.T.copy(), bad.T.copy(), threshold, rho, max_window, 0)
+    for f in range(n_f):
+        lines[f] = found[f, 0] and not bad[0, f]
+    return lines
+
+
+# Below this many integrations the background along time is a constant (the mean of the other
+# integrations): a line or parabola through 2-4 points extrapolates wildly at the ends.
+MIN_TIMES_FOR_SLOPE = 5
+
+
+@numba.njit(**JIT)
+def _degree(n_times, degree):
+    return degree if n_times >= MIN_TIMES_FOR_SLOPE else 0
+
+
+@numba.njit(**JIT)
+def chi2_quantile(dof, z):
+    """Wilson-Hilferty approximation of the chi-square quantile at ``z`` Gaussian sigmas."""
+    c = 2.0 / (9.0 * dof)
+    return dof * (1.0 - c + z * math.sqrt(c)) ** 3
+
+
+@numba.njit(**JIT)
+def variance_lines(z, mask, threshold, min_samples):
+    """Channels and integrations whose standardized residuals have excess variance.
+
+    Under the null ``z`` is N(0, 1), so ``sum z^2`` over the m unmasked samples of a channel (or
+    integration) is chi-square with m degrees of freedom; a line is flagged whole when the sum
+    exceeds the chi-square quantile at ``threshold`` Gaussian sigmas. This finds persistent RFI
+    whose amplitude fluctuates (as RFI added to fringing sky signal does) without any assumption
+    on the band shape, which a time-only background leaves out of the residuals.
+
+    Parameters
+    ----------
+    z : ndarray, float64, shape (time, frequency)
+    mask : ndarray, bool, shape (time, frequency)
+    threshold : float
+    min_samples : int
+        Lines with fewer unmasked samples are not tested.
+
+    Returns
+    -------
+    channels : ndarray, bool, shape (frequency,)
+    times : ndarray, bool, shape (time,)
+    """
+    n_t, n_f = z.shape
+    channels = np.zeros(n_f, np.bool_)
+    times = np.zeros(n_t, np.bool_)
+    for f in range(n_f):
+        total = 0.0
+        m = 0
+        for t in range(n_t):
+            if not mask[t, f]:
+                total += z[t, f] * z[t, f]
+                m += 1
+        if m >= min_samples and total > chi2_quantile(m, threshold):
+            channels[f] = True
+    for t in range(n_t):
+        total = 0.0
+        m = 0
+        for f in range(n_f):
+            if not mask[t, f]:
+                total += z[t, f] * z[t, f]
+                m += 1
+        if m >= min_samples and total > chi2_quantile(m, threshold):
+            times[t] = True
+    return channels, times
+
+
+@numba.njit(**JIT)
+def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
+                       robust_iterations, degree, max_window_time, max_window_freq,
+                       combine_correlations, variance_test, line_threshold, line_sigma_freq,
+                       max_line_width):
+    """AOFlagger-style iterated SumThreshold on every baseline and correlation of a block.
+
+    Parameters
+    ----------
+    vis : ndarray, complex, shape (time, baseline, frequency, polarization)
+        Must hold the whole time axis of the partition.
+    flag : ndarray, bool, shape (time, baseline, frequency, polarization)
+        Existing flags: never used in fits or sums, always kept.
+    first_threshold : float
+        Threshold for a single sample in sigma at the final iteration (AOFlagger: 6).
+    rho : float
+        Threshold drop per doubling of the window (AOFlagger: 1.5).
+    iterations : int
+        Background/threshold iterations; iteration i uses ``first_threshold * 2**(iterations-1-i)``.
+    sigma_time, sigma_freq : float
+        Background kernel widths in samples; ``sigma_freq`` 0 fits the background along time only
+        (every channel its own level: uncalibrated bandpass structure never looks like RFI), and
+        steady narrowband RFI is then left to the spectral line test.
+    robust_iterations : int
+        Bisquare passes of the background fit.
+    degree : int
+        Local polynomial degree of the background fit.
+    max_window_time, max_window_freq : int
+        Largest SumThreshold windows.
+    combine_correlations : bool
+        Between iterations, mask a sample in every correlation when any correlation flagged it, so
+        RFI seen clearly in one correlation stays out of the background fit of the others.
+    variance_test : bool
+        Also flag whole channels/integrations with excess residual variance (:func:`variance_lines`).
+    line_threshold : float
+        Threshold of :func:`spectral_lines` (steady lines), in robust spreads (0 disables).
+    line_sigma_freq : float
+        Kernel width of the spectrum's smooth fit, channels.
+    max_line_width : int
+        Widest steady line looked for, channels.
+
+    Returns
+    -------
+    ndarray, bool, shape (time, baseline, frequency, polarization)
+        ``flag`` OR the detections.
+    """
+    n_t, n_b, n_f, n_p = vis.shape
+    out = flag.copy()
+    amp = np.empty((n_p, n_t, n_f))
+    base = np.empty((n_p, n_t, n_f), np.bool_)
+    current = np.empty((n_p, n_t, n_f), np.bool_)
+    for b in range(n_b):
+        for p in range(n_p):
+            for t in range(n_t):
+                for f in range(n_f):
+                    v = vis[t, b, f, p]
+                    a = math.sqrt(v.real * v.real + v.imag * v.imag)
+                    bad = flag[t, b, f, p] or not math.isfinite(a)
+                    amp[p, t, f] = 0.0 if bad else a
+                    base[p, t, f] = bad
+            current[p] = base[p]
+        if base.all():
+            continue
+        for it in range(iterations):
+            factor = 2.0 ** (iterations - 1 - it)
+            found = np.empty((n_p, n_t, n_f), np.bool_)
+            for p in range(n_p):
+                if base[p].all():
+                    found[p] = base[p]
+                    continue
+                # Bisquare reweighting guards the first fit against unflagged RFI; later fits
+                # have the RFI masked and use plain (cheaper) leave-one-out LOESS.
+                z, sigma = standardized_residual(amp[p], current[p], sigma_time, sigma_freq,
+                                                 robust_iterations if it == 0 else 0,
+                                                 _degree(n_t, degree))
+                if not sigma > 0.0:
+                    found[p] = base[p]
+                    continue
+                found[p] = sumthreshold_2d(z, base[p], first_threshold * factor, rho,
+                                           max_window_time, max_window_freq)
+                if variance_test:
+                    chans, times = variance_lines(z, found[p], first_threshold * factor, 4)
+                    for f in range(n_f):
+                        if chans[f]:
+                            found[p, :, f] = True
+                    for t in range(n_t):
+                        if times[t]:
+                            found[p, t, :] = True
+                if line_threshold > 0.0:
+                    lines = spectral_lines(amp[p], current[p] | found[p], line_sigma_freq, degree,
+                                           robust_iterations, line_threshold * factor, rho,
+                                           max_line_width, sigma)
+                    for f in range(n_f):
+                        if lines[f]:
+                            found[p, :, f] = True
+            if combine_correlations:
+                any_p = found[0].copy()
+                for p in range(1, n_p):
+                    any_p |= found[p]
+                for p in range(n_p):
+                    current[p] = base[p] | any_p
+            else:
+                for p in range(n_p):
+                    current[p] = found[p]
+        for p in range(n_p):
+            for t in range(n_t):
+                for f in range(n_f):
+                    out[t, b, f, p] = current[p, t, f]
+    return out
+
+
+@numba.njit(**JIT)
+def _window_stats(resid, mask, t0, t1, f0, f1, buf):
+    n = 0
+    for t in range(t0, t1):
+        for f in range(f0, f1):
+            if not mask[t, f]:
+                buf[n] = resid[t, f]
+                n += 1
+    if n < 3:
+        return np.nan, np.nan
+    vals = buf[:n]
+    med = np.median(vals)
+    return med, MAD_TO_SIGMA * np.median(np.abs(vals - med))
+
+
+@numba.njit(**JIT)
+def mad_block(vis, flag, half_time, half_freq, threshold, variance_threshold, sigma_time,
+              sigma_freq, robust_iterations, degree):
+    """rflag-like flagging on residuals with sliding-window robust statistics.
+
+    Per baseline and correlation the smooth background (:func:`background_2d`) is removed; in a
+    (2 half_time + 1) x (2 half_freq + 1) window around each sample the residual's median and
+    MAD-sigma are measured. A sample is flagged when it deviates from its window median by more than
+    ``threshold`` times the plane's typical local sigma (median of the window sigmas), or when its
+    window's sigma exceeds ``variance_threshold`` times that typical sigma (a patch of raised
+    variance, as rflag's time/frequency deviation tests). MAD windows ignore single spikes, so unlike
+    rflag's rms windows they do not dilate flags around them.
+
+    Parameters
+    ----------
+    vis : ndarray, complex, shape (time, baseline, frequency, polarization)
+    flag : ndarray, bool, shape (time, baseline, frequency, polarization)
+
+    Returns
+    -------
+    ndarray, bool, shape (time, baseline, frequency, polarization)
+    """
+    n_t, n_b, n_f, n_p = vis.shape
+    out = flag.copy()
+    amp = np.empty((n_t, n_f))
+    mask = np.empty((n_t, n_f), np.bool_)
+    buf = np.empty((2 * half_time + 1) * (2 * half_freq + 1))
+    local_med = np.empty((n_t, n_f))
+    local_sig = np.empty((n_t, n_f))
+    for b in range(n_b):
+        for p in range(n_p):
+            for t in range(n_t):
+                for f in range(n_f):
+                    v = vis[t, b, f, p]
+                    a = math.sqrt(v.real * v.real + v.imag * v.imag)
+                    bad = flag[t, b, f, p] or not math.isfinite(a)
+                    amp[t, f] = 0.0 if bad else a
+                    mask[t, f] = bad
+            if mask.all():
+                continue
+            resid, _ = standardized_residual(amp, mask, sigma_time, sigma_freq,
+                                             robust_iterations, _degree(n_t, degree))
+            for t in range(n_t):
+                for f in range(n_f):
+                    med, sig = _window_stats(resid, mask, max(0, t - half_time),
+                                             min(n_t, t + half_time + 1), max(0, f - half_freq),
+                                             min(n_f, f + half_freq + 1), buf)
+                    local_med[t, f] = med
+                    local_sig[t, f] = sig
+            typical = masked_median(local_sig, mask | np.isnan(local_sig))
+            if not typical > 0.0:
+                continue
+            for t in range(n_t):
+                for f in range(n_f):
+                    if mask[t, f] or np.isnan(local_med[t, f]):
+                        continue
+                    if (abs(resid[t, f] - local_med[t, f]) > threshold * typical
+                            or local_sig[t, f] > variance_threshold * typical):
+                        out[t, b, f, p] = True
+    return out
+
+
+@numba.njit(**JIT)
+def dilate_block(flag, eta_time, eta_freq, grow_time, grow_freq):
+    """SIR dilation in time and frequency, then CASA-style extension of mostly-flagged lines.
+
+    Parameters
+    ----------
+    flag : ndarray, bool, shape (time, baseline, frequency, polarization)
+        Must hold the whole time axis.
+    eta_time, eta_freq : float
+        SIR aggressiveness along each axis (0 disables).
+    grow_time, grow_freq : float
+        A channel flagged at more than ``grow_time`` of the times is flagged at all times; a time
+        flagged in more than ``grow_freq`` of the channels is flagged in all channels (1 disables).
+
+    Returns
+    -------
+    ndarray, bool, shape (time, baseline, frequency, polarization)
+    """
+    n_t, n_b, n_f, n_p = flag.shape
+    out = flag.copy()
+    for b in range(n_b):
+        for p in range(n_p):
+            plane = flag[:, b, :, p].copy()
+            plane = sir_rows(plane, eta_freq)
+            plane = sir_rows(plane.T.copy(), eta_time).T.copy()
+            if grow_time < 1.0:
+                for f in range(n_f):
+                    if plane[:, f].sum() > grow_time * n_t:
+                        plane[:, f] = True
+            if grow_freq < 1.0:
+                for t in range(n_t):
+                    if plane[t, :].sum() > grow_freq * n_f:
+                        plane[t, :] = True
+            out[:, b, :, p] = plane
+    return out

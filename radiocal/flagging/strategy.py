@@ -1,0 +1,286 @@
+"""Flagging strategies: an ordered list of flaggers with parameters, from YAML or built in.
+
+A strategy file looks like::
+
+    name: my-strategy
+    propagate_correlations: true      # flag every correlation of a sample flagged in any
+    column: VISIBILITY                # which visibilities the data-driven flaggers look at
+    flaggers:
+      - flagger: clip
+        max_amplitude: 1.0e4
+      - flagger: sumthreshold
+        threshold: 6.0
+
+Each flagger's parameters and defaults are the fields of its frozen dataclass below (the one
+source of truth; ``radiocal flag --show-strategy`` prints the default strategy in full).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from radiocal.errors import ConfigError, InputError
+from radiocal.flagging import dataset as fd
+from radiocal.io import schema as S
+
+
+def _opt(default, help_text):
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass(frozen=True)
+class ClipParams:
+    """NaN/Inf, zero weight, exact zeros and an amplitude range."""
+
+    min_amplitude: float = _opt(0.0, "flag |V| below this")
+    max_amplitude: float = _opt(math.inf, "flag |V| above this")
+    zeros: bool = _opt(True, "flag samples that are exactly 0")
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """No parameters."""
+
+
+@dataclass(frozen=True)
+class ShadowParams:
+    tolerance: float = _opt(0.0, "metres of dish overlap tolerated before flagging")
+
+
+@dataclass(frozen=True)
+class QuackParams:
+    begin_seconds: float = _opt(0.0, "flag this many seconds at the start of each scan")
+    end_seconds: float = _opt(0.0, "flag this many seconds at the end of each scan")
+
+
+@dataclass(frozen=True)
+class ElevationParams:
+    min_elevation: float = _opt(0.0, "degrees; flag when either antenna is lower")
+    max_elevation: float = _opt(90.0, "degrees; flag when either antenna is higher")
+
+
+@dataclass(frozen=True)
+class ManualParams:
+    """CASA-style selection strings; everything selected is flagged."""
+
+    field: str | None = None
+    scan: str | None = None
+    spw: str | None = None
+    antenna: str | None = None
+    uvrange: str | None = None
+    timerange: str | None = None
+    correlation: str | None = None
+    intent: str | None = None
+
+
+@dataclass(frozen=True)
+class SumThresholdParams:
+    threshold: float = _opt(6.0, "single-sample threshold in robust sigma (final iteration)")
+    rho: float = _opt(1.5, "threshold drop per doubling of the window")
+    iterations: int = _opt(3, "background/threshold iterations (thresholds x4, x2, x1)")
+    sigma_time: float = _opt(3.0, "background kernel width along time, integrations")
+    sigma_frequency: float = _opt(0.0, "background kernel width along frequency, channels "
+                                       "(0: background along time only, per channel)")
+    robust_iterations: int = _opt(2, "bisquare passes of the background fit")
+    degree: int = _opt(2, "local polynomial degree of the background fit")
+    max_window_time: int = _opt(64, "largest SumThreshold window along time")
+    max_window_frequency: int = _opt(128, "largest SumThreshold window along frequency")
+    combine_correlations: bool = _opt(True, "share detections across correlations between "
+                                            "iterations")
+    variance_test: bool = _opt(True, "flag channels/integrations whose residual variance is "
+                                     "beyond the chi-square tail at `threshold` sigma")
+    line_threshold: float = _opt(0.0, "steady-line test threshold in robust spreads (0: off; "
+                                   "for calibrated data, where the band is flat)")
+    line_sigma_frequency: float = _opt(2.0, "kernel width of the spectrum's smooth fit, channels")
+    max_line_width: int = _opt(8, "widest steady line looked for, channels")
+
+
+@dataclass(frozen=True)
+class MadParams:
+    half_window_time: int = _opt(2, "sliding window half-width along time")
+    half_window_frequency: int = _opt(2, "sliding window half-width along frequency")
+    threshold: float = _opt(5.0, "point outliers: deviation from the window median, in sigma")
+    variance_threshold: float = _opt(3.0, "raised variance: window sigma over typical sigma")
+    sigma_time: float = _opt(3.0, "background kernel width along time")
+    sigma_frequency: float = _opt(0.0, "background kernel width along frequency (0: time only)")
+    robust_iterations: int = _opt(2, "bisquare passes of the background fit")
+    degree: int = _opt(2, "local polynomial degree of the background fit")
+
+
+@dataclass(frozen=True)
+class AntennaHealthParams:
+    antennas: tuple = _opt((), "antenna names or indices always flagged")
+    channel_window: int = _opt(8, "channels per coherence measurement")
+    dead_fraction: float = _opt(0.2, "dead below this fraction of the peers' coherence excess")
+    min_coherence_excess: float = _opt(0.3, "peers' coherence excess needed to judge deadness")
+    amplitude_factor: float = _opt(5.0, "amplitude outlier: factor from the peers' median")
+    amplitude_sigma: float = _opt(5.0, "amplitude outlier: robust sigmas from the peers' median")
+
+
+@dataclass(frozen=True)
+class DilateParams:
+    eta_time: float = _opt(0.2, "SIR dilation along time (0 disables)")
+    eta_frequency: float = _opt(0.2, "SIR dilation along frequency (0 disables)")
+    grow_time: float = _opt(1.0, "flag a channel at all times when more than this fraction of "
+                                 "it is flagged (1 disables)")
+    grow_frequency: float = _opt(1.0, "flag an integration in all channels when more than this "
+                                      "fraction of it is flagged (1 disables)")
+
+
+def _manual(ds, p: ManualParams, column, reference_time):
+    from radiocal.io.selection import Selection
+
+    return fd.flag_manual(ds, Selection(**dataclasses.asdict(p)), reference_time=reference_time)
+
+
+def _with_column(function):
+    """Adapt ``function(ds, column=..., **params)`` to the flagger calling convention."""
+    def run(ds, params, column, reference_time):
+        return function(ds, column=column, **dataclasses.asdict(params))
+    return run
+
+
+def _plain(function):
+    """Adapt ``function(ds, **params)`` (flaggers that do not look at visibilities)."""
+    def run(ds, params, column, reference_time):
+        return function(ds, **dataclasses.asdict(params))
+    return run
+
+
+# name -> (parameters, run(ds, params, column, reference_time) -> ds, or (ds, clip counts))
+FLAGGERS = {
+    "clip": (ClipParams, _with_column(fd.flag_clip)),
+    "autocorrelations": (NoParams, _plain(fd.flag_autocorrelations)),
+    "shadow": (ShadowParams, _plain(fd.flag_shadow)),
+    "quack": (QuackParams, _plain(fd.flag_quack)),
+    "elevation": (ElevationParams, _plain(fd.flag_elevation)),
+    "manual": (ManualParams, _manual),
+    "sumthreshold": (SumThresholdParams, _with_column(fd.flag_sumthreshold)),
+    "mad": (MadParams, _with_column(fd.flag_mad)),
+    "antenna_health": (AntennaHealthParams, _with_column(fd.flag_antenna_health)),
+    "dilate": (DilateParams, _plain(fd.flag_dilate)),
+}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """An ordered list of ``(flagger name, parameters)``."""
+
+    name: str
+    flaggers: tuple
+    propagate_correlations: bool = True
+    column: str = S.VISIBILITY
+
+
+# Principled defaults, not fitted to any one data set: remove what is certainly bad, drop dead
+# antennas, then detect RFI statistically (thresholds in robust sigma). SIR dilation ("dilate") is
+# left out: on short scans it spreads the detector's few false positives along whole channels.
+DEFAULT_STRATEGY = {
+    "name": "default",
+    "propagate_correlations": True,
+    "column": S.VISIBILITY,
+    "flaggers": [
+        {"flagger": "clip"},
+        {"flagger": "shadow"},
+        {"flagger": "antenna_health"},
+        {"flagger": "sumthreshold"},
+        {"flagger": "mad"},
+    ],
+}
+
+
+def parse_strategy(spec: dict, source: str = "strategy") -> Strategy:
+    """Validate a strategy mapping (as loaded from YAML) into a :class:`Strategy`."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{source}: expected a mapping with a 'flaggers' list")
+    unknown = sorted(set(spec) - {"name", "propagate_correlations", "column", "flaggers"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
+    items = spec.get("flaggers")
+    if not isinstance(items, list) or not items:
+        raise ConfigError(f"{source}: 'flaggers' must be a non-empty list")
+    column = spec.get("column", S.VISIBILITY)
+    if column not in S.VISIBILITY_VARS:
+        raise ConfigError(f"{source}: column {column!r} is not one of "
+                          f"{', '.join(S.VISIBILITY_VARS)}")
+    propagate = spec.get("propagate_correlations", True)
+    if not isinstance(propagate, bool):
+        raise ConfigError(f"{source}: propagate_correlations must be true or false")
+    flaggers = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or "flagger" not in item:
+            raise ConfigError(f"{source}: flagger #{i + 1} needs a 'flagger: NAME' entry")
+        name = item["flagger"]
+        if name not in FLAGGERS:
+            raise ConfigError(f"{source}: unknown flagger {name!r} "
+                              f"(known: {', '.join(sorted(FLAGGERS))})")
+        params_class = FLAGGERS[name][0]
+        values = {k: v for k, v in item.items() if k != "flagger"}
+        valid = {f.name for f in dataclasses.fields(params_class)}
+        bad = sorted(set(values) - valid)
+        if bad:
+            raise ConfigError(f"{source}: flagger {name!r}: unknown option(s) {', '.join(bad)} "
+                              f"(valid: {', '.join(sorted(valid)) or 'none'})")
+        if "antennas" in values:
+            values["antennas"] = tuple(values["antennas"] or ())
+        flaggers.append((name, params_class(**values)))
+    return Strategy(str(spec.get("name", source)), tuple(flaggers), propagate, column)
+
+
+def load_strategy(path_or_name: str | Path = "default") -> Strategy:
+    """The built-in ``default`` strategy, or a strategy from a YAML file."""
+    if str(path_or_name) == "default":
+        return parse_strategy(DEFAULT_STRATEGY, "default")
+    path = Path(path_or_name)
+    if not path.is_file():
+        raise InputError(f"{path}: no such strategy file (or use 'default')")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return parse_strategy(spec, str(path))
+
+
+def strategy_to_yaml(strategy: Strategy) -> str:
+    """The strategy as YAML with every parameter spelled out (``parse_strategy`` reads it back)."""
+    def plain(value):
+        return list(value) if isinstance(value, tuple) else value
+
+    items = [{"flagger": name, **{k: plain(v) for k, v in dataclasses.asdict(p).items()}}
+             for name, p in strategy.flaggers]
+    doc = {"name": strategy.name, "propagate_correlations": strategy.propagate_correlations,
+           "column": strategy.column, "flaggers": items}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
+    """Run every flagger of ``strategy`` on one partition, lazily.
+
+    Returns
+    -------
+    ds : xarray.Dataset
+        The partition with its new ``FLAG``.
+    counts : dict of str -> dask scalar
+        Samples newly flagged by each flagger (keys ``"<index>:<name>"``), plus the clip reasons
+        ``nonfinite``, ``zero_weight`` and ``zero`` (NaN/Inf, zero-weight and exactly-zero samples).
+    """
+    counts = {}
+    for i, (name, params) in enumerate(strategy.flaggers):
+        before = fd._flag(ds)
+        result = FLAGGERS[name][1](ds, params, strategy.column, reference_time)
+        if isinstance(result, tuple):
+            result, reasons = result
+            for j, key in enumerate(("nonfinite", "zero_weight", "zero")):
+                counts[key] = counts[key] + reasons[j] if key in counts else reasons[j]
+        ds = result
+        counts[f"{i}:{name}"] = (fd._flag(ds) & ~before).sum()
+    if strategy.propagate_correlations:
+        before = fd._flag(ds)
+        ds = fd.propagate_correlations(ds)
+        counts["propagate_correlations"] = (fd._flag(ds) & ~before).sum()
+    return ds, counts

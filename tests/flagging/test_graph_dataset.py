@@ -1,0 +1,145 @@
+"""Dask graphs and dataset flaggers: lazy, chunking-independent, equal to the kernels."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+
+from radiocal.flagging import dataset as fd
+from radiocal.flagging import kernels as k
+from radiocal.flagging.strategy import apply_strategy, load_strategy, parse_strategy
+from radiocal.io import schema as S
+
+from conftest import raising_scheduler
+
+
+def _chunked(ds, time_chunk):
+    return ds.chunk({S.TIME: time_chunk})
+
+
+def test_default_strategy_builds_without_computing(small_sim):
+    ds = _chunked(small_sim.datasets[0], 2)
+    spec = {"flaggers": [{"flagger": name} for name in
+                         ("clip", "autocorrelations", "shadow", "quack", "elevation",
+                          "antenna_health", "sumthreshold", "mad", "dilate")]}
+    with dask.config.set(scheduler=raising_scheduler):
+        out, counts = apply_strategy(ds, parse_strategy(spec))
+        assert out[S.FLAG].chunks == ds[S.FLAG].chunks
+        with pytest.raises(AssertionError, match="computed"):
+            out[S.FLAG].values
+
+
+@pytest.mark.parametrize("time_chunk", [1, 3, -1])
+def test_sumthreshold_graph_equals_kernel_for_any_chunking(small_sim, time_chunk):
+    ds = small_sim.datasets[0]
+    expected = k.sumthreshold_block(ds[S.VISIBILITY].values, ds[S.FLAG].values, 6.0, 1.5, 3, 3.0,
+                                    0.0, 2, 2, 64, 128, True, True, 0.0, 2.0, 8)
+    out = fd.flag_sumthreshold(_chunked(ds, time_chunk))
+    assert out[S.FLAG].chunks == _chunked(ds, time_chunk)[S.FLAG].chunks
+    np.testing.assert_array_equal(out[S.FLAG].values, expected)
+
+
+def test_clip_counts_nonfinite_and_zero_weight(small_sim):
+    ds = small_sim.datasets[1].copy(deep=True)
+    vis = ds[S.VISIBILITY].values
+    weight = ds[S.WEIGHT].values
+    vis[0, 0, 0, 0] = np.nan
+    vis[1, 1, 1, 1] = np.inf + 0j
+    weight[2, 0, 3, 0] = 0.0
+    vis[2, 1, 4, 0] = 0.0
+    ds = _chunked(ds, 1)
+    out, counts = fd.flag_clip(ds)
+    flags, counts = dask.compute(out[S.FLAG].data, counts)
+    assert counts.tolist() == [2, 1, 1, 0]
+    assert flags[0, 0, 0, 0] and flags[1, 1, 1, 1] and flags[2, 0, 3, 0] and flags[2, 1, 4, 0]
+    assert flags.sum() == ds[S.FLAG].values.sum() + 4
+
+
+def test_autocorrelation_antenna_and_propagation(small_sim):
+    from radiocal.io.testing import SimConfig, simulate
+
+    ds = simulate(SimConfig(n_antennas=3, autocorrelations=True, seed=3)).datasets[0]
+    a1, a2 = ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values
+    auto = fd.flag_autocorrelations(ds)[S.FLAG].values
+    np.testing.assert_array_equal(auto.all(axis=(0, 2, 3)), a1 == a2)
+    assert not auto[:, a1 != a2].any()
+    name = str(ds[S.ANTENNA_NAME].values[1])
+    by_name = fd.flag_antennas(ds, [name])[S.FLAG].values
+    np.testing.assert_array_equal(by_name.all(axis=(0, 2, 3)), (a1 == 1) | (a2 == 1))
+    with pytest.raises(Exception, match="unknown antenna"):
+        fd.flag_antennas(ds, ["nope"])
+    flag = np.zeros(ds[S.FLAG].shape, bool)
+    flag[0, 0, 0, 1] = True
+    prop = fd.propagate_correlations(ds.assign({S.FLAG: (ds[S.FLAG].dims, flag)}))[S.FLAG].values
+    assert prop[0, 0, 0].all() and prop.sum() == ds.sizes[S.POLARIZATION]
+
+
+def test_quack_flags_scan_start_and_end(small_sim):
+    ds = small_sim.datasets[0]
+    out = fd.flag_quack(ds, begin_seconds=15.0, end_seconds=5.0)[S.FLAG].values
+    times = ds[S.TIME].values
+    half = 0.5 * ds[S.INTEGRATION_TIME].values
+    start, end = (times - half).min(), (times + half).max()
+    expected = (times - half < start + 15.0) | (times + half > end - 5.0)
+    np.testing.assert_array_equal(out.all(axis=(1, 2, 3)), expected)
+    assert not out[~expected].any()
+
+
+def test_elevation_limit_uses_geometry(small_sim):
+    ds = small_sim.datasets[0]
+    elev = np.degrees(fd.antenna_elevation(ds))
+    assert np.isfinite(elev).all() and (np.abs(elev) <= 90).all()
+    limit = float(np.median(elev))
+    out = fd.flag_elevation(ds, min_elevation=limit)[S.FLAG].values
+    a1, a2 = ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values
+    low = (elev[:, a1] < limit) | (elev[:, a2] < limit)
+    np.testing.assert_array_equal(out.all(axis=(2, 3)), low | ds[S.FLAG].values.all(axis=(2, 3)))
+
+
+def test_shadow_flags_close_pairs(small_sim):
+    ds = small_sim.datasets[0].copy(deep=True)
+    uvw = ds[S.UVW].values
+    uvw[2, 0] = [3.0, 4.0, 50.0]  # 5 m apart on the sky plane: antenna 0 is shadowed
+    out = fd.flag_shadow(_chunked(ds, 2))[S.FLAG].values
+    a1, a2 = ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values
+    shadowed = (a1 == a1[0]) | (a2 == a1[0])
+    assert out[2, shadowed].all()
+    assert not out[[0, 1, 3]].any() or ds[S.FLAG].values[[0, 1, 3]].any()
+
+
+def test_manual_flagger_uses_selection(small_sim):
+    pytest.importorskip("radiocal.io.selection")
+    spec = {"flaggers": [{"flagger": "manual", "antenna": str(small_sim.datasets[0][S.ANTENNA_NAME].values[2])}]}
+    ds = small_sim.datasets[0]
+    out, _ = apply_strategy(ds, parse_strategy(spec))
+    a1, a2 = ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values
+    np.testing.assert_array_equal(out[S.FLAG].values.all(axis=(0, 2, 3)), (a1 == 2) | (a2 == 2))
+
+
+def test_antenna_health_flags_the_dead_antenna(small_sim):
+    ds = small_sim.datasets[0]  # the flux calibrator: every live baseline sees it
+    out = fd.flag_antenna_health(_chunked(ds, 2))[S.FLAG].values
+    a1, a2 = ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values
+    dead = (a1 == 4) | (a2 == 4)
+    assert out[:, dead].all()
+    assert not out[:, ~dead].any()
+
+
+def test_strategy_counts_match_flags(small_sim):
+    ds = _chunked(small_sim.datasets[2], 2)
+    out, counts = apply_strategy(ds, load_strategy())
+    flags, counts = dask.compute(out[S.FLAG].data, counts)
+    assert flags.sum() - ds[S.FLAG].values.sum() == sum(
+        v for key, v in counts.items() if ":" in key or key == "propagate_correlations")
+    assert (flags | ~ds[S.FLAG].values).all()  # flags only grow
+
+
+def test_flaggers_reject_unsupported_layouts(small_sim):
+    ds = small_sim.datasets[0]
+    three = ds.isel({S.POLARIZATION: [0, 1, 2]})
+    with pytest.raises(Exception, match="only 1, 2 or 4"):
+        fd.flag_sumthreshold(three)
+    with pytest.raises(Exception, match="no VISIBILITY_CORRECTED"):
+        fd.flag_sumthreshold(ds, column=S.VISIBILITY_CORRECTED)

@@ -1,0 +1,281 @@
+"""Flagging kernels against plain-numpy references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from radiocal.flagging import basic_kernels as bk
+from radiocal.flagging import kernels as k
+
+RNG = np.random.default_rng(1234)
+
+
+def test_masked_median_and_robust_sigma_match_numpy():
+    values = RNG.normal(3.0, 2.0, (40, 30))
+    mask = RNG.random((40, 30)) < 0.3
+    kept = values[~mask]
+    assert k.masked_median(values, mask) == pytest.approx(np.median(kept))
+    ref = 1.4826 * np.median(np.abs(kept - np.median(kept)))
+    assert k.robust_sigma(values, mask) == pytest.approx(ref)
+    assert math.isnan(k.masked_median(values, np.ones_like(mask)))
+
+
+def _loess_reference(y, w, sigma, degree, i, leave_out):
+    n = y.size
+    half = int(math.ceil(3 * sigma))
+    js = [j for j in range(max(0, i - half), min(n, i + half + 1))
+          if w[j] > 0 and not (leave_out and j == i)]
+    x = np.array(js, float) - i
+    ww = w[js] * np.exp(-0.5 * (x / sigma) ** 2)
+    design = np.vander(x, degree + 1, increasing=True)
+    normal = design.T @ (ww[:, None] * design)
+    coef_row = np.linalg.solve(normal, np.eye(degree + 1)[0])
+    kernel = ww * (design @ coef_row)
+    return kernel @ y[js], np.sum(kernel ** 2)
+
+
+@pytest.mark.parametrize("degree,leave_out", [(1, False), (2, False), (2, True), (3, True)])
+def test_loess_matches_weighted_least_squares(degree, leave_out):
+    n = 25
+    y = np.cumsum(RNG.normal(size=n)) + 0.1 * np.arange(n) ** 2
+    w = (RNG.random(n) > 0.2).astype(float)
+    fit, support, var = k.loess_rows(y[None], w[None], 2.0, degree, leave_out, np.ones((1, n)))
+    for i in range(n):
+        ref, ref_var = _loess_reference(y, w, 2.0, degree, i, leave_out)
+        assert fit[0, i] == pytest.approx(ref, rel=1e-8, abs=1e-8)
+        assert var[0, i] == pytest.approx(ref_var, rel=1e-8)
+    assert (support >= 0).all()
+
+
+def test_loess_reproduces_a_quadratic_exactly():
+    x = np.arange(20.0)
+    y = 3.0 - 0.5 * x + 0.07 * x ** 2
+    fit, _, _ = k.loess_rows(y[None], np.ones((1, 20)), 1.5, 2, True, np.ones((1, 20)))
+    np.testing.assert_allclose(fit[0], y, rtol=1e-9)
+
+
+def test_running_median_matches_numpy():
+    values = RNG.normal(size=(3, 17))
+    weights = (RNG.random((3, 17)) > 0.3).astype(float)
+    out = k.running_median_rows(values, weights, 2)
+    for r in range(3):
+        for i in range(17):
+            sel = [j for j in range(max(0, i - 2), min(17, i + 3)) if weights[r, j] > 0]
+            if sel:
+                assert out[r, i] == pytest.approx(np.median(values[r, sel]))
+            else:
+                assert math.isnan(out[r, i])
+
+
+def _sumthreshold_reference(z, mask, window, threshold):
+    out = mask.copy()
+    for r in range(z.shape[0]):
+        idx = np.flatnonzero(~mask[r])
+        for s in range(len(idx) - window + 1):
+            run = idx[s:s + window]
+            if abs(z[r, run].sum()) > window * threshold:
+                out[r, run[0]:run[-1] + 1] = True
+    return out
+
+
+@pytest.mark.parametrize("window", [1, 2, 4, 8])
+def test_sumthreshold_rows_matches_reference(window):
+    z = RNG.normal(size=(6, 40))
+    z[2, 10:14] += 3.0
+    z[4, 30] -= 9.0
+    mask = RNG.random((6, 40)) < 0.1
+    out = mask.copy()
+    k.sumthreshold_rows(z, mask, window, 6.0 / 1.5 ** math.log2(window), out)
+    np.testing.assert_array_equal(out, _sumthreshold_reference(z, mask, window,
+                                                               6.0 / 1.5 ** math.log2(window)))
+
+
+def _sir_reference(flags, eta):
+    out = flags.copy()
+    n = flags.shape[1]
+    for r in range(flags.shape[0]):
+        for a in range(n):
+            for b in range(a + 1, n + 1):
+                if flags[r, a:b].sum() >= (1 - eta) * (b - a) - 1e-12:
+                    out[r, a:b] = True
+    return out
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.2, 0.5])
+def test_sir_matches_brute_force(eta):
+    flags = RNG.random((5, 30)) < 0.35
+    np.testing.assert_array_equal(k.sir_rows(flags, eta), _sir_reference(flags, eta))
+
+
+def test_dilate_block_is_sir_then_grow():
+    flags = RNG.random((12, 3, 20, 2)) < 0.3
+    out = k.dilate_block(flags, 0.2, 0.3, 0.5, 1.0)
+    for b in range(3):
+        for p in range(2):
+            plane = _sir_reference(flags[:, b, :, p], 0.3)
+            plane = _sir_reference(plane.T, 0.2).T
+            plane[:, plane.sum(axis=0) > 0.5 * 12] = True
+            np.testing.assert_array_equal(out[:, b, :, p], plane)
+
+
+def _noise_plane(n_t, n_f, sigma=1.0, level=50.0):
+    t = np.linspace(-1, 1, n_t)[:, None]
+    f = np.linspace(-1, 1, n_f)[None, :]
+    # A steep, rippled band times a drifting gain: what uncalibrated data look like.
+    band = (1 - 0.6 * f ** 8) * (1 + 0.05 * np.sin(9 * f))
+    return level * (1 + 0.1 * t) * band + RNG.normal(0, sigma, (n_t, n_f))
+
+
+def test_sumthreshold_block_finds_rfi_and_spares_clean_data():
+    n_t, n_b, n_f, n_p = 24, 6, 48, 2
+    amp = np.stack([np.stack([_noise_plane(n_t, n_f) for _ in range(n_p)], -1)
+                    for _ in range(n_b)], 1)
+    rfi = np.zeros(amp.shape, bool)
+    rfi[7, :, :, :] = True            # broadband burst
+    rfi[:, :, 20, :] = True           # persistent but fluctuating line
+    rfi[3, 2, 5, :] = True            # single spike
+    rfi[12:16, 4, 30:34, :] = True    # a 4 x 4 blob at 8 sigma per sample
+    vis = amp.astype(np.complex64)
+    vis[7] += 20.0
+    vis[:, :, 20] += RNG.normal(15.0, 6.0, (n_t, n_b, n_p))
+    vis[3, 2, 5] += 12.0
+    vis[12:16, 4, 30:34] += 8.0
+    flag = np.zeros(vis.shape, bool)
+    flag[0, 0, 0, 0] = True
+    out = k.sumthreshold_block(vis, flag, 6.0, 1.5, 3, 3.0, 0.0, 2, 2, 64, 128, True, True, 0.0, 2.0, 8)
+    assert out[0, 0, 0, :].all()  # existing flags kept (and propagated)
+    assert out[rfi].mean() > 0.99
+    assert out[~rfi].mean() < 0.01
+
+
+def test_sumthreshold_block_keeps_nonfinite_out_of_fits():
+    vis = (_noise_plane(16, 32)[:, None, :, None]).astype(np.complex64)
+    vis[4, 0, 10, 0] = np.nan
+    vis[9, 0, 3, 0] = 1e3
+    flag = np.zeros(vis.shape, bool)
+    out = k.sumthreshold_block(vis, flag, 6.0, 1.5, 3, 3.0, 0.0, 2, 2, 64, 128, True, True, 0.0, 2.0, 8)
+    assert out[4, 0, 10, 0] and out[9, 0, 3, 0]
+    assert out.mean() < 0.02
+
+
+def test_mad_block_flags_point_outliers_only():
+    vis = np.stack([_noise_plane(20, 32) for _ in range(2)], 1)[..., None].astype(np.complex64)
+    vis[10, 1, 16, 0] += 15.0
+    out = k.mad_block(vis, np.zeros(vis.shape, bool), 2, 2, 5.0, 3.0, 3.0, 0.0, 2, 2)
+    assert out[10, 1, 16, 0]
+    assert out.sum() <= 3
+
+
+def test_spectral_lines_finds_a_steady_line_on_a_flat_band():
+    amp = 10.0 + RNG.normal(0, 0.1, (12, 40))
+    amp[:, 17] += 1.0
+    lines = k.spectral_lines(amp, np.zeros(amp.shape, bool), 2.0, 2, 2, 6.0, 1.5, 8, 0.1)
+    assert lines[17] and lines.sum() == 1
+
+
+def test_clip_block_matches_numpy_and_counts_reasons():
+    vis = (RNG.normal(size=(4, 3, 5, 2)) + 1j * RNG.normal(size=(4, 3, 5, 2))).astype(np.complex64)
+    weight = np.ones(vis.shape, np.float32)
+    vis[0, 0, 0, 0] = np.nan
+    vis[1, 1, 1, 1] = np.inf
+    weight[2, 2, 2, 0] = 0.0
+    vis[3, 0, 4, 1] = 0.0
+    vis[3, 1, 3, 0] = 50.0
+    flag = np.zeros(vis.shape, bool)
+    flag[0, 0, 0, 0] = True  # already flagged: flagged again but not counted
+    out, counts = bk.clip_block(vis, weight, flag, 0.0, 10.0, True)
+    amp = np.abs(vis)
+    ref = flag | ~np.isfinite(vis) | (weight <= 0) | (vis == 0) | (np.nan_to_num(amp, nan=0) > 10)
+    np.testing.assert_array_equal(out, ref)
+    assert counts.tolist() == [1, 1, 1, 1]
+
+
+def test_shadow_block_flags_the_antenna_behind():
+    uvw = np.zeros((2, 3, 3))
+    a1 = np.array([0, 0, 1])
+    a2 = np.array([1, 2, 2])
+    diameter = np.array([25.0, 25.0, 25.0])
+    uvw[0, 0] = [10.0, 5.0, -30.0]    # antenna 1 behind antenna 0, closer than 25 m
+    uvw[0, 1] = [300.0, 0.0, 10.0]
+    uvw[0, 2] = [290.0, -5.0, 40.0]
+    uvw[1] = [[100.0, 0.0, 1.0], [300.0, 0.0, 10.0], [200.0, 0.0, 9.0]]
+    out = bk.shadow_block(uvw, a1, a2, diameter, 0.0)
+    np.testing.assert_array_equal(out, [[True, False, True], [False, False, False]])
+
+
+def test_gmst_and_geodetic_against_known_values():
+    j2000 = (2451545.0 - 2400000.5) * 86400.0
+    assert math.degrees(bk.gmst(j2000)) == pytest.approx(280.46061837, abs=1e-6)
+    lonlat = bk.geodetic(np.array([[-1601185.4, -5041977.5, 3554875.9]]))
+    assert math.degrees(lonlat[0, 0]) == pytest.approx(-107.6184, abs=1e-3)
+    assert math.degrees(lonlat[0, 1]) == pytest.approx(34.0790, abs=2e-3)
+
+
+def test_elevation_matches_rotation_reference():
+    lonlat = np.array([[math.radians(-107.6), math.radians(34.08)], [0.3, -0.5]])
+    times = 60000.0 * 86400 + np.array([0.0, 3600.0, 7200.0])
+    ra, dec = 1.2, 0.4
+    out = bk.elevation_block(times, lonlat, ra, dec)
+    for t, mjd_s in enumerate(times):
+        for a, (lon, lat) in enumerate(lonlat):
+            ha = bk.gmst(mjd_s) + lon - ra
+            # Direction in the local (east, north, up) frame from the equatorial one.
+            v = np.array([math.cos(dec) * math.cos(ha), -math.cos(dec) * math.sin(ha), math.sin(dec)])
+            up = np.array([math.cos(lat), 0.0, math.sin(lat)])
+            assert out[t, a] == pytest.approx(math.asin(v @ up), abs=1e-12)
+    # A source at the zenith: dec = latitude, hour angle 0.
+    lst = bk.gmst(times[0]) + lonlat[0, 0]
+    zen = bk.elevation_block(times[:1], lonlat[:1], lst, lonlat[0, 1])
+    assert math.degrees(zen[0, 0]) == pytest.approx(90.0, abs=1e-6)
+
+
+def test_quack_times_matches_reference():
+    times = np.arange(10) * 10.0 + 5.0
+    interval = np.full(10, 10.0)
+    out = bk.quack_times(times, interval, 0.0, 100.0, 25.0, 10.0)
+    ref = (times - 5.0 < 25.0) | (times + 5.0 > 90.0)
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_baseline_stats_match_numpy():
+    vis = (RNG.normal(size=(5, 3, 16, 2)) + 1j * RNG.normal(size=(5, 3, 16, 2))).astype(np.complex64)
+    vis[:, 1] += 10.0
+    flag = RNG.random(vis.shape) < 0.2
+    out = bk.baseline_stats(vis, flag, 4)
+    for b in range(3):
+        for p in range(2):
+            amps, cohs = [], []
+            for t in range(5):
+                good = [v for v, f in zip(vis[t, b, :, p], flag[t, b, :, p]) if not f]
+                amps += [abs(v) for v in good]
+                for s in range(0, len(good) - 3, 4):
+                    run = np.array(good[s:s + 4])
+                    cohs.append(abs(run.sum()) / np.abs(run).sum())
+            assert out[b, p, 0] == pytest.approx(np.median(amps), rel=1e-5)
+            assert out[b, p, 1] == pytest.approx(np.median(cohs), rel=1e-5)
+    assert out[1, 0, 1] > 0.9 > out[0, 0, 1]
+
+
+def test_health_decision_finds_dead_antenna_and_spares_noise_fields():
+    n_ant = 6
+    a1, a2 = np.triu_indices(n_ant, 1)
+    stats = np.zeros((a1.size, 2, 2))
+    stats[..., 0] = 10.0
+    stats[..., 1] = 0.95
+    dead = (a1 == 3) | (a2 == 3)
+    stats[dead, :, 0] = 0.1
+    stats[dead, :, 1] = 0.36
+    stats[0, :, 1] = 0.36  # one dead baseline between healthy antennas 0 and 1
+    bad, bad_ant = bk.health_decision(stats, a1, a2, n_ant, 8, 0.2, 0.3, 5.0, 5.0)
+    np.testing.assert_array_equal(bad_ant, np.arange(n_ant) == 3)
+    expected = dead.copy()
+    expected[0] = True
+    np.testing.assert_array_equal(bad, expected)
+    # Pure noise everywhere: deadness cannot be judged, nothing is flagged.
+    stats[..., 0] = 0.1
+    stats[..., 1] = 0.36
+    bad, bad_ant = bk.health_decision(stats, a1, a2, n_ant, 8, 0.2, 0.3, 5.0, 5.0)
+    assert not bad.any() and not bad_ant.any()
