@@ -229,8 +229,13 @@ def _grid_block(values, time_index, baseline_index, *flag_row, nbl, fill, nchan=
     if flag_row:
         values = values | flag_row[0].reshape((-1,) + (1,) * (values.ndim - 1))
     offset = time_index[0]
-    out = np.full((time_index[-1] - offset + 1, nbl) + values.shape[1:], fill, dtype=values.dtype)
-    out[time_index - offset, baseline_index] = values
+    ntime = time_index[-1] - offset + 1
+    if values.shape[0] == ntime * nbl and np.array_equal(baseline_index, np.tile(np.arange(nbl), ntime)):
+        # Every baseline of every time, in grid order (the usual case): the rows are the grid
+        out = values.reshape((ntime, nbl) + values.shape[1:])
+    else:
+        out = np.full((ntime, nbl) + values.shape[1:], fill, dtype=values.dtype)
+        out[time_index - offset, baseline_index] = values
     if nchan is not None:
         out = np.repeat(out[:, :, None, :], nchan, axis=2)
     return out
