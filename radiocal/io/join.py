@@ -82,14 +82,19 @@ def _unify_baselines(datasets):
     return out
 
 
-def _join_frequency(datasets):
+def _groups_sharing(datasets, axis: str):
+    """Partitions with the same field, scan, correlations and ``axis`` coordinate, grouped."""
     groups = defaultdict(list)
     for ds in datasets:
         key = (_key_field(ds), ds.attrs[S.ATTR_SCAN], tuple(ds[S.POLARIZATION].values.tolist()),
-               ds[S.TIME].values.tobytes())
+               ds[axis].values.tobytes())
         groups[key].append(ds)
+    return groups.values()
+
+
+def _join_frequency(datasets):
     out = []
-    for parts in groups.values():
+    for parts in _groups_sharing(datasets, S.TIME):
         sources = [tuple(ds.attrs[S.ATTR_SOURCES]) for ds in parts]
         if len(parts) == 1 or len(set(sources)) != len(sources):
             out.extend(parts)   # spectral windows of one MS stay separate
@@ -114,13 +119,8 @@ def _join_frequency(datasets):
 
 
 def _join_time(datasets):
-    groups = defaultdict(list)
-    for ds in datasets:
-        key = (_key_field(ds), ds.attrs[S.ATTR_SCAN], tuple(ds[S.POLARIZATION].values.tolist()),
-               ds[S.FREQUENCY].values.tobytes())
-        groups[key].append(ds)
     out = []
-    for parts in groups.values():
+    for parts in _groups_sharing(datasets, S.FREQUENCY):
         if len(parts) == 1:
             out.extend(parts)
             continue

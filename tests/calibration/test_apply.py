@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import make_partition, random_gains
+from .conftest import make_partition, random_gains
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.jones import ApplyTable, apply, chain_jones
 from radiocal.errors import ConfigError, InputError
@@ -12,7 +12,7 @@ from radiocal.io import schema as S
 
 
 def _table(values, times, fields, *, flag=None, names=("A", "B"), centers=((0, 0.5), (1.0, 0.5)),
-           spw=0, freq=(1.3e9,), cal_type="G"):
+           spw=0, freq=(1.3e9,), cal_type="G", scans=None):
     """A hand-made table: values (time, antenna, frequency, hand)."""
     values = np.asarray(values, dtype=np.complex128)
     nt, nant, nf, nh = values.shape
@@ -23,7 +23,8 @@ def _table(values, times, fields, *, flag=None, names=("A", "B"), centers=((0, 0
              C.ATTR_FIELD_NAMES: list(names), C.ATTR_FIELD_CENTERS: [list(c) for c in centers]}
     return [C.make_table_dataset(cal_type, values, flag, np.ones(values.shape),
                                  np.zeros(values.shape), time=times, interval=np.zeros(nt),
-                                 field_id=fields, scan_number=np.ones(nt), frequency=freq,
+                                 field_id=fields,
+                                 scan_number=np.ones(nt) if scans is None else scans, frequency=freq,
                                  channel_width=np.ones(nf), hands=("R", "L")[:nh],
                                  antennas=antennas, attrs=attrs)]
 
@@ -112,6 +113,38 @@ def test_calwt_and_solution_flags(rng):
 def test_bad_interp_is_a_config_error():
     with pytest.raises(ConfigError):
         ApplyTable([], interp="cubic")
+    with pytest.raises(ConfigError, match="freq_interp"):
+        ApplyTable([], freq_interp="hermite")
+
+
+def test_hermite_follows_a_drifting_gain_between_calibrator_scans():
+    """Per-integration solutions of three calibrator scans; the target between them is
+    calibrated far better through the scans' rates (hermite) than along the chord (linear)."""
+    t0, dt = 5e9, 10.0
+    cal = np.concatenate([k * 30 + np.arange(6) for k in range(3)])      # integration indices
+    target = np.concatenate([k * 30 + 6 + np.arange(24) for k in range(2)])
+
+    def jones(i):
+        t = i * dt
+        # antenna 1 drifts along a 20-minute sinusoid in phase and amplitude; antenna 0 is fixed
+        g = np.ones((i.size, 3, 1, 2), complex)
+        g[:, 1] = (np.exp(0.1 * np.sin(2 * np.pi * t / 1200.0)
+                          + 1j * 0.8 * np.sin(2 * np.pi * t / 1200.0 + 0.4)))[:, None, None]
+        return g
+
+    table = _table(jones(cal), times=t0 + cal * dt, fields=np.zeros(cal.size, int),
+                   scans=np.repeat([1, 3, 5], 6))
+    ds = make_partition(np.ones((target[-1] + 1, 3, 2, 2)), t0=t0, dt=dt).isel(
+        {S.TIME: target})
+    want = jones(target)[:, 1, 0, 0]
+    errors = {}
+    for interp in ("linear", "hermite"):
+        got = chain_jones(ds, [ApplyTable(table, interp=interp)])[0].compute()[:, 1, 0, 0]
+        np.testing.assert_allclose(got, chain_jones(ds, [ApplyTable(table, interp=interp)])[0]
+                                   .compute()[:, 1, 1, 0])          # every channel alike
+        errors[interp] = np.abs(got / want - 1).max()
+    assert errors["hermite"] < 0.15 * errors["linear"], errors
+    assert errors["hermite"] < 0.03, errors
 
 
 def test_apply_graph_does_not_compute(rng, no_compute):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import make_partition, random_gains
+from .conftest import make_partition, random_gains
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.io import caltables as C

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import make_partition, random_gains
+from .conftest import make_partition, random_gains
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.fluxscale import fit_spectrum, fluxscale
 from radiocal.calibration.models import (FluxModel, model_visibilities, parse_manual_model,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import make_partition, random_gains
+from .conftest import make_partition, random_gains
 from radiocal.calibration.dataset import solve, solve_graph
 from radiocal.calibration.jones import ApplyTable
 from radiocal.calibration.models import FluxModel

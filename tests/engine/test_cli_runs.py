@@ -14,7 +14,7 @@ import pytest
 
 from radiocal.engine import checkpoint
 
-from engine_testing import (assert_same_outputs, chain, listening_addresses, subprocess_env,
+from .engine_testing import (assert_same_outputs, chain, listening_addresses, subprocess_env,
                             tree_digest)
 
 RADIOCAL = [sys.executable, "-m", "radiocal.cli.main"]

@@ -19,7 +19,7 @@ from radiocal.engine.pipeline import load_pipeline
 from radiocal.engine.runner import run_pipeline
 from radiocal.errors import ConfigError
 
-from engine_testing import assert_same_outputs, chain, listening_addresses, load_outputs
+from .engine_testing import assert_same_outputs, chain, listening_addresses, load_outputs
 
 
 def test_in_process_engines_set_and_restore_the_scheduler():

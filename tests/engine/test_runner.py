@@ -15,7 +15,7 @@ from radiocal.engine.runner import run_pipeline
 from radiocal.errors import ConfigError, InputError
 from radiocal.io import schema as S
 
-from engine_testing import assert_same_outputs, chain, load_outputs, tree_digest
+from .engine_testing import assert_same_outputs, chain, load_outputs, tree_digest
 
 
 def _run(ms, outdir, **kwargs):

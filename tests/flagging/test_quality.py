@@ -13,7 +13,7 @@ import pytest
 from radiocal.flagging.strategy import apply_strategy, load_strategy
 from radiocal.io import schema as S
 
-from conftest import score
+from .conftest import score
 
 
 def _flag_all(datasets):
