@@ -20,7 +20,8 @@ from radiocal.errors import ConfigError, InputError
 from radiocal.io import caltables as C
 from radiocal.io import schema as S
 
-INTERP_CHOICES = ("nearest", "linear")
+INTERP_CHOICES = ("nearest", "linear", "hermite")
+FREQ_INTERP_CHOICES = ("nearest", "linear")
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,12 @@ class ApplyTable:
     ----------
     table : list of xarray.Dataset
         A calibration table (per-spw datasets).
-    interp : {"linear", "nearest"}
-        Time interpolation.
+    interp : {"linear", "nearest", "hermite"}
+        Time interpolation. ``hermite``: cubic Hermite through each scan's mean value and rate
+        of change (a line fitted to the scan's solutions in log amplitude and phase), see
+        :func:`radiocal.calibration.kernels.interpolate_time_hermite`. It is meant for
+        per-integration solutions of a calibrator transferred to the target scans between its
+        scans; flagged solutions are skipped whatever ``propagate_flags`` says.
     freq_interp : {"linear", "nearest"}
         Frequency interpolation (B tables).
     gainfield : str or None
@@ -53,9 +58,10 @@ class ApplyTable:
     propagate_flags: bool = False
 
     def __post_init__(self):
-        for name, value in (("interp", self.interp), ("freq_interp", self.freq_interp)):
-            if value not in INTERP_CHOICES:
-                raise ConfigError(f"{name} {value!r} is not one of {', '.join(INTERP_CHOICES)}")
+        for name, value, choices in (("interp", self.interp, INTERP_CHOICES),
+                                     ("freq_interp", self.freq_interp, FREQ_INTERP_CHOICES)):
+            if value not in choices:
+                raise ConfigError(f"{name} {value!r} is not one of {', '.join(choices)}")
 
 
 def data_hands(ds: xr.Dataset):
@@ -132,8 +138,24 @@ def _field_rows(tds: xr.Dataset, ds: xr.Dataset, gainfield) -> np.ndarray:
     return np.isin(fields, wanted)
 
 
-def _table_block(times, *, values, valid, sol_time, sol_freq, freqs, linear, freq_linear,
-                 hand_index, delay_ref, propagate):
+def _solution_segments(sol_time, sol_scan, interval) -> np.ndarray:
+    """(solution,) int64: runs of time-ordered solutions from one stretch of data.
+
+    A new run starts where the scan changes, or where the gap to the previous solution is
+    longer than 1.5 of their solution intervals (a table whose scan numbers do not tell the
+    calibrator visits apart). Each run is one node of ``hermite`` interpolation.
+    """
+    if sol_time.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    width = np.maximum(interval[1:], interval[:-1])
+    gap = (width > 0) & (np.diff(sol_time) > 1.5 * width)
+    new = (np.diff(np.asarray(sol_scan, dtype=np.int64)) != 0) | gap
+    return np.concatenate([[0], np.cumsum(new)]).astype(np.int64)
+
+
+def _table_block(times, *, values, valid, sol_time, sol_segment, sol_freq, freqs, interp,
+                 freq_linear, hand_index, delay_ref, propagate):
+    linear = interp != "nearest"      # a delay table has no per-scan rates: hermite is linear
     nsol, nant, nsf, nh = values.shape
     nt = times.shape[0]
     if delay_ref is not None:
@@ -151,8 +173,13 @@ def _table_block(times, *, values, valid, sol_time, sol_freq, freqs, linear, fre
         jones = np.exp(2j * np.pi * delays * (freqs - delay_ref)[None, None, :, None])
         jflag = np.broadcast_to(tflag.reshape(nt, nant, 1, nh), jones.shape)
     else:
-        vt, ft = K.interpolate_time(values.reshape(nsol, -1), valid.reshape(nsol, -1),
-                                    sol_time, times, linear, propagate)
+        if interp == "hermite":
+            vt, ft = K.interpolate_time_hermite(values.reshape(nsol, -1),
+                                                valid.reshape(nsol, -1), sol_time,
+                                                sol_segment, times)
+        else:
+            vt, ft = K.interpolate_time(values.reshape(nsol, -1), valid.reshape(nsol, -1),
+                                        sol_time, times, linear, propagate)
         vt = vt.reshape(nt, nant, nsf, nh)
         ft = ft.reshape(nt, nant, nsf, nh)
         if nsf == 1:
@@ -199,6 +226,8 @@ def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
     var = C.DELAY if cal_type == "K" else C.GAIN
     sol_time = tds[C.SOL_TIME].values[rows]
     order = np.argsort(sol_time, kind="stable")
+    segment = _solution_segments(sol_time[order], tds[C.SOL_SCAN].values[rows][order],
+                                 tds[C.SOL_INTERVAL].values[rows][order])
     values = np.asarray(tds[var].values[rows][order]).astype(np.complex128)
     valid = ~np.asarray(tds[C.SOL_FLAG].values[rows][order], dtype=bool)
     vis = ds[S.VISIBILITY].data
@@ -211,9 +240,9 @@ def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
         _table_block, new_axis=[1, 2, 3],
         chunks=(tchunks, (nant,), (freqs.size,), (len(hands),)), dtype=np.complex128,
         meta=np.empty((0, 0, 0, 0), np.complex128),
-        values=values, valid=valid, sol_time=sol_time[order],
+        values=values, valid=valid, sol_time=sol_time[order], sol_segment=segment,
         sol_freq=tds[C.SOL_FREQ].values.astype(np.float64), freqs=freqs,
-        linear=term.interp == "linear", freq_linear=term.freq_interp == "linear",
+        interp=term.interp, freq_linear=term.freq_interp == "linear",
         hand_index=hand_index, delay_ref=delay_ref, propagate=bool(term.propagate_flags))
 
 

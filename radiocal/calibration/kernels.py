@@ -469,3 +469,131 @@ def interpolate_frequency(values, valid, sol_freq, freqs, linear):
                         out[r, f, c] = values[r, lo, c] if x - f0 <= f1 - x else values[r, hi, c]
                 flag[r, f, c] = False
     return out, flag
+
+
+@numba.njit(**JIT)
+def _scan_nodes(values, valid, sol_time, sol_segment, c, node):
+    """Nodes of column ``c`` for :func:`interpolate_time_hermite`: one per run of valid
+    solutions sharing a scan, as rows ``(time, log amplitude, phase, log-amp rate, phase rate,
+    has_rate, first time, last time)`` of ``node``. Returns the number of nodes."""
+    nsol = values.shape[0]
+    k = 0
+    s = 0
+    while s < nsol:
+        if not valid[s, c] or values[s, c] == 0:
+            s += 1
+            continue
+        scan = sol_segment[s]
+        t_ref = sol_time[s]
+        prev = values[s, c]
+        phi = np.angle(prev)
+        # least-squares line through (t, log|g|) and (t, unwrapped phase) of the scan
+        n = st = stt = sa = sta = sp = stp = 0.0
+        first = last = t_ref
+        e = s
+        while e < nsol and sol_segment[e] == scan:
+            v = values[e, c]
+            if valid[e, c] and v != 0:
+                phi += np.angle(v * np.conj(prev))
+                prev = v
+                x = sol_time[e] - t_ref
+                la = np.log(abs(v))
+                n += 1.0
+                st += x
+                stt += x * x
+                sa += la
+                sta += x * la
+                sp += phi
+                stp += x * phi
+                last = sol_time[e]
+            e += 1
+        xm = st / n
+        sxx = stt - n * xm * xm
+        has_rate = n >= 2.0 and sxx > 1e-12 * max(stt, 1.0)
+        node[k, 0] = t_ref + xm
+        node[k, 1] = sa / n
+        node[k, 2] = sp / n
+        node[k, 3] = (sta - xm * sa) / sxx if has_rate else 0.0
+        node[k, 4] = (stp - xm * sp) / sxx if has_rate else 0.0
+        node[k, 5] = 1.0 if has_rate else 0.0
+        node[k, 6] = first
+        node[k, 7] = last
+        if k > 0:
+            # consecutive scans join the shorter way round, as linear interpolation does
+            d = node[k, 2] - node[k - 1, 2]
+            node[k, 2] -= 2.0 * np.pi * np.floor(d / (2.0 * np.pi) + 0.5)
+        k += 1
+        s = e
+    for i in range(k):
+        if node[i, 5] == 0.0 and k > 1:
+            # no rate of its own: the slope through the neighbouring nodes
+            lo, hi = max(i - 1, 0), min(i + 1, k - 1)
+            span = node[hi, 0] - node[lo, 0]
+            if span > 0.0:
+                node[i, 3] = (node[hi, 1] - node[lo, 1]) / span
+                node[i, 4] = (node[hi, 2] - node[lo, 2]) / span
+    return k
+
+
+@numba.njit(**JIT)
+def interpolate_time_hermite(values, valid, sol_time, sol_segment, times):
+    """Interpolate solutions in time through per-scan values and rates (cubic Hermite).
+
+    Each scan's valid solutions give a node: a least-squares line through their log amplitudes
+    and unwrapped phases, i.e. the value at the scan's mean time and its rate of change. Between
+    consecutive nodes log amplitude and phase follow the cubic Hermite curve that matches both
+    nodes' values and rates, so a gain drifting smoothly between calibrator scans is followed
+    along its curvature where linear interpolation cuts the chord. A scan with a single solution
+    takes the slope through its neighbouring nodes. Consecutive nodes join the shorter way round,
+    as in linear interpolation (the phase must change by less than pi between scans). Before the
+    first node and after the last the node's line is followed across its own scan, then held.
+    Flagged solutions never contribute.
+
+    Parameters
+    ----------
+    values : complex128 (solution, column)
+    valid : bool (solution, column)
+    sol_time : float64 (solution,), sorted ascending
+    sol_segment : int64 (solution,)
+        Consecutive solutions with the same value form one scan's node (the scan number, or
+        runs split further at gaps: :func:`radiocal.calibration.jones._solution_segments`).
+    times : float64 (time,)
+
+    Returns
+    -------
+    out : complex128 (time, column), flag : bool (time, column) where the column has no valid
+    solution
+    """
+    nsol, ncol = values.shape
+    nt = times.shape[0]
+    out = np.ones((nt, ncol), dtype=np.complex128)
+    flag = np.ones((nt, ncol), dtype=np.bool_)
+    node = np.empty((max(nsol, 1), 8), dtype=np.float64)
+    for c in range(ncol):
+        k = _scan_nodes(values, valid, sol_time, sol_segment, c, node)
+        if k == 0:
+            continue
+        j = 0
+        for t in range(nt):
+            x = times[t]
+            while j < k - 2 and node[j + 1, 0] <= x:
+                j += 1
+            if k == 1 or x <= node[0, 0] or x >= node[k - 1, 0]:
+                i = 0 if x <= node[0, 0] else k - 1
+                dx = min(max(x, node[i, 6]), node[i, 7]) - node[i, 0]
+                la = node[i, 1] + node[i, 3] * dx
+                ph = node[i, 2] + node[i, 4] * dx
+            else:
+                h = node[j + 1, 0] - node[j, 0]
+                u = (x - node[j, 0]) / h
+                h00 = (1.0 + 2.0 * u) * (1.0 - u) ** 2
+                h10 = u * (1.0 - u) ** 2
+                h01 = u * u * (3.0 - 2.0 * u)
+                h11 = u * u * (u - 1.0)
+                la = (h00 * node[j, 1] + h10 * h * node[j, 3]
+                      + h01 * node[j + 1, 1] + h11 * h * node[j + 1, 3])
+                ph = (h00 * node[j, 2] + h10 * h * node[j, 4]
+                      + h01 * node[j + 1, 2] + h11 * h * node[j + 1, 4])
+            out[t, c] = np.exp(la) * np.exp(1j * ph)
+            flag[t, c] = False
+    return out, flag

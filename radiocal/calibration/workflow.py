@@ -9,7 +9,12 @@
    fit of the gain drift and the flux density on the short-interval amplitudes, see
    :func:`radiocal.calibration.fluxscale.fluxscale`); both amplitude tables put on that scale;
 6. apply: calibrators with their own int phases and short amplitudes, targets with the phase
-   calibrator's inf phases and scaled inf amplitudes (gainfield).
+   calibrator's gains (gainfield). By default (``target_interp`` ``hermite``) the target gains
+   follow a cubic Hermite curve through each phase-calibrator scan's mean phase, log amplitude
+   and their rates of change, all fitted to its short-interval (int) solutions: gains that
+   drift over the calibrator cycle are tracked along their curvature, where CASA's recipe
+   (``linear`` between the per-scan inf solutions) cuts the chord. ``linear`` and ``nearest``
+   use the inf phases and scaled inf amplitudes like CASA.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ from dataclasses import dataclass, field
 
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.fluxscale import fluxscale
-from radiocal.calibration.jones import ApplyTable, apply
+from radiocal.calibration.jones import INTERP_CHOICES, ApplyTable, apply
 from radiocal.calibration.models import resolve_model
-from radiocal.errors import SelectionError
+from radiocal.errors import ConfigError, SelectionError
 from radiocal.io import schema as S
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,15 @@ class CalibrateConfig:
     calwt: bool = field(default=False, metadata={"help": "scale weights by the gains"})
     fluxscale_method: str = field(default="fit", metadata={
         "help": "fit (joint drift fit), interpolate, or mean (CASA's time-averaged ratio)"})
+    target_interp: str = field(default="hermite", metadata={
+        "help": "gain transfer onto targets: hermite (per-scan value and rate of the phase "
+                "calibrator's short-interval solutions), linear or nearest (its inf "
+                "solutions, as CASA)", "choices": INTERP_CHOICES})
+
+    def __post_init__(self):
+        if self.target_interp not in INTERP_CHOICES:
+            raise ConfigError(f"target_interp {self.target_interp!r} is not one of "
+                              f"{', '.join(INTERP_CHOICES)}")
 
 
 def _fields(datasets, names):
@@ -139,8 +153,13 @@ def apply_sequence(datasets, tables, config: CalibrateConfig):
         if name in calibrators:
             return base + [ApplyTable(tables["phase_int"], gainfield=name),
                            ApplyTable(tables["flux_cal"], gainfield=name)]
-        return base + [ApplyTable(tables["phase_inf"], gainfield=config.phasecal),
-                       ApplyTable(tables["flux"], gainfield=config.phasecal)]
+        if config.target_interp == "hermite":
+            # the short-interval solutions carry each calibrator scan's rate of change
+            phases, amps = tables["phase_int"], tables["flux_cal"]
+        else:
+            phases, amps = tables["phase_inf"], tables["flux"]
+        return base + [ApplyTable(phases, interp=config.target_interp, gainfield=config.phasecal),
+                       ApplyTable(amps, interp=config.target_interp, gainfield=config.phasecal)]
 
     wanted = calibrators | set(config.targets)
     selected = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) in wanted]

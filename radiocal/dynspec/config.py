@@ -6,11 +6,17 @@ A config field is called ``field`` (CASA's keyword), so ``dataclasses.field`` is
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from radiocal.errors import ConfigError
 
 SENSES = ("", "+", "-")
+# Blank by default the channels that carry less than half the information (inverse variance) of
+# a typical channel: error above sqrt(2) times the band's median. After calibration these are the
+# channels where the bandpass has rolled off to below ~0.84 of its typical gain (the band edges),
+# whose noise is lifted by 1/|B|^2 and would dominate the rms of the spectrum.
+MAX_CHANNEL_NOISE = math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,12 @@ class DynspecConfig:
     min_fraction: float = dataclasses.field(
         default=0.0, metadata={"help": "keep only cells with |V/I| at least this (0: off)"}
     )
+    max_channel_noise: float = dataclasses.field(
+        default=MAX_CHANNEL_NOISE,
+        metadata={"help": "blank channels whose median error over time exceeds this multiple of "
+                          "the band's median (default sqrt 2: less than half a typical channel's "
+                          "information; 0: keep all)"},
+    )
     tb_distance_pc: float = dataclasses.field(
         default=0.0, metadata={"help": "distance (pc) for brightness temperature (0: flux density)"}
     )
@@ -76,7 +88,7 @@ class DynspecConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "max_gap_rows" else 1):
                 raise ConfigError(f"dynspec: {name} must be a positive integer, not {value!r}")
-        for name in ("clip_i", "clip_v", "min_fraction", "tb_distance_pc", "tb_radius_rsun"):
+        for name in ("clip_i", "clip_v", "min_fraction", "max_channel_noise", "tb_distance_pc", "tb_radius_rsun"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"dynspec: {name} must be >= 0, not {getattr(self, name)!r}")
         if self.min_fraction > 1:

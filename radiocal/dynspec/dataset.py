@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import warnings
 
 import dask.array as da
 import numpy as np
@@ -28,6 +29,8 @@ SOLAR_RADIUS = 6.957e8
 JANSKY = 1e-26
 RATIO = "V_over_I"  # "V/I"; a slash cannot name a zarr array
 CELL_FLAG = "cell_flag"
+CHANNEL_FLAG = "channel_flag"
+CHANNEL_NOISE = "channel_noise"
 N_BASELINES = "n_baselines"
 SCAN_COORD = "scan_number"
 LIGHTCURVE_SUFFIX = "_lightcurve"
@@ -260,7 +263,9 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
     """The target's dynamic spectrum over the whole observation (lazy).
 
     Per-scan spectra are stitched along time; gaps between scans stay as blank (NaN) rows. Adds
-    ``V/I`` and its error, applies clip and polarisation masks (``cell_flag``), converts to
+    ``V/I`` and its error, blanks channels whose typical error is above ``max_channel_noise``
+    times the band's (``channel_flag``, ``channel_noise``), applies clip and polarisation masks
+    (``cell_flag``, which includes the blanked channels), converts to
     brightness temperature when asked, and adds band-averaged light curves ``P_lightcurve``.
 
     Parameters
@@ -283,6 +288,7 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
     ds = ds.sortby(schema.TIME)
     ds = _insert_gaps(ds, _time_step(partitions, config), config.max_gap_rows)
     products = [v for v in ds.data_vars if v not in (N_BASELINES,) and not v.endswith(ERR_SUFFIX)]
+    ds = _mask_noisy_channels(ds, products, config)
     if "I" in ds and "V" in ds:
         ratio = ds["V"] / ds["I"].where(ds["I"] != 0)
         ds[RATIO] = ratio
@@ -321,6 +327,7 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
         "freqavg": config.freqavg,
         "uvrange": config.uvrange,
         "exclude_baselines": list(config.exclude_baselines),
+        "max_channel_noise": config.max_channel_noise,
         "stokes_convention": "I = (RR+LL)/2, V = (RR-LL)/2 (IAU/CASA); real part of the baseline mean",
         "brightness_temperature": (
             {"distance_pc": config.tb_distance_pc, "radius_rsun": config.tb_radius_rsun}
@@ -328,6 +335,54 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
         ),
         "partitions": [str(p.attrs.get(schema.ATTR_PARTITION, "")) for p in partitions],
     })
+    return ds
+
+
+# Errors below this fraction of the values are float32 rounding, not noise (noise-free data).
+_ROUNDING = 1e-5
+
+
+def _relative_channel_noise(value: np.ndarray, err: np.ndarray) -> np.ndarray:
+    """(time, frequency) values and errors -> (frequency,) median error over time relative to
+    the median of that over channels; NaN where the errors are at rounding level."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # all-blank channels stay NaN
+        per_channel = np.nanmedian(err, axis=0)
+        typical = np.nanmedian(per_channel)
+        if not typical > _ROUNDING * np.nanmedian(np.abs(value)):
+            return np.full(per_channel.shape, np.nan)
+        return per_channel / typical
+
+
+def _mask_noisy_channels(ds: xr.Dataset, products: list[str], config: DynspecConfig) -> xr.Dataset:
+    """Blank whole channels whose typical error is far above the band's typical error.
+
+    The noise of a channel is the median over time of its measured error (Stokes I, else the
+    first product), relative to the median of that over channels: ``channel_noise``
+    (frequency). A channel above ``config.max_channel_noise`` carries less than
+    ``1 / max_channel_noise**2`` of a typical channel's information (for instance where the
+    bandpass rolls off at the band edges and calibration lifts the noise); its cells are
+    blanked in every product and marked in ``channel_flag`` (frequency). The visibilities are
+    not touched. Errors at float32 rounding level (noise-free data) measure nothing: no channel
+    is blanked then (``channel_noise`` NaN).
+    """
+    reference = "I" if "I" in products else products[0]
+    value, err = ds[reference], ds[reference + ERR_SUFFIX]
+    if isinstance(err.data, da.Array):
+        value = value.chunk({schema.TIME: -1, schema.FREQUENCY: -1})
+        err = err.chunk({schema.TIME: -1, schema.FREQUENCY: -1})
+    core = [schema.TIME, schema.FREQUENCY]
+    noise = xr.apply_ufunc(_relative_channel_noise, value, err, input_core_dims=[core, core],
+                           output_core_dims=[[schema.FREQUENCY]], dask="parallelized", output_dtypes=[np.float64])
+    bad = (noise > config.max_channel_noise) if config.max_channel_noise > 0 else xr.zeros_like(noise, dtype=bool)
+    for name in ds.data_vars:
+        if name != N_BASELINES and set(ds[name].dims) == {schema.TIME, schema.FREQUENCY}:
+            ds[name] = ds[name].where(~bad)
+    ds[CHANNEL_NOISE] = noise
+    ds[CHANNEL_NOISE].attrs.update({"units": "1", "long_name": (
+        f"median error of {reference} over time, relative to the median over channels")})
+    ds[CHANNEL_FLAG] = bad
+    ds[CHANNEL_FLAG].attrs["long_name"] = f"channel blanked: channel_noise above {config.max_channel_noise}"
     return ds
 
 
@@ -348,8 +403,10 @@ def _apply_cell_flags(ds: xr.Dataset, config: DynspecConfig) -> xr.Dataset:
     for name in ds.data_vars:
         if name != N_BASELINES and set(ds[name].dims) == {schema.TIME, schema.FREQUENCY}:
             ds[name] = ds[name].where(~bad)
-    ds[CELL_FLAG] = bad
-    ds[CELL_FLAG].attrs["long_name"] = "cell blanked by clip or polarisation masks"
+    if CHANNEL_FLAG in ds:
+        bad = bad | ds[CHANNEL_FLAG]
+    ds[CELL_FLAG] = bad.transpose(*ds[N_BASELINES].dims)
+    ds[CELL_FLAG].attrs["long_name"] = "cell blanked by clip, polarisation or channel-noise masks"
     return ds
 
 

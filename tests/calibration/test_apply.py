@@ -153,3 +153,18 @@ def test_apply_graph_does_not_compute(rng, no_compute):
     ds = make_partition(np.ones((6, 4, 3, 2)), time_chunk=2)
     out = apply([ds], [ApplyTable(table)])[0]
     assert out[S.VISIBILITY_CORRECTED].data.chunks[0] == (2, 2, 2)
+
+
+def test_hermite_nodes_split_at_scans_and_at_gaps():
+    from radiocal.calibration.jones import _solution_segments
+
+    times = np.array([0.0, 10, 20, 300, 310, 320, 600.0])
+    np.testing.assert_array_equal(
+        _solution_segments(times, np.array([1, 1, 1, 3, 3, 3, 5]), np.zeros(7)),
+        [0, 0, 0, 1, 1, 1, 2])
+    # one scan number for everything (a combined or foreign table): the gaps tell the visits apart
+    np.testing.assert_array_equal(
+        _solution_segments(times, np.ones(7), np.full(7, 10.0)), [0, 0, 0, 1, 1, 1, 2])
+    # 60 s solutions back to back stay one run
+    np.testing.assert_array_equal(
+        _solution_segments(np.arange(4) * 60.0, np.ones(4), np.full(4, 60.0)), [0, 0, 0, 0])

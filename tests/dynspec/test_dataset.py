@@ -81,6 +81,7 @@ def test_builders_do_not_compute(star):
         spec = D.dynamic_spectrum(_target(star), DynspecConfig(field="STAR", skymodel=star["skymodel"], timeavg=2))
         assert isinstance(ds[S.VISIBILITY_CORRECTED].data, da.Array)
         assert isinstance(spec["I"].data, da.Array)
+        assert isinstance(spec[D.CHANNEL_FLAG].data, da.Array)
         with pytest.raises(RuntimeError, match="computed"):
             spec["I"].values
 
@@ -199,6 +200,39 @@ def test_clip_masks_and_brightness_temperature(star):
     assert tb["I"].attrs["units"] == "K" and tb.attrs["brightness_temperature"]["distance_pc"] == 10.0
 
 
+def test_noisy_channels_are_blanked_in_the_products_only(star):
+    """A channel whose calibrated noise is three times the band's is blanked by the default
+    max_channel_noise and kept with 0; every other cell is unchanged."""
+    noisy, rng = 5, np.random.default_rng(1)
+    target = []
+    for ds in _target(star):
+        vis = ds[S.VISIBILITY_CORRECTED].values.copy()
+        sigma = star["truth"].noise * math.sqrt(8.0)     # (1 + 8) = 3^2 times the variance
+        shape = vis[:, :, noisy].shape
+        vis[:, :, noisy] += sigma / math.sqrt(2) * (rng.normal(size=shape) + 1j * rng.normal(size=shape))
+        target.append(ds.assign({S.VISIBILITY_CORRECTED: (ds[S.VISIBILITY_CORRECTED].dims, vis)}))
+    config = DynspecConfig(field="STAR", skymodel=star["skymodel"])
+    masked = D.dynamic_spectrum(target, config).compute()
+    kept = D.dynamic_spectrum(target, DynspecConfig(field="STAR", skymodel=star["skymodel"],
+                                                    max_channel_noise=0.0)).compute()
+    assert masked.attrs["max_channel_noise"] == pytest.approx(math.sqrt(2))
+    noise = masked[D.CHANNEL_NOISE].values
+    assert 2.5 < noise[noisy] < 3.5
+    rest = np.delete(noise, noisy)
+    assert np.all(rest[np.isfinite(rest)] < config.max_channel_noise)      # NaN: an RFI channel
+    np.testing.assert_array_equal(masked[D.CHANNEL_FLAG].values, np.arange(noise.size) == noisy)
+    live = masked[D.SCAN_COORD].values >= 0
+    for name in ("I", "V", "I_err", D.RATIO):
+        assert np.isnan(masked[name].values[:, noisy]).all()
+        assert np.isfinite(kept[name].values[live, noisy]).any()
+        others = np.delete(np.arange(noise.size), noisy)
+        np.testing.assert_array_equal(masked[name].values[:, others], kept[name].values[:, others])
+    assert masked[D.CELL_FLAG].values[:, noisy].all()
+    assert not kept[D.CHANNEL_FLAG].values.any() and not kept[D.CELL_FLAG].values.any()
+    with pytest.raises(ConfigError, match="max_channel_noise"):
+        DynspecConfig(field="STAR", max_channel_noise=-1.0)
+
+
 def test_light_curves_are_inverse_variance_band_means(star):
     spec = D.dynamic_spectrum(_target(star), DynspecConfig(field="STAR", skymodel=star["skymodel"])).compute()
     i, e = spec["I"].values, spec["I_err"].values
@@ -222,6 +256,8 @@ def test_correlation_layouts(feeds, ncorr, products, calibrate):
     ds = calibrate(sim.datasets[0], sim.truth)
     spec = D.dynamic_spectrum([ds], DynspecConfig(field="STAR")).compute()
     assert spec.attrs["products"] == products + (["V_over_I"] if "V" in products else [])
+    # noise-free: the errors are float rounding and say nothing about channel quality
+    assert not spec[D.CHANNEL_FLAG].values.any()
     ti = sim.truth.time_index(ds)
     want_i = sim.truth.star_I[ti, 0, :4]
     if "I" in products:

@@ -109,7 +109,9 @@ def _true_gain_spectrum(partitions, truth, edge_channels=0):
         for ds in calibrated:
             ds[S.FLAG].values[:, :, :edge_channels] = True
             ds[S.FLAG].values[:, :, -edge_channels:] = True
-    spec = D.dynamic_spectrum(calibrated, DynspecConfig(field=TARGET, skymodel=str(DATA / "skymodel.txt")))
+    # every channel kept: these tests measure the averaging itself, band edges included
+    spec = D.dynamic_spectrum(calibrated, DynspecConfig(field=TARGET, skymodel=str(DATA / "skymodel.txt"),
+                                                        max_channel_noise=0.0))
     return spec.compute(), calibrated
 
 
@@ -133,12 +135,17 @@ def test_true_gains_within_10_percent_of_the_floor_without_band_edges(partitions
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "at 14:40 UTC the default flagging keeps the band-edge channels, where the bandpass roll-off "
-    "(|B| ~ 0.67) lifts the calibrated noise to ~2 sigma: rms/floor I 1.26, V 1.31 (CASA: 1.34); "
-    "flagging the two outermost channels of each edge gives I 1.07, V 1.05"))
 def test_after_default_flagging_and_calibration(partitions, truth, tmp_path):
-    """The judged route: default flagging, calibration, then predict + subtract + dynspec."""
+    """The judged route: default flagging, calibration, then predict + subtract + dynspec.
+
+    Before 16:00 UTC on 2026-11-23 this gave I 1.20, V 1.24: the target's phases, linearly
+    interpolated between phase-calibrator scans, were off by ~3 degrees rms against gains
+    drifting on ~15-minute periods, and that error times the 1.8 Jy background left in the
+    subtraction dominated. The calibrate step now follows each calibrator scan's phase rate
+    (hermite), which matches the true gains (I 1.08, V 1.13 over all channels); the rest is the
+    band edges, where the bandpass roll-off lifts the calibrated noise by 1/|B|^2 ~ 2.3, and
+    which the dynamic spectrum blanks (max_channel_noise) without flagging any visibility.
+    """
     pytest.importorskip("radiocal.flagging.step", reason="needs the flag step")
     pytest.importorskip("radiocal.calibration.step", reason="needs the calibration steps")
     from radiocal.engine.context import StepContext
@@ -159,6 +166,11 @@ def test_after_default_flagging_and_calibration(partitions, truth, tmp_path):
         datasets = spec.run(datasets, make_config(spec, options), context)
     spectrum = D.dynamic_spectrum(datasets, DynspecConfig(field=TARGET, skymodel=str(DATA / "skymodel.txt")))
     assert spectrum.attrs["data_column"] == S.VISIBILITY_CORRECTED
-    ratios = floor_ratios(spectrum.compute(), truth)
-    print("vla_small, radiocal flagging + calibration: rms error / floor", ratios)
+    spectrum = spectrum.compute()
+    ratios = floor_ratios(spectrum, truth)
+    blanked = spectrum[D.CHANNEL_FLAG].values
+    print("vla_small, radiocal flagging + calibration: rms error / floor", ratios,
+          f"; channels blanked {np.flatnonzero(blanked).tolist()} of {blanked.size}")
     assert ratios["I"] < 1.10 and ratios["V"] < 1.10
+    # the criterion must not be met by blanking the spectrum: only the band edges may go
+    assert blanked.sum() <= blanked.size // 8
