@@ -10,6 +10,8 @@ import os
 
 import click
 
+from radiocal.cli.engine_commands import make_engine
+
 from radiocal.errors import InputError
 
 SOLVE_TYPES = {"delay": "K", "bandpass": "B", "gain": "G"}
@@ -84,10 +86,16 @@ def _write_corrected(datasets, store):
               default="fit", show_default=True,
               help="fit: joint gain-drift and flux fit; mean: CASA's time-averaged ratio.")
 @click.option("--calwt", is_flag=True, help="Scale weights by the gains.")
+@click.option("--target-interp", type=click.Choice(["hermite", "linear", "nearest"]), default="hermite",
+              show_default=True,
+              help="How the phase calibrator's gains reach the targets' times: hermite follows each "
+                   "calibrator scan's value and rate; linear/nearest are CASA's.")
 @click.option("--casa-tables", type=click.Path(), default=None,
               help="Also write the tables in CASA format into this directory.")
-def calibrate(store, fluxcal, fluxcal_model, bpcal, phasecal, targets, refant, minsnr,
-              minblperant, solve_delay, cal_amp_solint, fluxscale_method, calwt, casa_tables):
+@click.pass_context
+def calibrate(ctx, store, fluxcal, fluxcal_model, bpcal, phasecal, targets, refant, minsnr,
+              minblperant, solve_delay, cal_amp_solint, fluxscale_method, calwt, target_interp,
+              casa_tables):
     """Standard phase-referencing calibration of STORE, in place.
 
     Pre-bandpass phase (int), bandpass (inf, combine scan, solnorm), phases (int and inf),
@@ -104,16 +112,18 @@ def calibrate(store, fluxcal, fluxcal_model, bpcal, phasecal, targets, refant, m
                              targets=tuple(_split(targets)), fluxcal_model=fluxcal_model,
                              refant=refant, minsnr=minsnr, minblperant=minblperant,
                              solve_delay=solve_delay, cal_amp_solint=cal_amp_solint,
-                             fluxscale_method=fluxscale_method, calwt=calwt)
+                             fluxscale_method=fluxscale_method, calwt=calwt,
+                             target_interp=target_interp)
     datasets = open_store(store)
-    tables, flux = solve_sequence(datasets, config)
-    for name, table in tables.items():
-        _report_counts(name, table)
-    for result in flux.values():
-        click.echo(result.summary())
-    save_tables(tables, store, casa_tables)
-    out = apply_sequence(datasets, tables, config)
-    _write_corrected(out, store)
+    with make_engine(ctx):
+        tables, flux = solve_sequence(datasets, config)
+        for name, table in tables.items():
+            _report_counts(name, table)
+        for result in flux.values():
+            click.echo(result.summary())
+        save_tables(tables, store, casa_tables)
+        out = apply_sequence(datasets, tables, config)
+        _write_corrected(out, store)
     click.echo(f"calibrated {len(out)} partitions of {store}")
 
 
@@ -137,7 +147,8 @@ def calibrate(store, fluxcal, fluxcal_model, bpcal, phasecal, targets, refant, m
                    "default the model column if present, else a 1 Jy point.")
 @click.option("--gaintable", multiple=True, help="Tables to pre-apply, in order.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing table of that name.")
-def solve(kind, store, output, fields, solint, combine, refant, calmode, gaintype, solnorm,
+@click.pass_context
+def solve(ctx, kind, store, output, fields, solint, combine, refant, calmode, gaintype, solnorm,
           minsnr, minblperant, model, gaintable, overwrite):
     """Solve a delay, bandpass or gain table on STORE's calibrator data."""
     from radiocal.calibration.dataset import solve as solve_table
@@ -149,9 +160,10 @@ def solve(kind, store, output, fields, solint, combine, refant, calmode, gaintyp
     cal_type = SOLVE_TYPES[kind] if kind != "gain" else gaintype
     datasets = _by_field(open_store(store), _split(fields))
     prior = [ApplyTable(_table(store, t)) for t in _split(gaintable)]
-    table = solve_table(datasets, cal_type, solint=solint, combine=combine, refant=refant or None,
-                        calmode=calmode, minsnr=minsnr, minblperant=minblperant,
-                        solnorm=solnorm, model=model, prior=prior)
+    with make_engine(ctx):
+        table = solve_table(datasets, cal_type, solint=solint, combine=combine,
+                            refant=refant or None, calmode=calmode, minsnr=minsnr,
+                            minblperant=minblperant, solnorm=solnorm, model=model, prior=prior)
     _report_counts(output, table)
     C.write_table_zarr(table, os.path.join(store, CALTABLES_GROUP, output), overwrite=overwrite)
     click.echo(f"wrote {output} ({cal_type}) to {store}")
@@ -161,12 +173,14 @@ def solve(kind, store, output, fields, solint, combine, refant, calmode, gaintyp
 @click.argument("store", type=click.Path(exists=True))
 @click.option("--gaintable", multiple=True, required=True,
               help="Tables in order (names in the store or paths).")
-@click.option("--interp", multiple=True, help="Per table: linear or nearest (default linear).")
+@click.option("--interp", multiple=True,
+              help="Per table: linear, nearest or hermite (default linear).")
 @click.option("--gainfield", multiple=True, help="Per table: '', 'nearest' or a field name.")
 @click.option("--spwmap", default=None, help="Comma-separated table spw per data spw.")
 @click.option("--field", "fields", multiple=True, help="Only these fields.")
 @click.option("--calwt", is_flag=True, help="Scale weights by the gains.")
-def apply_command(store, gaintable, interp, gainfield, spwmap, fields, calwt):
+@click.pass_context
+def apply_command(ctx, store, gaintable, interp, gainfield, spwmap, fields, calwt):
     """Apply calibration tables to STORE (writes VISIBILITY_CORRECTED, FLAG, WEIGHT)."""
     from radiocal.calibration.jones import ApplyTable, apply
     from radiocal.errors import ConfigError
@@ -189,7 +203,8 @@ def apply_command(store, gaintable, interp, gainfield, spwmap, fields, calwt):
                         gainfield=pick(gainfield, i) or None, spwmap=mapping)
              for i, t in enumerate(tables)]
     datasets = _by_field(open_store(store), _split(fields))
-    _write_corrected(apply(datasets, chain, calwt=calwt), store)
+    with make_engine(ctx):
+        _write_corrected(apply(datasets, chain, calwt=calwt), store)
     click.echo(f"applied {len(chain)} table(s) to {len(datasets)} partitions of {store}")
 
 

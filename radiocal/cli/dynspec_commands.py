@@ -57,9 +57,11 @@ def _open_inputs(path: str):
               help="Brightness temperature for a source at DIST parsec of radius RADIUS solar radii "
                    "(default: flux density in Jy).")
 @click.option("--subtract-model", is_flag=True, help=_HELP["subtract_model"])
+@click.option("--max-channel-noise", default=DynspecConfig.max_channel_noise, show_default=True,
+              type=click.FloatRange(min=0), help=_HELP["max_channel_noise"])
 @click.pass_context
 def dynspec(ctx, store, field, skymodel, output, overwrite, timeavg, freqavg, uvrange, exclude, clip_i,
-            clip_v, sense, min_fraction, tb, subtract_model):
+            clip_v, sense, min_fraction, tb, subtract_model, max_channel_noise):
     """Dynamic spectrum of a target field: average over baselines into time x frequency.
 
     Uses calibrated data (VISIBILITY_CORRECTED) when the store has them, else the raw DATA, and
@@ -76,6 +78,7 @@ def dynspec(ctx, store, field, skymodel, output, overwrite, timeavg, freqavg, uv
         freqavg=freqavg, uvrange=uvrange, exclude_baselines=tuple(exclude), clip_i=clip_i,
         clip_v=clip_v, sense=sense, min_fraction=min_fraction,
         tb_distance_pc=tb[0] if tb else 0.0, tb_radius_rsun=tb[1] if tb else 0.0,
+        max_channel_noise=max_channel_noise,
     )
     spectrum = dynamic_spectrum(_open_inputs(store), config)
     column = spectrum.attrs["data_column"]
