@@ -35,6 +35,24 @@ def _whole_time_chunks(array: da.Array) -> dict:
     return {0: -1, 1: size, 2: -1, 3: -1}
 
 
+# Tasks call the numba kernels through these plain functions: a jitted function pickled to a
+# worker process arrives without its on-disk cache and is recompiled there on every run.
+def _sumthreshold_block(*args):
+    return k.sumthreshold_block(*args)
+
+
+def _mad_block(*args):
+    return k.mad_block(*args)
+
+
+def _dilate_block(*args):
+    return k.dilate_block(*args)
+
+
+def _shadow_block(*args):
+    return bk.shadow_block(*args)
+
+
 def _planes(kernel, name, vis, flag, *params) -> da.Array:
     chunks = _whole_time_chunks(vis)
     v = vis.rechunk(chunks)
@@ -59,7 +77,7 @@ def sumthreshold_flags(vis, flag, first_threshold, rho, iterations, sigma_time, 
     -------
     dask.array, bool, same shape and chunks as ``flag``
     """
-    return _planes(k.sumthreshold_block, "flag-sumthreshold", vis, flag, float(first_threshold),
+    return _planes(_sumthreshold_block, "flag-sumthreshold", vis, flag, float(first_threshold),
                    float(rho), int(iterations), float(sigma_time), float(sigma_freq),
                    int(robust_iterations), int(degree), int(max_window_time), int(max_window_freq),
                    bool(combine_correlations), bool(variance_test), float(line_threshold),
@@ -69,7 +87,7 @@ def sumthreshold_flags(vis, flag, first_threshold, rho, iterations, sigma_time, 
 def mad_flags(vis, flag, half_time, half_freq, threshold, variance_threshold, sigma_time,
               sigma_freq, robust_iterations, degree):
     """Lazy :func:`radiocal.flagging.kernels.mad_block` (same shapes as :func:`sumthreshold_flags`)."""
-    return _planes(k.mad_block, "flag-mad", vis, flag, int(half_time), int(half_freq),
+    return _planes(_mad_block, "flag-mad", vis, flag, int(half_time), int(half_freq),
                    float(threshold), float(variance_threshold), float(sigma_time),
                    float(sigma_freq), int(robust_iterations), int(degree))
 
@@ -78,7 +96,7 @@ def dilate_flags(flag, eta_time, eta_freq, grow_time, grow_freq):
     """Lazy :func:`radiocal.flagging.kernels.dilate_block`; returns flags chunked like ``flag``."""
     f = flag.rechunk(_whole_time_chunks(flag))
     params = (float(eta_time), float(eta_freq), float(grow_time), float(grow_freq))
-    out = da.map_blocks(k.dilate_block, f, *params, dtype=bool, meta=np.empty((0,) * 4, bool),
+    out = da.map_blocks(_dilate_block, f, *params, dtype=bool, meta=np.empty((0,) * 4, bool),
                         name=f"flag-dilate-{tokenize(f, params)}")
     return out.rechunk(flag.chunks)
 
@@ -129,7 +147,7 @@ def shadow_flags(uvw, antenna1, antenna2, diameter, tolerance):
     a1 = np.asarray(antenna1, np.int64)
     a2 = np.asarray(antenna2, np.int64)
     diam = np.asarray(diameter, np.float64)
-    return da.map_blocks(bk.shadow_block, uvw, a1, a2, diam, float(tolerance), dtype=bool,
+    return da.map_blocks(_shadow_block, uvw, a1, a2, diam, float(tolerance), dtype=bool,
                          drop_axis=2, meta=np.empty((0, 0), bool),
                          name=f"flag-shadow-{tokenize(uvw, a1, a2, diam, tolerance)}")
 
