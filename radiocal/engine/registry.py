@@ -108,6 +108,7 @@ _STEP_MODULES = (
     "radiocal.flagging.step",
     "radiocal.calibration.step",
     "radiocal.dynspec.step",
+    "radiocal.qa.step",
 )
 
 

@@ -1,0 +1,1 @@
+"""Quality assessment of a pipeline run: calibrator diagnostics, solution plots, the PDF report."""

@@ -1,0 +1,210 @@
+"""QA figures (matplotlib, Agg): calibrator diagnostics, solutions per antenna, flag summary.
+
+Each function returns a :class:`matplotlib.figure.Figure`; the report saves it as a PNG and as a
+page of the PDF. Inputs are the small numpy summaries of :mod:`radiocal.qa.summaries`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from radiocal.dynspec.plot import mjd_seconds_to_datetime64
+from radiocal.io import caltables as C
+from radiocal.io import schema as S
+from radiocal.qa.summaries import fraction
+
+PAGE = (11.0, 8.5)   # landscape letter: every figure is also a report page
+HAND_COLOURS = ("tab:blue", "tab:orange")
+MAX_PANELS = 30      # antennas per page of solution plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _time_axis(ax, label=True):
+    import matplotlib.dates as mdates
+
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=False))
+    if label:
+        ax.set_xlabel("Time (UTC)")
+
+
+def _scatter(ax, x, y, colour):
+    ok = np.isfinite(y)
+    ax.plot(np.asarray(x)[ok], np.asarray(y)[ok], ".", ms=2.0, color=colour, alpha=0.5,
+            rasterized=True)
+
+
+def calibrator_figure(summaries, field_name: str, which: str):
+    """Amplitude and phase against time, frequency and uv distance for one calibrator.
+
+    Parameters
+    ----------
+    summaries : list of VisSummary
+        From :func:`radiocal.qa.summaries.visibility_summaries`.
+    field_name : str
+    which : {"before", "after"}
+        Raw (``VISIBILITY``) or calibrated (``VISIBILITY_CORRECTED``) data.
+    """
+    plt = _pyplot()
+    mine = [s for s in summaries if s.field == field_name and which in s.by_time]
+    fig, axes = plt.subplots(3, 2, figsize=PAGE, constrained_layout=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, s in enumerate(mine):
+        colour = colours[k % len(colours)]
+        times = np.broadcast_to(mjd_seconds_to_datetime64(s.time)[:, None], s.by_time[which].shape)
+        freqs = np.broadcast_to(s.frequency[None, :] / 1e6, s.by_frequency[which].shape)
+        for row, (x, values) in enumerate(((times, s.by_time[which]),
+                                           (freqs, s.by_frequency[which]),
+                                           (s.uvdist, s.by_time[which]))):
+            x = np.asarray(x).ravel()
+            values = np.asarray(values).ravel()
+            _scatter(axes[row, 0], x, np.abs(values), colour)
+            _scatter(axes[row, 1], x, np.degrees(np.angle(values)), colour)
+        axes[0, 0].plot([], [], "o", ms=4, color=colour, label=f"scan {s.partition.rsplit('scan', 1)[-1]}")
+    for row, xlabel in enumerate(("", "Frequency (MHz)", "uv distance (m)")):
+        axes[row, 0].set_ylabel("Amplitude (Jy)" if which == "after" else "Amplitude (raw)")
+        axes[row, 1].set_ylabel("Phase (deg)")
+        axes[row, 1].set_ylim(-185, 185)
+        axes[row, 1].set_yticks([-180, -90, 0, 90, 180])
+        for ax in axes[row]:
+            if xlabel:
+                ax.set_xlabel(xlabel)
+            else:
+                _time_axis(ax)
+            ax.grid(alpha=0.3)
+    if mine:
+        axes[0, 0].legend(loc="best", fontsize=7, ncol=2)
+    else:
+        for ax in axes.ravel():
+            ax.text(0.5, 0.5, "no unflagged data", ha="center", transform=ax.transAxes)
+    state = "after calibration (CORRECTED_DATA)" if which == "after" else "before calibration (DATA)"
+    fig.suptitle(f"{field_name}: parallel hands {state}; one point per baseline and "
+                 "integration (top, bottom) or channel (middle)", fontsize=11)
+    return fig
+
+
+def _grid(n):
+    ncols = min(5, max(1, n))
+    return math.ceil(n / ncols), ncols
+
+
+def _antenna_pages(tds):
+    names = [str(n) for n in tds[S.ANTENNA_NAME].values] if S.ANTENNA_NAME in tds.coords \
+        else [str(i) for i in range(tds.sizes[S.ANTENNA])]
+    for start in range(0, len(names), MAX_PANELS):
+        yield list(range(start, min(start + MAX_PANELS, len(names)))), names
+
+
+def solution_figures(tds, title: str, quantity: str):
+    """Small multiples per antenna of one table's spw: amplitude or phase of its solutions.
+
+    Bandpass tables are drawn against frequency (all solution times overlaid), gain tables
+    against time (all solution channels overlaid); flagged solutions are left out.
+
+    Parameters
+    ----------
+    tds : xr.Dataset
+        One spw of a calibration table (``GAIN (time_solution, antenna, frequency_solution, hand)``).
+    title : str
+    quantity : {"amplitude", "phase"}
+
+    Returns
+    -------
+    list of Figure
+        One per page of up to ``MAX_PANELS`` antennas.
+    """
+    plt = _pyplot()
+    gains = tds[C.GAIN].values.astype(np.complex128)
+    flags = tds[C.SOL_FLAG].values
+    values = np.where(flags, np.nan, np.abs(gains) if quantity == "amplitude"
+                      else np.degrees(np.angle(gains)))
+    hands = [str(h) for h in tds[C.HAND].values]
+    bandpass = tds.attrs.get(C.ATTR_CAL_TYPE) == "B"
+    if bandpass:
+        x = tds[C.SOL_FREQ].values / 1e6
+    else:
+        x = mjd_seconds_to_datetime64(tds[C.SOL_TIME].values)
+    finite = values[np.isfinite(values)]
+    figures = []
+    for antennas, names in _antenna_pages(tds):
+        nrows, ncols = _grid(len(antennas))
+        fig, axes = plt.subplots(nrows, ncols, figsize=PAGE, sharex=True, sharey=True,
+                                 squeeze=False, constrained_layout=True)
+        for ax in axes.ravel()[len(antennas):]:
+            ax.set_visible(False)
+        for ax, ant in zip(axes.ravel(), antennas):
+            for h, hand in enumerate(hands):
+                # bandpass: (time, freq) -> lines over frequency; gains: (time, freq) -> over time
+                block = values[:, ant, :, h]
+                curves = block if bandpass else block.T
+                # gains as points: a line would join scans of other fields and phase wraps
+                style = dict(ls="-", lw=0.8, marker=".", ms=2) if bandpass else \
+                    dict(ls="none", marker=".", ms=3)
+                for curve in curves:
+                    ax.plot(x, curve, color=HAND_COLOURS[h % 2], **style)
+            if not np.isfinite(values[:, ant]).any():
+                ax.text(0.5, 0.5, "all flagged", ha="center", va="center", transform=ax.transAxes,
+                        color="tab:red")
+            ax.set_title(names[ant], fontsize=9, pad=2)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+        if quantity == "phase":
+            axes[0, 0].set_ylim(-185, 185)
+        elif finite.size:
+            axes[0, 0].set_ylim(0, 1.1 * np.percentile(finite, 99.5))
+        if not bandpass:
+            for ax in axes.ravel():
+                _time_axis(ax, label=False)
+        handles = [plt.Line2D([], [], color=HAND_COLOURS[h % 2], label=f"hand {hand}")
+                   for h, hand in enumerate(hands)]
+        fig.legend(handles=handles, loc="outside upper right", fontsize=8, ncol=len(hands))
+        xlabel = "Frequency (MHz)" if bandpass else "Time (UTC)"
+        ylabel = "Amplitude" if quantity == "amplitude" else "Phase (deg)"
+        fig.supxlabel(xlabel, fontsize=10)
+        fig.supylabel(ylabel, fontsize=10)
+        page = f" (antennas {antennas[0] + 1}-{antennas[-1] + 1})" if len(names) > MAX_PANELS else ""
+        fig.suptitle(f"{title}: {quantity}, spw {tds.attrs.get(S.ATTR_SPW_ID, 0)}{page}",
+                     fontsize=11)
+        figures.append(fig)
+    return figures
+
+
+def flag_figure(fractions: dict):
+    """Flagged fraction of the input and after the run, by antenna, field and correlation."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=PAGE, constrained_layout=True,
+                             gridspec_kw={"height_ratios": [1.3, 1]})
+    fig.delaxes(axes[0, 1])
+    panels = ((plt.subplot2grid((2, 2), (0, 0), colspan=2, fig=fig), "antenna"),
+              (axes[1, 0], "field"), (axes[1, 1], "correlation"))
+    fig.delaxes(axes[0, 0])
+    states = [("input", "input MS", "0.65"), ("now", "after flagging and calibration", "tab:red")]
+    for ax, axis in panels:
+        keys = list(fractions["now"][axis].keys())
+        x = np.arange(len(keys))
+        present = [s for s in states if s[0] in fractions]
+        width = 0.8 / len(present)
+        for k, (state, label, colour) in enumerate(present):
+            values = [100 * fraction(fractions[state][axis].get(key, (0, 0))) for key in keys]
+            ax.bar(x + (k - (len(present) - 1) / 2) * width, values, width, label=label,
+                   color=colour)
+        ax.set_xticks(x, keys, rotation=90 if len(keys) > 12 else 0, fontsize=8)
+        ax.set_ylabel("flagged (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"by {axis}", loc="left", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    panels[0][0].legend(loc="upper right", fontsize=8)
+    total = fraction(fractions["now"]["total"])
+    fig.suptitle(f"Flagged data: {100 * total:.1f}% of all samples after the run", fontsize=11)
+    return fig

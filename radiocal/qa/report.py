@@ -1,0 +1,261 @@
+"""The run's report: PNG plots in ``plots/`` and ``report.pdf`` whose first page summarises the run.
+
+:func:`build_report` gathers the numbers (:mod:`radiocal.qa.summaries`), draws the figures
+(:mod:`radiocal.qa.plots`, :func:`radiocal.dynspec.plot.plot_dynamic_spectrum`), writes each as a
+PNG and as a page of the PDF, and returns the summary as a dict (also ``qa.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from radiocal.io import schema as S
+from radiocal.qa import plots
+from radiocal.qa import summaries as Q
+
+log = logging.getLogger("radiocal.qa")
+
+SOLUTION_TABLES = (("bandpass", "Bandpass (B)"), ("phase_int", "Gain phase per integration (G)"),
+                   ("flux_cal", "Gain amplitude on the flux scale (G)"))
+LINES_PER_PAGE = 48
+MIN_SUCCESS = 0.8    # warn when fewer solution intervals than this fraction succeed
+
+
+@dataclass
+class RunInfo:
+    """What the report says about the run besides the data: roles, paths, provenance."""
+
+    outdir: Path
+    store: Path
+    fluxcal: str = ""
+    bpcal: str = ""
+    phasecal: str = ""
+    targets: tuple = ()
+    provenance: dict = field(default_factory=dict)
+    max_flagged: float = 0.5
+
+    @property
+    def calibrators(self) -> list[str]:
+        return [n for n in dict.fromkeys([self.fluxcal, self.bpcal or self.fluxcal, self.phasecal]) if n]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+
+
+def run_warnings(log_path: Path) -> list[str]:
+    """WARNING/ERROR lines of the latest run in ``log.txt`` (after its last 'step 1/N' line)."""
+    if not log_path.exists():
+        return []
+    lines = log_path.read_text(errors="replace").splitlines()
+    start = max((i for i, line in enumerate(lines) if re.search(r" step 1/\d+ ", line)), default=0)
+    out = []
+    for line in lines[start:]:
+        match = re.match(r"^\S+ \S+ (WARNING|ERROR) (\S+): (.*)$", line)
+        if match:
+            out.append(f"{match.group(2)}: {match.group(3)}")
+    return out
+
+
+def collect(datasets, info: RunInfo) -> dict:
+    """Every number of the summary page (computes small reductions of the data)."""
+    tables = Q.load_tables(info.store)
+    vis = Q.visibility_summaries(datasets, info.calibrators)
+    flags = Q.flag_fractions(info.store, datasets)
+    fluxscale = Q.fluxscale_from_tables(tables, info.fluxcal)
+    measured = {name: Q.measured_flux(vis, name) for name in info.calibrators}
+    counts = Q.solution_counts(tables)
+    warnings = run_warnings(info.outdir / "log.txt")
+    problems = []
+    final = Q.fraction(flags["now"]["total"])
+    if final > info.max_flagged:
+        warnings.append(f"qa: {100 * final:.0f}% of the data are flagged "
+                        f"(more than {100 * info.max_flagged:.0f}%)")
+    for row in counts:
+        # a few intervals lost to flagged integrations are normal; CASA warns on the same basis
+        if row["expected"] and row["succeeded"] is not None and \
+                row["succeeded"] < MIN_SUCCESS * row["expected"]:
+            warnings.append(f"qa: table {row['table']} spw {row['spw']}: {row['succeeded']} of "
+                            f"{row['expected']} solution intervals succeeded")
+        if row["expected"] and not row["succeeded"]:
+            problems.append(f"table {row['table']} spw {row['spw']} has no solutions")
+    for name in info.calibrators:
+        if measured.get(name) is None:
+            problems.append(f"calibrator {name} has no calibrated, unflagged data")
+    if info.phasecal and info.phasecal not in fluxscale:
+        problems.append(f"fluxscale found no flux density for {info.phasecal}")
+    first = datasets[0] if datasets else None
+    fields = sorted({str(ds.attrs.get(S.ATTR_FIELD_NAME)) for ds in datasets})
+    times = [ds[S.TIME].values for ds in datasets]
+    return {
+        "telescope": str(first.attrs.get(S.ATTR_TELESCOPE, "")) if first is not None else "",
+        "project": str(first.attrs.get(S.ATTR_PROJECT, "")) if first is not None else "",
+        "fields": fields,
+        "partitions": len(datasets),
+        "antennas": int(first.sizes.get(S.ANTENNA, 0)) if first is not None else 0,
+        "channels": sum(ds.sizes[S.FREQUENCY] for ds in {ds.attrs.get(S.ATTR_SPW_ID): ds
+                                                         for ds in datasets}.values()),
+        "polarizations": [str(p) for p in first[S.POLARIZATION].values] if first is not None else [],
+        "time_range": [float(min(t.min() for t in times)), float(max(t.max() for t in times))]
+        if times else [],
+        "fluxscale": {name: {str(spw): {"frequency_hz": f, "flux_jy": s} for spw, (f, s) in v.items()}
+                      for name, v in fluxscale.items()},
+        "measured": {name: (None if m is None else {k: m[k] for k in ("s0", "alpha", "nu0")})
+                     for name, m in measured.items()},
+        "flagged": {"input": Q.fraction(flags["input"]["total"]) if "input" in flags else None,
+                    "final": final,
+                    "by_field": {k: Q.fraction(v) for k, v in flags["now"]["field"].items()}},
+        "solutions": counts,
+        "warnings": warnings,
+        "problems": problems,
+        "status": "FAILED" if problems else ("SUCCEEDED WITH WARNINGS" if warnings else "SUCCEEDED"),
+        "_vis": vis, "_flags": flags, "_tables": tables,
+    }
+
+
+def summary_lines(summary: dict, info: RunInfo) -> list[str]:
+    """The first page, as lines of monospaced text."""
+    from radiocal.io.summary import format_time
+
+    prov = info.provenance
+    steps = prov.get("steps", [])
+    lines = [f"  problem: {p}" for p in summary["problems"]]
+    t = summary["time_range"]
+    lines += [
+        f"Output      {info.outdir}",
+        f"Inputs      {', '.join(i.get('path', '') for i in prov.get('inputs', [])) or '-'}",
+        f"Data        {summary['telescope']} {summary['project']}: {summary['partitions']} partitions (field/spw/scan), "
+        f"{summary['antennas']} antennas, {summary['channels']} channels, "
+        f"{' '.join(summary['polarizations'])}",
+        f"Time        {format_time(t[0]) if t else '-'} to {format_time(t[1], with_date=False) if t else '-'}",
+        f"Roles       flux cal {info.fluxcal or '-'}, bandpass cal {info.bpcal or info.fluxcal or '-'}, "
+        f"phase cal {info.phasecal or '-'}, targets {', '.join(info.targets) or '-'}",
+        "",
+        "FLUX DENSITIES",
+        f"  {'field':<16}{'fluxscale':>26}   {'measured on calibrated data':<36}",
+    ]
+    for name in info.calibrators:
+        scale = summary["fluxscale"].get(name, {})
+        text = "; ".join(f"{v['flux_jy']:.4g} Jy @ {v['frequency_hz'] / 1e9:.4g} GHz"
+                         for v in scale.values()) or ("(flux calibrator: model)" if name == info.fluxcal else "-")
+        m = summary["measured"].get(name)
+        meas = (f"{m['s0']:.4g} Jy @ {m['nu0'] / 1e9:.4g} GHz, index {m['alpha']:+.2f}"
+                if m else "no data")
+        lines.append(f"  {name:<16}{text:>26}   {meas}")
+    flagged = summary["flagged"]
+    lines += ["", "FLAGGED DATA",
+              f"  input MS {100 * flagged['input']:.1f}%  ->  after the run {100 * flagged['final']:.1f}%"
+              if flagged["input"] is not None else f"  after the run {100 * flagged['final']:.1f}%",
+              "  by field: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in flagged["by_field"].items()),
+              "", "CALIBRATION SOLUTIONS (solution intervals)",
+              f"  {'table':<12}{'type':<6}{'spw':>4}{'expected':>10}{'attempted':>11}{'succeeded':>11}"
+              f"{'flagged':>10}"]
+    for row in summary["solutions"]:
+        lines.append(f"  {row['table']:<12}{row['type']:<6}{row['spw']:>4}{row['expected']!s:>10}"
+                     f"{row['attempted']!s:>11}{row['succeeded']!s:>11}{100 * row['flagged']:>9.1f}%")
+    lines += ["", "STEPS"]
+    for step in steps:
+        wall = step.get("wall_time_s")
+        lines.append(f"  {step.get('index', 0) + 1:>2}. {step.get('step', ''):<12}{step.get('status', ''):<9}"
+                     f"{'' if wall is None else f'{wall:8.1f} s'}")
+    lines += ["", f"WARNINGS ({len(summary['warnings'])})"]
+    lines += [f"  {w}" for w in summary["warnings"]] or ["  none"]
+    products = [p for p in ("calibrated.ms", "caltables", "store.zarr") if (info.outdir / p).exists()]
+    products += sorted(p.name for p in info.outdir.glob("dynspec*.zarr"))
+    lines += ["", "PRODUCTS (in the output directory)", "  " + ", ".join(products + ["plots/", "log.txt",
+                                                                                    "provenance.json"])]
+    return lines
+
+
+STATUS_COLOURS = {"SUCCEEDED": "tab:green", "SUCCEEDED WITH WARNINGS": "tab:orange",
+                  "FAILED": "tab:red"}
+
+
+def _text_pages(lines, title, status):
+    plt = plots._pyplot()
+    pages = []
+    for start in range(0, max(len(lines), 1), LINES_PER_PAGE):
+        fig = plt.figure(figsize=plots.PAGE)
+        fig.text(0.04, 0.95, title if start == 0 else f"{title} (continued)", fontsize=15,
+                 weight="bold", va="top")
+        if start == 0:
+            fig.text(0.96, 0.95, status, fontsize=15, weight="bold", va="top", ha="right",
+                     color=STATUS_COLOURS.get(status, "k"))
+        chunk = [line if len(line) <= 120 else line[:117] + "..." for line in lines[start:start + LINES_PER_PAGE]]
+        fig.text(0.04, 0.90, "\n".join(chunk), family="monospace", fontsize=9, va="top",
+                 linespacing=1.35)
+        pages.append(fig)
+    return pages
+
+
+def _figures(summary: dict, info: RunInfo):
+    """(file stem, figure) for every plot, in report order."""
+    vis = summary["_vis"]
+    for name in info.calibrators:
+        for which in ("before", "after"):
+            yield f"calibrator_{_safe(name)}_{which}", plots.calibrator_figure(vis, name, which)
+    for table_name, title in SOLUTION_TABLES:
+        for tds in summary["_tables"].get(table_name, []):
+            spw = tds.attrs.get(S.ATTR_SPW_ID, 0)
+            for quantity in ("amplitude", "phase"):
+                if table_name == "phase_int" and quantity == "amplitude":
+                    continue  # phase-only solutions: the amplitudes are 1 by construction
+                if table_name == "flux_cal" and quantity == "phase":
+                    continue
+                for page, fig in enumerate(plots.solution_figures(tds, title, quantity)):
+                    suffix = f"_{page + 1}" if page else ""
+                    yield f"{table_name}_{quantity}_spw{spw}{suffix}", fig
+    yield "flags", plots.flag_figure(summary["_flags"])
+    for path in sorted(info.outdir.glob("dynspec*.zarr")):
+        from radiocal.dynspec.dataset import open_dynspec
+        from radiocal.dynspec.plot import plot_dynamic_spectrum
+
+        spectrum = open_dynspec(path)
+        target = spectrum.attrs.get("field_name") or path.stem
+        yield f"dynspec_{_safe(str(target))}", plot_dynamic_spectrum(spectrum)
+
+
+def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path) -> dict:
+    """Write ``plots_dir/*.png`` and ``pdf_path``; return the summary (JSON-safe parts)."""
+    plt = plots._pyplot()
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    summary = collect(datasets, info)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    title = f"radiocal report: {summary['telescope']} {summary['project']}".strip()
+    written = []
+    tmp = pdf_path.with_name(pdf_path.name + ".partial")
+    with PdfPages(tmp) as pdf:
+        for fig in _text_pages(summary_lines(summary, info), title, summary["status"]):
+            pdf.savefig(fig)
+            plt.close(fig)
+        for stem, fig in _figures(summary, info):
+            png = plots_dir / f"{stem}.png"
+            fig.savefig(png, dpi=100)
+            pdf.savefig(fig)
+            plt.close(fig)
+            written.append(str(png))
+        meta = pdf.infodict()
+        meta["Title"] = title
+        meta["Creator"] = "radiocal"
+    os.replace(tmp, pdf_path)  # a reader never sees a half-written report
+    public = {k: v for k, v in summary.items() if not k.startswith("_")}
+    public["plots"] = written
+    public["report"] = str(pdf_path)
+    (info.outdir / "qa.json").write_text(json.dumps(public, indent=1, default=_json_default))
+    return public
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    raise TypeError(type(value).__name__)
