@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import sys
-from pathlib import Path
+
+from ..engine.engine_testing import tree_digest  # noqa: F401  (one digest for both suites)
 
 RADIOCAL = [sys.executable, "-m", "radiocal.cli.main"]
 
 
-def tree_digest(path: Path) -> str:
-    """SHA-256 over every file's relative name, bytes and mtime under ``path``."""
-    digest = hashlib.sha256()
-    for root, dirs, files in sorted(os.walk(path)):
-        dirs.sort()
-        for name in sorted(files):
-            full = Path(root) / name
-            digest.update(str(full.relative_to(path)).encode())
-            digest.update(full.read_bytes())
-            digest.update(str(full.stat().st_mtime_ns).encode())
-    return digest.hexdigest()
