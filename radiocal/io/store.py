@@ -21,6 +21,9 @@ from radiocal.io import schema as S
 
 STORE_VERSION = 1
 ZARR_FORMAT = 2
+# Every chunk is written: zarr's default compares each chunk with the fill value first, which cost
+# more CPU than writing the uncompressed visibilities themselves (1.3 s of 1.5 s for 0.5 GB).
+_WRITE_OPTIONS = dict(zarr_format=ZARR_FORMAT, write_empty_chunks=True)
 COMPLETE_ATTR = "radiocal_complete"
 VERSION_ATTR = "radiocal_store_version"
 PARTITIONS_ATTR = "partitions"
@@ -74,7 +77,7 @@ def write_store(datasets: list[xr.Dataset], path, overwrite: bool = False) -> st
     root.attrs.update({VERSION_ATTR: STORE_VERSION, COMPLETE_ATTR: False, PARTITIONS_ATTR: names})
     try:
         writes = [_prepare(ds).to_zarr(path, group=f"{PARTITIONS_GROUP}/{name}", mode="w",
-                                       compute=False, consolidated=True, zarr_format=ZARR_FORMAT)
+                                       compute=False, consolidated=True, **_WRITE_OPTIONS)
                   for ds, name in zip(datasets, names)]
         dask.compute(*writes)
     except BaseException:
@@ -129,7 +132,7 @@ def update_store(datasets: list[xr.Dataset], path, variables) -> None:
         shutil.rmtree(staging)
     prepared = [_prepare(ds[variables]).assign_attrs(_disk_attrs(ds)) for ds in datasets]
     writes = [ds.to_zarr(path, group=f"{_STAGING_GROUP}/{ds.attrs[S.ATTR_PARTITION]}", mode="w",
-                         compute=False, consolidated=False, zarr_format=ZARR_FORMAT)
+                         compute=False, consolidated=False, **_WRITE_OPTIONS)
               for ds in prepared]
     dask.compute(*writes)
     root.attrs[COMPLETE_ATTR] = False
@@ -218,7 +221,7 @@ def _open_root(path):
         raise InputError(f"{path}: no such store")
     if not is_store(path):
         raise InputError(f"{path}: not a radiocal zarr store")
-    root = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT)
+    root = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
     if VERSION_ATTR not in root.attrs:
         raise InputError(f"{path}: a zarr group but not a radiocal store")
     if not root.attrs.get(COMPLETE_ATTR, False):
@@ -227,6 +230,7 @@ def _open_root(path):
 
 
 def _mark_complete(path) -> None:
-    root = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT)
+    root = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
     root.attrs[COMPLETE_ATTR] = True
+    # Readers of a partition may be given the root's consolidated metadata: keep it current
     zarr.consolidate_metadata(path, zarr_format=ZARR_FORMAT)
