@@ -77,7 +77,7 @@ def write_store(datasets: list[xr.Dataset], path, overwrite: bool = False) -> st
     root.attrs.update({VERSION_ATTR: STORE_VERSION, COMPLETE_ATTR: False, PARTITIONS_ATTR: names})
     try:
         writes = [_prepare(ds).to_zarr(path, group=f"{PARTITIONS_GROUP}/{name}", mode="w",
-                                       compute=False, consolidated=True, **_WRITE_OPTIONS)
+                                       compute=False, consolidated=False, **_WRITE_OPTIONS)
                   for ds, name in zip(datasets, names)]
         dask.compute(*writes)
     except BaseException:
@@ -145,7 +145,6 @@ def update_store(datasets: list[xr.Dataset], path, variables) -> None:
             os.rename(os.path.join(staging, name, var), target)
         group = zarr.open_group(path, path=f"{PARTITIONS_GROUP}/{name}", mode="r+", zarr_format=ZARR_FORMAT)
         group.attrs.put(dict(ds.attrs))
-        zarr.consolidate_metadata(path, path=f"{PARTITIONS_GROUP}/{name}", zarr_format=ZARR_FORMAT)
     shutil.rmtree(staging)
     _mark_complete(path)
 
@@ -161,7 +160,6 @@ def drop_variables(path, variables, partitions=None) -> None:
             target = os.path.join(partition_path(path, name), var)
             if os.path.exists(target):
                 shutil.rmtree(target)
-        zarr.consolidate_metadata(path, path=f"{PARTITIONS_GROUP}/{name}", zarr_format=ZARR_FORMAT)
     _mark_complete(path)
 
 
@@ -232,5 +230,6 @@ def _open_root(path):
 def _mark_complete(path) -> None:
     root = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
     root.attrs[COMPLETE_ATTR] = True
-    # Readers of a partition may be given the root's consolidated metadata: keep it current
+    # One consolidated metadata document at the root serves every partition's reader; it is
+    # rewritten whenever the store changes (per-group documents cost as much again to write)
     zarr.consolidate_metadata(path, zarr_format=ZARR_FORMAT)
