@@ -96,6 +96,24 @@ def emit_result(**values) -> None:
     print(RESULT_PREFIX + json.dumps(values), flush=True)
 
 
+def ms_with_skymodel(ms_arg, skymodel_arg, default_ms: Path, script, *simulate_args) -> tuple[str, str]:
+    """The MS and sky model to benchmark: the user's (``--ms``/``--skymodel``) or a cached simulated
+    one, made once by ``script --child simulate MS *simulate_args``."""
+    if ms_arg:
+        ms = os.path.abspath(ms_arg)
+        skymodel = os.path.abspath(skymodel_arg or ms + ".sky.txt")
+        if not os.path.isdir(ms) or not os.path.isfile(skymodel):
+            sys.exit(f"{ms} or its sky model {skymodel} does not exist (see --skymodel)")
+        return ms, skymodel
+    ms = str(default_ms)
+    if not os.path.isdir(ms):
+        print(f"simulating {ms} ...", file=sys.stderr)
+        sim = run_child(python_child(script, "--child", "simulate", ms, *map(str, simulate_args)))
+        if sim.returncode:
+            sys.exit(f"simulation failed:\n{sim.output}")
+    return ms, ms + ".sky.txt"
+
+
 def warm_page_cache(path) -> int:
     """Read every file under ``path`` once, so that timed reads all start from a warm cache.
 

@@ -39,6 +39,7 @@ from _common import (  # noqa: E402  (benchmarks/ is not a package)
     emit_result,
     launcher_rss_mb,
     machine,
+    ms_with_skymodel,
     python_child,
     run_child,
     summary,
@@ -196,20 +197,10 @@ def main() -> None:
         return
 
     DATA_DIR.mkdir(exist_ok=True)
-    if args.ms:
-        ms = os.path.abspath(args.ms)
-        skymodel = os.path.abspath(args.skymodel or ms + ".sky.txt")
-        if not os.path.isdir(ms) or not os.path.isfile(skymodel):
-            sys.exit(f"{ms} or its sky model {skymodel} does not exist (see --skymodel)")
-    else:
-        ms = str(DATA_DIR / f"dynspec_{N_ANTENNAS}ant_{N_CHANNELS}ch_{args.integrations}int_"
-                            f"{args.sources}src.ms")
-        skymodel = ms + ".sky.txt"
-        if not os.path.isdir(ms):
-            sim = run_child(python_child(__file__, "--child", "simulate", ms, args.integrations,
-                                         args.sources))
-            if sim.returncode:
-                sys.exit(f"simulation failed:\n{sim.output}")
+    ms, skymodel = ms_with_skymodel(
+        args.ms, args.skymodel,
+        DATA_DIR / f"dynspec_{N_ANTENNAS}ant_{N_CHANNELS}ch_{args.integrations}int_{args.sources}src.ms",
+        __file__, args.integrations, args.sources)
     casa, casa_note = casa_python(args.casa_python)
     components = str(DATA_DIR / (Path(ms).stem + ".components.json"))
     if casa:

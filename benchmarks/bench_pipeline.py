@@ -43,6 +43,7 @@ from _common import (  # noqa: E402  (benchmarks/ is not a package)
     emit_result,
     launcher_rss_mb,
     machine,
+    ms_with_skymodel,
     python_child,
     run_child,
     summary,
@@ -221,19 +222,9 @@ def main() -> None:
         return
 
     DATA_DIR.mkdir(exist_ok=True)
-    if args.ms:
-        ms = os.path.abspath(args.ms)
-        skymodel = os.path.abspath(args.skymodel or ms + ".sky.txt")
-        if not os.path.isdir(ms) or not os.path.isfile(skymodel):
-            sys.exit(f"{ms} or its sky model {skymodel} does not exist (see --skymodel)")
-    else:
-        ms = str(DATA_DIR / f"pipeline_{N_ANTENNAS}ant_{N_CHANNELS}ch_x{args.scale}.ms")
-        skymodel = ms + ".sky.txt"
-        if not os.path.isdir(ms):
-            print(f"simulating {ms} ...", file=sys.stderr)
-            sim = run_child(python_child(__file__, "--child", "simulate", ms, args.scale))
-            if sim.returncode:
-                sys.exit(f"simulation failed:\n{sim.output}")
+    ms, skymodel = ms_with_skymodel(
+        args.ms, args.skymodel, DATA_DIR / f"pipeline_{N_ANTENNAS}ant_{N_CHANNELS}ch_x{args.scale}.ms",
+        __file__, args.scale)
     casa, casa_note = casa_python(args.casa_python)
     components = str(DATA_DIR / (Path(ms).stem + ".pipeline_components.json"))
     if casa:

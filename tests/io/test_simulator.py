@@ -84,9 +84,11 @@ def test_canonical_layout(default_sim):
 
 
 def test_attrs_survive_zarr_round_trip(default_sim, tmp_path):
+    from radiocal.io.store import open_store, write_store
+
     ds = default_sim.datasets[2]
-    ds.to_zarr(tmp_path / "p.zarr")
-    back = xr.open_zarr(tmp_path / "p.zarr").load()
+    write_store([ds], tmp_path / "p.zarr")
+    back = open_store(tmp_path / "p.zarr")[0].load()
     xr.testing.assert_identical(back, ds)
 
 
