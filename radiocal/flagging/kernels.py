@@ -258,28 +258,25 @@ def variance_lines(z, mask, threshold, min_samples):
     channels : ndarray, bool, shape (frequency,)
     times : ndarray, bool, shape (time,)
     """
-    n_t, n_f = z.shape
-    channels = np.zeros(n_f, np.bool_)
-    times = np.zeros(n_t, np.bool_)
-    for f in range(n_f):
+    return (_excess_variance_columns(z, mask, threshold, min_samples),
+            _excess_variance_columns(z.T, mask.T, threshold, min_samples))
+
+
+@numba.njit(**JIT)
+def _excess_variance_columns(z, mask, threshold, min_samples):
+    """Columns of ``z`` (rows x columns) whose unmasked sum of squares passes the chi-square tail."""
+    n_rows, n_cols = z.shape
+    out = np.zeros(n_cols, np.bool_)
+    for c in range(n_cols):
         total = 0.0
         m = 0
-        for t in range(n_t):
-            if not mask[t, f]:
-                total += z[t, f] * z[t, f]
+        for r in range(n_rows):
+            if not mask[r, c]:
+                total += z[r, c] * z[r, c]
                 m += 1
         if m >= min_samples and total > chi2_quantile(m, threshold):
-            channels[f] = True
-    for t in range(n_t):
-        total = 0.0
-        m = 0
-        for f in range(n_f):
-            if not mask[t, f]:
-                total += z[t, f] * z[t, f]
-                m += 1
-        if m >= min_samples and total > chi2_quantile(m, threshold):
-            times[t] = True
-    return channels, times
+            out[c] = True
+    return out
 
 
 @numba.njit(**JIT)
