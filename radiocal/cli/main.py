@@ -23,6 +23,8 @@ _COMMAND_MODULES = (
     "radiocal.cli.calibration_commands",
     "radiocal.cli.dynspec_commands",
     "radiocal.cli.pipeline_commands",
+    "radiocal.cli.imaging_commands",
+    "radiocal.cli.lwa_commands",
 )
 
 

@@ -109,6 +109,7 @@ _STEP_MODULES = (
     "radiocal.calibration.step",
     "radiocal.dynspec.step",
     "radiocal.qa.step",
+    "radiocal.imaging.step",
 )
 
 
