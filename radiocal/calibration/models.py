@@ -17,13 +17,20 @@ import xarray as xr
 from radiocal.errors import ConfigError, InputError
 from radiocal.io import schema as S
 
-# Perley & Butler 2017, ApJS 230, 7, Table 6: log10(S/Jy) = sum_k a_k log10(nu/GHz)^k.
+# Perley & Butler 2017, ApJS 230, 7, Table 6 (the A-team: Table 5): log10(S/Jy) = sum_k a_k log10(nu/GHz)^k.
 # 3C48, 3C138 and 3C147 vary slowly; these are the paper's fits (no time dependence).
 PERLEY_BUTLER_2017 = {
     "3C286": (1.2481, -0.4507, -0.1798, 0.0357),
     "3C48": (1.3253, -0.7553, -0.1914, 0.0498),
     "3C138": (1.0088, -0.4981, -0.1552, -0.0102, 0.0223),
     "3C147": (1.4516, -0.6961, -0.2007, 0.0640, -0.0464, 0.0289),
+    # The A-team, for low-frequency (OVRO-LWA) sky-model calibration. Fitted ranges: Cyg A and
+    # Tau A 0.05-12 and 0.05-4 GHz, Vir A 0.05-3 GHz, Cas A 0.2-4 GHz (extrapolated below; Cas A
+    # also fades by ~0.5-1 %/yr, not modelled).
+    "CYGA": (3.3498, -1.0022, -0.225, 0.023, 0.043),
+    "CASA": (3.3584, -0.7518, -0.035, -0.071),
+    "TAUA": (2.9516, -0.2170, -0.047, -0.067),
+    "VIRA": (2.4466, -0.8116, -0.048),
 }
 # names calibrators go by in observing files
 ALIASES = {
@@ -31,6 +38,9 @@ ALIASES = {
     "J0137+3309": "3C48", "0137+331": "3C48", "0134+329": "3C48",
     "J0521+1638": "3C138", "0521+166": "3C138", "0518+165": "3C138",
     "J0542+4951": "3C147", "0542+498": "3C147", "0538+498": "3C147",
+    "3C405": "CYGA", "CYGNUSA": "CYGA", "3C461": "CASA", "CASSIOPEIAA": "CASA",
+    "3C144": "TAUA", "TAURUSA": "TAUA", "CRAB": "TAUA", "3C274": "VIRA", "VIRGOA": "VIRA",
+    "M87": "VIRA",
 }
 
 _UNITS = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}

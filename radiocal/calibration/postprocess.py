@@ -28,11 +28,14 @@ def _require(table, kinds):
         raise ConfigError(f"expected a {' or '.join(kinds)} table, got {kind}")
 
 
-def flag_bandpass_outliers(table, antenna_threshold=5.0, channel_threshold=5.0, window=9):
+def flag_bandpass_outliers(table, antenna_threshold=5.0, channel_threshold=5.0, window=9,
+                           antenna_min_deviation=0.0):
     """Flag outlier antennas and channels of a bandpass table.
 
     An antenna (per hand) is flagged when its median amplitude over channels lies more than
-    ``antenna_threshold`` scaled MADs from the array's median. A channel is flagged when its
+    ``antenna_threshold`` scaled MADs from the array's median, and more than the fraction
+    ``antenna_min_deviation`` of that median (where the antennas agree closely, the MAD alone
+    would call a few per cent an outlier). A channel is flagged when its
     amplitude departs from a running median over ``window`` channels by more than
     ``channel_threshold`` scaled MADs of that antenna's residuals (narrow RFI, dead channels).
 
@@ -53,7 +56,8 @@ def flag_bandpass_outliers(table, antenna_threshold=5.0, channel_threshold=5.0, 
             warnings.simplefilter("ignore", RuntimeWarning)    # all-flagged antennas
             per_ant = np.nanmedian(amp_masked, axis=2)           # (time, antenna, hand)
             med, mad = _mad(per_ant, axis=1)
-            bad_ant = np.abs(per_ant - med) > antenna_threshold * np.maximum(mad, 1e-12)
+            bad_ant = np.abs(per_ant - med) > np.maximum(
+                antenna_threshold * np.maximum(mad, 1e-12), antenna_min_deviation * np.abs(med))
         flag |= bad_ant[:, :, None, :]
         names = tds[S.ANTENNA_NAME].values if S.ANTENNA_NAME in tds.coords else \
             np.arange(amp.shape[1])
@@ -148,3 +152,9 @@ def compare_delays(table, reference, threshold=2e-9):
                        for t, a, h in zip(*np.nonzero(moved))}
         out.append(tds.assign({C.SOL_FLAG: (tds[C.SOL_FLAG].dims, flag)}))
     return out, report
+
+
+def good_feed_fraction(table) -> float:
+    """Fraction of (antenna, hand) with at least one unflagged solution in any spw of a table."""
+    good = np.logical_or.reduce([(~tds[C.SOL_FLAG].values).any(axis=(0, 2)) for tds in table])
+    return float(np.mean(good)) if np.size(good) else 0.0

@@ -36,9 +36,9 @@ def phaseref_entries(inputs, *, fluxcal, phasecal, targets, bpcal="", fluxcal_mo
     """
     import yaml
 
-    from radiocal.engine.pipeline import resolve_pipeline_path
+    from radiocal.engine.pipeline import packaged_pipeline
 
-    template = yaml.safe_load(resolve_pipeline_path(PIPELINE).read_text())
+    template = yaml.safe_load(packaged_pipeline(PIPELINE).read_text())
     entries = []
     for entry in template:
         entry = dict(entry)

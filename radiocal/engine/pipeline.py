@@ -34,6 +34,14 @@ class PipelineStep:
         return f"{self.spec.name!r} (step {self.index + 1})"
 
 
+def packaged_pipeline(name: str) -> Path:
+    """The pipeline file shipped as ``radiocal/pipelines/<name>.yaml`` (whatever the cwd holds)."""
+    path = PACKAGED / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no packaged pipeline {name!r}")
+    return path
+
+
 def resolve_pipeline_path(name: str | Path) -> Path:
     """A pipeline file path, or the name of one shipped in ``radiocal/pipelines/``."""
     path = Path(name).expanduser()

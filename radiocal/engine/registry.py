@@ -107,6 +107,7 @@ _STEP_MODULES = (
     "radiocal.io.step",
     "radiocal.flagging.step",
     "radiocal.calibration.step",
+    "radiocal.calibration.skycal",
     "radiocal.dynspec.step",
     "radiocal.qa.step",
     "radiocal.imaging.step",

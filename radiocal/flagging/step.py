@@ -7,13 +7,15 @@ with ``radiocal flags restore``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import dask
 import dask.array as da
 
 from radiocal.engine.registry import register_step
 from radiocal.flagging import dataset as fd
-from radiocal.flagging.strategy import Strategy, apply_strategy, load_strategy
+from radiocal.errors import InputError
+from radiocal.flagging.strategy import ManualParams, Strategy, apply_strategy, load_strategy
 from radiocal.io import schema as S
 
 
@@ -26,12 +28,36 @@ class FlagConfig:
                                         "(default: as the strategy says, on for 'default')"})
     save_version: bool = field(default=True, metadata={
         "help": "save the incoming flags as a flag version in the run's store first"})
+    bad_antennas: tuple = field(default=(), metadata={
+        "help": "antenna names flagged throughout, before the strategy runs"})
+    bad_antennas_file: str = field(default="", metadata={
+        "help": "text file of bad antenna names (commas/whitespace, '#' comments)",
+        "input": True})
+
+    def antennas(self) -> tuple[str, ...]:
+        """``bad_antennas`` and the names in ``bad_antennas_file``, in order, once each."""
+        names = [str(a) for a in self.bad_antennas]
+        if self.bad_antennas_file:
+            path = Path(self.bad_antennas_file).expanduser()
+            try:
+                text = path.read_text()
+            except OSError as err:
+                raise InputError(f"{path}: cannot read the bad-antenna list "
+                                 f"({err.strerror or err})") from None
+            for line in text.splitlines():
+                names += line.split("#", 1)[0].replace(",", " ").split()
+        return tuple(dict.fromkeys(names))
 
 
 def _strategy(config: FlagConfig) -> Strategy:
     strategy = load_strategy(config.strategy)
     if config.propagate_correlations is not None:
         strategy = replace(strategy, propagate_correlations=config.propagate_correlations)
+    bad = config.antennas()
+    if bad:
+        # a manual flagger first: the data-driven flaggers then never see the bad antennas
+        strategy = replace(strategy, flaggers=(("manual", ManualParams(antenna=",".join(bad))),)
+                           + strategy.flaggers)
     return strategy
 
 

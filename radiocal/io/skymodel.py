@@ -173,6 +173,25 @@ def read_skymodel(path) -> SkyModel:
     return parse_skymodel(text, source=path.name)
 
 
+def format_skymodel(model: SkyModel) -> str:
+    """The sky model as DP3 / WSClean text (what :func:`parse_skymodel` reads back).
+
+    Angles are written in degrees, Gaussian axes in arcseconds, every Stokes parameter in full.
+    """
+    lines = ["Format = Name, Type, Ra, Dec, I, Q, U, V, SpectralIndex, LogarithmicSI, "
+             "ReferenceFrequency, MajorAxis, MinorAxis, Orientation"]
+    for k in range(len(model)):
+        indices = ", ".join(f"{c:.6g}" for c in model.spectral_index[k])
+        i, q, u, v = (f"{x:.8g}" for x in model.stokes[k])
+        lines.append(
+            f"{model.name[k]}, {model.shape[k]}, {math.degrees(model.ra[k]):.8f}deg, "
+            f"{math.degrees(model.dec[k]):.8f}deg, {i}, {q}, {u}, {v}, [{indices}], "
+            f"{'true' if model.logarithmic_si[k] else 'false'}, {model.reference_frequency[k]:.10g}, "
+            f"{model.major[k] / _ARCSEC:.6g}, {model.minor[k] / _ARCSEC:.6g}, "
+            f"{math.degrees(model.orientation[k]):.6g}")
+    return "\n".join(lines) + "\n"
+
+
 def parse_skymodel(text: str, source: str = "<skymodel>") -> SkyModel:
     """Parse sky-model text; ``source`` names the file in error messages.
 

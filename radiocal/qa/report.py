@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from radiocal.calibration.postprocess import good_feed_fraction
 from radiocal.io import schema as S
 from radiocal.qa import plots
 from radiocal.qa import summaries as Q
@@ -26,6 +27,7 @@ SOLUTION_TABLES = (("bandpass", "Bandpass (B)"), ("phase_int", "Gain phase per i
                    ("flux_cal", "Gain amplitude on the flux scale (G)"))
 LINES_PER_PAGE = 48
 MIN_SUCCESS = 0.8    # warn when fewer solution intervals than this fraction succeed
+MIN_BANDPASS_FEEDS = 0.5   # fail when fewer antenna feeds than this have a bandpass
 
 
 @dataclass
@@ -43,7 +45,8 @@ class RunInfo:
 
     @property
     def calibrators(self) -> list[str]:
-        return [n for n in dict.fromkeys([self.fluxcal, self.bpcal or self.fluxcal, self.phasecal]) if n]
+        bpcal = (self.bpcal or self.fluxcal).split(",")   # several fields in sky-model runs
+        return [n for n in dict.fromkeys([self.fluxcal, *bpcal, self.phasecal]) if n]
 
 
 def _safe(name: str) -> str:
@@ -86,6 +89,11 @@ def collect(datasets, info: RunInfo) -> dict:
                             f"{row['expected']} solution intervals succeeded")
         if row["expected"] and not row["succeeded"]:
             problems.append(f"table {row['table']} spw {row['spw']} has no solutions")
+    for tds in tables.get("bandpass", []):
+        good = good_feed_fraction([tds])
+        if good < MIN_BANDPASS_FEEDS:
+            problems.append(f"bandpass spw {tds.attrs.get(S.ATTR_SPW_ID, 0)}: only "
+                            f"{100 * good:.0f}% of antenna feeds have solutions")
     for name in info.calibrators:
         if measured.get(name) is None:
             problems.append(f"calibrator {name} has no calibrated, unflagged data")

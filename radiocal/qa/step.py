@@ -47,6 +47,17 @@ def _calibrate_config(store) -> dict:
     return dict(found[-1].get("config") or {}) if found else {}
 
 
+def _bandpass_fields(store) -> dict:
+    """Without a ``calibrate`` step (sky-model calibration), the fields the bandpass was solved
+    on are the calibrators the report looks at."""
+    from radiocal.io import caltables as C
+    from radiocal.qa.summaries import load_tables
+
+    names = [str(n) for tds in load_tables(store).get("bandpass", [])
+             for n in tds.attrs.get(C.ATTR_FIELD_NAMES, [])]
+    return {"bpcal": ",".join(dict.fromkeys(names))} if names else {}
+
+
 @register_step("report", ReportConfig, kind="sink")
 def report(datasets, config: ReportConfig, context):
     """QA plots and a PDF report whose first page summarises the run.
@@ -55,7 +66,7 @@ def report(datasets, config: ReportConfig, context):
     """
     from radiocal.qa.report import RunInfo, build_report
 
-    roles = _calibrate_config(context.store)
+    roles = _calibrate_config(context.store) or _bandpass_fields(context.store)
     provenance_path = context.outdir / "provenance.json"
     provenance = json.loads(provenance_path.read_text()) if provenance_path.exists() else {}
     info = RunInfo(

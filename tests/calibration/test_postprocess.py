@@ -37,6 +37,18 @@ def test_flag_bandpass_outliers(rng):
     assert flag.sum() < flag[0, 4].size + 10
 
 
+def test_bandpass_outlier_floor(rng):
+    """Antennas that agree to 0.1%: 3% off is a MAD outlier, but not a bad antenna."""
+    values = (1 + 0.001 * rng.standard_normal((1, 10, 16, 1))).astype(np.complex64)
+    values[0, 3] *= 1.03
+    values[0, 6] *= 0.5
+    plain = flag_bandpass_outliers(_table(values))[0][0][C.SOL_FLAG].values
+    floored = flag_bandpass_outliers(_table(values), antenna_min_deviation=0.25)[0][0][
+        C.SOL_FLAG].values
+    assert plain[0, 3].all() and plain[0, 6].all()
+    assert not floored[0, 3].any() and floored[0, 6].all()
+
+
 def test_interpolate_flagged_channels():
     nf = 10
     truth = np.exp(1j * np.linspace(0, 1, nf)) * np.linspace(1, 2, nf)

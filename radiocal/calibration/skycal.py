@@ -1,0 +1,162 @@
+"""Sky-model bandpass calibration, the OVRO-LWA way: steps ``ateam`` and ``sky_bandpass``.
+
+``ateam`` predicts the A-team sources above the horizon (attenuated by the dipole beam,
+:mod:`radiocal.calibration.ateam`) into ``VISIBILITY_MODEL`` and writes the model it used to the
+output directory. ``sky_bandpass`` solves a bandpass against that model on baselines outside a
+uv-range cut (short baselines see the diffuse Galactic emission the model lacks), flags outlier
+antennas and channels of the solutions and fills flagged channels, solves delays as a diagnostic
+(compared with a reference table when one is given), saves the tables and applies the bandpass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from radiocal.calibration import postprocess
+from radiocal.calibration.ateam import ATEAM, BEAM_EXPONENT, MIN_BEAM, ateam_skymodel, pick_sources
+from radiocal.calibration.dataset import solve
+from radiocal.calibration.jones import ApplyTable, apply
+from radiocal.calibration.step import load_table, save_tables
+from radiocal.engine.registry import register_step
+from radiocal.errors import ConfigError, SelectionError
+from radiocal.io import caltables as C
+from radiocal.io import schema as S
+
+
+def _opt(default, help_text, **extra):
+    return dataclasses.field(default=default, metadata={"help": help_text, **extra})
+
+
+@dataclass(frozen=True)
+class ATeamConfig:
+    sources: tuple = _opt(tuple(s.name for s in ATEAM), "A-team sources to consider")
+    min_elevation: float = _opt(0.0, "degrees; sources lower than this at any time are left out")
+    min_beam: float = _opt(MIN_BEAM, "leave out sources the dipole beam attenuates below this")
+    beam_exponent: float = _opt(BEAM_EXPONENT, "dipole power beam sin(elevation)^exponent")
+    output: str = _opt("skymodel_ateam.txt", "the apparent sky model used, DP3/WSClean text")
+
+    def __post_init__(self):
+        pick_sources(self.sources)   # unknown names fail when the pipeline is loaded
+        if not 0 <= self.min_beam < 1:
+            raise ValueError(f"min_beam must be in [0, 1), not {self.min_beam}")
+
+
+@register_step("ateam", ATeamConfig)
+def ateam_step(datasets, config: ATeamConfig, context):
+    """Predict the apparent A-team (dipole beam, horizon cut) into VISIBILITY_MODEL."""
+    from radiocal.dynspec.dataset import predict_model
+    from radiocal.io.skymodel import format_skymodel
+
+    sources = pick_sources(config.sources)
+    out, texts = [], {}
+    for ds in datasets:
+        times = ds[S.TIME].values
+        model, report = ateam_skymodel(times, ds[S.ANTENNA_POSITION].values, sources,
+                                       config.min_elevation, config.min_beam,
+                                       config.beam_exponent)
+        lmn = model.lmn(ds.attrs[S.ATTR_PHASE_CENTER])
+        behind = lmn[:, 2] <= 0   # above the horizon yet beyond the phase centre's tangent plane
+        if behind.any():
+            context.logger.warning("ateam: %s beyond 90 deg of the phase centre of %s; left out",
+                                   ", ".join(model.name[behind]), ds.attrs.get(S.ATTR_PARTITION))
+            model = _subset(model, ~behind)
+        name = ds.attrs.get(S.ATTR_PARTITION, "?")
+        for rep in report:
+            if rep.used:
+                context.logger.info("ateam: %s: %s at >= %.1f deg, beam %.3f, %.0f Jy at 80 MHz",
+                                    name, rep.name, rep.min_elevation_deg, rep.beam,
+                                    rep.flux_80mhz)
+            else:
+                context.logger.info("ateam: %s: %s left out (%s)", name, rep.name, rep.reason)
+        if len(model) == 0:
+            raise SelectionError(f"ateam: no A-team source is usable during {name} "
+                                 f"(all below {config.min_elevation:g} deg or the beam limit)")
+        texts[name] = format_skymodel(model)
+        out.append(predict_model(ds, model))
+    path = context.output_path(config.output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"# partition {k}\n{v}" for k, v in texts.items()))
+    return out
+
+
+def _subset(model, keep):
+    return type(model)(**{f.name: getattr(model, f.name)[keep]
+                          for f in dataclasses.fields(model)})
+
+
+@dataclass(frozen=True)
+class SkyBandpassConfig:
+    uvrange: str = _opt(">10lambda", "solve on baselines in this uv range only (CASA syntax)")
+    refant: str = _opt("", "reference antenna(s), in preference order")
+    solint: str = _opt("inf", "solution interval")
+    combine: str = _opt("scan,field", "what one solution spans besides the solint")
+    minsnr: float = _opt(3.0, "flag solutions below this SNR")
+    minblperant: int = _opt(4, "min. unflagged baselines per antenna")
+    antenna_threshold: float = _opt(5.0, "post-flag antennas whose median |B| is this many "
+                                         "scaled MADs from the array's")
+    antenna_min_deviation: float = _opt(0.25, "...and this fraction from the array's median "
+                                              "(a bad antenna is off by tens of per cent)")
+    channel_threshold: float = _opt(5.0, "post-flag channels departing this many sigma from a "
+                                         "running median")
+    interpolate: bool = _opt(True, "fill flagged channels from their neighbours")
+    delay_reference: str = _opt("", "K table (zarr or CASA) to compare the delays with",
+                                input=True)
+    delay_threshold_ns: float = _opt(2.0, "warn about antennas whose delay moved more than this")
+
+
+def uv_cut(ds, uvrange: str):
+    """``ds`` with everything outside ``uvrange`` flagged (lazy); the input is not changed."""
+    from radiocal.io.selection import Selection, selection_mask
+
+    if not uvrange:
+        return ds
+    inside = selection_mask(ds, Selection(uvrange=uvrange)).data
+    flag = ds[S.FLAG].data
+    return ds.assign({S.FLAG: (ds[S.FLAG].dims, flag | ~inside.rechunk(flag.chunks))})
+
+
+@register_step("sky_bandpass", SkyBandpassConfig)
+def sky_bandpass_step(datasets, config: SkyBandpassConfig, context):
+    """Bandpass against VISIBILITY_MODEL with a uv cut; post-flag, fill, delay check, apply."""
+    if not datasets:
+        raise SelectionError("sky_bandpass: no data")
+    if any(S.VISIBILITY_MODEL not in ds for ds in datasets):
+        raise ConfigError("sky_bandpass needs VISIBILITY_MODEL: put an 'ateam' or 'predict' "
+                          "step before it")
+    cut = [uv_cut(ds, config.uvrange) for ds in datasets]
+    common = dict(solint=config.solint, combine=config.combine, refant=config.refant or None,
+                  minsnr=config.minsnr, minblperant=config.minblperant, model="column")
+    bandpass = solve(cut, "B", **common)
+    bandpass, outliers = postprocess.flag_bandpass_outliers(
+        bandpass, config.antenna_threshold, config.channel_threshold,
+        antenna_min_deviation=config.antenna_min_deviation)
+    for spw, bad in outliers["antennas"].items():
+        if bad:
+            context.logger.warning("sky_bandpass: spw %s: outlier antenna(s) flagged: %s", spw,
+                                   ", ".join(f"{a} {h}" for a, h in bad))
+    for spw, n in outliers["channels"].items():
+        context.logger.info("sky_bandpass: spw %s: %d outlier channel solutions flagged", spw, n)
+    if config.interpolate:
+        bandpass = postprocess.interpolate_flagged_channels(bandpass)
+    delay = solve(cut, "K", **common)
+    if config.delay_reference:
+        reference = load_table(config.delay_reference)
+        delay, moved = postprocess.compare_delays(delay, reference,
+                                                  config.delay_threshold_ns * 1e-9)
+        for spw, antennas in moved.items():
+            for (antenna, hand), ns in sorted(antennas.items()):
+                context.logger.warning("sky_bandpass: spw %s: delay of %s %s moved %+.1f ns from "
+                                       "the reference", spw, antenna, hand, ns)
+        if not any(moved.values()):
+            context.logger.info("sky_bandpass: delays agree with %s within %g ns",
+                                config.delay_reference, config.delay_threshold_ns)
+    good = postprocess.good_feed_fraction(bandpass)
+    context.logger.info("sky_bandpass: %.0f%% of antenna feeds have bandpass solutions",
+                        100 * good)
+    for path in save_tables({"delay": delay, "bandpass": bandpass}, context.store,
+                            context.outdir):
+        context.logger.info("sky_bandpass: wrote %s", path)
+    return apply(datasets, [ApplyTable(bandpass)])
