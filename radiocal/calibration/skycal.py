@@ -76,10 +76,19 @@ def ateam_step(datasets, config: ATeamConfig, context):
                                  f"(all below {config.min_elevation:g} deg or the beam limit)")
         texts[name] = format_skymodel(model)
         out.append(predict_model(ds, model))
-    path = context.output_path(config.output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"# partition {k}\n{v}" for k, v in texts.items()))
+    _write_models(context.output_path(config.output), texts)
     return out
+
+
+def _write_models(path, texts: dict) -> None:
+    """One sky-model file when every partition saw the same sky (the usual snapshot), else one
+    per partition (``<stem>_<partition>.txt``): each file is a model DP3 or WSClean can read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if len(set(texts.values())) <= 1:
+        path.write_text(next(iter(texts.values()), ""))
+        return
+    for partition, text in texts.items():
+        path.with_name(f"{path.stem}_{partition}{path.suffix}").write_text(text)
 
 
 def _subset(model, keep):

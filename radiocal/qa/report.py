@@ -111,6 +111,8 @@ def collect(datasets, info: RunInfo) -> dict:
         "channels": sum(ds.sizes[S.FREQUENCY] for ds in {ds.attrs.get(S.ATTR_SPW_ID): ds
                                                          for ds in datasets}.values()),
         "polarizations": [str(p) for p in first[S.POLARIZATION].values] if first is not None else [],
+        "centre_frequency": float(np.median(np.concatenate([ds[S.FREQUENCY].values for ds in datasets])))
+        if datasets else None,
         "time_range": [float(min(t.min() for t in times)), float(max(t.max() for t in times))]
         if times else [],
         "fluxscale": {name: {str(spw): {"frequency_hz": f, "flux_jy": s} for spw, (f, s) in v.items()}
@@ -157,6 +159,7 @@ def summary_lines(summary: dict, info: RunInfo) -> list[str]:
         meas = (f"{m['s0']:.4g} Jy @ {m['nu0'] / 1e9:.4g} GHz, index {m['alpha']:+.2f}"
                 if m else "no data")
         lines.append(f"  {name:<16}{text:>26}   {meas}")
+    lines += sky_model_lines(info.outdir, summary)
     flagged = summary["flagged"]
     lines += ["", "FLAGGED DATA",
               f"  input MS {100 * flagged['input']:.1f}%  ->  after the run {100 * flagged['final']:.1f}%"
@@ -171,7 +174,7 @@ def summary_lines(summary: dict, info: RunInfo) -> list[str]:
     lines += ["", "STEPS"]
     for step in steps:
         wall = step.get("wall_time_s")
-        lines.append(f"  {step.get('index', 0) + 1:>2}. {step.get('step', ''):<12}{step.get('status', ''):<9}"
+        lines.append(f"  {step.get('index', 0) + 1:>2}. {step.get('step', ''):<14}{step.get('status', ''):<9}"
                      f"{'' if wall is None else f'{wall:8.1f} s'}")
     lines += ["", f"WARNINGS ({len(summary['warnings'])})"]
     lines += [f"  {w}" for w in summary["warnings"]] or ["  none"]
@@ -179,6 +182,24 @@ def summary_lines(summary: dict, info: RunInfo) -> list[str]:
     products += sorted(p.name for p in info.outdir.glob("dynspec*.zarr"))
     lines += ["", "PRODUCTS (in the output directory)", "  " + ", ".join(products + ["plots/", "log.txt",
                                                                                     "provenance.json"])]
+    return lines
+
+
+def sky_model_lines(outdir: Path, summary: dict) -> list[str]:
+    """The calibration sky model (``skymodel_ateam*.txt`` of the ateam step), if the run made one:
+    each source's apparent flux density at the centre of the band."""
+    from radiocal.io.skymodel import read_skymodel
+
+    paths = sorted(outdir.glob("skymodel_ateam*.txt"))
+    if not paths:
+        return []
+    centre = summary.get("centre_frequency") or 1e9
+    lines = ["", f"CALIBRATION SKY MODEL (apparent: dipole beam applied; at {centre / 1e6:.1f} MHz)"]
+    for path in paths:
+        model = read_skymodel(path)
+        flux = model.spectra([centre])[:, 0, 0]
+        lines.append(f"  {path.name}: " + (", ".join(f"{n} {s:.0f} Jy" for n, s in zip(model.name, flux))
+                                           or "no source"))
     return lines
 
 
