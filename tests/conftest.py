@@ -24,6 +24,13 @@ def vla_small_ms(vla_small_dir) -> str:
     return str(vla_small_dir / "vla_small.ms")
 
 
+# vla_small's DATA was computed with exp(-2 pi i (ul + vm + w(n-1)) nu / c), the opposite of CASA's
+# sign that radiocal follows by default: CASA's own ft + uvsub of its skymodel.txt
+# (casa_reference/cal.ms) leaves each source at -S where it is listed and +S at the mirror position.
+# Tests that predict its sky model say so.
+VLA_SMALL_PHASE_CONVENTION = "fourier"
+
+
 class CliResult:
     def __init__(self, exit_code: int, out: str, err: str):
         self.exit_code, self.out, self.err = exit_code, out, err

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from radiocal.dynspec.config import SENSES, DynspecConfig
+from radiocal.dynspec.config import PHASE_CONVENTIONS, SENSES, DynspecConfig
 
 _HELP = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(DynspecConfig)}
 
@@ -59,9 +59,11 @@ def _open_inputs(path: str):
 @click.option("--subtract-model", is_flag=True, help=_HELP["subtract_model"])
 @click.option("--max-channel-noise", default=DynspecConfig.max_channel_noise, show_default=True,
               type=click.FloatRange(min=0), help=_HELP["max_channel_noise"])
+@click.option("--phase-convention", default="casa", show_default=True,
+              type=click.Choice(PHASE_CONVENTIONS), help=_HELP["phase_convention"])
 @click.pass_context
 def dynspec(ctx, store, field, skymodel, output, overwrite, timeavg, freqavg, uvrange, exclude, clip_i,
-            clip_v, sense, min_fraction, tb, subtract_model, max_channel_noise):
+            clip_v, sense, min_fraction, tb, subtract_model, max_channel_noise, phase_convention):
     """Dynamic spectrum of a target field: average over baselines into time x frequency.
 
     Uses calibrated data (VISIBILITY_CORRECTED) when the store has them, else the raw DATA, and
@@ -78,7 +80,7 @@ def dynspec(ctx, store, field, skymodel, output, overwrite, timeavg, freqavg, uv
         freqavg=freqavg, uvrange=uvrange, exclude_baselines=tuple(exclude), clip_i=clip_i,
         clip_v=clip_v, sense=sense, min_fraction=min_fraction,
         tb_distance_pc=tb[0] if tb else 0.0, tb_radius_rsun=tb[1] if tb else 0.0,
-        max_channel_noise=max_channel_noise,
+        max_channel_noise=max_channel_noise, phase_convention=phase_convention,
     )
     spectrum = dynamic_spectrum(_open_inputs(store), config)
     column = spectrum.attrs["data_column"]

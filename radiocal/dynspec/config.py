@@ -19,16 +19,30 @@ SENSES = ("", "+", "-")
 MAX_CHANNEL_NOISE = math.sqrt(2.0)
 
 
+PHASE_CONVENTIONS = ("casa", "fourier")
+
+
+def _check_convention(value):
+    if value not in PHASE_CONVENTIONS:
+        raise ConfigError(f"phase_convention must be 'casa' or 'fourier', not {value!r}")
+
+
 @dataclass(frozen=True)
 class PredictConfig:
     skymodel: str = dataclasses.field(
         default="", metadata={"help": "makesourcedb/DP3/WSClean sky model file", "input": True}
     )
     field: str = dataclasses.field(default="", metadata={"help": "field name or id to predict (empty: all)"})
+    phase_convention: str = dataclasses.field(
+        default="casa", metadata={"help": "sign of the predicted fringe: 'casa' (exp(+2 pi i "
+                                          "(ul+vm+w(n-1))/lambda), as CASA's ft and real data) or "
+                                          "'fourier' (data written with the opposite sign)",
+                                  "choices": PHASE_CONVENTIONS})
 
     def __post_init__(self):
         if not self.skymodel:
             raise ConfigError("predict: a skymodel file is required")
+        _check_convention(self.phase_convention)
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,11 @@ class DynspecConfig:
         default=360, metadata={"help": "at most this many blank rows stand for one gap in time"}
     )
     output: str = dataclasses.field(default="dynspec.zarr", metadata={"help": "output zarr (dynspec step)"})
+    phase_convention: str = dataclasses.field(
+        default="casa", metadata={"help": "sign of the predicted fringe: 'casa' (exp(+2 pi i "
+                                          "(ul+vm+w(n-1))/lambda), as CASA's ft and real data) or "
+                                          "'fourier' (data written with the opposite sign)",
+                                  "choices": PHASE_CONVENTIONS})
 
     def __post_init__(self):
         if isinstance(self.exclude_baselines, (list, str)):
@@ -93,6 +112,7 @@ class DynspecConfig:
                 raise ConfigError(f"dynspec: {name} must be >= 0, not {getattr(self, name)!r}")
         if self.min_fraction > 1:
             raise ConfigError(f"dynspec: min_fraction must be in [0, 1], not {self.min_fraction}")
+        _check_convention(self.phase_convention)
         if self.sense not in SENSES:
             raise ConfigError(f"dynspec: sense must be '+', '-' or '', not {self.sense!r}")
         if (self.tb_distance_pc > 0) != (self.tb_radius_rsun > 0):

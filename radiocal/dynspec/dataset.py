@@ -65,7 +65,7 @@ def source_variable(ds: xr.Dataset) -> str:
     return schema.VISIBILITY_CORRECTED if schema.VISIBILITY_CORRECTED in ds else schema.VISIBILITY
 
 
-def predict_model(ds: xr.Dataset, skymodel: SkyModel) -> xr.Dataset:
+def predict_model(ds: xr.Dataset, skymodel: SkyModel, convention: str = "casa") -> xr.Dataset:
     """Predict a sky model into ``VISIBILITY_MODEL`` (lazy DFT with the w-term).
 
     Parameters
@@ -73,6 +73,7 @@ def predict_model(ds: xr.Dataset, skymodel: SkyModel) -> xr.Dataset:
     ds : canonical dataset; needs ``UVW``, ``frequency``, ``polarization`` and the ``phase_center``
         attribute.
     skymodel : SkyModel
+    convention : "casa" (default, the sign of CASA's ``ft`` and of real data) or "fourier"
 
     Returns
     -------
@@ -97,6 +98,7 @@ def predict_model(ds: xr.Dataset, skymodel: SkyModel) -> xr.Dataset:
         lmn,
         np.ascontiguousarray(skymodel.gaussian_shape()),
         vis.chunks,
+        convention,
     )
     return ds.assign({schema.VISIBILITY_MODEL: (ds[schema.VISIBILITY].dims, model)})
 
@@ -246,7 +248,7 @@ def scan_spectra(datasets, config: DynspecConfig) -> list[xr.Dataset]:
     partitions = select_field(datasets, config.field)
     if config.skymodel:
         sky = read_skymodel(config.skymodel)
-        partitions = [predict_model(ds, sky) for ds in partitions]
+        partitions = [predict_model(ds, sky, config.phase_convention) for ds in partitions]
     by_scan: dict[int, list] = {}
     for ds in partitions:
         by_scan.setdefault(int(ds.attrs.get(schema.ATTR_SCAN, -1)), []).append(ds)

@@ -24,10 +24,11 @@ _ANCHOR = 32
 
 
 @numba.njit(**JIT)
-def predict_components(uvw, frequency, lmn, brightness, gauss):
+def predict_components(uvw, frequency, lmn, brightness, gauss, sign=1.0):
     """Model visibilities of point and Gaussian components by direct Fourier transform.
 
-    ``V = sum_s B_s(nu) G_s(u, v, nu) exp(-2 pi i (u l + v m + w (n - 1)) nu / c)``, CASA's sign.
+    ``V = sum_s B_s(nu) G_s(u, v, nu) exp(+2 pi i (u l + v m + w (n - 1)) nu / c)``: CASA's sign
+    (``ft`` of a component list gives exactly this with the MS's UVW), so real data subtract.
 
     Parameters
     ----------
@@ -37,6 +38,8 @@ def predict_components(uvw, frequency, lmn, brightness, gauss):
     brightness : (source, frequency, polarization) complex128, the coherency of each source
     gauss : (source, 3) float64, major FWHM, minor FWHM (radians), position angle (radians east
         of north); zero axes make a point.
+    sign : float
+        +1 (CASA's convention) or -1 (data written with the opposite, "Fourier" sign).
 
     Returns
     -------
@@ -47,7 +50,7 @@ def predict_components(uvw, frequency, lmn, brightness, gauss):
     nsrc, npol = brightness.shape[0], brightness.shape[2]
     out = np.empty((ntime, nbl, nchan, npol), dtype=np.complex64)
     acc = np.empty((nchan, npol), dtype=np.complex128)
-    phase_scale = -2.0 * math.pi / SPEED_OF_LIGHT
+    phase_scale = sign * 2.0 * math.pi / SPEED_OF_LIGHT
     # On a regular channel grid the fringe advances by a fixed rotation per channel: one complex
     # multiply instead of a cos and a sin. It is re-anchored exactly every _ANCHOR channels so
     # rounding cannot build up.

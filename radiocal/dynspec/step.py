@@ -21,7 +21,8 @@ from radiocal.io.skymodel import read_skymodel
 def predict(datasets, config: PredictConfig, context):
     """Predict a makesourcedb/DP3/WSClean sky model into VISIBILITY_MODEL (DFT with the w-term)."""
     sky = read_skymodel(config.skymodel)
-    out = [predict_model(ds, sky) if matches_field(ds, config.field) else ds for ds in datasets]
+    out = [predict_model(ds, sky, config.phase_convention) if matches_field(ds, config.field) else ds
+           for ds in datasets]
     context.logger.info("predict: %d component(s) into %d partition(s)", len(sky),
                         sum(matches_field(ds, config.field) for ds in datasets))
     return out

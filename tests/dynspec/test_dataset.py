@@ -46,7 +46,7 @@ def test_subtract_model_only_leaves_float_precision(star):
     freq = ds[S.FREQUENCY].values
     uvw = ds[S.UVW].values
     flux = sky.spectra(freq)[:, :, 0]
-    phase = -2j * np.pi / 299792458.0 * (uvw @ (lmn - [0, 0, 1]).T)[..., None] * freq   # (t, b, s, f)
+    phase = 2j * np.pi / 299792458.0 * (uvw @ (lmn - [0, 0, 1]).T)[..., None] * freq   # (t, b, s, f)
     model = (np.exp(phase) * flux[None, None]).sum(axis=2)
     data = np.stack([model, 0 * model, 0 * model, model], axis=-1).astype(np.complex64)
     ds = ds.assign({S.VISIBILITY: (ds[S.VISIBILITY].dims, data)})

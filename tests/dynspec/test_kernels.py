@@ -11,12 +11,12 @@ C = 299792458.0
 
 
 def numpy_predict(uvw, freq, lmn, brightness, gauss):
-    """Straightforward DFT: sum over sources of B * shape * exp(-2 pi i (ul + vm + w(n-1)) nu / c)."""
+    """Straightforward DFT: sum over sources of B * shape * exp(+2 pi i (ul + vm + w(n-1)) nu / c), CASA's sign."""
     u, v, w = (uvw[..., k][..., None] * freq / C for k in range(3))  # wavelengths (t, b, f)
     out = np.zeros(uvw.shape[:2] + (freq.size, brightness.shape[2]), complex)
     for s in range(lmn.shape[0]):
         l, m, n = lmn[s]
-        fringe = np.exp(-2j * np.pi * (u * l + v * m + w * (n - 1)))
+        fringe = np.exp(2j * np.pi * (u * l + v * m + w * (n - 1)))
         major, minor, pa = gauss[s]
         up = u * np.sin(pa) + v * np.cos(pa)
         vp = u * np.cos(pa) - v * np.sin(pa)

@@ -16,6 +16,8 @@ from radiocal.dynspec import dataset as D
 from radiocal.dynspec.config import DynspecConfig
 from radiocal.io import schema as S
 
+from ..conftest import VLA_SMALL_PHASE_CONVENTION
+
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "vla_small"
 MS = DATA / "vla_small.ms"
 TARGET = "STAR"
@@ -111,6 +113,7 @@ def _true_gain_spectrum(partitions, truth, edge_channels=0):
             ds[S.FLAG].values[:, :, -edge_channels:] = True
     # every channel kept: these tests measure the averaging itself, band edges included
     spec = D.dynamic_spectrum(calibrated, DynspecConfig(field=TARGET, skymodel=str(DATA / "skymodel.txt"),
+                                                        phase_convention=VLA_SMALL_PHASE_CONVENTION,
                                                         max_channel_noise=0.0))
     return spec.compute(), calibrated
 
@@ -164,7 +167,8 @@ def test_after_default_flagging_and_calibration(partitions, truth, tmp_path):
     for name, options in plan:
         spec = steps[name]
         datasets = spec.run(datasets, make_config(spec, options), context)
-    spectrum = D.dynamic_spectrum(datasets, DynspecConfig(field=TARGET, skymodel=str(DATA / "skymodel.txt")))
+    spectrum = D.dynamic_spectrum(datasets, DynspecConfig(field=TARGET, skymodel=str(DATA / "skymodel.txt"),
+                                                                    phase_convention=VLA_SMALL_PHASE_CONVENTION))
     assert spectrum.attrs["data_column"] == S.VISIBILITY_CORRECTED
     spectrum = spectrum.compute()
     ratios = floor_ratios(spectrum, truth)

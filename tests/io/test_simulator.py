@@ -222,7 +222,7 @@ def test_background_sources_follow_the_dft_convention():
     n = np.sqrt(1 - src.l ** 2 - src.m ** 2)
     path = uvw[..., 0] * src.l + uvw[..., 1] * src.m + uvw[..., 2] * (n - 1)
     phase = path[..., None] * nu / 299792458.0
-    expected = 2.0 * (nu / cfg.reference_frequency) ** -0.5 * np.exp(-2j * np.pi * phase)
+    expected = 2.0 * (nu / cfg.reference_frequency) ** -0.5 * np.exp(2j * np.pi * phase)
     np.testing.assert_allclose(model[..., 0], expected, rtol=1e-10)
     np.testing.assert_allclose(model[..., 1], expected, rtol=1e-10)
     # The sky-model text puts the source where (l, m) says.

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from ..conftest import VLA_SMALL_PHASE_CONVENTION
 from .pipeline_testing import RADIOCAL, tree_digest
 
 FLUXCAL, PHASECAL, TARGET = "J1331+3030", "J1407+2827", "STAR"
@@ -26,7 +27,9 @@ def test_phaseref_vla_small(vla_small_dir, run_cli, tmp_path):
     before = tree_digest(ms)
     out = tmp_path / "out"
     result = run_cli("--scheduler", "threads", *_phaseref_args(ms, vla_small_dir / "skymodel.txt", out,
-                                                               "--refant", "W01"))
+                                                               "--refant", "W01", "--set",
+                                                               "dynspec.phase_convention="
+                                                               + VLA_SMALL_PHASE_CONVENTION))
     assert result.exit_code == 0, result.err
     for name in ("store.zarr", "calibrated.ms", "caltables/bandpass.B", "caltables/flux.G",
                  f"dynspec_{TARGET}.zarr", f"plots/dynspec_{TARGET}.png", "plots/flags.png",

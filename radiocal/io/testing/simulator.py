@@ -5,9 +5,13 @@ Measurement equation, per baseline ``(p, q)``, time ``t`` and frequency ``nu``::
     DATA[p, q] = J_p M J_q^H + noise + RFI,   J_p = diag(G_p,h(t) B_p,h(nu))   (h: the two hands)
 
 ``M`` is the 2x2 coherency of the sky. Point sources enter with CASA's sign convention (checked
-against CASA-simulated data)::
+against ``casatasks.ft`` of a component list on the same MS, and WSClean images them where they
+are)::
 
-    V(u, v, w) = sum_s S_s(nu) exp(-2 pi i (u l_s + v m_s + w (n_s - 1)) nu / c)
+    V(u, v, w) = sum_s S_s(nu) exp(+2 pi i (u l_s + v m_s + w (n_s - 1)) nu / c)
+
+(``../shared/data/vla_small``'s DATA uses the opposite sign: CASA's own ``ft`` + ``uvsub`` of its
+``skymodel.txt`` leaves the sources mirrored through the phase centre.)
 
 with (u, v, w) in metres from :func:`radiocal.io.testing.geometry.uvw` (``antenna1 - antenna2``).
 Circular feeds: ``RR = I + V``, ``LL = I - V``, ``RL = LR = 0``; linear feeds: ``XX = YY = I``,
@@ -206,7 +210,7 @@ def _sky_model(sky: Sky, field_id: int, uvw: np.ndarray, nu: np.ndarray, stokes_
         n1 = np.sqrt(1.0 - src.l ** 2 - src.m ** 2) - 1.0
         path = uvw[..., 0] * src.l + uvw[..., 1] * src.m + uvw[..., 2] * n1   # metres
         flux = src.flux * (nu / sky.reference_frequency) ** src.spectral_index
-        total_i += flux * np.exp(-2j * np.pi * path[..., None] * (nu / C))
+        total_i += flux * np.exp(2j * np.pi * path[..., None] * (nu / C))
     return _coherency(total_i, np.broadcast_to(stokes_v[:, None, :], shape), pols)
 
 
