@@ -1,0 +1,124 @@
+"""The ``image`` pipeline step: diagnostic FITS images of the run's exported MS in ``images/``.
+
+A sink: it images ``OUTDIR/calibrated.ms`` (the ``export`` step's product; CORRECTED_DATA when it
+has it) with WSClean, or CASA tclean, one image per field, into ``OUTDIR/images/FIELD-*.fits``
+and lists what it made in ``OUTDIR/images/images.json``. Diagnostic imaging is not required by
+default: when the imager is absent or fails, the step logs a warning (which the QA report lists)
+and the pipeline goes on; with ``required: true`` it stops the pipeline instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+
+from radiocal.engine.registry import register_step
+from radiocal.errors import ConfigError, OutputExistsError
+
+
+def _opt(default, help_text, **extra):
+    return dataclasses.field(default=default, metadata={"help": help_text, **extra})
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    ms: str = _opt("calibrated.ms", "MS to image; relative paths are inside the output directory")
+    output: str = _opt("images", "directory of the FITS images, inside the output directory "
+                                 "unless absolute")
+    imager: str = _opt("wsclean", "imager", choices=("wsclean", "tclean"))
+    executable: str = _opt("", "WSClean program (default: $RADIOCAL_WSCLEAN, else wsclean on PATH)")
+    required: bool = _opt(False, "stop the pipeline when the imager is absent or fails "
+                                 "(false: log a warning and go on)")
+    fields: tuple = _opt((), "fields (names or ids) to image, one image each (empty: every field)")
+    size: int = _opt(1024, "image width and height, pixels")
+    scale: str = _opt("auto", "pixel size with unit, e.g. 2arcsec or 0.25deg "
+                              "(auto: a fifth of the synthesised beam)")
+    niter: int = _opt(1000, "maximum CLEAN iterations (0: dirty image)")
+    auto_threshold: float = _opt(3.0, "clean down to this many times the residual's robust rms")
+    mgain: float = _opt(0.8, "major-cycle gain (WSClean -mgain)")
+    weight: str = _opt("briggs 0", "natural, uniform or 'briggs R'")
+    column: str = _opt("", "data column (default: CORRECTED_DATA when present, else DATA)")
+    polarizations: str = _opt("I", "polarizations, e.g. I or I,V or XX,YY")
+    channels_out: int = _opt(1, "images across the band")
+    join_channels: bool = _opt(False, "joint deconvolution of the channel images plus an MFS image")
+    join_polarizations: bool = _opt(False, "clean the polarizations jointly")
+    intervals_out: int = _opt(1, "images in time (WSClean only)")
+    minuv_l: float = _opt(0.0, "drop baselines shorter than this, wavelengths (0: keep all)")
+    shift: tuple = _opt((), "image centre [RA, Dec], e.g. [13h50m00s, +25d10m00s] (empty: the "
+                            "phase centre)")
+    threads: int = _opt(0, "imager threads (0: the imager's default)")
+    extra_args: tuple = _opt((), "further WSClean arguments, one list item per word")
+    overwrite: bool = _opt(False, "replace existing images outside the output directory")
+
+    def __post_init__(self):
+        try:
+            self.options("")
+        except ConfigError as err:
+            # ValueError: the registry reports it as a ConfigError naming the step
+            raise ValueError(str(err)) from None
+
+    def options(self, field: str):
+        """The :class:`ImagingOptions` of one field's image."""
+        from radiocal.imaging.options import ImagingOptions
+
+        return ImagingOptions(
+            size=self.size, scale=self.scale, niter=self.niter,
+            auto_threshold=self.auto_threshold, mgain=self.mgain, weight=self.weight,
+            column=self.column, polarizations=self.polarizations, field=field,
+            channels_out=self.channels_out, join_channels=self.join_channels,
+            join_polarizations=self.join_polarizations,
+            intervals_out=self.intervals_out, minuv_l=self.minuv_l or None,
+            shift=tuple(self.shift) or None, threads=self.threads or None,
+            extra_args=tuple(self.extra_args))
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name) or "field"
+
+
+@register_step("image", ImageConfig, kind="sink")
+def image(datasets, config: ImageConfig, context):
+    """Diagnostic images of the exported MS with WSClean (or tclean), one per field, in images/."""
+    from radiocal.imaging import make_image
+    from radiocal.imaging.errors import ImagerError, ImagerNotFoundError
+    from radiocal.imaging.options import MSInfo
+
+    ms = context.output_path(config.ms)
+    if not (ms / "table.dat").exists():
+        raise ConfigError(f"step 'image': {ms} is not a Measurement Set "
+                          f"(put an export step before image, or set ms:)")
+    outdir = context.output_path(config.output).resolve()
+    ours = outdir == context.outdir.resolve() or context.outdir.resolve() in outdir.parents
+    info = MSInfo.read(ms)
+    names = list(config.fields) or list(info.fields)
+    made, problems = [], []
+    for name in dict.fromkeys(str(n) for n in names):
+        label = info.fields[int(name)] if name.isdigit() and int(name) < len(info.fields) else name
+        prefix = outdir / _safe(label)
+        try:
+            result = make_image(ms, prefix, config.options(name), config.imager,
+                                overwrite=ours or config.overwrite,
+                                executable=config.executable or None, inputs=context.inputs)
+        except OutputExistsError as err:
+            raise ConfigError(f"step 'image': {err}") from None
+        except ImagerError as err:
+            if config.required:
+                raise
+            problems.append(str(err))
+            # a missing imager fails every field alike: say it once
+            if isinstance(err, ImagerNotFoundError):
+                break
+            continue
+        made.append({"field": label, "imager": result.imager, "column": result.column,
+                     "images": [str(p) for p in result.images],
+                     "files": [str(p) for p in result.files], "log": str(result.log),
+                     "command": list(result.command)})
+        context.logger.info("image: %s -> %s", label, ", ".join(p.name for p in result.images))
+    for problem in problems:
+        context.logger.warning("%s; no diagnostic image made", problem)
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "images.json").write_text(json.dumps(
+        {"ms": str(ms), "images": made, "problems": problems}, indent=2) + "\n")
+    return datasets
