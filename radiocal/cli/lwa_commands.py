@@ -37,7 +37,7 @@ def run_name(inputs) -> str:
 
 
 def lwa_entries(inputs, *, bad_antennas=(), bad_antennas_file="", refant="", uvrange=None,
-                delay_reference="", sources=(), min_elevation=None, image=False) -> list[dict]:
+                delay_reference="", sources=(), min_elevation=None, image=True) -> list[dict]:
     """The packaged lwa pipeline with these options, as ``{step: NAME, ...}`` entries."""
     import yaml
 
@@ -65,8 +65,8 @@ def lwa_entries(inputs, *, bad_antennas=(), bad_antennas_file="", refant="", uvr
                 entry["uvrange"] = uvrange
             entry["delay_reference"] = (str(Path(delay_reference).resolve())
                                         if delay_reference else "")
-        elif name == "report" and image:
-            entries.append({"step": "image"})   # diagnostic images of calibrated.ms first
+        elif name == "image" and not image:
+            continue
         entries.append(entry)
     return entries
 
@@ -136,8 +136,13 @@ def lwa(ctx, inputs, outdir, bad_antennas, bad_antennas_file, refant, uvrange, d
     provenance.json. The input files are only read.
     """
     started = time.monotonic()
-    if image is None:
-        image = shutil.which("wsclean") is not None and _image_step_available()
+    if image is None:   # the image step warns when WSClean is absent; don't ask for that
+        from radiocal.imaging.wsclean import find_wsclean
+
+        try:
+            image = bool(find_wsclean())
+        except RadiocalError:
+            image = False
     outdir = Path(outdir).expanduser().resolve()
     name = run_name(inputs)
     work = _take_back(outdir, name)
@@ -164,12 +169,6 @@ def lwa(ctx, inputs, outdir, bad_antennas, bad_antennas_file, refant, uvrange, d
     if outcome == "unsuccessful":
         raise RadiocalError(f"run {name} FAILED its QA ({'; '.join(problems) or 'see report'}): "
                             f"filed in {filed}")
-
-
-def _image_step_available() -> bool:
-    from radiocal.engine.registry import all_steps
-
-    return "image" in all_steps()
 
 
 commands = [lwa]

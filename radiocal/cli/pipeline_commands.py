@@ -28,11 +28,11 @@ def dynspec_name(target: str) -> str:
 
 
 def phaseref_entries(inputs, *, fluxcal, phasecal, targets, bpcal="", fluxcal_model="standard",
-                     refant="", skymodel=None) -> list[dict]:
+                     refant="", skymodel=None, image=False) -> list[dict]:
     """The packaged phaseref pipeline with these options, as ``{step: NAME, ...}`` entries.
 
     The file's single ``dynspec`` entry becomes one per target when a sky model is given, and is
-    dropped otherwise.
+    dropped otherwise; ``image`` adds the ``image`` step (WSClean) before the report.
     """
     import yaml
 
@@ -53,6 +53,8 @@ def phaseref_entries(inputs, *, fluxcal, phasecal, targets, bpcal="", fluxcal_mo
                 entries += [dict(entry, field=target, skymodel=str(Path(skymodel).resolve()),
                                  output=dynspec_name(target)) for target in targets]
             continue
+        elif name == "report" and image:
+            entries.append({"step": "image"})
         entries.append(entry)
     return entries
 
@@ -121,6 +123,8 @@ _SET_HELP = "Override a step option (repeatable), as in `radiocal run`."
               help="Sky model of the targets' other sources (makesourcedb/DP3/WSClean text): "
                    "subtract it and make each target's dynamic spectrum.")
 @click.option("--refant", default="", help="Reference antenna(s) in preference order.")
+@click.option("--image", is_flag=True,
+              help="Also image calibrated.ms with WSClean, one image per field, into OUTDIR/images/.")
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False),
               help="Output directory (see the README's 'Output directory').")
 @click.option("--set", "overrides", multiple=True, metavar="STEP.KEY=VALUE", help=_SET_HELP)
@@ -128,7 +132,7 @@ _SET_HELP = "Override a step option (repeatable), as in `radiocal run`."
               help="Progress bars on stderr (default: when stderr is a terminal).")
 @click.pass_context
 def phaseref(ctx, inputs, fluxcal, fluxcal_model, bpcal, phasecal, targets, skymodel, refant,
-             outdir, overrides, progress):
+             image, outdir, overrides, progress):
     """Phase-referencing pipeline: convert, flag, calibrate, dynamic spectra, export, report.
 
     The input MS are only read. OUTDIR gets store.zarr, caltables/ (CASA tables; the zarr ones
@@ -139,7 +143,7 @@ def phaseref(ctx, inputs, fluxcal, fluxcal_model, bpcal, phasecal, targets, skym
     started = time.monotonic()
     entries = phaseref_entries(inputs, fluxcal=fluxcal, phasecal=phasecal,
                                targets=_split(targets), bpcal=bpcal, fluxcal_model=fluxcal_model,
-                               refant=refant, skymodel=skymodel)
+                               refant=refant, skymodel=skymodel, image=image)
     document = _run(ctx, entries, outdir, overrides, progress)
     _echo_done(ctx, document, Path(document["outdir"]), started)
 

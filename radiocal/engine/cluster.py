@@ -202,14 +202,15 @@ class Engine:
         memory_limit = self.memory_limit
         if memory_limit is None:
             memory_limit = int(psutil.virtual_memory().available * 0.9 / workers)
+        # Worker processes, nannies and the scheduler all bind to loopback (port 0 avoids
+        # clashes); thread workers talk to the scheduler in memory (inproc://), no socket at all.
+        network = dict(host=LOOPBACK, scheduler_port=0) if self.processes else {}
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=threads,
             processes=self.processes,
             memory_limit=memory_limit,
-            # Workers, nannies and the scheduler all bind to loopback; port 0 avoids clashes.
-            host=LOOPBACK,
-            scheduler_port=0,
+            **network,
             # The scheduler's HTTP server (health, metrics, dashboard) always runs: keep it on
             # loopback and off the well-known port 8787 another user's dashboard may hold.
             dashboard_address=f"{LOOPBACK}:0",

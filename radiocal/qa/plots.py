@@ -208,3 +208,39 @@ def flag_figure(fractions: dict):
     total = fraction(fractions["now"]["total"])
     fig.suptitle(f"Flagged data: {100 * total:.1f}% of all samples after the run", fontsize=11)
     return fig
+
+
+def image_figure(path, markers=()):
+    """A FITS image (first plane) with offsets from its centre in degrees.
+
+    ``markers``: (name, ra, dec) radians of sources to circle (e.g. the calibration sky model),
+    so a reader sees at once whether they are where the image puts them.
+    """
+    from radiocal.imaging.fits import read_fits, sky_to_pixel
+
+    plt = _pyplot()
+    header, data = read_fits(path)
+    plane = data.reshape((-1,) + data.shape[-2:])[0]
+    fig, ax = plt.subplots(figsize=PAGE)
+    ny, nx = plane.shape
+    dx, dy = float(header.get("CDELT1", 1.0)), float(header.get("CDELT2", 1.0))
+    cx, cy = float(header.get("CRPIX1", nx / 2 + 1)) - 1, float(header.get("CRPIX2", ny / 2 + 1)) - 1
+    extent = [(-0.5 - cx) * dx, (nx - 0.5 - cx) * dx, (-0.5 - cy) * dy, (ny - 0.5 - cy) * dy]
+    finite = plane[np.isfinite(plane)]
+    low, high = (np.percentile(finite, [1, 99.9]) if finite.size else (0.0, 1.0))
+    shown = ax.imshow(plane, origin="lower", extent=extent, cmap="inferno", vmin=low, vmax=high,
+                      interpolation="nearest")
+    for name, ra, dec in markers:
+        try:
+            x, y = sky_to_pixel(header, ra, dec)
+        except Exception:   # behind the tangent plane or another projection: nothing to mark
+            continue
+        px, py = (x - cx) * dx, (y - cy) * dy
+        ax.plot(px, py, "o", mfc="none", mec="cyan", ms=14)
+        ax.annotate(name, (px, py), xytext=(8, 8), textcoords="offset points", color="cyan")
+    ax.set_xlabel("offset in RA (deg, SIN projection)")
+    ax.set_ylabel("offset in Dec (deg)")
+    ax.set_title(f"{path.name}: peak {finite.max() if finite.size else float('nan'):.4g} "
+                 f"{header.get('BUNIT', '')}")
+    fig.colorbar(shown, ax=ax, label=str(header.get("BUNIT", "")))
+    return fig

@@ -242,6 +242,9 @@ def _figures(summary: dict, info: RunInfo):
                     suffix = f"_{page + 1}" if page else ""
                     yield f"{table_name}_{quantity}_spw{spw}{suffix}", fig
     yield "flags", plots.flag_figure(summary["_flags"])
+    markers = _sky_markers(info.outdir)
+    for path in sorted((info.outdir / "images").glob("*-image.fits")):
+        yield f"image_{_safe(path.stem)}", plots.image_figure(path, markers)
     for path in sorted(info.outdir.glob("dynspec*.zarr")):
         from radiocal.dynspec.dataset import open_dynspec
         from radiocal.dynspec.plot import plot_dynamic_spectrum
@@ -249,6 +252,16 @@ def _figures(summary: dict, info: RunInfo):
         spectrum = open_dynspec(path)
         target = spectrum.attrs.get("field_name") or path.stem
         yield f"dynspec_{_safe(str(target))}", plot_dynamic_spectrum(spectrum)
+
+
+def _sky_markers(outdir: Path):
+    from radiocal.io.skymodel import read_skymodel
+
+    out = []
+    for path in sorted(outdir.glob("skymodel_ateam*.txt")):
+        model = read_skymodel(path)
+        out += [(str(n), float(r), float(d)) for n, r, d in zip(model.name, model.ra, model.dec)]
+    return list(dict.fromkeys(out))
 
 
 def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path) -> dict:
