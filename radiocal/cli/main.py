@@ -40,6 +40,9 @@ _COMMAND_MODULES = (
               show_default=True, help="Start workers locally or submit them as batch jobs.")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Local worker processes (default: sized to the machine).")
+@click.option("--worker-processes/--worker-threads", "processes", default=None,
+              help="Local workers as processes, or as threads of this process (default: threads "
+                   "on machines with up to 4 cores unless --workers is given, processes beyond).")
 @click.option("--threads-per-worker", type=click.IntRange(min=1),
               help="Threads per local worker (default: cores / workers).")
 @click.option("--memory-limit", metavar="SIZE",
@@ -56,7 +59,7 @@ _COMMAND_MODULES = (
               help="Serve the dask dashboard (on 127.0.0.1 for a local cluster).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool, scheduler, cluster, workers,
-        threads_per_worker, memory_limit, jobs, cores, memory, walltime, queue, dry_run_jobscript,
+        processes, threads_per_worker, memory_limit, jobs, cores, memory, walltime, queue, dry_run_jobscript,
         dashboard) -> None:
     """Measurement Sets to calibrated data and dynamic spectra, on a laptop or a dask cluster."""
     ctx.ensure_object(dict)
@@ -69,7 +72,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool, scheduler, c
     for handler in logging.getLogger().handlers:
         handler.setLevel(level)  # a run's log file may ask for more than the terminal shows
     ctx.obj["engine_options"] = dict(
-        scheduler=scheduler, cluster=cluster, workers=workers,
+        scheduler=scheduler, cluster=cluster, workers=workers, processes=processes,
         threads_per_worker=threads_per_worker, memory_limit=memory_limit, jobs=jobs, cores=cores,
         memory=memory, walltime=walltime, queue=queue, dashboard=dashboard)
     if dry_run_jobscript:
