@@ -191,3 +191,26 @@ def test_lwa_bad_antenna_file_must_exist(run_cli, tmp_path):
     result = run_cli("lwa", str(tmp_path), "-o", str(tmp_path / "out"), "--bad-antennas-file",
                      str(tmp_path / "missing.txt"))
     assert result.exit_code != 0 and "missing.txt" in result.err
+
+
+def test_lwa_drift_scan_files(tmp_path):
+    """Real OVRO-LWA files are phased to the zenith of their own integration: each integration
+    is its own field (same name, another phase centre); the bandpass is solved across them."""
+    from radiocal.io import caltables as C
+    from radiocal.io.testing import SimConfig
+    from radiocal.io.testing.config import LWA_START
+    from radiocal.io.testing.simulator import lwa_files
+
+    for k in range(3):
+        lwa_files(tmp_path / "raw", SimConfig.lwa(n_subbands=2, n_channels=4, n_integrations=1,
+                                                  n_antennas=10, start_time=LWA_START + 10.0 * k))
+    result = subprocess.run(RADIOCAL + ["--scheduler", "threads", "lwa", str(tmp_path / "raw"),
+                                        "-o", str(tmp_path / "out"), "--no-image",
+                                        "--uvrange", UVRANGE],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "out" / "successful" / "20260301_171500"
+    (table,) = C.read_table_zarr(run / "store.zarr" / "caltables" / "bandpass")
+    assert len(table.attrs[C.ATTR_FIELD_IDS]) == 3      # one field per integration
+    assert not table[C.SOL_FLAG].values.all(axis=(0, 2)).any()   # every feed solved
+    assert len(list(run.glob("skymodel_ateam_*.txt"))) == 3   # the beam moved between them
