@@ -111,9 +111,7 @@ def solve_graph(datasets, cal_type, *, solint="inf", combine="", refant=None, ca
                       nchan if per_channel else 1)
 
 
-def solve(datasets, cal_type="G", *, solint="inf", combine="", refant=None, calmode="ap",
-          minsnr=3.0, minblperant=4, solnorm=False, model=None, prior=(), max_iter=100,
-          tol=1e-10) -> list[xr.Dataset]:
+def solve(datasets, cal_type="G", **options) -> list[xr.Dataset]:
     """Solve a calibration table from canonical datasets.
 
     Parameters
@@ -146,6 +144,32 @@ def solve(datasets, cal_type="G", *, solint="inf", combine="", refant=None, calm
         One dataset per spectral window, in memory, with ``solution_counts`` like CASA's
         expected / attempted / succeeded.
     """
+    (table,) = solve_jointly([(datasets, cal_type, options)])
+    return table
+
+
+def solve_jointly(requests) -> list[list[xr.Dataset]]:
+    """Several :func:`solve` calls in one pass over the data.
+
+    Parameters
+    ----------
+    requests : sequence of (datasets, cal_type, options dict)
+        What :func:`solve` takes. Solves on the same partitions with the same prior (e.g. phases
+        at two solution intervals) then read and correct the data once, not once each.
+
+    Returns
+    -------
+    list of tables, in the order of ``requests``.
+    """
+    plans = [_plan(datasets, cal_type, **options) for datasets, cal_type, options in requests]
+    packed = dask.compute(*[[g.packed for g in graphs] for graphs, _ in plans])
+    return [finish(p) for (_, finish), p in zip(plans, packed)]
+
+
+def _plan(datasets, cal_type="G", *, solint="inf", combine="", refant=None, calmode="ap",
+          minsnr=3.0, minblperant=4, solnorm=False, model=None, prior=(), max_iter=100,
+          tol=1e-10):
+    """The lazy solve graphs of one request and how to turn their results into a table."""
     datasets = list(datasets)
     if not datasets:
         raise SelectionError("nothing to solve on: the selection is empty")
@@ -161,12 +185,14 @@ def solve(datasets, cal_type="G", *, solint="inf", combine="", refant=None, calm
                           calmode=calmode, minsnr=minsnr, minblperant=minblperant, model=model,
                           prior=prior, max_iter=max_iter, tol=tol)
               for group in groups.values()]
-    packed = dask.compute(*[g.packed for g in graphs])
     params = dict(solint=str(solint), combine=",".join(sorted(combined)), calmode=calmode,
                   minsnr=minsnr, minblperant=minblperant, solnorm=solnorm)
-    table = [_table_from_packed(g, p, cal_type, refant, params, solnorm)
-             for g, p in zip(graphs, packed)]
-    return table
+
+    def finish(packed):
+        return [_table_from_packed(g, p, cal_type, refant, params, solnorm)
+                for g, p in zip(graphs, packed)]
+
+    return graphs, finish
 
 
 def _table_from_packed(g: SolveGraph, packed: np.ndarray, cal_type, refant, params, solnorm):

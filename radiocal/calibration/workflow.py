@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from radiocal.calibration.dataset import solve
+from radiocal.calibration.dataset import solve, solve_jointly
 from radiocal.calibration.fluxscale import fluxscale
 from radiocal.calibration.jones import INTERP_CHOICES, ApplyTable, apply
 from radiocal.calibration.models import resolve_model
@@ -113,16 +113,16 @@ def solve_sequence(datasets, config: CalibrateConfig):
     for name in cal_names:
         data = _fields(datasets, [name])
         model = models[name] or 1.0
-        p_int = solve(data, "G", solint="int", calmode="p", model=model, prior=through_bp,
-                      **common)
-        p_inf = solve(data, "G", solint="inf", calmode="p", model=model, prior=through_bp,
-                      **common)
+        # solves with the same data and prior share one pass over the data
+        p_int, p_inf = solve_jointly([
+            (data, "G", dict(solint=solint, calmode="p", model=model, prior=through_bp, **common))
+            for solint in ("int", "inf")])
         through_int = through_bp + [ApplyTable(p_int, gainfield=name)]
-        amp = solve(data, "G", solint="inf", calmode="ap", model=model, prior=through_int,
-                    **common)
-        short = (amp if config.cal_amp_solint == "inf" else
-                 solve(data, "G", solint=config.cal_amp_solint, calmode="ap", model=model,
-                       prior=through_int, **common))
+        amp_solints = dict.fromkeys(["inf", config.cal_amp_solint])
+        amps = solve_jointly([
+            (data, "G", dict(solint=solint, calmode="ap", model=model, prior=through_int, **common))
+            for solint in amp_solints])
+        amp, short = amps[0], amps[-1]
         per_field[name] = (p_int, p_inf, amp, short)
     tables["phase_int"] = merge_tables([v[0] for v in per_field.values()])
     tables["phase_inf"] = merge_tables([v[1] for v in per_field.values()])
