@@ -214,3 +214,27 @@ def test_lwa_drift_scan_files(tmp_path):
     assert len(table.attrs[C.ATTR_FIELD_IDS]) == 3      # one field per integration
     assert not table[C.SOL_FLAG].values.all(axis=(0, 2)).any()   # every feed solved
     assert len(list(run.glob("skymodel_ateam_*.txt"))) == 3   # the beam moved between them
+
+
+def test_lwa_failed_run_resumes_to_the_same_result(lwa_run, tmp_path):
+    """A run that stopped at the bandpass (a bad --refant) is filed unsuccessful; the corrected
+    command takes it back, redoes only the bandpass onwards and ends where a clean run ends."""
+    from radiocal.io import caltables as C
+
+    shutil.copytree(lwa_run["root"] / "raw", tmp_path / "raw")
+    base = ["--scheduler", "threads", "lwa", str(tmp_path / "raw"), "-o", str(tmp_path / "out"),
+            "--no-image", "--uvrange", UVRANGE, "--bad-antennas", BAD]
+    failed = subprocess.run(RADIOCAL + base + ["--refant", "NOPE"], capture_output=True,
+                            text=True, timeout=600)
+    assert failed.returncode != 0 and "refant 'NOPE'" in failed.stderr
+    assert (tmp_path / "out" / "unsuccessful" / "20260301_171500" / "store.zarr").is_dir()
+    fixed = subprocess.run(RADIOCAL + base, capture_output=True, text=True, timeout=600)
+    assert fixed.returncode == 0, fixed.stderr
+    assert "(3 run)" in fixed.stdout        # sky_bandpass, export, report; the rest was kept
+    assert not (tmp_path / "out" / "unsuccessful").joinpath("20260301_171500").exists()
+    run = tmp_path / "out" / "successful" / "20260301_171500"
+    clean = lwa_run["root"] / "out" / "successful" / "20260301_171500"
+    (resumed,) = C.read_table_zarr(run / "store.zarr" / "caltables" / "bandpass")
+    (fresh,) = C.read_table_zarr(clean / "store.zarr" / "caltables" / "bandpass")
+    np.testing.assert_array_equal(resumed[C.GAIN].values, fresh[C.GAIN].values)
+    np.testing.assert_array_equal(resumed[C.SOL_FLAG].values, fresh[C.SOL_FLAG].values)
