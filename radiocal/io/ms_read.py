@@ -18,6 +18,7 @@ import xarray as xr
 from radiocal.errors import InputError
 from radiocal.io import schema as S
 from radiocal.io.ms_meta import MSMetadata, read_metadata, read_table
+from radiocal.io.store import broadcast_channels
 
 log = logging.getLogger(__name__)
 
@@ -58,30 +59,66 @@ def read_single_ms(path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[xr.Data
         Canonical datasets (see ``docs/data-model.md``) in order of first time.
     """
     meta = read_metadata(path)
-    index = _read_index_columns(meta)
-    baselines = _baselines(index["ANTENNA1"], index["ANTENNA2"])
-    groups = _groups(meta, index, baselines)
-    columns = _visibility_columns(meta.path)
-    datasets = []
-    chunks = []
-    for group in groups:
-        spw_id, corrs = meta.data_descriptions[group.ddid]
-        nchan = meta.spws[spw_id].chan_freq.size
-        time_chunks, chan_chunks = _chunking(len(group.times), len(baselines[0]), nchan,
-                                             len(corrs), chunk_bytes)
-        chunks.append((time_chunks, chan_chunks))
-    arrays = _read_columns(meta, groups, columns, chunks)
-    for group, (time_chunks, chan_chunks), cols in zip(groups, chunks, arrays):
-        datasets.append(_canonical(meta, group, baselines, cols, time_chunks, chan_chunks))
+    # One open table for all the planning: casacore shares a table between its users in a
+    # process, so dask-ms's queries here, and its reads later on, use the caches enlarged here
+    with read_table(meta.path) as ms:
+        _enlarge_row_caches(ms)
+        index = _index_columns(ms, meta)
+        baselines = _baselines(index["ANTENNA1"], index["ANTENNA2"])
+        groups = _groups(meta, index, baselines, _group_order(ms))
+        columns = _visibility_columns(ms)
+        chunks = []
+        for group in groups:
+            spw_id, corrs = meta.data_descriptions[group.ddid]
+            nchan = meta.spws[spw_id].chan_freq.size
+            chunks.append(_chunking(len(group.times), len(baselines[0]), nchan, len(corrs),
+                                    chunk_bytes))
+        arrays = _read_columns(meta, groups, columns, chunks)
+    datasets = [_canonical(meta, group, baselines, cols, time_chunks, chan_chunks)
+                for group, (time_chunks, chan_chunks), cols in zip(groups, chunks, arrays)]
     datasets.sort(key=lambda ds: (float(ds[S.TIME].values[0]), ds.attrs[S.ATTR_SPW_ID]))
     return datasets
 
 
 # -- index columns and grid layout -------------------------------------------------------------
 
-def _read_index_columns(meta: MSMetadata) -> dict[str, np.ndarray]:
-    with read_table(meta.path) as ms:
-        return _index_columns(ms, meta)
+def _enlarge_row_caches(ms) -> None:
+    """Let the main table's row-wise storage managers keep up to ``_ROW_CACHE_BYTES`` in memory.
+
+    A StandardStMan's default cache is two buckets of a few kB (an IncrementalStMan's, one): the
+    values of all its columns for a few dozen rows. Every full-column read (the index columns,
+    the group queries of this module and of dask-ms, then WEIGHT, UVW and FLAG_ROW chunk by
+    chunk) then reads the whole file again from the OS, one bucket per call: on a 0.5 GB MS
+    120 000 calls, more system time than reading DATA.
+    """
+    seen = set()
+    for column in ms.colnames():
+        try:
+            info = ms.getdminfo(column)
+            bucket = int(info.get("SPEC", {}).get("BUCKETSIZE", 0))
+            if info.get("TYPE") not in _ROW_STORAGE_MANAGERS or info.get("SEQNR") in seen or bucket <= 0:
+                continue
+            seen.add(info.get("SEQNR"))
+            # casacore clips this to the number of buckets the file has
+            ms.setdmprop(column, {"MaxCacheSize": max(2, _ROW_CACHE_BYTES // bucket)})
+        except (RuntimeError, TypeError, ValueError):
+            continue   # only a cache: reading works without it
+
+
+_ROW_CACHE_BYTES = 256 * 2**20
+_ROW_STORAGE_MANAGERS = ("StandardStMan", "IncrementalStMan")
+# Index columns are read in blocks of rows that fit the enlarged caches, so that each column of
+# a block finds the block's buckets already read for the previous one
+_INDEX_BLOCK_ROWS = 2**20
+
+
+def _read_rows(ms, columns, nrow: int) -> dict[str, np.ndarray]:
+    blocks = {c: [] for c in columns}
+    for start in range(0, nrow, _INDEX_BLOCK_ROWS):
+        n = min(_INDEX_BLOCK_ROWS, nrow - start)
+        for c in columns:
+            blocks[c].append(np.asarray(ms.getcol(c, start, n)))
+    return {c: v[0] if len(v) == 1 else np.concatenate(v) for c, v in blocks.items()}
 
 
 def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
@@ -92,9 +129,10 @@ def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
         names = ms.colnames()
         if "DATA" not in names:
             raise InputError(f"{meta.path}: main table has no DATA column")
-        cols = {c: np.asarray(ms.getcol(c)) for c in GROUP_COLS + INDEX_COLS + ("INTERVAL",)}
-        cols["STATE_ID"] = (np.asarray(ms.getcol("STATE_ID")) if "STATE_ID" in names
-                            else np.full(nrow, -1, dtype=np.int32))
+        wanted = GROUP_COLS + INDEX_COLS + ("INTERVAL",) + (("STATE_ID",) if "STATE_ID" in names else ())
+        cols = _read_rows(ms, wanted, nrow)
+        if "STATE_ID" not in cols:
+            cols["STATE_ID"] = np.full(nrow, -1, dtype=np.int32)
         # Touch the last cell of the data columns: a truncated file fails here, in one line,
         # rather than deep inside a dask task later.
         for col in ("DATA", "FLAG"):
@@ -121,45 +159,55 @@ def _baselines(ant1: np.ndarray, ant2: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return (code // n).astype(np.int32), (code % n).astype(np.int32)
 
 
-def _group_order(path: str) -> list[tuple[int, int, int]]:
+def _group_order(ms) -> list[tuple[int, int, int]]:
     """The order in which dask-ms returns groups (its GROUPBY query's order)."""
     import casacore.tables as pt
 
-    with read_table(path) as ms:
-        query = pt.taql(f"SELECT {', '.join(GROUP_COLS)} FROM $ms GROUPBY {', '.join(GROUP_COLS)}")
-        try:
-            return list(zip(*(query.getcol(c).tolist() for c in GROUP_COLS)))
-        finally:
-            query.close()
+    query = pt.taql(f"SELECT {', '.join(GROUP_COLS)} FROM $ms GROUPBY {', '.join(GROUP_COLS)}")
+    try:
+        return list(zip(*(query.getcol(c).tolist() for c in GROUP_COLS)))
+    finally:
+        query.close()
 
 
-def _groups(meta: MSMetadata, cols: dict[str, np.ndarray], baselines) -> list[_Group]:
+def _groups(meta: MSMetadata, cols: dict[str, np.ndarray], baselines, group_order) -> list[_Group]:
     nant = meta.antennas.name.size
     bl_lookup = np.full((nant, nant), -1, dtype=np.int64)
     bl_lookup[baselines[0], baselines[1]] = np.arange(baselines[0].size)
-    keys = np.stack([cols[c] for c in GROUP_COLS], axis=1)
-    unique_keys, inverse = np.unique(keys, axis=0, return_inverse=True)
+    # One integer per row for its (FIELD_ID, DATA_DESC_ID, SCAN_NUMBER): sorting it is much
+    # cheaper than np.unique(axis=0) on the three columns, and nearly free on an MS in scan order
+    field, ddid, scan = (cols[c].astype(np.int64) for c in GROUP_COLS)
+    scan = scan - scan.min()
+    code = (field * (int(ddid.max()) + 1) + ddid) * (int(scan.max()) + 1) + scan
     # Rows of each group in table order, without a pass over the table per group
-    by_group = np.argsort(inverse.ravel(), kind="stable")
-    edges = np.concatenate([[0], np.cumsum(np.bincount(inverse.ravel()))])
-    position = {tuple(k.tolist()): i for i, k in enumerate(unique_keys)}
+    by_group = np.argsort(code, kind="stable")
+    sorted_code = code[by_group]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_code[1:] != sorted_code[:-1]]))
+    edges = np.append(starts, code.size)
+    firsts = by_group[starts]
+    position = {key: i for i, key in enumerate(zip(*(cols[c][firsts].tolist() for c in GROUP_COLS)))}
     groups = []
-    for key in _group_order(meta.path):
+    for key in group_order:
         g = position[tuple(key)]
         rows = by_group[edges[g]:edges[g + 1]]
         time, a1, a2 = (cols[c][rows] for c in INDEX_COLS)
-        # Same ordering as dask-ms: table order within the group, lexsorted on the index columns
-        order = np.lexsort((a2, a1, time))
-        rows, time, a1, a2 = rows[order], time[order], a1[order], a2[order]
-        times, time_index = np.unique(time, return_inverse=True)
-        baseline_index = bl_lookup[a1, a2]
-        cell = time_index * baselines[0].size + baseline_index
-        if np.unique(cell).size != cell.size:
+        baseline_index = bl_lookup[a1, a2]   # increases with (ANTENNA1, ANTENNA2)
+        # Same ordering as dask-ms: table order within the group, lexsorted on the index
+        # columns; an MS written in that order (the usual case) needs no sort
+        step = np.diff(time)
+        if not np.all((step > 0) | ((step == 0) & (np.diff(baseline_index) >= 0))):
+            by_index = np.lexsort((a2, a1, time))
+            rows, time, baseline_index = rows[by_index], time[by_index], baseline_index[by_index]
+        new_time = np.concatenate([[True], time[1:] != time[:-1]])
+        first = np.flatnonzero(new_time)
+        times, time_index = time[first], np.cumsum(new_time) - 1
+        # Sorted rows put duplicate (TIME, ANTENNA1, ANTENNA2) next to each other
+        duplicates = int(np.count_nonzero(~new_time[1:] & (baseline_index[1:] == baseline_index[:-1])))
+        if duplicates:
             raise InputError(
                 f"{meta.path}: field {key[0]} spw-dd {key[1]} scan {key[2]} has "
-                f"{cell.size - np.unique(cell).size} duplicate (TIME, ANTENNA1, ANTENNA2) rows"
+                f"{duplicates} duplicate (TIME, ANTENNA1, ANTENNA2) rows"
             )
-        first = np.searchsorted(time, times)
         states = np.unique(cols["STATE_ID"][rows])
         intents = tuple(sorted({i for s in states if s >= 0 for i in meta.states.get(int(s), ())}))
         groups.append(_Group(int(key[0]), int(key[1]), int(key[2]), rows, times, time_index,
@@ -179,24 +227,23 @@ def _chunking(ntime, nbl, nchan, ncorr, chunk_bytes):
 
 # -- lazy column reads -------------------------------------------------------------------------
 
-def _visibility_columns(path: str) -> dict[str, str]:
+def _visibility_columns(ms) -> dict[str, str]:
     """MS column -> canonical variable for the columns this MS has with data in them."""
-    with read_table(path) as ms:
-        names = set(ms.colnames())
+    names = set(ms.colnames())
 
-        def defined(col):
-            return col in names and ms.iscelldefined(col, 0)
+    def defined(col):
+        return col in names and ms.iscelldefined(col, 0)
 
-        wanted = {"DATA": S.VISIBILITY, "FLAG": S.FLAG, "UVW": S.UVW, "WEIGHT": S.WEIGHT}
-        for column, var in ((S.MS_COLUMN[S.VISIBILITY_CORRECTED], S.VISIBILITY_CORRECTED),
-                            (S.MS_COLUMN[S.VISIBILITY_MODEL], S.VISIBILITY_MODEL)):
-            if defined(column):
-                wanted[column] = var
-        if defined("WEIGHT_SPECTRUM"):
-            wanted["WEIGHT_SPECTRUM"] = S.WEIGHT
-        if "FLAG_ROW" in names:
-            wanted["FLAG_ROW"] = "FLAG_ROW"
-        return wanted
+    wanted = {"DATA": S.VISIBILITY, "FLAG": S.FLAG, "UVW": S.UVW, "WEIGHT": S.WEIGHT}
+    for column, var in ((S.MS_COLUMN[S.VISIBILITY_CORRECTED], S.VISIBILITY_CORRECTED),
+                        (S.MS_COLUMN[S.VISIBILITY_MODEL], S.VISIBILITY_MODEL)):
+        if defined(column):
+            wanted[column] = var
+    if defined("WEIGHT_SPECTRUM"):
+        wanted["WEIGHT_SPECTRUM"] = S.WEIGHT
+    if "FLAG_ROW" in names:
+        wanted["FLAG_ROW"] = "FLAG_ROW"
+    return wanted
 
 
 def _read_columns(meta, groups, columns, chunks):
@@ -220,11 +267,11 @@ def _read_columns(meta, groups, columns, chunks):
     return [{col: ds[col].data for col in columns} for ds in xds]
 
 
-def _grid_block(values, time_index, baseline_index, *flag_row, nbl, fill, nchan=None):
+def _grid_block(values, time_index, baseline_index, *flag_row, nbl, fill):
     """Place one row chunk (row, ...) onto its (time, baseline, ...) block.
 
     Rows in a chunk are sorted by time, so the block starts at the first row's time. An optional
-    FLAG_ROW chunk is folded into the flags; ``nchan`` broadcasts (row, corr) values over channels.
+    FLAG_ROW chunk is folded into the flags.
     """
     if flag_row:
         values = values | flag_row[0].reshape((-1,) + (1,) * (values.ndim - 1))
@@ -236,28 +283,31 @@ def _grid_block(values, time_index, baseline_index, *flag_row, nbl, fill, nchan=
     else:
         out = np.full((ntime, nbl) + values.shape[1:], fill, dtype=values.dtype)
         out[time_index - offset, baseline_index] = values
-    if nchan is not None:
-        out = np.repeat(out[:, :, None, :], nchan, axis=2)
     return out
 
 
-def _to_grid(array, index_string, group, time_chunks, nbl, fill, nchan=None, flag_row=None):
+def _row_index(group: _Group, row_chunks) -> tuple[da.Array, da.Array]:
+    """Each row's (time index, baseline index) on the grid, chunked like the row columns.
+
+    Made once per partition and shared by every column's scatter (each dask array of them
+    costs a hash of the index arrays).
+    """
+    return (da.from_array(group.time_index, chunks=(row_chunks,)),
+            da.from_array(group.baseline_index, chunks=(row_chunks,)))
+
+
+def _to_grid(array, index_string, row_index, time_chunks, nbl, fill, flag_row=None):
     """Blockwise scatter of a row-chunked dask array onto the (time, baseline, ...) grid.
 
     ``index_string`` names the input's axes with ``t`` for rows; each row chunk becomes the
-    matching time chunk; with ``nchan`` a (row, corr) column is broadcast over channels.
+    matching time chunk. ``row_index`` comes from :func:`_row_index`.
     """
-    row_chunks = array.chunks[0]
-    t_idx = da.from_array(group.time_index, chunks=(row_chunks,))
-    b_idx = da.from_array(group.baseline_index, chunks=(row_chunks,))
-    new_axes = {"b": nbl} if nchan is None else {"b": nbl, "f": nchan}
-    out_index = "tb" + index_string[1:] if nchan is None else "tbfp"
-    args = [array, index_string, t_idx, "t", b_idx, "t"]
+    out_index = "tb" + index_string[1:]
+    args = [array, index_string, row_index[0], "t", row_index[1], "t"]
     if flag_row is not None:
         args += [flag_row, "t"]
     meta = np.empty((0,) * len(out_index), dtype=array.dtype)
-    return da.blockwise(_grid_block, out_index, *args, nbl=nbl, fill=fill, nchan=nchan,
-                        new_axes=new_axes,
+    return da.blockwise(_grid_block, out_index, *args, nbl=nbl, fill=fill, new_axes={"b": nbl},
                         adjust_chunks={"t": time_chunks}, dtype=array.dtype, meta=meta)
 
 
@@ -266,21 +316,22 @@ def _canonical(meta: MSMetadata, group: _Group, baselines, cols, time_chunks, ch
     spw = meta.spws[spw_id]
     field = meta.fields[group.field_id]
     nbl = baselines[0].size
-    nchan = spw.chan_freq.size
     dims4 = (S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION)
 
-    flag = _to_grid(cols["FLAG"], "tfp", group, time_chunks, nbl, True, flag_row=cols.get("FLAG_ROW"))
+    rows = _row_index(group, cols["FLAG"].chunks[0])
+    flag = _to_grid(cols["FLAG"], "tfp", rows, time_chunks, nbl, True, flag_row=cols.get("FLAG_ROW"))
     data_vars = {S.FLAG: (dims4, flag)}
     for column, var in ((c, v) for c, v in _COLUMN_VARS.items() if c in cols):
-        data_vars[var] = (dims4, _to_grid(cols[column], "tfp", group, time_chunks, nbl, 0))
+        data_vars[var] = (dims4, _to_grid(cols[column], "tfp", rows, time_chunks, nbl, 0))
     if "WEIGHT_SPECTRUM" in cols:
-        weight = _to_grid(cols["WEIGHT_SPECTRUM"], "tfp", group, time_chunks, nbl, 0)
+        weight = _to_grid(cols["WEIGHT_SPECTRUM"], "tfp", rows, time_chunks, nbl, 0).astype(np.float32)
     else:
-        weight = _to_grid(cols["WEIGHT"], "tp", group, time_chunks, nbl, 0, nchan=nchan)
-        weight = weight.rechunk({2: chan_chunks})
-    data_vars[S.WEIGHT] = (dims4, weight.astype(np.float32))
+        # Made by the store's broadcast, so that a store keeps these weights once, not per channel
+        weight = broadcast_channels(
+            _to_grid(cols["WEIGHT"], "tp", rows, time_chunks, nbl, 0).astype(np.float32), chan_chunks)
+    data_vars[S.WEIGHT] = (dims4, weight)
     data_vars[S.UVW] = ((S.TIME, S.BASELINE, S.UVW_LABEL),
-                        _to_grid(cols["UVW"], "tu", group, time_chunks, nbl, 0.0))
+                        _to_grid(cols["UVW"], "tu", rows, time_chunks, nbl, 0.0))
     present = np.zeros((group.times.size, nbl), dtype=bool)
     present[group.time_index, group.baseline_index] = True
     data_vars[S.ROW_PRESENT] = ((S.TIME, S.BASELINE), da.from_array(present, chunks=(time_chunks, nbl)))

@@ -4,6 +4,12 @@ Layout and rules are in ``docs/data-model.md``. Stores are zarr format 2 with co
 metadata (readable by every zarr and xarray release). The root attribute ``radiocal_complete`` is
 set to false when a write starts and to true as the very last act, so an interrupted write is never
 taken for a finished store.
+
+On disk a partition is as few files as possible, because on a scan-rich MS creating zarr arrays
+(a directory, ``.zarray``, ``.zattrs``, written and rewritten by zarr and xarray) costs more than
+writing the visibilities: small coordinates travel in the partition's attributes, and a
+``WEIGHT`` known to be constant over channels is stored without its ``frequency`` axis. Both are
+undone on opening, so readers always see canonical datasets.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import shutil
 
 import dask
+import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
@@ -19,7 +26,9 @@ import zarr
 from radiocal.errors import InputError, OutputExistsError
 from radiocal.io import schema as S
 
-STORE_VERSION = 1
+# 2: small coordinates in the partition attribute ``radiocal_coords``; channel-constant WEIGHT
+# stored as (time, baseline, polarization)
+STORE_VERSION = 2
 ZARR_FORMAT = 2
 # Every chunk is written: zarr's default compares each chunk with the fill value first, which cost
 # more CPU than writing the uncompressed visibilities themselves (1.3 s of 1.5 s for 0.5 GB).
@@ -75,11 +84,10 @@ def write_store(datasets: list[xr.Dataset], path, overwrite: bool = False) -> st
 
     root = zarr.open_group(path, mode="w", zarr_format=ZARR_FORMAT)
     root.attrs.update({VERSION_ATTR: STORE_VERSION, COMPLETE_ATTR: False, PARTITIONS_ATTR: names})
+    root.create_group(PARTITIONS_GROUP)
     try:
-        writes = [_prepare(ds).to_zarr(path, group=f"{PARTITIONS_GROUP}/{name}", mode="w",
-                                       compute=False, consolidated=False, **_WRITE_OPTIONS)
-                  for ds, name in zip(datasets, names)]
-        dask.compute(*writes)
+        dask.compute(*_lazy_writes([_prepare(ds) for ds in datasets],
+                                   [partition_path(path, name) for name in names]))
     except BaseException:
         # A failed conversion leaves nothing behind (a killed one leaves a store marked incomplete)
         shutil.rmtree(path, ignore_errors=True)
@@ -131,10 +139,9 @@ def update_store(datasets: list[xr.Dataset], path, variables) -> None:
     if os.path.exists(staging):
         shutil.rmtree(staging)
     prepared = [_prepare(ds[variables]).assign_attrs(_disk_attrs(ds)) for ds in datasets]
-    writes = [ds.to_zarr(path, group=f"{_STAGING_GROUP}/{ds.attrs[S.ATTR_PARTITION]}", mode="w",
-                         compute=False, consolidated=False, **_WRITE_OPTIONS)
-              for ds in prepared]
-    dask.compute(*writes)
+    zarr.open_group(staging, mode="w", zarr_format=ZARR_FORMAT)
+    dask.compute(*_lazy_writes(prepared, [os.path.join(staging, ds.attrs[S.ATTR_PARTITION])
+                                          for ds in prepared]))
     root.attrs[COMPLETE_ATTR] = False
     for ds in prepared:
         name = ds.attrs[S.ATTR_PARTITION]
@@ -171,14 +178,68 @@ def _check_partitions(root, path, datasets) -> None:
             raise InputError(f"{path}: no partition {name!r} to update")
 
 
-# The antenna table travels in each partition's attributes rather than as six tiny arrays: on a
-# scan-rich MS the per-array metadata files, not the data, dominate the cost of writing a store.
-_ANTENNA_COORDS = (S.ANTENNA_NAME, S.ANTENNA_STATION, S.ANTENNA_POSITION, S.ANTENNA_DIAMETER,
-                   S.ANTENNA_MOUNT)
-_ANTENNAS_ATTR = "radiocal_antennas"
+def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
+    """Create every partition's zarr arrays now; return the delayed writes of their chunks.
+
+    ``to_zarr`` goes into each group's directory itself: zarr then re-checks (and rewrites, on
+    every array it creates) only that group's metadata, not every parent's up to the store's
+    root. (Setting partitions up in threads was tried: no faster on two cores.)
+    """
+    return [ds.to_zarr(group_path, mode="w", compute=False, consolidated=False, **_WRITE_OPTIONS)
+            for ds, group_path in zip(datasets, group_paths)]
+
+
+# Coordinates up to this many elements travel in the partition's attributes (JSON, exact for
+# float64) instead of as zarr arrays of their own: a few files less per coordinate and partition.
+_MAX_FOLDED_SIZE = 2**17
+_COORDS_ATTR = "radiocal_coords"
 # Visibilities are noise-like and compress by a few per cent at best: store them raw, as casacore
 # does. Flags and weights compress very well and keep the default compressor.
 _UNCOMPRESSED = (S.VISIBILITY, S.VISIBILITY_CORRECTED, S.VISIBILITY_MODEL)
+# Set on a lazy WEIGHT made by :func:`broadcast_channels`: (its dask name, the channel-free source)
+_CHANNEL_FREE = "_radiocal_channel_free"
+_WEIGHT_DIMS = (S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION)
+_COMPACT_WEIGHT_DIMS = (S.TIME, S.BASELINE, S.POLARIZATION)
+
+
+def broadcast_channels(weight: da.Array, chan_chunks: tuple[int, ...]) -> da.Array:
+    """Lazily repeat a channel-free weight over channels, remembering where it came from.
+
+    Parameters
+    ----------
+    weight : dask.array.Array
+        (time, baseline, polarization) weights, the same for every channel.
+    chan_chunks : tuple of int
+        Chunks of the ``frequency`` axis to produce.
+
+    Returns
+    -------
+    dask.array.Array
+        (time, baseline, frequency, polarization), C-contiguous chunks like any other variable.
+        The store writes it without the ``frequency`` axis (:func:`_prepare`) as long as it is
+        this very array; any operation on it makes a new array that is stored in full.
+    """
+    ntime, nbl, ncorr = weight.shape
+    shape = (ntime, nbl, sum(chan_chunks), ncorr)
+    chunks = (weight.chunks[0], weight.chunks[1], tuple(chan_chunks), weight.chunks[2])
+    full = da.broadcast_to(weight[:, :, None, :], shape, chunks=chunks).map_blocks(
+        np.ascontiguousarray, dtype=weight.dtype, meta=np.empty((0, 0, 0, 0), dtype=weight.dtype))
+    setattr(full, _CHANNEL_FREE, (full.name, weight))
+    return full
+
+
+def _channel_free(array):
+    """The channel-free source of a WEIGHT made by :func:`broadcast_channels`, else None."""
+    marker = getattr(array, _CHANNEL_FREE, None)
+    # dask arrays can be assigned to in place (a new name): then the marker no longer holds
+    if marker is None or marker[0] != getattr(array, "name", None):
+        return None
+    return marker[1]
+
+
+def _foldable(var: xr.Variable) -> bool:
+    # Whatever holds them (``Dataset.chunk`` turns non-index coordinates into dask arrays)
+    return var.dtype.kind in "biufU" and var.size <= _MAX_FOLDED_SIZE
 
 
 def _prepare(ds: xr.Dataset) -> xr.Dataset:
@@ -189,28 +250,40 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
     for name in _UNCOMPRESSED:
         if name in ds:
             ds[name].encoding = {"compressors": None}
+    if S.WEIGHT in ds and ds[S.WEIGHT].dims == _WEIGHT_DIMS:
+        compact = _channel_free(ds[S.WEIGHT].data)
+        if compact is not None:
+            ds[S.WEIGHT] = xr.Variable(_COMPACT_WEIGHT_DIMS, compact, attrs=ds[S.WEIGHT].attrs)
     ds.attrs = _disk_attrs(ds)
-    return ds.drop_vars([*_ANTENNA_COORDS, S.CARTESIAN], errors="ignore")
+    return ds.drop_vars([name for name, var in ds.coords.items() if _foldable(var.variable)])
 
 
 def _disk_attrs(ds: xr.Dataset) -> dict:
-    """A partition's attributes on disk: its own plus the antenna table."""
+    """A partition's attributes on disk: its own plus its small coordinates."""
     attrs = dict(ds.attrs)
-    if S.ANTENNA_NAME in ds.coords:
-        attrs[_ANTENNAS_ATTR] = {name: ds[name].values.tolist() for name in _ANTENNA_COORDS}
+    attrs[_COORDS_ATTR] = {
+        name: {"dims": list(var.dims), "dtype": var.dtype.str, "values": var.values.tolist(),
+               **({"attrs": dict(var.attrs)} if var.attrs else {})}
+        for name, var in ds.coords.items() if _foldable(var.variable)}
     return attrs
 
 
 def _restore(ds: xr.Dataset) -> xr.Dataset:
-    antennas = ds.attrs.pop(_ANTENNAS_ATTR, None)
-    if antennas is None:
-        return ds
-    coords = {name: ((S.ANTENNA, S.CARTESIAN) if name == S.ANTENNA_POSITION else (S.ANTENNA,),
-                     np.asarray(values, dtype=np.float64 if name in (S.ANTENNA_POSITION,
-                                                                     S.ANTENNA_DIAMETER) else str))
-              for name, values in antennas.items()}
-    coords[S.CARTESIAN] = (S.CARTESIAN, np.array(S.CARTESIAN_LABELS))
-    return ds.assign_coords(coords)
+    """The canonical dataset from its on-disk form (see :func:`_prepare`)."""
+    folded = ds.attrs.pop(_COORDS_ATTR, {})
+    ds = ds.assign_coords({
+        name: xr.Variable(c["dims"], np.asarray(c["values"], dtype=np.dtype(c["dtype"])),
+                          attrs=c.get("attrs"))
+        for name, c in folded.items()})
+    if S.WEIGHT in ds and ds[S.WEIGHT].dims == _COMPACT_WEIGHT_DIMS:
+        like = ds[S.FLAG] if S.FLAG in ds else None
+        nchan = ds.sizes[S.FREQUENCY]
+        chan_chunks = (like.chunks[like.dims.index(S.FREQUENCY)]
+                       if like is not None and like.chunks is not None else (nchan,))
+        compact = ds[S.WEIGHT]
+        ds[S.WEIGHT] = xr.Variable(_WEIGHT_DIMS, broadcast_channels(compact.data, chan_chunks),
+                                   attrs=compact.attrs)
+    return ds
 
 
 def _open_root(path):
@@ -222,6 +295,9 @@ def _open_root(path):
     root = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
     if VERSION_ATTR not in root.attrs:
         raise InputError(f"{path}: a zarr group but not a radiocal store")
+    if root.attrs[VERSION_ATTR] != STORE_VERSION:
+        raise InputError(f"{path}: store layout version {root.attrs[VERSION_ATTR]}, this radiocal "
+                         f"reads version {STORE_VERSION}; convert the Measurement Set again")
     if not root.attrs.get(COMPLETE_ATTR, False):
         raise InputError(f"{path}: store is incomplete (an interrupted write); write it again with --overwrite")
     return root

@@ -220,3 +220,37 @@ def test_update_store_rewrites_variables_and_attributes(vla_small_ms, tmp_path):
         xr.testing.assert_identical(want, got.compute())
     drop_variables(store, [S.VISIBILITY_CORRECTED])
     assert all(S.VISIBILITY_CORRECTED not in ds for ds in open_store(store))
+
+
+def test_duplicate_rows_are_an_error(vla_small_ms, tmp_path):
+    from radiocal.errors import InputError
+
+    doubled = tmp_path / "doubled.ms"
+    with read_table(_private_copy(vla_small_ms, tmp_path)) as t:
+        # Row 3 twice, the copy at the end of the table (not next to the original)
+        view = t.selectrows(list(range(t.nrows())) + [3])
+        view.copy(str(doubled), deep=True).close()
+        view.close()
+    with pytest.raises(InputError, match="1 duplicate"):
+        read_ms(doubled)
+
+
+def test_reading_enlarges_the_row_caches(tmp_path):
+    """The index columns, the group queries and dask-ms's WEIGHT/UVW reads share one table whose
+    StandardStMan cache holds the whole (small) file instead of two buckets of a few rows."""
+    import casacore.tables as pt
+
+    from radiocal.io.ms_read import _enlarge_row_caches
+    from radiocal.io.testing import SimConfig, simulate_ms
+
+    path = str(tmp_path / "sim.ms")
+    simulate_ms(path, SimConfig(n_antennas=6, spws=((1.4e9, 1e6, 4),), schedule=((0, 20),)))
+    with pt.table(path, ack=False) as t:
+        assert t.getdminfo("TIME")["TYPE"] == "StandardStMan"
+        default = t.getdmprop("TIME")["MaxCacheSize"]
+        time = t.getcol("TIME")
+        _enlarge_row_caches(t)
+        assert t.getdmprop("TIME")["MaxCacheSize"] > default
+        np.testing.assert_array_equal(t.getcol("TIME"), time)
+    datasets = read_ms(path)
+    assert sum(int(ds[S.ROW_PRESENT].sum()) for ds in datasets) == time.size

@@ -1,0 +1,109 @@
+"""The zarr store's on-disk form: compact weights and coordinates, undone on opening."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from radiocal.errors import InputError
+from radiocal.io import schema as S
+from radiocal.io.ms import read_ms, write_ms
+from radiocal.io.store import (
+    VERSION_ATTR,
+    open_store,
+    partition_path,
+    update_store,
+    write_store,
+)
+
+DIMS4 = [S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION]
+
+
+def _stored_dims(store, partition, variable):
+    with open(os.path.join(partition_path(store, partition), variable, ".zattrs")) as f:
+        return json.load(f)["_ARRAY_DIMENSIONS"]
+
+
+def _ramp(ds):
+    """Channel-dependent weights: what WEIGHT_SPECTRUM or calibration with calwt give."""
+    ramp = xr.DataArray(np.linspace(1, 2, ds.sizes[S.FREQUENCY]), dims=S.FREQUENCY)
+    return (ds[S.WEIGHT] * ramp).astype(np.float32).transpose(*DIMS4)
+
+
+def test_channel_constant_weight_is_stored_once_and_opened_in_full(vla_small_ms, tmp_path):
+    datasets = read_ms(vla_small_ms, chunk_bytes=200_000)
+    store = write_store(datasets, tmp_path / "obs.zarr")
+    for ds, back in zip(datasets, open_store(store)):
+        name = ds.attrs[S.ATTR_PARTITION]
+        assert _stored_dims(store, name, S.WEIGHT) == [S.TIME, S.BASELINE, S.POLARIZATION]
+        assert back[S.WEIGHT].dims == tuple(DIMS4)
+        assert back[S.WEIGHT].dtype == np.float32
+        assert back[S.WEIGHT].chunks == ds[S.WEIGHT].chunks
+        np.testing.assert_array_equal(back[S.WEIGHT].values, ds[S.WEIGHT].values)
+        # Readers get ordinary writable, contiguous blocks
+        block = back[S.WEIGHT].data.blocks[0, 0, 0, 0].compute()
+        assert block.flags.c_contiguous and block.flags.writeable
+
+
+def test_weight_spectrum_input_is_stored_in_full(vla_small_ms, tmp_path):
+    weighted = [ds.assign({S.WEIGHT: _ramp(ds)}) for ds in read_ms(vla_small_ms)]
+    write_ms(weighted, tmp_path / "ws.ms")   # channel-varying weights: WEIGHT_SPECTRUM
+    datasets = read_ms(tmp_path / "ws.ms")
+    store = write_store(datasets, tmp_path / "obs.zarr")
+    for want, back in zip(weighted, open_store(store)):
+        assert _stored_dims(store, back.attrs[S.ATTR_PARTITION], S.WEIGHT) == DIMS4
+        np.testing.assert_array_equal(back[S.WEIGHT].values, want[S.WEIGHT].values)
+
+
+def test_update_store_writes_changed_weights_in_full_and_unchanged_ones_compactly(vla_small_ms, tmp_path):
+    store = write_store(read_ms(vla_small_ms), tmp_path / "obs.zarr")
+    stored = open_store(store)
+    first, rest = stored[0], stored[1:]
+    ramped = first.assign({S.WEIGHT: _ramp(first)})
+    expected = [ramped[S.WEIGHT].values] + [ds[S.WEIGHT].values for ds in rest]
+    update_store([ramped] + rest, store, [S.WEIGHT])
+    back = open_store(store)
+    assert _stored_dims(store, first.attrs[S.ATTR_PARTITION], S.WEIGHT) == DIMS4
+    compact = [S.TIME, S.BASELINE, S.POLARIZATION]
+    assert all(_stored_dims(store, ds.attrs[S.ATTR_PARTITION], S.WEIGHT) == compact for ds in rest)
+    for want, got in zip(expected, back):
+        np.testing.assert_array_equal(got[S.WEIGHT].values, want)
+
+
+def test_weight_assigned_in_place_is_stored_in_full(vla_small_ms, tmp_path):
+    datasets = read_ms(vla_small_ms)
+    weight = datasets[0][S.WEIGHT].data
+    weight[0, 0, 0, 0] = 7.0   # dask's in-place assignment: one channel now differs
+    store = write_store(datasets, tmp_path / "obs.zarr")
+    back = open_store(store)[0]
+    assert _stored_dims(store, back.attrs[S.ATTR_PARTITION], S.WEIGHT) == DIMS4
+    assert back[S.WEIGHT].values[0, 0, 0, 0] == 7.0
+    assert back[S.WEIGHT].values[0, 0, 1, 0] != 7.0
+
+
+def test_coordinates_travel_in_attributes_and_come_back_identical(vla_small_ms, tmp_path):
+    datasets = read_ms(vla_small_ms)
+    # A coordinate another step might add, with its own attributes
+    datasets[0] = datasets[0].assign_coords(
+        antenna_gain=(S.ANTENNA, np.arange(datasets[0].sizes[S.ANTENNA], dtype=np.float32) / 3))
+    datasets[0]["antenna_gain"].attrs["units"] = "Jy"
+    store = write_store(datasets, tmp_path / "obs.zarr")
+    stored_arrays = sorted(n for n in os.listdir(partition_path(store, datasets[0].attrs[S.ATTR_PARTITION]))
+                           if not n.startswith("."))
+    assert stored_arrays == sorted(datasets[0].data_vars)
+    for ds, back in zip(datasets, open_store(store)):
+        xr.testing.assert_identical(ds.compute(), back.compute())
+
+
+def test_store_of_another_layout_version_is_refused(vla_small_ms, tmp_path):
+    store = write_store(read_ms(vla_small_ms), tmp_path / "obs.zarr")
+    root = zarr.open_group(store, mode="r+", zarr_format=2, use_consolidated=False)
+    root.attrs[VERSION_ATTR] = 1
+    with pytest.raises(InputError, match="version 1") as err:
+        open_store(store)
+    assert "\n" not in str(err.value)
