@@ -1,6 +1,6 @@
 """Flagging: RFI and bad-data flaggers as numba kernels over dask graphs, and strategies.
 
-Layers: ``basic_kernels.py`` / ``background.py`` / ``kernels.py`` (numba on numpy),
+Layers: ``basic_kernels.py`` / ``robust.py`` / ``background.py`` / ``kernels.py`` (numba on numpy),
 ``graph.py`` (dask wrappers), ``dataset.py`` (one flagger per function, partition in, partition
 out), ``strategy.py`` (YAML strategies and the built-in ``default``), ``summary.py`` (flagged
 fractions, like ``flagdata(mode='summary')``) and ``step.py`` (the ``flag`` pipeline step and

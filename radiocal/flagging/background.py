@@ -1,10 +1,14 @@
-"""Numba kernels for the smooth background of a (time, frequency) plane and robust statistics.
+"""Numba kernels for the smooth background of a (time, frequency) plane.
 
 The background is a robust local-polynomial regression (LOESS, Cleveland 1979) predicting each
 sample from its neighbours only (leave one out), with the prediction's variance, so that
 ``(values - background) / sqrt(1 + var)`` is a residual of known scale: a spike cannot pull its own
 background towards itself, and short or edge stretches, where the prediction extrapolates, are
 not mistaken for outliers. Plain numpy in and out; no dask or xarray.
+
+Speed: the window sums of the normal equations are accumulated offset by offset over whole rows
+(shifted-array convolutions that vectorize) and each sample's small system is solved in closed
+form, so a fit costs a few tens of nanoseconds per sample; robust statistics are in ``robust.py``.
 """
 
 from __future__ import annotations
@@ -15,34 +19,13 @@ import numba
 import numpy as np
 
 from radiocal.engine.numba import JIT
-
-MAD_TO_SIGMA = 1.4826
-
-
-@numba.njit(**JIT)
-def masked_median(values, mask):
-    """Median of ``values[~mask]`` (any shape); NaN when everything is masked."""
-    flat_v = values.ravel()
-    flat_m = mask.ravel()
-    buf = np.empty(flat_v.size, np.float64)
-    n = 0
-    for i in range(flat_v.size):
-        if not flat_m[i]:
-            buf[n] = flat_v[i]
-            n += 1
-    if n == 0:
-        return np.nan
-    return np.median(buf[:n])
-
-
-@numba.njit(**JIT)
-def robust_sigma(values, mask):
-    """Gaussian-equivalent sigma, 1.4826 x the MAD of ``values[~mask]``; NaN when all masked."""
-    med = masked_median(values, mask)
-    if np.isnan(med):
-        return np.nan
-    dev = np.abs(values - med)
-    return MAD_TO_SIGMA * masked_median(dev, mask)
+from radiocal.flagging.robust import (
+    MAD_TO_SIGMA,
+    masked_median,
+    median_scratch,
+    robust_sigma,
+    running_median_rows,
+)
 
 
 @numba.njit(**JIT)
@@ -81,6 +64,144 @@ def _first_row_inverse(moments, degree, out, m):
     return True
 
 
+@numba.njit(error_model="numpy", **JIT)
+def _solve_small(mom, rhs, q, degree, with_var, fit, support, var):
+    """Fit (and variance) of every sample of a row from its sums, for degree <= 2.
+
+    Closed form of :func:`_first_row_inverse`'s ``a``: the first column of the adjugate of the
+    Hankel matrix over its determinant. The degree is lowered where the system is singular (the
+    elimination's relative pivot tests, taken without row swaps), which includes a sample with
+    fewer than degree + 1 neighbours. Branch-free (all candidates computed, one selected) so the
+    loop vectorizes; ``error_model="numpy"`` lets the unselected candidates divide by zero.
+    ``mom`` has at least 5 rows and ``rhs`` and ``q`` at least 3 and 5, zero beyond the degree.
+    """
+    mom0, mom1, mom2, mom3, mom4 = mom[0], mom[1], mom[2], mom[3], mom[4]
+    rhs0, rhs1, rhs2 = rhs[0], rhs[1], rhs[2]
+    q0, q1, q2, q3, q4 = q[0], q[1], q[2], q[3], q[4]
+    for i in range(fit.size):
+        m0, m1, m2, m3, m4 = mom0[i], mom1[i], mom2[i], mom3[i], mom4[i]
+        det1 = m0 * m2 - m1 * m1
+        c0 = m2 * m4 - m3 * m3
+        c1 = m2 * m3 - m1 * m4
+        c2 = m1 * m3 - m2 * m2
+        det = m0 * c0 + m1 * c1 + m2 * c2
+        ok1 = degree >= 1 and det1 > 1e-10 * m0 * m2
+        ok2 = ok1 and degree >= 2 and det > 1e-10 * m4 * det1
+        if ok2:
+            a0, a1, a2 = c0 / det, c1 / det, c2 / det
+        elif ok1:
+            a0, a1, a2 = m2 / det1, -m1 / det1, 0.0
+        else:
+            a0, a1, a2 = 1.0 / m0, 0.0, 0.0
+        value = a0 * rhs0[i] + a1 * rhs1[i] + a2 * rhs2[i]
+        fit[i] = value if m0 > 0.0 else np.nan
+        support[i] = m0
+        if with_var:
+            v = (a0 * a0 * q0[i] + 2.0 * a0 * a1 * q1[i] + (a1 * a1 + 2.0 * a0 * a2) * q2[i]
+                 + 2.0 * a1 * a2 * q3[i] + a2 * a2 * q4[i])
+            var[i] = max(v, 0.0) if m0 > 0.0 else 0.0
+
+
+@numba.njit(**JIT)
+def _add_powers(acc, n_powers, padded, start, k, tap, n):
+    """``acc[p, i] += tap k^p (a[i + k] + (-1)^p a[i - k])`` for p < ``n_powers``, i < ``n``,
+    with ``a = padded[start:]``."""
+    # Views, so every index is the non-negative loop counter and the loops vectorize.
+    ahead = padded[start + k:start + k + n]
+    behind = padded[start - k:start - k + n]
+    c = tap
+    for p in range(n_powers):
+        row = acc[p]
+        if p % 2 == 0:
+            for i in range(n):
+                row[i] += c * (ahead[i] + behind[i])
+        else:
+            for i in range(n):
+                row[i] += c * (ahead[i] - behind[i])
+        c *= k
+
+
+@numba.njit(**JIT)
+def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
+    """:func:`loess_rows`; ``with_var`` False skips the variance (returned as zeros)."""
+    n_rows, n = values.shape
+    half = int(math.ceil(3.0 * sigma))
+    n_mom = 2 * degree + 1
+    fit = np.full((n_rows, n), np.nan)
+    support = np.zeros((n_rows, n))
+    var = np.zeros((n_rows, n))
+    # Samples x = j - i of a window enter the normal equations only through sums of
+    # w_j kern(x) x^p, so every sum is a convolution of a weighted row with the taps
+    # kern(k) k^p: accumulate them offset by offset over whole rows (contiguous, vectorized),
+    # pairing +k with -k, then solve each sample's small system.
+    w_pad = np.zeros(n + 2 * half)
+    y_pad = np.zeros(n + 2 * half)
+    v_pad = np.zeros(n + 2 * half)
+    c_pad = np.zeros(n + 2 * half)
+    # At least the rows of degree 2 (zero beyond ``degree``) for :func:`_solve_small`.
+    mom = np.empty((max(n_mom, 5), n))
+    rhs = np.empty((max(degree + 1, 3), n))
+    # var = sum_j l_j^2 in_var_j with l_j = w_j kern sum_k a_k x^k expands into
+    # sum_p (sum_{k+m=p} a_k a_m) q_p, q_p = sum_j w_j^2 kern^2 in_var_j x^p.
+    q = np.empty((max(n_mom, 5), n))
+    # Neighbour counts, needed by the general solver only.
+    count = np.empty((1, n))
+    coef = np.zeros(degree + 1)
+    moments = np.empty(n_mom)
+    work = np.empty((degree + 1, degree + 2))
+    for r in range(n_rows):
+        for i in range(n):
+            w = weights[r, i]
+            ok = w > 0.0
+            w_pad[half + i] = w if ok else 0.0
+            y_pad[half + i] = w * values[r, i] if ok else 0.0
+            v_pad[half + i] = w * w * in_var[r, i] if ok else 0.0
+            c_pad[half + i] = 1.0 if ok else 0.0
+        mom[:] = 0.0
+        rhs[:] = 0.0
+        q[:] = 0.0
+        count[:] = 0.0
+        if not leave_out:
+            mom[0] = w_pad[half:half + n]
+            rhs[0] = y_pad[half:half + n]
+            q[0] = v_pad[half:half + n]
+            count[0] = c_pad[half:half + n]
+        for k in range(1, half + 1):
+            tap = math.exp(-0.5 * (k / sigma) ** 2)
+            _add_powers(mom, n_mom, w_pad, half, k, tap, n)
+            _add_powers(rhs, degree + 1, y_pad, half, k, tap, n)
+            if with_var:
+                _add_powers(q, n_mom, v_pad, half, k, tap * tap, n)
+            if degree > 2:
+                _add_powers(count, 1, c_pad, half, k, 1.0, n)
+        if degree <= 2:
+            _solve_small(mom, rhs, q, degree, with_var, fit[r], support[r], var[r])
+            continue
+        for i in range(n):
+            npts = int(count[0, i] + 0.5)
+            if npts == 0:
+                continue
+            support[r, i] = mom[0, i]
+            for p in range(n_mom):
+                moments[p] = mom[p, i]
+            d = min(degree, npts - 1)
+            while d > 0 and not _first_row_inverse(moments, d, coef, work):
+                d -= 1
+            if d == 0:
+                coef[0] = 1.0 / moments[0]
+            value = 0.0
+            for k in range(d + 1):
+                value += coef[k] * rhs[k, i]
+            fit[r, i] = value
+            if with_var:
+                acc = 0.0
+                for a in range(d + 1):
+                    for b in range(d + 1):
+                        acc += coef[a] * coef[b] * q[a + b, i]
+                var[r, i] = max(acc, 0.0)
+    return fit, support, var
+
+
 @numba.njit(**JIT)
 def loess_rows(values, weights, sigma, degree, leave_out, in_var):
     """Local-polynomial weighted regression along the last axis of a 2-D array.
@@ -109,65 +230,7 @@ def loess_rows(values, weights, sigma, degree, leave_out, in_var):
     var : ndarray, float64, shape (row, sample)
         Variance of the fit, ``sum_j l_j^2 in_var_j`` with ``l`` the equivalent kernel.
     """
-    n_rows, n = values.shape
-    half = int(math.ceil(3.0 * sigma))
-    kern = np.empty(half + 1)
-    for k in range(half + 1):
-        kern[k] = math.exp(-0.5 * (k / sigma) ** 2)
-    fit = np.full((n_rows, n), np.nan)
-    support = np.zeros((n_rows, n))
-    var = np.zeros((n_rows, n))
-    moments = np.empty(2 * degree + 1)
-    rhs = np.empty(degree + 1)
-    coef = np.empty(degree + 1)
-    work = np.empty((degree + 1, degree + 2))
-    for r in range(n_rows):
-        for i in range(n):
-            moments[:] = 0.0
-            rhs[:] = 0.0
-            npts = 0
-            lo, hi = max(0, i - half), min(n, i + half + 1)
-            for j in range(lo, hi):
-                w = weights[r, j]
-                if w <= 0.0 or (leave_out and j == i):
-                    continue
-                w *= kern[abs(j - i)]
-                x = float(j - i)
-                y = values[r, j]
-                xk = 1.0
-                for k in range(2 * degree + 1):
-                    moments[k] += w * xk
-                    if k <= degree:
-                        rhs[k] += w * xk * y
-                    xk *= x
-                npts += 1
-            if npts == 0:
-                continue
-            support[r, i] = moments[0]
-            d = min(degree, npts - 1)
-            while d > 0 and not _first_row_inverse(moments, d, coef, work):
-                d -= 1
-            if d == 0:
-                coef[0] = 1.0 / moments[0]
-            value = 0.0
-            for k in range(d + 1):
-                value += coef[k] * rhs[k]
-            fit[r, i] = value
-            acc = 0.0
-            for j in range(lo, hi):
-                w = weights[r, j]
-                if w <= 0.0 or (leave_out and j == i):
-                    continue
-                x = float(j - i)
-                xk = 1.0
-                lj = 0.0
-                for k in range(d + 1):
-                    lj += coef[k] * xk
-                    xk *= x
-                lj *= w * kern[abs(j - i)]
-                acc += lj * lj * in_var[r, j]
-            var[r, i] = acc
-    return fit, support, var
+    return _loess(values, weights, sigma, degree, leave_out, in_var, True)
 
 
 @numba.njit(**JIT)
@@ -187,36 +250,19 @@ def _bisquare(residual, scale, weights):
 
 
 @numba.njit(**JIT)
-def running_median_rows(values, weights, half):
-    """Median of the positively weighted samples within +/- ``half`` along the last axis.
-
-    Returns NaN where no such sample is in reach. Shapes (row, sample) -> (row, sample).
-    """
-    n_rows, n = values.shape
-    out = np.full((n_rows, n), np.nan)
-    buf = np.empty(2 * half + 1)
-    for r in range(n_rows):
-        for i in range(n):
-            m = 0
-            for j in range(max(0, i - half), min(n, i + half + 1)):
-                if weights[r, j] > 0.0:
-                    buf[m] = values[r, j]
-                    m += 1
-            if m > 0:
-                out[r, i] = np.median(buf[:m])
-    return out
-
-
-@numba.njit(**JIT)
-def _row_mad(resid, weights, r):
-    n = resid.shape[1]
-    buf = np.empty(n)
+def _abs_median(values, fit, weights, rows):
+    """Median of ``|values - fit|`` over the positively weighted, non-NaN samples of ``rows``
+    (``inf`` when there are none)."""
+    n = values.shape[1]
+    buf = np.empty(rows.size * n)
     m = 0
-    for j in range(n):
-        if weights[r, j] > 0.0 and not np.isnan(resid[r, j]):
-            buf[m] = abs(resid[r, j])
-            m += 1
-    return np.median(buf[:m]) if m > 0 else np.inf
+    for r in rows:
+        for j in range(n):
+            d = abs(values[r, j] - fit[r, j])
+            if weights[r, j] > 0.0 and not np.isnan(d):
+                buf[m] = d
+                m += 1
+    return median_scratch(buf, m) if m > 0 else np.inf
 
 
 @numba.njit(**JIT)
@@ -225,24 +271,63 @@ def robust_loess_rows(values, weights, sigma, robust_iterations, degree, in_var)
     leave-one-out fit. Returns ``(fit, support, var)``."""
     w = weights
     if robust_iterations > 0:
-        fit, _, _ = loess_rows(values, weights, sigma, degree, False, in_var)
+        fit, _, _ = _loess(values, weights, sigma, degree, False, in_var, False)
         # Robustness weights need a first fit that strong RFI has not dragged. A least-squares
         # LOESS follows steep bandpass edges but is pulled by RFI covering much of a short axis; a
         # running median resists the RFI but is biased on slopes. Per row we start from whichever
         # leaves the smaller median absolute residual.
         med = running_median_rows(values, weights, max(1, int(math.ceil(2.0 * sigma))))
-        r_fit = values - fit
-        r_med = values - med
+        row = np.empty(1, np.int64)
         for r in range(values.shape[0]):
-            if _row_mad(r_med, weights, r) < _row_mad(r_fit, weights, r):
+            row[0] = r
+            if _abs_median(values, med, weights, row) < _abs_median(values, fit, weights, row):
                 fit[r] = med[r]
+        every_row = np.arange(values.shape[0])
         for it in range(robust_iterations):
-            resid = values - fit
-            scale = MAD_TO_SIGMA * masked_median(np.abs(resid), (weights <= 0.0) | np.isnan(resid))
-            w = _bisquare(resid, scale, weights)
+            scale = MAD_TO_SIGMA * _abs_median(values, fit, weights, every_row)
+            w = _bisquare(values - fit, scale, weights)
             if it < robust_iterations - 1:
-                fit, _, _ = loess_rows(values, w, sigma, degree, False, in_var)
+                fit, _, _ = _loess(values, w, sigma, degree, False, in_var, False)
     return loess_rows(values, w, sigma, degree, True, in_var)
+
+
+@numba.njit(**JIT)
+def _fill_across(bg, var, sigma, degree):
+    """Replace each NaN of ``bg`` (and its ``var``) by the LOESS across the last axis of the
+    non-NaN samples of its row (degree <= 2), as :func:`loess_rows` would, one sample at a time."""
+    n_rows, n = bg.shape
+    half = int(math.ceil(3.0 * sigma))
+    mom = np.zeros((5, 1))
+    rhs = np.zeros((3, 1))
+    q = np.zeros((5, 1))
+    fit = np.empty(1)
+    support = np.empty(1)
+    fit_var = np.empty(1)
+    # Fits read the original samples, never ones filled before them.
+    src = bg.copy()
+    src_var = var.copy()
+    for r in range(n_rows):
+        for i in range(n):
+            if not np.isnan(src[r, i]):
+                continue
+            mom[:] = 0.0
+            rhs[:] = 0.0
+            q[:] = 0.0
+            for j in range(max(0, i - half), min(n, i + half + 1)):
+                if np.isnan(src[r, j]):
+                    continue
+                x = float(j - i)
+                w = math.exp(-0.5 * (x / sigma) ** 2)
+                xp = 1.0
+                for p in range(2 * degree + 1):
+                    mom[p, 0] += w * xp
+                    q[p, 0] += w * w * src_var[r, j] * xp
+                    if p <= degree:
+                        rhs[p, 0] += w * xp * src[r, j]
+                    xp *= x
+            _solve_small(mom, rhs, q, degree, True, fit, support, fit_var)
+            bg[r, i] = fit[0]
+            var[r, i] = fit_var[0]
 
 
 @numba.njit(**JIT)
@@ -271,36 +356,50 @@ def background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degre
     var : ndarray, float64, shape (time, frequency)
         Variance of the background in units of the noise variance of one sample.
     """
-    weights = np.where(mask, 0.0, 1.0)
-    ones = np.ones(values.shape)
+    n_t, n_f = values.shape
     if sigma_freq > 0.0:
-        along_f, support_f, var_f = robust_loess_rows(values, weights, sigma_freq,
-                                                       robust_iterations, degree, ones)
-        weights_t = np.where(support_f > 0.0, 1.0, 0.0)
+        along_f, support_f, var_f = robust_loess_rows(values, np.where(mask, 0.0, 1.0),
+                                                       sigma_freq, robust_iterations, degree,
+                                                       np.ones(values.shape))
+        fill_t = np.where(support_f > 0.0, along_f, 0.0).T.copy()
+        weights_t = np.where(support_f > 0.0, 1.0, 0.0).T.copy()
+        var_t_in = var_f.T.copy()
     else:
-        along_f, var_f, weights_t = values.copy(), ones, weights
-    fill = np.where(weights_t > 0.0, along_f, 0.0)
-    along_t, _, var_t = robust_loess_rows(fill.T.copy(), weights_t.T.copy(), sigma_time,
-                                           robust_iterations, degree, var_f.T.copy())
+        # One pass builds the transposed inputs of the fit along time.
+        fill_t = np.empty((n_f, n_t))
+        weights_t = np.empty((n_f, n_t))
+        for t in range(n_t):
+            for f in range(n_f):
+                fill_t[f, t] = 0.0 if mask[t, f] else values[t, f]
+                weights_t[f, t] = 0.0 if mask[t, f] else 1.0
+        var_t_in = np.ones((n_f, n_t))
+    along_t, _, var_t = robust_loess_rows(fill_t, weights_t, sigma_time, robust_iterations,
+                                           degree, var_t_in)
     bg = along_t.T.copy()
     var = var_t.T.copy()
-    if np.isnan(bg).any():
+    n_missing = np.isnan(bg).sum()
+    if n_missing > 0:
         # Samples with nothing unmasked in reach along time (a channel flagged throughout) get
-        # their background interpolated across frequency.
-        known = np.where(np.isnan(bg), 0.0, 1.0)
-        across, _, var_x = loess_rows(np.where(np.isnan(bg), 0.0, bg), known, 2.0, 1, False,
-                                      np.where(np.isnan(var), 1.0, var))
-        for i in range(bg.shape[0]):
-            for j in range(bg.shape[1]):
-                if np.isnan(bg[i, j]):
-                    bg[i, j] = across[i, j]
-                    var[i, j] = var_x[i, j]
-    level = masked_median(values, mask)
-    for i in range(bg.shape[0]):
-        for j in range(bg.shape[1]):
-            if np.isnan(bg[i, j]):
-                bg[i, j] = level
-                var[i, j] = 1.0
+        # their background interpolated across frequency: sample by sample when they are few,
+        # else by a fit of the whole plane.
+        if 4 * n_missing < bg.size:
+            _fill_across(bg, var, 2.0, 1)
+        else:
+            known = np.where(np.isnan(bg), 0.0, 1.0)
+            across, _, var_x = loess_rows(np.where(np.isnan(bg), 0.0, bg), known, 2.0, 1, False,
+                                          np.where(np.isnan(var), 1.0, var))
+            for i in range(bg.shape[0]):
+                for j in range(bg.shape[1]):
+                    if np.isnan(bg[i, j]):
+                        bg[i, j] = across[i, j]
+                        var[i, j] = var_x[i, j]
+        if np.isnan(bg).any():
+            level = masked_median(values, mask)
+            for i in range(bg.shape[0]):
+                for j in range(bg.shape[1]):
+                    if np.isnan(bg[i, j]):
+                        bg[i, j] = level
+                        var[i, j] = 1.0
     return bg, var
 
 
@@ -317,6 +416,10 @@ def standardized_residual(values, mask, sigma_time, sigma_freq, robust_iteration
         That noise estimate (NaN when everything is masked).
     """
     bg, var = background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degree)
-    resid = (values - bg) / np.sqrt(1.0 + var)
+    resid = np.empty(values.shape)
+    for t in range(values.shape[0]):
+        for f in range(values.shape[1]):
+            resid[t, f] = (values[t, f] - bg[t, f]) / math.sqrt(1.0 + var[t, f])
     sigma = robust_sigma(resid, mask)
-    return resid / sigma, sigma
+    resid /= sigma
+    return resid, sigma

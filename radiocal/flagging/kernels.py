@@ -32,14 +32,17 @@ import numpy as np
 
 from radiocal.engine.numba import JIT
 from radiocal.flagging.background import (
-    MAD_TO_SIGMA,
-    robust_loess_rows,
     background_2d,
     loess_rows,
+    robust_loess_rows,
+    standardized_residual,
+)
+from radiocal.flagging.robust import (
+    MAD_TO_SIGMA,
     masked_median,
     robust_sigma,
     running_median_rows,
-    standardized_residual,
+    window_median_mad,
 )
 
 
@@ -60,24 +63,49 @@ def sumthreshold_rows(z, mask, window, threshold, out):
     threshold : float
         Threshold on the window mean, in sigma.
     out : ndarray, bool, shape (row, sample)
-        Newly flagged samples are set True.
+        Newly flagged samples are set True. May be ``mask`` itself: each row's unmasked samples
+        are listed before any of its flags change.
     """
+    _sumthreshold_rows(z, mask, window, threshold, out, np.full(z.shape[0], np.inf))
+
+
+@numba.njit(**JIT)
+def _row_peaks(z):
+    """Largest ``|z|`` of each row (NaN ignored)."""
+    peaks = np.zeros(z.shape[0])
+    for r in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            a = abs(z[r, j])
+            if a > peaks[r]:
+                peaks[r] = a
+    return peaks
+
+
+@numba.njit(**JIT)
+def _sumthreshold_rows(z, mask, window, threshold, out, peaks):
+    """:func:`sumthreshold_rows`, skipping rows whose ``peaks`` (an upper bound of ``|z|``) show
+    that no window mean can pass the threshold."""
     n_rows, n = z.shape
     idx = np.empty(n, np.int64)
+    kept = np.empty(n)
     for r in range(n_rows):
+        # |sum of window values| <= window * peak: margin for the rounding of the running sum.
+        if peaks[r] < threshold * (1.0 - 1e-9):
+            continue
+        # Branch-free compaction of the unmasked samples, so the running sum reads contiguously.
         m = 0
         for j in range(n):
-            if not mask[r, j]:
-                idx[m] = j
-                m += 1
+            idx[m] = j
+            kept[m] = z[r, j]
+            m += 0 if mask[r, j] else 1
         if m < window:
             continue
         total = 0.0
         for k in range(window):
-            total += z[r, idx[k]]
+            total += kept[k]
         for start in range(m - window + 1):
             if start > 0:
-                total += z[r, idx[start + window - 1]] - z[r, idx[start - 1]]
+                total += kept[start + window - 1] - kept[start - 1]
             if abs(total) > window * threshold:
                 for j in range(idx[start], idx[start + window - 1] + 1):
                     out[r, j] = True
@@ -98,18 +126,17 @@ def sumthreshold_2d(z, mask, first_threshold, rho, max_window_time, max_window_f
     flags = mask.copy()
     n_t, n_f = z.shape
     z_t = z.T.copy()
+    # The time passes work in place on a transposed view of the same flags (no copies).
+    flags_t = flags.T
+    peaks = _row_peaks(z)
+    peaks_t = _row_peaks(z_t)
     window = 1
     while window <= max(max_window_time, max_window_freq):
         threshold = first_threshold / rho ** math.log2(window)
         if window <= max_window_freq and window <= n_f:
-            new = flags.copy()
-            sumthreshold_rows(z, flags, window, threshold, new)
-            flags = new
+            _sumthreshold_rows(z, flags, window, threshold, flags, peaks)
         if window <= max_window_time and window <= n_t:
-            flags_t = flags.T.copy()
-            new_t = flags_t.copy()
-            sumthreshold_rows(z_t, flags_t, window, threshold, new_t)
-            flags = new_t.T.copy()
+            _sumthreshold_rows(z_t, flags_t, window, threshold, flags_t, peaks_t)
         window *= 2
     return flags
 
@@ -391,21 +418,6 @@ def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, 
 
 
 @numba.njit(**JIT)
-def _window_stats(resid, mask, t0, t1, f0, f1, buf):
-    n = 0
-    for t in range(t0, t1):
-        for f in range(f0, f1):
-            if not mask[t, f]:
-                buf[n] = resid[t, f]
-                n += 1
-    if n < 3:
-        return np.nan, np.nan
-    vals = buf[:n]
-    med = np.median(vals)
-    return med, MAD_TO_SIGMA * np.median(np.abs(vals - med))
-
-
-@numba.njit(**JIT)
 def mad_block(vis, flag, half_time, half_freq, threshold, variance_threshold, sigma_time,
               sigma_freq, robust_iterations, degree):
     """rflag-like flagging on residuals with sliding-window robust statistics.
@@ -416,7 +428,8 @@ def mad_block(vis, flag, half_time, half_freq, threshold, variance_threshold, si
     ``threshold`` times the plane's typical local sigma (median of the window sigmas), or when its
     window's sigma exceeds ``variance_threshold`` times that typical sigma (a patch of raised
     variance, as rflag's time/frequency deviation tests). MAD windows ignore single spikes, so unlike
-    rflag's rms windows they do not dilate flags around them.
+    rflag's rms windows they do not dilate flags around them. A plane whose robust noise is zero or
+    undefined (constant amplitudes) is left alone.
 
     Parameters
     ----------
@@ -431,9 +444,6 @@ def mad_block(vis, flag, half_time, half_freq, threshold, variance_threshold, si
     out = flag.copy()
     amp = np.empty((n_t, n_f))
     mask = np.empty((n_t, n_f), np.bool_)
-    buf = np.empty((2 * half_time + 1) * (2 * half_freq + 1))
-    local_med = np.empty((n_t, n_f))
-    local_sig = np.empty((n_t, n_f))
     for b in range(n_b):
         for p in range(n_p):
             for t in range(n_t):
@@ -445,15 +455,12 @@ def mad_block(vis, flag, half_time, half_freq, threshold, variance_threshold, si
                     mask[t, f] = bad
             if mask.all():
                 continue
-            resid, _ = standardized_residual(amp, mask, sigma_time, sigma_freq,
-                                             robust_iterations, _degree(n_t, degree))
-            for t in range(n_t):
-                for f in range(n_f):
-                    med, sig = _window_stats(resid, mask, max(0, t - half_time),
-                                             min(n_t, t + half_time + 1), max(0, f - half_freq),
-                                             min(n_f, f + half_freq + 1), buf)
-                    local_med[t, f] = med
-                    local_sig[t, f] = sig
+            resid, sigma = standardized_residual(amp, mask, sigma_time, sigma_freq,
+                                                 robust_iterations, _degree(n_t, degree))
+            if not (sigma > 0.0 and math.isfinite(sigma)):
+                continue
+            local_med, local_mad = window_median_mad(resid, mask, half_time, half_freq, 3)
+            local_sig = MAD_TO_SIGMA * local_mad
             typical = masked_median(local_sig, mask | np.isnan(local_sig))
             if not typical > 0.0:
                 continue

@@ -1,0 +1,258 @@
+"""Numba kernels for robust statistics: exact medians, MADs and sliding-window medians.
+
+Plain numpy in and out; no dask or xarray. Medians of whole planes bracket the middle ranks with a
+sample and select among the few values inside (exact, a few times faster than a full selection);
+sliding-window medians sort every window of a row at once with a sorting network, which runs
+branch-free and vectorized across the row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from radiocal.engine.numba import JIT
+
+MAD_TO_SIGMA = 1.4826
+
+# Lanes (windows) sorted together by one pass of a sorting network.
+LANES = 512
+
+
+@numba.njit(**JIT)
+def median_scratch(buf, n):
+    """Median of ``buf[:n]``, reordering ``buf``; NaN when ``n`` is 0 or a value is NaN.
+
+    Exact. For long inputs an evenly strided sample of the values brackets the middle ranks, one
+    branch-free pass keeps the values inside the bracket, and only those are partitioned (a
+    bracket that misses falls back to a selection over all values).
+    """
+    if n == 0:
+        return np.nan
+    lo_rank, hi_rank = (n - 1) // 2, n // 2
+    if n >= 4096:
+        m = 512
+        step = n // m
+        sample = np.empty(m)
+        for s in range(m):
+            sample[s] = buf[s * step]
+        sample.sort()
+        # The count of sample values below the median is Binomial(m, 1/2): +/- 4 sd.
+        margin = 2 * int(math.sqrt(m)) + 1
+        pos = (lo_rank * m) // n
+        a, b = sample[max(0, pos - margin)], sample[min(m - 1, pos + margin)]
+        inside = np.empty(n)
+        k = 0
+        below = 0
+        n_nan = 0
+        for i in range(n):
+            v = buf[i]
+            inside[k] = v
+            k += (v >= a) & (v <= b)
+            below += v < a
+            n_nan += v != v
+        if n_nan > 0:
+            return np.nan
+        if below <= lo_rank and hi_rank < below + k:
+            part = np.partition(inside[:k], (lo_rank - below, hi_rank - below))
+            return 0.5 * (part[lo_rank - below] + part[hi_rank - below])
+    for i in range(n):
+        if buf[i] != buf[i]:
+            return np.nan
+    return np.median(buf[:n])
+
+
+@numba.njit(**JIT)
+def masked_median(values, mask):
+    """Median of ``values[~mask]`` (any shape); NaN when all are masked (or a value is NaN)."""
+    flat_v = values.ravel()
+    flat_m = mask.ravel()
+    buf = np.empty(flat_v.size, np.float64)
+    n = 0
+    for i in range(flat_v.size):
+        if not flat_m[i]:
+            buf[n] = flat_v[i]
+            n += 1
+    return median_scratch(buf, n)
+
+
+@numba.njit(**JIT)
+def robust_sigma(values, mask):
+    """Gaussian-equivalent sigma, 1.4826 x the MAD of ``values[~mask]``; NaN when all masked."""
+    flat_v = values.ravel()
+    flat_m = mask.ravel()
+    buf = np.empty(flat_v.size, np.float64)
+    n = 0
+    for i in range(flat_v.size):
+        if not flat_m[i]:
+            buf[n] = flat_v[i]
+            n += 1
+    med = median_scratch(buf, n)
+    if np.isnan(med):
+        return np.nan
+    for i in range(n):
+        buf[i] = abs(buf[i] - med)
+    return MAD_TO_SIGMA * median_scratch(buf, n)
+
+
+@numba.njit(**JIT)
+def sorting_network(n, keep):
+    """Batcher's odd-even merge sort network for ``n`` inputs, pruned to the ``keep`` smallest.
+
+    Returns
+    -------
+    ndarray, int64, shape (comparator, 2)
+        Pairs ``(i, j)``, ``i < j``, applied in order: put the smaller value at ``i``. After them
+        positions ``0 .. keep - 1`` hold the ``keep`` smallest inputs in ascending order (the rest
+        a permutation of the others).
+    """
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    # Walking backwards, a comparator matters only if it feeds a position still needed.
+    needed = np.zeros(max(n, 1), np.bool_)
+    needed[:keep] = True
+    used = np.zeros(len(pairs), np.bool_)
+    for c in range(len(pairs) - 1, -1, -1):
+        i, j = pairs[c]
+        if needed[i] or needed[j]:
+            used[c] = True
+            needed[i] = needed[j] = True
+    out = np.empty((used.sum(), 2), np.int64)
+    m = 0
+    for c in range(len(pairs)):
+        if used[c]:
+            out[m, 0], out[m, 1] = pairs[c]
+            m += 1
+    return out
+
+
+@numba.njit(**JIT)
+def _apply_network(rows, network):
+    """Sort ``rows`` (slot, lane) along its first axis in every lane at once (branch-free)."""
+    for c in range(network.shape[0]):
+        lo = rows[network[c, 0]]
+        hi = rows[network[c, 1]]
+        for x in range(lo.size):
+            a, b = lo[x], hi[x]
+            lo[x] = a if a < b else b
+            hi[x] = b if a < b else a
+
+
+@numba.njit(**JIT)
+def _window_median_mad_lanes(values, mask, half_row, half_lane, min_count, with_mad):
+    """:func:`window_median_mad` with windows of +/- ``half_lane`` along the last axis (the lanes
+    of the vectorized sort) and +/- ``half_row`` along the first; ``with_mad`` False skips the MAD
+    (left NaN)."""
+    n_r, n_l = values.shape
+    wr, wl = 2 * half_row + 1, 2 * half_lane + 1
+    slots = wr * wl
+    # The masked median of at most ``slots`` values needs ranks up to slots // 2 only.
+    network = sorting_network(slots, slots // 2 + 1)
+    # Masked, non-finite and outside samples become +inf: they sort last and are not counted.
+    padded = np.full((n_r + 2 * half_row, n_l + 2 * half_lane), np.inf)
+    for r in range(n_r):
+        for x in range(n_l):
+            v = values[r, x]
+            if not mask[r, x] and math.isfinite(v):
+                padded[r + half_row, x + half_lane] = v
+    median = np.full((n_r, n_l), np.nan)
+    mad = np.full((n_r, n_l), np.nan)
+    # Several rows share each pass of the network, so every comparator runs over a long
+    # contiguous lane axis (short loops would spend their time in loop set-up).
+    batch = max(1, min(n_r, LANES // max(n_l, 1)))
+    width = batch * n_l
+    window = np.empty((slots, width))
+    count = np.empty(width, np.int64)
+    centre = np.empty(width)
+    need = max(min_count, 1)
+    for r0 in range(0, n_r, batch):
+        n_b = min(batch, n_r - r0)
+        for b in range(batch):
+            for dr in range(wr):
+                for dl in range(wl):
+                    dest = window[dr * wl + dl, b * n_l:(b + 1) * n_l]
+                    if b < n_b:
+                        dest[:] = padded[r0 + b + dr, dl:dl + n_l]
+                    else:
+                        dest[:] = np.inf
+        count[:] = 0
+        for s in range(slots):
+            row = window[s]
+            for x in range(width):
+                count[x] += row[x] < np.inf
+        _apply_network(window, network)
+        for x in range(width):
+            m = count[x]
+            centre[x] = 0.0
+            if m >= need:
+                centre[x] = 0.5 * (window[(m - 1) // 2, x] + window[m // 2, x])
+        for b in range(n_b):
+            for x in range(n_l):
+                if count[b * n_l + x] >= need:
+                    median[r0 + b, x] = centre[b * n_l + x]
+        if not with_mad:
+            continue
+        for s in range(slots):
+            row = window[s]
+            for x in range(width):
+                row[x] = abs(row[x] - centre[x])
+        _apply_network(window, network)
+        for b in range(n_b):
+            for x in range(n_l):
+                m = count[b * n_l + x]
+                if m >= need:
+                    mad[r0 + b, x] = 0.5 * (window[(m - 1) // 2, b * n_l + x]
+                                            + window[m // 2, b * n_l + x])
+    return median, mad
+
+
+@numba.njit(**JIT)
+def window_median_mad(values, mask, half_time, half_freq, min_count):
+    """Median and MAD of the unmasked samples in a sliding (time, frequency) window.
+
+    The window around (t, f) spans t +/- ``half_time`` and f +/- ``half_freq``, clipped at the
+    edges. Each window is sorted by a sorting network applied to all windows of a row at once
+    (vectorized along the longer axis), the absolute deviations from the median likewise.
+
+    Parameters
+    ----------
+    values : ndarray, float64, shape (time, frequency)
+    mask : ndarray, bool, shape (time, frequency)
+        Samples to leave out (non-finite values are left out too).
+    half_time, half_freq : int
+    min_count : int
+        Windows with fewer unmasked samples get NaN.
+
+    Returns
+    -------
+    median, mad : ndarray, float64, shape (time, frequency)
+    """
+    if values.shape[0] > values.shape[1]:
+        med_t, mad_t = _window_median_mad_lanes(values.T.copy(), mask.T.copy(), half_freq,
+                                                half_time, min_count, True)
+        return med_t.T.copy(), mad_t.T.copy()
+    return _window_median_mad_lanes(values, mask, half_time, half_freq, min_count, True)
+
+
+@numba.njit(**JIT)
+def running_median_rows(values, weights, half):
+    """Median of the positively weighted samples within +/- ``half`` along the last axis.
+
+    Returns NaN where no such sample is in reach (non-finite values are left out). Shapes
+    (row, sample) -> (row, sample). All rows are done at once (:func:`window_median_mad`'s
+    sorting network with rows as lanes).
+    """
+    med_t, _ = _window_median_mad_lanes(values.T.copy(), (weights <= 0.0).T.copy(), half, 0, 1,
+                                        False)
+    return med_t.T.copy()

@@ -1,0 +1,219 @@
+"""Background and robust-statistics kernels against straightforward plain-numpy references."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from radiocal.flagging import background as bg
+from radiocal.flagging import kernels as k
+from radiocal.flagging import robust as rb
+
+RNG = np.random.default_rng(99)
+
+
+def _loess_loop(values, weights, sigma, degree, leave_out, in_var):
+    """The per-sample window loop LOESS (normal equations solved per sample), slow but plain."""
+    n_rows, n = values.shape
+    half = int(math.ceil(3.0 * sigma))
+    fit = np.full((n_rows, n), np.nan)
+    support = np.zeros((n_rows, n))
+    var = np.zeros((n_rows, n))
+    for r in range(n_rows):
+        for i in range(n):
+            js = np.array([j for j in range(max(0, i - half), min(n, i + half + 1))
+                           if weights[r, j] > 0 and not (leave_out and j == i)], int)
+            if js.size == 0:
+                continue
+            x = (js - i).astype(float)
+            w = weights[r, js] * np.exp(-0.5 * (x / sigma) ** 2)
+            support[r, i] = w.sum()
+            d = min(degree, js.size - 1)
+            while True:
+                design = np.vander(x, d + 1, increasing=True)
+                normal = design.T @ (w[:, None] * design)
+                if d == 0 or np.linalg.cond(normal) < 1e10:
+                    break
+                d -= 1
+            kernel = w * (design @ np.linalg.solve(normal, np.eye(d + 1)[0]))
+            fit[r, i] = kernel @ values[r, js]
+            var[r, i] = np.sum(kernel ** 2 * in_var[r, js])
+    return fit, support, var
+
+
+@pytest.mark.parametrize("degree", [0, 1, 2, 3])
+@pytest.mark.parametrize("leave_out", [False, True])
+@pytest.mark.parametrize("sigma", [1.0, 3.0])
+def test_loess_rows_matches_the_window_loop(degree, leave_out, sigma):
+    n_rows, n = 7, 45
+    t = np.arange(n)
+    values = (5 + 0.3 * t - 0.01 * t ** 2 + np.sin(t / 4.0))[None] + RNG.normal(size=(n_rows, n))
+    # Bisquare-like fractional weights, random flags, a row flagged throughout and rows with
+    # only one or two samples left (the degree is lowered there).
+    weights = RNG.random((n_rows, n)) * (RNG.random((n_rows, n)) > 0.25)
+    weights[1] = 0.0
+    weights[2] = 0.0
+    weights[2, 20] = 0.7
+    weights[3, :] = 0.0
+    weights[3, [10, 12]] = [1.0, 0.5]
+    in_var = 0.5 + RNG.random((n_rows, n))
+    fit, support, var = bg.loess_rows(values, weights, sigma, degree, leave_out, in_var)
+    ref_fit, ref_support, ref_var = _loess_loop(values, weights, sigma, degree, leave_out, in_var)
+    np.testing.assert_array_equal(np.isnan(fit), np.isnan(ref_fit))
+    assert np.isnan(fit[1]).all() and (support[1] == 0).all()
+    np.testing.assert_allclose(fit, ref_fit, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(support, ref_support, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(var, ref_var, rtol=1e-7, atol=1e-10)
+
+
+def test_masked_median_and_robust_sigma_are_exact_on_long_inputs():
+    """Long inputs take the bracketing path: results must equal numpy's exactly."""
+    for n, kind in itertools.product([4095, 4096, 9001, 30000], ["normal", "tails", "sorted",
+                                                                 "ties"]):
+        x = RNG.normal(size=n)
+        if kind == "tails":
+            x *= 1 + 50 * RNG.random(n) ** 8
+        elif kind == "sorted":
+            x = np.sort(x)
+        elif kind == "ties":
+            x = np.round(x)
+        mask = RNG.random(n) < 0.2
+        kept = x[~mask]
+        assert rb.masked_median(x, mask) == np.median(kept)
+        assert rb.robust_sigma(x, mask) == 1.4826 * np.median(np.abs(kept - np.median(kept)))
+    x = RNG.normal(size=(100, 80))
+    x[3, 4] = np.nan
+    assert math.isnan(rb.masked_median(x, np.zeros(x.shape, bool)))
+    assert math.isnan(rb.masked_median(x, np.ones(x.shape, bool)))
+
+
+def test_sorting_network_sorts_every_zero_one_input():
+    """By the 0-1 principle a comparator network sorting all 0/1 inputs sorts everything."""
+    for n in range(1, 12):
+        for keep in (n, n // 2 + 1):
+            net = rb.sorting_network(n, keep)
+            assert (net[:, 0] < net[:, 1]).all()
+            bits = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1).astype(float)
+            lanes = bits.T.copy()
+            rb._apply_network(lanes, net)
+            np.testing.assert_array_equal(lanes[:keep].T, np.sort(bits, axis=1)[:, :keep])
+    values = RNG.normal(size=(25, 300))
+    net = rb.sorting_network(25, 13)
+    out = values.copy()
+    rb._apply_network(out, net)
+    np.testing.assert_array_equal(out[:13], np.sort(values, axis=0)[:13])
+    np.testing.assert_array_equal(np.sort(out, axis=0), np.sort(values, axis=0))
+
+
+@pytest.mark.parametrize("shape,half_time,half_freq", [((30, 17), 2, 2), ((9, 40), 1, 3),
+                                                       ((5, 5), 2, 2), ((12, 7), 0, 2)])
+def test_window_median_mad_matches_numpy(shape, half_time, half_freq):
+    values = RNG.normal(size=shape)
+    mask = RNG.random(shape) < 0.3
+    mask[0, :] = True
+    med, mad = rb.window_median_mad(values, mask, half_time, half_freq, 3)
+    for t in range(shape[0]):
+        for f in range(shape[1]):
+            box = (slice(max(0, t - half_time), t + half_time + 1),
+                   slice(max(0, f - half_freq), f + half_freq + 1))
+            kept = values[box][~mask[box]]
+            if kept.size < 3:
+                assert math.isnan(med[t, f]) and math.isnan(mad[t, f])
+                continue
+            assert med[t, f] == np.median(kept)
+            assert mad[t, f] == np.median(np.abs(kept - np.median(kept)))
+
+
+def test_running_median_leaves_out_flagged_and_nonfinite_samples():
+    values = RNG.normal(size=(4, 40))
+    weights = (RNG.random((4, 40)) > 0.3).astype(float)
+    weights[2] = 0.0
+    values[3, 7] = np.inf
+    out = rb.running_median_rows(values, weights, 6)
+    for r in range(4):
+        for i in range(40):
+            sel = [j for j in range(max(0, i - 6), min(40, i + 7))
+                   if weights[r, j] > 0 and np.isfinite(values[r, j])]
+            if sel:
+                assert out[r, i] == np.median(values[r, sel])
+            else:
+                assert math.isnan(out[r, i])
+
+
+def _sumthreshold_2d_reference(z, mask, first_threshold, rho, max_t, max_f):
+    """Frequency then time pass per window, each pass on a fresh copy of the flags."""
+    flags = mask.copy()
+    window = 1
+    while window <= max(max_t, max_f):
+        threshold = first_threshold / rho ** math.log2(window)
+        if window <= max_f and window <= z.shape[1]:
+            new = flags.copy()
+            k.sumthreshold_rows(z, flags, window, threshold, new)
+            flags = new
+        if window <= max_t and window <= z.shape[0]:
+            new_t = flags.T.copy()
+            k.sumthreshold_rows(z.T.copy(), flags.T.copy(), window, threshold, new_t)
+            flags = new_t.T.copy()
+        window *= 2
+    return flags
+
+
+def test_sumthreshold_2d_in_place_matches_passes_on_copies():
+    z = RNG.normal(size=(40, 24))
+    z[10:13, :] += 4.0
+    z[:, 5] += 1.5
+    z[20, 20] = 9.0
+    mask = RNG.random(z.shape) < 0.05
+    out = k.sumthreshold_2d(z, mask, 6.0, 1.5, 16, 32)
+    np.testing.assert_array_equal(out, _sumthreshold_2d_reference(z, mask, 6.0, 1.5, 16, 32))
+    assert out[20, 20] and out[10:13].mean() > 0.9
+
+
+def test_mad_block_matches_numpy_window_statistics():
+    n_t, n_f = 20, 16
+    t = np.linspace(-1, 1, n_t)[:, None]
+    vis = ((30 + 5 * t + RNG.normal(0, 1, (n_t, n_f)))[:, None, :, None]).astype(np.complex64)
+    vis[5, 0, 3, 0] += 9.0
+    vis[12:15, 0, 9:12, 0] += RNG.normal(0, 6, (3, 3))
+    flag = np.zeros(vis.shape, bool)
+    flag[0, 0, :4, 0] = True
+    out = k.mad_block(vis, flag, 2, 2, 5.0, 3.0, 3.0, 0.0, 2, 2)
+    amp = np.abs(vis[:, 0, :, 0]).astype(float)
+    mask = flag[:, 0, :, 0]
+    resid, _ = bg.standardized_residual(np.where(mask, 0.0, amp), mask, 3.0, 0.0, 2, 2)
+    med = np.full((n_t, n_f), np.nan)
+    sig = np.full((n_t, n_f), np.nan)
+    for i in range(n_t):
+        for j in range(n_f):
+            box = (slice(max(0, i - 2), i + 3), slice(max(0, j - 2), j + 3))
+            kept = resid[box][~mask[box]]
+            if kept.size >= 3:
+                med[i, j] = np.median(kept)
+                sig[i, j] = 1.4826 * np.median(np.abs(kept - med[i, j]))
+    typical = np.median(sig[~mask & ~np.isnan(sig)])
+    ref = mask | (~np.isnan(med) & ((np.abs(resid - med) > 5.0 * typical)
+                                    | (sig > 3.0 * typical)))
+    np.testing.assert_array_equal(out[:, 0, :, 0], ref)
+    assert ref[5, 3]
+
+
+@pytest.mark.parametrize("degree", [0, 1, 2])
+def test_fill_across_matches_loess_rows_at_the_missing_samples(degree):
+    bg_plane = RNG.normal(10.0, 1.0, (6, 30))
+    var = 0.1 + RNG.random((6, 30))
+    bg_plane[:, 4] = np.nan            # a channel flagged throughout
+    bg_plane[2, 10:25] = np.nan        # a wide gap: the middle is out of reach
+    bg_plane[5, :] = np.nan            # nothing known in the row
+    missing = np.isnan(bg_plane)
+    known = np.where(missing, 0.0, 1.0)
+    ref, _, ref_var = bg.loess_rows(np.where(missing, 0.0, bg_plane), known, 2.0, degree, False,
+                                    np.where(missing, 1.0, var))
+    filled, filled_var = bg_plane.copy(), var.copy()
+    bg._fill_across(filled, filled_var, 2.0, degree)
+    np.testing.assert_array_equal(filled[~missing], bg_plane[~missing])
+    np.testing.assert_allclose(filled[missing], ref[missing], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(filled_var[missing], ref_var[missing], rtol=1e-8, atol=1e-12)
+    assert np.isnan(filled[5]).all() and np.isnan(filled[2, 17])
