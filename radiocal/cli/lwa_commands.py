@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from radiocal.cli.pipeline_commands import _SET_HELP, _echo_done, _run, _split
+from radiocal.cli.pipeline_commands import _SET_HELP, _echo_done, _run, _split, template_entries
 from radiocal.errors import RadiocalError
 
 PIPELINE = "lwa"
@@ -39,18 +39,10 @@ def run_name(inputs) -> str:
 def lwa_entries(inputs, *, bad_antennas=(), bad_antennas_file="", refant="", uvrange=None,
                 delay_reference="", sources=(), min_elevation=None, image=True) -> list[dict]:
     """The packaged lwa pipeline with these options, as ``{step: NAME, ...}`` entries."""
-    import yaml
-
-    from radiocal.engine.pipeline import packaged_pipeline
-
-    template = yaml.safe_load(packaged_pipeline(PIPELINE).read_text())
     entries = []
-    for entry in template:
-        entry = dict(entry)
+    for entry in template_entries(PIPELINE, inputs):
         name = entry["step"]
-        if name == "convert":
-            entry["ms"] = [str(Path(p).expanduser().resolve()) for p in inputs]
-        elif name == "flag":
+        if name == "flag":
             entry["bad_antennas"] = list(bad_antennas)
             entry["bad_antennas_file"] = (str(Path(bad_antennas_file).resolve())
                                           if bad_antennas_file else "")

@@ -27,6 +27,19 @@ def dynspec_name(target: str) -> str:
     return f"dynspec_{re.sub(r'[^A-Za-z0-9_.+-]', '_', target)}.zarr"
 
 
+def template_entries(pipeline: str, inputs) -> list[dict]:
+    """The entries of a packaged pipeline (copies), its ``convert`` step reading ``inputs``."""
+    import yaml
+
+    from radiocal.engine.pipeline import packaged_pipeline
+
+    entries = [dict(e) for e in yaml.safe_load(packaged_pipeline(pipeline).read_text())]
+    for entry in entries:
+        if entry["step"] == "convert":
+            entry["ms"] = [str(Path(p).expanduser().resolve()) for p in inputs]
+    return entries
+
+
 def phaseref_entries(inputs, *, fluxcal, phasecal, targets, bpcal="", fluxcal_model="standard",
                      refant="", skymodel=None, image=False) -> list[dict]:
     """The packaged phaseref pipeline with these options, as ``{step: NAME, ...}`` entries.
@@ -34,18 +47,10 @@ def phaseref_entries(inputs, *, fluxcal, phasecal, targets, bpcal="", fluxcal_mo
     The file's single ``dynspec`` entry becomes one per target when a sky model is given, and is
     dropped otherwise; ``image`` adds the ``image`` step (WSClean) before the report.
     """
-    import yaml
-
-    from radiocal.engine.pipeline import packaged_pipeline
-
-    template = yaml.safe_load(packaged_pipeline(PIPELINE).read_text())
     entries = []
-    for entry in template:
-        entry = dict(entry)
+    for entry in template_entries(PIPELINE, inputs):
         name = entry["step"]
-        if name == "convert":
-            entry["ms"] = [str(Path(p).expanduser().resolve()) for p in inputs]
-        elif name == "calibrate":
+        if name == "calibrate":
             entry.update(fluxcal=fluxcal, bpcal=bpcal, phasecal=phasecal, targets=list(targets),
                          fluxcal_model=fluxcal_model, refant=refant)
         elif name == "dynspec":

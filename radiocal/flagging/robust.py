@@ -65,8 +65,8 @@ def median_scratch(buf, n):
 
 
 @numba.njit(**JIT)
-def masked_median(values, mask):
-    """Median of ``values[~mask]`` (any shape); NaN when all are masked (or a value is NaN)."""
+def _unmasked(values, mask):
+    """``values[~mask]`` (any shape) into a new float64 buffer: ``(buffer, count)``."""
     flat_v = values.ravel()
     flat_m = mask.ravel()
     buf = np.empty(flat_v.size, np.float64)
@@ -75,20 +75,20 @@ def masked_median(values, mask):
         if not flat_m[i]:
             buf[n] = flat_v[i]
             n += 1
+    return buf, n
+
+
+@numba.njit(**JIT)
+def masked_median(values, mask):
+    """Median of ``values[~mask]`` (any shape); NaN when all are masked (or a value is NaN)."""
+    buf, n = _unmasked(values, mask)
     return median_scratch(buf, n)
 
 
 @numba.njit(**JIT)
 def robust_sigma(values, mask):
     """Gaussian-equivalent sigma, 1.4826 x the MAD of ``values[~mask]``; NaN when all masked."""
-    flat_v = values.ravel()
-    flat_m = mask.ravel()
-    buf = np.empty(flat_v.size, np.float64)
-    n = 0
-    for i in range(flat_v.size):
-        if not flat_m[i]:
-            buf[n] = flat_v[i]
-            n += 1
+    buf, n = _unmasked(values, mask)
     med = median_scratch(buf, n)
     if np.isnan(med):
         return np.nan
