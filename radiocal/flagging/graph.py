@@ -9,6 +9,8 @@ returns flags chunked like the canonical dataset (time chunks, all baselines).
 
 from __future__ import annotations
 
+import warnings
+
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
@@ -156,6 +158,14 @@ def _stats_block(vis, flag, channel_window):
     return bk.baseline_stats(vis, flag, channel_window)[None]
 
 
+def _median_over_chunks(stats):
+    """Median over the time chunks' statistics; a baseline flagged throughout stays NaN quietly
+    (it carries no vote in the decision)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(stats, axis=0)
+
+
 def baseline_health(vis, flag, antenna1, antenna2, n_antenna, channel_window, dead_fraction,
                     min_coherence_excess, amplitude_factor, amplitude_sigma):
     """Lazy per-baseline health mask of a partition (see ``basic_kernels.health_decision``).
@@ -179,7 +189,9 @@ def baseline_health(vis, flag, antenna1, antenna2, n_antenna, channel_window, de
     per_chunk = da.map_blocks(_stats_block, v, f, int(channel_window), dtype=np.float64,
                               chunks=((1,) * v.numblocks[0], (n_b,), (n_p,), (2,)),
                               meta=np.empty((0,) * 4), name=f"flag-health-stats-{token}")
-    stats = da.nanmedian(per_chunk, axis=0) if per_chunk.numblocks[0] > 1 else per_chunk[0]
+    stats = (per_chunk.rechunk({0: -1}).map_blocks(_median_over_chunks, drop_axis=0,
+                                                   dtype=np.float64, meta=np.empty((0,) * 3))
+             if per_chunk.numblocks[0] > 1 else per_chunk[0])
     a1 = np.asarray(antenna1, np.int64)
     a2 = np.asarray(antenna2, np.int64)
     params = (int(n_antenna), int(channel_window), float(dead_fraction),
