@@ -26,6 +26,11 @@ from radiocal.io import caltables as C
 from radiocal.io import schema as S
 
 
+# The report finds the calibration sky model(s) by this name (one file per partition's sky when
+# they differ: <stem>_<partition>.txt).
+ATEAM_MODEL_FILE = "skymodel_ateam.txt"
+
+
 def _opt(default, help_text, **extra):
     return dataclasses.field(default=default, metadata={"help": help_text, **extra})
 
@@ -36,7 +41,7 @@ class ATeamConfig:
     min_elevation: float = _opt(0.0, "degrees; sources lower than this at any time are left out")
     min_beam: float = _opt(MIN_BEAM, "leave out sources the dipole beam attenuates below this")
     beam_exponent: float = _opt(BEAM_EXPONENT, "dipole power beam sin(elevation)^exponent")
-    output: str = _opt("skymodel_ateam.txt", "the apparent sky model used, DP3/WSClean text")
+    output: str = _opt(ATEAM_MODEL_FILE, "the apparent sky model used, DP3/WSClean text")
 
     def __post_init__(self):
         pick_sources(self.sources)   # unknown names fail when the pipeline is loaded

@@ -127,6 +127,7 @@ def collect(datasets, info: RunInfo) -> dict:
         "problems": problems,
         "status": "FAILED" if problems else ("SUCCEEDED WITH WARNINGS" if warnings else "SUCCEEDED"),
         "_vis": vis, "_flags": flags, "_tables": tables,
+        "_sky_models": calibration_sky_models(info.outdir),
     }
 
 
@@ -159,7 +160,7 @@ def summary_lines(summary: dict, info: RunInfo) -> list[str]:
         meas = (f"{m['s0']:.4g} Jy @ {m['nu0'] / 1e9:.4g} GHz, index {m['alpha']:+.2f}"
                 if m else "no data")
         lines.append(f"  {name:<16}{text:>26}   {meas}")
-    lines += sky_model_lines(info.outdir, summary)
+    lines += sky_model_lines(summary["_sky_models"], summary)
     flagged = summary["flagged"]
     lines += ["", "FLAGGED DATA",
               f"  input MS {100 * flagged['input']:.1f}%  ->  after the run {100 * flagged['final']:.1f}%"
@@ -185,18 +186,22 @@ def summary_lines(summary: dict, info: RunInfo) -> list[str]:
     return lines
 
 
-def sky_model_lines(outdir: Path, summary: dict) -> list[str]:
-    """The calibration sky model (``skymodel_ateam*.txt`` of the ateam step), if the run made one:
-    each source's apparent flux density at the centre of the band."""
+def calibration_sky_models(outdir: Path) -> list:
+    """``(path, SkyModel)`` of the sky models the ateam step wrote, if the run made any."""
+    from radiocal.calibration.skycal import ATEAM_MODEL_FILE
     from radiocal.io.skymodel import read_skymodel
 
-    paths = sorted(outdir.glob("skymodel_ateam*.txt"))
-    if not paths:
+    stem = Path(ATEAM_MODEL_FILE).stem
+    return [(path, read_skymodel(path)) for path in sorted(outdir.glob(f"{stem}*.txt"))]
+
+
+def sky_model_lines(models, summary: dict) -> list[str]:
+    """Each calibration source's apparent flux density at the centre of the band."""
+    if not models:
         return []
     centre = summary.get("centre_frequency") or 1e9
     lines = ["", f"CALIBRATION SKY MODEL (apparent: dipole beam applied; at {centre / 1e6:.1f} MHz)"]
-    for path in paths:
-        model = read_skymodel(path)
+    for path, model in models:
         flux = model.spectra([centre])[:, 0, 0]
         lines.append(f"  {path.name}: " + (", ".join(f"{n} {s:.0f} Jy" for n, s in zip(model.name, flux))
                                            or "no source"))
@@ -242,7 +247,8 @@ def _figures(summary: dict, info: RunInfo):
                     suffix = f"_{page + 1}" if page else ""
                     yield f"{table_name}_{quantity}_spw{spw}{suffix}", fig
     yield "flags", plots.flag_figure(summary["_flags"])
-    markers = _sky_markers(info.outdir)
+    markers = list(dict.fromkeys((str(n), float(r), float(d)) for _, model in summary["_sky_models"]
+                                 for n, r, d in zip(model.name, model.ra, model.dec)))
     for path in sorted((info.outdir / "images").glob("*-image.fits")):
         yield f"image_{_safe(path.stem)}", plots.image_figure(path, markers)
     for path in sorted(info.outdir.glob("dynspec*.zarr")):
@@ -252,16 +258,6 @@ def _figures(summary: dict, info: RunInfo):
         spectrum = open_dynspec(path)
         target = spectrum.attrs.get("field_name") or path.stem
         yield f"dynspec_{_safe(str(target))}", plot_dynamic_spectrum(spectrum)
-
-
-def _sky_markers(outdir: Path):
-    from radiocal.io.skymodel import read_skymodel
-
-    out = []
-    for path in sorted(outdir.glob("skymodel_ateam*.txt")):
-        model = read_skymodel(path)
-        out += [(str(n), float(r), float(d)) for n, r, d in zip(model.name, model.ra, model.dec)]
-    return list(dict.fromkeys(out))
 
 
 def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path) -> dict:
