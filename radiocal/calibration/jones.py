@@ -275,7 +275,8 @@ def apply(datasets, chain, calwt=False) -> list[xr.Dataset]:
     Returns
     -------
     list of xarray.Dataset
-        With ``VISIBILITY_CORRECTED`` (complex64), ``FLAG`` (solution flags added) and ``WEIGHT``.
+        With ``VISIBILITY_CORRECTED`` (complex64), ``FLAG`` (solution flags added) and, with
+        ``calwt``, the scaled ``WEIGHT``.
     """
     out = []
     for ds in datasets:
@@ -289,6 +290,10 @@ def apply(datasets, chain, calwt=False) -> list[xr.Dataset]:
             da.where(jflag, 1, jones), jflag, ds[S.BASELINE_ANTENNA1].values,
             ds[S.BASELINE_ANTENNA2].values, hand1, hand2, calwt)
         dims = ds[S.VISIBILITY].dims
-        out.append(ds.assign({S.VISIBILITY_CORRECTED: (dims, vis), S.FLAG: (dims, flag),
-                              S.WEIGHT: (dims, weight)}))
+        new = {S.VISIBILITY_CORRECTED: (dims, vis), S.FLAG: (dims, flag)}
+        if calwt:
+            new[S.WEIGHT] = (dims, weight)
+        # else the weights are the input's, value for value: keeping the very array tells the
+        # store (and the pipeline's backups) that nothing there needs writing
+        out.append(ds.assign(new))
     return out
