@@ -22,6 +22,14 @@ MAX_CHANNEL_NOISE = math.sqrt(2.0)
 PHASE_CONVENTIONS = ("casa", "fourier")
 
 
+def _phase_convention_field():
+    return dataclasses.field(
+        default="casa", metadata={"help": "sign of the predicted fringe: 'casa' (exp(+2 pi i "
+                                          "(ul+vm+w(n-1))/lambda), as CASA's ft and real data) or "
+                                          "'fourier' (data written with the opposite sign)",
+                                  "choices": PHASE_CONVENTIONS})
+
+
 def _check_convention(value):
     if value not in PHASE_CONVENTIONS:
         raise ConfigError(f"phase_convention must be 'casa' or 'fourier', not {value!r}")
@@ -33,11 +41,7 @@ class PredictConfig:
         default="", metadata={"help": "makesourcedb/DP3/WSClean sky model file", "input": True}
     )
     field: str = dataclasses.field(default="", metadata={"help": "field name or id to predict (empty: all)"})
-    phase_convention: str = dataclasses.field(
-        default="casa", metadata={"help": "sign of the predicted fringe: 'casa' (exp(+2 pi i "
-                                          "(ul+vm+w(n-1))/lambda), as CASA's ft and real data) or "
-                                          "'fourier' (data written with the opposite sign)",
-                                  "choices": PHASE_CONVENTIONS})
+    phase_convention: str = _phase_convention_field()
 
     def __post_init__(self):
         if not self.skymodel:
@@ -93,11 +97,7 @@ class DynspecConfig:
         default=360, metadata={"help": "at most this many blank rows stand for one gap in time"}
     )
     output: str = dataclasses.field(default="dynspec.zarr", metadata={"help": "output zarr (dynspec step)"})
-    phase_convention: str = dataclasses.field(
-        default="casa", metadata={"help": "sign of the predicted fringe: 'casa' (exp(+2 pi i "
-                                          "(ul+vm+w(n-1))/lambda), as CASA's ft and real data) or "
-                                          "'fourier' (data written with the opposite sign)",
-                                  "choices": PHASE_CONVENTIONS})
+    phase_convention: str = _phase_convention_field()
 
     def __post_init__(self):
         if isinstance(self.exclude_baselines, (list, str)):

@@ -307,6 +307,20 @@ def _excess_variance_columns(z, mask, threshold, min_samples):
 
 
 @numba.njit(**JIT)
+def _amplitude_plane(vis, flag, b, p, amp, mask):
+    """|V| of baseline ``b``, correlation ``p`` into ``amp`` (time, frequency), 0 where flagged or
+    not finite; ``mask`` True there."""
+    n_t, n_f = amp.shape
+    for t in range(n_t):
+        for f in range(n_f):
+            v = vis[t, b, f, p]
+            a = math.sqrt(v.real * v.real + v.imag * v.imag)
+            bad = flag[t, b, f, p] or not math.isfinite(a)
+            amp[t, f] = 0.0 if bad else a
+            mask[t, f] = bad
+
+
+@numba.njit(**JIT)
 def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
                        robust_iterations, degree, max_window_time, max_window_freq,
                        combine_correlations, variance_test, line_threshold, line_sigma_freq,
@@ -359,13 +373,7 @@ def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, 
     current = np.empty((n_p, n_t, n_f), np.bool_)
     for b in range(n_b):
         for p in range(n_p):
-            for t in range(n_t):
-                for f in range(n_f):
-                    v = vis[t, b, f, p]
-                    a = math.sqrt(v.real * v.real + v.imag * v.imag)
-                    bad = flag[t, b, f, p] or not math.isfinite(a)
-                    amp[p, t, f] = 0.0 if bad else a
-                    base[p, t, f] = bad
+            _amplitude_plane(vis, flag, b, p, amp[p], base[p])
             current[p] = base[p]
         if base.all():
             continue
@@ -446,13 +454,7 @@ def mad_block(vis, flag, half_time, half_freq, threshold, variance_threshold, si
     mask = np.empty((n_t, n_f), np.bool_)
     for b in range(n_b):
         for p in range(n_p):
-            for t in range(n_t):
-                for f in range(n_f):
-                    v = vis[t, b, f, p]
-                    a = math.sqrt(v.real * v.real + v.imag * v.imag)
-                    bad = flag[t, b, f, p] or not math.isfinite(a)
-                    amp[t, f] = 0.0 if bad else a
-                    mask[t, f] = bad
+            _amplitude_plane(vis, flag, b, p, amp, mask)
             if mask.all():
                 continue
             resid, sigma = standardized_residual(amp, mask, sigma_time, sigma_freq,
