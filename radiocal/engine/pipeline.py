@@ -48,7 +48,7 @@ def resolve_pipeline_path(name: str | Path) -> Path:
     if path.is_file():
         return path
     packaged = PACKAGED / f"{Path(name).stem}.yaml"
-    if path.suffix in ("", ".yaml") and packaged.is_file() and not path.exists():
+    if path.suffix in ("", ".yaml") and packaged.is_file():   # a directory of that name is no pipeline
         return packaged
     raise ConfigError(f"pipeline file {str(name)!r} not found")
 
