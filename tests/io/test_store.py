@@ -24,6 +24,16 @@ from radiocal.io.store import (
 DIMS4 = [S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION]
 
 
+@pytest.fixture(scope="module")
+def small_ms(tmp_path_factory):
+    """A small simulated MS: several scans (partitions), WEIGHT without WEIGHT_SPECTRUM."""
+    from radiocal.io.testing import SimConfig, simulate_ms
+
+    path = tmp_path_factory.mktemp("store") / "small.ms"
+    simulate_ms(path, SimConfig(seed=2))
+    return str(path)
+
+
 def _stored_dims(store, partition, variable):
     with open(os.path.join(partition_path(store, partition), variable, ".zattrs")) as f:
         return json.load(f)["_ARRAY_DIMENSIONS"]
@@ -35,8 +45,8 @@ def _ramp(ds):
     return (ds[S.WEIGHT] * ramp).astype(np.float32).transpose(*DIMS4)
 
 
-def test_channel_constant_weight_is_stored_once_and_opened_in_full(vla_small_ms, tmp_path):
-    datasets = read_ms(vla_small_ms, chunk_bytes=200_000)
+def test_channel_constant_weight_is_stored_once_and_opened_in_full(small_ms, tmp_path):
+    datasets = read_ms(small_ms, chunk_bytes=200_000)
     store = write_store(datasets, tmp_path / "obs.zarr")
     for ds, back in zip(datasets, open_store(store)):
         name = ds.attrs[S.ATTR_PARTITION]
@@ -50,8 +60,8 @@ def test_channel_constant_weight_is_stored_once_and_opened_in_full(vla_small_ms,
         assert block.flags.c_contiguous and block.flags.writeable
 
 
-def test_weight_spectrum_input_is_stored_in_full(vla_small_ms, tmp_path):
-    weighted = [ds.assign({S.WEIGHT: _ramp(ds)}) for ds in read_ms(vla_small_ms)]
+def test_weight_spectrum_input_is_stored_in_full(small_ms, tmp_path):
+    weighted = [ds.assign({S.WEIGHT: _ramp(ds)}) for ds in read_ms(small_ms)]
     write_ms(weighted, tmp_path / "ws.ms")   # channel-varying weights: WEIGHT_SPECTRUM
     datasets = read_ms(tmp_path / "ws.ms")
     store = write_store(datasets, tmp_path / "obs.zarr")
@@ -60,8 +70,8 @@ def test_weight_spectrum_input_is_stored_in_full(vla_small_ms, tmp_path):
         np.testing.assert_array_equal(back[S.WEIGHT].values, want[S.WEIGHT].values)
 
 
-def test_update_store_writes_changed_weights_in_full_and_unchanged_ones_compactly(vla_small_ms, tmp_path):
-    store = write_store(read_ms(vla_small_ms), tmp_path / "obs.zarr")
+def test_update_store_writes_changed_weights_in_full_and_unchanged_ones_compactly(small_ms, tmp_path):
+    store = write_store(read_ms(small_ms), tmp_path / "obs.zarr")
     stored = open_store(store)
     first, rest = stored[0], stored[1:]
     ramped = first.assign({S.WEIGHT: _ramp(first)})
@@ -75,8 +85,8 @@ def test_update_store_writes_changed_weights_in_full_and_unchanged_ones_compactl
         np.testing.assert_array_equal(got[S.WEIGHT].values, want)
 
 
-def test_weight_assigned_in_place_is_stored_in_full(vla_small_ms, tmp_path):
-    datasets = read_ms(vla_small_ms)
+def test_weight_assigned_in_place_is_stored_in_full(small_ms, tmp_path):
+    datasets = read_ms(small_ms)
     weight = datasets[0][S.WEIGHT].data
     weight[0, 0, 0, 0] = 7.0   # dask's in-place assignment: one channel now differs
     store = write_store(datasets, tmp_path / "obs.zarr")
@@ -86,8 +96,8 @@ def test_weight_assigned_in_place_is_stored_in_full(vla_small_ms, tmp_path):
     assert back[S.WEIGHT].values[0, 0, 1, 0] != 7.0
 
 
-def test_coordinates_travel_in_attributes_and_come_back_identical(vla_small_ms, tmp_path):
-    datasets = read_ms(vla_small_ms)
+def test_coordinates_travel_in_attributes_and_come_back_identical(small_ms, tmp_path):
+    datasets = read_ms(small_ms)
     # A coordinate another step might add, with its own attributes
     datasets[0] = datasets[0].assign_coords(
         antenna_gain=(S.ANTENNA, np.arange(datasets[0].sizes[S.ANTENNA], dtype=np.float32) / 3))
@@ -100,8 +110,8 @@ def test_coordinates_travel_in_attributes_and_come_back_identical(vla_small_ms, 
         xr.testing.assert_identical(ds.compute(), back.compute())
 
 
-def test_store_of_another_layout_version_is_refused(vla_small_ms, tmp_path):
-    store = write_store(read_ms(vla_small_ms), tmp_path / "obs.zarr")
+def test_store_of_another_layout_version_is_refused(small_ms, tmp_path):
+    store = write_store(read_ms(small_ms), tmp_path / "obs.zarr")
     root = zarr.open_group(store, mode="r+", zarr_format=2, use_consolidated=False)
     root.attrs[VERSION_ATTR] = 1
     with pytest.raises(InputError, match="version 1") as err:
