@@ -277,6 +277,8 @@ def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path) -> di
         for stem, fig in _figures(summary, info):
             png = plots_dir / f"{stem}.png"
             fig.savefig(png, dpi=100)
+            # keep the layout the PNG's drawing computed: the PDF page need not lay it out again
+            fig.set_layout_engine("none")
             pdf.savefig(fig)
             plt.close(fig)
             written.append(str(png))
