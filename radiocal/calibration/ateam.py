@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from radiocal.calibration.models import PERLEY_BUTLER_2017
+from radiocal.calibration.models import PERLEY_BUTLER_2017, standard_model
 from radiocal.errors import ConfigError
 from radiocal.flagging import basic_kernels as geo
 from radiocal.io.skymodel import POINT, SkyModel
@@ -114,8 +114,7 @@ def apparent_sources(times, antenna_positions, sources=ATEAM, min_elevation=0.0,
     for k, src in enumerate(sources):
         beam = float(dipole_beam(np.radians(elev[1, k]), exponent))
         low = float(elev[:, k].min())
-        flux = float(10.0 ** np.polynomial.polynomial.polyval(np.log10(0.08),
-                                                              PERLEY_BUTLER_2017[src.model]))
+        flux = float(standard_model(src.model)([80e6])[0])
         if low < min_elevation:
             reason = "below the horizon" if low < 0 else f"below {min_elevation:g} deg"
             out.append(ApparentSource(src.name, low, beam, flux, False, reason))
