@@ -24,6 +24,7 @@ import xarray as xr
 import zarr
 
 from radiocal.errors import InputError, OutputExistsError
+from radiocal.io import rawchunks
 from radiocal.io import schema as S
 
 # 2: small coordinates in the partition attribute ``radiocal_coords``; channel-constant WEIGHT
@@ -119,7 +120,8 @@ def open_store(path, partitions=None) -> list[xr.Dataset]:
             raise InputError(f"{path}: no partition(s) {', '.join(missing)}")
         names = [n for n in names if n in set(partitions)]
     return [_restore(xr.open_zarr(os.fspath(path), group=f"{PARTITIONS_GROUP}/{name}",
-                                  consolidated=True, chunks={}, zarr_format=ZARR_FORMAT))
+                                  consolidated=True, chunks={}, zarr_format=ZARR_FORMAT),
+                     partition_path(path, name))
             for name in names]
 
 
@@ -183,10 +185,21 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
 
     ``to_zarr`` goes into each group's directory itself: zarr then re-checks (and rewrites, on
     every array it creates) only that group's metadata, not every parent's up to the store's
-    root. (Setting partitions up in threads was tried: no faster on two cores.)
+    root. (Setting partitions up in threads was tried: no faster on two cores.) Visibilities are
+    written chunk file by chunk file (:mod:`radiocal.io.rawchunks`), the rest by xarray.
     """
-    return [ds.to_zarr(group_path, mode="w", compute=False, consolidated=False, **_WRITE_OPTIONS)
-            for ds, group_path in zip(datasets, group_paths)]
+    writes = []
+    for ds, group_path in zip(datasets, group_paths):
+        raw = [name for name in _UNCOMPRESSED if name in ds.data_vars]
+        writes.append(ds.drop_vars(raw).to_zarr(group_path, mode="w", compute=False,
+                                                consolidated=False, **_WRITE_OPTIONS))
+        for name in raw:
+            var = ds[name].variable
+            data = var.data if isinstance(var.data, da.Array) else da.from_array(
+                var.data, chunks={0: "auto", **{axis: -1 for axis in range(1, var.ndim)}})
+            writer = rawchunks.create_raw(group_path, name, data, var.dims, dict(var.attrs))
+            writes.append(da.store(data, writer, lock=False, compute=False))
+    return writes
 
 
 # Coordinates up to this many elements travel in the partition's attributes (JSON, exact for
@@ -194,7 +207,8 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
 _MAX_FOLDED_SIZE = 2**17
 _COORDS_ATTR = "radiocal_coords"
 # Visibilities are noise-like and compress by a few per cent at best: store them raw, as casacore
-# does. Flags and weights compress very well and keep the default compressor.
+# does, and read and write their chunk files directly. Flags and weights compress very well and
+# keep the default compressor.
 _UNCOMPRESSED = (S.VISIBILITY, S.VISIBILITY_CORRECTED, S.VISIBILITY_MODEL)
 # Set on a lazy WEIGHT made by :func:`broadcast_channels`: (its dask name, the channel-free source)
 _CHANNEL_FREE = "_radiocal_channel_free"
@@ -247,9 +261,6 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
     ds = ds.copy()
     for var in ds.variables.values():
         var.encoding = {}   # drop encodings inherited from another store
-    for name in _UNCOMPRESSED:
-        if name in ds:
-            ds[name].encoding = {"compressors": None}
     if S.WEIGHT in ds and ds[S.WEIGHT].dims == _WEIGHT_DIMS:
         compact = _channel_free(ds[S.WEIGHT].data)
         if compact is not None:
@@ -268,8 +279,12 @@ def _disk_attrs(ds: xr.Dataset) -> dict:
     return attrs
 
 
-def _restore(ds: xr.Dataset) -> xr.Dataset:
+def _restore(ds: xr.Dataset, group_path: str) -> xr.Dataset:
     """The canonical dataset from its on-disk form (see :func:`_prepare`)."""
+    for name in _UNCOMPRESSED:
+        raw = rawchunks.open_raw(os.path.join(group_path, name)) if name in ds else None
+        if raw is not None:
+            ds[name] = ds[name].copy(data=raw)
     folded = ds.attrs.pop(_COORDS_ATTR, {})
     ds = ds.assign_coords({
         name: xr.Variable(c["dims"], np.asarray(c["values"], dtype=np.dtype(c["dtype"])),
