@@ -25,8 +25,23 @@ def _as_dask(array, like_chunks=None):
     return da.from_array(np.asarray(array), chunks=like_chunks or -1)
 
 
+def _only_block(blocks):
+    """The one block blockwise hands over (as nested lists) for axes it contracts.
+
+    The wrappers here call blockwise with ``concatenate=False`` and a single chunk along every
+    contracted axis: with ``concatenate=True`` dask copies each such input into a new array,
+    even a single block (the visibilities, and the broadcast model materialized in full).
+    """
+    while isinstance(blocks, list):
+        if len(blocks) != 1:
+            raise ValueError(f"expected one block along a contracted axis, got {len(blocks)}")
+        blocks = blocks[0]
+    return blocks
+
+
 def _accumulate_block(vis, model, weight, flag, jones, piece, *, per_channel, ant1, ant2,
                       hand1, hand2, corr_out, n_out):
+    vis, model, weight, flag, jones = (_only_block(b) for b in (vis, model, weight, flag, jones))
     n_pieces = int(piece.max()) + 1 if piece.size else 0
     nf = vis.shape[2]
     fcell = np.arange(nf, dtype=np.int64) if per_channel else np.zeros(nf, dtype=np.int64)
@@ -83,7 +98,7 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
         new_axes={"o": n_out, "s": K.N_STATS},
         adjust_chunks={"t": tuple(pieces_per_chunk),
                        "F": fchunks if per_channel else (1,) * len(fchunks)},
-        concatenate=True, dtype=np.float64, name=name,
+        concatenate=False, dtype=np.float64, name=name,
         meta=np.empty((0,) * 5, dtype=np.float64), per_channel=bool(per_channel),
         ant1=np.asarray(ant1, np.int64), ant2=np.asarray(ant2, np.int64),
         hand1=np.asarray(hand1, np.int64), hand2=np.asarray(hand2, np.int64),
@@ -171,7 +186,8 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, m
 
 
 def _apply_block(vis, flag, weight, jones, jflag, *, ant1, ant2, hand1, hand2, calwt):
-    return K.apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, hand1, hand2, calwt)
+    return K.apply_gains(vis, flag, weight, _only_block(jones), _only_block(jflag), ant1, ant2,
+                         hand1, hand2, calwt)
 
 
 def _pick(block, which):
@@ -197,7 +213,7 @@ def apply(vis, flag, weight, jones, jflag, ant1, ant2, hand1, hand2, calwt):
     token = tokenize(vis, flag, weight, jones, jflag, kwargs)
     packed = da.blockwise(
         _apply_block, "tbfp", vis, "tbfp", flag, "tbfp", weight, "tbfp",
-        jones, "tafh", jflag, "tafh", concatenate=True, dtype=object,
+        jones, "tafh", jflag, "tafh", concatenate=False, dtype=object,
         meta=np.empty((0,) * 4, dtype=object), name="calib-apply-" + token, **kwargs)
     outs = []
     for which, dtype in enumerate((vis.dtype, np.dtype(bool), weight.dtype)):

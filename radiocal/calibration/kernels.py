@@ -290,7 +290,6 @@ def solve_cells(stats, ant1, ant2, nant, refants, mode, minblperant, minsnr, max
     return gain, snr, err, flag, used_ref
 
 
-@numba.njit(**JIT)
 def apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, corr_hand1, corr_hand2, calwt):
     """Correct visibilities by diagonal Jones terms: ``V / (J_p conj(J_q))``.
 
@@ -309,35 +308,51 @@ def apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, corr_hand1, corr_ha
     -------
     vis_out : complex64, flag_out : bool, weight_out : float32 (same shape as ``vis``)
     """
-    nt, nbl, nf, npol = vis.shape
+    # Outputs come from numpy, not from inside the kernel: numpy asks the OS for huge pages for
+    # large arrays, numba's allocator does not, and first touching fresh memory page by page
+    # cost more than the correction itself.
     vis_out = np.empty_like(vis)
     flag_out = np.empty_like(flag)
     weight_out = np.empty_like(weight)
+    _apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, corr_hand1, corr_hand2, calwt,
+                 vis_out, flag_out, weight_out)
+    return vis_out, flag_out, weight_out
+
+
+@numba.njit(**JIT)
+def _apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, corr_hand1, corr_hand2, calwt,
+                 vis_out, flag_out, weight_out):
+    nt, nbl, nf, npol = vis.shape
+    # V / (J_p conj(J_q)) = V (1/J_p) conj(1/J_q): one division per antenna and hand instead
+    # of one per visibility; a zero or flagged term becomes a zero inverse and flags.
+    inverse = np.zeros(jones.shape, np.complex128)
+    for t in range(nt):
+        for a in range(jones.shape[1]):
+            for f in range(nf):
+                for h in range(jones.shape[3]):
+                    g = np.complex128(jones[t, a, f, h])
+                    if not jflag[t, a, f, h] and g != 0.0:
+                        inverse[t, a, f, h] = 1.0 / g
     for t in range(nt):
         for b in range(nbl):
             p = ant1[b]
             q = ant2[b]
             for f in range(nf):
                 for pol in range(npol):
-                    h1 = corr_hand1[pol]
-                    h2 = corr_hand2[pol]
-                    gp = np.complex128(jones[t, p, f, h1])
-                    gq = np.complex128(jones[t, q, f, h2])
-                    x = gp * np.conj(gq)
-                    bad = jflag[t, p, f, h1] or jflag[t, q, f, h2] or x == 0.0
-                    if bad:
+                    x = inverse[t, p, f, corr_hand1[pol]] * np.conj(inverse[t, q, f, corr_hand2[pol]])
+                    if x == 0.0:
                         vis_out[t, b, f, pol] = vis[t, b, f, pol]
                         flag_out[t, b, f, pol] = True
                         weight_out[t, b, f, pol] = weight[t, b, f, pol]
                         continue
-                    vis_out[t, b, f, pol] = np.complex128(vis[t, b, f, pol]) / x
+                    vis_out[t, b, f, pol] = np.complex128(vis[t, b, f, pol]) * x
                     flag_out[t, b, f, pol] = flag[t, b, f, pol]
                     if calwt:
-                        weight_out[t, b, f, pol] = weight[t, b, f, pol] * (
+                        # |J_p J_q|^2 = 1 / |x|^2
+                        weight_out[t, b, f, pol] = weight[t, b, f, pol] / (
                             x.real * x.real + x.imag * x.imag)
                     else:
                         weight_out[t, b, f, pol] = weight[t, b, f, pol]
-    return vis_out, flag_out, weight_out
 
 
 @numba.njit(**JIT)
