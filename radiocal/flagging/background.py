@@ -24,7 +24,7 @@ from radiocal.flagging.robust import (
     masked_median,
     median_scratch,
     robust_sigma,
-    running_median_rows,
+    running_median_lanes,
 )
 
 
@@ -105,85 +105,87 @@ def _solve_small(mom, rhs, q, degree, with_var, fit, support, var):
 @numba.njit(**JIT)
 def _add_powers(acc, n_powers, padded, start, k, tap, n):
     """``acc[p, i] += tap k^p (a[i + k] + (-1)^p a[i - k])`` for p < ``n_powers``, i < ``n``,
-    with ``a = padded[start:]``."""
-    # Views, so every index is the non-negative loop counter and the loops vectorize.
-    ahead = padded[start + k:start + k + n]
-    behind = padded[start - k:start - k + n]
+    with ``a = padded[start:]``, every lane at once."""
+    # Flat views of whole (sample, lane) blocks: one long contiguous loop that vectorizes.
+    lanes = padded.shape[1]
+    flat = padded.reshape(padded.size)
+    ahead = flat[(start + k) * lanes:(start + k + n) * lanes]
+    behind = flat[(start - k) * lanes:(start - k + n) * lanes]
     c = tap
     for p in range(n_powers):
-        row = acc[p]
+        row = acc[p].reshape(n * lanes)
         if p % 2 == 0:
-            for i in range(n):
+            for i in range(n * lanes):
                 row[i] += c * (ahead[i] + behind[i])
         else:
-            for i in range(n):
+            for i in range(n * lanes):
                 row[i] += c * (ahead[i] - behind[i])
         c *= k
 
 
 @numba.njit(**JIT)
 def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
-    """:func:`loess_rows`; ``with_var`` False skips the variance (returned as zeros)."""
-    n_rows, n = values.shape
+    """:func:`loess_lanes`; ``with_var`` False skips the variance (returned as zeros)."""
+    n, lanes = values.shape
     half = int(math.ceil(3.0 * sigma))
     n_mom = 2 * degree + 1
-    fit = np.full((n_rows, n), np.nan)
-    support = np.zeros((n_rows, n))
-    var = np.zeros((n_rows, n))
+    fit = np.full((n, lanes), np.nan)
+    support = np.zeros((n, lanes))
+    var = np.zeros((n, lanes))
     # Samples x = j - i of a window enter the normal equations only through sums of
-    # w_j kern(x) x^p, so every sum is a convolution of a weighted row with the taps
-    # kern(k) k^p: accumulate them offset by offset over whole rows (contiguous, vectorized),
-    # pairing +k with -k, then solve each sample's small system.
-    w_pad = np.zeros(n + 2 * half)
-    y_pad = np.zeros(n + 2 * half)
-    v_pad = np.zeros(n + 2 * half)
-    c_pad = np.zeros(n + 2 * half)
+    # w_j kern(x) x^p, so every sum is a convolution of the weighted samples with the taps
+    # kern(k) k^p: accumulate them offset by offset over the whole plane (all lanes at once,
+    # contiguous, vectorized), pairing +k with -k, then solve each sample's small system.
+    w_pad = np.zeros((n + 2 * half, lanes))
+    y_pad = np.zeros((n + 2 * half, lanes))
+    v_pad = np.zeros((n + 2 * half, lanes))
+    c_pad = np.zeros((n + 2 * half, lanes))
+    for i in range(n):
+        for j in range(lanes):
+            w = weights[i, j]
+            ok = w > 0.0
+            w_pad[half + i, j] = w if ok else 0.0
+            y_pad[half + i, j] = w * values[i, j] if ok else 0.0
+            v_pad[half + i, j] = w * w * in_var[i, j] if ok else 0.0
+            c_pad[half + i, j] = 1.0 if ok else 0.0
     # At least the rows of degree 2 (zero beyond ``degree``) for :func:`_solve_small`.
-    mom = np.empty((max(n_mom, 5), n))
-    rhs = np.empty((max(degree + 1, 3), n))
+    mom = np.zeros((max(n_mom, 5), n, lanes))
+    rhs = np.zeros((max(degree + 1, 3), n, lanes))
     # var = sum_j l_j^2 in_var_j with l_j = w_j kern sum_k a_k x^k expands into
     # sum_p (sum_{k+m=p} a_k a_m) q_p, q_p = sum_j w_j^2 kern^2 in_var_j x^p.
-    q = np.empty((max(n_mom, 5), n))
+    q = np.zeros((max(n_mom, 5), n, lanes))
     # Neighbour counts, needed by the general solver only.
-    count = np.empty((1, n))
+    count = np.zeros((1, n, lanes))
+    if not leave_out:
+        mom[0] = w_pad[half:half + n]
+        rhs[0] = y_pad[half:half + n]
+        q[0] = v_pad[half:half + n]
+        count[0] = c_pad[half:half + n]
+    for k in range(1, half + 1):
+        tap = math.exp(-0.5 * (k / sigma) ** 2)
+        _add_powers(mom, n_mom, w_pad, half, k, tap, n)
+        _add_powers(rhs, degree + 1, y_pad, half, k, tap, n)
+        if with_var:
+            _add_powers(q, n_mom, v_pad, half, k, tap * tap, n)
+        if degree > 2:
+            _add_powers(count, 1, c_pad, half, k, 1.0, n)
+    size = n * lanes
+    if degree <= 2:
+        _solve_small(mom.reshape(mom.shape[0], size), rhs.reshape(rhs.shape[0], size),
+                     q.reshape(q.shape[0], size), degree, with_var, fit.reshape(size),
+                     support.reshape(size), var.reshape(size))
+        return fit, support, var
     coef = np.zeros(degree + 1)
     moments = np.empty(n_mom)
     work = np.empty((degree + 1, degree + 2))
-    for r in range(n_rows):
-        for i in range(n):
-            w = weights[r, i]
-            ok = w > 0.0
-            w_pad[half + i] = w if ok else 0.0
-            y_pad[half + i] = w * values[r, i] if ok else 0.0
-            v_pad[half + i] = w * w * in_var[r, i] if ok else 0.0
-            c_pad[half + i] = 1.0 if ok else 0.0
-        mom[:] = 0.0
-        rhs[:] = 0.0
-        q[:] = 0.0
-        count[:] = 0.0
-        if not leave_out:
-            mom[0] = w_pad[half:half + n]
-            rhs[0] = y_pad[half:half + n]
-            q[0] = v_pad[half:half + n]
-            count[0] = c_pad[half:half + n]
-        for k in range(1, half + 1):
-            tap = math.exp(-0.5 * (k / sigma) ** 2)
-            _add_powers(mom, n_mom, w_pad, half, k, tap, n)
-            _add_powers(rhs, degree + 1, y_pad, half, k, tap, n)
-            if with_var:
-                _add_powers(q, n_mom, v_pad, half, k, tap * tap, n)
-            if degree > 2:
-                _add_powers(count, 1, c_pad, half, k, 1.0, n)
-        if degree <= 2:
-            _solve_small(mom, rhs, q, degree, with_var, fit[r], support[r], var[r])
-            continue
-        for i in range(n):
-            npts = int(count[0, i] + 0.5)
+    for i in range(n):
+        for j in range(lanes):
+            npts = int(count[0, i, j] + 0.5)
             if npts == 0:
                 continue
-            support[r, i] = mom[0, i]
+            support[i, j] = mom[0, i, j]
             for p in range(n_mom):
-                moments[p] = mom[p, i]
+                moments[p] = mom[p, i, j]
             d = min(degree, npts - 1)
             while d > 0 and not _first_row_inverse(moments, d, coef, work):
                 d -= 1
@@ -191,25 +193,28 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
                 coef[0] = 1.0 / moments[0]
             value = 0.0
             for k in range(d + 1):
-                value += coef[k] * rhs[k, i]
-            fit[r, i] = value
+                value += coef[k] * rhs[k, i, j]
+            fit[i, j] = value
             if with_var:
                 acc = 0.0
                 for a in range(d + 1):
                     for b in range(d + 1):
-                        acc += coef[a] * coef[b] * q[a + b, i]
-                var[r, i] = max(acc, 0.0)
+                        acc += coef[a] * coef[b] * q[a + b, i, j]
+                var[i, j] = max(acc, 0.0)
     return fit, support, var
 
 
 @numba.njit(**JIT)
-def loess_rows(values, weights, sigma, degree, leave_out, in_var):
-    """Local-polynomial weighted regression along the last axis of a 2-D array.
+def loess_lanes(values, weights, sigma, degree, leave_out, in_var):
+    """Local-polynomial weighted regression along the first axis, lane by lane.
+
+    A (time, frequency) plane is fitted along time in its own layout, every channel a lane;
+    :func:`loess_rows` is the same along the last axis.
 
     Parameters
     ----------
-    values : ndarray, float64, shape (row, sample)
-    weights : ndarray, float64, shape (row, sample)
+    values : ndarray, float64, shape (sample, lane)
+    weights : ndarray, float64, shape (sample, lane)
         Non-negative sample weights; 0 excludes a sample (flagged).
     sigma : float
         Width of the Gaussian kernel in samples; the window is +/- ceil(3 sigma).
@@ -218,19 +223,27 @@ def loess_rows(values, weights, sigma, degree, leave_out, in_var):
     leave_out : bool
         Predict each sample from its neighbours only (leave-one-out), so an outlier cannot pull
         its own background towards itself.
-    in_var : ndarray, float64, shape (row, sample)
+    in_var : ndarray, float64, shape (sample, lane)
         Variance of each input sample in units of the noise variance (1 for raw data).
 
     Returns
     -------
-    fit : ndarray, float64, shape (row, sample)
+    fit : ndarray, float64, shape (sample, lane)
         The fitted value at each sample (NaN where no weighted sample is in reach).
-    support : ndarray, float64, shape (row, sample)
+    support : ndarray, float64, shape (sample, lane)
         Sum of kernel x sample weights used for each fit (0 where ``fit`` is NaN).
-    var : ndarray, float64, shape (row, sample)
+    var : ndarray, float64, shape (sample, lane)
         Variance of the fit, ``sum_j l_j^2 in_var_j`` with ``l`` the equivalent kernel.
     """
     return _loess(values, weights, sigma, degree, leave_out, in_var, True)
+
+
+@numba.njit(**JIT)
+def loess_rows(values, weights, sigma, degree, leave_out, in_var):
+    """:func:`loess_lanes` along the last axis: shapes (row, sample) in and out."""
+    fit, support, var = _loess(values.T.copy(), weights.T.copy(), sigma, degree, leave_out,
+                               in_var.T.copy(), True)
+    return fit.T.copy(), support.T.copy(), var.T.copy()
 
 
 @numba.njit(**JIT)
@@ -250,45 +263,53 @@ def _bisquare(residual, scale, weights):
 
 
 @numba.njit(**JIT)
-def _abs_median(values, fit, weights, rows):
-    """Median of ``|values - fit|`` over the positively weighted, non-NaN samples of ``rows``
-    (``inf`` when there are none)."""
-    n = values.shape[1]
-    buf = np.empty(rows.size * n)
+def _abs_median(values, fit, weights, lanes, buf):
+    """Median of ``|values - fit|`` over the positively weighted, non-NaN samples of the
+    ``lanes`` (columns) listed (``inf`` when there are none); ``buf`` is scratch space."""
     m = 0
-    for r in rows:
-        for j in range(n):
-            d = abs(values[r, j] - fit[r, j])
-            if weights[r, j] > 0.0 and not np.isnan(d):
+    for i in range(values.shape[0]):
+        for j in lanes:
+            d = abs(values[i, j] - fit[i, j])
+            if weights[i, j] > 0.0 and not np.isnan(d):
                 buf[m] = d
                 m += 1
     return median_scratch(buf, m) if m > 0 else np.inf
 
 
 @numba.njit(**JIT)
-def robust_loess_rows(values, weights, sigma, robust_iterations, degree, in_var):
-    """Robust LOESS along rows (see :func:`loess_rows`): bisquare reweighting, then a final
-    leave-one-out fit. Returns ``(fit, support, var)``."""
+def robust_loess_lanes(values, weights, sigma, robust_iterations, degree, in_var):
+    """Robust LOESS along the first axis (see :func:`loess_lanes`): bisquare reweighting, then a
+    final leave-one-out fit. Returns ``(fit, support, var)``."""
     w = weights
     if robust_iterations > 0:
         fit, _, _ = _loess(values, weights, sigma, degree, False, in_var, False)
         # Robustness weights need a first fit that strong RFI has not dragged. A least-squares
         # LOESS follows steep bandpass edges but is pulled by RFI covering much of a short axis; a
-        # running median resists the RFI but is biased on slopes. Per row we start from whichever
+        # running median resists the RFI but is biased on slopes. Per lane we start from whichever
         # leaves the smaller median absolute residual.
-        med = running_median_rows(values, weights, max(1, int(math.ceil(2.0 * sigma))))
-        row = np.empty(1, np.int64)
-        for r in range(values.shape[0]):
-            row[0] = r
-            if _abs_median(values, med, weights, row) < _abs_median(values, fit, weights, row):
-                fit[r] = med[r]
-        every_row = np.arange(values.shape[0])
+        med = running_median_lanes(values, weights, max(1, int(math.ceil(2.0 * sigma))))
+        buf = np.empty(values.size)
+        lane = np.empty(1, np.int64)
+        for j in range(values.shape[1]):
+            lane[0] = j
+            if (_abs_median(values, med, weights, lane, buf)
+                    < _abs_median(values, fit, weights, lane, buf)):
+                fit[:, j] = med[:, j]
+        every_lane = np.arange(values.shape[1])
         for it in range(robust_iterations):
-            scale = MAD_TO_SIGMA * _abs_median(values, fit, weights, every_row)
+            scale = MAD_TO_SIGMA * _abs_median(values, fit, weights, every_lane, buf)
             w = _bisquare(values - fit, scale, weights)
             if it < robust_iterations - 1:
                 fit, _, _ = _loess(values, w, sigma, degree, False, in_var, False)
-    return loess_rows(values, w, sigma, degree, True, in_var)
+    return loess_lanes(values, w, sigma, degree, True, in_var)
+
+
+@numba.njit(**JIT)
+def robust_loess_rows(values, weights, sigma, robust_iterations, degree, in_var):
+    """:func:`robust_loess_lanes` along the last axis: shapes (row, sample) in and out."""
+    fit, support, var = robust_loess_lanes(values.T.copy(), weights.T.copy(), sigma,
+                                           robust_iterations, degree, in_var.T.copy())
+    return fit.T.copy(), support.T.copy(), var.T.copy()
 
 
 @numba.njit(**JIT)
@@ -356,27 +377,19 @@ def background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degre
     var : ndarray, float64, shape (time, frequency)
         Variance of the background in units of the noise variance of one sample.
     """
-    n_t, n_f = values.shape
     if sigma_freq > 0.0:
         along_f, support_f, var_f = robust_loess_rows(values, np.where(mask, 0.0, 1.0),
                                                        sigma_freq, robust_iterations, degree,
                                                        np.ones(values.shape))
-        fill_t = np.where(support_f > 0.0, along_f, 0.0).T.copy()
-        weights_t = np.where(support_f > 0.0, 1.0, 0.0).T.copy()
-        var_t_in = var_f.T.copy()
+        fill = np.where(support_f > 0.0, along_f, 0.0)
+        weights = np.where(support_f > 0.0, 1.0, 0.0)
+        var_in = var_f
     else:
-        # One pass builds the transposed inputs of the fit along time.
-        fill_t = np.empty((n_f, n_t))
-        weights_t = np.empty((n_f, n_t))
-        for t in range(n_t):
-            for f in range(n_f):
-                fill_t[f, t] = 0.0 if mask[t, f] else values[t, f]
-                weights_t[f, t] = 0.0 if mask[t, f] else 1.0
-        var_t_in = np.ones((n_f, n_t))
-    along_t, _, var_t = robust_loess_rows(fill_t, weights_t, sigma_time, robust_iterations,
-                                           degree, var_t_in)
-    bg = along_t.T.copy()
-    var = var_t.T.copy()
+        fill = np.where(mask, 0.0, values)
+        weights = np.where(mask, 0.0, 1.0)
+        var_in = np.ones(values.shape)
+    # Along time every channel is a lane: no transposes
+    bg, _, var = robust_loess_lanes(fill, weights, sigma_time, robust_iterations, degree, var_in)
     n_missing = np.isnan(bg).sum()
     if n_missing > 0:
         # Samples with nothing unmasked in reach along time (a channel flagged throughout) get

@@ -32,8 +32,8 @@ def median_scratch(buf, n):
     if n == 0:
         return np.nan
     lo_rank, hi_rank = (n - 1) // 2, n // 2
-    if n >= 4096:
-        m = 512
+    if n >= 1024:
+        m = 512 if n >= 4096 else 256
         step = n // m
         sample = np.empty(m)
         for s in range(m):
@@ -246,13 +246,18 @@ def window_median_mad(values, mask, half_time, half_freq, min_count):
 
 
 @numba.njit(**JIT)
-def running_median_rows(values, weights, half):
-    """Median of the positively weighted samples within +/- ``half`` along the last axis.
+def running_median_lanes(values, weights, half):
+    """Median of the positively weighted samples within +/- ``half`` along the first axis.
 
     Returns NaN where no such sample is in reach (non-finite values are left out). Shapes
-    (row, sample) -> (row, sample). All rows are done at once (:func:`window_median_mad`'s
-    sorting network with rows as lanes).
+    (sample, lane) -> (sample, lane); all lanes at once (:func:`window_median_mad`'s sorting
+    network).
     """
-    med_t, _ = _window_median_mad_lanes(values.T.copy(), (weights <= 0.0).T.copy(), half, 0, 1,
-                                        False)
-    return med_t.T.copy()
+    median, _ = _window_median_mad_lanes(values, weights <= 0.0, half, 0, 1, False)
+    return median
+
+
+@numba.njit(**JIT)
+def running_median_rows(values, weights, half):
+    """:func:`running_median_lanes` along the last axis: shapes (row, sample) in and out."""
+    return running_median_lanes(values.T.copy(), weights.T.copy(), half).T.copy()
