@@ -379,23 +379,23 @@ def _casa_rows(table, cal_type):
         if cal_type == "K":
             values = values.real * 1e9
         nsol, nant = values.shape[:2]
-        for s in range(nsol):
-            for a in range(nant):
-                out["TIME"].append(float(ds[SOL_TIME].values[s]))
-                out["FIELD_ID"].append(int(ds[SOL_FIELD].values[s]))
-                out["SPECTRAL_WINDOW_ID"].append(int(ds.attrs[schema.ATTR_SPW_ID]))
-                out["ANTENNA1"].append(a)
-                out["ANTENNA2"].append(-1)
-                out["INTERVAL"].append(float(ds[SOL_INTERVAL].values[s]))
-                out["SCAN_NUMBER"].append(int(ds[SOL_SCAN].values[s]))
-                out["OBSERVATION_ID"].append(int(ds[SOL_OBS].values[s]))
+        # One row per (solution, antenna), solutions outermost
+        per_solution = {"TIME": (SOL_TIME, np.float64), "FIELD_ID": (SOL_FIELD, np.int32),
+                        "INTERVAL": (SOL_INTERVAL, np.float64), "SCAN_NUMBER": (SOL_SCAN, np.int32),
+                        "OBSERVATION_ID": (SOL_OBS, np.int32)}
+        for column, (coord, dtype) in per_solution.items():
+            out[column].append(np.repeat(np.asarray(ds[coord].values, dtype), nant))
+        out["SPECTRAL_WINDOW_ID"].append(np.full(nsol * nant, int(ds.attrs[schema.ATTR_SPW_ID]),
+                                                 np.int32))
+        out["ANTENNA1"].append(np.tile(np.arange(nant, dtype=np.int32), nsol))
+        out["ANTENNA2"].append(np.full(nsol * nant, -1, np.int32))
         err = np.asarray(ds[PARAMERR].values) * (1e9 if cal_type == "K" else 1.0)
         arrays["PARAM"].append(values.reshape((nsol * nant,) + values.shape[2:]))
         arrays["PARAMERR"].append(err.reshape((nsol * nant,) + values.shape[2:]))
         arrays["FLAG"].append(np.asarray(ds[SOL_FLAG].values).reshape(
             (nsol * nant,) + values.shape[2:]))
         arrays["SNR"].append(np.asarray(ds[SNR].values).reshape((nsol * nant,) + values.shape[2:]))
-    result = {k: np.asarray(v) for k, v in out.items()}
+    result = {k: np.concatenate(v) for k, v in out.items()}
     if len({a.shape[1:] for a in arrays["PARAM"]}) == 1:
         for k, v in arrays.items():
             result["FPARAM" if k == "PARAM" and cal_type == "K" else
