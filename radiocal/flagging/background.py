@@ -21,6 +21,7 @@ import numpy as np
 from radiocal.engine.numba import JIT
 from radiocal.flagging.robust import (
     MAD_TO_SIGMA,
+    lane_medians,
     masked_median,
     median_scratch,
     robust_sigma,
@@ -263,12 +264,13 @@ def _bisquare(residual, scale, weights):
 
 
 @numba.njit(**JIT)
-def _abs_median(values, fit, weights, lanes, buf):
-    """Median of ``|values - fit|`` over the positively weighted, non-NaN samples of the
-    ``lanes`` (columns) listed (``inf`` when there are none); ``buf`` is scratch space."""
+def _abs_median(values, fit, weights):
+    """Median of ``|values - fit|`` over the positively weighted, non-NaN samples (``inf`` when
+    there are none)."""
+    buf = np.empty(values.size)
     m = 0
     for i in range(values.shape[0]):
-        for j in lanes:
+        for j in range(values.shape[1]):
             d = abs(values[i, j] - fit[i, j])
             if weights[i, j] > 0.0 and not np.isnan(d):
                 buf[m] = d
@@ -288,16 +290,14 @@ def robust_loess_lanes(values, weights, sigma, robust_iterations, degree, in_var
         # running median resists the RFI but is biased on slopes. Per lane we start from whichever
         # leaves the smaller median absolute residual.
         med = running_median_lanes(values, weights, max(1, int(math.ceil(2.0 * sigma))))
-        buf = np.empty(values.size)
-        lane = np.empty(1, np.int64)
+        valid = weights > 0.0
+        from_median = lane_medians(np.abs(values - med), valid)
+        from_fit = lane_medians(np.abs(values - fit), valid)
         for j in range(values.shape[1]):
-            lane[0] = j
-            if (_abs_median(values, med, weights, lane, buf)
-                    < _abs_median(values, fit, weights, lane, buf)):
+            if from_median[j] < from_fit[j]:
                 fit[:, j] = med[:, j]
-        every_lane = np.arange(values.shape[1])
         for it in range(robust_iterations):
-            scale = MAD_TO_SIGMA * _abs_median(values, fit, weights, every_lane, buf)
+            scale = MAD_TO_SIGMA * _abs_median(values, fit, weights)
             w = _bisquare(values - fit, scale, weights)
             if it < robust_iterations - 1:
                 fit, _, _ = _loess(values, w, sigma, degree, False, in_var, False)

@@ -150,6 +150,32 @@ def _apply_network(rows, network):
 
 
 @numba.njit(**JIT)
+def lane_medians(values, valid):
+    """Median of every lane (column) of ``values`` over its ``valid``, finite samples.
+
+    All lanes are sorted at once by one sorting network (exact, branch-free). Shapes
+    (sample, lane) -> (lane,); ``inf`` for a lane with no such sample.
+    """
+    n, lanes = values.shape
+    network = sorting_network(n, n // 2 + 1)
+    rows = np.empty((n, lanes))
+    count = np.zeros(lanes, np.int64)
+    for i in range(n):
+        for j in range(lanes):
+            v = values[i, j]
+            ok = valid[i, j] and math.isfinite(v)
+            rows[i, j] = v if ok else np.inf   # sorts last, not counted
+            count[j] += ok
+    _apply_network(rows, network)
+    out = np.full(lanes, np.inf)
+    for j in range(lanes):
+        m = count[j]
+        if m > 0:
+            out[j] = 0.5 * (rows[(m - 1) // 2, j] + rows[m // 2, j])
+    return out
+
+
+@numba.njit(**JIT)
 def _window_median_mad_lanes(values, mask, half_row, half_lane, min_count, with_mad):
     """:func:`window_median_mad` with windows of +/- ``half_lane`` along the last axis (the lanes
     of the vectorized sort) and +/- ``half_row`` along the first; ``with_mad`` False skips the MAD
