@@ -16,6 +16,7 @@ import xarray as xr
 from radiocal.errors import ConfigError
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import graph
+from radiocal.flagging.kernels import BY_SUMTHRESHOLD
 from radiocal.io import schema as S
 
 FLAG_DIMS = (S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION)
@@ -176,10 +177,10 @@ def flag_sumthreshold(ds: xr.Dataset, threshold: float = 6.0, rho: float = 1.5,
     """
     flag = _flag(ds)
     vis = _column(ds, column, flag)
-    return with_flags(ds, graph.sumthreshold_flags(
-        vis, flag, threshold, rho, iterations, sigma_time, sigma_frequency, robust_iterations,
-        degree, max_window_time, max_window_frequency, combine_correlations, variance_test,
-        line_threshold, line_sigma_frequency, max_line_width))
+    return with_flags(ds, graph.sumthreshold_flags(vis, flag, graph.sumthreshold_args(
+        threshold, rho, iterations, sigma_time, sigma_frequency, robust_iterations, degree,
+        max_window_time, max_window_frequency, combine_correlations, variance_test,
+        line_threshold, line_sigma_frequency, max_line_width)))
 
 
 def flag_mad(ds: xr.Dataset, half_window_time: int = 2, half_window_frequency: int = 2,
@@ -189,9 +190,28 @@ def flag_mad(ds: xr.Dataset, half_window_time: int = 2, half_window_frequency: i
     """rflag-like sliding-window MAD flagging of residuals (see ``kernels.mad_block``)."""
     flag = _flag(ds)
     vis = _column(ds, column, flag)
-    return with_flags(ds, graph.mad_flags(vis, flag, half_window_time, half_window_frequency,
-                                          threshold, variance_threshold, sigma_time,
-                                          sigma_frequency, robust_iterations, degree))
+    return with_flags(ds, graph.mad_flags(vis, flag, graph.mad_args(
+        half_window_time, half_window_frequency, threshold, variance_threshold, sigma_time,
+        sigma_frequency, robust_iterations, degree)))
+
+
+def flag_sumthreshold_mad(ds: xr.Dataset, sumthreshold: dict, mad: dict,
+                          column: str = S.VISIBILITY) -> tuple[xr.Dataset, xr.Dataset]:
+    """:func:`flag_sumthreshold` with ``**sumthreshold``, then :func:`flag_mad` with ``**mad``, in
+    one pass over the visibilities (``kernels.sumthreshold_mad_block``: the same flags, MAD
+    reusing SumThreshold's last background where it would fit the same one).
+
+    Returns
+    -------
+    after_sumthreshold, after_mad : xarray.Dataset
+        The partition with SumThreshold's flags, and with both flaggers' flags; they share the
+        one computation.
+    """
+    flag = _flag(ds)
+    vis = _column(ds, column, flag)
+    code = graph.sumthreshold_mad_codes(vis, flag, graph.sumthreshold_args(**sumthreshold),
+                                        graph.mad_args(**mad))
+    return with_flags(ds, flag | (code == BY_SUMTHRESHOLD)), with_flags(ds, flag | (code > 0))
 
 
 def flag_dilate(ds: xr.Dataset, eta_time: float = 0.2, eta_frequency: float = 0.2,

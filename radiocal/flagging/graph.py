@@ -19,7 +19,7 @@ from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import kernels as k
 
 # Bytes of visibilities per block handed to a time-frequency kernel.
-TARGET_BLOCK_BYTES = 64 * 2**20
+TARGET_BLOCK_BYTES = 16 * 2**20
 
 
 def as_dask(array, chunks=None) -> da.Array:
@@ -47,6 +47,10 @@ def _mad_block(*args):
     return k.mad_block(*args)
 
 
+def _sumthreshold_mad_block(*args):
+    return k.sumthreshold_mad_block(*args)
+
+
 def _dilate_block(*args):
     return k.dilate_block(*args)
 
@@ -55,43 +59,70 @@ def _shadow_block(*args):
     return bk.shadow_block(*args)
 
 
-def _planes(kernel, name, vis, flag, *params) -> da.Array:
+def _planes(kernel, name, vis, flag, *params, dtype=bool) -> da.Array:
     chunks = _whole_time_chunks(vis)
     v = vis.rechunk(chunks)
     f = flag.rechunk(v.chunks)
-    out = da.map_blocks(kernel, v, f, *params, dtype=bool, meta=np.empty((0,) * 4, bool),
+    out = da.map_blocks(kernel, v, f, *params, dtype=dtype, meta=np.empty((0,) * 4, dtype),
                         name=f"{name}-{tokenize(kernel.__name__, v, f, params)}")
     return out.rechunk(flag.chunks)
 
 
-def sumthreshold_flags(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
-                       robust_iterations, degree, max_window_time, max_window_freq,
-                       combine_correlations, variance_test, line_threshold, line_sigma_freq,
-                       max_line_width):
+def sumthreshold_args(threshold, rho, iterations, sigma_time, sigma_frequency, robust_iterations,
+                      degree, max_window_time, max_window_frequency, combine_correlations,
+                      variance_test, line_threshold, line_sigma_frequency, max_line_width) -> tuple:
+    """:func:`radiocal.flagging.kernels.sumthreshold_block`'s parameters after ``vis, flag``,
+    typed and in order (names as in the strategy's ``sumthreshold`` flagger)."""
+    return (float(threshold), float(rho), int(iterations), float(sigma_time),
+            float(sigma_frequency), int(robust_iterations), int(degree), int(max_window_time),
+            int(max_window_frequency), bool(combine_correlations), bool(variance_test),
+            float(line_threshold), float(line_sigma_frequency), int(max_line_width))
+
+
+def mad_args(half_window_time, half_window_frequency, threshold, variance_threshold, sigma_time,
+             sigma_frequency, robust_iterations, degree) -> tuple:
+    """:func:`radiocal.flagging.kernels.mad_block`'s parameters after ``vis, flag`` (names as in
+    the strategy's ``mad`` flagger)."""
+    return (int(half_window_time), int(half_window_frequency), float(threshold),
+            float(variance_threshold), float(sigma_time), float(sigma_frequency),
+            int(robust_iterations), int(degree))
+
+
+def sumthreshold_flags(vis, flag, args: tuple) -> da.Array:
     """Lazy :func:`radiocal.flagging.kernels.sumthreshold_block` over a partition.
 
     Parameters
     ----------
     vis : dask.array, complex, shape (time, baseline, frequency, polarization)
     flag : dask.array, bool, same shape
+    args : tuple
+        From :func:`sumthreshold_args`.
 
     Returns
     -------
     dask.array, bool, same shape and chunks as ``flag``
     """
-    return _planes(_sumthreshold_block, "flag-sumthreshold", vis, flag, float(first_threshold),
-                   float(rho), int(iterations), float(sigma_time), float(sigma_freq),
-                   int(robust_iterations), int(degree), int(max_window_time), int(max_window_freq),
-                   bool(combine_correlations), bool(variance_test), float(line_threshold),
-                   float(line_sigma_freq), int(max_line_width))
+    return _planes(_sumthreshold_block, "flag-sumthreshold", vis, flag, *args)
 
 
-def mad_flags(vis, flag, half_time, half_freq, threshold, variance_threshold, sigma_time,
-              sigma_freq, robust_iterations, degree):
-    """Lazy :func:`radiocal.flagging.kernels.mad_block` (same shapes as :func:`sumthreshold_flags`)."""
-    return _planes(_mad_block, "flag-mad", vis, flag, int(half_time), int(half_freq),
-                   float(threshold), float(variance_threshold), float(sigma_time),
-                   float(sigma_freq), int(robust_iterations), int(degree))
+def mad_flags(vis, flag, args: tuple) -> da.Array:
+    """Lazy :func:`radiocal.flagging.kernels.mad_block` (``args`` from :func:`mad_args`; shapes
+    as :func:`sumthreshold_flags`)."""
+    return _planes(_mad_block, "flag-mad", vis, flag, *args)
+
+
+def sumthreshold_mad_codes(vis, flag, sumthreshold: tuple, mad: tuple) -> da.Array:
+    """Lazy :func:`radiocal.flagging.kernels.sumthreshold_mad_block`: SumThreshold, then MAD on
+    its flags, in one pass (``sumthreshold`` from :func:`sumthreshold_args`, ``mad`` from
+    :func:`mad_args`).
+
+    Returns
+    -------
+    dask.array, uint8, same shape and chunks as ``flag``
+        0, ``kernels.BY_SUMTHRESHOLD`` or ``kernels.BY_MAD`` per sample.
+    """
+    return _planes(_sumthreshold_mad_block, "flag-sumthreshold-mad", vis, flag, *sumthreshold,
+                   *mad, dtype=np.uint8)
 
 
 def dilate_flags(flag, eta_time, eta_freq, grow_time, grow_freq):

@@ -321,6 +321,94 @@ def _amplitude_plane(vis, flag, b, p, amp, mask):
 
 
 @numba.njit(**JIT)
+def _baseline_planes(vis, flag, b, amp, base):
+    """Amplitude planes (correlation, time, frequency) of baseline ``b`` and their masks; True
+    when everything is masked."""
+    for p in range(amp.shape[0]):
+        _amplitude_plane(vis, flag, b, p, amp[p], base[p])
+    return base.all()
+
+
+@numba.njit(**JIT)
+def _same(a, b):
+    """Whether two bool planes are equal."""
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            if a[i, j] != b[i, j]:
+                return False
+    return True
+
+
+@numba.njit(**JIT)
+def _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, first_threshold, rho,
+                           iterations, sigma_time, sigma_freq, robust_iterations, degree,
+                           max_window_time, max_window_freq, combine_correlations, variance_test,
+                           line_threshold, line_sigma_freq, max_line_width):
+    """Iterated SumThreshold on one baseline's planes (see :func:`sumthreshold_block`).
+
+    ``amp`` and ``base`` (correlation, time, frequency) come in; ``current`` goes out as ``base``
+    OR the detections. The last background fit of each correlation is left in ``z`` (standardized
+    residual), ``sigmas`` and ``fitted`` (the mask it was fitted with; all True when there was no
+    plain (non-bisquare) fit), so a later detector needing the same fit can reuse it.
+    """
+    n_p, n_t, n_f = amp.shape
+    deg = _degree(n_t, degree)
+    found = np.empty((n_p, n_t, n_f), np.bool_)
+    for p in range(n_p):
+        current[p] = base[p]
+        fitted[p] = True
+        sigmas[p] = np.nan
+    for it in range(iterations):
+        factor = 2.0 ** (iterations - 1 - it)
+        # Bisquare reweighting guards the first fit against unflagged RFI; later fits have the
+        # RFI masked and use plain (cheaper) leave-one-out LOESS.
+        robust = robust_iterations if it == 0 else 0
+        for p in range(n_p):
+            if base[p].all():
+                found[p] = base[p]
+                continue
+            # A plain fit with the mask of the previous plain fit is that fit (most planes
+            # gain no flags in the later iterations): reuse it.
+            if robust > 0 or fitted[p].all() or not _same(fitted[p], current[p]):
+                z[p], sigmas[p] = standardized_residual(amp[p], current[p], sigma_time,
+                                                        sigma_freq, robust, deg)
+                if robust > 0:
+                    fitted[p] = True
+                else:
+                    fitted[p] = current[p]
+            sigma = sigmas[p]
+            if not sigma > 0.0:
+                found[p] = base[p]
+                continue
+            found[p] = sumthreshold_2d(z[p], base[p], first_threshold * factor, rho,
+                                       max_window_time, max_window_freq)
+            if variance_test:
+                chans, times = variance_lines(z[p], found[p], first_threshold * factor, 4)
+                for f in range(n_f):
+                    if chans[f]:
+                        found[p, :, f] = True
+                for t in range(n_t):
+                    if times[t]:
+                        found[p, t, :] = True
+            if line_threshold > 0.0:
+                lines = spectral_lines(amp[p], current[p] | found[p], line_sigma_freq, degree,
+                                       robust_iterations, line_threshold * factor, rho,
+                                       max_line_width, sigma)
+                for f in range(n_f):
+                    if lines[f]:
+                        found[p, :, f] = True
+        if combine_correlations:
+            any_p = found[0].copy()
+            for p in range(1, n_p):
+                any_p |= found[p]
+            for p in range(n_p):
+                current[p] = base[p] | any_p
+        else:
+            for p in range(n_p):
+                current[p] = found[p]
+
+
+@numba.njit(**JIT)
 def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
                        robust_iterations, degree, max_window_time, max_window_freq,
                        combine_correlations, variance_test, line_threshold, line_sigma_freq,
@@ -371,58 +459,42 @@ def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, 
     amp = np.empty((n_p, n_t, n_f))
     base = np.empty((n_p, n_t, n_f), np.bool_)
     current = np.empty((n_p, n_t, n_f), np.bool_)
+    z = np.empty((n_p, n_t, n_f))
+    fitted = np.empty((n_p, n_t, n_f), np.bool_)
+    sigmas = np.empty(n_p)
     for b in range(n_b):
-        for p in range(n_p):
-            _amplitude_plane(vis, flag, b, p, amp[p], base[p])
-            current[p] = base[p]
-        if base.all():
+        if _baseline_planes(vis, flag, b, amp, base):
             continue
-        for it in range(iterations):
-            factor = 2.0 ** (iterations - 1 - it)
-            found = np.empty((n_p, n_t, n_f), np.bool_)
-            for p in range(n_p):
-                if base[p].all():
-                    found[p] = base[p]
-                    continue
-                # Bisquare reweighting guards the first fit against unflagged RFI; later fits
-                # have the RFI masked and use plain (cheaper) leave-one-out LOESS.
-                z, sigma = standardized_residual(amp[p], current[p], sigma_time, sigma_freq,
-                                                 robust_iterations if it == 0 else 0,
-                                                 _degree(n_t, degree))
-                if not sigma > 0.0:
-                    found[p] = base[p]
-                    continue
-                found[p] = sumthreshold_2d(z, base[p], first_threshold * factor, rho,
-                                           max_window_time, max_window_freq)
-                if variance_test:
-                    chans, times = variance_lines(z, found[p], first_threshold * factor, 4)
-                    for f in range(n_f):
-                        if chans[f]:
-                            found[p, :, f] = True
-                    for t in range(n_t):
-                        if times[t]:
-                            found[p, t, :] = True
-                if line_threshold > 0.0:
-                    lines = spectral_lines(amp[p], current[p] | found[p], line_sigma_freq, degree,
-                                           robust_iterations, line_threshold * factor, rho,
-                                           max_line_width, sigma)
-                    for f in range(n_f):
-                        if lines[f]:
-                            found[p, :, f] = True
-            if combine_correlations:
-                any_p = found[0].copy()
-                for p in range(1, n_p):
-                    any_p |= found[p]
-                for p in range(n_p):
-                    current[p] = base[p] | any_p
-            else:
-                for p in range(n_p):
-                    current[p] = found[p]
+        _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, first_threshold, rho,
+                               iterations, sigma_time, sigma_freq, robust_iterations, degree,
+                               max_window_time, max_window_freq, combine_correlations,
+                               variance_test, line_threshold, line_sigma_freq, max_line_width)
         for p in range(n_p):
             for t in range(n_t):
                 for f in range(n_f):
                     out[t, b, f, p] = current[p, t, f]
     return out
+
+
+@numba.njit(**JIT)
+def _mad_plane(z, sigma, mask, half_time, half_freq, threshold, variance_threshold, out):
+    """:func:`mad_block`'s test on one plane's standardized residual ``z`` (noise ``sigma``):
+    sets ``out`` (time, frequency) True where it flags."""
+    if not (sigma > 0.0 and math.isfinite(sigma)):
+        return
+    local_med, local_mad = window_median_mad(z, mask, half_time, half_freq, 3)
+    local_sig = MAD_TO_SIGMA * local_mad
+    typical = masked_median(local_sig, mask | np.isnan(local_sig))
+    if not typical > 0.0:
+        return
+    n_t, n_f = z.shape
+    for t in range(n_t):
+        for f in range(n_f):
+            if mask[t, f] or np.isnan(local_med[t, f]):
+                continue
+            if (abs(z[t, f] - local_med[t, f]) > threshold * typical
+                    or local_sig[t, f] > variance_threshold * typical):
+                out[t, f] = True
 
 
 @numba.njit(**JIT)
@@ -457,23 +529,79 @@ def mad_block(vis, flag, half_time, half_freq, threshold, variance_threshold, si
             _amplitude_plane(vis, flag, b, p, amp, mask)
             if mask.all():
                 continue
-            resid, sigma = standardized_residual(amp, mask, sigma_time, sigma_freq,
-                                                 robust_iterations, _degree(n_t, degree))
-            if not (sigma > 0.0 and math.isfinite(sigma)):
-                continue
-            local_med, local_mad = window_median_mad(resid, mask, half_time, half_freq, 3)
-            local_sig = MAD_TO_SIGMA * local_mad
-            typical = masked_median(local_sig, mask | np.isnan(local_sig))
-            if not typical > 0.0:
-                continue
+            z, sigma = standardized_residual(amp, mask, sigma_time, sigma_freq,
+                                             robust_iterations, _degree(n_t, degree))
+            _mad_plane(z, sigma, mask, half_time, half_freq, threshold, variance_threshold,
+                       out[:, b, :, p])
+    return out
+
+
+# Codes of sumthreshold_mad_block's output.
+BY_SUMTHRESHOLD, BY_MAD = 1, 2
+
+
+@numba.njit(**JIT)
+def sumthreshold_mad_block(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
+                           robust_iterations, degree, max_window_time, max_window_freq,
+                           combine_correlations, variance_test, line_threshold, line_sigma_freq,
+                           max_line_width, half_time, half_freq, mad_threshold,
+                           variance_threshold, mad_sigma_time, mad_sigma_freq,
+                           mad_robust_iterations, mad_degree):
+    """:func:`sumthreshold_block`, then :func:`mad_block` on its flags, in one pass.
+
+    The same flags as the two in turn, for less work: where SumThreshold's last iteration found
+    nothing new, its last (plain) background fit is the one MAD would make with the same
+    background parameters and no bisquare passes, so MAD uses it instead of fitting again.
+    Parameters are :func:`sumthreshold_block`'s followed by :func:`mad_block`'s (MAD's prefixed
+    ``mad_`` where the names clash).
+
+    Returns
+    -------
+    ndarray, uint8, shape (time, baseline, frequency, polarization)
+        0 where nothing changed, ``BY_SUMTHRESHOLD`` where SumThreshold flagged a sample ``flag``
+        had not, ``BY_MAD`` where MAD flagged one SumThreshold had not.
+    """
+    n_t, n_b, n_f, n_p = vis.shape
+    code = np.zeros(vis.shape, np.uint8)
+    amp = np.empty((n_p, n_t, n_f))
+    base = np.empty((n_p, n_t, n_f), np.bool_)
+    current = np.empty((n_p, n_t, n_f), np.bool_)
+    z = np.empty((n_p, n_t, n_f))
+    fitted = np.empty((n_p, n_t, n_f), np.bool_)
+    sigmas = np.empty(n_p)
+    by_mad = np.empty((n_t, n_f), np.bool_)
+    same_fit = (mad_robust_iterations == 0 and mad_sigma_time == sigma_time
+                and mad_sigma_freq == sigma_freq and mad_degree == degree)
+    for b in range(n_b):
+        if _baseline_planes(vis, flag, b, amp, base):
+            continue
+        _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, first_threshold, rho,
+                               iterations, sigma_time, sigma_freq, robust_iterations, degree,
+                               max_window_time, max_window_freq, combine_correlations,
+                               variance_test, line_threshold, line_sigma_freq, max_line_width)
+        for p in range(n_p):
+            mask = current[p]
             for t in range(n_t):
                 for f in range(n_f):
-                    if mask[t, f] or np.isnan(local_med[t, f]):
-                        continue
-                    if (abs(resid[t, f] - local_med[t, f]) > threshold * typical
-                            or local_sig[t, f] > variance_threshold * typical):
-                        out[t, b, f, p] = True
-    return out
+                    if mask[t, f] and not flag[t, b, f, p]:
+                        code[t, b, f, p] = BY_SUMTHRESHOLD
+            if mask.all():
+                continue
+            # MAD masks what SumThreshold returns (``current``); samples masked there are never
+            # read, so the amplitudes SumThreshold kept under its own new flags do no harm.
+            if same_fit and not fitted[p].all() and _same(fitted[p], mask):
+                zp, sigma = z[p], sigmas[p]
+            else:
+                zp, sigma = standardized_residual(amp[p], mask, mad_sigma_time, mad_sigma_freq,
+                                                  mad_robust_iterations, _degree(n_t, mad_degree))
+            by_mad[:] = False
+            _mad_plane(zp, sigma, mask, half_time, half_freq, mad_threshold, variance_threshold,
+                       by_mad)
+            for t in range(n_t):
+                for f in range(n_f):
+                    if by_mad[t, f] and not mask[t, f]:
+                        code[t, b, f, p] = BY_MAD
+    return code
 
 
 @numba.njit(**JIT)

@@ -273,8 +273,21 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
         ``nonfinite``, ``zero_weight`` and ``zero`` (NaN/Inf, zero-weight and exactly-zero samples).
     """
     counts = {}
-    for i, (name, params) in enumerate(strategy.flaggers):
+    flaggers = strategy.flaggers
+    i = 0
+    while i < len(flaggers):
+        name, params = flaggers[i]
         before = fd._flag(ds)
+        if name == "sumthreshold" and i + 1 < len(flaggers) and flaggers[i + 1][0] == "mad":
+            # MAD straight after SumThreshold: one pass over the data for both (same flags).
+            after_st, ds = fd.flag_sumthreshold_mad(ds, dataclasses.asdict(params),
+                                                    dataclasses.asdict(flaggers[i + 1][1]),
+                                                    column=strategy.column)
+            middle = fd._flag(after_st)
+            counts[f"{i}:sumthreshold"] = (middle & ~before).sum()
+            counts[f"{i + 1}:mad"] = (fd._flag(ds) & ~middle).sum()
+            i += 2
+            continue
         result = FLAGGERS[name][1](ds, params, strategy.column, reference_time)
         if isinstance(result, tuple):
             result, reasons = result
@@ -282,6 +295,7 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
                 counts[key] = counts[key] + reasons[j] if key in counts else reasons[j]
         ds = result
         counts[f"{i}:{name}"] = (fd._flag(ds) & ~before).sum()
+        i += 1
     if strategy.propagate_correlations:
         before = fd._flag(ds)
         ds = fd.propagate_correlations(ds)

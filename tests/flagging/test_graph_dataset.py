@@ -41,6 +41,25 @@ def test_sumthreshold_graph_equals_kernel_for_any_chunking(small_sim, time_chunk
     np.testing.assert_array_equal(out[S.FLAG].values, expected)
 
 
+def test_strategy_runs_sumthreshold_then_mad_in_one_pass_with_the_same_result(small_sim):
+    ds = _chunked(small_sim.datasets[0], 2)
+    fused = parse_strategy({"flaggers": [{"flagger": "sumthreshold"},
+                                         {"flagger": "mad", "robust_iterations": 0}]})
+    apart = parse_strategy({"flaggers": [{"flagger": "sumthreshold"}, {"flagger": "clip"},
+                                         {"flagger": "mad", "robust_iterations": 0}]})
+    out, counts = apply_strategy(ds, fused)
+    assert {key for key in counts if ":" in key} == {"0:sumthreshold", "1:mad"}
+    assert any(name.startswith("flag-sumthreshold-mad") for name in out[S.FLAG].data.dask.layers)
+    ref, ref_counts = apply_strategy(ds, apart)   # clip between them: nothing to fuse
+    assert not any(name.startswith("flag-sumthreshold-mad")
+                   for name in ref[S.FLAG].data.dask.layers)
+    flags, counts, ref_flags, ref_counts = dask.compute(out[S.FLAG].data, counts,
+                                                        ref[S.FLAG].data, ref_counts)
+    np.testing.assert_array_equal(flags, ref_flags)
+    assert counts["0:sumthreshold"] == ref_counts["0:sumthreshold"] > 0
+    assert counts["1:mad"] == ref_counts["2:mad"]
+
+
 def test_clip_counts_nonfinite_and_zero_weight(small_sim):
     ds = small_sim.datasets[1].copy(deep=True)
     vis = ds[S.VISIBILITY].values

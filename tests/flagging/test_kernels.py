@@ -169,6 +169,38 @@ def test_mad_block_flags_point_outliers_only():
     assert out.sum() <= 3
 
 
+ST_DEFAULT = (6.0, 1.5, 3, 3.0, 0.0, 2, 2, 64, 128, True, True, 0.0, 2.0, 8)
+ST_NO_COMBINE = (6.0, 1.5, 3, 3.0, 2.0, 0, 2, 64, 128, False, True, 4.0, 2.0, 8)
+
+
+@pytest.mark.parametrize("st,mad", [
+    (ST_DEFAULT, (2, 2, 5.0, 3.0, 3.0, 0.0, 0, 2)),   # MAD's fit is SumThreshold's last: reused
+    (ST_DEFAULT, (2, 2, 4.0, 3.0, 3.0, 0.0, 2, 2)),   # bisquare MAD: fitted anew
+    (ST_DEFAULT, (1, 2, 4.0, 3.0, 2.0, 0.0, 0, 1)),   # other background: fitted anew
+    (ST_NO_COMBINE, (2, 1, 4.0, 3.0, 3.0, 2.0, 0, 2)),
+])
+def test_sumthreshold_mad_block_equals_the_two_in_turn(st, mad):
+    rng = np.random.default_rng(7)
+    n_t, n_b, n_f, n_p = 30, 8, 40, 4
+    vis = (rng.normal(size=(n_t, n_b, n_f, n_p)) + 1j * rng.normal(size=(n_t, n_b, n_f, n_p))
+           + 5.0).astype(np.complex64)
+    vis[6:9, :, 11] += 25.0                          # bursts SumThreshold finds
+    vis[:, 3, 30] *= 3.0
+    spots = rng.integers(0, vis.size, 400)
+    vis.reshape(-1)[spots] += rng.choice([6.0, 9.0, 14.0], spots.size)   # some for MAD
+    vis.reshape(-1)[spots[:3]] = np.nan
+    flag = rng.random(vis.shape) < 0.02
+    flag[:, 2] = True                                # a baseline flagged throughout
+    after_st = k.sumthreshold_block(vis, flag, *st)
+    after_mad = k.mad_block(vis, after_st, *mad)
+    code = k.sumthreshold_mad_block(vis, flag, *st, *mad)
+    assert code.dtype == np.uint8
+    np.testing.assert_array_equal(flag | (code == k.BY_SUMTHRESHOLD), after_st)
+    np.testing.assert_array_equal(flag | (code > 0), after_mad)
+    assert (code == k.BY_SUMTHRESHOLD).sum() == (after_st & ~flag).sum() > 0
+    assert (code == k.BY_MAD).sum() == (after_mad & ~after_st).sum() > 0
+
+
 def test_spectral_lines_finds_a_steady_line_on_a_flat_band():
     amp = 10.0 + RNG.normal(0, 0.1, (12, 40))
     amp[:, 17] += 1.0
