@@ -159,6 +159,10 @@ def _selection_flags(ds: xr.Dataset, var: str, config: DynspecConfig) -> xr.Data
     return flag.transpose(*dims)
 
 
+# Rows of a dynamic spectrum per chunk (in memory and in its zarr).
+SPECTRUM_TIME_CHUNK = 4096
+
+
 def _block_mean(values: np.ndarray, size: int) -> np.ndarray:
     n = values.shape[0]
     return np.array([values[i:i + size].mean() for i in range(0, n, size)], dtype=np.float64)
@@ -287,6 +291,11 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
     spectra = scan_spectra(partitions, config)
     ds = xr.concat(spectra, dim=schema.TIME, join="outer", data_vars="all", coords="minimal",
                    compat="override") if len(spectra) > 1 else spectra[0]
+    # From here on every array is small (time x frequency): chunks of many scans' rows keep the
+    # few dozen derived products from becoming thousands of tiny tasks.
+    chunks = {schema.TIME: SPECTRUM_TIME_CHUNK, schema.FREQUENCY: -1}
+    ds = ds.assign({name: var.chunk({d: chunks[d] for d in var.dims})
+                    for name, var in ds.data_vars.items()})
     ds = ds.sortby(schema.TIME)
     ds = _insert_gaps(ds, _time_step(partitions, config), config.max_gap_rows)
     products = [v for v in ds.data_vars if v not in (N_BASELINES,) and not v.endswith(ERR_SUFFIX)]
@@ -440,7 +449,8 @@ def write_dynspec(spectrum: xr.Dataset, path, overwrite: bool = False) -> str:
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     # zarr needs regular chunks; per-scan pieces are not, and the product is small.
     # Encodings of a spectrum read back from any zarr would pin its old layout: start afresh.
-    spectrum = spectrum.drop_encoding().chunk({schema.TIME: 4096, schema.FREQUENCY: -1})
+    spectrum = spectrum.drop_encoding().chunk({schema.TIME: SPECTRUM_TIME_CHUNK,
+                                               schema.FREQUENCY: -1})
     spectrum.to_zarr(path, mode="w", consolidated=True, zarr_format=2)
     return path
 
