@@ -22,11 +22,65 @@ LANES = 512
 
 
 @numba.njit(**JIT)
+def _select(a, lo, hi, k):
+    """Reorder ``a[lo:hi + 1]`` so that ``a[k]`` holds its k-th smallest value, everything before
+    it no larger and everything after no smaller (Hoare's quickselect, median-of-three pivots;
+    no NaN); returns ``a[k]``."""
+    while hi - lo > 16:
+        mid = (lo + hi) // 2
+        # order a[lo], a[mid], a[hi]: the median of three is the pivot and bounds both scans
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return a[k]
+    for i in range(lo + 1, hi + 1):      # a short range: insertion sort
+        v = a[i]
+        j = i - 1
+        while j >= lo and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
+    return a[k]
+
+
+@numba.njit(**JIT)
+def _middle(a, n, lo_rank, hi_rank):
+    """Mean of the ``lo_rank``-th and ``hi_rank`` (= lo_rank or lo_rank + 1) smallest of
+    ``a[:n]`` (reordered)."""
+    low = _select(a, 0, n - 1, lo_rank)
+    if hi_rank == lo_rank:
+        return low
+    high = a[hi_rank]
+    for i in range(hi_rank + 1, n):     # everything after lo_rank is >= low: take the least
+        high = min(high, a[i])
+    return 0.5 * (low + high)
+
+
+@numba.njit(**JIT)
 def median_scratch(buf, n):
     """Median of ``buf[:n]``, reordering ``buf``; NaN when ``n`` is 0 or a value is NaN.
 
     Exact. For long inputs an evenly strided sample of the values brackets the middle ranks, one
-    branch-free pass keeps the values inside the bracket, and only those are partitioned (a
+    branch-free pass keeps the values inside the bracket, and only those are searched (a
     bracket that misses falls back to a selection over all values).
     """
     if n == 0:
@@ -38,11 +92,15 @@ def median_scratch(buf, n):
         sample = np.empty(m)
         for s in range(m):
             sample[s] = buf[s * step]
-        sample.sort()
+        for s in range(m):
+            if sample[s] != sample[s]:
+                return np.nan
         # The count of sample values below the median is Binomial(m, 1/2): +/- 4 sd.
         margin = 2 * int(math.sqrt(m)) + 1
         pos = (lo_rank * m) // n
-        a, b = sample[max(0, pos - margin)], sample[min(m - 1, pos + margin)]
+        low = max(0, pos - margin)
+        a = _select(sample, 0, m - 1, low)
+        b = _select(sample, low, m - 1, min(m - 1, pos + margin))
         inside = np.empty(n)
         k = 0
         below = 0
@@ -56,12 +114,11 @@ def median_scratch(buf, n):
         if n_nan > 0:
             return np.nan
         if below <= lo_rank and hi_rank < below + k:
-            part = np.partition(inside[:k], (lo_rank - below, hi_rank - below))
-            return 0.5 * (part[lo_rank - below] + part[hi_rank - below])
+            return _middle(inside, k, lo_rank - below, hi_rank - below)
     for i in range(n):
         if buf[i] != buf[i]:
             return np.nan
-    return np.median(buf[:n])
+    return _middle(buf, n, lo_rank, hi_rank)
 
 
 @numba.njit(**JIT)

@@ -23,6 +23,20 @@ def test_masked_median_and_robust_sigma_match_numpy():
     assert math.isnan(k.masked_median(values, np.ones_like(mask)))
 
 
+@pytest.mark.parametrize("n", [1, 2, 17, 18, 1023, 1024, 4095, 6912, 6913])
+@pytest.mark.parametrize("kind", ["normal", "ties", "sorted", "reversed", "heavy_tails"])
+def test_median_scratch_is_numpys_median(n, kind):
+    from radiocal.flagging.robust import median_scratch
+
+    rng = np.random.default_rng(n)
+    values = {"normal": rng.normal(size=n), "ties": rng.integers(0, 4, n).astype(float),
+              "sorted": np.sort(rng.normal(size=n)), "reversed": np.sort(rng.normal(size=n))[::-1],
+              "heavy_tails": rng.standard_cauchy(n)}[kind].copy()
+    assert median_scratch(values.copy(), n) == np.median(values)
+    values[n // 2] = np.nan
+    assert math.isnan(median_scratch(values, n))
+
+
 def _loess_reference(y, w, sigma, degree, i, leave_out):
     n = y.size
     half = int(math.ceil(3 * sigma))
