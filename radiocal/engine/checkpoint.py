@@ -154,15 +154,29 @@ def partition_of(ds: xr.Dataset) -> str:
 
 
 def save_previous(store: Path, key: str, datasets: list[xr.Dataset], variables: list[str]) -> None:
-    """Copy ``variables`` of every partition into the step's backup group (computes the copy)."""
+    """Copy ``variables`` of every partition into the step's backup group.
+
+    ``datasets`` are the store's own partitions (the step's inputs, as the runner opens them):
+    variables stored as plain zarr arrays are copied by linking their files
+    (:func:`radiocal.io.store.link_array`), the others are computed and written.
+    """
+    from radiocal.io.store import link_array, stored_array
+
     for ds in datasets:
-        subset = ds[[v for v in variables if v in ds.data_vars]]
+        group = _previous_group(key, partition_of(ds))
+        present = [v for v in variables if v in ds.data_vars]
+        stored = {v: stored_array(store, ds, v) for v in present}
+        subset = ds[[v for v in present if stored[v] is None]]
         subset = subset.drop_vars([c for c in subset.coords if c not in subset.dims])
         for var in subset.data_vars.values():
             var.encoding = {k: v for k, v in var.encoding.items() if k in ("chunks", "compressors")}
         subset.attrs = {}
-        subset.to_zarr(str(store), group=_previous_group(key, partition_of(ds)), mode="w",
-                       consolidated=False, zarr_format=ZARR_FORMAT)
+        # written even when empty: it makes the (fresh) backup group the links go into
+        subset.to_zarr(str(store), group=group, mode="w", consolidated=False,
+                       zarr_format=ZARR_FORMAT)
+        for var, path in stored.items():
+            if path is not None:
+                link_array(path, Path(store) / group / var)
 
 
 def open_previous(store: Path, key: str, datasets: list[xr.Dataset], variables: list[str]) -> list[xr.Dataset]:

@@ -27,6 +27,9 @@ class StepContext:
         Position of the step in the pipeline (0-based).
     inputs : list of Path
         Paths the pipeline read from (never written to): a step writing files must not target them.
+    inputs_stored : bool
+        The datasets handed to the step are ``store``'s current partitions, unchanged (as the
+        runner opens them), so what the step needs of them can be taken from the store's files.
     """
 
     outdir: Path
@@ -36,6 +39,7 @@ class StepContext:
     step_name: str = ""
     index: int = 0
     inputs: list[Path] = field(default_factory=list)
+    inputs_stored: bool = False
 
     def output_path(self, path: str | Path) -> Path:
         """Resolve ``path`` against the output directory (absolute paths are kept)."""

@@ -250,7 +250,7 @@ class PipelineRunner:
         return StepContext(outdir=self.outdir, store=self.store,
                            logger=logging.getLogger(f"radiocal.step.{step.spec.name}"),
                            engine=self.engine, step_name=step.spec.name, index=step.index,
-                           inputs=list(self.inputs))
+                           inputs=list(self.inputs), inputs_stored=True)
 
     def _bar(self, step: PipelineStep, what: str = ""):
         label = f"[{step.index + 1}/{len(self.steps)}] {step.spec.name}{what}"

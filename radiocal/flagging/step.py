@@ -122,8 +122,7 @@ def flag_store(store, strategy: Strategy, selection=None, version_name: str | No
 
     datasets = open_store(store)
     name = version_name or next_version_name(store, "flag")
-    save_flag_version(store, name, comment or f"before radiocal flag ({strategy.name})",
-                      datasets=datasets)
+    save_flag_version(store, name, comment or f"before radiocal flag ({strategy.name})")
     flagged, counts = flag_datasets(datasets, strategy, selection)
     totals: dict = {}
     before = after = cells = 0
@@ -165,6 +164,6 @@ def run(datasets, config: FlagConfig, context):
 
         name = next_version_name(store, f"before_{getattr(context, 'step_name', '') or 'flag'}")
         save_flag_version(store, name, f"flags before step {getattr(context, 'index', '')}",
-                          datasets=datasets)
+                          datasets=None if getattr(context, "inputs_stored", False) else datasets)
     flagged, _ = flag_datasets(datasets, strategy)
     return flagged

@@ -21,7 +21,7 @@ import zarr
 
 from radiocal.errors import ConfigError, InputError, OutputExistsError
 from radiocal.io import schema as S
-from radiocal.io.store import ZARR_FORMAT, open_store, update_store
+from radiocal.io.store import ZARR_FORMAT, link_array, open_store, stored_array, update_store
 
 VERSIONS_GROUP = "flag_versions"
 MERGE_MODES = ("replace", "or", "and")
@@ -93,7 +93,9 @@ def save_flag_version(store, name: str, comment: str = "", datasets=None,
         The version's name.
     """
     _check_name(name)
-    if datasets is None:
+    # The store's own flags are copied by linking their files; given datasets are written.
+    from_store = datasets is None
+    if from_store:
         datasets = open_store(store)
     else:
         open_store(store)
@@ -111,6 +113,11 @@ def save_flag_version(store, name: str, comment: str = "", datasets=None,
     for ds in datasets:
         part = ds.attrs[S.ATTR_PARTITION]
         names.append(part)
+        source = stored_array(store, ds, S.FLAG) if from_store else None
+        if source is not None:
+            zarr.open_group(path, path=part, mode="w", zarr_format=ZARR_FORMAT)
+            link_array(source, os.path.join(path, part, S.FLAG))
+            continue
         flag = ds[S.FLAG]
         only = xr.Dataset({S.FLAG: (flag.dims, flag.data)})
         writes.append(only.to_zarr(path, group=part, mode="w", compute=False, consolidated=False,

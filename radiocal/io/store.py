@@ -97,6 +97,48 @@ def write_store(datasets: list[xr.Dataset], path, overwrite: bool = False) -> st
     return path
 
 
+def stored_array(store, ds: xr.Dataset, name: str) -> str | None:
+    """The directory of variable ``name`` of partition ``ds`` when the store holds it as a plain
+    zarr array in its canonical dims (so copying its files copies its values), else None.
+
+    ``ds`` must be the store's own partition (as :func:`open_store` returns it): the files are
+    what is compared, not the dataset's values.
+    """
+    if name in _UNCOMPRESSED or name not in ds.data_vars:
+        return None       # raw chunk files and compact weights have their own on-disk form
+    path = os.path.join(partition_path(store, ds.attrs.get(S.ATTR_PARTITION, "")), name)
+    try:
+        array = zarr.open_array(path, mode="r", zarr_format=ZARR_FORMAT)
+    except (FileNotFoundError, ValueError, KeyError, zarr.errors.BaseZarrError):
+        return None
+    dims = tuple(array.attrs.get("_ARRAY_DIMENSIONS", ()))
+    if dims != tuple(ds[name].dims) or array.shape != ds[name].shape:
+        return None
+    return path
+
+
+def link_array(source, target) -> None:
+    """Copy a stored zarr array directory by hard-linking its chunk files.
+
+    Safe because the store never writes into an array's files: :func:`update_store` writes new
+    arrays beside the old and swaps the directories, so a linked chunk keeps the values it had.
+    The small metadata files are copied (zarr rewrites those in place). Where the file system
+    has no hard links, the chunks are copied.
+    """
+    def link_or_copy(src, dst):
+        if os.path.basename(src).startswith("."):
+            return shutil.copyfile(src, dst)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copyfile(src, dst)
+        return dst
+
+    if os.path.exists(target):
+        shutil.rmtree(target)
+    shutil.copytree(source, target, copy_function=link_or_copy)
+
+
 def open_store(path, partitions=None) -> list[xr.Dataset]:
     """Open a complete store lazily.
 

@@ -15,8 +15,10 @@ from radiocal.io import schema as S
 from radiocal.io.ms import read_ms, write_ms
 from radiocal.io.store import (
     VERSION_ATTR,
+    link_array,
     open_store,
     partition_path,
+    stored_array,
     update_store,
     write_store,
 )
@@ -117,3 +119,23 @@ def test_store_of_another_layout_version_is_refused(small_ms, tmp_path):
     with pytest.raises(InputError, match="version 1") as err:
         open_store(store)
     assert "\n" not in str(err.value)
+
+
+def test_linked_copy_of_a_stored_array_keeps_its_values_when_the_store_is_updated(small_ms,
+                                                                                  tmp_path):
+    store = write_store(read_ms(small_ms, chunk_bytes=200_000), tmp_path / "obs.zarr")
+    ds = open_store(store)[0]
+    # raw visibilities and compact weights are not plain arrays in canonical dims
+    assert stored_array(store, ds, S.VISIBILITY) is None
+    assert stored_array(store, ds, S.WEIGHT) is None
+    source = stored_array(store, ds, S.FLAG)
+    assert source == os.path.join(partition_path(store, ds.attrs[S.ATTR_PARTITION]), S.FLAG)
+    before = ds[S.FLAG].values
+    copy = tmp_path / "backup" / S.FLAG
+    link_array(source, copy)
+    chunk = next(f for f in os.listdir(copy) if not f.startswith("."))
+    assert os.path.samefile(copy / chunk, os.path.join(source, chunk))   # linked, not copied
+
+    update_store([ds.assign({S.FLAG: ~ds[S.FLAG]})], store, [S.FLAG])
+    np.testing.assert_array_equal(open_store(store)[0][S.FLAG].values, ~before)
+    np.testing.assert_array_equal(zarr.open_array(str(copy), mode="r")[...], before)
