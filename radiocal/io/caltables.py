@@ -24,6 +24,7 @@ import zarr
 
 from radiocal.errors import InputError, OutputExistsError
 from radiocal.io import schema
+from radiocal.io.store import fold_coords, unfold_coords
 
 # Dimensions and names of the calibration-table layout
 SOL_TIME = "time_solution"
@@ -139,6 +140,7 @@ def write_table_zarr(table: list[xr.Dataset], path, overwrite: bool = False) -> 
         for var in out.variables.values():
             # encodings inherited from a store's partitions would pin their codecs
             var.encoding = {}
+        out = fold_coords(out)      # the antenna table etc. as one attribute, not 14 arrays
         out.to_zarr(os.path.join(path, group), mode="w", consolidated=False,
                     zarr_format=ZARR_FORMAT)
         groups.append(group)
@@ -161,8 +163,8 @@ def read_table_zarr(path) -> list[xr.Dataset]:
     if not is_table_zarr(path):
         raise InputError(f"{path} is not a complete radiocal calibration table")
     groups = zarr.open_group(path, mode="r", zarr_format=ZARR_FORMAT).attrs[TABLE_MARKER]["groups"]
-    return [xr.open_zarr(os.path.join(path, g), consolidated=False,
-                         zarr_format=ZARR_FORMAT).load() for g in groups]
+    return [unfold_coords(xr.open_zarr(os.path.join(path, g), consolidated=False,
+                                       zarr_format=ZARR_FORMAT).load()) for g in groups]
 
 
 def _jsonable(value):

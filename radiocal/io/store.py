@@ -307,8 +307,28 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
         compact = _channel_free(ds[S.WEIGHT].data)
         if compact is not None:
             ds[S.WEIGHT] = xr.Variable(_COMPACT_WEIGHT_DIMS, compact, attrs=ds[S.WEIGHT].attrs)
-    ds.attrs = _disk_attrs(ds)
-    return ds.drop_vars([name for name, var in ds.coords.items() if _foldable(var.variable)])
+    return fold_coords(ds)
+
+
+def fold_coords(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with its small coordinates moved into the attribute ``radiocal_coords`` (JSON,
+    exact for float64): fewer zarr arrays to create, each of which costs more than its data.
+    Undone by :func:`unfold_coords`."""
+    out = ds.drop_vars([name for name, var in ds.coords.items() if _foldable(var.variable)])
+    out.attrs = _disk_attrs(ds)
+    return out
+
+
+def unfold_coords(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with the coordinates :func:`fold_coords` put into its attributes back in place
+    (unchanged when there are none)."""
+    out = ds.copy(deep=False)
+    out.attrs = dict(ds.attrs)
+    folded = out.attrs.pop(_COORDS_ATTR, {})
+    return out.assign_coords({
+        name: xr.Variable(c["dims"], np.asarray(c["values"], dtype=np.dtype(c["dtype"])),
+                          attrs=c.get("attrs"))
+        for name, c in folded.items()})
 
 
 def _disk_attrs(ds: xr.Dataset) -> dict:
@@ -327,11 +347,7 @@ def _restore(ds: xr.Dataset, group_path: str) -> xr.Dataset:
         raw = rawchunks.open_raw(os.path.join(group_path, name)) if name in ds else None
         if raw is not None:
             ds[name] = ds[name].copy(data=raw)
-    folded = ds.attrs.pop(_COORDS_ATTR, {})
-    ds = ds.assign_coords({
-        name: xr.Variable(c["dims"], np.asarray(c["values"], dtype=np.dtype(c["dtype"])),
-                          attrs=c.get("attrs"))
-        for name, c in folded.items()})
+    ds = unfold_coords(ds)
     if S.WEIGHT in ds and ds[S.WEIGHT].dims == _COMPACT_WEIGHT_DIMS:
         like = ds[S.FLAG] if S.FLAG in ds else None
         nchan = ds.sizes[S.FREQUENCY]

@@ -89,6 +89,9 @@ def test_our_tables_round_trip_through_casa_format(tmp_path, rng, cal_type):
     # a zarr round trip keeps everything
     C.write_table_zarr(table, tmp_path / "t.zarr")
     xr.testing.assert_identical(C.read_table_zarr(tmp_path / "t.zarr")[0], table[0])
+    # small coordinates (antenna table, solution times) travel as one attribute, not as arrays
+    spw = next(p for p in (tmp_path / "t.zarr").iterdir() if p.is_dir())
+    assert sorted(p.name for p in spw.iterdir() if p.is_dir()) == sorted(table[0].data_vars)
 
 
 @needs_reference
