@@ -109,17 +109,43 @@ def _add_powers(acc, n_powers, padded, start, k, tap, n):
     with ``a = padded[start:]``, every lane at once."""
     # Flat views of whole (sample, lane) blocks: one long contiguous loop that vectorizes.
     lanes = padded.shape[1]
+    size = n * lanes
     flat = padded.reshape(padded.size)
     ahead = flat[(start + k) * lanes:(start + k + n) * lanes]
     behind = flat[(start - k) * lanes:(start - k + n) * lanes]
+    if n_powers == 5 or n_powers == 3:
+        # The degree-2 and degree-1 moments: every row in one pass, so the samples are read once.
+        c0 = tap
+        c1 = c0 * k
+        c2 = c1 * k
+        c3 = c2 * k
+        c4 = c3 * k
+        r0 = acc[0].reshape(size)
+        r1 = acc[1].reshape(size)
+        r2 = acc[2].reshape(size)
+        if n_powers == 3:
+            for i in range(size):
+                r0[i] += c0 * (ahead[i] + behind[i])
+                r1[i] += c1 * (ahead[i] - behind[i])
+                r2[i] += c2 * (ahead[i] + behind[i])
+            return
+        r3 = acc[3].reshape(size)
+        r4 = acc[4].reshape(size)
+        for i in range(size):
+            r0[i] += c0 * (ahead[i] + behind[i])
+            r1[i] += c1 * (ahead[i] - behind[i])
+            r2[i] += c2 * (ahead[i] + behind[i])
+            r3[i] += c3 * (ahead[i] - behind[i])
+            r4[i] += c4 * (ahead[i] + behind[i])
+        return
     c = tap
     for p in range(n_powers):
-        row = acc[p].reshape(n * lanes)
+        row = acc[p].reshape(size)
         if p % 2 == 0:
-            for i in range(n * lanes):
+            for i in range(size):
                 row[i] += c * (ahead[i] + behind[i])
         else:
-            for i in range(n * lanes):
+            for i in range(size):
                 row[i] += c * (ahead[i] - behind[i])
         c *= k
 
