@@ -408,6 +408,10 @@ def _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, first_threshol
                 current[p] = found[p]
 
 
+# Codes of :func:`sumthreshold_mad_block`'s output.
+BY_SUMTHRESHOLD, BY_MAD = 1, 2
+
+
 @numba.njit(**JIT)
 def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
                        robust_iterations, degree, max_window_time, max_window_freq,
@@ -454,26 +458,12 @@ def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, 
     ndarray, bool, shape (time, baseline, frequency, polarization)
         ``flag`` OR the detections.
     """
-    n_t, n_b, n_f, n_p = vis.shape
-    out = flag.copy()
-    amp = np.empty((n_p, n_t, n_f))
-    base = np.empty((n_p, n_t, n_f), np.bool_)
-    current = np.empty((n_p, n_t, n_f), np.bool_)
-    z = np.empty((n_p, n_t, n_f))
-    fitted = np.empty((n_p, n_t, n_f), np.bool_)
-    sigmas = np.empty(n_p)
-    for b in range(n_b):
-        if _baseline_planes(vis, flag, b, amp, base):
-            continue
-        _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, first_threshold, rho,
-                               iterations, sigma_time, sigma_freq, robust_iterations, degree,
-                               max_window_time, max_window_freq, combine_correlations,
-                               variance_test, line_threshold, line_sigma_freq, max_line_width)
-        for p in range(n_p):
-            for t in range(n_t):
-                for f in range(n_f):
-                    out[t, b, f, p] = current[p, t, f]
-    return out
+    code = _sumthreshold_codes(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
+                               robust_iterations, degree, max_window_time, max_window_freq,
+                               combine_correlations, variance_test, line_threshold,
+                               line_sigma_freq, max_line_width, False, 0, 0, 0.0, 0.0, 0.0, 0.0,
+                               0, 0)
+    return flag | (code == BY_SUMTHRESHOLD)
 
 
 @numba.njit(**JIT)
@@ -536,10 +526,6 @@ def mad_block(vis, flag, half_time, half_freq, threshold, variance_threshold, si
     return out
 
 
-# Codes of sumthreshold_mad_block's output.
-BY_SUMTHRESHOLD, BY_MAD = 1, 2
-
-
 @numba.njit(**JIT)
 def sumthreshold_mad_block(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
                            robust_iterations, degree, max_window_time, max_window_freq,
@@ -561,6 +547,22 @@ def sumthreshold_mad_block(vis, flag, first_threshold, rho, iterations, sigma_ti
         0 where nothing changed, ``BY_SUMTHRESHOLD`` where SumThreshold flagged a sample ``flag``
         had not, ``BY_MAD`` where MAD flagged one SumThreshold had not.
     """
+    return _sumthreshold_codes(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
+                               robust_iterations, degree, max_window_time, max_window_freq,
+                               combine_correlations, variance_test, line_threshold,
+                               line_sigma_freq, max_line_width, True, half_time, half_freq,
+                               mad_threshold, variance_threshold, mad_sigma_time, mad_sigma_freq,
+                               mad_robust_iterations, mad_degree)
+
+
+@numba.njit(**JIT)
+def _sumthreshold_codes(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
+                        robust_iterations, degree, max_window_time, max_window_freq,
+                        combine_correlations, variance_test, line_threshold, line_sigma_freq,
+                        max_line_width, with_mad, half_time, half_freq, mad_threshold,
+                        variance_threshold, mad_sigma_time, mad_sigma_freq,
+                        mad_robust_iterations, mad_degree):
+    """:func:`sumthreshold_mad_block`, the MAD pass only ``with_mad``."""
     n_t, n_b, n_f, n_p = vis.shape
     code = np.zeros(vis.shape, np.uint8)
     amp = np.empty((n_p, n_t, n_f))
@@ -585,7 +587,7 @@ def sumthreshold_mad_block(vis, flag, first_threshold, rho, iterations, sigma_ti
                 for f in range(n_f):
                     if mask[t, f] and not flag[t, b, f, p]:
                         code[t, b, f, p] = BY_SUMTHRESHOLD
-            if mask.all():
+            if not with_mad or mask.all():
                 continue
             # MAD masks what SumThreshold returns (``current``); samples masked there are never
             # read, so the amplitudes SumThreshold kept under its own new flags do no harm.
