@@ -24,7 +24,7 @@ import zarr
 
 from radiocal.errors import InputError, OutputExistsError
 from radiocal.io import schema
-from radiocal.io.store import fold_coords, unfold_coords
+from radiocal.io.store import fold_coords, json_ready, unfold_coords
 
 # Dimensions and names of the calibration-table layout
 SOL_TIME = "time_solution"
@@ -136,7 +136,7 @@ def write_table_zarr(table: list[xr.Dataset], path, overwrite: bool = False) -> 
     for ds in table:
         group = f"spw{int(ds.attrs[schema.ATTR_SPW_ID])}"
         out = ds.copy()
-        out.attrs = {k: _jsonable(v) for k, v in ds.attrs.items()}
+        out.attrs = json_ready(ds.attrs)
         for var in out.variables.values():
             # encodings inherited from a store's partitions would pin their codecs
             var.encoding = {}
@@ -165,20 +165,6 @@ def read_table_zarr(path) -> list[xr.Dataset]:
     groups = zarr.open_group(path, mode="r", zarr_format=ZARR_FORMAT).attrs[TABLE_MARKER]["groups"]
     return [unfold_coords(xr.open_zarr(os.path.join(path, g), consolidated=False,
                                        zarr_format=ZARR_FORMAT).load()) for g in groups]
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
 
 
 # -- CASA calibration tables ---------------------------------------------------------------

@@ -19,6 +19,7 @@ import shutil
 
 import dask
 import dask.array as da
+import numcodecs
 import numpy as np
 import xarray as xr
 import zarr
@@ -225,23 +226,52 @@ def _check_partitions(root, path, datasets) -> None:
 def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
     """Create every partition's zarr arrays now; return the delayed writes of their chunks.
 
-    ``to_zarr`` goes into each group's directory itself: zarr then re-checks (and rewrites, on
-    every array it creates) only that group's metadata, not every parent's up to the store's
-    root. (Setting partitions up in threads was tried: no faster on two cores.) Visibilities are
-    written chunk file by chunk file (:mod:`radiocal.io.rawchunks`), the rest by xarray.
+    :mod:`radiocal.io.rawchunks` creates the arrays and writes their chunk files (zarr-python
+    takes ~4 ms per array created; a scan-rich MS has hundreds): visibilities raw, everything else
+    blosc-compressed as zarr-python would. A partition with a coordinate left after folding (too
+    large, or of a type JSON cannot hold) is written by xarray's ``to_zarr``, its visibilities
+    still raw.
     """
     writes = []
     for ds, group_path in zip(datasets, group_paths):
-        raw = [name for name in _UNCOMPRESSED if name in ds.data_vars]
-        writes.append(ds.drop_vars(raw).to_zarr(group_path, mode="w", compute=False,
-                                                consolidated=False, **_WRITE_OPTIONS))
-        for name in raw:
-            var = ds[name].variable
-            data = var.data if isinstance(var.data, da.Array) else da.from_array(
-                var.data, chunks={0: "auto", **{axis: -1 for axis in range(1, var.ndim)}})
-            writer = rawchunks.create_raw(group_path, name, data, var.dims, dict(var.attrs))
+        variables = {name: (var, _as_dask(var)) for name, var in ds.data_vars.items()}
+        if not ds.coords:
+            if os.path.exists(group_path):
+                shutil.rmtree(group_path)
+            rawchunks.create_group(group_path, json_ready(ds.attrs))
+        else:
+            variables = {name: v for name, v in variables.items() if name in _UNCOMPRESSED}
+            writes.append(ds.drop_vars(list(variables)).to_zarr(
+                group_path, mode="w", compute=False, consolidated=False, **_WRITE_OPTIONS))
+        for name, (var, data) in variables.items():
+            writer = rawchunks.create_raw(group_path, name, data, var.dims, json_ready(var.attrs),
+                                          None if name in _UNCOMPRESSED else _COMPRESSOR)
             writes.append(da.store(data, writer, lock=False, compute=False))
     return writes
+
+
+# zarr-python's default compressor for zarr v2 arrays (what stores have always used)
+_COMPRESSOR = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE, blocksize=0)
+
+
+def _as_dask(var: xr.Variable) -> da.Array:
+    if isinstance(var.data, da.Array):
+        return var.data
+    return da.from_array(np.asarray(var.data),
+                         chunks={0: "auto", **{axis: -1 for axis in range(1, var.ndim)}})
+
+
+def json_ready(value):
+    """``value`` (attributes) with numpy arrays and scalars turned into JSON-ready Python."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 # Coordinates up to this many elements travel in the partition's attributes (JSON, exact for

@@ -139,3 +139,15 @@ def test_linked_copy_of_a_stored_array_keeps_its_values_when_the_store_is_update
     update_store([ds.assign({S.FLAG: ~ds[S.FLAG]})], store, [S.FLAG])
     np.testing.assert_array_equal(open_store(store)[0][S.FLAG].values, ~before)
     np.testing.assert_array_equal(zarr.open_array(str(copy), mode="r")[...], before)
+
+
+def test_partition_with_a_coordinate_left_unfolded_is_written_by_xarray(small_ms, tmp_path):
+    datasets = read_ms(small_ms, chunk_bytes=200_000)
+    first = datasets[0]
+    utc = np.datetime64("2026-01-01T00:00:00", "ns") + np.arange(first.sizes[S.TIME]).astype(
+        "timedelta64[s]")
+    marked = first.assign_coords(utc=(S.TIME, utc))     # datetimes do not travel as JSON
+    store = write_store([marked] + datasets[1:], tmp_path / "obs.zarr")
+    assert os.path.isdir(os.path.join(partition_path(store, first.attrs[S.ATTR_PARTITION]), "utc"))
+    for ds, back in zip([marked] + datasets[1:], open_store(store)):
+        xr.testing.assert_identical(back.compute(), ds.compute())
