@@ -46,7 +46,7 @@ def open_raw(array_path) -> da.Array | None:
                          meta=np.empty((0,) * len(shape), dtype=dtype))
 
 
-def create_raw(group_path, name: str, data: da.Array, dims, attrs: dict, compressor=None):
+def create_array(group_path, name: str, data: da.Array, dims, attrs: dict, compressor=None):
     """Create the zarr v2 array ``name`` in an existing group; return its chunk-file writer.
 
     ``data``'s chunks must be regular (all but the last equal along each axis), as zarr's are.
@@ -87,7 +87,8 @@ def _write_json(path, document) -> None:
 
 
 class _ChunkFiles:
-    """Array-like view of one raw zarr array's chunk files: slicing reads, setitem writes."""
+    """Array-like view of one zarr array's chunk files: slicing reads (uncompressed arrays only),
+    setitem writes."""
 
     def __init__(self, path: str, shape, chunk_shape, dtype, compressor=None):
         self.path = path

@@ -244,8 +244,9 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
             writes.append(ds.drop_vars(list(variables)).to_zarr(
                 group_path, mode="w", compute=False, consolidated=False, **_WRITE_OPTIONS))
         for name, (var, data) in variables.items():
-            writer = rawchunks.create_raw(group_path, name, data, var.dims, json_ready(var.attrs),
-                                          None if name in _UNCOMPRESSED else _COMPRESSOR)
+            codec = None if name in _UNCOMPRESSED else _COMPRESSOR
+            writer = rawchunks.create_array(group_path, name, data, var.dims,
+                                            json_ready(var.attrs), codec)
             writes.append(da.store(data, writer, lock=False, compute=False))
     return writes
 

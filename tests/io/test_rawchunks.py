@@ -25,7 +25,7 @@ def group(tmp_path):
 def test_written_chunks_are_what_zarr_reads(group):
     values = _values((7, 5, 3, 2))
     data = da.from_array(values, chunks=(3, 5, 2, 2))   # edge chunks along time and frequency
-    writer = rawchunks.create_raw(group, "V", data, ("time", "baseline", "frequency", "pol"),
+    writer = rawchunks.create_array(group, "V", data, ("time", "baseline", "frequency", "pol"),
                                   {"units": "Jy"})
     da.store(data, writer, lock=False)
     array = zarr.open_array(os.path.join(group, "V"), mode="r", zarr_format=2)
@@ -44,7 +44,7 @@ def test_compressed_arrays_written_here_are_what_zarr_reads_and_writes(group, dt
     values = (rng.random((7, 5, 3)) * 4).astype(dtype)
     data = da.from_array(values, chunks=(3, 5, 3))
     blosc = numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE, blocksize=0)
-    da.store(data, rawchunks.create_raw(group, "ours", data, ("t", "b", "p"), {}, blosc),
+    da.store(data, rawchunks.create_array(group, "ours", data, ("t", "b", "p"), {}, blosc),
              lock=False)
     ours = zarr.open_array(os.path.join(group, "ours"), mode="r", zarr_format=2)
     np.testing.assert_array_equal(ours[...], values)
@@ -79,7 +79,7 @@ def test_compressed_arrays_are_left_to_zarr(group):
 def test_missing_chunk_reads_as_zeros_and_truncated_chunk_fails(group):
     values = _values((4, 2), seed=2)
     data = da.from_array(values, chunks=(2, 2))
-    da.store(data, rawchunks.create_raw(group, "V", data, ("a", "b"), {}), lock=False)
+    da.store(data, rawchunks.create_array(group, "V", data, ("a", "b"), {}), lock=False)
     os.remove(os.path.join(group, "V", "1.0"))
     lazy = rawchunks.open_raw(os.path.join(group, "V"))
     np.testing.assert_array_equal(lazy.compute(), np.concatenate([values[:2], np.zeros((2, 2))]))
@@ -92,13 +92,13 @@ def test_missing_chunk_reads_as_zeros_and_truncated_chunk_fails(group):
 def test_irregular_chunks_are_refused(group):
     data = da.from_array(np.zeros((10, 2), np.complex64), chunks=((3, 5, 2), (2,)))
     with pytest.raises(ValueError, match="irregular chunks"):
-        rawchunks.create_raw(group, "V", data, ("a", "b"), {})
+        rawchunks.create_array(group, "V", data, ("a", "b"), {})
 
 
 def test_a_rewritten_array_gets_a_new_graph_name(group):
     values = _values((2, 2))
     data = da.from_array(values, chunks=(2, 2))
-    da.store(data, rawchunks.create_raw(group, "V", data, ("a", "b"), {}), lock=False)
+    da.store(data, rawchunks.create_array(group, "V", data, ("a", "b"), {}), lock=False)
     first = rawchunks.open_raw(os.path.join(group, "V"))
     assert first.name == rawchunks.open_raw(os.path.join(group, "V")).name
     os.utime(os.path.join(group, "V", ".zarray"), ns=(1, 1))
