@@ -91,10 +91,10 @@ def median_scratch(buf, n):
         step = n // m
         sample = np.empty(m)
         for s in range(m):
-            sample[s] = buf[s * step]
-        for s in range(m):
-            if sample[s] != sample[s]:
+            v = buf[s * step]
+            if v != v:
                 return np.nan
+            sample[s] = v
         # The count of sample values below the median is Binomial(m, 1/2): +/- 4 sd.
         margin = 2 * int(math.sqrt(m)) + 1
         pos = (lo_rank * m) // n

@@ -234,16 +234,18 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
     """
     writes = []
     for ds, group_path in zip(datasets, group_paths):
-        variables = {name: (var, _as_dask(var)) for name, var in ds.data_vars.items()}
         if not ds.coords:
+            ours = list(ds.data_vars)
             if os.path.exists(group_path):
                 shutil.rmtree(group_path)
             rawchunks.create_group(group_path, json_ready(ds.attrs))
         else:
-            variables = {name: v for name, v in variables.items() if name in _UNCOMPRESSED}
-            writes.append(ds.drop_vars(list(variables)).to_zarr(
+            ours = [name for name in _UNCOMPRESSED if name in ds.data_vars]
+            writes.append(ds.drop_vars(ours).to_zarr(
                 group_path, mode="w", compute=False, consolidated=False, **_WRITE_OPTIONS))
-        for name, (var, data) in variables.items():
+        for name in ours:
+            var = ds[name].variable
+            data = _as_dask(var)
             codec = None if name in _UNCOMPRESSED else _COMPRESSOR
             writer = rawchunks.create_array(group_path, name, data, var.dims,
                                             json_ready(var.attrs), codec)
