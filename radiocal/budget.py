@@ -18,17 +18,27 @@ import dask
 
 CONFIG_KEY = "radiocal.chunk-bytes"
 DEFAULT_CHUNK_BYTES = 64 * 2**20
+# The help of the budget's user-facing settings (global --chunk-mb, convert's chunk_mb)
+CHUNK_MB_HELP = ("Memory budget of one visibility chunk, MiB (default: from the worker memory "
+                 "limit and threads, at most 64)")
 # A thread's working set is several chunks at once: its inputs (visibilities, flags, weights,
 # model), float64 temporaries of a kernel, and the outputs on their way to the store. Measured
 # peaks are 6-10 chunks per thread; 16 leaves room for dask's own bookkeeping and the page cache.
 CHUNKS_PER_THREAD = 16
 MIN_CHUNK_BYTES = 2**20
-MAX_CHUNK_BYTES = 256 * 2**20
+# Beyond 64 MiB a chunk's task runs for a second or more, so dask's per-task cost (~1 ms) is
+# already negligible: bigger chunks only cost memory.
+MAX_CHUNK_BYTES = DEFAULT_CHUNK_BYTES
 
 
 def chunk_bytes() -> int:
     """The current budget for one chunk of ``VISIBILITY`` (complex64), in bytes."""
     return int(dask.config.get(CONFIG_KEY, DEFAULT_CHUNK_BYTES))
+
+
+def mib_to_bytes(mib: float) -> int:
+    """A budget given in MiB (``--chunk-mb``, ``chunk_mb``) in bytes; at least one byte."""
+    return max(1, int(float(mib) * 2**20))
 
 
 def budget_for(memory_limit_bytes: float | None, threads: int) -> int:

@@ -11,13 +11,11 @@ from radiocal.cli.engine_commands import make_engine
 from radiocal.cli.selection_options import selection_from_options, selection_options
 from radiocal.errors import InputError
 
-CHUNK_MB_HELP = "Target size of one visibility chunk in MiB (whole integrations per chunk)."
 
-
-def _read(inputs, selection, chunk_mb):
+def _read(inputs, selection):
     from radiocal.io.ms import read_ms
 
-    return read_ms(list(inputs), selection=selection, chunk_bytes=int(chunk_mb * 2**20))
+    return read_ms(list(inputs), selection=selection)
 
 
 def _casacore_failure(err: RuntimeError, what: str) -> InputError:
@@ -30,27 +28,27 @@ def _casacore_failure(err: RuntimeError, what: str) -> InputError:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="The zarr store to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
-@click.option("--chunk-mb", default=64.0, show_default=True, type=click.FloatRange(min=0.01),
-              help=CHUNK_MB_HELP)
 @selection_options
 @click.pass_context
-def convert(ctx, inputs, output, overwrite, chunk_mb, **selection):
+def convert(ctx, inputs, output, overwrite, **selection):
     """Convert one or many Measurement Sets (or directories of them) into a zarr store.
 
     Several MS are joined: sub-bands of the same integrations along frequency, then integrations
     along time (e.g. a directory of OVRO-LWA YYYYMMDD_HHMMSS_XXMHz.ms files becomes one dataset).
-    The store is marked complete only when everything is written.
+    The store is marked complete only when everything is written. Its chunks hold at most the
+    run's chunk budget (``radiocal --chunk-mb N convert ...``).
     """
     from radiocal.io.store import write_store
 
     if os.path.exists(output) and not overwrite:
         raise click.UsageError(f"{output}: already exists (use --overwrite to replace it)")
-    datasets = _read(inputs, selection_from_options(**selection), chunk_mb)
-    try:
-        with make_engine(ctx):
+    # The engine first: it sets the chunk budget the datasets are chunked by
+    with make_engine(ctx):
+        datasets = _read(inputs, selection_from_options(**selection))
+        try:
             write_store(datasets, output, overwrite=overwrite)
-    except RuntimeError as err:
-        raise _casacore_failure(err, ", ".join(inputs)) from None
+        except RuntimeError as err:
+            raise _casacore_failure(err, ", ".join(inputs)) from None
     nvis = sum(ds.sizes["time"] * ds.sizes["baseline"] * ds.sizes["frequency"] * ds.sizes["polarization"]
                for ds in datasets)
     click.echo(f"wrote {output}: {len(datasets)} partitions, {nvis} visibility cells")

@@ -13,6 +13,7 @@ import sys
 import click
 
 from radiocal import __version__
+from radiocal.budget import CHUNK_MB_HELP, mib_to_bytes
 from radiocal.errors import RadiocalError
 
 # Modules that each define ``commands`` (a list of click commands) to attach to the group.
@@ -55,12 +56,13 @@ _COMMAND_MODULES = (
 @click.option("--queue", help="Batch queue / partition.")
 @click.option("--dry-run-jobscript", is_flag=True,
               help="Print the batch script that would be submitted, and exit without submitting.")
+@click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True), help=CHUNK_MB_HELP + ".")
 @click.option("--dashboard/--no-dashboard", default=False, show_default=True,
               help="Serve the dask dashboard (on 127.0.0.1 for a local cluster).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool, scheduler, cluster, workers,
         processes, threads_per_worker, memory_limit, jobs, cores, memory, walltime, queue, dry_run_jobscript,
-        dashboard) -> None:
+        chunk_mb, dashboard) -> None:
     """Measurement Sets to calibrated data and dynamic spectra, on a laptop or a dask cluster."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -74,7 +76,8 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool, scheduler, c
     ctx.obj["engine_options"] = dict(
         scheduler=scheduler, cluster=cluster, workers=workers, processes=processes,
         threads_per_worker=threads_per_worker, memory_limit=memory_limit, jobs=jobs, cores=cores,
-        memory=memory, walltime=walltime, queue=queue, dashboard=dashboard)
+        memory=memory, walltime=walltime, queue=queue, dashboard=dashboard,
+        chunk_bytes=None if chunk_mb is None else mib_to_bytes(chunk_mb))
     if dry_run_jobscript:
         from radiocal.engine.cluster import Engine
 

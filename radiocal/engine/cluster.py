@@ -14,7 +14,9 @@ import socket
 
 import dask
 import psutil
+from dask.utils import parse_bytes
 
+from radiocal import budget
 from radiocal.errors import ConfigError
 
 log = logging.getLogger("radiocal.engine")
@@ -81,6 +83,11 @@ class Engine:
         Batch-queue cluster: number of jobs, cores and memory per job, wall time, queue name.
     dashboard : bool
         Serve the dask dashboard (on 127.0.0.1 for a local cluster).
+    chunk_bytes : int, optional
+        The chunk budget of the run (``radiocal --chunk-mb``), set as dask config
+        ``radiocal.chunk-bytes`` while the engine runs. Default: :func:`radiocal.budget.budget_for`
+        the smallest worker memory limit per thread (local cluster, a running scheduler), the
+        batch job's memory per core, or the available memory per core in-process.
 
     Examples
     --------
@@ -105,6 +112,7 @@ class Engine:
         walltime: str | None = None,
         queue: str | None = None,
         dashboard: bool = False,
+        chunk_bytes: int | None = None,
     ):
         if cluster not in CLUSTERS:
             raise ConfigError(f"unknown cluster {cluster!r} (choose from {', '.join(CLUSTERS)})")
@@ -118,6 +126,8 @@ class Engine:
                             ("jobs", jobs), ("cores", cores)):
             if value is not None and int(value) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
+        if chunk_bytes is not None and int(chunk_bytes) < 1:
+            raise ConfigError(f"the chunk budget must be positive, got {chunk_bytes} bytes")
         if cluster != "local" and (cores is None or memory is None):
             raise ConfigError(f"--cluster {cluster} needs --cores and --memory per job")
         self.scheduler = scheduler
@@ -130,6 +140,8 @@ class Engine:
         self.jobs, self.cores, self.memory = jobs, cores, memory
         self.walltime, self.queue = walltime, queue
         self.dashboard = dashboard
+        self.chunk_bytes = None if chunk_bytes is None else int(chunk_bytes)
+        self.budget: int | None = None     # the run's chunk budget, known once started
         self.client = None
         self.cluster = None
         self._stack: contextlib.ExitStack | None = None
@@ -160,6 +172,8 @@ class Engine:
             info["threads"] = sum(w["nthreads"] for w in workers.values())
         elif self.kind == "threads":
             info["threads"] = _usable_cores()
+        if self.budget is not None:
+            info["chunk_bytes"] = self.budget
         return info
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -182,11 +196,39 @@ class Engine:
                 log.info("engine: in-process %s scheduler", self.kind)
             else:
                 self._start_distributed(stack)
+            self.budget, origin = self._chunk_budget()
+            stack.enter_context(budget.chunk_budget(self.budget))
+            log.info("engine: chunk budget %.1f MiB (%s)", self.budget / 2**20, origin)
         except BaseException:
             stack.close()
             raise
         self._stack = stack
         return self
+
+    def _chunk_budget(self) -> tuple[int, str]:
+        """The run's chunk budget and where it comes from (for the log)."""
+        if self.chunk_bytes is not None:
+            return self.chunk_bytes, "--chunk-mb"
+        memory, threads = self._worker_memory()
+        if not memory:
+            return budget.DEFAULT_CHUNK_BYTES, "default: workers have no memory limit"
+        return (budget.budget_for(memory, threads),
+                f"from {memory / 2**30:.1f} GiB per worker of {threads} thread(s)")
+
+    def _worker_memory(self) -> tuple[float | None, int]:
+        """Memory limit and threads of the tightest worker (least memory per thread)."""
+        if self.kind in ("sync", "threads"):
+            threads = 1 if self.kind == "sync" else _usable_cores()
+            return psutil.virtual_memory().available, threads
+        if self.kind in ("slurm", "pbs", "sge"):
+            # Jobs may not have started yet: the job's request is what its workers will get
+            return parse_bytes(self.memory), self.cores
+        workers = self.client.scheduler_info()["workers"].values()
+        limits = [(w.get("memory_limit") or 0, max(1, int(w.get("nthreads") or 1))) for w in workers]
+        limits = [(memory, threads) for memory, threads in limits if memory]
+        if not limits:
+            return None, 1
+        return min(limits, key=lambda pair: pair[0] / pair[1])
 
     def _start_distributed(self, stack: contextlib.ExitStack) -> None:
         from distributed import Client
@@ -281,6 +323,7 @@ class Engine:
             finally:
                 self.client = None
                 self.cluster = None
+                self.budget = None
 
     # -- work ---------------------------------------------------------------------------------
 

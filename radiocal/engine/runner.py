@@ -192,6 +192,9 @@ class PipelineRunner:
             "steps": [],
             "status": "running",
         }
+        if "chunk_bytes" in document["engine"]:   # the engine logged it to stderr, before log.txt
+            self._file_log.info("engine: %s, chunk budget %.1f MiB", document["engine"]["kind"],
+                                document["engine"]["chunk_bytes"] / 2**20)
         path = self.outdir / PROVENANCE_NAME
         try:
             self._steps(chain, resume, by_key, document, path)

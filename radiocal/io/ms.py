@@ -14,7 +14,8 @@ import xarray as xr
 
 from radiocal.errors import InputError
 from radiocal.io.join import join_measurement_sets
-from radiocal.io.ms_read import DEFAULT_CHUNK_BYTES, read_single_ms
+from radiocal.budget import chunk_bytes as budget_chunk_bytes
+from radiocal.io.ms_read import read_single_ms
 from radiocal.io.ms_write import write_ms
 
 __all__ = ["read_ms", "write_ms", "expand_inputs"]
@@ -40,7 +41,7 @@ def expand_inputs(paths) -> list[str]:
     return expanded
 
 
-def read_ms(path_or_paths, selection=None, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[xr.Dataset]:
+def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None) -> list[xr.Dataset]:
     """Read one or many Measurement Sets lazily into canonical partitions.
 
     Parameters
@@ -50,8 +51,9 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int = DEFAULT_CHUNK_BYTE
         (sub-bands) and time (see :mod:`radiocal.io.join`).
     selection : radiocal.io.selection.Selection, optional
         CASA-style data selection applied after joining.
-    chunk_bytes : int
-        Target ``VISIBILITY`` bytes per chunk.
+    chunk_bytes : int, optional
+        Most ``VISIBILITY`` bytes per chunk; default: the run's budget
+        (:func:`radiocal.budget.chunk_bytes`).
 
     Returns
     -------
@@ -59,6 +61,7 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int = DEFAULT_CHUNK_BYTE
         Canonical datasets (``docs/data-model.md``), sorted by first time then spectral window.
     """
     paths = expand_inputs(path_or_paths)
+    chunk_bytes = budget_chunk_bytes() if chunk_bytes is None else int(chunk_bytes)
     per_ms = [read_single_ms(path, chunk_bytes=chunk_bytes) for path in paths]
     datasets = per_ms[0] if len(per_ms) == 1 else join_measurement_sets(per_ms, chunk_bytes)
     if selection is not None:

@@ -15,6 +15,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from radiocal import budget
 from radiocal.errors import InputError
 from radiocal.io import schema as S
 from radiocal.io.ms_meta import MSMetadata, read_metadata, read_table
@@ -24,7 +25,6 @@ log = logging.getLogger(__name__)
 
 GROUP_COLS = ("FIELD_ID", "DATA_DESC_ID", "SCAN_NUMBER")
 INDEX_COLS = ("TIME", "ANTENNA1", "ANTENNA2")
-DEFAULT_CHUNK_BYTES = 64 * 2**20   # of VISIBILITY per chunk
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class _Group:
     intents: tuple[str, ...]
 
 
-def read_single_ms(path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[xr.Dataset]:
+def read_single_ms(path, chunk_bytes: int | None = None) -> list[xr.Dataset]:
     """Read one MS into lazy canonical datasets, one per (field, spw, scan) partition.
 
     Parameters
@@ -58,6 +58,7 @@ def read_single_ms(path, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[xr.Data
     list of xarray.Dataset
         Canonical datasets (see ``docs/data-model.md``) in order of first time.
     """
+    chunk_bytes = budget.chunk_bytes() if chunk_bytes is None else int(chunk_bytes)
     meta = read_metadata(path)
     # One open table for all the planning: casacore shares a table between its users in a
     # process, so dask-ms's queries here, and its reads later on, use the caches enlarged here

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from radiocal.budget import CHUNK_MB_HELP, mib_to_bytes
 from radiocal.engine.registry import register_step
 from radiocal.errors import ConfigError, OutputExistsError
 
@@ -37,12 +38,12 @@ class ConvertConfig:
     timerange: str = _selection_field("time range")
     correlation: str = _selection_field("correlation")
     intent: str = _selection_field("scan intent")
-    chunk_mb: float = dataclasses.field(default=64.0, metadata={
-        "help": "target size of one VISIBILITY chunk, MB (chunks hold whole integrations)"})
+    chunk_mb: float = dataclasses.field(default=0.0, metadata={
+        "help": CHUNK_MB_HELP + " for the store's chunks; 0: the run's budget (radiocal --chunk-mb)"})
 
     def __post_init__(self):
-        if not self.chunk_mb > 0:
-            raise ValueError(f"chunk_mb must be positive, got {self.chunk_mb}")
+        if not self.chunk_mb >= 0:
+            raise ValueError(f"chunk_mb must be positive (or 0: the run's budget), got {self.chunk_mb}")
 
 
 @register_step("convert", ConvertConfig, kind="source")
@@ -56,7 +57,8 @@ def convert(datasets, config: ConvertConfig, context):
     paths = [os.fspath(Path(p).expanduser()) for p in config.ms]
     parts = {name: getattr(config, name) for name in _SELECTION_PARTS if getattr(config, name)}
     selection = Selection(**parts) if parts else None
-    datasets = read_ms(paths, selection=selection, chunk_bytes=max(1, int(config.chunk_mb * 2**20)))
+    chunk_bytes = mib_to_bytes(config.chunk_mb) if config.chunk_mb else None
+    datasets = read_ms(paths, selection=selection, chunk_bytes=chunk_bytes)
     context.logger.info("convert: %d partition(s) from %s", len(datasets), ", ".join(paths))
     return datasets
 

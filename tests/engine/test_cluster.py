@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import radiocal
+from radiocal import budget
 from radiocal.cli.main import cli
 from radiocal.engine import checkpoint
 from radiocal.engine.cluster import Engine, local_layout
@@ -26,14 +27,30 @@ def test_in_process_engines_set_and_restore_the_scheduler():
     before = dask.config.get("scheduler", None)
     with Engine(scheduler="sync") as engine:
         assert dask.config.get("scheduler") == "synchronous"
-        assert engine.describe() == {"kind": "sync"} and not engine.distributed
+        assert engine.describe() == {"kind": "sync", "chunk_bytes": engine.budget} and not engine.distributed
         assert engine.compute(dask.delayed(sum)([1, 2])) == (3,)
     with Engine(scheduler="threads"):
         assert dask.config.get("scheduler") == "threads"
     assert dask.config.get("scheduler", None) == before
 
 
+def test_engine_sets_the_chunk_budget_for_its_run():
+    outside = budget.chunk_bytes()
+    with Engine(scheduler="threads", chunk_bytes=123_456) as engine:
+        assert budget.chunk_bytes() == 123_456 and engine.describe()["chunk_bytes"] == 123_456
+    assert budget.chunk_bytes() == outside
+    # Not given: from the memory a thread has, within the budget's bounds
+    with Engine(scheduler="threads") as engine:
+        derived = budget.chunk_bytes()
+        assert engine.budget == derived
+        assert budget.MIN_CHUNK_BYTES <= derived <= budget.MAX_CHUNK_BYTES
+    # A batch job's workers: the job's memory per core (jobs are not started to know it)
+    assert Engine(cluster="slurm", cores=4, memory="2GB")._chunk_budget()[0] == \
+        budget.budget_for(2e9, 4) < budget.MAX_CHUNK_BYTES
+
+
 @pytest.mark.parametrize("kwargs, fragment", [
+    (dict(chunk_bytes=0), "chunk budget must be positive"),
     (dict(cluster="lsf"), "unknown cluster 'lsf'"),
     (dict(scheduler="localhost"), "neither an address"),
     (dict(scheduler="tcp://127.0.0.1:1", cluster="slurm", cores=1, memory="1GB"), "not both"),
@@ -108,6 +125,8 @@ def test_two_worker_local_cluster_matches_threads_on_loopback_only(threads_refer
                                                                    capfd):
     with Engine(workers=2, threads_per_worker=1, dashboard=True) as engine:
         assert engine.describe()["workers"] == 2
+        limit = min(w["memory_limit"] for w in engine.client.scheduler_info()["workers"].values())
+        assert budget.chunk_bytes() == engine.budget == budget.budget_for(limit, 1)
         pids = engine.process_pids()
         assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
         # scheduler, nannies, workers and dashboard: every listening socket is on 127.0.0.1
