@@ -247,28 +247,134 @@ def select_field(datasets, field: str) -> list[xr.Dataset]:
     return chosen
 
 
-def scan_spectra(datasets, config: DynspecConfig) -> list[xr.Dataset]:
-    """One dynamic spectrum per scan of the target field (its spectral windows side by side)."""
+def _time_blocks(partitions) -> list[list]:
+    """Partitions grouped by overlapping time ranges, blocks in time order.
+
+    An integration observed in several spectral windows (or observations, or arrays) is one
+    block whatever scan numbers its partitions carry; blocks are disjoint in time.
+    """
+    spans = sorted(((float(p[schema.TIME].values.min()), float(p[schema.TIME].values.max()), k)
+                    for k, p in enumerate(partitions) if p.sizes[schema.TIME]), key=lambda s: s[:2])
+    blocks, end = [], -math.inf
+    for t0, t1, k in spans:
+        if t0 > end:
+            blocks.append([])
+        blocks[-1].append(partitions[k])
+        end = max(end, t1)
+    return blocks
+
+
+def _snap_times(pieces: list[xr.Dataset]) -> list[xr.Dataset]:
+    """Give times that differ by less than 1% of the shortest step (rounding in a concatenated
+    MS) one value, so that the same integration in two spectral windows is one row."""
+    times = np.unique(np.concatenate([p[schema.TIME].values for p in pieces]))
+    steps = [np.diff(p[schema.TIME].values) for p in pieces if p.sizes[schema.TIME] > 1]
+    step = min((s.min() for s in steps), default=0.0)
+    tol = min(1e-3, 0.01 * step) if step > 0 else 1e-3
+    keep = np.concatenate([[True], np.diff(times) >= tol])
+    grid = times[keep]
+    out = []
+    for p in pieces:
+        snapped = grid[np.searchsorted(grid, p[schema.TIME].values, side="right") - 1]
+        out.append(p.assign_coords({schema.TIME: snapped}) if not np.array_equal(snapped, p[schema.TIME].values) else p)
+    return out
+
+
+def _merge_layers(layers: list[xr.Dataset]) -> xr.Dataset:
+    """Cells measured in several layers (on one grid): baseline-count weighted means.
+
+    Weights are fixed numbers (the baselines that went into each cell), so the error of the
+    mean follows from the layers' errors exactly: ``sqrt(sum (w e)^2) / sum w``.
+    """
+    names = [v for v in dict.fromkeys(v for layer in layers for v in layer.data_vars)
+             if v != N_BASELINES and not v.endswith(ERR_SUFFIX)]
+    counts = [layer[N_BASELINES].fillna(0) for layer in layers]
+    out = {N_BASELINES: sum(counts).astype(np.int32)}
+    for name in names:
+        total = wsum = wvar = 0
+        for layer, n in zip(layers, counts):
+            if name not in layer:
+                continue
+            value, err = layer[name], layer[name + ERR_SUFFIX]
+            w = xr.where(np.isfinite(value), np.maximum(n, 1), 0)
+            total = total + w * value.fillna(0)
+            wsum = wsum + w
+            wvar = wvar + xr.where(w > 0, (w * err) ** 2, 0)
+        usable = wsum.where(wsum > 0)
+        out[name] = total / usable
+        out[name + ERR_SUFFIX] = np.sqrt(wvar) / usable
+    return xr.Dataset(out)
+
+
+def _stack(pieces: list[xr.Dataset], dim: str) -> xr.Dataset:
+    """Pieces alike in their other dimension, combined along ``dim``.
+
+    Pieces with disjoint ``dim`` values are concatenated; where several measure the same cell
+    (overlapping spectral windows, the same times in two observations) they are averaged.
+    """
+    layers: list[tuple[set, list]] = []
+    for piece in pieces:
+        values = set(piece[dim].values.tolist())
+        for seen, members in layers:
+            if not seen & values:
+                seen |= values
+                members.append(piece)
+                break
+        else:
+            layers.append((values, [piece]))
+    stacked = [xr.concat(members, dim=dim, join="outer", data_vars="all", coords="minimal",
+                         compat="override").sortby(dim) if len(members) > 1 else members[0]
+               for _, members in layers]
+    if len(stacked) == 1:
+        return stacked[0]
+    grid = np.array(sorted(set().union(*(seen for seen, _ in layers))))
+    return _merge_layers([layer.reindex({dim: grid}) for layer in stacked])
+
+
+def _combine_block(pieces: list[xr.Dataset]) -> xr.Dataset:
+    """Spectra of partitions overlapping in time -> one spectrum on their times and frequencies.
+
+    Partitions with the same channels are joined along time first, then the spectral setups
+    side by side along frequency; ids (scan, spectral window, observation) play no part.
+    """
+    scans = [(p[schema.TIME].values, int(p[SCAN_COORD].values[0])) for p in pieces]
+    pieces = _snap_times([p.drop_vars(SCAN_COORD) for p in pieces])
+    setups: dict[tuple, list] = {}
+    for p in pieces:
+        setups.setdefault(tuple(p[schema.FREQUENCY].values.tolist()), []).append(p)
+    per_setup = [_stack(members, schema.TIME) for members in setups.values()]
+    times = np.unique(np.concatenate([p[schema.TIME].values for p in per_setup]))
+    per_setup = [p if np.array_equal(p[schema.TIME].values, times) else p.reindex({schema.TIME: times})
+                 for p in per_setup]
+    merged = _stack(per_setup, schema.FREQUENCY)
+    # A spectral window without a row at some time contributes no baselines there (not NaN).
+    merged[N_BASELINES] = merged[N_BASELINES].fillna(0).astype(np.int32)
+    # Scan number of a row: the lowest of the partitions observing then (-1 marks gaps later).
+    scan = np.full(times.size, np.iinfo(np.int64).max)
+    for piece, (_, number) in zip(pieces, scans):
+        rows = np.searchsorted(times, piece[schema.TIME].values)
+        scan[rows] = np.minimum(scan[rows], number)
+    return merged.assign_coords({SCAN_COORD: (schema.TIME, scan)})
+
+
+def block_spectra(datasets, config: DynspecConfig) -> list[xr.Dataset]:
+    """Dynamic spectra of the target field's time blocks (:func:`_time_blocks`), in time order;
+    each holds every spectral window observing in it side by side."""
     partitions = select_field(datasets, config.field)
     if config.skymodel:
         sky = read_skymodel(config.skymodel)
         partitions = [predict_model(ds, sky, config.phase_convention) for ds in partitions]
-    by_scan: dict[int, list] = {}
-    for ds in partitions:
-        by_scan.setdefault(int(ds.attrs.get(schema.ATTR_SCAN, -1)), []).append(ds)
     spectra = []
-    for scan in sorted(by_scan):
-        parts = [partition_spectrum(ds, config) for ds in by_scan[scan]]
-        merged = xr.concat(parts, dim=schema.FREQUENCY, join="outer", data_vars="all", coords="minimal",
-                           compat="override") if len(parts) > 1 else parts[0]
-        spectra.append(merged.sortby(schema.FREQUENCY))
+    for block in _time_blocks(partitions):
+        pieces = [partition_spectrum(ds, config) for ds in block]
+        spectra.append(_combine_block(pieces) if len(pieces) > 1 else pieces[0])
     return spectra
 
 
 def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
     """The target's dynamic spectrum over the whole observation (lazy).
 
-    Per-scan spectra are stitched along time; gaps between scans stay as blank (NaN) rows. Adds
+    Spectra of time blocks are stitched along time; gaps between scans stay as blank (NaN) rows. Adds
     ``V/I`` and its error, blanks channels whose typical error is above ``max_channel_noise``
     times the band's (``channel_flag``, ``channel_noise``), applies clip and polarisation masks
     (``cell_flag``, which includes the blanked channels), converts to
@@ -288,7 +394,7 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
     partitions = select_field(datasets, config.field)
     first = partitions[0]
     var = source_variable(first)
-    spectra = scan_spectra(partitions, config)
+    spectra = block_spectra(partitions, config)
     ds = xr.concat(spectra, dim=schema.TIME, join="outer", data_vars="all", coords="minimal",
                    compat="override") if len(spectra) > 1 else spectra[0]
     # From here on every array is small (time x frequency): chunks of many scans' rows keep the

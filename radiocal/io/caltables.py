@@ -338,8 +338,11 @@ def write_casa_table(table: list[xr.Dataset], path, overwrite: bool = False,
              "linear" if set(hands) <= {"X", "Y"} else "unknown")
     with ct.table(path, desc, nrow=len(rows["TIME"]), ack=False) as main:
         for name, values in rows.items():
-            if len(values):
-                main.putcol(name, values)
+            start = 0
+            for block in (values if isinstance(values, list) else [values]):
+                if len(block):
+                    main.putcol(name, block, startrow=start, nrow=len(block))
+                start += len(block)
         main.putkeywords({
             "ParType": "Float" if cal_type == "K" else "Complex",
             "MSName": ms_name or next(iter(first.attrs.get(schema.ATTR_SOURCES, [])), ""),
@@ -384,19 +387,13 @@ def _casa_rows(table, cal_type):
             (nsol * nant,) + values.shape[2:]))
         arrays["SNR"].append(np.asarray(ds[SNR].values).reshape((nsol * nant,) + values.shape[2:]))
     result = {k: np.concatenate(v) for k, v in out.items()}
-    if len({a.shape[1:] for a in arrays["PARAM"]}) == 1:
-        for k, v in arrays.items():
-            result["FPARAM" if k == "PARAM" and cal_type == "K" else
-                   "CPARAM" if k == "PARAM" else k] = np.concatenate(v)
-    else:
-        raise InputError("writing spectral windows with different channel counts to one CASA "
-                         "table is not supported yet; export one spw per table")
-    result["PARAMERR"] = result["PARAMERR"].astype(np.float32)
-    result["SNR"] = result["SNR"].astype(np.float32)
-    if cal_type != "K":
-        result["CPARAM"] = result["CPARAM"].astype(np.complex64)
-    else:
-        result["FPARAM"] = result["FPARAM"].astype(np.float32)
+    # The array columns are variable-shape (CASA's layout): spectral windows with different
+    # channel counts stay separate blocks, each written at its first row.
+    dtypes = {"PARAMERR": np.float32, "SNR": np.float32, "FLAG": bool,
+              "PARAM": np.float32 if cal_type == "K" else np.complex64}
+    for k, blocks in arrays.items():
+        name = ("FPARAM" if cal_type == "K" else "CPARAM") if k == "PARAM" else k
+        result[name] = [np.asarray(b, dtypes[k]) for b in blocks]
     return result
 
 

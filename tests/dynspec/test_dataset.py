@@ -134,7 +134,7 @@ def test_stitching_keeps_gaps_and_scans(star):
     assert np.allclose(steps, 10.0, atol=1e-3)       # gap rows on the integration grid
     assert spec.attrs["field_name"] == "STAR" and spec.attrs["data_column"] == S.VISIBILITY_CORRECTED
     assert spec["I"].attrs["units"] == "Jy" and spec[D.RATIO].attrs["units"] == "1"
-    per_scan = D.scan_spectra(star["calibrated"], DynspecConfig(field="STAR"))
+    per_scan = D.block_spectra(star["calibrated"], DynspecConfig(field="STAR"))
     assert [int(s[D.SCAN_COORD][0]) for s in per_scan] == [2, 4]
 
 
