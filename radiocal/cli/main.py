@@ -54,6 +54,10 @@ _COMMAND_MODULES = (
 @click.option("--memory", metavar="SIZE", help="Memory per batch job, e.g. 16GB.")
 @click.option("--walltime", metavar="HH:MM:SS", help="Wall time per batch job.")
 @click.option("--queue", help="Batch queue / partition.")
+@click.option("--interface", metavar="NAME",
+              help="Network interface the batch-queue scheduler and workers listen on, one the "
+                   "compute nodes reach (ib0; lo for a SLURM of this machine alone). Default: "
+                   "dask-jobqueue's config, else every interface.")
 @click.option("--dry-run-jobscript", is_flag=True,
               help="Print the batch script that would be submitted, and exit without submitting.")
 @click.option("--chunk-mb", type=click.FloatRange(min=0, min_open=True), help=CHUNK_MB_HELP + ".")
@@ -61,8 +65,8 @@ _COMMAND_MODULES = (
               help="Serve the dask dashboard (on 127.0.0.1 for a local cluster).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool, scheduler, cluster, workers,
-        processes, threads_per_worker, memory_limit, jobs, cores, memory, walltime, queue, dry_run_jobscript,
-        chunk_mb, dashboard) -> None:
+        processes, threads_per_worker, memory_limit, jobs, cores, memory, walltime, queue, interface,
+        dry_run_jobscript, chunk_mb, dashboard) -> None:
     """Measurement Sets to calibrated data and dynamic spectra, on a laptop or a dask cluster."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
@@ -76,7 +80,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool, scheduler, c
     ctx.obj["engine_options"] = dict(
         scheduler=scheduler, cluster=cluster, workers=workers, processes=processes,
         threads_per_worker=threads_per_worker, memory_limit=memory_limit, jobs=jobs, cores=cores,
-        memory=memory, walltime=walltime, queue=queue, dashboard=dashboard,
+        memory=memory, walltime=walltime, queue=queue, interface=interface, dashboard=dashboard,
         chunk_bytes=None if chunk_mb is None else mib_to_bytes(chunk_mb))
     if dry_run_jobscript:
         from radiocal.engine.cluster import Engine

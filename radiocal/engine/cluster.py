@@ -2,7 +2,8 @@
 
 :class:`Engine` is a context manager owning that choice for one run. Everything the engine starts
 listens on 127.0.0.1 only, except the scheduler of a batch-queue cluster, which compute nodes must
-reach (asking for ``cluster="slurm"`` is asking for that). The dashboard is optional and loopback-only.
+reach (asking for ``cluster="slurm"`` is asking for that; ``interface`` says where). The dashboard is
+optional and loopback-only.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 
 import dask
 import psutil
@@ -24,6 +27,17 @@ log = logging.getLogger("radiocal.engine")
 CLUSTERS = ("local", "slurm", "pbs", "sge")
 IN_PROCESS = {"sync": "synchronous", "synchronous": "synchronous", "threads": "threads"}
 LOOPBACK = "127.0.0.1"
+
+
+def _job_memory(memory: str | int | None) -> int:
+    """Bytes of a batch job's --memory, whole MiB (the unit batch systems grant memory in)."""
+    try:
+        nbytes = parse_bytes(memory)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--memory {memory!r} is not a size like 16GB") from None
+    if nbytes < 2**20:
+        raise ConfigError(f"--memory {memory!r} is less than 1 MiB")
+    return nbytes // 2**20 * 2**20
 
 
 def _usable_cores() -> int:
@@ -81,6 +95,9 @@ class Engine:
         processes beyond.
     jobs, cores, memory, walltime, queue :
         Batch-queue cluster: number of jobs, cores and memory per job, wall time, queue name.
+    interface : str, optional
+        Batch-queue cluster: network interface (``"ib0"``, ``"lo"``) the scheduler and workers
+        listen on; default dask-jobqueue's (its config, else every interface of this host).
     dashboard : bool
         Serve the dask dashboard (on 127.0.0.1 for a local cluster).
     chunk_bytes : int, optional
@@ -111,6 +128,7 @@ class Engine:
         memory: str | None = None,
         walltime: str | None = None,
         queue: str | None = None,
+        interface: str | None = None,
         dashboard: bool = False,
         chunk_bytes: int | None = None,
     ):
@@ -138,7 +156,8 @@ class Engine:
             processes = workers is not None or _usable_cores() > THREAD_WORKERS_MAX_CORES
         self.processes = processes
         self.jobs, self.cores, self.memory = jobs, cores, memory
-        self.walltime, self.queue = walltime, queue
+        self.walltime, self.queue, self.interface = walltime, queue, interface
+        self.job_memory = _job_memory(memory) if cluster != "local" else None
         self.dashboard = dashboard
         self.chunk_bytes = None if chunk_bytes is None else int(chunk_bytes)
         self.budget: int | None = None     # the run's chunk budget, known once started
@@ -222,7 +241,7 @@ class Engine:
             return psutil.virtual_memory().available, threads
         if self.kind in ("slurm", "pbs", "sge"):
             # Jobs may not have started yet: the job's request is what its workers will get
-            return parse_bytes(self.memory), self.cores
+            return self.job_memory, self.cores
         workers = self.client.scheduler_info()["workers"].values()
         limits = [(w.get("memory_limit") or 0, max(1, int(w.get("nthreads") or 1))) for w in workers]
         limits = [(memory, threads) for memory, threads in limits if memory]
@@ -278,15 +297,28 @@ class Engine:
         )
 
     def _jobqueue_kwargs(self) -> dict:
-        kwargs = dict(cores=self.cores, memory=self.memory, processes=1, job_name="radiocal")
+        # One worker process per job: its memory limit is the job's memory, its threads the cores.
+        kwargs = dict(cores=self.cores, memory=self.job_memory, processes=1, job_name="radiocal")
+        if self.cluster_kind == "slurm":
+            # dask-jobqueue rounds --mem up to whole GiB (1.5GB -> 2G): ask for what was asked.
+            kwargs["job_mem"] = f"{self.job_memory // 2**20}M"
         if self.walltime:
             kwargs["walltime"] = self.walltime
         if self.queue:
             kwargs["queue"] = self.queue
+        if self.interface:
+            kwargs["interface"] = self.interface
         return kwargs
 
     def _jobqueue_module(self):
-        import dask_jobqueue
+        # Importing dask_jobqueue (its runner module) replaces this process's SIGINT handler with
+        # sys.exit(): Ctrl-C would then exit 0 mid-run, silently. Keep the handler we had.
+        handler = signal.getsignal(signal.SIGINT)
+        try:
+            import dask_jobqueue
+        finally:
+            if handler is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, handler)
 
         return {"slurm": (dask_jobqueue.SLURMCluster, "slurm", "SLURMJob"),
                 "pbs": (dask_jobqueue.PBSCluster, "pbs", "PBSJob"),
@@ -294,7 +326,9 @@ class Engine:
 
     def _jobqueue_cluster(self):
         cluster_class, _, _ = self._jobqueue_module()
-        options = {"dashboard_address": f"{LOOPBACK}:0", "dashboard": self.dashboard}
+        # Passing scheduler options replaces the configured ones (host, say): keep those.
+        configured = dask.config.get(f"jobqueue.{self.cluster_kind}.scheduler-options", None) or {}
+        options = {**configured, "dashboard_address": f"{LOOPBACK}:0", "dashboard": self.dashboard}
         return cluster_class(**self._jobqueue_kwargs(), scheduler_options=options)
 
     def job_script(self) -> str:
