@@ -267,6 +267,10 @@ class Engine:
         self.client = stack.enter_context(Client(self.cluster))
         log.info("engine: %s cluster at %s%s", self.kind, self.cluster.scheduler_address,
                  f", dashboard {self.client.dashboard_link}" if self.dashboard else "")
+        if self.kind != "local":
+            # Nothing runs before a job starts; then the run's provenance records its worker too.
+            log.info("engine: waiting for the first of %d %s job(s) to start", self.jobs, self.kind)
+            self.client.wait_for_workers(1)
 
     def _local_cluster(self):
         from distributed import LocalCluster
