@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 import socket
+import subprocess
+import tempfile
 import threading
 
 import dask
@@ -263,6 +265,8 @@ class Engine:
             self.cluster = stack.enter_context(self._local_cluster())
         else:
             self.cluster = stack.enter_context(self._jobqueue_cluster())
+            if self.cluster_kind == "slurm":
+                self._check_submission()
             self.cluster.scale(jobs=self.jobs)
         self.client = stack.enter_context(Client(self.cluster))
         log.info("engine: %s cluster at %s%s", self.kind, self.cluster.scheduler_address,
@@ -334,6 +338,22 @@ class Engine:
         configured = dask.config.get(f"jobqueue.{self.cluster_kind}.scheduler-options", None) or {}
         options = {**configured, "dashboard_address": f"{LOOPBACK}:0", "dashboard": self.dashboard}
         return cluster_class(**self._jobqueue_kwargs(), scheduler_options=options)
+
+    def _check_submission(self) -> None:
+        """Have SLURM validate the job script (sbatch --test-only), so a job it would refuse is a
+        one-line error: scale() submits in the background, where sbatch's error is only logged
+        and the run would wait for a worker forever."""
+        with tempfile.NamedTemporaryFile("w", suffix=".sh") as script:
+            script.write(self.cluster.job_script())
+            script.flush()
+            try:
+                checked = subprocess.run(["sbatch", "--test-only", script.name], capture_output=True,
+                                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+            except FileNotFoundError:
+                raise ConfigError("--cluster slurm: sbatch not found (run on a SLURM login node)") from None
+        if checked.returncode != 0:
+            lines = [line.strip() for line in checked.stderr.splitlines() if line.strip()] or ["?"]
+            raise ConfigError(f"SLURM would refuse the worker job: {lines[-1]}")
 
     def job_script(self) -> str:
         """The batch script one worker job would be submitted with; submits nothing, starts nothing.

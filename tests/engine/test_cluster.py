@@ -44,9 +44,10 @@ def test_engine_sets_the_chunk_budget_for_its_run():
         derived = budget.chunk_bytes()
         assert engine.budget == derived
         assert budget.MIN_CHUNK_BYTES <= derived <= budget.MAX_CHUNK_BYTES
-    # A batch job's workers: the job's memory per core (jobs are not started to know it)
+    # A batch job's workers: the job's memory per core (jobs are not started to know it), as
+    # SLURM grants it (2 GB = 1907.3 MiB -> --mem=1907M)
     assert Engine(cluster="slurm", cores=4, memory="2GB")._chunk_budget()[0] == \
-        budget.budget_for(2e9, 4) < budget.MAX_CHUNK_BYTES
+        budget.budget_for(1907 * 2**20, 4) < budget.MAX_CHUNK_BYTES
 
 
 @pytest.mark.parametrize("kwargs, fragment", [

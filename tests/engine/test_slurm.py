@@ -26,6 +26,7 @@ import pytest
 
 from radiocal.budget import budget_for, chunk_bytes
 from radiocal.engine.cluster import Engine
+from radiocal.errors import ConfigError
 
 from .engine_testing import assert_same_outputs, chain, subprocess_env
 
@@ -46,8 +47,6 @@ def test_job_script_asks_for_the_memory_given():
 
 
 def test_bad_job_memory_is_one_config_error():
-    from radiocal.errors import ConfigError
-
     for memory in ("lots", "100B"):
         with pytest.raises(ConfigError, match="--memory"):
             Engine(cluster="slurm", cores=1, memory=memory)
@@ -58,6 +57,12 @@ def test_choosing_a_batch_queue_keeps_our_sigint_handler():
     before = signal.getsignal(signal.SIGINT)
     Engine(cluster="pbs", cores=1, memory="1GB").job_script()  # imports dask_jobqueue
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_no_sbatch_is_one_config_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch (nor anything else) to be found
+    with pytest.raises(ConfigError, match="sbatch not found"):
+        Engine(cluster="slurm", cores=1, memory="1GB", interface="lo").start()
 
 
 # -- on SLURM ---------------------------------------------------------------------------------
@@ -141,25 +146,38 @@ def test_engine_worker_job_has_the_budget_runs_the_work_and_is_cancelled(slurm, 
     monkeypatch.chdir(tmp_path)  # sbatch writes the job's slurm-<id>.out in the working directory
     monkeypatch.setenv("PYTHONPATH", _radiocal_env()["PYTHONPATH"])
     cores = min(2, _node_cpus())  # two threads, where the node has them
-    with dask.config.set({"radiocal.chunk-bytes": None}):  # the engine derives it from the job
-        with Engine(cluster="slurm", cores=cores, memory=MEMORY, interface="lo") as engine:
-            engine.client.wait_for_workers(1, timeout=120)
-            [(job_id, job)] = _radiocal_jobs_from(tmp_path).items()
-            assert job["JobState"] == "RUNNING" and job_id in _queued()
-            _assert_submitted_as_asked(job, _batch_script(job_id), cores)
-            # the scheduler (on loopback) knows one worker: the job's, with its threads and memory
-            assert engine.client.scheduler.address.startswith("tcp://127.0.0.1:")
-            [worker] = engine.client.scheduler_info()["workers"].values()
-            assert worker["nthreads"] == cores and worker["host"] == "127.0.0.1"
-            assert worker["memory_limit"] == pytest.approx(MEM_MIB * 2**20, rel=0.01)
-            # work runs inside the SLURM job, which SLURM gave the memory and cores asked for
-            # (a lambda: cloudpickle sends it by value, so os.environ is the worker's)
-            seen = dask.delayed(lambda: [os.environ.get(f"SLURM_{name}")
-                                         for name in ("JOB_ID", "MEM_PER_NODE", "CPUS_PER_TASK")])
-            assert engine.compute(seen()) == ([str(job_id), str(MEM_MIB), str(cores)],)
-            assert chunk_bytes() == budget_for(MEM_MIB * 2**20, cores)
+    with Engine(cluster="slurm", cores=cores, memory=MEMORY, interface="lo") as engine:
+        [(job_id, job)] = _radiocal_jobs_from(tmp_path).items()
+        assert job["JobState"] == "RUNNING" and job_id in _queued()
+        _assert_submitted_as_asked(job, _batch_script(job_id), cores)
+        # the scheduler (on loopback) knows one worker: the job's, with its threads and memory
+        assert engine.client.scheduler.address.startswith("tcp://127.0.0.1:")
+        [worker] = engine.client.scheduler_info()["workers"].values()
+        assert worker["nthreads"] == cores and worker["host"] == "127.0.0.1"
+        assert worker["memory_limit"] == pytest.approx(MEM_MIB * 2**20, rel=0.01)
+        # work runs inside the SLURM job, which SLURM gave the memory and cores asked for
+        # (a lambda: cloudpickle sends it by value, so os.environ is the worker's)
+        seen = dask.delayed(lambda: [os.environ.get(f"SLURM_{name}")
+                                     for name in ("JOB_ID", "MEM_PER_NODE", "CPUS_PER_TASK")])
+        assert engine.compute(seen()) == ([str(job_id), str(MEM_MIB), str(cores)],)
+        # the chunk budget is the job's: its memory as granted, per core
+        assert chunk_bytes() == engine.budget == budget_for(MEM_MIB * 2**20, cores)
     _assert_cancelled([job_id])
-    assert chunk_bytes() != budget_for(MEM_MIB * 2**20, cores)  # the budget was the run's only
+
+
+def test_a_job_slurm_would_refuse_is_one_line_and_submits_nothing(slurm, tmp_path):
+    out = subprocess.run(["sinfo", "-h", "-o", "%m"], capture_output=True, text=True, timeout=30,
+                         check=True).stdout
+    too_much = f"{max(int(mb.rstrip('+')) for mb in out.split()) + 1024}MiB"  # more than any node
+    result = subprocess.run([*RADIOCAL, "--cluster", "slurm", "--cores", "1", "--memory", too_much,
+                             "--interface", "lo", "run", "phaseref", "-o", str(tmp_path / "out")],
+                            env=_radiocal_env(), capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "radiocal: error: SLURM would refuse the worker job: allocation failure: "
+        "Requested node configuration is not available"]
+    assert not _radiocal_jobs_from(tmp_path)
 
 
 @pytest.mark.slow
@@ -180,6 +198,7 @@ def test_cli_run_on_slurm_matches_in_process_and_leaves_no_job(slurm, tiny_ms, t
     _assert_submitted_as_asked(job, _batch_script(job_id), cores=1)
     engine = json.loads((tmp_path / "slurm" / "provenance.json").read_text())["engine"]
     assert engine["kind"] == "slurm" and engine["workers"] == 1 and engine["threads"] == 1
+    assert engine["chunk_bytes"] == budget_for(MEM_MIB * 2**20, 1)
     # the job's worker is the one that served the run's scheduler
     log = (tmp_path / f"slurm-{job_id}.out").read_text()
     assert f"Registered to: {engine['scheduler']}" in " ".join(log.split())
