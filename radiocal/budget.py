@@ -26,6 +26,7 @@ CHUNK_MB_HELP = ("Memory budget of one visibility chunk, MiB (default: from the 
 # peaks are 6-10 chunks per thread; 16 leaves room for dask's own bookkeeping and the page cache.
 CHUNKS_PER_THREAD = 16
 MIN_CHUNK_BYTES = 2**20
+VISIBILITY_ITEMSIZE = 8    # complex64
 # Beyond 64 MiB a chunk's task runs for a second or more, so dask's per-task cost (~1 ms) is
 # already negligible: bigger chunks only cost memory.
 MAX_CHUNK_BYTES = DEFAULT_CHUNK_BYTES
@@ -47,6 +48,32 @@ def budget_for(memory_limit_bytes: float | None, threads: int) -> int:
         return DEFAULT_CHUNK_BYTES
     per_chunk = int(memory_limit_bytes) // (CHUNKS_PER_THREAD * max(1, int(threads)))
     return int(min(MAX_CHUNK_BYTES, max(MIN_CHUNK_BYTES, per_chunk)))
+
+
+def visibility_chunks(ntime: int, nbl: int, nchan: int, npol: int,
+                      nbytes: int | None = None) -> tuple[int, int, int]:
+    """Chunk sizes along (time, baseline, frequency) of a complex64 visibility array in the budget.
+
+    Whole integrations (every baseline and channel of a time) are preferred, as many per chunk as
+    fit in ``nbytes`` (default: :func:`chunk_bytes`). An integration larger than the budget is
+    split along baseline, and a baseline's spectrum larger than the budget along frequency too, so
+    no chunk ever exceeds it (down to one polarization vector of one cell).
+    """
+    nbytes = chunk_bytes() if nbytes is None else int(nbytes)
+    cell = max(1, npol) * VISIBILITY_ITEMSIZE
+    per_time = max(1, nbl) * max(1, nchan) * cell
+    if per_time <= nbytes:
+        return max(1, min(ntime, nbytes // per_time)), nbl, nchan
+    per_baseline = max(1, nchan) * cell
+    if per_baseline <= nbytes:
+        return 1, max(1, min(nbl, nbytes // per_baseline)), nchan
+    return 1, 1, max(1, min(nchan, nbytes // cell))
+
+
+def chunk_sizes(n: int, size: int) -> tuple[int, ...]:
+    """``n`` elements in chunks of ``size`` (the last one shorter), as zarr stores them."""
+    size = max(1, int(size))
+    return tuple(min(size, n - start) for start in range(0, n, size)) or (0,)
 
 
 @contextlib.contextmanager

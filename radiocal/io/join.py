@@ -22,6 +22,7 @@ from collections import defaultdict
 import numpy as np
 import xarray as xr
 
+from radiocal import budget
 from radiocal.errors import InputError
 from radiocal.io import schema as S
 
@@ -40,11 +41,11 @@ def join_measurement_sets(per_ms: list[list[xr.Dataset]], chunk_bytes: int) -> l
 
 
 def regular_chunks(ds: xr.Dataset, chunk_bytes: int) -> xr.Dataset:
-    """Rechunk to whole integrations per chunk of about ``chunk_bytes`` (zarr needs regular chunks)."""
-    nbl, nchan, npol = ds.sizes[S.BASELINE], ds.sizes[S.FREQUENCY], ds.sizes[S.POLARIZATION]
-    per_time = nbl * nchan * npol * np.dtype(np.complex64).itemsize
-    chunks = {S.TIME: max(1, chunk_bytes // per_time), S.BASELINE: -1, S.POLARIZATION: -1}
-    chunks[S.FREQUENCY] = -1 if per_time <= chunk_bytes else max(1, chunk_bytes // (nbl * npol * 8))
+    """Rechunk to the budget's regular chunks (zarr needs regular chunks; see
+    :func:`radiocal.budget.visibility_chunks`): whole integrations where they fit."""
+    t, b, f = budget.visibility_chunks(ds.sizes[S.TIME], ds.sizes[S.BASELINE], ds.sizes[S.FREQUENCY],
+                                       ds.sizes[S.POLARIZATION], chunk_bytes)
+    chunks = {S.TIME: t, S.BASELINE: b, S.FREQUENCY: f, S.POLARIZATION: -1}
     return ds.chunk({dim: size for dim, size in chunks.items() if dim in ds.dims})
 
 

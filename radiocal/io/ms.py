@@ -10,11 +10,13 @@ from __future__ import annotations
 import glob
 import os
 
+import numpy as np
 import xarray as xr
 
 from radiocal.errors import InputError
 from radiocal.io.join import join_measurement_sets
 from radiocal.budget import chunk_bytes as budget_chunk_bytes
+from radiocal.io.ms_meta import read_metadata
 from radiocal.io.ms_read import read_single_ms
 from radiocal.io.ms_write import write_ms
 
@@ -62,10 +64,25 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None) -> li
     """
     paths = expand_inputs(path_or_paths)
     chunk_bytes = budget_chunk_bytes() if chunk_bytes is None else int(chunk_bytes)
-    per_ms = [read_single_ms(path, chunk_bytes=chunk_bytes) for path in paths]
+    if len(paths) == 1:
+        per_ms = [read_single_ms(paths[0], chunk_bytes=chunk_bytes)]
+    else:
+        metas = [read_metadata(path) for path in paths]
+        channels = _joined_channels(metas)
+        per_ms = [read_single_ms(path, chunk_bytes=chunk_bytes, meta=meta, layout_channels=channels)
+                  for path, meta in zip(paths, metas)]
     datasets = per_ms[0] if len(per_ms) == 1 else join_measurement_sets(per_ms, chunk_bytes)
     if selection is not None:
         from radiocal.io.selection import select
 
         datasets = select(datasets, selection)
     return datasets
+
+
+def _joined_channels(metas) -> int:
+    """Channels of a partition after joining sub-bands, when every MS holds one spectral window
+    (OVRO-LWA's files): the files are read in chunks that line up once joined. 0 otherwise."""
+    if any(len(meta.spws) != 1 for meta in metas):
+        return 0
+    freqs = np.concatenate([spw.chan_freq for meta in metas for spw in meta.spws.values()])
+    return int(np.unique(freqs).size)

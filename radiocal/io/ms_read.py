@@ -8,6 +8,7 @@ the MS become flagged cells with zero weight and ``ROW_PRESENT = False``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -42,16 +43,23 @@ class _Group:
     intents: tuple[str, ...]
 
 
-def read_single_ms(path, chunk_bytes: int | None = None) -> list[xr.Dataset]:
+def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None = None,
+                   layout_channels: int = 0) -> list[xr.Dataset]:
     """Read one MS into lazy canonical datasets, one per (field, spw, scan) partition.
 
     Parameters
     ----------
     path : str or os.PathLike
         The Measurement Set (opened read-only).
-    chunk_bytes : int
-        Target size of one ``VISIBILITY`` chunk. Chunks hold whole integrations along ``time``;
-        ``frequency`` is chunked only when one integration exceeds this size.
+    chunk_bytes : int, optional
+        Most bytes of one ``VISIBILITY`` chunk (default: the run's budget). Chunks hold whole
+        integrations; ``baseline`` is chunked only when one integration exceeds the budget, and
+        ``frequency`` only when one baseline's spectrum does.
+    meta : MSMetadata, optional
+        The MS's metadata when the caller has read it already.
+    layout_channels : int
+        Chunk as if partitions had this many channels (the joined count, when the caller joins
+        sub-bands), so that joining needs no rechunk.
 
     Returns
     -------
@@ -59,7 +67,7 @@ def read_single_ms(path, chunk_bytes: int | None = None) -> list[xr.Dataset]:
         Canonical datasets (see ``docs/data-model.md``) in order of first time.
     """
     chunk_bytes = budget.chunk_bytes() if chunk_bytes is None else int(chunk_bytes)
-    meta = read_metadata(path)
+    meta = read_metadata(path) if meta is None else meta
     # One open table for all the planning: casacore shares a table between its users in a
     # process, so dask-ms's queries here, and its reads later on, use the caches enlarged here
     with read_table(meta.path) as ms:
@@ -68,15 +76,15 @@ def read_single_ms(path, chunk_bytes: int | None = None) -> list[xr.Dataset]:
         baselines = _baselines(index["ANTENNA1"], index["ANTENNA2"])
         groups = _groups(meta, index, baselines, _group_order(ms))
         columns = _visibility_columns(ms)
-        chunks = []
+        blocks = []
         for group in groups:
             spw_id, corrs = meta.data_descriptions[group.ddid]
             nchan = meta.spws[spw_id].chan_freq.size
-            chunks.append(_chunking(len(group.times), len(baselines[0]), nchan, len(corrs),
-                                    chunk_bytes))
-        arrays = _read_columns(meta, groups, columns, chunks)
-    datasets = [_canonical(meta, group, baselines, cols, time_chunks, chan_chunks)
-                for group, (time_chunks, chan_chunks), cols in zip(groups, chunks, arrays)]
+            blocks.append(_blocks(group, len(baselines[0]), nchan, len(corrs), chunk_bytes,
+                                  layout_channels))
+        arrays = _read_columns(meta, groups, columns, blocks)
+    datasets = [_canonical(meta, group, baselines, cols, layout)
+                for group, layout, cols in zip(groups, blocks, arrays)]
     datasets.sort(key=lambda ds: (float(ds[S.TIME].values[0]), ds.attrs[S.ATTR_SPW_ID]))
     return datasets
 
@@ -216,14 +224,37 @@ def _groups(meta: MSMetadata, cols: dict[str, np.ndarray], baselines, group_orde
     return groups
 
 
-def _chunking(ntime, nbl, nchan, ncorr, chunk_bytes):
-    per_time = nbl * nchan * ncorr * np.dtype(np.complex64).itemsize
-    times_per_chunk = max(1, chunk_bytes // per_time)
-    time_chunks = tuple(min(times_per_chunk, ntime - s) for s in range(0, ntime, times_per_chunk))
-    if per_time <= chunk_bytes:
-        return time_chunks, (nchan,)
-    chans = max(1, chunk_bytes // (nbl * ncorr * np.dtype(np.complex64).itemsize))
-    return time_chunks, tuple(min(chans, nchan - s) for s in range(0, nchan, chans))
+@dataclass(frozen=True)
+class _Blocks:
+    """How one partition is chunked: on the grid, and the table rows that fill each grid block.
+
+    Rows are sorted by (time, baseline), so the rows of one (time chunk, baseline chunk) block
+    are contiguous: each block with rows is one row chunk of the dask-ms read.
+    """
+
+    time_chunks: tuple[int, ...]
+    baseline_chunks: tuple[int, ...]
+    chan_chunks: tuple[int, ...]
+    row_chunks: tuple[int, ...]    # the non-empty blocks' row counts, in row order
+    block_rows: np.ndarray         # (time block, baseline block) -> its row chunk, -1 if none
+
+
+def _blocks(group: _Group, nbl: int, nchan: int, ncorr: int, chunk_bytes: int,
+            layout_channels: int) -> _Blocks:
+    """Chunks within ``chunk_bytes``, as :func:`radiocal.budget.visibility_chunks` lays them out
+    for ``layout_channels`` channels (more than ``nchan`` when sub-bands will be joined, so that
+    the joined partition's chunks are these chunks side by side)."""
+    ntime = len(group.times)
+    t, b, f = budget.visibility_chunks(ntime, nbl, max(nchan, layout_channels), ncorr, chunk_bytes)
+    time_chunks, baseline_chunks = budget.chunk_sizes(ntime, t), budget.chunk_sizes(nbl, b)
+    chan_chunks = budget.chunk_sizes(nchan, min(f, nchan))
+    nblock = len(baseline_chunks)
+    key = (group.time_index // t) * nblock + group.baseline_index // b
+    counts = np.bincount(key, minlength=len(time_chunks) * nblock)
+    present = counts > 0
+    block_rows = np.where(present, np.cumsum(present) - 1, -1).reshape(len(time_chunks), nblock)
+    return _Blocks(time_chunks, baseline_chunks, chan_chunks,
+                   tuple(int(c) for c in counts[present]), block_rows)
 
 
 # -- lazy column reads -------------------------------------------------------------------------
@@ -247,16 +278,11 @@ def _visibility_columns(ms) -> dict[str, str]:
     return wanted
 
 
-def _read_columns(meta, groups, columns, chunks):
-    """dask-ms datasets for every group, chunked so each row chunk holds whole integrations."""
+def _read_columns(meta, groups, columns, blocks):
+    """dask-ms datasets for every group, each row chunk the rows of one grid block."""
     from daskms import xds_from_ms
 
-    group_chunks = []
-    for group, (time_chunks, chan_chunks) in zip(groups, chunks):
-        rows_per_time = np.bincount(group.time_index, minlength=len(group.times))
-        edges = np.cumsum((0,) + time_chunks)
-        row_chunks = tuple(int(rows_per_time[a:b].sum()) for a, b in zip(edges[:-1], edges[1:]))
-        group_chunks.append({"row": row_chunks, "chan": chan_chunks})
+    group_chunks = [{"row": layout.row_chunks, "chan": layout.chan_chunks} for layout in blocks]
     xds = xds_from_ms(meta.path, columns=list(columns), group_cols=list(GROUP_COLS),
                       index_cols=list(INDEX_COLS), chunks=group_chunks)
     if len(xds) != len(groups):
@@ -268,22 +294,21 @@ def _read_columns(meta, groups, columns, chunks):
     return [{col: ds[col].data for col in columns} for ds in xds]
 
 
-def _grid_block(values, time_index, baseline_index, *flag_row, nbl, fill):
+def _grid_block(values, time_index, baseline_index, *flag_row, origin, shape, fill):
     """Place one row chunk (row, ...) onto its (time, baseline, ...) block.
 
-    Rows in a chunk are sorted by time, so the block starts at the first row's time. An optional
-    FLAG_ROW chunk is folded into the flags.
+    ``origin`` is the block's first (time, baseline) on the grid and ``shape`` its size there.
+    An optional FLAG_ROW chunk is folded into the flags.
     """
     if flag_row:
         values = values | flag_row[0].reshape((-1,) + (1,) * (values.ndim - 1))
-    offset = time_index[0]
-    ntime = time_index[-1] - offset + 1
-    if values.shape[0] == ntime * nbl and np.array_equal(baseline_index, np.tile(np.arange(nbl), ntime)):
+    ntime, nbl = shape
+    if values.shape[0] == ntime * nbl and np.array_equal(
+            baseline_index, np.tile(np.arange(origin[1], origin[1] + nbl), ntime)):
         # Every baseline of every time, in grid order (the usual case): the rows are the grid
-        out = values.reshape((ntime, nbl) + values.shape[1:])
-    else:
-        out = np.full((ntime, nbl) + values.shape[1:], fill, dtype=values.dtype)
-        out[time_index - offset, baseline_index] = values
+        return values.reshape((ntime, nbl) + values.shape[1:])
+    out = np.full((ntime, nbl) + values.shape[1:], fill, dtype=values.dtype)
+    out[time_index - origin[0], baseline_index - origin[1]] = values
     return out
 
 
@@ -297,45 +322,61 @@ def _row_index(group: _Group, row_chunks) -> tuple[da.Array, da.Array]:
             da.from_array(group.baseline_index, chunks=(row_chunks,)))
 
 
-def _to_grid(array, index_string, row_index, time_chunks, nbl, fill, flag_row=None):
-    """Blockwise scatter of a row-chunked dask array onto the (time, baseline, ...) grid.
+def _to_grid(array, row_index, layout: _Blocks, fill, flag_row=None):
+    """Scatter a row-chunked dask array (row, ...) onto the (time, baseline, ...) grid.
 
-    ``index_string`` names the input's axes with ``t`` for rows; each row chunk becomes the
-    matching time chunk. ``row_index`` comes from :func:`_row_index`.
+    Each row chunk becomes its (time chunk, baseline chunk) block; a block without rows is all
+    ``fill``. ``row_index`` comes from :func:`_row_index`.
     """
-    out_index = "tb" + index_string[1:]
-    args = [array, index_string, row_index[0], "t", row_index[1], "t"]
-    if flag_row is not None:
-        args += [flag_row, "t"]
-    meta = np.empty((0,) * len(out_index), dtype=array.dtype)
-    return da.blockwise(_grid_block, out_index, *args, nbl=nbl, fill=fill, new_axes={"b": nbl},
-                        adjust_chunks={"t": time_chunks}, dtype=array.dtype, meta=meta)
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    inputs = [array, *row_index] + ([flag_row] if flag_row is not None else [])
+    name = "grid-" + tokenize(*inputs, layout.time_chunks, layout.baseline_chunks, fill)
+    starts = [np.cumsum((0,) + c)[:-1] for c in (layout.time_chunks, layout.baseline_chunks)]
+    rest = array.chunks[1:]
+    graph = {}
+    for (it, ib), row_block in np.ndenumerate(layout.block_rows):
+        shape = (layout.time_chunks[it], layout.baseline_chunks[ib])
+        for inner in np.ndindex(*(len(c) for c in rest)):
+            if row_block < 0:
+                block = shape + tuple(c[i] for c, i in zip(rest, inner))
+                graph[(name, it, ib, *inner)] = (np.full, block, fill, array.dtype)
+                continue
+            place = functools.partial(_grid_block, origin=(int(starts[0][it]), int(starts[1][ib])),
+                                      shape=shape, fill=fill)
+            graph[(name, it, ib, *inner)] = (place, (array.name, int(row_block), *inner),
+                                             *((x.name, int(row_block)) for x in inputs[1:]))
+    chunks = (layout.time_chunks, layout.baseline_chunks) + rest
+    meta = np.empty((0,) * len(chunks), dtype=array.dtype)
+    return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=inputs), name,
+                    chunks, meta=meta)
 
 
-def _canonical(meta: MSMetadata, group: _Group, baselines, cols, time_chunks, chan_chunks):
+def _canonical(meta: MSMetadata, group: _Group, baselines, cols, layout: _Blocks):
     spw_id, corrs = meta.data_descriptions[group.ddid]
     spw = meta.spws[spw_id]
     field = meta.fields[group.field_id]
     nbl = baselines[0].size
     dims4 = (S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION)
 
-    rows = _row_index(group, cols["FLAG"].chunks[0])
-    flag = _to_grid(cols["FLAG"], "tfp", rows, time_chunks, nbl, True, flag_row=cols.get("FLAG_ROW"))
+    rows = _row_index(group, layout.row_chunks)
+    flag = _to_grid(cols["FLAG"], rows, layout, True, flag_row=cols.get("FLAG_ROW"))
     data_vars = {S.FLAG: (dims4, flag)}
     for column, var in ((c, v) for c, v in _COLUMN_VARS.items() if c in cols):
-        data_vars[var] = (dims4, _to_grid(cols[column], "tfp", rows, time_chunks, nbl, 0))
+        data_vars[var] = (dims4, _to_grid(cols[column], rows, layout, 0))
     if "WEIGHT_SPECTRUM" in cols:
-        weight = _to_grid(cols["WEIGHT_SPECTRUM"], "tfp", rows, time_chunks, nbl, 0).astype(np.float32)
+        weight = _to_grid(cols["WEIGHT_SPECTRUM"], rows, layout, 0).astype(np.float32)
     else:
         # Made by the store's broadcast, so that a store keeps these weights once, not per channel
-        weight = broadcast_channels(
-            _to_grid(cols["WEIGHT"], "tp", rows, time_chunks, nbl, 0).astype(np.float32), chan_chunks)
+        weight = broadcast_channels(_to_grid(cols["WEIGHT"], rows, layout, 0).astype(np.float32),
+                                    layout.chan_chunks)
     data_vars[S.WEIGHT] = (dims4, weight)
-    data_vars[S.UVW] = ((S.TIME, S.BASELINE, S.UVW_LABEL),
-                        _to_grid(cols["UVW"], "tu", rows, time_chunks, nbl, 0.0))
+    data_vars[S.UVW] = ((S.TIME, S.BASELINE, S.UVW_LABEL), _to_grid(cols["UVW"], rows, layout, 0.0))
     present = np.zeros((group.times.size, nbl), dtype=bool)
     present[group.time_index, group.baseline_index] = True
-    data_vars[S.ROW_PRESENT] = ((S.TIME, S.BASELINE), da.from_array(present, chunks=(time_chunks, nbl)))
+    data_vars[S.ROW_PRESENT] = ((S.TIME, S.BASELINE),
+                                da.from_array(present, chunks=(layout.time_chunks, layout.baseline_chunks)))
 
     ant = meta.antennas
     coords = {
