@@ -41,9 +41,10 @@ def chain(ms, *, clip_delay=0.0, scale_delay=0.0, marker="", threshold=20.0, chu
 
 
 def subprocess_env() -> dict:
-    """Environment for `radiocal` subprocesses and dask workers: the test steps importable."""
+    """Environment for `radiocal` subprocesses and dask workers: the test steps importable, and
+    the radiocal under test rather than an installed copy (a `dask worker` does not start in it)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(HERE.parents[1]), env.get("PYTHONPATH")]))
     env["RADIOCAL_STEP_MODULES"] = "engine_test_steps"
     return env
 
