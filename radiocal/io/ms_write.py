@@ -9,6 +9,7 @@ renamed only when every row is in, so an interrupted export is never mistaken fo
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import shutil
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from radiocal import budget
 from radiocal.errors import InputError, OutputExistsError
 from radiocal.io import schema as S
 from radiocal.io.ms_meta import FREQ_FRAME_CODES
@@ -254,47 +256,89 @@ def _feed_letters(datasets) -> tuple[str, str]:
 # -- main table --------------------------------------------------------------------------------
 
 def _write_main(path, datasets, layout, optional, spectral_weights):
+    """Append every partition's rows, chunk by chunk, in (time, baseline) order.
+
+    casacore tables take one writer, so rows are written by this thread; meanwhile the next batch
+    of chunks is computed on the engine (reading the store, applying calibration), so reading and
+    writing overlap and at most two batches, each within the chunk budget, are in memory.
+    """
     import casacore.tables as pt
 
-    with pt.table(path, readonly=False, ack=False) as ms:
-        for ds in datasets:
-            ddid = layout.ddids[(layout.spw_ids[ds.attrs[S.ATTR_SPW_ID]],
-                                 layout.pol_ids[tuple(ds[S.POLARIZATION].values.tolist())])]
-            fixed = dict(
-                FIELD_ID=layout.field_ids[ds.attrs[S.ATTR_FIELD_ID]],
-                DATA_DESC_ID=ddid,
-                SCAN_NUMBER=ds.attrs[S.ATTR_SCAN],
-                STATE_ID=layout.state_ids.get(tuple(ds.attrs.get(S.ATTR_INTENTS, [])), -1),
-            )
-            for start, stop in _time_blocks(ds):
-                _write_block(ms, ds.isel({S.TIME: slice(start, stop)}), fixed, optional, spectral_weights)
+    batches = _batches([(ds, fixed, where) for ds in datasets
+                        for fixed in [_fixed_columns(ds, layout)] for where in _blocks(ds)])
+    with pt.table(path, readonly=False, ack=False) as ms, \
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="export") as pool:
+        pending = pool.submit(_compute_batch, batches[0], optional, spectral_weights) if batches else None
+        for index in range(len(batches)):
+            computed = pending.result()
+            if index + 1 < len(batches):
+                pending = pool.submit(_compute_batch, batches[index + 1], optional, spectral_weights)
+            for (block, fixed), values in zip(batches[index], computed):
+                _write_block(ms, block, values, fixed, optional, spectral_weights)
 
 
-def _time_blocks(ds):
-    chunks = ds[S.VISIBILITY].chunks
-    sizes = chunks[0] if chunks is not None else (ds.sizes[S.TIME],)
-    edges = np.cumsum((0,) + tuple(sizes))
-    return list(zip(edges[:-1], edges[1:]))
+def _fixed_columns(ds, layout) -> dict:
+    ddid = layout.ddids[(layout.spw_ids[ds.attrs[S.ATTR_SPW_ID]],
+                         layout.pol_ids[tuple(ds[S.POLARIZATION].values.tolist())])]
+    return dict(
+        FIELD_ID=layout.field_ids[ds.attrs[S.ATTR_FIELD_ID]],
+        DATA_DESC_ID=ddid,
+        SCAN_NUMBER=ds.attrs[S.ATTR_SCAN],
+        STATE_ID=layout.state_ids.get(tuple(ds.attrs.get(S.ATTR_INTENTS, [])), -1),
+    )
 
 
-def _write_block(ms, block, fixed, optional, spectral_weights):
-    """Append the present rows of one time block (all its variables computed in one pass)."""
+def _blocks(ds):
+    """(time, baseline) selections of the visibility chunks, with every channel: MS rows hold
+    whole spectra. In time then baseline order, so rows come out as the MS sorts them."""
+    chunks = ds[S.VISIBILITY].chunks or ((ds.sizes[S.TIME],), (ds.sizes[S.BASELINE],))
+    edges = [np.cumsum((0,) + tuple(c)) for c in chunks[:2]]
+    return [{S.TIME: slice(int(t0), int(t1)), S.BASELINE: slice(int(b0), int(b1))}
+            for t0, t1 in zip(edges[0][:-1], edges[0][1:])
+            for b0, b1 in zip(edges[1][:-1], edges[1][1:])]
+
+
+def _batches(blocks) -> list[list]:
+    """Consecutive blocks grouped up to the chunk budget, so that a scan-rich MS of small
+    partitions costs one compute per budget's worth of rows, not one per chunk."""
+    limit = budget.chunk_bytes()
+    batches, current, size = [], [], 0
+    for ds, fixed, where in blocks:
+        block = ds.isel(where)
+        nbytes = block[S.VISIBILITY].size * budget.VISIBILITY_ITEMSIZE
+        if current and size + nbytes > limit:
+            batches.append(current)
+            current, size = [], 0
+        current.append((block, fixed))
+        size += nbytes
+    return batches + ([current] if current else [])
+
+
+def _compute_batch(batch, optional, spectral_weights) -> list[dict]:
+    """Every variable the MS columns need, of every block of a batch, in one compute."""
+    wanted = []
+    for block, _ in batch:
+        names = {S.VISIBILITY, S.FLAG, S.ROW_PRESENT, S.UVW, S.WEIGHT} | {v for v in optional if v in block}
+        wanted.append(sorted(names))
+    arrays = [block[name].data for (block, _), names in zip(batch, wanted) for name in names]
+    values = iter(dask.compute(*arrays))
+    return [{name: np.asarray(next(values)) for name in names} for names in wanted]
+
+
+def _write_block(ms, block, computed, fixed, optional, spectral_weights):
+    """Append the present rows of one block from its computed variables."""
     cubes = {"DATA": S.VISIBILITY, "FLAG": S.FLAG}
     cubes.update({S.MS_COLUMN[v]: v for v in optional})
     if spectral_weights:
         cubes["WEIGHT_SPECTRUM"] = S.WEIGHT
     # A partition without CORRECTED/MODEL gets DATA / zeros, as CASA initialises them
-    sources = {col: var if var in block else (S.VISIBILITY if var == S.VISIBILITY_CORRECTED else None)
+    sources = {col: var if var in computed else (S.VISIBILITY if var == S.VISIBILITY_CORRECTED else None)
                for col, var in cubes.items()}
-    needed = sorted({v for v in sources.values() if v is not None} | {S.ROW_PRESENT, S.UVW})
-    computed = dict(zip(needed, dask.compute(*(block[v].data for v in needed))))
     t_idx, b_idx = np.nonzero(computed[S.ROW_PRESENT])
     nrow = t_idx.size
     if nrow == 0:
         return
-    weights = np.asarray(dask.compute(block[S.WEIGHT].data)[0]) if S.WEIGHT not in computed \
-        else computed[S.WEIGHT]
-    weights = weights[t_idx, b_idx]
+    weights = computed[S.WEIGHT][t_idx, b_idx]
     # CASA's convention: WEIGHT is the median of WEIGHT_SPECTRUM over channels
     weight = (np.median(weights, axis=1) if spectral_weights else weights[:, 0]).astype(np.float32)
     with np.errstate(divide="ignore"):
