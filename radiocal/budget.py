@@ -13,6 +13,7 @@ Use :func:`chunk_bytes` wherever a chunk is sized; never a module constant of yo
 from __future__ import annotations
 
 import contextlib
+import math
 
 import dask
 
@@ -74,6 +75,22 @@ def chunk_sizes(n: int, size: int) -> tuple[int, ...]:
     """``n`` elements in chunks of ``size`` (the last one shorter), as zarr stores them."""
     size = max(1, int(size))
     return tuple(min(size, n - start) for start in range(0, n, size)) or (0,)
+
+
+def require(nbytes: int, what: str, advice: str) -> None:
+    """Stop before anything runs when ``what`` needs ``nbytes`` in one chunk, over the budget.
+
+    A step whose smallest unit of work (one baseline's time x frequency plane, one averaging
+    cell) cannot be split to fit calls this while it builds its graph, so that the run ends with
+    one line saying what to change rather than with a worker killed for its memory.
+    """
+    limit = chunk_bytes()
+    if nbytes > limit:
+        from radiocal.errors import ConfigError
+
+        raise ConfigError(f"{what} needs {nbytes / 2**20:.1f} MiB in one chunk, over the chunk "
+                          f"budget of {limit / 2**20:.1f} MiB: raise --chunk-mb to at least "
+                          f"{math.ceil(nbytes / 2**20)} or {advice}")
 
 
 @contextlib.contextmanager

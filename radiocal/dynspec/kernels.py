@@ -93,13 +93,19 @@ def predict_components(uvw, frequency, lmn, brightness, gauss, sign=1.0):
     return out
 
 
+# Sums over baselines per output cell, along the last axis of baseline_sums' output:
+# sum w, sum w x, sum w x^2, sum w^2, count (of the per-baseline block means x with weights w).
+NSUM = 5
+
+
 @numba.njit(**JIT)
-def baseline_average(vis, flag, weight, coeffs, timeavg, freqavg):
-    """Average products of correlations over baselines into time x frequency cells.
+def baseline_sums(vis, flag, weight, coeffs, timeavg, freqavg):
+    """The sums over this chunk's baselines that :func:`finish_average` turns into statistics.
 
     Each baseline first averages its samples in a ``timeavg x freqavg`` block (weighted); the
-    baselines are then combined by weighted mean, and the standard error of that mean is taken
-    from their scatter. Only the real part is kept: the target sits at the phase centre.
+    block means ``x`` with weights ``w`` (the block's summed weight) are then summed over the
+    baselines: partial sums of baseline chunks add up to those of all baselines. Only the real
+    part is kept: the target sits at the phase centre.
 
     A product sample exists when every correlation it uses is unflagged, finite and of positive
     weight; its weight is ``1 / sum_k |c_k|^2 / w_k`` (inverse variance of the combination).
@@ -114,21 +120,16 @@ def baseline_average(vis, flag, weight, coeffs, timeavg, freqavg):
 
     Returns
     -------
-    (time_out, frequency_out, product, 3) float64
-        ``[..., 0]`` weighted mean, ``[..., 1]`` its standard error over baselines (NaN with
-        fewer than two baselines), ``[..., 2]`` number of baselines that contributed.
+    (time_out, frequency_out, product, NSUM) float64
     """
     ntime, nbl, nchan, npol = vis.shape
     nprod = coeffs.shape[0]
     ntout = (ntime + timeavg - 1) // timeavg
     nfout = (nchan + freqavg - 1) // freqavg
-    out = np.empty((ntout, nfout, nprod, NSTAT), dtype=np.float64)
-    # Per output cell over baselines: sum w, sum w x, sum w x^2, sum w^2, count.
-    acc = np.empty((nfout, nprod, 5), dtype=np.float64)
+    out = np.zeros((ntout, nfout, nprod, NSUM), dtype=np.float64)
     block_w = np.empty((nfout, nprod), dtype=np.float64)
     block_wx = np.empty((nfout, nprod), dtype=np.float64)
     for to in range(ntout):
-        acc[:, :, :] = 0.0
         t0, t1 = to * timeavg, min((to + 1) * timeavg, ntime)
         for b in range(nbl):
             block_w[:, :] = 0.0
@@ -162,14 +163,35 @@ def baseline_average(vis, flag, weight, coeffs, timeavg, freqavg):
                     wb = block_w[fo, p]
                     if wb > 0.0:
                         xb = block_wx[fo, p] / wb
-                        acc[fo, p, 0] += wb
-                        acc[fo, p, 1] += wb * xb
-                        acc[fo, p, 2] += wb * xb * xb
-                        acc[fo, p, 3] += wb * wb
-                        acc[fo, p, 4] += 1.0
+                        out[to, fo, p, 0] += wb
+                        out[to, fo, p, 1] += wb * xb
+                        out[to, fo, p, 2] += wb * xb * xb
+                        out[to, fo, p, 3] += wb * wb
+                        out[to, fo, p, 4] += 1.0
+    return out
+
+
+@numba.njit(**JIT)
+def finish_average(sums):
+    """Weighted mean over baselines, its standard error and the baseline count, from the sums.
+
+    Parameters
+    ----------
+    sums : (time_out, frequency_out, product, NSUM) float64, from :func:`baseline_sums`
+
+    Returns
+    -------
+    (time_out, frequency_out, product, NSTAT) float64
+        ``[..., 0]`` weighted mean, ``[..., 1]`` its standard error over baselines, from their
+        scatter (NaN with fewer than two baselines), ``[..., 2]`` baselines that contributed.
+    """
+    ntout, nfout, nprod = sums.shape[0], sums.shape[1], sums.shape[2]
+    out = np.empty((ntout, nfout, nprod, NSTAT), dtype=np.float64)
+    for to in range(ntout):
         for fo in range(nfout):
             for p in range(nprod):
-                sw, swx, swxx, sww, count = acc[fo, p, 0], acc[fo, p, 1], acc[fo, p, 2], acc[fo, p, 3], acc[fo, p, 4]
+                sw, swx, swxx, sww, count = (sums[to, fo, p, 0], sums[to, fo, p, 1], sums[to, fo, p, 2],
+                                             sums[to, fo, p, 3], sums[to, fo, p, 4])
                 out[to, fo, p, STAT_COUNT] = count
                 if sw > 0.0:
                     mean = swx / sw
@@ -185,3 +207,9 @@ def baseline_average(vis, flag, weight, coeffs, timeavg, freqavg):
                     out[to, fo, p, STAT_ERR] = np.nan
     return out
 
+
+@numba.njit(**JIT)
+def baseline_average(vis, flag, weight, coeffs, timeavg, freqavg):
+    """Average products of correlations over baselines into time x frequency cells: the
+    statistics of :func:`finish_average` from the :func:`baseline_sums` of every baseline."""
+    return finish_average(baseline_sums(vis, flag, weight, coeffs, timeavg, freqavg))
