@@ -260,7 +260,7 @@ def _write_main(path, datasets, layout, optional, spectral_weights):
 
     casacore tables take one writer, so rows are written by this thread; meanwhile the next batch
     of chunks is computed on the engine (reading the store, applying calibration), so reading and
-    writing overlap and at most two batches, each within the chunk budget, are in memory.
+    writing overlap and at most two batches, each within half the chunk budget, are in memory.
     """
     import casacore.tables as pt
 
@@ -299,9 +299,9 @@ def _blocks(ds):
 
 
 def _batches(blocks) -> list[list]:
-    """Consecutive blocks grouped up to the chunk budget, so that a scan-rich MS of small
-    partitions costs one compute per budget's worth of rows, not one per chunk."""
-    limit = budget.chunk_bytes()
+    """Consecutive blocks grouped up to half the chunk budget (two batches are in memory at
+    once), so that a scan-rich MS of small partitions costs one compute per batch, not per chunk."""
+    limit = budget.chunk_bytes() // 2
     batches, current, size = [], [], 0
     for ds, fixed, where in blocks:
         block = ds.isel(where)
