@@ -10,7 +10,8 @@ from radiocal.cli.selection_options import selection_from_options, selection_opt
 @click.command()
 @click.argument("store", type=click.Path())
 @click.option("--strategy", default="default", show_default=True, metavar="FILE",
-              help="Strategy YAML file, or 'default'.")
+              help="Strategy YAML file, a shipped strategy (generic, ovro_lwa, ata, atca, alma), "
+                   "or 'default': the shipped one for the data's telescope.")
 @click.option("--show-strategy", is_flag=True,
               help="Print the strategy (all parameters, as YAML) and exit; edit it to make your own.")
 @click.option("--propagate/--no-propagate", default=None,
@@ -21,31 +22,53 @@ from radiocal.cli.selection_options import selection_from_options, selection_opt
 def flag(store, strategy, show_strategy, propagate, version_name, **selection):
     """Flag RFI and bad data in STORE in place (the previous flags are saved as a version first).
 
-    The default strategy clips NaN/Inf/zero-weight/zero samples, flags shadowed antennas and dead
-    or outlying antennas, then finds RFI per baseline with SumThreshold and a sliding-window MAD
-    test. With selection options, flags change only inside the selection.
+    The default strategy is the one shipped for the data's telescope (TELESCOPE_NAME): it clips
+    NaN/Inf/zero-weight/zero samples, flags shadowed antennas and dead or outlying antennas, then
+    finds RFI per baseline along frequency in short scans (with statistics across the array) or
+    with SumThreshold and a sliding-window MAD test in long ones. With selection options, flags
+    change only inside the selection.
     """
     from dataclasses import replace
 
-    from radiocal.flagging.step import flag_store
+    from radiocal.flagging.step import flag_store, per_telescope
     from radiocal.flagging.strategy import load_strategy, strategy_to_yaml
 
-    chosen = load_strategy(strategy)
-    if propagate is not None:
-        chosen = replace(chosen, propagate_correlations=propagate)
+    def chosen(telescope):
+        picked = load_strategy(strategy, telescope)
+        if propagate is not None:
+            picked = replace(picked, propagate_correlations=propagate)
+        return picked
+
     if show_strategy:
-        click.echo(strategy_to_yaml(chosen), nl=False)
+        click.echo(strategy_to_yaml(chosen(_telescope(store))), nl=False)
         return
+
+    def announced(telescope):
+        picked = chosen(telescope)
+        click.echo(f"telescope {telescope!r}: strategy {picked.name!r}")
+        return picked
+
     sel = None
     if any(v is not None for v in selection.values()):
         sel = selection_from_options(**selection)
-    report = flag_store(store, chosen, selection=sel, version_name=version_name)
+    report = flag_store(store, per_telescope(announced), selection=sel, version_name=version_name)
     (b, total), (a, _) = report["before"], report["after"]
     click.echo(f"saved previous flags as version {report['version']!r}")
     for key, value in report["counts"].items():
         click.echo(f"  {key:<24} {value:>12} newly flagged")
     pct = (lambda n: 100.0 * n / total if total else 0.0)
     click.echo(f"flagged {pct(b):.2f}% -> {pct(a):.2f}% of {total} samples")
+
+
+def _telescope(store):
+    """TELESCOPE_NAME of a store's first partition (None when there is no store there)."""
+    from radiocal.io import schema as S
+    from radiocal.io.store import is_store, open_store
+
+    if not is_store(store):
+        return None
+    datasets = open_store(store)
+    return datasets[0].attrs.get(S.ATTR_TELESCOPE) if datasets else None
 
 
 @click.group()

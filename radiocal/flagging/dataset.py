@@ -214,6 +214,38 @@ def flag_sumthreshold_mad(ds: xr.Dataset, sumthreshold: dict, mad: dict,
     return with_flags(ds, flag | (code == BY_SUMTHRESHOLD)), with_flags(ds, flag | (code > 0))
 
 
+def flag_spectral(ds: xr.Dataset, threshold: float = 6.0, rho: float = 1.5, iterations: int = 3,
+                  widths=(1.0, 2.0, 4.0, 8.0, 16.0), tolerance: float = 1.1,
+                  noise_block: int = 32, burst_factor: float = 4.0, robust_iterations: int = 2,
+                  degree: int = 2, max_window: int = 64, combine_correlations: bool = True,
+                  column: str = S.VISIBILITY) -> xr.Dataset:
+    """RFI along frequency, spectrum by spectrum, on the complex visibilities (for scans of few
+    integrations; see ``spectral.py``)."""
+    flag = _flag(ds)
+    vis = _column(ds, column, flag)
+    if not widths:
+        raise ConfigError("spectral: at least one kernel width is needed")
+    return with_flags(ds, graph.spectral_flags(vis, flag, threshold, rho, iterations, widths,
+                                               tolerance, noise_block, burst_factor,
+                                               robust_iterations, degree, max_window,
+                                               combine_correlations))
+
+
+def flag_array(ds: xr.Dataset, fraction: float = 0.5) -> xr.Dataset:
+    """Flag a (time, channel, correlation) on every baseline when more than ``fraction`` of the
+    live cross-correlations (not flagged throughout) have it flagged: RFI that most of the array
+    sees is there on the rest too, below their detection threshold."""
+    flag = _flag(ds)
+    if fraction >= 1.0:
+        return ds
+    cross = small(ds, S.BASELINE_ANTENNA1) != small(ds, S.BASELINE_ANTENNA2)
+    live = ~flag.all(axis=(0, 2, 3)) & da.from_array(cross, chunks=(flag.chunks[1],))
+    n_live = live.sum()
+    hits = (flag & live[None, :, None, None]).sum(axis=1)
+    common = (hits > fraction * n_live) & (n_live > 0)
+    return with_flags(ds, flag | common[:, None, :, :])
+
+
 def flag_dilate(ds: xr.Dataset, eta_time: float = 0.2, eta_frequency: float = 0.2,
                 grow_time: float = 1.0, grow_frequency: float = 1.0) -> xr.Dataset:
     """SIR dilation, then extension of mostly-flagged channels/times (``kernels.dilate_block``)."""

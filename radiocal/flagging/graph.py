@@ -17,6 +17,7 @@ from dask.base import tokenize
 
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import kernels as k
+from radiocal.flagging import spectral as sp
 
 # Bytes of visibilities per block handed to a time-frequency kernel.
 TARGET_BLOCK_BYTES = 16 * 2**20
@@ -49,6 +50,10 @@ def _mad_block(*args):
 
 def _sumthreshold_mad_block(*args):
     return k.sumthreshold_mad_block(*args)
+
+
+def _spectral_block(*args):
+    return sp.spectral_block(*args)
 
 
 def _dilate_block(*args):
@@ -123,6 +128,17 @@ def sumthreshold_mad_codes(vis, flag, sumthreshold: tuple, mad: tuple) -> da.Arr
     """
     return _planes(_sumthreshold_mad_block, "flag-sumthreshold-mad", vis, flag, *sumthreshold,
                    *mad, dtype=np.uint8)
+
+
+def spectral_flags(vis, flag, threshold, rho, iterations, widths, tolerance, noise_block,
+                   burst_factor, robust_iterations, degree, max_window,
+                   combine_correlations) -> da.Array:
+    """Lazy :func:`radiocal.flagging.spectral.spectral_block` (parameters as the strategy's
+    ``spectral`` flagger; shapes as :func:`sumthreshold_flags`)."""
+    args = (float(threshold), float(rho), int(iterations), np.asarray(widths, np.float64),
+            float(tolerance), int(noise_block), float(burst_factor), int(robust_iterations),
+            int(degree), int(max_window), bool(combine_correlations))
+    return _planes(_spectral_block, "flag-spectral", vis, flag, *args)
 
 
 def dilate_flags(flag, eta_time, eta_freq, grow_time, grow_freq):

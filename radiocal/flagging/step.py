@@ -21,8 +21,9 @@ from radiocal.io import schema as S
 
 @dataclass(frozen=True)
 class FlagConfig:
-    strategy: str = field(default="default",
-                          metadata={"help": "strategy YAML file, or 'default'"})
+    strategy: str = field(default="default", metadata={
+        "help": "strategy YAML file, a shipped strategy (generic, ovro_lwa, ata, atca, alma), or "
+                "'default': the shipped one for the data's telescope"})
     propagate_correlations: bool | None = field(
         default=None, metadata={"help": "flag all correlations of a flagged sample "
                                         "(default: as the strategy says, on for 'default')"})
@@ -49,8 +50,8 @@ class FlagConfig:
         return tuple(dict.fromkeys(names))
 
 
-def _strategy(config: FlagConfig) -> Strategy:
-    strategy = load_strategy(config.strategy)
+def _strategy(config: FlagConfig, telescope: str | None = None) -> Strategy:
+    strategy = load_strategy(config.strategy, telescope)
     if config.propagate_correlations is not None:
         strategy = replace(strategy, propagate_correlations=config.propagate_correlations)
     bad = config.antennas()
@@ -61,13 +62,26 @@ def _strategy(config: FlagConfig) -> Strategy:
     return strategy
 
 
-def flag_datasets(datasets, strategy: Strategy, selection=None):
+def per_telescope(make):
+    """``make(telescope) -> Strategy`` called once per telescope (it logs its choice)."""
+    made = {}
+
+    def pick(telescope):
+        if telescope not in made:
+            made[telescope] = make(telescope)
+        return made[telescope]
+    return pick
+
+
+def flag_datasets(datasets, strategy, selection=None):
     """Apply ``strategy`` to partitions, lazily, optionally only inside ``selection``.
 
     Parameters
     ----------
     datasets : list of xarray.Dataset
-    strategy : Strategy
+    strategy : Strategy, or callable
+        A callable is given each partition's telescope (TELESCOPE_NAME) and returns its strategy
+        (see :func:`per_telescope`).
     selection : radiocal.io.selection.Selection, optional
         Flags change only where the selection selects; unselected partitions pass unchanged.
 
@@ -96,7 +110,8 @@ def flag_datasets(datasets, strategy: Strategy, selection=None):
             out.append(ds)  # a partition outside the selection is not even looked at
             counts.append({})
             continue
-        flagged, count = apply_strategy(ds, strategy, reference_time=reference)
+        chosen = strategy(ds.attrs.get(S.ATTR_TELESCOPE)) if callable(strategy) else strategy
+        flagged, count = apply_strategy(ds, chosen, reference_time=reference)
         if selection is not None:
             mask = selection_mask(ds, selection, reference_time=reference).data
             old = fd._flag(ds)
@@ -107,9 +122,10 @@ def flag_datasets(datasets, strategy: Strategy, selection=None):
     return out, counts
 
 
-def flag_store(store, strategy: Strategy, selection=None, version_name: str | None = None,
+def flag_store(store, strategy, selection=None, version_name: str | None = None,
                comment: str = "") -> dict:
-    """Flag a store's partitions in place, saving the previous flags as a version first.
+    """Flag a store's partitions in place, saving the previous flags as a version first
+    (``strategy`` as in :func:`flag_datasets`).
 
     Returns
     -------
@@ -122,7 +138,8 @@ def flag_store(store, strategy: Strategy, selection=None, version_name: str | No
 
     datasets = open_store(store)
     name = version_name or next_version_name(store, "flag")
-    save_flag_version(store, name, comment or f"before radiocal flag ({strategy.name})")
+    label = "per telescope" if callable(strategy) else strategy.name
+    save_flag_version(store, name, comment or f"before radiocal flag ({label})")
     flagged, counts = flag_datasets(datasets, strategy, selection)
     totals: dict = {}
     before = after = cells = 0
@@ -152,9 +169,10 @@ def flag_store(store, strategy: Strategy, selection=None, version_name: str | No
 
 @register_step("flag", FlagConfig)
 def run(datasets, config: FlagConfig, context):
-    """Flag RFI and bad data with a strategy (default: clip, shadow, antenna health,
-    SumThreshold, MAD); the incoming flags are saved as a flag version in the run's store."""
-    strategy = _strategy(config)
+    """Flag RFI and bad data with a strategy (default: the shipped one for the data's telescope:
+    clip, shadow, antenna health, then along frequency for short scans or SumThreshold and MAD
+    for long ones); the incoming flags are saved as a flag version in the run's store."""
+    strategy = per_telescope(lambda telescope: _strategy(config, telescope))
     store = getattr(context, "store", None)
     from radiocal.io.store import is_store
 

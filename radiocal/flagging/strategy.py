@@ -5,19 +5,29 @@ A strategy file looks like::
     name: my-strategy
     propagate_correlations: true      # flag every correlation of a sample flagged in any
     column: VISIBILITY                # which visibilities the data-driven flaggers look at
+    long_scan: 16                     # scans of at least this many integrations are "long"
     flaggers:
       - flagger: clip
         max_amplitude: 1.0e4
-      - flagger: sumthreshold
+      - flagger: spectral             # along frequency, for short scans
+        scans: short
+      - flagger: sumthreshold         # in time and frequency, for long scans
+        scans: long
         threshold: 6.0
 
 Each flagger's parameters and defaults are the fields of its frozen dataclass below (the one
-source of truth; ``radiocal flag --show-strategy`` prints the default strategy in full).
+source of truth; ``radiocal flag --show-strategy`` prints a strategy in full). The data-driven
+flaggers have a ``scans`` option: a partition (one scan) runs those meant for its length, so one
+strategy adapts to snapshots and long tracks alike, and says which it chose in the log.
+
+Strategies per telescope are shipped in ``strategies/`` (``generic.yaml`` for telescopes without
+their own); ``default`` names the shipped strategy of the data's TELESCOPE_NAME.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +37,16 @@ import yaml
 from radiocal.errors import ConfigError, InputError
 from radiocal.flagging import dataset as fd
 from radiocal.io import schema as S
+
+log = logging.getLogger("radiocal.flagging")
+
+SCANS = ("short", "long", "all")
+STRATEGY_DIR = Path(__file__).with_name("strategies")
+# TELESCOPE_NAME (upper case, '-' and ' ' read as '_') -> shipped strategy; others: generic.
+TELESCOPE_STRATEGIES = {
+    "OVRO_MMA": "ovro_lwa", "OVRO_LWA": "ovro_lwa", "LWA": "ovro_lwa", "LWA1": "ovro_lwa",
+    "LWA_SV": "ovro_lwa", "ATA": "ata", "ATCA": "atca", "ALMA": "alma",
+}
 
 
 def _opt(default, help_text):
@@ -78,8 +98,14 @@ class ManualParams:
     intent: str | None = None
 
 
+def _scans(default="all"):
+    return _opt(default, "which scans run this flagger: short (fewer integrations than the "
+                         "strategy's long_scan), long, or all")
+
+
 @dataclass(frozen=True)
 class SumThresholdParams:
+    scans: str = _scans()
     threshold: float = _opt(6.0, "single-sample threshold in robust sigma (final iteration)")
     rho: float = _opt(1.5, "threshold drop per doubling of the window")
     iterations: int = _opt(3, "background/threshold iterations (thresholds x4, x2, x1)")
@@ -102,6 +128,7 @@ class SumThresholdParams:
 
 @dataclass(frozen=True)
 class MadParams:
+    scans: str = _scans()
     half_window_time: int = _opt(2, "sliding window half-width along time")
     half_window_frequency: int = _opt(2, "sliding window half-width along frequency")
     threshold: float = _opt(5.0, "point outliers: deviation from the window median, in sigma")
@@ -110,6 +137,40 @@ class MadParams:
     sigma_frequency: float = _opt(0.0, "background kernel width along frequency (0: time only)")
     robust_iterations: int = _opt(2, "bisquare passes of the background fit")
     degree: int = _opt(2, "local polynomial degree of the background fit")
+
+
+@dataclass(frozen=True)
+class SpectralParams:
+    """Per spectrum along frequency, on the complex visibilities (``spectral.py``)."""
+
+    scans: str = _scans()
+    threshold: float = _opt(6.0, "single-sample threshold in standard normal units (final "
+                                 "iteration)")
+    rho: float = _opt(1.5, "threshold drop per doubling of the window")
+    iterations: int = _opt(3, "fit/threshold iterations (thresholds x4, x2, x1)")
+    widths: tuple = _opt((1.0, 2.0, 4.0, 8.0, 16.0), "candidate background kernel widths, "
+                         "channels; cross-validation picks one per baseline")
+    tolerance: float = _opt(1.1, "prefer a wider kernel while its cross-validation error is "
+                                 "within this factor of the best")
+    noise_block: int = _opt(32, "channels per block of the noise estimate")
+    burst_factor: float = _opt(4.0, "flag a whole spectrum whose noise power exceeds this "
+                                    "factor times its baseline's median over time (3+ "
+                                    "integrations)")
+    robust_iterations: int = _opt(2, "bisquare passes of the first background fit")
+    degree: int = _opt(2, "local polynomial degree of the background fit")
+    max_window: int = _opt(64, "largest SumThreshold window, channels")
+    combine_correlations: bool = _opt(True, "a sample flagged in any correlation is flagged "
+                                            "in all between iterations")
+
+
+@dataclass(frozen=True)
+class ArrayParams:
+    """Statistics across the array: cells most baselines flag are flagged on all of them."""
+
+    scans: str = _scans()
+    fraction: float = _opt(0.5, "flag a (time, channel, correlation) on every baseline when "
+                                "more than this fraction of the live cross-correlations have it "
+                                "flagged (1 disables)")
 
 
 @dataclass(frozen=True)
@@ -138,17 +199,23 @@ def _manual(ds, p: ManualParams, column, reference_time):
     return fd.flag_manual(ds, Selection(**dataclasses.asdict(p)), reference_time=reference_time)
 
 
+def kernel_params(params) -> dict:
+    """A flagger's parameters as keyword arguments of its function (``scans`` is the
+    strategy's, not the flagger's)."""
+    return {k: v for k, v in dataclasses.asdict(params).items() if k != "scans"}
+
+
 def _with_column(function):
     """Adapt ``function(ds, column=..., **params)`` to the flagger calling convention."""
     def run(ds, params, column, reference_time):
-        return function(ds, column=column, **dataclasses.asdict(params))
+        return function(ds, column=column, **kernel_params(params))
     return run
 
 
 def _plain(function):
     """Adapt ``function(ds, **params)`` (flaggers that do not look at visibilities)."""
     def run(ds, params, column, reference_time):
-        return function(ds, **dataclasses.asdict(params))
+        return function(ds, **kernel_params(params))
     return run
 
 
@@ -162,6 +229,8 @@ FLAGGERS = {
     "manual": (ManualParams, _manual),
     "sumthreshold": (SumThresholdParams, _with_column(fd.flag_sumthreshold)),
     "mad": (MadParams, _with_column(fd.flag_mad)),
+    "spectral": (SpectralParams, _with_column(fd.flag_spectral)),
+    "array": (ArrayParams, _plain(fd.flag_array)),
     "antenna_health": (AntennaHealthParams, _with_column(fd.flag_antenna_health)),
     "dilate": (DilateParams, _plain(fd.flag_dilate)),
 }
@@ -175,33 +244,23 @@ class Strategy:
     flaggers: tuple
     propagate_correlations: bool = True
     column: str = S.VISIBILITY
+    long_scan: int = 16
 
 
-# Principled defaults, not fitted to any one data set: remove what is certainly bad, drop dead
-# antennas, then detect RFI statistically (thresholds in robust sigma). SIR dilation ("dilate") is
-# left out: on short scans it spreads the detector's few false positives along whole channels.
-DEFAULT_STRATEGY = {
-    "name": "default",
-    "propagate_correlations": True,
-    "column": S.VISIBILITY,
-    "flaggers": [
-        {"flagger": "clip"},
-        {"flagger": "shadow"},
-        {"flagger": "antenna_health"},
-        {"flagger": "sumthreshold"},
-        # SumThreshold has masked the strong RFI by now, so MAD's background needs no bisquare
-        # passes (as SumThreshold's own later iterations): 2.5x cheaper, the same RFI found on
-        # every simulated test set (false positives within +-0.03 percentage points).
-        {"flagger": "mad", "robust_iterations": 0},
-    ],
-}
+def _shipped(name: str) -> dict:
+    return yaml.safe_load((STRATEGY_DIR / f"{name}.yaml").read_text())
+
+
+# The generic strategy (strategies/generic.yaml; its comments say why each flagger is there).
+DEFAULT_STRATEGY = _shipped("generic")
 
 
 def parse_strategy(spec: dict, source: str = "strategy") -> Strategy:
     """Validate a strategy mapping (as loaded from YAML) into a :class:`Strategy`."""
     if not isinstance(spec, dict):
         raise ConfigError(f"{source}: expected a mapping with a 'flaggers' list")
-    unknown = sorted(set(spec) - {"name", "propagate_correlations", "column", "flaggers"})
+    unknown = sorted(set(spec) - {"name", "propagate_correlations", "column", "long_scan",
+                                  "flaggers"})
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
     items = spec.get("flaggers")
@@ -214,6 +273,9 @@ def parse_strategy(spec: dict, source: str = "strategy") -> Strategy:
     propagate = spec.get("propagate_correlations", True)
     if not isinstance(propagate, bool):
         raise ConfigError(f"{source}: propagate_correlations must be true or false")
+    long_scan = spec.get("long_scan", 16)
+    if isinstance(long_scan, bool) or not isinstance(long_scan, int) or long_scan < 1:
+        raise ConfigError(f"{source}: long_scan must be a whole number of integrations >= 1")
     flaggers = []
     for i, item in enumerate(items):
         if not isinstance(item, dict) or "flagger" not in item:
@@ -229,19 +291,41 @@ def parse_strategy(spec: dict, source: str = "strategy") -> Strategy:
         if bad:
             raise ConfigError(f"{source}: flagger {name!r}: unknown option(s) {', '.join(bad)} "
                               f"(valid: {', '.join(sorted(valid)) or 'none'})")
-        if "antennas" in values:
-            values["antennas"] = tuple(values["antennas"] or ())
+        for key in ("antennas", "widths"):
+            if key in values:
+                values[key] = tuple(values[key] or ())
+        if values.get("scans", "all") not in SCANS:
+            raise ConfigError(f"{source}: flagger {name!r}: scans must be one of "
+                              f"{', '.join(SCANS)}, not {values['scans']!r}")
         flaggers.append((name, params_class(**values)))
-    return Strategy(str(spec.get("name", source)), tuple(flaggers), propagate, column)
+    return Strategy(str(spec.get("name", source)), tuple(flaggers), propagate, column, long_scan)
 
 
-def load_strategy(path_or_name: str | Path = "default") -> Strategy:
-    """The built-in ``default`` strategy, or a strategy from a YAML file."""
-    if str(path_or_name) == "default":
-        return parse_strategy(DEFAULT_STRATEGY, "default")
+def shipped_strategies() -> list[str]:
+    """Names of the strategies shipped with radiocal (``generic``, ``ovro_lwa``, ...)."""
+    return sorted(p.stem for p in STRATEGY_DIR.glob("*.yaml"))
+
+
+def strategy_name_for_telescope(telescope: str | None) -> str:
+    """The shipped strategy for a TELESCOPE_NAME (``generic`` for telescopes without one)."""
+    key = str(telescope or "").strip().upper().replace("-", "_").replace(" ", "_")
+    return TELESCOPE_STRATEGIES.get(key, "generic")
+
+
+def load_strategy(path_or_name: str | Path = "default", telescope: str | None = None) -> Strategy:
+    """A strategy: ``default`` (the shipped strategy for ``telescope``, logged), a shipped one by
+    name (``generic``, ``ovro_lwa``, ...), or one from a YAML file."""
+    name = str(path_or_name)
+    if name == "default":
+        name = strategy_name_for_telescope(telescope)
+        if telescope is not None:
+            log.info("telescope %r: flagging strategy %r", telescope, name)
+    if name in shipped_strategies():
+        return parse_strategy(_shipped(name), name)
     path = Path(path_or_name)
     if not path.is_file():
-        raise InputError(f"{path}: no such strategy file (or use 'default')")
+        raise InputError(f"{path}: no such strategy file (or one of: default, "
+                         f"{', '.join(shipped_strategies())})")
     try:
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
@@ -257,12 +341,19 @@ def strategy_to_yaml(strategy: Strategy) -> str:
     items = [{"flagger": name, **{k: plain(v) for k, v in dataclasses.asdict(p).items()}}
              for name, p in strategy.flaggers]
     doc = {"name": strategy.name, "propagate_correlations": strategy.propagate_correlations,
-           "column": strategy.column, "flaggers": items}
+           "column": strategy.column, "long_scan": strategy.long_scan, "flaggers": items}
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def selected_flaggers(strategy: Strategy, n_integrations: int) -> tuple:
+    """The flaggers of ``strategy`` that run on a scan of ``n_integrations``."""
+    kind = "long" if n_integrations >= strategy.long_scan else "short"
+    return tuple((name, p) for name, p in strategy.flaggers
+                 if getattr(p, "scans", "all") in ("all", kind))
+
+
 def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
-    """Run every flagger of ``strategy`` on one partition, lazily.
+    """Run the flaggers of ``strategy`` meant for this partition's scan length, lazily.
 
     Returns
     -------
@@ -273,15 +364,20 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
         ``nonfinite``, ``zero_weight`` and ``zero`` (NaN/Inf, zero-weight and exactly-zero samples).
     """
     counts = {}
-    flaggers = strategy.flaggers
+    n_times = ds.sizes[S.TIME]
+    flaggers = selected_flaggers(strategy, n_times)
+    log.info("partition %s: %d integration(s), %s scan (long from %d): %s",
+             ds.attrs.get(S.ATTR_PARTITION, "?"), n_times,
+             "long" if n_times >= strategy.long_scan else "short", strategy.long_scan,
+             ", ".join(name for name, _ in flaggers))
     i = 0
     while i < len(flaggers):
         name, params = flaggers[i]
         before = fd._flag(ds)
         if name == "sumthreshold" and i + 1 < len(flaggers) and flaggers[i + 1][0] == "mad":
             # MAD straight after SumThreshold: one pass over the data for both (same flags).
-            after_st, ds = fd.flag_sumthreshold_mad(ds, dataclasses.asdict(params),
-                                                    dataclasses.asdict(flaggers[i + 1][1]),
+            after_st, ds = fd.flag_sumthreshold_mad(ds, kernel_params(params),
+                                                    kernel_params(flaggers[i + 1][1]),
                                                     column=strategy.column)
             middle = fd._flag(after_st)
             counts[f"{i}:sumthreshold"] = (middle & ~before).sum()

@@ -1,0 +1,338 @@
+"""Numba kernels for RFI detection along frequency, for scans of few integrations.
+
+With one or a few integrations per scan there is no time axis to fit a background along (the 2-D
+detector of ``kernels.py`` then extrapolates and flags nearly everything). Each spectrum (time,
+baseline, correlation) is flagged on its own instead, in the complex domain:
+
+* background: a leave-one-out LOESS of the real and imaginary parts along frequency
+  (``background.py``), robust (bisquare) in the first iteration. Fitting the complex visibility
+  rather than its amplitude keeps RFI visible whatever its phase relative to a bright sky (an
+  amplitude hides RFI that is weaker than the source and in quadrature with it);
+* its width is chosen per baseline by robust leave-one-out cross-validation among a few widths:
+  the median squared prediction error is smallest for the widest kernel that still follows the
+  baseline's structure. Fringes of sources far from the phase centre (wide-field, low-frequency
+  arrays: fast in frequency on long baselines) and steep bandpasses (wideband receivers) then
+  get a narrow kernel; noise-dominated spectra a wide one, which keeps wide RFI visible;
+* noise: the squared residual, divided by its prediction variance, is exponential under the null
+  for complex Gaussian noise; its scale comes from medians over blocks of channels, interpolated
+  (the noise follows the bandpass), and with three or more integrations from the median over
+  time (so a broadband burst, which raises a whole spectrum, stands out against its baseline's
+  other integrations);
+* detection: the power is mapped to a standard normal score (exact under the null, one-sided) and
+  SumThreshold runs along frequency with thresholds falling over the iterations, as AOFlagger.
+
+Plain numpy in and out; no dask or xarray.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from radiocal.engine.numba import JIT
+from radiocal.flagging.background import loess_rows, robust_loess_rows
+from radiocal.flagging.kernels import _row_peaks, _sumthreshold_rows
+from radiocal.flagging.robust import median_scratch
+
+# Acklam's rational approximation of the normal quantile (relative error < 1.2e-9).
+_A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+      1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
+_B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+      6.680131188771972e+01, -1.328068155288572e+01)
+_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+      -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00)
+_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+      3.754408661907416e+00)
+_TAIL = 0.02425
+# Scores below this are clipped: only excess power is RFI (a too-good fit is not).
+_LOWEST_SCORE = -3.0
+# Median of an Exp(1) variable.
+_LN2 = math.log(2.0)
+
+
+@numba.njit(**JIT)
+def _tail_quantile(q):
+    """Acklam's lower-tail quantile for ``q = sqrt(-2 ln p)``."""
+    num = ((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]
+    return num / ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
+
+
+@numba.njit(**JIT)
+def power_score(u):
+    """Standard normal score of ``u ~ Exp(1)`` under the null: ``Phi^-1(1 - exp(-u))``.
+
+    The upper tail is computed from ``sqrt(2 u)`` directly, so it neither underflows nor loses
+    precision for strong RFI.
+    """
+    if u > -math.log(_TAIL):
+        return -_tail_quantile(math.sqrt(2.0 * u))
+    p = -math.expm1(-u)  # lower-tail probability
+    if p < _TAIL:
+        if p <= 0.0:
+            return _LOWEST_SCORE
+        return max(_tail_quantile(math.sqrt(-2.0 * math.log(p))), _LOWEST_SCORE)
+    q = p - 0.5
+    r = q * q
+    num = (((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q
+    return num / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
+
+
+@numba.njit(**JIT)
+def _complex_fit(re, im, weights, width, robust_iterations, degree):
+    """Leave-one-out LOESS of both parts; returns the squared prediction error over its
+    variance, ``(dr^2 + di^2) / (1 + var)`` (NaN where nothing is in reach)."""
+    ones = np.ones(re.shape)
+    if robust_iterations > 0:
+        fit_r, _, var = robust_loess_rows(re, weights, width, robust_iterations, degree, ones)
+        fit_i, _, var_i = robust_loess_rows(im, weights, width, robust_iterations, degree, ones)
+        var = np.maximum(var, var_i)
+    else:
+        fit_r, _, var = loess_rows(re, weights, width, degree, True, ones)
+        fit_i, _, _ = loess_rows(im, weights, width, degree, True, ones)
+    out = np.empty(re.shape)
+    for i in range(re.shape[0]):
+        for j in range(re.shape[1]):
+            dr = re[i, j] - fit_r[i, j]
+            di = im[i, j] - fit_i[i, j]
+            out[i, j] = (dr * dr + di * di) / (1.0 + var[i, j])
+    return out
+
+
+@numba.njit(**JIT)
+def _masked_median_rows(values, weights, rows):
+    """Median of the positively weighted, non-NaN ``values`` of the listed rows."""
+    buf = np.empty(rows.size * values.shape[1])
+    n = 0
+    for r in rows:
+        for j in range(values.shape[1]):
+            v = values[r, j]
+            if weights[r, j] > 0.0 and v == v:
+                buf[n] = v
+                n += 1
+    return median_scratch(buf, n) if n > 0 else np.inf
+
+
+@numba.njit(**JIT)
+def choose_width(re, im, weights, rows, widths, degree, tolerance):
+    """The kernel width (channels) of a baseline by robust leave-one-out cross-validation.
+
+    The widest of ``widths`` whose median squared prediction error over ``rows`` is within
+    ``tolerance`` (a factor) of the smallest.
+    """
+    scores = np.empty(widths.size)
+    sub_re = re[rows]
+    sub_im = im[rows]
+    sub_w = weights[rows]
+    every = np.arange(rows.size)
+    for k in range(widths.size):
+        err = np.empty(sub_re.shape)
+        fit_r, _, _ = loess_rows(sub_re, sub_w, widths[k], degree, True, np.ones(sub_re.shape))
+        fit_i, _, _ = loess_rows(sub_im, sub_w, widths[k], degree, True, np.ones(sub_re.shape))
+        for i in range(sub_re.shape[0]):
+            for j in range(sub_re.shape[1]):
+                err[i, j] = (sub_re[i, j] - fit_r[i, j]) ** 2 + (sub_im[i, j] - fit_i[i, j]) ** 2
+        scores[k] = _masked_median_rows(err, sub_w, every)
+    best = scores.min()
+    chosen = widths[0]
+    for k in range(widths.size):
+        if scores[k] <= best * tolerance and widths[k] > chosen:
+            chosen = widths[k]
+    return chosen
+
+
+@numba.njit(**JIT)
+def noise_scale(power, mask, block):
+    """Noise power per sample of each row: medians over blocks of ``block`` channels (of the
+    unmasked samples), linearly interpolated between block centres, divided by ln 2 (the median
+    of Exp(1)). A row without unmasked samples gets NaN."""
+    n_rows, n = power.shape
+    n_blocks = max(1, n // block)
+    edges = np.linspace(0.0, n, n_blocks + 1)
+    centres = np.empty(n_blocks)
+    level = np.empty(n_blocks)
+    buf = np.empty(n)
+    out = np.full((n_rows, n), np.nan)
+    for r in range(n_rows):
+        for k in range(n_blocks):
+            lo, hi = int(edges[k]), int(edges[k + 1])
+            m = 0
+            for j in range(lo, hi):
+                v = power[r, j]
+                if not mask[r, j] and v == v:
+                    buf[m] = v
+                    m += 1
+            centres[k] = 0.5 * (lo + hi - 1)
+            level[k] = median_scratch(buf, m) / _LN2 if m >= 4 else np.nan
+        # Blocks with too few samples take the nearest usable block's level.
+        ok = np.flatnonzero(level == level)
+        if ok.size == 0:
+            continue
+        xs = centres[ok]
+        ys = level[ok]
+        for j in range(n):
+            out[r, j] = np.interp(j, xs, ys)
+    return out
+
+
+@numba.njit(**JIT)
+def raised_spectra(scale, n_p, factor):
+    """Bool per row: whole spectra (rows ``t * n_p + p``) whose median noise power exceeds ``factor``
+    times the median over the baseline's integrations (a broadband burst raises all of it).
+
+    The detection itself keeps each spectrum's own noise scale: the sky's misfit (fringes the
+    kernel follows imperfectly) changes between integrations, and a shared scale would flag it.
+    """
+    n_rows, n_f = scale.shape
+    n_t = n_rows // n_p
+    raised = np.zeros(n_rows, np.bool_)
+    level = np.empty(n_rows)
+    for i in range(n_rows):
+        level[i] = median_scratch(scale[i].copy(), n_f) if scale[i, 0] == scale[i, 0] else np.nan
+    column = np.empty(n_t)
+    for p in range(n_p):
+        m = 0
+        for t in range(n_t):
+            v = level[t * n_p + p]
+            if v == v:
+                column[m] = v
+                m += 1
+        if m < 3:
+            continue
+        ref = median_scratch(column, m)
+        for t in range(n_t):
+            if level[t * n_p + p] > factor * ref:
+                raised[t * n_p + p] = True
+    return raised
+
+
+@numba.njit(**JIT)
+def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, widths,
+                       tolerance, noise_block, burst_factor, robust_iterations, degree,
+                       max_window, combine_correlations):
+    """Iterated detection on one baseline; ``current`` (time, frequency, correlation) in/out."""
+    n_t, _, n_f, n_p = vis.shape
+    n_rows = n_t * n_p
+    re = np.empty((n_rows, n_f))
+    im = np.empty((n_rows, n_f))
+    for t in range(n_t):
+        for p in range(n_p):
+            for f in range(n_f):
+                v = vis[t, b, f, p]
+                re[t * n_p + p, f] = v.real
+                im[t * n_p + p, f] = v.imag
+    weights = np.empty((n_rows, n_f))
+    for t in range(n_t):
+        for p in range(n_p):
+            for f in range(n_f):
+                weights[t * n_p + p, f] = 0.0 if current[t, f, p] else 1.0
+    # The first correlation's spectra choose the width for all (they share the sky's structure).
+    width = choose_width(re, im, weights, np.arange(0, n_rows, n_p), widths, degree, tolerance)
+    for it in range(iterations):
+        threshold = first_threshold * 2.0 ** (iterations - 1 - it)
+        robust = robust_iterations if it == 0 else 0
+        power = _complex_fit(re, im, weights, width, robust, degree)
+        mask = weights <= 0.0
+        scale = noise_scale(power, mask, noise_block)
+        raised = raised_spectra(scale, n_p, burst_factor)
+        z = np.zeros((n_rows, n_f))
+        skip = mask.copy()
+        for i in range(n_rows):
+            for j in range(n_f):
+                u = power[i, j] / scale[i, j]
+                if u == u and not mask[i, j]:
+                    z[i, j] = power_score(u)
+                else:
+                    skip[i, j] = True
+        found = skip.copy()
+        peaks = _row_peaks(z)
+        window = 1
+        while window <= min(max_window, n_f):
+            _sumthreshold_rows(z, found, window, threshold / rho ** math.log2(window), found,
+                               peaks)
+            window *= 2
+        for t in range(n_t):
+            for f in range(n_f):
+                hit = False
+                for p in range(n_p):
+                    i = t * n_p + p
+                    new = (found[i, f] and not skip[i, f]) or raised[i]
+                    if combine_correlations:
+                        hit |= new
+                    elif new:
+                        current[t, f, p] = True
+                if hit:
+                    for p in range(n_p):
+                        current[t, f, p] = True
+        for t in range(n_t):
+            for p in range(n_p):
+                for f in range(n_f):
+                    weights[t * n_p + p, f] = 0.0 if current[t, f, p] else 1.0
+        for t in range(n_t):
+            for p in range(n_p):
+                for f in range(n_f):
+                    if base[t, b, f, p]:
+                        current[t, f, p] = True
+
+
+@numba.njit(**JIT)
+def spectral_block(vis, flag, first_threshold, rho, iterations, widths, tolerance, noise_block,
+                   burst_factor, robust_iterations, degree, max_window, combine_correlations):
+    """Flag RFI along frequency in every spectrum of a block (see the module docstring).
+
+    Parameters
+    ----------
+    vis : ndarray, complex, shape (time, baseline, frequency, polarization)
+        The whole time axis of the partition (the noise reference is a median over time).
+    flag : ndarray, bool, same shape
+        Existing flags: never used in fits, always kept.
+    first_threshold : float
+        Single-sample threshold of the last iteration, in standard normal units.
+    rho : float
+        Threshold drop per doubling of the SumThreshold window.
+    iterations : int
+        Fit/detect iterations; iteration ``i`` uses ``first_threshold * 2**(iterations-1-i)``.
+    widths : ndarray, float64
+        Candidate kernel widths, channels (the cross-validation picks one per baseline).
+    tolerance : float
+        A wider kernel is preferred while its cross-validation score is within this factor.
+    noise_block : int
+        Channels per block of the noise estimate.
+    burst_factor : float
+        With three or more integrations, a spectrum whose median noise power exceeds this factor
+        times its baseline's median over time is flagged whole.
+    robust_iterations, degree : int
+        Bisquare passes of the first fit; local polynomial degree.
+    max_window : int
+        Largest SumThreshold window, channels.
+    combine_correlations : bool
+        A sample flagged in any correlation is flagged (and left out of fits) in all.
+
+    Returns
+    -------
+    ndarray, bool, same shape as ``flag``: ``flag`` OR the detections.
+    """
+    n_t, n_b, n_f, n_p = vis.shape
+    out = flag.copy()
+    bad = np.empty(vis.shape, np.bool_)
+    for t in range(n_t):
+        for bl in range(n_b):
+            for f in range(n_f):
+                for p in range(n_p):
+                    v = vis[t, bl, f, p]
+                    bad[t, bl, f, p] = flag[t, bl, f, p] or not (np.isfinite(v.real)
+                                                                 and np.isfinite(v.imag))
+    current = np.empty((n_t, n_f, n_p), np.bool_)
+    for bl in range(n_b):
+        if bad[:, bl].all():
+            continue
+        current[:] = bad[:, bl]
+        _spectral_baseline(vis, bad, bl, current, first_threshold, rho, iterations, widths,
+                           tolerance, noise_block, burst_factor, robust_iterations, degree,
+                           max_window, combine_correlations)
+        for t in range(n_t):
+            for f in range(n_f):
+                for p in range(n_p):
+                    out[t, bl, f, p] |= current[t, f, p]
+    return out
