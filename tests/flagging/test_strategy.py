@@ -58,3 +58,51 @@ def test_missing_strategy_file(tmp_path):
 def test_antenna_lists_become_tuples():
     strategy = parse_strategy({"flaggers": [{"flagger": "antenna_health", "antennas": ["ea01", 3]}]})
     assert strategy.flaggers[0][1].antennas == ("ea01", 3)
+
+
+def test_every_shipped_strategy_parses_and_round_trips(tmp_path):
+    from radiocal.flagging.strategy import shipped_strategies
+
+    names = shipped_strategies()
+    assert {"generic", "ovro_lwa", "atca", "ata", "alma"} <= set(names)
+    for name in names:
+        strategy = load_strategy(name)
+        assert strategy.name == name
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(strategy_to_yaml(strategy))
+        assert load_strategy(path) == strategy
+
+
+@pytest.mark.parametrize("telescope,expected", [
+    ("OVRO_MMA", "ovro_lwa"), ("OVRO-LWA", "ovro_lwa"), ("LWA-SV", "ovro_lwa"), ("ATCA", "atca"),
+    ("ata", "ata"), ("ALMA", "alma"), ("VLA", "generic"), ("EVLA", "generic"), (None, "generic"),
+    ("", "generic"),
+])
+def test_default_is_the_telescope_s_shipped_strategy(telescope, expected, caplog):
+    with caplog.at_level("INFO", logger="radiocal.flagging"):
+        assert load_strategy("default", telescope).name == expected
+    if telescope is not None:
+        assert f"flagging strategy {expected!r}" in caplog.text
+
+
+def test_scan_length_chooses_the_flaggers():
+    from radiocal.flagging.strategy import selected_flaggers
+
+    strategy = load_strategy("generic")
+    short = [n for n, _ in selected_flaggers(strategy, strategy.long_scan - 1)]
+    long = [n for n, _ in selected_flaggers(strategy, strategy.long_scan)]
+    assert "spectral" in short and "sumthreshold" not in short
+    assert "sumthreshold" in long and "spectral" not in long
+    assert short[:3] == long[:3] == ["clip", "shadow", "antenna_health"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("flaggers:\n  - flagger: spectral\n    scans: sometimes\n", "scans must be one of"),
+    ("long_scan: 0\nflaggers:\n  - flagger: clip\n", "long_scan must be"),
+    ("long_scan: yes\nflaggers:\n  - flagger: clip\n", "long_scan must be"),
+])
+def test_bad_scan_options_give_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_strategy(path)
