@@ -215,7 +215,7 @@ def flag_sumthreshold_mad(ds: xr.Dataset, sumthreshold: dict, mad: dict,
 
 
 def flag_spectral(ds: xr.Dataset, threshold: float = 6.0, rho: float = 1.5, iterations: int = 3,
-                  widths=(1.0, 2.0, 4.0, 8.0, 16.0), tolerance: float = 1.1,
+                  widths=(1.5, 3.0, 6.0, 12.0, 24.0), tolerance: float = 1.1,
                   noise_block: int = 32, burst_factor: float = 4.0, robust_iterations: int = 2,
                   degree: int = 2, max_window: int = 64, combine_correlations: bool = True,
                   column: str = S.VISIBILITY) -> xr.Dataset:

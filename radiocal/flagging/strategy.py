@@ -148,7 +148,7 @@ class SpectralParams:
                                  "iteration)")
     rho: float = _opt(1.5, "threshold drop per doubling of the window")
     iterations: int = _opt(3, "fit/threshold iterations (thresholds x4, x2, x1)")
-    widths: tuple = _opt((1.0, 2.0, 4.0, 8.0, 16.0), "candidate background kernel widths, "
+    widths: tuple = _opt((1.5, 3.0, 6.0, 12.0, 24.0), "candidate background kernel widths, "
                          "channels; cross-validation picks one per baseline")
     tolerance: float = _opt(1.1, "prefer a wider kernel while its cross-validation error is "
                                  "within this factor of the best")
