@@ -13,11 +13,12 @@ import numpy as np
 from radiocal.dynspec.plot import mjd_seconds_to_datetime64
 from radiocal.io import caltables as C
 from radiocal.io import schema as S
-from radiocal.qa.summaries import fraction
+from radiocal.qa.summaries import SAMPLE_POINTS, fraction
 
 PAGE = (11.0, 8.5)   # landscape letter: every figure is also a report page
 HAND_COLOURS = ("tab:blue", "tab:orange")
 MAX_PANELS = 30      # antennas per page of solution plots
+SOLUTION_GRID = dict(left=0.07, right=0.99, bottom=0.08, top=0.9, wspace=0.06, hspace=0.3)
 
 
 def _pyplot():
@@ -51,7 +52,7 @@ def calibrator_figure(summaries, field_name: str, which: str):
     Parameters
     ----------
     summaries : list of VisSummary
-        From :func:`radiocal.qa.summaries.visibility_summaries`.
+        From :func:`radiocal.qa.summaries.visibility_summaries` (decimated samples).
     field_name : str
     which : {"before", "after"}
         Raw (``VISIBILITY``) or calibrated (``VISIBILITY_CORRECTED``) data.
@@ -62,7 +63,7 @@ def calibrator_figure(summaries, field_name: str, which: str):
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, s in enumerate(mine):
         colour = colours[k % len(colours)]
-        times = np.broadcast_to(mjd_seconds_to_datetime64(s.time)[:, None], s.by_time[which].shape)
+        times = mjd_seconds_to_datetime64(s.time)
         freqs = np.broadcast_to(s.frequency[None, :] / 1e6, s.by_frequency[which].shape)
         for row, (x, values) in enumerate(((times, s.by_time[which]),
                                            (freqs, s.by_frequency[which]),
@@ -90,7 +91,9 @@ def calibrator_figure(summaries, field_name: str, which: str):
             ax.text(0.5, 0.5, "no unflagged data", ha="center", transform=ax.transAxes)
     state = "after calibration (CORRECTED_DATA)" if which == "after" else "before calibration (DATA)"
     fig.suptitle(f"{field_name}: parallel hands {state}; one point per baseline and "
-                 "integration (top, bottom) or channel (middle)", fontsize=11)
+                 "integration (top, bottom) or channel (middle)\n"
+                 f"(at most {SAMPLE_POINTS // 1000}k of each, spread evenly over the data)",
+                 fontsize=11)
     return fig
 
 
@@ -139,8 +142,10 @@ def solution_figures(tds, title: str, quantity: str):
     figures = []
     for antennas, names in _antenna_pages(tds):
         nrows, ncols = _grid(len(antennas))
+        # a fixed grid, not constrained layout: laying out 30 panels' tick labels cost more than
+        # drawing them, and inner panels show no tick labels (label_outer) anyway
         fig, axes = plt.subplots(nrows, ncols, figsize=PAGE, sharex=True, sharey=True,
-                                 squeeze=False, constrained_layout=True)
+                                 squeeze=False, gridspec_kw=SOLUTION_GRID)
         for ax in axes.ravel()[len(antennas):]:
             ax.set_visible(False)
         for ax, ant in zip(axes.ravel(), antennas):
@@ -164,11 +169,13 @@ def solution_figures(tds, title: str, quantity: str):
         elif finite.size:
             axes[0, 0].set_ylim(0, 1.1 * np.percentile(finite, 99.5))
         if not bandpass:
-            for ax in axes.ravel():
-                _time_axis(ax, label=False)
+            _time_axis(axes[0, 0], label=False)   # shared: one locator for every panel
+        for col in range(len(antennas) % ncols, ncols) if nrows > 1 and len(antennas) % ncols else ():
+            axes[-2, col].xaxis.set_tick_params(labelbottom=True)   # above an empty slot
         handles = [plt.Line2D([], [], color=HAND_COLOURS[h % 2], label=f"hand {hand}")
                    for h, hand in enumerate(hands)]
-        fig.legend(handles=handles, loc="outside upper right", fontsize=8, ncol=len(hands))
+        fig.legend(handles=handles, loc="upper right", fontsize=8, ncol=len(hands),
+                   frameon=False)
         xlabel = "Frequency (MHz)" if bandpass else "Time (UTC)"
         ylabel = "Amplitude" if quantity == "amplitude" else "Phase (deg)"
         fig.supxlabel(xlabel, fontsize=10)
@@ -244,3 +251,11 @@ def image_figure(path, markers=()):
                  f"{header.get('BUNIT', '')}")
     fig.colorbar(shown, ax=ax, label=str(header.get("BUNIT", "")))
     return fig
+
+
+def dynspec_figure(path):
+    """The dynamic spectrum stored at ``path`` (:func:`radiocal.dynspec.plot.plot_dynamic_spectrum`)."""
+    from radiocal.dynspec.dataset import open_dynspec
+    from radiocal.dynspec.plot import plot_dynamic_spectrum
+
+    return plot_dynamic_spectrum(open_dynspec(path))

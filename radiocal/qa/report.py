@@ -18,7 +18,7 @@ import numpy as np
 
 from radiocal.calibration.postprocess import good_feed_fraction
 from radiocal.io import schema as S
-from radiocal.qa import plots
+from radiocal.qa import plots, render
 from radiocal.qa import summaries as Q
 
 log = logging.getLogger("radiocal.qa")
@@ -229,12 +229,16 @@ def _text_pages(lines, title, status):
     return pages
 
 
-def _figures(summary: dict, info: RunInfo):
-    """(file stem, figure) for every plot, in report order."""
+def _figures(summary: dict, info: RunInfo) -> list:
+    """A job ``(file stem, function, args)`` for every plot, in report order
+    (:mod:`radiocal.qa.render` draws them)."""
     vis = summary["_vis"]
+    jobs = []
     for name in info.calibrators:
+        mine = [s for s in vis if s.field == name]
         for which in ("before", "after"):
-            yield f"calibrator_{_safe(name)}_{which}", plots.calibrator_figure(vis, name, which)
+            jobs.append((f"calibrator_{_safe(name)}_{which}", plots.calibrator_figure,
+                         (mine, name, which)))
     for table_name, title in SOLUTION_TABLES:
         for tds in summary["_tables"].get(table_name, []):
             spw = tds.attrs.get(S.ATTR_SPW_ID, 0)
@@ -243,25 +247,27 @@ def _figures(summary: dict, info: RunInfo):
                     continue  # phase-only solutions: the amplitudes are 1 by construction
                 if table_name == "flux_cal" and quantity == "phase":
                     continue
-                for page, fig in enumerate(plots.solution_figures(tds, title, quantity)):
-                    suffix = f"_{page + 1}" if page else ""
-                    yield f"{table_name}_{quantity}_spw{spw}{suffix}", fig
-    yield "flags", plots.flag_figure(summary["_flags"])
+                jobs.append((f"{table_name}_{quantity}_spw{spw}", plots.solution_figures,
+                             (tds, title, quantity)))
+    jobs.append(("flags", plots.flag_figure, (summary["_flags"],)))
     markers = list(dict.fromkeys((str(n), float(r), float(d)) for _, model in summary["_sky_models"]
                                  for n, r, d in zip(model.name, model.ra, model.dec)))
     for path in sorted((info.outdir / "images").glob("*-image.fits")):
-        yield f"image_{_safe(path.stem)}", plots.image_figure(path, markers)
+        jobs.append((f"image_{_safe(path.stem)}", plots.image_figure, (path, markers)))
     for path in sorted(info.outdir.glob("dynspec*.zarr")):
         from radiocal.dynspec.dataset import open_dynspec
-        from radiocal.dynspec.plot import plot_dynamic_spectrum
 
-        spectrum = open_dynspec(path)
-        target = spectrum.attrs.get("field_name") or path.stem
-        yield f"dynspec_{_safe(str(target))}", plot_dynamic_spectrum(spectrum)
+        target = open_dynspec(path).attrs.get("field_name") or path.stem
+        jobs.append((f"dynspec_{_safe(str(target))}", plots.dynspec_figure, (path,)))
+    return jobs
 
 
-def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path) -> dict:
-    """Write ``plots_dir/*.png`` and ``pdf_path``; return the summary (JSON-safe parts)."""
+def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path,
+                 processes: int | None = None) -> dict:
+    """Write ``plots_dir/*.png`` and ``pdf_path``; return the summary (JSON-safe parts).
+
+    ``processes``: worker processes drawing the figures (default: one per usable core).
+    """
     plt = plots._pyplot()
     from matplotlib.backends.backend_pdf import PdfPages
 
@@ -274,14 +280,13 @@ def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path) -> di
         for fig in _text_pages(summary_lines(summary, info), title, summary["status"]):
             pdf.savefig(fig)
             plt.close(fig)
-        for stem, fig in _figures(summary, info):
-            png = plots_dir / f"{stem}.png"
-            fig.savefig(png, dpi=100)
-            # keep the layout the PNG's drawing computed: the PDF page need not lay it out again
-            fig.set_layout_engine("none")
+        for stem, png in render.draw_all(_figures(summary, info), processes):
+            path = plots_dir / f"{stem}.png"
+            path.write_bytes(png)
+            fig = render.image_page(png)
             pdf.savefig(fig)
             plt.close(fig)
-            written.append(str(png))
+            written.append(str(path))
         meta = pdf.infodict()
         meta["Title"] = title
         meta["Creator"] = "radiocal"

@@ -17,27 +17,41 @@ from radiocal.io import caltables as C
 from radiocal.io import schema as S
 
 
+# Scatter points per calibrator and plotted quantity, spread over its partitions: what the figures
+# draw (and what reaches the driver) is bounded, whatever the number of integrations, baselines
+# or channels. 40 000 keeps a 0.5 GB VLA-like run's phase calibrator dense to the eye.
+SAMPLE_POINTS = 40_000
+
+
 @dataclass
 class VisSummary:
     """Parallel-hand averages of one calibrator partition, before and after calibration.
 
+    ``by_time`` and ``uvdist`` hold a decimated sample of (time, baseline) cells, spread evenly
+    over the partition (successive cells fall on other baselines), ``by_frequency`` a sample of
+    baselines; ``spectrum`` is reduced over every baseline.
+
     Attributes
     ----------
     field, partition : str
-    time : (time,) MJD seconds
     frequency : (frequency,) Hz
-    uvdist : (time, baseline) metres
-    by_time : {"before", "after"} -> (time, baseline) complex128, averaged over channels
-    by_frequency : {"before", "after"} -> (baseline, frequency) complex128, averaged over time
+    time : (cell,) MJD seconds of the sampled cells
+    uvdist : (cell,) metres
+    by_time : {"before", "after"} -> (cell,) complex128, averaged over channels
+    by_frequency : {"before", "after"} -> (sampled baseline, frequency) complex128, averaged
+        over time
+    spectrum : {"after"} -> ((frequency,) sum over baselines of ``by_frequency``'s values,
+        (frequency,) number of baselines with data)
     """
 
     field: str
     partition: str
-    time: np.ndarray
     frequency: np.ndarray
+    time: np.ndarray
     uvdist: np.ndarray
     by_time: dict = field(default_factory=dict)
     by_frequency: dict = field(default_factory=dict)
+    spectrum: dict = field(default_factory=dict)
 
 
 def parallel_hands(ds) -> list[int]:
@@ -46,14 +60,91 @@ def parallel_hands(ds) -> list[int]:
     return [i for i, p in enumerate(pols) if len(p) == 1 or p[0] == p[1]]
 
 
-def _weighted_means(vis, usable, axes):
-    """Lazy sum(vis * usable) / sum(usable) over ``axes`` (NaN where nothing is usable)."""
-    total = da.where(usable, vis.astype(np.complex128), 0).sum(axis=axes)
-    count = usable.sum(axis=axes)
-    return total, count
+def sample_cells(n_time: int, n_baseline: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """(time, baseline) indices of at most ``budget`` cells spread evenly over the grid, in
+    row-major order. The stride is not a multiple of the number of baselines in general, so
+    successive integrations contribute other baselines and every part of the uv plane shows."""
+    cells = n_time * n_baseline
+    flat = np.arange(cells) if cells <= budget else \
+        np.unique((np.arange(budget) * (cells / budget)).astype(np.int64))
+    return flat // n_baseline, flat % n_baseline
 
 
-def visibility_summaries(datasets, fields) -> list[VisSummary]:
+def sample_indices(n: int, budget: int) -> np.ndarray:
+    """At most ``budget`` indices of ``range(n)``, evenly spaced."""
+    return np.arange(n) if n <= budget else np.unique(np.linspace(0, n - 1, budget).astype(np.int64))
+
+
+def _mean(total, count):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def lazy_visibility_summaries(datasets, fields, budget: int = SAMPLE_POINTS):
+    """The lazy reductions behind :func:`visibility_summaries`, for one compute with others.
+
+    Returns
+    -------
+    (meta, lazy)
+        Pass ``meta`` and the computed ``lazy`` to :func:`finish_visibility_summaries`.
+    """
+    wanted = set(fields)
+    chosen = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) in wanted]
+    partitions = {}
+    for ds in chosen:
+        name = ds.attrs.get(S.ATTR_FIELD_NAME)
+        partitions[name] = partitions.get(name, 0) + 1
+    lazy, meta = [], []
+    for ds in chosen:
+        share = max(1, budget // partitions[ds.attrs.get(S.ATTR_FIELD_NAME)])
+        n_time, n_baseline = ds.sizes[S.TIME], ds.sizes[S.BASELINE]
+        t_idx, b_idx = sample_cells(n_time, n_baseline, share)
+        b_freq = sample_indices(n_baseline, max(1, share // ds.sizes[S.FREQUENCY]))
+        par = parallel_hands(ds)
+        usable = ~ds[S.FLAG].data[..., par]
+        if S.ROW_PRESENT in ds:
+            usable = usable & ds[S.ROW_PRESENT].data[:, :, None, None]
+        cell_usable = usable.vindex[t_idx, b_idx]                    # (cell, frequency, hand)
+        columns = {"before": S.VISIBILITY}
+        if S.VISIBILITY_CORRECTED in ds:
+            columns["after"] = S.VISIBILITY_CORRECTED
+        parts = {}
+        for label, name in columns.items():
+            vis = da.where(usable, ds[name].data[..., par].astype(np.complex128), 0)
+            cells = vis.vindex[t_idx, b_idx]
+            by_time = (cells.sum(axis=(1, 2)), cell_usable.sum(axis=(1, 2)))
+            if label == "after":
+                # every baseline's time average, reduced over baselines for the measured flux
+                t_sum, t_n = vis.sum(axis=(0, 3)), usable.sum(axis=(0, 3))
+                mean = da.where(t_n > 0, t_sum / da.maximum(t_n, 1), 0)
+                spectrum = (mean.real.sum(axis=0), (t_n > 0).sum(axis=0))
+                by_freq = (t_sum[b_freq], t_n[b_freq])
+            else:
+                spectrum = None
+                by_freq = (vis[:, b_freq].sum(axis=(0, 3)), usable[:, b_freq].sum(axis=(0, 3)))
+            parts[label] = (by_time, by_freq, spectrum)
+        uvw = ds[S.UVW].data.vindex[t_idx, b_idx]
+        lazy.append((parts, da.sqrt(uvw[:, 0] ** 2 + uvw[:, 1] ** 2)))
+        meta.append((ds, t_idx))
+    return meta, lazy
+
+
+def finish_visibility_summaries(meta, computed) -> list[VisSummary]:
+    """:class:`VisSummary` per partition from :func:`lazy_visibility_summaries`' results."""
+    out = []
+    for (ds, t_idx), (parts, uvdist) in zip(meta, computed):
+        summary = VisSummary(str(ds.attrs.get(S.ATTR_FIELD_NAME)), str(ds.attrs.get(S.ATTR_PARTITION)),
+                             ds[S.FREQUENCY].values, ds[S.TIME].values[t_idx], np.asarray(uvdist))
+        for label, ((t_sum, t_n), (f_sum, f_n), spectrum) in parts.items():
+            summary.by_time[label] = _mean(t_sum, t_n)
+            summary.by_frequency[label] = _mean(f_sum, f_n)
+            if spectrum is not None:
+                summary.spectrum[label] = tuple(np.asarray(x) for x in spectrum)
+        out.append(summary)
+    return out
+
+
+def visibility_summaries(datasets, fields, budget: int = SAMPLE_POINTS) -> list[VisSummary]:
     """Before/after calibration averages of the partitions of ``fields`` (one compute).
 
     Parameters
@@ -63,45 +154,19 @@ def visibility_summaries(datasets, fields) -> list[VisSummary]:
         present) "after". The current ``FLAG`` selects the samples of both.
     fields : iterable of str
         Field names to summarise (the calibrators).
+    budget : int
+        Sampled cells (and baseline x channel values) per field, shared by its partitions.
     """
-    wanted = set(fields)
-    lazy, meta = [], []
-    for ds in datasets:
-        if ds.attrs.get(S.ATTR_FIELD_NAME) not in wanted:
-            continue
-        par = parallel_hands(ds)
-        usable = ~ds[S.FLAG].data[..., par]
-        if S.ROW_PRESENT in ds:
-            usable = usable & ds[S.ROW_PRESENT].data[:, :, None, None]
-        columns = {"before": S.VISIBILITY}
-        if S.VISIBILITY_CORRECTED in ds:
-            columns["after"] = S.VISIBILITY_CORRECTED
-        parts = {}
-        for label, name in columns.items():
-            vis = ds[name].data[..., par]
-            parts[label] = (_weighted_means(vis, usable, (2, 3)), _weighted_means(vis, usable, (0, 3)))
-        uvw = ds[S.UVW].data
-        uvdist = da.sqrt(uvw[..., 0] ** 2 + uvw[..., 1] ** 2)
-        lazy.append((parts, uvdist))
-        meta.append(ds)
-    computed = dask.compute(*lazy)
-    out = []
-    for ds, (parts, uvdist) in zip(meta, computed):
-        summary = VisSummary(str(ds.attrs.get(S.ATTR_FIELD_NAME)), str(ds.attrs.get(S.ATTR_PARTITION)),
-                             ds[S.TIME].values, ds[S.FREQUENCY].values, np.asarray(uvdist))
-        for label, ((t_sum, t_n), (f_sum, f_n)) in parts.items():
-            with np.errstate(invalid="ignore", divide="ignore"):
-                summary.by_time[label] = np.where(t_n > 0, t_sum / np.maximum(t_n, 1), np.nan)
-                summary.by_frequency[label] = np.where(f_n > 0, f_sum / np.maximum(f_n, 1), np.nan)
-        out.append(summary)
-    return out
+    meta, lazy = lazy_visibility_summaries(datasets, fields, budget)
+    return finish_visibility_summaries(meta, dask.compute(*lazy))
 
 
 def measured_flux(summaries, field_name):
     """Flux density of a calibrator measured from its calibrated data.
 
     The channel spectra of all its partitions (time- and baseline-averaged real part of the
-    calibrated parallel hands) are fitted with ``S0 (nu / nu0)^alpha``, ``nu0`` the mean frequency.
+    calibrated parallel hands: the mean over baselines of each baseline's time average) are
+    fitted with ``S0 (nu / nu0)^alpha``, ``nu0`` the mean frequency.
 
     Returns
     -------
@@ -109,15 +174,13 @@ def measured_flux(summaries, field_name):
         ``frequency`` (Hz), ``flux`` (Jy) per channel, ``s0``, ``alpha``, ``nu0``; None when the
         field has no calibrated, unflagged data.
     """
-    spectra = [s.by_frequency["after"] for s in summaries
-               if s.field == field_name and "after" in s.by_frequency]
-    if not spectra:
+    mine = [s for s in summaries if s.field == field_name and "after" in s.spectrum]
+    if not mine:
         return None
-    freqs = [s.frequency for s in summaries if s.field == field_name and "after" in s.by_frequency]
-    nu = np.concatenate(freqs)
+    nu = np.concatenate([s.frequency for s in mine])
     # channel sums and counts over baselines of every partition, then one mean per frequency
-    sums = np.concatenate([np.nansum(sp.real, axis=0) for sp in spectra])
-    counts = np.concatenate([np.isfinite(sp).sum(axis=0) for sp in spectra])
+    sums = np.concatenate([s.spectrum["after"][0] for s in mine])
+    counts = np.concatenate([s.spectrum["after"][1] for s in mine])
     unique, inverse = np.unique(nu, return_inverse=True)
     total = np.bincount(inverse, weights=sums, minlength=unique.size)
     n = np.bincount(inverse, weights=counts, minlength=unique.size)

@@ -25,23 +25,54 @@ def calibrator():
                       S.VISIBILITY_CORRECTED: (ds[S.VISIBILITY].dims, corrected)}).chunk({S.TIME: 1})
 
 
-def test_visibility_summaries_match_numpy(calibrator):
-    name = str(calibrator.attrs[S.ATTR_FIELD_NAME])
-    (summary,) = Q.visibility_summaries([calibrator], [name])
-    par = Q.parallel_hands(calibrator)
-    assert [str(calibrator[S.POLARIZATION].values[i]) for i in par] == ["RR", "LL"]
-    vis = calibrator[S.VISIBILITY].values[..., par].astype(np.complex128)
-    ok = ~calibrator[S.FLAG].values[..., par]
+def _numpy_means(ds):
+    par = Q.parallel_hands(ds)
+    assert [str(ds[S.POLARIZATION].values[i]) for i in par] == ["RR", "LL"]
+    vis = ds[S.VISIBILITY].values[..., par].astype(np.complex128)
+    ok = ~ds[S.FLAG].values[..., par]
     with np.errstate(invalid="ignore"):
         by_time = np.where(ok, vis, 0).sum((2, 3)) / ok.sum((2, 3))
         by_freq = np.where(ok, vis, 0).sum((0, 3)) / ok.sum((0, 3))
-    np.testing.assert_allclose(summary.by_time["before"], by_time, rtol=1e-6)
+    return by_time, by_freq
+
+
+def test_visibility_summaries_match_numpy(calibrator):
+    name = str(calibrator.attrs[S.ATTR_FIELD_NAME])
+    (summary,) = Q.visibility_summaries([calibrator], [name])
+    by_time, by_freq = _numpy_means(calibrator)
+    n_time, n_baseline = by_time.shape
+    # a budget above the data: every cell, in (time, baseline) order
+    np.testing.assert_allclose(summary.by_time["before"], by_time.ravel(), rtol=1e-6)
     np.testing.assert_allclose(summary.by_frequency["before"], by_freq, rtol=1e-6)
-    np.testing.assert_allclose(summary.by_time["after"], 2 * by_time, rtol=1e-6)
-    assert np.isnan(summary.by_time["before"][2, 0])
+    np.testing.assert_allclose(summary.by_time["after"], 2 * by_time.ravel(), rtol=1e-6)
+    np.testing.assert_array_equal(summary.time, np.repeat(calibrator[S.TIME].values, n_baseline))
+    assert np.isnan(summary.by_time["before"][2 * n_baseline])       # cell (2, 0) all flagged
     assert np.nanmax(np.abs(summary.by_time["before"])) < 1e3   # the flagged outlier is out
     uvw = calibrator[S.UVW].values
-    np.testing.assert_allclose(summary.uvdist, np.hypot(uvw[..., 0], uvw[..., 1]))
+    np.testing.assert_allclose(summary.uvdist, np.hypot(uvw[..., 0], uvw[..., 1]).ravel())
+    # the spectrum behind the measured flux: every baseline's time average, summed
+    total, count = summary.spectrum["after"]
+    np.testing.assert_allclose(total, np.nansum(2 * by_freq.real, axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(count, np.isfinite(by_freq).sum(axis=0))
+
+
+def test_decimated_summaries_are_bounded_samples_of_the_same_means(calibrator):
+    """A small budget keeps the same values at the sampled cells, spread over times and
+    baselines, and the spectrum still sums every baseline."""
+    name = str(calibrator.attrs[S.ATTR_FIELD_NAME])
+    (full,) = Q.visibility_summaries([calibrator], [name])
+    budget = 5
+    (small,) = Q.visibility_summaries([calibrator], [name], budget=budget)
+    n_time, n_baseline = calibrator.sizes[S.TIME], calibrator.sizes[S.BASELINE]
+    t_idx, b_idx = Q.sample_cells(n_time, n_baseline, budget)
+    assert len(small.by_time["before"]) == len(t_idx) <= budget
+    assert len(set(b_idx.tolist())) > 1 and len(set(t_idx.tolist())) > 1
+    np.testing.assert_allclose(small.by_time["before"],
+                               full.by_time["before"][t_idx * n_baseline + b_idx], rtol=1e-12)
+    np.testing.assert_array_equal(small.time, calibrator[S.TIME].values[t_idx])
+    assert small.by_frequency["after"].size <= max(budget, calibrator.sizes[S.FREQUENCY])
+    for got, want in zip(small.spectrum["after"], full.spectrum["after"]):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_measured_flux_fits_a_power_law(calibrator):
@@ -49,8 +80,9 @@ def test_measured_flux_fits_a_power_law(calibrator):
     (summary,) = Q.visibility_summaries([calibrator], [name])
     nu = summary.frequency
     spectrum = 3.0 * (nu / nu.mean()) ** -0.7
-    summary.by_frequency["after"] = np.broadcast_to(spectrum, summary.by_frequency["after"].shape).copy()
-    summary.by_frequency["after"][0] = np.nan   # a fully flagged baseline
+    n_baseline = calibrator.sizes[S.BASELINE]
+    counts = np.full(nu.size, n_baseline - 1)          # a fully flagged baseline
+    summary.spectrum["after"] = (spectrum * counts, counts)
     found = Q.measured_flux([summary], name)
     assert found["s0"] == pytest.approx(3.0, rel=1e-9)
     assert found["alpha"] == pytest.approx(-0.7, rel=1e-9)
