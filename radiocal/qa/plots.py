@@ -18,7 +18,7 @@ from radiocal.qa.summaries import SAMPLE_POINTS, fraction
 PAGE = (11.0, 8.5)   # landscape letter: every figure is also a report page
 HAND_COLOURS = ("tab:blue", "tab:orange")
 MAX_PANELS = 30      # antennas per page of solution plots
-SOLUTION_GRID = dict(left=0.07, right=0.99, bottom=0.08, top=0.9, wspace=0.06, hspace=0.3)
+SOLUTION_GRID = dict(left=0.07, right=0.99, bottom=0.08, top=0.92, wspace=0.06, hspace=0.12)
 
 
 def _pyplot():
@@ -161,7 +161,10 @@ def solution_figures(tds, title: str, quantity: str):
             if not np.isfinite(values[:, ant]).any():
                 ax.text(0.5, 0.5, "all flagged", ha="center", va="center", transform=ax.transAxes,
                         color="tab:red")
-            ax.set_title(names[ant], fontsize=9, pad=2)
+            # a label inside the panel: titles cost a third of the page's drawing (each title
+            # is placed clear of its panel's tick labels)
+            ax.text(0.02, 0.97, names[ant], fontsize=8, va="top", transform=ax.transAxes,
+                    bbox=dict(fc="white", ec="none", alpha=0.7, pad=1))
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
         if quantity == "phase":
