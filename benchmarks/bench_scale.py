@@ -1,0 +1,210 @@
+"""Scaling of radiocal's main commands with the size of the data: is memory flat and time linear?
+
+Each command runs as its own process (measured with ``wait4``: wall, CPU of the process and the
+children it reaped, peak RSS of the largest of them; the engine's default local cluster runs
+in-process on machines of up to 4 cores, so that is the whole process tree):
+
+- VLA-like MS (27 antennas, 64 channels, vla_small's schedule x N, from bench_pipeline's
+  simulator), N = 1, 2, 4, 8: ``convert``, ``flag``, ``calibrate``, ``dynspec``, ``export`` in
+  turn on a fresh store;
+- OVRO-LWA-like directories (352 antennas, 192-channel sub-bands, one MS per integration and
+  sub-band, ``radiocal.io.testing.lwa_files``): ``convert`` and the whole ``lwa`` route, with
+  each step's time and memory from the run's provenance.
+
+Visibilities/s counts the cells of the data (time x baseline x channel x correlation) per wall
+second of the command. ``--threads 1,2`` runs everything with one and with two threads
+(``--threads-per-worker``) and prints the speed-up.
+
+    python benchmarks/bench_scale.py --vla 1,2,4 --threads 2
+    flock /tmp/radiocal-heavy.lock memcap 12G python benchmarks/bench_scale.py --vla "" --lwa 1x4
+
+Data are made once under ``--data`` (default /work/benchdata, else benchmarks/data) and kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import disk_bytes, emit_result, machine, python_child, run_child  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+FLUXCAL, PHASECAL, TARGET = "J1331+3030", "J1407+2827", "STAR"
+VLA_CELLS_X1 = 78 * 351 * 64 * 4     # integrations x baselines x channels x correlations at x1
+LWA_ANTENNAS, LWA_CHANNELS = 352, 192
+
+
+def _data_dir(arg) -> Path:
+    if arg:
+        return Path(arg)
+    shared = Path("/work/benchdata")
+    return shared if shared.is_dir() else HERE / "data"
+
+
+def vla_ms(data: Path, scale: int) -> Path:
+    path = data / f"vla_27ant_64ch_x{scale}.ms"
+    if not path.is_dir():
+        made = run_child(python_child(HERE / "bench_pipeline.py", "--child", "simulate", path, scale))
+        if made.returncode:
+            sys.exit(f"simulating {path} failed:\n{made.output}")
+    return path
+
+
+def child_lwa_files(path: str, integrations: str, subbands: str) -> None:
+    from radiocal.io.testing import SimConfig, lwa_files
+
+    config = SimConfig.lwa(n_subbands=int(subbands), n_channels=LWA_CHANNELS,
+                           n_integrations=int(integrations), n_antennas=LWA_ANTENNAS)
+    partial = path + ".partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    lwa_files(partial, config)
+    os.rename(partial, path)
+    emit_result(ok=True)
+
+
+def lwa_dir(data: Path, integrations: int, subbands: int) -> Path:
+    path = data / f"lwa_{LWA_ANTENNAS}ant_{subbands}sb_{LWA_CHANNELS}ch_{integrations}int"
+    if not path.is_dir():
+        made = run_child(python_child(__file__, "--child", "lwa_files", path, integrations, subbands))
+        if made.returncode:
+            sys.exit(f"simulating {path} failed:\n{made.output}")
+    return path
+
+
+def _measure(argv, cells: int, cwd) -> dict:
+    result = run_child(argv, cwd=cwd)
+    if result.returncode:
+        tail = "\n".join(result.output.strip().splitlines()[-5:])
+        return {"failed": result.returncode, "wall_s": result.wall_s, "peak_rss_mb": result.peak_rss_mb,
+                "error": tail}
+    # distributed's warning when a worker nears its memory limit and stops taking tasks
+    paused = "pausing worker" in result.output.lower()
+    return {"wall_s": round(result.wall_s, 2), "cpu_s": round(result.cpu_s, 2),
+            "peak_rss_mb": round(result.peak_rss_mb), "vis_per_s": round(cells / result.wall_s),
+            "load": round(os.getloadavg()[0], 1), "paused_workers": paused}
+
+
+PROCESSES = False   # --processes: N worker processes of one thread instead of one worker of N threads
+
+
+def _radiocal(threads: int) -> list[str]:
+    layout = (["--worker-processes", "--workers", str(threads), "--threads-per-worker", "1"] if PROCESSES
+              else ["--worker-threads", "--threads-per-worker", str(threads)])
+    return [sys.executable, "-m", "radiocal.cli.main", *layout]
+
+
+def vla_runs(ms: Path, threads: int, work: Path) -> dict:
+    scale = int(ms.stem.rsplit("_x", 1)[1])
+    cells = VLA_CELLS_X1 * scale
+    store, spectrum, exported = work / "store.zarr", work / "ds.zarr", work / "out.ms"
+    sky = str(ms) + ".sky.txt"
+    rc = _radiocal(threads)
+    commands = {
+        "convert": [*rc, "convert", ms, "-o", store],
+        "flag": [*rc, "flag", store],
+        "calibrate": [*rc, "calibrate", store, "--fluxcal", FLUXCAL, "--fluxcal-model",
+                      "15.0,-0.5,1.4GHz", "--phasecal", PHASECAL, "--target", TARGET, "--refant", "0"],
+        "dynspec": [*rc, "dynspec", store, "--field", TARGET, "--skymodel", sky, "-o", spectrum],
+        "export": [*rc, "export", store, exported],
+    }
+    out = {}
+    for name, argv in commands.items():
+        out[name] = _measure([str(a) for a in argv], cells, REPO)
+        print(f"  vla x{scale} {threads}t {name}: {out[name]}", file=sys.stderr)
+        if "failed" in out[name]:
+            break
+    return {"cells": cells, "ms_bytes": disk_bytes(ms), "commands": out}
+
+
+def lwa_runs(directory: Path, threads: int, work: Path) -> dict:
+    files = sorted(directory.glob("*.ms"))
+    subbands = len({f.name.rsplit("_", 1)[1] for f in files})
+    integrations = len(files) // max(1, subbands)
+    cells = integrations * LWA_ANTENNAS * (LWA_ANTENNAS - 1) // 2 * subbands * LWA_CHANNELS * 4
+    rc = _radiocal(threads)
+    out = {"convert": _measure([str(a) for a in (*rc, "convert", directory, "-o", work / "store.zarr")],
+                               cells, REPO)}
+    print(f"  lwa {directory.name} {threads}t convert: {out['convert']}", file=sys.stderr)
+    out["lwa"] = _measure([str(a) for a in (*rc, "lwa", directory, "-o", work / "lwa")], cells, REPO)
+    provenance = next(iter((work / "lwa").glob("*/*/provenance.json")), None)
+    if provenance is not None:
+        steps = json.loads(provenance.read_text()).get("steps", [])
+        out["lwa"]["steps"] = {s.get("step", s.get("key")): {
+            "wall_s": s.get("wall_time_s"),
+            "peak_rss_mb": round((s.get("peak_memory_bytes") or 0) / 2**20)} for s in steps}
+    print(f"  lwa {directory.name} {threads}t lwa: {out['lwa']}", file=sys.stderr)
+    return {"cells": cells, "bytes": disk_bytes(directory), "commands": out}
+
+
+def _table(report) -> str:
+    lines = ["| data | command | threads | wall s | CPU s | Mvis/s | peak RSS MB | load |",
+             "|---|---|---|---|---|---|---|---|"]
+    for label, by_threads in report["runs"].items():
+        for threads, run in by_threads.items():
+            for name, m in run["commands"].items():
+                if "failed" in m:
+                    lines.append(f"| {label} | {name} | {threads} | failed ({m['failed']}) | | | "
+                                 f"{m['peak_rss_mb']:.0f} | |")
+                    continue
+                lines.append(f"| {label} | {name} | {threads} | {m['wall_s']} | {m['cpu_s']} | "
+                             f"{m['vis_per_s'] / 1e6:.2f} | {m['peak_rss_mb']} | {m['load']} |")
+    for label, by_threads in report["runs"].items():
+        if "1" in by_threads and "2" in by_threads:
+            for name, one in by_threads["1"]["commands"].items():
+                two = by_threads["2"]["commands"].get(name, {})
+                if "wall_s" in one and "wall_s" in two and "failed" not in one and "failed" not in two:
+                    lines.append(f"| {label} | {name} | 1->2 speed-up | {one['wall_s'] / two['wall_s']:.2f} "
+                                 "| | | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vla", default="1,2,4", help="VLA-like scales, e.g. 1,2,4,8 ('' for none)")
+    parser.add_argument("--lwa", default="", help="LWA-like sets INTxSUBBANDS, e.g. 1x4,2x4")
+    parser.add_argument("--threads", default="2", help="thread counts, e.g. 1,2")
+    parser.add_argument("--processes", action="store_true",
+                        help="N worker processes of one thread each, instead of N threads in-process")
+    parser.add_argument("--data", help="where inputs are made and kept (default /work/benchdata)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        {"lwa_files": child_lwa_files}[kind](*rest)
+        return
+    global PROCESSES
+    PROCESSES = args.processes
+    data = _data_dir(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    threads = [int(t) for t in args.threads.split(",") if t]
+    report = {"machine_start": machine(), "processes": PROCESSES, "runs": {}}
+    inputs = [(f"vla x{s}", vla_ms(data, int(s)), vla_runs) for s in args.vla.split(",") if s]
+    for spec in (s for s in args.lwa.split(",") if s):
+        integrations, subbands = (int(v) for v in spec.split("x"))
+        inputs.append((f"lwa {integrations}int x {subbands}sb", lwa_dir(data, integrations, subbands),
+                       lwa_runs))
+    for label, path, runner in inputs:
+        report["runs"][label] = {}
+        for n in threads:
+            with tempfile.TemporaryDirectory(dir=data, prefix="bench_scale_") as work:
+                report["runs"][label][str(n)] = runner(path, n, Path(work))
+    report["machine_end"] = machine()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"load average start/end: {report['machine_start'].get('loadavg')} / "
+              f"{report['machine_end'].get('loadavg')}")
+        print(_table(report))
+
+
+if __name__ == "__main__":
+    main()
