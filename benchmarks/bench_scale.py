@@ -93,12 +93,13 @@ def _measure(argv, cells: int, cwd) -> dict:
 
 
 PROCESSES = False   # --processes: N worker processes of one thread instead of one worker of N threads
+GLOBAL_OPTIONS: list[str] = []   # --radiocal-options, before every command (e.g. --chunk-mb 8)
 
 
 def _radiocal(threads: int) -> list[str]:
     layout = (["--worker-processes", "--workers", str(threads), "--threads-per-worker", "1"] if PROCESSES
               else ["--worker-threads", "--threads-per-worker", str(threads)])
-    return [sys.executable, "-m", "radiocal.cli.main", *layout]
+    return [sys.executable, "-m", "radiocal.cli.main", *layout, *GLOBAL_OPTIONS]
 
 
 def vla_runs(ms: Path, threads: int, work: Path) -> dict:
@@ -173,6 +174,8 @@ def main() -> None:
     parser.add_argument("--threads", default="2", help="thread counts, e.g. 1,2")
     parser.add_argument("--processes", action="store_true",
                         help="N worker processes of one thread each, instead of N threads in-process")
+    parser.add_argument("--radiocal-options", default="", metavar="OPTS",
+                        help="global radiocal options for every command, e.g. '--chunk-mb 8'")
     parser.add_argument("--data", help="where inputs are made and kept (default /work/benchdata)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -183,10 +186,11 @@ def main() -> None:
         return
     global PROCESSES
     PROCESSES = args.processes
+    GLOBAL_OPTIONS.extend(args.radiocal_options.split())
     data = _data_dir(args.data)
     data.mkdir(parents=True, exist_ok=True)
     threads = [int(t) for t in args.threads.split(",") if t]
-    report = {"machine_start": machine(), "processes": PROCESSES, "runs": {}}
+    report = {"machine_start": machine(), "processes": PROCESSES, "options": GLOBAL_OPTIONS, "runs": {}}
     inputs = [(f"vla x{s}", vla_ms(data, int(s)), vla_runs) for s in args.vla.split(",") if s]
     for spec in (s for s in args.lwa.split(",") if s):
         integrations, subbands = (int(v) for v in spec.split("x"))
