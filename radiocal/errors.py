@@ -1,7 +1,8 @@
 """Errors raised for problems with what the user gave us.
 
 The CLI prints these as one line (no traceback unless --debug) and exits non-zero. Internal bugs are
-plain exceptions and keep their tracebacks.
+plain exceptions: the CLI prints them as one "internal error" line too (exit 70), and --debug
+shows their tracebacks.
 """
 
 

@@ -72,7 +72,9 @@ def dynspec(ctx, store, field, skymodel, output, overwrite, timeavg, freqavg, uv
     """
     from radiocal.cli.engine_commands import make_engine
     from radiocal.dynspec.dataset import dynamic_spectrum, write_dynspec
+    from radiocal.io.probe import refuse_overlap
 
+    refuse_overlap(output, [store])
     if os.path.exists(output) and not overwrite:
         raise click.UsageError(f"{output}: already exists (use --overwrite to replace it)")
     config = DynspecConfig(

@@ -24,6 +24,14 @@ def make_engine(ctx: click.Context):
     return Engine(**engine_options(ctx))
 
 
+def refuse_writing_inputs(steps, outdir) -> None:
+    """An output directory that is, holds or lies inside an input MS would change the input."""
+    from radiocal.io.probe import refuse_overlap
+
+    inputs = [p for step in steps for p in (getattr(step.config, "ms", None) or ())]
+    refuse_overlap(outdir, inputs)
+
+
 def _flag(ctx: click.Context, name: str):
     return (ctx.find_root().obj or {}).get(name)
 
@@ -49,6 +57,7 @@ def run(ctx, pipeline, inputs, outdir, overrides, progress):
     from radiocal.engine.runner import run_pipeline
 
     steps = load_pipeline(pipeline, overrides, inputs)
+    refuse_writing_inputs(steps, outdir)
     quiet = bool(_flag(ctx, "quiet"))
     show = progress if progress is not None else (sys.stderr.isatty() and not quiet)
     with make_engine(ctx) as engine:

@@ -38,8 +38,10 @@ def convert(ctx, inputs, output, overwrite, **selection):
     The store is marked complete only when everything is written. Its chunks hold at most the
     run's chunk budget (``radiocal --chunk-mb N convert ...``).
     """
+    from radiocal.io.probe import refuse_overlap
     from radiocal.io.store import write_store
 
+    refuse_overlap(output, inputs)
     if os.path.exists(output) and not overwrite:
         raise click.UsageError(f"{output}: already exists (use --overwrite to replace it)")
     # The engine first: it sets the chunk budget the datasets are chunked by
@@ -68,8 +70,10 @@ def export(ctx, store, output, overwrite, **selection):
     """
     from radiocal.io.ms import write_ms
     from radiocal.io.selection import select
+    from radiocal.io.probe import refuse_overlap
     from radiocal.io.store import open_store
 
+    refuse_overlap(output, [store])
     if os.path.exists(output) and not overwrite:
         raise click.UsageError(f"{output}: already exists (use --overwrite to replace it)")
     datasets = open_store(store)

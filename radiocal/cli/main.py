@@ -1,7 +1,8 @@
 """The ``radiocal`` command: a click group whose subcommands live in sibling modules.
 
-Errors the user can fix (:class:`radiocal.errors.RadiocalError`, click usage errors) print one line
-to stderr and exit non-zero; ``--debug`` shows the traceback instead.
+Errors the user can fix (:class:`radiocal.errors.RadiocalError`, click usage errors, the file
+system's OSError) print one line to stderr and exit non-zero; anything else is an internal error,
+also one line (exit 70). ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -29,6 +30,19 @@ _COMMAND_MODULES = (
 )
 
 
+def _size(ctx, param, value):
+    """A memory size as dask reads it (4GB, 512MiB), checked before any cluster starts."""
+    if value is None:
+        return value
+    from dask.utils import parse_bytes
+
+    try:
+        parse_bytes(value)
+    except (ValueError, TypeError):
+        raise click.BadParameter(f"{value!r} is not a size such as 4GB or 512MiB") from None
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="radiocal")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
@@ -46,12 +60,12 @@ _COMMAND_MODULES = (
                    "on machines with up to 4 cores unless --workers is given, processes beyond).")
 @click.option("--threads-per-worker", type=click.IntRange(min=1),
               help="Threads per local worker (default: cores / workers).")
-@click.option("--memory-limit", metavar="SIZE",
+@click.option("--memory-limit", metavar="SIZE", callback=_size,
               help="Memory limit per local worker, e.g. 4GB (default: available / workers).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Batch jobs to submit (--cluster slurm|pbs|sge).")
 @click.option("--cores", type=click.IntRange(min=1), help="Cores per batch job.")
-@click.option("--memory", metavar="SIZE", help="Memory per batch job, e.g. 16GB.")
+@click.option("--memory", metavar="SIZE", callback=_size, help="Memory per batch job, e.g. 16GB.")
 @click.option("--walltime", metavar="HH:MM:SS", help="Wall time per batch job.")
 @click.option("--queue", help="Batch queue / partition.")
 @click.option("--interface", metavar="NAME",
@@ -126,6 +140,21 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("radiocal: interrupted", err=True)
         sys.exit(130)
+    except OSError as err:
+        # The file system said no (permissions, a file where a directory should be, no space):
+        # the user's to fix, and the path says where.
+        if debug:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        click.echo(f"radiocal: error: {where}{err.strerror or err}", err=True)
+        sys.exit(1)
+    except Exception as err:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        if debug:
+            raise
+        text = " ".join(str(err).split())[:300] or "no message"
+        click.echo(f"radiocal: internal error: {type(err).__name__}: {text} "
+                   f"(rerun with --debug for the traceback, and please report it)", err=True)
+        sys.exit(70)
     if isinstance(status, int) and status:
         sys.exit(status)
 

@@ -65,11 +65,12 @@ def phaseref_entries(inputs, *, fluxcal, phasecal, targets, bpcal="", fluxcal_mo
 
 
 def _run(ctx, entries, outdir, overrides=(), progress=None) -> dict:
-    from radiocal.cli.engine_commands import make_engine
+    from radiocal.cli.engine_commands import make_engine, refuse_writing_inputs
     from radiocal.engine.pipeline import load_pipeline
     from radiocal.engine.runner import run_pipeline
 
     steps = load_pipeline(entries, overrides)
+    refuse_writing_inputs(steps, outdir)
     quiet = bool((ctx.find_root().obj or {}).get("quiet"))
     show = progress if progress is not None else (sys.stderr.isatty() and not quiet)
     with make_engine(ctx) as engine:

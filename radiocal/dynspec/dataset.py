@@ -565,6 +565,9 @@ def open_dynspec(path) -> xr.Dataset:
     """Open a dynamic spectrum written by :func:`write_dynspec`."""
     path = os.fspath(path)
     try:
-        return xr.open_zarr(path, consolidated=True, zarr_format=2)
-    except (FileNotFoundError, KeyError, ValueError) as err:
+        spectrum = xr.open_zarr(path, consolidated=True, zarr_format=2)
+    except (FileNotFoundError, KeyError, ValueError, TypeError) as err:
         raise InputError(f"{path}: not a dynamic spectrum zarr ({err})") from None
+    if "products" not in spectrum.attrs:
+        raise InputError(f"{path}: not a dynamic spectrum (no products; `radiocal dynspec` makes one)")
+    return spectrum

@@ -291,6 +291,15 @@ def parse_strategy(spec: dict, source: str = "strategy") -> Strategy:
         if bad:
             raise ConfigError(f"{source}: flagger {name!r}: unknown option(s) {', '.join(bad)} "
                               f"(valid: {', '.join(sorted(valid)) or 'none'})")
+        for f in dataclasses.fields(params_class):
+            # A number or switch given as text (threshold: "six") is the user's mistake, not ours
+            kind = type(f.default)
+            if f.name in values and kind in (bool, int, float) and not (
+                    isinstance(values[f.name], kind if kind is not float else (int, float))
+                    and (kind is bool or not isinstance(values[f.name], bool))):
+                raise ConfigError(f"{source}: flagger {name!r}: {f.name} must be "
+                                  f"{'true or false' if kind is bool else 'a number'}, "
+                                  f"not {values[f.name]!r}")
         for key in ("antennas", "widths"):
             if key in values:
                 values[key] = tuple(values[key] or ())

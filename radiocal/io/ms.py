@@ -19,6 +19,7 @@ from radiocal.budget import chunk_bytes as budget_chunk_bytes
 from radiocal.io.ms_meta import read_metadata
 from radiocal.io.ms_read import read_single_ms
 from radiocal.io.ms_write import write_ms
+from radiocal.io.probe import probe_measurement_sets
 
 __all__ = ["read_ms", "write_ms", "expand_inputs"]
 
@@ -63,6 +64,7 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None) -> li
         Canonical datasets (``docs/data-model.md``), sorted by first time then spectral window.
     """
     paths = expand_inputs(path_or_paths)
+    probe_measurement_sets(paths)   # a damaged file is a one-line error here, not a crash later
     chunk_bytes = budget_chunk_bytes() if chunk_bytes is None else int(chunk_bytes)
     if len(paths) == 1:
         per_ms = [read_single_ms(paths[0], chunk_bytes=chunk_bytes)]

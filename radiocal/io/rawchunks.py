@@ -22,6 +22,8 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
+from radiocal.errors import InputError
+
 _ZARRAY = ".zarray"
 
 
@@ -135,7 +137,7 @@ class _ChunkFiles:
             # zarr's meaning of a missing chunk: all fill value (null, read as zeros)
             return np.zeros(self.chunk_shape, dtype=self.dtype)
         if values.size != count:
-            raise OSError(f"{path}: truncated chunk ({values.size} of {count} values)")
+            raise InputError(f"{path}: truncated chunk file ({values.size} of {count} values)")
         return values.reshape(self.chunk_shape)
 
     # -- writing -------------------------------------------------------------------------------

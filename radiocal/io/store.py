@@ -25,7 +25,7 @@ import xarray as xr
 import zarr
 
 from radiocal.errors import InputError, OutputExistsError
-from radiocal.io import rawchunks
+from radiocal.io import probe, rawchunks
 from radiocal.io import schema as S
 
 # 2: small coordinates in the partition attribute ``radiocal_coords``; channel-constant WEIGHT
@@ -162,10 +162,18 @@ def open_store(path, partitions=None) -> list[xr.Dataset]:
         if missing:
             raise InputError(f"{path}: no partition(s) {', '.join(missing)}")
         names = [n for n in names if n in set(partitions)]
-    return [_restore(xr.open_zarr(os.fspath(path), group=f"{PARTITIONS_GROUP}/{name}",
-                                  consolidated=True, chunks={}, zarr_format=ZARR_FORMAT),
-                     partition_path(path, name))
-            for name in names]
+    return [_open_partition(path, name) for name in names]
+
+
+def _open_partition(path, name: str) -> xr.Dataset:
+    group = partition_path(path, name)
+    probe.check_zarr_arrays(group)   # a short chunk file is a one-line error, not a crash later
+    try:
+        ds = xr.open_zarr(os.fspath(path), group=f"{PARTITIONS_GROUP}/{name}", consolidated=True,
+                          chunks={}, zarr_format=ZARR_FORMAT)
+    except (KeyError, ValueError, TypeError, OSError) as err:
+        raise InputError(f"{group}: damaged zarr metadata ({type(err).__name__}: {err})") from None
+    return _restore(ds, group)
 
 
 def update_store(datasets: list[xr.Dataset], path, variables) -> None:

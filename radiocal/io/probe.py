@@ -1,0 +1,179 @@
+"""Checks of user inputs before radiocal reads them: Measurement Sets probed in a child
+process, zarr arrays checked for short files, outputs that would overwrite an input.
+
+casacore trusts its storage files: a truncated ``table.f0`` (a failed copy) makes it read past
+the end of a mapped file and die with SIGSEGV, which no ``try`` can catch. So before radiocal
+reads an MS, a child process opens it and every subtable and reads the first and last cell of
+each column (all cells of small tables): truncation removes the last buckets or tiles, so these
+reads hit it. The child says what it is about to read; when it dies or fails, the parent names the
+file of the column it was reading in a one-line :class:`~radiocal.errors.InputError`.
+Paths probed once in a process are not probed again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+
+from radiocal.errors import InputError
+
+# Tables up to this many rows are read whole (subtables); longer ones at their first and last row
+_FULL_ROWS = 1000
+_ERROR = "ERROR"
+_probed: set[str] = set()
+
+
+def probe_measurement_sets(paths) -> None:
+    """Raise InputError naming the damaged file when reading any of ``paths`` would fail or crash.
+
+    ``paths`` are validated first (exist, are casacore tables); those already probed by this
+    process are skipped. One child process probes them all.
+    """
+    from radiocal.io.ms_meta import check_ms_path
+
+    todo = [p for p in (check_ms_path(p) for p in paths) if os.path.realpath(p) not in _probed]
+    if not todo:
+        return
+    for path in todo:
+        _check_storage_files(path)
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    result = subprocess.run([sys.executable, "-m", "radiocal.io.probe", *todo],
+                            capture_output=True, text=True, env=env)
+    lines = [line.split("\t") for line in result.stdout.splitlines() if line]
+    if result.returncode == 0:
+        _probed.update(os.path.realpath(p) for p in todo)
+        return
+    where = next((f for f in reversed(lines) if f[0] != _ERROR and len(f) == 3), None)
+    if lines and lines[-1][0] == _ERROR:
+        reason = lines[-1][1] if len(lines[-1]) > 1 else "unreadable"
+        # casacore's message often names the file itself (e.g. the table.f0 it could not read)
+        named = [w.rstrip(",:;") for w in reason.split() if any(w.startswith(p + os.sep) for p in todo)]
+        target = named[0] if named else where[0] if where else todo[0]
+        raise InputError(f"{target}: damaged table ({reason})")
+    if result.returncode < 0:
+        name = signal.Signals(-result.returncode).name
+        if where:
+            raise InputError(f"{where[0]}: damaged or truncated file (casacore crashed with {name} "
+                             f"reading column {where[2]} of {where[1]})")
+        raise InputError(f"{todo[0]}: damaged table (casacore crashed with {name} opening it)")
+    detail = (result.stderr.strip().splitlines() or ["no message"])[-1]
+    raise InputError(f"{todo[0]}: could not be probed (exit {result.returncode}: {detail})")
+
+
+def _check_storage_files(path: str) -> None:
+    """An empty storage file (``table.f*``) of the table or a subtable: the copy failed there."""
+    for root, _, files in os.walk(path):
+        for name in sorted(files):
+            if name.startswith("table.") and name != "table.lock" and \
+                    os.path.getsize(os.path.join(root, name)) == 0:
+                raise InputError(f"{os.path.join(root, name)}: empty file (a damaged or "
+                                 "incomplete copy of the table)")
+
+
+# numcodecs' Blosc frames start with a 16-byte header whose bytes 12-15 hold the frame's length
+_BLOSC_HEADER = 16
+
+
+def check_zarr_arrays(group_path) -> None:
+    """Raise InputError naming the file when an array of a zarr (v2) group is damaged.
+
+    Checked without decoding anything: each ``.zarray`` parses, each uncompressed chunk file is
+    exactly one chunk long, each Blosc-compressed chunk file is as long as its header says.
+    A missing chunk file is zarr's fill value, not damage.
+    """
+    group_path = os.fspath(group_path)
+    for name in sorted(os.listdir(group_path)):
+        array = os.path.join(group_path, name)
+        meta_path = os.path.join(array, ".zarray")
+        if not os.path.isfile(meta_path):
+            continue
+        try:
+            with open(meta_path) as f:
+                meta = json.load(f)
+            chunk_bytes = int(np.prod(meta["chunks"])) * np.dtype(meta["dtype"]).itemsize
+            compressor = (meta.get("compressor") or {}).get("id")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise InputError(f"{meta_path}: damaged zarr array metadata ({err})") from None
+        if meta.get("filters"):
+            continue
+        for chunk in os.listdir(array):
+            if chunk.startswith("."):
+                continue
+            path = os.path.join(array, chunk)
+            size = os.path.getsize(path)
+            if compressor is None and size != chunk_bytes:
+                raise InputError(f"{path}: truncated chunk file of {name} "
+                                 f"({size} of {chunk_bytes} bytes)")
+            if compressor == "blosc":
+                with open(path, "rb") as f:
+                    header = f.read(_BLOSC_HEADER)
+                if len(header) < _BLOSC_HEADER or int.from_bytes(header[12:16], "little") != size:
+                    raise InputError(f"{path}: truncated or damaged chunk file of {name}")
+
+
+def refuse_overlap(output, inputs) -> None:
+    """Raise InputError when ``output`` is one of ``inputs`` or inside one (or holds one):
+    writing it would change the user's input."""
+    out = os.path.realpath(os.fspath(output))
+    for path in inputs:
+        src = os.path.realpath(os.fspath(path))
+        if out == src or out.startswith(src + os.sep) or src.startswith(out + os.sep):
+            raise InputError(f"{output}: output overlaps the input {path}; choose another path")
+
+
+def _column_files(table, path: str) -> dict[str, str]:
+    """Column -> the storage file holding it (``table.fN``, or the tile file ``table.fN_TSM1``)."""
+    files = {}
+    for info in table.getdminfo().values():
+        stem = os.path.join(path, f"table.f{info['SEQNR']}")
+        tiles = sorted(f for f in os.listdir(path) if f.startswith(f"table.f{info['SEQNR']}_TSM"))
+        name = os.path.join(path, tiles[-1]) if tiles else stem
+        for column in info.get("COLUMNS", ()):
+            files[column] = name
+    return files
+
+
+def _probe_table(pt, path: str, say) -> None:
+    say(os.path.join(path, "table.dat"), path, "(open)")
+    with pt.table(path, readonly=True, ack=False) as table:
+        files = _column_files(table, path)
+        nrow = table.nrows()
+        rows = range(nrow) if nrow <= _FULL_ROWS else (0, nrow - 1)
+        for column in table.colnames():
+            say(files.get(column, os.path.join(path, "table.dat")), path, column)
+            for row in rows:
+                if table.iscelldefined(column, row):
+                    table.getcell(column, row)
+        subtables = [name for name, value in table.getkeywords().items()
+                     if isinstance(value, str) and value.startswith("Table:")]
+    for name in subtables:
+        sub = os.path.join(path, name)
+        if os.path.exists(os.path.join(sub, "table.dat")):
+            _probe_table(pt, sub, say)
+
+
+def _child(paths) -> int:
+    import casacore.tables as pt
+
+    def say(*fields):
+        print("\t".join(fields), flush=True)
+
+    try:
+        for path in paths:
+            _probe_table(pt, path, say)
+    except (RuntimeError, OSError, ValueError) as err:
+        text = " ".join(str(err).split()) or type(err).__name__
+        say(_ERROR, text[:300])
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1:]))

@@ -1,0 +1,317 @@
+"""Bad input through the real command line, each in its own process.
+
+Every case must end with a non-zero exit (not a signal), exactly one line on stderr that names
+the problem, no traceback, and every input file byte-for-byte and mtime unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from ..engine.engine_testing import tree_digest
+
+RADIOCAL = [sys.executable, "-m", "radiocal.cli.main", "--scheduler", "threads"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    """A small simulated MS, its store (converted), its target's sky model."""
+    from radiocal.io.testing import SimConfig, simulate_ms
+
+    root = tmp_path_factory.mktemp("good")
+    ms = root / "good.ms"
+    sim = simulate_ms(ms, SimConfig(n_antennas=4, seed=2))
+    store = root / "good.zarr"
+    done = subprocess.run([*RADIOCAL, "convert", str(ms), "-o", str(store)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    sky = root / "sky.txt"
+    sky.write_text(sim.truth.sky.skymodel_text(2))
+    return {"ms": ms, "store": store, "sky": sky}
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _chunk(store: Path, variable: str) -> Path:
+    return next((store / "partitions").glob(f"*/{variable}/0.0*"))
+
+
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def _ms_edit(ms: Path, fn) -> None:
+    import casacore.tables as ct
+
+    with ct.table(str(ms), readonly=False, ack=False) as t:
+        fn(t, ct)
+
+
+# Each case: tmp, good -> (arguments after `radiocal`, input paths to keep unchanged, words the
+# error line must contain)
+
+def missing_path(tmp, good):
+    return ["convert", str(tmp / "nope.ms"), "-o", str(tmp / "o.zarr")], [], ["nope.ms"]
+
+
+def not_an_ms(tmp, good):
+    d = tmp / "notes.ms"
+    d.mkdir()
+    (d / "readme.txt").write_text("hello")
+    return ["convert", str(d), "-o", str(tmp / "o.zarr")], [d], ["notes.ms", "not"]
+
+
+def ms_is_a_file(tmp, good):
+    f = tmp / "file.ms"
+    f.write_text("not a table")
+    return ["info", str(f)], [f], ["file.ms"]
+
+
+def truncated_main_file(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _truncate(ms / "table.f0")
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["table.f0"]
+
+
+def truncated_column_file(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _truncate(next(ms.glob("table.f1_TSM*")))
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["table.f1_TSM"]
+
+
+def empty_storage_file(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    (ms / "table.f0").write_bytes(b"")
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["table.f0", "empty"]
+
+
+def corrupt_table_dat(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _truncate(ms / "table.dat", 0.3)
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["t.ms"]
+
+
+def empty_main_table(tmp, good):
+    ms = tmp / "empty.ms"
+    with _open_ms(good["ms"]) as t:
+        t.selectrows([]).copy(str(ms), deep=True).close()
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["empty.ms", "no rows"]
+
+
+def _open_ms(path):
+    import casacore.tables as ct
+
+    return ct.table(str(path), ack=False)
+
+
+def missing_subtable(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    shutil.rmtree(ms / "SPECTRAL_WINDOW")
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["SPECTRAL_WINDOW"]
+
+
+def unsupported_correlations(tmp, good):
+    from radiocal.io.testing import SimConfig, simulate_ms
+
+    ms = tmp / "rr_rl.ms"
+    simulate_ms(ms, SimConfig(n_antennas=3, n_correlations=2, schedule=((0, 2),), seed=2))
+    import casacore.tables as ct
+
+    with ct.table(str(ms / "POLARIZATION"), readonly=False, ack=False) as pol:
+        pol.putcell("CORR_TYPE", 0, [5, 6])   # RR RL: one parallel hand and a cross hand
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["correlation"]
+
+
+def store_not_complete(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    attrs = json.loads((store / ".zattrs").read_text())
+    attrs.pop("radiocal_complete", None)
+    (store / ".zattrs").write_text(json.dumps(attrs))
+    (store / ".zmetadata").unlink()
+    return ["flag", str(store)], [store], ["s.zarr", "incomplete"]
+
+
+def truncated_visibility_chunk(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    chunk = _chunk(store, "VISIBILITY")
+    _truncate(chunk)
+    return ["flag", str(store)], [store], [chunk.name, "VISIBILITY", "truncated"]
+
+
+def truncated_flag_chunk(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    chunk = _chunk(store, "FLAG")
+    _truncate(chunk)
+    return ["flag", str(store)], [store], ["FLAG"]
+
+
+def corrupt_zarray(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    zarray = _chunk(store, "VISIBILITY").parent / ".zarray"
+    zarray.write_text(zarray.read_text()[:40])
+    return ["flag", str(store)], [store], ["VISIBILITY", ".zarray"]
+
+
+def store_without_consolidated_metadata(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    (store / ".zmetadata").unlink()
+    return ["flag", str(store)], [store], ["s.zarr"]
+
+
+def bad_selection_syntax(tmp, good):
+    return (["convert", str(good["ms"]), "-o", str(tmp / "o.zarr"), "--scan", "1~~x"],
+            [good["ms"]], ["scan"])
+
+
+def selection_matches_nothing(tmp, good):
+    return (["convert", str(good["ms"]), "-o", str(tmp / "o.zarr"), "--scan", "99"],
+            [good["ms"]], ["99"])
+
+
+def unknown_field(tmp, good):
+    return (["dynspec", str(good["store"]), "--field", "NOSUCH", "-o", str(tmp / "d.zarr")],
+            [good["store"]], ["NOSUCH"])
+
+
+def bad_strategy_yaml(tmp, good):
+    f = tmp / "strategy.yaml"
+    f.write_text("flaggers: [\n  - flagger: clip\n  bad: {")
+    return ["flag", str(good["store"]), "--strategy", str(f)], [good["store"], f], ["strategy.yaml"]
+
+
+def strategy_wrong_type(tmp, good):
+    f = tmp / "strategy.yaml"
+    f.write_text("flaggers:\n  - flagger: sumthreshold\n    threshold: \"six\"\n")
+    return ["flag", str(good["store"]), "--strategy", str(f)], [good["store"], f], ["threshold"]
+
+
+def output_inside_input(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    return ["convert", str(ms), "-o", str(ms / "out.zarr")], [ms], ["t.ms"]
+
+
+def output_is_input(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    return ["export", str(store), str(store), "--overwrite"], [store], ["s.zarr"]
+
+
+def unwritable_output(tmp, good):
+    blocker = tmp / "plainfile"
+    blocker.write_text("x")
+    return (["convert", str(good["ms"]), "-o", str(blocker / "o.zarr")], [good["ms"], blocker],
+            ["plainfile"])
+
+
+def bad_skymodel(tmp, good):
+    f = tmp / "sky.txt"
+    f.write_text("Format = Name, Type, Ra, Dec, I\nsrc0, POINT, notanangle, 12deg, x\n")
+    return (["dynspec", str(good["store"]), "--field", "STAR", "--skymodel", str(f), "-o",
+             str(tmp / "d.zarr")], [good["store"], f], ["sky.txt"])
+
+
+def missing_skymodel(tmp, good):
+    return (["dynspec", str(good["store"]), "--field", "STAR", "--skymodel", str(tmp / "no.txt"),
+             "-o", str(tmp / "d.zarr")], [good["store"]], ["no.txt"])
+
+
+def bad_chunk_mb(tmp, good):
+    return (["--chunk-mb", "-3", "convert", str(good["ms"]), "-o", str(tmp / "o.zarr")],
+            [good["ms"]], ["chunk-mb"])
+
+
+def bad_memory_limit(tmp, good):
+    return (["--memory-limit", "lots", "convert", str(good["ms"]), "-o", str(tmp / "o.zarr")],
+            [good["ms"]], ["memory-limit", "lots"])
+
+
+def unknown_refant(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    return (["calibrate", str(store), "--fluxcal", "J1331+3030", "--phasecal", "J1407+2827",
+             "--target", "STAR", "--refant", "XX99"], [good["ms"]], ["XX99"])
+
+
+def unknown_calibrator(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    return (["calibrate", str(store), "--fluxcal", "3C999", "--phasecal", "J1407+2827",
+             "--target", "STAR"], [good["ms"]], ["3C999"])
+
+
+def bad_pipeline_yaml(tmp, good):
+    f = tmp / "pipe.yaml"
+    f.write_text("- step: convert\n- step: nosuchstep\n")
+    return ["run", str(f), str(good["ms"]), "-o", str(tmp / "out")], [good["ms"], f], ["nosuchstep"]
+
+
+def not_a_dynspec(tmp, good):
+    return ["plot", str(good["store"]), "-o", str(tmp / "p.png")], [good["store"]], ["good.zarr"]
+
+
+def info_on_garbage_store(tmp, good):
+    store = tmp / "junk.zarr"
+    store.mkdir()
+    (store / ".zattrs").write_text("{not json")
+    return ["info", str(store)], [store], ["junk.zarr"]
+
+
+CASES = [missing_path, not_an_ms, ms_is_a_file, truncated_main_file, truncated_column_file,
+         empty_storage_file, corrupt_table_dat, empty_main_table, missing_subtable,
+         unsupported_correlations, store_not_complete, truncated_visibility_chunk,
+         truncated_flag_chunk, corrupt_zarray, store_without_consolidated_metadata, bad_selection_syntax, selection_matches_nothing,
+         unknown_field, bad_strategy_yaml, strategy_wrong_type, output_inside_input,
+         output_is_input, unwritable_output, bad_skymodel, missing_skymodel, bad_chunk_mb, bad_memory_limit,
+         unknown_refant, unknown_calibrator, bad_pipeline_yaml, not_a_dynspec,
+         info_on_garbage_store]
+
+
+def _digest(path: Path):
+    return tree_digest(path) if path.is_dir() else path.read_bytes()
+
+
+def _run_case(case, good, tmp: Path) -> dict:
+    tmp.mkdir()
+    args, inputs, words = case(tmp, good)
+    before = {str(p): _digest(p) for p in inputs}
+    done = subprocess.run([*RADIOCAL, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    return {"done": done, "words": words, "before": before,
+            "after": {str(p): _digest(p) for p in inputs}}
+
+
+@pytest.fixture(scope="module")
+def outcomes(good, tmp_path_factory):
+    """Every case run once, three processes at a time (most of a case is Python starting)."""
+    root = tmp_path_factory.mktemp("bad")
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {c.__name__: pool.submit(_run_case, c, good, root / c.__name__) for c in CASES}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def test_enough_kinds():
+    assert len(CASES) >= 18
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
+def test_bad_input_is_one_line(case, outcomes):
+    outcome = outcomes[case.__name__]
+    done = outcome["done"]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode > 0, (done.returncode, done.stderr)     # an exit, not a signal
+    assert "Traceback" not in done.stderr, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("radiocal: ") and "internal error" not in lines[0], lines[0]
+    for word in outcome["words"]:
+        assert word.lower() in lines[0].lower(), (word, lines[0])
+    assert outcome["after"] == outcome["before"]
