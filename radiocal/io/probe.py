@@ -56,7 +56,8 @@ def probe_measurement_sets(paths) -> None:
         # casacore's message often names the file itself (e.g. the table.f0 it could not read)
         named = [w.rstrip(",:;") for w in reason.split() if any(w.startswith(p + os.sep) for p in todo)]
         target = named[0] if named else where[0] if where else todo[0]
-        raise InputError(f"{target}: damaged table ({reason})")
+        what = "cannot open as a casacore table" if where and where[2] == "(open)" else "damaged table"
+        raise InputError(f"{target}: {what} ({reason})")
     if result.returncode < 0:
         name = signal.Signals(-result.returncode).name
         if where:

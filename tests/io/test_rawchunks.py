@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import zarr
 
+from radiocal.errors import InputError
 from radiocal.io import rawchunks
 
 
@@ -85,7 +86,7 @@ def test_missing_chunk_reads_as_zeros_and_truncated_chunk_fails(group):
     np.testing.assert_array_equal(lazy.compute(), np.concatenate([values[:2], np.zeros((2, 2))]))
     with open(os.path.join(group, "V", "0.0"), "r+b") as f:
         f.truncate(8)
-    with pytest.raises(OSError, match="truncated chunk"):
+    with pytest.raises(InputError, match="truncated chunk"):
         rawchunks.open_raw(os.path.join(group, "V")).compute()
 
 
