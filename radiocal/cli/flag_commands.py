@@ -51,6 +51,7 @@ def flag(store, strategy, show_strategy, propagate, version_name, **selection):
     sel = None
     if any(v is not None for v in selection.values()):
         sel = selection_from_options(**selection)
+    load_strategy(strategy)   # a bad strategy file is an error before the store is touched
     report = flag_store(store, per_telescope(announced), selection=sel, version_name=version_name)
     (b, total), (a, _) = report["before"], report["after"]
     click.echo(f"saved previous flags as version {report['version']!r}")
