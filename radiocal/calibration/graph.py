@@ -1,9 +1,10 @@
 """Dask wrappers around the calibration kernels: accumulate, reduce-and-solve, interpolate, apply.
 
-Solving is a map-reduce. Every time chunk of every partition is reduced to sufficient statistics
-of the solution cells it touches (one "piece" per chunk x cell); the pieces are then gathered by
-cell (a take + rechunk on cell boundaries, on arrays far smaller than the visibilities) and each
-chunk of cells is solved. Nothing here computes.
+Solving is a map-reduce. Every (time, baseline, frequency) chunk of every partition is reduced to
+sufficient statistics of the solution cells it touches (one "piece" per chunk x cell); the pieces
+of each cell are summed by a tree reduction (:mod:`radiocal.calibration.reduce`) and groups of
+cells are solved. Applying maps over the chunks of the data as they are. Every chunk is sized
+from :func:`radiocal.budget.chunk_bytes`. Nothing here computes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
+from radiocal.budget import chunk_bytes
 from radiocal.calibration import kernels as K
+from radiocal.calibration import reduce
 from radiocal.calibration.delay import solve_delays
 
 N_PACKED = 5  # re, im, snr, err, flag of a packed solution (re holds the delay for K)
@@ -39,7 +42,52 @@ def _only_block(blocks):
     return blocks
 
 
-def _accumulate_block(vis, model, weight, flag, jones, piece, *, per_channel, ant1, ant2,
+def _split(chunks, most: int) -> tuple:
+    """``chunks`` with every chunk split into near-equal parts of at most ``most``."""
+    out = []
+    for size in chunks:
+        parts = -(-size // max(1, most))
+        base, extra = divmod(size, parts)
+        out.extend([base + 1] * extra + [base] * (parts - extra))
+    return tuple(out)
+
+
+def _fit_axis(chunks, cost, axis):
+    """Split ``chunks[axis]`` until ``cost(sizes)`` of the largest block is within budget."""
+    limit = chunk_bytes()
+    sizes = [max(c) for c in chunks]
+    most = sizes[axis]
+    while most > 1 and cost(sizes[:axis] + [most] + sizes[axis + 1:]) > limit:
+        most = -(-most // 2)
+    chunks = list(chunks)
+    chunks[axis] = _split(chunks[axis], most)
+    return tuple(chunks)
+
+
+def accumulation_chunks(chunks, npol, nbl, per_channel, n_out):
+    """Chunks (time, baseline, frequency) for :func:`accumulate` within the chunk budget.
+
+    A block's visibilities and its statistics (up to one piece per integration: float64
+    ``n_out x N_STATS`` per baseline, and per channel when ``per_channel``) stay within
+    :func:`radiocal.budget.chunk_bytes`; per channel, a channel chunk's statistics of every
+    baseline (what one solve task holds) do too. Frequency is split first, then baselines,
+    then time.
+    """
+    stat = n_out * K.N_STATS * 8
+
+    def cost(sizes):
+        t, b, f = sizes
+        return max(t * b * f * npol * 8, t * b * (f if per_channel else 1) * stat)
+
+    chunks = tuple(tuple(c) for c in chunks)
+    if per_channel:
+        chunks = _fit_axis(chunks, lambda s: s[2] * nbl * stat, 2)
+    for axis in (2, 1, 0):
+        chunks = _fit_axis(chunks, cost, axis)
+    return chunks
+
+
+def _accumulate_block(vis, model, weight, flag, jones, piece, ant1, ant2, *, per_channel,
                       hand1, hand2, corr_out, n_out):
     vis, model, weight, flag, jones = (_only_block(b) for b in (vis, model, weight, flag, jones))
     n_pieces = int(piece.max()) + 1 if piece.size else 0
@@ -62,9 +110,10 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     cell_of_time : int (time,)
         Global solution cell of each integration.
     per_channel : bool
-        One frequency cell per channel (B, K), else one for the whole spw (G, T). Frequency
-        chunks of the data are kept: per channel they stay separate, otherwise their
-        statistics are summed by a tree reduction.
+        One frequency cell per channel (B, K), else one for the whole spw (G, T). The data keep
+        their chunks, split further where :func:`accumulation_chunks` says; per channel the
+        frequency chunks stay separate, otherwise their statistics are summed by a tree
+        reduction.
 
     Returns
     -------
@@ -72,8 +121,11 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     piece_cell : numpy int (piece,)
         The global cell of each piece.
     """
-    vis = _as_dask(vis).rechunk({1: -1, 3: -1})
-    tchunks, fchunks = vis.chunks[0], vis.chunks[2]
+    vis = _as_dask(vis).rechunk({3: -1})
+    npol, nbl = vis.shape[3], vis.shape[1]
+    tchunks, bchunks, fchunks = accumulation_chunks(vis.chunks[:3], npol, nbl, per_channel,
+                                                    n_out)
+    vis = vis.rechunk((tchunks, bchunks, fchunks, -1))
     model = _as_dask(model).rechunk(vis.chunks)
     weight = _as_dask(weight).rechunk(vis.chunks)
     flag = _as_dask(flag).rechunk(vis.chunks)
@@ -90,17 +142,19 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
         pieces_per_chunk.append(len(uniq))
         start += size
     piece = da.from_array(local, chunks=(tchunks,))
+    a1 = da.from_array(np.asarray(ant1, np.int64), chunks=(bchunks,))
+    a2 = da.from_array(np.asarray(ant2, np.int64), chunks=(bchunks,))
     name = "calib-accumulate-" + tokenize(vis, model, weight, flag, jones, local, per_channel,
                                           ant1, ant2, hand1, hand2, corr_out, n_out)
     stats = da.blockwise(
         _accumulate_block, "tFbos",
         vis, "tbFp", model, "tbFp", weight, "tbFp", flag, "tbFp", jones, "taFh", piece, "t",
+        a1, "b", a2, "b",
         new_axes={"o": n_out, "s": K.N_STATS},
         adjust_chunks={"t": tuple(pieces_per_chunk),
                        "F": fchunks if per_channel else (1,) * len(fchunks)},
         concatenate=False, dtype=np.float64, name=name,
         meta=np.empty((0,) * 5, dtype=np.float64), per_channel=bool(per_channel),
-        ant1=np.asarray(ant1, np.int64), ant2=np.asarray(ant2, np.int64),
         hand1=np.asarray(hand1, np.int64), hand2=np.asarray(hand2, np.int64),
         corr_out=np.asarray(corr_out, np.int64), n_out=int(n_out),
     )
@@ -109,15 +163,13 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     return stats, np.asarray(piece_cell, dtype=np.int64)
 
 
-def _solve_block(stats, is_start, *, ant1, ant2, nant, refants, mode, minblperant, minsnr,
-                 max_iter, tol, freqs, ref_freq):
-    starts = np.flatnonzero(is_start).astype(np.int64)
-    summed = K.segment_sum(stats, starts)
+def _solve_block(stats, *, ant1, ant2, nant, refants, mode, minblperant, minsnr, max_iter,
+                 tol, freqs, ref_freq):
     if mode == MODE_DELAY:
-        gain, snr, err, flag = solve_delays(summed, freqs, ref_freq, ant1, ant2, nant, refants,
+        gain, snr, err, flag = solve_delays(stats, freqs, ref_freq, ant1, ant2, nant, refants,
                                             minblperant, minsnr)
     else:
-        gain, snr, err, flag, _ = K.solve_cells(summed, ant1, ant2, nant, refants, mode,
+        gain, snr, err, flag, _ = K.solve_cells(stats, ant1, ant2, nant, refants, mode,
                                                 minblperant, minsnr, max_iter, tol)
     packed = np.empty(gain.shape + (N_PACKED,))
     packed[..., 0] = gain.real
@@ -128,13 +180,24 @@ def _solve_block(stats, is_start, *, ant1, ant2, nant, refants, mode, minblperan
     return packed
 
 
+def _common_chunks(arrays, axis):
+    """The coarsest chunks along ``axis`` that split every array's chunks only."""
+    bounds = set()
+    for array in arrays:
+        bounds.update(np.cumsum((0,) + array.chunks[axis]).tolist())
+    bounds = sorted(bounds)
+    return tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
 def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, minblperant,
-                     minsnr, max_iter=100, tol=1e-10, cells_per_chunk=512, freqs=None,
-                     ref_freq=0.0):
-    """Sum the pieces of each cell and solve.
+                     minsnr, max_iter=100, tol=1e-10, freqs=None, ref_freq=0.0):
+    """Sum the pieces of each cell (a tree reduction) and solve.
 
     ``mode`` is a :data:`radiocal.calibration.kernels.CALMODES` value or :data:`MODE_DELAY`
     (then the frequency cells are channels at ``freqs`` and one delay per cell is returned).
+    Cells are solved in groups whose statistics of every baseline fit the chunk budget; the
+    channels of a per-channel solve are solved in the chunks they were accumulated in, those of
+    a delay together.
 
     Parameters
     ----------
@@ -147,32 +210,24 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, m
     packed : dask array float64 (cell, frequency cell, antenna, hand, 5)
         ``[..., 0] + 1j [..., 1]`` is the gain, then SNR, error, flag (0/1).
     """
-    stats = da.concatenate(stats_list, axis=0) if len(stats_list) > 1 else stats_list[0]
-    cells = np.concatenate(piece_cells)
-    order = np.argsort(cells, kind="stable")
-    stats = stats[order]
-    cells = cells[order]
-    is_start = np.ones(len(cells), dtype=bool)
-    is_start[1:] = cells[1:] != cells[:-1]
-    starts = np.flatnonzero(is_start)
-    if len(starts) != cells[-1] + 1:
-        raise ValueError("every solution cell needs at least one piece of data")
-    # chunk boundaries on cell boundaries, ~cells_per_chunk cells per chunk
-    bounds = list(starts[::cells_per_chunk]) + [len(cells)]
-    piece_chunks = tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:]))
-    cell_chunks = tuple(int(is_start[a:b].sum()) for a, b in zip(bounds[:-1], bounds[1:]))
-    # per-channel cells solve independently, so frequency chunks stay; a delay needs them all
-    stats = stats.rechunk({0: piece_chunks, 1: -1 if mode == MODE_DELAY else stats.chunks[1],
-                           2: -1, 3: -1, 4: -1})
-    is_start_d = da.from_array(is_start, chunks=(piece_chunks,))
-    name = "calib-solve-" + tokenize(stats, is_start, ant1, ant2, nant, refants, mode,
-                                     minblperant, minsnr, max_iter, tol)
-    adjust = {"k": cell_chunks, "s": N_PACKED}
+    common = {axis: _common_chunks(stats_list, axis) for axis in (1, 2)}
+    stats_list = [s.rechunk(common) for s in stats_list]
+    n_cells = int(max(int(c.max()) for c in piece_cells if c.size)) + 1
+    fcells, nbl, nh = (stats_list[0].shape[1] if mode == MODE_DELAY else max(common[1]),
+                       stats_list[0].shape[2], stats_list[0].shape[3])
+    per_cell = fcells * nbl * nh * K.N_STATS * 8
+    stats = reduce.cell_sums(stats_list, piece_cells, n_cells,
+                             max(1, chunk_bytes() // per_cell))
+    if mode == MODE_DELAY:
+        stats = stats.rechunk({1: -1})
+    name = "calib-solve-" + tokenize(stats, ant1, ant2, nant, refants, mode, minblperant,
+                                     minsnr, max_iter, tol, freqs, ref_freq)
+    adjust = {"s": N_PACKED}
     if mode == MODE_DELAY:
         adjust["c"] = 1
     return da.blockwise(
         _solve_block, "kcahs",
-        stats, "kcbhs", is_start_d, "k",
+        stats, "kcbhs",
         new_axes={"a": nant},
         adjust_chunks=adjust,
         concatenate=True, dtype=np.float64, name=name,
@@ -185,7 +240,7 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, m
     )
 
 
-def _apply_block(vis, flag, weight, jones, jflag, *, ant1, ant2, hand1, hand2, calwt):
+def _apply_block(vis, flag, weight, jones, jflag, ant1, ant2, *, hand1, hand2, calwt):
     return K.apply_gains(vis, flag, weight, _only_block(jones), _only_block(jflag), ant1, ant2,
                          hand1, hand2, calwt)
 
@@ -198,22 +253,26 @@ def apply(vis, flag, weight, jones, jflag, ant1, ant2, hand1, hand2, calwt):
     """Corrected visibilities, flags and weights (three dask arrays shaped like ``vis``).
 
     ``jones``/``jflag`` are (time, antenna, frequency, hand), chunked like ``vis`` on time and
-    frequency. The kernel runs once per chunk; its three outputs are picked from a tuple-valued
-    intermediate so nothing is computed twice.
+    frequency (they are rechunked to it if not). The kernel runs once per chunk of the data, in
+    the data's own chunks, with the antenna terms of its times and channels; its three outputs
+    are picked from a tuple-valued intermediate so nothing is computed twice.
     """
-    vis = _as_dask(vis).rechunk({1: -1, 3: -1})
+    vis = _as_dask(vis)
+    if len(vis.chunks[3]) > 1:
+        vis = vis.rechunk({3: -1})
     flag = _as_dask(flag).rechunk(vis.chunks)
     weight = _as_dask(weight).rechunk(vis.chunks)
     jchunks = (vis.chunks[0], -1, vis.chunks[2], -1)
     jones = _as_dask(jones).rechunk(jchunks)
     jflag = _as_dask(jflag).rechunk(jchunks)
-    kwargs = dict(ant1=np.asarray(ant1, np.int64), ant2=np.asarray(ant2, np.int64),
-                  hand1=np.asarray(hand1, np.int64), hand2=np.asarray(hand2, np.int64),
+    a1 = da.from_array(np.asarray(ant1, np.int64), chunks=(vis.chunks[1],))
+    a2 = da.from_array(np.asarray(ant2, np.int64), chunks=(vis.chunks[1],))
+    kwargs = dict(hand1=np.asarray(hand1, np.int64), hand2=np.asarray(hand2, np.int64),
                   calwt=bool(calwt))
-    token = tokenize(vis, flag, weight, jones, jflag, kwargs)
+    token = tokenize(vis, flag, weight, jones, jflag, a1, a2, kwargs)
     packed = da.blockwise(
         _apply_block, "tbfp", vis, "tbfp", flag, "tbfp", weight, "tbfp",
-        jones, "tafh", jflag, "tafh", concatenate=False, dtype=object,
+        jones, "tafh", jflag, "tafh", a1, "b", a2, "b", concatenate=False, dtype=object,
         meta=np.empty((0,) * 4, dtype=object), name="calib-apply-" + token, **kwargs)
     outs = []
     for which, dtype in enumerate((vis.dtype, np.dtype(bool), weight.dtype)):

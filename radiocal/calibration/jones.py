@@ -153,7 +153,17 @@ def _solution_segments(sol_time, sol_scan, interval) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(new)]).astype(np.int64)
 
 
-def _table_block(times, *, values, valid, sol_time, sol_segment, sol_freq, freqs, interp,
+def _same_channels(sol_freq, freqs):
+    """Indices of ``freqs`` (a chunk of the data's channels) in ``sol_freq``, None unless every
+    channel has a solution of its own (then flags stay per channel, nothing is interpolated)."""
+    index = np.clip(np.searchsorted(sol_freq, freqs), 0, sol_freq.size - 1)
+    below = np.clip(index - 1, 0, sol_freq.size - 1)
+    index = np.where(np.abs(sol_freq[below] - freqs) < np.abs(sol_freq[index] - freqs),
+                     below, index)
+    return index if np.allclose(sol_freq[index], freqs, rtol=0, atol=1.0) else None
+
+
+def _table_block(times, freqs, *, values, valid, sol_time, sol_segment, sol_freq, interp,
                  freq_linear, hand_index, delay_ref, propagate):
     linear = interp != "nearest"      # a delay table has no per-scan rates: hermite is linear
     nsol, nant, nsf, nh = values.shape
@@ -185,8 +195,8 @@ def _table_block(times, *, values, valid, sol_time, sol_segment, sol_freq, freqs
         if nsf == 1:
             jones = np.broadcast_to(vt, (nt, nant, freqs.size, nh))
             jflag = np.broadcast_to(ft, jones.shape)
-        elif nsf == freqs.size and np.allclose(sol_freq, freqs, rtol=0, atol=1.0):
-            jones, jflag = vt, ft
+        elif (same := _same_channels(sol_freq, freqs)) is not None:
+            jones, jflag = vt[:, :, same], ft[:, :, same]
         else:
             jv, jf = K.interpolate_frequency(
                 vt.transpose(0, 1, 3, 2).reshape(-1, nsf, 1),
@@ -232,16 +242,19 @@ def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
     valid = ~np.asarray(tds[C.SOL_FLAG].values[rows][order], dtype=bool)
     vis = ds[S.VISIBILITY].data
     tchunks = vis.chunks[0] if isinstance(vis, da.Array) else (ds.sizes[S.TIME],)
+    fchunks = vis.chunks[2] if isinstance(vis, da.Array) else (ds.sizes[S.FREQUENCY],)
     times = da.from_array(ds[S.TIME].values.astype(np.float64), chunks=(tchunks,))
     freqs = ds[S.FREQUENCY].values.astype(np.float64)
     nant = values.shape[1]
     delay_ref = float(tds.attrs.get(C.ATTR_DELAY_REF, freqs[0])) if cal_type == "K" else None
-    return times.map_blocks(
-        _table_block, new_axis=[1, 2, 3],
-        chunks=(tchunks, (nant,), (freqs.size,), (len(hands),)), dtype=np.complex128,
+    # one block per (time chunk, channel chunk) of the data: the terms of a chunk are as small
+    # as its antennas, whatever the length of the observation or the width of the band
+    return da.blockwise(
+        _table_block, "tafh", times, "t", da.from_array(freqs, chunks=(fchunks,)), "f",
+        new_axes={"a": nant, "h": len(hands)}, dtype=np.complex128,
         meta=np.empty((0, 0, 0, 0), np.complex128),
         values=values, valid=valid, sol_time=sol_time[order], sol_segment=segment,
-        sol_freq=tds[C.SOL_FREQ].values.astype(np.float64), freqs=freqs,
+        sol_freq=tds[C.SOL_FREQ].values.astype(np.float64),
         interp=term.interp, freq_linear=term.freq_interp == "linear",
         hand_index=hand_index, delay_ref=delay_ref, propagate=bool(term.propagate_flags))
 

@@ -142,5 +142,7 @@ def model_visibilities(ds: xr.Dataset, model) -> da.Array:
     pols = [str(p) for p in ds[S.POLARIZATION].values]
     parallel = np.array([p == "I" or p[0] == p[1] for p in pols])
     spectrum = (flux[:, None] * parallel[None, :]).astype(np.complex64)   # (frequency, pol)
-    chunks = vis.chunks if isinstance(vis, da.Array) else -1
-    return da.broadcast_to(da.from_array(spectrum, chunks=-1), vis.shape).rechunk(chunks)
+    # each chunk is a view of the small spectrum: nothing of the data's size is allocated
+    chunks = vis.chunks if isinstance(vis, da.Array) else vis.shape
+    return da.broadcast_to(da.from_array(spectrum, chunks=(chunks[2], -1)), vis.shape,
+                           chunks=chunks)

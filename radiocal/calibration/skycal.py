@@ -17,7 +17,7 @@ import numpy as np
 
 from radiocal.calibration import postprocess
 from radiocal.calibration.ateam import ATEAM, BEAM_EXPONENT, MIN_BEAM, ateam_skymodel, pick_sources
-from radiocal.calibration.dataset import solve
+from radiocal.calibration.dataset import solve_jointly
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.step import load_table, save_tables
 from radiocal.engine.registry import register_step
@@ -143,7 +143,8 @@ def sky_bandpass_step(datasets, config: SkyBandpassConfig, context):
     cut = [uv_cut(ds, config.uvrange) for ds in datasets]
     common = dict(solint=config.solint, combine=config.combine, refant=config.refant or None,
                   minsnr=config.minsnr, minblperant=config.minblperant, model="column")
-    bandpass = solve(cut, "B", **common)
+    # one pass over the data: both solves read the same per-channel statistics
+    bandpass, delay = solve_jointly([(cut, "B", common), (cut, "K", common)])
     bandpass, outliers = postprocess.flag_bandpass_outliers(
         bandpass, config.antenna_threshold, config.channel_threshold,
         antenna_min_deviation=config.antenna_min_deviation)
@@ -155,7 +156,6 @@ def sky_bandpass_step(datasets, config: SkyBandpassConfig, context):
         context.logger.info("sky_bandpass: spw %s: %d outlier channel solutions flagged", spw, n)
     if config.interpolate:
         bandpass = postprocess.interpolate_flagged_channels(bandpass)
-    delay = solve(cut, "K", **common)
     if config.delay_reference:
         reference = load_table(config.delay_reference)
         delay, moved = postprocess.compare_delays(delay, reference,

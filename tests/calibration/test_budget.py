@@ -1,0 +1,119 @@
+"""Out-of-core calibration: the chunk budget changes the chunks of a solve or an apply, never
+its results; no task of the graphs holds more than the budget; threads and a cluster agree."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pytest
+from dask.callbacks import Callback
+
+from .conftest import make_partition, random_gains
+from radiocal.budget import chunk_budget
+from radiocal.calibration.dataset import solve
+from radiocal.calibration.jones import ApplyTable, apply
+from radiocal.io import caltables as C
+from radiocal.io import schema as S
+
+TINY = 4096            # bytes: a chunk of 128 visibilities
+LARGE = 256 * 2**20
+
+# (type, solint, combine): per-integration and interval cells, cells spanning scans, per channel
+SOLVES = [("G", "int", ""), ("G", "inf", "scan"), ("T", "20s", ""), ("B", "inf", "scan"),
+          ("K", "inf", "scan")]
+SMALL = 16384          # enough chunks for a tree, few enough tasks for a cluster test
+
+
+def _partitions(rng, nant=8, nf=16, nt=6):
+    """Two scans of one calibrator, stored as a store would hold them for a tiny budget."""
+    g = random_gains(rng, 2 * nt, nant, nf, 2, constant_time=False)
+    g *= np.exp(2j * np.pi * 3e-9 * 2e6 * np.arange(nf))[None, None, :, None]   # 3 ns delay
+    out = []
+    for scan in (1, 2):
+        ds = make_partition(g[(scan - 1) * nt:scan * nt], flux=2.0, noise=0.05, seed=scan,
+                            scan=scan, t0=5.0e9 + (scan - 1) * 200.0)
+        out.append(ds.compute().chunk({S.TIME: 1, S.BASELINE: 7, S.FREQUENCY: 4}))
+    return out
+
+
+def _solve(datasets, cal_type, solint, combine, budget):
+    with chunk_budget(budget):
+        return solve(datasets, cal_type, solint=solint, combine=combine, refant="ea01",
+                     model=2.0)
+
+
+class _Largest(Callback):
+    """Records the largest array any task returns (a tuple's arrays counted one by one)."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest = (0, None)
+
+    def _posttask(self, key, result, dsk, state, worker_id):
+        if str(key).startswith("finalize-"):
+            return      # the result handed back (a table, the whole corrected data here)
+        for value in result if isinstance(result, tuple) else (result,):
+            size = getattr(value, "nbytes", 0)
+            if isinstance(value, np.ndarray) and size > self.largest[0]:
+                self.largest = (size, key)
+
+
+@pytest.mark.parametrize("cal_type, solint, combine", SOLVES)
+def test_tiny_budget_gives_the_same_solutions(rng, cal_type, solint, combine):
+    datasets = _partitions(rng)
+    (large,) = _solve(datasets, cal_type, solint, combine, LARGE)
+    (tiny,) = _solve(datasets, cal_type, solint, combine, TINY)
+    var = C.DELAY if cal_type == "K" else C.GAIN
+    np.testing.assert_array_equal(large[C.SOL_FLAG].values, tiny[C.SOL_FLAG].values)
+    assert not large[C.SOL_FLAG].values.all()
+    # the statistics are summed in another order: float64 rounding, then the solver's tolerance
+    np.testing.assert_allclose(tiny[var].values, large[var].values, rtol=1e-9, atol=1e-18)
+    np.testing.assert_allclose(tiny[C.SNR].values, large[C.SNR].values, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cal_type, solint, combine", SOLVES[:-1])
+def test_no_task_holds_more_than_the_budget(rng, cal_type, solint, combine):
+    datasets = _partitions(rng)
+    with _Largest() as largest, dask.config.set(scheduler="sync"):
+        table = _solve(datasets, cal_type, solint, combine, TINY)
+    assert largest.largest[0] <= TINY, largest.largest
+    with _Largest() as largest, dask.config.set(scheduler="sync"), chunk_budget(TINY):
+        out = apply(datasets, [ApplyTable(table)])
+        dask.compute(*[ds[S.VISIBILITY_CORRECTED].data for ds in out])
+    assert largest.largest[0] <= TINY, largest.largest
+    # structural: every chunk of the visibilities keeps the data's own chunks
+    assert out[0][S.VISIBILITY_CORRECTED].data.chunks == datasets[0][S.VISIBILITY].data.chunks
+
+
+def test_apply_is_the_same_in_any_chunks(rng):
+    datasets = _partitions(rng)
+    table = _solve(datasets, "B", "inf", "scan", LARGE)
+    whole = [ds.chunk({S.TIME: -1, S.BASELINE: -1, S.FREQUENCY: -1}) for ds in datasets]
+    a = apply(datasets, [ApplyTable(table)], calwt=True)[1]
+    b = apply(whole, [ApplyTable(table)], calwt=True)[1]
+    for name in (S.VISIBILITY_CORRECTED, S.FLAG, S.WEIGHT):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+@pytest.mark.slow     # two worker processes start, import and compile: ~40 s on a busy machine
+def test_threads_and_a_local_cluster_agree(rng):
+    distributed = pytest.importorskip("distributed")
+    datasets = _partitions(rng)
+
+    def run():
+        bandpass = _solve(datasets, "B", "inf", "scan", SMALL)
+        gains = _solve(datasets, "G", "int", "", SMALL)
+        out = apply(datasets, [ApplyTable(bandpass), ApplyTable(gains)])
+        return bandpass, gains, dask.compute(*[ds[S.VISIBILITY_CORRECTED].data for ds in out])
+
+    with dask.config.set(scheduler="threads", num_workers=2):
+        threaded = run()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        clustered = run()
+    for (a,), (b,) in zip(threaded[:2], clustered[:2]):
+        np.testing.assert_array_equal(a[C.GAIN].values, b[C.GAIN].values)
+        np.testing.assert_array_equal(a[C.SOL_FLAG].values, b[C.SOL_FLAG].values)
+    for a, b in zip(threaded[2], clustered[2]):
+        np.testing.assert_array_equal(a, b)
