@@ -3,8 +3,11 @@
 Per solution cell and hand: (1) per-channel antenna gains by the shared StefCal solver
 (:func:`radiocal.calibration.kernels.solve_cells`), referenced to the reference antenna;
 (2) an FFT of each antenna's spectrum, zero-padded 8x, for a first guess that cannot fall on a
-wrong phase wrap; (3) a global Gauss-Newton fit of ``phi_p - phi_q + 2 pi (nu - nu_ref)(tau_p -
-tau_q)`` to the phases of every baseline and channel, weighted by ``2 Q |Y|^2``. Convention (as in
+wrong phase wrap (:func:`first_guess`); (3) a global Gauss-Newton fit of ``phi_p - phi_q + 2 pi
+(nu - nu_ref)(tau_p - tau_q)`` to the phases of every baseline and channel, weighted by
+``2 Q |Y|^2``. Every step of the fit is a sum over baselines and channels of per-baseline sums
+(:func:`phase_sums`), so the statistics are never needed in one piece: blocks of channels and
+baselines each contribute their sums (:mod:`radiocal.calibration.delay_graph`). Convention (as in
 the data model and CASA's K Jones): an antenna's gain phase is ``+2 pi tau (nu - nu_ref)``.
 """
 
@@ -37,113 +40,172 @@ def fft_delay(spectrum, valid, freqs):
     return peak / (npad * step)
 
 
+N_CONST = 5      # per baseline: sum w, sum w dnu, sum w dnu^2, samples, sum Q
+
+
 @numba.njit(**JIT)
-def _refine(y, qw, use_bl, ant1, ant2, nant, active, ref, dnu, phi, tau, n_iter):
-    """Gauss-Newton on (phi, tau) of active antennas; ``ref`` is held at zero."""
-    nbl, nf = y.shape
-    npar = 2 * nant
-    red = 1.0
-    cov = np.zeros((npar, npar))
-    for _ in range(n_iter):
-        normal = np.zeros((npar, npar))
-        rhs = np.zeros(npar)
-        chi2 = 0.0
-        nobs = 0
-        for b in range(nbl):
-            if not use_bl[b]:
-                continue
-            p = ant1[b]
-            q = ant2[b]
-            for f in range(nf):
-                w = 2.0 * qw[b, f] * (y[b, f].real ** 2 + y[b, f].imag ** 2)
-                if not (w > 0.0):
-                    continue
-                theta = phi[p] - phi[q] + 2.0 * np.pi * dnu[f] * (tau[p] - tau[q])
-                r = np.angle(y[b, f] * np.exp(-1j * theta))
-                chi2 += w * r * r
-                nobs += 1
-                d = 2.0 * np.pi * dnu[f]
-                idx = (p, q, nant + p, nant + q)
-                jac = (1.0, -1.0, d, -d)
-                for i in range(4):
-                    rhs[idx[i]] += w * jac[i] * r
-                    for j in range(4):
-                        normal[idx[i], idx[j]] += w * jac[i] * jac[j]
-        for a in range(nant):
-            if not active[a] or a == ref:
-                for k in (a, nant + a):
-                    normal[k, :] = 0.0
-                    normal[:, k] = 0.0
-                    normal[k, k] = 1.0
-                    rhs[k] = 0.0
-        step = np.linalg.solve(normal, rhs)
-        for a in range(nant):
-            phi[a] += step[a]
-            tau[a] += step[nant + a]
-        dof = nobs - 2 * (np.sum(active) - 1)
-        red = chi2 / dof if dof > 0 and chi2 > 0.0 else 1.0
-        cov = np.linalg.inv(normal)
-    return phi, tau, cov, red
-
-
-def solve_delays(stats, freqs, ref_freq, ant1, ant2, nant, refants, minblperant, minsnr,
-                 n_iter=6):
-    """Delays per antenna and hand for every cell.
+def phase_data(stats, dnu):
+    """What the phase fit needs of a block of statistics, and its constant sums.
 
     Parameters
     ----------
     stats : float64 (cell, frequency, baseline, hand, 5)
-        Per-channel statistics (one frequency cell per channel).
-    freqs : float64 (frequency,)
-    ref_freq : float
-        ``nu_ref`` of the phase convention.
+    dnu : float64 (frequency,), ``nu - nu_ref`` of the block's channels
 
     Returns
     -------
-    delay, snr, err : float64 (cell, 1, antenna, hand)
-        Seconds, SNR of the fit, standard error (s).
-    flag : bool (cell, 1, antenna, hand)
+    yw : float64 (cell, frequency, baseline, hand, 3)
+        ``Y = R / Q`` (real, imaginary) and the weight of its phase ``w = 2 Q |Y|^2``.
+    const : float64 (cell, baseline, hand, N_CONST)
+        Sums over the block's channels of ``w``, ``w dnu``, ``w dnu^2``, the count of samples
+        with ``w > 0``, and ``Q``: with the per-iteration sums they make the normal equations.
     """
     ncell, nf, nbl, nh, _ = stats.shape
-    ant1 = np.asarray(ant1, np.int64)
-    ant2 = np.asarray(ant2, np.int64)
-    refants = np.asarray(refants, np.int64)
-    delay = np.zeros((ncell, 1, nant, nh))
-    snr = np.zeros_like(delay)
-    err = np.zeros_like(delay)
-    flag = np.ones(delay.shape, dtype=bool)
-    dnu = np.asarray(freqs, np.float64) - float(ref_freq)
-    gains, _, _, gflag, used_ref = K.solve_cells(stats, ant1, ant2, nant, refants, K.MODE_AP,
-                                                 minblperant, 0.0, 100, 1e-10)
+    yw = np.zeros((ncell, nf, nbl, nh, 3))
+    const = np.zeros((ncell, nbl, nh, N_CONST))
+    for c in range(ncell):
+        for f in range(nf):
+            d = 2.0 * np.pi * dnu[f]
+            for b in range(nbl):
+                for h in range(nh):
+                    q = stats[c, f, b, h, K.STAT_Q]
+                    const[c, b, h, 4] += q
+                    if not (q > 0.0):
+                        continue
+                    yr = stats[c, f, b, h, K.STAT_RE] / q
+                    yi = stats[c, f, b, h, K.STAT_IM] / q
+                    w = 2.0 * q * (yr * yr + yi * yi)
+                    yw[c, f, b, h, 0] = yr
+                    yw[c, f, b, h, 1] = yi
+                    yw[c, f, b, h, 2] = w
+                    if not (w > 0.0):
+                        continue
+                    const[c, b, h, 0] += w
+                    const[c, b, h, 1] += w * d
+                    const[c, b, h, 2] += w * d * d
+                    const[c, b, h, 3] += 1.0
+    return yw, const
+
+
+@numba.njit(**JIT)
+def phase_sums(yw, dnu, ant1, ant2, use_bl, phi, tau, nant):
+    """A block's share of one Gauss-Newton iteration over :func:`phase_data`.
+
+    ``use_bl``: bool (cell, hand, baseline) of the block's baselines; ``phi``, ``tau``: float64
+    (cell, hand, antenna), the current phases and delays. Returns float64 (cell, hand,
+    2 antenna + 1): the right-hand side of the normal equations (``sum w J r`` over the block's
+    baselines and channels, ``r`` the wrapped phase residual) and ``sum w r^2``.
+    """
+    ncell, nf, nbl, nh, _ = yw.shape
+    out = np.zeros((ncell, nh, 2 * nant + 1))
     for c in range(ncell):
         for h in range(nh):
-            qw = stats[c, :, :, h, K.STAT_Q].T.copy()
-            with np.errstate(invalid="ignore", divide="ignore"):
-                y = np.where(qw > 0, (stats[c, :, :, h, K.STAT_RE]
-                                      + 1j * stats[c, :, :, h, K.STAT_IM]).T / qw, 0)
-            active, use_bl = K._active_antennas(qw.sum(axis=1), ant1, ant2, nant, minblperant)
-            if active.sum() < 2:
-                continue
-            solved = ~gflag[c, :, :, h]                 # (frequency, antenna)
-            refs = used_ref[c, :, h]
-            ref = int(np.bincount(refs[refs >= 0]).argmax()) if (refs >= 0).any() else \
-                int(np.flatnonzero(active)[0])
-            tau = np.zeros(nant)
-            phi = np.zeros(nant)
-            for a in np.flatnonzero(active):
-                tau[a] = fft_delay(gains[c, :, a, h], solved[:, a], freqs)
-                rot = gains[c, :, a, h] * np.exp(-2j * np.pi * dnu * tau[a])
-                phi[a] = np.angle(np.sum(np.where(solved[:, a], rot, 0)))
-            tau -= tau[ref]
-            phi -= phi[ref]
-            phi, tau, cov, red = _refine(y, qw, use_bl, ant1, ant2, nant, active, ref, dnu,
-                                         phi, tau, n_iter)
-            for a in np.flatnonzero(active):
-                e_tau = np.sqrt(max(cov[nant + a, nant + a] * red, 0.0))
-                e_phi = np.sqrt(max(cov[a, a] * red, 0.0))
-                s = np.inf if a == ref else (1.0 / e_phi if e_phi > 0 else np.inf)
-                delay[c, 0, a, h] = tau[a]
-                err[c, 0, a, h] = e_tau
-                snr[c, 0, a, h] = s
-                flag[c, 0, a, h] = not (s >= minsnr and np.isfinite(tau[a]))
+            for b in range(nbl):
+                if not use_bl[c, h, b]:
+                    continue
+                p = ant1[b]
+                q = ant2[b]
+                for f in range(nf):
+                    w = yw[c, f, b, h, 2]
+                    if not (w > 0.0):
+                        continue
+                    d = 2.0 * np.pi * dnu[f]
+                    theta = phi[c, h, p] - phi[c, h, q] + d * (tau[c, h, p] - tau[c, h, q])
+                    y = yw[c, f, b, h, 0] + 1j * yw[c, f, b, h, 1]
+                    r = np.angle(y * np.exp(-1j * theta))
+                    out[c, h, p] += w * r
+                    out[c, h, q] -= w * r
+                    out[c, h, nant + p] += w * d * r
+                    out[c, h, nant + q] -= w * d * r
+                    out[c, h, 2 * nant] += w * r * r
+    return out
+
+
+def first_guess(gains, gflag, used_ref, qsum, freqs, ref_freq, ant1, ant2, nant, minblperant):
+    """Where the fit of one cell and hand starts: antennas and baselines used, reference, the
+    FFT delays and mean phases of the per-channel gains (referenced to that antenna).
+
+    Parameters
+    ----------
+    gains, gflag : (frequency, antenna) per-channel solutions and flags
+    used_ref : int (frequency,), the reference antenna of each channel's solution
+    qsum : float64 (baseline,), ``sum Q`` over channels
+
+    Returns
+    -------
+    active : bool (antenna,), use_bl : bool (baseline,), ref : int, phi, tau : float64 (antenna,)
+    (``ref`` is -1 when fewer than two antennas can be solved).
+    """
+    active, use_bl = K._active_antennas(qsum, ant1, ant2, nant, minblperant)
+    tau = np.zeros(nant)
+    phi = np.zeros(nant)
+    if active.sum() < 2:
+        return active, use_bl, -1, phi, tau
+    dnu = np.asarray(freqs, np.float64) - float(ref_freq)
+    solved = ~gflag
+    ref = (int(np.bincount(used_ref[used_ref >= 0]).argmax()) if (used_ref >= 0).any()
+           else int(np.flatnonzero(active)[0]))
+    for a in np.flatnonzero(active):
+        tau[a] = fft_delay(gains[:, a], solved[:, a], freqs)
+        rot = gains[:, a] * np.exp(-2j * np.pi * dnu * tau[a])
+        phi[a] = np.angle(np.sum(np.where(solved[:, a], rot, 0)))
+    return active, use_bl, ref, phi - phi[ref], tau - tau[ref]
+
+
+def normal_equations(const, ant1, ant2, nant, active, use_bl, ref):
+    """The normal matrix of the phase fit (the same at every step) and its sample count.
+
+    ``const``: (baseline, N_CONST) summed over all channels. Rows and columns of inactive
+    antennas and of ``ref`` (held at zero) are the identity.
+    """
+    b = np.flatnonzero(use_bl)
+    p, q = np.asarray(ant1)[b], np.asarray(ant2)[b]
+    tp, tq = nant + p, nant + q
+    sw, swd, swdd, nobs = (const[b, k] for k in range(4))
+    normal = np.zeros((2 * nant, 2 * nant))
+    for rows, cols, value in ((p, p, sw), (q, q, sw), (p, q, -sw), (q, p, -sw),
+                              (p, tp, swd), (p, tq, -swd), (q, tp, -swd), (q, tq, swd),
+                              (tp, p, swd), (tq, p, -swd), (tp, q, -swd), (tq, q, swd),
+                              (tp, tp, swdd), (tq, tq, swdd), (tp, tq, -swdd), (tq, tp, -swdd)):
+        np.add.at(normal, (rows, cols), value)
+    fixed = np.flatnonzero(~np.asarray(active) | (np.arange(nant) == ref))
+    for k in np.concatenate([fixed, nant + fixed]):
+        normal[k, :] = 0.0
+        normal[:, k] = 0.0
+        normal[k, k] = 1.0
+    return normal, float(nobs.sum())
+
+
+def gauss_newton_step(normal, nobs, sums, active, ref, phi, tau, nant):
+    """One step from the summed :func:`phase_sums` of every block (``sums``: 2 antenna + 1).
+
+    Returns the new ``phi, tau`` and the reduced chi^2 at the old ones.
+    """
+    rhs = sums[:2 * nant].copy()
+    fixed = np.flatnonzero(~np.asarray(active) | (np.arange(nant) == ref))
+    rhs[fixed] = 0.0
+    rhs[nant + fixed] = 0.0
+    step = np.linalg.solve(normal, rhs)
+    chi2 = float(sums[2 * nant])
+    dof = nobs - 2 * (int(np.sum(active)) - 1)
+    red = chi2 / dof if dof > 0 and chi2 > 0.0 else 1.0
+    return phi + step[:nant], tau + step[nant:], red
+
+
+def delay_solutions(active, ref, tau, cov, red, nant, minsnr):
+    """Delay, SNR, error and flag per antenna of one cell and hand from the final fit."""
+    delay = np.zeros(nant)
+    snr = np.zeros(nant)
+    err = np.zeros(nant)
+    flag = np.ones(nant, dtype=bool)
+    if ref < 0:
+        return delay, snr, err, flag
+    for a in np.flatnonzero(active):
+        e_tau = np.sqrt(max(cov[nant + a, nant + a] * red, 0.0))
+        e_phi = np.sqrt(max(cov[a, a] * red, 0.0))
+        s = np.inf if a == ref else (1.0 / e_phi if e_phi > 0 else np.inf)
+        delay[a] = tau[a]
+        err[a] = e_tau
+        snr[a] = s
+        flag[a] = not (s >= minsnr and np.isfinite(tau[a]))
     return delay, snr, err, flag

@@ -15,8 +15,7 @@ from dask.base import tokenize
 
 from radiocal.budget import chunk_bytes
 from radiocal.calibration import kernels as K
-from radiocal.calibration import reduce
-from radiocal.calibration.delay import solve_delays
+from radiocal.calibration import delay_graph, reduce
 
 N_PACKED = 5  # re, im, snr, err, flag of a packed solution (re holds the delay for K)
 MODE_DELAY = -1
@@ -164,13 +163,9 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
 
 
 def _solve_block(stats, *, ant1, ant2, nant, refants, mode, minblperant, minsnr, max_iter,
-                 tol, freqs, ref_freq):
-    if mode == MODE_DELAY:
-        gain, snr, err, flag = solve_delays(stats, freqs, ref_freq, ant1, ant2, nant, refants,
-                                            minblperant, minsnr)
-    else:
-        gain, snr, err, flag, _ = K.solve_cells(stats, ant1, ant2, nant, refants, mode,
-                                                minblperant, minsnr, max_iter, tol)
+                 tol):
+    gain, snr, err, flag, _ = K.solve_cells(stats, ant1, ant2, nant, refants, mode,
+                                            minblperant, minsnr, max_iter, tol)
     packed = np.empty(gain.shape + (N_PACKED,))
     packed[..., 0] = gain.real
     packed[..., 1] = gain.imag
@@ -195,9 +190,8 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, m
 
     ``mode`` is a :data:`radiocal.calibration.kernels.CALMODES` value or :data:`MODE_DELAY`
     (then the frequency cells are channels at ``freqs`` and one delay per cell is returned).
-    Cells are solved in groups whose statistics of every baseline fit the chunk budget; the
-    channels of a per-channel solve are solved in the chunks they were accumulated in, those of
-    a delay together.
+    Cells are solved in groups whose statistics of every baseline fit the chunk budget, the
+    channels in the chunks they were accumulated in (a delay: :mod:`radiocal.calibration.delay_graph`).
 
     Parameters
     ----------
@@ -213,30 +207,26 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, m
     common = {axis: _common_chunks(stats_list, axis) for axis in (1, 2)}
     stats_list = [s.rechunk(common) for s in stats_list]
     n_cells = int(max(int(c.max()) for c in piece_cells if c.size)) + 1
-    fcells, nbl, nh = (stats_list[0].shape[1] if mode == MODE_DELAY else max(common[1]),
-                       stats_list[0].shape[2], stats_list[0].shape[3])
-    per_cell = fcells * nbl * nh * K.N_STATS * 8
+    nbl, nh = stats_list[0].shape[2], stats_list[0].shape[3]
+    per_cell = max(common[1]) * nbl * nh * K.N_STATS * 8
     stats = reduce.cell_sums(stats_list, piece_cells, n_cells,
                              max(1, chunk_bytes() // per_cell))
     if mode == MODE_DELAY:
-        stats = stats.rechunk({1: -1})
+        return delay_graph.solve(stats, freqs, ref_freq, ant1, ant2, nant, refants,
+                                 minblperant, minsnr)
     name = "calib-solve-" + tokenize(stats, ant1, ant2, nant, refants, mode, minblperant,
-                                     minsnr, max_iter, tol, freqs, ref_freq)
-    adjust = {"s": N_PACKED}
-    if mode == MODE_DELAY:
-        adjust["c"] = 1
+                                     minsnr, max_iter, tol)
     return da.blockwise(
         _solve_block, "kcahs",
         stats, "kcbhs",
         new_axes={"a": nant},
-        adjust_chunks=adjust,
+        adjust_chunks={"s": N_PACKED},
         concatenate=True, dtype=np.float64, name=name,
         meta=np.empty((0,) * 5, dtype=np.float64),
         ant1=np.asarray(ant1, np.int64), ant2=np.asarray(ant2, np.int64), nant=int(nant),
         refants=np.asarray(refants, np.int64), mode=int(mode),
         minblperant=int(minblperant), minsnr=float(minsnr), max_iter=int(max_iter),
-        tol=float(tol), freqs=None if freqs is None else np.asarray(freqs, np.float64),
-        ref_freq=float(ref_freq),
+        tol=float(tol),
     )
 
 

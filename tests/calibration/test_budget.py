@@ -71,7 +71,7 @@ def test_tiny_budget_gives_the_same_solutions(rng, cal_type, solint, combine):
     np.testing.assert_allclose(tiny[C.SNR].values, large[C.SNR].values, rtol=1e-6)
 
 
-@pytest.mark.parametrize("cal_type, solint, combine", SOLVES[:-1])
+@pytest.mark.parametrize("cal_type, solint, combine", SOLVES)
 def test_no_task_holds_more_than_the_budget(rng, cal_type, solint, combine):
     datasets = _partitions(rng)
     with _Largest() as largest, dask.config.set(scheduler="sync"):
