@@ -248,7 +248,20 @@ def _table_from_packed(g: SolveGraph, packed: np.ndarray, cal_type, refant, para
     return C.make_table_dataset(
         cal_type, values, flag, snr, err, time=cells.time, interval=cells.interval,
         field_id=cells.field_id, scan_number=cells.scan_number, frequency=sol_freq,
-        channel_width=sol_width, hands=g.hands, antennas=C.antenna_coords(first), attrs=attrs)
+        channel_width=sol_width, hands=g.hands, antennas=C.antenna_coords(first), attrs=attrs,
+        reference_antenna=_used_reference(packed[:, 0, :, :, 5]))
+
+
+def _used_reference(used) -> np.ndarray:
+    """(time_solution,) the reference antenna of each cell: the one used by most of its
+    frequency cells and hands (they differ only where the preferred one lacks a solution), -1
+    where nothing was solved."""
+    out = np.full(used.shape[0], -1, dtype=np.int32)
+    for cell, refs in enumerate(used.reshape(used.shape[0], -1).astype(np.int64)):
+        refs = refs[refs >= 0]
+        if refs.size:
+            out[cell] = np.bincount(refs).argmax()
+    return out
 
 
 def normalise_bandpass(values, flag):

@@ -96,7 +96,7 @@ def _finish(state, paths, nant, minsnr):
         except OSError:
             pass        # other cell groups' files are still there
     ncell, nh = state["ref"].shape
-    packed = np.zeros((ncell, 1, nant, nh, 5))
+    packed = np.zeros((ncell, 1, nant, nh, K.N_PACKED))
     for c in range(ncell):
         for h in range(nh):
             ref = state["ref"][c, h]
@@ -104,7 +104,8 @@ def _finish(state, paths, nant, minsnr):
             delay, snr, err, flag = D.delay_solutions(state["active"][c, h], ref,
                                                       state["tau"][c, h], cov,
                                                       state["red"][c, h], nant, minsnr)
-            packed[c, 0, :, h] = np.stack([delay, np.zeros(nant), snr, err, flag], axis=-1)
+            packed[c, 0, :, h] = np.stack([delay, np.zeros(nant), snr, err, flag,
+                                           np.full(nant, ref)], axis=-1)
     return packed
 
 
@@ -136,7 +137,8 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, minblperant, minsnr
     Returns
     -------
     packed : dask array float64 (cell, 1, antenna, hand, 5)
-        Delay (s), 0, SNR, error (s), flag, as :func:`radiocal.calibration.graph.reduce_and_solve`.
+        Delay (s), 0, SNR, error (s), flag, reference antenna, as
+        :func:`radiocal.calibration.graph.reduce_and_solve`.
     """
     ant1 = np.asarray(ant1, np.int64)
     ant2 = np.asarray(ant2, np.int64)
@@ -188,5 +190,6 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, minblperant, minsnr
                                       float(minsnr))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[stats])
     nh = stats.shape[3]
-    return da.Array(graph, name, (kchunks, (1,), (nant,), (nh,), (5,)), dtype=np.float64,
+    return da.Array(graph, name, (kchunks, (1,), (nant,), (nh,), (K.N_PACKED,)),
+                    dtype=np.float64,
                     meta=np.empty((0,) * 5, dtype=np.float64))

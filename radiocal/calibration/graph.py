@@ -17,7 +17,6 @@ from radiocal.budget import chunk_bytes
 from radiocal.calibration import kernels as K
 from radiocal.calibration import delay_graph, reduce
 
-N_PACKED = 5  # re, im, snr, err, flag of a packed solution (re holds the delay for K)
 MODE_DELAY = -1
 
 
@@ -164,14 +163,15 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
 
 def _solve_block(stats, *, ant1, ant2, nant, refants, mode, minblperant, minsnr, max_iter,
                  tol):
-    gain, snr, err, flag, _ = K.solve_cells(stats, ant1, ant2, nant, refants, mode,
-                                            minblperant, minsnr, max_iter, tol)
-    packed = np.empty(gain.shape + (N_PACKED,))
+    gain, snr, err, flag, used_ref = K.solve_cells(stats, ant1, ant2, nant, refants, mode,
+                                                   minblperant, minsnr, max_iter, tol)
+    packed = np.empty(gain.shape + (K.N_PACKED,))
     packed[..., 0] = gain.real
     packed[..., 1] = gain.imag
     packed[..., 2] = snr
     packed[..., 3] = err
     packed[..., 4] = flag
+    packed[..., 5] = used_ref[:, :, None, :]
     return packed
 
 
@@ -202,7 +202,8 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, m
     Returns
     -------
     packed : dask array float64 (cell, frequency cell, antenna, hand, 5)
-        ``[..., 0] + 1j [..., 1]`` is the gain, then SNR, error, flag (0/1).
+        ``[..., 0] + 1j [..., 1]`` is the gain, then SNR, error, flag (0/1) and the reference
+        antenna used in the cell (the same for every antenna; -1 where none).
     """
     common = {axis: _common_chunks(stats_list, axis) for axis in (1, 2)}
     stats_list = [s.rechunk(common) for s in stats_list]
@@ -220,7 +221,7 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, m
         _solve_block, "kcahs",
         stats, "kcbhs",
         new_axes={"a": nant},
-        adjust_chunks={"s": N_PACKED},
+        adjust_chunks={"s": K.N_PACKED},
         concatenate=True, dtype=np.float64, name=name,
         meta=np.empty((0,) * 5, dtype=np.float64),
         ant1=np.asarray(ant1, np.int64), ant2=np.asarray(ant2, np.int64), nant=int(nant),

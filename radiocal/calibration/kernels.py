@@ -26,6 +26,9 @@ from radiocal.engine.numba import JIT
 
 STAT_RE, STAT_IM, STAT_Q, STAT_S, STAT_N = range(5)
 N_STATS = 5
+# a solved cell as the graphs hand it over, last axis: gain re, im (re holds a delay), SNR,
+# error, flag (0/1), reference antenna used (-1: none)
+N_PACKED = 6
 
 MODE_AP, MODE_P, MODE_A = 0, 1, 2
 CALMODES = {"ap": MODE_AP, "p": MODE_P, "a": MODE_A}

@@ -108,22 +108,24 @@ def solve_sequence(datasets, config: CalibrateConfig):
                                model=bp_model,
                                prior=prior + [ApplyTable(tables["bpphase"])], **common)
     through_bp = prior + [ApplyTable(tables["bandpass"])]
-    # each calibrator against its own model; solutions of all calibrators in one table
+    # each calibrator against its own model; solutions of all calibrators in one table. The
+    # solves of every calibrator at one stage are independent: one pass over the data each.
+    data = {name: _fields(datasets, [name]) for name in cal_names}
+    model = {name: models[name] or 1.0 for name in cal_names}
+    phases = solve_jointly([
+        (data[name], "G", dict(solint=solint, calmode="p", model=model[name], prior=through_bp,
+                               **common))
+        for name in cal_names for solint in ("int", "inf")])
+    amp_solints = list(dict.fromkeys(["inf", config.cal_amp_solint]))
+    amps = solve_jointly([
+        (data[name], "G", dict(solint=solint, calmode="ap", model=model[name],
+                               prior=through_bp + [ApplyTable(phases[2 * k], gainfield=name)],
+                               **common))
+        for k, name in enumerate(cal_names) for solint in amp_solints])
     per_field = {}
-    for name in cal_names:
-        data = _fields(datasets, [name])
-        model = models[name] or 1.0
-        # solves with the same data and prior share one pass over the data
-        p_int, p_inf = solve_jointly([
-            (data, "G", dict(solint=solint, calmode="p", model=model, prior=through_bp, **common))
-            for solint in ("int", "inf")])
-        through_int = through_bp + [ApplyTable(p_int, gainfield=name)]
-        amp_solints = dict.fromkeys(["inf", config.cal_amp_solint])
-        amps = solve_jointly([
-            (data, "G", dict(solint=solint, calmode="ap", model=model, prior=through_int, **common))
-            for solint in amp_solints])
-        amp, short = amps[0], amps[-1]
-        per_field[name] = (p_int, p_inf, amp, short)
+    for k, name in enumerate(cal_names):
+        mine = amps[k * len(amp_solints):(k + 1) * len(amp_solints)]
+        per_field[name] = (phases[2 * k], phases[2 * k + 1], mine[0], mine[-1])
     tables["phase_int"] = merge_tables([v[0] for v in per_field.values()])
     tables["phase_inf"] = merge_tables([v[1] for v in per_field.values()])
     tables["amp"] = merge_tables([v[2] for v in per_field.values()])

@@ -40,6 +40,7 @@ SOL_FIELD = "field_id"
 SOL_SCAN = "scan_number"
 SOL_OBS = "observation_id"
 SOL_CHAN_WIDTH = "channel_width_solution"
+SOL_REFANT = "reference_antenna"    # antenna index used as phase reference per solution, -1 none
 
 ATTR_CAL_TYPE = "cal_type"          # "G", "T", "B", "K"
 ATTR_REFANT = "refant"              # name of the preferred reference antenna ("" if none)
@@ -61,12 +62,13 @@ ANTENNA_COORDS = (schema.ANTENNA_NAME, schema.ANTENNA_STATION, schema.ANTENNA_PO
 
 def make_table_dataset(cal_type, values, flag, snr, paramerr, *, time, interval, field_id,
                        scan_number, frequency, channel_width, hands, antennas, attrs,
-                       observation_id=None) -> xr.Dataset:
+                       observation_id=None, reference_antenna=None) -> xr.Dataset:
     """Assemble one spectral window of a calibration table in the documented layout.
 
     ``values`` is complex (time_solution, antenna, frequency_solution, hand) for G/T/B and float
     delays in seconds for K; ``antennas`` maps antenna coordinate names to variables
-    (:func:`antenna_coords`).
+    (:func:`antenna_coords`); ``reference_antenna`` (time_solution,) is the antenna each
+    solution is referenced to (CASA's ``ANTENNA2``), -1 where unknown.
     """
     if cal_type not in CAL_TYPES:
         raise ValueError(f"unknown calibration type {cal_type!r}")
@@ -80,6 +82,8 @@ def make_table_dataset(cal_type, values, flag, snr, paramerr, *, time, interval,
         SOL_SCAN: (SOL_TIME, np.asarray(scan_number, dtype=np.int32)),
         SOL_OBS: (SOL_TIME, np.zeros(ntime, np.int32) if observation_id is None
                   else np.asarray(observation_id, dtype=np.int32)),
+        SOL_REFANT: (SOL_TIME, np.full(ntime, -1, np.int32) if reference_antenna is None
+                     else np.asarray(reference_antenna, dtype=np.int32)),
         SOL_FREQ: np.asarray(frequency, dtype=np.float64),
         SOL_CHAN_WIDTH: (SOL_FREQ, np.asarray(channel_width, dtype=np.float64)),
         HAND: np.asarray(list(hands), dtype=str),
@@ -204,7 +208,8 @@ def read_casa_table(path) -> list[xr.Dataset]:
         cal_type = _CAL_TYPE_OF[viscal]
         param = "FPARAM" if kw.get("ParType") == "Float" else "CPARAM"
         cols = {c: main.getcol(c) for c in ("TIME", "FIELD_ID", "SPECTRAL_WINDOW_ID", "ANTENNA1",
-                                            "INTERVAL", "SCAN_NUMBER", "OBSERVATION_ID")}
+                                            "ANTENNA2", "INTERVAL", "SCAN_NUMBER",
+                                            "OBSERVATION_ID")}
         values = main.getcol(param) if main.nrows() else np.zeros((0, 1, 1))
         flags = main.getcol("FLAG") if main.nrows() else np.zeros((0, 1, 1), bool)
         snr = main.getcol("SNR") if main.nrows() else np.zeros((0, 1, 1))
@@ -248,6 +253,8 @@ def read_casa_table(path) -> list[xr.Dataset]:
         er[slot_of_row, a1] = err[rows]
         interval = np.zeros(nslot)
         interval[slot_of_row] = cols["INTERVAL"][rows]
+        refant = np.full(nslot, -1, np.int32)
+        refant[slot_of_row] = cols["ANTENNA2"][rows]
         freq = np.asarray(spw["CHAN_FREQ"][spw_id], dtype=np.float64)
         width = np.asarray(spw["CHAN_WIDTH"][spw_id], dtype=np.float64)
         attrs = {
@@ -267,7 +274,8 @@ def read_casa_table(path) -> list[xr.Dataset]:
         table.append(make_table_dataset(
             cal_type, val, flg, sn, er, time=slots[:, 0], interval=interval,
             field_id=slots[:, 1], scan_number=slots[:, 2], observation_id=slots[:, 3],
-            frequency=freq, channel_width=width, hands=hands, antennas=antennas, attrs=attrs))
+            frequency=freq, channel_width=width, hands=hands, antennas=antennas, attrs=attrs,
+            reference_antenna=refant))
     if not table:
         raise InputError(f"calibration table {path} has no solutions")
     return table
@@ -293,7 +301,8 @@ def write_casa_table(table: list[xr.Dataset], path, overwrite: bool = False,
                      ms_name: str = "") -> None:
     """Write a calibration table as a CASA calibration table (CASA's own column layout).
 
-    Main table: one row per (solution, antenna, spw) with ``ANTENNA2 = -1``; ``CPARAM`` (G, T, B)
+    Main table: one row per (solution, antenna, spw) with ``ANTENNA2`` the reference antenna of
+    the solution (-1 where unknown, e.g. a table made by hand); ``CPARAM`` (G, T, B)
     or ``FPARAM`` (K, nanoseconds) shaped (channel, hand); keywords ``ParType``, ``VisCal``,
     ``MSName``, ``PolBasis``; subtables ANTENNA, FIELD, SPECTRAL_WINDOW, OBSERVATION, HISTORY
     with the Measurement Set's standard descriptions.
@@ -379,7 +388,8 @@ def _casa_rows(table, cal_type):
         out["SPECTRAL_WINDOW_ID"].append(np.full(nsol * nant, int(ds.attrs[schema.ATTR_SPW_ID]),
                                                  np.int32))
         out["ANTENNA1"].append(np.tile(np.arange(nant, dtype=np.int32), nsol))
-        out["ANTENNA2"].append(np.full(nsol * nant, -1, np.int32))
+        refant = (ds[SOL_REFANT].values if SOL_REFANT in ds.coords else np.full(nsol, -1))
+        out["ANTENNA2"].append(np.repeat(np.asarray(refant, np.int32), nant))
         err = np.asarray(ds[PARAMERR].values) * (1e9 if cal_type == "K" else 1.0)
         arrays["PARAM"].append(values.reshape((nsol * nant,) + values.shape[2:]))
         arrays["PARAMERR"].append(err.reshape((nsol * nant,) + values.shape[2:]))

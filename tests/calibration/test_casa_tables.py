@@ -94,6 +94,30 @@ def test_our_tables_round_trip_through_casa_format(tmp_path, rng, cal_type):
     assert sorted(p.name for p in spw.iterdir() if p.is_dir()) == sorted(table[0].data_vars)
 
 
+@pytest.mark.parametrize("cal_type", ["G", "B", "K"])
+def test_tables_keep_the_reference_antenna_used(tmp_path, rng, cal_type):
+    """CASA keeps the reference antenna of each solution in ANTENNA2; so do we, per cell,
+    including the fallback when the preferred antenna has no data in a cell."""
+    g = random_gains(rng, 4, 6, 8, 2, constant_time=False)
+    ds = make_partition(g, noise=0.02, seed=5)
+    # ea03 (index 2) dead in the last two integrations: those cells fall back on ea05
+    dead = ((ds["baseline_antenna1"] == 2) | (ds["baseline_antenna2"] == 2)) & (ds["time"] >= ds["time"][2])
+    ds = ds.assign(FLAG=ds["FLAG"] | dead)
+    table = solve([ds], cal_type, solint="int", refant="ea03,ea05", minblperant=3)
+    expected = [2, 2, 4, 4]
+    np.testing.assert_array_equal(table[0][C.SOL_REFANT].values, expected)
+    # the reference really is that antenna: zero phase (a delay of zero for K)
+    var = C.DELAY if cal_type == "K" else C.GAIN
+    for cell, ref in enumerate(expected):
+        np.testing.assert_allclose(np.angle(table[0][var].values[cell, ref]) if cal_type != "K"
+                                   else table[0][var].values[cell, ref], 0.0, atol=1e-9)
+    C.write_casa_table(table, str(tmp_path / "t.tab"))
+    with ct.table(str(tmp_path / "t.tab"), ack=False) as t:
+        np.testing.assert_array_equal(t.getcol("ANTENNA2"), np.repeat(expected, 6))
+    back = C.read_casa_table(str(tmp_path / "t.tab"))
+    np.testing.assert_array_equal(back[0][C.SOL_REFANT].values, expected)
+
+
 @needs_reference
 def test_apply_casa_tables_matches_casa_corrected_data():
     """bp.B + int.G (own phases) + flux.G for calibrators; the phase calibrator's inf.G and
