@@ -172,9 +172,10 @@ def test_bad_configuration_is_a_config_error(rng):
 def test_solve_graph_does_not_compute(rng, no_compute):
     ds = make_partition(random_gains(rng, 4, 4, 4, 2), time_chunk=2)
     graph = solve_graph([ds], "G", solint="int", refant="ea01")
-    assert graph.packed.shape == (4, 1, 4, 2, 5)
+    # (cell, frequency cell, antenna, hand, re/im/snr/err/flag/reference antenna)
+    assert graph.packed.shape == (4, 1, 4, 2, 6)
     graph = solve_graph([ds], "K", solint="inf", refant="ea01")
-    assert graph.packed.shape == (1, 1, 4, 2, 5)
+    assert graph.packed.shape == (1, 1, 4, 2, 6)
 
 
 def test_refant_falls_back_when_flagged(rng):
