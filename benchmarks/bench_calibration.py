@@ -10,6 +10,11 @@ child process (clean peak memory) from a warm page cache.
     python benchmarks/bench_calibration.py                  # simulate (once) a small MS
     python benchmarks/bench_calibration.py --integrations 280 --repeat 3 --json   # ~0.44 GB
     python benchmarks/bench_calibration.py --ms ../shared/data/vla_small/vla_small.ms
+    python benchmarks/bench_calibration.py --sky-store OUT/store.zarr --chunk-mb 64
+
+``--sky-store``: the OVRO-LWA ``sky_bandpass`` step (B and K against ``VISIBILITY_MODEL``, post-
+processing, the apply computed) on a store that went through ``convert`` and ``ateam``, with 1
+and with 2 threads: wall and CPU time, visibilities per second, peak RSS and the speed-up.
 
 Prints visibilities per second of each operation (time x baseline x channel x correlation that
 the operation reads), peak memory, and the ratio to CASA, or says the CASA run was skipped.
@@ -101,6 +106,56 @@ def child_radiocal(path: str) -> None:
                 cpu_cold={k: v[2] for k, v in cold.items()})
 
 
+def child_sky(store: str, threads: str, chunk_mb: str, work: str) -> None:
+    import dask
+
+    from radiocal.budget import chunk_budget
+    from radiocal.calibration.skycal import SkyBandpassConfig, sky_bandpass_step
+    from radiocal.engine.context import StepContext
+    from radiocal.io import schema as S
+    from radiocal.io.store import open_store
+
+    datasets = open_store(store)
+    nvis = sum(math.prod(ds[S.VISIBILITY].shape) for ds in datasets)
+    with dask.config.set(scheduler="threads", num_workers=int(threads)), \
+            chunk_budget(int(float(chunk_mb) * 2**20)):
+        start, cpu0 = time.perf_counter(), cpu_seconds()
+        out = sky_bandpass_step(datasets, SkyBandpassConfig(),
+                                StepContext(outdir=Path(work), store=Path(work) / "no-store"))
+        solved = time.perf_counter() - start
+        dask.compute(*[ds[S.VISIBILITY_CORRECTED].data.sum() for ds in out])
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
+    emit_result(seconds=seconds, solve_seconds=solved, cpu=cpu, nvis=nvis)
+
+
+def sky_main(args) -> None:
+    store = os.path.abspath(args.sky_store)
+    DATA_DIR.mkdir(exist_ok=True)
+    work = DATA_DIR / "sky_bandpass_out"
+    start_machine = machine()
+    runs = {}
+    for threads in (1, 2):
+        # the child runs in DATA_DIR: it must import this checkout's radiocal, not an installed one
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        run = run_child(python_child(__file__, "--child", "sky", store, str(threads),
+                                     str(args.chunk_mb), str(work)), cwd=DATA_DIR, env=env)
+        if run.returncode or run.result is None:
+            sys.exit(f"sky_bandpass child failed:\n{run.output}")
+        runs[threads] = dict(run.result, peak_rss_mb=run.peak_rss_mb, child_cpu_s=run.cpu_s)
+    report = {"store": store, "chunk_mb": args.chunk_mb, "runs": runs,
+              "speedup_2_threads": runs[1]["seconds"] / runs[2]["seconds"],
+              "machine_start": start_machine, "machine_end": machine()}
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return
+    for threads, r in runs.items():
+        print(f"sky_bandpass, {threads} thread(s): {r['seconds']:.1f} s "
+              f"(solve {r['solve_seconds']:.1f} s), CPU {r['cpu']:.1f} s, "
+              f"{r['nvis'] / r['seconds'] / 1e6:.2f} M vis/s, peak RSS {r['peak_rss_mb']:.0f} MB")
+    print(f"2 threads / 1 thread: {report['speedup_2_threads']:.2f}x; load average start "
+          f"{start_machine['loadavg']}, end {report['machine_end']['loadavg']}")
+
+
 def child_casa(path: str, work: str) -> None:
     """gaincal / bandpass / applycal with the same settings, on a copy of the MS. Runs under the
     CASA interpreter: casatools/casatasks only, no radiocal."""
@@ -153,12 +208,17 @@ def main() -> None:
     add_casa_option(parser)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print one JSON summary")
+    parser.add_argument("--sky-store", help="measure sky_bandpass on this store instead")
+    parser.add_argument("--chunk-mb", type=float, default=64.0, help="chunk budget (--sky-store)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
-        {"simulate": lambda p, n: child_simulate(p, int(n)),
+        {"simulate": lambda p, n: child_simulate(p, int(n)), "sky": child_sky,
          "radiocal": child_radiocal, "casa": child_casa}[kind](*rest)
+        return
+    if args.sky_store:
+        sky_main(args)
         return
 
     DATA_DIR.mkdir(exist_ok=True)
