@@ -43,7 +43,10 @@ def _channel_solve(blocks, ant1, ant2, nant, refants, minblperant):
 
 
 def _sum(parts):
-    return np.sum(parts, axis=0)
+    total = np.array(parts[0], dtype=np.float64)
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 def _first_guess(channels, consts, freqs, ref_freq, ant1, ant2, nant, minblperant):
