@@ -65,15 +65,36 @@ def _write_corrected(datasets, store):
     update_store(datasets, store, [S.VISIBILITY_CORRECTED, S.FLAG, S.WEIGHT])
 
 
+def roles_from_data(ctx, read, fluxcal, bpcal, phasecal, targets, fluxcal_model):
+    """The calibrator and target roles the user left out, from the data's scan intents and
+    field names (:mod:`radiocal.calibration.roles`); printed, and logged, with how each was
+    chosen."""
+    import logging
+
+    from radiocal.calibration.roles import infer_roles, require
+    from radiocal.io import schema
+
+    datasets = read()
+    manual = bool(fluxcal_model) and fluxcal_model.strip()[:1].isdigit()
+    roles = require(infer_roles(datasets, fluxcal, bpcal, phasecal, targets, flux_model_given=manual),
+                    sorted({str(ds.attrs.get(schema.ATTR_FIELD_NAME)) for ds in datasets}))
+    logging.getLogger("radiocal.roles").info(roles.describe())
+    if not (ctx.find_root().obj or {}).get("quiet"):
+        click.echo(roles.describe() + " -- override with --fluxcal/--bpcal/--phasecal/--target")
+    return roles
+
+
 @click.command()
 @click.argument("store", type=click.Path(exists=True))
-@click.option("--fluxcal", required=True, help="Flux calibrator field name.")
+@click.option("--fluxcal", default="", help="Flux calibrator field name (default: from the data).")
 @click.option("--fluxcal-model", default="standard", show_default=True,
               help="'standard' (Perley-Butler 2017 by name) or 'S,alpha,reffreq' "
                    "(e.g. 15.0,-0.5,1.4GHz).")
 @click.option("--bpcal", default="", help="Bandpass calibrator (default: the flux calibrator).")
-@click.option("--phasecal", required=True, help="Phase calibrator field name.")
-@click.option("--target", "targets", multiple=True, help="Target field(s), NAME[,NAME...].")
+@click.option("--phasecal", default="", help="Phase calibrator field name (default: from the data).")
+@click.option("--target", "targets", multiple=True,
+              help="Target field(s), NAME[,NAME...] (default, when a calibrator is left out: from "
+                   "the data).")
 @click.option("--refant", default="", help="Reference antenna(s) in preference order.")
 @click.option("--minsnr", default=3.0, show_default=True, type=float,
               help="Flag solutions below this SNR.")
@@ -108,13 +129,18 @@ def calibrate(ctx, store, fluxcal, fluxcal_model, bpcal, phasecal, targets, refa
     from radiocal.calibration.workflow import CalibrateConfig, apply_sequence, solve_sequence
     from radiocal.io.store import open_store
 
+    datasets = open_store(store)
+    targets = _split(targets)
+    if not (fluxcal and phasecal):
+        roles = roles_from_data(ctx, lambda: datasets, fluxcal, bpcal, phasecal, targets,
+                                fluxcal_model)
+        fluxcal, bpcal, phasecal, targets = roles.fluxcal, roles.bpcal, roles.phasecal, roles.targets
     config = CalibrateConfig(fluxcal=fluxcal, bpcal=bpcal, phasecal=phasecal,
-                             targets=tuple(_split(targets)), fluxcal_model=fluxcal_model,
+                             targets=tuple(targets), fluxcal_model=fluxcal_model,
                              refant=refant, minsnr=minsnr, minblperant=minblperant,
                              solve_delay=solve_delay, cal_amp_solint=cal_amp_solint,
                              fluxscale_method=fluxscale_method, calwt=calwt,
                              target_interp=target_interp)
-    datasets = open_store(store)
     with make_engine(ctx):
         tables, flux = solve_sequence(datasets, config)
         for name, table in tables.items():

@@ -118,13 +118,13 @@ _SET_HELP = "Override a step option (repeatable), as in `radiocal run`."
 @click.command("phaseref")
 @click.argument("inputs", nargs=-1, required=True, metavar="IN.ms [IN2.ms]...",
                 type=click.Path(exists=True))
-@click.option("--fluxcal", required=True, help="Flux calibrator field name.")
+@click.option("--fluxcal", default="", help="Flux calibrator field name (default: from the data).")
 @click.option("--fluxcal-model", default="standard", show_default=True,
               help="'standard' (Perley-Butler 2017 by name) or 'S,alpha,reffreq' (e.g. 15.0,-0.5,1.4GHz).")
 @click.option("--bpcal", default="", help="Bandpass calibrator (default: the flux calibrator).")
-@click.option("--phasecal", required=True, help="Phase calibrator field name.")
-@click.option("--target", "targets", multiple=True, required=True,
-              help="Target field(s), NAME[,NAME...] (repeatable).")
+@click.option("--phasecal", default="", help="Phase calibrator field name (default: from the data).")
+@click.option("--target", "targets", multiple=True,
+              help="Target field(s), NAME[,NAME...] (repeatable; default: from the data).")
 @click.option("--skymodel", type=click.Path(exists=True, dir_okay=False),
               help="Sky model of the targets' other sources (makesourcedb/DP3/WSClean text): "
                    "subtract it and make each target's dynamic spectrum.")
@@ -147,11 +147,24 @@ def phaseref(ctx, inputs, fluxcal, fluxcal_model, bpcal, phasecal, targets, skym
     the same command again resumes an interrupted run and redoes only what changed.
     """
     started = time.monotonic()
+    targets = _split(targets)
+    if not (fluxcal and phasecal and targets):
+        from radiocal.cli.calibration_commands import roles_from_data
+
+        roles = roles_from_data(ctx, lambda: _read_for_roles(inputs), fluxcal, bpcal, phasecal,
+                                targets, fluxcal_model)
+        fluxcal, bpcal, phasecal, targets = roles.fluxcal, roles.bpcal, roles.phasecal, roles.targets
     entries = phaseref_entries(inputs, fluxcal=fluxcal, phasecal=phasecal,
-                               targets=_split(targets), bpcal=bpcal, fluxcal_model=fluxcal_model,
+                               targets=targets, bpcal=bpcal, fluxcal_model=fluxcal_model,
                                refant=refant, skymodel=skymodel, image=image)
     document = _run(ctx, entries, outdir, overrides, progress)
     _echo_done(ctx, document, Path(document["outdir"]), started)
+
+
+def _read_for_roles(inputs):
+    from radiocal.io.ms import read_ms
+
+    return read_ms(list(inputs))
 
 
 def make_demo_inputs(directory: Path):
