@@ -92,7 +92,7 @@ def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None
 # -- index columns and grid layout -------------------------------------------------------------
 
 def _enlarge_row_caches(ms) -> None:
-    """Let the main table's row-wise storage managers keep up to ``_ROW_CACHE_BYTES`` in memory.
+    """Let the main table's row-wise storage managers keep up to one chunk budget in memory.
 
     A StandardStMan's default cache is two buckets of a few kB (an IncrementalStMan's, one): the
     values of all its columns for a few dozen rows. Every full-column read (the index columns,
@@ -109,16 +109,16 @@ def _enlarge_row_caches(ms) -> None:
                 continue
             seen.add(info.get("SEQNR"))
             # casacore clips this to the number of buckets the file has
-            ms.setdmprop(column, {"MaxCacheSize": max(2, _ROW_CACHE_BYTES // bucket)})
+            ms.setdmprop(column, {"MaxCacheSize": max(2, budget.chunk_bytes() // bucket)})
         except (RuntimeError, TypeError, ValueError):
             continue   # only a cache: reading works without it
 
 
-_ROW_CACHE_BYTES = 256 * 2**20
 _ROW_STORAGE_MANAGERS = ("StandardStMan", "IncrementalStMan")
-# Index columns are read in blocks of rows that fit the enlarged caches, so that each column of
-# a block finds the block's buckets already read for the previous one
-_INDEX_BLOCK_ROWS = 2**20
+# Index columns are read in blocks of rows that fit the enlarged caches (a main-table row holds
+# ~150 bytes in row-wise storage managers: 2**18 rows, ~40 MB), so that each column of a block
+# finds the block's buckets already read for the previous one
+_INDEX_BLOCK_ROWS = 2**18
 
 
 def _read_rows(ms, columns, nrow: int) -> dict[str, np.ndarray]:
