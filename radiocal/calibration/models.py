@@ -24,6 +24,8 @@ PERLEY_BUTLER_2017 = {
     "3C48": (1.3253, -0.7553, -0.1914, 0.0498),
     "3C138": (1.0088, -0.4981, -0.1552, -0.0102, 0.0223),
     "3C147": (1.4516, -0.6961, -0.2007, 0.0640, -0.0464, 0.0289),
+    "3C196": (1.2872, -0.8530, -0.1534, -0.0200, 0.0201),
+    "3C295": (1.4701, -0.7658, -0.2780, -0.0347, 0.0399),
     # The A-team, for low-frequency (OVRO-LWA) sky-model calibration. Fitted ranges: Cyg A and
     # Tau A 0.05-12 and 0.05-4 GHz, Vir A 0.05-3 GHz, Cas A 0.2-4 GHz (extrapolated below; Cas A
     # also fades by ~0.5-1 %/yr, not modelled).
@@ -32,12 +34,21 @@ PERLEY_BUTLER_2017 = {
     "TAUA": (2.9516, -0.2170, -0.047, -0.067),
     "VIRA": (2.4466, -0.8116, -0.048),
 }
+# Reynolds 1994 (ATNF AT/39.3/040) for the southern standard: log10 S = -30.7667 + 26.4908 y
+# - 7.0977 y^2 + 0.605334 y^3 with y = log10(nu/MHz), rewritten here in x = log10(nu/GHz) = y - 3.
+OTHER_STANDARDS = {
+    "1934-638": ("Reynolds 1994", (1.170418, 0.248618, -1.649694, 0.605334)),
+}
 # names calibrators go by in observing files
 ALIASES = {
     "J1331+3030": "3C286", "1331+305": "3C286", "1328+307": "3C286",
     "J0137+3309": "3C48", "0137+331": "3C48", "0134+329": "3C48",
     "J0521+1638": "3C138", "0521+166": "3C138", "0518+165": "3C138",
     "J0542+4951": "3C147", "0542+498": "3C147", "0538+498": "3C147",
+    "J0813+4813": "3C196", "0813+482": "3C196", "0809+483": "3C196",
+    "J1411+5212": "3C295", "1411+522": "3C295", "1409+524": "3C295",
+    "J1939-6342": "1934-638", "1939-638": "1934-638", "PKS1934-638": "1934-638",
+    "PKSB1934-638": "1934-638", "B1934-638": "1934-638",
     "3C405": "CYGA", "CYGNUSA": "CYGA", "3C461": "CASA", "CASSIOPEIAA": "CASA",
     "3C144": "TAUA", "TAURUSA": "TAUA", "CRAB": "TAUA", "3C274": "VIRA", "VIRGOA": "VIRA",
     "M87": "VIRA",
@@ -96,11 +107,15 @@ def parse_manual_model(text: str) -> FluxModel:
 
 
 def standard_model(name: str) -> FluxModel:
-    """The Perley-Butler 2017 model of a flux calibrator by name (3C286, J1331+3030, ...)."""
+    """The standard model of a flux calibrator by name (3C286, J1331+3030, ...): Perley-Butler
+    2017, Reynolds 1994 for 1934-638."""
     key = str(name).strip().upper().replace(" ", "")
     key = ALIASES.get(key, key)
+    if key in OTHER_STANDARDS:
+        reference, coeffs = OTHER_STANDARDS[key]
+        return FluxModel(log_coeffs=coeffs, name=f"{reference} {key}")
     if key not in PERLEY_BUTLER_2017:
-        known = ", ".join(sorted(PERLEY_BUTLER_2017) + sorted(ALIASES))
+        known = ", ".join(sorted(PERLEY_BUTLER_2017) + sorted(OTHER_STANDARDS) + sorted(ALIASES))
         raise ConfigError(f"no Perley-Butler 2017 model for {name!r} (known: {known})")
     return FluxModel(log_coeffs=PERLEY_BUTLER_2017[key], name=f"Perley-Butler 2017 {key}")
 

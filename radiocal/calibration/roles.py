@@ -13,20 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from radiocal.calibration.models import ALIASES, OTHER_STANDARDS, PERLEY_BUTLER_2017
 from radiocal.errors import ConfigError
 from radiocal.io import schema
 
-# Flux standards (Perley & Butler 2017; Reynolds 1994 for 1934-638) under the names observatories
-# give them: 3C, J2000 and B1950 designations
-FLUX_STANDARDS = {
-    "3C286": ("J1331+3030", "1331+305", "1328+307", "J1331+305"),
-    "3C48": ("J0137+3309", "0137+331", "0134+329"),
-    "3C138": ("J0521+1638", "0521+166", "0518+165"),
-    "3C147": ("J0542+4951", "0542+498", "0538+498"),
-    "3C196": ("J0813+4813", "0813+482", "0809+483"),
-    "3C295": ("J1411+5212", "1411+522", "1409+524"),
-    "1934-638": ("J1939-6342", "1939-638", "PKS1934-638", "PKSB1934-638", "B1934-638"),
-}
+# Flux standards with a `standard` model (Perley & Butler 2017; Reynolds 1994 for 1934-638) and
+# the names observatories give them; the A-team's models serve low-frequency sky models instead
+_A_TEAM = ("CYGA", "CASA", "TAUA", "VIRA")
+FLUX_STANDARDS = {name: tuple(alias for alias, canonical in ALIASES.items() if canonical == name)
+                  for name in (*PERLEY_BUTLER_2017, *OTHER_STANDARDS) if name not in _A_TEAM}
 # Bright compact sources observatories use for bandpasses (not flux standards: they vary)
 BANDPASS_SOURCES = {
     "3C273": ("J1229+0203", "1226+023"), "3C279": ("J1256-0547", "1253-055"),

@@ -131,3 +131,21 @@ def test_calibrate_infers_roles_and_calibrates(run_cli, tmp_path):
     assert found, result.out
     nu, flux = float(found.group(1)) * 1e9, float(found.group(2))
     assert abs(flux / (2.5 * (nu / 1.4e9) ** -0.3) - 1) < 0.03
+
+
+def test_inferred_flux_standards_have_standard_models():
+    """Every flux standard roles.py recognises has a `standard` model; 1934-638's (Reynolds 1994,
+    published in MHz) agrees with the published polynomial evaluated directly."""
+    import numpy as np
+
+    from radiocal.calibration.models import standard_model
+    from radiocal.calibration.roles import FLUX_STANDARDS
+
+    for canonical, aliases in FLUX_STANDARDS.items():
+        names = {standard_model(n).name for n in (canonical, *aliases)}
+        assert len(names) == 1 and names.pop().endswith(canonical)
+    nu = np.array([0.8e9, 1.4e9, 2.1e9, 5.0e9, 8.6e9])
+    y = np.log10(nu / 1e6)
+    reynolds = 10 ** (-30.7667 + 26.4908 * y - 7.0977 * y ** 2 + 0.605334 * y ** 3)
+    np.testing.assert_allclose(standard_model("PKS 1934-638")(nu), reynolds, rtol=1e-4)
+    assert abs(reynolds[1] - 14.9) < 0.1   # the familiar 1.4 GHz value
