@@ -22,6 +22,7 @@ and writing the MS) and peak memory are reported too; give the load average with
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -184,16 +185,20 @@ def main() -> None:
     if not args.no_lwa:
         ms = (Path(args.data_dir) / f"lwa_sky6_{args.lwa_antennas}ant_192ch_"
               f"{args.lwa_integrations}int.ms")
-        if not ms.exists():
-            print(f"simulating {ms} ...", file=sys.stderr)
-            partial = ms.with_name(ms.stem + ".partial.ms")
-            shutil.rmtree(partial, ignore_errors=True)
-            done = run_child(python_child(__file__, "simulate", str(partial),
-                                          str(args.lwa_antennas), str(args.lwa_integrations)))
-            if done.returncode:
-                sys.exit(done.output)
-            os.rename(partial.with_suffix(".truth.npz"), ms.with_suffix(".truth.npz"))
-            os.rename(partial, ms)
+        # Shared with other benchmarks' runs: one writer at a time (the data directory's lock).
+        with open(Path(args.data_dir) / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not ms.exists():
+                print(f"simulating {ms} ...", file=sys.stderr)
+                partial = ms.with_name(ms.stem + ".partial.ms")
+                shutil.rmtree(partial, ignore_errors=True)
+                done = run_child(python_child(__file__, "simulate", str(partial),
+                                              str(args.lwa_antennas),
+                                              str(args.lwa_integrations)))
+                if done.returncode:
+                    sys.exit(done.output)
+                os.rename(partial.with_suffix(".truth.npz"), ms.with_suffix(".truth.npz"))
+                os.rename(partial, ms)
         sets.append(ms)
     have_aoflagger = shutil.which("aoflagger") is not None
     report = {"threads": args.threads, "machine_start": machine(), "sets": {}}

@@ -169,10 +169,17 @@ def noise_scale(power, mask, block):
         ok = np.flatnonzero(level == level)
         if ok.size == 0:
             continue
-        xs = centres[ok]
-        ys = level[ok]
+        # Linear between usable block centres, constant beyond the outer ones.
+        k = 0
         for j in range(n):
-            out[r, j] = np.interp(j, xs, ys)
+            while k + 1 < ok.size and centres[ok[k + 1]] <= j:
+                k += 1
+            x0, y0 = centres[ok[k]], level[ok[k]]
+            if j <= x0 or k + 1 == ok.size:
+                out[r, j] = y0
+            else:
+                x1, y1 = centres[ok[k + 1]], level[ok[k + 1]]
+                out[r, j] = y0 + (y1 - y0) * (j - x0) / (x1 - x0)
     return out
 
 
@@ -228,13 +235,21 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
             for f in range(n_f):
                 weights[t * n_p + p, f] = 0.0 if current[t, f, p] else 1.0
     # The first correlation's spectra choose the width for all (they share the sky's structure).
+    # The first correlation's spectra choose the width for all (they share the sky's structure;
+    # every integration votes, so a burst in one does not decide).
     width = choose_width(re, im, weights, np.arange(0, n_rows, n_p), widths, degree, tolerance)
+    fitted = np.ones((n_rows, n_f), np.bool_)  # the mask of the last plain fit (none yet)
+    power = np.empty((n_rows, n_f))
+    scale = np.empty((n_rows, n_f))
     for it in range(iterations):
         threshold = first_threshold * 2.0 ** (iterations - 1 - it)
         robust = robust_iterations if it == 0 else 0
-        power = _complex_fit(re, im, weights, width, robust, degree)
         mask = weights <= 0.0
-        scale = noise_scale(power, mask, noise_block)
+        # A plain fit with the mask of the previous plain fit is that fit: reuse it.
+        if robust > 0 or fitted.all() or not (mask == fitted).all():
+            power = _complex_fit(re, im, weights, width, robust, degree)
+            scale = noise_scale(power, mask, noise_block)
+            fitted = mask if robust == 0 else np.ones((n_rows, n_f), np.bool_)
         raised = raised_spectra(scale, n_p, burst_factor)
         z = np.zeros((n_rows, n_f))
         skip = mask.copy()
