@@ -37,8 +37,12 @@ def run_name(inputs) -> str:
 
 
 def lwa_entries(inputs, *, bad_antennas=(), bad_antennas_file="", refant="", uvrange=None,
-                delay_reference="", sources=(), min_elevation=None, image=True) -> list[dict]:
-    """The packaged lwa pipeline with these options, as ``{step: NAME, ...}`` entries."""
+                delay_reference="", sources=(), min_elevation=None, image=True,
+                filed_in="") -> list[dict]:
+    """The packaged lwa pipeline with these options, as ``{step: NAME, ...}`` entries.
+
+    ``filed_in``: the parent directory of successful/ and unsuccessful/ (the report names the
+    place the run is filed in)."""
     entries = []
     for entry in template_entries(PIPELINE, inputs):
         name = entry["step"]
@@ -59,6 +63,8 @@ def lwa_entries(inputs, *, bad_antennas=(), bad_antennas_file="", refant="", uvr
                                         if delay_reference else "")
         elif name == "image" and not image:
             continue
+        elif name == "report":
+            entry["filed_in"] = str(filed_in)
         entries.append(entry)
     return entries
 
@@ -141,7 +147,8 @@ def lwa(ctx, inputs, outdir, bad_antennas, bad_antennas_file, refant, uvrange, d
     entries = lwa_entries(inputs, bad_antennas=_split(bad_antennas),
                           bad_antennas_file=bad_antennas_file or "", refant=refant,
                           uvrange=uvrange, delay_reference=delay_reference or "",
-                          sources=_split(sources), min_elevation=min_elevation, image=image)
+                          sources=_split(sources), min_elevation=min_elevation, image=image,
+                          filed_in=outdir)
     try:
         document = _run(ctx, entries, work, overrides, progress)
     except RadiocalError as err:

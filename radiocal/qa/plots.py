@@ -7,6 +7,7 @@ page of the PDF. Inputs are the small numpy summaries of :mod:`radiocal.qa.summa
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -262,3 +263,79 @@ def dynspec_figure(path):
     from radiocal.dynspec.plot import plot_dynamic_spectrum
 
     return plot_dynamic_spectrum(open_dynspec(path))
+
+
+def source_spectra_figure(rows, models):
+    """Each modelled source's flux density on the channel images against its apparent model.
+
+    ``rows``: :func:`radiocal.qa.skychecks.ateam_on_images`; ``models``: its ``(path, SkyModel)``.
+    """
+    plt = _pyplot()
+    names = list(dict.fromkeys(r["source"] for r in rows if not r["band"]))
+    nrows, ncols = _grid(len(names)) if len(names) > 2 else (1, max(1, len(names)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=PAGE, squeeze=False, constrained_layout=True)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    model = models[0][1]
+    for ax, name in zip(axes.ravel(), names):
+        mine = sorted((r for r in rows if r["source"] == name and not r["band"]),
+                      key=lambda r: (r["prefix"], r["frequency_hz"]))
+        freqs = np.array([r["frequency_hz"] for r in mine])
+        ax.plot(freqs / 1e6, [r["measured_jy"] for r in mine], "o", color="tab:blue",
+                label="measured (image peak)")
+        k = list(model.name).index(name) if name in list(model.name) else None
+        if k is not None and freqs.size:
+            grid = np.linspace(freqs.min(), freqs.max(), 50) if freqs.size > 1 else freqs
+            ax.plot(grid / 1e6, model.spectra(grid)[k, :, 0], "-", color="0.3",
+                    label="model (apparent)")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("Frequency (MHz)")
+        ax.set_ylabel("Flux density (Jy)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("A-team spectra on the channel images of the calibrated data", fontsize=11)
+    return fig
+
+
+def delay_figure(delays: dict):
+    """Delays per antenna and hand; with a reference table, the reference and the differences
+    (``delays``: one entry of :func:`radiocal.qa.skychecks.delay_comparison`)."""
+    plt = _pyplot()
+    with_reference = "reference" in delays
+    fig, axes = plt.subplots(2 if with_reference else 1, 1, figsize=PAGE, sharex=True,
+                             squeeze=False, constrained_layout=True)
+    antennas = np.arange(len(delays["antennas"]))
+    ax = axes[0, 0]
+    for h, hand in enumerate(delays["hands"]):
+        values = np.where(delays["flagged"][:, h], np.nan, delays["delay_ns"][:, h])
+        ax.plot(antennas, values, "x", color=HAND_COLOURS[h % 2], label=f"this run, hand {hand}")
+        if with_reference:
+            ax.plot(antennas, delays["reference_ns"][:, h], "o", mfc="none",
+                    color=HAND_COLOURS[h % 2], alpha=0.6, label=f"reference, hand {hand}")
+    ax.set_ylabel("Delay (ns)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    if with_reference:
+        ax = axes[1, 0]
+        for h, hand in enumerate(delays["hands"]):
+            ax.plot(antennas, delays["difference_ns"][:, h], "s", ms=4, color=HAND_COLOURS[h % 2],
+                    label=f"hand {hand}")
+        threshold = delays["threshold_ns"]
+        for sign in (-1, 1):
+            ax.axhline(sign * threshold, color="tab:red", ls="--", lw=1)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_ylabel("This run - reference (ns, median removed)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    bottom = axes[-1, 0]
+    step = max(1, len(antennas) // 40)
+    bottom.set_xticks(antennas[::step], [delays["antennas"][a] for a in antennas[::step]],
+                      rotation=90, fontsize=7)
+    bottom.set_xlabel("Antenna")
+    title = f"Delay solutions (K), spw {delays['spw']}"
+    if with_reference:
+        title += (f" against {Path(delays['reference']).name}: rms "
+                  f"{delays['rms_ns']:.2f} ns, {len(delays['moved'])} feed(s) beyond "
+                  f"+-{delays['threshold_ns']:g} ns" if delays["rms_ns"] is not None else "")
+    fig.suptitle(title, fontsize=11)
+    return fig

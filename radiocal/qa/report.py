@@ -18,7 +18,7 @@ import numpy as np
 
 from radiocal.calibration.postprocess import good_feed_fraction
 from radiocal.io import schema as S
-from radiocal.qa import plots, render
+from radiocal.qa import plots, render, skychecks
 from radiocal.qa import summaries as Q
 
 log = logging.getLogger("radiocal.qa")
@@ -42,6 +42,9 @@ class RunInfo:
     targets: tuple = ()
     provenance: dict = field(default_factory=dict)
     max_flagged: float = 0.5
+    delay_reference: str = ""      # the sky_bandpass step's reference delay table, if any
+    delay_threshold_ns: float = 2.0
+    filed_in: str = ""             # a parent directory that files the run by its status
 
     @property
     def calibrators(self) -> list[str]:
@@ -94,11 +97,37 @@ def collect(datasets, info: RunInfo) -> dict:
         if good < MIN_BANDPASS_FEEDS:
             problems.append(f"bandpass spw {tds.attrs.get(S.ATTR_SPW_ID, 0)}: only "
                             f"{100 * good:.0f}% of antenna feeds have solutions")
+    criteria = [_criterion("every calibration table has solutions",
+                           not any("has no solutions" in p for p in problems))]
+    if "bandpass" in tables:
+        good = good_feed_fraction(tables["bandpass"])
+        criteria.append(_criterion(f"the bandpass has solutions for >= {100 * MIN_BANDPASS_FEEDS:.0f}% "
+                                   f"of antenna feeds in every spw", not any(
+                                       p.startswith("bandpass spw") for p in problems),
+                                   f"{100 * good:.0f}% overall"))
     for name in info.calibrators:
         if measured.get(name) is None:
             problems.append(f"calibrator {name} has no calibrated, unflagged data")
+    if info.calibrators:
+        criteria.append(_criterion("every calibrator has calibrated, unflagged data",
+                                   all(measured.get(n) is not None for n in info.calibrators)))
     if info.phasecal and info.phasecal not in fluxscale:
         problems.append(f"fluxscale found no flux density for {info.phasecal}")
+    if info.phasecal:
+        criteria.append(_criterion(f"fluxscale found a flux density for {info.phasecal}",
+                                   info.phasecal in fluxscale))
+    sky_models = calibration_sky_models(info.outdir)
+    ateam = skychecks.ateam_on_images(info.outdir / "images", sky_models)
+    if sky_models:
+        failed = skychecks.source_problems(ateam)
+        problems += failed
+        band = [r for r in ateam if r["band"]]
+        criteria.append(_criterion(
+            f"each A-team source on the band-averaged image: flux within "
+            f"{100 * skychecks.FLUX_TOLERANCE:.0f}% of the model, position within "
+            f"{skychecks.POSITION_TOLERANCE_DEG:g} deg",
+            not failed if band else None, f"{len(band)} measured" if band else "no images"))
+    delays = skychecks.delay_comparison(tables, info.delay_reference, info.delay_threshold_ns)
     first = datasets[0] if datasets else None
     fields = sorted({str(ds.attrs.get(S.ATTR_FIELD_NAME)) for ds in datasets})
     times = [ds[S.TIME].values for ds in datasets]
@@ -126,9 +155,18 @@ def collect(datasets, info: RunInfo) -> dict:
         "warnings": warnings,
         "problems": problems,
         "status": "FAILED" if problems else ("SUCCEEDED WITH WARNINGS" if warnings else "SUCCEEDED"),
-        "_vis": vis, "_flags": flags, "_tables": tables,
-        "_sky_models": calibration_sky_models(info.outdir),
+        "criteria": criteria,
+        "ateam": ateam,
+        "delays": [{k: d[k] for k in ("spw", "reference", "threshold_ns", "rms_ns", "moved") if k in d}
+                   for d in delays],
+        "_vis": vis, "_flags": flags, "_tables": tables, "_sky_models": sky_models,
+        "_delays": delays,
     }
+
+
+def _criterion(text: str, passed: bool | None, value: str = "") -> dict:
+    """One pass/fail criterion of the run (None: not applicable to this run)."""
+    return {"criterion": text, "passed": passed, "value": value}
 
 
 def summary_lines(summary: dict, info: RunInfo) -> list[str]:
@@ -140,7 +178,7 @@ def summary_lines(summary: dict, info: RunInfo) -> list[str]:
     lines = [f"  problem: {p}" for p in summary["problems"]]
     t = summary["time_range"]
     lines += [
-        f"Output      {info.outdir}",
+        f"Output      {filed_path(summary, info)}",
         f"Inputs      {', '.join(i.get('path', '') for i in prov.get('inputs', [])) or '-'}",
         f"Data        {summary['telescope']} {summary['project']}: {summary['partitions']} partitions (field/spw/scan), "
         f"{summary['antennas']} antennas, {summary['channels']} channels, "
@@ -148,11 +186,12 @@ def summary_lines(summary: dict, info: RunInfo) -> list[str]:
         f"Time        {format_time(t[0]) if t else '-'} to {format_time(t[1], with_date=False) if t else '-'}",
         f"Roles       flux cal {info.fluxcal or '-'}, bandpass cal {info.bpcal or info.fluxcal or '-'}, "
         f"phase cal {info.phasecal or '-'}, targets {', '.join(info.targets) or '-'}",
-        "",
-        "FLUX DENSITIES",
-        f"  {'field':<16}{'fluxscale':>26}   {'measured on calibrated data':<36}",
     ]
-    for name in info.calibrators:
+    lines += criteria_lines(summary, info)
+    if not summary["_sky_models"]:   # a sky-model field is no point source: see the A-team table
+        lines += ["", "FLUX DENSITIES",
+                  f"  {'field':<16}{'fluxscale':>26}   {'measured on calibrated data':<36}"]
+    for name in info.calibrators if not summary["_sky_models"] else ():
         scale = summary["fluxscale"].get(name, {})
         text = "; ".join(f"{v['flux_jy']:.4g} Jy @ {v['frequency_hz'] / 1e9:.4g} GHz"
                          for v in scale.values()) or ("(flux calibrator: model)" if name == info.fluxcal else "-")
@@ -161,6 +200,7 @@ def summary_lines(summary: dict, info: RunInfo) -> list[str]:
                 if m else "no data")
         lines.append(f"  {name:<16}{text:>26}   {meas}")
     lines += sky_model_lines(summary["_sky_models"], summary)
+    lines += ateam_lines(summary["ateam"]) + delay_lines(summary["_delays"])
     flagged = summary["flagged"]
     lines += ["", "FLAGGED DATA",
               f"  input MS {100 * flagged['input']:.1f}%  ->  after the run {100 * flagged['final']:.1f}%"
@@ -183,6 +223,61 @@ def summary_lines(summary: dict, info: RunInfo) -> list[str]:
     products += sorted(p.name for p in info.outdir.glob("dynspec*.zarr"))
     lines += ["", "PRODUCTS (in the output directory)", "  " + ", ".join(products + ["plots/", "log.txt",
                                                                                     "provenance.json"])]
+    return lines
+
+
+def filed_path(summary: dict, info: RunInfo) -> str:
+    """Where the run ends up: ``FILED_IN/successful|unsuccessful/<run>`` when a parent files it."""
+    if not info.filed_in:
+        return str(info.outdir)
+    outcome = "unsuccessful" if summary["status"] == "FAILED" else "successful"
+    return str(Path(info.filed_in) / outcome / info.outdir.name)
+
+
+def criteria_lines(summary: dict, info: RunInfo) -> list[str]:
+    """The checks that decide FAILED (and, when a parent files the run, unsuccessful/)."""
+    outcome = (f" -> filed in {info.filed_in}/unsuccessful/, else successful/" if info.filed_in
+               else "")
+    lines = ["", f"PASS/FAIL CRITERIA (any failed: FAILED{outcome})",
+             "  [pass] every step completed (a failed step stops the run before this report)"]
+    for c in summary["criteria"]:
+        mark = {True: "pass", False: "FAIL", None: "n/a "}[c["passed"]]
+        lines.append(f"  [{mark}] {c['criterion']}" + (f" ({c['value']})" if c["value"] else ""))
+    lines.append(f"  warnings only: more than {100 * info.max_flagged:.0f}% flagged, fewer than "
+                 f"{100 * MIN_SUCCESS:.0f}% of solution intervals solved, delays moved from the "
+                 "reference")
+    return lines
+
+
+def ateam_lines(rows: list[dict]) -> list[str]:
+    """Each modelled source measured on the images, band-averaged image first."""
+    if not rows:
+        return []
+    lines = ["", "A-TEAM ON THE IMAGES (peak within "
+             f"{skychecks.SEARCH_DEG:g} deg of the model position; model: apparent, dipole beam)",
+             f"  {'source':<8}{'image':<28}{'MHz':>8}{'model Jy':>11}{'measured':>11}"
+             f"{'ratio':>7}{'offset deg':>12}"]
+    for r in sorted(rows, key=lambda r: (not r["band"], r["source"], r["frequency_hz"])):
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        lines.append(f"  {r['source']:<8}{r['image'][:27]:<28}{r['frequency_hz'] / 1e6:>8.2f}"
+                     f"{r['model_jy']:>11.0f}{r['measured_jy']:>11.0f}{ratio:>7}"
+                     f"{r['offset_deg']:>12.2f}")
+    return lines
+
+
+def delay_lines(delays: list[dict]) -> list[str]:
+    lines = []
+    for d in delays:
+        good = ~d["flagged"]
+        text = (f"  spw {d['spw']}: {int(good.sum())} of {good.size} antenna feeds solved, "
+                f"|delay| up to {np.nanmax(np.abs(np.where(good, d['delay_ns'], np.nan))):.1f} ns"
+                if good.any() else f"  spw {d['spw']}: no delay solutions")
+        lines += ["", "DELAYS" + (f" against {d['reference']}" if "reference" in d else
+                                  " (no reference table given: --delay-reference)"), text]
+        if "reference" in d:
+            rms = "-" if d["rms_ns"] is None else f"{d['rms_ns']:.2f} ns"
+            moved = ", ".join(f"{a} {h} {ns:+.1f} ns" for a, h, ns in d["moved"]) or "none"
+            lines += [f"  rms difference {rms}; moved more than {d['threshold_ns']:g} ns: {moved}"]
     return lines
 
 
@@ -250,6 +345,11 @@ def _figures(summary: dict, info: RunInfo) -> list:
                 jobs.append((f"{table_name}_{quantity}_spw{spw}", plots.solution_figures,
                              (tds, title, quantity)))
     jobs.append(("flags", plots.flag_figure, (summary["_flags"],)))
+    if any(not r["band"] for r in summary["ateam"]):
+        jobs.append(("ateam_spectra", plots.source_spectra_figure,
+                     (summary["ateam"], summary["_sky_models"])))
+    for d in summary["_delays"]:
+        jobs.append((f"delays_spw{d['spw']}", plots.delay_figure, (d,)))
     markers = list(dict.fromkeys((str(n), float(r), float(d)) for _, model in summary["_sky_models"]
                                  for n, r, d in zip(model.name, model.ra, model.dec)))
     for path in sorted((info.outdir / "images").glob("*-image.fits")):

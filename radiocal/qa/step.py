@@ -29,6 +29,9 @@ class ReportConfig:
         "help": "directory of the PNG plots, inside the output directory unless absolute"})
     max_flagged: float = dataclasses.field(default=0.5, metadata={
         "help": "warn when more than this fraction of the data ends up flagged"})
+    filed_in: str = dataclasses.field(default="", metadata={
+        "help": "parent directory that files the run by its status (radiocal lwa: "
+                "FILED_IN/successful/ or unsuccessful/); the report names where it goes"})
 
     def __post_init__(self):
         if not 0 < self.max_flagged <= 1:
@@ -36,14 +39,15 @@ class ReportConfig:
             raise ValueError(f"max_flagged must be in (0, 1], not {self.max_flagged}")
 
 
-def _calibrate_config(store) -> dict:
+def _step_config(store, name: str) -> dict:
+    """The config of the last complete run of step ``name`` recorded in the store ({} if none)."""
     from radiocal.engine.checkpoint import read_records
 
     try:
         records = read_records(store)
     except (OSError, KeyError, ValueError):
         return {}
-    found = [r for r in records if r.get("name") == "calibrate" and r.get("status") == "complete"]
+    found = [r for r in records if r.get("name") == name and r.get("status") == "complete"]
     return dict(found[-1].get("config") or {}) if found else {}
 
 
@@ -66,7 +70,8 @@ def report(datasets, config: ReportConfig, context):
     """
     from radiocal.qa.report import RunInfo, build_report
 
-    roles = _calibrate_config(context.store) or _bandpass_fields(context.store)
+    roles = _step_config(context.store, "calibrate") or _bandpass_fields(context.store)
+    sky = _step_config(context.store, "sky_bandpass")
     provenance_path = context.outdir / "provenance.json"
     provenance = json.loads(provenance_path.read_text()) if provenance_path.exists() else {}
     info = RunInfo(
@@ -75,7 +80,9 @@ def report(datasets, config: ReportConfig, context):
         bpcal=config.bpcal or roles.get("bpcal", ""),
         phasecal=config.phasecal or roles.get("phasecal", ""),
         targets=tuple(config.targets or roles.get("targets", ())),
-        provenance=provenance, max_flagged=config.max_flagged)
+        provenance=provenance, max_flagged=config.max_flagged,
+        delay_reference=sky.get("delay_reference", ""),
+        delay_threshold_ns=float(sky.get("delay_threshold_ns", 2.0)), filed_in=config.filed_in)
     summary = build_report(datasets, info, context.output_path(config.output),
                            context.output_path(config.plots))
     context.logger.info("report: %s (%s), %d plots in %s", summary["report"], summary["status"],

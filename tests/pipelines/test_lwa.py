@@ -108,6 +108,8 @@ def test_lwa_run_is_filed_successful(lwa_run):
         assert (run / name).exists(), name
     qa = json.loads((run / "qa.json").read_text())
     assert qa["status"] != "FAILED", qa["problems"]
+    assert qa["criteria"] and all(c["passed"] is not False for c in qa["criteria"])
+    assert [d["spw"] for d in qa["delays"]] == [0] and (run / "plots/delays_spw0.png").exists()
     assert "CygA" in (run / "skymodel_ateam.txt").read_text()
     assert tree_digest(root / "raw") == lwa_run["before"]   # inputs only read
 
@@ -173,6 +175,9 @@ def test_lwa_delay_reference(lwa_run, run_cli, tmp_path):
     log = (out / "successful" / "20260301_171500" / "log.txt").read_text()
     moved = [line for line in log.splitlines() if "moved" in line and "WARNING" in line]
     assert len(moved) == 2 and all("LWA006" in line for line in moved), moved   # both hands
+    qa = json.loads((out / "successful" / "20260301_171500" / "qa.json").read_text())
+    (delays,) = qa["delays"]      # the report compares with the same reference
+    assert [(a, round(ns)) for a, _, ns in delays["moved"]] == [("LWA006", -5), ("LWA006", -5)]
 
 
 def test_lwa_no_usable_source_is_filed_unsuccessful(lwa_run, run_cli, tmp_path):
@@ -238,3 +243,26 @@ def test_lwa_failed_run_resumes_to_the_same_result(lwa_run, tmp_path):
     (fresh,) = C.read_table_zarr(clean / "store.zarr" / "caltables" / "bandpass")
     np.testing.assert_array_equal(resumed[C.GAIN].values, fresh[C.GAIN].values)
     np.testing.assert_array_equal(resumed[C.SOL_FLAG].values, fresh[C.SOL_FLAG].values)
+
+
+def test_lwa_report_measures_the_ateam_on_the_images(lwa_run, tmp_path):
+    """With WSClean: each modelled source is found on the images at its model flux and place."""
+    if shutil.which("wsclean") is None:
+        pytest.skip("wsclean is not installed")
+    shutil.copytree(lwa_run["root"] / "raw", tmp_path / "raw")
+    result = subprocess.run(RADIOCAL + ["--scheduler", "threads", "lwa", str(tmp_path / "raw"),
+                                        "-o", str(tmp_path / "out"), "--image", "--uvrange",
+                                        UVRANGE, "--bad-antennas", BAD,
+                                        "--set", "image.channels_out=2"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "out" / "successful" / "20260301_171500"
+    qa = json.loads((run / "qa.json").read_text())
+    band = {r["source"]: r for r in qa["ateam"] if r["band"]}
+    assert set(band) == {"CasA", "CygA"}            # the two sources above the horizon
+    for row in band.values():                       # measured 0.92 and 0.95, 0.09 and 0.03 deg
+        assert abs(row["ratio"] - 1) < 0.15 and row["offset_deg"] < 0.25, row
+    assert sum(not r["band"] for r in qa["ateam"]) == 4   # two channel images x two sources
+    (ateam,) = [c for c in qa["criteria"] if "A-team" in c["criterion"]]
+    assert ateam["passed"] is True
+    assert (run / "plots" / "ateam_spectra.png").exists()
