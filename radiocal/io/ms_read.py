@@ -152,11 +152,13 @@ def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
     bad_dd = set(np.unique(cols["DATA_DESC_ID"]).tolist()) - set(meta.data_descriptions)
     if bad_dd:
         raise InputError(f"{meta.path}: rows refer to missing DATA_DESCRIPTION ids {sorted(bad_dd)}")
+    # Any order of a supported set is read as it is (OVRO-LWA writes XX YY XY YX)
+    supported = {tuple(sorted(layout)) for layout in S.SUPPORTED_POLARIZATIONS}
     for dd in np.unique(cols["DATA_DESC_ID"]).tolist():
         corrs = tuple(meta.data_descriptions[dd][1])
-        if corrs not in S.SUPPORTED_POLARIZATIONS:
+        if tuple(sorted(corrs)) not in supported:
             raise InputError(f"{meta.path}: correlation layout {list(corrs)} of data description {dd} "
-                             "is not supported (1, 2 parallel hands or 4 correlations of one basis)")
+                             "is not supported (1, 2 parallel hands or the 4 correlations of one basis)")
     bad_field = set(np.unique(cols["FIELD_ID"]).tolist()) - set(meta.fields)
     if bad_field:
         raise InputError(f"{meta.path}: rows refer to missing FIELD ids {sorted(bad_field)}")
