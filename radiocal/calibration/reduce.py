@@ -21,6 +21,9 @@ SPLIT_EVERY = 8   # partials summed per tree node
 def _scatter(block, rows, cells):
     """One chunk's pieces of a cell group as a partial: (first cell, stats of cells lo..hi)."""
     lo = int(cells.min())
+    if len(rows) == len(block) and np.array_equal(cells, lo + np.arange(len(cells))) \
+            and np.array_equal(rows, np.arange(len(rows))):
+        return lo, block        # already in place: no copy (tasks never modify their inputs)
     out = np.zeros((int(cells.max()) - lo + 1,) + block.shape[1:], dtype=np.float64)
     np.add.at(out, cells - lo, block[rows])
     return lo, out
@@ -30,6 +33,8 @@ def _add(partials, n_cells=None):
     """Sum partials; with ``n_cells``, the dense statistics of the whole group."""
     lo = 0 if n_cells is not None else min(p[0] for p in partials)
     hi = n_cells if n_cells is not None else max(p[0] + len(p[1]) for p in partials)
+    if len(partials) == 1 and partials[0][0] == lo and len(partials[0][1]) == hi - lo:
+        return partials[0][1] if n_cells is not None else partials[0]
     out = np.zeros((hi - lo,) + partials[0][1].shape[1:], dtype=np.float64)
     for start, values in partials:
         out[start - lo:start - lo + len(values)] += values
