@@ -152,11 +152,9 @@ def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
     bad_dd = set(np.unique(cols["DATA_DESC_ID"]).tolist()) - set(meta.data_descriptions)
     if bad_dd:
         raise InputError(f"{meta.path}: rows refer to missing DATA_DESCRIPTION ids {sorted(bad_dd)}")
-    # Any order of a supported set is read as it is (OVRO-LWA writes XX YY XY YX)
-    supported = {tuple(sorted(layout)) for layout in S.SUPPORTED_POLARIZATIONS}
     for dd in np.unique(cols["DATA_DESC_ID"]).tolist():
         corrs = tuple(meta.data_descriptions[dd][1])
-        if tuple(sorted(corrs)) not in supported:
+        if S.canonical_order(corrs) is None:
             raise InputError(f"{meta.path}: correlation layout {list(corrs)} of data description {dd} "
                              "is not supported (1, 2 parallel hands or the 4 correlations of one basis)")
     bad_field = set(np.unique(cols["FIELD_ID"]).tolist()) - set(meta.fields)
@@ -362,6 +360,12 @@ def _to_grid(array, row_index, layout: _Blocks, fill, flag_row=None):
 
 def _canonical(meta: MSMetadata, group: _Group, baselines, cols, layout: _Blocks):
     spw_id, corrs = meta.data_descriptions[group.ddid]
+    order = S.canonical_order(corrs)
+    if order != tuple(range(len(corrs))):
+        # e.g. OVRO-LWA's XX YY XY YX: correlation-indexed columns take the canonical order
+        cols = {name: col[..., list(order)] if name not in _UNCORRELATED else col
+                for name, col in cols.items()}
+        corrs = tuple(corrs[i] for i in order)
     spw = meta.spws[spw_id]
     field = meta.fields[group.field_id]
     nbl = baselines[0].size
@@ -422,6 +426,7 @@ def _canonical(meta: MSMetadata, group: _Group, baselines, cols, layout: _Blocks
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
+_UNCORRELATED = ("UVW", "FLAG_ROW")   # columns without a correlation axis
 _COLUMN_VARS = {
     S.MS_COLUMN[S.VISIBILITY]: S.VISIBILITY,
     S.MS_COLUMN[S.VISIBILITY_CORRECTED]: S.VISIBILITY_CORRECTED,

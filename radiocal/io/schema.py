@@ -80,6 +80,19 @@ SUPPORTED_POLARIZATIONS = (
 )
 
 
+def canonical_order(polarizations) -> tuple[int, ...] | None:
+    """Indices that put a supported layout written in another order into its canonical order.
+
+    OVRO-LWA writes ``XX YY XY YX``; the kernels index correlations by position, so readers
+    reorder such data on the way in. None when no supported layout has these correlations.
+    """
+    given = tuple(polarizations)
+    for layout in SUPPORTED_POLARIZATIONS:
+        if len(layout) == len(given) and set(layout) == set(given):
+            return tuple(given.index(name) for name in layout)
+    return None
+
+
 def partition_name(field_id: int, spw_id: int, scan: int) -> str:
     """Name of a partition group in a store, e.g. ``field0_spw0_scan1``."""
     return f"field{field_id}_spw{spw_id}_scan{scan}"

@@ -65,19 +65,11 @@ def _aoflagger_percent(ms, tmp_path):
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
                                   if n == "carma_sza_3c273" else n for n in sorted(SETS)])
 def test_default_strategy_on_real_data(name, tmp_path):
-    from radiocal.errors import InputError
     from radiocal.io.ms import read_ms
 
     ms = _ms(name)
     expected_strategy, own_bound = SETS[name]
-    try:
-        datasets = read_ms(str(ms))
-    except InputError as err:
-        if "correlation layout" not in str(err):
-            raise
-        # The reader refuses OVRO-LWA's XX YY XY YX order since 0869708 (issue 14): a reader
-        # regression, not a flagging result; the test runs in full again once the set reads.
-        pytest.xfail(f"read_ms refuses the set: {err}")
+    datasets = read_ms(str(ms))
     good_n = new_n = 0
     for ds in datasets:
         strategy = load_strategy("default", ds.attrs[S.ATTR_TELESCOPE])

@@ -254,3 +254,35 @@ def test_reading_enlarges_the_row_caches(tmp_path):
         np.testing.assert_array_equal(t.getcol("TIME"), time)
     datasets = read_ms(path)
     assert sum(int(ds[S.ROW_PRESENT].sum()) for ds in datasets) == time.size
+
+
+def test_correlations_in_another_order_are_read_in_canonical_order(tmp_path):
+    """OVRO-LWA writes XX YY XY YX: read as XX XY YX YY with the data moved with its labels."""
+    import shutil
+
+    import casacore.tables as ct
+
+    from radiocal.io.testing import SimConfig, simulate_ms
+
+    canonical = tmp_path / "canonical.ms"
+    simulate_ms(canonical, SimConfig(seed=3, n_antennas=4, feeds="linear", schedule=((0, 3),)))
+    shuffled = tmp_path / "lwa_order.ms"
+    shutil.copytree(canonical, shuffled)
+    order = [0, 3, 1, 2]                                  # XX YY XY YX as positions of XX XY YX YY
+    with ct.table(str(shuffled / "POLARIZATION"), readonly=False, ack=False) as pol:
+        pol.putcell("CORR_TYPE", 0, [S.CORR_CODES[n] for n in ("XX", "YY", "XY", "YX")])
+        pol.putcell("CORR_PRODUCT", 0, pol.getcell("CORR_PRODUCT", 0)[order])
+    with ct.table(str(shuffled), readonly=False, ack=False) as t:
+        for column in ("DATA", "FLAG", "WEIGHT", "SIGMA"):
+            t.putcol(column, t.getcol(column)[..., order])
+
+    expected, = read_ms(str(canonical))
+    got, = read_ms(str(shuffled))
+    assert list(got[S.POLARIZATION].values) == ["XX", "XY", "YX", "YY"]
+    xr.testing.assert_identical(got.drop_attrs(), expected.drop_attrs())
+
+    out = tmp_path / "exported.ms"
+    write_ms([got], str(out))
+    with ct.table(str(out / "POLARIZATION"), ack=False) as pol:
+        assert [S.CORR_TYPES[c] for c in pol.getcell("CORR_TYPE", 0)] == ["XX", "XY", "YX", "YY"]
+    np.testing.assert_array_equal(_table_columns(out)["DATA"], _table_columns(canonical)["DATA"])
