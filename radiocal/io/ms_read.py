@@ -1,8 +1,9 @@
 """Read a Measurement Set lazily into canonical datasets (one per field, spectral window, scan).
 
 The main table's small index columns (TIME, ANTENNA1/2, FIELD_ID, ...) are read eagerly to lay out
-the regular ``time x baseline`` grid; the visibility columns are read lazily by dask-ms, in row
-chunks that hold whole integrations, and scattered onto the grid chunk by chunk. Rows absent from
+the regular ``time x baseline`` grid; the visibility columns are read lazily by radiocal's own
+tasks (:func:`_read_block`), one per grid chunk's rows, and scattered onto the grid chunk by
+chunk. Rows absent from
 the MS become flagged cells with zero weight and ``ROW_PRESENT = False``.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from dataclasses import dataclass
 
 import dask.array as da
@@ -35,7 +37,7 @@ class _Group:
     field_id: int
     ddid: int
     scan: int
-    rows: np.ndarray         # table rows, in dask-ms order (sorted by TIME, ANTENNA1, ANTENNA2)
+    rows: np.ndarray         # table rows, sorted by TIME, ANTENNA1, ANTENNA2
     times: np.ndarray        # unique TIME values
     time_index: np.ndarray   # per sorted row
     baseline_index: np.ndarray   # per sorted row
@@ -69,7 +71,7 @@ def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None
     chunk_bytes = budget.chunk_bytes() if chunk_bytes is None else int(chunk_bytes)
     meta = read_metadata(path) if meta is None else meta
     # One open table for all the planning: casacore shares a table between its users in a
-    # process, so dask-ms's queries here, and its reads later on, use the caches enlarged here
+    # process, so the queries here use the caches enlarged here
     with read_table(meta.path) as ms:
         _enlarge_row_caches(ms)
         index = _index_columns(ms, meta)
@@ -82,7 +84,7 @@ def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None
             nchan = meta.spws[spw_id].chan_freq.size
             blocks.append(_blocks(group, len(baselines[0]), nchan, len(corrs), chunk_bytes,
                                   layout_channels))
-        arrays = _read_columns(meta, groups, columns, blocks)
+        arrays = _read_columns(ms, meta, groups, columns, blocks)
     datasets = [_canonical(meta, group, baselines, cols, layout)
                 for group, layout, cols in zip(groups, blocks, arrays)]
     datasets.sort(key=lambda ds: (float(ds[S.TIME].values[0]), ds.attrs[S.ATTR_SPW_ID]))
@@ -96,9 +98,8 @@ def _enlarge_row_caches(ms) -> None:
 
     A StandardStMan's default cache is two buckets of a few kB (an IncrementalStMan's, one): the
     values of all its columns for a few dozen rows. Every full-column read (the index columns,
-    the group queries of this module and of dask-ms, then WEIGHT, UVW and FLAG_ROW chunk by
-    chunk) then reads the whole file again from the OS, one bucket per call: on a 0.5 GB MS
-    120 000 calls, more system time than reading DATA.
+    the group queries of this module) then reads the whole file again from the OS, one bucket
+    per call: on a 0.5 GB MS 120 000 calls, more system time than reading DATA.
     """
     seen = set()
     for column in ms.colnames():
@@ -174,7 +175,8 @@ def _baselines(ant1: np.ndarray, ant2: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _group_order(ms) -> list[tuple[int, int, int]]:
-    """The order in which dask-ms returns groups (its GROUPBY query's order)."""
+    """The order of the partitions: TaQL's GROUPBY order (what dask-ms returned, kept for stable
+    partition order)."""
     import casacore.tables as pt
 
     query = pt.taql(f"SELECT {', '.join(GROUP_COLS)} FROM $ms GROUPBY {', '.join(GROUP_COLS)}")
@@ -206,7 +208,7 @@ def _groups(meta: MSMetadata, cols: dict[str, np.ndarray], baselines, group_orde
         rows = by_group[edges[g]:edges[g + 1]]
         time, a1, a2 = (cols[c][rows] for c in INDEX_COLS)
         baseline_index = bl_lookup[a1, a2]   # increases with (ANTENNA1, ANTENNA2)
-        # Same ordering as dask-ms: table order within the group, lexsorted on the index
+        # Table order within the group, lexsorted on the index
         # columns; an MS written in that order (the usual case) needs no sort
         step = np.diff(time)
         if not np.all((step > 0) | ((step == 0) & (np.diff(baseline_index) >= 0))):
@@ -283,20 +285,88 @@ def _visibility_columns(ms) -> dict[str, str]:
     return wanted
 
 
-def _read_columns(meta, groups, columns, blocks):
-    """dask-ms datasets for every group, each row chunk the rows of one grid block."""
-    from daskms import xds_from_ms
+# One lock per table path: casacore shares one table object per process between all who open a
+# path, and that object is not safe to read from two threads at once
+_TABLE_LOCKS: dict[str, threading.Lock] = {}
+_TABLE_LOCKS_GUARD = threading.Lock()
+_NUMPY_TYPES = {"complex": np.complex64, "dcomplex": np.complex128, "boolean": np.bool_,
+                "float": np.float32, "double": np.float64, "int": np.int32}
 
-    group_chunks = [{"row": layout.row_chunks, "chan": layout.chan_chunks} for layout in blocks]
-    xds = xds_from_ms(meta.path, columns=list(columns), group_cols=list(GROUP_COLS),
-                      index_cols=list(INDEX_COLS), chunks=group_chunks)
-    if len(xds) != len(groups):
-        raise InputError(f"{meta.path}: dask-ms found {len(xds)} partitions, expected {len(groups)}")
-    for ds, group in zip(xds, groups):
-        if (ds.attrs["FIELD_ID"], ds.attrs["DATA_DESC_ID"], ds.attrs["SCAN_NUMBER"]) != (
-                group.field_id, group.ddid, group.scan):
-            raise InputError(f"{meta.path}: partition order differs from dask-ms's")
-    return [{col: ds[col].data for col in columns} for ds in xds]
+
+def _table_lock(path: str) -> threading.Lock:
+    with _TABLE_LOCKS_GUARD:
+        return _TABLE_LOCKS.setdefault(path, threading.Lock())
+
+
+def _read_block(path, columns, rows, chans):
+    """Every column of one row chunk (table rows ``rows``, channels ``chans`` of cube columns).
+
+    The table is opened for the block and closed after it: a graph over thousands of files then
+    holds no open tables, only file names and row numbers.
+    """
+    with _table_lock(path), read_table(path) as ms:
+        contiguous = rows.size and rows[-1] - rows[0] + 1 == rows.size
+        table = ms if contiguous else ms.selectrows(rows)
+        start, nrow = (int(rows[0]), int(rows.size)) if contiguous else (0, int(rows.size))
+        out = []
+        for column, ndim in columns:
+            if ndim == 2 and chans is not None:
+                ncorr = table.getcell(column, start).shape[1]
+                values = table.getcolslice(column, [chans[0], 0], [chans[1] - 1, ncorr - 1], [],
+                                           start, nrow)
+            else:
+                values = table.getcol(column, start, nrow)
+            out.append(np.asarray(values))
+        return tuple(out)
+
+
+def _column(block, index):
+    # Not operator.getitem: dask's array optimisation takes getitem tasks for slicing and fuses them
+    return block[index]
+
+
+def _read_columns(ms, meta, groups, columns, blocks):
+    """Lazy reads of every group's columns: one task per (row chunk, channel chunk), reading all
+    columns at once (one table open per block)."""
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    ndims = {c: int(ms.getcoldesc(c).get("ndim", 0)) for c in columns}
+    types = {c: _NUMPY_TYPES[ms.getcoldesc(c)["valueType"]] for c in columns}
+    names = list(columns)
+    results = []
+    for group, layout in zip(groups, blocks):
+        spw_id, corrs = meta.data_descriptions[group.ddid]
+        nchan, ncorr = meta.spws[spw_id].chan_freq.size, len(corrs)
+        whole = layout.chan_chunks == (nchan,)
+        edges = np.cumsum((0,) + layout.row_chunks)
+        chan_edges = np.cumsum((0,) + layout.chan_chunks)
+        spec = tuple((c, ndims[c]) for c in names)
+        token = tokenize(meta.path, group.field_id, group.ddid, group.scan, layout.row_chunks,
+                         layout.chan_chunks, spec)
+        name = f"ms-read-{token}"
+        graph = {}
+        for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+            for j, (c0, c1) in enumerate(zip(chan_edges[:-1], chan_edges[1:])):
+                chans = None if whole else (int(c0), int(c1))
+                graph[(name, i, j)] = (_read_block, meta.path, spec, group.rows[a:b], chans)
+        cols = {}
+        for k, column in enumerate(names):
+            shape = {2: (layout.chan_chunks, (ncorr,)), 1: ((3,),) if column == "UVW" else ((ncorr,),),
+                     0: ()}[ndims[column]]
+            out_name = f"{column.lower()}-{token}"
+            pick = {}
+            for i in range(len(layout.row_chunks)):
+                for j in range(len(layout.chan_chunks)):
+                    key = (out_name, i) + ((j, 0) if ndims[column] == 2 else (0,) * ndims[column])
+                    if ndims[column] == 2 or j == 0:
+                        pick[key] = (_column, (name, i, j), k)
+            graph_k = HighLevelGraph({name: graph, out_name: pick}, {name: set(), out_name: {name}})
+            chunks = (layout.row_chunks,) + shape
+            meta_array = np.empty((0,) * len(chunks), dtype=types[column])
+            cols[column] = da.Array(graph_k, out_name, chunks, meta=meta_array)
+        results.append(cols)
+    return results
 
 
 def _grid_block(values, time_index, baseline_index, *flag_row, origin, shape, fill):
