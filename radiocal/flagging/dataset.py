@@ -275,7 +275,7 @@ def flag_antenna_health(ds: xr.Dataset, antennas=(), channel_window: int = 8,
     if not hands.any():
         return ds
     idx = np.flatnonzero(hands)
-    bad = graph.baseline_health(vis[..., idx], flag[..., idx], small(ds, S.BASELINE_ANTENNA1),
+    bad = graph.baseline_health(vis, flag, idx, small(ds, S.BASELINE_ANTENNA1),
                                 small(ds, S.BASELINE_ANTENNA2), ds.sizes[S.ANTENNA],
                                 channel_window, dead_fraction, min_coherence_excess,
                                 amplitude_factor, amplitude_sigma)

@@ -1,26 +1,26 @@
 """Dask wrappers around the flagging kernels. Builders only build graphs; nothing here computes.
 
 Arrays are ``(time, baseline, frequency, polarization)``. The time-frequency detectors
-(SumThreshold, MAD, dilation) need the whole time axis of a baseline: a partition is one scan, so
-rechunking it to a single time chunk is small, and we split along baselines instead to keep
-parallelism and bounded memory. Results are rechunked back to the input's chunks so every flagger
-returns flags chunked like the canonical dataset (time chunks, all baselines).
+(SumThreshold, MAD, dilation, antenna health) need a baseline's whole time x frequency plane, so
+they work on "planes": chunks of every time, channel and correlation of as many baselines as fit
+in the chunk budget (:func:`radiocal.budget.chunk_bytes`). A plane larger than the budget stops
+the run before it starts (:func:`radiocal.budget.require`). Visibilities are read from the store
+in planes (:func:`radiocal.io.rawchunks.rechunk`), never regrouped from whole store chunks, and
+results are rechunked back to the input's chunks so every flagger returns flags chunked like the
+canonical dataset.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
+from radiocal import budget
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import kernels as k
 from radiocal.flagging import spectral as sp
-
-# Bytes of visibilities per block handed to a time-frequency kernel.
-TARGET_BLOCK_BYTES = 16 * 2**20
+from radiocal.io import rawchunks
 
 
 def as_dask(array, chunks=None) -> da.Array:
@@ -30,12 +30,23 @@ def as_dask(array, chunks=None) -> da.Array:
     return da.from_array(np.asarray(array), chunks=chunks or array.shape)
 
 
-def _whole_time_chunks(array: da.Array) -> dict:
-    """Chunks with the full time, frequency and polarization axes and baselines split by size."""
-    n_t, n_b, n_f, n_p = array.shape
-    per_baseline = max(1, n_t * n_f * n_p * array.dtype.itemsize)
-    size = int(max(1, min(n_b, TARGET_BLOCK_BYTES // per_baseline)))
-    return {0: -1, 1: size, 2: -1, 3: -1}
+def plane_chunks(shape) -> dict:
+    """Chunks of whole (time, frequency, polarization) planes, baselines split by the budget.
+
+    The budget counts complex64 visibilities (as every step's chunks), whatever the dtype of the
+    array being chunked, so flags and visibilities of a partition get the same planes.
+    """
+    n_t, n_b, n_f, n_p = shape
+    per_baseline = max(1, n_t * n_f * n_p * budget.VISIBILITY_ITEMSIZE)
+    budget.require(per_baseline, f"flagging one baseline's plane of {n_t} integrations x {n_f} "
+                                 f"channels x {n_p} correlations",
+                   "split the scan in time (convert with --timerange)")
+    return {0: -1, 1: int(max(1, min(n_b, budget.chunk_bytes() // per_baseline))), 2: -1, 3: -1}
+
+
+def as_planes(array: da.Array) -> da.Array:
+    """``array`` in :func:`plane_chunks`, read from the store's files in planes where it can be."""
+    return rawchunks.rechunk(array, plane_chunks(array.shape))
 
 
 # Tasks call the numba kernels through these plain functions: a jitted function pickled to a
@@ -65,8 +76,7 @@ def _shadow_block(*args):
 
 
 def _planes(kernel, name, vis, flag, *params, dtype=bool) -> da.Array:
-    chunks = _whole_time_chunks(vis)
-    v = vis.rechunk(chunks)
+    v = as_planes(vis)
     f = flag.rechunk(v.chunks)
     out = da.map_blocks(kernel, v, f, *params, dtype=dtype, meta=np.empty((0,) * 4, dtype),
                         name=f"{name}-{tokenize(kernel.__name__, v, f, params)}")
@@ -143,7 +153,7 @@ def spectral_flags(vis, flag, threshold, rho, iterations, widths, tolerance, noi
 
 def dilate_flags(flag, eta_time, eta_freq, grow_time, grow_freq):
     """Lazy :func:`radiocal.flagging.kernels.dilate_block`; returns flags chunked like ``flag``."""
-    f = flag.rechunk(_whole_time_chunks(flag))
+    f = flag.rechunk(plane_chunks(flag.shape))
     params = (float(eta_time), float(eta_freq), float(grow_time), float(grow_freq))
     out = da.map_blocks(_dilate_block, f, *params, dtype=bool, meta=np.empty((0,) * 4, bool),
                         name=f"flag-dilate-{tokenize(f, params)}")
@@ -202,43 +212,37 @@ def shadow_flags(uvw, antenna1, antenna2, diameter, tolerance):
 
 
 def _stats_block(vis, flag, channel_window):
-    return bk.baseline_stats(vis, flag, channel_window)[None]
+    return bk.baseline_stats(vis, flag, channel_window)
 
 
-def _median_over_chunks(stats):
-    """Median over the time chunks' statistics; a baseline flagged throughout stays NaN quietly
-    (it carries no vote in the decision)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(stats, axis=0)
-
-
-def baseline_health(vis, flag, antenna1, antenna2, n_antenna, channel_window, dead_fraction,
-                    min_coherence_excess, amplitude_factor, amplitude_sigma):
+def baseline_health(vis, flag, hands, antenna1, antenna2, n_antenna, channel_window,
+                    dead_fraction, min_coherence_excess, amplitude_factor, amplitude_sigma):
     """Lazy per-baseline health mask of a partition (see ``basic_kernels.health_decision``).
 
-    Statistics are taken per time chunk and combined by their median across chunks.
+    Statistics are taken per baseline over the partition's whole time axis, in planes (so they
+    do not depend on how the store is chunked); only the small per-baseline statistics meet in
+    one chunk for the decision.
 
     Parameters
     ----------
-    vis : dask.array, complex, shape (time, baseline, frequency, polarization) (parallel hands)
+    vis : dask.array, complex, shape (time, baseline, frequency, polarization)
     flag : dask.array, bool, same shape
+    hands : ndarray, int
+        The polarization indices the statistics use (the parallel hands).
 
     Returns
     -------
     dask.array, bool, shape (baseline,)
         True for baselines to flag.
     """
-    v = vis.rechunk({1: -1, 2: -1, 3: -1})
+    v = as_planes(vis)
     f = flag.rechunk(v.chunks)
+    v, f = v[..., hands], f[..., hands]
     token = tokenize(v, f, channel_window)
     n_b, n_p = v.shape[1], v.shape[3]
-    per_chunk = da.map_blocks(_stats_block, v, f, int(channel_window), dtype=np.float64,
-                              chunks=((1,) * v.numblocks[0], (n_b,), (n_p,), (2,)),
-                              meta=np.empty((0,) * 4), name=f"flag-health-stats-{token}")
-    stats = (per_chunk.rechunk({0: -1}).map_blocks(_median_over_chunks, drop_axis=0,
-                                                   dtype=np.float64, meta=np.empty((0,) * 3))
-             if per_chunk.numblocks[0] > 1 else per_chunk[0])
+    stats = da.map_blocks(_stats_block, v, f, int(channel_window), dtype=np.float64,
+                          drop_axis=0, chunks=(v.chunks[1], (n_p,), (2,)),
+                          meta=np.empty((0,) * 3), name=f"flag-health-stats-{token}")
     a1 = np.asarray(antenna1, np.int64)
     a2 = np.asarray(antenna2, np.int64)
     params = (int(n_antenna), int(channel_window), float(dead_fraction),

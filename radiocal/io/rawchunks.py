@@ -48,6 +48,26 @@ def open_raw(array_path) -> da.Array | None:
                          meta=np.empty((0,) * len(shape), dtype=dtype))
 
 
+def rechunk(array: da.Array, chunks) -> da.Array:
+    """``array.rechunk(chunks)``, read straight from the chunk files when :func:`open_raw` made
+    ``array``.
+
+    A rechunk regroups whole chunks in memory: turning chunks of every baseline of a few times
+    into chunks of every time of a few baselines needs every input chunk at once, that is the
+    whole array. Reading each new chunk's region from the files instead keeps memory at a chunk
+    (each region is read once; see :meth:`_ChunkFiles._read_chunk`).
+    """
+    source = array.__dask_graph__().get(f"original-{array.name}")
+    if not isinstance(source, _ChunkFiles):
+        return array.rechunk(chunks)
+    chunks = da.core.normalize_chunks(chunks, array.shape, dtype=array.dtype,
+                                      previous_chunks=array.chunks)
+    if chunks == array.chunks:
+        return array
+    return da.from_array(source, chunks=chunks, name=f"{array.name}-{tokenize(chunks)}",
+                         lock=False, asarray=False, meta=array._meta)
+
+
 def create_array(group_path, name: str, data: da.Array, dims, attrs: dict, compressor=None):
     """Create the zarr v2 array ``name`` in an existing group; return its chunk-file writer.
 
@@ -113,8 +133,8 @@ class _ChunkFiles:
                      for s, c in zip(key, self.chunk_shape))
         if first == last:   # what dask asks for: one chunk, or a part of one
             origin = tuple(i * c for i, c in zip(first, self.chunk_shape))
-            return self._read_chunk(first)[tuple(slice(s.start - o, s.stop - o)
-                                                 for s, o in zip(key, origin))]
+            return self._read_chunk(first, tuple(slice(s.start - o, s.stop - o)
+                                                 for s, o in zip(key, origin)))
         out = np.empty(tuple(s.stop - s.start for s in key), dtype=self.dtype)
         for index in np.ndindex(*(b - a + 1 for a, b in zip(first, last))):
             index = tuple(a + i for a, i in zip(first, index))
@@ -122,23 +142,32 @@ class _ChunkFiles:
             inner = tuple(slice(max(s.start, o), min(s.stop, o + c))
                           for s, o, c in zip(key, origin, self.chunk_shape))
             out[tuple(slice(i.start - s.start, i.stop - s.start) for i, s in zip(inner, key))] = \
-                self._read_chunk(index)[tuple(slice(i.start - o, i.stop - o)
-                                              for i, o in zip(inner, origin))]
+                self._read_chunk(index, tuple(slice(i.start - o, i.stop - o)
+                                              for i, o in zip(inner, origin)))
         return out
 
-    def _read_chunk(self, index) -> np.ndarray:
+    def _read_chunk(self, index, part) -> np.ndarray:
+        """The ``part`` (slices inside the chunk) of chunk ``index``.
+
+        A part smaller than the chunk is read through a memory map, so only its own bytes leave
+        the disk: :func:`rechunk` reads a few baselines of many chunks this way.
+        """
         if self.compressor is not None:
             raise TypeError(f"{self.path}: compressed chunks are read through zarr")
         path = self._chunk_file(index)
         count = int(np.prod(self.chunk_shape))
+        whole = all(s.start == 0 and s.stop == c for s, c in zip(part, self.chunk_shape))
         try:
+            if not whole and count and os.path.getsize(path) == count * self.dtype.itemsize:
+                return np.array(np.memmap(path, dtype=self.dtype, mode="r",
+                                          shape=self.chunk_shape)[part])
             values = np.fromfile(path, dtype=self.dtype, count=count)
         except FileNotFoundError:
             # zarr's meaning of a missing chunk: all fill value (null, read as zeros)
-            return np.zeros(self.chunk_shape, dtype=self.dtype)
+            return np.zeros(self.chunk_shape, dtype=self.dtype)[part]
         if values.size != count:
             raise InputError(f"{path}: truncated chunk file ({values.size} of {count} values)")
-        return values.reshape(self.chunk_shape)
+        return values.reshape(self.chunk_shape)[part]
 
     # -- writing -------------------------------------------------------------------------------
 

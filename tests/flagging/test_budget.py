@@ -1,0 +1,76 @@
+"""Flagging within the chunk budget: a tiny budget changes the chunks, never the flags."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pytest
+
+from radiocal import budget
+from radiocal.errors import ConfigError
+from radiocal.flagging import graph
+from radiocal.flagging.strategy import apply_strategy, load_strategy
+from radiocal.io import schema as S
+from radiocal.io.testing.chunks import oversized_chunks
+
+
+def _plane_bytes(ds):
+    n_t, _, n_f, n_p = ds[S.VISIBILITY].shape
+    return n_t * n_f * n_p * budget.VISIBILITY_ITEMSIZE
+
+
+@pytest.fixture(scope="module")
+def stored(small_sim, tmp_path_factory):
+    """``small_sim`` written twice: whole scans per chunk with a large budget, and chunks of one
+    integration of 3 baselines with a budget of two baselines' planes (as a store of a large
+    array is chunked), so flags are read back from chunk files either way."""
+    from radiocal.io.store import open_store, write_store
+
+    tiny = 2 * max(_plane_bytes(ds) for ds in small_sim.datasets)
+    stores = {}
+    for label, nbytes, chunks in (("large", 64 * 2**20, {S.TIME: -1}),
+                                  ("tiny", tiny, {S.TIME: 1, S.BASELINE: 3})):
+        chunked = [ds.chunk(chunks) for ds in small_sim.datasets]
+        path = write_store(chunked, tmp_path_factory.mktemp("flagbudget") / f"{label}.zarr")
+        stores[label] = (open_store(path), nbytes)
+    return stores
+
+
+def _flag(datasets, nbytes):
+    with budget.chunk_budget(nbytes):
+        out = [apply_strategy(ds, load_strategy("default"))[0] for ds in datasets]
+    return out
+
+
+def test_tiny_budget_flags_equal_the_large_budget_ones_and_no_chunk_exceeds_it(stored):
+    tiny_inputs, tiny = stored["tiny"]
+    large_inputs, large = stored["large"]
+    assert any(len(ds[S.VISIBILITY].chunks[1]) > 1 for ds in tiny_inputs)    # baselines split
+    flagged_tiny = _flag(tiny_inputs, tiny)
+    flagged_large = _flag(large_inputs, large)
+    assert oversized_chunks([ds[S.FLAG] for ds in flagged_tiny], tiny) == []
+    assert oversized_chunks([ds[S.FLAG] for ds in flagged_large], tiny) != []   # can fail
+    a = dask.compute(*[ds[S.FLAG].data for ds in flagged_tiny], scheduler="threads")
+    b = dask.compute(*[ds[S.FLAG].data for ds in flagged_large], scheduler="threads")
+    assert sum(f.sum() for f in b) > 0
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_planes_are_read_from_the_chunk_files_not_regrouped(stored):
+    """Visibilities in planes come straight from the store's files: the graph holds no rechunk
+    of them, and the values are the stored ones."""
+    datasets, nbytes = stored["tiny"]
+    vis = datasets[0][S.VISIBILITY].data
+    with budget.chunk_budget(nbytes):
+        planes = graph.as_planes(vis)
+    assert len(planes.chunks[1]) > 1 and len(planes.chunks[0]) == 1
+    assert not [name for name in planes.dask.layers if "rechunk" in name]
+    np.testing.assert_array_equal(planes.compute(scheduler="sync"), vis.compute(scheduler="sync"))
+
+
+def test_a_baseline_plane_over_the_budget_stops_before_anything_runs(small_sim):
+    ds = small_sim.datasets[0]
+    with budget.chunk_budget(_plane_bytes(ds) - 1), \
+            pytest.raises(ConfigError, match="one baseline's plane .* raise --chunk-mb"):
+        apply_strategy(ds, load_strategy("default"))
