@@ -412,7 +412,6 @@ def _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, first_threshol
 BY_SUMTHRESHOLD, BY_MAD = 1, 2
 
 
-@numba.njit(**JIT)
 def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
                        robust_iterations, degree, max_window_time, max_window_freq,
                        combine_correlations, variance_test, line_threshold, line_sigma_freq,
@@ -526,7 +525,6 @@ def mad_block(vis, flag, half_time, half_freq, threshold, variance_threshold, si
     return out
 
 
-@numba.njit(**JIT)
 def sumthreshold_mad_block(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
                            robust_iterations, degree, max_window_time, max_window_freq,
                            combine_correlations, variance_test, line_threshold, line_sigma_freq,
@@ -562,7 +560,11 @@ def _sumthreshold_codes(vis, flag, first_threshold, rho, iterations, sigma_time,
                         max_line_width, with_mad, half_time, half_freq, mad_threshold,
                         variance_threshold, mad_sigma_time, mad_sigma_freq,
                         mad_robust_iterations, mad_degree):
-    """:func:`sumthreshold_mad_block`, the MAD pass only ``with_mad``."""
+    """:func:`sumthreshold_mad_block`, the MAD pass only ``with_mad``.
+
+    The one jitted entry point of both detectors: numba re-optimizes the whole call tree below
+    every jitted caller, so thin jitted wrappers above this cost seconds of compilation each.
+    """
     n_t, n_b, n_f, n_p = vis.shape
     code = np.zeros(vis.shape, np.uint8)
     amp = np.empty((n_p, n_t, n_f))
