@@ -74,3 +74,20 @@ def test_a_baseline_plane_over_the_budget_stops_before_anything_runs(small_sim):
     with budget.chunk_budget(_plane_bytes(ds) - 1), \
             pytest.raises(ConfigError, match="one baseline's plane .* raise --chunk-mb"):
         apply_strategy(ds, load_strategy("default"))
+
+
+@pytest.mark.slow
+def test_flags_bit_identical_on_threads_and_a_two_worker_cluster(stored):
+    """Planes read from the chunk files in worker processes give the threads' flags exactly."""
+    from radiocal.engine.cluster import Engine
+
+    datasets, nbytes = stored["tiny"]
+    results = {}
+    for label, options in (("threads", dict(scheduler="threads")),
+                           ("cluster", dict(workers=2, threads_per_worker=1))):
+        with Engine(chunk_bytes=nbytes, **options):
+            flagged = _flag(datasets, nbytes)
+            results[label] = dask.compute(*[ds[S.FLAG].data for ds in flagged])
+    assert sum(f.sum() for f in results["threads"]) > 0
+    for a, b in zip(results["threads"], results["cluster"]):
+        np.testing.assert_array_equal(a, b)
