@@ -101,7 +101,6 @@ def child_convert(ms: str, out: str, workers: int) -> None:
     """radiocal's convert in-process: read_ms (graph building) then write_store (compute)."""
     import casacore.tables  # noqa: F401
     import dask
-    import daskms  # noqa: F401
     import distributed  # noqa: F401
 
     # Imported lazily by read_ms and by dask.compute (which looks for a distributed client):

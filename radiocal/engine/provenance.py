@@ -19,7 +19,6 @@ PACKAGES = {
     "zarr": "zarr",
     "numba": "numba",
     "casacore": "python-casacore",
-    "dask-ms": "dask-ms",
 }
 
 

@@ -1,1 +1,1 @@
-"""Input and output: the only package that imports casacore and dask-ms."""
+"""Input and output: the only package that imports casacore."""
