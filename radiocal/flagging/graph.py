@@ -44,9 +44,10 @@ def plane_chunks(shape) -> dict:
     return {0: -1, 1: int(max(1, min(n_b, budget.chunk_bytes() // per_baseline))), 2: -1, 3: -1}
 
 
-def as_planes(array: da.Array) -> da.Array:
-    """``array`` in :func:`plane_chunks`, read from the store's files in planes where it can be."""
-    return rawchunks.rechunk(array, plane_chunks(array.shape))
+def as_planes(array: da.Array, token: str = "") -> da.Array:
+    """``array`` in :func:`plane_chunks`, read from the store's files in planes where it can be
+    (``token``: see :func:`radiocal.io.rawchunks.rechunk`)."""
+    return rawchunks.rechunk(array, plane_chunks(array.shape), token)
 
 
 # Tasks call the numba kernels through these plain functions: a jitted function pickled to a
@@ -235,7 +236,8 @@ def baseline_health(vis, flag, hands, antenna1, antenna2, n_antenna, channel_win
     dask.array, bool, shape (baseline,)
         True for baselines to flag.
     """
-    v = as_planes(vis)
+    # Its own reads: the detectors after it read the same planes once the decision is made
+    v = as_planes(vis, "health")
     f = flag.rechunk(v.chunks)
     v, f = v[..., hands], f[..., hands]
     token = tokenize(v, f, channel_window)

@@ -48,7 +48,7 @@ def open_raw(array_path) -> da.Array | None:
                          meta=np.empty((0,) * len(shape), dtype=dtype))
 
 
-def rechunk(array: da.Array, chunks) -> da.Array:
+def rechunk(array: da.Array, chunks, token: str = "") -> da.Array:
     """``array.rechunk(chunks)``, read straight from the chunk files when :func:`open_raw` made
     ``array``.
 
@@ -56,6 +56,10 @@ def rechunk(array: da.Array, chunks) -> da.Array:
     into chunks of every time of a few baselines needs every input chunk at once, that is the
     whole array. Reading each new chunk's region from the files instead keeps memory at a chunk
     (each region is read once; see :meth:`_ChunkFiles._read_chunk`).
+
+    ``token`` gives the reads their own keys: a pass whose result gates a later pass over the
+    same regions (a statistic over every plane, then a kernel per plane) reads them twice rather
+    than dask holding every region in memory until the gate is decided.
     """
     source = array.__dask_graph__().get(f"original-{array.name}")
     if not isinstance(source, _ChunkFiles):
@@ -64,7 +68,7 @@ def rechunk(array: da.Array, chunks) -> da.Array:
                                       previous_chunks=array.chunks)
     if chunks == array.chunks:
         return array
-    return da.from_array(source, chunks=chunks, name=f"{array.name}-{tokenize(chunks)}",
+    return da.from_array(source, chunks=chunks, name=f"{array.name}-{tokenize(chunks, token)}",
                          lock=False, asarray=False, meta=array._meta)
 
 
