@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,12 @@ def listening_addresses(pids) -> set:
             continue
         found |= {(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN}
     return found
+
+
+def wait_for(path: Path, proc, timeout: float = 60.0) -> None:
+    """Wait until ``path`` exists (a step's marker), failing if ``proc`` exits first."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "exited early"
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)

@@ -15,7 +15,7 @@ import pytest
 from radiocal.engine import checkpoint
 
 from .engine_testing import (assert_same_outputs, chain, listening_addresses, subprocess_env,
-                            tree_digest)
+                            tree_digest, wait_for)
 
 RADIOCAL = [sys.executable, "-m", "radiocal.cli.main"]
 
@@ -26,14 +26,6 @@ def _radiocal(*args, check=True, timeout=120):
     if check:
         assert result.returncode == 0, result.stderr
     return result
-
-
-def _wait_for(path, proc, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else "exited early"
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
 
 
 def _descendants(pid):
@@ -66,7 +58,7 @@ def test_sigkill_during_a_step_then_rerun_gives_identical_outputs(tiny_ms, tmp_p
                              str(pipeline), "-o", str(out)], env=subprocess_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(marker, proc)
+        wait_for(marker, proc)
         children = _descendants(proc.pid)
         assert len(children) >= 2  # the worker processes
         proc.send_signal(signal.SIGKILL)
@@ -96,7 +88,7 @@ def test_ctrl_c_shuts_the_cluster_down(tiny_ms, tmp_path, pipeline_file):
                              str(pipeline), "-o", str(tmp_path / "out")], env=subprocess_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(marker, proc)
+        wait_for(marker, proc)
         children = _descendants(proc.pid)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)

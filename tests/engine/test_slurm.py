@@ -28,7 +28,7 @@ from radiocal.budget import budget_for, chunk_bytes
 from radiocal.engine.cluster import Engine
 from radiocal.errors import ConfigError
 
-from .engine_testing import assert_same_outputs, chain, subprocess_env
+from .engine_testing import assert_same_outputs, chain, subprocess_env, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 START_SLURM = REPO / ".ci" / "start-slurm"
@@ -214,11 +214,7 @@ def test_ctrl_c_cancels_the_worker_jobs(slurm, tiny_ms, tmp_path, pipeline_file)
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "the step never started in the SLURM job"
-            time.sleep(0.1)
+        wait_for(marker, proc, timeout=120)  # the step started in the SLURM job
         [job_id] = _radiocal_jobs_from(tmp_path)
         assert job_id in _queued()
         proc.send_signal(signal.SIGINT)
