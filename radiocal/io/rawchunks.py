@@ -22,6 +22,7 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
+from radiocal import budget
 from radiocal.errors import InputError
 
 _ZARRAY = ".zarray"
@@ -38,8 +39,7 @@ def open_raw(array_path) -> da.Array | None:
         return None
     shape, chunk_shape = tuple(meta["shape"]), tuple(meta["chunks"])
     dtype = np.dtype(meta["dtype"])
-    chunks = tuple(tuple(min(c, n - s) for s in range(0, n, c)) if n else (0,)
-                   for n, c in zip(shape, chunk_shape))
+    chunks = tuple(budget.chunk_sizes(n, c) for n, c in zip(shape, chunk_shape))
     reader = _ChunkFiles(os.fspath(array_path), shape, chunk_shape, dtype)
     # The name changes whenever the array is rewritten (update_store replaces the directory)
     stamp = os.stat(os.path.join(array_path, _ZARRAY)).st_mtime_ns
