@@ -7,15 +7,17 @@ import os
 
 import click
 
+from radiocal.cli.config_options import config_option
 from radiocal.cli.engine_commands import make_engine
 from radiocal.cli.selection_options import selection_from_options, selection_options
 from radiocal.errors import InputError
+from radiocal.io.step import ConvertConfig
 
 
-def _read(inputs, selection):
+def _read(inputs, selection, **options):
     from radiocal.io.ms import read_ms
 
-    return read_ms(list(inputs), selection=selection)
+    return read_ms(list(inputs), selection=selection, **options)
 
 
 def _casacore_failure(err: RuntimeError, what: str) -> InputError:
@@ -28,9 +30,11 @@ def _casacore_failure(err: RuntimeError, what: str) -> InputError:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(), help="The zarr store to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
+@config_option(ConvertConfig, "renumber_scans")
+@config_option(ConvertConfig, "join_subbands")
 @selection_options
 @click.pass_context
-def convert(ctx, inputs, output, overwrite, **selection):
+def convert(ctx, inputs, output, overwrite, renumber_scans, join_subbands, **selection):
     """Convert one or many Measurement Sets (or directories of them) into a zarr store.
 
     Several MS are joined: sub-bands of the same integrations along frequency, then integrations
@@ -46,7 +50,8 @@ def convert(ctx, inputs, output, overwrite, **selection):
         raise click.UsageError(f"{output}: already exists (use --overwrite to replace it)")
     # The engine first: it sets the chunk budget the datasets are chunked by
     with make_engine(ctx):
-        datasets = _read(inputs, selection_from_options(**selection))
+        datasets = _read(inputs, selection_from_options(**selection), renumber_scans=renumber_scans,
+                         join_subbands=join_subbands)
         try:
             write_store(datasets, output, overwrite=overwrite)
         except RuntimeError as err:

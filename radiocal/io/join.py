@@ -30,11 +30,17 @@ _FILL = {S.VISIBILITY: 0, S.VISIBILITY_CORRECTED: 0, S.VISIBILITY_MODEL: 0, S.FL
          S.WEIGHT: 0, S.UVW: 0.0, S.ROW_PRESENT: False}
 
 
-def join_measurement_sets(per_ms: list[list[xr.Dataset]], chunk_bytes: int) -> list[xr.Dataset]:
-    """Join the canonical partitions of several MS (one list per MS) into one list."""
+def join_measurement_sets(per_ms: list[list[xr.Dataset]], chunk_bytes: int,
+                          join_frequency: bool = True) -> list[xr.Dataset]:
+    """Join the canonical partitions of several MS (one list per MS) into one list.
+
+    ``join_frequency=False`` keeps each MS's spectral windows as they are (two LO tunings far
+    apart in frequency, calibrated separately); times are still joined.
+    """
     _check_antennas(per_ms)
     datasets = _unify_baselines([ds for parts in per_ms for ds in parts])
-    datasets = _join_frequency(datasets)
+    if join_frequency:
+        datasets = _join_frequency(datasets)
     datasets = _join_time(datasets)
     datasets = _renumber(datasets)
     return [regular_chunks(ds, chunk_bytes) for ds in datasets]

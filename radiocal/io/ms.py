@@ -44,7 +44,8 @@ def expand_inputs(paths) -> list[str]:
     return expanded
 
 
-def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None) -> list[xr.Dataset]:
+def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None,
+            renumber_scans: bool = False, join_subbands: bool = True) -> list[xr.Dataset]:
     """Read one or many Measurement Sets lazily into canonical partitions.
 
     Parameters
@@ -57,6 +58,12 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None) -> li
     chunk_bytes : int, optional
         Most ``VISIBILITY`` bytes per chunk; default: the run's budget
         (:func:`radiocal.budget.chunk_bytes`).
+    renumber_scans : bool
+        Number scans from the data (a new scan wherever the field changes in time) instead of
+        the recorded SCAN_NUMBER (:mod:`radiocal.io.scans`).
+    join_subbands : bool
+        Join partitions of different MS recorded at the same times along frequency (default);
+        False keeps them as separate spectral windows (e.g. two LO tunings far apart).
 
     Returns
     -------
@@ -67,13 +74,15 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None) -> li
     probe_measurement_sets(paths)   # a damaged file is a one-line error here, not a crash later
     chunk_bytes = budget_chunk_bytes() if chunk_bytes is None else int(chunk_bytes)
     if len(paths) == 1:
-        per_ms = [read_single_ms(paths[0], chunk_bytes=chunk_bytes)]
+        per_ms = [read_single_ms(paths[0], chunk_bytes=chunk_bytes, renumber_scans=renumber_scans)]
     else:
         metas = [read_metadata(path) for path in paths]
-        channels = _joined_channels(metas)
-        per_ms = [read_single_ms(path, chunk_bytes=chunk_bytes, meta=meta, layout_channels=channels)
+        channels = _joined_channels(metas) if join_subbands else 0
+        per_ms = [read_single_ms(path, chunk_bytes=chunk_bytes, meta=meta, layout_channels=channels,
+                                 renumber_scans=renumber_scans)
                   for path, meta in zip(paths, metas)]
-    datasets = per_ms[0] if len(per_ms) == 1 else join_measurement_sets(per_ms, chunk_bytes)
+    datasets = (per_ms[0] if len(per_ms) == 1
+                else join_measurement_sets(per_ms, chunk_bytes, join_frequency=join_subbands))
     if selection is not None:
         from radiocal.io.selection import select
 

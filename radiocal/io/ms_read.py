@@ -22,6 +22,7 @@ from radiocal import budget
 from radiocal.errors import InputError
 from radiocal.io import schema as S
 from radiocal.io.ms_meta import MSMetadata, read_metadata, read_table
+from radiocal.io.scans import renumber_scans as renumber_scans_of
 from radiocal.io.store import broadcast_channels
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class _Group:
 
 
 def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None = None,
-                   layout_channels: int = 0) -> list[xr.Dataset]:
+                   layout_channels: int = 0, renumber_scans: bool = False) -> list[xr.Dataset]:
     """Read one MS into lazy canonical datasets, one per (field, spw, scan) partition.
 
     Parameters
@@ -62,6 +63,9 @@ def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None
     layout_channels : int
         Chunk as if partitions had this many channels (the joined count, when the caller joins
         sub-bands), so that joining needs no rechunk.
+    renumber_scans : bool
+        Number scans from the data: a new scan wherever the field changes in time
+        (:func:`radiocal.io.scans.renumber_scans`), instead of the recorded SCAN_NUMBER.
 
     Returns
     -------
@@ -76,7 +80,12 @@ def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None
         _enlarge_row_caches(ms)
         index = _index_columns(ms, meta)
         baselines = _baselines(index["ANTENNA1"], index["ANTENNA2"])
-        groups = _groups(meta, index, baselines, _group_order(ms))
+        if renumber_scans:
+            index["SCAN_NUMBER"] = renumber_scans_of(index["TIME"], index["FIELD_ID"], index["SCAN_NUMBER"])
+            order = _first_appearance(index)
+        else:
+            order = _group_order(ms)
+        groups = _groups(meta, index, baselines, order)
         columns = _visibility_columns(ms)
         blocks = []
         for group in groups:
@@ -184,6 +193,13 @@ def _group_order(ms) -> list[tuple[int, int, int]]:
         return list(zip(*(query.getcol(c).tolist() for c in GROUP_COLS)))
     finally:
         query.close()
+
+
+def _first_appearance(cols: dict[str, np.ndarray]) -> list[tuple[int, int, int]]:
+    """The partitions' keys in order of their first row (when scan numbers are not the table's)."""
+    keys = np.stack([cols[c].astype(np.int64) for c in GROUP_COLS], axis=1)
+    unique, first = np.unique(keys, axis=0, return_index=True)
+    return [tuple(k) for k in unique[np.argsort(first)].tolist()]
 
 
 def _groups(meta: MSMetadata, cols: dict[str, np.ndarray], baselines, group_order) -> list[_Group]:

@@ -40,6 +40,12 @@ class ConvertConfig:
     intent: str = _selection_field("scan intent")
     chunk_mb: float = dataclasses.field(default=0.0, metadata={
         "help": CHUNK_MB_HELP + " for the store's chunks; 0: the run's budget (radiocal --chunk-mb)"})
+    renumber_scans: bool = dataclasses.field(default=False, metadata={
+        "help": "number scans from the data, a new scan wherever the field changes in time "
+                "(for correlators that keep one SCAN_NUMBER across sources)"})
+    join_subbands: bool = dataclasses.field(default=True, metadata={
+        "help": "join MS recorded at the same times along frequency into one spectral window; "
+                "off: keep each MS's spectral windows (LO tunings far apart, calibrated separately)"})
 
     def __post_init__(self):
         if not self.chunk_mb >= 0:
@@ -58,7 +64,8 @@ def convert(datasets, config: ConvertConfig, context):
     parts = {name: getattr(config, name) for name in _SELECTION_PARTS if getattr(config, name)}
     selection = Selection(**parts) if parts else None
     chunk_bytes = mib_to_bytes(config.chunk_mb) if config.chunk_mb else None
-    datasets = read_ms(paths, selection=selection, chunk_bytes=chunk_bytes)
+    datasets = read_ms(paths, selection=selection, chunk_bytes=chunk_bytes,
+                       renumber_scans=config.renumber_scans, join_subbands=config.join_subbands)
     context.logger.info("convert: %d partition(s) from %s", len(datasets), ", ".join(paths))
     return datasets
 
