@@ -16,11 +16,11 @@ import xarray as xr
 
 from radiocal.calibration import graph
 from radiocal.calibration import kernels as K
+from radiocal.calibration.config import INTERP_CHOICES
 from radiocal.errors import ConfigError, InputError
 from radiocal.io import caltables as C
 from radiocal.io import schema as S
 
-INTERP_CHOICES = ("nearest", "linear", "hermite")
 FREQ_INTERP_CHOICES = ("nearest", "linear")
 
 

@@ -12,8 +12,9 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from radiocal.calibration.jones import INTERP_CHOICES, ApplyTable, apply
-from radiocal.calibration.workflow import CalibrateConfig, calibrate
+from radiocal.calibration.config import INTERP_CHOICES, CalibrateConfig
+from radiocal.calibration.jones import ApplyTable, apply
+from radiocal.calibration.workflow import calibrate
 from radiocal.engine.registry import register_step
 from radiocal.errors import ConfigError
 from radiocal.io import caltables as C

@@ -20,46 +20,16 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 from radiocal.calibration.dataset import solve, solve_jointly
 from radiocal.calibration.fluxscale import fluxscale
-from radiocal.calibration.jones import INTERP_CHOICES, ApplyTable, apply
+from radiocal.calibration.config import CalibrateConfig
+from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.models import resolve_model
-from radiocal.errors import ConfigError, SelectionError
+from radiocal.errors import SelectionError
 from radiocal.io import schema as S
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CalibrateConfig:
-    """Configuration of the phase-referencing sequence (CLI ``radiocal calibrate``)."""
-
-    fluxcal: str = field(default="", metadata={"help": "flux calibrator field name"})
-    bpcal: str = field(default="", metadata={"help": "bandpass calibrator (default: fluxcal)"})
-    phasecal: str = field(default="", metadata={"help": "phase calibrator field name"})
-    targets: tuple = field(default=(), metadata={"help": "target field names"})
-    fluxcal_model: str = field(default="standard", metadata={
-        "help": "'standard' (Perley-Butler 2017 by name) or 'S,alpha,reffreq' e.g. 15,-0.5,1.4GHz"})
-    refant: str = field(default="", metadata={"help": "reference antennas, in preference order"})
-    minsnr: float = field(default=3.0, metadata={"help": "flag solutions below this SNR"})
-    minblperant: int = field(default=4, metadata={"help": "min. baselines per antenna"})
-    solve_delay: bool = field(default=False, metadata={"help": "solve delays (K) before B"})
-    cal_amp_solint: str = field(default="int", metadata={
-        "help": "solint of the calibrators' own amplitude solutions ('inf' for CASA's recipe)"})
-    calwt: bool = field(default=False, metadata={"help": "scale weights by the gains"})
-    fluxscale_method: str = field(default="fit", metadata={
-        "help": "fit (joint drift fit), interpolate, or mean (CASA's time-averaged ratio)"})
-    target_interp: str = field(default="hermite", metadata={
-        "help": "gain transfer onto targets: hermite (per-scan value and rate of the phase "
-                "calibrator's short-interval solutions), linear or nearest (its inf "
-                "solutions, as CASA)", "choices": INTERP_CHOICES})
-
-    def __post_init__(self):
-        if self.target_interp not in INTERP_CHOICES:
-            raise ConfigError(f"target_interp {self.target_interp!r} is not one of "
-                              f"{', '.join(INTERP_CHOICES)}")
 
 
 def _fields(datasets, names):
@@ -72,6 +42,17 @@ def _fields(datasets, names):
         raise SelectionError(f"no data for field(s) {', '.join(missing)} "
                              f"(fields: {', '.join(known)})")
     return picked
+
+
+def _last_scan_of(datasets, name):
+    """Drop every partition of field ``name`` but those of its last scan (all spectral windows)."""
+    scans = [ds.attrs[S.ATTR_SCAN] for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) == name]
+    last = max(scans, default=None)
+    kept = [ds for ds in datasets
+            if ds.attrs.get(S.ATTR_FIELD_NAME) != name or ds.attrs[S.ATTR_SCAN] == last]
+    log.info("calibrate: flux calibrator %s solved on its last scan (%d) of %d", name, last,
+             len(set(scans)))
+    return kept
 
 
 def solve_sequence(datasets, config: CalibrateConfig):
@@ -88,6 +69,8 @@ def solve_sequence(datasets, config: CalibrateConfig):
     bpcal = config.bpcal or config.fluxcal
     cal_names = list(dict.fromkeys([config.fluxcal, bpcal, config.phasecal]))
     _fields(datasets, cal_names)      # unknown field names fail before any work
+    if config.fluxcal_scans == "last":
+        datasets = _last_scan_of(datasets, config.fluxcal)
     flux_model = resolve_model(config.fluxcal_model, config.fluxcal)
     models = {name: None for name in cal_names}
     models[config.fluxcal] = flux_model

@@ -10,6 +10,8 @@ import os
 
 import click
 
+from radiocal.calibration.config import FLUXCAL_SCANS, CalibrateConfig
+from radiocal.cli.config_options import config_option
 from radiocal.cli.engine_commands import make_engine
 
 from radiocal.errors import InputError
@@ -90,6 +92,7 @@ def roles_from_data(ctx, read, fluxcal, bpcal, phasecal, targets, fluxcal_model)
 @click.option("--fluxcal-model", default="standard", show_default=True,
               help="'standard' (Perley-Butler 2017 by name) or 'S,alpha,reffreq' "
                    "(e.g. 15.0,-0.5,1.4GHz).")
+@config_option(CalibrateConfig, "fluxcal_scans", type=click.Choice(FLUXCAL_SCANS))
 @click.option("--bpcal", default="", help="Bandpass calibrator (default: the flux calibrator).")
 @click.option("--phasecal", default="", help="Phase calibrator field name (default: from the data).")
 @click.option("--target", "targets", multiple=True,
@@ -114,7 +117,8 @@ def roles_from_data(ctx, read, fluxcal, bpcal, phasecal, targets, fluxcal_model)
 @click.option("--casa-tables", type=click.Path(), default=None,
               help="Also write the tables in CASA format into this directory.")
 @click.pass_context
-def calibrate(ctx, store, fluxcal, fluxcal_model, bpcal, phasecal, targets, refant, minsnr,
+def calibrate(ctx, store, fluxcal, fluxcal_model, fluxcal_scans, bpcal, phasecal, targets, refant,
+              minsnr,
               minblperant, solve_delay, cal_amp_solint, fluxscale_method, calwt, target_interp,
               casa_tables):
     """Standard phase-referencing calibration of STORE, in place.
@@ -126,7 +130,7 @@ def calibrate(ctx, store, fluxcal, fluxcal_model, bpcal, phasecal, targets, refa
     tables to STORE/caltables.
     """
     from radiocal.calibration.step import save_tables
-    from radiocal.calibration.workflow import CalibrateConfig, apply_sequence, solve_sequence
+    from radiocal.calibration.workflow import apply_sequence, solve_sequence
     from radiocal.io.store import open_store
 
     datasets = open_store(store)
@@ -137,7 +141,7 @@ def calibrate(ctx, store, fluxcal, fluxcal_model, bpcal, phasecal, targets, refa
         fluxcal, bpcal, phasecal, targets = roles.fluxcal, roles.bpcal, roles.phasecal, roles.targets
     config = CalibrateConfig(fluxcal=fluxcal, bpcal=bpcal, phasecal=phasecal,
                              targets=tuple(targets), fluxcal_model=fluxcal_model,
-                             refant=refant, minsnr=minsnr, minblperant=minblperant,
+                             fluxcal_scans=fluxcal_scans, refant=refant, minsnr=minsnr, minblperant=minblperant,
                              solve_delay=solve_delay, cal_amp_solint=cal_amp_solint,
                              fluxscale_method=fluxscale_method, calwt=calwt,
                              target_interp=target_interp)

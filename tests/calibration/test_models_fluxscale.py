@@ -8,7 +8,8 @@ from radiocal.calibration.dataset import solve
 from radiocal.calibration.fluxscale import fit_spectrum, fluxscale
 from radiocal.calibration.models import (FluxModel, model_visibilities, parse_manual_model,
                                          resolve_model, standard_model)
-from radiocal.calibration.workflow import CalibrateConfig, calibrate, merge_tables
+from radiocal.calibration.config import CalibrateConfig
+from radiocal.calibration.workflow import calibrate, merge_tables
 from radiocal.errors import ConfigError, SelectionError
 from radiocal.io import caltables as C
 from radiocal.io import schema as S

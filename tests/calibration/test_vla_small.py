@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from radiocal.calibration.workflow import CalibrateConfig, calibrate
+from radiocal.calibration.config import CalibrateConfig
+from radiocal.calibration.workflow import calibrate
 from radiocal.io import schema as S
 
 REF = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "vla_small")

@@ -5,7 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from radiocal.calibration.workflow import CalibrateConfig, calibrate
+from radiocal.calibration.config import CalibrateConfig
+from radiocal.calibration.workflow import calibrate
 from radiocal.errors import ConfigError
 from radiocal.io import schema as S
 
@@ -42,3 +43,28 @@ def test_target_gains_follow_the_drift_between_phase_calibrator_scans():
     print("target residual rms (Jy):", rms)
     assert rms["hermite"] < 0.5 * rms["linear"], rms
     assert rms["hermite"] < 2.0 * config.noise, rms
+
+
+def test_fluxcal_scans_last_solves_on_the_flux_calibrators_last_visit_only():
+    """ATA's recipe: of two flux-calibrator visits, only the last one feeds the solutions."""
+    from radiocal.calibration.workflow import solve_sequence
+    from radiocal.io import caltables as C
+    from radiocal.io.testing import SimConfig, simulate
+
+    sim = simulate(SimConfig(n_antennas=5, spws=((1.3e9, 4e6, 4),), schedule=((0, 2), (1, 2), (2, 2),
+                                                                              (0, 2), (1, 2)),
+                             noise=0.02, seed=5))
+    names = [f.name for f in sim.config.fields]
+    scans = sorted({ds.attrs[S.ATTR_SCAN] for ds in sim.datasets if ds.attrs[S.ATTR_FIELD_NAME] == names[0]})
+    assert len(scans) == 2
+    base = CalibrateConfig(fluxcal=names[0], phasecal=names[1], fluxcal_model="15.0,-0.5,1.4GHz")
+    with pytest.raises(ConfigError, match="fluxcal_scans"):
+        dataclasses.replace(base, fluxcal_scans="first")
+    for choice, expected in (("all", scans), ("last", scans[-1:])):
+        tables, _ = solve_sequence(sim.datasets, dataclasses.replace(base, fluxcal_scans=choice))
+        flux_id = tables["phase_int"][0].attrs[C.ATTR_FIELD_NAMES].index(names[0])
+        solved = set()
+        for tds in tables["phase_int"]:
+            mine = tds[C.SOL_FIELD].values == tds.attrs[C.ATTR_FIELD_IDS][flux_id]
+            solved |= set(tds[C.SOL_SCAN].values[mine].tolist())
+        assert sorted(solved) == expected, choice

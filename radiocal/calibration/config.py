@@ -1,0 +1,50 @@
+"""The phase-referencing sequence's options (``radiocal calibrate``, the ``calibrate`` step).
+
+Kept apart from the solvers so that the CLI can build its options from these fields without
+importing the numba kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from radiocal.errors import ConfigError
+
+INTERP_CHOICES = ("nearest", "linear", "hermite")
+FLUXCAL_SCANS = ("all", "last")
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    """Configuration of the phase-referencing sequence (CLI ``radiocal calibrate``)."""
+
+    fluxcal: str = field(default="", metadata={"help": "flux calibrator field name"})
+    bpcal: str = field(default="", metadata={"help": "bandpass calibrator (default: fluxcal)"})
+    phasecal: str = field(default="", metadata={"help": "phase calibrator field name"})
+    targets: tuple = field(default=(), metadata={"help": "target field names"})
+    fluxcal_scans: str = field(default="all", metadata={
+        "help": "flux calibrator scans solved on: all, or only the last (ATA's recipe: the final "
+                "visit, after the system has settled)", "choices": FLUXCAL_SCANS})
+    fluxcal_model: str = field(default="standard", metadata={
+        "help": "'standard' (Perley-Butler 2017 by name) or 'S,alpha,reffreq' e.g. 15,-0.5,1.4GHz"})
+    refant: str = field(default="", metadata={"help": "reference antennas, in preference order"})
+    minsnr: float = field(default=3.0, metadata={"help": "flag solutions below this SNR"})
+    minblperant: int = field(default=4, metadata={"help": "min. baselines per antenna"})
+    solve_delay: bool = field(default=False, metadata={"help": "solve delays (K) before B"})
+    cal_amp_solint: str = field(default="int", metadata={
+        "help": "solint of the calibrators' own amplitude solutions ('inf' for CASA's recipe)"})
+    calwt: bool = field(default=False, metadata={"help": "scale weights by the gains"})
+    fluxscale_method: str = field(default="fit", metadata={
+        "help": "fit (joint drift fit), interpolate, or mean (CASA's time-averaged ratio)"})
+    target_interp: str = field(default="hermite", metadata={
+        "help": "gain transfer onto targets: hermite (per-scan value and rate of the phase "
+                "calibrator's short-interval solutions), linear or nearest (its inf "
+                "solutions, as CASA)", "choices": INTERP_CHOICES})
+
+    def __post_init__(self):
+        if self.fluxcal_scans not in FLUXCAL_SCANS:
+            raise ConfigError(f"fluxcal_scans {self.fluxcal_scans!r} is not one of "
+                              f"{', '.join(FLUXCAL_SCANS)}")
+        if self.target_interp not in INTERP_CHOICES:
+            raise ConfigError(f"target_interp {self.target_interp!r} is not one of "
+                              f"{', '.join(INTERP_CHOICES)}")
