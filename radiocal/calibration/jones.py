@@ -198,11 +198,14 @@ def _table_block(times, freqs, *, values, valid, sol_time, sol_segment, sol_freq
         elif (same := _same_channels(sol_freq, freqs)) is not None:
             jones, jflag = vt[:, :, same], ft[:, :, same]
         else:
+            # the kernel walks both axes upwards: descending channels go through it ascending
+            up = np.argsort(freqs, kind="stable")
             jv, jf = K.interpolate_frequency(
                 vt.transpose(0, 1, 3, 2).reshape(-1, nsf, 1),
-                ~ft.transpose(0, 1, 3, 2).reshape(-1, nsf, 1), sol_freq, freqs, freq_linear)
-            jones = jv.reshape(nt, nant, nh, freqs.size).transpose(0, 1, 3, 2)
-            jflag = jf.reshape(nt, nant, nh, freqs.size).transpose(0, 1, 3, 2)
+                ~ft.transpose(0, 1, 3, 2).reshape(-1, nsf, 1), sol_freq, freqs[up], freq_linear)
+            back = np.argsort(up)
+            jones = jv[:, back].reshape(nt, nant, nh, freqs.size).transpose(0, 1, 3, 2)
+            jflag = jf[:, back].reshape(nt, nant, nh, freqs.size).transpose(0, 1, 3, 2)
     jones = np.array(jones[..., hand_index], dtype=np.complex128)
     jones[np.asarray(jflag)[..., hand_index]] = np.nan
     return jones
@@ -238,8 +241,12 @@ def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
     order = np.argsort(sol_time, kind="stable")
     segment = _solution_segments(sol_time[order], tds[C.SOL_SCAN].values[rows][order],
                                  tds[C.SOL_INTERVAL].values[rows][order])
-    values = np.asarray(tds[var].values[rows][order]).astype(np.complex128)
-    valid = ~np.asarray(tds[C.SOL_FLAG].values[rows][order], dtype=bool)
+    # The interpolators want ascending solution frequencies; a band written high to low
+    # (ATCA's CABB, many LSB setups) gives a table in that order
+    sol_freq = tds[C.SOL_FREQ].values.astype(np.float64)
+    by_freq = np.argsort(sol_freq, kind="stable")
+    values = np.asarray(tds[var].values[rows][order]).astype(np.complex128)[:, :, by_freq]
+    valid = ~np.asarray(tds[C.SOL_FLAG].values[rows][order], dtype=bool)[:, :, by_freq]
     vis = ds[S.VISIBILITY].data
     tchunks = vis.chunks[0] if isinstance(vis, da.Array) else (ds.sizes[S.TIME],)
     fchunks = vis.chunks[2] if isinstance(vis, da.Array) else (ds.sizes[S.FREQUENCY],)
@@ -254,7 +261,7 @@ def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
         new_axes={"a": nant, "h": len(hands)}, dtype=np.complex128,
         meta=np.empty((0, 0, 0, 0), np.complex128),
         values=values, valid=valid, sol_time=sol_time[order], sol_segment=segment,
-        sol_freq=tds[C.SOL_FREQ].values.astype(np.float64),
+        sol_freq=sol_freq[by_freq],
         interp=term.interp, freq_linear=term.freq_interp == "linear",
         hand_index=hand_index, delay_ref=delay_ref, propagate=bool(term.propagate_flags))
 
