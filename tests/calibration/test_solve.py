@@ -238,3 +238,17 @@ def test_unsupported_layout_is_an_input_error(rng):
     ds = ds.assign_coords(polarization=["RL", "LR"])
     with pytest.raises(InputError):
         solve([ds], "G")
+
+
+def test_phase_only_solutions_on_data_in_correlator_units(rng):
+    """Raw data are in correlator units (CARMA ~20, OVRO-LWA ~4e6 for a 1 Jy model): phase-only
+    solutions still pass minsnr, as CASA's do, with the phases found at unit scale."""
+    g = random_gains(rng, 4, 6, 4, 2, constant_time=False)
+    phases = {}
+    for scale in (1.0, 2.0e4):
+        ds = make_partition(g * np.sqrt(scale), flux=1.0, noise=0.05 * scale, seed=3)
+        (tds,) = solve([ds], "G", solint="int", calmode="p", refant="ea01", model=1.0)
+        assert not tds[C.SOL_FLAG].values.any(), scale
+        np.testing.assert_allclose(np.abs(tds[C.GAIN].values), 1.0, rtol=1e-6)
+        phases[scale] = np.angle(tds[C.GAIN].values)
+    np.testing.assert_allclose(phases[2.0e4], phases[1.0], atol=1e-6)
