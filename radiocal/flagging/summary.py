@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import dask
+import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -18,17 +19,27 @@ from radiocal.io import schema as S
 SUMMARY_AXES = ("antenna", "field", "spw", "scan", "correlation")
 
 
-def _counts(ds: xr.Dataset):
-    """Lazy (flagged, total) per (baseline, polarization) for one partition."""
-    flag = ds[S.FLAG]
-    if S.ROW_PRESENT in ds:
-        present = ds[S.ROW_PRESENT]
-    else:
-        present = xr.ones_like(flag.isel({S.FREQUENCY: 0, S.POLARIZATION: 0}, drop=True))
-    flagged = (flag & present).sum((S.TIME, S.FREQUENCY))
-    total = (present.sum(S.TIME) * ds.sizes[S.FREQUENCY]).broadcast_like(flagged)
-    order = (S.BASELINE, S.POLARIZATION)
-    return flagged.transpose(*order).data, total.transpose(*order).data
+def _count_block(flag, present):
+    """Flagged and total samples per (baseline, polarization) of one chunk:
+    int64 ``(1, baseline, 1, pol, 2)``."""
+    flagged = (flag & present[:, :, None, None]).sum(axis=(0, 2), dtype=np.int64)
+    total = np.broadcast_to(present.sum(axis=0, dtype=np.int64)[:, None] * flag.shape[2],
+                            flagged.shape)
+    return np.stack([flagged, total], axis=-1)[None, :, None]
+
+
+def lazy_counts(ds: xr.Dataset):
+    """Lazy int64 ``(baseline, polarization, 2)``: flagged and total samples of one partition.
+
+    One task per chunk and a sum over time and frequency chunks: an xarray expression of the
+    same counts built ~10 graph layers per partition, and building them cost more than counting.
+    """
+    flag = ds[S.FLAG].data
+    present = ds[S.ROW_PRESENT].data if S.ROW_PRESENT in ds else \
+        da.ones(flag.shape[:2], bool, chunks=flag.chunks[:2])
+    per_chunk = da.blockwise(_count_block, "tbfpd", flag, "tbfp", present, "tb",
+                             new_axes={"d": 2}, adjust_chunks={"t": 1, "f": 1}, dtype=np.int64)
+    return per_chunk.sum(axis=(0, 2))
 
 
 def flag_summary(datasets) -> dict:
@@ -45,13 +56,15 @@ def flag_summary(datasets) -> dict:
         ``{"total": (flagged, total), "antenna": {name: (flagged, total)}, "field": {...},
         "spw": {...}, "scan": {...}, "correlation": {...}}`` with integer sample counts.
     """
-    lazy = [_counts(ds) for ds in datasets]
-    computed = dask.compute(*lazy)
+    return finish_summary(datasets, dask.compute(*[lazy_counts(ds) for ds in datasets]))
+
+
+def finish_summary(datasets, computed) -> dict:
+    """:func:`flag_summary`'s dict from the computed :func:`lazy_counts` of ``datasets``."""
     table = {axis: defaultdict(lambda: np.zeros(2, np.int64)) for axis in SUMMARY_AXES}
     grand = np.zeros(2, np.int64)
-    for ds, (flagged, total) in zip(datasets, computed):
-        flagged = np.asarray(flagged, np.int64)
-        total = np.asarray(total, np.int64)
+    for ds, counts in zip(datasets, computed):
+        flagged, total = counts[..., 0], counts[..., 1]
         names = [str(n) for n in ds[S.ANTENNA_NAME].values]
         a1 = ds[S.BASELINE_ANTENNA1].values
         a2 = ds[S.BASELINE_ANTENNA2].values

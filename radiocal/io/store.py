@@ -155,7 +155,7 @@ def open_store(path, partitions=None) -> list[xr.Dataset]:
     list of xarray.Dataset
         Canonical datasets backed by the store's zarr chunks.
     """
-    root = _open_root(path)
+    root = open_root(path)
     names = list(root.attrs.get(PARTITIONS_ATTR, []))
     if partitions is not None:
         missing = sorted(set(partitions) - set(names))
@@ -185,7 +185,7 @@ def update_store(datasets: list[xr.Dataset], path, variables) -> None:
     store is marked incomplete while the moves happen.
     """
     path = os.path.normpath(os.fspath(path))
-    root = _open_root(path)
+    root = open_root(path)
     _check_partitions(root, path, datasets)
     variables = list(variables)
     staging = os.path.join(path, _STAGING_GROUP)
@@ -212,7 +212,7 @@ def update_store(datasets: list[xr.Dataset], path, variables) -> None:
 def drop_variables(path, variables, partitions=None) -> None:
     """Remove ``variables`` from the store's partitions (all, or the named ones) where present."""
     path = os.path.normpath(os.fspath(path))
-    root = _open_root(path)
+    root = open_root(path)
     names = list(root.attrs.get(PARTITIONS_ATTR, [])) if partitions is None else list(partitions)
     root.attrs[COMPLETE_ATTR] = False
     for name in names:
@@ -400,7 +400,9 @@ def _restore(ds: xr.Dataset, group_path: str) -> xr.Dataset:
     return ds
 
 
-def _open_root(path):
+def open_root(path):
+    """The root group of a complete store of this layout version (InputError otherwise);
+    checks the root's metadata only, not the partitions."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: no such store")

@@ -6,7 +6,6 @@ page of the PDF. Inputs are the small numpy summaries of :mod:`radiocal.qa.summa
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +13,14 @@ import numpy as np
 from radiocal.dynspec.plot import mjd_seconds_to_datetime64
 from radiocal.io import caltables as C
 from radiocal.io import schema as S
+from radiocal.qa.panels import grid_shape
 from radiocal.qa.summaries import SAMPLE_POINTS, fraction
 
 PAGE = (11.0, 8.5)   # landscape letter: every figure is also a report page
 HAND_COLOURS = ("tab:blue", "tab:orange")
 MAX_PANELS = 30      # antennas per page of solution plots
-SOLUTION_GRID = dict(left=0.07, right=0.99, bottom=0.08, top=0.92, wspace=0.06, hspace=0.12)
+CALIBRATOR_GRID = dict(left=0.07, right=0.98, bottom=0.07, top=0.88, wspace=0.2, hspace=0.35)
+SOLUTION_AXES = (0.07, 0.08, 0.92, 0.84)   # left, bottom, width, height of the panels
 
 
 def _pyplot():
@@ -43,7 +44,8 @@ def _time_axis(ax, label=True):
 
 def _scatter(ax, x, y, colour):
     ok = np.isfinite(y)
-    ax.plot(np.asarray(x)[ok], np.asarray(y)[ok], ".", ms=2.0, color=colour, alpha=0.5,
+    # filled dots without edges: a third cheaper for Agg than "." markers
+    ax.plot(np.asarray(x)[ok], np.asarray(y)[ok], "o", ms=1.6, mew=0, color=colour, alpha=0.5,
             rasterized=True)
 
 
@@ -60,20 +62,25 @@ def calibrator_figure(summaries, field_name: str, which: str):
     """
     plt = _pyplot()
     mine = [s for s in summaries if s.field == field_name and which in s.by_time]
-    fig, axes = plt.subplots(3, 2, figsize=PAGE, constrained_layout=True)
+    # a fixed layout and legend place: constrained layout and loc="best" (which tests every
+    # scatter point against candidate boxes) were a third of this page's cost
+    fig, axes = plt.subplots(3, 2, figsize=PAGE, gridspec_kw=CALIBRATOR_GRID)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for k, s in enumerate(mine):
+    scans: dict = {}    # a colour per scan: its spws' partitions are drawn as one
+    for s in mine:
+        scans.setdefault(s.partition.rsplit("scan", 1)[-1], []).append(s)
+    for k, (scan, parts) in enumerate(scans.items()):
         colour = colours[k % len(colours)]
-        times = mjd_seconds_to_datetime64(s.time)
-        freqs = np.broadcast_to(s.frequency[None, :] / 1e6, s.by_frequency[which].shape)
-        for row, (x, values) in enumerate(((times, s.by_time[which]),
-                                           (freqs, s.by_frequency[which]),
-                                           (s.uvdist, s.by_time[which]))):
-            x = np.asarray(x).ravel()
-            values = np.asarray(values).ravel()
+        times = np.concatenate([mjd_seconds_to_datetime64(s.time) for s in parts])
+        freqs = np.concatenate([np.broadcast_to(s.frequency[None, :] / 1e6,
+                                                s.by_frequency[which].shape).ravel() for s in parts])
+        by_time = np.concatenate([s.by_time[which].ravel() for s in parts])
+        by_freq = np.concatenate([s.by_frequency[which].ravel() for s in parts])
+        uvdist = np.concatenate([s.uvdist for s in parts])
+        for row, (x, values) in enumerate(((times, by_time), (freqs, by_freq), (uvdist, by_time))):
             _scatter(axes[row, 0], x, np.abs(values), colour)
             _scatter(axes[row, 1], x, np.degrees(np.angle(values)), colour)
-        axes[0, 0].plot([], [], "o", ms=4, color=colour, label=f"scan {s.partition.rsplit('scan', 1)[-1]}")
+        axes[0, 0].plot([], [], "o", ms=4, color=colour, label=f"scan {scan}")
     for row, xlabel in enumerate(("", "Frequency (MHz)", "uv distance (m)")):
         axes[row, 0].set_ylabel("Amplitude (Jy)" if which == "after" else "Amplitude (raw)")
         axes[row, 1].set_ylabel("Phase (deg)")
@@ -86,7 +93,7 @@ def calibrator_figure(summaries, field_name: str, which: str):
                 _time_axis(ax)
             ax.grid(alpha=0.3)
     if mine:
-        axes[0, 0].legend(loc="best", fontsize=7, ncol=2)
+        axes[0, 0].legend(loc="upper right", fontsize=7, ncol=2)
     else:
         for ax in axes.ravel():
             ax.text(0.5, 0.5, "no unflagged data", ha="center", transform=ax.transAxes)
@@ -96,11 +103,6 @@ def calibrator_figure(summaries, field_name: str, which: str):
                  f"(at most {SAMPLE_POINTS // 1000}k of each, spread evenly over the data)",
                  fontsize=11)
     return fig
-
-
-def _grid(n):
-    ncols = min(5, max(1, n))
-    return math.ceil(n / ncols), ncols
 
 
 def _antenna_pages(tds):
@@ -114,7 +116,8 @@ def solution_figures(tds, title: str, quantity: str):
     """Small multiples per antenna of one table's spw: amplitude or phase of its solutions.
 
     Bandpass tables are drawn against frequency (all solution times overlaid), gain tables
-    against time (all solution channels overlaid); flagged solutions are left out.
+    against time (all solution channels overlaid); flagged solutions are left out. The panels
+    are drawn on one Axes (:class:`radiocal.qa.panels.PanelGrid`).
 
     Parameters
     ----------
@@ -128,6 +131,10 @@ def solution_figures(tds, title: str, quantity: str):
     list of Figure
         One per page of up to ``MAX_PANELS`` antennas.
     """
+    import matplotlib.dates as mdates
+
+    from radiocal.qa.panels import PanelGrid, time_ticks, value_ticks
+
     plt = _pyplot()
     gains = tds[C.GAIN].values.astype(np.complex128)
     flags = tds[C.SOL_FLAG].values
@@ -138,52 +145,39 @@ def solution_figures(tds, title: str, quantity: str):
     if bandpass:
         x = tds[C.SOL_FREQ].values / 1e6
     else:
-        x = mjd_seconds_to_datetime64(tds[C.SOL_TIME].values)
+        x = mdates.date2num(mjd_seconds_to_datetime64(tds[C.SOL_TIME].values))
+    pad = 0.02 * (np.ptp(x) or 1.0)
+    xlim = (x.min() - pad, x.max() + pad)
+    xticks = value_ticks(*xlim) if bandpass else time_ticks(*xlim)
     finite = values[np.isfinite(values)]
+    if quantity == "phase":
+        ylim, yticks = (-185, 185), ([-180, -90, 0, 90, 180], ["-180", "-90", "0", "90", "180"])
+    else:
+        ylim = (0, 1.1 * np.percentile(finite, 99.5) if finite.size else 1.0)
+        yticks = value_ticks(*ylim)
+    # bandpass: lines over frequency; gains as points: a line would join scans of other fields
+    # and phase wraps
+    style = dict(ls="-", lw=0.8, marker=".", ms=2) if bandpass else dict(ls="none", marker=".", ms=3)
     figures = []
     for antennas, names in _antenna_pages(tds):
-        nrows, ncols = _grid(len(antennas))
-        # a fixed grid, not constrained layout: laying out 30 panels' tick labels cost more than
-        # drawing them, and inner panels show no tick labels (label_outer) anyway
-        fig, axes = plt.subplots(nrows, ncols, figsize=PAGE, sharex=True, sharey=True,
-                                 squeeze=False, gridspec_kw=SOLUTION_GRID)
-        for ax in axes.ravel()[len(antennas):]:
-            ax.set_visible(False)
-        for ax, ant in zip(axes.ravel(), antennas):
-            for h, hand in enumerate(hands):
-                # bandpass: (time, freq) -> lines over frequency; gains: (time, freq) -> over time
-                block = values[:, ant, :, h]
-                curves = block if bandpass else block.T
-                # gains as points: a line would join scans of other fields and phase wraps
-                style = dict(ls="-", lw=0.8, marker=".", ms=2) if bandpass else \
-                    dict(ls="none", marker=".", ms=3)
-                for curve in curves:
-                    ax.plot(x, curve, color=HAND_COLOURS[h % 2], **style)
+        fig = plt.figure(figsize=PAGE)
+        grid = PanelGrid(fig.add_axes(SOLUTION_AXES), len(antennas), xlim, ylim, xticks, yticks)
+        for k, ant in enumerate(antennas):
+            for h in range(len(hands)):
+                block = values[:, ant, :, h]       # (time, frequency)
+                for curve in (block if bandpass else block.T):
+                    grid.plot(k, x, curve, color=HAND_COLOURS[h % 2], **style)
+            grid.text(k, names[ant], x=0.95, ha="right",
+                      bbox=dict(fc="white", ec="none", alpha=0.7, pad=1))
             if not np.isfinite(values[:, ant]).any():
-                ax.text(0.5, 0.5, "all flagged", ha="center", va="center", transform=ax.transAxes,
-                        color="tab:red")
-            # a label inside the panel: titles cost a third of the page's drawing (each title
-            # is placed clear of its panel's tick labels)
-            ax.text(0.02, 0.97, names[ant], fontsize=8, va="top", transform=ax.transAxes,
-                    bbox=dict(fc="white", ec="none", alpha=0.7, pad=1))
-            ax.tick_params(labelsize=7)
-            ax.grid(alpha=0.3)
-        if quantity == "phase":
-            axes[0, 0].set_ylim(-185, 185)
-        elif finite.size:
-            axes[0, 0].set_ylim(0, 1.1 * np.percentile(finite, 99.5))
-        if not bandpass:
-            _time_axis(axes[0, 0], label=False)   # shared: one locator for every panel
-        for col in range(len(antennas) % ncols, ncols) if nrows > 1 and len(antennas) % ncols else ():
-            axes[-2, col].xaxis.set_tick_params(labelbottom=True)   # above an empty slot
+                grid.text(k, "all flagged", x=0.5, y=0.5, ha="center", va="center", color="tab:red")
+        grid.finish()
         handles = [plt.Line2D([], [], color=HAND_COLOURS[h % 2], label=f"hand {hand}")
                    for h, hand in enumerate(hands)]
         fig.legend(handles=handles, loc="upper right", fontsize=8, ncol=len(hands),
                    frameon=False)
-        xlabel = "Frequency (MHz)" if bandpass else "Time (UTC)"
-        ylabel = "Amplitude" if quantity == "amplitude" else "Phase (deg)"
-        fig.supxlabel(xlabel, fontsize=10)
-        fig.supylabel(ylabel, fontsize=10)
+        fig.supxlabel("Frequency (MHz)" if bandpass else "Time (UTC)", fontsize=10)
+        fig.supylabel("Amplitude" if quantity == "amplitude" else "Phase (deg)", fontsize=10)
         page = f" (antennas {antennas[0] + 1}-{antennas[-1] + 1})" if len(names) > MAX_PANELS else ""
         fig.suptitle(f"{title}: {quantity}, spw {tds.attrs.get(S.ATTR_SPW_ID, 0)}{page}",
                      fontsize=11)
@@ -272,7 +266,7 @@ def source_spectra_figure(rows, models):
     """
     plt = _pyplot()
     names = list(dict.fromkeys(r["source"] for r in rows if not r["band"]))
-    nrows, ncols = _grid(len(names)) if len(names) > 2 else (1, max(1, len(names)))
+    nrows, ncols = grid_shape(len(names)) if len(names) > 2 else (1, max(1, len(names)))
     fig, axes = plt.subplots(nrows, ncols, figsize=PAGE, squeeze=False, constrained_layout=True)
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)

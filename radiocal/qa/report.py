@@ -25,7 +25,7 @@ log = logging.getLogger("radiocal.qa")
 
 SOLUTION_TABLES = (("bandpass", "Bandpass (B)"), ("phase_int", "Gain phase per integration (G)"),
                    ("flux_cal", "Gain amplitude on the flux scale (G)"))
-LINES_PER_PAGE = 48
+LINES_PER_PAGE = 44
 MIN_SUCCESS = 0.8    # warn when fewer solution intervals than this fraction succeed
 MIN_BANDPASS_FEEDS = 0.5   # fail when fewer antenna feeds than this have a bandpass
 
@@ -73,8 +73,7 @@ def run_warnings(log_path: Path) -> list[str]:
 def collect(datasets, info: RunInfo) -> dict:
     """Every number of the summary page (computes small reductions of the data)."""
     tables = Q.load_tables(info.store)
-    vis = Q.visibility_summaries(datasets, info.calibrators)
-    flags = Q.flag_fractions(info.store, datasets)
+    vis, flags = Q.visibility_and_flag_summaries(datasets, info.calibrators, info.store)
     fluxscale = Q.fluxscale_from_tables(tables, info.fluxcal)
     measured = {name: Q.measured_flux(vis, name) for name in info.calibrators}
     counts = Q.solution_counts(tables)
@@ -307,23 +306,6 @@ STATUS_COLOURS = {"SUCCEEDED": "tab:green", "SUCCEEDED WITH WARNINGS": "tab:oran
                   "FAILED": "tab:red"}
 
 
-def _text_pages(lines, title, status):
-    plt = plots._pyplot()
-    pages = []
-    for start in range(0, max(len(lines), 1), LINES_PER_PAGE):
-        fig = plt.figure(figsize=plots.PAGE)
-        fig.text(0.04, 0.95, title if start == 0 else f"{title} (continued)", fontsize=15,
-                 weight="bold", va="top")
-        if start == 0:
-            fig.text(0.96, 0.95, status, fontsize=15, weight="bold", va="top", ha="right",
-                     color=STATUS_COLOURS.get(status, "k"))
-        chunk = [line if len(line) <= 120 else line[:117] + "..." for line in lines[start:start + LINES_PER_PAGE]]
-        fig.text(0.04, 0.90, "\n".join(chunk), family="monospace", fontsize=9, va="top",
-                 linespacing=1.35)
-        pages.append(fig)
-    return pages
-
-
 def _figures(summary: dict, info: RunInfo) -> list:
     """A job ``(file stem, function, args)`` for every plot, in report order
     (:mod:`radiocal.qa.render` draws them)."""
@@ -368,28 +350,28 @@ def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path,
 
     ``processes``: worker processes drawing the figures (default: one per usable core).
     """
-    plt = plots._pyplot()
-    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.colors import to_rgb
+
+    from radiocal.qa.pdf import PdfWriter
 
     summary = collect(datasets, info)
     plots_dir.mkdir(parents=True, exist_ok=True)
     title = f"radiocal report: {summary['telescope']} {summary['project']}".strip()
     written = []
     tmp = pdf_path.with_name(pdf_path.name + ".partial")
-    with PdfPages(tmp) as pdf:
-        for fig in _text_pages(summary_lines(summary, info), title, summary["status"]):
-            pdf.savefig(fig)
-            plt.close(fig)
+    with PdfWriter(tmp, title, render.DPI) as pdf:
+        lines = [line if len(line) <= 120 else line[:117] + "..."
+                 for line in summary_lines(summary, info)]
+        for start in range(0, max(len(lines), 1), LINES_PER_PAGE):
+            first = start == 0
+            pdf.text_page(title if first else f"{title} (continued)",
+                          lines[start:start + LINES_PER_PAGE], summary["status"] if first else "",
+                          to_rgb(STATUS_COLOURS.get(summary["status"], "k")))
         for stem, png in render.draw_all(_figures(summary, info), processes):
             path = plots_dir / f"{stem}.png"
             path.write_bytes(png)
-            fig = render.image_page(png)
-            pdf.savefig(fig)
-            plt.close(fig)
+            pdf.png_page(png)
             written.append(str(path))
-        meta = pdf.infodict()
-        meta["Title"] = title
-        meta["Creator"] = "radiocal"
     os.replace(tmp, pdf_path)  # a reader never sees a half-written report
     public = {k: v for k, v in summary.items() if not k.startswith("_")}
     public["plots"] = written

@@ -262,20 +262,32 @@ def fluxscale_from_tables(tables: dict, fluxcal: str = "") -> dict:
     return out
 
 
-def flag_fractions(store, datasets) -> dict:
-    """Flagged fractions of the input (the oldest flag version) and now, overall and by field,
-    antenna and correlation (``radiocal.flagging.summary.flag_summary``'s counts)."""
-    from radiocal.flagging.summary import flag_summary
+def flag_states(store, datasets) -> dict:
+    """The partitions whose flags the report counts: ``"now"`` (the datasets as they are) and,
+    when the store keeps flag versions, ``"input"`` (the oldest version's flags)."""
     from radiocal.io.flag_versions import list_flag_versions, open_flag_version
 
-    result = {"now": flag_summary(datasets)}
+    states = {"now": list(datasets)}
     versions = list_flag_versions(store)
     if versions:
         saved = open_flag_version(store, versions[0]["name"])
-        before = [ds.assign({S.FLAG: (ds[S.FLAG].dims, saved[ds.attrs[S.ATTR_PARTITION]].data)})
-                  for ds in datasets if ds.attrs[S.ATTR_PARTITION] in saved]
-        result["input"] = flag_summary(before)
-    return result
+        states["input"] = [ds.assign({S.FLAG: (ds[S.FLAG].dims, saved[ds.attrs[S.ATTR_PARTITION]].data)})
+                           for ds in datasets if ds.attrs[S.ATTR_PARTITION] in saved]
+    return states
+
+
+def visibility_and_flag_summaries(datasets, fields, store, budget: int = SAMPLE_POINTS):
+    """:func:`visibility_summaries` of ``fields`` and the flag counts of :func:`flag_states`
+    (``radiocal.flagging.summary.flag_summary``'s dicts by state), in one compute: the
+    calibrators' flags are read once for both."""
+    from radiocal.flagging.summary import finish_summary, lazy_counts
+
+    meta, lazy = lazy_visibility_summaries(datasets, fields, budget)
+    states = flag_states(store, datasets)
+    counts = {state: [lazy_counts(ds) for ds in dss] for state, dss in states.items()}
+    vis, counts = dask.compute(lazy, counts)
+    return (finish_visibility_summaries(meta, vis),
+            {state: finish_summary(states[state], counts[state]) for state in states})
 
 
 def fraction(pair) -> float:

@@ -17,13 +17,15 @@ def store(tmp_path, small_sim):
     return path
 
 
-def test_summary_matches_numpy(small_sim):
+@pytest.mark.parametrize("chunks", [None, {S.TIME: 2, S.FREQUENCY: 3}])
+def test_summary_matches_numpy(small_sim, chunks):
     datasets = [ds.copy(deep=True) for ds in small_sim.datasets]
     rng = np.random.default_rng(3)
     for ds in datasets:
         ds[S.FLAG].values[...] = rng.random(ds[S.FLAG].shape) < 0.3
         ds[S.ROW_PRESENT].values[0, 0] = False
-    out = flag_summary(datasets)
+    # counted per chunk and summed: several time and frequency chunks must give the same counts
+    out = flag_summary([ds.chunk(chunks) if chunks else ds for ds in datasets])
     total_f = total_n = 0
     per_ant = {}
     per_pol = {}
