@@ -104,24 +104,28 @@ def lazy_visibility_summaries(datasets, fields, budget: int = SAMPLE_POINTS):
         usable = ~ds[S.FLAG].data[..., par]
         if S.ROW_PRESENT in ds:
             usable = usable & ds[S.ROW_PRESENT].data[:, :, None, None]
-        cell_usable = usable.vindex[t_idx, b_idx]                    # (cell, frequency, hand)
+        # per (time, baseline) cell first, then the sampled cells: gathering cells from the
+        # 4-d arrays built a costlier graph than the sums it saves
+        cell_n = usable.sum(axis=(2, 3)).vindex[t_idx, b_idx]
         columns = {"before": S.VISIBILITY}
         if S.VISIBILITY_CORRECTED in ds:
             columns["after"] = S.VISIBILITY_CORRECTED
         parts = {}
         for label, name in columns.items():
-            vis = da.where(usable, ds[name].data[..., par].astype(np.complex128), 0)
-            cells = vis.vindex[t_idx, b_idx]
-            by_time = (cells.sum(axis=(1, 2)), cell_usable.sum(axis=(1, 2)))
+            # complex64 as stored, summed in complex128
+            vis = da.where(usable, ds[name].data[..., par], np.complex64(0))
+            by_time = (vis.sum(axis=(2, 3), dtype=np.complex128).vindex[t_idx, b_idx], cell_n)
             if label == "after":
                 # every baseline's time average, reduced over baselines for the measured flux
-                t_sum, t_n = vis.sum(axis=(0, 3)), usable.sum(axis=(0, 3))
+                t_sum = vis.sum(axis=(0, 3), dtype=np.complex128)
+                t_n = usable.sum(axis=(0, 3))
                 mean = da.where(t_n > 0, t_sum / da.maximum(t_n, 1), 0)
                 spectrum = (mean.real.sum(axis=0), (t_n > 0).sum(axis=0))
                 by_freq = (t_sum[b_freq], t_n[b_freq])
             else:
                 spectrum = None
-                by_freq = (vis[:, b_freq].sum(axis=(0, 3)), usable[:, b_freq].sum(axis=(0, 3)))
+                by_freq = (vis[:, b_freq].sum(axis=(0, 3), dtype=np.complex128),
+                           usable[:, b_freq].sum(axis=(0, 3)))
             parts[label] = (by_time, by_freq, spectrum)
         uvw = ds[S.UVW].data.vindex[t_idx, b_idx]
         lazy.append((parts, da.sqrt(uvw[:, 0] ** 2 + uvw[:, 1] ** 2)))
