@@ -36,6 +36,13 @@ class CalibrateConfig:
     calwt: bool = field(default=False, metadata={"help": "scale weights by the gains"})
     fluxscale_method: str = field(default="fit", metadata={
         "help": "fit (joint drift fit), interpolate, or mean (CASA's time-averaged ratio)"})
+    polcal: bool = field(default=True, metadata={
+        "help": "with four correlations and a polarised calibrator (3C286, 3C138, 3C48 above "
+                "2 GHz): solve and apply cross-hand delay, cross-hand phase and leakage, with "
+                "the parallactic-angle rotation"})
+    polcal_field: str = field(default="", metadata={
+        "help": "the polarisation calibrator (default: the first calibrator with a known "
+                "polarisation model)"})
     target_interp: str = field(default="hermite", metadata={
         "help": "gain transfer onto targets: hermite (per-scan value and rate of the phase "
                 "calibrator's short-interval solutions), linear or nearest (its inf "

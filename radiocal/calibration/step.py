@@ -21,7 +21,8 @@ from radiocal.io import caltables as C
 
 CALTABLES_GROUP = "caltables"
 TABLE_SUFFIX = {"delay": "K", "bpphase": "G", "bandpass": "B", "phase_int": "G",
-                "phase_inf": "G", "amp": "G", "flux": "G", "flux_cal": "G", "amp_cal": "G"}
+                "phase_inf": "G", "amp": "G", "flux": "G", "flux_cal": "G", "amp_cal": "G",
+                "pol_gain": "G", "kcross": "Kcross", "xf": "Xf", "df": "Df"}
 
 
 def save_tables(tables: dict, store, outdir=None, overwrite=True) -> list[str]:

@@ -15,6 +15,9 @@
    drift over the calibrator cycle are tracked along their curvature, where CASA's recipe
    (``linear`` between the per-scan inf solutions) cuts the chord. ``linear`` and ``nearest``
    use the inf phases and scaled inf amplitudes like CASA.
+7. with ``polcal`` (default) and a polarised calibrator with four correlations: cross-hand
+   delay, cross-hand phase and leakages, applied with the parallactic-angle rotation
+   (:mod:`radiocal.calibration.polflow`); the parallel-hand tables are not changed by it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from radiocal.calibration.fluxscale import fluxscale
 from radiocal.calibration.config import CalibrateConfig
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.models import resolve_model
+from radiocal.calibration.polapply import apply_polarized
+from radiocal.calibration.polflow import solve_polarization_terms
 from radiocal.errors import SelectionError
 from radiocal.io import schema as S
 
@@ -126,8 +131,8 @@ def solve_sequence(datasets, config: CalibrateConfig):
     return tables, flux
 
 
-def apply_sequence(datasets, tables, config: CalibrateConfig):
-    """Calibrate every calibrator and target partition with the sequence's tables (lazy)."""
+def sequence_chain(tables, config: CalibrateConfig):
+    """The parallel-hand apply chain of a partition: ``ds -> [ApplyTable, ...]``."""
     bpcal = config.bpcal or config.fluxcal
     calibrators = {config.fluxcal, bpcal, config.phasecal}
     base = [ApplyTable(tables["delay"])] if "delay" in tables else []
@@ -146,11 +151,24 @@ def apply_sequence(datasets, tables, config: CalibrateConfig):
         return base + [ApplyTable(phases, interp=config.target_interp, gainfield=config.phasecal),
                        ApplyTable(amps, interp=config.target_interp, gainfield=config.phasecal)]
 
-    wanted = calibrators | set(config.targets)
+    return chain
+
+
+def apply_sequence(datasets, tables, config: CalibrateConfig, pol_terms=None):
+    """Calibrate every calibrator and target partition with the sequence's tables (lazy);
+    with ``pol_terms`` (:class:`radiocal.calibration.polapply.PolTerms`) the partitions with
+    four correlations get the polarisation terms too."""
+    wanted = {config.fluxcal, config.bpcal or config.fluxcal, config.phasecal}
+    wanted |= set(config.targets)
     selected = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) in wanted]
     if not selected:
         raise SelectionError("none of the calibrator or target fields is in the data")
-    return apply(selected, chain, calwt=config.calwt)
+    chain = sequence_chain(tables, config)
+    if pol_terms is None:
+        return apply(selected, chain, calwt=config.calwt)
+    return [apply_polarized([ds], chain, pol_terms, calwt=config.calwt)[0]
+            if ds.sizes[S.POLARIZATION] == 4 else apply([ds], chain, calwt=config.calwt)[0]
+            for ds in selected]
 
 
 def calibrate(datasets, config: CalibrateConfig):
@@ -158,7 +176,22 @@ def calibrate(datasets, config: CalibrateConfig):
     if not (config.fluxcal and config.phasecal):
         raise SelectionError("calibrate needs --fluxcal and --phasecal")
     tables, flux = solve_sequence(datasets, config)
-    return apply_sequence(datasets, tables, config), tables, flux
+    terms = None
+    if config.polcal:
+        bpcal = config.bpcal or config.fluxcal
+        outcome = solve_polarization_terms(
+            datasets, tables, calibrators=list(dict.fromkeys([config.fluxcal, bpcal,
+                                                              config.phasecal])),
+            fluxcal=config.fluxcal, fluxcal_model=config.fluxcal_model, refant=config.refant,
+            minsnr=config.minsnr, minblperant=config.minblperant,
+            polcal_field=config.polcal_field)
+        for line in outcome.decisions:
+            log.info("%s", line)
+        tables.update(outcome.tables)
+        terms = outcome.terms
+    else:
+        log.info("polarisation: not solved (polcal disabled)")
+    return apply_sequence(datasets, tables, config, terms), tables, flux
 
 
 def rescale(table, flux):

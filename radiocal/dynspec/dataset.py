@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -13,7 +14,12 @@ import xarray as xr
 
 from radiocal.dynspec import graph, kernels
 from radiocal.dynspec.config import DynspecConfig
-from radiocal.dynspec.products import check_polarizations, product_matrix, stokes_to_correlation
+from radiocal.dynspec.products import (
+    check_polarizations,
+    product_matrix,
+    stokes_to_correlation,
+    withheld_products,
+)
 from radiocal.errors import InputError, OutputExistsError, SelectionError
 from radiocal.io import schema
 from radiocal.io.selection import Selection, selection_mask
@@ -36,6 +42,13 @@ SCAN_COORD = "scan_number"
 LIGHTCURVE_SUFFIX = "_lightcurve"
 ERR_SUFFIX = "_err"
 _DEFAULT_TIME_CHUNK = 64
+
+log = logging.getLogger(__name__)
+
+
+def cross_hand_calibrated(ds: xr.Dataset) -> bool:
+    """Whether the data's cross-hand phase was calibrated (``polarization_calibration``)."""
+    return bool(dict(ds.attrs.get(schema.ATTR_POLCAL) or {}).get("cross_hand_phase"))
 
 
 def _dask_backed(ds: xr.Dataset) -> xr.Dataset:
@@ -182,7 +195,7 @@ def partition_spectrum(ds: xr.Dataset, config: DynspecConfig) -> xr.Dataset:
     vis = ds[var]
     if (config.subtract_model or config.skymodel) and not ds.attrs.get(ATTR_MODEL_SUBTRACTED):
         vis = subtract_model(ds)[schema.VISIBILITY_CORRECTED]
-    names, coeffs = product_matrix(ds[schema.POLARIZATION].values)
+    names, coeffs = product_matrix(ds[schema.POLARIZATION].values, cross_hand_calibrated(ds))
     flag = _selection_flags(ds, var, config)
     stats = graph.baseline_average(
         vis.data, flag.data, ds[schema.WEIGHT].transpose(*vis.dims).data, coeffs,
@@ -394,6 +407,13 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
     partitions = select_field(datasets, config.field)
     first = partitions[0]
     var = source_variable(first)
+    withheld = sorted({p for ds in partitions if not cross_hand_calibrated(ds)
+                       for p in withheld_products(ds[schema.POLARIZATION].values)})
+    if withheld:
+        basis = schema.feed_basis(first[schema.POLARIZATION].values)
+        log.info("dynspec: Stokes %s not written: the cross-hand (%s) phase of these %s-feed "
+                 "data is not calibrated (calibrate with a polarised calibrator: 3C286, 3C138)",
+                 ", ".join(withheld), "X-Y" if basis == "linear" else "R-L", basis)
     spectra = block_spectra(partitions, config)
     ds = xr.concat(spectra, dim=schema.TIME, join="outer", data_vars="all", coords="minimal",
                    compat="override") if len(spectra) > 1 else spectra[0]
@@ -445,7 +465,9 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
         "uvrange": config.uvrange,
         "exclude_baselines": list(config.exclude_baselines),
         "max_channel_noise": config.max_channel_noise,
-        "stokes_convention": "I = (RR+LL)/2, V = (RR-LL)/2 (IAU/CASA); real part of the baseline mean",
+        "stokes_convention": ("I = (RR+LL)/2, V = (RR-LL)/2; linear feeds: I = (XX+YY)/2, "
+                              "V = -i(XY-YX)/2 (IAU/CASA); real part of the baseline mean"),
+        "withheld_products": withheld,
         "brightness_temperature": (
             {"distance_pc": config.tb_distance_pc, "radius_rsun": config.tb_radius_rsun}
             if config.brightness_temperature else {}

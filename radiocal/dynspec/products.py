@@ -33,6 +33,17 @@ _PRODUCTS = {
     },
     "stokes": {"I": {"I": 1}},
 }
+# Products formed from the cross hands, which need the cross-hand (X-Y, R-L) phase calibrated:
+# Q and U of circular feeds, U and V of linear feeds (Q = (XX-YY)/2 of linear feeds is in the
+# frame of the feeds unless the parallactic-angle rotation was applied)
+NEEDS_CROSS_HAND = {"circular": ("Q", "U"), "linear": ("U", "V"), "stokes": ()}
+
+
+def withheld_products(polarizations) -> list[str]:
+    """Products a layout would give but only with its cross-hand phase calibrated."""
+    everything, _ = product_matrix(polarizations)
+    without, _ = product_matrix(polarizations, cross_hand_calibrated=False)
+    return [p for p in everything if p not in without]
 
 
 def check_polarizations(polarizations) -> tuple[str, ...]:
@@ -57,8 +68,10 @@ def stokes_to_correlation(polarizations) -> np.ndarray:
     return np.array([_STOKES_TO_CORR[p] for p in layout], dtype=np.complex128).T.copy()
 
 
-def product_matrix(polarizations) -> tuple[list[str], np.ndarray]:
+def product_matrix(polarizations, cross_hand_calibrated: bool = True) -> tuple[list[str], np.ndarray]:
     """Products available from a correlation layout and their coefficients.
+
+    Without ``cross_hand_calibrated`` the products of :data:`NEEDS_CROSS_HAND` are left out.
 
     Returns
     -------
@@ -71,6 +84,8 @@ def product_matrix(polarizations) -> tuple[list[str], np.ndarray]:
     basis = "stokes" if layout == ("I",) else schema.feed_basis(layout)
     names, rows = [], []
     for name, terms in _PRODUCTS[basis].items():
+        if not cross_hand_calibrated and name in NEEDS_CROSS_HAND[basis]:
+            continue
         if all(corr in layout for corr in terms):
             names.append(name)
             rows.append([terms.get(corr, 0) for corr in layout])

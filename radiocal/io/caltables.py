@@ -42,7 +42,7 @@ SOL_OBS = "observation_id"
 SOL_CHAN_WIDTH = "channel_width_solution"
 SOL_REFANT = "reference_antenna"    # antenna index used as phase reference per solution, -1 none
 
-ATTR_CAL_TYPE = "cal_type"          # "G", "T", "B", "K"
+ATTR_CAL_TYPE = "cal_type"          # "G", "T", "B", "K"; "KCROSS", "Xf", "Df"
 ATTR_REFANT = "refant"              # name of the preferred reference antenna ("" if none)
 ATTR_FIELD_NAMES = "field_names"    # names of the fields in field_ids order
 ATTR_FIELD_IDS = "field_ids"
@@ -52,9 +52,15 @@ ATTR_COUNTS = "solution_counts"     # {"expected": n, "attempted": n, "succeeded
 ATTR_PARAMS = "solve_parameters"    # JSON string of the solve configuration
 
 CAL_TYPES = ("G", "T", "B", "K")
+# Polarisation tables (radiocal.calibration.polcal), in CASA's parameter layout: KCROSS a delay
+# (s) on the first hand and 0 on the second; Xf one complex per channel on the first hand
+# (CASA's X Jones diag(p, 1)); Df the leakages (d_x, d_y) of D = [[1, d_x], [d_y, 1]] per channel
+POL_CAL_TYPES = ("KCROSS", "Xf", "Df")
+DELAY_TYPES = ("K", "KCROSS")
 ZARR_FORMAT = 2   # as the store's partitions (radiocal.io.store)
 TABLE_MARKER = "radiocal_caltable"
-_VISCAL = {"G": "G Jones", "T": "T Jones", "B": "B Jones", "K": "K Jones"}
+_VISCAL = {"G": "G Jones", "T": "T Jones", "B": "B Jones", "K": "K Jones",
+           "KCROSS": "Kcross Jones", "Xf": "Xf Jones", "Df": "Df Jones"}
 _CAL_TYPE_OF = {v: k for k, v in _VISCAL.items()}
 ANTENNA_COORDS = (schema.ANTENNA_NAME, schema.ANTENNA_STATION, schema.ANTENNA_POSITION,
                   schema.ANTENNA_DIAMETER, schema.ANTENNA_MOUNT)
@@ -70,10 +76,10 @@ def make_table_dataset(cal_type, values, flag, snr, paramerr, *, time, interval,
     (:func:`antenna_coords`); ``reference_antenna`` (time_solution,) is the antenna each
     solution is referenced to (CASA's ``ANTENNA2``), -1 where unknown.
     """
-    if cal_type not in CAL_TYPES:
+    if cal_type not in CAL_TYPES + POL_CAL_TYPES:
         raise ValueError(f"unknown calibration type {cal_type!r}")
     dims = (SOL_TIME, schema.ANTENNA, SOL_FREQ, HAND)
-    name, dtype = (DELAY, np.float64) if cal_type == "K" else (GAIN, np.complex64)
+    name, dtype = (DELAY, np.float64) if cal_type in DELAY_TYPES else (GAIN, np.complex64)
     ntime = len(time)
     coords = {
         SOL_TIME: np.asarray(time, dtype=np.float64),
@@ -204,7 +210,7 @@ def read_casa_table(path) -> list[xr.Dataset]:
         viscal = kw.get("VisCal", "")
         if viscal not in _CAL_TYPE_OF:
             raise InputError(f"{path}: calibration type {viscal!r} is not supported "
-                             f"(G, T, B or K Jones)")
+                             f"(G, T, B, K, Kcross, Xf or Df Jones)")
         cal_type = _CAL_TYPE_OF[viscal]
         param = "FPARAM" if kw.get("ParType") == "Float" else "CPARAM"
         cols = {c: main.getcol(c) for c in ("TIME", "FIELD_ID", "SPECTRAL_WINDOW_ID", "ANTENNA1",
@@ -222,7 +228,8 @@ def read_casa_table(path) -> list[xr.Dataset]:
                                               "REF_FREQUENCY", "MEAS_FREQ_REF"), varlen=True)
     nant = len(ant["NAME"])
     npol = values.shape[2]
-    hands = ("I",) if npol == 1 else _POLBASIS_HANDS.get(pol_basis, ("R", "L"))
+    basis_hands = _POLBASIS_HANDS.get(pol_basis, ("R", "L"))
+    hands = (basis_hands[:1] if cal_type == "Xf" else ("I",)) if npol == 1 else basis_hands
     antennas = {
         schema.ANTENNA_NAME: ((schema.ANTENNA,), np.asarray(ant["NAME"], dtype=str)),
         schema.ANTENNA_STATION: ((schema.ANTENNA,), np.asarray(ant["STATION"], dtype=str)),
@@ -242,7 +249,9 @@ def read_casa_table(path) -> list[xr.Dataset]:
         slot_of_row = slot_of_row.ravel()
         nslot, nchan = len(slots), values.shape[1]
         shape = (nslot, nant, nchan, npol)
-        val = np.ones(shape, dtype=values.dtype) if cal_type != "K" else np.zeros(shape)
+        val = (np.zeros(shape) if cal_type in DELAY_TYPES else
+               np.zeros(shape, dtype=values.dtype) if cal_type == "Df" else
+               np.ones(shape, dtype=values.dtype))
         flg = np.ones(shape, dtype=bool)
         sn = np.zeros(shape, dtype=np.float32)
         er = np.zeros(shape, dtype=np.float32)
@@ -266,7 +275,7 @@ def read_casa_table(path) -> list[xr.Dataset]:
             schema.ATTR_SOURCES: [str(ms_name)] if ms_name else [],
             "pol_basis": pol_basis,
         }
-        if cal_type == "K":
+        if cal_type in DELAY_TYPES:
             # CASA K tables store ns; the reference frequency is the spw's first channel
             val = val.real * 1e-9
             er = er * 1e-9
@@ -316,7 +325,8 @@ def write_casa_table(table: list[xr.Dataset], path, overwrite: bool = False,
         shutil.rmtree(path)
     cal_type = table_type(table)
     first = table[0]
-    param = "FPARAM" if cal_type == "K" else "CPARAM"
+    delay = cal_type in DELAY_TYPES
+    param = "FPARAM" if delay else "CPARAM"
     # CASA's layout: variable-shape arrays; scalars with options=5 (direct, fixed)
     array_col = dict(options=0, ndim=-1, datamanagergroup="MSMTAB",
                      datamanagertype="StandardStMan")
@@ -333,8 +343,8 @@ def write_casa_table(table: list[xr.Dataset], path, overwrite: bool = False,
                           **scalar),
         ct.makescacoldesc("SCAN_NUMBER", 0, **scalar),
         ct.makescacoldesc("OBSERVATION_ID", 0, **scalar),
-        ct.makearrcoldesc(param, 0.0 if cal_type == "K" else 0j,
-                          valuetype="float" if cal_type == "K" else "complex", **array_col),
+        ct.makearrcoldesc(param, 0.0 if delay else 0j,
+                          valuetype="float" if delay else "complex", **array_col),
         ct.makearrcoldesc("PARAMERR", 0.0, valuetype="float", **array_col),
         ct.makearrcoldesc("FLAG", False, **array_col),
         ct.makearrcoldesc("SNR", 0.0, valuetype="float", **array_col),
@@ -353,7 +363,7 @@ def write_casa_table(table: list[xr.Dataset], path, overwrite: bool = False,
                     main.putcol(name, block, startrow=start, nrow=len(block))
                 start += len(block)
         main.putkeywords({
-            "ParType": "Float" if cal_type == "K" else "Complex",
+            "ParType": "Float" if delay else "Complex",
             "MSName": ms_name or next(iter(first.attrs.get(schema.ATTR_SOURCES, [])), ""),
             "VisCal": _VISCAL[cal_type],
             "PolBasis": basis,
@@ -374,9 +384,10 @@ def _casa_rows(table, cal_type):
                            "INTERVAL", "SCAN_NUMBER", "OBSERVATION_ID")}
     arrays = {k: [] for k in ("PARAM", "PARAMERR", "FLAG", "SNR")}
     for ds in table:
-        var = DELAY if cal_type == "K" else GAIN
+        delay = cal_type in DELAY_TYPES
+        var = DELAY if delay else GAIN
         values = np.asarray(ds[var].values)
-        if cal_type == "K":
+        if delay:
             values = values.real * 1e9
         nsol, nant = values.shape[:2]
         # One row per (solution, antenna), solutions outermost
@@ -390,7 +401,7 @@ def _casa_rows(table, cal_type):
         out["ANTENNA1"].append(np.tile(np.arange(nant, dtype=np.int32), nsol))
         refant = (ds[SOL_REFANT].values if SOL_REFANT in ds.coords else np.full(nsol, -1))
         out["ANTENNA2"].append(np.repeat(np.asarray(refant, np.int32), nant))
-        err = np.asarray(ds[PARAMERR].values) * (1e9 if cal_type == "K" else 1.0)
+        err = np.asarray(ds[PARAMERR].values) * (1e9 if delay else 1.0)
         arrays["PARAM"].append(values.reshape((nsol * nant,) + values.shape[2:]))
         arrays["PARAMERR"].append(err.reshape((nsol * nant,) + values.shape[2:]))
         arrays["FLAG"].append(np.asarray(ds[SOL_FLAG].values).reshape(
@@ -400,9 +411,9 @@ def _casa_rows(table, cal_type):
     # The array columns are variable-shape (CASA's layout): spectral windows with different
     # channel counts stay separate blocks, each written at its first row.
     dtypes = {"PARAMERR": np.float32, "SNR": np.float32, "FLAG": bool,
-              "PARAM": np.float32 if cal_type == "K" else np.complex64}
+              "PARAM": np.float32 if cal_type in DELAY_TYPES else np.complex64}
     for k, blocks in arrays.items():
-        name = ("FPARAM" if cal_type == "K" else "CPARAM") if k == "PARAM" else k
+        name = ("FPARAM" if cal_type in DELAY_TYPES else "CPARAM") if k == "PARAM" else k
         result[name] = [np.asarray(b, dtypes[k]) for b in blocks]
     return result
 

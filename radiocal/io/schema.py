@@ -61,6 +61,10 @@ ATTR_OBSERVER = "observer"
 ATTR_PROJECT = "project"
 ATTR_SOURCES = "source_ms"                     # list of input MS paths the partition came from
 ATTR_PARTITION = "partition"                   # the partition's name in a store
+# set by polarisation calibration (radiocal.calibration.polapply): which terms corrected
+# VISIBILITY_CORRECTED, {"cross_hand_phase": bool, "leakage": bool, "parallactic_angle": bool};
+# Stokes products that need the cross-hand phase are only formed when it is true
+ATTR_POLCAL = "polarization_calibration"
 
 # Correlation types, as numbered by casacore's Stokes enumeration (MS POLARIZATION::CORR_TYPE)
 CORR_TYPES = {

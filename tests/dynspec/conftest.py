@@ -9,7 +9,10 @@ simulator = pytest.importorskip("radiocal.io.testing", reason="needs the project
 
 
 def calibrate_with_truth(ds, truth):
-    """CORRECTED = DATA / (J_p J_q^H), weights scaled by |J_p J_q|^2; RFI and the dead antenna flagged."""
+    """CORRECTED = DATA / (J_p J_q^H), weights scaled by |J_p J_q|^2; RFI and the dead antenna flagged.
+
+    The true Jones include the cross-hand phase, so the result is marked cross-hand calibrated.
+    """
     jones = truth.jones(ds)
     a1, a2 = ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values
     hands = "RL" if S.feed_basis(ds[S.POLARIZATION].values) == "circular" else "XY"
@@ -25,7 +28,8 @@ def calibrate_with_truth(ds, truth):
         S.VISIBILITY_CORRECTED: (dims, (ds[S.VISIBILITY].values / gains).astype(np.complex64)),
         S.FLAG: (dims, flag),
         S.WEIGHT: (dims, (ds[S.WEIGHT].values * np.abs(gains) ** 2).astype(np.float32)),
-    })
+    }).assign_attrs({S.ATTR_POLCAL: {"cross_hand_phase": True, "leakage": True,
+                                     "parallactic_angle": True}})
 
 
 @pytest.fixture(scope="session")

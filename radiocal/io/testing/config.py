@@ -63,6 +63,9 @@ class FieldSpec:
         V / I of the flare.
     code : str
         FIELD::CODE.
+    linear_fraction, polarization_angle : float
+        Linear polarisation of the central source: ``Q + iU = linear_fraction * I *
+        exp(2i polarization_angle)`` (angle in radians, north through east).
     """
 
     name: str
@@ -75,6 +78,8 @@ class FieldSpec:
     variability: float = 0.0
     flare_circular_fraction: float = -0.8
     code: str = ""
+    linear_fraction: float = 0.0
+    polarization_angle: float = 0.0
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -167,6 +172,17 @@ class SimConfig:
         Typical RFI amplitude, Jy (log-normal spread around it).
     model_column : bool
         Also store the uncorrupted model as ``VISIBILITY_MODEL``.
+    parallactic : bool
+        Rotate the feeds of the (alt-az) antennas by the parallactic angle.
+    xy_phase, xy_delay : float
+        Cross-hand phase (radians at the spw's first channel) and delay (seconds) of the
+        instrument: ``X = diag(exp(i (xy_phase + 2 pi xy_delay (nu - nu0))), 1)`` on every
+        antenna, as CASA's X Jones.
+    leakage_rms : float
+        Rms of each antenna's leakages ``D = [[1, d_x], [d_y, 1]]`` (complex, constant).
+    With any of these three the measurement equation is CASA's ``J = G B D X P`` in full, and
+    the second hand's gain is the first hand's times a constant per antenna (the X-Y phase of
+    an instrument is stable; independent drifts would leave nothing to calibrate).
     telescope, observer, project : str
         OBSERVATION metadata (telescope defaults to the layout's: ``VLA`` or ``OVRO_MMA``…).
     seed : int
@@ -199,6 +215,10 @@ class SimConfig:
     rfi_spike_fraction: float = 0.0
     rfi_amplitude: float = 10.0
     model_column: bool = False
+    parallactic: bool = False
+    xy_phase: float = 0.0
+    xy_delay: float = 0.0
+    leakage_rms: float = 0.0
     telescope: str = ""
     observer: str = "radiocal simulator"
     project: str = "SIM"
@@ -261,6 +281,13 @@ class SimConfig:
             bad(f"{self.rfi_channels} persistent RFI channels exceed a spectral window's channels")
         if not 0 <= self.bandpass_rolloff < 1:
             bad("bandpass_rolloff must be in [0, 1)")
+        if self.full_jones and self.n_correlations != 4:
+            bad("parallactic, xy_phase, xy_delay and leakage_rms need n_correlations=4")
+
+    @property
+    def full_jones(self) -> bool:
+        """Whether the instrument mixes the hands (leakage, cross-hand phase, feed rotation)."""
+        return bool(self.parallactic or self.xy_phase or self.xy_delay or self.leakage_rms)
 
     @property
     def n_times(self) -> int:

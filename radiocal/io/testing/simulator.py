@@ -14,8 +14,11 @@ are)::
 ``skymodel.txt`` leaves the sources mirrored through the phase centre.)
 
 with (u, v, w) in metres from :func:`radiocal.io.testing.geometry.uvw` (``antenna1 - antenna2``).
-Circular feeds: ``RR = I + V``, ``LL = I - V``, ``RL = LR = 0``; linear feeds: ``XX = YY = I``,
-``XY = iV``, ``YX = -iV`` (no Q, U). Noise is complex Gaussian with ``noise / sqrt(2)`` per part;
+Circular feeds: ``RR = I + V``, ``LL = I - V``, ``RL = Q + iU``, ``LR = Q - iU``; linear feeds:
+``XX = I + Q``, ``YY = I - Q``, ``XY = U + iV``, ``YX = U - iV`` (Q, U only for central sources
+with ``linear_fraction``). With leakage, cross-hand phase or feed rotation
+(:attr:`SimConfig.full_jones`) ``J_p`` is the full matrix of
+:mod:`radiocal.io.testing.polarization`. Noise is complex Gaussian with ``noise / sqrt(2)`` per part;
 RFI is added after the gains, identically to every correlation. A dead antenna's baselines hold
 noise (and RFI) only.
 """
@@ -31,7 +34,7 @@ import xarray as xr
 
 from radiocal.errors import ConfigError
 from radiocal.io import schema as S
-from radiocal.io.testing import corruptions, geometry
+from radiocal.io.testing import corruptions, geometry, polarization
 from radiocal.io.testing.config import FieldSpec, PointSource, SimConfig
 
 C = 299792458.0
@@ -97,6 +100,10 @@ class Truth:
         Stokes I and V of the star (the central source of the first target field, ``star_field``),
         Jy, at every time of the observation; NaN padded like ``freqs``.
     star_field : int or None
+    leakage : (antenna, 2) complex128 or None
+        ``(d_x, d_y)`` of each antenna when the instrument leaks (:attr:`SimConfig.full_jones`).
+    xy_phase : (spw, channel) float64 or None
+        The instrument's cross-hand phase (radians, ``X = diag(exp(i xy_phase), 1)``).
     """
 
     G: np.ndarray
@@ -112,6 +119,8 @@ class Truth:
     star_I: np.ndarray | None = None
     star_V: np.ndarray | None = None
     star_field: int | None = None
+    leakage: np.ndarray | None = None
+    xy_phase: np.ndarray | None = None
 
     def time_index(self, ds: xr.Dataset) -> np.ndarray:
         """Indices into ``times`` of a dataset's times: (time,) int."""
@@ -169,21 +178,32 @@ def _times(config: SimConfig) -> tuple[np.ndarray, list[np.ndarray]]:
     return np.concatenate(times), scans
 
 
-def _coherency(stokes_i: np.ndarray, stokes_v: np.ndarray, pols: tuple[str, ...]) -> np.ndarray:
-    """2x2 coherency entries for the given correlations: (..., polarization) complex128."""
+def _coherency(stokes_i: np.ndarray, stokes_v: np.ndarray, pols: tuple[str, ...],
+               linear=0.0) -> np.ndarray:
+    """2x2 coherency entries for the given correlations: (..., polarization) complex128.
+
+    ``linear`` is ``Q + iU`` (broadcast against ``stokes_i``).
+    """
     out = np.zeros(stokes_i.shape + (len(pols),), dtype=np.complex128)
+    linear = np.broadcast_to(linear, stokes_i.shape)
+    q, u = linear.real, linear.imag
     for k, pol in enumerate(pols):
         if pol == "RR":
             out[..., k] = stokes_i + stokes_v
         elif pol == "LL":
             out[..., k] = stokes_i - stokes_v
-        elif pol in ("XX", "YY"):
-            out[..., k] = stokes_i
+        elif pol == "RL":
+            out[..., k] = q + 1j * u
+        elif pol == "LR":
+            out[..., k] = q - 1j * u
+        elif pol == "XX":
+            out[..., k] = stokes_i + q
+        elif pol == "YY":
+            out[..., k] = stokes_i - q
         elif pol == "XY":
-            out[..., k] = 1j * stokes_v
+            out[..., k] = u + 1j * stokes_v
         elif pol == "YX":
-            out[..., k] = -1j * stokes_v
-        # RL and LR stay zero: no linear polarisation is simulated
+            out[..., k] = u - 1j * stokes_v
     return out
 
 
@@ -211,7 +231,10 @@ def _sky_model(sky: Sky, field_id: int, uvw: np.ndarray, nu: np.ndarray, stokes_
         path = uvw[..., 0] * src.l + uvw[..., 1] * src.m + uvw[..., 2] * n1   # metres
         flux = src.flux * (nu / sky.reference_frequency) ** src.spectral_index
         total_i += flux * np.exp(2j * np.pi * path[..., None] * (nu / C))
-    return _coherency(total_i, np.broadcast_to(stokes_v[:, None, :], shape), pols)
+    spec = sky.fields[field_id]
+    linear = (spec.linear_fraction * np.exp(2j * spec.polarization_angle)
+              * np.broadcast_to(stokes_i[:, None, :], shape))
+    return _coherency(total_i, np.broadcast_to(stokes_v[:, None, :], shape), pols, linear)
 
 
 def _dataset(config, ants, a1, a2, times, nu, spw, field_id, scan, vis, uvw, model, weight):
@@ -280,8 +303,9 @@ def simulate(config: SimConfig | None = None) -> Simulation:
     """
     config = SimConfig() if config is None else config
     # One stream per component, so that changing e.g. the noise leaves the gains alone.
-    seeds = np.random.SeedSequence(int(config.seed)).spawn(5)
-    rng_layout, rng_gain, rng_bp, rng_noise, rng_rfi = (np.random.default_rng(s) for s in seeds)
+    seeds = np.random.SeedSequence(int(config.seed)).spawn(6)
+    rng_layout, rng_gain, rng_bp, rng_noise, rng_rfi, rng_pol = (np.random.default_rng(s)
+                                                                 for s in seeds)
 
     ants = geometry.layout(config, rng_layout)
     a1, a2 = geometry.baselines(int(config.n_antennas), config.autocorrelations)
@@ -291,6 +315,10 @@ def simulate(config: SimConfig | None = None) -> Simulation:
     bandpass, delays = corruptions.bandpasses(config, rng_bp, freqs)
     plan = corruptions.rfi_plan(config, rng_rfi)
     pols = config.polarizations
+    leakage = None
+    if config.full_jones:
+        leakage, ratio = polarization.instrument(config, rng_pol)
+        G[:, 1, :] = G[:, 0, :] * ratio[:, None]
     band = (min(f[0] for f in freqs), max(f[-1] for f in freqs))
 
     background_fields = tuple(i for i, f in enumerate(config.fields) if "target" in f.roles)
@@ -313,7 +341,9 @@ def simulate(config: SimConfig | None = None) -> Simulation:
     truth = Truth(
         G=G, B=corruptions.pad(bandpass), delays=delays, times=times,
         freqs=corruptions.pad(freqs), dead=dead, noise=float(config.noise), sky=sky,
-        star_field=star,
+        star_field=star, leakage=leakage,
+        xy_phase=(corruptions.pad([polarization.cross_phase(config, nu) for nu in freqs])
+                  if config.full_jones else None),
     )
     if star is not None:
         # (time, frequency) per spw -> (time, spw, channel)
@@ -329,7 +359,16 @@ def simulate(config: SimConfig | None = None) -> Simulation:
             stokes_i, stokes_v = (s[tidx] for s in spectra[(fid, spw)])
             model = _sky_model(sky, fid, uvw, nu, stokes_i, stokes_v, pols)
             jones = G[:, :, tidx].transpose(2, 0, 1)[..., None] * bandpass[spw][None]
-            vis = _corrupt(jones, a1, a2, model, pols)
+            if config.full_jones:
+                chi = (polarization.parallactic(t, ants["position"], ants["mount"], spec.ra,
+                                                spec.dec) if config.parallactic
+                       else np.zeros((t.size, int(config.n_antennas))))
+                full = polarization.jones(jones, leakage, polarization.cross_phase(config, nu),
+                                          chi, "circular" if config.feeds == "circular"
+                                          else "linear")
+                vis = polarization.corrupt(full, a1, a2, model, pols)
+            else:
+                vis = _corrupt(jones, a1, a2, model, pols)
             vis[:, ~live] = 0.0
             if config.noise > 0:
                 draws = rng_noise.standard_normal(vis.shape + (2,))

@@ -1,0 +1,127 @@
+"""Polarisation calibration inside the phase-referencing sequence: whether, on what, and how.
+
+After the parallel-hand sequence, when the data hold the four correlations and a polarised
+calibrator with a known model (Perley & Butler 2013: 3C286, 3C138, 3C48 above 2 GHz; a field
+given as ``polcal_field``, or else the first calibrator or ``CALIBRATE_POL_ANGLE`` field that is
+one), this module
+
+1. re-solves that calibrator's gains (G, ap, int, through the bandpass) against its polarised
+   model rotated by the parallactic angle, as CASA does with ``parang=True`` before ``polcal``:
+   with linear feeds an unpolarised model would let the gains absorb ``Q cos 2chi + U sin 2chi``
+   (the sequence's own tables are kept as they are);
+2. solves KCROSS, Xf and Df on it (:func:`radiocal.calibration.polcal.solve_polarization`);
+3. returns the terms to apply with the parallactic-angle correction.
+
+Every decision is a line of text for the run's log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from radiocal.calibration import polcal, polmodels
+from radiocal.calibration.dataset import solve
+from radiocal.calibration.jones import ApplyTable
+from radiocal.calibration.models import resolve_model
+from radiocal.calibration.polapply import PolTerms
+from radiocal.errors import ConfigError
+from radiocal.io import schema as S
+
+POL_INTENTS = ("CALIBRATE_POL_ANGLE", "CALIBRATE_POLARIZATION")
+
+
+@dataclass
+class PolOutcome:
+    """Tables to save (``pol_gain``, ``kcross``, ``xf``, ``df``; none unless the cross-hand
+    phase was solved), terms to apply (None: nothing polarimetric) and the decisions, one line
+    each."""
+
+    tables: dict = field(default_factory=dict)
+    terms: PolTerms | None = None
+    decisions: list = field(default_factory=list)
+
+
+def _candidates(datasets, calibrators, polcal_field):
+    names = list(dict.fromkeys(str(ds.attrs.get(S.ATTR_FIELD_NAME)) for ds in datasets))
+    if polcal_field:
+        if polcal_field not in names:
+            raise ConfigError(f"polcal_field {polcal_field!r} is not a field of the data")
+        return [polcal_field]
+    by_intent = [n for n in names
+                 if any(i in intent for ds in datasets
+                        if str(ds.attrs.get(S.ATTR_FIELD_NAME)) == n
+                        for intent in ds.attrs.get(S.ATTR_INTENTS, []) for i in POL_INTENTS)]
+    return list(dict.fromkeys([c for c in calibrators if c] + by_intent))
+
+
+def plan_polarization(datasets, calibrators, polcal_field=""):
+    """The polarisation calibrator's name (or None) and why, as log lines."""
+    four = [ds for ds in datasets if ds.sizes[S.POLARIZATION] == 4]
+    if not four:
+        return None, ["polarisation: not solved: the data have no cross hands "
+                      "(fewer than four correlations)"]
+    for name in _candidates(datasets, calibrators, polcal_field):
+        parts = [ds for ds in four if str(ds.attrs.get(S.ATTR_FIELD_NAME)) == name]
+        if not parts:
+            continue
+        freqs = np.concatenate([ds[S.FREQUENCY].values for ds in parts])
+        if polmodels.is_polarised(name, freqs):
+            canonical = polmodels.polarisation_standard(name)
+            q, u = polmodels.fractional_qu(name, [freqs.mean()])[0]
+            return name, [f"polarisation: {name} ({canonical}) is the polarisation calibrator: "
+                          f"Perley & Butler 2013 gives {100 * np.hypot(q, u):.1f}% at "
+                          f"{np.degrees(np.arctan2(u, q) / 2):.1f} deg at "
+                          f"{freqs.mean() / 1e9:.3f} GHz"]
+        if polcal_field:
+            raise ConfigError(f"polcal_field {name!r} has no known polarisation model at "
+                              f"these frequencies (3C286, 3C138; 3C48 above 2 GHz)")
+    return None, ["polarisation: not solved: no polarised calibrator with a known model "
+                  "(3C286, 3C138; 3C48 above 2 GHz) among the calibrators"]
+
+
+def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_model,
+                             refant="", minsnr=3.0, minblperant=4, polcal_field="",
+                             stokes=None) -> PolOutcome:
+    """Plan, solve and package the polarisation terms (see the module docstring).
+
+    ``tables`` are the sequence's (``bandpass``, optional ``delay``); ``calibrators`` the
+    calibrator field names in order of preference; ``stokes(freqs) -> (frequency, 4)`` replaces
+    the standard's model (Stokes I from ``fluxcal_model`` for the flux calibrator).
+    """
+    name, decisions = plan_polarization(datasets, calibrators, polcal_field)
+    outcome = PolOutcome(decisions=decisions)
+    if name is None:
+        return outcome
+    if stokes is None:
+        flux = resolve_model(fluxcal_model if name == fluxcal else "standard", name)
+
+        def stokes(freqs, name=name, flux=flux):
+            return polmodels.stokes_model(name, freqs, flux)
+
+    parts = [ds for ds in datasets if str(ds.attrs.get(S.ATTR_FIELD_NAME)) == name
+             and ds.sizes[S.POLARIZATION] == 4]
+    base = [ApplyTable(tables["delay"])] if "delay" in tables else []
+    base.append(ApplyTable(tables["bandpass"]))
+    modelled = [ds.assign({S.VISIBILITY_MODEL: (ds[S.VISIBILITY].dims,
+                                                polcal.polarized_model(ds, stokes))})
+                for ds in parts]
+    gains = solve(modelled, "G", solint="int", calmode="ap", model="column", prior=base,
+                  refant=refant or None, minsnr=minsnr, minblperant=minblperant)
+    request = polcal.PolRequest(tuple(parts), stokes, tuple(base + [ApplyTable(gains)]))
+    solution = polcal.solve_polarization([request], refant=refant or None)
+    outcome.decisions += solution.decisions
+    if "xf" not in solution.tables:
+        # leakages alone are not applied (nor saved): without the cross-hand phase the cross
+        # hands stay uncalibrated anyway
+        outcome.decisions.append("polarisation: nothing polarimetric applied (no cross-hand "
+                                 "phase); Stokes products that need it are not written")
+        return outcome
+    outcome.tables["pol_gain"] = gains
+    outcome.tables.update(solution.tables)
+    outcome.terms = PolTerms(kcross=solution.tables.get("kcross"), xf=solution.tables["xf"],
+                             df=solution.tables.get("df"), parang=True)
+    outcome.decisions.append("polarisation: applying KCROSS, Xf, Df and the parallactic-angle "
+                             "rotation to every partition with four correlations")
+    return outcome
