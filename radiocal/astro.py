@@ -1,5 +1,20 @@
-"""Astronomy on astropy: the few positional quantities the engine needs (no hand-made
-sidereal time, precession or geodesy), and the feed rotation they cause.
+"""Astronomy in one place, on astropy: time scales, sidereal time, alt/az, parallactic angles
+and feed rotation, angles, units.
+
+radiocal keeps times as the MS does: seconds since MJD 0 (1858-11-17), UTC (``MJD seconds``).
+Directions are J2000 right ascension and declination in radians; antenna positions are ITRF
+(x, y, z) metres. Everything here takes arrays and makes one astropy call per array (one ``Time``
+of a scan's times, never one per row): astropy's per-call overhead is ~1 ms, its per-element cost
+microseconds.
+
+Earth orientation (UT1 - UTC, polar motion) comes from the IERS tables that astropy ships
+(``astropy-iers-data``); radiocal never downloads them at run time (a pipeline on a cluster node
+has no network, and a run must not depend on one). Outside the tables' span, UT1 is taken as UTC
+(error < 0.9 s of time, 14 arcsec of hour angle), as the hand-written formulas this module
+replaced always did.
+
+astropy is imported on first use: its import costs ~0.8 s, which ``import radiocal`` and the
+CLI's start-up must not pay.
 
 The feed rotation, in CASA's convention (``PJones``):
 
@@ -10,7 +25,148 @@ The feed rotation, in CASA's convention (``PJones``):
 
 from __future__ import annotations
 
+import contextlib
+import math
+
 import numpy as np
+
+SPEED_OF_LIGHT = 299792458.0  # m/s, exact by the SI definition (= astropy.constants.c, tested)
+SECONDS_PER_DAY = 86400.0
+ARCSEC = math.pi / (180.0 * 3600.0)  # radians
+
+# Radians per angle unit and Hz per frequency unit: the spellings CASA, WSClean and sky-model
+# files use. Parsers that accept units look them up here.
+ANGLE_UNITS = {
+    "rad": 1.0, "deg": math.pi / 180.0, "arcmin": 60.0 * ARCSEC, "amin": 60.0 * ARCSEC,
+    "arcsec": ARCSEC, "asec": ARCSEC, "mas": 1e-3 * ARCSEC,
+}
+FREQUENCY_UNITS = {"Hz": 1.0, "kHz": 1e3, "KHz": 1e3, "MHz": 1e6, "GHz": 1e9, "THz": 1e12}
+
+
+@contextlib.contextmanager
+def _offline():
+    """IERS tables from the installed package only; UT1 = UTC where they end (module docstring)."""
+    from astropy.utils import iers
+
+    with iers.conf.set_temp("auto_download", False), \
+            iers.conf.set_temp("iers_degraded_accuracy", "ignore"):
+        yield
+
+
+def to_time(mjd_seconds):
+    """An astropy ``Time`` (UTC) of MJD seconds; any shape.
+
+    Whole days and the fraction go in separately, so no precision is lost to the MJD's size.
+    """
+    from astropy.time import Time
+
+    seconds = np.asarray(mjd_seconds, dtype=np.float64)
+    days = np.floor(seconds / SECONDS_PER_DAY)
+    return Time(days, (seconds - days * SECONDS_PER_DAY) / SECONDS_PER_DAY, format="mjd",
+                scale="utc")
+
+
+def mjd_seconds(time) -> np.ndarray:
+    """MJD seconds (UTC) of an astropy ``Time``, float64 of the same shape."""
+    utc = time.utc
+    return (np.asarray(utc.jd1, np.float64) - 2400000.5) * SECONDS_PER_DAY \
+        + np.asarray(utc.jd2, np.float64) * SECONDS_PER_DAY
+
+
+def sidereal_time(mjd_seconds, longitude: float = 0.0, kind: str = "apparent") -> np.ndarray:
+    """Local sidereal time in radians, [0, 2 pi), at an east ``longitude`` (radians).
+
+    ``kind`` is ``"apparent"`` (the hour angle of the true equinox, what pointing needs) or
+    ``"mean"``; UT1 from the IERS tables, IAU 2006/2000A.
+    """
+    from astropy import units as u
+
+    with _offline():
+        st = to_time(mjd_seconds).sidereal_time(kind, longitude=longitude * u.rad)
+    return np.asarray(st.to_value(u.rad), dtype=np.float64) % (2.0 * math.pi)
+
+
+def _locations(positions):
+    from astropy import units as u
+    from astropy.coordinates import EarthLocation
+
+    xyz = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    return EarthLocation.from_geocentric(xyz[:, 0], xyz[:, 1], xyz[:, 2], unit=u.m)
+
+
+def geodetic(positions) -> np.ndarray:
+    """WGS84 (east longitude, latitude) in radians and height in metres of ITRF positions.
+
+    positions: (antenna, 3) metres -> (antenna, 3).
+    """
+    from astropy import units as u
+
+    lon, lat, height = _locations(positions).to_geodetic("WGS84")
+    return np.stack([lon.to_value(u.rad), lat.to_value(u.rad), height.to_value(u.m)], axis=-1)
+
+
+def itrf(longitude, latitude, height) -> np.ndarray:
+    """ITRF (x, y, z) metres of WGS84 geodetic positions (radians, radians, metres): (..., 3)."""
+    from astropy import units as u
+    from astropy.coordinates import EarthLocation
+
+    loc = EarthLocation.from_geodetic(np.asarray(longitude) * u.rad, np.asarray(latitude) * u.rad,
+                                      np.asarray(height) * u.m, ellipsoid="WGS84")
+    return np.stack([loc.x.to_value(u.m), loc.y.to_value(u.m), loc.z.to_value(u.m)], axis=-1)
+
+
+def _itrs_directions(mjd_seconds, ra: float, dec: float) -> np.ndarray:
+    """Unit vectors (time, 3) in ITRS towards a J2000 direction at each time.
+
+    Precession, nutation, annual aberration, UT1 and polar motion are astropy's (FK5 J2000 ->
+    GCRS -> CIRS -> ITRS); only diurnal aberration (< 0.32 arcsec) is left out, because the
+    direction is formed once for the whole array rather than per antenna.
+    """
+    from astropy import units as u
+    from astropy.coordinates import FK5, ITRS, SkyCoord
+
+    times = to_time(np.atleast_1d(np.asarray(mjd_seconds, np.float64)))
+    with _offline():
+        source = SkyCoord(ra * u.rad, dec * u.rad, frame=FK5(equinox="J2000"))
+        itrs = source.transform_to(ITRS(obstime=times))
+    cart = itrs.cartesian.xyz.value                                  # (3, time)
+    return (cart / np.linalg.norm(cart, axis=0)).T
+
+
+def _enu_axes(positions):
+    """East, north and up unit vectors (antenna, 3) of ITRF positions (WGS84 normal)."""
+    lonlat = geodetic(positions)
+    lon, lat = lonlat[:, 0], lonlat[:, 1]
+    sl, cl, sp, cp = np.sin(lon), np.cos(lon), np.sin(lat), np.cos(lat)
+    east = np.stack([-sl, cl, np.zeros_like(lon)], axis=-1)
+    north = np.stack([-sp * cl, -sp * sl, cp], axis=-1)
+    up = np.stack([cp * cl, cp * sl, sp], axis=-1)
+    return east, north, up
+
+
+def altaz(mjd_seconds, positions, ra: float, dec: float) -> tuple[np.ndarray, np.ndarray]:
+    """Azimuth (from north through east) and elevation, radians, of a J2000 direction.
+
+    Parameters
+    ----------
+    mjd_seconds : (time,) float, UTC
+    positions : (antenna, 3) float, ITRF metres
+    ra, dec : float, radians (J2000)
+
+    Returns
+    -------
+    azimuth, elevation : (time, antenna) float64
+        Geometric (no refraction); precession and nutation included (see ``_itrs_directions``).
+    """
+    direction = _itrs_directions(mjd_seconds, ra, dec)               # (time, 3)
+    east, north, up = _enu_axes(positions)                           # (antenna, 3) each
+    e, n, z = direction @ east.T, direction @ north.T, direction @ up.T
+    return np.arctan2(e, n) % (2.0 * math.pi), np.arcsin(np.clip(z, -1.0, 1.0))
+
+
+def elevation(mjd_seconds, positions, ra: float, dec: float) -> np.ndarray:
+    """Elevation, radians, of a J2000 direction per (time, antenna); see :func:`altaz`."""
+    return altaz(mjd_seconds, positions, ra, dec)[1]
 
 
 def rotating_antennas(mounts) -> np.ndarray:
@@ -37,21 +193,17 @@ def parallactic_angles(times, positions, ra: float, dec: float) -> np.ndarray:
     (time, antenna) float64, radians
     """
     import astropy.units as u
-    from astropy.coordinates import TETE, EarthLocation, SkyCoord
-    from astropy.time import Time
-    from astropy.utils import iers
+    from astropy.coordinates import TETE, SkyCoord
 
     times = np.asarray(times, dtype=np.float64)
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
     if times.size == 0 or positions.shape[0] == 0:
         return np.zeros((times.size, positions.shape[0]))
-    # UT1-UTC (< 1 s) moves the angle by < 15 arcsec: never download IERS tables for it
-    with iers.conf.set_temp("auto_download", False), \
-            iers.conf.set_temp("iers_degraded_accuracy", "ignore"):
-        t = Time(times / 86400.0, format="mjd", scale="utc")
+    with _offline():
+        t = to_time(times)
         apparent = SkyCoord(ra=ra * u.rad, dec=dec * u.rad, frame="icrs").transform_to(
             TETE(obstime=t))
-        geodetic = EarthLocation.from_geocentric(*positions.T, unit=u.m).to_geodetic()
+        geodetic = _locations(positions).to_geodetic()
         lst = t[:, None].sidereal_time("apparent", longitude=geodetic.lon[None, :]).rad
     hour = lst - apparent.ra.rad[:, None]
     delta = apparent.dec.rad[:, None]
@@ -70,3 +222,58 @@ def feed_rotation(chi: np.ndarray, basis: str) -> np.ndarray:
     else:
         raise ValueError(f"feed rotation needs a linear or circular basis, not {basis!r}")
     return out
+
+
+def lm_from_radec(ra, dec, ra0: float, dec0: float):
+    """Direction cosines (l, m) of (ra, dec) about a phase centre (ra0, dec0), radians.
+
+    Arrays broadcast; also returns ``n`` (> 0 in front of the tangent plane) as the third item.
+    """
+    d = np.asarray(ra) - ra0
+    sd, cd = np.sin(dec), np.cos(dec)
+    l = cd * np.sin(d)
+    m = sd * math.cos(dec0) - cd * math.sin(dec0) * np.cos(d)
+    n = sd * math.sin(dec0) + cd * math.cos(dec0) * np.cos(d)
+    return l, m, n
+
+
+def radec_from_lm(l, m, ra0: float, dec0: float):
+    """(ra, dec) radians of direction cosines (l, m) about (ra0, dec0); ra in [0, 2 pi)."""
+    n = np.sqrt(1.0 - np.square(l) - np.square(m))
+    dec = np.arcsin(m * math.cos(dec0) + n * math.sin(dec0))
+    ra = ra0 + np.arctan2(l, n * math.cos(dec0) - m * math.sin(dec0))
+    return ra % (2.0 * math.pi), dec
+
+
+def parse_angle(text: str, unit: str) -> float:
+    """Radians of a sexagesimal or unit-suffixed angle, read by astropy's ``Angle``.
+
+    ``unit`` ("hourangle" or "deg") says what a bare sexagesimal means: ``13:50:00`` and
+    ``13h50m00s`` are hours for a right ascension, ``+25:10:00`` / ``25d10m00s`` degrees.
+    Raises ``ValueError`` naming the text when astropy cannot read it.
+    """
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    try:
+        return float(Angle(text, unit=getattr(u, unit)).to_value(u.rad))
+    except (ValueError, TypeError, u.UnitsError) as err:
+        raise ValueError(f"cannot read angle {text!r}: {err}") from None
+
+
+def format_ra(ra: float, precision: int = 6) -> str:
+    """``'13h50m00.000000s'`` of ``ra`` radians (hours wrapped to [0, 24))."""
+    from astropy import units as u
+    from astropy.coordinates import Longitude
+
+    return Longitude(ra * u.rad).to_string(unit=u.hourangle, sep="hms", precision=precision,
+                                           pad=True)
+
+
+def format_dec(dec: float, precision: int = 5) -> str:
+    """``'+25d10m00.00000s'`` of ``dec`` radians, the sign always written."""
+    from astropy import units as u
+    from astropy.coordinates import Latitude
+
+    return Latitude(dec * u.rad).to_string(unit=u.deg, sep="dms", precision=precision, pad=True,
+                                           alwayssign=True)
