@@ -26,11 +26,18 @@ The feed rotation, in CASA's convention (``PJones``):
 from __future__ import annotations
 
 import contextlib
+import datetime
 import math
 
 import numpy as np
 
-SPEED_OF_LIGHT = 299792458.0  # m/s, exact by the SI definition (= astropy.constants.c, tested)
+# Physical constants, SI (the values of astropy.constants, checked by the tests; literals here so
+# that reading one does not import astropy)
+SPEED_OF_LIGHT = 299792458.0      # m/s, exact by definition
+BOLTZMANN = 1.380649e-23          # J/K, exact by definition
+PARSEC = 3.0856775814913673e16    # m
+SOLAR_RADIUS = 6.957e8            # m, IAU 2015 nominal
+JANSKY = 1e-26                    # W m^-2 Hz^-1
 SECONDS_PER_DAY = 86400.0
 ARCSEC = math.pi / (180.0 * 3600.0)  # radians
 
@@ -41,6 +48,23 @@ ANGLE_UNITS = {
     "arcsec": ARCSEC, "asec": ARCSEC, "mas": 1e-3 * ARCSEC,
 }
 FREQUENCY_UNITS = {"Hz": 1.0, "kHz": 1e3, "KHz": 1e3, "MHz": 1e6, "GHz": 1e9, "THz": 1e12}
+
+
+# MJD 0 (1858-11-17T00:00 UTC), the origin of MS times. Calendar conversions below count 86400 s
+# per day, as MS times do (a time in a leap second has no calendar stamp of its own).
+MJD_EPOCH = datetime.datetime(1858, 11, 17, tzinfo=datetime.timezone.utc)
+_MJD_EPOCH64 = np.datetime64("1858-11-17T00:00:00", "us")
+
+
+def to_datetime(mjd_seconds: float) -> datetime.datetime:
+    """An aware UTC ``datetime`` of one MJD-seconds time stamp."""
+    return MJD_EPOCH + datetime.timedelta(seconds=float(mjd_seconds))
+
+
+def to_datetime64(mjd_seconds) -> np.ndarray:
+    """``datetime64[us]`` (UTC) of MJD seconds, any shape (matplotlib's time axes take these)."""
+    seconds = np.asarray(mjd_seconds, dtype=np.float64)
+    return _MJD_EPOCH64 + np.round(seconds * 1e6).astype("timedelta64[us]")
 
 
 @contextlib.contextmanager
@@ -245,6 +269,17 @@ def radec_from_lm(l, m, ra0: float, dec0: float):
     return ra % (2.0 * math.pi), dec
 
 
+def hms(hours: float, minutes: float, seconds: float) -> float:
+    """Radians of a right ascension given as hours, minutes, seconds (for tables in code)."""
+    return math.radians(15.0 * (hours + minutes / 60.0 + seconds / 3600.0))
+
+
+def dms(degrees: float, minutes: float, seconds: float) -> float:
+    """Radians of a declination given as degrees, minutes, seconds; the sign is that of
+    ``degrees`` (write ``-0.0`` for a declination between -1 and 0 deg)."""
+    return math.copysign(math.radians(abs(degrees) + minutes / 60.0 + seconds / 3600.0), degrees)
+
+
 def parse_angle(text: str, unit: str) -> float:
     """Radians of a sexagesimal or unit-suffixed angle, read by astropy's ``Angle``.
 
@@ -261,19 +296,21 @@ def parse_angle(text: str, unit: str) -> float:
         raise ValueError(f"cannot read angle {text!r}: {err}") from None
 
 
-def format_ra(ra: float, precision: int = 6) -> str:
-    """``'13h50m00.000000s'`` of ``ra`` radians (hours wrapped to [0, 24))."""
+def format_ra(ra: float, precision: int = 6, sep: str = "hms") -> str:
+    """``'13h50m00.000000s'`` (``sep=":"``: ``'13:50:00.000000'``) of ``ra`` radians, hours
+    wrapped to [0, 24); seconds rounded to ``precision`` decimals, carrying into the minutes."""
     from astropy import units as u
     from astropy.coordinates import Longitude
 
-    return Longitude(ra * u.rad).to_string(unit=u.hourangle, sep="hms", precision=precision,
+    return Longitude(ra * u.rad).to_string(unit=u.hourangle, sep=sep, precision=precision,
                                            pad=True)
 
 
-def format_dec(dec: float, precision: int = 5) -> str:
-    """``'+25d10m00.00000s'`` of ``dec`` radians, the sign always written."""
+def format_dec(dec: float, precision: int = 5, sep: str = "dms") -> str:
+    """``'+25d10m00.00000s'`` (``sep="."``: CASA's ``'+25.10.00.00000'``) of ``dec`` radians,
+    the sign always written (also for -0d...)."""
     from astropy import units as u
     from astropy.coordinates import Latitude
 
-    return Latitude(dec * u.rad).to_string(unit=u.deg, sep="dms", precision=precision, pad=True,
+    return Latitude(dec * u.rad).to_string(unit=u.deg, sep=sep, precision=precision, pad=True,
                                            alwayssign=True)

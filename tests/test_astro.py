@@ -110,6 +110,10 @@ def test_lm_round_trip_and_units():
     from astropy import constants, units as u
 
     assert astro.SPEED_OF_LIGHT == constants.c.to_value(u.m / u.s)
+    assert astro.BOLTZMANN == constants.k_B.to_value(u.J / u.K)
+    assert astro.PARSEC == pytest.approx(u.pc.to(u.m), rel=1e-15)
+    assert astro.SOLAR_RADIUS == constants.R_sun.to_value(u.m)
+    assert astro.JANSKY == u.Jy.to(u.W / u.m**2 / u.Hz)
     for name, factor in astro.ANGLE_UNITS.items():
         unit = {"amin": u.arcmin, "asec": u.arcsec}.get(name, getattr(u, name, None))
         assert factor == pytest.approx((1 * unit).to_value(u.rad), rel=1e-14), name

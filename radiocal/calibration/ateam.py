@@ -7,32 +7,21 @@ against the ones above the horizon, each attenuated by a simple dipole beam ``si
 Perley & Butler (2017), the published models that reach these frequencies
 (:data:`radiocal.calibration.models.PERLEY_BUTLER_2017`).
 
-Positions are J2000; elevations are computed at the array centre (the mean antenna position) with
-the same sidereal-time and geodetic formulas as the elevation flagger (precession ignored: < 0.5
-deg, irrelevant to a beam this broad).
+Positions are J2000; elevations are computed at the array centre (the mean antenna position) by
+:func:`radiocal.astro.elevation`, as the elevation flagger does (precession and nutation
+included).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from radiocal.astro import dms, elevation, hms
 from radiocal.calibration.models import PERLEY_BUTLER_2017, standard_model
 from radiocal.errors import ConfigError
-from radiocal.flagging import basic_kernels as geo
 from radiocal.io.skymodel import POINT, SkyModel
-
-_DEG = math.pi / 180.0
-
-
-def _hms(h, m, s):
-    return (h + m / 60 + s / 3600) * 15 * _DEG
-
-
-def _dms(d, m, s):
-    return math.copysign(abs(d) + m / 60 + s / 3600, d) * _DEG
 
 
 @dataclass(frozen=True)
@@ -44,10 +33,10 @@ class ATeamSource:
 
 
 ATEAM = (
-    ATeamSource("CasA", _hms(23, 23, 24.0), _dms(58, 48, 54.0), "CASA"),
-    ATeamSource("CygA", _hms(19, 59, 28.35663), _dms(40, 44, 2.0970), "CYGA"),
-    ATeamSource("TauA", _hms(5, 34, 31.94), _dms(22, 0, 52.2), "TAUA"),
-    ATeamSource("VirA", _hms(12, 30, 49.42338), _dms(12, 23, 28.0439), "VIRA"),
+    ATeamSource("CasA", hms(23, 23, 24.0), dms(58, 48, 54.0), "CASA"),
+    ATeamSource("CygA", hms(19, 59, 28.35663), dms(40, 44, 2.0970), "CYGA"),
+    ATeamSource("TauA", hms(5, 34, 31.94), dms(22, 0, 52.2), "TAUA"),
+    ATeamSource("VirA", hms(12, 30, 49.42338), dms(12, 23, 28.0439), "VIRA"),
 )
 BEAM_EXPONENT = 1.6
 MIN_BEAM = 0.01
@@ -82,9 +71,8 @@ def elevations(times, antenna_positions, sources) -> np.ndarray:
     sources : sequence of ATeamSource
     """
     centre = np.asarray(antenna_positions, np.float64).mean(axis=0, keepdims=True)
-    lonlat = geo.geodetic(centre)
     times = np.atleast_1d(np.asarray(times, np.float64))
-    return np.stack([geo.elevation_block(times, lonlat, s.ra, s.dec)[:, 0] for s in sources],
+    return np.stack([elevation(times, centre, s.ra, s.dec)[:, 0] for s in sources],
                     axis=-1) if sources else np.zeros((times.size, 0))
 
 

@@ -14,6 +14,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from radiocal.astro import FREQUENCY_UNITS
 from radiocal.errors import ConfigError, InputError
 from radiocal.io import schema as S
 
@@ -54,7 +55,7 @@ ALIASES = {
     "M87": "VIRA",
 }
 
-_UNITS = {"hz": 1.0, "khz": 1e3, "mhz": 1e6, "ghz": 1e9}
+_UNITS = {name.lower(): hz for name, hz in FREQUENCY_UNITS.items()}
 
 
 @dataclass(frozen=True)

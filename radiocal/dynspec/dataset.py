@@ -12,6 +12,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from radiocal.astro import BOLTZMANN, JANSKY, PARSEC, SOLAR_RADIUS, SPEED_OF_LIGHT
 from radiocal.dynspec import graph, kernels
 from radiocal.dynspec.config import DynspecConfig
 from radiocal.dynspec.products import (
@@ -29,10 +30,6 @@ from radiocal.io.skymodel import SkyModel, read_skymodel
 ATTR_MODEL_SUBTRACTED = "model_subtracted"
 ATTR_SUBTRACTED_FROM = "model_subtracted_from"
 
-BOLTZMANN = 1.380649e-23
-PARSEC = 3.0856775814913673e16
-SOLAR_RADIUS = 6.957e8
-JANSKY = 1e-26
 RATIO = "V_over_I"  # "V/I"; a slash cannot name a zarr array
 CELL_FLAG = "cell_flag"
 CHANNEL_FLAG = "channel_flag"
@@ -434,7 +431,7 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
     unit = "Jy"
     if config.brightness_temperature:
         unit = "K"
-        scale = (JANSKY * kernels.SPEED_OF_LIGHT**2 * (config.tb_distance_pc * PARSEC) ** 2
+        scale = (JANSKY * SPEED_OF_LIGHT**2 * (config.tb_distance_pc * PARSEC) ** 2
                  / (2 * BOLTZMANN * ds[schema.FREQUENCY] ** 2 * math.pi * (config.tb_radius_rsun * SOLAR_RADIUS) ** 2))
         for name in products:
             ds[name] = ds[name] * scale

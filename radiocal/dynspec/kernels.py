@@ -10,9 +10,9 @@ import math
 import numba
 import numpy as np
 
+from radiocal.astro import SPEED_OF_LIGHT
 from radiocal.engine.numba import JIT
 
-SPEED_OF_LIGHT = 299792458.0
 # Fourier transform of a unit-flux Gaussian of FWHM a: exp(-pi^2 a^2 q^2 / (4 ln 2)), q in wavelengths.
 _GAUSS_SCALE = math.pi**2 / (4.0 * math.log(2.0))
 

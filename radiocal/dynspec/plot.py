@@ -5,18 +5,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from radiocal.astro import to_datetime64
 from radiocal.dynspec.dataset import ERR_SUFFIX, LIGHTCURVE_SUFFIX, RATIO
 from radiocal.errors import InputError
 from radiocal.io import schema
-
-_MJD_EPOCH = np.datetime64("1858-11-17T00:00:00", "us")
-
-
-def mjd_seconds_to_datetime64(seconds) -> np.ndarray:
-    """MJD seconds (UTC, as in the MS ``TIME`` column) to ``datetime64[us]`` (UTC, no leap seconds)."""
-    seconds = np.asarray(seconds, dtype=np.float64)
-    return _MJD_EPOCH + np.round(seconds * 1e6).astype("timedelta64[us]")
-
 
 def _edges(centres: np.ndarray) -> np.ndarray:
     """Cell edges from centres (half-way between neighbours, mirrored at the ends)."""
@@ -70,8 +62,8 @@ def plot_dynamic_spectrum(ds: xr.Dataset, path=None, products=None):
     quantity = "T$_b$" if unit == "K" else "S"
     symbol = "T" if unit == "K" else "S"
 
-    times = mjd_seconds_to_datetime64(ds[schema.TIME].values)
-    t_edges = mjd_seconds_to_datetime64(_edges(ds[schema.TIME].values))
+    times = to_datetime64(ds[schema.TIME].values)
+    t_edges = to_datetime64(_edges(ds[schema.TIME].values))
     f_edges = _edges(ds[schema.FREQUENCY].values) / 1e6
     curves = [p for p in ("I", "V") if p + LIGHTCURVE_SUFFIX in ds]
     nrows = len(panels) + (1 if curves else 0)

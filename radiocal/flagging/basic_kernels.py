@@ -1,6 +1,7 @@
-"""Numba kernels for the non-statistical flaggers: clip, shadowing, elevation, quack, antenna health.
+"""Numba kernels for the non-statistical flaggers: clip, shadowing, quack, antenna health.
 
-Plain numpy in, numpy out; ``graph.py`` maps them over dask blocks.
+Plain numpy in, numpy out; ``graph.py`` maps them over dask blocks. Elevations are astronomy,
+not a kernel: :func:`radiocal.astro.elevation`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,6 @@ import numba
 import numpy as np
 
 from radiocal.engine.numba import JIT
-
-# WGS84 ellipsoid, for geodetic latitude and longitude of ITRF antenna positions
-_WGS84_A = 6378137.0
-_WGS84_F = 1.0 / 298.257223563
-SECONDS_PER_DAY = 86400.0
 
 # Reasons a sample is clipped, as indices of the counts returned by :func:`clip_block`
 CLIP_NONFINITE, CLIP_ZERO_WEIGHT, CLIP_ZERO, CLIP_RANGE = 0, 1, 2, 3
@@ -112,70 +108,6 @@ def shadow_block(uvw, antenna1, antenna2, diameter, tolerance):
                 shadowed[q if w < 0.0 else p] = True
         for b in range(n_b):
             out[t, b] = shadowed[antenna1[b]] or shadowed[antenna2[b]]
-    return out
-
-
-@numba.njit(**JIT)
-def geodetic(position):
-    """Geodetic (longitude, latitude) in radians of ITRF positions, shape (antenna, 3) -> (antenna, 2)."""
-    n = position.shape[0]
-    out = np.empty((n, 2))
-    e2 = _WGS84_F * (2.0 - _WGS84_F)
-    for i in range(n):
-        x, y, z = position[i, 0], position[i, 1], position[i, 2]
-        lon = math.atan2(y, x)
-        r = math.sqrt(x * x + y * y)
-        lat = math.atan2(z, r * (1.0 - e2))
-        for _ in range(6):  # fixed-point iteration converges to < 1e-12 rad for Earth's surface
-            s = math.sin(lat)
-            n_radius = _WGS84_A / math.sqrt(1.0 - e2 * s * s)
-            lat = math.atan2(z + e2 * n_radius * s, r)
-        out[i, 0] = lon
-        out[i, 1] = lat
-    return out
-
-
-@numba.njit(**JIT)
-def gmst(mjd_seconds):
-    """Greenwich mean sidereal time in radians (IAU 1982, UT1 taken as UTC; < 1 arcsec/yr drift)."""
-    jd = mjd_seconds / SECONDS_PER_DAY + 2400000.5
-    d = jd - 2451545.0
-    t = d / 36525.0
-    degrees = 280.46061837 + 360.98564736629 * d + 0.000387933 * t * t - t * t * t / 38710000.0
-    return math.radians(degrees % 360.0)
-
-
-@numba.njit(**JIT)
-def elevation_block(times, lonlat, ra, dec):
-    """Elevation of a J2000 direction seen by each antenna at each time.
-
-    Precession and nutation are ignored (the apparent position moves < 0.5 deg between 2000 and
-    2030), which is far below any useful elevation limit's margin.
-
-    Parameters
-    ----------
-    times : ndarray, float64, shape (time,)
-        MJD seconds (UTC).
-    lonlat : ndarray, float64, shape (antenna, 2)
-        Geodetic longitude and latitude in radians (:func:`geodetic`).
-    ra, dec : float
-        Direction in radians.
-
-    Returns
-    -------
-    ndarray, float64, shape (time, antenna)
-        Elevation in radians.
-    """
-    n_t = times.shape[0]
-    n_ant = lonlat.shape[0]
-    out = np.empty((n_t, n_ant))
-    for t in range(n_t):
-        g = gmst(times[t])
-        for a in range(n_ant):
-            lon, lat = lonlat[a, 0], lonlat[a, 1]
-            hour_angle = g + lon - ra
-            s = math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * math.cos(hour_angle)
-            out[t, a] = math.asin(max(-1.0, min(1.0, s)))
     return out
 
 

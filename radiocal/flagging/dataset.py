@@ -13,6 +13,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from radiocal import astro
 from radiocal.errors import ConfigError
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import graph
@@ -119,10 +120,14 @@ def flag_quack(ds: xr.Dataset, begin_seconds: float = 0.0, end_seconds: float = 
 
 
 def antenna_elevation(ds: xr.Dataset) -> np.ndarray:
-    """Elevation (radians) of the partition's phase centre per (time, antenna)."""
+    """Elevation (radians) of the partition's phase centre per (time, antenna).
+
+    One astropy transform of the scan's times (precession and nutation included), computed while
+    the graph is built: (time, antenna) is small.
+    """
     ra, dec = (float(x) for x in ds.attrs[S.ATTR_PHASE_CENTER])
-    lonlat = bk.geodetic(np.asarray(small(ds, S.ANTENNA_POSITION), np.float64))
-    return bk.elevation_block(np.asarray(small(ds, S.TIME), np.float64), lonlat, ra, dec)
+    return astro.elevation(np.asarray(small(ds, S.TIME), np.float64),
+                           np.asarray(small(ds, S.ANTENNA_POSITION), np.float64), ra, dec)
 
 
 def flag_elevation(ds: xr.Dataset, min_elevation: float = 0.0,

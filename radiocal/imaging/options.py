@@ -13,13 +13,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from radiocal.astro import ANGLE_UNITS, ARCSEC, SPEED_OF_LIGHT
 from radiocal.errors import ConfigError, InputError
 
 # Arcseconds per unit; the spellings CASA and WSClean users type.
-_ANGLE_UNITS = {
-    "mas": 1e-3, "arcsec": 1.0, "asec": 1.0, "arcmin": 60.0, "amin": 60.0,
-    "deg": 3600.0, "rad": math.degrees(1.0) * 3600.0,
-}
+_ANGLE_UNITS = {name: radians / ARCSEC for name, radians in ANGLE_UNITS.items()}
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _ANGLE = re.compile(rf"^\s*({_NUMBER})\s*({'|'.join(_ANGLE_UNITS)})\s*$")
 # Sexagesimal: 13h50m00.0s, 13:50:00.0 (RA); +25d10m00s, 25:10:00, 25.10.00.0 (Dec, CASA style)
@@ -32,7 +30,6 @@ POLARIZATIONS = ("I", "Q", "U", "V", "XX", "XY", "YX", "YY", "RR", "RL", "LR", "
 DATA_COLUMNS = ("CORRECTED_DATA", "DATA", "MODEL_DATA")
 AUTO = "auto"
 PIXELS_PER_BEAM = 5.0
-_C = 299792458.0
 
 
 def parse_angle(text: str, what: str = "angle") -> float:
@@ -81,22 +78,6 @@ def parse_dec(text: str) -> float:
     if abs(dec) > math.pi / 2:
         raise ConfigError(f"declination {text!r} is outside [-90, 90] degrees")
     return dec
-
-
-def format_ra(ra: float) -> str:
-    """``'13h50m00.000000s'`` (hours, minutes, seconds) of ``ra`` radians."""
-    seconds = round((math.degrees(ra) % 360.0) / 15.0 * 3600.0, 6) % 86400.0
-    h, rest = divmod(seconds, 3600.0)
-    m, s = divmod(rest, 60.0)
-    return f"{int(h):02d}h{int(m):02d}m{s:09.6f}s"
-
-
-def format_dec(dec: float) -> str:
-    """``'+25d10m00.00000s'`` of ``dec`` radians (the sign always written, also for -0d...)."""
-    arcsec = round(abs(math.degrees(dec)) * 3600.0, 5)
-    d, rest = divmod(arcsec, 3600.0)
-    m, s = divmod(rest, 60.0)
-    return f"{'-' if dec < 0 else '+'}{int(d):02d}d{int(m):02d}m{s:08.5f}s"
 
 
 def parse_weighting(text: str) -> tuple[str, float | None]:
@@ -414,5 +395,5 @@ def auto_scale(ms, pixels_per_beam: float = PIXELS_PER_BEAM) -> str:
     baseline = float(np.sqrt((uvw[:, :2] ** 2).sum(axis=1)).max()) if uvw.size else 0.0
     if not baseline > 0 or not frequencies:
         raise InputError(f"{ms}: no baselines to size the pixels from; give the scale explicitly")
-    beam_arcsec = math.degrees(_C / max(frequencies) / baseline) * 3600.0
+    beam_arcsec = math.degrees(SPEED_OF_LIGHT / max(frequencies) / baseline) * 3600.0
     return f"{beam_arcsec / pixels_per_beam:.4g}arcsec"

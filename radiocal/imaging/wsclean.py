@@ -23,7 +23,8 @@ from pathlib import Path
 
 from radiocal.errors import ConfigError
 from radiocal.imaging.errors import ImagerError, ImagerNotFoundError
-from radiocal.imaging.options import ImagingOptions, MSInfo, format_dec, format_ra
+from radiocal.astro import format_dec, format_ra
+from radiocal.imaging.options import ImagingOptions, MSInfo
 from radiocal.imaging.result import ImagingResult, claim_prefix, existing_products, output_prefix
 
 ENV_VAR = "RADIOCAL_WSCLEAN"

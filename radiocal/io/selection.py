@@ -35,7 +35,7 @@ from radiocal.errors import SelectionError
 from radiocal.io import schema
 from radiocal.io import selection_resolve as resolve
 from radiocal.io import selection_syntax as syntax
-from radiocal.io.selection_resolve import SPEED_OF_LIGHT, first_time
+from radiocal.io.selection_resolve import first_time
 
 _PARSERS = {
     "field": syntax.parse_field,
@@ -383,5 +383,5 @@ def selection_mask(ds: xr.Dataset, selection: Selection, *,
 
 __all__ = [
     "Selection", "select", "selection_mask", "check_selection", "matches_partition",
-    "first_time", "SPEED_OF_LIGHT",
+    "first_time",
 ]

@@ -14,11 +14,11 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from radiocal.astro import SPEED_OF_LIGHT
 from radiocal.errors import SelectionError
 from radiocal.io import schema
 from radiocal.io import selection_syntax as syntax
 
-SPEED_OF_LIGHT = 299792458.0  # m/s
 # MS TIME values are float64 MJD seconds (~5e9), exact to ~1e-6 s; a time typed to the second
 # must still match a stamp a rounding error away.
 _TIME_TOLERANCE = 1e-5

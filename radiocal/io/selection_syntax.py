@@ -55,6 +55,7 @@ import re
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from radiocal.astro import FREQUENCY_UNITS
 from radiocal.errors import SelectionError
 from radiocal.io.schema import CORR_CODES
 
@@ -68,7 +69,6 @@ _NAME_RES = {
     "spw": re.compile(r"[^\s,;:~<>^]+"),
     "antenna": re.compile(r"[^\s,;:&!~<>^@]+"),
 }
-_FREQ_UNITS = {"Hz": 1.0, "kHz": 1e3, "KHz": 1e3, "MHz": 1e6, "GHz": 1e9, "THz": 1e12}
 _FREQ_RANGE_RE = re.compile(
     rf"({_NUMBER})\s*([A-Za-z]*)\s*~\s*({_NUMBER})\s*([A-Za-z]+)"
 )
@@ -220,10 +220,10 @@ def _freq_range(param: str, token: str, context: str | None = None) -> FreqRange
         return None
     unit_low, unit_high = match[2] or match[4], match[4]
     for unit in (unit_low, unit_high):
-        if unit not in _FREQ_UNITS:
+        if unit not in FREQUENCY_UNITS:
             raise _fail(param, where, f"unknown frequency unit {unit!r} (use Hz, kHz, MHz, GHz)")
-    low = float(match[1]) * _FREQ_UNITS[unit_low]
-    high = float(match[3]) * _FREQ_UNITS[unit_high]
+    low = float(match[1]) * FREQUENCY_UNITS[unit_low]
+    high = float(match[3]) * FREQUENCY_UNITS[unit_high]
     if low > high:
         raise _fail(param, where, "frequency range start is above its end")
     return FreqRange(low, high, token)

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from radiocal.astro import ANGLE_UNITS, ARCSEC, FREQUENCY_UNITS
 from radiocal.errors import InputError
 
 POINT = "POINT"
@@ -47,7 +48,6 @@ _COLUMNS = {
 _IGNORED = ("Patch", "Category")
 _UNSUPPORTED = ("rotationmeasure", "polarizationangle", "polarizedfraction", "shapelet")
 
-_ARCSEC = math.pi / (180.0 * 3600.0)
 _HEADER_MAKESOURCEDB = re.compile(r"^#?\s*\((?P<cols>.*)\)\s*=\s*format\s*$", re.IGNORECASE)
 _HEADER_DP3 = re.compile(r"^\s*format\s*=\s*(?P<cols>.*)$", re.IGNORECASE)
 _HMS_LETTERS = re.compile(
@@ -187,7 +187,7 @@ def format_skymodel(model: SkyModel) -> str:
             f"{model.name[k]}, {model.shape[k]}, {math.degrees(model.ra[k]):.8f}deg, "
             f"{math.degrees(model.dec[k]):.8f}deg, {i}, {q}, {u}, {v}, [{indices}], "
             f"{'true' if model.logarithmic_si[k] else 'false'}, {model.reference_frequency[k]:.10g}, "
-            f"{model.major[k] / _ARCSEC:.6g}, {model.minor[k] / _ARCSEC:.6g}, "
+            f"{model.major[k] / ARCSEC:.6g}, {model.minor[k] / ARCSEC:.6g}, "
             f"{math.degrees(model.orientation[k]):.6g}")
     return "\n".join(lines) + "\n"
 
@@ -398,8 +398,8 @@ def _parse_component(record: dict, where: str) -> dict:
         "spectral_index": spectral_index,
         "logarithmic_si": log_si,
         "reference_frequency": ref,
-        "major": major * _ARCSEC,
-        "minor": minor * _ARCSEC,
+        "major": major * ARCSEC,
+        "minor": minor * ARCSEC,
         "orientation": math.radians(orientation),
     }
 
@@ -423,10 +423,6 @@ def _to_arrays(rows: list[dict]) -> SkyModel:
         minor=np.array(column["minor"], dtype=np.float64),
         orientation=np.array(column["orientation"], dtype=np.float64),
     )
-
-
-_ANGLE_UNITS = {"rad": 1.0, "deg": math.pi / 180.0, "arcmin": 60.0 * _ARCSEC, "arcsec": _ARCSEC}
-_FREQ_UNITS = {"Hz": 1.0, "kHz": 1e3, "MHz": 1e6, "GHz": 1e9}
 
 
 def _quantity(q: dict, units: dict, where: str) -> float:
@@ -468,18 +464,18 @@ def _read_componentlist(path: Path) -> SkyModel:
             rows.append({
                 "name": comp.get("label", "") or f"component{k}",
                 "shape": shape,
-                "ra": _quantity(direction["m0"], _ANGLE_UNITS, where),
-                "dec": _quantity(direction["m1"], _ANGLE_UNITS, where),
+                "ra": _quantity(direction["m0"], ANGLE_UNITS, where),
+                "dec": _quantity(direction["m1"], ANGLE_UNITS, where),
                 "stokes": list(np.real(np.asarray(flux["value"], dtype=complex))[:4]),
                 "spectral_index": index,
                 "logarithmic_si": True,
                 "reference_frequency": (
-                    _quantity(spectrum["frequency"]["m0"], _FREQ_UNITS, where) if index else 0.0
+                    _quantity(spectrum["frequency"]["m0"], FREQUENCY_UNITS, where) if index else 0.0
                 ),
-                "major": _quantity(comp["shape"]["majoraxis"], _ANGLE_UNITS, where) if gauss else 0.0,
-                "minor": _quantity(comp["shape"]["minoraxis"], _ANGLE_UNITS, where) if gauss else 0.0,
+                "major": _quantity(comp["shape"]["majoraxis"], ANGLE_UNITS, where) if gauss else 0.0,
+                "minor": _quantity(comp["shape"]["minoraxis"], ANGLE_UNITS, where) if gauss else 0.0,
                 "orientation": (
-                    _quantity(comp["shape"]["positionangle"], _ANGLE_UNITS, where) if gauss else 0.0
+                    _quantity(comp["shape"]["positionangle"], ANGLE_UNITS, where) if gauss else 0.0
                 ),
             })
     finally:

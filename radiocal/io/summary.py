@@ -2,44 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import math
-
 import dask
 import numpy as np
 import xarray as xr
 
+from radiocal.astro import format_dec, format_ra, to_datetime
 from radiocal.io import schema as S
 
-MJD_EPOCH = _dt.datetime(1858, 11, 17, tzinfo=_dt.timezone.utc)
-
-
-def mjd_seconds_to_datetime(seconds: float) -> _dt.datetime:
-    """MS TIME (MJD seconds, UTC) to an aware UTC datetime."""
-    return MJD_EPOCH + _dt.timedelta(seconds=float(seconds))
-
-
 def format_time(seconds: float, with_date: bool = True) -> str:
-    t = mjd_seconds_to_datetime(seconds)
+    t = to_datetime(seconds)
     return t.strftime("%Y/%m/%d/%H:%M:%S.%f")[:-5] if with_date else t.strftime("%H:%M:%S.%f")[:-5]
-
-
-def format_ra(rad: float) -> str:
-    hours = (math.degrees(rad) / 15.0) % 24.0
-    h = int(hours)
-    m = int((hours - h) * 60)
-    s = ((hours - h) * 60 - m) * 60
-    return f"{h:02d}:{m:02d}:{s:07.4f}"
-
-
-def format_dec(rad: float) -> str:
-    deg = math.degrees(rad)
-    sign = "-" if deg < 0 else "+"
-    deg = abs(deg)
-    d = int(deg)
-    m = int((deg - d) * 60)
-    s = ((deg - d) * 60 - m) * 60
-    return f"{sign}{d:02d}.{m:02d}.{s:06.3f}"
 
 
 def summarize(datasets: list[xr.Dataset], with_flags: bool = True) -> dict:
@@ -122,7 +94,7 @@ def format_summary(summary: dict, source: str) -> str:
                      f"{s['integrations']:>5} {s['integration_time']:>7.2f}  {','.join(s['intents'])}")
     lines += ["", "Fields:", f"  {'ID':>3}  {'Name':<16} {'RA (J2000)':<14} {'Decl (J2000)':<14} Scans"]
     for f in summary["fields"]:
-        lines.append(f"  {f['id']:>3}  {f['name']:<16.16} {format_ra(f['ra']):<14} {format_dec(f['dec']):<14} "
+        lines.append(f"  {f['id']:>3}  {f['name']:<16.16} {format_ra(f['ra'], 4, ':'):<14} {format_dec(f['dec'], 3, '.'):<14} "
                      f"{','.join(map(str, sorted(set(f['scans']))))}")
     lines += ["", "Spectral windows:",
               f"  {'ID':>3}  {'Name':<12} {'#Chans':>6} {'Frame':<6} {'Ch0 (MHz)':>12} {'ChanWid (kHz)':>14} "

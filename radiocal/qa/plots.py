@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radiocal.dynspec.plot import mjd_seconds_to_datetime64
+from radiocal.astro import to_datetime64
 from radiocal.io import caltables as C
 from radiocal.io import schema as S
 from radiocal.qa.panels import grid_shape
@@ -71,7 +71,7 @@ def calibrator_figure(summaries, field_name: str, which: str):
         scans.setdefault(s.partition.rsplit("scan", 1)[-1], []).append(s)
     for k, (scan, parts) in enumerate(scans.items()):
         colour = colours[k % len(colours)]
-        times = np.concatenate([mjd_seconds_to_datetime64(s.time) for s in parts])
+        times = np.concatenate([to_datetime64(s.time) for s in parts])
         freqs = np.concatenate([np.broadcast_to(s.frequency[None, :] / 1e6,
                                                 s.by_frequency[which].shape).ravel() for s in parts])
         by_time = np.concatenate([s.by_time[which].ravel() for s in parts])
@@ -145,7 +145,7 @@ def solution_figures(tds, title: str, quantity: str):
     if bandpass:
         x = tds[C.SOL_FREQ].values / 1e6
     else:
-        x = mdates.date2num(mjd_seconds_to_datetime64(tds[C.SOL_TIME].values))
+        x = mdates.date2num(to_datetime64(tds[C.SOL_TIME].values))
     pad = 0.02 * (np.ptp(x) or 1.0)
     xlim = (x.min() - pad, x.max() + pad)
     xticks = value_ticks(*xlim) if bandpass else time_ticks(*xlim)

@@ -44,7 +44,7 @@ def wsclean_or_skip() -> str:
 @pytest.fixture(scope="session")
 def sky():
     """Where the target's source is: (l, m), RA/Dec radians, flux, and the pixel geometry."""
-    from radiocal.io.testing.geometry import radec_from_lm
+    from radiocal.astro import radec_from_lm
 
     scale = math.radians(SCALE_ARCSEC / 3600.0)
     l, m = OFFSET_PIXELS[0] * scale, OFFSET_PIXELS[1] * scale

@@ -8,8 +8,9 @@ import pytest
 
 from radiocal.errors import ConfigError, InputError
 from radiocal.imaging import ImagingOptions, MSInfo, tclean_parameters, wsclean_arguments
-from radiocal.imaging.options import (auto_scale, format_dec, format_ra, parse_angle, parse_dec,
-                                      parse_polarizations, parse_ra, parse_size, parse_weighting)
+from radiocal.astro import format_dec, format_ra
+from radiocal.imaging.options import (auto_scale, parse_angle, parse_dec, parse_polarizations,
+                                      parse_ra, parse_size, parse_weighting)
 from radiocal.imaging.wsclean import failure_line
 
 

@@ -12,7 +12,7 @@ import pytest
 from radiocal.errors import InputError
 from radiocal.imaging import ImagerError, ImagerNotFoundError, ImagingOptions, run_wsclean
 from radiocal.imaging.fits import read_fits, sky_to_pixel
-from radiocal.imaging.options import format_dec, format_ra
+from radiocal.astro import format_dec, format_ra
 from radiocal.imaging.wsclean import wsclean_version
 from tests.imaging.conftest import CAL_FLUX, peak
 

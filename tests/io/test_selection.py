@@ -8,10 +8,10 @@ import dask.array as da
 import numpy as np
 import pytest
 
+from radiocal.astro import SPEED_OF_LIGHT
 from radiocal.errors import SelectionError
 from radiocal.io import schema as S
 from radiocal.io.selection import (
-    SPEED_OF_LIGHT,
     Selection,
     check_selection,
     first_time,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from radiocal.astro import dms, hms, lm_from_radec, sidereal_time
 from radiocal.errors import ConfigError
 
 # Field roles and the CASA scan intents they map to (MS STATE::OBS_MODE)
@@ -30,13 +31,10 @@ VLA_START = 5279076130.0
 LWA_START = 5279102100.0
 
 
-def _hms(h, m, s):
-    return math.radians(15.0 * (h + m / 60.0 + s / 3600.0))
-
-
-def _dms(d, m, s):
-    sign = -1.0 if d < 0 else 1.0
-    return sign * math.radians(abs(d) + m / 60.0 + s / 3600.0)
+# Observatory sites: (east longitude, latitude, height above the WGS84 ellipsoid), radians,
+# radians, metres
+VLA_SITE = (math.radians(-107.6184), math.radians(34.0790), 2124.0)
+LWA_SITE = (math.radians(-118.2817), math.radians(37.2398), 1183.0)
 
 
 @dataclass(frozen=True)
@@ -102,11 +100,11 @@ class PointSource:
 
 
 DEFAULT_FIELDS = (
-    FieldSpec("J1331+3030", _hms(13, 31, 8.288), _dms(30, 30, 32.96), "flux,bandpass",
+    FieldSpec("J1331+3030", hms(13, 31, 8.288), dms(30, 30, 32.96), "flux,bandpass",
               flux=15.0, spectral_index=-0.5),
-    FieldSpec("J1407+2827", _hms(14, 7, 0.394), _dms(28, 27, 14.69), "phase",
+    FieldSpec("J1407+2827", hms(14, 7, 0.394), dms(28, 27, 14.69), "phase",
               flux=2.5, spectral_index=-0.3),
-    FieldSpec("STAR", _hms(13, 50, 0.0), _dms(25, 10, 0.0), "target", flux=0.1,
+    FieldSpec("STAR", hms(13, 50, 0.0), dms(25, 10, 0.0), "target", flux=0.1,
               spectral_index=0.0, circular_fraction=0.2, variability=3.0),
 )
 DEFAULT_BACKGROUND = (
@@ -330,22 +328,20 @@ class SimConfig:
             **changes) -> "SimConfig":
         """OVRO-LWA-like: contiguous sub-bands of the real OVRO-LWA grid, linear feeds, a
         drift-scan field at the zenith with Cygnus A and Cassiopeia A as point sources."""
-        from radiocal.io.testing.geometry import LWA_SITE, lm_from_radec, lst
-
         chan0, width = 13.398e6, 23.926e3 * 192 / n_channels
         first = 9  # sub-band starting near 55 MHz, where the sky dominates the LWA
         spws = tuple((chan0 + (first + k) * 192 * 23.926e3, width, n_channels)
                      for k in range(n_subbands))
         start = changes.pop("start_time", LWA_START)
-        ra0, dec0 = lst(start, LWA_SITE[0]), LWA_SITE[1]
+        ra0, dec0 = float(sidereal_time(start, LWA_SITE[0], kind="mean")), LWA_SITE[1]
         ateam = []
         for ra, dec, flux, index in (
-            (_hms(19, 59, 28.36), _dms(40, 44, 2.1), 16500.0, -0.58),   # Cyg A at 74 MHz
-            (_hms(23, 23, 24.0), _dms(58, 48, 54.0), 17000.0, -0.77),   # Cas A at 74 MHz
+            (hms(19, 59, 28.36), dms(40, 44, 2.1), 16500.0, -0.58),   # Cyg A at 74 MHz
+            (hms(23, 23, 24.0), dms(58, 48, 54.0), 17000.0, -0.77),   # Cas A at 74 MHz
         ):
-            lm = lm_from_radec(ra, dec, ra0, dec0)
-            if lm is not None:
-                ateam.append(PointSource(lm[0], lm[1], flux, index))
+            l, m, n = lm_from_radec(ra, dec, ra0, dec0)
+            if n > 0:   # in front of the tangent plane
+                ateam.append(PointSource(float(l), float(m), flux, index))
         base = dict(
             n_antennas=8, layout="lwa", spws=spws, integration_time=10.0,
             schedule=((0, n_integrations),), scan_gap=0.0, start_time=start,

@@ -25,21 +25,19 @@ noise (and RFI) only.
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from radiocal.astro import SPEED_OF_LIGHT, radec_from_lm, to_datetime
 from radiocal.errors import ConfigError
 from radiocal.io import schema as S
 from radiocal.io.testing import corruptions, geometry, polarization
 from radiocal.io.testing.config import FieldSpec, PointSource, SimConfig
 
-C = 299792458.0
 _HAND = {"R": 0, "L": 1, "X": 0, "Y": 1}
-_MJD_EPOCH = datetime.datetime(1858, 11, 17, tzinfo=datetime.timezone.utc)
 
 
 @dataclass
@@ -65,7 +63,7 @@ class Sky:
         lines = ["Format = Name, Type, Ra, Dec, I, SpectralIndex, LogarithmicSI, "
                  f"ReferenceFrequency='{self.reference_frequency:.6e}'"]
         for i, src in enumerate(self.components(field_id)):
-            ra, dec = geometry.radec_from_lm(src.l, src.m, spec.ra, spec.dec)
+            ra, dec = radec_from_lm(src.l, src.m, spec.ra, spec.dec)
             lines.append(f"src{i}, POINT, {np.degrees(ra):.8f}deg, {np.degrees(dec):.8f}deg, "
                          f"{src.flux:.6f}, [{src.spectral_index:.4f}], true")
         return "\n".join(lines) + "\n"
@@ -230,7 +228,7 @@ def _sky_model(sky: Sky, field_id: int, uvw: np.ndarray, nu: np.ndarray, stokes_
         n1 = np.sqrt(1.0 - src.l ** 2 - src.m ** 2) - 1.0
         path = uvw[..., 0] * src.l + uvw[..., 1] * src.m + uvw[..., 2] * n1   # metres
         flux = src.flux * (nu / sky.reference_frequency) ** src.spectral_index
-        total_i += flux * np.exp(2j * np.pi * path[..., None] * (nu / C))
+        total_i += flux * np.exp(2j * np.pi * path[..., None] * (nu / SPEED_OF_LIGHT))
     spec = sky.fields[field_id]
     linear = (spec.linear_fraction * np.exp(2j * spec.polarization_angle)
               * np.broadcast_to(stokes_i[:, None, :], shape))
@@ -406,7 +404,7 @@ def lwa_name(time: float, first_frequency: float) -> str:
     """OVRO-LWA file name ``YYYYMMDD_HHMMSS_XXMHz.ms`` of an integration starting at ``time``
     (MJD seconds) in a sub-band whose first channel is ``first_frequency`` Hz (rounded MHz, as the
     real files are named: 13, 18, 23, ... MHz)."""
-    stamp = _MJD_EPOCH + datetime.timedelta(seconds=float(np.floor(time + 1e-6)))
+    stamp = to_datetime(np.floor(time + 1e-6))
     return f"{stamp:%Y%m%d_%H%M%S}_{int(round(first_frequency / 1e6))}MHz.ms"
 
 
