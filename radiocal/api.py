@@ -5,17 +5,26 @@
     import radiocal
     with radiocal.Engine() as eng:
         datasets = radiocal.open("obs.ms")        # lazy canonical datasets, one per partition
+        datasets = radiocal.flag(datasets, strategy="default")
         ...                                       # nothing computes until written or asked
 
-Names resolve lazily (importing ``radiocal`` stays cheap and never starts dask). A domain package
-exposes a function here by adding one line to ``_LAZY``: the public name, then the module and
-attribute that implement it, e.g. ``"flag": ("radiocal.flagging.dataset", "flag_datasets")``.
-Such a function must take and return a list of lazy datasets, like the pipeline steps.
+Every pipeline step in :data:`STEP_FUNCTIONS` is also a function here, ``radiocal.<name>(datasets,
+*, outdir=".", engine=None, **options)``, made from the step's registration: its keywords are
+the step's config fields (the names, defaults and checks of the pipeline YAML), and calling it
+runs the registered step, so there is one implementation. Transforms return lazy datasets; sinks
+(``dynamic_spectrum``, ``export``, ``solve``) write their product under ``outdir`` and return
+their input.
+``to_store`` and ``plot`` wrap the functions the runner and ``radiocal plot`` call.
+
+Names resolve lazily (importing ``radiocal`` stays cheap and never starts dask or imports a
+step's domain package before it is used).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
 import os
 from pathlib import Path
 
@@ -24,8 +33,16 @@ from radiocal.errors import InputError
 _LAZY = {
     "Engine": ("radiocal.engine.cluster", "Engine"),
 }
+# public function -> registered step
+STEP_FUNCTIONS = {
+    "flag": "flag", "solve": "solve", "apply": "applycal", "calibrate": "calibrate",
+    "predict": "predict", "subtract": "subtract", "export": "export",
+    # not radiocal.dynspec: that is the package radiocal/dynspec/, which Python binds to the name
+    # as soon as it is imported, hiding a function of the same name
+    "dynamic_spectrum": "dynspec",
+}
 
-__all__ = ["open", *_LAZY]
+__all__ = ["open", "to_store", "plot", *_LAZY, *STEP_FUNCTIONS]
 
 
 def open(path, **read_options):  # noqa: A001 - radiocal.open reads like the builtin on purpose
@@ -71,7 +88,70 @@ def open(path, **read_options):  # noqa: A001 - radiocal.open reads like the bui
     return read_ms(path, **read_options)
 
 
+def to_store(datasets, path, overwrite: bool = False) -> str:
+    """Compute ``datasets`` into a new radiocal store at ``path`` (as ``radiocal run`` writes
+    after its source step); :func:`open` reads it back lazily. Returns the store's path."""
+    from radiocal.io.store import write_store
+
+    return write_store(list(datasets), path, overwrite=overwrite)
+
+
+def plot(spectrum, output, products=None):
+    """Draw a dynamic spectrum (a dataset, or the zarr ``dynspec`` wrote) to ``output`` (.png,
+    .pdf), as ``radiocal plot`` does; ``products`` picks the panels (default I, V, V/I)."""
+    from radiocal.dynspec.dataset import open_dynspec
+    from radiocal.dynspec.plot import plot_dynamic_spectrum
+
+    if not hasattr(spectrum, "data_vars"):
+        spectrum = open_dynspec(spectrum)
+    return plot_dynamic_spectrum(spectrum, output, products=products)
+
+
+def _step_function(public: str, step: str):
+    """``radiocal.<public>``: the registered step ``step`` as a function of datasets."""
+    from radiocal.engine.registry import get_step, make_config
+
+    spec = get_step(step)
+
+    def call(datasets, /, *, outdir=".", engine=None, **options):
+        from radiocal.engine.context import StepContext
+
+        config = make_config(spec, options)
+        context = StepContext.for_library(outdir, engine=engine)
+        context.step_name = step
+        return spec.run(list(datasets), config, context)
+
+    fields = dataclasses.fields(spec.config_class)
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    call.__signature__ = inspect.Signature(
+        [inspect.Parameter("datasets", inspect.Parameter.POSITIONAL_ONLY),
+         inspect.Parameter("outdir", keyword, default="."),
+         inspect.Parameter("engine", keyword, default=None)]
+        + [inspect.Parameter(f.name, keyword, default=_default(f)) for f in fields])
+    options = "\n".join(f"    {f.name} : default {_default(f)!r}\n        {f.metadata.get('help', '')}"
+                        for f in fields)
+    call.__doc__ = (f"{spec.doc}\n\nThe pipeline step {step!r} ({spec.kind}) as a function.\n\n"
+                    f"Parameters\n----------\n    datasets : list of xarray.Dataset\n"
+                    f"    outdir : where products go (default: the working directory)\n"
+                    f"    engine : radiocal.Engine, optional\n{options}\n")
+    call.__name__ = call.__qualname__ = public
+    call.__module__ = "radiocal"
+    return call
+
+
+def _default(field):
+    """A config field's default as a signature shows it (required fields have none)."""
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return inspect.Parameter.empty
+
+
 def __getattr__(name: str):
+    if name in STEP_FUNCTIONS:
+        function = globals()[name] = _step_function(name, STEP_FUNCTIONS[name])
+        return function
     try:
         module, attribute = _LAZY[name]
     except KeyError:
@@ -80,4 +160,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(STEP_FUNCTIONS))

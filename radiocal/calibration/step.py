@@ -1,7 +1,8 @@
-"""Pipeline steps: ``calibrate`` (the phase-referencing sequence) and ``applycal`` (tables).
+"""Pipeline steps: ``calibrate`` (the phase-referencing sequence), ``solve`` (one table) and
+``applycal`` (tables).
 
-Both return lazy datasets with ``VISIBILITY_CORRECTED`` (and updated ``FLAG``/``WEIGHT``); the
-runner writes them. ``calibrate`` solves its tables eagerly (they are small reductions of the
+``calibrate`` and ``applycal`` return lazy datasets with ``VISIBILITY_CORRECTED`` (and updated
+``FLAG``/``WEIGHT``); the runner writes them. ``solve`` writes its table and passes the datasets on. ``calibrate`` solves its tables eagerly (they are small reductions of the
 data) and saves them under the run's store (``caltables/<name>``, zarr) and output directory
 (``caltables/<name>.<type>``, CASA format).
 """
@@ -18,8 +19,10 @@ from radiocal.calibration.workflow import calibrate
 from radiocal.engine.registry import register_step
 from radiocal.errors import ConfigError
 from radiocal.io import caltables as C
+from radiocal.io import schema as S
 
 CALTABLES_GROUP = "caltables"
+SOLVE_TYPES = {"delay": "K", "bandpass": "B", "gain": "G"}
 TABLE_SUFFIX = {"delay": "K", "bpphase": "G", "bandpass": "B", "phase_int": "G",
                 "phase_inf": "G", "amp": "G", "flux": "G", "flux_cal": "G", "amp_cal": "G",
                 "pol_gain": "G", "kcross": "Kcross", "xf": "Xf", "df": "Df"}
@@ -102,3 +105,61 @@ class ApplyConfig:
 def applycal_step(datasets, config: ApplyConfig, context):
     """Apply calibration tables to every partition."""
     return apply(datasets, config.chain(), calwt=config.calwt)
+
+
+@dataclass(frozen=True)
+class SolveConfig:
+    """Solve one delay, bandpass or gain table (CASA ``gaincal`` / ``bandpass``)."""
+
+    kind: str = dataclasses.field(default="gain", metadata={
+        "help": "table to solve", "choices": tuple(sorted(SOLVE_TYPES))})
+    output: str = dataclasses.field(default="", metadata={
+        "help": "name of the table (caltables/<output> in the store and the output directory)"})
+    field: tuple = dataclasses.field(default=(), metadata={
+        "help": "field name(s) to solve on (default: every partition)"})
+    solint: str = dataclasses.field(default="inf", metadata={
+        "help": "solution interval: int, inf or a duration (60s)"})
+    combine: str = dataclasses.field(default="", metadata={
+        "help": "axes to combine: scan, spw, field"})
+    refant: str = dataclasses.field(default="", metadata={
+        "help": "reference antenna(s) in preference order"})
+    calmode: str = dataclasses.field(default="ap", metadata={
+        "help": "gain solutions: amplitude and phase, phase, or amplitude",
+        "choices": ("ap", "p", "a")})
+    gaintype: str = dataclasses.field(default="G", metadata={
+        "help": "gain per hand (G) or one for both hands (T)", "choices": ("G", "T")})
+    solnorm: bool = dataclasses.field(default=False, metadata={
+        "help": "bandpass: normalise to unit amplitude"})
+    minsnr: float = dataclasses.field(default=3.0, metadata={
+        "help": "flag solutions below this SNR"})
+    minblperant: int = dataclasses.field(default=4, metadata={
+        "help": "minimum unflagged baselines per antenna"})
+    model: str = dataclasses.field(default="", metadata={
+        "help": "source model: a flux (Jy), 'S,alpha,reffreq', 'standard', 'column'; "
+                "default the model column if present, else a 1 Jy point"})
+    gaintable: tuple = dataclasses.field(default=(), metadata={
+        "help": "tables to pre-apply, in order (zarr table directories or CASA tables)"})
+
+    def __post_init__(self):
+        if not self.output:
+            raise ValueError("output: name the table to write")
+
+
+@register_step("solve", SolveConfig, kind="sink")
+def solve_step(datasets, config: SolveConfig, context):
+    """Solve one table on the calibrator's partitions and write it (the datasets pass on)."""
+    from radiocal.calibration.dataset import solve
+
+    fields = set(config.field)
+    picked = [ds for ds in datasets if not fields or ds.attrs.get(S.ATTR_FIELD_NAME) in fields]
+    if not picked:
+        raise ConfigError(f"step 'solve': no partitions of field(s) {', '.join(sorted(fields))}")
+    cal_type = SOLVE_TYPES[config.kind] if config.kind != "gain" else config.gaintype
+    table = solve(picked, cal_type, solint=config.solint, combine=config.combine,
+                  refant=config.refant or None, calmode=config.calmode, minsnr=config.minsnr,
+                  minblperant=config.minblperant, solnorm=config.solnorm,
+                  model=config.model or None,
+                  prior=[ApplyTable(load_table(path)) for path in config.gaintable])
+    for path in save_tables({config.output: table}, context.store, context.outdir):
+        context.logger.info("solve: wrote %s", path)
+    return datasets
