@@ -83,6 +83,9 @@ class ApplyConfig:
     gainfield: tuple = dataclasses.field(default=(), metadata={
         "help": "per table: '' (all fields), 'nearest' or a field name"})
     calwt: bool = dataclasses.field(default=False, metadata={"help": "scale weights by gains"})
+    spwmap: tuple = dataclasses.field(default=(), metadata={
+        "help": "table spectral window per data spectral window, for every table "
+                "(CASA spwmap; default: the same window)"})
 
     def chain(self):
         if not self.gaintable:
@@ -91,13 +94,20 @@ class ApplyConfig:
             if len(values) not in (0, 1, len(self.gaintable)):
                 raise ConfigError(f"applycal: {name} needs one value or one per table")
 
+        try:
+            spwmap = tuple(int(s) for s in self.spwmap) or None
+        except (TypeError, ValueError):
+            raise ConfigError(f"applycal: spwmap {list(self.spwmap)!r} must be integers, one per "
+                              "data spectral window") from None
+
         def pick(values, i, default):
             if not values:
                 return default
             return values[i] if len(values) > 1 else values[0]
 
         return [ApplyTable(load_table(path), interp=pick(self.interp, i, "linear") or "linear",
-                           gainfield=pick(self.gainfield, i, None) or None)
+                           gainfield=pick(self.gainfield, i, None) or None,
+                           spwmap=spwmap)
                 for i, path in enumerate(self.gaintable)]
 
 

@@ -95,7 +95,7 @@ def roles_from_data(ctx, read, fluxcal, bpcal, phasecal, targets, fluxcal_model)
 @config_option(CalibrateConfig, "fluxcal_scans", type=click.Choice(FLUXCAL_SCANS))
 @click.option("--bpcal", default="", help="Bandpass calibrator (default: the flux calibrator).")
 @click.option("--phasecal", default="", help="Phase calibrator field name (default: from the data).")
-@click.option("--target", "targets", multiple=True,
+@click.option("--targets", "--target", "targets", multiple=True,
               help="Target field(s), NAME[,NAME...] (default, when a calibrator is left out: from "
                    "the data).")
 @click.option("--refant", default="", help="Reference antenna(s) in preference order.")

@@ -1,8 +1,10 @@
 """The registered pipeline steps run lazily on simulated data."""
 
+import numpy as np
 import pytest
 
 from radiocal.engine.registry import get_step, make_config
+from radiocal.errors import ConfigError
 from radiocal.io import caltables as C
 from radiocal.io import schema as S
 
@@ -26,5 +28,23 @@ def test_calibrate_and_applycal_steps(tmp_path):
     apply_config = make_config(apply_spec, {"gaintable": [str(table_dir)], "interp": ["nearest"]})
     again = apply_spec.run(sim.datasets, apply_config, context)
     assert len(again) == len(sim.datasets)
+    # spwmap (one spectral window here): mapping window 0 to 0 changes nothing
+    mapped = apply_spec.run(sim.datasets, make_config(apply_spec, {
+        "gaintable": [str(table_dir)], "interp": ["nearest"], "spwmap": [0]}), context)
+    np.testing.assert_array_equal(mapped[0][S.VISIBILITY_CORRECTED].values,
+                                  again[0][S.VISIBILITY_CORRECTED].values)
+    with pytest.raises(ConfigError, match="spwmap"):
+        make_config(apply_spec, {"gaintable": ["t"], "spwmap": ["x"]}).chain()
+    # solve: one more table on the phase calibrator, pre-applying the bandpass
+    solve_spec = get_step("solve")
+    passed = solve_spec.run(sim.datasets, make_config(solve_spec, {
+        "kind": "gain", "calmode": "p", "field": ["J1407+2827"], "output": "check",
+        "gaintable": [str(table_dir)]}), context)
+    assert passed == sim.datasets
+    check = C.read_table_zarr(tmp_path / "caltables" / "check.zarr")
+    assert check[0].attrs[C.ATTR_CAL_TYPE] == "G"
+    with pytest.raises(ConfigError, match="no partitions of field"):
+        solve_spec.run(sim.datasets, make_config(solve_spec, {"output": "x", "field": ["NOPE"]}),
+                       context)
     with pytest.raises(Exception):
         make_config(spec, {"fluxcal": "x", "no_such_option": 1})
