@@ -21,7 +21,6 @@ from radiocal.errors import ConfigError
 from radiocal.io import caltables as C
 from radiocal.io import schema as S
 
-CALTABLES_GROUP = "caltables"
 SOLVE_TYPES = {"delay": "K", "bandpass": "B", "gain": "G"}
 TABLE_SUFFIX = {"delay": "K", "bpphase": "G", "bandpass": "B", "phase_int": "G",
                 "phase_inf": "G", "amp": "G", "flux": "G", "flux_cal": "G", "amp_cal": "G",
@@ -38,13 +37,13 @@ def save_tables(tables: dict, store, outdir=None, overwrite=True) -> list[str]:
     in_store = os.path.exists(os.path.join(os.fspath(store), ".zgroup"))
     for name, table in tables.items():
         if in_store or outdir is None:
-            path = os.path.join(os.fspath(store), CALTABLES_GROUP, name)
+            path = os.path.join(os.fspath(store), C.CALTABLES_GROUP, name)
         else:
-            path = os.path.join(os.fspath(outdir), CALTABLES_GROUP, f"{name}.zarr")
+            path = os.path.join(os.fspath(outdir), C.CALTABLES_GROUP, f"{name}.zarr")
         C.write_table_zarr(table, path, overwrite=overwrite)
         written.append(path)
         if outdir is not None:
-            casa = os.path.join(os.fspath(outdir), CALTABLES_GROUP,
+            casa = os.path.join(os.fspath(outdir), C.CALTABLES_GROUP,
                                 f"{name}.{TABLE_SUFFIX.get(name, C.table_type(table))}")
             os.makedirs(os.path.dirname(casa), exist_ok=True)
             C.write_casa_table(table, casa, overwrite=overwrite)

@@ -11,6 +11,7 @@ import os
 import click
 
 from radiocal.calibration.config import FLUXCAL_SCANS, CalibrateConfig
+from radiocal.cli.common import split_names
 from radiocal.cli.config_options import config_option
 from radiocal.cli.engine_commands import make_engine
 
@@ -19,15 +20,9 @@ from radiocal.errors import InputError
 SOLVE_TYPES = {"delay": "K", "bandpass": "B", "gain": "G"}
 
 
-def _split(values):
-    out = []
-    for value in values or ():
-        out.extend(v.strip() for v in value.split(",") if v.strip())
-    return out
-
-
 def _table(store, name_or_path):
-    from radiocal.calibration.step import CALTABLES_GROUP, load_table
+    from radiocal.calibration.step import load_table
+    from radiocal.io.caltables import CALTABLES_GROUP
 
     inside = os.path.join(store, CALTABLES_GROUP, name_or_path) if store else None
     if inside and os.path.isdir(inside):
@@ -134,7 +129,7 @@ def calibrate(ctx, store, fluxcal, fluxcal_model, fluxcal_scans, bpcal, phasecal
     from radiocal.io.store import open_store
 
     datasets = open_store(store)
-    targets = _split(targets)
+    targets = split_names(targets)
     if not (fluxcal and phasecal):
         roles = roles_from_data(ctx, lambda: datasets, fluxcal, bpcal, phasecal, targets,
                                 fluxcal_model)
@@ -183,19 +178,18 @@ def solve(ctx, kind, store, output, fields, solint, combine, refant, calmode, ga
     """Solve a delay, bandpass or gain table on STORE's calibrator data."""
     from radiocal.calibration.dataset import solve as solve_table
     from radiocal.calibration.jones import ApplyTable
-    from radiocal.calibration.step import CALTABLES_GROUP
     from radiocal.io import caltables as C
     from radiocal.io.store import open_store
 
     cal_type = SOLVE_TYPES[kind] if kind != "gain" else gaintype
-    datasets = _by_field(open_store(store), _split(fields))
-    prior = [ApplyTable(_table(store, t)) for t in _split(gaintable)]
+    datasets = _by_field(open_store(store), split_names(fields))
+    prior = [ApplyTable(_table(store, t)) for t in split_names(gaintable)]
     with make_engine(ctx):
         table = solve_table(datasets, cal_type, solint=solint, combine=combine,
                             refant=refant or None, calmode=calmode, minsnr=minsnr,
                             minblperant=minblperant, solnorm=solnorm, model=model, prior=prior)
     _report_counts(output, table)
-    C.write_table_zarr(table, os.path.join(store, CALTABLES_GROUP, output), overwrite=overwrite)
+    C.write_table_zarr(table, os.path.join(store, C.CALTABLES_GROUP, output), overwrite=overwrite)
     click.echo(f"wrote {output} ({cal_type}) to {store}")
 
 
@@ -216,7 +210,7 @@ def apply_command(ctx, store, gaintable, interp, gainfield, spwmap, fields, calw
     from radiocal.errors import ConfigError
     from radiocal.io.store import open_store
 
-    tables = _split(gaintable)
+    tables = split_names(gaintable)
     interp, gainfield = list(interp), list(gainfield)
     for name, values in (("--interp", interp), ("--gainfield", gainfield)):
         if len(values) not in (0, 1, len(tables)):
@@ -232,7 +226,7 @@ def apply_command(ctx, store, gaintable, interp, gainfield, spwmap, fields, calw
     chain = [ApplyTable(_table(store, t), interp=pick(interp, i) or "linear",
                         gainfield=pick(gainfield, i) or None, spwmap=mapping)
              for i, t in enumerate(tables)]
-    datasets = _by_field(open_store(store), _split(fields))
+    datasets = _by_field(open_store(store), split_names(fields))
     with make_engine(ctx):
         _write_corrected(apply(datasets, chain, calwt=calwt), store)
     click.echo(f"applied {len(chain)} table(s) to {len(datasets)} partitions of {store}")
@@ -263,11 +257,10 @@ def export_table(store, name, output, overwrite):
 @click.option("--overwrite", is_flag=True)
 def import_table(casa_table, store, name, overwrite):
     """Read CASA_TABLE into STORE as table NAME."""
-    from radiocal.calibration.step import CALTABLES_GROUP
     from radiocal.io import caltables as C
 
     table = C.read_casa_table(casa_table)
-    C.write_table_zarr(table, os.path.join(store, CALTABLES_GROUP, name), overwrite=overwrite)
+    C.write_table_zarr(table, os.path.join(store, C.CALTABLES_GROUP, name), overwrite=overwrite)
     click.echo(f"imported {casa_table} as {name} ({C.table_type(table)}, {len(table)} spw)")
 
 
@@ -289,10 +282,9 @@ def show_table(store, name):
 
 
 def _save(store, name, table, overwrite=True):
-    from radiocal.calibration.step import CALTABLES_GROUP
     from radiocal.io import caltables as C
 
-    C.write_table_zarr(table, os.path.join(store, CALTABLES_GROUP, name), overwrite=overwrite)
+    C.write_table_zarr(table, os.path.join(store, C.CALTABLES_GROUP, name), overwrite=overwrite)
 
 
 @caltable.command("flag-outliers")

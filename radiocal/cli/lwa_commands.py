@@ -17,7 +17,8 @@ from pathlib import Path
 
 import click
 
-from radiocal.cli.pipeline_commands import _SET_HELP, _echo_done, _run, _split, template_entries
+from radiocal.cli.common import SET_HELP, echo_done, run_entries, split_names
+from radiocal.cli.pipeline_commands import template_entries
 from radiocal.errors import RadiocalError
 
 PIPELINE = "lwa"
@@ -119,7 +120,7 @@ def _qa_status(work: Path) -> tuple[str, list[str]]:
 @click.option("--image/--no-image", default=None,
               help="WSClean diagnostic images of the calibrated data (default: when wsclean is "
                    "installed).")
-@click.option("--set", "overrides", multiple=True, metavar="STEP.KEY=VALUE", help=_SET_HELP)
+@click.option("--set", "overrides", multiple=True, metavar="STEP.KEY=VALUE", help=SET_HELP)
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: when stderr is a terminal).")
 @click.pass_context
@@ -144,13 +145,13 @@ def lwa(ctx, inputs, outdir, bad_antennas, bad_antennas_file, refant, uvrange, d
     outdir = Path(outdir).expanduser().resolve()
     name = run_name(inputs)
     work = _take_back(outdir, name)
-    entries = lwa_entries(inputs, bad_antennas=_split(bad_antennas),
+    entries = lwa_entries(inputs, bad_antennas=split_names(bad_antennas),
                           bad_antennas_file=bad_antennas_file or "", refant=refant,
                           uvrange=uvrange, delay_reference=delay_reference or "",
-                          sources=_split(sources), min_elevation=min_elevation, image=image,
+                          sources=split_names(sources), min_elevation=min_elevation, image=image,
                           filed_in=outdir)
     try:
-        document = _run(ctx, entries, work, overrides, progress)
+        document = run_entries(ctx, entries, work, overrides, progress)
     except RadiocalError as err:
         if work.exists():
             filed = _file(outdir, work, "unsuccessful")
@@ -164,7 +165,7 @@ def lwa(ctx, inputs, outdir, bad_antennas, bad_antennas_file, refant, uvrange, d
     outcome = "unsuccessful" if status == "FAILED" else "successful"
     filed = _file(outdir, work, outcome)
     document["outdir"] = str(filed)
-    _echo_done(ctx, document, filed, started)
+    echo_done(ctx, document, filed, started)
     if outcome == "unsuccessful":
         raise RadiocalError(f"run {name} FAILED its QA ({'; '.join(problems) or 'see report'}): "
                             f"filed in {filed}")

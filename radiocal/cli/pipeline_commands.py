@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import click
 
+from radiocal.cli.common import SET_HELP, echo_done, run_entries, split_names
+
 PIPELINE = "phaseref"
 DEMO_TARGET = "STAR"
-
-
-def _split(values) -> list[str]:
-    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
 
 
 def dynspec_name(target: str) -> str:
@@ -64,57 +61,6 @@ def phaseref_entries(inputs, *, fluxcal, phasecal, targets, bpcal="", fluxcal_mo
     return entries
 
 
-def _run(ctx, entries, outdir, overrides=(), progress=None) -> dict:
-    from radiocal.cli.engine_commands import make_engine, refuse_writing_inputs
-    from radiocal.engine.pipeline import load_pipeline
-    from radiocal.engine.runner import run_pipeline
-
-    steps = load_pipeline(entries, overrides)
-    refuse_writing_inputs(steps, outdir)
-    quiet = bool((ctx.find_root().obj or {}).get("quiet"))
-    show = progress if progress is not None else (sys.stderr.isatty() and not quiet)
-    with make_engine(ctx) as engine:
-        return run_pipeline(steps, outdir, engine, show_progress=show)
-
-
-def _summary(outdir: Path) -> list[str]:
-    """A few lines on what the run found, from its qa.json."""
-    import json
-
-    qa_path = outdir / "qa.json"
-    if not qa_path.exists():
-        return []
-    qa = json.loads(qa_path.read_text())
-    lines = [f"status: {qa['status']}"]
-    flagged = qa["flagged"]
-    lines.append(f"flagged: {100 * flagged['final']:.1f}% of the data after the run"
-                 + (f" ({100 * flagged['input']:.1f}% in the input)" if flagged.get("input") is not None
-                    else ""))
-    for name, per_spw in qa.get("fluxscale", {}).items():
-        found = ", ".join(f"{v['flux_jy']:.4g} Jy at {v['frequency_hz'] / 1e9:.4g} GHz"
-                          for v in per_spw.values())
-        lines.append(f"fluxscale: {name} {found}")
-    for plot in qa.get("plots", []):
-        if Path(plot).name.startswith("dynspec_"):
-            lines.append(f"dynamic spectrum: {plot}")
-    lines += [f"warning: {w}" for w in qa.get("warnings", [])[:3]]
-    return lines
-
-
-def _echo_done(ctx, document, outdir: Path, started: float) -> None:
-    if (ctx.find_root().obj or {}).get("quiet"):
-        return
-    ran = sum(1 for s in document["steps"] if s["status"] == "ran")
-    click.echo(f"radiocal: {len(document['steps'])} step(s) complete ({ran} run) in "
-               f"{time.monotonic() - started:.1f} s")
-    click.echo(f"products in {outdir}: report.pdf, plots/, calibrated.ms, caltables/, store.zarr")
-    for line in _summary(outdir):
-        click.echo(f"  {line}")
-
-
-_SET_HELP = "Override a step option (repeatable), as in `radiocal run`."
-
-
 @click.command("phaseref")
 @click.argument("inputs", nargs=-1, required=True, metavar="IN.ms [IN2.ms]...",
                 type=click.Path(exists=True))
@@ -133,7 +79,7 @@ _SET_HELP = "Override a step option (repeatable), as in `radiocal run`."
               help="Also image calibrated.ms with WSClean, one image per field, into OUTDIR/images/.")
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False),
               help="Output directory (see the README's 'Output directory').")
-@click.option("--set", "overrides", multiple=True, metavar="STEP.KEY=VALUE", help=_SET_HELP)
+@click.option("--set", "overrides", multiple=True, metavar="STEP.KEY=VALUE", help=SET_HELP)
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr (default: when stderr is a terminal).")
 @click.pass_context
@@ -147,7 +93,7 @@ def phaseref(ctx, inputs, fluxcal, fluxcal_model, bpcal, phasecal, targets, skym
     the same command again resumes an interrupted run and redoes only what changed.
     """
     started = time.monotonic()
-    targets = _split(targets)
+    targets = split_names(targets)
     if not (fluxcal and phasecal and targets):
         from radiocal.cli.calibration_commands import roles_from_data
 
@@ -157,8 +103,8 @@ def phaseref(ctx, inputs, fluxcal, fluxcal_model, bpcal, phasecal, targets, skym
     entries = phaseref_entries(inputs, fluxcal=fluxcal, phasecal=phasecal,
                                targets=targets, bpcal=bpcal, fluxcal_model=fluxcal_model,
                                refant=refant, skymodel=skymodel, image=image)
-    document = _run(ctx, entries, outdir, overrides, progress)
-    _echo_done(ctx, document, Path(document["outdir"]), started)
+    document = run_entries(ctx, entries, outdir, overrides, progress)
+    echo_done(ctx, document, Path(document["outdir"]), started)
 
 
 def _read_for_roles(inputs):
@@ -216,8 +162,8 @@ def demo(ctx, outdir, progress):
     fields = [f.name for f in config.fields]
     entries = phaseref_entries([ms], fluxcal=fields[0], phasecal=fields[1], targets=[DEMO_TARGET],
                                fluxcal_model="15.0,-0.5,1.4GHz", skymodel=sky)
-    document = _run(ctx, entries, outdir / PIPELINE, (), progress)
-    _echo_done(ctx, document, Path(document["outdir"]), started)
+    document = run_entries(ctx, entries, outdir / PIPELINE, (), progress)
+    echo_done(ctx, document, Path(document["outdir"]), started)
 
 
 commands = [phaseref, demo]

@@ -57,6 +57,7 @@ CAL_TYPES = ("G", "T", "B", "K")
 # (CASA's X Jones diag(p, 1)); Df the leakages (d_x, d_y) of D = [[1, d_x], [d_y, 1]] per channel
 POL_CAL_TYPES = ("KCROSS", "Xf", "Df")
 DELAY_TYPES = ("K", "KCROSS")
+CALTABLES_GROUP = "caltables"   # tables' group in a store, and their folder in an output directory
 ZARR_FORMAT = 2   # as the store's partitions (radiocal.io.store)
 TABLE_MARKER = "radiocal_caltable"
 _VISCAL = {"G": "G Jones", "T": "T Jones", "B": "B Jones", "K": "K Jones",

@@ -206,9 +206,8 @@ def measured_flux(summaries, field_name):
 
 def load_tables(store) -> dict:
     """Every calibration table saved in the store (``caltables/<name>``): name -> list of spw."""
-    from radiocal.calibration.step import CALTABLES_GROUP
 
-    root = os.path.join(os.fspath(store), CALTABLES_GROUP)
+    root = os.path.join(os.fspath(store), C.CALTABLES_GROUP)
     if not os.path.isdir(root):
         return {}
     tables = {}
