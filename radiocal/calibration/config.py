@@ -1,4 +1,5 @@
-"""The phase-referencing sequence's options (``radiocal calibrate``, the ``calibrate`` step).
+"""The options of the phase-referencing sequence (``radiocal calibrate``, the ``calibrate`` step)
+and of one solve (``radiocal solve``, the ``solve`` step).
 
 Kept apart from the solvers so that the CLI can build its options from these fields without
 importing the numba kernels.
@@ -6,12 +7,14 @@ importing the numba kernels.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from radiocal.errors import ConfigError
 
 INTERP_CHOICES = ("nearest", "linear", "hermite")
 FLUXCAL_SCANS = ("all", "last")
+SOLVE_TYPES = {"delay": "K", "bandpass": "B", "gain": "G"}
 
 
 @dataclass(frozen=True)
@@ -55,3 +58,41 @@ class CalibrateConfig:
         if self.target_interp not in INTERP_CHOICES:
             raise ConfigError(f"target_interp {self.target_interp!r} is not one of "
                               f"{', '.join(INTERP_CHOICES)}")
+
+
+@dataclass(frozen=True)
+class SolveConfig:
+    """Solve one delay, bandpass or gain table (CASA ``gaincal`` / ``bandpass``)."""
+
+    kind: str = dataclasses.field(default="gain", metadata={
+        "help": "table to solve", "choices": tuple(sorted(SOLVE_TYPES))})
+    output: str = dataclasses.field(default="", metadata={
+        "help": "name of the table (caltables/<output> in the store and the output directory)"})
+    field: tuple = dataclasses.field(default=(), metadata={
+        "help": "field name(s) to solve on (default: every partition)"})
+    solint: str = dataclasses.field(default="inf", metadata={
+        "help": "solution interval: int, inf or a duration (60s)"})
+    combine: str = dataclasses.field(default="", metadata={
+        "help": "axes to combine: scan, spw, field"})
+    refant: str = dataclasses.field(default="", metadata={
+        "help": "reference antenna(s) in preference order"})
+    calmode: str = dataclasses.field(default="ap", metadata={
+        "help": "gain solutions: amplitude and phase, phase, or amplitude",
+        "choices": ("ap", "p", "a")})
+    gaintype: str = dataclasses.field(default="G", metadata={
+        "help": "gain per hand (G) or one for both hands (T)", "choices": ("G", "T")})
+    solnorm: bool = dataclasses.field(default=False, metadata={
+        "help": "bandpass: normalise to unit amplitude"})
+    minsnr: float = dataclasses.field(default=3.0, metadata={
+        "help": "flag solutions below this SNR"})
+    minblperant: int = dataclasses.field(default=4, metadata={
+        "help": "minimum unflagged baselines per antenna"})
+    model: str = dataclasses.field(default="", metadata={
+        "help": "source model: a flux (Jy), 'S,alpha,reffreq', 'standard', 'column'; "
+                "default the model column if present, else a 1 Jy point"})
+    gaintable: tuple = dataclasses.field(default=(), metadata={
+        "help": "tables to pre-apply, in order (zarr table directories or CASA tables)"})
+
+    def __post_init__(self):
+        if not self.output:
+            raise ValueError("output: name the table to write")

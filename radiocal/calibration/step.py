@@ -13,7 +13,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
-from radiocal.calibration.config import INTERP_CHOICES, CalibrateConfig
+from radiocal.calibration.config import INTERP_CHOICES, SOLVE_TYPES, CalibrateConfig, SolveConfig
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.workflow import calibrate
 from radiocal.engine.registry import register_step
@@ -21,7 +21,6 @@ from radiocal.errors import ConfigError
 from radiocal.io import caltables as C
 from radiocal.io import schema as S
 
-SOLVE_TYPES = {"delay": "K", "bandpass": "B", "gain": "G"}
 TABLE_SUFFIX = {"delay": "K", "bpphase": "G", "bandpass": "B", "phase_int": "G",
                 "phase_inf": "G", "amp": "G", "flux": "G", "flux_cal": "G", "amp_cal": "G",
                 "pol_gain": "G", "kcross": "Kcross", "xf": "Xf", "df": "Df"}
@@ -114,44 +113,6 @@ class ApplyConfig:
 def applycal_step(datasets, config: ApplyConfig, context):
     """Apply calibration tables to every partition."""
     return apply(datasets, config.chain(), calwt=config.calwt)
-
-
-@dataclass(frozen=True)
-class SolveConfig:
-    """Solve one delay, bandpass or gain table (CASA ``gaincal`` / ``bandpass``)."""
-
-    kind: str = dataclasses.field(default="gain", metadata={
-        "help": "table to solve", "choices": tuple(sorted(SOLVE_TYPES))})
-    output: str = dataclasses.field(default="", metadata={
-        "help": "name of the table (caltables/<output> in the store and the output directory)"})
-    field: tuple = dataclasses.field(default=(), metadata={
-        "help": "field name(s) to solve on (default: every partition)"})
-    solint: str = dataclasses.field(default="inf", metadata={
-        "help": "solution interval: int, inf or a duration (60s)"})
-    combine: str = dataclasses.field(default="", metadata={
-        "help": "axes to combine: scan, spw, field"})
-    refant: str = dataclasses.field(default="", metadata={
-        "help": "reference antenna(s) in preference order"})
-    calmode: str = dataclasses.field(default="ap", metadata={
-        "help": "gain solutions: amplitude and phase, phase, or amplitude",
-        "choices": ("ap", "p", "a")})
-    gaintype: str = dataclasses.field(default="G", metadata={
-        "help": "gain per hand (G) or one for both hands (T)", "choices": ("G", "T")})
-    solnorm: bool = dataclasses.field(default=False, metadata={
-        "help": "bandpass: normalise to unit amplitude"})
-    minsnr: float = dataclasses.field(default=3.0, metadata={
-        "help": "flag solutions below this SNR"})
-    minblperant: int = dataclasses.field(default=4, metadata={
-        "help": "minimum unflagged baselines per antenna"})
-    model: str = dataclasses.field(default="", metadata={
-        "help": "source model: a flux (Jy), 'S,alpha,reffreq', 'standard', 'column'; "
-                "default the model column if present, else a 1 Jy point"})
-    gaintable: tuple = dataclasses.field(default=(), metadata={
-        "help": "tables to pre-apply, in order (zarr table directories or CASA tables)"})
-
-    def __post_init__(self):
-        if not self.output:
-            raise ValueError("output: name the table to write")
 
 
 @register_step("solve", SolveConfig, kind="sink")

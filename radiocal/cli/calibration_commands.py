@@ -10,26 +10,31 @@ import os
 
 import click
 
-from radiocal.calibration.config import FLUXCAL_SCANS, CalibrateConfig
+from radiocal.calibration.config import FLUXCAL_SCANS, SOLVE_TYPES, CalibrateConfig, SolveConfig
 from radiocal.cli.common import split_names
-from radiocal.cli.config_options import config_option
+from radiocal.cli.config_options import config_option, config_options
 from radiocal.cli.engine_commands import make_engine
 
 from radiocal.errors import InputError
 
-SOLVE_TYPES = {"delay": "K", "bandpass": "B", "gain": "G"}
 
 
-def _table(store, name_or_path):
-    from radiocal.calibration.step import load_table
+def _table_path(store, name_or_path) -> str:
+    """The path of a table given by its name in the store or by a path."""
     from radiocal.io.caltables import CALTABLES_GROUP
 
     inside = os.path.join(store, CALTABLES_GROUP, name_or_path) if store else None
     if inside and os.path.isdir(inside):
-        return load_table(inside)
+        return inside
     if os.path.isdir(name_or_path):
-        return load_table(name_or_path)
+        return name_or_path
     raise InputError(f"no calibration table {name_or_path!r} (neither in {store} nor a path)")
+
+
+def _table(store, name_or_path):
+    from radiocal.calibration.step import load_table
+
+    return load_table(_table_path(store, name_or_path))
 
 
 def _by_field(datasets, fields):
@@ -155,42 +160,35 @@ def calibrate(ctx, store, fluxcal, fluxcal_model, fluxcal_scans, bpcal, phasecal
 @click.command()
 @click.argument("kind", type=click.Choice(sorted(SOLVE_TYPES)))
 @click.argument("store", type=click.Path(exists=True))
-@click.option("-o", "--output", required=True, help="Name of the table in the store.")
-@click.option("--field", "fields", multiple=True, help="Field(s) to solve on, NAME[,NAME...].")
-@click.option("--solint", default="inf", show_default=True, help="int, inf or a duration (60s).")
-@click.option("--combine", default="", help="Axes to combine: scan, spw, field.")
-@click.option("--refant", default="", help="Reference antenna(s) in preference order.")
-@click.option("--calmode", type=click.Choice(["ap", "p", "a"]), default="ap", show_default=True,
-              help="Gain solutions: amplitude and phase, phase, or amplitude.")
-@click.option("--gaintype", type=click.Choice(["G", "T"]), default="G", show_default=True,
-              help="Gain per hand (G) or one for both hands (T).")
-@click.option("--solnorm", is_flag=True, help="Bandpass: normalise to unit amplitude.")
-@click.option("--minsnr", default=3.0, show_default=True, type=float)
-@click.option("--minblperant", default=4, show_default=True, type=int)
-@click.option("--model", default=None,
-              help="Source model: a flux (Jy), 'S,alpha,reffreq', 'standard', 'column'; "
-                   "default the model column if present, else a 1 Jy point.")
-@click.option("--gaintable", multiple=True, help="Tables to pre-apply, in order.")
+@config_options(SolveConfig, skip=("kind",),
+                output={"decls": ("-o",), "required": True, "show_default": False},
+                field={"metavar": "NAME[,NAME...]"})
 @click.option("--overwrite", is_flag=True, help="Replace an existing table of that name.")
 @click.pass_context
-def solve(ctx, kind, store, output, fields, solint, combine, refant, calmode, gaintype, solnorm,
-          minsnr, minblperant, model, gaintable, overwrite):
-    """Solve a delay, bandpass or gain table on STORE's calibrator data."""
-    from radiocal.calibration.dataset import solve as solve_table
-    from radiocal.calibration.jones import ApplyTable
+def solve(ctx, kind, store, overwrite, **options):
+    """Solve a delay, bandpass or gain table on STORE's calibrator data (the solve step; its
+    options are SolveConfig's, as in pipeline YAML)."""
+    from pathlib import Path
+
+    from radiocal.engine.context import StepContext
+    from radiocal.engine.registry import get_step, make_config
+    from radiocal.errors import OutputExistsError
     from radiocal.io import caltables as C
     from radiocal.io.store import open_store
 
-    cal_type = SOLVE_TYPES[kind] if kind != "gain" else gaintype
-    datasets = _by_field(open_store(store), split_names(fields))
-    prior = [ApplyTable(_table(store, t)) for t in split_names(gaintable)]
-    with make_engine(ctx):
-        table = solve_table(datasets, cal_type, solint=solint, combine=combine,
-                            refant=refant or None, calmode=calmode, minsnr=minsnr,
-                            minblperant=minblperant, solnorm=solnorm, model=model, prior=prior)
+    output = options["output"]
+    target = os.path.join(store, C.CALTABLES_GROUP, output)
+    if os.path.exists(target) and not overwrite:
+        raise OutputExistsError(f"table {output!r} exists in {store} (--overwrite replaces it)")
+    options.update(kind=kind, field=tuple(split_names(options["field"])),
+                   gaintable=tuple(_table_path(store, t) for t in split_names(options["gaintable"])))
+    spec = get_step("solve")
+    config = make_config(spec, options)
+    with make_engine(ctx) as engine:
+        spec.run(open_store(store), config, StepContext(outdir=None, store=Path(store), engine=engine))
+    table = C.read_table_zarr(target)
     _report_counts(output, table)
-    C.write_table_zarr(table, os.path.join(store, C.CALTABLES_GROUP, output), overwrite=overwrite)
-    click.echo(f"wrote {output} ({cal_type}) to {store}")
+    click.echo(f"wrote {output} ({C.table_type(table)}) to {store}")
 
 
 @click.command("apply")

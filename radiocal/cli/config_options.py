@@ -6,7 +6,11 @@ step's config field, so the CLI and the YAML cannot drift apart::
     @config_option(ConvertConfig, "renumber_scans")
     def convert(..., renumber_scans): ...
 
-Booleans become ``--name/--no-name`` switches; other fields take the field's type.
+    @config_options(SolveConfig, skip=("kind",), output={"decls": ("-o",), "required": True})
+    def solve(..., **options): ...          # every other field of SolveConfig, as --name
+
+Booleans become ``--name/--no-name`` switches, tuples repeatable options, ``choices`` metadata a
+``click.Choice``; other fields take the field's type.
 """
 
 from __future__ import annotations
@@ -16,16 +20,35 @@ import dataclasses
 import click
 
 
-def config_option(config_cls, name: str, **overrides):
-    """A click option for field ``name`` of the step config dataclass ``config_cls``."""
+def config_option(config_cls, name: str, decls=(), **overrides):
+    """A click option for field ``name`` of the step config dataclass ``config_cls``; ``decls``
+    adds spellings (``("-o",)``), ``overrides`` replace click keywords."""
     spec = {f.name: f for f in dataclasses.fields(config_cls)}[name]
     flag = "--" + name.replace("_", "-")
     default = spec.default
     kwargs = {"default": default, "show_default": True, "help": spec.metadata.get("help", "")}
     if isinstance(default, bool):
-        decls = [f"{flag}/--no-{flag[2:]}", name]
+        spellings = [f"{flag}/--no-{flag[2:]}"]
     else:
-        decls = [flag, name]
-        kwargs["type"] = type(default)
+        spellings = [flag]
+        if isinstance(default, tuple):
+            kwargs.update(multiple=True, type=str, show_default=False)
+        else:
+            kwargs["type"] = type(default)
+        if "choices" in spec.metadata:
+            kwargs["type"] = click.Choice(spec.metadata["choices"])
     kwargs.update(overrides)
-    return click.option(*decls, **kwargs)
+    return click.option(*decls, *spellings, name, **kwargs)
+
+
+def config_options(config_cls, skip=(), **overrides):
+    """Every field of ``config_cls`` but ``skip`` as options (:func:`config_option`), in the
+    dataclass's order; ``overrides[field]`` is a dict of that option's :func:`config_option`
+    keywords."""
+    def decorate(command):
+        for spec in reversed(dataclasses.fields(config_cls)):
+            if spec.name not in skip:
+                command = config_option(config_cls, spec.name, **overrides.get(spec.name, {}))(command)
+        return command
+
+    return decorate
