@@ -114,13 +114,15 @@ def roles_from_data(ctx, read, fluxcal, bpcal, phasecal, targets, fluxcal_model)
               show_default=True,
               help="How the phase calibrator's gains reach the targets' times: hermite follows each "
                    "calibrator scan's value and rate; linear/nearest are CASA's.")
+@config_option(CalibrateConfig, "polcal")
+@config_option(CalibrateConfig, "polcal_field")
 @click.option("--casa-tables", type=click.Path(), default=None,
               help="Also write the tables in CASA format into this directory.")
 @click.pass_context
 def calibrate(ctx, store, fluxcal, fluxcal_model, fluxcal_scans, bpcal, phasecal, targets, refant,
               minsnr,
               minblperant, solve_delay, cal_amp_solint, fluxscale_method, calwt, target_interp,
-              casa_tables):
+              polcal, polcal_field, casa_tables):
     """Standard phase-referencing calibration of STORE, in place.
 
     Pre-bandpass phase (int), bandpass (inf, combine scan, solnorm), phases (int and inf),
@@ -144,7 +146,7 @@ def calibrate(ctx, store, fluxcal, fluxcal_model, fluxcal_scans, bpcal, phasecal
                              fluxcal_scans=fluxcal_scans, refant=refant, minsnr=minsnr, minblperant=minblperant,
                              solve_delay=solve_delay, cal_amp_solint=cal_amp_solint,
                              fluxscale_method=fluxscale_method, calwt=calwt,
-                             target_interp=target_interp)
+                             target_interp=target_interp, polcal=polcal, polcal_field=polcal_field)
     with make_engine(ctx):
         tables, flux = solve_sequence(datasets, config)
         for name, table in tables.items():

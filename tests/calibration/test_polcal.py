@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from radiocal.astro import parallactic_angles
+from radiocal.astro import itrf, parallactic_angles
 from radiocal.calibration import polmodels
 from radiocal.calibration.jones import ApplyTable, apply, chain_jones
 from radiocal.calibration.parang import dataset_parang
@@ -31,7 +31,6 @@ from radiocal.io import caltables as C
 from radiocal.io import schema as S
 from radiocal.io.testing import SimConfig, simulate
 from radiocal.io.testing.config import DEFAULT_FIELDS, VLA_START
-from radiocal.io.testing.geometry import geodetic_to_itrf
 
 VLA = (math.radians(-107.6184), math.radians(34.0784), 2124.0)
 FRACTION, ANGLE = 0.094, math.radians(33.0)
@@ -42,7 +41,7 @@ def test_parallactic_angle_matches_casacore_measures():
     geodetic latitude, at the VLA, for 3C286 over eight hours through transit."""
     cm = pytest.importorskip("casacore.measures")
     qa = pytest.importorskip("casacore.quanta")
-    position = geodetic_to_itrf(*VLA)
+    position = itrf(*VLA)
     ra, dec = math.radians(202.784533), math.radians(30.509155)
     times = VLA_START + np.arange(-4 * 3600, 4 * 3600, 1800.0)
     chi = parallactic_angles(times, position[None], ra, dec)[:, 0]
