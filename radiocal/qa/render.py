@@ -21,6 +21,9 @@ PNG_LEVEL = 1
 # Below this many figures a pool's start-up (a forkserver importing matplotlib) costs more than
 # drawing them in this process saves.
 MIN_PARALLEL_JOBS = 4
+# With figures at 0.1-0.4 CPU-s each (~3.5 CPU-s for a 14-figure report), a pool on 2 cores saves
+# less wall time than its forkserver's ~1 CPU-s of imports costs on a busy machine: from 3 cores.
+MIN_POOL_CORES = 3
 
 
 def draw(job) -> list[bytes]:
@@ -55,9 +58,11 @@ def usable_cores() -> int:
 def draw_all(jobs: list, processes: int | None = None):
     """``(stem, png bytes)`` of every page, in job order (a job's later pages get ``_2``, ...).
 
-    ``processes``: worker processes (default: the usable cores); 1 draws here, serially.
+    ``processes``: worker processes (default: the usable cores from ``MIN_POOL_CORES`` on,
+    else 1); 1 draws here, serially.
     """
-    processes = min(processes or usable_cores(), len(jobs))
+    cores = usable_cores()
+    processes = min(processes or (cores if cores >= MIN_POOL_CORES else 1), len(jobs))
     if processes > 1 and len(jobs) >= MIN_PARALLEL_JOBS:
         # forkserver, not fork: this process runs dask's threads; the server imports the
         # plotting modules once and every worker starts from it
