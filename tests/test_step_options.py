@@ -2,8 +2,8 @@
 library function and the CLI command (issue 15).
 
 The library functions are made from the configs, so they must match exactly. ``radiocal solve``
-takes its options from ``SolveConfig`` (``cli.config_options.config_options``); the other CLI
-commands are still written by hand: their differences from the YAML today are listed in
+takes its options from ``SolveConfig`` and ``radiocal flag`` its step options from
+``FlagConfig`` (``cli.config_options``); the other CLI commands are still written by hand: their differences from the YAML today are listed in
 ``CLI_DRIFT``, and the test fails when a difference appears or disappears, so the list stays the
 truth.
 """
@@ -31,9 +31,9 @@ CLI_COMMANDS = {"convert": "convert", "flag": "flag", "calibrate": "calibrate", 
 # argument named like an option, solve's KIND, matches it).
 CLI_DRIFT = {
     "convert": ({"chunk_mb", "ms"}, {"output", "overwrite"}),
-    "flag": ({"bad_antennas", "bad_antennas_file", "propagate_correlations", "save_version"},
-             {"antenna", "correlation", "field", "intent", "propagate", "scan", "show_strategy",
-              "spw", "timerange", "uvrange", "version_name"}),
+    "flag": ({"save_version"},
+             {"antenna", "correlation", "field", "intent", "scan", "show_strategy", "spw",
+              "timerange", "uvrange", "version_name"}),
     "calibrate": (set(), {"casa_tables"}),
     "solve": (set(), {"overwrite"}),
     "applycal": (set(), {"field"}),

@@ -9,7 +9,7 @@ step's config field, so the CLI and the YAML cannot drift apart::
     @config_options(SolveConfig, skip=("kind",), output={"decls": ("-o",), "required": True})
     def solve(..., **options): ...          # every other field of SolveConfig, as --name
 
-Booleans become ``--name/--no-name`` switches, tuples repeatable options, ``choices`` metadata a
+Booleans (also ``bool | None``, unset by default) become ``--name/--no-name`` switches, tuples repeatable options, ``choices`` metadata a
 ``click.Choice``; other fields take the field's type.
 """
 
@@ -26,9 +26,10 @@ def config_option(config_cls, name: str, decls=(), **overrides):
     spec = {f.name: f for f in dataclasses.fields(config_cls)}[name]
     flag = "--" + name.replace("_", "-")
     default = spec.default
-    kwargs = {"default": default, "show_default": True, "help": spec.metadata.get("help", "")}
-    if isinstance(default, bool):
-        spellings = [f"{flag}/--no-{flag[2:]}"]
+    kwargs = {"default": default, "show_default": default not in ("", None),
+              "help": spec.metadata.get("help", "")}
+    if isinstance(default, bool) or spec.type in (bool | None, "bool | None"):
+        spellings = [f"{flag}/--no-{flag[2:]}"]   # None (unset): the step's own default
     else:
         spellings = [flag]
         if isinstance(default, tuple):

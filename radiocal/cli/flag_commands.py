@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import click
 
-from radiocal.cli.selection_options import selection_from_options, selection_options
+from radiocal.cli.common import split_names
+from radiocal.cli.config_options import config_option
+from radiocal.cli.selection_options import SELECTION_OPTION_NAMES, selection_from_options, selection_options
+from radiocal.flagging.config import FlagConfig
 
 
 @click.command()
 @click.argument("store", type=click.Path())
-@click.option("--strategy", default="default", show_default=True, metavar="FILE",
-              help="Strategy YAML file, a shipped strategy (generic, ovro_lwa, ata, atca, alma), "
-                   "or 'default': the shipped one for the data's telescope.")
+@config_option(FlagConfig, "strategy", metavar="FILE")
 @click.option("--show-strategy", is_flag=True,
               help="Print the strategy (all parameters, as YAML) and exit; edit it to make your own.")
-@click.option("--propagate/--no-propagate", default=None,
-              help="Flag every correlation of a flagged sample (default: as the strategy says).")
+@config_option(FlagConfig, "propagate_correlations", decls=("--propagate/--no-propagate",),
+               show_default=False)
+@config_option(FlagConfig, "bad_antennas", metavar="NAME[,NAME...]")
+@config_option(FlagConfig, "bad_antennas_file", metavar="FILE")
 @click.option("--version-name", default=None, metavar="NAME",
               help="Name of the flag version saved before flagging (default: flag_N).")
 @selection_options
-def flag(store, strategy, show_strategy, propagate, version_name, **selection):
+def flag(store, show_strategy, version_name, **options):
     """Flag RFI and bad data in STORE in place (the previous flags are saved as a version first).
 
     The default strategy is the one shipped for the data's telescope (TELESCOPE_NAME): it clips
@@ -28,30 +31,26 @@ def flag(store, strategy, show_strategy, propagate, version_name, **selection):
     with SumThreshold and a sliding-window MAD test in long ones. With selection options, flags
     change only inside the selection.
     """
-    from dataclasses import replace
-
-    from radiocal.flagging.step import flag_store, per_telescope
+    from radiocal.flagging.step import flag_store, per_telescope, strategy_for
     from radiocal.flagging.strategy import load_strategy, strategy_to_yaml
 
-    def chosen(telescope):
-        picked = load_strategy(strategy, telescope)
-        if propagate is not None:
-            picked = replace(picked, propagate_correlations=propagate)
-        return picked
-
+    selection = {name: options.pop(name) for name in SELECTION_OPTION_NAMES}
+    options["bad_antennas"] = tuple(split_names(options["bad_antennas"]))
+    config = FlagConfig(**options)
     if show_strategy:
-        click.echo(strategy_to_yaml(chosen(_telescope(store))), nl=False)
+        click.echo(strategy_to_yaml(strategy_for(config, _telescope(store))), nl=False)
         return
 
     def announced(telescope):
-        picked = chosen(telescope)
+        picked = strategy_for(config, telescope)
         click.echo(f"telescope {telescope!r}: strategy {picked.name!r}")
         return picked
 
     sel = None
     if any(v is not None for v in selection.values()):
         sel = selection_from_options(**selection)
-    load_strategy(strategy)   # a bad strategy file is an error before the store is touched
+    load_strategy(config.strategy)   # a bad strategy file is an error before the store is touched
+    config.antennas()                # and so is an unreadable bad-antenna list
     report = flag_store(store, per_telescope(announced), selection=sel, version_name=version_name)
     (b, total), (a, _) = report["before"], report["after"]
     click.echo(f"saved previous flags as version {report['version']!r}")

@@ -6,51 +6,21 @@ with ``radiocal flags restore``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 
 import dask
 import dask.array as da
 
 from radiocal.engine.registry import register_step
 from radiocal.flagging import dataset as fd
-from radiocal.errors import InputError
+from radiocal.flagging.config import FlagConfig
 from radiocal.flagging.strategy import ManualParams, Strategy, apply_strategy, load_strategy
 from radiocal.io import schema as S
 
 
-@dataclass(frozen=True)
-class FlagConfig:
-    strategy: str = field(default="default", metadata={
-        "help": "strategy YAML file, a shipped strategy (generic, ovro_lwa, ata, atca, alma), or "
-                "'default': the shipped one for the data's telescope"})
-    propagate_correlations: bool | None = field(
-        default=None, metadata={"help": "flag all correlations of a flagged sample "
-                                        "(default: as the strategy says, on for 'default')"})
-    save_version: bool = field(default=True, metadata={
-        "help": "save the incoming flags as a flag version in the run's store first"})
-    bad_antennas: tuple = field(default=(), metadata={
-        "help": "antenna names flagged throughout, before the strategy runs"})
-    bad_antennas_file: str = field(default="", metadata={
-        "help": "text file of bad antenna names (commas/whitespace, '#' comments)",
-        "input": True})
-
-    def antennas(self) -> tuple[str, ...]:
-        """``bad_antennas`` and the names in ``bad_antennas_file``, in order, once each."""
-        names = [str(a) for a in self.bad_antennas]
-        if self.bad_antennas_file:
-            path = Path(self.bad_antennas_file).expanduser()
-            try:
-                text = path.read_text()
-            except OSError as err:
-                raise InputError(f"{path}: cannot read the bad-antenna list "
-                                 f"({err.strerror or err})") from None
-            for line in text.splitlines():
-                names += line.split("#", 1)[0].replace(",", " ").split()
-        return tuple(dict.fromkeys(names))
-
-
-def _strategy(config: FlagConfig, telescope: str | None = None) -> Strategy:
+def strategy_for(config: FlagConfig, telescope: str | None = None) -> Strategy:
+    """The strategy ``config`` asks for on ``telescope``'s data: its propagation choice and its
+    bad antennas (a manual flagger first) applied."""
     strategy = load_strategy(config.strategy, telescope)
     if config.propagate_correlations is not None:
         strategy = replace(strategy, propagate_correlations=config.propagate_correlations)
@@ -172,7 +142,7 @@ def run(datasets, config: FlagConfig, context):
     """Flag RFI and bad data with a strategy (default: the shipped one for the data's telescope:
     clip, shadow, antenna health, then along frequency for short scans or SumThreshold and MAD
     for long ones); the incoming flags are saved as a flag version in the run's store."""
-    strategy = per_telescope(lambda telescope: _strategy(config, telescope))
+    strategy = per_telescope(lambda telescope: strategy_for(config, telescope))
     store = getattr(context, "store", None)
     from radiocal.io.store import is_store
 

@@ -84,6 +84,24 @@ def test_flag_command_with_selection_changes_only_the_selection(store, run_cli):
         assert changed == (str(ds.attrs[S.ATTR_SCAN]) == scan)
 
 
+def test_flag_command_bad_antennas_as_the_step(store, run_cli, tmp_path):
+    """--bad-antennas / --bad-antennas-file are the flag step's options (FlagConfig)."""
+    datasets = open_store(store)
+    names = datasets[0][S.ANTENNA_NAME].values
+    listing = tmp_path / "bad.txt"
+    listing.write_text(f"# dead\n{names[2]}\n")
+    result = run_cli("flag", store, "--bad-antennas", str(names[1]), "--bad-antennas-file",
+                     listing, "--no-propagate")
+    assert result.exit_code == 0, result.err
+    for ds in open_store(store):
+        a1, a2 = ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values
+        bad = np.isin(a1, [1, 2]) | np.isin(a2, [1, 2])
+        present = ds[S.ROW_PRESENT].values[:, bad]
+        assert ds[S.FLAG].values[:, bad][present].all()
+    missing = run_cli("flag", store, "--bad-antennas-file", tmp_path / "none.txt")
+    assert missing.exit_code != 0 and missing.err.count("\n") == 1 and "none.txt" in missing.err
+
+
 def test_cli_errors_are_one_line(store, run_cli, tmp_path):
     bad = run_cli("flags", "restore", store, "nope")
     assert bad.exit_code != 0 and bad.err.count("\n") == 1 and "no flag version 'nope'" in bad.err
