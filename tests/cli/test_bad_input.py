@@ -139,7 +139,6 @@ def store_not_complete(tmp, good):
     attrs = json.loads((store / ".zattrs").read_text())
     attrs.pop("radiocal_complete", None)
     (store / ".zattrs").write_text(json.dumps(attrs))
-    (store / ".zmetadata").unlink()
     return ["flag", str(store)], [store], ["s.zarr", "incomplete"]
 
 
@@ -164,10 +163,11 @@ def corrupt_zarray(tmp, good):
     return ["flag", str(store)], [store], ["VISIBILITY", ".zarray"]
 
 
-def store_without_consolidated_metadata(tmp, good):
+def store_missing_a_partition(tmp, good):
     store = _copy(good["store"], tmp / "s.zarr")
-    (store / ".zmetadata").unlink()
-    return ["flag", str(store)], [store], ["s.zarr"]
+    partition = sorted(p for p in (store / "partitions").iterdir() if p.is_dir())[0]
+    shutil.rmtree(partition)
+    return ["flag", str(store)], [store], [partition.name]
 
 
 def bad_selection_syntax(tmp, good):
@@ -268,7 +268,7 @@ def info_on_garbage_store(tmp, good):
 CASES = [missing_path, not_an_ms, ms_is_a_file, truncated_main_file, truncated_column_file,
          empty_storage_file, corrupt_table_dat, empty_main_table, missing_subtable,
          unsupported_correlations, store_not_complete, truncated_visibility_chunk,
-         truncated_flag_chunk, corrupt_zarray, store_without_consolidated_metadata, bad_selection_syntax, selection_matches_nothing,
+         truncated_flag_chunk, corrupt_zarray, store_missing_a_partition, bad_selection_syntax, selection_matches_nothing,
          unknown_field, bad_strategy_yaml, strategy_wrong_type, output_inside_input,
          output_is_input, unwritable_output, bad_skymodel, missing_skymodel, bad_chunk_mb, bad_memory_limit,
          unknown_refant, unknown_calibrator, bad_pipeline_yaml, not_a_dynspec,
