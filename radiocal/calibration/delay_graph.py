@@ -12,6 +12,7 @@ the last task of its cell group.
 
 from __future__ import annotations
 
+import operator
 import os
 import tempfile
 
@@ -35,11 +36,19 @@ def _spill(stats, path, dnu):
     return const
 
 
-def _channel_solve(blocks, ant1, ant2, nant, refants, minblperant):
+def _channels(blocks, paths, dnu, ant1, ant2, nant, refants, minblperant):
+    """One channel chunk: its per-channel gains, its blocks spilled, their constant terms.
+
+    Both uses of a chunk's statistics are in one task so that each chunk's statistics are
+    released as soon as they are summed: were the spills tasks of their own, dask could hold
+    every chunk's statistics (a whole cell's) until it got round to them.
+    """
+    const = np.concatenate([_spill(block, path, dnu) for block, path in zip(blocks, paths)],
+                           axis=1)
     stats = np.concatenate(blocks, axis=2)
     gains, _, _, flag, used_ref = K.solve_cells(stats, ant1, ant2, nant, refants, K.MODE_AP,
                                                 minblperant, 0.0, 100, 1e-10)
-    return gains, flag, used_ref
+    return (gains, flag, used_ref), const
 
 
 def _sum(parts):
@@ -159,24 +168,18 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, minblperant, minsnr
     for g in range(len(kchunks)):
         paths, consts, channels = [], [], []
         for fi in range(len(fchunks)):
-            fsl = slice(fstart[fi], fstart[fi + 1])
-            row = []
-            for bi in range(len(bchunks)):
-                path = os.path.join(spill_dir, f"{g}_{fi}_{bi}.npy")
-                paths.append((fi, bi, path))
-                key = (name + "-spill", g, fi, bi)
-                dsk[key] = (_spill, (stats.name, g, fi, bi, 0, 0), path, dnu[fsl])
-                row.append(key)
-            consts.append(row)
+            row = [os.path.join(spill_dir, f"{g}_{fi}_{bi}.npy") for bi in range(len(bchunks))]
+            paths.extend((fi, bi, path) for bi, path in enumerate(row))
             key = (name + "-channels", g, fi)
-            dsk[key] = (_channel_solve, [(stats.name, g, fi, bi, 0, 0)
-                                         for bi in range(len(bchunks))],
-                        ant1, ant2, nant, refants, minblperant)
-            channels.append(key)
-        per_baseline = [_tree(dsk, (name + "-const", g, bi), [row[bi] for row in consts], _sum)
-                        for bi in range(len(bchunks))]
+            dsk[key] = (_channels, [(stats.name, g, fi, bi, 0, 0) for bi in range(len(bchunks))],
+                        row, dnu[fstart[fi]:fstart[fi + 1]], ant1, ant2, nant, refants,
+                        minblperant)
+            for part, keys in ((0, channels), (1, consts)):
+                dsk[(name + "-part", g, fi, part)] = (operator.getitem, key, part)
+                keys.append((name + "-part", g, fi, part))
+        const = _tree(dsk, (name + "-const", g), consts, _sum)
         state = (name + "-state", g, 0)
-        dsk[state] = (_first_guess, channels, per_baseline, np.asarray(freqs, np.float64),
+        dsk[state] = (_first_guess, channels, [const], np.asarray(freqs, np.float64),
                       float(ref_freq), ant1, ant2, nant, minblperant)
         for it in range(1, n_iter + 1):
             shares = []

@@ -21,6 +21,8 @@ import os
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
+from dask._task_spec import convert_legacy_graph
+from dask.highlevelgraph import HighLevelGraph
 
 from radiocal import budget
 from radiocal.errors import InputError
@@ -61,13 +63,63 @@ def rechunk(array: da.Array, chunks, token: str = "") -> da.Array:
     same regions (a statistic over every plane, then a kernel per plane) reads them twice rather
     than dask holding every region in memory until the gate is decided.
     """
-    source = array.__dask_graph__().get(f"original-{array.name}")
-    if not isinstance(source, _ChunkFiles):
+    source = _source(array)
+    if source is None:
         return array.rechunk(chunks)
     chunks = da.core.normalize_chunks(chunks, array.shape, dtype=array.dtype,
                                       previous_chunks=array.chunks)
     if chunks == array.chunks:
         return array
+    return _regions(array, source, chunks, token)
+
+
+def reread(array: da.Array, chunks, token: str) -> da.Array:
+    """``array`` in ``chunks`` under keys of its own (``token``), sharing no task with ``array``.
+
+    An array :func:`open_raw` made is read region by region from its chunk files; any other
+    array's whole graph is cloned (its sources are read again) and then rechunked. A pass that
+    needs only a part of every chunk at a time (a group of channels) then holds only that part:
+    with shared reads, dask keeps each source chunk until every part of it has been used.
+    """
+    source = _source(array)
+    if source is None:
+        return _renamed(array, tokenize(token)).rechunk(chunks)
+    chunks = da.core.normalize_chunks(chunks, array.shape, dtype=array.dtype,
+                                      previous_chunks=array.chunks)
+    return _regions(array, source, chunks, token)
+
+
+def _renamed(array: da.Array, suffix: str) -> da.Array:
+    """``array`` with every task of its graph under a new key (``-suffix`` added to each name).
+
+    (``dask.graph_manipulation.clone`` does this too, but breaks on rechunked arrays.)
+    """
+    graph = convert_legacy_graph(dict(array.__dask_graph__()))
+
+    def rename(key):
+        if isinstance(key, tuple):
+            return (f"{key[0]}-{suffix}",) + key[1:]
+        return f"{key}-{suffix}"
+    renames = {key: rename(key) for key in graph}
+    tasks = {renames[key]: node.substitute(renames, key=renames[key])
+             for key, node in graph.items()}
+    name = f"{array.name}-{suffix}"
+    return da.Array(HighLevelGraph.from_collections(name, tasks, dependencies=()), name,
+                    array.chunks, meta=array._meta)
+
+
+def is_raw(array: da.Array) -> bool:
+    """Whether :func:`open_raw` made ``array`` (its chunks are read straight from the files)."""
+    return _source(array) is not None
+
+
+def _source(array: da.Array):
+    """The chunk files behind an array :func:`open_raw` made, else None."""
+    source = array.__dask_graph__().get(f"original-{array.name}")
+    return source if isinstance(source, _ChunkFiles) else None
+
+
+def _regions(array, source, chunks, token) -> da.Array:
     return da.from_array(source, chunks=chunks, name=f"{array.name}-{tokenize(chunks, token)}",
                          lock=False, asarray=False, meta=array._meta)
 

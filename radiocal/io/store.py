@@ -327,7 +327,7 @@ def broadcast_channels(weight: da.Array, chan_chunks: tuple[int, ...]) -> da.Arr
     return full
 
 
-def _channel_free(array):
+def channel_free(array):
     """The channel-free source of a WEIGHT made by :func:`broadcast_channels`, else None."""
     marker = getattr(array, _CHANNEL_FREE, None)
     # dask arrays can be assigned to in place (a new name): then the marker no longer holds
@@ -347,7 +347,7 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
     for var in ds.variables.values():
         var.encoding = {}   # drop encodings inherited from another store
     if S.WEIGHT in ds and ds[S.WEIGHT].dims == _WEIGHT_DIMS:
-        compact = _channel_free(ds[S.WEIGHT].data)
+        compact = channel_free(ds[S.WEIGHT].data)
         if compact is not None:
             ds[S.WEIGHT] = xr.Variable(_COMPACT_WEIGHT_DIMS, compact, attrs=ds[S.WEIGHT].attrs)
     return fold_coords(ds)
