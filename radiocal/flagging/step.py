@@ -112,28 +112,21 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
     save_flag_version(store, name, comment or f"before radiocal flag ({label})")
     flagged, counts = flag_datasets(datasets, strategy, selection)
     totals: dict = {}
-    before = after = cells = 0
-    # Partition by partition, one pass computes the new flags together with the counts; the flags
-    # (bool: 1/8 of the visibilities' size, for one scan at a time) then go through the store's
-    # staging area, which is safe although they were computed from the flags they replace.
-    for ds, new, count in zip(datasets, flagged, counts):
-        if new is ds:
-            continue  # outside the selection: nothing changes
-        values, count, old = dask.compute(new[S.FLAG].data, count, ds[S.FLAG].data.sum())
+    # One pass computes the new flags chunk by chunk into the store's staging area (safe although
+    # they are computed from the flags they replace) together with the counts; nothing of the
+    # data's size reaches this process.
+    changed = [new for ds, new in zip(datasets, flagged) if new is not ds]
+    sums = [(ds[S.FLAG].data.sum(), new[S.FLAG].data.sum()) if new is not ds
+            else (ds[S.FLAG].data.sum(),) * 2 for ds, new in zip(datasets, flagged)]
+    also = (counts, sums)
+    counts, sums = (update_store(changed, store, [S.FLAG], also=also) if changed
+                    else dask.compute(*also))
+    for count in counts:
         for key, value in count.items():
             totals[key] = totals.get(key, 0) + int(value)
-        update_store([ds.assign({S.FLAG: (ds[S.FLAG].dims,
-                                          da.from_array(values, chunks=ds[S.FLAG].data.chunks))})],
-                     store, [S.FLAG])
-        before += int(old)
-        after += int(values.sum())
-        cells += values.size
-    unchanged = [ds for ds, new in zip(datasets, flagged) if new is ds]
-    if unchanged:
-        kept = dask.compute(*[ds[S.FLAG].data.sum() for ds in unchanged])
-        before += int(sum(kept))
-        after += int(sum(kept))
-        cells += int(sum(ds[S.FLAG].size for ds in unchanged))
+    before = sum(int(old) for old, _ in sums)
+    after = sum(int(new) for _, new in sums)
+    cells = sum(int(ds[S.FLAG].size) for ds in datasets)
     return {"version": name, "counts": totals, "before": (before, cells), "after": (after, cells)}
 
 

@@ -178,13 +178,16 @@ def _open_partition(path, name: str) -> xr.Dataset:
     return _restore(ds, group)
 
 
-def update_store(datasets: list[xr.Dataset], path, variables) -> None:
+def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
     """Rewrite (or add) ``variables`` of existing partitions, matched by their ``partition`` attr.
 
     The new values are computed into a staging group first and only then moved into place, so a
     variable that is computed from its own stored values (flags from flags) is never read after
     it has been partly overwritten. The partitions' attributes are replaced by the datasets'. The
     store is marked incomplete while the moves happen.
+
+    ``also``: lazy values (counts, sums of the new values) computed in the same pass as the
+    writes, chunk by chunk beside them; their results are returned.
     """
     path = os.path.normpath(os.fspath(path))
     root = open_root(path)
@@ -195,8 +198,9 @@ def update_store(datasets: list[xr.Dataset], path, variables) -> None:
         shutil.rmtree(staging)
     prepared = [_prepare(ds[variables]).assign_attrs(_disk_attrs(ds)) for ds in datasets]
     zarr.open_group(staging, mode="w", zarr_format=ZARR_FORMAT)
-    dask.compute(*_lazy_writes(prepared, [os.path.join(staging, ds.attrs[S.ATTR_PARTITION])
-                                          for ds in prepared]))
+    writes = _lazy_writes(prepared, [os.path.join(staging, ds.attrs[S.ATTR_PARTITION])
+                                     for ds in prepared])
+    results = dask.compute(*writes, *also)[len(writes):]
     root.attrs[COMPLETE_ATTR] = False
     for ds in prepared:
         name = ds.attrs[S.ATTR_PARTITION]
@@ -209,6 +213,7 @@ def update_store(datasets: list[xr.Dataset], path, variables) -> None:
         group.attrs.put(dict(ds.attrs))
     shutil.rmtree(staging)
     _mark_complete(path)
+    return results
 
 
 def drop_variables(path, variables, partitions=None) -> None:
