@@ -103,6 +103,59 @@ def _solve_small(mom, rhs, q, degree, with_var, fit, support, var):
             var[i] = max(v, 0.0) if m0 > 0.0 else 0.0
 
 
+@numba.njit(error_model="numpy", **JIT)
+def _solve_cubic(mom, rhs, q, with_var, fit, support, var):
+    """:func:`_solve_small` for degree 3: ``mom`` and ``q`` have 7 rows, ``rhs`` 4.
+
+    Odd degrees have the same bias order at a band edge, where the leave-one-out fit
+    extrapolates, as inside it (Fan & Gijbels 1996, sect. 3.3), while inside, on a symmetric
+    window, the cubic's fit is the quadratic's. ``a`` is the first column of the Hankel matrix's
+    adjugate (3x3 cofactors from the 2x2 minors ``s`` of its last two rows) over its determinant;
+    where that is singular (one-sided or sparse windows) the quadratic's or a lower fit is used.
+    """
+    mom0, mom1, mom2, mom3, mom4, mom5, mom6 = mom[0], mom[1], mom[2], mom[3], mom[4], mom[5], mom[6]
+    rhs0, rhs1, rhs2, rhs3 = rhs[0], rhs[1], rhs[2], rhs[3]
+    q0, q1, q2, q3, q4, q5, q6 = q[0], q[1], q[2], q[3], q[4], q[5], q[6]
+    for i in range(fit.size):
+        m0, m1, m2, m3, m4 = mom0[i], mom1[i], mom2[i], mom3[i], mom4[i]
+        m5, m6 = mom5[i], mom6[i]
+        det1 = m0 * m2 - m1 * m1
+        c0 = m2 * m4 - m3 * m3
+        c1 = m2 * m3 - m1 * m4
+        c2 = m1 * m3 - m2 * m2
+        det2 = m0 * c0 + m1 * c1 + m2 * c2
+        s01 = m2 * m4 - m3 * m3
+        s02 = m2 * m5 - m4 * m3
+        s03 = m2 * m6 - m5 * m3
+        s12 = m3 * m5 - m4 * m4
+        s13 = m3 * m6 - m5 * m4
+        s23 = m4 * m6 - m5 * m5
+        d0 = m2 * s23 - m3 * s13 + m4 * s12
+        d1 = -(m1 * s23 - m3 * s03 + m4 * s02)
+        d2 = m1 * s13 - m2 * s03 + m4 * s01
+        d3 = -(m1 * s12 - m2 * s02 + m3 * s01)
+        det3 = m0 * d0 + m1 * d1 + m2 * d2 + m3 * d3
+        ok1 = det1 > 1e-10 * m0 * m2
+        ok2 = ok1 and det2 > 1e-10 * m4 * det1
+        ok3 = ok2 and det3 > 1e-10 * m6 * det2
+        if ok3:
+            a0, a1, a2, a3 = d0 / det3, d1 / det3, d2 / det3, d3 / det3
+        elif ok2:
+            a0, a1, a2, a3 = c0 / det2, c1 / det2, c2 / det2, 0.0
+        elif ok1:
+            a0, a1, a2, a3 = m2 / det1, -m1 / det1, 0.0, 0.0
+        else:
+            a0, a1, a2, a3 = 1.0 / m0, 0.0, 0.0, 0.0
+        value = a0 * rhs0[i] + a1 * rhs1[i] + a2 * rhs2[i] + a3 * rhs3[i]
+        fit[i] = value if m0 > 0.0 else np.nan
+        support[i] = m0
+        if with_var:
+            v = (a0 * a0 * q0[i] + 2.0 * a0 * a1 * q1[i] + (a1 * a1 + 2.0 * a0 * a2) * q2[i]
+                 + 2.0 * (a0 * a3 + a1 * a2) * q3[i] + (a2 * a2 + 2.0 * a1 * a3) * q4[i]
+                 + 2.0 * a2 * a3 * q5[i] + a3 * a3 * q6[i])
+            var[i] = max(v, 0.0) if m0 > 0.0 else 0.0
+
+
 @numba.njit(**JIT)
 def _add_powers(acc, n_powers, padded, start, k, tap, n):
     """``acc[p, i] += tap k^p (a[i + k] + (-1)^p a[i - k])`` for p < ``n_powers``, i < ``n``,
@@ -113,6 +166,40 @@ def _add_powers(acc, n_powers, padded, start, k, tap, n):
     flat = padded.reshape(padded.size)
     ahead = flat[(start + k) * lanes:(start + k + n) * lanes]
     behind = flat[(start - k) * lanes:(start - k + n) * lanes]
+    if n_powers == 7 or n_powers == 4:
+        # The degree-3 moments and right-hand sides: every row in one pass.
+        c0 = tap
+        c1 = c0 * k
+        c2 = c1 * k
+        c3 = c2 * k
+        r0 = acc[0].reshape(size)
+        r1 = acc[1].reshape(size)
+        r2 = acc[2].reshape(size)
+        r3 = acc[3].reshape(size)
+        if n_powers == 4:
+            for i in range(size):
+                r0[i] += c0 * (ahead[i] + behind[i])
+                r1[i] += c1 * (ahead[i] - behind[i])
+                r2[i] += c2 * (ahead[i] + behind[i])
+                r3[i] += c3 * (ahead[i] - behind[i])
+            return
+        c4 = c3 * k
+        c5 = c4 * k
+        c6 = c5 * k
+        r4 = acc[4].reshape(size)
+        r5 = acc[5].reshape(size)
+        r6 = acc[6].reshape(size)
+        for i in range(size):
+            s = ahead[i] + behind[i]
+            d = ahead[i] - behind[i]
+            r0[i] += c0 * s
+            r1[i] += c1 * d
+            r2[i] += c2 * s
+            r3[i] += c3 * d
+            r4[i] += c4 * s
+            r5[i] += c5 * d
+            r6[i] += c6 * s
+        return
     if n_powers == 5 or n_powers == 3:
         # The degree-2 and degree-1 moments: every row in one pass, so the samples are read once.
         c0 = tap
@@ -194,12 +281,17 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
         _add_powers(rhs, degree + 1, y_pad, half, k, tap, n)
         if with_var:
             _add_powers(q, n_mom, v_pad, half, k, tap * tap, n)
-        if degree > 2:
+        if degree > 3:
             _add_powers(count, 1, c_pad, half, k, 1.0, n)
     size = n * lanes
     if degree <= 2:
         _solve_small(mom.reshape(mom.shape[0], size), rhs.reshape(rhs.shape[0], size),
                      q.reshape(q.shape[0], size), degree, with_var, fit.reshape(size),
+                     support.reshape(size), var.reshape(size))
+        return fit, support, var
+    if degree == 3:
+        _solve_cubic(mom.reshape(mom.shape[0], size), rhs.reshape(rhs.shape[0], size),
+                     q.reshape(q.shape[0], size), with_var, fit.reshape(size),
                      support.reshape(size), var.reshape(size))
         return fit, support, var
     coef = np.zeros(degree + 1)

@@ -50,6 +50,11 @@ _TAIL = 0.02425
 _LOWEST_SCORE = -3.0
 # Median of an Exp(1) variable.
 _LN2 = math.log(2.0)
+# Spread of the log of the median of n Exp(1) samples, times sqrt(n): 1 / (2 f(m) m) = 1 / ln 2
+# (f(m) = 1/2 the density at the median m = ln 2).
+_LOG_MEDIAN_SPREAD = 1.0 / _LN2
+# A whole spectrum is raised only this far beyond its level's sampling scatter.
+_BURST_SIGMAS = 5.0
 
 
 @numba.njit(**JIT)
@@ -184,19 +189,25 @@ def noise_scale(power, mask, block):
 
 
 @numba.njit(**JIT)
-def raised_spectra(scale, n_p, factor):
+def raised_spectra(scale, mask, n_p, factor):
     """Bool per row: whole spectra (rows ``t * n_p + p``) whose median noise power exceeds ``factor``
     times the median over the baseline's integrations (a broadband burst raises all of it).
 
     The detection itself keeps each spectrum's own noise scale: the sky's misfit (fringes the
     kernel follows imperfectly) changes between integrations, and a shared scale would flag it.
+    A spectrum's level is a median of its ``n`` unmasked samples' power, whose logarithm scatters
+    by ~1.44 / sqrt(n) (median of Exp(1)); with few channels the factor is raised to
+    ``_BURST_SIGMAS`` of that scatter, so chance does not flag whole spectra (16 channels: 6.1x).
     """
     n_rows, n_f = scale.shape
     n_t = n_rows // n_p
     raised = np.zeros(n_rows, np.bool_)
     level = np.empty(n_rows)
+    limit = np.empty(n_rows)
     for i in range(n_rows):
         level[i] = median_scratch(scale[i].copy(), n_f) if scale[i, 0] == scale[i, 0] else np.nan
+        live = max(1, n_f - mask[i].sum())
+        limit[i] = max(factor, math.exp(_BURST_SIGMAS * _LOG_MEDIAN_SPREAD / math.sqrt(live)))
     column = np.empty(n_t)
     for p in range(n_p):
         m = 0
@@ -209,7 +220,7 @@ def raised_spectra(scale, n_p, factor):
             continue
         ref = median_scratch(column, m)
         for t in range(n_t):
-            if level[t * n_p + p] > factor * ref:
+            if level[t * n_p + p] > limit[t * n_p + p] * ref:
                 raised[t * n_p + p] = True
     return raised
 
@@ -250,7 +261,7 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
             power = _complex_fit(re, im, weights, width, robust, degree)
             scale = noise_scale(power, mask, noise_block)
             fitted = mask if robust == 0 else np.ones((n_rows, n_f), np.bool_)
-        raised = raised_spectra(scale, n_p, burst_factor)
+        raised = raised_spectra(scale, mask, n_p, burst_factor)
         z = np.zeros((n_rows, n_f))
         skip = mask.copy()
         for i in range(n_rows):

@@ -157,7 +157,8 @@ class SpectralParams:
                                     "factor times its baseline's median over time (3+ "
                                     "integrations)")
     robust_iterations: int = _opt(2, "bisquare passes of the first background fit")
-    degree: int = _opt(2, "local polynomial degree of the background fit")
+    degree: int = _opt(3, "local polynomial degree of the background fit (odd: a band edge, "
+                          "where the fit extrapolates, is fitted as well as the middle)")
     max_window: int = _opt(64, "largest SumThreshold window, channels")
     combine_correlations: bool = _opt(True, "a sample flagged in any correlation is flagged "
                                             "in all between iterations")

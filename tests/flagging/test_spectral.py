@@ -76,3 +76,35 @@ def test_lwa_like_simulation_with_bright_off_axis_sources(n_integrations):
     found, false = score(sim.datasets, flags, sim.truth.rfi)
     assert found >= 0.99
     assert false <= 0.03
+
+
+def test_band_edges_of_short_few_channel_scans_are_not_flagged():
+    """16 channels with a bandpass rolling off 30% into the outermost channels, scans of 3-8
+    integrations (all short) on sources up to 15 Jy at noise 0.05 Jy (S/N ~300 per sample).
+
+    At this S/N the residual of any smooth background is dominated by its misfit to the
+    bandpass's ripple and roll-off, not by noise, so some clean samples exceed a noise-scaled
+    threshold; the bound is the issue's 3% of clean data. The quadratic background, which
+    extrapolates the roll-off at the band edge, flagged 4.5% of these sets and 9-16% of the two
+    outer channels each side (measured on seeds 1-3); the cubic flags 1.0-2.1% evenly across
+    the band. The same sets with a persistent RFI channel and 1% spikes: all of it found.
+    """
+    from radiocal.io.testing import SimConfig, simulate
+
+    def run(config):
+        sim = simulate(config)
+        flags = dask.compute(*[apply_strategy(ds, load_strategy("default"))[0][S.FLAG].data
+                               for ds in sim.datasets])
+        return sim, flags
+
+    sim, flags = run(SimConfig(seed=11))
+    assert {ds.sizes[S.TIME] for ds in sim.datasets} == {3, 6, 8}
+    new = sum((f & ~ds[S.FLAG].values).sum(axis=(0, 1, 3)) for f, ds in zip(flags, sim.datasets))
+    size = sum(f.size for f in flags) / 16
+    assert new.sum() / (16 * size) <= 0.03
+    edges = new[[0, 1, -2, -1]]
+    assert edges.sum() / (4 * size) <= 0.03, edges / size
+
+    sim, flags = run(SimConfig(rfi_channels=1, rfi_spike_fraction=0.01, seed=11))
+    found, _ = score(sim.datasets, flags, sim.truth.rfi)
+    assert found >= 0.99

@@ -64,9 +64,9 @@ def test_layout_end_to_end(name, run_cli, tmp_path):
     for product, truth in (("I", true_i), ("V", true_v)):
         value, err = spec[product].values, spec[product + "_err"].values
         ok = np.isfinite(value) & np.isfinite(err)
-        # Most cells measured: the missing rows and what the flagger takes from short scans
-        # (band-edge channels, a few cells) leave at least three quarters
-        assert ok.mean() > 0.75, (product, ok.mean())
+        # Most cells measured: the missing rows and the few cells the flagger takes leave
+        # at least 85%
+        assert ok.mean() > 0.85, (product, ok.mean())
         z = (value[ok] - truth[ok]) / err[ok]
         assert np.sqrt(np.mean(z ** 2)) < 1.4, (product, np.sqrt(np.mean(z ** 2)))
         scale = np.sum(value[ok] * truth[ok]) / np.sum(truth[ok] ** 2)
