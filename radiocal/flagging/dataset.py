@@ -7,6 +7,7 @@ like the input's ``FLAG``.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import dask.array as da
@@ -19,6 +20,8 @@ from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import graph
 from radiocal.flagging.kernels import BY_SUMTHRESHOLD
 from radiocal.io import schema as S
+
+log = logging.getLogger("radiocal.flagging")
 
 FLAG_DIMS = (S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION)
 
@@ -222,14 +225,25 @@ def flag_sumthreshold_mad(ds: xr.Dataset, sumthreshold: dict, mad: dict,
 def flag_spectral(ds: xr.Dataset, threshold: float = 6.0, rho: float = 1.5, iterations: int = 3,
                   widths=(1.5, 3.0, 6.0, 12.0, 24.0), tolerance: float = 1.1,
                   noise_block: int = 32, burst_factor: float = 4.0, robust_iterations: int = 2,
-                  degree: int = 2, max_window: int = 64, combine_correlations: bool = True,
+                  degree: int = 3, max_window: int = 64, combine_correlations: bool = True,
+                  subtract_model="auto", model_gain_width: float = 8.0,
                   column: str = S.VISIBILITY) -> xr.Dataset:
     """RFI along frequency, spectrum by spectrum, on the complex visibilities (for scans of few
-    integrations; see ``spectral.py``)."""
+    integrations; see ``spectral.py``), or on their residuals after ``VISIBILITY_MODEL``
+    (``subtract_model``: True, False, or "auto": when the partition has a model and ``column``
+    is the calibrated data, in the model's units; on raw data the model's gain along frequency
+    is only fitted, and what it leaves, gain error times a bright model, was measured to flag
+    more than the model removes)."""
     flag = _flag(ds)
     vis = _column(ds, column, flag)
     if not widths:
         raise ConfigError("spectral: at least one kernel width is needed")
+    if subtract_model is True or (subtract_model == "auto" and S.VISIBILITY_MODEL in ds
+                                  and column == S.VISIBILITY_CORRECTED):
+        model = _column(ds, S.VISIBILITY_MODEL, flag)
+        log.info("partition %s: spectral flags %s minus VISIBILITY_MODEL (subtract_model: %s)",
+                 ds.attrs.get(S.ATTR_PARTITION, "?"), column, subtract_model)
+        vis = graph.model_residual(vis, model, flag, model_gain_width)
     return with_flags(ds, graph.spectral_flags(vis, flag, threshold, rho, iterations, widths,
                                                tolerance, noise_block, burst_factor,
                                                robust_iterations, degree, max_window,

@@ -68,6 +68,10 @@ def _spectral_block(*args):
     return sp.spectral_block(*args)
 
 
+def _model_residual_block(*args):
+    return sp.model_residual_block(*args)
+
+
 def _dilate_block(*args):
     return k.dilate_block(*args)
 
@@ -150,6 +154,17 @@ def spectral_flags(vis, flag, threshold, rho, iterations, widths, tolerance, noi
             float(tolerance), int(noise_block), float(burst_factor), int(robust_iterations),
             int(degree), int(max_window), bool(combine_correlations))
     return _planes(_spectral_block, "flag-spectral", vis, flag, *args)
+
+
+def model_residual(vis, model, flag, width) -> da.Array:
+    """Lazy :func:`radiocal.flagging.spectral.model_residual_block`, in planes (whole spectra;
+    the spectral detector reads the same planes)."""
+    v = as_planes(vis)
+    m = as_planes(model).rechunk(v.chunks)
+    f = flag.rechunk(v.chunks)
+    return da.map_blocks(_model_residual_block, v, m, f, float(width), dtype=np.complex64,
+                         meta=np.empty((0,) * 4, np.complex64),
+                         name=f"flag-model-residual-{tokenize(v, m, f, width)}")
 
 
 def dilate_flags(flag, eta_time, eta_freq, grow_time, grow_freq):

@@ -32,7 +32,7 @@ import numba
 import numpy as np
 
 from radiocal.engine.numba import JIT
-from radiocal.flagging.background import loess_rows, robust_loess_rows
+from radiocal.flagging.background import loess_rows, robust_loess_lanes, robust_loess_rows
 from radiocal.flagging.kernels import _row_peaks, _sumthreshold_rows
 from radiocal.flagging.robust import median_scratch
 
@@ -361,4 +361,68 @@ def spectral_block(vis, flag, first_threshold, rho, iterations, widths, toleranc
             for f in range(n_f):
                 for p in range(n_p):
                     out[t, bl, f, p] |= current[t, f, p]
+    return out
+
+
+@numba.njit(**JIT)
+def model_residual_block(vis, model, flag, width):
+    """``vis - g model`` per spectrum, ``g(frequency)`` the model's local complex gain.
+
+    A known model (bright sources anywhere in the sky) is subtracted before the detection, so
+    the background left to follow is smooth. The data need not be calibrated: ``g``, the
+    bandpass, gains and delays between model and data, is a local linear fit of ``vis / model``
+    along frequency with weights ``|model|^2`` (the least-squares gain of the window,
+    ``sum vis conj(model) / sum |model|^2``) over a Gaussian of ``width`` channels, the
+    unflagged, finite samples only. Where the model is zero or nothing is in reach, ``vis`` is
+    kept as it is.
+
+    Parameters
+    ----------
+    vis, model : ndarray, complex, shape (time, baseline, frequency, polarization)
+    flag : ndarray, bool, same shape
+    width : float
+        Gaussian width of the gain's fit, channels.
+
+    Returns
+    -------
+    ndarray, complex64, same shape
+    """
+    n_t, n_b, n_f, n_p = vis.shape
+    n_lanes = n_t * n_p
+    out = np.empty(vis.shape, np.complex64)
+    q_re = np.empty((n_f, n_lanes))
+    q_im = np.empty((n_f, n_lanes))
+    weight = np.empty((n_f, n_lanes))
+    ones = np.ones((n_f, n_lanes))
+    for b in range(n_b):
+        for t in range(n_t):
+            for f in range(n_f):
+                for p in range(n_p):
+                    d = vis[t, b, f, p]
+                    m = model[t, b, f, p]
+                    power = m.real * m.real + m.imag * m.imag
+                    lane = t * n_p + p
+                    ok = (not flag[t, b, f, p] and power > 0.0 and np.isfinite(d.real)
+                          and np.isfinite(d.imag) and np.isfinite(power))
+                    if ok:
+                        q = d / m
+                        q_re[f, lane] = q.real
+                        q_im[f, lane] = q.imag
+                        weight[f, lane] = power
+                    else:
+                        q_re[f, lane] = 0.0
+                        q_im[f, lane] = 0.0
+                        weight[f, lane] = 0.0
+        g_re, _, _ = robust_loess_lanes(q_re, weight, width, 2, 1, ones)
+        g_im, _, _ = robust_loess_lanes(q_im, weight, width, 2, 1, ones)
+        for t in range(n_t):
+            for f in range(n_f):
+                for p in range(n_p):
+                    lane = t * n_p + p
+                    d = vis[t, b, f, p]
+                    g = complex(g_re[f, lane], g_im[f, lane])
+                    if g == g:
+                        out[t, b, f, p] = d - g * model[t, b, f, p]
+                    else:
+                        out[t, b, f, p] = d
     return out

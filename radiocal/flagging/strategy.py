@@ -162,6 +162,12 @@ class SpectralParams:
     max_window: int = _opt(64, "largest SumThreshold window, channels")
     combine_correlations: bool = _opt(True, "a sample flagged in any correlation is flagged "
                                             "in all between iterations")
+    subtract_model: object = _opt("auto", "detect on the data minus VISIBILITY_MODEL (times its "
+                                          "gain along frequency): auto (when the partition has "
+                                          "one and column is VISIBILITY_CORRECTED), true "
+                                          "(required) or false")
+    model_gain_width: float = _opt(8.0, "Gaussian width, channels, of the fit of the model's "
+                                        "gain along frequency (bandpass, delays)")
 
 
 @dataclass(frozen=True)
@@ -304,6 +310,10 @@ def parse_strategy(spec: dict, source: str = "strategy") -> Strategy:
         for key in ("antennas", "widths"):
             if key in values:
                 values[key] = tuple(values[key] or ())
+        if not (values.get("subtract_model", "auto") == "auto"
+                or isinstance(values["subtract_model"], bool)):
+            raise ConfigError(f"{source}: flagger {name!r}: subtract_model must be auto, true or "
+                              f"false, not {values['subtract_model']!r}")
         if values.get("scans", "all") not in SCANS:
             raise ConfigError(f"{source}: flagger {name!r}: scans must be one of "
                               f"{', '.join(SCANS)}, not {values['scans']!r}")

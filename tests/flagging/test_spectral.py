@@ -108,3 +108,51 @@ def test_band_edges_of_short_few_channel_scans_are_not_flagged():
     sim, flags = run(SimConfig(rfi_channels=1, rfi_spike_fraction=0.01, seed=11))
     found, _ = score(sim.datasets, flags, sim.truth.rfi)
     assert found >= 0.99
+
+
+def test_residuals_after_the_model_on_calibrated_data_with_bright_sources():
+    """The sky of the LWA-like tests ten times brighter (up to 20000 Jy, as Cyg A and Cas A at
+    60 MHz), on calibrated data (no gains or bandpass) with VISIBILITY_MODEL: flagging the
+    residual finds the RFI and flags less clean data than following the sky's fringes does
+    (measured: 0.93% against 1.33% with 3 integrations). ``auto`` subtracts the model from
+    VISIBILITY_CORRECTED, not from raw VISIBILITY, whose gains are only fitted."""
+    import logging
+
+    from radiocal.flagging import dataset as fd
+    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.io.testing.config import PointSource
+
+    config = SimConfig.lwa(
+        n_subbands=1, n_channels=192, n_integrations=3, n_antennas=32,
+        background=tuple(PointSource(l, m, 10 * flux, a) for l, m, flux, a in SKY), noise=20.0,
+        autocorrelations=False, rfi_channels=6, rfi_bursts=1, rfi_spike_fraction=0.02,
+        gain_amp_rms=0.0, gain_phase_rms=0.0, delay_rms=0.0, bandpass_ripple=0.0,
+        bandpass_rolloff=0.0, model_column=True, seed=43)
+    sim = simulate(config)
+    (ds,) = sim.datasets
+    ds = ds.assign({S.VISIBILITY_CORRECTED: ds[S.VISIBILITY]})
+    rfi = sim.truth.rfi[ds.attrs[S.ATTR_PARTITION]]
+
+    def rates(**options):
+        flags = fd.flag_spectral(ds, **options)[S.FLAG].values
+        return (flags & rfi).sum() / rfi.sum(), (flags & ~rfi).sum() / (~rfi).sum(), flags
+
+    found, false, with_model = rates(column=S.VISIBILITY_CORRECTED)
+    assert found >= 0.99 and false <= 0.03
+    _, false_sky, _ = rates(column=S.VISIBILITY_CORRECTED, subtract_model=False)
+    assert false < 0.8 * false_sky
+    # auto leaves raw data alone
+    _, _, raw = rates(column=S.VISIBILITY)
+    _, _, raw_plain = rates(column=S.VISIBILITY, subtract_model=False)
+    np.testing.assert_array_equal(raw, raw_plain)
+    assert not np.array_equal(with_model, raw)
+
+
+def test_subtract_model_true_without_a_model_is_a_one_line_error():
+    from radiocal.errors import ConfigError
+    from radiocal.flagging import dataset as fd
+    from radiocal.io.testing import SimConfig, simulate
+
+    (ds, *_) = simulate(SimConfig(seed=2)).datasets
+    with pytest.raises(ConfigError, match="has no VISIBILITY_MODEL"):
+        fd.flag_spectral(ds, subtract_model=True)

@@ -42,6 +42,7 @@ def test_every_flagger_is_reachable_from_yaml(tmp_path):
     ("propagate_correlations: maybe\nflaggers:\n  - flagger: clip\n", "true or false"),
     ("flaggers: [\n", "not valid YAML"),
     ("flaggers:\n  - flagger: spectral\n    scans: sometimes\n", "scans must be one of"),
+    ("flaggers:\n  - flagger: spectral\n    subtract_model: 1\n", "subtract_model must be"),
     ("long_scan: 0\nflaggers:\n  - flagger: clip\n", "long_scan must be"),
     ("long_scan: yes\nflaggers:\n  - flagger: clip\n", "long_scan must be"),
 ])
