@@ -32,7 +32,7 @@ import numba
 import numpy as np
 
 from radiocal.engine.numba import JIT
-from radiocal.flagging.background import loess_rows, robust_loess_lanes, robust_loess_rows
+from radiocal.flagging.background import _loess, robust_loess_lanes
 from radiocal.flagging.kernels import _row_peaks, _sumthreshold_rows
 from radiocal.flagging.robust import median_scratch
 
@@ -88,35 +88,32 @@ def power_score(u):
 def _complex_fit(re, im, weights, width, robust_iterations, degree):
     """Leave-one-out LOESS of both parts; returns the squared prediction error over its
     variance, ``(dr^2 + di^2) / (1 + var)`` (NaN where nothing is in reach)."""
-    ones = np.ones(re.shape)
+    # Fitted along the first axis (every spectrum a lane), transposed once for both parts.
+    re_t = re.T.copy()
+    im_t = im.T.copy()
+    w_t = weights.T.copy()
+    ones = np.ones(re_t.shape)
     if robust_iterations > 0:
-        fit_r, _, var = robust_loess_rows(re, weights, width, robust_iterations, degree, ones)
-        fit_i, _, var_i = robust_loess_rows(im, weights, width, robust_iterations, degree, ones)
+        fit_r, _, var = robust_loess_lanes(re_t, w_t, width, robust_iterations, degree, ones)
+        fit_i, _, var_i = robust_loess_lanes(im_t, w_t, width, robust_iterations, degree, ones)
         var = np.maximum(var, var_i)
     else:
-        fit_r, _, var = loess_rows(re, weights, width, degree, True, ones)
-        fit_i, _, _ = loess_rows(im, weights, width, degree, True, ones)
+        # Same weights for both parts: one variance serves both.
+        fit_r, _, var = _loess(re_t, w_t, width, degree, True, ones, True)
+        fit_i, _, _ = _loess(im_t, w_t, width, degree, True, ones, False)
     out = np.empty(re.shape)
-    for i in range(re.shape[0]):
-        for j in range(re.shape[1]):
-            dr = re[i, j] - fit_r[i, j]
-            di = im[i, j] - fit_i[i, j]
-            out[i, j] = (dr * dr + di * di) / (1.0 + var[i, j])
+    for j in range(re.shape[1]):
+        for i in range(re.shape[0]):
+            dr = re_t[j, i] - fit_r[j, i]
+            di = im_t[j, i] - fit_i[j, i]
+            out[i, j] = (dr * dr + di * di) / (1.0 + var[j, i])
     return out
 
 
-@numba.njit(**JIT)
-def _masked_median_rows(values, weights, rows):
-    """Median of the positively weighted, non-NaN ``values`` of the listed rows."""
-    buf = np.empty(rows.size * values.shape[1])
-    n = 0
-    for r in rows:
-        for j in range(values.shape[1]):
-            v = values[r, j]
-            if weights[r, j] > 0.0 and v == v:
-                buf[n] = v
-                n += 1
-    return median_scratch(buf, n) if n > 0 else np.inf
+# A width whose cross-validation error is this many times the best so far ends the search: the
+# wider kernels' bias only grows (no wider width came back within the tolerance on the LWA-like
+# simulations), and the widest kernels cost the most.
+_GIVE_UP = 4.0
 
 
 @numba.njit(**JIT)
@@ -124,26 +121,35 @@ def choose_width(re, im, weights, rows, widths, degree, tolerance):
     """The kernel width (channels) of a baseline by robust leave-one-out cross-validation.
 
     The widest of ``widths`` whose median squared prediction error over ``rows`` is within
-    ``tolerance`` (a factor) of the smallest.
+    ``tolerance`` (a factor) of the smallest; widths are tried from the narrowest, and the
+    search stops at one ``_GIVE_UP`` times worse than the best so far.
     """
-    scores = np.empty(widths.size)
-    sub_re = re[rows]
-    sub_im = im[rows]
-    sub_w = weights[rows]
-    every = np.arange(rows.size)
-    for k in range(widths.size):
-        err = np.empty(sub_re.shape)
-        fit_r, _, _ = loess_rows(sub_re, sub_w, widths[k], degree, True, np.ones(sub_re.shape))
-        fit_i, _, _ = loess_rows(sub_im, sub_w, widths[k], degree, True, np.ones(sub_re.shape))
+    sub_re = re[rows].T.copy()
+    sub_im = im[rows].T.copy()
+    sub_w = weights[rows].T.copy()
+    ones = np.ones(sub_re.shape)
+    buf = np.empty(sub_re.size)
+    ordered = np.sort(widths)
+    scores = np.full(ordered.size, np.inf)
+    best = np.inf
+    for k in range(ordered.size):
+        fit_r, _, _ = _loess(sub_re, sub_w, ordered[k], degree, True, ones, False)
+        fit_i, _, _ = _loess(sub_im, sub_w, ordered[k], degree, True, ones, False)
+        n = 0
         for i in range(sub_re.shape[0]):
             for j in range(sub_re.shape[1]):
-                err[i, j] = (sub_re[i, j] - fit_r[i, j]) ** 2 + (sub_im[i, j] - fit_i[i, j]) ** 2
-        scores[k] = _masked_median_rows(err, sub_w, every)
-    best = scores.min()
-    chosen = widths[0]
-    for k in range(widths.size):
-        if scores[k] <= best * tolerance and widths[k] > chosen:
-            chosen = widths[k]
+                e = (sub_re[i, j] - fit_r[i, j]) ** 2 + (sub_im[i, j] - fit_i[i, j]) ** 2
+                if sub_w[i, j] > 0.0 and e == e:
+                    buf[n] = e
+                    n += 1
+        scores[k] = median_scratch(buf, n) if n > 0 else np.inf
+        best = min(best, scores[k])
+        if scores[k] > _GIVE_UP * best:
+            break
+    chosen = ordered[0]
+    for k in range(ordered.size):
+        if scores[k] <= best * tolerance and ordered[k] > chosen:
+            chosen = ordered[k]
     return chosen
 
 
