@@ -19,7 +19,9 @@ baseline, correlation) is flagged on its own instead, in the complex domain:
   time (so a broadband burst, which raises a whole spectrum, stands out against its baseline's
   other integrations);
 * detection: the power is mapped to a standard normal score (exact under the null, one-sided) and
-  SumThreshold runs along frequency with thresholds falling over the iterations, as AOFlagger.
+  SumThreshold runs along frequency with thresholds falling over the iterations, as AOFlagger;
+* optionally (``model_residual_block``) all this runs on the data minus a known model times its
+  gain along frequency, so bright sources leave a smooth background.
 
 Plain numpy in and out; no dask or xarray.
 """
