@@ -150,7 +150,9 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     token = tokenize(vis, model, weight, flag, chunks)
     vis, model, weight, flag = (_reads(_as_dask(x), chunks, per_channel, f"{token}-{i}")
                                 for i, x in enumerate((vis, model, weight, flag)))
-    jones = _as_dask(jones).rechunk((tchunks, -1, fchunks, -1))
+    jones = _as_dask(jones)
+    jones = _reads(jones, (tchunks, (jones.shape[1],), fchunks, (jones.shape[3],)), per_channel,
+                   f"{token}-jones")
     local = np.empty(len(cell_of_time), dtype=np.int64)
     piece_cell = []
     pieces_per_chunk = []

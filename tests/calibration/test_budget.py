@@ -159,3 +159,42 @@ def test_sky_bandpass_with_a_tiny_budget(rng, tmp_path):
                                    rtol=1e-9, atol=1e-18)
     for a, b in zip(tiny_vis, large_vis):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+
+
+def _ancestor_reads(graph, key, memo):
+    """Keys of the 4-d chunk reads (tasks without dependencies, keyed by 4 chunk indices) that
+    ``key`` depends on."""
+    if key not in memo:
+        deps = graph[key].dependencies
+        if not deps:
+            memo[key] = frozenset([key]) if isinstance(key, tuple) and len(key) == 5 else frozenset()
+        else:
+            memo[key] = frozenset().union(*(_ancestor_reads(graph, d, memo) for d in deps))
+    return memo[key]
+
+
+def test_per_channel_solves_read_each_channel_chunk_on_its_own(rng, tmp_path):
+    """A store holds every channel of a baseline in one chunk; a per-channel solve sums and solves
+    channel chunk by channel chunk, so no read of visibilities, model or flags may feed two channel
+    chunks (dask would hold it, and with it a whole cell's flags, until the last one was done)."""
+    from dask._task_spec import convert_legacy_graph
+
+    from radiocal.calibration.dataset import _plan
+    from radiocal.calibration.skycal import uv_cut
+    from radiocal.io.store import open_store, write_store
+
+    datasets = [_with_model_and_uvw(ds, rng).chunk({S.FREQUENCY: -1}).assign_attrs(partition=f"p{i}")
+                for i, ds in enumerate(_partitions(rng))]
+    store = write_store(datasets, tmp_path / "s.zarr")
+    cut = [uv_cut(ds, ">150lambda") for ds in open_store(store)]
+    with chunk_budget(TINY):
+        (graphs, _), = [_plan(cut, "B", solint="inf", combine="scan", model="column")]
+    graph = convert_legacy_graph(dict(graphs[0].packed.__dask_graph__()))
+    memo, readers = {}, {}
+    for key in graph:
+        if isinstance(key, tuple) and str(key[0]).startswith("calib-accumulate-"):
+            for read in _ancestor_reads(graph, key, memo):
+                readers.setdefault(read, set()).add(key[2])     # key: (name, t, F, b, o, s)
+    assert readers, "no reads found under the accumulation"
+    shared = {read: chunks for read, chunks in readers.items() if len(chunks) > 1}
+    assert not shared, list(shared.items())[:3]
