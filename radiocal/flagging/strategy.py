@@ -384,6 +384,9 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
         ``nonfinite``, ``zero_weight`` and ``zero`` (NaN/Inf, zero-weight and exactly-zero samples).
     """
     counts = {}
+    # the flags after each flagger, counted in one pass at the end (see ``fd.new_counts``);
+    # ``counts`` holds a placeholder in each counted key's place meanwhile
+    stages = [fd._flag(ds)]
     n_times = ds.sizes[S.TIME]
     flaggers = selected_flaggers(strategy, n_times)
     log.info("partition %s: %d integration(s), %s scan (long from %d): %s",
@@ -393,15 +396,13 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
     i = 0
     while i < len(flaggers):
         name, params = flaggers[i]
-        before = fd._flag(ds)
         if name == "sumthreshold" and i + 1 < len(flaggers) and flaggers[i + 1][0] == "mad":
             # MAD straight after SumThreshold: one pass over the data for both (same flags).
             after_st, ds = fd.flag_sumthreshold_mad(ds, kernel_params(params),
                                                     kernel_params(flaggers[i + 1][1]),
                                                     column=strategy.column)
-            middle = fd._flag(after_st)
-            counts[f"{i}:sumthreshold"] = (middle & ~before).sum()
-            counts[f"{i + 1}:mad"] = (fd._flag(ds) & ~middle).sum()
+            stages += [fd._flag(after_st), fd._flag(ds)]
+            counts[f"{i}:sumthreshold"] = counts[f"{i + 1}:mad"] = None
             i += 2
             continue
         result = FLAGGERS[name][1](ds, params, strategy.column, reference_time)
@@ -410,10 +411,13 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
             for j, key in enumerate(("nonfinite", "zero_weight", "zero")):
                 counts[key] = counts[key] + reasons[j] if key in counts else reasons[j]
         ds = result
-        counts[f"{i}:{name}"] = (fd._flag(ds) & ~before).sum()
+        stages.append(fd._flag(ds))
+        counts[f"{i}:{name}"] = None
         i += 1
     if strategy.propagate_correlations:
-        before = fd._flag(ds)
         ds = fd.propagate_correlations(ds)
-        counts["propagate_correlations"] = (fd._flag(ds) & ~before).sum()
+        stages.append(fd._flag(ds))
+        counts["propagate_correlations"] = None
+    counted = iter(fd.new_counts(stages))
+    counts = {key: next(counted) if value is None else value for key, value in counts.items()}
     return ds, counts
