@@ -15,10 +15,11 @@ every antenna's ``(d_x, d_y)`` at once, so neither term biases the other. Then:
 * Df: the leakages, in the frame CASA applies them (after KCROSS, before Xf).
 
 ``xi`` needs a polarised calibrator with a known model (:mod:`radiocal.calibration.polmodels`).
-Leakages are absolute when a polarised calibrator was seen over a range of parallactic angle
-(``min_parang_range``); otherwise one complex offset common to all antennas is undetermined
-(``d_x + c``, ``d_y - conj(c)``) and is fixed by ``d_x = 0`` on the reference antenna, as
-CASA's relative D solution.
+Leakages of linear feeds are absolute when a polarised calibrator was seen over a range of
+parallactic angle (``min_parang_range``): the rotating ``Q`` tells ``d_x`` from ``d_y``.
+Otherwise, and always for circular feeds (where only Stokes V would), one complex offset common
+to all antennas is undetermined (``d_x + c``, ``d_y - conj(c)``) and is fixed by ``d_x = 0`` on
+the reference antenna, as CASA's relative D solution; it leaks V into Q and U only.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class PolSolution:
     xy_phase: dict          # spw -> (frequency,) radians of xi (delay included), NaN unsolved
     xy_phase_err: dict      # spw -> (frequency,) radians
     leakage: dict           # spw -> (antenna, frequency, 2) complex d_x, d_y (solve frame)
-    leakage_err: dict       # spw -> (antenna, frequency) standard error of each d
+    leakage_err: dict       # spw -> (antenna, frequency, 2) standard error of each d
 
 
 def corr_index(ds) -> np.ndarray:
@@ -330,7 +331,9 @@ def solve_polarization(requests, *, refant=None, min_parang_range=math.radians(3
     nant = first.sizes[S.ANTENNA]
     ref = int(parse_refant(first, refant)[0])
     coverage = _parang_range(requests, ref)
-    relative = coverage < min_parang_range
+    # circular feeds: V, not Q, separates the hands' leakages (d_R + c, d_L - conj(c) changes
+    # the cross hands by -2cV), so only relative leakages exist whatever the coverage
+    relative = basis == "circular" or coverage < min_parang_range
     polarised = any(r.polarised for r in requests)
     decisions = [f"polarisation: {basis} feeds; parallactic angle range of the polarised "
                  f"calibrator {math.degrees(coverage):.1f} deg"]
@@ -365,14 +368,18 @@ def solve_polarization(requests, *, refant=None, min_parang_range=math.radians(3
         xi_err = packed[:, 0, 2]
         dx = packed[:, 1:1 + nant, 0] + 1j * packed[:, 1:1 + nant, 1]
         dy = np.conj(packed[:, 1 + nant:, 0] + 1j * packed[:, 1 + nant:, 1])
-        d_err = np.maximum(packed[:, 1:1 + nant, 2], packed[:, 1 + nant:, 2])
+        d_err = np.stack([packed[:, 1:1 + nant, 2], packed[:, 1 + nant:, 2]], axis=-1)
         phase_err = xi_err / np.abs(xi)
         result.xy_phase[spw] = np.angle(xi)
         result.xy_phase_err[spw] = phase_err
         result.leakage[spw] = np.stack([dx.T, dy.T], axis=-1)
-        result.leakage_err[spw] = d_err.T
+        result.leakage_err[spw] = d_err.transpose(1, 0, 2)
         snr = np.abs(xi) / xi_err
-        detected = polarised and np.isfinite(snr).any() and np.nanmedian(snr) >= MIN_XY_SNR
+        # |xi| is the cross hands' amplitude over the model's: ~1 when the calibrator shows the
+        # polarisation its model says, ~0 when its cross hands hold no signal
+        amplitude = np.nanmedian(np.abs(xi)) if np.isfinite(xi).any() else 0.0
+        detected = (polarised and np.isfinite(snr).any() and np.nanmedian(snr) >= MIN_XY_SNR
+                    and 0.5 < amplitude < 2.0)
         items = [ds for ds, _ in by_spw[spw]]
         meta = _table_meta(items, hands, ref, coverage, relative)
         if detected:
@@ -390,14 +397,16 @@ def solve_polarization(requests, *, refant=None, min_parang_range=math.radians(3
                              f"{np.nanmedian(snr):.0f})")
         else:
             why = ("no polarised calibrator" if not polarised else
-                   f"cross-hand signal not detected (median SNR "
-                   f"{np.nanmedian(snr) if np.isfinite(snr).any() else 0:.1f} < {MIN_XY_SNR:g})")
+                   f"the cross hands do not show the model's polarisation (amplitude "
+                   f"{amplitude:.2f} of the model's, median SNR "
+                   f"{np.nanmedian(snr) if np.isfinite(snr).any() else 0:.1f})")
             decisions.append(f"polarisation: spw {spw}: cross-hand phase not solved: {why}")
         if solve_leakage:
-            tables["df"].append(_df_table(meta, dx.T, dy.T, d_err.T, freqs))
+            tables["df"].append(_df_table(meta, dx.T, dy.T, d_err.transpose(1, 0, 2), freqs))
+            why = ("circular feeds" if basis == "circular" else
+                   f"parallactic-angle range < {math.degrees(min_parang_range):.0f} deg")
             decisions.append(f"polarisation: spw {spw}: leakages "
-                             + ("relative (reference antenna d = 0: parallactic-angle range "
-                                f"< {math.degrees(min_parang_range):.0f} deg)" if relative
+                             + (f"relative (reference antenna d = 0: {why})" if relative
                                 else "absolute (parallactic-angle coverage)")
                              + f", median |d| {np.nanmedian(np.abs(dx)):.3f}")
     result.tables = {name: table for name, table in tables.items() if table}
@@ -469,9 +478,9 @@ def _xf_table(meta, xf, err, freqs, nant):
 def _df_table(meta, dx, dy, err, freqs):
     values = np.stack([dx, dy], axis=-1)[None]           # (1, antenna, frequency, 2)
     ok = np.isfinite(values)
-    err = np.broadcast_to(np.nan_to_num(err)[None, :, :, None], values.shape)
+    err = np.nan_to_num(err)[None]                      # (1, antenna, frequency, 2)
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.where(ok & (err > 0), np.abs(np.nan_to_num(values)) / err, 0.0)
-    return _make("Df", meta, np.where(ok, values, 0), ~ok, snr, err.copy(), freqs,
+    return _make("Df", meta, np.where(ok, values, 0), ~ok, snr, err, freqs,
                  np.full(freqs.size, np.median(np.diff(freqs)) if freqs.size > 1 else 0.0),
                  meta["hands"])

@@ -176,22 +176,25 @@ def calibrate(datasets, config: CalibrateConfig):
     if not (config.fluxcal and config.phasecal):
         raise SelectionError("calibrate needs --fluxcal and --phasecal")
     tables, flux = solve_sequence(datasets, config)
-    terms = None
-    if config.polcal:
-        bpcal = config.bpcal or config.fluxcal
-        outcome = solve_polarization_terms(
-            datasets, tables, calibrators=list(dict.fromkeys([config.fluxcal, bpcal,
-                                                              config.phasecal])),
-            fluxcal=config.fluxcal, fluxcal_model=config.fluxcal_model, refant=config.refant,
-            minsnr=config.minsnr, minblperant=config.minblperant,
-            polcal_field=config.polcal_field)
-        for line in outcome.decisions:
-            log.info("%s", line)
-        tables.update(outcome.tables)
-        terms = outcome.terms
-    else:
-        log.info("polarisation: not solved (polcal disabled)")
+    terms, decisions = polarization_terms(datasets, tables, config)
+    for line in decisions:
+        log.info("%s", line)
     return apply_sequence(datasets, tables, config, terms), tables, flux
+
+
+def polarization_terms(datasets, tables, config: CalibrateConfig):
+    """Step 7: the polarisation terms to apply (None: nothing polarimetric) and the decisions
+    (log lines); the solved tables are added to ``tables``."""
+    if not config.polcal:
+        return None, ["polarisation: not solved (polcal disabled)"]
+    bpcal = config.bpcal or config.fluxcal
+    outcome = solve_polarization_terms(
+        datasets, tables,
+        calibrators=list(dict.fromkeys([config.fluxcal, bpcal, config.phasecal])),
+        fluxcal=config.fluxcal, fluxcal_model=config.fluxcal_model, refant=config.refant,
+        minsnr=config.minsnr, minblperant=config.minblperant, polcal_field=config.polcal_field)
+    tables.update(outcome.tables)
+    return outcome.terms, outcome.decisions
 
 
 def rescale(table, flux):

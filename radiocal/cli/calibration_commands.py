@@ -132,7 +132,11 @@ def calibrate(ctx, store, fluxcal, fluxcal_model, fluxcal_scans, bpcal, phasecal
     tables to STORE/caltables.
     """
     from radiocal.calibration.step import save_tables
-    from radiocal.calibration.workflow import apply_sequence, solve_sequence
+    from radiocal.calibration.workflow import (
+        apply_sequence,
+        polarization_terms,
+        solve_sequence,
+    )
     from radiocal.io.store import open_store
 
     datasets = open_store(store)
@@ -153,8 +157,11 @@ def calibrate(ctx, store, fluxcal, fluxcal_model, fluxcal_scans, bpcal, phasecal
             _report_counts(name, table)
         for result in flux.values():
             click.echo(result.summary())
+        terms, decisions = polarization_terms(datasets, tables, config)
+        for line in decisions:
+            click.echo(line)
         save_tables(tables, store, casa_tables)
-        out = apply_sequence(datasets, tables, config)
+        out = apply_sequence(datasets, tables, config, terms)
         _write_corrected(out, store)
     click.echo(f"calibrated {len(out)} partitions of {store}")
 

@@ -96,9 +96,11 @@ def phaseref(ctx, inputs, fluxcal, fluxcal_model, bpcal, phasecal, targets, skym
     targets = split_names(targets)
     if not (fluxcal and phasecal and targets):
         from radiocal.cli.calibration_commands import roles_from_data
+        from radiocal.engine.runner import run_log
 
-        roles = roles_from_data(ctx, lambda: _read_for_roles(inputs), fluxcal, bpcal, phasecal,
-                                targets, fluxcal_model)
+        with run_log(outdir):        # the role choice belongs in the run's log.txt too
+            roles = roles_from_data(ctx, lambda: _read_for_roles(inputs), fluxcal, bpcal,
+                                    phasecal, targets, fluxcal_model)
         fluxcal, bpcal, phasecal, targets = roles.fluxcal, roles.bpcal, roles.phasecal, roles.targets
     entries = phaseref_entries(inputs, fluxcal=fluxcal, phasecal=phasecal,
                                targets=targets, bpcal=bpcal, fluxcal_model=fluxcal_model,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -79,6 +80,29 @@ def _same_array(a, b) -> bool:
     name_a, name_b = getattr(a, "name", None), getattr(b, "name", None)
     return name_a is not None and name_a == name_b
 
+
+
+@contextmanager
+def run_log(outdir):
+    """Send every ``radiocal`` logger's INFO messages to ``outdir/log.txt`` (appended) while
+    the block runs; yields the handler. Also used before a run starts (e.g. the role choice of
+    ``radiocal phaseref``), so the log holds what was decided before the steps."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(outdir / LOG_NAME)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger("radiocal")
+    previous_level = root.level
+    if root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)  # the log file always gets INFO; -q only quiets stderr
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+        handler.close()
 
 class PipelineRunner:
     """Run ``steps`` into ``outdir`` on ``engine`` (an started :class:`Engine` or None).
@@ -146,25 +170,15 @@ class PipelineRunner:
 
     def run(self) -> dict:
         """Run (or resume) the pipeline; return the provenance document also written to disk."""
-        self.outdir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.outdir / LOG_NAME)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.setLevel(logging.INFO)
-        root = logging.getLogger("radiocal")
-        previous_level = root.level
-        if root.getEffectiveLevel() > logging.INFO:
-            root.setLevel(logging.INFO)  # the log file always gets INFO; -q only quiets stderr
-        root.addHandler(handler)
-        # Failures reach the terminal once, as the CLI's one-line error; the log file gets them here.
-        self._file_log.propagate = False
-        self._file_log.addHandler(handler)
-        try:
-            return self._run()
-        finally:
-            self._file_log.removeHandler(handler)
-            root.removeHandler(handler)
-            root.setLevel(previous_level)
-            handler.close()
+        with run_log(self.outdir) as handler:
+            # Failures reach the terminal once, as the CLI's one-line error; the log file gets
+            # them here.
+            self._file_log.propagate = False
+            self._file_log.addHandler(handler)
+            try:
+                return self._run()
+            finally:
+                self._file_log.removeHandler(handler)
 
     def _run(self) -> dict:
         started = time.monotonic()

@@ -370,6 +370,8 @@ def write_casa_table(table: list[xr.Dataset], path, overwrite: bool = False,
             "PolBasis": basis,
             "CASA_Version": "radiocal",
         })
+        # CASA's applycal refuses a table whose info is not "Calibration" / the VisCal type
+        main.putinfo({"type": "Calibration", "subType": _VISCAL[cal_type], "readme": ""})
         for sub, writer in (("OBSERVATION", _write_observation), ("ANTENNA", _write_antenna),
                             ("FIELD", _write_field), ("SPECTRAL_WINDOW", _write_spw),
                             ("HISTORY", None)):
