@@ -23,7 +23,6 @@ from radiocal.calibration.jones import chain_jones, select_table_spw
 from radiocal.astro import feed_rotation
 from radiocal.calibration.parang import dataset_parang
 from radiocal.calibration.polcal import corr_index, feed_basis
-from radiocal.errors import ConfigError
 from radiocal.io import caltables as C
 from radiocal.io import schema as S
 
@@ -60,7 +59,7 @@ def _channel_values(tds, var, freqs) -> np.ndarray:
     return out
 
 
-def _static_terms(ds, terms: PolTerms):
+def static_terms(ds, terms: PolTerms):
     """(antenna, frequency, 2, 2) complex: ``diag(k, 1) D diag(x, 1)`` of a partition."""
     freqs = ds[S.FREQUENCY].values.astype(np.float64)
     nant = ds.sizes[S.ANTENNA]
@@ -117,7 +116,7 @@ def inverse_jones(ds, chain, terms: PolTerms) -> da.Array:
     return da.blockwise(
         _inverse_block, "tafij", gains, "tafk", chi, "ta", channels, "f",
         new_axes={"i": 2, "j": 2}, concatenate=False, dtype=np.complex128,
-        meta=np.empty((0,) * 5, np.complex128), static=_static_terms(ds, terms),
+        meta=np.empty((0,) * 5, np.complex128), static=static_terms(ds, terms),
         basis=feed_basis(ds), parang=bool(terms.parang))
 
 
@@ -171,11 +170,3 @@ def apply_polarized(datasets, chain, terms: PolTerms, calwt=False) -> list[xr.Da
         out.append(calibrated)
     return out
 
-
-def check_terms(terms: PolTerms):
-    """A ConfigError when a table given as a polarisation term has the wrong type."""
-    for name, cal_type in (("kcross", "KCROSS"), ("xf", "Xf"), ("df", "Df")):
-        table = getattr(terms, name)
-        if table is not None and C.table_type(table) != cal_type:
-            raise ConfigError(f"{name}: expected a {cal_type} table, got "
-                              f"{C.table_type(table)}")

@@ -147,9 +147,13 @@ def _sky_matrix(stokes, basis) -> np.ndarray:
     return out
 
 
-def _model_block(rot, sky, ant1, ant2, *, corr):
+def _model_block(rot, sky, ant1, ant2, *, corr, instrument):
     rot, sky = graph._only_block(rot), graph._only_block(sky)
-    p, q = rot[:, ant1][:, :, None], rot[:, ant2][:, :, None]          # (t, b, 1, 2, 2)
+    if instrument is None:
+        p, q = rot[:, ant1][:, :, None], rot[:, ant2][:, :, None]      # (t, b, 1, 2, 2)
+    else:
+        p = instrument[ant1][None] @ rot[:, ant1][:, :, None]          # (t, b, f, 2, 2)
+        q = instrument[ant2][None] @ rot[:, ant2][:, :, None]
     m = p @ sky[None, None] @ np.conj(np.swapaxes(q, -1, -2))          # (t, b, f, 2, 2)
     out = np.empty(m.shape[:3] + (4,), dtype=np.complex64)
     for i in range(2):
@@ -158,23 +162,40 @@ def _model_block(rot, sky, ant1, ant2, *, corr):
     return out
 
 
-def polarized_model(ds, stokes) -> da.Array:
+def polarized_model(ds, stokes, instrument=None) -> da.Array:
     """Model visibilities of a polarised point calibrator, rotated into each antenna's feed
     frame (CASA's ``parang=True`` model): complex64 like ``VISIBILITY``, lazy.
 
     A gain solve against it does not absorb the calibrator's ``Q``/``U`` into the
     parallel-hand gains, which linear feeds would otherwise do (``XX = I + Q cos 2chi + ...``).
+    ``instrument`` (antenna, frequency, 2, 2), the already solved ``KCROSS D X`` of each
+    antenna, corrupts the model too (then the gains need not absorb the leakage of the
+    calibrator's polarisation into the parallel hands either).
     """
     vis = graph._as_dask(ds[S.VISIBILITY].data)
     tchunks, bchunks, fchunks = vis.chunks[:3]
     sky = _sky_matrix(np.asarray(stokes(ds[S.FREQUENCY].values), np.float64), feed_basis(ds))
     a1 = da.from_array(ds[S.BASELINE_ANTENNA1].values.astype(np.int64), chunks=(bchunks,))
     a2 = da.from_array(ds[S.BASELINE_ANTENNA2].values.astype(np.int64), chunks=(bchunks,))
+    if instrument is not None:
+        # one block per channel chunk, handed over through the graph like the sky
+        instrument = da.from_array(np.asarray(instrument, np.complex128),
+                                   chunks=(-1, fchunks, 2, 2))
+        return da.blockwise(
+            _model_block_instrument, "tbfp", rotation(ds, tchunks), "taij",
+            da.from_array(sky, chunks=(fchunks, 2, 2)), "fij", a1, "b", a2, "b",
+            instrument, "afij", new_axes={"p": 4}, concatenate=False, dtype=np.complex64,
+            meta=np.empty((0,) * 4, np.complex64), corr=corr_index(ds))
     return da.blockwise(
         _model_block, "tbfp", rotation(ds, tchunks), "taij",
         da.from_array(sky, chunks=(fchunks, 2, 2)), "fij", a1, "b", a2, "b",
         new_axes={"p": 4}, concatenate=False, dtype=np.complex64,
-        meta=np.empty((0,) * 4, np.complex64), corr=corr_index(ds))
+        meta=np.empty((0,) * 4, np.complex64), corr=corr_index(ds), instrument=None)
+
+
+def _model_block_instrument(rot, sky, ant1, ant2, instrument, *, corr):
+    return _model_block(rot, sky, ant1, ant2, corr=corr,
+                        instrument=graph._only_block(instrument))
 
 
 # -- solving one channel ---------------------------------------------------------------------
@@ -224,6 +245,8 @@ def solve_channel(stats, ant1, ant2, nant, refant, solve_xi, relative):
         keep[1 + refant] = False
     u = np.full(n_u, np.nan + 0j)
     err = np.full(n_u, np.nan)
+    if relative and diag[1 + refant] > 1e-12 * scale:
+        u[1 + refant], err[1 + refant] = 0.0, 0.0       # held, not unknown: a valid solution
     idx = np.flatnonzero(keep)
     if idx.size == 0 or count <= idx.size:
         return u, err

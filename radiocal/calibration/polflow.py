@@ -10,7 +10,8 @@ one), this module
    with linear feeds an unpolarised model would let the gains absorb ``Q cos 2chi + U sin 2chi``
    (the sequence's own tables are kept as they are);
 2. solves KCROSS, Xf and Df on it (:func:`radiocal.calibration.polcal.solve_polarization`);
-3. returns the terms to apply with the parallactic-angle correction.
+3. does 1 and 2 once more with those terms in the gains' model;
+4. returns the terms to apply with the parallactic-angle correction.
 
 Every decision is a line of text for the run's log.
 """
@@ -25,7 +26,7 @@ from radiocal.calibration import polcal, polmodels
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.jones import ApplyTable
 from radiocal.calibration.models import resolve_model
-from radiocal.calibration.polapply import PolTerms
+from radiocal.calibration.polapply import PolTerms, static_terms
 from radiocal.errors import ConfigError
 from radiocal.io import schema as S
 
@@ -104,13 +105,16 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
              and ds.sizes[S.POLARIZATION] == 4]
     base = [ApplyTable(tables["delay"])] if "delay" in tables else []
     base.append(ApplyTable(tables["bandpass"]))
-    modelled = [ds.assign({S.VISIBILITY_MODEL: (ds[S.VISIBILITY].dims,
-                                                polcal.polarized_model(ds, stokes))})
-                for ds in parts]
-    gains = solve(modelled, "G", solint="int", calmode="ap", model="column", prior=base,
-                  refant=refant or None, minsnr=minsnr, minblperant=minblperant)
-    request = polcal.PolRequest(tuple(parts), stokes, tuple(base + [ApplyTable(gains)]))
-    solution = polcal.solve_polarization([request], refant=refant or None)
+    gains, solution = _gains_then_polarisation(parts, stokes, base, None, refant, minsnr,
+                                               minblperant)
+    if "xf" in solution.tables:
+        # once more with the solved leakages and cross-hand phase in the gains' model: the
+        # leakage of the calibrator's polarisation into the parallel hands (d P, ~0.5% of I)
+        # then no longer lands in the gains, and from there in the next solve
+        terms = PolTerms(kcross=solution.tables.get("kcross"), xf=solution.tables["xf"],
+                         df=solution.tables.get("df"), parang=True)
+        gains, solution = _gains_then_polarisation(parts, stokes, base, terms, refant, minsnr,
+                                                   minblperant)
     outcome.decisions += solution.decisions
     if "xf" not in solution.tables:
         # leakages alone are not applied (nor saved): without the cross-hand phase the cross
@@ -125,3 +129,16 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
     outcome.decisions.append("polarisation: applying KCROSS, Xf, Df and the parallactic-angle "
                              "rotation to every partition with four correlations")
     return outcome
+
+
+def _gains_then_polarisation(parts, stokes, base, terms, refant, minsnr, minblperant):
+    """The calibrator's gains against its polarised model (corrupted by ``terms`` when
+    given), then the polarisation solve through them."""
+    modelled = [ds.assign({S.VISIBILITY_MODEL: (
+        ds[S.VISIBILITY].dims,
+        polcal.polarized_model(ds, stokes, None if terms is None else static_terms(ds, terms)))})
+        for ds in parts]
+    gains = solve(modelled, "G", solint="int", calmode="ap", model="column", prior=base,
+                  refant=refant or None, minsnr=minsnr, minblperant=minblperant)
+    request = polcal.PolRequest(tuple(parts), stokes, tuple(base + [ApplyTable(gains)]))
+    return gains, polcal.solve_polarization([request], refant=refant or None)
