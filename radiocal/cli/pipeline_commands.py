@@ -95,12 +95,19 @@ def phaseref(ctx, inputs, fluxcal, fluxcal_model, bpcal, phasecal, targets, skym
     started = time.monotonic()
     targets = split_names(targets)
     if not (fluxcal and phasecal and targets):
+        import logging
+
         from radiocal.cli.calibration_commands import roles_from_data
         from radiocal.engine.runner import run_log
 
-        with run_log(outdir):        # the role choice belongs in the run's log.txt too
-            roles = roles_from_data(ctx, lambda: _read_for_roles(inputs), fluxcal, bpcal,
-                                    phasecal, targets, fluxcal_model)
+        roles = roles_from_data(ctx, lambda: _read_for_roles(inputs), fluxcal, bpcal, phasecal,
+                                targets, fluxcal_model)
+        # the role choice belongs in the run's log.txt too (written only once the roles are
+        # known: a bad role is an error before anything, OUTDIR included, is made)
+        with run_log(outdir) as handler:
+            logger = logging.getLogger("radiocal.roles")
+            handler.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0,
+                                             roles.describe(), None, None))
         fluxcal, bpcal, phasecal, targets = roles.fluxcal, roles.bpcal, roles.phasecal, roles.targets
     entries = phaseref_entries(inputs, fluxcal=fluxcal, phasecal=phasecal,
                                targets=targets, bpcal=bpcal, fluxcal_model=fluxcal_model,
