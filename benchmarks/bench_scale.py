@@ -9,7 +9,8 @@ in-process on machines of up to 4 cores, so that is the whole process tree):
   turn on a fresh store;
 - OVRO-LWA-like directories (352 antennas, 192-channel sub-bands, one MS per integration and
   sub-band, ``radiocal.io.testing.lwa_files``): ``convert`` and the whole ``lwa`` route, with
-  each step's time and memory from the run's provenance.
+  each step's time and memory from the run's provenance;
+- existing stores (``--flag-stores``): ``radiocal flag`` on a hard-linked copy of each.
 
 Visibilities/s counts the cells of the data (time x baseline x channel x correlation) per wall
 second of the command. ``--threads 1,2`` runs everything with one and with two threads
@@ -17,6 +18,7 @@ second of the command. ``--threads 1,2`` runs everything with one and with two t
 
     python benchmarks/bench_scale.py --vla 1,2,4 --threads 2
     flock /tmp/radiocal-heavy.lock memcap 12G python benchmarks/bench_scale.py --vla "" --lwa 1x4
+    python benchmarks/bench_scale.py --vla "" --flag-stores DATA/lwa352_192ch_6int.zarr --threads 1,2
 
 Data are made once under ``--data`` (default /work/benchdata, else benchmarks/data) and kept.
 """
@@ -145,6 +147,19 @@ def lwa_runs(directory: Path, threads: int, work: Path) -> dict:
     return {"cells": cells, "bytes": disk_bytes(directory), "commands": out}
 
 
+def store_runs(store: Path, threads: int, work: Path) -> dict:
+    """``radiocal flag`` on a copy of an existing store (its chunk files hard-linked: flagging
+    writes new FLAG arrays beside the old ones and never into a file it did not create)."""
+    copy = work / "store.zarr"
+    shutil.copytree(store, copy, copy_function=os.link)
+    shape = json.loads((next(copy.glob("partitions/*/VISIBILITY/.zarray"))).read_text())["shape"]
+    cells = sum(json.loads(p.read_text())["shape"][0] for p in copy.glob("partitions/*/VISIBILITY/.zarray")) \
+        * shape[1] * shape[2] * shape[3]
+    out = {"flag": _measure([str(a) for a in (*_radiocal(threads), "flag", copy)], cells, REPO)}
+    print(f"  store {store.name} {threads}t flag: {out['flag']}", file=sys.stderr)
+    return {"cells": cells, "bytes": disk_bytes(store), "commands": out}
+
+
 def _table(report) -> str:
     lines = ["| data | command | threads | wall s | CPU s | Mvis/s | peak RSS MB | load |",
              "|---|---|---|---|---|---|---|---|"]
@@ -171,6 +186,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vla", default="1,2,4", help="VLA-like scales, e.g. 1,2,4,8 ('' for none)")
     parser.add_argument("--lwa", default="", help="LWA-like sets INTxSUBBANDS, e.g. 1x4,2x4")
+    parser.add_argument("--flag-stores", default="", metavar="STORES",
+                        help="existing stores to flag (copies), e.g. DATA/lwa352_192ch_6int.zarr")
     parser.add_argument("--threads", default="2", help="thread counts, e.g. 1,2")
     parser.add_argument("--processes", action="store_true",
                         help="N worker processes of one thread each, instead of N threads in-process")
@@ -196,6 +213,8 @@ def main() -> None:
         integrations, subbands = (int(v) for v in spec.split("x"))
         inputs.append((f"lwa {integrations}int x {subbands}sb", lwa_dir(data, integrations, subbands),
                        lwa_runs))
+    for store in (Path(s) for s in args.flag_stores.split(",") if s):
+        inputs.append((f"store {store.name}", store, store_runs))
     for label, path, runner in inputs:
         report["runs"][label] = {}
         for n in threads:
