@@ -67,20 +67,33 @@ def new_counts(stages: list) -> list:
     """Samples newly flagged from each flag array of ``stages`` to the next (all chunked alike),
     as lazy scalars: one pass over them all and one sum, not a reduction per step (each costs
     ~5 ms of graph building and several tasks per partition; a scan-rich MS has hundreds)."""
-    n = len(stages) - 1
+    return _block_counts(_count_new_block, stages, len(stages) - 1)
+
+
+def flagged_counts(flags: list) -> list:
+    """Samples flagged in each of ``flags`` (all chunked alike), as lazy scalars from one pass."""
+    return _block_counts(_count_block, flags, len(flags))
+
+
+def _block_counts(count, flags: list, n: int) -> list:
     if n < 1:
         return []
-    first = stages[0]
-    per_block = da.map_blocks(_count_block, *stages, new_axis=first.ndim,
+    first = flags[0]
+    per_block = da.map_blocks(count, *flags, new_axis=first.ndim,
                               chunks=tuple((1,) * len(c) for c in first.chunks) + ((n,),),
                               dtype=np.int64, meta=np.empty((0,) * (first.ndim + 1), np.int64))
     total = per_block.sum(axis=tuple(range(first.ndim)))
     return [total[i] for i in range(n)]
 
 
+def _count_new_block(*flags):
+    counts = [np.count_nonzero(b & ~a) for a, b in zip(flags, flags[1:])]
+    return np.array(counts, np.int64).reshape((1,) * flags[0].ndim + (len(counts),))
+
+
 def _count_block(*flags):
-    counts = np.array([np.count_nonzero(b & ~a) for a, b in zip(flags, flags[1:])], np.int64)
-    return counts.reshape((1,) * flags[0].ndim + (len(counts),))
+    counts = [np.count_nonzero(f) for f in flags]
+    return np.array(counts, np.int64).reshape((1,) * flags[0].ndim + (len(counts),))
 
 
 def _or_cells(ds: xr.Dataset, cells: da.Array) -> xr.Dataset:

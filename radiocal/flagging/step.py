@@ -109,15 +109,16 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
     datasets = open_store(store)
     name = version_name or next_version_name(store, "flag")
     label = "per telescope" if callable(strategy) else strategy.name
-    save_flag_version(store, name, comment or f"before radiocal flag ({label})")
+    save_flag_version(store, name, comment or f"before radiocal flag ({label})", opened=datasets)
     flagged, counts = flag_datasets(datasets, strategy, selection)
     totals: dict = {}
     # One pass computes the new flags chunk by chunk into the store's staging area (safe although
     # they are computed from the flags they replace) together with the counts; nothing of the
     # data's size reaches this process.
     changed = [new for ds, new in zip(datasets, flagged) if new is not ds]
-    sums = [(ds[S.FLAG].data.sum(), new[S.FLAG].data.sum()) if new is not ds
-            else (ds[S.FLAG].data.sum(),) * 2 for ds, new in zip(datasets, flagged)]
+    sums = [tuple(fd.flagged_counts([ds[S.FLAG].data, new[S.FLAG].data])) if new is not ds
+            else tuple(fd.flagged_counts([ds[S.FLAG].data])) * 2
+            for ds, new in zip(datasets, flagged)]
     also = (counts, sums)
     counts, sums = (update_store(changed, store, [S.FLAG], also=also) if changed
                     else dask.compute(*also))
