@@ -32,8 +32,20 @@ SPLIT_EVERY = 8
 def _spill(stats, path, dnu):
     yw, const = D.phase_data(stats, dnu)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.save(path, yw)
+    # float64 values after their shape, rather than np.save: np.load parses its header with
+    # ast.literal_eval, which CPython 3.11.7 can fail in two threads at once ("AST constructor
+    # recursion depth mismatch", seen on a 352-antenna delay solve)
+    with open(path, "wb") as f:
+        np.array([yw.ndim, *yw.shape], np.int64).tofile(f)
+        np.ascontiguousarray(yw, np.float64).tofile(f)
     return const
+
+
+def _load(path) -> np.ndarray:
+    with open(path, "rb") as f:
+        ndim = int(np.fromfile(f, np.int64, 1)[0])
+        shape = tuple(int(n) for n in np.fromfile(f, np.int64, ndim))
+        return np.fromfile(f, np.float64).reshape(shape)
 
 
 def _channels(blocks, paths, dnu, ant1, ant2, nant, refants, minblperant):
@@ -82,8 +94,9 @@ def _first_guess(channels, consts, freqs, ref_freq, ant1, ant2, nant, minblperan
     return state
 
 
-def _phase_sums(path, dnu, ant1, ant2, bl_slice, state, nant):
-    yw = np.load(path)
+def _phase_sums(path, dnu, baselines, bl_slice, state, nant):
+    ant1, ant2 = baselines
+    yw = _load(path)
     return D.phase_sums(yw, dnu, ant1, ant2, state["use_bl"][:, :, bl_slice], state["phi"],
                         state["tau"], nant)
 
@@ -164,11 +177,13 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, minblperant, minsnr
     name = "calib-delay-" + token
     spill_dir = os.path.join(dask.config.get("temporary-directory", None)
                              or tempfile.gettempdir(), "radiocal-delay-" + token)
-    dsk = {}
+    dsk = {(name + "-baselines", bi): (tuple, [ant1[bstart[bi]:bstart[bi + 1]],
+                                               ant2[bstart[bi]:bstart[bi + 1]]])
+           for bi in range(len(bchunks))}
     for g in range(len(kchunks)):
         paths, consts, channels = [], [], []
         for fi in range(len(fchunks)):
-            row = [os.path.join(spill_dir, f"{g}_{fi}_{bi}.npy") for bi in range(len(bchunks))]
+            row = [os.path.join(spill_dir, f"{g}_{fi}_{bi}.f64") for bi in range(len(bchunks))]
             paths.extend((fi, bi, path) for bi, path in enumerate(row))
             key = (name + "-channels", g, fi)
             dsk[key] = (_channels, [(stats.name, g, fi, bi, 0, 0) for bi in range(len(bchunks))],
@@ -186,8 +201,10 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, minblperant, minsnr
             for fi, bi, path in paths:
                 key = (name + "-sums", g, it, fi, bi)
                 bsl = slice(bstart[bi], bstart[bi + 1])
-                dsk[key] = (_phase_sums, path, dnu[fstart[fi]:fstart[fi + 1]], ant1[bsl],
-                            ant2[bsl], bsl, state, nant)
+                # the antennas of a baseline chunk by key: embedded in each of the iterations x
+                # chunks tasks they made a 352-antenna graph ~370 MiB
+                dsk[key] = (_phase_sums, path, dnu[fstart[fi]:fstart[fi + 1]],
+                            (name + "-baselines", bi), bsl, state, nant)
                 shares.append(key)
             total = _tree(dsk, (name + "-total", g, it), shares, _sum)
             dsk[(name + "-state", g, it)] = (_step, state, total, nant)
