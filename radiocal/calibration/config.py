@@ -52,12 +52,12 @@ class CalibrateConfig:
                 "solutions, as CASA)", "choices": INTERP_CHOICES})
 
     def __post_init__(self):
-        if self.fluxcal_scans not in FLUXCAL_SCANS:
-            raise ConfigError(f"fluxcal_scans {self.fluxcal_scans!r} is not one of "
-                              f"{', '.join(FLUXCAL_SCANS)}")
-        if self.target_interp not in INTERP_CHOICES:
-            raise ConfigError(f"target_interp {self.target_interp!r} is not one of "
-                              f"{', '.join(INTERP_CHOICES)}")
+        # Library calls get the check the YAML and the CLI make from the same field metadata
+        for spec in dataclasses.fields(self):
+            choices = spec.metadata.get("choices")
+            value = getattr(self, spec.name)
+            if choices is not None and value not in choices:
+                raise ConfigError(f"{spec.name} {value!r} is not one of {', '.join(choices)}")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import os
 
 import click
 
-from radiocal.calibration.config import FLUXCAL_SCANS, SOLVE_TYPES, CalibrateConfig, SolveConfig
+from radiocal.calibration.config import SOLVE_TYPES, CalibrateConfig, SolveConfig
 from radiocal.cli.common import split_names
 from radiocal.cli.config_options import config_option, config_options
 from radiocal.cli.engine_commands import make_engine
@@ -92,7 +92,7 @@ def roles_from_data(ctx, read, fluxcal, bpcal, phasecal, targets, fluxcal_model)
 @click.option("--fluxcal-model", default="standard", show_default=True,
               help="'standard' (Perley-Butler 2017 by name) or 'S,alpha,reffreq' "
                    "(e.g. 15.0,-0.5,1.4GHz).")
-@config_option(CalibrateConfig, "fluxcal_scans", type=click.Choice(FLUXCAL_SCANS))
+@config_option(CalibrateConfig, "fluxcal_scans")
 @click.option("--bpcal", default="", help="Bandpass calibrator (default: the flux calibrator).")
 @click.option("--phasecal", default="", help="Phase calibrator field name (default: from the data).")
 @click.option("--targets", "--target", "targets", multiple=True,
