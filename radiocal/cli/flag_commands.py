@@ -6,6 +6,7 @@ import click
 
 from radiocal.cli.common import split_names
 from radiocal.cli.config_options import config_option
+from radiocal.cli.engine_commands import make_engine
 from radiocal.cli.selection_options import SELECTION_OPTION_NAMES, selection_from_options, selection_options
 from radiocal.flagging.config import FlagConfig
 
@@ -22,7 +23,8 @@ from radiocal.flagging.config import FlagConfig
 @click.option("--version-name", default=None, metavar="NAME",
               help="Name of the flag version saved before flagging (default: flag_N).")
 @selection_options
-def flag(store, show_strategy, version_name, **options):
+@click.pass_context
+def flag(ctx, store, show_strategy, version_name, **options):
     """Flag RFI and bad data in STORE in place (the previous flags are saved as a version first).
 
     The default strategy is the one shipped for the data's telescope (TELESCOPE_NAME): it clips
@@ -51,7 +53,8 @@ def flag(store, show_strategy, version_name, **options):
         sel = selection_from_options(**selection)
     load_strategy(config.strategy)   # a bad strategy file is an error before the store is touched
     config.antennas()                # and so is an unreadable bad-antenna list
-    report = flag_store(store, per_telescope(announced), selection=sel, version_name=version_name)
+    with make_engine(ctx):   # the run's cluster, threads and chunk budget (--workers, --chunk-mb)
+        report = flag_store(store, per_telescope(announced), selection=sel, version_name=version_name)
     (b, total), (a, _) = report["before"], report["after"]
     click.echo(f"saved previous flags as version {report['version']!r}")
     for key, value in report["counts"].items():
@@ -130,7 +133,8 @@ def delete(store, name):
 @click.argument("store", type=click.Path())
 @click.option("--by", "axes", default="antenna,field,spw,scan,correlation", show_default=True,
               help="Comma-separated breakdowns to show.")
-def summary(store, axes):
+@click.pass_context
+def summary(ctx, store, axes):
     """Flagged fractions by antenna, field, spw, scan and correlation (like flagdata summary)."""
     from radiocal.errors import ConfigError
     from radiocal.flagging.summary import SUMMARY_AXES, flag_summary, format_summary
@@ -140,7 +144,8 @@ def summary(store, axes):
     bad = sorted(set(chosen) - set(SUMMARY_AXES))
     if bad:
         raise ConfigError(f"unknown --by {', '.join(bad)} (choose from {', '.join(SUMMARY_AXES)})")
-    click.echo(format_summary(flag_summary(open_store(store)), chosen))
+    with make_engine(ctx):
+        click.echo(format_summary(flag_summary(open_store(store)), chosen))
 
 
 commands = [flag, flags]

@@ -130,3 +130,17 @@ def test_flag_step_saves_incoming_flags(store, small_sim, tmp_path):
     for ds in datasets:
         np.testing.assert_array_equal(saved[ds.attrs[S.ATTR_PARTITION]].values, ds[S.FLAG].values)
     assert sum(int(ds[S.FLAG].sum()) for ds in out) > sum(int(ds[S.FLAG].sum()) for ds in datasets)
+
+
+@pytest.mark.parametrize("command", [("flag",), ("flags", "summary")])
+def test_flag_commands_run_on_the_engine(store, run_cli, monkeypatch, command):
+    # --scheduler (and --workers, --chunk-mb) reach the flagger: an unreachable scheduler is the
+    # engine's one-line error, where flagging on dask's default pool would ignore it and succeed.
+    from radiocal.engine.cluster import Engine
+
+    monkeypatch.setattr(Engine, "connect_timeout", "1s")
+    before = sorted(p.name for p in store.rglob("*"))
+    result = run_cli("--scheduler", "tcp://127.0.0.1:9", *command, store)
+    assert result.exit_code != 0
+    assert "cannot reach scheduler" in result.err and "Traceback" not in result.err
+    assert sorted(p.name for p in store.rglob("*")) == before
