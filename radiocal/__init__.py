@@ -1,15 +1,10 @@
-"""radiocal: Measurement Sets to calibrated data and dynamic spectra on dask."""
+"""radiocal: Measurement Sets to calibrated data and dynamic spectra on dask.
+
+The library's names (``radiocal.open``, ``radiocal.flag``, ``radiocal.Engine``, ...) are those of
+:mod:`radiocal.api`, handed on here; api resolves the heavy ones on first use, so
+``import radiocal`` (and the CLI's start-up) stays cheap.
+"""
+
+from radiocal.api import __all__, __dir__, __getattr__, open, plot, to_store  # noqa: F401
 
 __version__ = "0.1.0"
-
-
-def __getattr__(name: str):
-    # The library façade (radiocal.open, radiocal.Engine, ...) lives in radiocal.api and is
-    # resolved on first use, so `import radiocal` (and the CLI's start-up) stays cheap.
-    if not name.startswith("_") and name != "api":
-        import importlib
-
-        api = importlib.import_module("radiocal.api")
-        if name in api.__all__:
-            return getattr(api, name)
-    raise AttributeError(f"module 'radiocal' has no attribute {name!r}")

@@ -109,7 +109,7 @@ def plot(spectrum, output, products=None):
 
 def _step_function(public: str, step: str):
     """``radiocal.<public>``: the registered step ``step`` as a function of datasets."""
-    from radiocal.engine.registry import get_step, make_config
+    from radiocal.registry import get_step, make_config
 
     spec = get_step(step)
 
@@ -149,6 +149,9 @@ def _default(field):
 
 
 def __getattr__(name: str):
+    # radiocal/__init__.py hands this on: a name made once is kept here, where both look
+    if name in globals():
+        return globals()[name]
     if name in STEP_FUNCTIONS:
         function = globals()[name] = _step_function(name, STEP_FUNCTIONS[name])
         return function

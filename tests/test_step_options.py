@@ -19,7 +19,7 @@ import pytest
 import radiocal
 from radiocal.api import STEP_FUNCTIONS
 from radiocal.cli.main import cli
-from radiocal.engine.registry import all_steps
+from radiocal.registry import all_steps
 
 # registered step -> CLI command that does the same work
 CLI_COMMANDS = {"convert": "convert", "flag": "flag", "calibrate": "calibrate", "solve": "solve",

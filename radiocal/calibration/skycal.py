@@ -20,7 +20,7 @@ from radiocal.calibration.ateam import ATEAM, BEAM_EXPONENT, MIN_BEAM, ateam_sky
 from radiocal.calibration.dataset import solve_jointly
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.step import load_table, save_tables
-from radiocal.engine.registry import register_step
+from radiocal.registry import register_step
 from radiocal.errors import ConfigError, SelectionError
 from radiocal.io import caltables as C
 from radiocal.io import schema as S

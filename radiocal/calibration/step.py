@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from radiocal.calibration.config import INTERP_CHOICES, SOLVE_TYPES, CalibrateConfig, SolveConfig
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.workflow import calibrate
-from radiocal.engine.registry import register_step
+from radiocal.registry import register_step
 from radiocal.errors import ConfigError
 from radiocal.io import caltables as C
 from radiocal.io import schema as S

@@ -180,7 +180,7 @@ def solve(ctx, kind, store, overwrite, **options):
     from pathlib import Path
 
     from radiocal.engine.context import StepContext
-    from radiocal.engine.registry import get_step, make_config
+    from radiocal.registry import get_step, make_config
     from radiocal.errors import OutputExistsError
     from radiocal.io import caltables as C
     from radiocal.io.store import open_store

@@ -12,7 +12,7 @@ from radiocal.dynspec.dataset import (
     subtract_model,
     write_dynspec,
 )
-from radiocal.engine.registry import register_step
+from radiocal.registry import register_step
 from radiocal.errors import ConfigError
 from radiocal.io.skymodel import read_skymodel
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from radiocal.engine.registry import StepSpec, all_steps, get_step, make_config
+from radiocal.registry import StepSpec, all_steps, get_step, make_config
 from radiocal.errors import ConfigError
 
 PACKAGED = Path(__file__).resolve().parent.parent / "pipelines"

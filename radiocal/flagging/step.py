@@ -11,7 +11,7 @@ from dataclasses import replace
 import dask
 import dask.array as da
 
-from radiocal.engine.registry import register_step
+from radiocal.registry import register_step
 from radiocal.flagging import dataset as fd
 from radiocal.flagging.config import FlagConfig
 from radiocal.flagging.strategy import ManualParams, Strategy, apply_strategy, load_strategy

@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from radiocal.engine.registry import register_step
+from radiocal.registry import register_step
 from radiocal.errors import ConfigError, OutputExistsError
 
 

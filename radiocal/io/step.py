@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radiocal.budget import CHUNK_MB_HELP, mib_to_bytes
-from radiocal.engine.registry import register_step
+from radiocal.registry import register_step
 from radiocal.errors import ConfigError, OutputExistsError
 
 _SELECTION_PARTS = ("field", "scan", "spw", "antenna", "uvrange", "timerange", "correlation",

@@ -10,7 +10,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
-from radiocal.engine.registry import register_step
+from radiocal.registry import register_step
 
 
 @dataclass(frozen=True)

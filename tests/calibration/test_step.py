@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from radiocal.engine.registry import get_step, make_config
+from radiocal.registry import get_step, make_config
 from radiocal.errors import ConfigError
 from radiocal.io import caltables as C
 from radiocal.io import schema as S

@@ -32,7 +32,7 @@ def test_vla_small_like_route_reaches_the_floor(tmp_path):
     pytest.importorskip("radiocal.flagging.step", reason="needs the flag step")
     pytest.importorskip("radiocal.calibration.step", reason="needs the calibration steps")
     from radiocal.engine.context import StepContext
-    from radiocal.engine.registry import all_steps, make_config
+    from radiocal.registry import all_steps, make_config
 
     sim = simulator.simulate(simulator.SimConfig.vla_small_like(seed=11))
     fluxcal, phasecal, target = (f.name for f in sim.config.fields)

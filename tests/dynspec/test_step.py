@@ -7,7 +7,7 @@ import pytest
 
 from radiocal.dynspec.dataset import ATTR_MODEL_SUBTRACTED, open_dynspec
 from radiocal.engine.context import StepContext
-from radiocal.engine.registry import all_steps, get_step, make_config
+from radiocal.registry import all_steps, get_step, make_config
 from radiocal.errors import ConfigError
 from radiocal.io import schema as S
 

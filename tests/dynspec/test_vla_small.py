@@ -152,7 +152,7 @@ def test_after_default_flagging_and_calibration(partitions, truth, tmp_path):
     pytest.importorskip("radiocal.flagging.step", reason="needs the flag step")
     pytest.importorskip("radiocal.calibration.step", reason="needs the calibration steps")
     from radiocal.engine.context import StepContext
-    from radiocal.engine.registry import all_steps, make_config
+    from radiocal.registry import all_steps, make_config
 
     steps = all_steps()
     if any(name not in steps for name in ("flag", "calibrate")):

@@ -16,7 +16,7 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 
-from radiocal.engine.registry import register_step
+from radiocal.registry import register_step
 from radiocal.io import schema as S
 
 

@@ -6,7 +6,7 @@ import yaml
 import pytest
 
 from radiocal.engine.pipeline import defaults_yaml, load_pipeline
-from radiocal.engine.registry import all_steps
+from radiocal.registry import all_steps
 from radiocal.errors import ConfigError
 
 
@@ -94,7 +94,7 @@ def test_defaults_yaml_for_one_step():
 
 
 def test_unimportable_plugin_module_is_a_config_error(monkeypatch):
-    from radiocal.engine.registry import get_step
+    from radiocal.registry import get_step
 
     monkeypatch.setenv("RADIOCAL_STEP_MODULES", "engine_test_steps, no_such_radiocal_plugin")
     with pytest.raises(ConfigError, match="cannot import 'no_such_radiocal_plugin'"):

@@ -116,7 +116,7 @@ def test_cli_errors_are_one_line(store, run_cli, tmp_path):
 
 def test_flag_step_saves_incoming_flags(store, small_sim, tmp_path):
     from radiocal.engine.context import StepContext
-    from radiocal.engine.registry import get_step, make_config
+    from radiocal.registry import get_step, make_config
     from radiocal.io.flag_versions import list_flag_versions, open_flag_version
 
     spec = get_step("flag")

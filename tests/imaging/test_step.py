@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from radiocal.engine.context import StepContext
-from radiocal.engine.registry import get_step, make_config
+from radiocal.registry import get_step, make_config
 from radiocal.errors import ConfigError
 from radiocal.imaging import ImagerNotFoundError
 from radiocal.imaging.fits import read_fits
