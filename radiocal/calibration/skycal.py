@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
 
 from radiocal.calibration import postprocess
 from radiocal.calibration.ateam import ATEAM, BEAM_EXPONENT, MIN_BEAM, ateam_skymodel, pick_sources
@@ -22,7 +21,6 @@ from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.step import load_table, save_tables
 from radiocal.registry import register_step
 from radiocal.errors import ConfigError, SelectionError
-from radiocal.io import caltables as C
 from radiocal.io import schema as S
 
 

@@ -7,7 +7,6 @@ also one line (exit 70). ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 

@@ -32,8 +32,6 @@ import numpy as np
 
 from radiocal.engine.numba import JIT
 from radiocal.flagging.background import (
-    background_2d,
-    loess_rows,
     robust_loess_rows,
     standardized_residual,
 )
@@ -41,7 +39,6 @@ from radiocal.flagging.robust import (
     MAD_TO_SIGMA,
     masked_median,
     robust_sigma,
-    running_median_rows,
     window_median_mad,
 )
 

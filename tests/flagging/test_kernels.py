@@ -7,8 +7,10 @@ import math
 import numpy as np
 import pytest
 
+from radiocal.flagging import background as bg
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import kernels as k
+from radiocal.flagging import robust as rb
 
 RNG = np.random.default_rng(1234)
 
@@ -56,7 +58,7 @@ def test_loess_matches_weighted_least_squares(degree, leave_out):
     n = 25
     y = np.cumsum(RNG.normal(size=n)) + 0.1 * np.arange(n) ** 2
     w = (RNG.random(n) > 0.2).astype(float)
-    fit, support, var = k.loess_rows(y[None], w[None], 2.0, degree, leave_out, np.ones((1, n)))
+    fit, support, var = bg.loess_rows(y[None], w[None], 2.0, degree, leave_out, np.ones((1, n)))
     for i in range(n):
         ref, ref_var = _loess_reference(y, w, 2.0, degree, i, leave_out)
         assert fit[0, i] == pytest.approx(ref, rel=1e-8, abs=1e-8)
@@ -67,14 +69,14 @@ def test_loess_matches_weighted_least_squares(degree, leave_out):
 def test_loess_reproduces_a_quadratic_exactly():
     x = np.arange(20.0)
     y = 3.0 - 0.5 * x + 0.07 * x ** 2
-    fit, _, _ = k.loess_rows(y[None], np.ones((1, 20)), 1.5, 2, True, np.ones((1, 20)))
+    fit, _, _ = bg.loess_rows(y[None], np.ones((1, 20)), 1.5, 2, True, np.ones((1, 20)))
     np.testing.assert_allclose(fit[0], y, rtol=1e-9)
 
 
 def test_running_median_matches_numpy():
     values = RNG.normal(size=(3, 17))
     weights = (RNG.random((3, 17)) > 0.3).astype(float)
-    out = k.running_median_rows(values, weights, 2)
+    out = rb.running_median_rows(values, weights, 2)
     for r in range(3):
         for i in range(17):
             sel = [j for j in range(max(0, i - 2), min(17, i + 3)) if weights[r, j] > 0]
