@@ -17,7 +17,7 @@ from radiocal.budget import chunk_bytes
 from radiocal.calibration import kernels as K
 from radiocal.calibration import delay_graph, reduce
 from radiocal.io import rawchunks
-from radiocal.io.store import broadcast_channels, channel_free
+from radiocal.io.store import channel_free
 
 MODE_DELAY = -1
 
@@ -87,6 +87,33 @@ def accumulation_chunks(chunks, npol, nbl, per_channel, n_out):
     return chunks
 
 
+def weights(weight, chunks, read=rawchunks.rechunk):
+    """``weight`` (time, baseline, frequency, polarization) for a kernel's blocks in ``chunks``.
+
+    A channel-free weight (one per time, baseline and correlation, as stores keep them) comes
+    back as (time, baseline, 1, polarization), for :func:`full_weight` to broadcast over the
+    block's channels as a view: materialized, it is half a visibility chunk per block, and dask
+    made those copies ahead of the kernels (90 MiB of them held at once by an apply of
+    16 MiB chunks). Anything else is ``read(weight, chunks)``. Give the result the frequency
+    index of the visibilities only where its frequency axis is theirs (``weight_index``).
+    """
+    compact = channel_free(weight)
+    if compact is None:
+        return read(weight, chunks)
+    return compact.rechunk((chunks[0], chunks[1], chunks[3]))[:, :, None, :]
+
+
+def weight_index(weight, nchan: int, freq: str) -> str:
+    """The blockwise index of what :func:`weights` returned: ``freq`` unless channel-free."""
+    return f"tb{freq}p" if weight.shape[2] == nchan else "tbzp"
+
+
+def full_weight(weight, vis):
+    """A block's weights shaped like its visibilities (a read-only view when channel-free)."""
+    weight = _only_block(weight)
+    return weight if weight.shape == vis.shape else np.broadcast_to(weight, vis.shape)
+
+
 def _reads(array, chunks, per_channel: bool, token: str) -> da.Array:
     """``array`` in ``chunks``; per channel, every chunk of channels read by tasks of its own.
 
@@ -98,9 +125,6 @@ def _reads(array, chunks, per_channel: bool, token: str) -> da.Array:
     raw chunk files are read region by region, a channel-free weight is broadcast block by
     block, and anything else is read again for each channel chunk (its own keys).
     """
-    compact = channel_free(array)
-    if compact is not None:
-        return broadcast_channels(compact.rechunk((chunks[0], chunks[1], chunks[3])), chunks[2])
     if not per_channel or len(chunks[2]) == 1 or rawchunks.is_raw(array):
         return rawchunks.rechunk(array, chunks)
     edges = np.cumsum((0,) + tuple(chunks[2]))
@@ -110,7 +134,8 @@ def _reads(array, chunks, per_channel: bool, token: str) -> da.Array:
 
 def _accumulate_block(vis, model, weight, flag, jones, piece, ant1, ant2, *, per_channel,
                       hand1, hand2, corr_out, n_out):
-    vis, model, weight, flag, jones = (_only_block(b) for b in (vis, model, weight, flag, jones))
+    vis, model, flag, jones = (_only_block(b) for b in (vis, model, flag, jones))
+    weight = full_weight(weight, vis)
     n_pieces = int(piece.max()) + 1 if piece.size else 0
     nf = vis.shape[2]
     fcell = np.arange(nf, dtype=np.int64) if per_channel else np.zeros(nf, dtype=np.int64)
@@ -148,8 +173,10 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
                                                     n_out)
     chunks = (tchunks, bchunks, fchunks, (npol,))
     token = tokenize(vis, model, weight, flag, chunks)
-    vis, model, weight, flag = (_reads(_as_dask(x), chunks, per_channel, f"{token}-{i}")
-                                for i, x in enumerate((vis, model, weight, flag)))
+    vis, model, flag = (_reads(_as_dask(x), chunks, per_channel, f"{token}-{i}")
+                        for i, x in enumerate((vis, model, flag)))
+    weight = weights(_as_dask(weight), chunks,
+                     lambda w, c: _reads(w, c, per_channel, f"{token}-weight"))
     jones = _as_dask(jones)
     jones = _reads(jones, (tchunks, (jones.shape[1],), fchunks, (jones.shape[3],)), per_channel,
                    f"{token}-jones")
@@ -171,7 +198,8 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
                                           ant1, ant2, hand1, hand2, corr_out, n_out)
     stats = da.blockwise(
         _accumulate_block, "tFbos",
-        vis, "tbFp", model, "tbFp", weight, "tbFp", flag, "tbFp", jones, "taFh", piece, "t",
+        vis, "tbFp", model, "tbFp", weight, weight_index(weight, vis.shape[2], "F"), flag,
+        "tbFp", jones, "taFh", piece, "t",
         a1, "b", a2, "b",
         new_axes={"o": n_out, "s": K.N_STATS},
         adjust_chunks={"t": tuple(pieces_per_chunk),
@@ -257,8 +285,10 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, m
 
 
 def _apply_block(vis, flag, weight, jones, jflag, ant1, ant2, *, hand1, hand2, calwt):
-    return K.apply_gains(vis, flag, weight, _only_block(jones), _only_block(jflag), ant1, ant2,
-                         hand1, hand2, calwt)
+    vis_out, flag_out, weight_out = K.apply_gains(
+        vis, flag, full_weight(weight, vis), _only_block(jones), _only_block(jflag), ant1, ant2,
+        hand1, hand2, calwt)
+    return (vis_out, flag_out, weight_out) if calwt else (vis_out, flag_out)
 
 
 def _pick(block, which):
@@ -270,14 +300,16 @@ def apply(vis, flag, weight, jones, jflag, ant1, ant2, hand1, hand2, calwt):
 
     ``jones``/``jflag`` are (time, antenna, frequency, hand), chunked like ``vis`` on time and
     frequency (they are rechunked to it if not). The kernel runs once per chunk of the data, in
-    the data's own chunks, with the antenna terms of its times and channels; its three outputs
-    are picked from a tuple-valued intermediate so nothing is computed twice.
+    the data's own chunks, with the antenna terms of its times and channels; its outputs are
+    picked from a tuple-valued intermediate so nothing is computed twice. Without ``calwt`` the
+    weights are ``weight`` itself.
     """
     vis = _as_dask(vis)
     if len(vis.chunks[3]) > 1:
         vis = vis.rechunk({3: -1})
     flag = _as_dask(flag).rechunk(vis.chunks)
-    weight = _as_dask(weight).rechunk(vis.chunks)
+    weight = _as_dask(weight)
+    blocks = weights(weight, vis.chunks, lambda w, c: w.rechunk(c))
     jchunks = (vis.chunks[0], -1, vis.chunks[2], -1)
     jones = _as_dask(jones).rechunk(jchunks)
     jflag = _as_dask(jflag).rechunk(jchunks)
@@ -285,14 +317,15 @@ def apply(vis, flag, weight, jones, jflag, ant1, ant2, hand1, hand2, calwt):
     a2 = da.from_array(np.asarray(ant2, np.int64), chunks=(vis.chunks[1],))
     kwargs = dict(hand1=np.asarray(hand1, np.int64), hand2=np.asarray(hand2, np.int64),
                   calwt=bool(calwt))
-    token = tokenize(vis, flag, weight, jones, jflag, a1, a2, kwargs)
+    token = tokenize(vis, flag, blocks, jones, jflag, a1, a2, kwargs)
     packed = da.blockwise(
-        _apply_block, "tbfp", vis, "tbfp", flag, "tbfp", weight, "tbfp",
+        _apply_block, "tbfp", vis, "tbfp", flag, "tbfp",
+        blocks, weight_index(blocks, vis.shape[2], "f"),
         jones, "tafh", jflag, "tafh", a1, "b", a2, "b", concatenate=False, dtype=object,
         meta=np.empty((0,) * 4, dtype=object), name="calib-apply-" + token, **kwargs)
     outs = []
-    for which, dtype in enumerate((vis.dtype, np.dtype(bool), weight.dtype)):
+    for which, dtype in enumerate((vis.dtype, np.dtype(bool), weight.dtype)[:3 if calwt else 2]):
         outs.append(packed.map_blocks(_pick, which, dtype=dtype,
                                       meta=np.empty((0,) * 4, dtype=dtype),
                                       name=f"calib-apply{which}-" + token))
-    return tuple(outs)
+    return tuple(outs) + (() if calwt else (weight,))

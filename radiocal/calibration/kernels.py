@@ -315,17 +315,18 @@ def apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, corr_hand1, corr_ha
 
     Returns
     -------
-    vis_out : complex64, flag_out : bool, weight_out : float32 (same shape as ``vis``)
+    vis_out : complex64, flag_out : bool, weight_out : float32 (same shape as ``vis``; without
+    ``calwt`` it is ``weight``)
     """
     # Outputs come from numpy, not from inside the kernel: numpy asks the OS for huge pages for
     # large arrays, numba's allocator does not, and first touching fresh memory page by page
     # cost more than the correction itself.
     vis_out = np.empty_like(vis)
     flag_out = np.empty_like(flag)
-    weight_out = np.empty_like(weight)
+    weight_out = np.empty(vis.shape if calwt else (0, 0, 0, 0), dtype=weight.dtype)
     _apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, corr_hand1, corr_hand2, calwt,
                  vis_out, flag_out, weight_out)
-    return vis_out, flag_out, weight_out
+    return vis_out, flag_out, weight_out if calwt else weight
 
 
 @numba.njit(**JIT)
@@ -352,7 +353,8 @@ def _apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, corr_hand1, corr_h
                     if x == 0.0:
                         vis_out[t, b, f, pol] = vis[t, b, f, pol]
                         flag_out[t, b, f, pol] = True
-                        weight_out[t, b, f, pol] = weight[t, b, f, pol]
+                        if calwt:
+                            weight_out[t, b, f, pol] = weight[t, b, f, pol]
                         continue
                     vis_out[t, b, f, pol] = np.complex128(vis[t, b, f, pol]) * x
                     flag_out[t, b, f, pol] = flag[t, b, f, pol]
@@ -360,8 +362,6 @@ def _apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, corr_hand1, corr_h
                         # |J_p J_q|^2 = 1 / |x|^2
                         weight_out[t, b, f, pol] = weight[t, b, f, pol] / (
                             x.real * x.real + x.imag * x.imag)
-                    else:
-                        weight_out[t, b, f, pol] = weight[t, b, f, pol]
 
 
 @numba.njit(**JIT)

@@ -133,6 +133,46 @@ def accumulate_pol_stats(vis, weight, flag, gains, rotation, stokes, ant1, ant2,
     return out
 
 
+@numba.njit(**JIT)
+def rotated_model(rotation, sky, instrument, ant1, ant2, corr):
+    """Model visibilities ``(J_p P_p) S (J_q P_q)^H`` of a point source at the phase centre.
+
+    Parameters
+    ----------
+    rotation : complex (time, antenna, 2, 2)
+        Feed rotation ``P`` of each antenna.
+    sky : complex (frequency, 2, 2)
+        The source's coherency in the feed basis.
+    instrument : complex (antenna, frequency, 2, 2)
+        ``J`` of each antenna (KCROSS D X; identity matrices for none).
+    corr : int (2, 2)
+        Polarization index of each hand pair.
+
+    Returns
+    -------
+    complex64 (time, baseline, frequency, 4)
+    """
+    nt, nant = rotation.shape[0], rotation.shape[1]
+    nf, nbl = sky.shape[0], ant1.shape[0]
+    out = np.empty((nt, nbl, nf, 4), dtype=np.complex64)
+    feed = np.empty((nant, 2, 2), dtype=np.complex128)
+    m = np.empty((2, 2), dtype=np.complex128)
+    for t in range(nt):
+        for f in range(nf):
+            # each antenna's J P once per (time, channel), not once per baseline
+            for a in range(nant):
+                for i in range(2):
+                    for j in range(2):
+                        feed[a, i, j] = (instrument[a, f, i, 0] * rotation[t, a, 0, j]
+                                         + instrument[a, f, i, 1] * rotation[t, a, 1, j])
+            for b in range(nbl):
+                _sandwich(feed[ant1[b]], sky[f], feed[ant2[b]], m)
+                for i in range(2):
+                    for j in range(2):
+                        out[t, b, f, corr[i, j]] = m[i, j]
+    return out
+
+
 def apply_full_jones(vis, flag, weight, inverse, ant1, ant2, corr, calwt):
     """Correct 4-correlation visibilities by full Jones matrices: ``W_p V W_q^H``.
 
@@ -149,14 +189,15 @@ def apply_full_jones(vis, flag, weight, inverse, ant1, ant2, corr, calwt):
 
     Returns
     -------
-    vis_out complex64, flag_out bool, weight_out float32 (like ``vis``)
+    vis_out complex64, flag_out bool, weight_out float32 (like ``vis``; without ``calwt`` it is
+    ``weight``)
     """
     vis_out = np.empty_like(vis)
     flag_out = np.empty_like(flag)
-    weight_out = np.empty_like(weight)
+    weight_out = np.empty(vis.shape if calwt else (0, 0, 0, 0), dtype=weight.dtype)
     _apply_full(vis, flag, weight, inverse, ant1, ant2, corr, calwt, vis_out, flag_out,
                 weight_out)
-    return vis_out, flag_out, weight_out
+    return vis_out, flag_out, weight_out if calwt else weight
 
 
 @numba.njit(**JIT)
@@ -186,11 +227,10 @@ def _apply_full(vis, flag, weight, inverse, ant1, ant2, corr, calwt, vis_out, fl
                         if ok:
                             vis_out[t, b, f, k] = c[i, j]
                             flag_out[t, b, f, k] = flag[t, b, f, k]
-                            scale = abs(wp[i, i] * wq[j, j]) ** 2
-                            weight_out[t, b, f, k] = (weight[t, b, f, k] / scale
-                                                      if calwt and scale > 0
-                                                      else weight[t, b, f, k])
                         else:
                             vis_out[t, b, f, k] = vis[t, b, f, k]
                             flag_out[t, b, f, k] = True
-                            weight_out[t, b, f, k] = weight[t, b, f, k]
+                        if calwt:
+                            scale = abs(wp[i, i] * wq[j, j]) ** 2 if ok else 0.0
+                            weight_out[t, b, f, k] = (weight[t, b, f, k] / scale
+                                                      if scale > 0 else weight[t, b, f, k])

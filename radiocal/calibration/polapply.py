@@ -121,8 +121,10 @@ def inverse_jones(ds, chain, terms: PolTerms) -> da.Array:
 
 
 def _apply_block(vis, flag, weight, inverse, ant1, ant2, *, corr, calwt):
-    return PK.apply_full_jones(vis, flag, weight, graph._only_block(inverse), ant1, ant2, corr,
-                               calwt)
+    vis_out, flag_out, weight_out = PK.apply_full_jones(
+        vis, flag, graph.full_weight(weight, vis), graph._only_block(inverse), ant1, ant2, corr,
+        calwt)
+    return (vis_out, flag_out, weight_out) if calwt else (vis_out, flag_out)
 
 
 def apply_polarized(datasets, chain, terms: PolTerms, calwt=False) -> list[xr.Dataset]:
@@ -148,19 +150,22 @@ def apply_polarized(datasets, chain, terms: PolTerms, calwt=False) -> list[xr.Da
         if len(vis.chunks[3]) > 1:
             vis = vis.rechunk({3: -1})
         flag = graph._as_dask(ds[S.FLAG].data).rechunk(vis.chunks)
-        weight = graph._as_dask(ds[S.WEIGHT].data).rechunk(vis.chunks)
+        weight = graph.weights(graph._as_dask(ds[S.WEIGHT].data), vis.chunks,
+                               lambda w, c: w.rechunk(c))
         inverse = inverse_jones(ds, links, terms)
         a1 = da.from_array(ds[S.BASELINE_ANTENNA1].values.astype(np.int64),
                            chunks=(vis.chunks[1],))
         a2 = da.from_array(ds[S.BASELINE_ANTENNA2].values.astype(np.int64),
                            chunks=(vis.chunks[1],))
         packed = da.blockwise(
-            _apply_block, "tbfp", vis, "tbfp", flag, "tbfp", weight, "tbfp", inverse, "tafij",
+            _apply_block, "tbfp", vis, "tbfp", flag, "tbfp", weight,
+            graph.weight_index(weight, vis.shape[2], "f"), inverse, "tafij",
             a1, "b", a2, "b", concatenate=False, dtype=object,
             meta=np.empty((0,) * 4, dtype=object), corr=corr, calwt=bool(calwt))
         results = [packed.map_blocks(graph._pick, which, dtype=dtype,
                                      meta=np.empty((0,) * 4, dtype=dtype))
-                   for which, dtype in enumerate((vis.dtype, np.dtype(bool), weight.dtype))]
+                   for which, dtype in enumerate((vis.dtype, np.dtype(bool),
+                                                  weight.dtype)[:3 if calwt else 2])]
         dims = ds[S.VISIBILITY].dims
         new = {S.VISIBILITY_CORRECTED: (dims, results[0]), S.FLAG: (dims, results[1])}
         if calwt:

@@ -99,8 +99,8 @@ def rotation(ds, time_chunks) -> da.Array:
 
 
 def _accumulate_block(vis, weight, flag, gains, rot, stokes, ant1, ant2, *, corr, circular):
-    vis, weight, flag, gains, rot, stokes = (graph._only_block(b) for b in
-                                             (vis, weight, flag, gains, rot, stokes))
+    vis, flag, gains, rot, stokes = (graph._only_block(b) for b in (vis, flag, gains, rot, stokes))
+    weight = graph.full_weight(weight, vis)
     return PK.accumulate_pol_stats(vis, weight, flag, gains, rot, stokes, ant1, ant2, corr,
                                    circular)[None, :, :, None, :]
 
@@ -112,7 +112,8 @@ def accumulate(ds, stokes, prior, bchunks, fchunks) -> da.Array:
     tchunks, _, _ = graph.accumulation_chunks(
         (vis.chunks[0], bchunks, fchunks), 4, nbl, True, -(-PK.N_POL_STATS // 5))
     vis = vis.rechunk((tchunks, bchunks, fchunks, -1))
-    weight = graph._as_dask(ds[S.WEIGHT].data).rechunk(vis.chunks)
+    weight = graph.weights(graph._as_dask(ds[S.WEIGHT].data), vis.chunks,
+                           lambda w, c: w.rechunk(c))
     flag = graph._as_dask(ds[S.FLAG].data).rechunk(vis.chunks)
     nant = ds.sizes[S.ANTENNA]
     if prior:
@@ -127,7 +128,8 @@ def accumulate(ds, stokes, prior, bchunks, fchunks) -> da.Array:
     a1 = da.from_array(ds[S.BASELINE_ANTENNA1].values.astype(np.int64), chunks=(bchunks,))
     a2 = da.from_array(ds[S.BASELINE_ANTENNA2].values.astype(np.int64), chunks=(bchunks,))
     stats = da.blockwise(
-        _accumulate_block, "tfbhs", vis, "tbfp", weight, "tbfp", flag, "tbfp", gains, "tafk",
+        _accumulate_block, "tfbhs", vis, "tbfp", weight,
+        graph.weight_index(weight, vis.shape[2], "f"), flag, "tbfp", gains, "tafk",
         rot, "tajk", spectrum, "fz", a1, "b", a2, "b",
         new_axes={"h": 1, "s": PK.N_POL_STATS}, adjust_chunks={"t": (1,) * len(tchunks)},
         concatenate=False, dtype=np.float64, meta=np.empty((0,) * 5, np.float64),
@@ -147,19 +149,9 @@ def _sky_matrix(stokes, basis) -> np.ndarray:
     return out
 
 
-def _model_block(rot, sky, ant1, ant2, *, corr, instrument):
-    rot, sky = graph._only_block(rot), graph._only_block(sky)
-    if instrument is None:
-        p, q = rot[:, ant1][:, :, None], rot[:, ant2][:, :, None]      # (t, b, 1, 2, 2)
-    else:
-        p = instrument[ant1][None] @ rot[:, ant1][:, :, None]          # (t, b, f, 2, 2)
-        q = instrument[ant2][None] @ rot[:, ant2][:, :, None]
-    m = p @ sky[None, None] @ np.conj(np.swapaxes(q, -1, -2))          # (t, b, f, 2, 2)
-    out = np.empty(m.shape[:3] + (4,), dtype=np.complex64)
-    for i in range(2):
-        for j in range(2):
-            out[..., corr[i, j]] = m[..., i, j]
-    return out
+def _model_block(rot, sky, ant1, ant2, instrument, *, corr):
+    return PK.rotated_model(graph._only_block(rot), graph._only_block(sky),
+                            graph._only_block(instrument), ant1, ant2, corr)
 
 
 def polarized_model(ds, stokes, instrument=None) -> da.Array:
@@ -177,25 +169,16 @@ def polarized_model(ds, stokes, instrument=None) -> da.Array:
     sky = _sky_matrix(np.asarray(stokes(ds[S.FREQUENCY].values), np.float64), feed_basis(ds))
     a1 = da.from_array(ds[S.BASELINE_ANTENNA1].values.astype(np.int64), chunks=(bchunks,))
     a2 = da.from_array(ds[S.BASELINE_ANTENNA2].values.astype(np.int64), chunks=(bchunks,))
-    if instrument is not None:
-        # one block per channel chunk, handed over through the graph like the sky
-        instrument = da.from_array(np.asarray(instrument, np.complex128),
-                                   chunks=(-1, fchunks, 2, 2))
-        return da.blockwise(
-            _model_block_instrument, "tbfp", rotation(ds, tchunks), "taij",
-            da.from_array(sky, chunks=(fchunks, 2, 2)), "fij", a1, "b", a2, "b",
-            instrument, "afij", new_axes={"p": 4}, concatenate=False, dtype=np.complex64,
-            meta=np.empty((0,) * 4, np.complex64), corr=corr_index(ds))
+    if instrument is None:
+        instrument = np.broadcast_to(np.eye(2), (ds.sizes[S.ANTENNA], sky.shape[0], 2, 2))
+    # one block per channel chunk, handed over through the graph like the sky
+    instrument = da.from_array(np.ascontiguousarray(instrument, np.complex128),
+                               chunks=(-1, fchunks, 2, 2))
     return da.blockwise(
         _model_block, "tbfp", rotation(ds, tchunks), "taij",
         da.from_array(sky, chunks=(fchunks, 2, 2)), "fij", a1, "b", a2, "b",
-        new_axes={"p": 4}, concatenate=False, dtype=np.complex64,
-        meta=np.empty((0,) * 4, np.complex64), corr=corr_index(ds), instrument=None)
-
-
-def _model_block_instrument(rot, sky, ant1, ant2, instrument, *, corr):
-    return _model_block(rot, sky, ant1, ant2, corr=corr,
-                        instrument=graph._only_block(instrument))
+        instrument, "afij", new_axes={"p": 4}, concatenate=False, dtype=np.complex64,
+        meta=np.empty((0,) * 4, np.complex64), corr=corr_index(ds))
 
 
 # -- solving one channel ---------------------------------------------------------------------

@@ -221,3 +221,26 @@ def test_interpolate_time_hermite_is_exact_for_linear_drifts():
     err_cubic = np.abs(np.angle(cubic[:, 0] * np.conj(curved(times)))).max()
     err_linear = np.abs(np.angle(linear[:, 0] * np.conj(curved(times)))).max()
     assert err_cubic < 0.05 * err_linear, (err_cubic, err_linear)
+
+
+@pytest.mark.parametrize("with_instrument", [False, True])
+def test_rotated_model_matches_numpy(rng, with_instrument):
+    from radiocal.calibration import pol_kernels as PK
+
+    nt, nant, nf = 3, 5, 4
+    ant1, ant2 = (np.array(a, dtype=np.int64) for a in zip(*[(p, q) for p in range(nant)
+                                                                  for q in range(p, nant)]))
+    shape = (nt, nant, 2, 2)
+    rot = rng.normal(size=shape) + 1j * rng.normal(size=shape)
+    sky = rng.normal(size=(nf, 2, 2)) + 1j * rng.normal(size=(nf, 2, 2))
+    if with_instrument:
+        inst = rng.normal(size=(nant, nf, 2, 2)) + 1j * rng.normal(size=(nant, nf, 2, 2))
+    else:
+        inst = np.broadcast_to(np.eye(2), (nant, nf, 2, 2)).astype(np.complex128)
+    corr = np.array([[0, 1], [2, 3]], dtype=np.int64)
+    got = PK.rotated_model(rot, sky, inst, ant1, ant2, corr)
+    p = inst[ant1][None] @ rot[:, ant1][:, :, None]           # (t, b, f, 2, 2)
+    q = inst[ant2][None] @ rot[:, ant2][:, :, None]
+    want = (p @ sky[None, None] @ np.conj(np.swapaxes(q, -1, -2))).reshape(nt, len(ant1), nf, 4)
+    assert got.dtype == np.complex64
+    np.testing.assert_allclose(got, want.astype(np.complex64), rtol=1e-5, atol=1e-5)
