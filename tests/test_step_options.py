@@ -1,11 +1,12 @@
-"""One name per option: every step's options under the same names in the YAML step config, the
-library function and the CLI command (issue 15).
+"""One name per option: every registered step's options under the same names in the YAML step
+config, the library function and the CLI command (issue 15).
 
-The library functions are made from the configs, so they must match exactly. ``radiocal solve``
-takes its options from ``SolveConfig`` and ``radiocal flag`` its step options from
-``FlagConfig`` (``cli.config_options``); the other CLI commands are still written by hand: their differences from the YAML today are listed in
-``CLI_DRIFT``, and the test fails when a difference appears or disappears, so the list stays the
-truth.
+The library functions are made from the configs, so they must match exactly. The CLI commands
+take their options from the same configs (``cli.config_options``); a command may add options
+that say where it reads and writes (a pipeline's runner gives those), listed in ``IO_OPTIONS``,
+and the drift not yet closed is listed in ``CLI_DRIFT``: the test fails when a difference
+appears or disappears, so the lists stay the truth. A ``--name/--no-name`` switch counts once,
+by its ``--name``; a second spelling (``--target`` beside ``--targets``) is an alias.
 """
 
 from __future__ import annotations
@@ -24,23 +25,35 @@ from radiocal.registry import all_steps
 # registered step -> CLI command that does the same work
 CLI_COMMANDS = {"convert": "convert", "flag": "flag", "calibrate": "calibrate", "solve": "solve",
                 "applycal": "apply", "dynspec": "dynspec", "export": "export", "image": "image"}
+# registered steps that no command runs alone, and why
+NO_COMMAND = {
+    "predict": "run by radiocal dynspec --skymodel (predict + subtract) and by pipelines",
+    "subtract": "run by radiocal dynspec --skymodel (predict + subtract) and by pipelines",
+    "ateam": "a step of the packaged lwa pipeline (radiocal lwa)",
+    "sky_bandpass": "a step of the packaged lwa pipeline (radiocal lwa)",
+    "report": "a run's QA over its output directory (radiocal run, phaseref, lwa)",
+}
 
-# step -> (YAML-only options, CLI-only options): today's drift, to be closed by generating the
-# CLI from the configs (issue 15). Arguments (STORE, IN.ms, OUTPUT) are where a command reads
-# and writes; a pipeline gets those from the runner, so they are not counted as CLI-only (an
-# argument named like an option, solve's KIND, matches it).
+# Options of a command that say where it reads or writes: a pipeline's runner gives those (its
+# store, its output directory), so they are no step options. Arguments (STORE, IN.ms, OUTPUT)
+# count by name: an argument named like an option matches it (convert's MS, solve's KIND).
+IO_OPTIONS = {
+    "convert": {"output", "overwrite"},
+    "calibrate": {"casa_tables"},
+    "solve": {"overwrite"},
+    "dynspec": {"overwrite"},
+}
+
+# step -> (YAML-only options, CLI-only options): drift still to close (issue 15).
 CLI_DRIFT = {
-    "convert": ({"chunk_mb", "ms"}, {"output", "overwrite"}),
+    # radiocal flag saves a version always and names it; selection is the CLI's alone so far
     "flag": ({"save_version"},
              {"antenna", "correlation", "field", "intent", "scan", "show_strategy", "spw",
               "timerange", "uvrange", "version_name"}),
-    "calibrate": (set(), {"casa_tables"}),
-    "solve": (set(), {"overwrite"}),
+    # the runner writes a transform's new variables over every partition: a field choice
+    # belongs to the step once partitions it passes by can stay without VISIBILITY_CORRECTED
     "applycal": (set(), {"field"}),
-    "dynspec": ({"exclude_baselines", "max_gap_rows", "tb_distance_pc", "tb_radius_rsun"},
-                {"exclude_baseline", "overwrite", "tb"}),
-    "export": ({"path"}, {"antenna", "correlation", "field", "intent", "scan", "spw", "timerange",
-                          "uvrange"}),
+    # radiocal image images one MS to a prefix; the step images each field of the run's export
     "image": ({"executable", "extra_args", "fields", "join_polarizations", "ms", "polarizations",
                "required"},
               {"extra", "field", "join_pols", "maxuv_l", "multiscale", "pol", "threshold",
@@ -82,16 +95,36 @@ def test_every_transform_and_sink_of_radiocal_has_a_library_function():
     assert missing == {"ateam", "sky_bandpass", "report", "image"}
 
 
+def test_every_registered_step_has_a_command_or_says_why_not():
+    ours = {name for name, spec in all_steps().items() if spec.run.__module__.startswith("radiocal.")}
+    assert ours == set(CLI_COMMANDS) | set(NO_COMMAND)
+    assert not set(CLI_COMMANDS) & set(NO_COMMAND)
+    assert all(CLI_COMMANDS[step] in cli.commands for step in CLI_COMMANDS)
+
+
 @pytest.mark.parametrize("step", sorted(CLI_COMMANDS))
 def test_cli_options_against_the_yaml(step):
-    spellings, primary = _cli_options(cli.commands[CLI_COMMANDS[step]])
+    command = cli.commands[CLI_COMMANDS[step]]
+    spellings, primary = _cli_options(command)
     yaml = _yaml_options(step)
     yaml_only = yaml - spellings
     cli_only = {name for name in primary if name not in yaml}
     # an option spelt both ways (--targets/--target) matches through either spelling
-    cli_only -= {name for name in cli_only
-                 if any(alias in yaml for alias in _aliases(cli.commands[CLI_COMMANDS[step]], name))}
-    assert (yaml_only, cli_only) == CLI_DRIFT[step]
+    cli_only -= {name for name in cli_only if any(alias in yaml for alias in _aliases(command, name))}
+    assert (yaml_only, cli_only - IO_OPTIONS.get(step, set())) == CLI_DRIFT.get(step, (set(), set()))
+    assert IO_OPTIONS.get(step, set()) <= cli_only
+
+
+@pytest.mark.parametrize("step", sorted(set(CLI_COMMANDS) - set(CLI_DRIFT)))
+def test_generated_options_take_the_configs_defaults(step):
+    """Where a command's options are the config's, an option left out is the config's default
+    (a switch's --no-x is the same field), so the CLI and the YAML cannot differ in a default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(all_steps()[step].config_class)}
+    for param in cli.commands[CLI_COMMANDS[step]].params:
+        if isinstance(param, click.Option) and param.name in defaults and not param.required:
+            assert param.default == defaults[param.name], (step, param.name)
+            if param.secondary_opts:
+                assert param.secondary_opts == ["--no-" + param.opts[-1].removeprefix("--")]
 
 
 def _aliases(command, name):

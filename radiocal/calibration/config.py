@@ -38,7 +38,8 @@ class CalibrateConfig:
         "help": "solint of the calibrators' own amplitude solutions ('inf' for CASA's recipe)"})
     calwt: bool = field(default=False, metadata={"help": "scale weights by the gains"})
     fluxscale_method: str = field(default="fit", metadata={
-        "help": "fit (joint drift fit), interpolate, or mean (CASA's time-averaged ratio)"})
+        "help": "fit (joint drift fit), interpolate, or mean (CASA's time-averaged ratio)",
+        "choices": ("fit", "interpolate", "mean")})
     polcal: bool = field(default=True, metadata={
         "help": "with four correlations and a polarised calibrator (3C286, 3C138, 3C48 above "
                 "2 GHz): solve and apply cross-hand delay, cross-hand phase and leakage, with "
@@ -96,3 +97,29 @@ class SolveConfig:
     def __post_init__(self):
         if not self.output:
             raise ValueError("output: name the table to write")
+
+
+@dataclass(frozen=True)
+class ApplyConfig:
+    """Apply calibration tables in order (CASA ``applycal``)."""
+
+    gaintable: tuple = dataclasses.field(default=(), metadata={
+        "help": "calibration tables in order (zarr table directories or CASA tables)"})
+    interp: tuple = dataclasses.field(default=(), metadata={
+        "help": f"time interpolation per table ({', '.join(INTERP_CHOICES)}; default linear)"})
+    gainfield: tuple = dataclasses.field(default=(), metadata={
+        "help": "per table: '' (all fields), 'nearest' or a field name"})
+    calwt: bool = dataclasses.field(default=False, metadata={"help": "scale weights by gains"})
+    spwmap: tuple = dataclasses.field(default=(), metadata={
+        "help": "table spectral window per data spectral window, for every table "
+                "(CASA spwmap; default: the same window)"})
+
+    def __post_init__(self):
+        for name in ("interp", "gainfield"):
+            if len(getattr(self, name)) not in (0, 1, len(self.gaintable)):
+                raise ValueError(f"{name} needs one value or one per gaintable")
+        try:
+            [int(s) for s in self.spwmap]
+        except (TypeError, ValueError):
+            raise ValueError(f"spwmap {list(self.spwmap)!r} must be integers, one per data "
+                             "spectral window") from None

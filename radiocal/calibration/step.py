@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 
-from radiocal.calibration.config import INTERP_CHOICES, SOLVE_TYPES, CalibrateConfig, SolveConfig
+from radiocal.calibration.config import SOLVE_TYPES, ApplyConfig, CalibrateConfig, SolveConfig
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.workflow import calibrate
 from radiocal.registry import register_step
@@ -50,6 +49,20 @@ def save_tables(tables: dict, store, outdir=None, overwrite=True) -> list[str]:
     return written
 
 
+def solution_counts(name: str, table) -> list[str]:
+    """One line per spectral window of ``table``: solution intervals expected, attempted and
+    succeeded, and the flagged fraction (as CASA's solver logs)."""
+    lines = []
+    for tds in table:
+        counts = tds.attrs.get(C.ATTR_COUNTS, {})
+        if counts:
+            lines.append(f"{name} spw {tds.attrs.get('spw_id')}: {counts['expected']} solution "
+                         f"intervals expected, {counts['attempted']} attempted, "
+                         f"{counts['succeeded']} succeeded; "
+                         f"{100 * float(tds[C.SOL_FLAG].values.mean()):.1f}% of solutions flagged")
+    return lines
+
+
 def load_table(path):
     """A calibration table from a zarr table directory or a CASA calibration table."""
     path = os.fspath(path)
@@ -62,57 +75,37 @@ def load_table(path):
 def calibrate_step(datasets, config: CalibrateConfig, context):
     """Phase-referencing calibration: bandpass, phases, amplitudes, fluxscale, apply."""
     config = dataclasses.replace(config, targets=tuple(config.targets))
-    out, tables, flux = calibrate(datasets, config)
+    out, tables, flux = calibrate(datasets, config, logger=context.logger)
+    for name, table in tables.items():
+        for line in solution_counts(name, table):
+            context.logger.info("%s", line)
+    for result in flux.values():
+        context.logger.info("%s", result.summary())
     for path in save_tables(tables, context.store, context.outdir):
         context.logger.info("calibrate: wrote %s", path)
-    for result in flux.values():
-        context.logger.info("fluxscale: %s", result.summary())
     return out
 
 
-@dataclass(frozen=True)
-class ApplyConfig:
-    """Apply calibration tables in order (CASA ``applycal``)."""
+def apply_chain(config: ApplyConfig) -> list[ApplyTable]:
+    """The tables of ``config`` read, with their interpolation, gainfield and spwmap."""
+    if not config.gaintable:
+        raise ConfigError("applycal: no gaintable given")
 
-    gaintable: tuple = dataclasses.field(default=(), metadata={
-        "help": "calibration tables in order (zarr table directories or CASA tables)"})
-    interp: tuple = dataclasses.field(default=(), metadata={
-        "help": f"time interpolation per table ({', '.join(INTERP_CHOICES)}; default linear)"})
-    gainfield: tuple = dataclasses.field(default=(), metadata={
-        "help": "per table: '' (all fields), 'nearest' or a field name"})
-    calwt: bool = dataclasses.field(default=False, metadata={"help": "scale weights by gains"})
-    spwmap: tuple = dataclasses.field(default=(), metadata={
-        "help": "table spectral window per data spectral window, for every table "
-                "(CASA spwmap; default: the same window)"})
+    def pick(values, i, default):
+        if not values:
+            return default
+        return values[i] if len(values) > 1 else values[0]
 
-    def chain(self):
-        if not self.gaintable:
-            raise ConfigError("applycal: no gaintable given")
-        for name, values in (("interp", self.interp), ("gainfield", self.gainfield)):
-            if len(values) not in (0, 1, len(self.gaintable)):
-                raise ConfigError(f"applycal: {name} needs one value or one per table")
-
-        try:
-            spwmap = tuple(int(s) for s in self.spwmap) or None
-        except (TypeError, ValueError):
-            raise ConfigError(f"applycal: spwmap {list(self.spwmap)!r} must be integers, one per "
-                              "data spectral window") from None
-
-        def pick(values, i, default):
-            if not values:
-                return default
-            return values[i] if len(values) > 1 else values[0]
-
-        return [ApplyTable(load_table(path), interp=pick(self.interp, i, "linear") or "linear",
-                           gainfield=pick(self.gainfield, i, None) or None,
-                           spwmap=spwmap)
-                for i, path in enumerate(self.gaintable)]
+    spwmap = tuple(int(s) for s in config.spwmap) or None
+    return [ApplyTable(load_table(path), interp=pick(config.interp, i, "linear") or "linear",
+                       gainfield=pick(config.gainfield, i, None) or None, spwmap=spwmap)
+            for i, path in enumerate(config.gaintable)]
 
 
 @register_step("applycal", ApplyConfig)
 def applycal_step(datasets, config: ApplyConfig, context):
     """Apply calibration tables to every partition."""
-    return apply(datasets, config.chain(), calwt=config.calwt)
+    return apply(datasets, apply_chain(config), calwt=config.calwt)
 
 
 @register_step("solve", SolveConfig, kind="sink")

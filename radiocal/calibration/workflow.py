@@ -171,14 +171,15 @@ def apply_sequence(datasets, tables, config: CalibrateConfig, pol_terms=None):
             for ds in selected]
 
 
-def calibrate(datasets, config: CalibrateConfig):
-    """Solve the sequence and apply it: ``(calibrated datasets (lazy), tables, flux results)``."""
+def calibrate(datasets, config: CalibrateConfig, logger=log):
+    """Solve the sequence and apply it: ``(calibrated datasets (lazy), tables, flux results)``;
+    the polarisation decisions go to ``logger`` (a step's, which ``radiocal calibrate`` shows)."""
     if not (config.fluxcal and config.phasecal):
         raise SelectionError("calibrate needs --fluxcal and --phasecal")
     tables, flux = solve_sequence(datasets, config)
     terms, decisions = polarization_terms(datasets, tables, config)
     for line in decisions:
-        log.info("%s", line)
+        logger.info("%s", line)
     return apply_sequence(datasets, tables, config, terms), tables, flux
 
 

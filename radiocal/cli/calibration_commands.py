@@ -11,8 +11,9 @@ import os
 import click
 
 from radiocal.calibration.config import SOLVE_TYPES, CalibrateConfig, SolveConfig
-from radiocal.cli.common import split_names
-from radiocal.cli.config_options import config_option, config_options
+from radiocal.calibration.config import ApplyConfig
+from radiocal.cli.common import run_step, split_names, step_config
+from radiocal.cli.config_options import config_options
 from radiocal.cli.engine_commands import make_engine
 
 from radiocal.errors import InputError
@@ -49,15 +50,10 @@ def _by_field(datasets, fields):
 
 
 def _report_counts(name, table):
-    from radiocal.io import caltables as C
+    from radiocal.calibration.step import solution_counts
 
-    for tds in table:
-        counts = tds.attrs.get(C.ATTR_COUNTS, {})
-        if counts:
-            click.echo(f"{name} spw {tds.attrs.get('spw_id')}: {counts['expected']} solution "
-                       f"intervals expected, {counts['attempted']} attempted, "
-                       f"{counts['succeeded']} succeeded; "
-                       f"{100 * float(tds[C.SOL_FLAG].values.mean()):.1f}% of solutions flagged")
+    for line in solution_counts(name, table):
+        click.echo(line)
 
 
 def _write_corrected(datasets, store):
@@ -88,80 +84,40 @@ def roles_from_data(ctx, read, fluxcal, bpcal, phasecal, targets, fluxcal_model)
 
 @click.command()
 @click.argument("store", type=click.Path(exists=True))
-@click.option("--fluxcal", default="", help="Flux calibrator field name (default: from the data).")
-@click.option("--fluxcal-model", default="standard", show_default=True,
-              help="'standard' (Perley-Butler 2017 by name) or 'S,alpha,reffreq' "
-                   "(e.g. 15.0,-0.5,1.4GHz).")
-@config_option(CalibrateConfig, "fluxcal_scans")
-@click.option("--bpcal", default="", help="Bandpass calibrator (default: the flux calibrator).")
-@click.option("--phasecal", default="", help="Phase calibrator field name (default: from the data).")
-@click.option("--targets", "--target", "targets", multiple=True,
-              help="Target field(s), NAME[,NAME...] (default, when a calibrator is left out: from "
-                   "the data).")
-@click.option("--refant", default="", help="Reference antenna(s) in preference order.")
-@click.option("--minsnr", default=3.0, show_default=True, type=float,
-              help="Flag solutions below this SNR.")
-@click.option("--minblperant", default=4, show_default=True, type=int,
-              help="Minimum unflagged baselines per antenna.")
-@click.option("--solve-delay", is_flag=True, help="Solve delays (K) before the bandpass.")
-@click.option("--cal-amp-solint", default="int", show_default=True,
-              help="solint of the calibrators' own amplitude solutions ('inf': CASA's recipe).")
-@click.option("--fluxscale-method", type=click.Choice(["fit", "interpolate", "mean"]),
-              default="fit", show_default=True,
-              help="fit: joint gain-drift and flux fit; mean: CASA's time-averaged ratio.")
-@click.option("--calwt", is_flag=True, help="Scale weights by the gains.")
-@click.option("--target-interp", type=click.Choice(["hermite", "linear", "nearest"]), default="hermite",
-              show_default=True,
-              help="How the phase calibrator's gains reach the targets' times: hermite follows each "
-                   "calibrator scan's value and rate; linear/nearest are CASA's.")
-@config_option(CalibrateConfig, "polcal")
-@config_option(CalibrateConfig, "polcal_field")
+@config_options(CalibrateConfig,
+                fluxcal={"help": "Flux calibrator field name (default: from the data)."},
+                bpcal={"help": "Bandpass calibrator (default: the flux calibrator)."},
+                phasecal={"help": "Phase calibrator field name (default: from the data)."},
+                targets={"decls": ("--target",), "metavar": "NAME[,NAME...]",
+                         "help": "Target field(s) (default, when a calibrator is left out: from "
+                                 "the data)."})
 @click.option("--casa-tables", type=click.Path(), default=None,
               help="Also write the tables in CASA format into this directory.")
 @click.pass_context
-def calibrate(ctx, store, fluxcal, fluxcal_model, fluxcal_scans, bpcal, phasecal, targets, refant,
-              minsnr,
-              minblperant, solve_delay, cal_amp_solint, fluxscale_method, calwt, target_interp,
-              polcal, polcal_field, casa_tables):
-    """Standard phase-referencing calibration of STORE, in place.
+def calibrate(ctx, store, casa_tables, **options):
+    """Standard phase-referencing calibration of STORE, in place (the calibrate step; its
+    options are CalibrateConfig's, as in pipeline YAML).
 
     Pre-bandpass phase (int), bandpass (inf, combine scan, solnorm), phases (int and inf),
     amplitudes (ap, inf; and ap per --cal-amp-solint for the calibrators themselves), fluxscale,
     then apply: calibrators with their own int phases and amplitudes, targets with the phase
     calibrator's inf phases and amplitudes. Writes VISIBILITY_CORRECTED, FLAG and WEIGHT, and the
-    tables to STORE/caltables.
+    tables to STORE/caltables. Calibrators left out are chosen from the data's scan intents.
     """
-    from radiocal.calibration.step import save_tables
-    from radiocal.calibration.workflow import (
-        apply_sequence,
-        polarization_terms,
-        solve_sequence,
-    )
     from radiocal.io.store import open_store
 
     datasets = open_store(store)
-    targets = split_names(targets)
-    if not (fluxcal and phasecal):
-        roles = roles_from_data(ctx, lambda: datasets, fluxcal, bpcal, phasecal, targets,
-                                fluxcal_model)
-        fluxcal, bpcal, phasecal, targets = roles.fluxcal, roles.bpcal, roles.phasecal, roles.targets
-    config = CalibrateConfig(fluxcal=fluxcal, bpcal=bpcal, phasecal=phasecal,
-                             targets=tuple(targets), fluxcal_model=fluxcal_model,
-                             fluxcal_scans=fluxcal_scans, refant=refant, minsnr=minsnr, minblperant=minblperant,
-                             solve_delay=solve_delay, cal_amp_solint=cal_amp_solint,
-                             fluxscale_method=fluxscale_method, calwt=calwt,
-                             target_interp=target_interp, polcal=polcal, polcal_field=polcal_field)
-    with make_engine(ctx):
-        tables, flux = solve_sequence(datasets, config)
-        for name, table in tables.items():
-            _report_counts(name, table)
-        for result in flux.values():
-            click.echo(result.summary())
-        terms, decisions = polarization_terms(datasets, tables, config)
-        for line in decisions:
-            click.echo(line)
-        save_tables(tables, store, casa_tables)
-        out = apply_sequence(datasets, tables, config, terms)
+    options["targets"] = tuple(split_names(options["targets"]))
+    if not (options["fluxcal"] and options["phasecal"]):
+        roles = roles_from_data(ctx, lambda: datasets, options["fluxcal"], options["bpcal"],
+                                options["phasecal"], list(options["targets"]),
+                                options["fluxcal_model"])
+        options.update(fluxcal=roles.fluxcal, bpcal=roles.bpcal, phasecal=roles.phasecal,
+                       targets=tuple(roles.targets))
+    config = step_config("calibrate", options)
+    with make_engine(ctx) as engine:
+        out = run_step(engine, "calibrate", datasets, config, store=store, outdir=casa_tables,
+                       report=True)
         _write_corrected(out, store)
     click.echo(f"calibrated {len(out)} partitions of {store}")
 
@@ -202,41 +158,23 @@ def solve(ctx, kind, store, overwrite, **options):
 
 @click.command("apply")
 @click.argument("store", type=click.Path(exists=True))
-@click.option("--gaintable", multiple=True, required=True,
-              help="Tables in order (names in the store or paths).")
-@click.option("--interp", multiple=True,
-              help="Per table: linear, nearest or hermite (default linear).")
-@click.option("--gainfield", multiple=True, help="Per table: '', 'nearest' or a field name.")
-@click.option("--spwmap", default=None, help="Comma-separated table spw per data spw.")
+@config_options(ApplyConfig, gaintable={"required": True, "metavar": "TABLE[,TABLE...]",
+                                        "help": "Tables in order (names in the store or paths)."})
 @click.option("--field", "fields", multiple=True, help="Only these fields.")
-@click.option("--calwt", is_flag=True, help="Scale weights by the gains.")
 @click.pass_context
-def apply_command(ctx, store, gaintable, interp, gainfield, spwmap, fields, calwt):
-    """Apply calibration tables to STORE (writes VISIBILITY_CORRECTED, FLAG, WEIGHT)."""
-    from radiocal.calibration.jones import ApplyTable, apply
-    from radiocal.errors import ConfigError
+def apply_command(ctx, store, fields, **options):
+    """Apply calibration tables to STORE (the applycal step; its options are ApplyConfig's, as
+    in pipeline YAML). Writes VISIBILITY_CORRECTED, FLAG, WEIGHT."""
     from radiocal.io.store import open_store
 
-    tables = split_names(gaintable)
-    interp, gainfield = list(interp), list(gainfield)
-    for name, values in (("--interp", interp), ("--gainfield", gainfield)):
-        if len(values) not in (0, 1, len(tables)):
-            raise ConfigError(f"{name}: give one value or one per table")
-    try:
-        mapping = tuple(int(s) for s in spwmap.split(",")) if spwmap else None
-    except ValueError:
-        raise ConfigError(f"--spwmap {spwmap!r}: comma-separated integers") from None
-
-    def pick(values, i):
-        return (values[i] if len(values) > 1 else values[0]) if values else None
-
-    chain = [ApplyTable(_table(store, t), interp=pick(interp, i) or "linear",
-                        gainfield=pick(gainfield, i) or None, spwmap=mapping)
-             for i, t in enumerate(tables)]
+    # tables and windows may come comma-separated (--spwmap 0,0); gainfield '' is a value
+    options.update(gaintable=tuple(_table_path(store, t) for t in split_names(options["gaintable"])),
+                   spwmap=tuple(split_names(options["spwmap"])))
+    config = step_config("applycal", options)
     datasets = _by_field(open_store(store), split_names(fields))
-    with make_engine(ctx):
-        _write_corrected(apply(datasets, chain, calwt=calwt), store)
-    click.echo(f"applied {len(chain)} table(s) to {len(datasets)} partitions of {store}")
+    with make_engine(ctx) as engine:
+        _write_corrected(run_step(engine, "applycal", datasets, config, store=store), store)
+    click.echo(f"applied {len(config.gaintable)} table(s) to {len(datasets)} partitions of {store}")
 
 
 @click.group()

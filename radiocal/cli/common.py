@@ -3,6 +3,7 @@ with the engine and printing how it ended (``phaseref``, ``demo``, ``lwa``)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -66,3 +67,43 @@ def echo_done(ctx, document, outdir: Path, started: float) -> None:
     for line in _summary(outdir):
         click.echo(f"  {line}")
 
+
+
+def step_config(step: str, options: dict):
+    """The registered step ``step``'s config from a command's options, checked as the YAML's
+    (an unknown or bad value is one line naming the step)."""
+    from radiocal.registry import get_step, make_config
+
+    return make_config(get_step(step), options)
+
+
+def run_step(engine, step: str, datasets, config, *, store=None, outdir=None, inputs=(),
+             report=False):
+    """Run the registered step ``step`` on ``datasets`` as ``radiocal run`` would: a command is a
+    thin call of it, so the CLI, the YAML and the library do the same work. ``report``: what
+    the step reports (its logger's INFO lines, which a run writes to log.txt) is printed."""
+    from radiocal.engine.context import StepContext
+    from radiocal.registry import get_step
+
+    logger = logging.getLogger(f"radiocal.step.{step}")
+    context = StepContext(outdir=None if outdir is None else Path(outdir),
+                          store=None if store is None else Path(store), logger=logger,
+                          engine=engine, step_name=step, inputs=[Path(p) for p in inputs])
+    if not report:
+        return get_step(step).run(list(datasets), config, context)
+    echo = _Echo(logging.INFO)
+    level = logger.level
+    logger.setLevel(logging.INFO)   # the terminal's handlers keep their own level
+    logger.addHandler(echo)
+    try:
+        return get_step(step).run(list(datasets), config, context)
+    finally:
+        logger.removeHandler(echo)
+        logger.setLevel(level)
+
+
+class _Echo(logging.Handler):
+    """A step's report lines on the terminal, as they come."""
+
+    def emit(self, record):
+        click.echo(record.getMessage())

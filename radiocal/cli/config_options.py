@@ -39,7 +39,9 @@ def config_option(config_cls, name: str, decls=(), **overrides):
         if "choices" in spec.metadata:
             kwargs["type"] = click.Choice(spec.metadata["choices"])
     kwargs.update(overrides)
-    return click.option(*decls, *spellings, name, **kwargs)
+    # a short spelling (-o) reads first, other long ones (--target) after the field's own
+    short = [d for d in decls if not d.startswith("--")]
+    return click.option(*short, *spellings, *(d for d in decls if d.startswith("--")), name, **kwargs)
 
 
 def config_options(config_cls, skip=(), **overrides):

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import click
 
-from radiocal.dynspec.config import PHASE_CONVENTIONS, SENSES, DynspecConfig
-
-_HELP = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(DynspecConfig)}
-
-
-def _tb_pair(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        distance, radius = (float(x) for x in value.split(","))
-    except ValueError:
-        raise click.BadParameter("expected DIST,RADIUS (parsec, solar radii), e.g. 5.2,0.3") from None
-    if not (distance > 0 and radius > 0):
-        raise click.BadParameter("distance and radius must be positive")
-    return distance, radius
+from radiocal.cli.common import run_step, step_config
+from radiocal.cli.config_options import config_options
+from radiocal.dynspec.config import DynspecConfig
 
 
 def _open_inputs(path: str):
@@ -39,61 +26,43 @@ def _open_inputs(path: str):
 
 @click.command("dynspec")
 @click.argument("store", type=click.Path(exists=True))
-@click.option("--field", required=True, help="Target field name or id.")
-@click.option("--skymodel", type=click.Path(exists=True, dir_okay=True),
-              help="Sky model (makesourcedb/DP3/WSClean text) to predict and subtract first.")
-@click.option("-o", "--output", required=True, type=click.Path(), help="Dynamic spectrum zarr to write.")
+@config_options(DynspecConfig,
+                field={"required": True, "help": "Target field name or id."},
+                output={"decls": ("-o",), "required": True, "show_default": False,
+                        "help": "Dynamic spectrum zarr to write."},
+                exclude_baselines={"decls": ("--exclude-baseline",), "metavar": "ANT1&ANT2|ANT"})
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@click.option("--timeavg", default=1, show_default=True, type=click.IntRange(min=1), help=_HELP["timeavg"])
-@click.option("--freqavg", default=1, show_default=True, type=click.IntRange(min=1), help=_HELP["freqavg"])
-@click.option("--uvrange", default="", help=_HELP["uvrange"])
-@click.option("--exclude-baseline", "exclude", multiple=True, metavar="ANT1&ANT2|ANT",
-              help=_HELP["exclude_baselines"] + " (repeatable)")
-@click.option("--clip-i", default=0.0, type=click.FloatRange(min=0), help=_HELP["clip_i"])
-@click.option("--clip-v", default=0.0, type=click.FloatRange(min=0), help=_HELP["clip_v"])
-@click.option("--sense", default="", type=click.Choice(SENSES), help=_HELP["sense"])
-@click.option("--min-fraction", default=0.0, type=click.FloatRange(0, 1), help=_HELP["min_fraction"])
-@click.option("--tb", callback=_tb_pair, metavar="DIST,RADIUS",
-              help="Brightness temperature for a source at DIST parsec of radius RADIUS solar radii "
-                   "(default: flux density in Jy).")
-@click.option("--subtract-model", is_flag=True, help=_HELP["subtract_model"])
-@click.option("--max-channel-noise", default=DynspecConfig.max_channel_noise, show_default=True,
-              type=click.FloatRange(min=0), help=_HELP["max_channel_noise"])
-@click.option("--phase-convention", default="casa", show_default=True,
-              type=click.Choice(PHASE_CONVENTIONS), help=_HELP["phase_convention"])
 @click.pass_context
-def dynspec(ctx, store, field, skymodel, output, overwrite, timeavg, freqavg, uvrange, exclude, clip_i,
-            clip_v, sense, min_fraction, tb, subtract_model, max_channel_noise, phase_convention):
-    """Dynamic spectrum of a target field: average over baselines into time x frequency.
+def dynspec(ctx, store, overwrite, **options):
+    """Dynamic spectrum of a target field: average over baselines into time x frequency (the
+    dynspec step; its options are DynspecConfig's, as in pipeline YAML).
 
-    Uses calibrated data (VISIBILITY_CORRECTED) when the store has them, else the raw DATA, and
-    says which. With --skymodel the background sky is predicted and subtracted first (uvsub).
-    Writes I, V, the parallel hands, V/I (as V_over_I), each with *_err, and light curves.
+    STORE is a radiocal store or a Measurement Set. Uses calibrated data (VISIBILITY_CORRECTED)
+    when it has them, else the raw DATA, and says which. With --skymodel the background sky is
+    predicted and subtracted first (uvsub). Writes I, V, the parallel hands, V/I (as V_over_I),
+    each with *_err, and light curves.
     """
     from radiocal.cli.engine_commands import make_engine
-    from radiocal.dynspec.dataset import dynamic_spectrum, write_dynspec
+    from radiocal.dynspec.dataset import open_dynspec
     from radiocal.io.probe import refuse_overlap
 
+    output = os.path.abspath(options["output"])
     refuse_overlap(output, [store])
     if os.path.exists(output) and not overwrite:
-        raise click.UsageError(f"{output}: already exists (use --overwrite to replace it)")
-    config = DynspecConfig(
-        field=field, skymodel=skymodel or "", subtract_model=subtract_model, timeavg=timeavg,
-        freqavg=freqavg, uvrange=uvrange, exclude_baselines=tuple(exclude), clip_i=clip_i,
-        clip_v=clip_v, sense=sense, min_fraction=min_fraction,
-        tb_distance_pc=tb[0] if tb else 0.0, tb_radius_rsun=tb[1] if tb else 0.0,
-        max_channel_noise=max_channel_noise, phase_convention=phase_convention,
-    )
-    spectrum = dynamic_spectrum(_open_inputs(store), config)
+        raise click.UsageError(f"{options['output']}: already exists (use --overwrite to replace it)")
+    config = step_config("dynspec", dict(options, output=output))
+    datasets = _open_inputs(store)
+    with make_engine(ctx) as engine:
+        run_step(engine, "dynspec", datasets, config, outdir=os.path.dirname(output), inputs=[store])
+    spectrum = open_dynspec(output)
     column = spectrum.attrs["data_column"]
     what = "calibrated data (VISIBILITY_CORRECTED)" if column == "VISIBILITY_CORRECTED" else \
         "uncalibrated DATA (no VISIBILITY_CORRECTED in the store)"
     click.echo(f"dynspec: field {spectrum.attrs['field_name']}: using {what}"
                f"{', minus the sky model' if spectrum.attrs['model_subtracted'] else ''}")
-    with make_engine(ctx):
-        write_dynspec(spectrum, output, overwrite=overwrite)
-    click.echo(f"wrote {output}: {spectrum.sizes['time']} times x {spectrum.sizes['frequency']} channels, "
-               f"products {', '.join(spectrum.attrs['products'])} in {spectrum.attrs['units']}")
+    click.echo(f"wrote {options['output']}: {spectrum.sizes['time']} times x "
+               f"{spectrum.sizes['frequency']} channels, products "
+               f"{', '.join(spectrum.attrs['products'])} in {spectrum.attrs['units']}")
 
 
 @click.command("plot")

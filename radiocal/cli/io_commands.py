@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import click
 
-from radiocal.cli.config_options import config_option
+from radiocal.cli.common import run_step, step_config
+from radiocal.cli.config_options import config_options
 from radiocal.cli.engine_commands import make_engine
-from radiocal.cli.selection_options import selection_from_options, selection_options
 from radiocal.errors import InputError
-from radiocal.io.step import ConvertConfig
+from radiocal.io.step import ConvertConfig, ExportConfig, SelectionConfig
 
-
-def _read(inputs, selection, **options):
-    from radiocal.io.ms import read_ms
-
-    return read_ms(list(inputs), selection=selection, **options)
+# the selection options read as the other commands' (--field SEL ...)
+_SELECTION = {f.name: {"metavar": "SEL"} for f in dataclasses.fields(SelectionConfig)}
 
 
 def _casacore_failure(err: RuntimeError, what: str) -> InputError:
@@ -27,35 +25,34 @@ def _casacore_failure(err: RuntimeError, what: str) -> InputError:
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.argument("ms", nargs=-1, required=True, type=click.Path(), metavar="IN.ms...")
 @click.option("-o", "--output", required=True, type=click.Path(), help="The zarr store to write.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output store.")
-@config_option(ConvertConfig, "renumber_scans")
-@config_option(ConvertConfig, "join_subbands")
-@selection_options
+@config_options(ConvertConfig, skip=("ms",), **_SELECTION)
 @click.pass_context
-def convert(ctx, inputs, output, overwrite, renumber_scans, join_subbands, **selection):
-    """Convert one or many Measurement Sets (or directories of them) into a zarr store.
+def convert(ctx, ms, output, overwrite, **options):
+    """Convert one or many Measurement Sets (or directories of them) into a zarr store (the
+    convert step; its options are ConvertConfig's, as in pipeline YAML).
 
     Several MS are joined: sub-bands of the same integrations along frequency, then integrations
     along time (e.g. a directory of OVRO-LWA YYYYMMDD_HHMMSS_XXMHz.ms files becomes one dataset).
     The store is marked complete only when everything is written. Its chunks hold at most the
-    run's chunk budget (``radiocal --chunk-mb N convert ...``).
+    run's chunk budget (``radiocal --chunk-mb N convert ...``) or --chunk-mb.
     """
     from radiocal.io.probe import refuse_overlap
     from radiocal.io.store import write_store
 
-    refuse_overlap(output, inputs)
+    refuse_overlap(output, ms)
     if os.path.exists(output) and not overwrite:
         raise click.UsageError(f"{output}: already exists (use --overwrite to replace it)")
+    config = step_config("convert", dict(options, ms=ms))
     # The engine first: it sets the chunk budget the datasets are chunked by
-    with make_engine(ctx):
-        datasets = _read(inputs, selection_from_options(**selection), renumber_scans=renumber_scans,
-                         join_subbands=join_subbands)
+    with make_engine(ctx) as engine:
+        datasets = run_step(engine, "convert", [], config)
         try:
             write_store(datasets, output, overwrite=overwrite)
         except RuntimeError as err:
-            raise _casacore_failure(err, ", ".join(inputs)) from None
+            raise _casacore_failure(err, ", ".join(ms)) from None
     nvis = sum(ds.sizes["time"] * ds.sizes["baseline"] * ds.sizes["frequency"] * ds.sizes["polarization"]
                for ds in datasets)
     click.echo(f"wrote {output}: {len(datasets)} partitions, {nvis} visibility cells")
@@ -63,31 +60,29 @@ def convert(ctx, inputs, output, overwrite, renumber_scans, join_subbands, **sel
 
 @click.command()
 @click.argument("store", type=click.Path())
-@click.argument("output", type=click.Path())
-@click.option("--overwrite", is_flag=True, help="Replace an existing output MS.")
-@selection_options
+@click.argument("path", type=click.Path(), metavar="OUTPUT")
+@config_options(ExportConfig, skip=("path",),
+                overwrite={"help": "Replace an existing output MS."}, **_SELECTION)
 @click.pass_context
-def export(ctx, store, output, overwrite, **selection):
-    """Export a store to a new Measurement Set that CASA and WSClean open.
+def export(ctx, store, path, **options):
+    """Export a store to a new Measurement Set that CASA and WSClean open (the export step; its
+    options are ExportConfig's, as in pipeline YAML).
 
     Writes DATA, FLAG (the store's current flags), WEIGHT (and WEIGHT_SPECTRUM when weights vary
     across channels), UVW, and CORRECTED_DATA / MODEL_DATA when the store has them.
     """
-    from radiocal.io.ms import write_ms
-    from radiocal.io.selection import select
     from radiocal.io.probe import refuse_overlap
     from radiocal.io.store import open_store
 
-    refuse_overlap(output, [store])
-    if os.path.exists(output) and not overwrite:
-        raise click.UsageError(f"{output}: already exists (use --overwrite to replace it)")
+    refuse_overlap(path, [store])
+    if os.path.exists(path) and not options["overwrite"]:
+        raise click.UsageError(f"{path}: already exists (use --overwrite to replace it)")
+    config = step_config("export", dict(options, path=os.path.abspath(path)))
     datasets = open_store(store)
-    sel = selection_from_options(**selection)
-    if any(v is not None for v in selection.values()):
-        datasets = select(datasets, sel)
-    with make_engine(ctx):
-        write_ms(datasets, output, overwrite=overwrite)
-    click.echo(f"wrote {output}: {len(datasets)} partitions")
+    with make_engine(ctx) as engine:
+        run_step(engine, "export", datasets, config, outdir=os.path.dirname(os.path.abspath(path)),
+                 inputs=[store])
+    click.echo(f"wrote {path}: {len(datasets)} partitions")
 
 
 @click.command()

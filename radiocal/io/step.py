@@ -16,20 +16,15 @@ from radiocal.budget import CHUNK_MB_HELP, mib_to_bytes
 from radiocal.registry import register_step
 from radiocal.errors import ConfigError, OutputExistsError
 
-_SELECTION_PARTS = ("field", "scan", "spw", "antenna", "uvrange", "timerange", "correlation",
-                    "intent")
-
-
 def _selection_field(what: str):
     return dataclasses.field(default="", metadata={"help": f"CASA-style {what} selection (empty: all)"})
 
 
 @dataclass(frozen=True)
-class ConvertConfig:
+class SelectionConfig:
+    """The CASA selection of a step that reads (``convert``) or writes (``export``) a subset."""
+
     # A field is named "field" (CASA's keyword), so dataclasses.field is spelled in full here.
-    ms: tuple[str, ...] = dataclasses.field(default=(), metadata={
-        "help": "input Measurement Set(s), opened read-only (radiocal run PIPELINE IN.ms ... sets it)",
-        "input": True})
     field: str = _selection_field("field")
     scan: str = _selection_field("scan")
     spw: str = _selection_field("spectral window/channel")
@@ -38,6 +33,21 @@ class ConvertConfig:
     timerange: str = _selection_field("time range")
     correlation: str = _selection_field("correlation")
     intent: str = _selection_field("scan intent")
+
+    def selection(self):
+        """The :class:`radiocal.io.selection.Selection` asked for, or None (everything)."""
+        from radiocal.io.selection import Selection
+
+        parts = {f.name: getattr(self, f.name) for f in dataclasses.fields(SelectionConfig)
+                 if getattr(self, f.name)}
+        return Selection(**parts) if parts else None
+
+
+@dataclass(frozen=True)
+class ConvertConfig(SelectionConfig):
+    ms: tuple[str, ...] = dataclasses.field(default=(), metadata={
+        "help": "input Measurement Set(s), opened read-only (radiocal run PIPELINE IN.ms ... sets it)",
+        "input": True})
     chunk_mb: float = dataclasses.field(default=0.0, metadata={
         "help": CHUNK_MB_HELP + " for the store's chunks; 0: the run's budget (radiocal --chunk-mb)"})
     renumber_scans: bool = dataclasses.field(default=False, metadata={
@@ -58,20 +68,17 @@ def convert(datasets, config: ConvertConfig, context):
     if not config.ms:
         raise ConfigError("step 'convert': no input Measurement Set (set ms: or pass IN.ms to radiocal run)")
     from radiocal.io.ms import read_ms
-    from radiocal.io.selection import Selection
 
     paths = [os.fspath(Path(p).expanduser()) for p in config.ms]
-    parts = {name: getattr(config, name) for name in _SELECTION_PARTS if getattr(config, name)}
-    selection = Selection(**parts) if parts else None
     chunk_bytes = mib_to_bytes(config.chunk_mb) if config.chunk_mb else None
-    datasets = read_ms(paths, selection=selection, chunk_bytes=chunk_bytes,
+    datasets = read_ms(paths, selection=config.selection(), chunk_bytes=chunk_bytes,
                        renumber_scans=config.renumber_scans, join_subbands=config.join_subbands)
     context.logger.info("convert: %d partition(s) from %s", len(datasets), ", ".join(paths))
     return datasets
 
 
 @dataclass(frozen=True)
-class ExportConfig:
+class ExportConfig(SelectionConfig):
     path: str = dataclasses.field(default="calibrated.ms", metadata={
         "help": "MS to write; relative paths are inside the output directory"})
     overwrite: bool = dataclasses.field(default=False, metadata={
@@ -82,6 +89,7 @@ class ExportConfig:
 def export(datasets, config: ExportConfig, context):
     """Write the datasets (with CORRECTED_DATA when calibrated) as a new Measurement Set."""
     from radiocal.io.ms import write_ms
+    from radiocal.io.selection import select
 
     target = context.output_path(config.path).resolve()
     for source in context.inputs:
@@ -92,7 +100,8 @@ def export(datasets, config: ExportConfig, context):
     ours = context.outdir.resolve() in target.parents
     if target.exists() and not (ours or config.overwrite):
         raise OutputExistsError(f"step 'export': {target} exists (set overwrite: true to replace it)")
-    write_ms(datasets, target, overwrite=True)
+    selection = config.selection()
+    write_ms(datasets if selection is None else select(datasets, selection), target, overwrite=True)
     context.logger.info("export: wrote %s", target)
     return datasets
 

@@ -28,7 +28,7 @@ def test_dynspec_and_plot_from_calibrated_store(stores, star):
     root, calibrated, _ = stores
     out = root / "ds.zarr"
     result = _run(["dynspec", calibrated, "--field", "STAR", "--skymodel", star["skymodel"], "-o", str(out),
-                   "--timeavg", "2", "--tb", "6.0,0.4"])
+                   "--timeavg", "2", "--tb-distance-pc", "6.0", "--tb-radius-rsun", "0.4"])
     assert result.exit_code == 0, result.output
     assert "calibrated data (VISIBILITY_CORRECTED)" in result.output and "minus the sky model" in result.output
     ds = open_dynspec(out)
@@ -68,8 +68,16 @@ def test_dynspec_unknown_field_is_one_line(stores, capsys):
     assert err.startswith("radiocal: error:") and "NOPE" in err and "\n" not in err
 
 
-def test_bad_tb_option(stores):
+def test_bad_tb_options(stores, capsys):
+    from radiocal.cli.main import main
+
     root, calibrated, _ = stores
-    result = CliRunner().invoke(cli, ["dynspec", calibrated, "--field", "STAR", "-o", str(root / "y.zarr"),
-                                      "--tb", "five"])
-    assert result.exit_code != 0 and "DIST,RADIUS" in result.output
+    for args, words in ((["--tb-distance-pc", "five"], "five"),
+                        (["--tb-distance-pc", "5.2"], "tb_radius_rsun")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["--scheduler", "sync", "dynspec", calibrated, "--field", "STAR", "-o",
+                  str(root / "y.zarr"), *args])
+        assert exit_info.value.code != 0
+        err = capsys.readouterr().err.strip()
+        assert words in err and "\n" not in err
+    assert not (root / "y.zarr").exists()
