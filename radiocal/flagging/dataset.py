@@ -19,6 +19,7 @@ from radiocal.errors import ConfigError
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import graph
 from radiocal.flagging.kernels import BY_SUMTHRESHOLD
+from radiocal.flagging.spectral import segment_edges
 from radiocal.io import schema as S
 
 log = logging.getLogger("radiocal.flagging")
@@ -271,16 +272,23 @@ def flag_spectral(ds: xr.Dataset, threshold: float = 6.0, rho: float = 1.5, iter
     vis = _column(ds, column, flag)
     if not widths:
         raise ConfigError("spectral: at least one kernel width is needed")
+    edges = segment_edges(small(ds, S.FREQUENCY),
+                          small(ds, S.CHANNEL_WIDTH) if S.CHANNEL_WIDTH in ds.coords else None,
+                          ds.attrs.get(S.ATTR_SUBBAND_STARTS, ()))
+    if edges.size > 2:
+        log.info("partition %s: spectral backgrounds fitted in %d pieces (sub-band joins at "
+                 "channels %s)", ds.attrs.get(S.ATTR_PARTITION, "?"), edges.size - 1,
+                 ", ".join(str(e) for e in edges[1:-1]))
     if subtract_model is True or (subtract_model == "auto" and S.VISIBILITY_MODEL in ds
                                   and column == S.VISIBILITY_CORRECTED):
         model = _column(ds, S.VISIBILITY_MODEL, flag)
         log.info("partition %s: spectral flags %s minus VISIBILITY_MODEL (subtract_model: %s)",
                  ds.attrs.get(S.ATTR_PARTITION, "?"), column, subtract_model)
-        vis = graph.model_residual(vis, model, flag, model_gain_width)
+        vis = graph.model_residual(vis, model, flag, model_gain_width, edges)
     return with_flags(ds, graph.spectral_flags(vis, flag, threshold, rho, iterations, widths,
                                                tolerance, noise_block, burst_factor,
                                                robust_iterations, degree, max_window,
-                                               combine_correlations))
+                                               combine_correlations, edges))
 
 
 def flag_array(ds: xr.Dataset, fraction: float = 0.5) -> xr.Dataset:

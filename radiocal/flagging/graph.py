@@ -146,25 +146,28 @@ def sumthreshold_mad_codes(vis, flag, sumthreshold: tuple, mad: tuple) -> da.Arr
 
 
 def spectral_flags(vis, flag, threshold, rho, iterations, widths, tolerance, noise_block,
-                   burst_factor, robust_iterations, degree, max_window,
-                   combine_correlations) -> da.Array:
+                   burst_factor, robust_iterations, degree, max_window, combine_correlations,
+                   edges) -> da.Array:
     """Lazy :func:`radiocal.flagging.spectral.spectral_block` (parameters as the strategy's
-    ``spectral`` flagger; shapes as :func:`sumthreshold_flags`)."""
+    ``spectral`` flagger, ``edges`` from :func:`radiocal.flagging.spectral.segment_edges`;
+    shapes as :func:`sumthreshold_flags`)."""
     args = (float(threshold), float(rho), int(iterations), np.asarray(widths, np.float64),
             float(tolerance), int(noise_block), float(burst_factor), int(robust_iterations),
-            int(degree), int(max_window), bool(combine_correlations))
+            int(degree), int(max_window), bool(combine_correlations),
+            np.asarray(edges, np.int64))
     return _planes(_spectral_block, "flag-spectral", vis, flag, *args)
 
 
-def model_residual(vis, model, flag, width) -> da.Array:
+def model_residual(vis, model, flag, width, edges) -> da.Array:
     """Lazy :func:`radiocal.flagging.spectral.model_residual_block`, in planes (whole spectra;
     the spectral detector reads the same planes)."""
     v = as_planes(vis)
     m = as_planes(model).rechunk(v.chunks)
     f = flag.rechunk(v.chunks)
-    return da.map_blocks(_model_residual_block, v, m, f, float(width), dtype=np.complex64,
+    edges = np.asarray(edges, np.int64)
+    return da.map_blocks(_model_residual_block, v, m, f, float(width), edges, dtype=np.complex64,
                          meta=np.empty((0,) * 4, np.complex64),
-                         name=f"flag-model-residual-{tokenize(v, m, f, width)}")
+                         name=f"flag-model-residual-{tokenize(v, m, f, width, edges)}")
 
 
 def dilate_flags(flag, eta_time, eta_freq, grow_time, grow_freq):

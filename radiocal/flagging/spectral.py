@@ -87,28 +87,32 @@ def power_score(u):
 
 
 @numba.njit(**JIT)
-def _complex_fit(re, im, weights, width, robust_iterations, degree):
-    """Leave-one-out LOESS of both parts; returns the squared prediction error over its
-    variance, ``(dr^2 + di^2) / (1 + var)`` (NaN where nothing is in reach)."""
-    # Fitted along the first axis (every spectrum a lane), transposed once for both parts.
-    re_t = re.T.copy()
-    im_t = im.T.copy()
-    w_t = weights.T.copy()
-    ones = np.ones(re_t.shape)
-    if robust_iterations > 0:
-        fit_r, _, var = robust_loess_lanes(re_t, w_t, width, robust_iterations, degree, ones)
-        fit_i, _, var_i = robust_loess_lanes(im_t, w_t, width, robust_iterations, degree, ones)
-        var = np.maximum(var, var_i)
-    else:
-        # Same weights for both parts: one variance serves both.
-        fit_r, _, var = _loess(re_t, w_t, width, degree, True, ones, True)
-        fit_i, _, _ = _loess(im_t, w_t, width, degree, True, ones, False)
+def _complex_fit(re, im, weights, width, robust_iterations, degree, edges):
+    """Leave-one-out LOESS of both parts, each segment ``edges[k]:edges[k + 1]`` of the channels
+    on its own; returns the squared prediction error over its variance,
+    ``(dr^2 + di^2) / (1 + var)`` (NaN where nothing is in reach)."""
     out = np.empty(re.shape)
-    for j in range(re.shape[1]):
-        for i in range(re.shape[0]):
-            dr = re_t[j, i] - fit_r[j, i]
-            di = im_t[j, i] - fit_i[j, i]
-            out[i, j] = (dr * dr + di * di) / (1.0 + var[j, i])
+    for k in range(edges.size - 1):
+        lo, hi = edges[k], edges[k + 1]
+        # Fitted along the first axis (every spectrum a lane), transposed once for both parts.
+        re_t = re[:, lo:hi].T.copy()
+        im_t = im[:, lo:hi].T.copy()
+        w_t = weights[:, lo:hi].T.copy()
+        ones = np.ones(re_t.shape)
+        if robust_iterations > 0:
+            fit_r, _, var = robust_loess_lanes(re_t, w_t, width, robust_iterations, degree, ones)
+            fit_i, _, var_i = robust_loess_lanes(im_t, w_t, width, robust_iterations, degree,
+                                                 ones)
+            var = np.maximum(var, var_i)
+        else:
+            # Same weights for both parts: one variance serves both.
+            fit_r, _, var = _loess(re_t, w_t, width, degree, True, ones, True)
+            fit_i, _, _ = _loess(im_t, w_t, width, degree, True, ones, False)
+        for j in range(hi - lo):
+            for i in range(re.shape[0]):
+                dr = re_t[j, i] - fit_r[j, i]
+                di = im_t[j, i] - fit_i[j, i]
+                out[i, lo + j] = (dr * dr + di * di) / (1.0 + var[j, i])
     return out
 
 
@@ -119,31 +123,37 @@ _GIVE_UP = 4.0
 
 
 @numba.njit(**JIT)
-def choose_width(re, im, weights, rows, widths, degree, tolerance):
+def choose_width(re, im, weights, rows, widths, degree, tolerance, edges):
     """The kernel width (channels) of a baseline by robust leave-one-out cross-validation.
 
-    The widest of ``widths`` whose median squared prediction error over ``rows`` is within
-    ``tolerance`` (a factor) of the smallest; widths are tried from the narrowest, and the
-    search stops at one ``_GIVE_UP`` times worse than the best so far.
+    The widest of ``widths`` whose median squared prediction error over ``rows`` (every segment
+    ``edges[s]:edges[s + 1]`` of the channels fitted on its own) is within ``tolerance`` (a
+    factor) of the smallest; widths are tried from the narrowest, and the search stops at one
+    ``_GIVE_UP`` times worse than the best so far.
     """
     sub_re = re[rows].T.copy()
     sub_im = im[rows].T.copy()
     sub_w = weights[rows].T.copy()
-    ones = np.ones(sub_re.shape)
     buf = np.empty(sub_re.size)
     ordered = np.sort(widths)
     scores = np.full(ordered.size, np.inf)
     best = np.inf
     for k in range(ordered.size):
-        fit_r, _, _ = _loess(sub_re, sub_w, ordered[k], degree, True, ones, False)
-        fit_i, _, _ = _loess(sub_im, sub_w, ordered[k], degree, True, ones, False)
         n = 0
-        for i in range(sub_re.shape[0]):
-            for j in range(sub_re.shape[1]):
-                e = (sub_re[i, j] - fit_r[i, j]) ** 2 + (sub_im[i, j] - fit_i[i, j]) ** 2
-                if sub_w[i, j] > 0.0 and e == e:
-                    buf[n] = e
-                    n += 1
+        for s in range(edges.size - 1):
+            lo, hi = edges[s], edges[s + 1]
+            seg_re = sub_re[lo:hi].copy()
+            seg_im = sub_im[lo:hi].copy()
+            seg_w = sub_w[lo:hi].copy()
+            ones = np.ones(seg_re.shape)
+            fit_r, _, _ = _loess(seg_re, seg_w, ordered[k], degree, True, ones, False)
+            fit_i, _, _ = _loess(seg_im, seg_w, ordered[k], degree, True, ones, False)
+            for i in range(seg_re.shape[0]):
+                for j in range(seg_re.shape[1]):
+                    e = (seg_re[i, j] - fit_r[i, j]) ** 2 + (seg_im[i, j] - fit_i[i, j]) ** 2
+                    if seg_w[i, j] > 0.0 and e == e:
+                        buf[n] = e
+                        n += 1
         scores[k] = median_scratch(buf, n) if n > 0 else np.inf
         best = min(best, scores[k])
         if scores[k] > _GIVE_UP * best:
@@ -197,6 +207,24 @@ def noise_scale(power, mask, block):
 
 
 @numba.njit(**JIT)
+def _segment_noise(power, mask, block, edges):
+    """:func:`noise_scale` of each segment on its own (the noise follows each sub-band's
+    bandpass); a row's segment with too few unmasked samples takes the whole row's level."""
+    if edges.size == 2:
+        return noise_scale(power, mask, block)
+    out = np.empty(power.shape)
+    whole = noise_scale(power, mask, block)
+    for k in range(edges.size - 1):
+        lo, hi = edges[k], edges[k + 1]
+        part = noise_scale(power[:, lo:hi].copy(), mask[:, lo:hi].copy(), block)
+        for r in range(power.shape[0]):
+            for j in range(hi - lo):
+                v = part[r, j]
+                out[r, lo + j] = v if v == v else whole[r, lo + j]
+    return out
+
+
+@numba.njit(**JIT)
 def raised_spectra(scale, mask, n_p, factor):
     """Bool per row: whole spectra (rows ``t * n_p + p``) whose median noise power exceeds ``factor``
     times the median over the baseline's integrations (a broadband burst raises all of it).
@@ -236,7 +264,7 @@ def raised_spectra(scale, mask, n_p, factor):
 @numba.njit(**JIT)
 def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, widths,
                        tolerance, noise_block, burst_factor, robust_iterations, degree,
-                       max_window, combine_correlations):
+                       max_window, combine_correlations, edges):
     """Iterated detection on one baseline; ``current`` (time, frequency, correlation) in/out."""
     n_t, _, n_f, n_p = vis.shape
     n_rows = n_t * n_p
@@ -256,7 +284,8 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
     # The first correlation's spectra choose the width for all (they share the sky's structure).
     # The first correlation's spectra choose the width for all (they share the sky's structure;
     # every integration votes, so a burst in one does not decide).
-    width = choose_width(re, im, weights, np.arange(0, n_rows, n_p), widths, degree, tolerance)
+    width = choose_width(re, im, weights, np.arange(0, n_rows, n_p), widths, degree, tolerance,
+                         edges)
     fitted = np.ones((n_rows, n_f), np.bool_)  # the mask of the last plain fit (none yet)
     power = np.empty((n_rows, n_f))
     scale = np.empty((n_rows, n_f))
@@ -266,8 +295,8 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
         mask = weights <= 0.0
         # A plain fit with the mask of the previous plain fit is that fit: reuse it.
         if robust > 0 or fitted.all() or not (mask == fitted).all():
-            power = _complex_fit(re, im, weights, width, robust, degree)
-            scale = noise_scale(power, mask, noise_block)
+            power = _complex_fit(re, im, weights, width, robust, degree, edges)
+            scale = _segment_noise(power, mask, noise_block, edges)
             fitted = mask if robust == 0 else np.ones((n_rows, n_f), np.bool_)
         raised = raised_spectra(scale, mask, n_p, burst_factor)
         z = np.zeros((n_rows, n_f))
@@ -312,7 +341,8 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
 
 @numba.njit(**JIT)
 def spectral_block(vis, flag, first_threshold, rho, iterations, widths, tolerance, noise_block,
-                   burst_factor, robust_iterations, degree, max_window, combine_correlations):
+                   burst_factor, robust_iterations, degree, max_window, combine_correlations,
+                   edges):
     """Flag RFI along frequency in every spectrum of a block (see the module docstring).
 
     Parameters
@@ -342,6 +372,10 @@ def spectral_block(vis, flag, first_threshold, rho, iterations, widths, toleranc
         Largest SumThreshold window, channels.
     combine_correlations : bool
         A sample flagged in any correlation is flagged (and left out of fits) in all.
+    edges : ndarray, int64
+        Channel boundaries of the segments fitted on their own, from 0 to the channel count
+        (sub-bands joined into one window each have a bandpass of their own: see
+        :func:`segment_edges`).
 
     Returns
     -------
@@ -364,7 +398,7 @@ def spectral_block(vis, flag, first_threshold, rho, iterations, widths, toleranc
         current[:] = bad[:, bl]
         _spectral_baseline(vis, bad, bl, current, first_threshold, rho, iterations, widths,
                            tolerance, noise_block, burst_factor, robust_iterations, degree,
-                           max_window, combine_correlations)
+                           max_window, combine_correlations, edges)
         for t in range(n_t):
             for f in range(n_f):
                 for p in range(n_p):
@@ -373,7 +407,7 @@ def spectral_block(vis, flag, first_threshold, rho, iterations, widths, toleranc
 
 
 @numba.njit(**JIT)
-def model_residual_block(vis, model, flag, width):
+def model_residual_block(vis, model, flag, width, edges):
     """``vis - g model`` per spectrum, ``g(frequency)`` the model's local complex gain.
 
     A known model (bright sources anywhere in the sky) is subtracted before the detection, so
@@ -390,6 +424,8 @@ def model_residual_block(vis, model, flag, width):
     flag : ndarray, bool, same shape
     width : float
         Gaussian width of the gain's fit, channels.
+    edges : ndarray, int64
+        Segments of the channels whose gains are fitted on their own (:func:`segment_edges`).
 
     Returns
     -------
@@ -421,8 +457,14 @@ def model_residual_block(vis, model, flag, width):
                         q_re[f, lane] = 0.0
                         q_im[f, lane] = 0.0
                         weight[f, lane] = 0.0
-        g_re, _, _ = robust_loess_lanes(q_re, weight, width, 2, 1, ones)
-        g_im, _, _ = robust_loess_lanes(q_im, weight, width, 2, 1, ones)
+        g_re = np.empty((n_f, n_lanes))
+        g_im = np.empty((n_f, n_lanes))
+        for k in range(edges.size - 1):
+            lo, hi = edges[k], edges[k + 1]
+            g_re[lo:hi] = robust_loess_lanes(q_re[lo:hi].copy(), weight[lo:hi].copy(), width, 2,
+                                             1, ones[lo:hi].copy())[0]
+            g_im[lo:hi] = robust_loess_lanes(q_im[lo:hi].copy(), weight[lo:hi].copy(), width, 2,
+                                             1, ones[lo:hi].copy())[0]
         for t in range(n_t):
             for f in range(n_f):
                 for p in range(n_p):
@@ -434,3 +476,41 @@ def model_residual_block(vis, model, flag, width):
                     else:
                         out[t, b, f, p] = d
     return out
+
+
+# A segment shorter than this is fitted with its neighbour: a local cubic needs samples on both
+# sides of the one it predicts.
+MIN_SEGMENT = 4
+
+
+def segment_edges(frequency, channel_width=None, subband_starts=()) -> np.ndarray:
+    """Channel boundaries of the pieces of a spectral window whose backgrounds differ in kind.
+
+    A join is where a sub-band recorded by the join of files starts (``subband_starts``, first
+    frequencies in Hz: each OVRO-LWA sub-band has a bandpass of its own, stepping at the join),
+    or where the channel spacing or width changes (channels of different windows side by side).
+    Joins leaving a piece shorter than ``MIN_SEGMENT`` channels are ignored.
+
+    Returns
+    -------
+    ndarray, int64: 0, the first channel of each piece after the first, the channel count.
+    """
+    freq = np.asarray(frequency, np.float64)
+    n = freq.size
+    joins = set()
+    lo, hi = np.minimum(freq[:-1], freq[1:]), np.maximum(freq[:-1], freq[1:])
+    for start in np.asarray(subband_starts, np.float64).ravel():
+        joins.update((np.flatnonzero((lo < start) & (start <= hi)) + 1).tolist())
+    if n > 2:
+        step = np.diff(freq)
+        typical = np.median(step)
+        joins.update((np.flatnonzero(np.abs(step - typical) > 0.5 * abs(typical)) + 1).tolist())
+        if channel_width is not None:
+            width = np.abs(np.broadcast_to(np.asarray(channel_width, np.float64), freq.shape))
+            joins.update((np.flatnonzero(np.abs(np.diff(width)) > 1e-3 * width[:-1]) + 1).tolist())
+    edges = [0]
+    for j in sorted(joins):
+        if j - edges[-1] >= MIN_SEGMENT and n - j >= MIN_SEGMENT:
+            edges.append(j)
+    edges.append(n)
+    return np.asarray(edges, np.int64)

@@ -121,6 +121,7 @@ def _join_frequency(datasets):
         joined.attrs[S.ATTR_SOURCES] = [s for ds in parts for s in ds.attrs[S.ATTR_SOURCES]]
         joined.attrs[S.ATTR_SPW_NAME] = "+".join(ds.attrs.get(S.ATTR_SPW_NAME, "") for ds in parts)
         joined.attrs[S.ATTR_REF_FREQUENCY] = float(freqs.min())
+        joined.attrs[S.ATTR_SUBBAND_STARTS] = [float(ds[S.FREQUENCY].values.min()) for ds in parts]
         out.append(joined)
     return out
 

@@ -61,6 +61,9 @@ ATTR_OBSERVER = "observer"
 ATTR_PROJECT = "project"
 ATTR_SOURCES = "source_ms"                     # list of input MS paths the partition came from
 ATTR_PARTITION = "partition"                   # the partition's name in a store
+# first frequency (Hz) of each sub-band of a window joined from several files (io/join.py):
+# each has a bandpass of its own, so backgrounds along frequency are fitted piece by piece
+ATTR_SUBBAND_STARTS = "subband_starts"
 # set by polarisation calibration (radiocal.calibration.polapply): which terms corrected
 # VISIBILITY_CORRECTED, {"cross_hand_phase": bool, "leakage": bool, "parallactic_angle": bool};
 # Stokes products that need the cross-hand phase are only formed when it is true

@@ -147,6 +147,26 @@ def test_lwa_bandpass_matches_truth(lwa_run):
     assert phase_err.max() < 0.5, phase_err.max()   # measured 0.09 deg
 
 
+def test_lwa_flags_little_of_the_clean_simulation(lwa_run):
+    """The simulation has no RFI: the flag step must leave the A-team's fringes and the three
+    sub-bands' bandpasses (each rolling off into its edges, stepping at the joins) alone. Fitted
+    across the joins the spectral background flagged 11% of it (18% with the cubic); fitted sub-band
+    by sub-band 1.0% (measured). 3% is issue 13's bound on clean data."""
+    from radiocal.io import schema as S
+    from radiocal.io.store import open_store
+
+    run = lwa_run["root"] / "out" / "successful" / "20260301_171500"
+    flagged = n = 0
+    for ds in open_store(run / "store.zarr"):
+        names = [str(a) for a in ds[S.ANTENNA_NAME].values]
+        a1, a2 = ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values
+        keep = (a1 != a2) & (a1 != names.index(BAD)) & (a2 != names.index(BAD))
+        flags = ds[S.FLAG].values[:, keep]
+        flagged += flags.sum()
+        n += flags.size
+    assert 0 < n and flagged / n <= 0.03, flagged / n
+
+
 def test_lwa_rerun_resumes_and_refiles(lwa_run, run_cli):
     root = lwa_run["root"]
     run = root / "out" / "successful" / "20260301_171500"
