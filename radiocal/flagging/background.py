@@ -66,7 +66,7 @@ def _first_row_inverse(moments, degree, out, m):
 
 
 @numba.njit(error_model="numpy", **JIT)
-def _solve_small(mom, rhs, q, degree, with_var, fit, support, var):
+def _solve_small(mom, rhs, q, degree, with_var, fit, support, var, coef):
     """Fit (and variance) of every sample of a row from its sums, for degree <= 2.
 
     Closed form of :func:`_first_row_inverse`'s ``a``: the first column of the adjugate of the
@@ -74,11 +74,13 @@ def _solve_small(mom, rhs, q, degree, with_var, fit, support, var):
     elimination's relative pivot tests, taken without row swaps), which includes a sample with
     fewer than degree + 1 neighbours. Branch-free (all candidates computed, one selected) so the
     loop vectorizes; ``error_model="numpy"`` lets the unselected candidates divide by zero.
-    ``mom`` has at least 5 rows and ``rhs`` and ``q`` at least 3 and 5, zero beyond the degree.
+    ``mom`` has at least 5 rows and ``rhs`` and ``q`` at least 3 and 5, zero beyond the degree;
+    ``a`` goes to ``coef`` (3 rows) for further right-hand sides.
     """
     mom0, mom1, mom2, mom3, mom4 = mom[0], mom[1], mom[2], mom[3], mom[4]
     rhs0, rhs1, rhs2 = rhs[0], rhs[1], rhs[2]
     q0, q1, q2, q3, q4 = q[0], q[1], q[2], q[3], q[4]
+    coef0, coef1, coef2 = coef[0], coef[1], coef[2]
     for i in range(fit.size):
         m0, m1, m2, m3, m4 = mom0[i], mom1[i], mom2[i], mom3[i], mom4[i]
         det1 = m0 * m2 - m1 * m1
@@ -94,6 +96,7 @@ def _solve_small(mom, rhs, q, degree, with_var, fit, support, var):
             a0, a1, a2 = m2 / det1, -m1 / det1, 0.0
         else:
             a0, a1, a2 = 1.0 / m0, 0.0, 0.0
+        coef0[i], coef1[i], coef2[i] = a0, a1, a2
         value = a0 * rhs0[i] + a1 * rhs1[i] + a2 * rhs2[i]
         fit[i] = value if m0 > 0.0 else np.nan
         support[i] = m0
@@ -104,8 +107,8 @@ def _solve_small(mom, rhs, q, degree, with_var, fit, support, var):
 
 
 @numba.njit(error_model="numpy", **JIT)
-def _solve_cubic(mom, rhs, q, with_var, fit, support, var):
-    """:func:`_solve_small` for degree 3: ``mom`` and ``q`` have 7 rows, ``rhs`` 4.
+def _solve_cubic(mom, rhs, q, with_var, fit, support, var, coef):
+    """:func:`_solve_small` for degree 3: ``mom`` and ``q`` have 7 rows, ``rhs`` and ``coef`` 4.
 
     Odd degrees have the same bias order at a band edge, where the leave-one-out fit
     extrapolates, as inside it (Fan & Gijbels 1996, sect. 3.3), while inside, on a symmetric
@@ -116,6 +119,7 @@ def _solve_cubic(mom, rhs, q, with_var, fit, support, var):
     mom0, mom1, mom2, mom3, mom4, mom5, mom6 = mom[0], mom[1], mom[2], mom[3], mom[4], mom[5], mom[6]
     rhs0, rhs1, rhs2, rhs3 = rhs[0], rhs[1], rhs[2], rhs[3]
     q0, q1, q2, q3, q4, q5, q6 = q[0], q[1], q[2], q[3], q[4], q[5], q[6]
+    coef0, coef1, coef2, coef3 = coef[0], coef[1], coef[2], coef[3]
     for i in range(fit.size):
         m0, m1, m2, m3, m4 = mom0[i], mom1[i], mom2[i], mom3[i], mom4[i]
         m5, m6 = mom5[i], mom6[i]
@@ -146,6 +150,7 @@ def _solve_cubic(mom, rhs, q, with_var, fit, support, var):
             a0, a1, a2, a3 = m2 / det1, -m1 / det1, 0.0, 0.0
         else:
             a0, a1, a2, a3 = 1.0 / m0, 0.0, 0.0, 0.0
+        coef0[i], coef1[i], coef2[i], coef3[i] = a0, a1, a2, a3
         value = a0 * rhs0[i] + a1 * rhs1[i] + a2 * rhs2[i] + a3 * rhs3[i]
         fit[i] = value if m0 > 0.0 else np.nan
         support[i] = m0
@@ -239,60 +244,81 @@ def _add_powers(acc, n_powers, padded, start, k, tap, n):
 
 @numba.njit(**JIT)
 def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
-    """:func:`loess_lanes`; ``with_var`` False skips the variance (returned as zeros)."""
-    n, lanes = values.shape
+    """:func:`loess_lanes` of a stack ``values`` (group, sample, lane) whose groups share
+    ``weights`` and ``in_var`` (sample, lane), such as a spectrum's real and imaginary parts:
+    the normal equations' moments, their solution and the variance are the groups', so each
+    further group adds only its right-hand sides and one multiply-add per sample. Returns
+    ``fit`` (group, sample, lane), ``support`` and ``var`` (sample, lane); ``with_var`` False
+    skips the variance (returned as zeros)."""
+    n_g, n, lanes = values.shape
     half = int(math.ceil(3.0 * sigma))
     n_mom = 2 * degree + 1
-    fit = np.full((n, lanes), np.nan)
-    support = np.zeros((n, lanes))
+    general = degree > 3
+    # The closed-form solvers write every sample; the general one only those with neighbours.
+    fit = np.full((n_g, n, lanes), np.nan) if general else np.empty((n_g, n, lanes))
+    support = np.zeros((n, lanes)) if general else np.empty((n, lanes))
     var = np.zeros((n, lanes))
     # Samples x = j - i of a window enter the normal equations only through sums of
     # w_j kern(x) x^p, so every sum is a convolution of the weighted samples with the taps
     # kern(k) k^p: accumulate them offset by offset over the whole plane (all lanes at once,
     # contiguous, vectorized), pairing +k with -k, then solve each sample's small system.
     w_pad = np.zeros((n + 2 * half, lanes))
-    y_pad = np.zeros((n + 2 * half, lanes))
-    v_pad = np.zeros((n + 2 * half, lanes))
-    c_pad = np.zeros((n + 2 * half, lanes))
+    y_pad = np.zeros((n_g, n + 2 * half, lanes))
+    # Variance and neighbour-count sums only where they are used (a third of a plain fit's
+    # sums are the variance's).
+    v_pad = np.zeros((n + 2 * half if with_var else 0, lanes))
+    c_pad = np.zeros((n + 2 * half if general else 0, lanes))
     for i in range(n):
         for j in range(lanes):
             w = weights[i, j]
             ok = w > 0.0
             w_pad[half + i, j] = w if ok else 0.0
-            y_pad[half + i, j] = w * values[i, j] if ok else 0.0
-            v_pad[half + i, j] = w * w * in_var[i, j] if ok else 0.0
-            c_pad[half + i, j] = 1.0 if ok else 0.0
+            for g in range(n_g):
+                y_pad[g, half + i, j] = w * values[g, i, j] if ok else 0.0
+            if with_var:
+                v_pad[half + i, j] = w * w * in_var[i, j] if ok else 0.0
+            if general:
+                c_pad[half + i, j] = 1.0 if ok else 0.0
     # At least the rows of degree 2 (zero beyond ``degree``) for :func:`_solve_small`.
     mom = np.zeros((max(n_mom, 5), n, lanes))
-    rhs = np.zeros((max(degree + 1, 3), n, lanes))
+    rhs = np.zeros((n_g, max(degree + 1, 3), n, lanes))
     # var = sum_j l_j^2 in_var_j with l_j = w_j kern sum_k a_k x^k expands into
     # sum_p (sum_{k+m=p} a_k a_m) q_p, q_p = sum_j w_j^2 kern^2 in_var_j x^p.
-    q = np.zeros((max(n_mom, 5), n, lanes))
+    q = np.zeros((max(n_mom, 5), n if with_var else 1, lanes if with_var else 1))
     # Neighbour counts, needed by the general solver only.
-    count = np.zeros((1, n, lanes))
+    count = np.zeros((1, n if general else 0, lanes))
     if not leave_out:
         mom[0] = w_pad[half:half + n]
-        rhs[0] = y_pad[half:half + n]
-        q[0] = v_pad[half:half + n]
-        count[0] = c_pad[half:half + n]
+        for g in range(n_g):
+            rhs[g, 0] = y_pad[g, half:half + n]
+        if with_var:
+            q[0] = v_pad[half:half + n]
+        if general:
+            count[0] = c_pad[half:half + n]
     for k in range(1, half + 1):
         tap = math.exp(-0.5 * (k / sigma) ** 2)
         _add_powers(mom, n_mom, w_pad, half, k, tap, n)
-        _add_powers(rhs, degree + 1, y_pad, half, k, tap, n)
+        for g in range(n_g):
+            _add_powers(rhs[g], degree + 1, y_pad[g], half, k, tap, n)
         if with_var:
             _add_powers(q, n_mom, v_pad, half, k, tap * tap, n)
-        if degree > 3:
+        if general:
             _add_powers(count, 1, c_pad, half, k, 1.0, n)
     size = n * lanes
-    if degree <= 2:
-        _solve_small(mom.reshape(mom.shape[0], size), rhs.reshape(rhs.shape[0], size),
-                     q.reshape(q.shape[0], size), degree, with_var, fit.reshape(size),
-                     support.reshape(size), var.reshape(size))
-        return fit, support, var
-    if degree == 3:
-        _solve_cubic(mom.reshape(mom.shape[0], size), rhs.reshape(rhs.shape[0], size),
-                     q.reshape(q.shape[0], size), with_var, fit.reshape(size),
-                     support.reshape(size), var.reshape(size))
+    if not general:
+        flat_mom = mom.reshape(mom.shape[0], size)
+        flat_q = q.reshape(q.shape[0], q.shape[1] * q.shape[2])
+        coef = np.empty((degree + 1 if degree == 3 else 3, size))
+        if degree == 3:
+            _solve_cubic(flat_mom, rhs[0].reshape(rhs.shape[1], size), flat_q, with_var,
+                         fit[0].reshape(size), support.reshape(size), var.reshape(size), coef)
+        else:
+            _solve_small(flat_mom, rhs[0].reshape(rhs.shape[1], size), flat_q, degree,
+                         with_var, fit[0].reshape(size), support.reshape(size),
+                         var.reshape(size), coef)
+        for g in range(1, n_g):
+            _fit_from_coefficients(coef, flat_mom[0], rhs[g].reshape(rhs.shape[1], size),
+                                   fit[g].reshape(size))
         return fit, support, var
     coef = np.zeros(degree + 1)
     moments = np.empty(n_mom)
@@ -310,10 +336,11 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
                 d -= 1
             if d == 0:
                 coef[0] = 1.0 / moments[0]
-            value = 0.0
-            for k in range(d + 1):
-                value += coef[k] * rhs[k, i, j]
-            fit[i, j] = value
+            for g in range(n_g):
+                value = 0.0
+                for k in range(d + 1):
+                    value += coef[k] * rhs[g, k, i, j]
+                fit[g, i, j] = value
             if with_var:
                 acc = 0.0
                 for a in range(d + 1):
@@ -321,6 +348,24 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
                         acc += coef[a] * coef[b] * q[a + b, i, j]
                 var[i, j] = max(acc, 0.0)
     return fit, support, var
+
+
+@numba.njit(**JIT)
+def _fit_from_coefficients(coef, mom0, rhs, fit):
+    """A further group's fit from the solvers' ``coef`` (their ``a``, one row per power), with
+    their expression and order of operations (the same result as solving again)."""
+    if coef.shape[0] == 4:
+        c0, c1, c2, c3 = coef[0], coef[1], coef[2], coef[3]
+        r0, r1, r2, r3 = rhs[0], rhs[1], rhs[2], rhs[3]
+        for i in range(fit.size):
+            value = c0[i] * r0[i] + c1[i] * r1[i] + c2[i] * r2[i] + c3[i] * r3[i]
+            fit[i] = value if mom0[i] > 0.0 else np.nan
+        return
+    c0, c1, c2 = coef[0], coef[1], coef[2]
+    r0, r1, r2 = rhs[0], rhs[1], rhs[2]
+    for i in range(fit.size):
+        value = c0[i] * r0[i] + c1[i] * r1[i] + c2[i] * r2[i]
+        fit[i] = value if mom0[i] > 0.0 else np.nan
 
 
 @numba.njit(**JIT)
@@ -354,15 +399,16 @@ def loess_lanes(values, weights, sigma, degree, leave_out, in_var):
     var : ndarray, float64, shape (sample, lane)
         Variance of the fit, ``sum_j l_j^2 in_var_j`` with ``l`` the equivalent kernel.
     """
-    return _loess(values, weights, sigma, degree, leave_out, in_var, True)
+    fit, support, var = _loess(values[None], weights, sigma, degree, leave_out, in_var, True)
+    return fit[0], support, var
 
 
 @numba.njit(**JIT)
 def loess_rows(values, weights, sigma, degree, leave_out, in_var):
     """:func:`loess_lanes` along the last axis: shapes (row, sample) in and out."""
-    fit, support, var = _loess(values.T.copy(), weights.T.copy(), sigma, degree, leave_out,
-                               in_var.T.copy(), True)
-    return fit.T.copy(), support.T.copy(), var.T.copy()
+    fit, support, var = _loess(values.T.copy()[None], weights.T.copy(), sigma, degree,
+                               leave_out, in_var.T.copy(), True)
+    return fit[0].T.copy(), support.T.copy(), var.T.copy()
 
 
 @numba.njit(**JIT)
@@ -400,26 +446,51 @@ def _abs_median(values, fit, weights):
 def robust_loess_lanes(values, weights, sigma, robust_iterations, degree, in_var):
     """Robust LOESS along the first axis (see :func:`loess_lanes`): bisquare reweighting, then a
     final leave-one-out fit. Returns ``(fit, support, var)``."""
-    w = weights
+    fit, support, var = robust_loess_stack(values[None], weights, sigma, robust_iterations,
+                                           degree, in_var)
+    return fit[0], support[0], var[0]
+
+
+@numba.njit(**JIT)
+def robust_loess_stack(values, weights, sigma, robust_iterations, degree, in_var):
+    """:func:`robust_loess_lanes` of each group of ``values`` (group, sample, lane), all starting
+    from ``weights`` (sample, lane): the first, plain fit is shared (see :func:`_loess`), the
+    bisquare weights and later fits are each group's. Returns ``(fit, support, var)``, each
+    (group, sample, lane)."""
+    n_g, n, lanes = values.shape
+    out_fit = np.empty((n_g, n, lanes))
+    out_support = np.empty((n_g, n, lanes))
+    out_var = np.empty((n_g, n, lanes))
+    first = np.empty((0, n, lanes))
     if robust_iterations > 0:
-        fit, _, _ = _loess(values, weights, sigma, degree, False, in_var, False)
-        # Robustness weights need a first fit that strong RFI has not dragged. A least-squares
-        # LOESS follows steep bandpass edges but is pulled by RFI covering much of a short axis; a
-        # running median resists the RFI but is biased on slopes. Per lane we start from whichever
-        # leaves the smaller median absolute residual.
-        med = running_median_lanes(values, weights, max(1, int(math.ceil(2.0 * sigma))))
-        valid = weights > 0.0
-        from_median = lane_medians(np.abs(values - med), valid)
-        from_fit = lane_medians(np.abs(values - fit), valid)
-        for j in range(values.shape[1]):
-            if from_median[j] < from_fit[j]:
-                fit[:, j] = med[:, j]
-        for it in range(robust_iterations):
-            scale = MAD_TO_SIGMA * _abs_median(values, fit, weights)
-            w = _bisquare(values - fit, scale, weights)
-            if it < robust_iterations - 1:
-                fit, _, _ = _loess(values, w, sigma, degree, False, in_var, False)
-    return loess_lanes(values, w, sigma, degree, True, in_var)
+        first, _, _ = _loess(values, weights, sigma, degree, False, in_var, False)
+    for g in range(n_g):
+        v = values[g]
+        w = weights
+        if robust_iterations > 0:
+            fit = first[g]
+            # Robustness weights need a first fit that strong RFI has not dragged. A
+            # least-squares LOESS follows steep bandpass edges but is pulled by RFI covering much
+            # of a short axis; a running median resists the RFI but is biased on slopes. Per lane
+            # we start from whichever leaves the smaller median absolute residual.
+            med = running_median_lanes(v, weights, max(1, int(math.ceil(2.0 * sigma))))
+            valid = weights > 0.0
+            from_median = lane_medians(np.abs(v - med), valid)
+            from_fit = lane_medians(np.abs(v - fit), valid)
+            for j in range(lanes):
+                if from_median[j] < from_fit[j]:
+                    fit[:, j] = med[:, j]
+            for it in range(robust_iterations):
+                scale = MAD_TO_SIGMA * _abs_median(v, fit, weights)
+                w = _bisquare(v - fit, scale, weights)
+                if it < robust_iterations - 1:
+                    refit, _, _ = _loess(values[g:g + 1], w, sigma, degree, False, in_var, False)
+                    fit = refit[0]
+        fit_g, support_g, var_g = _loess(values[g:g + 1], w, sigma, degree, True, in_var, True)
+        out_fit[g] = fit_g[0]
+        out_support[g] = support_g
+        out_var[g] = var_g
+    return out_fit, out_support, out_var
 
 
 @numba.njit(**JIT)
@@ -442,6 +513,7 @@ def _fill_across(bg, var, sigma, degree):
     fit = np.empty(1)
     support = np.empty(1)
     fit_var = np.empty(1)
+    coef = np.empty((3, 1))
     # Fits read the original samples, never ones filled before them.
     src = bg.copy()
     src_var = var.copy()
@@ -464,7 +536,7 @@ def _fill_across(bg, var, sigma, degree):
                     if p <= degree:
                         rhs[p, 0] += w * xp * src[r, j]
                     xp *= x
-            _solve_small(mom, rhs, q, degree, True, fit, support, fit_var)
+            _solve_small(mom, rhs, q, degree, True, fit, support, fit_var, coef)
             bg[r, i] = fit[0]
             var[r, i] = fit_var[0]
 

@@ -34,7 +34,7 @@ import numba
 import numpy as np
 
 from radiocal.engine.numba import JIT
-from radiocal.flagging.background import _loess, robust_loess_lanes
+from radiocal.flagging.background import _loess, robust_loess_stack
 from radiocal.flagging.kernels import _row_peaks, _sumthreshold_rows
 from radiocal.flagging.robust import median_scratch
 
@@ -87,6 +87,19 @@ def power_score(u):
 
 
 @numba.njit(**JIT)
+def _parts(re, im):
+    """The real and imaginary parts (row, channel) as one stack (part, channel, row): fitted
+    along frequency with every spectrum a lane, both parts in one fit (they share weights)."""
+    n_rows, n_f = re.shape
+    out = np.empty((2, n_f, n_rows))
+    for i in range(n_rows):
+        for j in range(n_f):
+            out[0, j, i] = re[i, j]
+            out[1, j, i] = im[i, j]
+    return out
+
+
+@numba.njit(**JIT)
 def _complex_fit(re, im, weights, width, robust_iterations, degree, edges):
     """Leave-one-out LOESS of both parts, each segment ``edges[k]:edges[k + 1]`` of the channels
     on its own; returns the squared prediction error over its variance,
@@ -94,24 +107,19 @@ def _complex_fit(re, im, weights, width, robust_iterations, degree, edges):
     out = np.empty(re.shape)
     for k in range(edges.size - 1):
         lo, hi = edges[k], edges[k + 1]
-        # Fitted along the first axis (every spectrum a lane), transposed once for both parts.
-        re_t = re[:, lo:hi].T.copy()
-        im_t = im[:, lo:hi].T.copy()
+        parts = _parts(re[:, lo:hi], im[:, lo:hi])
         w_t = weights[:, lo:hi].T.copy()
-        ones = np.ones(re_t.shape)
+        ones = np.ones(w_t.shape)
         if robust_iterations > 0:
-            fit_r, _, var = robust_loess_lanes(re_t, w_t, width, robust_iterations, degree, ones)
-            fit_i, _, var_i = robust_loess_lanes(im_t, w_t, width, robust_iterations, degree,
-                                                 ones)
-            var = np.maximum(var, var_i)
+            fit, _, both = robust_loess_stack(parts, w_t, width, robust_iterations, degree, ones)
+            var = np.maximum(both[0], both[1])
         else:
             # Same weights for both parts: one variance serves both.
-            fit_r, _, var = _loess(re_t, w_t, width, degree, True, ones, True)
-            fit_i, _, _ = _loess(im_t, w_t, width, degree, True, ones, False)
+            fit, _, var = _loess(parts, w_t, width, degree, True, ones, True)
         for j in range(hi - lo):
             for i in range(re.shape[0]):
-                dr = re_t[j, i] - fit_r[j, i]
-                di = im_t[j, i] - fit_i[j, i]
+                dr = parts[0, j, i] - fit[0, j, i]
+                di = parts[1, j, i] - fit[1, j, i]
                 out[i, lo + j] = (dr * dr + di * di) / (1.0 + var[j, i])
     return out
 
@@ -131,10 +139,9 @@ def choose_width(re, im, weights, rows, widths, degree, tolerance, edges):
     factor) of the smallest; widths are tried from the narrowest, and the search stops at one
     ``_GIVE_UP`` times worse than the best so far.
     """
-    sub_re = re[rows].T.copy()
-    sub_im = im[rows].T.copy()
+    sub = _parts(re[rows], im[rows])
     sub_w = weights[rows].T.copy()
-    buf = np.empty(sub_re.size)
+    buf = np.empty(sub_w.size)
     ordered = np.sort(widths)
     scores = np.full(ordered.size, np.inf)
     best = np.inf
@@ -142,15 +149,13 @@ def choose_width(re, im, weights, rows, widths, degree, tolerance, edges):
         n = 0
         for s in range(edges.size - 1):
             lo, hi = edges[s], edges[s + 1]
-            seg_re = sub_re[lo:hi].copy()
-            seg_im = sub_im[lo:hi].copy()
+            seg = sub[:, lo:hi].copy()
             seg_w = sub_w[lo:hi].copy()
-            ones = np.ones(seg_re.shape)
-            fit_r, _, _ = _loess(seg_re, seg_w, ordered[k], degree, True, ones, False)
-            fit_i, _, _ = _loess(seg_im, seg_w, ordered[k], degree, True, ones, False)
-            for i in range(seg_re.shape[0]):
-                for j in range(seg_re.shape[1]):
-                    e = (seg_re[i, j] - fit_r[i, j]) ** 2 + (seg_im[i, j] - fit_i[i, j]) ** 2
+            ones = np.ones(seg_w.shape)
+            fit, _, _ = _loess(seg, seg_w, ordered[k], degree, True, ones, False)
+            for i in range(seg_w.shape[0]):
+                for j in range(seg_w.shape[1]):
+                    e = (seg[0, i, j] - fit[0, i, j]) ** 2 + (seg[1, i, j] - fit[1, i, j]) ** 2
                     if seg_w[i, j] > 0.0 and e == e:
                         buf[n] = e
                         n += 1
@@ -434,8 +439,7 @@ def model_residual_block(vis, model, flag, width, edges):
     n_t, n_b, n_f, n_p = vis.shape
     n_lanes = n_t * n_p
     out = np.empty(vis.shape, np.complex64)
-    q_re = np.empty((n_f, n_lanes))
-    q_im = np.empty((n_f, n_lanes))
+    quotient = np.empty((2, n_f, n_lanes))
     weight = np.empty((n_f, n_lanes))
     ones = np.ones((n_f, n_lanes))
     for b in range(n_b):
@@ -450,27 +454,24 @@ def model_residual_block(vis, model, flag, width, edges):
                           and np.isfinite(d.imag) and np.isfinite(power))
                     if ok:
                         q = d / m
-                        q_re[f, lane] = q.real
-                        q_im[f, lane] = q.imag
+                        quotient[0, f, lane] = q.real
+                        quotient[1, f, lane] = q.imag
                         weight[f, lane] = power
                     else:
-                        q_re[f, lane] = 0.0
-                        q_im[f, lane] = 0.0
+                        quotient[0, f, lane] = 0.0
+                        quotient[1, f, lane] = 0.0
                         weight[f, lane] = 0.0
-        g_re = np.empty((n_f, n_lanes))
-        g_im = np.empty((n_f, n_lanes))
+        gain = np.empty((2, n_f, n_lanes))
         for k in range(edges.size - 1):
             lo, hi = edges[k], edges[k + 1]
-            g_re[lo:hi] = robust_loess_lanes(q_re[lo:hi].copy(), weight[lo:hi].copy(), width, 2,
-                                             1, ones[lo:hi].copy())[0]
-            g_im[lo:hi] = robust_loess_lanes(q_im[lo:hi].copy(), weight[lo:hi].copy(), width, 2,
-                                             1, ones[lo:hi].copy())[0]
+            gain[:, lo:hi] = robust_loess_stack(quotient[:, lo:hi].copy(), weight[lo:hi].copy(),
+                                                width, 2, 1, ones[lo:hi].copy())[0]
         for t in range(n_t):
             for f in range(n_f):
                 for p in range(n_p):
                     lane = t * n_p + p
                     d = vis[t, b, f, p]
-                    g = complex(g_re[f, lane], g_im[f, lane])
+                    g = complex(gain[0, f, lane], gain[1, f, lane])
                     if g == g:
                         out[t, b, f, p] = d - g * model[t, b, f, p]
                     else:
