@@ -286,35 +286,37 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
         for p in range(n_p):
             for f in range(n_f):
                 weights[t * n_p + p, f] = 0.0 if current[t, f, p] else 1.0
-    # The first correlation's spectra choose the width for all (they share the sky's structure).
     # The first correlation's spectra choose the width for all (they share the sky's structure;
     # every integration votes, so a burst in one does not decide).
     width = choose_width(re, im, weights, np.arange(0, n_rows, n_p), widths, degree, tolerance,
                          edges)
     fitted = np.ones((n_rows, n_f), np.bool_)  # the mask of the last plain fit (none yet)
-    power = np.empty((n_rows, n_f))
-    scale = np.empty((n_rows, n_f))
+    z = np.zeros((n_rows, n_f))
+    skip = np.empty((n_rows, n_f), np.bool_)
+    raised = np.zeros(n_rows, np.bool_)
+    peaks = np.zeros(n_rows)
     for it in range(iterations):
         threshold = first_threshold * 2.0 ** (iterations - 1 - it)
         robust = robust_iterations if it == 0 else 0
         mask = weights <= 0.0
-        # A plain fit with the mask of the previous plain fit is that fit: reuse it.
+        # A plain fit with the mask of the previous plain fit is that fit, and the scores and
+        # raised spectra it gave are the same: reuse them.
         if robust > 0 or fitted.all() or not (mask == fitted).all():
             power = _complex_fit(re, im, weights, width, robust, degree, edges)
             scale = _segment_noise(power, mask, noise_block, edges)
             fitted = mask if robust == 0 else np.ones((n_rows, n_f), np.bool_)
-        raised = raised_spectra(scale, mask, n_p, burst_factor)
-        z = np.zeros((n_rows, n_f))
-        skip = mask.copy()
-        for i in range(n_rows):
-            for j in range(n_f):
-                u = power[i, j] / scale[i, j]
-                if u == u and not mask[i, j]:
-                    z[i, j] = power_score(u)
-                else:
-                    skip[i, j] = True
+            raised = raised_spectra(scale, mask, n_p, burst_factor)
+            for i in range(n_rows):
+                for j in range(n_f):
+                    u = power[i, j] / scale[i, j]
+                    if u == u and not mask[i, j]:
+                        z[i, j] = power_score(u)
+                        skip[i, j] = False
+                    else:
+                        z[i, j] = 0.0
+                        skip[i, j] = True
+            peaks = _row_peaks(z)
         found = skip.copy()
-        peaks = _row_peaks(z)
         window = 1
         while window <= min(max_window, n_f):
             _sumthreshold_rows(z, found, window, threshold / rho ** math.log2(window), found,
