@@ -193,6 +193,30 @@ def elevation(mjd_seconds, positions, ra: float, dec: float) -> np.ndarray:
     return altaz(mjd_seconds, positions, ra, dec)[1]
 
 
+def zenith(mjd_seconds, position) -> tuple[np.ndarray, np.ndarray]:
+    """J2000 (ra, dec), radians, of the zenith (WGS84 normal) of one ITRF position at each time.
+
+    ``mjd_seconds`` (time,) UTC, ``position`` (3,) metres -> two (time,) float64; one astropy
+    transform for all times (precession, nutation, aberration, no refraction).
+    """
+    from astropy import units as u
+    from astropy.coordinates import FK5, AltAz, SkyCoord
+
+    times = to_time(np.atleast_1d(np.asarray(mjd_seconds, np.float64)))
+    with _offline():
+        up = SkyCoord(alt=np.full(times.shape, 90.0) * u.deg, az=np.zeros(times.shape) * u.deg,
+                      frame=AltAz(obstime=times, location=_locations(position)[0]))
+        j2000 = up.transform_to(FK5(equinox="J2000"))
+    return (np.asarray(j2000.ra.to_value(u.rad), np.float64),
+            np.asarray(j2000.dec.to_value(u.rad), np.float64))
+
+
+def angular_distance(ra1, dec1, ra2, dec2) -> np.ndarray:
+    """Great-circle distance, radians, between directions (arrays broadcast)."""
+    s = (np.sin(dec1) * np.sin(dec2) + np.cos(dec1) * np.cos(dec2) * np.cos(np.subtract(ra1, ra2)))
+    return np.arccos(np.clip(s, -1.0, 1.0))
+
+
 def rotating_antennas(mounts) -> np.ndarray:
     """(antenna,) bool: the antennas whose feeds rotate on the sky (alt-az mounts)."""
     keys = [str(m).strip().upper().replace("_", "-") for m in mounts]
@@ -248,16 +272,17 @@ def feed_rotation(chi: np.ndarray, basis: str) -> np.ndarray:
     return out
 
 
-def lm_from_radec(ra, dec, ra0: float, dec0: float):
+def lm_from_radec(ra, dec, ra0, dec0):
     """Direction cosines (l, m) of (ra, dec) about a phase centre (ra0, dec0), radians.
 
-    Arrays broadcast; also returns ``n`` (> 0 in front of the tangent plane) as the third item.
+    Arrays broadcast (the centre too: one per time of a drift scan); also returns ``n`` (> 0 in
+    front of the tangent plane) as the third item.
     """
     d = np.asarray(ra) - ra0
     sd, cd = np.sin(dec), np.cos(dec)
     l = cd * np.sin(d)
-    m = sd * math.cos(dec0) - cd * math.sin(dec0) * np.cos(d)
-    n = sd * math.sin(dec0) + cd * math.cos(dec0) * np.cos(d)
+    m = sd * np.cos(dec0) - cd * np.sin(dec0) * np.cos(d)
+    n = sd * np.sin(dec0) + cd * np.cos(dec0) * np.cos(d)
     return l, m, n
 
 
@@ -294,6 +319,19 @@ def parse_angle(text: str, unit: str) -> float:
         return float(Angle(text, unit=getattr(u, unit)).to_value(u.rad))
     except (ValueError, TypeError, u.UnitsError) as err:
         raise ValueError(f"cannot read angle {text!r}: {err}") from None
+
+
+def parse_direction(text: str) -> tuple[float, float]:
+    """J2000 (ra, dec) radians of ``'RA DEC'`` (or ``'RA,DEC'``): ``'19h59m28.36s +40d44m02.1s'``,
+    ``'19:59:28.36 +40:44:02.1'`` or ``'299.87deg 40.73deg'`` (bare sexagesimal RA in hours).
+    Raises ``ValueError`` naming the text."""
+    parts = str(text).replace(",", " ").split()
+    if len(parts) != 2:
+        raise ValueError(f"direction {text!r}: expected 'RA DEC', e.g. '19h59m28.36s +40d44m02.1s'")
+    ra, dec = parse_angle(parts[0], "hourangle"), parse_angle(parts[1], "deg")
+    if not abs(dec) <= math.pi / 2:
+        raise ValueError(f"direction {text!r}: declination outside [-90, 90] degrees")
+    return ra % (2.0 * math.pi), dec
 
 
 def format_ra(ra: float, precision: int = 6, sep: str = "hms") -> str:

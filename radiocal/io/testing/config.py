@@ -181,6 +181,13 @@ class SimConfig:
     With any of these three the measurement equation is CASA's ``J = G B D X P`` in full, and
     the second hand's gain is the first hand's times a constant per antenna (the X-Y phase of
     an instrument is stable; independent drifts would leave nothing to calibrate).
+    drift_scan : bool
+        Phase every integration to the zenith of its own time, as OVRO-LWA writes its files:
+        (local mean sidereal time, latitude) of the layout's site, UVW and visibilities towards
+        it (``Truth.phase_centers``), while the sources stay where they are on the sky (the
+        central source at the field's ``ra, dec``, the background around it). The datasets'
+        ``phase_center`` attribute is then the field's; :func:`lwa_files` writes each
+        integration with its own.
     telescope, observer, project : str
         OBSERVATION metadata (telescope defaults to the layout's: ``VLA`` or ``OVRO_MMA``…).
     seed : int
@@ -217,6 +224,7 @@ class SimConfig:
     xy_phase: float = 0.0
     xy_delay: float = 0.0
     leakage_rms: float = 0.0
+    drift_scan: bool = False
     telescope: str = ""
     observer: str = "radiocal simulator"
     project: str = "SIM"

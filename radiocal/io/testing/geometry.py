@@ -67,6 +67,13 @@ def layout(config: SimConfig, rng: np.random.Generator) -> dict:
     )
 
 
+def zenith(times: np.ndarray, site: tuple[float, float, float]) -> np.ndarray:
+    """The zenith of ``site`` at each time as the simulator's phase centre: (time, 2) radians,
+    (local mean sidereal time, latitude), as :meth:`SimConfig.lwa` places its field."""
+    lst = astro.sidereal_time(times, site[0], kind="mean")
+    return np.stack([lst, np.full(lst.shape, site[1])], axis=-1)
+
+
 def baselines(n_antennas: int, autocorrelations: bool) -> tuple[np.ndarray, np.ndarray]:
     """Antenna pairs ``ant1 <= ant2`` in MS order: (baseline,) int32 each."""
     k = 0 if autocorrelations else 1
@@ -75,7 +82,7 @@ def baselines(n_antennas: int, autocorrelations: bool) -> tuple[np.ndarray, np.n
 
 
 def uvw(positions: np.ndarray, ant1: np.ndarray, ant2: np.ndarray, times: np.ndarray,
-        ra: float, dec: float) -> np.ndarray:
+        ra, dec) -> np.ndarray:
     """(u, v, w) in metres of each baseline towards a J2000 direction.
 
     Parameters
@@ -83,7 +90,7 @@ def uvw(positions: np.ndarray, ant1: np.ndarray, ant2: np.ndarray, times: np.nda
     positions : (antenna, cartesian) ITRF metres
     ant1, ant2 : (baseline,) int
     times : (time,) MJD seconds
-    ra, dec : float, radians
+    ra, dec : float, or (time,) float for a phase centre per time (drift scans); radians
 
     Returns
     -------
@@ -91,6 +98,7 @@ def uvw(positions: np.ndarray, ant1: np.ndarray, ant2: np.ndarray, times: np.nda
     """
     b = positions[ant1] - positions[ant2]                       # (baseline, cartesian)
     h = (astro.sidereal_time(times, kind="mean") - ra)[:, None]  # Greenwich hour angle (time, 1)
+    dec = np.asarray(dec, dtype=np.float64)[..., None]
     sh, ch, sd, cd = np.sin(h), np.cos(h), np.sin(dec), np.cos(dec)
     bx, by, bz = b[None, :, 0], b[None, :, 1], b[None, :, 2]
     u = sh * bx + ch * by

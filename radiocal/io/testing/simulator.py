@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from radiocal.astro import SPEED_OF_LIGHT, radec_from_lm, to_datetime
+from radiocal.astro import SPEED_OF_LIGHT, lm_from_radec, radec_from_lm, to_datetime
 from radiocal.errors import ConfigError
 from radiocal.io import schema as S
 from radiocal.io.testing import corruptions, geometry, polarization
@@ -102,6 +102,9 @@ class Truth:
         ``(d_x, d_y)`` of each antenna when the instrument leaks (:attr:`SimConfig.full_jones`).
     xy_phase : (spw, channel) float64 or None
         The instrument's cross-hand phase (radians, ``X = diag(exp(i xy_phase), 1)``).
+    phase_centers : (time, 2) float64
+        (ra, dec) radians each integration is phased to: its field's, or with
+        :attr:`SimConfig.drift_scan` the zenith at its time.
     """
 
     G: np.ndarray
@@ -119,6 +122,7 @@ class Truth:
     star_field: int | None = None
     leakage: np.ndarray | None = None
     xy_phase: np.ndarray | None = None
+    phase_centers: np.ndarray | None = None
 
     def time_index(self, ds: xr.Dataset) -> np.ndarray:
         """Indices into ``times`` of a dataset's times: (time,) int."""
@@ -215,24 +219,40 @@ def _corrupt(jones: np.ndarray, a1: np.ndarray, a2: np.ndarray, vis: np.ndarray,
     return out
 
 
+def _fringe(uvw: np.ndarray, nu: np.ndarray, l, m, n) -> np.ndarray:
+    """The DFT phase of the module docstring for a direction ``(l, m, n)`` (scalars, or one per
+    time): (time, baseline, frequency) complex128."""
+    l, m, n = (np.asarray(x, dtype=np.float64)[..., None] for x in (l, m, n))
+    path = uvw[..., 0] * l + uvw[..., 1] * m + uvw[..., 2] * (n - 1.0)   # metres
+    return np.exp(2j * np.pi * path[..., None] * (nu / SPEED_OF_LIGHT))
+
+
 def _sky_model(sky: Sky, field_id: int, uvw: np.ndarray, nu: np.ndarray, stokes_i: np.ndarray,
-               stokes_v: np.ndarray, pols: tuple[str, ...]) -> np.ndarray:
+               stokes_v: np.ndarray, pols: tuple[str, ...],
+               centres: np.ndarray | None = None) -> np.ndarray:
     """Model coherencies of one partition: (time, baseline, frequency, polarization) complex128.
 
     ``stokes_i``, ``stokes_v`` (time, frequency): the central source; background sources are
-    added with the DFT phase of the module docstring.
+    added with the DFT phase of the module docstring. ``centres`` (time, 2): the phase centre of
+    each time when it is not the field's (drift scans); every source, the central one too, then
+    sits at its own direction cosines about it.
     """
-    shape = (uvw.shape[0], uvw.shape[1], nu.size)
-    total_i = np.broadcast_to(stokes_i[:, None, :], shape).astype(np.complex128)
-    for src in sky.components(field_id):
-        n1 = np.sqrt(1.0 - src.l ** 2 - src.m ** 2) - 1.0
-        path = uvw[..., 0] * src.l + uvw[..., 1] * src.m + uvw[..., 2] * n1   # metres
-        flux = src.flux * (nu / sky.reference_frequency) ** src.spectral_index
-        total_i += flux * np.exp(2j * np.pi * path[..., None] * (nu / SPEED_OF_LIGHT))
     spec = sky.fields[field_id]
-    linear = (spec.linear_fraction * np.exp(2j * spec.polarization_angle)
-              * np.broadcast_to(stokes_i[:, None, :], shape))
-    return _coherency(total_i, np.broadcast_to(stokes_v[:, None, :], shape), pols, linear)
+    shape = (uvw.shape[0], uvw.shape[1], nu.size)
+    central = np.ones(shape)
+    if centres is not None:
+        central = _fringe(uvw, nu, *lm_from_radec(spec.ra, spec.dec, centres[:, 0], centres[:, 1]))
+    total_i = stokes_i[:, None, :] * central
+    for src in sky.components(field_id):
+        if centres is None:
+            lmn = (src.l, src.m, np.sqrt(1.0 - src.l ** 2 - src.m ** 2))
+        else:
+            ra, dec = radec_from_lm(src.l, src.m, spec.ra, spec.dec)
+            lmn = lm_from_radec(ra, dec, centres[:, 0], centres[:, 1])
+        flux = src.flux * (nu / sky.reference_frequency) ** src.spectral_index
+        total_i = total_i + flux * _fringe(uvw, nu, *lmn)
+    linear = spec.linear_fraction * np.exp(2j * spec.polarization_angle) * stokes_i[:, None, :] * central
+    return _coherency(total_i, stokes_v[:, None, :] * central, pols, linear)
 
 
 def _dataset(config, ants, a1, a2, times, nu, spw, field_id, scan, vis, uvw, model, weight):
@@ -325,6 +345,8 @@ def simulate(config: SimConfig | None = None) -> Simulation:
     field_of_time = np.empty(times.size, dtype=int)
     for (fid, _), idx in zip(config.schedule, scan_index):
         field_of_time[idx] = fid
+    centres = (geometry.zenith(times, ants["site"]) if config.drift_scan else
+               np.array([[config.fields[f].ra, config.fields[f].dec] for f in field_of_time]))
     # Central-source spectra over the whole observation, per field and spw: (time, frequency)
     spectra = {
         (fid, spw): corruptions.source_spectra(spec, nu, times, field_of_time == fid,
@@ -339,7 +361,7 @@ def simulate(config: SimConfig | None = None) -> Simulation:
     truth = Truth(
         G=G, B=corruptions.pad(bandpass), delays=delays, times=times,
         freqs=corruptions.pad(freqs), dead=dead, noise=float(config.noise), sky=sky,
-        star_field=star, leakage=leakage,
+        star_field=star, leakage=leakage, phase_centers=centres,
         xy_phase=(corruptions.pad([polarization.cross_phase(config, nu) for nu in freqs])
                   if config.full_jones else None),
     )
@@ -352,10 +374,12 @@ def simulate(config: SimConfig | None = None) -> Simulation:
     for scan_no, ((fid, _), tidx) in enumerate(zip(config.schedule, scan_index), start=1):
         spec = config.fields[fid]
         t = times[tidx]
-        uvw = geometry.uvw(ants["position"], a1, a2, t, spec.ra, spec.dec)
+        drift = centres[tidx] if config.drift_scan else None
+        ra, dec = (drift[:, 0], drift[:, 1]) if config.drift_scan else (spec.ra, spec.dec)
+        uvw = geometry.uvw(ants["position"], a1, a2, t, ra, dec)
         for spw, nu in enumerate(freqs):
             stokes_i, stokes_v = (s[tidx] for s in spectra[(fid, spw)])
-            model = _sky_model(sky, fid, uvw, nu, stokes_i, stokes_v, pols)
+            model = _sky_model(sky, fid, uvw, nu, stokes_i, stokes_v, pols, drift)
             jones = G[:, :, tidx].transpose(2, 0, 1)[..., None] * bandpass[spw][None]
             if config.full_jones:
                 chi = (polarization.parallactic(t, ants["position"], ants["mount"], spec.ra,
@@ -394,6 +418,9 @@ def simulate_ms(path, config: SimConfig | None = None, overwrite: bool = False) 
     """
     from radiocal.io.ms import write_ms
 
+    if config is not None and config.drift_scan:
+        raise ConfigError("simulator: drift-scan integrations are written one file each "
+                          "(lwa_files); one MS has one phase centre per field")
     sim = simulate(config)
     write_ms(sim.datasets, str(path), overwrite=overwrite)
     sim.paths = [Path(path)]
@@ -412,7 +439,8 @@ def lwa_files(directory, config: SimConfig | None = None, overwrite: bool = Fals
     """Write OVRO-LWA-style files: one MS per integration per sub-band.
 
     Each file holds one time and one spectral window (numbered 0 inside the file, as in the real
-    files), all baselines, and is named by :func:`lwa_name`. ``truth`` keeps the whole
+    files), all baselines, and is named by :func:`lwa_name`. With ``config.drift_scan`` each is
+    phased to the zenith of its own time (FIELD PHASE_DIR, UVW and DATA), as the real files are. ``truth`` keeps the whole
     observation, with spectral windows numbered in frequency order.
 
     Parameters
@@ -448,6 +476,8 @@ def lwa_files(directory, config: SimConfig | None = None, overwrite: bool = Fals
             one.attrs[S.ATTR_SPW_ID] = 0
             one.attrs[S.ATTR_PARTITION] = S.partition_name(
                 ds.attrs[S.ATTR_FIELD_ID], 0, ds.attrs[S.ATTR_SCAN])
+            centre = sim.truth.phase_centers[sim.truth.time_index(one)[0]]
+            one.attrs[S.ATTR_PHASE_CENTER] = [float(centre[0]), float(centre[1])]
             t_start = float(one[S.TIME].values[0] - 0.5 * config.integration_time)
             path = directory / lwa_name(t_start, f0)
             write_ms([one], str(path), overwrite=overwrite)
