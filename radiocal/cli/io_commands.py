@@ -35,7 +35,9 @@ def convert(ctx, ms, output, overwrite, **options):
     convert step; its options are ConvertConfig's, as in pipeline YAML).
 
     Several MS are joined: sub-bands of the same integrations along frequency, then integrations
-    along time (e.g. a directory of OVRO-LWA YYYYMMDD_HHMMSS_XXMHz.ms files becomes one dataset).
+    along time (e.g. a directory of OVRO-LWA YYYYMMDD_HHMMSS_XXMHz.ms files becomes one dataset;
+    their integrations, each phased to its own zenith, are rephased to the first one's, or to
+    --phase-centre).
     The store is marked complete only when everything is written. Its chunks hold at most the
     run's chunk budget (``radiocal --chunk-mb N convert ...``) or --chunk-mb.
     """

@@ -6,6 +6,8 @@ Two joins, in this order:
    times are sub-bands of one observation (OVRO-LWA writes one MS per sub-band and integration);
    they become one spectral window, channels sorted by frequency. Spectral windows within one MS are
    never merged.
+   Between the two, drift-scan integrations (one field name, each phased to its own zenith) are
+   rephased to one centre, or every partition to the one asked for (:mod:`radiocal.io.rephase`).
 2. **Time**: partitions with the same field, scan, correlations and channel frequencies are
    concatenated along time; overlapping times are an error.
 
@@ -25,22 +27,26 @@ import xarray as xr
 from radiocal import budget
 from radiocal.errors import InputError
 from radiocal.io import schema as S
+from radiocal.io.rephase import common_phase_centre
 
 _FILL = {S.VISIBILITY: 0, S.VISIBILITY_CORRECTED: 0, S.VISIBILITY_MODEL: 0, S.FLAG: True,
          S.WEIGHT: 0, S.UVW: 0.0, S.ROW_PRESENT: False}
 
 
 def join_measurement_sets(per_ms: list[list[xr.Dataset]], chunk_bytes: int,
-                          join_frequency: bool = True) -> list[xr.Dataset]:
+                          join_frequency: bool = True,
+                          phase_centre: tuple[float, float] | None = None) -> list[xr.Dataset]:
     """Join the canonical partitions of several MS (one list per MS) into one list.
 
     ``join_frequency=False`` keeps each MS's spectral windows as they are (two LO tunings far
-    apart in frequency, calibrated separately); times are still joined.
+    apart in frequency, calibrated separately); times are still joined. ``phase_centre`` (J2000
+    radians): rephase every partition to it (see :func:`radiocal.io.rephase.common_phase_centre`).
     """
     _check_antennas(per_ms)
     datasets = _unify_baselines([ds for parts in per_ms for ds in parts])
     if join_frequency:
         datasets = _join_frequency(datasets)
+    datasets = common_phase_centre(datasets, phase_centre)
     datasets = _join_time(datasets)
     datasets = _renumber(datasets)
     return [regular_chunks(ds, chunk_bytes) for ds in datasets]

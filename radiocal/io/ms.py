@@ -20,6 +20,7 @@ from radiocal.io.ms_meta import read_metadata
 from radiocal.io.ms_read import read_single_ms
 from radiocal.io.ms_write import write_ms
 from radiocal.io.probe import probe_measurement_sets
+from radiocal.io.rephase import common_phase_centre
 
 __all__ = ["read_ms", "write_ms", "expand_inputs"]
 
@@ -45,7 +46,8 @@ def expand_inputs(paths) -> list[str]:
 
 
 def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None,
-            renumber_scans: bool = False, join_subbands: bool = True) -> list[xr.Dataset]:
+            renumber_scans: bool = False, join_subbands: bool = True,
+            phase_centre: tuple[float, float] | None = None) -> list[xr.Dataset]:
     """Read one or many Measurement Sets lazily into canonical partitions.
 
     Parameters
@@ -64,6 +66,11 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None,
     join_subbands : bool
         Join partitions of different MS recorded at the same times along frequency (default);
         False keeps them as separate spectral windows (e.g. two LO tunings far apart).
+    phase_centre : (ra, dec), optional
+        J2000 radians: rephase every partition to this centre (UVW rotated, visibilities
+        phased; :mod:`radiocal.io.rephase`). Without it, drift-scan files of several MS (one
+        field name, each phased to the zenith of its own time, as OVRO-LWA writes them) are
+        rephased to the first integration's zenith and joined into one dataset over time.
 
     Returns
     -------
@@ -81,8 +88,11 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None,
         per_ms = [read_single_ms(path, chunk_bytes=chunk_bytes, meta=meta, layout_channels=channels,
                                  renumber_scans=renumber_scans)
                   for path, meta in zip(paths, metas)]
-    datasets = (per_ms[0] if len(per_ms) == 1
-                else join_measurement_sets(per_ms, chunk_bytes, join_frequency=join_subbands))
+    if len(per_ms) == 1:
+        datasets = per_ms[0] if phase_centre is None else common_phase_centre(per_ms[0], phase_centre)
+    else:
+        datasets = join_measurement_sets(per_ms, chunk_bytes, join_frequency=join_subbands,
+                                         phase_centre=phase_centre)
     if selection is not None:
         from radiocal.io.selection import select
 

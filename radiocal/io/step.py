@@ -56,10 +56,21 @@ class ConvertConfig(SelectionConfig):
     join_subbands: bool = dataclasses.field(default=True, metadata={
         "help": "join MS recorded at the same times along frequency into one spectral window; "
                 "off: keep each MS's spectral windows (LO tunings far apart, calibrated separately)"})
+    phase_centre: str = dataclasses.field(default="", metadata={
+        "help": "rephase every partition to this J2000 centre, 'RA DEC' (e.g. '19h59m28.36s "
+                "+40d44m02.1s'); empty: drift-scan files phased to the zenith of each "
+                "integration (OVRO-LWA) are rephased to the first one's"})
 
     def __post_init__(self):
         if not self.chunk_mb >= 0:
             raise ValueError(f"chunk_mb must be positive (or 0: the run's budget), got {self.chunk_mb}")
+        self.centre()   # a bad direction fails when the pipeline is loaded
+
+    def centre(self) -> tuple[float, float] | None:
+        """``phase_centre`` as J2000 (ra, dec) radians, None when empty."""
+        from radiocal.astro import parse_direction
+
+        return parse_direction(self.phase_centre) if self.phase_centre else None
 
 
 @register_step("convert", ConvertConfig, kind="source")
@@ -72,7 +83,8 @@ def convert(datasets, config: ConvertConfig, context):
     paths = [os.fspath(Path(p).expanduser()) for p in config.ms]
     chunk_bytes = mib_to_bytes(config.chunk_mb) if config.chunk_mb else None
     datasets = read_ms(paths, selection=config.selection(), chunk_bytes=chunk_bytes,
-                       renumber_scans=config.renumber_scans, join_subbands=config.join_subbands)
+                       renumber_scans=config.renumber_scans, join_subbands=config.join_subbands,
+                       phase_centre=config.centre())
     context.logger.info("convert: %d partition(s) from %s", len(datasets), ", ".join(paths))
     return datasets
 
