@@ -24,6 +24,7 @@ UVW = "UVW"                                    # (time, baseline, uvw_label) flo
 ROW_PRESENT = "ROW_PRESENT"                    # (time, baseline) bool: False where the MS had no row
 
 VISIBILITY_VARS = (VISIBILITY, VISIBILITY_CORRECTED, VISIBILITY_MODEL)
+REQUIRED_VARS = (VISIBILITY, FLAG, WEIGHT, UVW, ROW_PRESENT)   # in every canonical dataset
 # MS main-table column for each visibility variable
 MS_COLUMN = {
     VISIBILITY: "DATA",

@@ -175,6 +175,9 @@ def _open_partition(path, name: str) -> xr.Dataset:
         ds = xr.open_zarr(group, consolidated=False, chunks={}, zarr_format=ZARR_FORMAT)
     except (KeyError, ValueError, TypeError, OSError) as err:
         raise InputError(f"{group}: damaged zarr metadata ({type(err).__name__}: {err})") from None
+    missing = [name for name in S.REQUIRED_VARS if name not in ds]
+    if missing:
+        raise InputError(f"{group}: no {', '.join(missing)} (a damaged store: convert the MS again)")
     return _restore(ds, group)
 
 

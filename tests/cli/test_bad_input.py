@@ -265,6 +265,71 @@ def info_on_garbage_store(tmp, good):
     return ["info", str(store)], [store], ["junk.zarr"]
 
 
+def store_partition_missing_a_variable(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    flag = _chunk(store, "FLAG").parent
+    shutil.rmtree(flag)
+    return ["flag", str(store)], [store], [flag.parent.name, "FLAG"]
+
+
+def no_spectral_window_rows(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _ms_edit(ms / "SPECTRAL_WINDOW", lambda t, ct: t.removerows(list(range(t.nrows()))))
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["SPECTRAL_WINDOW"]
+
+
+def data_shape_differs_between_rows(tmp, good):
+    import numpy as np
+
+    def append_short_row(t, ct):
+        """A copy of the last row, 1 s later, with half the channels in DATA and FLAG."""
+        last = t.nrows() - 1
+        t.addrows(1)
+        for column in t.colnames():
+            if t.iscelldefined(column, last) and column not in ("DATA", "FLAG"):
+                t.putcell(column, last + 1, t.getcell(column, last))
+        t.putcell("TIME", last + 1, t.getcell("TIME", last) + 1.0)
+        nchan, ncorr = t.getcell("DATA", last).shape
+        t.putcell("DATA", last + 1, np.zeros((nchan // 2, ncorr), dtype=np.complex64))
+        t.putcell("FLAG", last + 1, np.zeros((nchan // 2, ncorr), dtype=bool))
+
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _ms_edit(ms, append_short_row)
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["t.ms", "DATA"]
+
+
+def zero_byte_ms(tmp, good):
+    f = tmp / "zero.ms"
+    f.write_bytes(b"")
+    return ["convert", str(f), "-o", str(tmp / "o.zarr")], [f], ["zero.ms"]
+
+
+def antenna_beyond_the_table(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _ms_edit(ms, lambda t, ct: t.putcell("ANTENNA2", 0, 99))
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["t.ms", "antennas"]
+
+
+def bad_phase_centre(tmp, good):
+    return (["convert", str(good["ms"]), "-o", str(tmp / "o.zarr"), "--phase-centre",
+             "13h50m00s +95d00m00s"], [good["ms"]], ["phase-centre", "declination"])
+
+
+def pipeline_option_wrong_type(tmp, good):
+    f = tmp / "pipe.yaml"
+    f.write_text("- step: convert\n  chunk_mb: lots\n")
+    return ["run", str(f), str(good["ms"]), "-o", str(tmp / "out")], [good["ms"], f], ["chunk_mb"]
+
+
+def join_of_different_arrays(tmp, good):
+    from radiocal.io.testing import SimConfig, simulate_ms
+
+    other = tmp / "other.ms"
+    simulate_ms(other, SimConfig(n_antennas=5, schedule=((0, 2),), seed=2))
+    return (["convert", str(good["ms"]), str(other), "-o", str(tmp / "o.zarr")],
+            [good["ms"], other], ["antenna table differs"])
+
+
 CASES = [missing_path, not_an_ms, ms_is_a_file, truncated_main_file, truncated_column_file,
          empty_storage_file, corrupt_table_dat, empty_main_table, missing_subtable,
          unsupported_correlations, store_not_complete, truncated_visibility_chunk,
@@ -272,7 +337,9 @@ CASES = [missing_path, not_an_ms, ms_is_a_file, truncated_main_file, truncated_c
          unknown_field, bad_strategy_yaml, strategy_wrong_type, output_inside_input,
          output_is_input, unwritable_output, bad_skymodel, missing_skymodel, bad_chunk_mb, bad_memory_limit,
          unknown_refant, unknown_calibrator, bad_pipeline_yaml, not_a_dynspec,
-         info_on_garbage_store]
+         info_on_garbage_store, store_partition_missing_a_variable, no_spectral_window_rows,
+         data_shape_differs_between_rows, zero_byte_ms, antenna_beyond_the_table,
+         bad_phase_centre, pipeline_option_wrong_type, join_of_different_arrays]
 
 
 def _digest(path: Path):
