@@ -64,7 +64,10 @@ class ConvertConfig(SelectionConfig):
     def __post_init__(self):
         if not self.chunk_mb >= 0:
             raise ValueError(f"chunk_mb must be positive (or 0: the run's budget), got {self.chunk_mb}")
-        self.centre()   # a bad direction fails when the pipeline is loaded
+        try:
+            self.centre()   # a bad direction fails when the pipeline is loaded
+        except ValueError as err:
+            raise ValueError(f"phase_centre: {err}") from None
 
     def centre(self) -> tuple[float, float] | None:
         """``phase_centre`` as J2000 (ra, dec) radians, None when empty."""

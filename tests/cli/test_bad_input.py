@@ -312,7 +312,7 @@ def antenna_beyond_the_table(tmp, good):
 
 def bad_phase_centre(tmp, good):
     return (["convert", str(good["ms"]), "-o", str(tmp / "o.zarr"), "--phase-centre",
-             "13h50m00s +95d00m00s"], [good["ms"]], ["phase-centre", "declination"])
+             "13h50m00s +95d00m00s"], [good["ms"]], ["phase_centre", "declination"])
 
 
 def pipeline_option_wrong_type(tmp, good):
