@@ -10,7 +10,10 @@ in-process on machines of up to 4 cores, so that is the whole process tree):
 - OVRO-LWA-like directories (352 antennas, 192-channel sub-bands, one MS per integration and
   sub-band, ``radiocal.io.testing.lwa_files``): ``convert`` and the whole ``lwa`` route, with
   each step's time and memory from the run's provenance;
-- existing stores (``--flag-stores``): ``radiocal flag`` on a hard-linked copy of each.
+- existing stores (``--flag-stores``, ``--cal-stores``): ``radiocal flag`` or ``radiocal
+  calibrate`` (VLA-like fields) on a hard-linked copy of each;
+- ``--phaseref``: also the whole ``radiocal phaseref`` route on each VLA-like MS, with each
+  step's time and memory from the run's provenance.
 
 Visibilities/s counts the cells of the data (time x baseline x channel x correlation) per wall
 second of the command. ``--threads 1,2`` runs everything with one and with two threads
@@ -19,6 +22,8 @@ second of the command. ``--threads 1,2`` runs everything with one and with two t
     python benchmarks/bench_scale.py --vla 1,2,4 --threads 2
     flock /tmp/radiocal-heavy.lock memcap 12G python benchmarks/bench_scale.py --vla "" --lwa 1x4
     python benchmarks/bench_scale.py --vla "" --flag-stores DATA/lwa352_192ch_6int.zarr --threads 1,2
+    python benchmarks/bench_scale.py --vla "" --cal-stores DATA/vla_x8.zarr --threads 1,2
+    python benchmarks/bench_scale.py --vla 1,4 --phaseref
 
 Data are made once under ``--data`` (default /work/benchdata, else benchmarks/data) and kept.
 """
@@ -93,6 +98,7 @@ def _measure(argv, cells: int, cwd) -> dict:
             "load": round(os.getloadavg()[0], 1), "paused_workers": paused}
 
 
+PHASEREF = False    # --phaseref: the whole route too, per step from provenance
 PROCESSES = False   # --processes: N worker processes of one thread instead of one worker of N threads
 GLOBAL_OPTIONS: list[str] = []   # --radiocal-options, before every command (e.g. --chunk-mb 8)
 
@@ -101,6 +107,20 @@ def _radiocal(threads: int) -> list[str]:
     layout = (["--worker-processes", "--workers", str(threads), "--threads-per-worker", "1"] if PROCESSES
               else ["--worker-threads", "--threads-per-worker", str(threads)])
     return [sys.executable, "-m", "radiocal.cli.main", *layout, *GLOBAL_OPTIONS]
+
+
+def _steps(outdir: Path) -> dict:
+    """Each step's wall time and peak RSS from a run's provenance."""
+    provenance = next(iter(outdir.glob("**/provenance.json")), None)
+    if provenance is None:
+        return {}
+    return {s.get("step", s.get("key")): {"wall_s": s.get("wall_time_s"),
+                                          "peak_rss_mb": round((s.get("peak_memory_bytes") or 0) / 2**20)}
+            for s in json.loads(provenance.read_text()).get("steps", [])}
+
+
+CALIBRATE = ["--fluxcal", FLUXCAL, "--fluxcal-model", "15.0,-0.5,1.4GHz", "--phasecal", PHASECAL,
+             "--target", TARGET, "--refant", "0"]
 
 
 def vla_runs(ms: Path, threads: int, work: Path) -> dict:
@@ -112,8 +132,7 @@ def vla_runs(ms: Path, threads: int, work: Path) -> dict:
     commands = {
         "convert": [*rc, "convert", ms, "-o", store],
         "flag": [*rc, "flag", store],
-        "calibrate": [*rc, "calibrate", store, "--fluxcal", FLUXCAL, "--fluxcal-model",
-                      "15.0,-0.5,1.4GHz", "--phasecal", PHASECAL, "--target", TARGET, "--refant", "0"],
+        "calibrate": [*rc, "calibrate", store, *CALIBRATE],
         "dynspec": [*rc, "dynspec", store, "--field", TARGET, "--skymodel", sky, "-o", spectrum],
         "export": [*rc, "export", store, exported],
     }
@@ -123,6 +142,12 @@ def vla_runs(ms: Path, threads: int, work: Path) -> dict:
         print(f"  vla x{scale} {threads}t {name}: {out[name]}", file=sys.stderr)
         if "failed" in out[name]:
             break
+    if PHASEREF:
+        route = work / "phaseref"
+        out["phaseref"] = _measure([str(a) for a in (*rc, "phaseref", ms, *CALIBRATE, "--skymodel", sky,
+                                                     "-o", route)], cells, REPO)
+        out["phaseref"]["steps"] = _steps(route)
+        print(f"  vla x{scale} {threads}t phaseref: {out['phaseref']}", file=sys.stderr)
     return {"cells": cells, "ms_bytes": disk_bytes(ms), "commands": out}
 
 
@@ -136,26 +161,23 @@ def lwa_runs(directory: Path, threads: int, work: Path) -> dict:
                                cells, REPO)}
     print(f"  lwa {directory.name} {threads}t convert: {out['convert']}", file=sys.stderr)
     out["lwa"] = _measure([str(a) for a in (*rc, "lwa", directory, "-o", work / "lwa")], cells, REPO)
-    provenance = next(iter((work / "lwa").glob("*/*/provenance.json")), None)
-    if provenance is not None:
-        steps = json.loads(provenance.read_text()).get("steps", [])
-        out["lwa"]["steps"] = {s.get("step", s.get("key")): {
-            "wall_s": s.get("wall_time_s"),
-            "peak_rss_mb": round((s.get("peak_memory_bytes") or 0) / 2**20)} for s in steps}
+    out["lwa"]["steps"] = _steps(work / "lwa")
     print(f"  lwa {directory.name} {threads}t lwa: {out['lwa']}", file=sys.stderr)
     return {"cells": cells, "bytes": disk_bytes(directory), "commands": out}
 
 
-def store_runs(store: Path, threads: int, work: Path) -> dict:
-    """``radiocal flag`` on a copy of an existing store (its chunk files hard-linked: flagging
-    writes new FLAG arrays beside the old ones and never into a file it did not create)."""
+def store_runs(store: Path, threads: int, work: Path, command: str = "flag") -> dict:
+    """``radiocal flag`` (or ``calibrate``) on a copy of an existing store (its chunk files
+    hard-linked: both write new arrays beside the old ones, never into a file they did not
+    create)."""
     copy = work / "store.zarr"
     shutil.copytree(store, copy, copy_function=os.link)
     shape = json.loads((next(copy.glob("partitions/*/VISIBILITY/.zarray"))).read_text())["shape"]
     cells = sum(json.loads(p.read_text())["shape"][0] for p in copy.glob("partitions/*/VISIBILITY/.zarray")) \
         * shape[1] * shape[2] * shape[3]
-    out = {"flag": _measure([str(a) for a in (*_radiocal(threads), "flag", copy)], cells, REPO)}
-    print(f"  store {store.name} {threads}t flag: {out['flag']}", file=sys.stderr)
+    extra = CALIBRATE if command == "calibrate" else []
+    out = {command: _measure([str(a) for a in (*_radiocal(threads), command, copy, *extra)], cells, REPO)}
+    print(f"  store {store.name} {threads}t {command}: {out[command]}", file=sys.stderr)
     return {"cells": cells, "bytes": disk_bytes(store), "commands": out}
 
 
@@ -171,6 +193,9 @@ def _table(report) -> str:
                     continue
                 lines.append(f"| {label} | {name} | {threads} | {m['wall_s']} | {m['cpu_s']} | "
                              f"{m['vis_per_s'] / 1e6:.2f} | {m['peak_rss_mb']} | {m['load']} |")
+                for step, sm in m.get("steps", {}).items():
+                    lines.append(f"| {label} | {name}: {step} | {threads} | {sm['wall_s']} | | | "
+                                 f"{sm['peak_rss_mb']} | |")
     for label, by_threads in report["runs"].items():
         if "1" in by_threads and "2" in by_threads:
             for name, one in by_threads["1"]["commands"].items():
@@ -187,6 +212,10 @@ def main() -> None:
     parser.add_argument("--lwa", default="", help="LWA-like sets INTxSUBBANDS, e.g. 1x4,2x4")
     parser.add_argument("--flag-stores", default="", metavar="STORES",
                         help="existing stores to flag (copies), e.g. DATA/lwa352_192ch_6int.zarr")
+    parser.add_argument("--cal-stores", default="", metavar="STORES",
+                        help="existing VLA-like stores to calibrate (copies)")
+    parser.add_argument("--phaseref", action="store_true",
+                        help="also run the phaseref route on each VLA-like MS (per-step peaks)")
     parser.add_argument("--threads", default="2", help="thread counts, e.g. 1,2")
     parser.add_argument("--processes", action="store_true",
                         help="N worker processes of one thread each, instead of N threads in-process")
@@ -200,8 +229,8 @@ def main() -> None:
         kind, *rest = args.child
         {"lwa_files": child_lwa_files}[kind](*rest)
         return
-    global PROCESSES
-    PROCESSES = args.processes
+    global PROCESSES, PHASEREF
+    PROCESSES, PHASEREF = args.processes, args.phaseref
     GLOBAL_OPTIONS.extend(args.radiocal_options.split())
     data = _data_dir(args.data)
     data.mkdir(parents=True, exist_ok=True)
@@ -214,6 +243,9 @@ def main() -> None:
                        lwa_runs))
     for store in (Path(s) for s in args.flag_stores.split(",") if s):
         inputs.append((f"store {store.name}", store, store_runs))
+    for store in (Path(s) for s in args.cal_stores.split(",") if s):
+        inputs.append((f"store {store.name}", store,
+                       lambda path, n, work: store_runs(path, n, work, "calibrate")))
     for label, path, runner in inputs:
         report["runs"][label] = {}
         for n in threads:
