@@ -217,23 +217,26 @@ class Engine:
                 log.info("engine: in-process %s scheduler", self.kind)
             else:
                 self._start_distributed(stack)
-            self.budget, origin = self._chunk_budget()
-            stack.enter_context(budget.chunk_budget(self.budget))
-            log.info("engine: chunk budget %.1f MiB (%s)", self.budget / 2**20, origin)
+            self.budget, limit, origin = self._chunk_budget()
+            stack.enter_context(budget.chunk_budget(self.budget, limit))
+            log.info("engine: chunk budget %.1f MiB, limit %.1f MiB (%s)", self.budget / 2**20,
+                     limit / 2**20, origin)
         except BaseException:
             stack.close()
             raise
         self._stack = stack
         return self
 
-    def _chunk_budget(self) -> tuple[int, str]:
-        """The run's chunk budget and where it comes from (for the log)."""
+    def _chunk_budget(self) -> tuple[int, int, str]:
+        """The run's chunk budget and limit (:func:`radiocal.budget.chunk_limit`) and where they
+        come from (for the log)."""
         if self.chunk_bytes is not None:
-            return self.chunk_bytes, "--chunk-mb"
+            return self.chunk_bytes, self.chunk_bytes, "--chunk-mb"
         memory, threads = self._worker_memory()
         if not memory:
-            return budget.DEFAULT_CHUNK_BYTES, "default: workers have no memory limit"
-        return (budget.budget_for(memory, threads),
+            return (budget.DEFAULT_CHUNK_BYTES, budget.DEFAULT_LIMIT_BYTES,
+                    "default: workers have no memory limit")
+        return (budget.budget_for(memory, threads), budget.limit_for(memory, threads),
                 f"from {memory / 2**30:.1f} GiB per worker of {threads} thread(s)")
 
     def _worker_memory(self) -> tuple[float | None, int]:

@@ -45,9 +45,13 @@ def test_engine_sets_the_chunk_budget_for_its_run():
         assert engine.budget == derived
         assert budget.MIN_CHUNK_BYTES <= derived <= budget.MAX_CHUNK_BYTES
     # A batch job's workers: the job's memory per core (jobs are not started to know it), as
-    # SLURM grants it (2 GB = 1907.3 MiB -> --mem=1907M)
-    assert Engine(cluster="slurm", cores=4, memory="2GB")._chunk_budget()[0] == \
-        budget.budget_for(1907 * 2**20, 4) < budget.MAX_CHUNK_BYTES
+    # SLURM grants it (512 MB = 488.3 MiB -> --mem=488M); the limit of an unsplittable chunk is
+    # that memory per chunk, the budget no more than the default
+    job = Engine(cluster="slurm", cores=4, memory="512MB")._chunk_budget()
+    assert job[:2] == (budget.budget_for(488 * 2**20, 4), budget.limit_for(488 * 2**20, 4))
+    assert job[0] < budget.MAX_CHUNK_BYTES
+    big = Engine(cluster="slurm", cores=4, memory="8GB")._chunk_budget()
+    assert big[0] == budget.MAX_CHUNK_BYTES < big[1] == budget.limit_for(7629 * 2**20, 4)
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
