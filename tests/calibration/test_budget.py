@@ -4,6 +4,7 @@ its results; no task of the graphs holds more than the budget; threads and a clu
 from __future__ import annotations
 
 import dask
+import dask.array as da
 import numpy as np
 import pytest
 from dask.callbacks import Callback
@@ -198,3 +199,47 @@ def test_per_channel_solves_read_each_channel_chunk_on_its_own(rng, tmp_path):
     assert readers, "no reads found under the accumulation"
     shared = {read: chunks for read, chunks in readers.items() if len(chunks) > 1}
     assert not shared, list(shared.items())[:3]
+
+
+def _full_weight_layers(arrays):
+    """Array layers of the graphs holding weights (float32) on the whole visibility grid."""
+    found = set()
+    for array in arrays:
+        for name, layer in array.dask.layers.items():
+            notes = layer.collection_annotations or {}
+            size = notes.get("chunksize", ())
+            if notes.get("dtype") == np.float32 and len(size) == 4 and size[2] > 1:
+                found.add(name)
+    return found
+
+
+def test_channel_free_weights_reach_the_kernels_without_a_copy(rng):
+    """Stores keep one weight per time, baseline and correlation; a solve and an apply hand it
+    to their kernels as it is (broadcast there as a view), with the results of full weights."""
+    from radiocal.calibration.dataset import solve_graph
+    from radiocal.io.store import broadcast_channels
+
+    full, free = [], []
+    for ds in _partitions(rng):
+        vis = ds[S.VISIBILITY].data
+        compact = ds[S.WEIGHT].values[:, :, 0, :]
+        full.append(ds.assign({S.WEIGHT: (ds[S.WEIGHT].dims, da.from_array(
+            np.broadcast_to(compact[:, :, None, :], vis.shape).copy(), chunks=vis.chunks))}))
+        free.append(ds.assign({S.WEIGHT: (ds[S.WEIGHT].dims, broadcast_channels(
+            da.from_array(compact, chunks=(vis.chunks[0], vis.chunks[1], -1)), vis.chunks[2]))}))
+    for cal_type, solint, combine in (("G", "int", ""), ("B", "inf", "scan")):
+        with chunk_budget(TINY):
+            packed = solve_graph(free, cal_type, solint=solint, combine=combine, refant="ea01",
+                                 model=2.0).packed
+        assert not _full_weight_layers([packed]), cal_type
+        want, table = (_solve(d, cal_type, solint, combine, TINY) for d in (full, free))
+        np.testing.assert_array_equal(want[0][C.GAIN].values, table[0][C.GAIN].values)
+    out = apply(free, [ApplyTable(table)])
+    assert out[0][S.WEIGHT].data is free[0][S.WEIGHT].data     # without calwt: the very weights
+    corrected = [ds[name].data for ds in out for name in (S.VISIBILITY_CORRECTED, S.FLAG)]
+    assert not _full_weight_layers(corrected)
+    want = apply(full, [ApplyTable(table)])
+    for got, ref in zip(dask.compute(*corrected),
+                        dask.compute(*[ds[n].data for ds in want
+                                       for n in (S.VISIBILITY_CORRECTED, S.FLAG)])):
+        np.testing.assert_array_equal(got, ref)
