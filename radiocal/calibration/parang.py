@@ -13,6 +13,8 @@ The feed rotation these angles cause is :func:`radiocal.astro.feed_rotation`.
 
 from __future__ import annotations
 
+import threading
+
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -21,10 +23,16 @@ from radiocal.astro import parallactic_angles, rotating_antennas
 from radiocal.io import schema as S
 
 
+# astropy holds the GIL throughout, so threads gain nothing by running it at once, and two
+# first calls at once both parsed the IERS tables (~0.8 CPU-s each, seen in py-spy of calibrate)
+_ASTROPY = threading.Lock()
+
+
 def _parang_block(times, *, positions, rotates, ra, dec):
     chi = np.zeros((times.size, positions.shape[0]))
     if rotates.any():
-        chi[:, rotates] = parallactic_angles(times, positions[rotates], ra, dec)
+        with _ASTROPY:
+            chi[:, rotates] = parallactic_angles(times, positions[rotates], ra, dec)
     return chi
 
 
