@@ -270,7 +270,14 @@ def raised_spectra(scale, mask, n_p, factor):
 def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, widths,
                        tolerance, noise_block, burst_factor, robust_iterations, degree,
                        max_window, combine_correlations, edges):
-    """Iterated detection on one baseline; ``current`` (time, frequency, correlation) in/out."""
+    """Iterated detection on one baseline; ``current`` (time, frequency, correlation) in/out.
+
+    Each iteration judges every sample not flagged in ``base`` afresh, against a fit that leaves
+    out the previous iteration's detections, and its detections replace those (AOFlagger's
+    iterations refit after masking): a neighbour of strong RFI that the first fit was pulled
+    towards and that was flagged for it is unflagged once the RFI no longer enters the fit.
+    Where the new fit has nothing in reach of a sample its earlier flag stands.
+    """
     n_t, _, n_f, n_p = vis.shape
     n_rows = n_t * n_p
     re = np.empty((n_rows, n_f))
@@ -282,19 +289,23 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
                 re[t * n_p + p, f] = v.real
                 im[t * n_p + p, f] = v.imag
     weights = np.empty((n_rows, n_f))
+    given = np.empty((n_rows, n_f), np.bool_)
     for t in range(n_t):
         for p in range(n_p):
             for f in range(n_f):
                 weights[t * n_p + p, f] = 0.0 if current[t, f, p] else 1.0
+                given[t * n_p + p, f] = base[t, b, f, p]
     # The first correlation's spectra choose the width for all (they share the sky's structure;
     # every integration votes, so a burst in one does not decide).
     width = choose_width(re, im, weights, np.arange(0, n_rows, n_p), widths, degree, tolerance,
                          edges)
     fitted = np.ones((n_rows, n_f), np.bool_)  # the mask of the last plain fit (none yet)
+    power = np.empty((n_rows, n_f))
     z = np.zeros((n_rows, n_f))
     skip = np.empty((n_rows, n_f), np.bool_)
     raised = np.zeros(n_rows, np.bool_)
     peaks = np.zeros(n_rows)
+    before = np.empty((n_t, n_f, n_p), np.bool_)
     for it in range(iterations):
         threshold = first_threshold * 2.0 ** (iterations - 1 - it)
         robust = robust_iterations if it == 0 else 0
@@ -306,10 +317,11 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
             scale = _segment_noise(power, mask, noise_block, edges)
             fitted = mask if robust == 0 else np.ones((n_rows, n_f), np.bool_)
             raised = raised_spectra(scale, mask, n_p, burst_factor)
+            # Every sample not flagged in the input is scored, the last detections too.
             for i in range(n_rows):
                 for j in range(n_f):
                     u = power[i, j] / scale[i, j]
-                    if u == u and not mask[i, j]:
+                    if u == u and not given[i, j]:
                         z[i, j] = power_score(u)
                         skip[i, j] = False
                     else:
@@ -322,12 +334,20 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
             _sumthreshold_rows(z, found, window, threshold / rho ** math.log2(window), found,
                                peaks)
             window *= 2
+        before[:] = current
+        for t in range(n_t):
+            for f in range(n_f):
+                for p in range(n_p):
+                    current[t, f, p] = base[t, b, f, p]
         for t in range(n_t):
             for f in range(n_f):
                 hit = False
                 for p in range(n_p):
                     i = t * n_p + p
-                    new = (found[i, f] and not skip[i, f]) or raised[i]
+                    # An earlier detection stands where this fit cannot judge the sample (nothing
+                    # unmasked in reach, as in a spectrum flagged whole).
+                    new = ((found[i, f] and not skip[i, f]) or raised[i]
+                           or (before[t, f, p] and not power[i, f] == power[i, f]))
                     if combine_correlations:
                         hit |= new
                     elif new:
@@ -339,11 +359,6 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
             for p in range(n_p):
                 for f in range(n_f):
                     weights[t * n_p + p, f] = 0.0 if current[t, f, p] else 1.0
-        for t in range(n_t):
-            for p in range(n_p):
-                for f in range(n_f):
-                    if base[t, b, f, p]:
-                        current[t, f, p] = True
 
 
 @numba.njit(**JIT)

@@ -88,17 +88,13 @@ def test_band_edges_of_short_few_channel_scans_are_not_flagged():
     threshold; the bound is the issue's 3% of clean data. The quadratic background, which
     extrapolates the roll-off at the band edge, flagged 4.5% of these sets and 9-16% of the two
     outer channels each side (measured on seeds 1-3); the cubic flags 1.0-2.1% evenly across
-    the band. The same sets with a persistent RFI channel and 1% spikes: all of it found.
+    the band.
     """
     from radiocal.io.testing import SimConfig, simulate
 
-    def run(config):
-        sim = simulate(config)
-        flags = dask.compute(*[apply_strategy(ds, load_strategy("default"))[0][S.FLAG].data
-                               for ds in sim.datasets])
-        return sim, flags
-
-    sim, flags = run(SimConfig(seed=11))
+    sim = simulate(SimConfig(seed=11))
+    flags = dask.compute(*[apply_strategy(ds, load_strategy("default"))[0][S.FLAG].data
+                           for ds in sim.datasets])
     assert {ds.sizes[S.TIME] for ds in sim.datasets} == {3, 6, 8}
     new = sum((f & ~ds[S.FLAG].values).sum(axis=(0, 1, 3)) for f, ds in zip(flags, sim.datasets))
     size = sum(f.size for f in flags) / 16
@@ -106,9 +102,23 @@ def test_band_edges_of_short_few_channel_scans_are_not_flagged():
     edges = new[[0, 1, -2, -1]]
     assert edges.sum() / (4 * size) <= 0.03, edges / size
 
-    sim, flags = run(SimConfig(rfi_channels=1, rfi_spike_fraction=0.01, seed=11))
-    found, _ = score(sim.datasets, flags, sim.truth.rfi)
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_neighbours_of_persistent_rfi_are_judged_again_after_it_is_masked(seed):
+    """The sets above with a persistent RFI channel (200-400 sigma) and 1% spikes. The first,
+    robust fit is still pulled towards the RFI, so its neighbours stand out at the first
+    iteration's high threshold; each iteration judges them again against a fit without the
+    RFI, as AOFlagger refits after masking. Flags carried over from the first iteration flagged
+    2.97% and 3.27% of the clean data (most in the channels beside the RFI), now 2.48% and 2.09%
+    (measured); all RFI is found."""
+    from radiocal.io.testing import SimConfig, simulate
+
+    sim = simulate(SimConfig(rfi_channels=1, rfi_spike_fraction=0.01, seed=seed))
+    flags = dask.compute(*[apply_strategy(ds, load_strategy("default"))[0][S.FLAG].data
+                           for ds in sim.datasets])
+    found, false = score(sim.datasets, flags, sim.truth.rfi)
     assert found >= 0.99
+    assert false <= 0.03
 
 
 def test_residuals_after_the_model_on_calibrated_data_with_bright_sources():
