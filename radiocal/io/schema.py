@@ -114,3 +114,48 @@ def feed_basis(polarizations) -> str:
     if names <= set(LINEAR):
         return "linear"
     raise ValueError(f"mixed or Stokes correlation layout {sorted(names)} has no single feed basis")
+
+
+# -- The store's contract (docs/store.md). Attributes a stored coordinate or variable carries on
+# disk, saying what its numbers mean.
+COORD_ATTRS = {
+    TIME: {"units": "s", "scale": "utc", "format": "mjd",
+           "description": "MJD seconds, UTC, mid-integration: the MS TIME column"},
+    INTEGRATION_TIME: {"units": "s", "description": "the MS INTERVAL column"},
+    FREQUENCY: {"units": "Hz", "description": "channel centre (frame: frequency_frame attribute)"},
+    CHANNEL_WIDTH: {"units": "Hz"},
+    BASELINE_ANTENNA1: {"description": "index of the first antenna on the antenna dimension"},
+    BASELINE_ANTENNA2: {"description": "index of the second antenna on the antenna dimension"},
+    ANTENNA_POSITION: {"units": "m", "frame": "ITRF"},
+    ANTENNA_DIAMETER: {"units": "m"},
+}
+VARIABLE_ATTRS = {UVW: {"units": "m"}}
+
+# What every stored partition holds, by name and dims; checked at write and at open
+_VIS_DIMS = (TIME, BASELINE, FREQUENCY, POLARIZATION)
+_VARIABLE_DIMS = {VISIBILITY: _VIS_DIMS, VISIBILITY_CORRECTED: _VIS_DIMS,
+                  VISIBILITY_MODEL: _VIS_DIMS, FLAG: _VIS_DIMS, WEIGHT: _VIS_DIMS,
+                  UVW: (TIME, BASELINE, UVW_LABEL), ROW_PRESENT: (TIME, BASELINE)}
+REQUIRED_VARIABLES = {name: _VARIABLE_DIMS[name] for name in REQUIRED_VARS}
+OPTIONAL_VARIABLES = {name: dims for name, dims in _VARIABLE_DIMS.items()
+                      if name not in REQUIRED_VARS}
+REQUIRED_COORDS = {TIME: (TIME,), FREQUENCY: (FREQUENCY,), POLARIZATION: (POLARIZATION,),
+                   BASELINE_ANTENNA1: (BASELINE,), BASELINE_ANTENNA2: (BASELINE,),
+                   ANTENNA_NAME: (ANTENNA,)}
+REQUIRED_ATTRS = (ATTR_PARTITION, ATTR_FIELD_ID, ATTR_SPW_ID, ATTR_SCAN)
+
+
+def schema_problem(ds) -> str | None:
+    """The first way ``ds`` (a canonical partition) breaks the schema above, or None."""
+    for what, table, required in (("coordinate", REQUIRED_COORDS, True),
+                                  ("variable", REQUIRED_VARIABLES, True),
+                                  ("variable", OPTIONAL_VARIABLES, False)):
+        for name, dims in table.items():
+            if name not in ds.variables:
+                if required:
+                    return f"no {what} {name!r}"
+                continue
+            if tuple(ds[name].dims) != dims:
+                return f"{what} {name!r} has dims {tuple(ds[name].dims)}, not {dims}"
+    missing = [a for a in REQUIRED_ATTRS if a not in ds.attrs]
+    return f"no attribute {missing[0]!r}" if missing else None

@@ -1,6 +1,8 @@
 """The radiocal zarr store: canonical partitions plus what later steps add to them.
 
-Layout and rules are in ``docs/data-model.md``. Stores are zarr format 2 (readable by every zarr
+The layout is a published contract, ``docs/store.md``: units and time scale are attributes
+(:data:`radiocal.io.schema.COORD_ATTRS`), and every partition is checked against the schema
+when written and when opened (:func:`radiocal.io.schema.schema_problem`). Stores are zarr format 2 (readable by every zarr
 and xarray release), without consolidated metadata: readers open a partition's own files. The root attribute ``radiocal_complete`` is
 set to false when a write starts and to true as the very last act, so an interrupted write is never
 taken for a finished store.
@@ -73,6 +75,11 @@ def write_store(datasets: list[xr.Dataset], path, overwrite: bool = False) -> st
     path = os.path.normpath(os.fspath(path))
     if not datasets:
         raise InputError("nothing to write: no partitions")
+    for ds in datasets:
+        problem = S.schema_problem(ds)
+        if problem:
+            raise InputError(f"partition {ds.attrs.get(S.ATTR_PARTITION, '?')}: not a canonical "
+                             f"dataset ({problem})")
     names = [ds.attrs[S.ATTR_PARTITION] for ds in datasets]
     if len(set(names)) != len(names):
         raise InputError(f"duplicate partition names: {sorted(n for n in set(names) if names.count(n) > 1)}")
@@ -175,10 +182,12 @@ def _open_partition(path, name: str) -> xr.Dataset:
         ds = xr.open_zarr(group, consolidated=False, chunks={}, zarr_format=ZARR_FORMAT)
     except (KeyError, ValueError, TypeError, OSError) as err:
         raise InputError(f"{group}: damaged zarr metadata ({type(err).__name__}: {err})") from None
-    missing = [name for name in S.REQUIRED_VARS if name not in ds]
-    if missing:
-        raise InputError(f"{group}: no {', '.join(missing)} (a damaged store: convert the MS again)")
-    return _restore(ds, group)
+    ds = _restore(ds, group)
+    problem = S.schema_problem(ds)
+    if problem:
+        raise InputError(f"{group}: not a radiocal partition of store layout {STORE_VERSION} "
+                         f"({problem})")
+    return ds
 
 
 def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
@@ -199,7 +208,8 @@ def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
     staging = os.path.join(path, _STAGING_GROUP)
     if os.path.exists(staging):
         shutil.rmtree(staging)
-    prepared = [_prepare(ds[variables]).assign_attrs(_disk_attrs(ds)) for ds in datasets]
+    prepared = [_prepare(ds[variables]).assign_attrs(_disk_attrs(_with_meaning(ds)))
+                for ds in datasets]
     zarr.open_group(staging, mode="w", zarr_format=ZARR_FORMAT)
     writes = _lazy_writes(prepared, [os.path.join(staging, ds.attrs[S.ATTR_PARTITION])
                                      for ds in prepared])
@@ -349,6 +359,24 @@ def _foldable(var: xr.Variable) -> bool:
     return var.dtype.kind in "biufU" and var.size <= _MAX_FOLDED_SIZE
 
 
+def _meaning(ds: xr.Dataset) -> dict:
+    """name -> the attributes the schema gives that coordinate or variable on disk."""
+    out = {name: dict(attrs) for name, attrs in {**S.COORD_ATTRS, **S.VARIABLE_ATTRS}.items()
+           if name in ds.variables}
+    if S.FREQUENCY in out and S.ATTR_FREQ_REF in ds.attrs:
+        out[S.FREQUENCY]["frame"] = ds.attrs[S.ATTR_FREQ_REF]
+    return out
+
+
+def _with_meaning(ds: xr.Dataset) -> xr.Dataset:
+    """A copy of partition ``ds`` whose coordinates and variables carry the schema's units (the
+    on-disk form; :func:`_restore` takes them off again)."""
+    ds = ds.copy()
+    for name, attrs in _meaning(ds).items():
+        ds.variables[name].attrs = {**ds.variables[name].attrs, **attrs}
+    return ds
+
+
 def _prepare(ds: xr.Dataset) -> xr.Dataset:
     """The on-disk form of a canonical dataset (undone by :func:`_restore`)."""
     ds = ds.copy()
@@ -358,7 +386,7 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
         compact = channel_free(ds[S.WEIGHT].data)
         if compact is not None:
             ds[S.WEIGHT] = xr.Variable(_COMPACT_WEIGHT_DIMS, compact, attrs=ds[S.WEIGHT].attrs)
-    return fold_coords(ds)
+    return fold_coords(_with_meaning(ds))
 
 
 def fold_coords(ds: xr.Dataset) -> xr.Dataset:
@@ -399,6 +427,10 @@ def _restore(ds: xr.Dataset, group_path: str) -> xr.Dataset:
         if raw is not None:
             ds[name] = ds[name].copy(data=raw)
     ds = unfold_coords(ds)
+    for name, attrs in _meaning(ds).items():
+        # radiocal's datasets keep units in the schema, not on every copy (see _prepare)
+        var = ds.variables[name]
+        var.attrs = {k: v for k, v in var.attrs.items() if attrs.get(k, object()) != v}
     if S.WEIGHT in ds and ds[S.WEIGHT].dims == _COMPACT_WEIGHT_DIMS:
         like = ds[S.FLAG] if S.FLAG in ds else None
         nchan = ds.sizes[S.FREQUENCY]

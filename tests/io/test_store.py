@@ -112,6 +112,47 @@ def test_coordinates_travel_in_attributes_and_come_back_identical(small_ms, tmp_
         xr.testing.assert_identical(ds.compute(), back.compute())
 
 
+def test_the_schema_is_checked_at_write_and_at_open(small_ms, tmp_path):
+    datasets = read_ms(small_ms)
+    with pytest.raises(InputError, match="no variable 'FLAG'") as err:
+        write_store([datasets[0].drop_vars(S.FLAG)], tmp_path / "bad.zarr")
+    assert "\n" not in str(err.value) and not (tmp_path / "bad.zarr").exists()
+    store = write_store(datasets, tmp_path / "obs.zarr")
+    name = datasets[1].attrs[S.ATTR_PARTITION]
+    group = zarr.open_group(partition_path(store, name), mode="r+", zarr_format=2)
+    coords = dict(group.attrs["radiocal_coords"])
+    del coords[S.BASELINE_ANTENNA2]
+    group.attrs["radiocal_coords"] = coords
+    with pytest.raises(InputError, match="no coordinate 'baseline_antenna2'") as err:
+        open_store(store)
+    assert "\n" not in str(err.value) and name in str(err.value)
+
+
+def test_store_md_reader_gets_coordinates_with_units_without_radiocal(small_ms, tmp_path,
+                                                                      monkeypatch):
+    """docs/store.md's plain-xarray snippet, run as written, on a store radiocal wrote."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "store.md").read_text()
+    snippet = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "json" in b)
+    datasets = read_ms(small_ms)
+    monkeypatch.chdir(tmp_path)
+    write_store(datasets, "obs.zarr")
+    scope = {}
+    exec(compile(snippet, "docs/store.md", "exec"), scope)
+    ds, want = scope["ds"], datasets[0]
+    assert ds.attrs.get(S.ATTR_PARTITION) == "field0_spw0_scan1" == want.attrs[S.ATTR_PARTITION]
+    for name in (S.TIME, S.FREQUENCY, S.BASELINE_ANTENNA1, S.BASELINE_ANTENNA2, S.POLARIZATION):
+        np.testing.assert_array_equal(ds[name].values, want[name].values)
+    assert ds[S.TIME].dtype == np.float64
+    assert {k: ds[S.TIME].attrs[k] for k in ("units", "scale", "format")} == \
+        {"units": "s", "scale": "utc", "format": "mjd"}
+    assert ds[S.FREQUENCY].attrs["units"] == "Hz"
+    assert ds[S.FREQUENCY].attrs["frame"] == want.attrs[S.ATTR_FREQ_REF]
+    assert ds[S.UVW].attrs["units"] == "m"
+
+
 def test_store_of_another_layout_version_is_refused(small_ms, tmp_path):
     store = write_store(read_ms(small_ms), tmp_path / "obs.zarr")
     root = zarr.open_group(store, mode="r+", zarr_format=2, use_consolidated=False)
