@@ -496,9 +496,11 @@ def robust_loess_stack(values, weights, sigma, robust_iterations, degree, in_var
 @numba.njit(**JIT)
 def robust_loess_rows(values, weights, sigma, robust_iterations, degree, in_var):
     """:func:`robust_loess_lanes` along the last axis: shapes (row, sample) in and out."""
-    fit, support, var = robust_loess_lanes(values.T.copy(), weights.T.copy(), sigma,
+    # The stack's kernel directly: a jitted wrapper between would be one more level of the
+    # call tree for numba to optimize again (docs/flagging.md, compile time).
+    fit, support, var = robust_loess_stack(values.T.copy()[None], weights.T.copy(), sigma,
                                            robust_iterations, degree, in_var.T.copy())
-    return fit.T.copy(), support.T.copy(), var.T.copy()
+    return fit[0].T.copy(), support[0].T.copy(), var[0].T.copy()
 
 
 @numba.njit(**JIT)
@@ -579,7 +581,9 @@ def background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degre
         weights = np.where(mask, 0.0, 1.0)
         var_in = np.ones(values.shape)
     # Along time every channel is a lane: no transposes
-    bg, _, var = robust_loess_lanes(fill, weights, sigma_time, robust_iterations, degree, var_in)
+    fit, _, fit_var = robust_loess_stack(fill[None], weights, sigma_time, robust_iterations,
+                                         degree, var_in)
+    bg, var = fit[0], fit_var[0]
     n_missing = np.isnan(bg).sum()
     if n_missing > 0:
         # Samples with nothing unmasked in reach along time (a channel flagged throughout) get
