@@ -78,7 +78,8 @@ def test_every_shipped_strategy_parses_and_round_trips(tmp_path):
 
 
 @pytest.mark.parametrize("telescope,expected", [
-    ("OVRO_MMA", "ovro_lwa"), ("OVRO-LWA", "ovro_lwa"), ("LWA-SV", "ovro_lwa"), ("ATCA", "atca"),
+    ("OVRO_MMA", "ovro_lwa"), ("OVRO-LWA", "ovro_lwa"), ("LWA-SV", "ovro_lwa"), ("LWASV", "ovro_lwa"),
+    ("ATCA", "atca"),
     ("ata", "ata"), ("ALMA", "alma"), ("VLA", "generic"), ("EVLA", "generic"), (None, "generic"),
     ("", "generic"),
 ])
