@@ -303,7 +303,8 @@ def flag_array(ds: xr.Dataset, fraction: float = 0.5) -> xr.Dataset:
     n_live = live.sum()
     hits = (flag & live[None, :, None, None]).sum(axis=1)
     common = (hits > fraction * n_live) & (n_live > 0)
-    return with_flags(ds, flag | common[:, None, :, :])
+    # the flags are read again for the OR: held in memory, all of them would wait for ``common``
+    return with_flags(ds, graph.hold(flag) | common[:, None, :, :])
 
 
 def flag_dilate(ds: xr.Dataset, eta_time: float = 0.2, eta_frequency: float = 0.2,
@@ -339,7 +340,8 @@ def flag_antenna_health(ds: xr.Dataset, antennas=(), channel_window: int = 8,
                                 small(ds, S.BASELINE_ANTENNA2), ds.sizes[S.ANTENNA],
                                 channel_window, dead_fraction, min_coherence_excess,
                                 amplitude_factor, amplitude_sigma)
-    return with_flags(ds, flag | bad[None, :, None, None])
+    # as flag_array: the flags are read again once every plane's statistics are in
+    return with_flags(ds, graph.hold(flag) | bad[None, :, None, None])
 
 
 def propagate_correlations(ds: xr.Dataset) -> xr.Dataset:

@@ -5,9 +5,14 @@ Arrays are ``(time, baseline, frequency, polarization)``. The time-frequency det
 they work on "planes": chunks of every time, channel and correlation of as many baselines as fit
 in the chunk budget (:func:`radiocal.budget.chunk_bytes`). A plane larger than the budget stops
 the run before it starts (:func:`radiocal.budget.require`). Visibilities are read from the store
-in planes (:func:`radiocal.io.rawchunks.rechunk`), never regrouped from whole store chunks, and
-results are rechunked back to the input's chunks so every flagger returns flags chunked like the
-canonical dataset.
+in planes (:func:`radiocal.io.rawchunks.rechunk`), never regrouped from whole store chunks. Flags
+are turned into planes once (:func:`to_planes`) and stay in them through a strategy; every
+flagger returns flags chunked like the flags it was given.
+
+Where a pass needs all of an earlier pass's output before any of its own chunks (a decision over
+every plane OR-ed into each plane, stored chunks that each take a slice of every plane), the
+earlier output is spilled to disk when a spill directory is set
+(:func:`radiocal.io.rawchunks.spill`): held in memory, it would grow with the data.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import kernels as k
 from radiocal.flagging import spectral as sp
 from radiocal.io import rawchunks
+from radiocal.io.store import broadcast_channels, channel_free
 
 
 def as_dask(array, chunks=None) -> da.Array:
@@ -48,6 +54,39 @@ def as_planes(array: da.Array, token: str = "") -> da.Array:
     """``array`` in :func:`plane_chunks`, read from the store's files in planes where it can be
     (``token``: see :func:`radiocal.io.rawchunks.rechunk`)."""
     return rawchunks.rechunk(array, plane_chunks(array.shape), token)
+
+
+def to_planes(flag: da.Array) -> da.Array:
+    """``flag`` in :func:`plane_chunks`: through the spill directory when one is set (a plane
+    takes a slice of every stored chunk, so a rechunk in memory would hold them all), else by
+    a rechunk (or by regions, for raw chunk files)."""
+    chunks = da.core.normalize_chunks(plane_chunks(flag.shape), flag.shape)
+    if flag.chunks == chunks:
+        return flag
+    directory = rawchunks.spill_dir()
+    if directory is None:
+        return rawchunks.rechunk(flag, chunks)
+    return rawchunks.spill(flag, directory, chunks)
+
+
+def hold(flag: da.Array) -> da.Array:
+    """``flag`` as it will be read after a decision taken over all of it: spilled when a spill
+    directory is set (see the module's docstring), else itself. The same ``flag`` gives the same
+    keys, so the flagger and its counting share one spill."""
+    directory = rawchunks.spill_dir()
+    return flag if directory is None else rawchunks.spill(flag, directory)
+
+
+def in_chunks(array: da.Array, chunks, token: str) -> da.Array:
+    """``array`` (visibilities or weights of a partition) in ``chunks``, read under keys of its
+    own (``token``): raw chunk files by regions, a channel-free weight by rechunking its small
+    channel-free source and broadcasting it, anything else by a rechunk."""
+    compact = channel_free(array)
+    if compact is not None:
+        return broadcast_channels(compact.rechunk((chunks[0], chunks[1], chunks[3])), chunks[2])
+    if rawchunks.is_raw(array):
+        return rawchunks.reread(array, chunks, token)
+    return array.rechunk(chunks)
 
 
 # Tasks call the numba kernels through these plain functions: a jitted function pickled to a
@@ -196,8 +235,9 @@ def clip_flags(vis, weight, flag, min_amplitude, max_amplitude, zeros):
     counts : dask.array, int64, shape (4,)
         Newly flagged samples: non-finite, zero weight, exact zero, amplitude range.
     """
-    weight = weight.rechunk(flag.chunks)
-    vis = vis.rechunk(flag.chunks)
+    # own reads: the planes' detectors read the visibilities again after decisions over all
+    weight = in_chunks(weight, flag.chunks, "clip")
+    vis = in_chunks(vis, flag.chunks, "clip")
     params = (float(min_amplitude), float(max_amplitude), bool(zeros))
     token = tokenize(vis, weight, flag, params)
     flags = da.map_blocks(_clip_flags_only, vis, weight, flag, *params, dtype=bool,

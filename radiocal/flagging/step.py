@@ -13,6 +13,7 @@ import dask.array as da
 
 from radiocal.registry import register_step
 from radiocal.flagging import dataset as fd
+from radiocal.flagging import graph
 from radiocal.flagging.config import FlagConfig
 from radiocal.flagging.strategy import ManualParams, Strategy, apply_strategy, load_strategy
 from radiocal.io import schema as S
@@ -86,6 +87,8 @@ def flag_datasets(datasets, strategy, selection=None):
             mask = selection_mask(ds, selection, reference_time=reference).data
             old = fd._flag(ds)
             new = fd._flag(flagged)
+            if new.chunks != old.chunks:
+                old = graph.to_planes(old)   # the very planes the strategy started from
             flagged = fd.with_flags(ds, da.where(mask.rechunk(old.chunks), new, old))
         out.append(flagged)
         counts.append(count)
@@ -104,20 +107,25 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
         partitions) and ``before``/``after`` (flagged, total) over all partitions.
     """
     from radiocal.io.flag_versions import next_version_name, save_flag_version
-    from radiocal.io.store import open_store, update_store
+    from radiocal.io.rawchunks import SPILL_DIR_KEY
+    from radiocal.io.store import open_store, spill_dir, update_store
 
     datasets = open_store(store)
     name = version_name or next_version_name(store, "flag")
     label = "per telescope" if callable(strategy) else strategy.name
     save_flag_version(store, name, comment or f"before radiocal flag ({label})", opened=datasets)
-    flagged, counts = flag_datasets(datasets, strategy, selection)
+    # Passes that need all of an earlier pass spill it into the store's staging area, which
+    # update_store clears (a store far larger than memory then flags within the chunk budget)
+    with dask.config.set({SPILL_DIR_KEY: spill_dir(store)}):
+        flagged, counts = flag_datasets(datasets, strategy, selection)
     totals: dict = {}
     # One pass computes the new flags chunk by chunk into the store's staging area (safe although
     # they are computed from the flags they replace) together with the counts; nothing of the
     # data's size reaches this process.
     changed = [new for ds, new in zip(datasets, flagged) if new is not ds]
-    sums = [tuple(fd.flagged_counts([ds[S.FLAG].data, new[S.FLAG].data])) if new is not ds
-            else tuple(fd.flagged_counts([ds[S.FLAG].data])) * 2
+    # (the new flags are in planes, the old ones in the store's chunks: counted apart)
+    sums = [tuple(fd.flagged_counts([ds[S.FLAG].data]) + fd.flagged_counts([new[S.FLAG].data]))
+            if new is not ds else tuple(fd.flagged_counts([ds[S.FLAG].data])) * 2
             for ds, new in zip(datasets, flagged)]
     also = (counts, sums)
     counts, sums = (update_store(changed, store, [S.FLAG], also=also) if changed
@@ -147,5 +155,10 @@ def run(datasets, config: FlagConfig, context):
         name = next_version_name(store, f"before_{getattr(context, 'step_name', '') or 'flag'}")
         save_flag_version(store, name, f"flags before step {getattr(context, 'index', '')}",
                           datasets=None if getattr(context, "inputs_stored", False) else datasets)
-    flagged, _ = flag_datasets(datasets, strategy)
-    return flagged
+    from radiocal.io.rawchunks import SPILL_DIR_KEY
+    from radiocal.io.store import spill_dir
+
+    # the runner writes the flags with update_store, which clears the spill (see flag_store)
+    spill = spill_dir(store) if store is not None and is_store(store) else None
+    with dask.config.set({SPILL_DIR_KEY: spill}):
+        return flag_datasets(datasets, strategy)[0]

@@ -36,6 +36,7 @@ import yaml
 
 from radiocal.errors import ConfigError, InputError
 from radiocal.flagging import dataset as fd
+from radiocal.flagging import graph
 from radiocal.io import schema as S
 
 log = logging.getLogger("radiocal.flagging")
@@ -241,6 +242,11 @@ FLAGGERS = {
     "antenna_health": (AntennaHealthParams, _with_column(fd.flag_antenna_health)),
     "dilate": (DilateParams, _plain(fd.flag_dilate)),
 }
+# Flaggers that work on whole time x frequency planes: with any of them, a partition's flags are
+# turned into planes once, before the first flagger, and stay in planes (``graph.to_planes``).
+PLANE_FLAGGERS = {"sumthreshold", "mad", "spectral", "antenna_health", "dilate"}
+# Flaggers that OR a decision taken over all planes into each (``graph.hold``).
+HOLDING = {"antenna_health", "array"}
 
 
 @dataclass(frozen=True)
@@ -384,11 +390,15 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
         ``nonfinite``, ``zero_weight`` and ``zero`` (NaN/Inf, zero-weight and exactly-zero samples).
     """
     counts = {}
-    # the flags after each flagger, counted in one pass at the end (see ``fd.new_counts``);
-    # ``counts`` holds a placeholder in each counted key's place meanwhile
-    stages = [fd._flag(ds)]
     n_times = ds.sizes[S.TIME]
     flaggers = selected_flaggers(strategy, n_times)
+    if any(name in PLANE_FLAGGERS for name, _ in flaggers):
+        ds = fd.with_flags(ds, graph.to_planes(fd._flag(ds)))
+    # the flags after each flagger, counted in one pass per group at the end (see
+    # ``fd.new_counts``); ``counts`` holds a placeholder in each counted key's place meanwhile.
+    # A flagger in HOLDING starts a group with its spilled input (``graph.hold``): counting it
+    # against the flags before the spill would keep those in memory until its decision.
+    groups = [[fd._flag(ds)]]
     log.info("partition %s: %d integration(s), %s scan (long from %d): %s",
              ds.attrs.get(S.ATTR_PARTITION, "?"), n_times,
              "long" if n_times >= strategy.long_scan else "short", strategy.long_scan,
@@ -401,23 +411,25 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
             after_st, ds = fd.flag_sumthreshold_mad(ds, kernel_params(params),
                                                     kernel_params(flaggers[i + 1][1]),
                                                     column=strategy.column)
-            stages += [fd._flag(after_st), fd._flag(ds)]
+            groups[-1] += [fd._flag(after_st), fd._flag(ds)]
             counts[f"{i}:sumthreshold"] = counts[f"{i + 1}:mad"] = None
             i += 2
             continue
+        if name in HOLDING:
+            groups.append([graph.hold(fd._flag(ds))])
         result = FLAGGERS[name][1](ds, params, strategy.column, reference_time)
         if isinstance(result, tuple):
             result, reasons = result
             for j, key in enumerate(("nonfinite", "zero_weight", "zero")):
                 counts[key] = counts[key] + reasons[j] if key in counts else reasons[j]
         ds = result
-        stages.append(fd._flag(ds))
+        groups[-1].append(fd._flag(ds))
         counts[f"{i}:{name}"] = None
         i += 1
     if strategy.propagate_correlations:
         ds = fd.propagate_correlations(ds)
-        stages.append(fd._flag(ds))
+        groups[-1].append(fd._flag(ds))
         counts["propagate_correlations"] = None
-    counted = iter(fd.new_counts(stages))
+    counted = iter([count for stages in groups for count in fd.new_counts(stages)])
     counts = {key: next(counted) if value is None else value for key, value in counts.items()}
     return ds, counts

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 
+import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
@@ -124,6 +125,72 @@ def _regions(array, source, chunks, token) -> da.Array:
                          lock=False, asarray=False, meta=array._meta)
 
 
+# dask config key: the directory graph builders spill to (None: nothing is spilled, values are
+# held in memory). Set by whoever also removes it after the compute (``radiocal flag``, the
+# runner's flag step: the store's staging area, which ``update_store`` clears).
+SPILL_DIR_KEY = "radiocal.spill-dir"
+
+
+def spill_dir() -> str | None:
+    """The directory set under :data:`SPILL_DIR_KEY`, or None."""
+    return dask.config.get(SPILL_DIR_KEY, None)
+
+
+def spill(array: da.Array, directory, chunks=None, token: str = "") -> da.Array:
+    """``array`` written to raw chunk files under ``directory`` and read back in ``chunks``
+    (default: its own), region by region.
+
+    Every read waits until every chunk is written, so memory holds a chunk per running task,
+    never the array: a later pass whose every chunk depends on all of an earlier pass (a decision
+    over every plane, then OR-ed into each; planes regrouped into the store's chunks) would
+    otherwise keep the earlier pass's whole output in memory until it runs. The writes and the
+    barrier are keyed by ``array`` and ``directory`` alone, so spilling the same array again
+    (another ``chunks`` or ``token``: reads under keys of their own) writes it once.
+    An array whose chunks zarr could not hold (irregular) is rechunked in memory instead.
+    """
+    chunks = da.core.normalize_chunks(chunks or array.chunks, array.shape, dtype=array.dtype,
+                                      previous_chunks=array.chunks)
+    if not _regular(array.chunks):
+        return array.rechunk(chunks)
+    tag = tokenize(array.name, os.fspath(directory))
+    files = _ChunkFiles(os.path.join(os.fspath(directory), f"spill-{tag}"), array.shape,
+                        tuple(c[0] if c else 0 for c in array.chunks), array.dtype)
+    write, done = f"spill-write-{tag}", f"spill-done-{tag}"
+    layer = {}
+    for index in np.ndindex(*array.numblocks):
+        layer[(write,) + index] = (_write_spilled, files, (array.name,) + index,
+                                   list(_block_slices(array.chunks, index)))
+    layer[done] = (_all_written, [(write,) + index for index in np.ndindex(*array.numblocks)])
+    name = f"spilled-{tokenize(tag, chunks, token)}"
+    for index in np.ndindex(*tuple(len(c) for c in chunks)):
+        layer[(name,) + index] = (_read_spilled, files, list(_block_slices(chunks, index)), done)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[array])
+    return da.Array(graph, name, chunks, meta=array._meta)
+
+
+def _regular(chunks) -> bool:
+    return all(len(c) < 2 or (all(x == c[0] for x in c[:-1]) and c[-1] <= c[0]) for c in chunks)
+
+
+def _block_slices(chunks, index):
+    for c, i in zip(chunks, index):
+        start = sum(c[:i])
+        yield slice(start, start + c[i])
+
+
+def _write_spilled(files, block, slices) -> None:
+    os.makedirs(files.path, exist_ok=True)
+    files[tuple(slices)] = block
+
+
+def _all_written(_writes) -> None:
+    return None
+
+
+def _read_spilled(files, slices, _done) -> np.ndarray:
+    return files[tuple(slices)]
+
+
 def create_array(group_path, name: str, data: da.Array, dims, attrs: dict, compressor=None):
     """Create the zarr v2 array ``name`` in an existing group; return its chunk-file writer.
 
@@ -133,9 +200,8 @@ def create_array(group_path, name: str, data: da.Array, dims, attrs: dict, compr
     :func:`dask.array.store`.
     """
     chunk_shape = tuple(c[0] if c else 0 for c in data.chunks)
-    for axis, c in enumerate(data.chunks):
-        if len(c) > 1 and (any(x != c[0] for x in c[:-1]) or c[-1] > c[0]):
-            raise ValueError(f"{name}: irregular chunks along axis {axis}: {c}")
+    if not _regular(data.chunks):
+        raise ValueError(f"{name}: irregular chunks {data.chunks}")
     dtype = np.dtype(data.dtype)
     path = os.path.join(os.fspath(group_path), name)
     os.makedirs(path)
@@ -246,6 +312,16 @@ class _ChunkFiles:
 
     def _chunk_file(self, index) -> str:
         return os.path.join(self.path, ".".join(str(i) for i in index))
+
+
+def stored_chunks(array_path) -> tuple | None:
+    """The chunks (dask's form) of the zarr v2 array at ``array_path``, or None if there is none."""
+    try:
+        with open(os.path.join(array_path, _ZARRAY)) as f:
+            meta = json.load(f)
+        return tuple(budget.chunk_sizes(n, c) for n, c in zip(meta["shape"], meta["chunks"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _metadata(array_path) -> dict | None:

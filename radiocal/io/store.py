@@ -208,7 +208,8 @@ def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
     staging = os.path.join(path, _STAGING_GROUP)
     if os.path.exists(staging):
         shutil.rmtree(staging)
-    prepared = [_prepare(ds[variables]).assign_attrs(_disk_attrs(_with_meaning(ds)))
+    prepared = [_stored_chunks(_prepare(ds[variables]).assign_attrs(_disk_attrs(_with_meaning(ds))),
+                               partition_path(path, ds.attrs[S.ATTR_PARTITION]), spill_dir(path))
                 for ds in datasets]
     zarr.open_group(staging, mode="w", zarr_format=ZARR_FORMAT)
     writes = _lazy_writes(prepared, [os.path.join(staging, ds.attrs[S.ATTR_PARTITION])
@@ -227,6 +228,30 @@ def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
     shutil.rmtree(staging)
     _mark_complete(path)
     return results
+
+
+def spill_dir(path) -> str:
+    """Where a graph that will be written by :func:`update_store` into the store at ``path``
+    may spill (:func:`radiocal.io.rawchunks.spill`): inside the staging area, which
+    :func:`update_store` removes once the new values are in place."""
+    return os.path.join(os.path.normpath(os.fspath(path)), _STAGING_GROUP, ".spill")
+
+
+def _stored_chunks(ds: xr.Dataset, group_path: str, spill: str) -> xr.Dataset:
+    """``ds`` with each variable the partition already stores in the stored array's chunks.
+
+    A variable computed in other chunks (flags in planes of every time of a few baselines, for
+    chunks of every baseline of a few times) is spilled and read back region by region: a
+    rechunk would hold every chunk of the partition at once.
+    """
+    out = ds.copy()
+    for name, var in ds.data_vars.items():
+        if not isinstance(var.data, da.Array):
+            continue
+        chunks = rawchunks.stored_chunks(os.path.join(group_path, name))
+        if chunks is not None and var.shape == tuple(map(sum, chunks)) and chunks != var.data.chunks:
+            out[name] = var.copy(data=rawchunks.spill(var.data, spill, chunks))
+    return out
 
 
 def drop_variables(path, variables, partitions=None) -> None:

@@ -57,6 +57,40 @@ def test_tiny_budget_flags_equal_the_large_budget_ones_and_no_chunk_exceeds_it(s
         np.testing.assert_array_equal(x, y)
 
 
+def test_flag_store_spilling_with_a_tiny_budget_gives_the_large_budget_flags(stored, small_sim,
+                                                                             tmp_path):
+    """``flag_store`` keeps flags in planes, spills what a later pass needs whole into the
+    store's staging area and writes the planes back into the store's own chunks: the flags are
+    the large budget's in memory, bit for bit, the stored chunks are unchanged and the spill is
+    gone afterwards."""
+    import os
+
+    from radiocal.flagging.step import flag_store
+    from radiocal.io.store import open_store, spill_dir, write_store
+
+    _, tiny = stored["tiny"]
+    large_inputs, large = stored["large"]
+    path = write_store([ds.chunk({S.TIME: 1, S.BASELINE: 3}) for ds in small_sim.datasets],
+                       tmp_path / "flagged.zarr")
+    before = open_store(path)
+    with budget.chunk_budget(tiny):
+        with dask.config.set(scheduler="threads"):
+            # the graph it computes: flags pass through spill files (can fail: none would be)
+            with dask.config.set({"radiocal.spill-dir": spill_dir(path)}):
+                planned = _flag(before, tiny)
+            assert any(name.startswith("spilled-") for ds in planned
+                       for name in ds[S.FLAG].data.dask.layers)
+            summary = flag_store(path, load_strategy("default"))
+    after = open_store(path)
+    expected = dask.compute(*[ds[S.FLAG].data for ds in _flag(large_inputs, large)],
+                            scheduler="threads")
+    assert summary["after"][0] == sum(int(f.sum()) for f in expected) > summary["before"][0]
+    for old, new, flags in zip(before, after, expected):
+        assert new[S.FLAG].chunks == old[S.FLAG].chunks
+        np.testing.assert_array_equal(new[S.FLAG].values, flags)
+    assert not os.path.exists(os.path.dirname(spill_dir(path)))
+
+
 def test_planes_are_read_from_the_chunk_files_not_regrouped(stored):
     """Visibilities in planes come straight from the store's files: the graph holds no rechunk
     of them, and the values are the stored ones."""

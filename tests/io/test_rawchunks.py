@@ -104,3 +104,35 @@ def test_a_rewritten_array_gets_a_new_graph_name(group):
     assert first.name == rawchunks.open_raw(os.path.join(group, "V")).name
     os.utime(os.path.join(group, "V", ".zarray"), ns=(1, 1))
     assert rawchunks.open_raw(os.path.join(group, "V")).name != first.name
+
+
+def test_spilled_arrays_read_back_exactly_in_any_chunks_after_every_write(tmp_path):
+    """Chunks of every baseline of one time, spilled and read as planes of every time of a few
+    baselines (and back): the values are the array's, each read waits for all the writes, and
+    two reads of one spill write it once."""
+    import dask
+
+    values = np.random.default_rng(3).random((5, 11, 6, 2)) > 0.4
+    data = da.from_array(values, chunks=(1, 11, 4, 2))
+    planes = rawchunks.spill(data, tmp_path / "spill", {0: -1, 1: 3, 2: -1, 3: -1})
+    again = rawchunks.spill(data, tmp_path / "spill", None, token="again")
+    assert planes.chunks == ((5,), (3, 3, 3, 2), (6,), (2,))
+    assert again.chunks == data.chunks
+    from dask._task_spec import convert_legacy_graph
+
+    graph = convert_legacy_graph({**planes.__dask_graph__(), **again.__dask_graph__()})
+    writes = [key for key in graph if isinstance(key, tuple) and key[0].startswith("spill-write")]
+    assert len(writes) == data.npartitions
+    barrier = next(key for key in graph if isinstance(key, str) and key.startswith("spill-done"))
+    reads = [key for key in graph if isinstance(key, tuple) and key[0] == planes.name]
+    assert all(barrier in graph[key].dependencies for key in reads)
+    a, b = dask.compute(planes, again, scheduler="threads")
+    np.testing.assert_array_equal(a, values)
+    np.testing.assert_array_equal(b, values)
+
+
+def test_irregular_arrays_are_rechunked_not_spilled(tmp_path):
+    data = da.from_array(np.arange(10), chunks=((3, 4, 3),))
+    out = rawchunks.spill(data, tmp_path / "spill", (5, 5))
+    assert not any(name.startswith("spilled-") for name in out.dask.layers)
+    np.testing.assert_array_equal(out.compute(scheduler="sync"), np.arange(10))
