@@ -36,8 +36,16 @@ def as_dask(array, chunks=None) -> da.Array:
     return da.from_array(np.asarray(array), chunks=chunks or array.shape)
 
 
+# A pass over planes waits for its slowest plane before the next starts (decisions over every
+# plane), so a partition is cut into at least this many planes while each still holds
+# 1/MIN_PLANES of the budget: with 6 planes of a 352-antenna integration on 2 threads, one
+# thread idled through most of a plane at every such barrier.
+MIN_PLANES = 16
+
+
 def plane_chunks(shape) -> dict:
-    """Chunks of whole (time, frequency, polarization) planes, baselines split by the budget.
+    """Chunks of whole (time, frequency, polarization) planes, baselines split by the budget
+    (and into :data:`MIN_PLANES` where the planes stay large enough).
 
     The budget counts complex64 visibilities (as every step's chunks), whatever the dtype of the
     array being chunked, so flags and visibilities of a partition get the same planes.
@@ -47,7 +55,9 @@ def plane_chunks(shape) -> dict:
     budget.require(per_baseline, f"flagging one baseline's plane of {n_t} integrations x {n_f} "
                                  f"channels x {n_p} correlations",
                    "split the scan in time (convert with --timerange)")
-    return {0: -1, 1: int(max(1, min(n_b, budget.chunk_bytes() // per_baseline))), 2: -1, 3: -1}
+    fits = budget.chunk_bytes() // per_baseline
+    spread = max(-(-n_b // MIN_PLANES), fits // MIN_PLANES)
+    return {0: -1, 1: int(max(1, min(n_b, fits, spread))), 2: -1, 3: -1}
 
 
 def as_planes(array: da.Array, token: str = "") -> da.Array:
