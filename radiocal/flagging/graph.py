@@ -60,10 +60,10 @@ def plane_chunks(shape) -> dict:
     return {0: -1, 1: int(max(1, min(n_b, fits, spread))), 2: -1, 3: -1}
 
 
-def as_planes(array: da.Array, token: str = "") -> da.Array:
+def as_planes(array: da.Array, token: str = "", after=None) -> da.Array:
     """``array`` in :func:`plane_chunks`, read from the store's files in planes where it can be
-    (``token``: see :func:`radiocal.io.rawchunks.rechunk`)."""
-    return rawchunks.rechunk(array, plane_chunks(array.shape), token)
+    (``token``, ``after``: see :func:`radiocal.io.rawchunks.rechunk`)."""
+    return rawchunks.rechunk(array, plane_chunks(array.shape), token, after)
 
 
 def to_planes(flag: da.Array) -> da.Array:
@@ -87,7 +87,7 @@ def hold(flag: da.Array) -> da.Array:
     return flag if directory is None else rawchunks.spill(flag, directory)
 
 
-def in_chunks(array: da.Array, chunks, token: str) -> da.Array:
+def in_chunks(array: da.Array, chunks, token: str, after=None) -> da.Array:
     """``array`` (visibilities or weights of a partition) in ``chunks``, read under keys of its
     own (``token``): raw chunk files by regions, a channel-free weight by rechunking its small
     channel-free source and broadcasting it, anything else by a rechunk."""
@@ -95,7 +95,7 @@ def in_chunks(array: da.Array, chunks, token: str) -> da.Array:
     if compact is not None:
         return broadcast_channels(compact.rechunk((chunks[0], chunks[1], chunks[3])), chunks[2])
     if rawchunks.is_raw(array):
-        return rawchunks.reread(array, chunks, token)
+        return rawchunks.reread(array, chunks, token, after)
     return array.rechunk(chunks)
 
 
@@ -130,7 +130,7 @@ def _shadow_block(*args):
 
 
 def _planes(kernel, name, vis, flag, *params, dtype=bool) -> da.Array:
-    v = as_planes(vis)
+    v = as_planes(vis, after=flag)
     f = flag.rechunk(v.chunks)
     out = da.map_blocks(kernel, v, f, *params, dtype=dtype, meta=np.empty((0,) * 4, dtype),
                         name=f"{name}-{tokenize(kernel.__name__, v, f, params)}")
@@ -210,8 +210,8 @@ def spectral_flags(vis, flag, threshold, rho, iterations, widths, tolerance, noi
 def model_residual(vis, model, flag, width, edges) -> da.Array:
     """Lazy :func:`radiocal.flagging.spectral.model_residual_block`, in planes (whole spectra;
     the spectral detector reads the same planes)."""
-    v = as_planes(vis)
-    m = as_planes(model).rechunk(v.chunks)
+    v = as_planes(vis, after=flag)
+    m = as_planes(model, after=flag).rechunk(v.chunks)
     f = flag.rechunk(v.chunks)
     edges = np.asarray(edges, np.int64)
     return da.map_blocks(_model_residual_block, v, m, f, float(width), edges, dtype=np.complex64,
@@ -247,7 +247,7 @@ def clip_flags(vis, weight, flag, min_amplitude, max_amplitude, zeros):
     """
     # own reads: the planes' detectors read the visibilities again after decisions over all
     weight = in_chunks(weight, flag.chunks, "clip")
-    vis = in_chunks(vis, flag.chunks, "clip")
+    vis = in_chunks(vis, flag.chunks, "clip", after=flag)
     params = (float(min_amplitude), float(max_amplitude), bool(zeros))
     token = tokenize(vis, weight, flag, params)
     flags = da.map_blocks(_clip_flags_only, vis, weight, flag, *params, dtype=bool,
@@ -305,7 +305,7 @@ def baseline_health(vis, flag, hands, antenna1, antenna2, n_antenna, channel_win
         True for baselines to flag.
     """
     # Its own reads: the detectors after it read the same planes once the decision is made
-    v = as_planes(vis, "health")
+    v = as_planes(vis, "health", after=flag)
     f = flag.rechunk(v.chunks)
     v, f = v[..., hands], f[..., hands]
     token = tokenize(v, f, channel_window)
