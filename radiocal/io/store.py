@@ -208,9 +208,9 @@ def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
     staging = os.path.join(path, _STAGING_GROUP)
     if os.path.exists(staging):
         shutil.rmtree(staging)
-    prepared = [_stored_chunks(_prepare(ds[variables]).assign_attrs(_disk_attrs(_with_meaning(ds))),
-                               partition_path(path, ds.attrs[S.ATTR_PARTITION]), spill_dir(path))
-                for ds in datasets]
+    prepared = [_stored_chunks(
+        _prepare(ds[variables]).assign_attrs(_disk_attrs(_with_meaning(ds))),
+        partition_path(path, ds.attrs[S.ATTR_PARTITION]), spill_dir(path)) for ds in datasets]
     zarr.open_group(staging, mode="w", zarr_format=ZARR_FORMAT)
     writes = _lazy_writes(prepared, [os.path.join(staging, ds.attrs[S.ATTR_PARTITION])
                                      for ds in prepared])
