@@ -127,7 +127,8 @@ def sumthreshold_2d(z, mask, first_threshold, rho, max_window_time, max_window_f
     flags_t = flags.T
     peaks = _row_peaks(z)
     peaks_t = _row_peaks(z_t)
-    window = 1
+    # Not the literal 1: numba would also compile _sumthreshold_rows for Literal[int](1)
+    window = np.int64(1)
     while window <= max(max_window_time, max_window_freq):
         threshold = first_threshold / rho ** math.log2(window)
         if window <= max_window_freq and window <= n_f:

@@ -329,7 +329,8 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
                         skip[i, j] = True
             peaks = _row_peaks(z)
         found = skip.copy()
-        window = 1
+        # Not the literal 1: numba would also compile _sumthreshold_rows for Literal[int](1)
+        window = np.int64(1)
         while window <= min(max_window, n_f):
             _sumthreshold_rows(z, found, window, threshold / rho ** math.log2(window), found,
                                peaks)
