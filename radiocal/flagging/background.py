@@ -443,19 +443,11 @@ def _abs_median(values, fit, weights):
 
 
 @numba.njit(**JIT)
-def robust_loess_lanes(values, weights, sigma, robust_iterations, degree, in_var):
-    """Robust LOESS along the first axis (see :func:`loess_lanes`): bisquare reweighting, then a
-    final leave-one-out fit. Returns ``(fit, support, var)``."""
-    fit, support, var = robust_loess_stack(values[None], weights, sigma, robust_iterations,
-                                           degree, in_var)
-    return fit[0], support[0], var[0]
-
-
-@numba.njit(**JIT)
 def robust_loess_stack(values, weights, sigma, robust_iterations, degree, in_var):
-    """:func:`robust_loess_lanes` of each group of ``values`` (group, sample, lane), all starting
-    from ``weights`` (sample, lane): the first, plain fit is shared (see :func:`_loess`), the
-    bisquare weights and later fits are each group's. Returns ``(fit, support, var)``, each
+    """Robust LOESS along the sample axis (see :func:`loess_lanes`: bisquare reweighting, then a
+    final leave-one-out fit) of each group of ``values`` (group, sample, lane), all starting from
+    ``weights`` (sample, lane): the first, plain fit is shared (see :func:`_loess`), the bisquare
+    weights and later fits are each group's. Returns ``(fit, support, var)``, each
     (group, sample, lane)."""
     n_g, n, lanes = values.shape
     out_fit = np.empty((n_g, n, lanes))
@@ -495,7 +487,8 @@ def robust_loess_stack(values, weights, sigma, robust_iterations, degree, in_var
 
 @numba.njit(**JIT)
 def robust_loess_rows(values, weights, sigma, robust_iterations, degree, in_var):
-    """:func:`robust_loess_lanes` along the last axis: shapes (row, sample) in and out."""
+    """:func:`robust_loess_stack` of one group along the last axis: shapes (row, sample) in and
+    out."""
     # The stack's kernel directly: a jitted wrapper between would be one more level of the
     # call tree for numba to optimize again (docs/flagging.md, compile time).
     fit, support, var = robust_loess_stack(values.T.copy()[None], weights.T.copy(), sigma,
