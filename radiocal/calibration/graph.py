@@ -13,7 +13,7 @@ import dask.array as da
 import numpy as np
 from dask.base import tokenize
 
-from radiocal.budget import chunk_bytes
+from radiocal.budget import DEFAULT_LIMIT_BYTES, chunk_bytes, chunk_limit
 from radiocal.calibration import kernels as K
 from radiocal.calibration import delay_graph, reduce
 from radiocal.io import rawchunks
@@ -52,9 +52,10 @@ def _split(chunks, most: int) -> tuple:
     return tuple(out)
 
 
-def _fit_axis(chunks, cost, axis):
-    """Split ``chunks[axis]`` until ``cost(sizes)`` of the largest block is within budget."""
-    limit = chunk_bytes()
+def _fit_axis(chunks, cost, axis, limit=None):
+    """Split ``chunks[axis]`` until ``cost(sizes)`` of the largest block is within ``limit``
+    (default: the chunk budget)."""
+    limit = chunk_bytes() if limit is None else limit
     sizes = [max(c) for c in chunks]
     most = sizes[axis]
     while most > 1 and cost(sizes[:axis] + [most] + sizes[axis + 1:]) > limit:
@@ -70,8 +71,8 @@ def accumulation_chunks(chunks, npol, nbl, per_channel, n_out):
     A block's visibilities and its statistics (up to one piece per integration: float64
     ``n_out x N_STATS`` per baseline, and per channel when ``per_channel``) stay within
     :func:`radiocal.budget.chunk_bytes`; per channel, a channel chunk's statistics of every
-    baseline (what one solve task holds) do too. Frequency is split first, then baselines,
-    then time.
+    baseline (what one solve task holds) stay within the chunk limit, at most its default.
+    Frequency is split first, then baselines, then time.
     """
     stat = n_out * K.N_STATS * 8
 
@@ -81,7 +82,12 @@ def accumulation_chunks(chunks, npol, nbl, per_channel, n_out):
 
     chunks = tuple(tuple(c) for c in chunks)
     if per_channel:
-        chunks = _fit_axis(chunks, lambda s: s[2] * nbl * stat, 2)
+        # What one solve task holds is a unit of its own, allowed up to the chunk limit (at most
+        # the default limit): split to the 8 MiB derived budget, 352 antennas' statistics came in
+        # ~1-channel chunks, each read the whole stored chunk of its channels' data, and
+        # sky_bandpass went from 0.70 to > 7 GB (OOM-killed) on a 0.76 GB LWA store.
+        solve_limit = max(chunk_bytes(), min(chunk_limit(), DEFAULT_LIMIT_BYTES))
+        chunks = _fit_axis(chunks, lambda s: s[2] * nbl * stat, 2, solve_limit)
     for axis in (2, 1, 0):
         chunks = _fit_axis(chunks, cost, axis)
     return chunks

@@ -61,6 +61,9 @@ def make_partition(jones, *, flux=1.0, noise=0.0, seed=0, pols=("RR", "RL", "LR"
         S.VISIBILITY: (dims, da.from_array(vis.astype(np.complex64), chunks=chunks)),
         S.FLAG: (dims, da.zeros(vis.shape, dtype=bool, chunks=chunks)),
         S.WEIGHT: (dims, da.full(vis.shape, weight, dtype=np.float32, chunks=chunks)),
+        # every row present, as a canonical dataset (and a store) requires
+        S.ROW_PRESENT: ((S.TIME, S.BASELINE), da.ones((nt, ant1.size), dtype=bool,
+                                                     chunks=chunks[:2])),
     }
     attrs = {
         S.ATTR_FIELD_ID: field_id, S.ATTR_FIELD_NAME: field_name,
