@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -48,6 +49,13 @@ def subprocess_env() -> dict:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), str(HERE.parents[1]), env.get("PYTHONPATH")]))
     env["RADIOCAL_STEP_MODULES"] = "engine_test_steps"
     return env
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: the default disposition, as
+    a terminal's foreground job has. A shell starts a background job (`bash .ci/run &`) with
+    SIGINT ignored, every child inherits that, and Python then installs no KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def load_outputs(outdir: Path) -> list:

@@ -14,8 +14,8 @@ import pytest
 
 from radiocal.engine import checkpoint
 
-from .engine_testing import (assert_same_outputs, chain, listening_addresses, subprocess_env,
-                            tree_digest, wait_for)
+from .engine_testing import (assert_same_outputs, chain, interruptible, listening_addresses,
+                             subprocess_env, tree_digest, wait_for)
 
 RADIOCAL = [sys.executable, "-m", "radiocal.cli.main"]
 
@@ -86,7 +86,8 @@ def test_ctrl_c_shuts_the_cluster_down(tiny_ms, tmp_path, pipeline_file):
     pipeline = pipeline_file(chain(tiny_ms, scale_delay=2.0, marker=str(marker), export=False))
     proc = subprocess.Popen([*RADIOCAL, "--workers", "1", "--threads-per-worker", "1", "run",
                              str(pipeline), "-o", str(tmp_path / "out")], env=subprocess_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
     try:
         wait_for(marker, proc)
         children = _descendants(proc.pid)

@@ -28,7 +28,7 @@ from radiocal.budget import budget_for, chunk_bytes
 from radiocal.engine.cluster import Engine
 from radiocal.errors import ConfigError
 
-from .engine_testing import assert_same_outputs, chain, subprocess_env, wait_for
+from .engine_testing import assert_same_outputs, chain, interruptible, subprocess_env, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 START_SLURM = REPO / ".ci" / "start-slurm"
@@ -212,7 +212,7 @@ def test_ctrl_c_cancels_the_worker_jobs(slurm, tiny_ms, tmp_path, pipeline_file)
     proc = subprocess.Popen([*RADIOCAL, *SLURM_OPTIONS, "run", str(pipeline), "-o",
                              str(tmp_path / "out")], env=_radiocal_env(), cwd=tmp_path,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         wait_for(marker, proc, timeout=120)  # the step started in the SLURM job
         [job_id] = _radiocal_jobs_from(tmp_path)
