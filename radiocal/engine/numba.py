@@ -1,4 +1,4 @@
-"""Shared numba settings for every kernel.
+"""Shared numba settings for every kernel, and compiling a graph's kernels in parallel.
 
 ``cache=True`` keeps compiled kernels between runs (important for short CLI runs and for workers);
 ``nogil=True`` lets dask's threads run kernels concurrently. No ``fastmath``: kernels test for NaN.
@@ -10,14 +10,135 @@ default level 3 a first ``radiocal flag`` of the demo spent 115 CPU-s, at level 
 2 x 2000 x 192 x 4 samples 5.07 / 4.96 s; ``flag`` of a 7 M-visibility store 6.0-6.2 CPU-s at
 both levels; level 0 ran 30x slower). Set before any kernel compiles: every kernel module imports
 this one first, and numba's code generator reads the level when it first compiles.
+
+Compiling in parallel: numba compiles under one lock per process, so however many threads a
+worker has, a cold run's kernels compile one after another (the demo's two flagging detectors,
+~30 CPU-s each). Graph builders name the kernels and argument types their tasks will call
+(:func:`ahead`); before computing, :func:`compile_parallel` compiles those missing from numba's
+on-disk cache, one per process (at most one process per usable core, this one included), and
+loads them here from the cache. A warm run finds them all cached and starts no process.
 """
 
+import contextlib
+import contextvars
+import importlib
+import json
+import logging
 import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import numba
 import numba.core.config
+import numpy as np
+from numba.core import types
 
 JIT = dict(nogil=True, cache=True)
 
 if "NUMBA_OPT" not in os.environ:
     os.environ["NUMBA_OPT"] = "1"
     numba.core.config.reload_config()
+
+log = logging.getLogger("radiocal.engine")
+
+_WANTED: contextvars.ContextVar = contextvars.ContextVar("radiocal_numba_wanted", default=None)
+
+
+@contextlib.contextmanager
+def collect():
+    """Collect the :func:`ahead` calls of the graph builders run inside; yields the list that
+    :func:`compile_parallel` takes. An enclosing collection gets them too."""
+    wanted: list = []
+    token = _WANTED.set(wanted)
+    try:
+        yield wanted
+    finally:
+        _WANTED.reset(token)
+        outer = _WANTED.get()
+        if outer is not None:
+            outer.extend(wanted)
+
+
+def ahead(kernel, *example_args) -> None:
+    """Note that tasks will call the jitted ``kernel`` with arguments typed as ``example_args``
+    (values or empty arrays of the same dtype, dimensions, layout and writability). Outside
+    :func:`collect` it does nothing."""
+    wanted = _WANTED.get()
+    if wanted is not None:
+        wanted.append((kernel, tuple(numba.typeof(a) for a in example_args)))
+
+
+def _describe(t) -> list:
+    if isinstance(t, types.Array):
+        return ["array", str(np.dtype(numba.np.numpy_support.as_dtype(t.dtype))), t.ndim,
+                t.layout, not t.mutable]
+    return ["scalar", str(np.dtype(numba.np.numpy_support.as_dtype(t)))]
+
+
+def _rebuild(description):
+    dtype = numba.from_dtype(np.dtype(description[1]))
+    if description[0] == "array":
+        return types.Array(dtype, description[2], description[3], readonly=description[4])
+    return dtype
+
+
+def _cached(kernel, signature) -> bool:
+    """Whether ``kernel`` has ``signature`` in this process or in numba's on-disk cache."""
+    if signature in kernel.overloads:
+        return True
+    cache = getattr(kernel, "_cache", None)
+    try:
+        return cache is not None and cache.load_overload(signature, kernel.targetctx) is not None
+    except Exception:  # noqa: BLE001 - a cache numba cannot read is a cache miss
+        return False
+
+
+def compile_parallel(wanted) -> None:
+    """Compile each ``(kernel, signature)`` of ``wanted`` (from :func:`collect`) in this process:
+    those missing from numba's cache first in parallel processes, the first of them here.
+
+    A process that fails only costs time: its kernels then compile here, as they would have.
+    """
+    jobs = list(dict.fromkeys((k, s) for k, s in wanted))
+    missing = [(k, s) for k, s in jobs if not _cached(k, s)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    elsewhere = missing[1:] if (cores or 1) > 1 else []
+    if elsewhere:
+        log.info("compiling %d numba kernel(s) in %d process(es)", len(missing),
+                 min(len(missing), cores))
+        env = dict(os.environ)
+        root = str(Path(__file__).resolve().parents[2])   # this radiocal, not another install
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+        pool = ThreadPoolExecutor(max_workers=min(len(elsewhere), cores - 1))
+        futures = [pool.submit(_compile_elsewhere, k, s, env) for k, s in elsewhere]
+        try:
+            for kernel, signature in missing[:1]:
+                kernel.compile(signature)
+            for future in futures:
+                future.result()
+        finally:
+            pool.shutdown(wait=True)
+    for kernel, signature in jobs:
+        kernel.compile(signature)   # from the cache when compiled elsewhere
+
+
+def _compile_elsewhere(kernel, signature, env) -> None:
+    spec = [kernel.py_func.__module__, kernel.py_func.__name__,
+            [_describe(t) for t in signature]]
+    done = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if done.returncode:
+        log.debug("compiling %s in a process failed (%s); compiling here", spec[1],
+                  (done.stderr.strip().splitlines() or ["no message"])[-1])
+
+
+def _main(argv) -> None:
+    module, name, descriptions = json.loads(argv[0])
+    kernel = getattr(importlib.import_module(module), name)
+    kernel.compile(tuple(_rebuild(d) for d in descriptions))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

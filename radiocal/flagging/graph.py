@@ -22,6 +22,7 @@ import numpy as np
 from dask.base import tokenize
 
 from radiocal import budget
+from radiocal.engine import numba as jit
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import kernels as k
 from radiocal.flagging import spectral as sp
@@ -103,21 +104,37 @@ def in_chunks(array: da.Array, chunks, token: str, after=None) -> da.Array:
 
 
 # Tasks call the numba kernels through these plain functions: a jitted function pickled to a
-# worker process arrives without its on-disk cache and is recompiled there on every run.
+# worker process arrives without its on-disk cache and is recompiled there on every run. The
+# planes are made C-contiguous and writable (copies only when they are not), so one
+# specialization serves every task and is the one compiled ahead (:func:`_ahead`).
+def _canonical(vis, flag, *args):
+    return (np.require(vis, requirements="CW"), np.require(flag, requirements="CW")) + args
+
+
 def _sumthreshold_block(*args):
-    return k.sumthreshold_block(*args)
+    return k.sumthreshold_block(*_canonical(*args))
 
 
 def _mad_block(*args):
-    return k.mad_block(*args)
+    return k.mad_block(*_canonical(*args))
 
 
 def _sumthreshold_mad_block(*args):
-    return k.sumthreshold_mad_block(*args)
+    return k.sumthreshold_mad_block(*_canonical(*args))
 
 
 def _spectral_block(*args):
-    return sp.spectral_block(*args)
+    return sp.spectral_block(*_canonical(*args))
+
+
+def _ahead(kernel, vis, flag, *args):
+    """Name ``kernel`` and its argument types to :func:`radiocal.engine.numba.compile_parallel`
+    (the planes as :func:`_canonical` makes them)."""
+    jit.ahead(kernel, np.empty((0,) * 4, vis.dtype), np.empty((0,) * 4, flag.dtype), *args)
+
+
+# :func:`radiocal.flagging.kernels.sumthreshold_block`'s MAD arguments when there is no MAD pass.
+_NO_MAD = (0, 0, 0.0, 0.0, 0.0, 0.0, 0, 0)
 
 
 def _model_residual_block(*args):
@@ -174,12 +191,14 @@ def sumthreshold_flags(vis, flag, args: tuple) -> da.Array:
     -------
     dask.array, bool, same shape and chunks as ``flag``
     """
+    _ahead(k._sumthreshold_codes, vis, flag, *args, False, *_NO_MAD)
     return _planes(_sumthreshold_block, "flag-sumthreshold", vis, flag, *args)
 
 
 def mad_flags(vis, flag, args: tuple) -> da.Array:
     """Lazy :func:`radiocal.flagging.kernels.mad_block` (``args`` from :func:`mad_args`; shapes
     as :func:`sumthreshold_flags`)."""
+    _ahead(k.mad_block, vis, flag, *args)
     return _planes(_mad_block, "flag-mad", vis, flag, *args)
 
 
@@ -193,6 +212,7 @@ def sumthreshold_mad_codes(vis, flag, sumthreshold: tuple, mad: tuple) -> da.Arr
     dask.array, uint8, same shape and chunks as ``flag``
         0, ``kernels.BY_SUMTHRESHOLD`` or ``kernels.BY_MAD`` per sample.
     """
+    _ahead(k._sumthreshold_codes, vis, flag, *sumthreshold, True, *mad)
     return _planes(_sumthreshold_mad_block, "flag-sumthreshold-mad", vis, flag, *sumthreshold,
                    *mad, dtype=np.uint8)
 
@@ -207,6 +227,7 @@ def spectral_flags(vis, flag, threshold, rho, iterations, widths, tolerance, noi
             float(tolerance), int(noise_block), float(burst_factor), int(robust_iterations),
             int(degree), int(max_window), bool(combine_correlations),
             np.asarray(edges, np.int64))
+    _ahead(sp.spectral_block, vis, flag, *args)
     return _planes(_spectral_block, "flag-spectral", vis, flag, *args)
 
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 import dask
 import dask.array as da
 
+from radiocal.engine import numba as jit
 from radiocal.registry import register_step
 from radiocal.flagging import dataset as fd
 from radiocal.flagging import graph
@@ -64,35 +65,40 @@ def flag_datasets(datasets, strategy, selection=None):
     """
     reference = None
     if selection is not None:
-        from radiocal.io.selection import (
-            check_selection,
-            first_time,
-            matches_partition,
-            selection_mask,
-        )
+        from radiocal.io.selection import check_selection, first_time
 
         check_selection(datasets, selection)
         reference = first_time(datasets)
     out, counts = [], []
-    for ds in datasets:
-        if selection is not None and not matches_partition(
+    with jit.collect() as kernels:
+        for ds in datasets:
+            _flag_partition(ds, strategy, selection, reference, out, counts)
+    # Cold, the detectors' kernels take ~30 CPU-s each to compile: in parallel processes.
+    jit.compile_parallel(kernels)
+    return out, counts
+
+
+def _flag_partition(ds, strategy, selection, reference, out, counts):
+    if selection is not None:
+        from radiocal.io.selection import matches_partition, selection_mask
+
+        if not matches_partition(
                 selection, dict(ds.attrs), fd.small(ds, S.FREQUENCY),
                 fd.small(ds, S.CHANNEL_WIDTH) if S.CHANNEL_WIDTH in ds.coords else None):
             out.append(ds)  # a partition outside the selection is not even looked at
             counts.append({})
-            continue
-        chosen = strategy(ds.attrs.get(S.ATTR_TELESCOPE)) if callable(strategy) else strategy
-        flagged, count = apply_strategy(ds, chosen, reference_time=reference)
-        if selection is not None:
-            mask = selection_mask(ds, selection, reference_time=reference).data
-            old = fd._flag(ds)
-            new = fd._flag(flagged)
-            if new.chunks != old.chunks:
-                old = graph.to_planes(old)   # the very planes the strategy started from
-            flagged = fd.with_flags(ds, da.where(mask.rechunk(old.chunks), new, old))
-        out.append(flagged)
-        counts.append(count)
-    return out, counts
+            return
+    chosen = strategy(ds.attrs.get(S.ATTR_TELESCOPE)) if callable(strategy) else strategy
+    flagged, count = apply_strategy(ds, chosen, reference_time=reference)
+    if selection is not None:
+        mask = selection_mask(ds, selection, reference_time=reference).data
+        old = fd._flag(ds)
+        new = fd._flag(flagged)
+        if new.chunks != old.chunks:
+            old = graph.to_planes(old)   # the very planes the strategy started from
+        flagged = fd.with_flags(ds, da.where(mask.rechunk(old.chunks), new, old))
+    out.append(flagged)
+    counts.append(count)
 
 
 def flag_store(store, strategy, selection=None, version_name: str | None = None,

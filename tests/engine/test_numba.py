@@ -1,0 +1,82 @@
+"""Compiling kernels ahead in parallel processes (radiocal.engine.numba)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from radiocal.engine import numba as jit
+
+KERNELS = '''
+import numba
+from radiocal.engine.numba import JIT
+
+
+@numba.njit(**JIT)
+def scaled_sum(values, factor):
+    total = 0.0
+    for v in values:
+        total += v * factor
+    return total
+
+
+@numba.njit(**JIT)
+def count_true(mask, start):
+    n = start
+    for m in mask:
+        n += m
+    return n
+'''
+
+
+@pytest.fixture
+def kernels(tmp_path, monkeypatch):
+    """A fresh module of two cached kernels (its numba cache in ``tmp_path``, empty)."""
+    name = f"precompile_kernels_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(KERNELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    module = importlib.import_module(name)
+    yield module
+    sys.modules.pop(name, None)
+
+
+def test_kernels_missing_from_the_cache_compile_in_another_process_and_load_here(kernels):
+    with jit.collect() as wanted:
+        jit.ahead(kernels.scaled_sum, np.empty(0), 2.0)
+        jit.ahead(kernels.count_true, np.empty(0, bool), 0)
+        jit.ahead(kernels.scaled_sum, np.empty(3), 1.5)      # the same signature again
+    assert len(wanted) == 3
+    jit.compile_parallel(wanted)
+    stats = [kernels.scaled_sum.stats, kernels.count_true.stats]
+    # One compiled here, the other in a process and then loaded from the cache it wrote.
+    assert sorted(sum(s.cache_misses.values()) for s in stats) == [0, 1]
+    assert sorted(sum(s.cache_hits.values()) for s in stats) == [0, 1]
+    assert kernels.scaled_sum(np.arange(3.0), 2.0) == 6.0
+    assert kernels.count_true(np.array([True, False, True]), 0) == 2
+
+
+def test_a_warm_cache_starts_no_process(kernels, monkeypatch):
+    with jit.collect() as wanted:
+        jit.ahead(kernels.scaled_sum, np.empty(0), 2.0)
+        jit.ahead(kernels.count_true, np.empty(0, bool), 0)
+    jit.compile_parallel(wanted)
+
+    def no_process(*args, **kwargs):
+        raise AssertionError("a process was started for cached kernels")
+
+    monkeypatch.setattr(subprocess, "run", no_process)
+    jit.compile_parallel(wanted)
+    assert kernels.count_true(np.array([True]), 1) == 2
+
+
+def test_ahead_outside_collect_notes_nothing(kernels):
+    jit.ahead(kernels.scaled_sum, np.empty(0), 2.0)
+    with jit.collect() as wanted:
+        pass
+    assert wanted == []
+    assert kernels.scaled_sum.signatures == []

@@ -1,0 +1,32 @@
+"""The flag graph names the detectors' kernels with the very argument types its tasks use, so
+what is compiled ahead (in parallel processes, radiocal.engine.numba) is what runs."""
+
+from __future__ import annotations
+
+import dask
+import pytest
+
+from radiocal.engine import numba as jit
+from radiocal.flagging import kernels as k
+from radiocal.flagging import spectral as sp
+from radiocal.flagging.step import flag_datasets
+from radiocal.flagging.strategy import parse_strategy
+from radiocal.io import schema as S
+
+SHORT = {"flaggers": [{"flagger": "spectral"}]}
+LONG = {"flaggers": [{"flagger": "sumthreshold"}, {"flagger": "mad", "robust_iterations": 0}]}
+
+
+@pytest.mark.parametrize("spec, kernel", [(SHORT, sp.spectral_block),
+                                          (LONG, k._sumthreshold_codes)])
+def test_the_tasks_call_the_signature_compiled_ahead(small_sim, spec, kernel):
+    ds = small_sim.datasets[0].chunk({S.TIME: 2})
+    with jit.collect() as wanted:
+        (out,), _ = flag_datasets([ds], parse_strategy(spec))
+    signatures = {s for kn, s in wanted if kn is kernel}
+    assert len(signatures) == 1
+    before = set(kernel.overloads)
+    assert signatures <= before   # flag_datasets compiled (or loaded) them before any compute
+    with dask.config.set(scheduler="threads"):
+        out[S.FLAG].data.compute()
+    assert set(kernel.overloads) == before   # the tasks needed no other specialization
