@@ -20,6 +20,7 @@ import os
 
 import dask
 import dask.array as da
+import numcodecs
 import numpy as np
 from dask.base import tokenize
 from dask._task_spec import convert_legacy_graph
@@ -31,22 +32,54 @@ from radiocal.errors import InputError
 _ZARRAY = ".zarray"
 
 
+def array_info(array_path) -> tuple | None:
+    """(metadata, dims, attributes) of a zarr v2 array :func:`open_array` reads, else None:
+    filters, F order, another chunk-key separator, or a dtype other than numbers, booleans and
+    fixed-width strings (read those with zarr)."""
+    meta = _metadata(array_path, compressed=True)
+    if meta is None:
+        return None
+    try:
+        with open(os.path.join(array_path, ".zattrs")) as f:
+            attrs = json.load(f)
+    except (OSError, ValueError):
+        return None
+    dims = tuple(attrs.pop("_ARRAY_DIMENSIONS", ()))
+    return (meta, dims, attrs) if len(dims) == len(meta["shape"]) else None
+
+
+def open_array(array_path, meta: dict, lazy: bool = True):
+    """The values of the array :func:`array_info` described: a dask array with one task per
+    chunk file (compressed or not), or with ``lazy=False`` a numpy array read now (small
+    arrays: coordinates)."""
+    compressor = meta.get("compressor")
+    compressor = compressor and numcodecs.get_codec(compressor)
+    if lazy:
+        return _lazy(array_path, meta, compressor)
+    reader = _ChunkFiles(os.fspath(array_path), meta["shape"], meta["chunks"], meta["dtype"],
+                         compressor)
+    return reader[(slice(None),) * reader.ndim]
+
+
 def open_raw(array_path) -> da.Array | None:
     """A lazy dask array over an uncompressed zarr v2 array, one task per chunk file.
 
     Returns None when the array is not stored raw (compressed, filtered, F order): read it
-    with zarr then.
+    with :func:`open_array` or zarr then.
     """
     meta = _metadata(array_path)
-    if meta is None:
-        return None
+    return None if meta is None else _lazy(array_path, meta, None)
+
+
+def _lazy(array_path, meta: dict, compressor) -> da.Array:
     shape, chunk_shape = tuple(meta["shape"]), tuple(meta["chunks"])
     dtype = np.dtype(meta["dtype"])
     chunks = tuple(budget.chunk_sizes(n, c) for n, c in zip(shape, chunk_shape))
-    reader = _ChunkFiles(os.fspath(array_path), shape, chunk_shape, dtype)
+    reader = _ChunkFiles(os.fspath(array_path), shape, chunk_shape, dtype, compressor)
     # The name changes whenever the array is rewritten (update_store replaces the directory)
     stamp = os.stat(os.path.join(array_path, _ZARRAY)).st_mtime_ns
-    name = "raw-" + tokenize(os.path.abspath(array_path), stamp, shape, chunk_shape, dtype.str)
+    name = ("raw-" if compressor is None else "zarr-") + tokenize(
+        os.path.abspath(array_path), stamp, shape, chunk_shape, dtype.str)
     return da.from_array(reader, chunks=chunks, name=name, lock=False, asarray=False,
                          meta=np.empty((0,) * len(shape), dtype=dtype))
 
@@ -118,9 +151,10 @@ def is_raw(array: da.Array) -> bool:
 
 
 def _source(array: da.Array):
-    """The chunk files behind an array :func:`open_raw` made, else None."""
+    """The chunk files behind an array :func:`open_raw` made, else None (a compressed array's
+    region would decompress its chunk once per region)."""
     source = array.__dask_graph__().get(f"original-{array.name}")
-    return source if isinstance(source, _ChunkFiles) else None
+    return source if isinstance(source, _ChunkFiles) and source.compressor is None else None
 
 
 def _regions(array, source, chunks, token, after=None) -> da.Array:
@@ -217,14 +251,16 @@ def _read_spilled(files, slices, _done) -> np.ndarray:
 def create_array(group_path, name: str, data: da.Array, dims, attrs: dict, compressor=None):
     """Create the zarr v2 array ``name`` in an existing group; return its chunk-file writer.
 
-    ``data``'s chunks must be regular (all but the last equal along each axis), as zarr's are.
+    ``data``'s chunks must be regular (all but the last equal along each axis), as zarr's are;
+    a numpy array is one chunk.
     ``compressor`` is a numcodecs codec (None: raw chunks, readable by :func:`open_raw`); ``attrs``
     must be JSON-ready. The caller stores ``data`` into the writer with
     :func:`dask.array.store`.
     """
-    chunk_shape = tuple(c[0] if c else 0 for c in data.chunks)
-    if not _regular(data.chunks):
-        raise ValueError(f"{name}: irregular chunks {data.chunks}")
+    chunks = getattr(data, "chunks", None) or tuple((n,) for n in data.shape)
+    chunk_shape = tuple(c[0] if c else 0 for c in chunks)
+    if not _regular(chunks):
+        raise ValueError(f"{name}: irregular chunks {chunks}")
     dtype = np.dtype(data.dtype)
     path = os.path.join(os.fspath(group_path), name)
     os.makedirs(path)
@@ -249,13 +285,13 @@ def create_group(path, attrs: dict) -> None:
 
 
 def _write_json(path, document) -> None:
+    text = json.dumps(document, indent=2)   # one write: json.dump writes piece by piece
     with open(path, "w") as f:
-        json.dump(document, f, indent=2)
+        f.write(text)
 
 
 class _ChunkFiles:
-    """Array-like view of one zarr array's chunk files: slicing reads (uncompressed arrays only),
-    setitem writes."""
+    """Array-like view of one zarr array's chunk files: slicing reads, setitem writes."""
 
     def __init__(self, path: str, shape, chunk_shape, dtype, compressor=None):
         self.path = path
@@ -297,10 +333,10 @@ class _ChunkFiles:
         A part smaller than the chunk is read through a memory map, so only its own bytes leave
         the disk: :func:`rechunk` reads a few baselines of many chunks this way.
         """
-        if self.compressor is not None:
-            raise TypeError(f"{self.path}: compressed chunks are read through zarr")
         path = self._chunk_file(index)
         count = int(np.prod(self.chunk_shape))
+        if self.compressor is not None:
+            return self._decoded(path, count)[part]
         whole = all(s.start == 0 and s.stop == c for s, c in zip(part, self.chunk_shape))
         try:
             if not whole and count and os.path.getsize(path) == count * self.dtype.itemsize:
@@ -313,6 +349,20 @@ class _ChunkFiles:
         if values.size != count:
             raise InputError(f"{path}: truncated chunk file ({values.size} of {count} values)")
         return values.reshape(self.chunk_shape)[part]
+
+    def _decoded(self, path, count) -> np.ndarray:
+        try:
+            with open(path, "rb") as f:
+                encoded = f.read()
+        except FileNotFoundError:
+            return np.zeros(self.chunk_shape, dtype=self.dtype)
+        try:
+            values = np.frombuffer(self.compressor.decode(encoded), dtype=self.dtype)
+        except (RuntimeError, ValueError) as err:   # what blosc and friends raise on bad bytes
+            raise InputError(f"{path}: damaged chunk file ({err})") from None
+        if values.size != count:
+            raise InputError(f"{path}: damaged chunk file ({values.size} of {count} values)")
+        return values.reshape(self.chunk_shape)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -347,17 +397,21 @@ def stored_chunks(array_path) -> tuple | None:
         return None
 
 
-def _metadata(array_path) -> dict | None:
+def _metadata(array_path, compressed: bool = False) -> dict | None:
+    """An array's ``.zarray`` if this module reads it: raw numbers, or with ``compressed`` also
+    compressed numbers, booleans and fixed-width strings."""
     try:
         with open(os.path.join(array_path, _ZARRAY)) as f:
             meta = json.load(f)
-    except (OSError, ValueError):
+        kind = np.dtype(meta["dtype"]).kind
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    raw = (meta.get("zarr_format") == 2 and meta.get("compressor") is None
-           and not meta.get("filters") and meta.get("order", "C") == "C"
-           and meta.get("dimension_separator", ".") == "."
-           and len(meta.get("shape", ())) > 0 and np.dtype(meta["dtype"]).kind in "biufc")
-    return meta if raw else None
+    plain = (meta.get("zarr_format") == 2 and not meta.get("filters")
+             and meta.get("order", "C") == "C" and meta.get("dimension_separator", ".") == "."
+             and len(meta.get("shape", ())) > 0)
+    if compressed:
+        return meta if plain and kind in "biufcU" else None
+    return meta if plain and meta.get("compressor") is None and kind in "biufc" else None
 
 
 def _slices(key, shape) -> tuple[slice, ...]:

@@ -1,21 +1,24 @@
 """The radiocal zarr store: canonical partitions plus what later steps add to them.
 
-The layout is a published contract, ``docs/store.md``: units and time scale are attributes
-(:data:`radiocal.io.schema.COORD_ATTRS`), and every partition is checked against the schema
-when written and when opened (:func:`radiocal.io.schema.schema_problem`). Stores are zarr format 2 (readable by every zarr
-and xarray release), without consolidated metadata: readers open a partition's own files. The root attribute ``radiocal_complete`` is
-set to false when a write starts and to true as the very last act, so an interrupted write is never
+The layout is a published contract (``docs/store.md``): each partition group opens with plain
+``xarray.open_zarr(STORE/partitions/NAME)``, its coordinates zarr arrays whose attributes give
+units and time scale (:data:`radiocal.io.schema.COORD_ATTRS`), and every partition is checked
+against the schema when written and when opened (:func:`radiocal.io.schema.schema_problem`).
+Stores are zarr format 2 (readable by every zarr and xarray release), without consolidated
+metadata: readers open a partition's own files. The root attribute ``radiocal_complete`` is set
+to false when a write starts and to true as the very last act, so an interrupted write is never
 taken for a finished store.
 
-On disk a partition is as few files as possible, because on a scan-rich MS creating zarr arrays
-(a directory, ``.zarray``, ``.zattrs``, written and rewritten by zarr and xarray) costs more than
-writing the visibilities: small coordinates travel in the partition's attributes, and a
-``WEIGHT`` known to be constant over channels is stored without its ``frequency`` axis. Both are
-undone on opening, so readers always see canonical datasets.
+radiocal itself creates, writes and opens the arrays with :mod:`radiocal.io.rawchunks` (a few
+tenths of a millisecond per array, where zarr-python and xarray take several: a scan-rich MS has
+hundreds of partitions of a dozen arrays each). A ``WEIGHT`` known to be constant over channels
+is stored without its ``frequency`` axis; :func:`open_store` broadcasts it back, so radiocal's
+readers always see canonical datasets.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -30,9 +33,9 @@ from radiocal.errors import InputError, OutputExistsError
 from radiocal.io import probe, rawchunks
 from radiocal.io import schema as S
 
-# 2: small coordinates in the partition attribute ``radiocal_coords``; channel-constant WEIGHT
-# stored as (time, baseline, polarization)
-STORE_VERSION = 2
+# 3: coordinates as zarr arrays with units (2 kept them in the attribute ``radiocal_coords``);
+# channel-constant WEIGHT stored as (time, baseline, polarization)
+STORE_VERSION = 3
 ZARR_FORMAT = 2
 # Every chunk is written: zarr's default compares each chunk with the fill value first, which cost
 # more CPU than writing the uncompressed visibilities themselves (1.3 s of 1.5 s for 0.5 GB).
@@ -175,19 +178,56 @@ def open_store(path, partitions=None) -> list[xr.Dataset]:
 def _open_partition(path, name: str) -> xr.Dataset:
     group = partition_path(path, name)
     probe.check_zarr_arrays(group)   # a short chunk file is a one-line error, not a crash later
-    try:
-        # The partition's own metadata files, not the store's consolidated metadata: that holds
-        # every partition, and parsing it once per partition made opening quadratic in their
-        # number (96 partitions of a 7.5 MB CARMA set: 22 s instead of 1.2 s at load 12)
-        ds = xr.open_zarr(group, consolidated=False, chunks={}, zarr_format=ZARR_FORMAT)
-    except (KeyError, ValueError, TypeError, OSError) as err:
-        raise InputError(f"{group}: damaged zarr metadata ({type(err).__name__}: {err})") from None
+    ds = _read_group(group)
+    if ds is None:    # an array radiocal did not write (filters, objects): through xarray
+        try:
+            # The partition's own metadata files, not the store's consolidated metadata: that
+            # holds every partition, and parsing it once per partition made opening quadratic
+            # in their number (96 partitions of a 7.5 MB CARMA set: 22 s instead of 1.2 s)
+            ds = xr.open_zarr(group, consolidated=False, chunks={}, zarr_format=ZARR_FORMAT)
+        except (KeyError, ValueError, TypeError, OSError) as err:
+            raise InputError(f"{group}: damaged zarr metadata ({type(err).__name__}: {err})") from None
+        ds = ds.assign_coords({name: ds[name].variable.load() for name in ds.coords})
     ds = _restore(ds, group)
     problem = S.schema_problem(ds)
     if problem:
         raise InputError(f"{group}: not a radiocal partition of store layout {STORE_VERSION} "
                          f"({problem})")
     return ds
+
+
+# Array attributes that ask a reader for CF decoding (xarray's ``to_zarr`` writes them; radiocal's
+# own writer never does): such a group is opened through xarray.
+_CF_ENCODED = frozenset({"_FillValue", "missing_value", "scale_factor", "add_offset", "calendar",
+                         "coordinates", "dtype", "_Unsigned", "_Encoding"})
+
+
+def _read_group(group: str) -> xr.Dataset | None:
+    """A partition group read with :func:`radiocal.io.rawchunks.open_array` (what
+    ``xarray.open_zarr`` gives, at a fraction of its cost: coordinates in memory, variables lazy
+    by stored chunk), or None when an array needs zarr-python."""
+    try:
+        with open(os.path.join(group, ".zattrs")) as f:
+            attrs = json.load(f)
+        entries = sorted(os.listdir(group))
+    except (OSError, ValueError) as err:
+        raise InputError(f"{group}: damaged zarr metadata ({type(err).__name__}: {err})") from None
+    coord_names = set(str(attrs.pop("coordinates", "")).split())
+    coords, data_vars = {}, {}
+    for entry in entries:
+        array_path = os.path.join(group, entry)
+        if not os.path.exists(os.path.join(array_path, ".zarray")):
+            continue
+        info = rawchunks.array_info(array_path)
+        if info is None:
+            return None
+        meta, dims, var_attrs = info
+        if _CF_ENCODED.intersection(var_attrs) or " since " in str(var_attrs.get("units", "")):
+            return None
+        is_coord = entry in coord_names or dims == (entry,)
+        values = rawchunks.open_array(array_path, meta, lazy=not is_coord)
+        (coords if is_coord else data_vars)[entry] = xr.Variable(dims, values, attrs=var_attrs)
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
 def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
@@ -208,8 +248,9 @@ def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
     staging = os.path.join(path, _STAGING_GROUP)
     if os.path.exists(staging):
         shutil.rmtree(staging)
+    # only the variables: the partition's coordinates stay as they are
     prepared = [_stored_chunks(
-        _prepare(ds[variables]).assign_attrs(_disk_attrs(_with_meaning(ds))),
+        _prepare(ds[variables].drop_vars(list(ds[variables].coords))).assign_attrs(_disk_attrs(ds)),
         partition_path(path, ds.attrs[S.ATTR_PARTITION]), spill_dir(path)) for ds in datasets]
     zarr.open_group(staging, mode="w", zarr_format=ZARR_FORMAT)
     writes = _lazy_writes(prepared, [os.path.join(staging, ds.attrs[S.ATTR_PARTITION])
@@ -281,25 +322,33 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
 
     :mod:`radiocal.io.rawchunks` creates the arrays and writes their chunk files (zarr-python
     takes ~4 ms per array created; a scan-rich MS has hundreds): visibilities raw, everything else
-    blosc-compressed as zarr-python would. A partition with a coordinate left after folding (too
-    large, or of a type JSON cannot hold) is written by xarray's ``to_zarr``, its visibilities
-    still raw.
+    blosc-compressed as zarr-python would; coordinates (small) are written now, whole, as one
+    chunk. A partition with a coordinate of another kind (objects, scalars) is written by
+    xarray's ``to_zarr``, its visibilities still raw.
     """
     writes = []
     for ds, group_path in zip(datasets, group_paths):
-        if not ds.coords:
-            ours = list(ds.data_vars)
+        if all(_plain(var) for var in ds.coords.values()):
+            ours = list(ds.data_vars) + list(ds.coords)
             if os.path.exists(group_path):
                 shutil.rmtree(group_path)
             rawchunks.create_group(group_path, json_ready(ds.attrs))
         else:
             ours = [name for name in _UNCOMPRESSED if name in ds.data_vars]
-            writes.append(ds.drop_vars(ours).to_zarr(
+            rest = ds.drop_vars(ours)
+            rest.attrs.pop("coordinates", None)   # xarray writes its own
+            writes.append(rest.to_zarr(
                 group_path, mode="w", compute=False, consolidated=False, **_WRITE_OPTIONS))
         for name in ours:
             var = ds[name].variable
-            data = _as_dask(var)
             codec = None if name in _UNCOMPRESSED else _COMPRESSOR
+            if name in ds.coords:
+                values = np.asarray(var.values)
+                writer = rawchunks.create_array(group_path, name, values, var.dims,
+                                                json_ready(var.attrs), codec)
+                writer[(slice(None),) * values.ndim] = values
+                continue
+            data = _as_dask(var)
             writer = rawchunks.create_array(group_path, name, data, var.dims,
                                             json_ready(var.attrs), codec)
             writes.append(da.store(data, writer, lock=False, compute=False))
@@ -330,10 +379,6 @@ def json_ready(value):
     return value
 
 
-# Coordinates up to this many elements travel in the partition's attributes (JSON, exact for
-# float64) instead of as zarr arrays of their own: a few files less per coordinate and partition.
-_MAX_FOLDED_SIZE = 2**17
-_COORDS_ATTR = "radiocal_coords"
 # Visibilities are noise-like and compress by a few per cent at best: store them raw, as casacore
 # does, and read and write their chunk files directly. Flags and weights compress very well and
 # keep the default compressor.
@@ -379,9 +424,10 @@ def channel_free(array):
     return marker[1]
 
 
-def _foldable(var: xr.Variable) -> bool:
-    # Whatever holds them (``Dataset.chunk`` turns non-index coordinates into dask arrays)
-    return var.dtype.kind in "biufU" and var.size <= _MAX_FOLDED_SIZE
+def _plain(var: xr.Variable) -> bool:
+    """Numbers or fixed-width strings, not a scalar: an array :mod:`radiocal.io.rawchunks`
+    writes and reads."""
+    return var.dtype.kind in "biufU" and var.ndim > 0
 
 
 def _meaning(ds: xr.Dataset) -> dict:
@@ -411,47 +457,45 @@ def _prepare(ds: xr.Dataset) -> xr.Dataset:
         compact = channel_free(ds[S.WEIGHT].data)
         if compact is not None:
             ds[S.WEIGHT] = xr.Variable(_COMPACT_WEIGHT_DIMS, compact, attrs=ds[S.WEIGHT].attrs)
-    return fold_coords(_with_meaning(ds))
-
-
-def fold_coords(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` with its small coordinates moved into the attribute ``radiocal_coords`` (JSON,
-    exact for float64): fewer zarr arrays to create, each of which costs more than its data.
-    Undone by :func:`unfold_coords`."""
-    out = ds.drop_vars([name for name, var in ds.coords.items() if _foldable(var.variable)])
-    out.attrs = _disk_attrs(ds)
-    return out
-
-
-def unfold_coords(ds: xr.Dataset) -> xr.Dataset:
-    """``ds`` with the coordinates :func:`fold_coords` put into its attributes back in place
-    (unchanged when there are none)."""
-    out = ds.copy(deep=False)
-    out.attrs = dict(ds.attrs)
-    folded = out.attrs.pop(_COORDS_ATTR, {})
-    return out.assign_coords({
-        name: xr.Variable(c["dims"], np.asarray(c["values"], dtype=np.dtype(c["dtype"])),
-                          attrs=c.get("attrs"))
-        for name, c in folded.items()})
+    ds = _with_meaning(ds)
+    ds.attrs = _disk_attrs(ds)
+    return ds
 
 
 def _disk_attrs(ds: xr.Dataset) -> dict:
-    """A partition's attributes on disk: its own plus its small coordinates."""
+    """A group's attributes on disk: its own, plus (CF's ``coordinates``, as xarray writes it)
+    the names of its coordinates that are not dimensions, so any xarray reader takes them for
+    coordinates."""
     attrs = dict(ds.attrs)
-    attrs[_COORDS_ATTR] = {
-        name: {"dims": list(var.dims), "dtype": var.dtype.str, "values": var.values.tolist(),
-               **({"attrs": dict(var.attrs)} if var.attrs else {})}
-        for name, var in ds.coords.items() if _foldable(var.variable)}
+    others = [name for name in ds.coords if name not in ds.dims]
+    if others:
+        attrs["coordinates"] = " ".join(others)
     return attrs
+
+
+def write_group(ds: xr.Dataset, group_path) -> None:
+    """Write a small in-memory dataset (a calibration table's spw) as a zarr group the way the
+    store writes partitions: coordinates as arrays, any xarray reader opens it."""
+    dask.compute(*_lazy_writes([ds.assign_attrs(_disk_attrs(ds))], [os.fspath(group_path)]),
+                 scheduler="sync")
+
+
+def read_group(group_path) -> xr.Dataset:
+    """A group :func:`write_group` wrote, in memory."""
+    group_path = os.fspath(group_path)
+    ds = _read_group(group_path)
+    if ds is None:
+        ds = xr.open_zarr(group_path, consolidated=False, chunks=None, zarr_format=ZARR_FORMAT)
+    return ds.load(scheduler="sync")
 
 
 def _restore(ds: xr.Dataset, group_path: str) -> xr.Dataset:
     """The canonical dataset from its on-disk form (see :func:`_prepare`)."""
     for name in _UNCOMPRESSED:
-        raw = rawchunks.open_raw(os.path.join(group_path, name)) if name in ds else None
-        if raw is not None:
-            ds[name] = ds[name].copy(data=raw)
-    ds = unfold_coords(ds)
+        if name in ds and not rawchunks.is_raw(ds[name].data):   # opened by zarr
+            raw = rawchunks.open_raw(os.path.join(group_path, name))
+            if raw is not None:
+                ds[name] = ds[name].copy(data=raw)
     for name, attrs in _meaning(ds).items():
         # radiocal's datasets keep units in the schema, not on every copy (see _prepare)
         var = ds.variables[name]
