@@ -83,7 +83,8 @@ class Engine:
     ----------
     scheduler : str, optional
         ``"tcp://HOST:PORT"`` to use a running dask scheduler; ``"sync"`` or ``"threads"`` for
-        in-process execution without distributed (tests, debugging). None starts a cluster.
+        in-process execution without distributed (a thread per core, or ``threads_per_worker``).
+        None starts a cluster.
     cluster : {"local", "slurm", "pbs", "sge"}
         What to start when ``scheduler`` is None: an embedded ``distributed.LocalCluster``
         (default) or dask-jobqueue workers submitted to a batch system.
@@ -192,7 +193,7 @@ class Engine:
             info["workers"] = len(workers)
             info["threads"] = sum(w["nthreads"] for w in workers.values())
         elif self.kind == "threads":
-            info["threads"] = _usable_cores()
+            info["threads"] = self._in_process_threads()
         if self.budget is not None:
             info["chunk_bytes"] = self.budget
         return info
@@ -213,7 +214,8 @@ class Engine:
         stack = contextlib.ExitStack()
         try:
             if self.kind in ("sync", "threads"):
-                stack.enter_context(dask.config.set(scheduler=IN_PROCESS[self.scheduler]))
+                stack.enter_context(dask.config.set(scheduler=IN_PROCESS[self.scheduler],
+                                                    num_workers=self._in_process_threads()))
                 log.info("engine: in-process %s scheduler", self.kind)
             else:
                 self._start_distributed(stack)
@@ -242,8 +244,7 @@ class Engine:
     def _worker_memory(self) -> tuple[float | None, int]:
         """Memory limit and threads of the tightest worker (least memory per thread)."""
         if self.kind in ("sync", "threads"):
-            threads = 1 if self.kind == "sync" else _usable_cores()
-            return psutil.virtual_memory().available, threads
+            return psutil.virtual_memory().available, self._in_process_threads()
         if self.kind in ("slurm", "pbs", "sge"):
             # Jobs may not have started yet: the job's request is what its workers will get
             return self.job_memory, self.cores
@@ -253,6 +254,11 @@ class Engine:
         if not limits:
             return None, 1
         return min(limits, key=lambda pair: pair[0] / pair[1])
+
+    def _in_process_threads(self) -> int:
+        if self.kind == "sync":
+            return 1
+        return self.threads_per_worker or _usable_cores()
 
     def _start_distributed(self, stack: contextlib.ExitStack) -> None:
         from distributed import Client

@@ -240,11 +240,14 @@ class PipelineRunner:
             record = {"key": key, "index": step.index, "name": step.spec.name, "kind": step.spec.kind,
                       "chain": digest, "config": ckpt.config_dict(step.config), "inputs": identities,
                       "radiocal_version": __version__, "status": "running", "started": _now()}
-            t0 = time.monotonic()
+            t0, cpu0 = time.monotonic(), time.process_time()
             with MemoryMonitor(self.engine) as memory:
                 self._execute(step, record)
+            # CPU of this process (in-process workers included; worker processes are not): on a
+            # shared machine the figure to compare between runs, where wall time is not.
             record.update(status="complete", finished=_now(),
                           wall_time_s=round(time.monotonic() - t0, 3),
+                          cpu_time_s=round(time.process_time() - cpu0, 3),
                           peak_memory_bytes=memory.peak_rss,
                           peak_worker_memory_bytes=memory.peak_workers)
             # The record is written only after the step's output is in the store.
@@ -258,7 +261,7 @@ class PipelineRunner:
     def _summary(record: dict, status: str) -> dict:
         return {"step": record.get("name"), "index": record.get("index"), "status": status,
                 "config": record.get("config"), "chain": record.get("chain"),
-                "wall_time_s": record.get("wall_time_s"),
+                "wall_time_s": record.get("wall_time_s"), "cpu_time_s": record.get("cpu_time_s"),
                 "peak_memory_bytes": record.get("peak_memory_bytes"),
                 "peak_worker_memory_bytes": record.get("peak_worker_memory_bytes"),
                 "overwrites": record.get("overwrites", []), "creates": record.get("creates", [])}
