@@ -72,7 +72,9 @@ def register_step(name: str, config_class: type, kind: str = "transform"):
 
 
 def get_step(name: str) -> StepSpec:
-    _load_builtin_steps()
+    # Only the step modules up to the one registering ``name``: `radiocal convert` needs none of
+    # flagging's, calibration's or the report's imports.
+    _load_builtin_steps(until=name)
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -117,12 +119,14 @@ _STEP_MODULES = (
 _FAILED: dict[str, str] = {}
 
 
-def _load_builtin_steps() -> None:
+def _load_builtin_steps(until: str | None = None) -> None:
     import importlib
     import importlib.util
     import os
 
     for module in _STEP_MODULES:
+        if until in _REGISTRY:
+            return
         if module in _FAILED or importlib.util.find_spec(module) is None:
             continue
         try:

@@ -6,6 +6,8 @@ import threading
 import time
 
 import dask
+import dask.local
+import dask.threaded
 import numpy as np
 import psutil
 import pytest
@@ -26,11 +28,11 @@ from .engine_testing import assert_same_outputs, chain, listening_addresses, loa
 def test_in_process_engines_set_and_restore_the_scheduler():
     before = dask.config.get("scheduler", None)
     with Engine(scheduler="sync") as engine:
-        assert dask.config.get("scheduler") == "synchronous"
+        assert dask.config.get("scheduler") is dask.local.get_sync
         assert engine.describe() == {"kind": "sync", "chunk_bytes": engine.budget} and not engine.distributed
         assert engine.compute(dask.delayed(sum)([1, 2])) == (3,)
     with Engine(scheduler="threads"):
-        assert dask.config.get("scheduler") == "threads"
+        assert dask.config.get("scheduler") is dask.threaded.get
     assert dask.config.get("scheduler", None) == before
 
 
