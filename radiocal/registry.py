@@ -126,7 +126,7 @@ def _load_builtin_steps(until: str | None = None) -> None:
 
     for module in _STEP_MODULES:
         if until in _REGISTRY:
-            return
+            break
         if module in _FAILED or importlib.util.find_spec(module) is None:
             continue
         try:
