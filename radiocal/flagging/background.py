@@ -7,8 +7,10 @@ background towards itself, and short or edge stretches, where the prediction ext
 not mistaken for outliers. Plain numpy in and out; no dask or xarray.
 
 Speed: the window sums of the normal equations are accumulated offset by offset over whole rows
-(shifted-array convolutions that vectorize) and each sample's small system is solved in closed
-form, so a fit costs a few tens of nanoseconds per sample; robust statistics are in ``robust.py``.
+(shifted-array convolutions that vectorize), the moments and solves once per distinct weighting
+of a lane (lanes weighted alike share them), and each sample's small system is solved in closed
+form, so a fit costs a few tens of nanoseconds per sample; robust statistics are in
+``robust.py``.
 """
 
 from __future__ import annotations
@@ -243,17 +245,84 @@ def _add_powers(acc, n_powers, padded, start, k, tap, n):
 
 
 @numba.njit(**JIT)
+def _same_lane(weights, in_var, with_var, a, b):
+    """Whether lanes ``a`` and ``b`` enter :func:`_loess`'s normal equations alike: the same
+    positive weights (a weight <= 0 or NaN is none) and, for the variance, the same ``in_var``
+    where weighted."""
+    for i in range(weights.shape[0]):
+        wa, wb = weights[i, a], weights[i, b]
+        wa = wa if wa > 0.0 else 0.0
+        wb = wb if wb > 0.0 else 0.0
+        if wa != wb:
+            return False
+        if with_var and wa > 0.0 and in_var[i, a] != in_var[i, b]:
+            return False
+    return True
+
+
+@numba.njit(**JIT)
+def _distinct_lanes(weights, in_var, with_var):
+    """Lanes with the same normal equations (:func:`_same_lane`), which one solve serves.
+
+    Returns ``(rep, first)``: lane ``j`` is solved as distinct lane ``rep[j]``, whose first lane
+    is ``first[rep[j]]``. Lanes are keyed by a weighted sum of their weights, sorted, and only
+    lanes with equal keys compared (linear in the lanes, not quadratic).
+    """
+    n, lanes = weights.shape
+    key = np.zeros(lanes)
+    for i in range(n):
+        # Irrational steps: two different weight patterns rarely share a key.
+        c = 1.0 + (i * 0.6180339887498949) % 1.0
+        for j in range(lanes):
+            w = weights[i, j]
+            if w > 0.0:
+                key[j] += c * w
+                if with_var:
+                    key[j] += c * c * in_var[i, j]
+    order = np.argsort(key)
+    rep = np.empty(lanes, np.int64)
+    first = np.empty(lanes, np.int64)
+    n_distinct = 0
+    run = 0  # the first distinct lane with the current key
+    for k in range(lanes):
+        j = order[k]
+        if k == 0 or key[j] != key[order[k - 1]]:
+            run = n_distinct
+        found = -1
+        for m in range(run, n_distinct):
+            if _same_lane(weights, in_var, with_var, j, first[m]):
+                found = m
+                break
+        if found < 0:
+            first[n_distinct] = j
+            found = n_distinct
+            n_distinct += 1
+        rep[j] = found
+    return rep, first[:n_distinct]
+
+
+@numba.njit(**JIT)
 def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
     """:func:`loess_lanes` of a stack ``values`` (group, sample, lane) whose groups share
     ``weights`` and ``in_var`` (sample, lane), such as a spectrum's real and imaginary parts:
     the normal equations' moments, their solution and the variance are the groups', so each
-    further group adds only its right-hand sides and one multiply-add per sample. Returns
-    ``fit`` (group, sample, lane), ``support`` and ``var`` (sample, lane); ``with_var`` False
-    skips the variance (returned as zeros)."""
+    further group adds only its right-hand sides and one multiply-add per sample. Lanes with the
+    same weights (the correlations of a spectrum, unflagged spectra) share them too: moments and
+    solves are computed once per distinct lane (:func:`_distinct_lanes`), with the same
+    arithmetic, so the result is that of solving every lane. Returns ``fit`` (group, sample,
+    lane), ``support`` and ``var`` (sample, lane); ``with_var`` False skips the variance
+    (returned as zeros)."""
     n_g, n, lanes = values.shape
     half = int(math.ceil(3.0 * sigma))
     n_mom = 2 * degree + 1
     general = degree > 3
+    rep, first = np.arange(lanes), np.arange(lanes)
+    if not general:
+        rep, first = _distinct_lanes(weights, in_var, with_var)
+        if first.size == lanes:
+            # All distinct: the lanes in their own order, nothing to gather.
+            rep, first = np.arange(lanes), np.arange(lanes)
+    n_u = first.size
     # The closed-form solvers write every sample; the general one only those with neighbours.
     fit = np.full((n_g, n, lanes), np.nan) if general else np.empty((n_g, n, lanes))
     support = np.zeros((n, lanes)) if general else np.empty((n, lanes))
@@ -262,29 +331,33 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
     # w_j kern(x) x^p, so every sum is a convolution of the weighted samples with the taps
     # kern(k) k^p: accumulate them offset by offset over the whole plane (all lanes at once,
     # contiguous, vectorized), pairing +k with -k, then solve each sample's small system.
-    w_pad = np.zeros((n + 2 * half, lanes))
+    # Weights (and their sums) per distinct lane, right-hand sides per lane.
+    w_pad = np.zeros((n + 2 * half, n_u))
     y_pad = np.zeros((n_g, n + 2 * half, lanes))
     # Variance and neighbour-count sums only where they are used (a third of a plain fit's
     # sums are the variance's).
-    v_pad = np.zeros((n + 2 * half if with_var else 0, lanes))
+    v_pad = np.zeros((n + 2 * half if with_var else 0, n_u))
     c_pad = np.zeros((n + 2 * half if general else 0, lanes))
     for i in range(n):
         for j in range(lanes):
             w = weights[i, j]
             ok = w > 0.0
-            w_pad[half + i, j] = w if ok else 0.0
             for g in range(n_g):
                 y_pad[g, half + i, j] = w * values[g, i, j] if ok else 0.0
-            if with_var:
-                v_pad[half + i, j] = w * w * in_var[i, j] if ok else 0.0
             if general:
                 c_pad[half + i, j] = 1.0 if ok else 0.0
+        for u in range(n_u):
+            w = weights[i, first[u]]
+            ok = w > 0.0
+            w_pad[half + i, u] = w if ok else 0.0
+            if with_var:
+                v_pad[half + i, u] = w * w * in_var[i, first[u]] if ok else 0.0
     # At least the rows of degree 2 (zero beyond ``degree``) for :func:`_solve_small`.
-    mom = np.zeros((max(n_mom, 5), n, lanes))
+    mom = np.zeros((max(n_mom, 5), n, n_u))
     rhs = np.zeros((n_g, max(degree + 1, 3), n, lanes))
     # var = sum_j l_j^2 in_var_j with l_j = w_j kern sum_k a_k x^k expands into
     # sum_p (sum_{k+m=p} a_k a_m) q_p, q_p = sum_j w_j^2 kern^2 in_var_j x^p.
-    q = np.zeros((max(n_mom, 5), n if with_var else 1, lanes if with_var else 1))
+    q = np.zeros((max(n_mom, 5), n if with_var else 1, n_u if with_var else 1))
     # Neighbour counts, needed by the general solver only.
     count = np.zeros((1, n if general else 0, lanes))
     if not leave_out:
@@ -306,19 +379,43 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
             _add_powers(count, 1, c_pad, half, k, 1.0, n)
     size = n * lanes
     if not general:
-        flat_mom = mom.reshape(mom.shape[0], size)
+        size_u = n * n_u
+        flat_mom = mom.reshape(mom.shape[0], size_u)
         flat_q = q.reshape(q.shape[0], q.shape[1] * q.shape[2])
-        coef = np.empty((degree + 1 if degree == 3 else 3, size))
+        coef = np.empty((degree + 1 if degree == 3 else 3, size_u))
+        shared = n_u < lanes
+        # With shared solves the solver's own fit is not used: every group's comes from the
+        # coefficients below.
+        rhs_0 = (np.zeros((rhs.shape[1], size_u)) if shared
+                 else rhs[0].reshape(rhs.shape[1], size))
+        fit_0 = np.empty(size_u) if shared else fit[0].reshape(size)
+        support_u = np.empty((n, n_u)) if shared else support
+        var_u = np.zeros((n, n_u)) if shared else var
         if degree == 3:
-            _solve_cubic(flat_mom, rhs[0].reshape(rhs.shape[1], size), flat_q, with_var,
-                         fit[0].reshape(size), support.reshape(size), var.reshape(size), coef)
+            _solve_cubic(flat_mom, rhs_0, flat_q, with_var, fit_0, support_u.reshape(size_u),
+                         var_u.reshape(size_u), coef)
         else:
-            _solve_small(flat_mom, rhs[0].reshape(rhs.shape[1], size), flat_q, degree,
-                         with_var, fit[0].reshape(size), support.reshape(size),
-                         var.reshape(size), coef)
-        for g in range(1, n_g):
-            _fit_from_coefficients(coef, flat_mom[0], rhs[g].reshape(rhs.shape[1], size),
-                                   fit[g].reshape(size))
+            _solve_small(flat_mom, rhs_0, flat_q, degree, with_var, fit_0,
+                         support_u.reshape(size_u), var_u.reshape(size_u), coef)
+        if not shared:
+            for g in range(1, n_g):
+                _fit_from_coefficients(coef, flat_mom[0], rhs[g].reshape(rhs.shape[1], size),
+                                       fit[g].reshape(size))
+            return fit, support, var
+        # Each lane takes its distinct lane's solution.
+        coef_u = coef.reshape(coef.shape[0], n, n_u)
+        coef_all = np.empty((coef.shape[0], n, lanes))
+        for i in range(n):
+            for j in range(lanes):
+                u = rep[j]
+                for p in range(coef.shape[0]):
+                    coef_all[p, i, j] = coef_u[p, i, u]
+                support[i, j] = support_u[i, u]
+                var[i, j] = var_u[i, u]
+        flat_coef = coef_all.reshape(coef.shape[0], size)
+        for g in range(n_g):
+            _fit_from_coefficients(flat_coef, support.reshape(size),
+                                   rhs[g].reshape(rhs.shape[1], size), fit[g].reshape(size))
         return fit, support, var
     coef = np.zeros(degree + 1)
     moments = np.empty(n_mom)
@@ -443,6 +540,22 @@ def _abs_median(values, fit, weights):
 
 
 @numba.njit(**JIT)
+def robust_start(values, weights, fit, sigma):
+    """The start of bisquare reweighting, in place on ``fit`` (sample, lane), a plain fit of
+    ``values``: robustness weights need a first fit that strong RFI has not dragged. A
+    least-squares LOESS follows steep bandpass edges but is pulled by RFI covering much of a
+    short axis; a running median (+/- 2 ``sigma``) resists the RFI but is biased on slopes. Per
+    lane, whichever leaves the smaller median absolute residual."""
+    med = running_median_lanes(values, weights, max(1, int(math.ceil(2.0 * sigma))))
+    valid = weights > 0.0
+    from_median = lane_medians(np.abs(values - med), valid)
+    from_fit = lane_medians(np.abs(values - fit), valid)
+    for j in range(values.shape[1]):
+        if from_median[j] < from_fit[j]:
+            fit[:, j] = med[:, j]
+
+
+@numba.njit(**JIT)
 def robust_loess_stack(values, weights, sigma, robust_iterations, degree, in_var):
     """Robust LOESS along the sample axis (see :func:`loess_lanes`: bisquare reweighting, then a
     final leave-one-out fit) of each group of ``values`` (group, sample, lane), all starting from
@@ -461,17 +574,7 @@ def robust_loess_stack(values, weights, sigma, robust_iterations, degree, in_var
         w = weights
         if robust_iterations > 0:
             fit = first[g]
-            # Robustness weights need a first fit that strong RFI has not dragged. A
-            # least-squares LOESS follows steep bandpass edges but is pulled by RFI covering much
-            # of a short axis; a running median resists the RFI but is biased on slopes. Per lane
-            # we start from whichever leaves the smaller median absolute residual.
-            med = running_median_lanes(v, weights, max(1, int(math.ceil(2.0 * sigma))))
-            valid = weights > 0.0
-            from_median = lane_medians(np.abs(v - med), valid)
-            from_fit = lane_medians(np.abs(v - fit), valid)
-            for j in range(lanes):
-                if from_median[j] < from_fit[j]:
-                    fit[:, j] = med[:, j]
+            robust_start(v, weights, fit, sigma)
             for it in range(robust_iterations):
                 scale = MAD_TO_SIGMA * _abs_median(v, fit, weights)
                 w = _bisquare(v - fit, scale, weights)
