@@ -24,34 +24,39 @@ LANES = 512
 @numba.njit(**JIT)
 def _select(a, lo, hi, k):
     """Reorder ``a[lo:hi + 1]`` so that ``a[k]`` holds its k-th smallest value, everything before
-    it no larger and everything after no smaller (Hoare's quickselect, median-of-three pivots;
-    no NaN); returns ``a[k]``."""
-    while hi - lo > 16:
+    it no larger and everything after no smaller (quickselect, median-of-three pivots; no NaN);
+    returns ``a[k]``.
+
+    The partitions are branch-free (Lomuto's, every element swapped and the boundary advanced by
+    the comparison), then the pivot's equals are gathered the same way: residuals of fresh data
+    made a branching partition mispredict about every other comparison, and the medians took
+    ~3x longer than on repeated data (robust fits of the 48 x 6 LWA-like set's spectra: their
+    medians and bisquare weights 468 -> 329 us per baseline).
+    """
+    while hi - lo > 6:
         mid = (lo + hi) // 2
-        # order a[lo], a[mid], a[hi]: the median of three is the pivot and bounds both scans
-        if a[mid] < a[lo]:
-            a[mid], a[lo] = a[lo], a[mid]
-        if a[hi] < a[lo]:
-            a[hi], a[lo] = a[lo], a[hi]
-        if a[hi] < a[mid]:
-            a[hi], a[mid] = a[mid], a[hi]
-        pivot = a[mid]
-        i, j = lo, hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
+        x, y, z = a[lo], a[mid], a[hi]
+        pivot = max(min(x, y), min(max(x, y), z))
+        # a[lo:j] < pivot <= a[j:i]
+        j = lo
+        for i in range(lo, hi + 1):
+            v = a[i]
+            a[i] = a[j]
+            a[j] = v
+            j += v < pivot
+        if k < j:
+            hi = j - 1
+            continue
+        # a[j:e] == pivot < a[e:i] (the pivot is one of the values: at least one equal)
+        e = j
+        for i in range(j, hi + 1):
+            v = a[i]
+            a[i] = a[e]
+            a[e] = v
+            e += v <= pivot
+        if k < e:
             return a[k]
+        lo = e
     for i in range(lo + 1, hi + 1):      # a short range: insertion sort
         v = a[i]
         j = i - 1
