@@ -34,15 +34,9 @@ import numba
 import numpy as np
 
 from radiocal.engine.numba import JIT
-from radiocal.flagging.background import (
-    _abs_median,
-    _bisquare,
-    _loess,
-    robust_loess_stack,
-    robust_start,
-)
+from radiocal.flagging.background import _loess, robust_loess_stack
 from radiocal.flagging.kernels import _row_peaks, _sumthreshold_rows
-from radiocal.flagging.robust import MAD_TO_SIGMA, median_scratch
+from radiocal.flagging.robust import median_scratch
 
 # Acklam's rational approximation of the normal quantile (relative error < 1.2e-9).
 _A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
@@ -106,50 +100,22 @@ def _parts(re, im):
 
 
 @numba.njit(**JIT)
-def _robust_fit(parts, weights, width, robust_iterations, degree):
-    """Robust leave-one-out LOESS of a stack of spectra's parts (part, channel, row): bisquare
-    reweighting from :func:`radiocal.flagging.background.robust_start`, then the final
-    leave-one-out fit; returns its ``(fit, var)``.
-
-    The robustness weight of a sample is the least of its parts', as a flag would be: an
-    outlier in either part weighs nothing in both, and both parts share one set of normal
-    equations (per-part weights cost a solve per part and row). Flags as with per-part weights
-    within noise (48 dipoles x 6 integrations: 52 of 5.2 M samples differ). Sharing them also
-    across the correlations of an integration flagged more (352 dipoles, 1 integration:
-    5.44% -> 6.37% of the samples), so they are not.
-    """
-    n_g = parts.shape[0]
-    ones = np.ones(weights.shape)
-    fit, _, _ = _loess(parts, weights, width, degree, False, ones, False)
-    for g in range(n_g):
-        robust_start(parts[g], weights, fit[g], width)
-    w = weights
-    for it in range(robust_iterations):
-        w = weights.copy()
-        for g in range(n_g):
-            scale = MAD_TO_SIGMA * _abs_median(parts[g], fit[g], weights)
-            w = np.minimum(w, _bisquare(parts[g] - fit[g], scale, weights))
-        if it < robust_iterations - 1:
-            fit, _, _ = _loess(parts, w, width, degree, False, ones, False)
-    fit, _, var = _loess(parts, w, width, degree, True, ones, True)
-    return fit, var
-
-
-@numba.njit(**JIT)
 def _complex_fit(re, im, weights, width, robust_iterations, degree, edges):
     """Leave-one-out LOESS of both parts, each segment ``edges[k]:edges[k + 1]`` of the channels
-    on its own (robust: :func:`_robust_fit`); returns the squared prediction error over its
-    variance, ``(dr^2 + di^2) / (1 + var)`` (NaN where nothing is in reach)."""
+    on its own; returns the squared prediction error over its variance,
+    ``(dr^2 + di^2) / (1 + var)`` (NaN where nothing is in reach)."""
     out = np.empty(re.shape)
     for k in range(edges.size - 1):
         lo, hi = edges[k], edges[k + 1]
         parts = _parts(re[:, lo:hi], im[:, lo:hi])
         w_t = weights[:, lo:hi].T.copy()
+        ones = np.ones(w_t.shape)
         if robust_iterations > 0:
-            fit, var = _robust_fit(parts, w_t, width, robust_iterations, degree)
+            fit, _, both = robust_loess_stack(parts, w_t, width, robust_iterations, degree, ones)
+            var = np.maximum(both[0], both[1])
         else:
             # Same weights for both parts: one variance serves both.
-            fit, _, var = _loess(parts, w_t, width, degree, True, np.ones(w_t.shape), True)
+            fit, _, var = _loess(parts, w_t, width, degree, True, ones, True)
         for j in range(hi - lo):
             for i in range(re.shape[0]):
                 dr = parts[0, j, i] - fit[0, j, i]
