@@ -73,7 +73,7 @@ def child_radiocal(path: str) -> None:
 
     from radiocal.calibration.dataset import solve
     from radiocal.calibration.jones import ApplyTable, apply
-    from radiocal.io import schema as S
+    from radiocal.store import schema as S
     from radiocal.io.ms import read_ms
 
     def nvis(datasets):
@@ -112,8 +112,8 @@ def child_sky(store: str, threads: str, chunk_mb: str, work: str) -> None:
     from radiocal.budget import chunk_budget
     from radiocal.calibration.skycal import SkyBandpassConfig, sky_bandpass_step
     from radiocal.engine.context import StepContext
-    from radiocal.io import schema as S
-    from radiocal.io.store import open_store
+    from radiocal.store import schema as S
+    from radiocal.store.zarr_store import open_store
 
     datasets = open_store(store)
     nvis = sum(math.prod(ds[S.VISIBILITY].shape) for ds in datasets)

@@ -102,7 +102,7 @@ def child_radiocal(path: str, skymodel: str, timeavg: int) -> None:
 
     from radiocal.dynspec.config import DynspecConfig
     from radiocal.dynspec.dataset import dynamic_spectrum
-    from radiocal.io import schema as S
+    from radiocal.store import schema as S
     from radiocal.io.ms import read_ms
 
     def once():

@@ -87,7 +87,7 @@ def _scores(good, after, rfi):
 def child_simulate(path: str, n_antennas: int, n_integrations: int) -> None:
     import numpy as np
 
-    from radiocal.io import schema as S
+    from radiocal.store import schema as S
     from radiocal.io.testing import SimConfig, simulate_ms
     from radiocal.io.testing.config import PointSource
 
@@ -110,7 +110,7 @@ def child_radiocal(ms: str, threads: int) -> None:
     import numpy as np
 
     from radiocal.flagging.strategy import apply_strategy, load_strategy
-    from radiocal.io import schema as S
+    from radiocal.store import schema as S
     from radiocal.io.ms import read_ms
 
     datasets = [ds.persist() for ds in read_ms(ms)]

@@ -66,7 +66,7 @@ def child_radiocal(ms: str, threads: int) -> None:
     import dask
 
     from radiocal.flagging.strategy import apply_strategy, load_strategy
-    from radiocal.io import schema as S
+    from radiocal.store import schema as S
     from radiocal.io.ms import read_ms
 
     start = time.perf_counter()

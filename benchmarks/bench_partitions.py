@@ -59,7 +59,7 @@ simulate_ms(sys.argv[1], SimConfig(n_antennas=n_ant, spws=((30e9, 31.25e6, n_cha
 
 SHAPE = """
 import json, sys
-from radiocal.io.store import open_store
+from radiocal.store.zarr_store import open_store
 dss = open_store(sys.argv[1])
 ds = dss[0]
 print(json.dumps({"partitions": len(dss), "cells": sum(int(d.FLAG.size) for d in dss),

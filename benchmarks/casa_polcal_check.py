@@ -60,8 +60,8 @@ def main(argv=None):
     from radiocal.calibration.polapply import apply_polarized
     from radiocal.calibration.polflow import solve_polarization_terms
     from radiocal.calibration.workflow import CalibrateConfig, solve_sequence
-    from radiocal.io import caltables as C
-    from radiocal.io import schema as S
+    from radiocal.store import caltables as C
+    from radiocal.store import schema as S
     from radiocal.io.ms import read_ms
     from radiocal.io.testing import SimConfig, simulate_ms
     from radiocal.io.testing.config import DEFAULT_FIELDS, VLA_START

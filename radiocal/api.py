@@ -64,7 +64,7 @@ def open(path, **read_options):  # noqa: A001 - radiocal.open reads like the bui
         Canonical partitions (``VISIBILITY (time, baseline, frequency, polarization)`` ...),
         dask-backed: nothing has been computed.
     """
-    from radiocal.io import store
+    from radiocal.store import zarr_store
 
     if isinstance(path, (list, tuple)):
         from radiocal.io.ms import read_ms
@@ -73,16 +73,16 @@ def open(path, **read_options):  # noqa: A001 - radiocal.open reads like the bui
     path = Path(os.fspath(path)).expanduser()
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
-    if not store.is_store(path) and store.is_store(path / "store.zarr"):
+    if not zarr_store.is_store(path) and zarr_store.is_store(path / "store.zarr"):
         path = path / "store.zarr"
-    if store.is_store(path):
+    if zarr_store.is_store(path):
         from radiocal.engine.checkpoint import incomplete_steps
 
         interrupted = incomplete_steps(path)
         if interrupted:
             raise InputError(f"{path}: step {interrupted[0]} was interrupted; "
                              "run the same radiocal run again to finish it")
-        return store.open_store(path)
+        return zarr_store.open_store(path)
     from radiocal.io.ms import read_ms
 
     return read_ms(path, **read_options)
@@ -91,7 +91,7 @@ def open(path, **read_options):  # noqa: A001 - radiocal.open reads like the bui
 def to_store(datasets, path, overwrite: bool = False) -> str:
     """Compute ``datasets`` into a new radiocal store at ``path`` (as ``radiocal run`` writes
     after its source step); :func:`open` reads it back lazily. Returns the store's path."""
-    from radiocal.io.store import write_store
+    from radiocal.store.zarr_store import write_store
 
     return write_store(list(datasets), path, overwrite=overwrite)
 

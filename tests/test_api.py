@@ -22,7 +22,7 @@ def readme_library_script() -> str:
 
 
 def test_readme_library_script_runs_as_written(tmp_path, monkeypatch):
-    from radiocal.io import schema as S
+    from radiocal.store import schema as S
     from radiocal.io.ms import write_ms
     from radiocal.io.testing import SimConfig, simulate
 

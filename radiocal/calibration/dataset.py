@@ -1,7 +1,7 @@
 """Calibration on canonical datasets: solve G/T/B/K tables and apply chains of tables.
 
 ``solve(datasets, "G", solint="int", ...) -> table`` (a list of per-spw datasets in the layout of
-:mod:`radiocal.io.caltables`) and ``apply(datasets, [ApplyTable(table, ...), ...]) -> datasets``.
+:mod:`radiocal.store.caltables`) and ``apply(datasets, [ApplyTable(table, ...), ...]) -> datasets``.
 Solving computes (a table is a small reduction of the data; :func:`solve_graph` is the lazy part);
 applying is lazy.
 """
@@ -22,8 +22,8 @@ from radiocal.calibration.intervals import assign_cells, parse_combine, parse_so
 from radiocal.calibration.jones import chain_jones, data_hands
 from radiocal.calibration.models import model_visibilities
 from radiocal.errors import ConfigError, SelectionError
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from radiocal.errors import ConfigError
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 
 @dataclass(frozen=True)

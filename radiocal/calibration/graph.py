@@ -16,8 +16,8 @@ from dask.base import tokenize
 from radiocal.budget import DEFAULT_LIMIT_BYTES, chunk_bytes, chunk_limit
 from radiocal.calibration import kernels as K
 from radiocal.calibration import delay_graph, reduce
-from radiocal.io import rawchunks
-from radiocal.io.store import channel_free
+from radiocal.store import rawchunks
+from radiocal.store.zarr_store import channel_free
 
 MODE_DELAY = -1
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from radiocal.errors import ConfigError
-from radiocal.io import schema
+from radiocal.store import schema
 
 COMBINE_CHOICES = ("scan", "spw", "field")
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(s|sec|min|m|h)?\s*$")

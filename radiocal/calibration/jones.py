@@ -18,8 +18,8 @@ from radiocal.calibration import graph
 from radiocal.calibration import kernels as K
 from radiocal.calibration.config import INTERP_CHOICES
 from radiocal.errors import ConfigError, InputError
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 FREQ_INTERP_CHOICES = ("nearest", "linear")
 

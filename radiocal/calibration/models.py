@@ -16,7 +16,7 @@ import xarray as xr
 
 from radiocal.astro import FREQUENCY_UNITS
 from radiocal.errors import ConfigError, InputError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 # Perley & Butler 2017, ApJS 230, 7, Table 6 (the A-team: Table 5): log10(S/Jy) = sum_k a_k log10(nu/GHz)^k.
 # 3C48, 3C138 and 3C147 vary slowly; these are the paper's fits (no time dependence).

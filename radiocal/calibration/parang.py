@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from radiocal.astro import parallactic_angles, rotating_antennas
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 
 # astropy holds the GIL throughout, so threads gain nothing by running it at once, and two

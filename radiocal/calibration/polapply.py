@@ -23,8 +23,8 @@ from radiocal.calibration.jones import chain_jones, select_table_spw
 from radiocal.astro import feed_rotation
 from radiocal.calibration.parang import dataset_parang
 from radiocal.calibration.polcal import corr_index, feed_basis
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 
 @dataclass(frozen=True)

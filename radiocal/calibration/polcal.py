@@ -39,8 +39,8 @@ from radiocal.calibration.jones import chain_jones, data_hands
 from radiocal.astro import feed_rotation
 from radiocal.calibration.parang import dataset_parang
 from radiocal.errors import ConfigError, InputError
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 MIN_XY_SNR = 5.0     # median per-channel SNR of xi below which the cross-hand phase is unknown
 

@@ -28,7 +28,7 @@ from radiocal.calibration.jones import ApplyTable
 from radiocal.calibration.models import resolve_model
 from radiocal.calibration.polapply import PolTerms, static_terms
 from radiocal.errors import ConfigError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 POL_INTENTS = ("CALIBRATE_POL_ANGLE", "CALIBRATE_POLARIZATION")
 

@@ -13,8 +13,8 @@ from scipy.ndimage import median_filter
 
 from radiocal.calibration import kernels as K
 from radiocal.errors import ConfigError
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 
 def _mad(x, axis=None):

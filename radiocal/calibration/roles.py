@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from radiocal.calibration.models import ALIASES, OTHER_STANDARDS, PERLEY_BUTLER_2017
 from radiocal.errors import ConfigError
-from radiocal.io import schema
+from radiocal.store import schema
 
 # Flux standards with a `standard` model (Perley & Butler 2017; Reynolds 1994 for 1934-638) and
 # the names observatories give them; the A-team's models serve low-frequency sky models instead

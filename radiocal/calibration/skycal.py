@@ -21,7 +21,7 @@ from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.step import load_table, save_tables
 from radiocal.registry import register_step
 from radiocal.errors import ConfigError, SelectionError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 
 # The report finds the calibration sky model(s) by this name (one file per partition's sky when

@@ -17,8 +17,8 @@ from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.workflow import calibrate
 from radiocal.registry import register_step
 from radiocal.errors import ConfigError
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 TABLE_SUFFIX = {"delay": "K", "bpphase": "G", "bandpass": "B", "phase_int": "G",
                 "phase_inf": "G", "amp": "G", "flux": "G", "flux_cal": "G", "amp_cal": "G",

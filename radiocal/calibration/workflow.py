@@ -32,7 +32,7 @@ from radiocal.calibration.models import resolve_model
 from radiocal.calibration.polapply import apply_polarized
 from radiocal.calibration.polflow import solve_polarization_terms
 from radiocal.errors import SelectionError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def rescale(table, flux):
     """Divide each transfer field's gains by ``sqrt(S)`` of its fluxscale result."""
     import numpy as np
 
-    from radiocal.io import caltables as C
+    from radiocal.store import caltables as C
 
     out = []
     for tds in table:
@@ -220,7 +220,7 @@ def merge_tables(tables):
     """Concatenate solutions of several solves (same type, same spws) along ``time_solution``."""
     import xarray as xr
 
-    from radiocal.io import caltables as C
+    from radiocal.store import caltables as C
 
     by_spw: dict = {}
     for table in tables:

@@ -22,7 +22,7 @@ from radiocal.errors import InputError
 
 def _table_path(store, name_or_path) -> str:
     """The path of a table given by its name in the store or by a path."""
-    from radiocal.io.caltables import CALTABLES_GROUP
+    from radiocal.store.caltables import CALTABLES_GROUP
 
     inside = os.path.join(store, CALTABLES_GROUP, name_or_path) if store else None
     if inside and os.path.isdir(inside):
@@ -39,7 +39,7 @@ def _table(store, name_or_path):
 
 
 def _by_field(datasets, fields):
-    from radiocal.io import schema as S
+    from radiocal.store import schema as S
 
     if not fields:
         return datasets
@@ -57,8 +57,8 @@ def _report_counts(name, table):
 
 
 def _write_corrected(datasets, store):
-    from radiocal.io import schema as S
-    from radiocal.io.store import update_store
+    from radiocal.store import schema as S
+    from radiocal.store.zarr_store import update_store
 
     update_store(datasets, store, [S.VISIBILITY_CORRECTED, S.FLAG, S.WEIGHT])
 
@@ -70,7 +70,7 @@ def roles_from_data(ctx, read, fluxcal, bpcal, phasecal, targets, fluxcal_model)
     import logging
 
     from radiocal.calibration.roles import infer_roles, require
-    from radiocal.io import schema
+    from radiocal.store import schema
 
     datasets = read()
     manual = bool(fluxcal_model) and fluxcal_model.strip()[:1].isdigit()
@@ -104,7 +104,7 @@ def calibrate(ctx, store, casa_tables, **options):
     calibrator's inf phases and amplitudes. Writes VISIBILITY_CORRECTED, FLAG and WEIGHT, and the
     tables to STORE/caltables. Calibrators left out are chosen from the data's scan intents.
     """
-    from radiocal.io.store import open_store
+    from radiocal.store.zarr_store import open_store
 
     datasets = open_store(store)
     options["targets"] = tuple(split_names(options["targets"]))
@@ -138,8 +138,8 @@ def solve(ctx, kind, store, overwrite, **options):
     from radiocal.engine.context import StepContext
     from radiocal.registry import get_step, make_config
     from radiocal.errors import OutputExistsError
-    from radiocal.io import caltables as C
-    from radiocal.io.store import open_store
+    from radiocal.store import caltables as C
+    from radiocal.store.zarr_store import open_store
 
     output = options["output"]
     target = os.path.join(store, C.CALTABLES_GROUP, output)
@@ -165,7 +165,7 @@ def solve(ctx, kind, store, overwrite, **options):
 def apply_command(ctx, store, fields, **options):
     """Apply calibration tables to STORE (the applycal step; its options are ApplyConfig's, as
     in pipeline YAML). Writes VISIBILITY_CORRECTED, FLAG, WEIGHT."""
-    from radiocal.io.store import open_store
+    from radiocal.store.zarr_store import open_store
 
     # tables and windows may come comma-separated (--spwmap 0,0); gainfield '' is a value
     options.update(gaintable=tuple(_table_path(store, t) for t in split_names(options["gaintable"])),
@@ -189,7 +189,7 @@ def caltable():
 @click.option("--overwrite", is_flag=True)
 def export_table(store, name, output, overwrite):
     """Write table NAME of STORE as a CASA calibration table OUTPUT."""
-    from radiocal.io import caltables as C
+    from radiocal.store import caltables as C
 
     C.write_casa_table(_table(store, name), output, overwrite=overwrite)
     click.echo(f"wrote {output}")
@@ -202,7 +202,7 @@ def export_table(store, name, output, overwrite):
 @click.option("--overwrite", is_flag=True)
 def import_table(casa_table, store, name, overwrite):
     """Read CASA_TABLE into STORE as table NAME."""
-    from radiocal.io import caltables as C
+    from radiocal.store import caltables as C
 
     table = C.read_casa_table(casa_table)
     C.write_table_zarr(table, os.path.join(store, C.CALTABLES_GROUP, name), overwrite=overwrite)
@@ -214,7 +214,7 @@ def import_table(casa_table, store, name, overwrite):
 @click.argument("name")
 def show_table(store, name):
     """Summarise table NAME (a name in STORE or a path)."""
-    from radiocal.io import caltables as C
+    from radiocal.store import caltables as C
 
     table = _table(store, name)
     for tds in table:
@@ -227,7 +227,7 @@ def show_table(store, name):
 
 
 def _save(store, name, table, overwrite=True):
-    from radiocal.io import caltables as C
+    from radiocal.store import caltables as C
 
     C.write_table_zarr(table, os.path.join(store, C.CALTABLES_GROUP, name), overwrite=overwrite)
 

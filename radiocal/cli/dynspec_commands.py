@@ -13,7 +13,7 @@ from radiocal.dynspec.config import DynspecConfig
 
 def _open_inputs(path: str):
     from radiocal.errors import InputError
-    from radiocal.io.store import is_store, open_store
+    from radiocal.store.zarr_store import is_store, open_store
 
     if is_store(path):
         return open_store(path)

@@ -65,8 +65,8 @@ def flag(ctx, store, show_strategy, version_name, **options):
 
 def _telescope(store):
     """TELESCOPE_NAME of a store's first partition (None when there is no store there)."""
-    from radiocal.io import schema as S
-    from radiocal.io.store import is_store, open_store
+    from radiocal.store import schema as S
+    from radiocal.store.zarr_store import is_store, open_store
 
     if not is_store(store):
         return None
@@ -83,7 +83,7 @@ def flags():
 @click.argument("store", type=click.Path())
 def list_versions(store):
     """List the flag versions saved in STORE."""
-    from radiocal.io.flag_versions import list_flag_versions
+    from radiocal.store.flag_versions import list_flag_versions
 
     versions = list_flag_versions(store)
     if not versions:
@@ -99,7 +99,7 @@ def list_versions(store):
 @click.option("--overwrite", is_flag=True, help="Replace an existing version of that name.")
 def save(store, name, comment, overwrite):
     """Save STORE's current flags as version NAME."""
-    from radiocal.io.flag_versions import save_flag_version
+    from radiocal.store.flag_versions import save_flag_version
 
     save_flag_version(store, name, comment, overwrite=overwrite)
     click.echo(f"saved flag version {name!r}")
@@ -112,7 +112,7 @@ def save(store, name, comment, overwrite):
               show_default=True, help="Replace the current flags or combine them with the version.")
 def restore(store, name, merge):
     """Restore flag version NAME into STORE."""
-    from radiocal.io.flag_versions import restore_flag_version
+    from radiocal.store.flag_versions import restore_flag_version
 
     parts = restore_flag_version(store, name, merge)
     click.echo(f"restored flag version {name!r} ({merge}) into {len(parts)} partitions")
@@ -123,7 +123,7 @@ def restore(store, name, merge):
 @click.argument("name")
 def delete(store, name):
     """Delete flag version NAME from STORE."""
-    from radiocal.io.flag_versions import delete_flag_version
+    from radiocal.store.flag_versions import delete_flag_version
 
     delete_flag_version(store, name)
     click.echo(f"deleted flag version {name!r}")
@@ -138,7 +138,7 @@ def summary(ctx, store, axes):
     """Flagged fractions by antenna, field, spw, scan and correlation (like flagdata summary)."""
     from radiocal.errors import ConfigError
     from radiocal.flagging.summary import SUMMARY_AXES, flag_summary, format_summary
-    from radiocal.io.store import open_store
+    from radiocal.store.zarr_store import open_store
 
     chosen = tuple(a.strip() for a in axes.split(",") if a.strip())
     bad = sorted(set(chosen) - set(SUMMARY_AXES))

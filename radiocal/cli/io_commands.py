@@ -42,7 +42,7 @@ def convert(ctx, ms, output, overwrite, **options):
     run's chunk budget (``radiocal --chunk-mb N convert ...``) or --chunk-mb.
     """
     from radiocal.io.probe import refuse_overlap
-    from radiocal.io.store import write_store
+    from radiocal.store.zarr_store import write_store
 
     refuse_overlap(output, ms)
     if os.path.exists(output) and not overwrite:
@@ -74,7 +74,7 @@ def export(ctx, store, path, **options):
     across channels), UVW, and CORRECTED_DATA / MODEL_DATA when the store has them.
     """
     from radiocal.io.probe import refuse_overlap
-    from radiocal.io.store import open_store
+    from radiocal.store.zarr_store import open_store
 
     refuse_overlap(path, [store])
     if os.path.exists(path) and not options["overwrite"]:
@@ -94,7 +94,7 @@ def export(ctx, store, path, **options):
 def info(path, no_flags, as_json):
     """Summarise a Measurement Set or a store, like CASA's listobs."""
     from radiocal.io.ms import read_ms
-    from radiocal.io.store import is_store, open_store
+    from radiocal.store.zarr_store import is_store, open_store
     from radiocal.io.summary import format_summary, summarize
 
     datasets = open_store(path) if is_store(path) else read_ms(path)

@@ -22,7 +22,7 @@ from radiocal.dynspec.products import (
     withheld_products,
 )
 from radiocal.errors import InputError, OutputExistsError, SelectionError
-from radiocal.io import schema
+from radiocal.store import schema
 from radiocal.io.selection import Selection, selection_mask
 from radiocal.io.skymodel import SkyModel, read_skymodel
 

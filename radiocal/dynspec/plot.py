@@ -8,7 +8,7 @@ import xarray as xr
 from radiocal.astro import to_datetime64
 from radiocal.dynspec.dataset import ERR_SUFFIX, LIGHTCURVE_SUFFIX, RATIO
 from radiocal.errors import InputError
-from radiocal.io import schema
+from radiocal.store import schema
 
 def _edges(centres: np.ndarray) -> np.ndarray:
     """Cell edges from centres (half-way between neighbours, mirrored at the ends)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from radiocal.errors import InputError
-from radiocal.io import schema
+from radiocal.store import schema
 
 # Row: correlation; columns: coefficients of (I, Q, U, V).
 _STOKES_TO_CORR = {

@@ -23,11 +23,11 @@ from pathlib import Path
 import xarray as xr
 import zarr
 
-from radiocal.io import schema
+from radiocal.store import schema
 
 STEPS_GROUP = "steps"
 PREVIOUS_GROUP = "previous"
-ZARR_FORMAT = 2  # the store's own format (radiocal.io.store)
+ZARR_FORMAT = 2  # the store's own format (radiocal.store.zarr_store)
 
 
 def _jsonable(value):
@@ -158,9 +158,9 @@ def save_previous(store: Path, key: str, datasets: list[xr.Dataset], variables: 
 
     ``datasets`` are the store's own partitions (the step's inputs, as the runner opens them):
     variables stored as plain zarr arrays are copied by linking their files
-    (:func:`radiocal.io.store.link_array`), the others are computed and written.
+    (:func:`radiocal.store.zarr_store.link_array`), the others are computed and written.
     """
-    from radiocal.io.store import link_array, stored_array
+    from radiocal.store.zarr_store import link_array, stored_array
 
     for ds in datasets:
         group = _previous_group(key, partition_of(ds))

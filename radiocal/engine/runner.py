@@ -4,7 +4,7 @@ Each step is checkpointed to ``OUTDIR/store.zarr`` before its completion record 
 
 * a *source* step (``convert``) writes its datasets as a new store;
 * a *transform* writes the variables it changed (compared by dask key with its input) through
-  ``radiocal.io.store.update_store`` (which stages the new values before moving them in, so a
+  ``radiocal.store.zarr_store.update_store`` (which stages the new values before moving them in, so a
   kill mid-step leaves the store as it was). Variables it overwrites are first copied into the
   step's record group, so that when an earlier step's config changes, later steps can be undone
   exactly;
@@ -44,10 +44,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _io_store():
-    from radiocal.io import store
+def _zarr_store():
+    from radiocal.store import zarr_store
 
-    return store
+    return zarr_store
 
 
 def changed_variables(before: list[xr.Dataset], after: list[xr.Dataset], label: str) -> tuple[list, list]:
@@ -153,7 +153,7 @@ class PipelineRunner:
 
     def _undo(self, records: list[dict]) -> None:
         """Undo records (latest first), restoring what they overwrote; source records need none."""
-        store = _io_store()
+        store = _zarr_store()
         for record in reversed(records):
             overwrites = record.get("overwrites") or []
             if overwrites and record.get("backup_complete"):
@@ -277,7 +277,7 @@ class PipelineRunner:
         return progress(label, self.engine, enabled=self.show_progress)
 
     def _execute(self, step: PipelineStep, record: dict) -> None:
-        store = _io_store()
+        store = _zarr_store()
         context = self._context(step)
         label = step.label
         if step.spec.kind == "source":

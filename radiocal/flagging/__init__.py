@@ -4,7 +4,7 @@ Layers: ``basic_kernels.py`` / ``robust.py`` / ``background.py`` / ``kernels.py`
 ``graph.py`` (dask wrappers), ``dataset.py`` (one flagger per function, partition in, partition
 out), ``strategy.py`` (YAML strategies and the built-in ``default``), ``summary.py`` (flagged
 fractions, like ``flagdata(mode='summary')``) and ``step.py`` (the ``flag`` pipeline step and
-in-place flagging of a store). Flag versions live in :mod:`radiocal.io.flag_versions`.
+in-place flagging of a store). Flag versions live in :mod:`radiocal.store.flag_versions`.
 
 Chunking: the time-frequency detectors need a partition's whole time axis per baseline. A
 partition is one scan, so ``graph.py`` rechunks it to one time chunk (splitting baselines instead

@@ -20,7 +20,7 @@ from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import graph
 from radiocal.flagging.kernels import BY_SUMTHRESHOLD
 from radiocal.flagging.spectral import segment_edges
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 log = logging.getLogger("radiocal.flagging")
 

@@ -5,14 +5,14 @@ Arrays are ``(time, baseline, frequency, polarization)``. The time-frequency det
 they work on "planes": chunks of every time, channel and correlation of as many baselines as fit
 in the chunk budget (:func:`radiocal.budget.chunk_bytes`). A plane larger than the budget stops
 the run before it starts (:func:`radiocal.budget.require`). Visibilities are read from the store
-in planes (:func:`radiocal.io.rawchunks.rechunk`), never regrouped from whole store chunks. Flags
+in planes (:func:`radiocal.store.rawchunks.rechunk`), never regrouped from whole store chunks. Flags
 are turned into planes once (:func:`to_planes`) and stay in them through a strategy; every
 flagger returns flags chunked like the flags it was given.
 
 Where a pass needs all of an earlier pass's output before any of its own chunks (a decision over
 every plane OR-ed into each plane, stored chunks that each take a slice of every plane), the
 earlier output is spilled to disk when a spill directory is set
-(:func:`radiocal.io.rawchunks.spill`): held in memory, it would grow with the data.
+(:func:`radiocal.store.rawchunks.spill`): held in memory, it would grow with the data.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from radiocal.engine import numba as jit
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import kernels as k
 from radiocal.flagging import spectral as sp
-from radiocal.io import rawchunks
-from radiocal.io.store import channel_free
+from radiocal.store import rawchunks
+from radiocal.store.zarr_store import channel_free
 
 
 def as_dask(array, chunks=None) -> da.Array:
@@ -63,7 +63,7 @@ def plane_chunks(shape) -> dict:
 
 def as_planes(array: da.Array, token: str = "", after=None) -> da.Array:
     """``array`` in :func:`plane_chunks`, read from the store's files in planes where it can be
-    (``token``, ``after``: see :func:`radiocal.io.rawchunks.rechunk`)."""
+    (``token``, ``after``: see :func:`radiocal.store.rawchunks.rechunk`)."""
     return rawchunks.rechunk(array, plane_chunks(array.shape), token, after)
 
 

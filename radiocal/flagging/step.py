@@ -17,7 +17,7 @@ from radiocal.flagging import dataset as fd
 from radiocal.flagging import graph
 from radiocal.flagging.config import FlagConfig
 from radiocal.flagging.strategy import ManualParams, Strategy, apply_strategy, load_strategy
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 
 def strategy_for(config: FlagConfig, telescope: str | None = None) -> Strategy:
@@ -112,9 +112,9 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
         ``version`` (the saved name), ``counts`` (newly flagged samples by flagger, summed over
         partitions) and ``before``/``after`` (flagged, total) over all partitions.
     """
-    from radiocal.io.flag_versions import next_version_name, save_flag_version
-    from radiocal.io.rawchunks import SPILL_DIR_KEY
-    from radiocal.io.store import open_store, spill_dir, update_store
+    from radiocal.store.flag_versions import next_version_name, save_flag_version
+    from radiocal.store.rawchunks import SPILL_DIR_KEY
+    from radiocal.store.zarr_store import open_store, spill_dir, update_store
 
     datasets = open_store(store)
     name = version_name or next_version_name(store, "flag")
@@ -152,17 +152,17 @@ def run(datasets, config: FlagConfig, context):
     for long ones); the incoming flags are saved as a flag version in the run's store."""
     strategy = per_telescope(lambda telescope: strategy_for(config, telescope))
     store = getattr(context, "store", None)
-    from radiocal.io.store import is_store
+    from radiocal.store.zarr_store import is_store
 
     # Outside a pipeline (a library call) there may be no store yet: nothing to save into.
     if config.save_version and store is not None and is_store(store):
-        from radiocal.io.flag_versions import next_version_name, save_flag_version
+        from radiocal.store.flag_versions import next_version_name, save_flag_version
 
         name = next_version_name(store, f"before_{getattr(context, 'step_name', '') or 'flag'}")
         save_flag_version(store, name, f"flags before step {getattr(context, 'index', '')}",
                           datasets=None if getattr(context, "inputs_stored", False) else datasets)
-    from radiocal.io.rawchunks import SPILL_DIR_KEY
-    from radiocal.io.store import spill_dir
+    from radiocal.store.rawchunks import SPILL_DIR_KEY
+    from radiocal.store.zarr_store import spill_dir
 
     # the runner writes the flags with update_store, which clears the spill (see flag_store)
     spill = spill_dir(store) if store is not None and is_store(store) else None

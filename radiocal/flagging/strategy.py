@@ -37,7 +37,7 @@ import yaml
 from radiocal.errors import ConfigError, InputError
 from radiocal.flagging import dataset as fd
 from radiocal.flagging import graph
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 log = logging.getLogger("radiocal.flagging")
 

@@ -14,7 +14,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 SUMMARY_AXES = ("antenna", "field", "spw", "scan", "correlation")
 

@@ -26,7 +26,7 @@ import xarray as xr
 
 from radiocal import budget
 from radiocal.errors import InputError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.rephase import common_phase_centre
 
 _FILL = {S.VISIBILITY: 0, S.VISIBILITY_CORRECTED: 0, S.VISIBILITY_MODEL: 0, S.FLAG: True,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from radiocal.errors import InputError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 # Subtables without which a main table cannot become a canonical dataset
 REQUIRED_SUBTABLES = ("ANTENNA", "DATA_DESCRIPTION", "FIELD", "POLARIZATION", "SPECTRAL_WINDOW")

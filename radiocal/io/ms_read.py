@@ -20,10 +20,10 @@ import xarray as xr
 
 from radiocal import budget
 from radiocal.errors import InputError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.ms_meta import MSMetadata, read_metadata, read_table
 from radiocal.io.scans import renumber_scans as renumber_scans_of
-from radiocal.io.store import broadcast_channels
+from radiocal.store.zarr_store import broadcast_channels
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import numpy as np
 import xarray as xr
 
 from radiocal.astro import SPEED_OF_LIGHT, angular_distance, format_dec, format_ra, zenith
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 
 from radiocal.errors import SelectionError
-from radiocal.io import schema
+from radiocal.store import schema
 from radiocal.io import selection_resolve as resolve
 from radiocal.io import selection_syntax as syntax
 from radiocal.io.selection_resolve import first_time

@@ -16,7 +16,7 @@ import xarray as xr
 
 from radiocal.astro import SPEED_OF_LIGHT
 from radiocal.errors import SelectionError
-from radiocal.io import schema
+from radiocal.store import schema
 from radiocal.io import selection_syntax as syntax
 
 # MS TIME values are float64 MJD seconds (~5e9), exact to ~1e-6 s; a time typed to the second

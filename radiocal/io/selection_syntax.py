@@ -57,7 +57,7 @@ from fnmatch import fnmatchcase
 
 from radiocal.astro import FREQUENCY_UNITS
 from radiocal.errors import SelectionError
-from radiocal.io.schema import CORR_CODES
+from radiocal.store.schema import CORR_CODES
 
 _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _INT_RE = re.compile(r"\d+")

@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 
 from radiocal.astro import format_dec, format_ra, to_datetime
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 def format_time(seconds: float, with_date: bool = True) -> str:
     t = to_datetime(seconds)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from radiocal.astro import to_datetime64
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 from radiocal.qa.panels import grid_shape
 from radiocal.qa.summaries import SAMPLE_POINTS, fraction
 

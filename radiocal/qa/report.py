@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from radiocal.calibration.postprocess import good_feed_fraction
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.qa import plots, render, skychecks
 from radiocal.qa import summaries as Q
 

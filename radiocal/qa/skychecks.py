@@ -163,8 +163,8 @@ def delay_comparison(tables: dict, reference_path: str, threshold_ns: float) -> 
         and with a reference ``reference`` (its path), ``reference_ns``, ``difference_ns``,
         ``threshold_ns``, ``moved`` [(antenna, hand, ns)], ``rms_ns``.
     """
-    from radiocal.io import caltables as C
-    from radiocal.io import schema as S
+    from radiocal.store import caltables as C
+    from radiocal.store import schema as S
 
     reference = {}
     if reference_path:

@@ -54,7 +54,7 @@ def _step_config(store, name: str) -> dict:
 def _bandpass_fields(store) -> dict:
     """Without a ``calibrate`` step (sky-model calibration), the fields the bandpass was solved
     on are the calibrators the report looks at."""
-    from radiocal.io import caltables as C
+    from radiocal.store import caltables as C
     from radiocal.qa.summaries import load_tables
 
     names = [str(n) for tds in load_tables(store).get("bandpass", [])

@@ -13,8 +13,8 @@ import dask
 import dask.array as da
 import numpy as np
 
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 
 # Scatter points per calibrator and plotted quantity, spread over its partitions: what the figures
@@ -268,7 +268,7 @@ def fluxscale_from_tables(tables: dict, fluxcal: str = "") -> dict:
 def flag_states(store, datasets) -> dict:
     """The partitions whose flags the report counts: ``"now"`` (the datasets as they are) and,
     when the store keeps flag versions, ``"input"`` (the oldest version's flags)."""
-    from radiocal.io.flag_versions import list_flag_versions, open_flag_version
+    from radiocal.store.flag_versions import list_flag_versions, open_flag_version
 
     states = {"now": list(datasets)}
     versions = list_flag_versions(store)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 ANT_NAMES = tuple(f"ea{i:02d}" for i in range(1, 13))
 

@@ -7,8 +7,8 @@ from .conftest import make_partition, random_gains
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.jones import ApplyTable, apply, chain_jones
 from radiocal.errors import ConfigError, InputError
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 
 def _table(values, times, fields, *, flag=None, names=("A", "B"), centers=((0, 0.5), (1.0, 0.5)),

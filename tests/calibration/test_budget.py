@@ -13,8 +13,8 @@ from .conftest import make_partition, random_gains
 from radiocal.budget import chunk_budget
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.jones import ApplyTable, apply
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 TINY = 4096            # bytes: a chunk of 128 visibilities
 LARGE = 256 * 2**20
@@ -182,7 +182,7 @@ def test_per_channel_solves_read_each_channel_chunk_on_its_own(rng, tmp_path):
 
     from radiocal.calibration.dataset import _plan
     from radiocal.calibration.skycal import uv_cut
-    from radiocal.io.store import open_store, write_store
+    from radiocal.store.zarr_store import open_store, write_store
 
     datasets = [_with_model_and_uvw(ds, rng).chunk({S.FREQUENCY: -1}).assign_attrs(partition=f"p{i}")
                 for i, ds in enumerate(_partitions(rng))]
@@ -217,7 +217,7 @@ def test_channel_free_weights_reach_the_kernels_without_a_copy(rng):
     """Stores keep one weight per time, baseline and correlation; a solve and an apply hand it
     to their kernels as it is (broadcast there as a view), with the results of full weights."""
     from radiocal.calibration.dataset import solve_graph
-    from radiocal.io.store import broadcast_channels
+    from radiocal.store.zarr_store import broadcast_channels
 
     full, free = [], []
     for ds in _partitions(rng):

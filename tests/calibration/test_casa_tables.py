@@ -9,7 +9,7 @@ import xarray as xr
 from .conftest import make_partition, random_gains
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.jones import ApplyTable, apply
-from radiocal.io import caltables as C
+from radiocal.store import caltables as C
 
 ct = pytest.importorskip("casacore.tables")
 

@@ -5,11 +5,11 @@ import os
 import numpy as np
 import pytest
 
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 testing = pytest.importorskip("radiocal.io.testing")
-store_mod = pytest.importorskip("radiocal.io.store")
+store_mod = pytest.importorskip("radiocal.store.zarr_store")
 ms_mod = pytest.importorskip("radiocal.io.ms")
 
 

@@ -11,8 +11,8 @@ from radiocal.calibration.models import (FluxModel, model_visibilities, parse_ma
 from radiocal.calibration.config import CalibrateConfig
 from radiocal.calibration.workflow import calibrate, merge_tables
 from radiocal.errors import ConfigError, SelectionError
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 
 def test_manual_model_parsing_and_spectrum():

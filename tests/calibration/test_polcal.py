@@ -27,8 +27,8 @@ from radiocal.calibration.polflow import solve_polarization_terms
 from radiocal.calibration.workflow import CalibrateConfig, sequence_chain, solve_sequence
 from radiocal.dynspec.config import DynspecConfig
 from radiocal.dynspec.dataset import SCAN_COORD, dynamic_spectrum
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 from radiocal.io.testing import SimConfig, simulate
 from radiocal.io.testing.config import DEFAULT_FIELDS, VLA_START
 

@@ -6,8 +6,8 @@ import pytest
 from radiocal.calibration.postprocess import (compare_delays, flag_bandpass_outliers,
                                               interpolate_flagged_channels)
 from radiocal.errors import ConfigError
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 
 def _table(values, cal_type="B", flag=None):

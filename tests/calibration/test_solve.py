@@ -8,7 +8,7 @@ from radiocal.calibration.dataset import solve, solve_graph
 from radiocal.calibration.jones import ApplyTable
 from radiocal.calibration.models import FluxModel
 from radiocal.errors import ConfigError
-from radiocal.io import caltables as C
+from radiocal.store import caltables as C
 
 
 def _referenced(g, ref=0):
@@ -193,7 +193,7 @@ def test_refant_falls_back_when_flagged(rng):
 def test_simulated_bandpass_and_gains_closed_loop():
     """Simulator data: pre-bandpass phase, bandpass, gains; B x G against the truth."""
     testing = pytest.importorskip("radiocal.io.testing")
-    from radiocal.io import schema as S
+    from radiocal.store import schema as S
 
     sim = testing.simulate(testing.SimConfig(n_antennas=6, noise=0.02, seed=4,
                                              schedule=((0, 8),)))

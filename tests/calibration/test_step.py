@@ -5,8 +5,8 @@ import pytest
 
 from radiocal.registry import get_step, make_config
 from radiocal.errors import ConfigError
-from radiocal.io import caltables as C
-from radiocal.io import schema as S
+from radiocal.store import caltables as C
+from radiocal.store import schema as S
 
 
 def test_calibrate_and_applycal_steps(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from radiocal.calibration.config import CalibrateConfig
 from radiocal.calibration.workflow import calibrate
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 REF = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "vla_small")
 

@@ -8,7 +8,7 @@ import pytest
 from radiocal.calibration.config import CalibrateConfig
 from radiocal.calibration.workflow import calibrate
 from radiocal.errors import ConfigError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 
 def test_target_interp_must_be_a_known_choice():
@@ -48,7 +48,7 @@ def test_target_gains_follow_the_drift_between_phase_calibrator_scans():
 def test_fluxcal_scans_last_solves_on_the_flux_calibrators_last_visit_only():
     """ATA's recipe: of two flux-calibrator visits, only the last one feeds the solutions."""
     from radiocal.calibration.workflow import solve_sequence
-    from radiocal.io import caltables as C
+    from radiocal.store import caltables as C
     from radiocal.io.testing import SimConfig, simulate
 
     sim = simulate(SimConfig(n_antennas=5, spws=((1.3e9, 4e6, 4),), schedule=((0, 2), (1, 2), (2, 2),

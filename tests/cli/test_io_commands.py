@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from radiocal.io import schema as S
-from radiocal.io.store import COMPLETE_ATTR, open_store
+from radiocal.store import schema as S
+from radiocal.store.zarr_store import COMPLETE_ATTR, open_store
 
 
 def _assert_one_line_error(result, *words):

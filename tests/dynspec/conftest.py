@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 simulator = pytest.importorskip("radiocal.io.testing", reason="needs the project's simulator")
 

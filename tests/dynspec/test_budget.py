@@ -11,7 +11,7 @@ from radiocal.dynspec import dataset as D
 from radiocal.dynspec import graph
 from radiocal.dynspec.config import DynspecConfig
 from radiocal.errors import ConfigError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.testing.chunks import oversized_chunks
 
 # 8 antennas (28 baselines) x 16 channels x 4 correlations: 14 kB an integration
@@ -66,7 +66,7 @@ def test_convert_and_dynspec_bit_identical_on_threads_and_a_two_worker_cluster(t
     """The same budget gives the same chunks, and so the same sums, wherever they run."""
     from radiocal.engine.cluster import Engine
     from radiocal.io.ms import read_ms
-    from radiocal.io.store import open_store, write_store
+    from radiocal.store.zarr_store import open_store, write_store
     from radiocal.io.testing import SimConfig, simulate_ms
 
     config = SimConfig.vla_small_like(n_antennas=8, spws=((1.30e9, 2.0e6, 16),),

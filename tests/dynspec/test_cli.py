@@ -5,9 +5,9 @@ from click.testing import CliRunner
 
 from radiocal.cli.main import cli
 from radiocal.dynspec.dataset import open_dynspec
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
-store_mod = pytest.importorskip("radiocal.io.store")
+store_mod = pytest.importorskip("radiocal.store.zarr_store")
 
 
 @pytest.fixture(scope="module")

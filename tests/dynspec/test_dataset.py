@@ -11,7 +11,7 @@ import xarray as xr
 from radiocal.dynspec import dataset as D
 from radiocal.dynspec.config import DynspecConfig
 from radiocal.errors import ConfigError, SelectionError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.skymodel import read_skymodel
 
 

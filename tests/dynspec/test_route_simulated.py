@@ -8,7 +8,7 @@ import pytest
 
 from radiocal.dynspec import dataset as D
 from radiocal.dynspec.config import DynspecConfig
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 simulator = pytest.importorskip("radiocal.io.testing", reason="needs the project's simulator")
 

@@ -9,7 +9,7 @@ from radiocal.dynspec.dataset import ATTR_MODEL_SUBTRACTED, open_dynspec
 from radiocal.engine.context import StepContext
 from radiocal.registry import all_steps, get_step, make_config
 from radiocal.errors import ConfigError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 
 def _raise(*args, **kwargs):

@@ -14,7 +14,7 @@ import pytest
 
 from radiocal.dynspec import dataset as D
 from radiocal.dynspec.config import DynspecConfig
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 from ..conftest import VLA_SMALL_PHASE_CONVENTION
 

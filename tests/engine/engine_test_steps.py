@@ -17,7 +17,7 @@ import dask.array as da
 import numpy as np
 
 from radiocal.registry import register_step
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 
 def _slow_marker(delay: float, marker: str) -> None:

@@ -13,7 +13,7 @@ from radiocal.engine import checkpoint
 from radiocal.engine.pipeline import load_pipeline
 from radiocal.engine.runner import run_pipeline
 from radiocal.errors import ConfigError, InputError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 from .engine_testing import assert_same_outputs, chain, load_outputs, tree_digest
 

@@ -12,7 +12,7 @@ def raising_scheduler(*args, **kwargs):
 
 def score(datasets, flagged, truth, dead=None):
     """(fraction of RFI flagged, fraction of clean samples flagged) over present cells."""
-    from radiocal.io import schema as S
+    from radiocal.store import schema as S
 
     hit = n_rfi = false = n_clean = 0
     for ds, flags in zip(datasets, flagged):

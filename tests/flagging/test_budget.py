@@ -10,7 +10,7 @@ from radiocal import budget
 from radiocal.errors import ConfigError
 from radiocal.flagging import graph
 from radiocal.flagging.strategy import apply_strategy, load_strategy
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.testing.chunks import oversized_chunks
 
 
@@ -24,7 +24,7 @@ def stored(small_sim, tmp_path_factory):
     """``small_sim`` written twice: whole scans per chunk with a large budget, and chunks of one
     integration of 3 baselines with a budget of two baselines' planes (as a store of a large
     array is chunked), so flags are read back from chunk files either way."""
-    from radiocal.io.store import open_store, write_store
+    from radiocal.store.zarr_store import open_store, write_store
 
     tiny = 2 * max(_plane_bytes(ds) for ds in small_sim.datasets)
     stores = {}
@@ -66,7 +66,7 @@ def test_flag_store_spilling_with_a_tiny_budget_gives_the_large_budget_flags(sto
     import os
 
     from radiocal.flagging.step import flag_store
-    from radiocal.io.store import open_store, spill_dir, write_store
+    from radiocal.store.zarr_store import open_store, spill_dir, write_store
 
     _, tiny = stored["tiny"]
     large_inputs, large = stored["large"]

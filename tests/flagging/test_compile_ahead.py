@@ -11,7 +11,7 @@ from radiocal.flagging import kernels as k
 from radiocal.flagging import spectral as sp
 from radiocal.flagging.step import flag_datasets
 from radiocal.flagging.strategy import parse_strategy
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 SHORT = {"flaggers": [{"flagger": "spectral"}]}
 LONG = {"flaggers": [{"flagger": "sumthreshold"}, {"flagger": "mad", "robust_iterations": 0}]}

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from radiocal.errors import ConfigError, InputError, OutputExistsError
-from radiocal.io import flag_versions as fv
-from radiocal.io import schema as S
-from radiocal.io.store import open_store, update_store, write_store
+from radiocal.store import flag_versions as fv
+from radiocal.store import schema as S
+from radiocal.store.zarr_store import open_store, update_store, write_store
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from radiocal.flagging import dataset as fd
 from radiocal.flagging import graph
 from radiocal.flagging import kernels as k
 from radiocal.flagging.strategy import apply_strategy, load_strategy, parse_strategy
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 from .conftest import raising_scheduler
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from radiocal.flagging.strategy import apply_strategy, load_strategy
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 from .conftest import score
 

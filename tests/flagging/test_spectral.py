@@ -14,7 +14,7 @@ import pytest
 
 from radiocal.flagging.spectral import power_score, spectral_block
 from radiocal.flagging.strategy import apply_strategy, load_strategy
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 from .conftest import score
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from radiocal.flagging.summary import flag_summary, format_summary
-from radiocal.io import schema as S
-from radiocal.io.store import open_store, write_store
+from radiocal.store import schema as S
+from radiocal.store.zarr_store import open_store, write_store
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_cli_errors_are_one_line(store, run_cli, tmp_path):
 def test_flag_step_saves_incoming_flags(store, small_sim, tmp_path):
     from radiocal.engine.context import StepContext
     from radiocal.registry import get_step, make_config
-    from radiocal.io.flag_versions import list_flag_versions, open_flag_version
+    from radiocal.store.flag_versions import list_flag_versions, open_flag_version
 
     spec = get_step("flag")
     config = make_config(spec, {"strategy": "default"})

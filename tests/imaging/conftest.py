@@ -15,7 +15,7 @@ import shutil
 import numpy as np
 import pytest
 
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 
 C = 299792458.0
 SIZE = 256                  # pixels

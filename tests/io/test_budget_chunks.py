@@ -9,10 +9,10 @@ import pytest
 import xarray as xr
 
 from radiocal import budget
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.ms import read_ms
 from radiocal.io.ms_meta import read_table
-from radiocal.io.store import open_store, write_store
+from radiocal.store.zarr_store import open_store, write_store
 from radiocal.io.testing import SimConfig, lwa_files, simulate_ms
 from radiocal.io.testing.chunks import oversized_chunks
 

@@ -13,7 +13,7 @@ import pytest
 import dask
 
 from radiocal.astro import format_dec, format_ra
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.ms import read_ms
 from radiocal.io.rephase import rephase
 from radiocal.io.testing import SimConfig, geometry, lwa_files

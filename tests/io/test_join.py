@@ -9,7 +9,7 @@ import xarray as xr
 import dask
 
 from radiocal.errors import InputError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.ms import read_ms, write_ms
 from radiocal.io.testing import SimConfig, lwa_files
 

@@ -8,10 +8,10 @@ import xarray as xr
 
 import dask
 
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.ms import read_ms, write_ms
 from radiocal.io.ms_meta import read_table
-from radiocal.io.store import open_store, write_store
+from radiocal.store.zarr_store import open_store, write_store
 
 ROW_COLUMNS = ("DATA", "FLAG", "WEIGHT", "UVW", "TIME", "ANTENNA1", "ANTENNA2", "FIELD_ID",
                "SCAN_NUMBER", "DATA_DESC_ID")
@@ -204,7 +204,7 @@ def test_reading_again_after_computing(vla_small_ms):
 
 
 def test_update_store_rewrites_variables_and_attributes(vla_small_ms, tmp_path):
-    from radiocal.io.store import drop_variables, update_store
+    from radiocal.store.zarr_store import drop_variables, update_store
 
     store = tmp_path / "obs.zarr"
     write_store(read_ms(vla_small_ms), store)

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from radiocal.cli.main import cli
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.ms import read_ms, write_ms
 from radiocal.io.scans import renumber_scans
-from radiocal.io.store import open_store
+from radiocal.store.zarr_store import open_store
 from radiocal.io.testing import SimConfig, simulate
 
 # Flux calibrator, phase calibrator, target, phase calibrator: the phase calibrator twice

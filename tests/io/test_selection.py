@@ -10,7 +10,7 @@ import pytest
 
 from radiocal.astro import SPEED_OF_LIGHT
 from radiocal.errors import SelectionError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.selection import (
     Selection,
     check_selection,

@@ -9,7 +9,7 @@ import xarray as xr
 
 from radiocal import astro
 from radiocal.errors import ConfigError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.testing import FieldSpec, PointSource, SimConfig, lwa_name, simulate
 from radiocal.io.testing import geometry
 from radiocal.io.testing.config import VLA_SITE
@@ -86,7 +86,7 @@ def test_canonical_layout(default_sim):
 
 
 def test_attrs_survive_zarr_round_trip(default_sim, tmp_path):
-    from radiocal.io.store import open_store, write_store
+    from radiocal.store.zarr_store import open_store, write_store
 
     ds = default_sim.datasets[2]
     write_store([ds], tmp_path / "p.zarr")

@@ -10,7 +10,7 @@ import pytest
 
 from radiocal.calibration.roles import flux_standard, infer_roles, require
 from radiocal.errors import ConfigError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.testing import FieldSpec, SimConfig, simulate
 
 from ..conftest import SHARED_DATA
@@ -116,7 +116,7 @@ def test_calibrate_infers_roles_and_calibrates(run_cli, tmp_path):
     bootstrapped flux density is the simulated 2.5 Jy (nu / 1.4 GHz)^-0.3."""
     import re
 
-    from radiocal.io.store import write_store
+    from radiocal.store.zarr_store import write_store
 
     config = SimConfig(n_antennas=5, spws=((1.3e9, 4e6, 8),), noise=0.02, seed=4)
     store = tmp_path / "sim.zarr"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.ms import write_ms
 from radiocal.io.testing import SimConfig, simulate
 

@@ -122,8 +122,8 @@ def test_lwa_run_is_filed_successful(lwa_run):
 def _bandpass_errors(run, truth):
     """Amplitude (fraction) and phase (deg) errors of the solved bandpass against the simulated
     G B, up to the reference phase; the bad antenna must be flagged, every other solved."""
-    from radiocal.io import caltables as C
-    from radiocal.io import schema as S
+    from radiocal.store import caltables as C
+    from radiocal.store import schema as S
 
     (table,) = C.read_table_zarr(run / "store.zarr" / "caltables" / "bandpass")
     names = [str(n) for n in table[S.ANTENNA_NAME].values]
@@ -156,8 +156,8 @@ def test_lwa_flags_little_of_the_clean_simulation(lwa_run):
     sub-bands' bandpasses (each rolling off into its edges, stepping at the joins) alone. Fitted
     across the joins the spectral background flagged 11% of it (18% with the cubic); fitted sub-band
     by sub-band 1.0% (measured). 3% is issue 13's bound on clean data."""
-    from radiocal.io import schema as S
-    from radiocal.io.store import open_store
+    from radiocal.store import schema as S
+    from radiocal.store.zarr_store import open_store
 
     run = lwa_run["root"] / "out" / "successful" / "20260301_171500"
     flagged = n = 0
@@ -186,7 +186,7 @@ def test_lwa_rerun_resumes_and_refiles(lwa_run, run_cli):
 
 def test_lwa_delay_reference(lwa_run, run_cli, tmp_path):
     """The delays agree with their own table; a reference shifted by 5 ns on one antenna warns."""
-    from radiocal.io import caltables as C
+    from radiocal.store import caltables as C
 
     run = lwa_run["root"] / "out" / "successful" / "20260301_171500"
     reference = C.read_table_zarr(run / "store.zarr" / "caltables" / "delay")
@@ -255,7 +255,7 @@ def test_lwa_drift_scan_files(tmp_path):
 def test_lwa_failed_run_resumes_to_the_same_result(lwa_run, tmp_path):
     """A run that stopped at the bandpass (a bad --refant) is filed unsuccessful; the corrected
     command takes it back, redoes only the bandpass onwards and ends where a clean run ends."""
-    from radiocal.io import caltables as C
+    from radiocal.store import caltables as C
 
     shutil.copytree(lwa_run["root"] / "raw", tmp_path / "raw")
     base = ["--scheduler", "threads", "lwa", str(tmp_path / "raw"), "-o", str(tmp_path / "out"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.qa import summaries as Q
 
 

@@ -34,8 +34,8 @@ from click.testing import CliRunner
 
 from radiocal.calibration.models import resolve_model
 from radiocal.cli.main import cli
-from radiocal.io import schema as S
-from radiocal.io.store import open_store
+from radiocal.store import schema as S
+from radiocal.store.zarr_store import open_store
 
 from ..conftest import SHARED_DATA
 
@@ -154,7 +154,7 @@ def carma(tmp_path_factory):
 
 def test_carma_phase_only_solutions_on_raw_correlator_units(carma):
     from radiocal.calibration.step import load_table
-    from radiocal.io import caltables as C
+    from radiocal.store import caltables as C
 
     (ds,) = [d for d in open_store(carma) if d.attrs[S.ATTR_FIELD_NAME] == "3C273"][:1]
     present = np.unique(np.concatenate([ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values]))

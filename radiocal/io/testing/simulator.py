@@ -33,7 +33,7 @@ import xarray as xr
 
 from radiocal.astro import SPEED_OF_LIGHT, lm_from_radec, radec_from_lm, to_datetime
 from radiocal.errors import ConfigError
-from radiocal.io import schema as S
+from radiocal.store import schema as S
 from radiocal.io.testing import corruptions, geometry, polarization
 from radiocal.io.testing.config import FieldSpec, PointSource, SimConfig
 

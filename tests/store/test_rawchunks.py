@@ -8,7 +8,7 @@ import pytest
 import zarr
 
 from radiocal.errors import InputError
-from radiocal.io import rawchunks
+from radiocal.store import rawchunks
 
 
 def _values(shape, seed=0):

@@ -13,10 +13,10 @@ import xarray as xr
 import zarr
 
 from radiocal.errors import InputError
-from radiocal.io import rawchunks
-from radiocal.io import schema as S
+from radiocal.store import rawchunks
+from radiocal.store import schema as S
 from radiocal.io.ms import read_ms, write_ms
-from radiocal.io.store import (
+from radiocal.store.zarr_store import (
     VERSION_ATTR,
     link_array,
     open_store,

@@ -21,8 +21,8 @@ import xarray as xr
 import zarr
 
 from radiocal.errors import ConfigError, InputError, OutputExistsError
-from radiocal.io import schema as S
-from radiocal.io.store import (
+from radiocal.store import schema as S
+from radiocal.store.zarr_store import (
     ZARR_FORMAT,
     link_array,
     open_root,

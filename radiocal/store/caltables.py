@@ -23,8 +23,8 @@ import xarray as xr
 import zarr
 
 from radiocal.errors import InputError, OutputExistsError
-from radiocal.io import schema
-from radiocal.io.store import json_ready, read_group, write_group
+from radiocal.store import schema
+from radiocal.store.zarr_store import json_ready, read_group, write_group
 
 # Dimensions and names of the calibration-table layout
 SOL_TIME = "time_solution"
@@ -58,7 +58,7 @@ CAL_TYPES = ("G", "T", "B", "K")
 POL_CAL_TYPES = ("KCROSS", "Xf", "Df")
 DELAY_TYPES = ("K", "KCROSS")
 CALTABLES_GROUP = "caltables"   # tables' group in a store, and their folder in an output directory
-ZARR_FORMAT = 2   # as the store's partitions (radiocal.io.store)
+ZARR_FORMAT = 2   # as the store's partitions (radiocal.store.zarr_store)
 TABLE_MARKER = "radiocal_caltable"
 _VISCAL = {"G": "G Jones", "T": "T Jones", "B": "B Jones", "K": "K Jones",
            "KCROSS": "Kcross Jones", "Xf": "Xf Jones", "Df": "Df Jones"}

@@ -2,14 +2,14 @@
 
 The layout is a published contract (``docs/store.md``): each partition group opens with plain
 ``xarray.open_zarr(STORE/partitions/NAME)``, its coordinates zarr arrays whose attributes give
-units and time scale (:data:`radiocal.io.schema.COORD_ATTRS`), and every partition is checked
-against the schema when written and when opened (:func:`radiocal.io.schema.schema_problem`).
+units and time scale (:data:`radiocal.store.schema.COORD_ATTRS`), and every partition is checked
+against the schema when written and when opened (:func:`radiocal.store.schema.schema_problem`).
 Stores are zarr format 2 (readable by every zarr and xarray release), without consolidated
 metadata: readers open a partition's own files. The root attribute ``radiocal_complete`` is set
 to false when a write starts and to true as the very last act, so an interrupted write is never
 taken for a finished store.
 
-radiocal itself creates, writes and opens the arrays with :mod:`radiocal.io.rawchunks` (a few
+radiocal itself creates, writes and opens the arrays with :mod:`radiocal.store.rawchunks` (a few
 tenths of a millisecond per array, where zarr-python and xarray take several: a scan-rich MS has
 hundreds of partitions of a dozen arrays each). A ``WEIGHT`` known to be constant over channels
 is stored without its ``frequency`` axis; :func:`open_store` broadcasts it back, so radiocal's
@@ -30,8 +30,8 @@ import xarray as xr
 import zarr
 
 from radiocal.errors import InputError, OutputExistsError
-from radiocal.io import probe, rawchunks
-from radiocal.io import schema as S
+from radiocal.store import rawchunks
+from radiocal.store import schema as S
 
 # 3: coordinates as zarr arrays with units (2 kept them in the attribute ``radiocal_coords``);
 # channel-constant WEIGHT stored as (time, baseline, polarization)
@@ -177,7 +177,7 @@ def open_store(path, partitions=None) -> list[xr.Dataset]:
 
 def _open_partition(path, name: str) -> xr.Dataset:
     group = partition_path(path, name)
-    probe.check_zarr_arrays(group)   # a short chunk file is a one-line error, not a crash later
+    rawchunks.check_zarr_arrays(group)   # a short chunk file is a one-line error, not a crash later
     ds = _read_group(group)
     if ds is None:    # an array radiocal did not write (filters, objects): through xarray
         try:
@@ -203,7 +203,7 @@ _CF_ENCODED = frozenset({"_FillValue", "missing_value", "scale_factor", "add_off
 
 
 def _read_group(group: str) -> xr.Dataset | None:
-    """A partition group read with :func:`radiocal.io.rawchunks.open_array` (what
+    """A partition group read with :func:`radiocal.store.rawchunks.open_array` (what
     ``xarray.open_zarr`` gives, at a fraction of its cost: coordinates in memory, variables lazy
     by stored chunk), or None when an array needs zarr-python."""
     try:
@@ -273,7 +273,7 @@ def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
 
 def spill_dir(path) -> str:
     """Where a graph that will be written by :func:`update_store` into the store at ``path``
-    may spill (:func:`radiocal.io.rawchunks.spill`): inside the staging area, which
+    may spill (:func:`radiocal.store.rawchunks.spill`): inside the staging area, which
     :func:`update_store` removes once the new values are in place."""
     return os.path.join(os.path.normpath(os.fspath(path)), _STAGING_GROUP, ".spill")
 
@@ -320,7 +320,7 @@ def _check_partitions(root, path, datasets) -> None:
 def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
     """Create every partition's zarr arrays now; return the delayed writes of their chunks.
 
-    :mod:`radiocal.io.rawchunks` creates the arrays and writes their chunk files (zarr-python
+    :mod:`radiocal.store.rawchunks` creates the arrays and writes their chunk files (zarr-python
     takes ~4 ms per array created; a scan-rich MS has hundreds): visibilities raw, everything else
     blosc-compressed as zarr-python would; coordinates (small) are written now, whole, as one
     chunk. A partition with a coordinate of another kind (objects, scalars) is written by
@@ -425,7 +425,7 @@ def channel_free(array):
 
 
 def _plain(var: xr.Variable) -> bool:
-    """Numbers or fixed-width strings, not a scalar: an array :mod:`radiocal.io.rawchunks`
+    """Numbers or fixed-width strings, not a scalar: an array :mod:`radiocal.store.rawchunks`
     writes and reads."""
     return var.dtype.kind in "biufU" and var.ndim > 0
 

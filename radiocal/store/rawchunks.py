@@ -427,3 +427,44 @@ def _slices(key, shape) -> tuple[slice, ...]:
             raise TypeError("only contiguous slices index a raw zarr array")
         out.append(slice(start, max(start, stop)))
     return tuple(out)
+
+
+# numcodecs' Blosc frames start with a 16-byte header whose bytes 12-15 hold the frame's length
+_BLOSC_HEADER = 16
+
+
+def check_zarr_arrays(group_path) -> None:
+    """Raise InputError naming the file when an array of a zarr (v2) group is damaged.
+
+    Checked without decoding anything: each ``.zarray`` parses, each uncompressed chunk file is
+    exactly one chunk long, each Blosc-compressed chunk file is as long as its header says.
+    A missing chunk file is zarr's fill value, not damage.
+    """
+    group_path = os.fspath(group_path)
+    for name in sorted(os.listdir(group_path)):
+        array = os.path.join(group_path, name)
+        meta_path = os.path.join(array, ".zarray")
+        if not os.path.isfile(meta_path):
+            continue
+        try:
+            with open(meta_path) as f:
+                meta = json.load(f)
+            chunk_bytes = int(np.prod(meta["chunks"])) * np.dtype(meta["dtype"]).itemsize
+            compressor = (meta.get("compressor") or {}).get("id")
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise InputError(f"{meta_path}: damaged zarr array metadata ({err})") from None
+        if meta.get("filters"):
+            continue
+        for chunk in os.listdir(array):
+            if chunk.startswith("."):
+                continue
+            path = os.path.join(array, chunk)
+            size = os.path.getsize(path)
+            if compressor is None and size != chunk_bytes:
+                raise InputError(f"{path}: truncated chunk file of {name} "
+                                 f"({size} of {chunk_bytes} bytes)")
+            if compressor == "blosc":
+                with open(path, "rb") as f:
+                    header = f.read(_BLOSC_HEADER)
+                if len(header) < _BLOSC_HEADER or int.from_bytes(header[12:16], "little") != size:
+                    raise InputError(f"{path}: truncated or damaged chunk file of {name}")
