@@ -121,7 +121,7 @@ class SkyBandpassConfig:
 
 def uv_cut(ds, uvrange: str):
     """``ds`` with everything outside ``uvrange`` flagged (lazy); the input is not changed."""
-    from radiocal.io.selection import Selection, selection_mask
+    from radiocal.select.selection import Selection, selection_mask
 
     if not uvrange:
         return ds

@@ -7,7 +7,7 @@ Usage::
     def convert(inputs, output, **options):
         selection = selection_from_options(**options)
 
-The help text comes from :class:`radiocal.io.selection.Selection`'s field metadata, so the
+The help text comes from :class:`radiocal.select.selection.Selection`'s field metadata, so the
 dataclass stays the single source of truth.
 """
 
@@ -17,7 +17,7 @@ import dataclasses
 
 import click
 
-from radiocal.io.selection import Selection
+from radiocal.select.selection import Selection
 
 SELECTION_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(Selection) if f.init)
 

@@ -180,8 +180,8 @@ def flag_elevation(ds: xr.Dataset, min_elevation: float = 0.0,
 
 
 def flag_manual(ds: xr.Dataset, selection, reference_time: float | None = None) -> xr.Dataset:
-    """Flag everything ``selection`` (a :class:`radiocal.io.selection.Selection`) selects."""
-    from radiocal.io.selection import selection_mask
+    """Flag everything ``selection`` (a :class:`radiocal.select.selection.Selection`) selects."""
+    from radiocal.select.selection import selection_mask
 
     flag = _flag(ds)
     mask = selection_mask(ds, selection, reference_time=reference_time)

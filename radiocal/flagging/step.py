@@ -54,7 +54,7 @@ def flag_datasets(datasets, strategy, selection=None):
     strategy : Strategy, or callable
         A callable is given each partition's telescope (TELESCOPE_NAME) and returns its strategy
         (see :func:`per_telescope`).
-    selection : radiocal.io.selection.Selection, optional
+    selection : radiocal.select.selection.Selection, optional
         Flags change only where the selection selects; unselected partitions pass unchanged.
 
     Returns
@@ -65,7 +65,7 @@ def flag_datasets(datasets, strategy, selection=None):
     """
     reference = None
     if selection is not None:
-        from radiocal.io.selection import check_selection, first_time
+        from radiocal.select.selection import check_selection, first_time
 
         check_selection(datasets, selection)
         reference = first_time(datasets)
@@ -80,7 +80,7 @@ def flag_datasets(datasets, strategy, selection=None):
 
 def _flag_partition(ds, strategy, selection, reference, out, counts):
     if selection is not None:
-        from radiocal.io.selection import matches_partition, selection_mask
+        from radiocal.select.selection import matches_partition, selection_mask
 
         if not matches_partition(
                 selection, dict(ds.attrs), fd.small(ds, S.FREQUENCY),

@@ -202,7 +202,7 @@ class DilateParams:
 
 
 def _manual(ds, p: ManualParams, column, reference_time):
-    from radiocal.io.selection import Selection
+    from radiocal.select.selection import Selection
 
     return fd.flag_manual(ds, Selection(**dataclasses.asdict(p)), reference_time=reference_time)
 

@@ -55,7 +55,7 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None,
     path_or_paths : str, os.PathLike or sequence of them
         MS paths, or directories holding ``*.ms``. Several MS are joined along frequency
         (sub-bands) and time (see :mod:`radiocal.io.join`).
-    selection : radiocal.io.selection.Selection, optional
+    selection : radiocal.select.selection.Selection, optional
         CASA-style data selection applied after joining.
     chunk_bytes : int, optional
         Most ``VISIBILITY`` bytes per chunk; default: the run's budget
@@ -94,7 +94,7 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None,
         datasets = join_measurement_sets(per_ms, chunk_bytes, join_frequency=join_subbands,
                                          phase_centre=phase_centre)
     if selection is not None:
-        from radiocal.io.selection import select
+        from radiocal.select.selection import select
 
         datasets = select(datasets, selection)
     return datasets

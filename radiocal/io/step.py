@@ -35,8 +35,8 @@ class SelectionConfig:
     intent: str = _selection_field("scan intent")
 
     def selection(self):
-        """The :class:`radiocal.io.selection.Selection` asked for, or None (everything)."""
-        from radiocal.io.selection import Selection
+        """The :class:`radiocal.select.selection.Selection` asked for, or None (everything)."""
+        from radiocal.select.selection import Selection
 
         parts = {f.name: getattr(self, f.name) for f in dataclasses.fields(SelectionConfig)
                  if getattr(self, f.name)}
@@ -104,7 +104,7 @@ class ExportConfig(SelectionConfig):
 def export(datasets, config: ExportConfig, context):
     """Write the datasets (with CORRECTED_DATA when calibrated) as a new Measurement Set."""
     from radiocal.io.ms import write_ms
-    from radiocal.io.selection import select
+    from radiocal.select.selection import select
 
     target = context.output_path(config.path).resolve()
     for source in context.inputs:

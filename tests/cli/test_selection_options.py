@@ -10,7 +10,7 @@ from radiocal.cli.selection_options import (
     selection_options,
 )
 from radiocal.errors import SelectionError
-from radiocal.io.selection import Selection
+from radiocal.select.selection import Selection
 
 ALL = ("field", "scan", "spw", "antenna", "uvrange", "timerange", "correlation", "intent")
 

@@ -133,7 +133,7 @@ def test_shadow_flags_close_pairs(small_sim):
 
 
 def test_manual_flagger_uses_selection(small_sim):
-    pytest.importorskip("radiocal.io.selection")
+    pytest.importorskip("radiocal.select.selection")
     spec = {"flaggers": [{"flagger": "manual", "antenna": str(small_sim.datasets[0][S.ANTENNA_NAME].values[2])}]}
     ds = small_sim.datasets[0]
     out, _ = apply_strategy(ds, parse_strategy(spec))

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from radiocal.errors import SelectionError
-from radiocal.io import selection_syntax as syn
-from radiocal.io.selection import Selection
+from radiocal.select import syntax as syn
+from radiocal.select.selection import Selection
 
 
 def _raises(parser, text, token):

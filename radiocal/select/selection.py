@@ -3,7 +3,7 @@
 A :class:`Selection` holds CASA-syntax strings (field, scan, spw, antenna, uvrange, timerange,
 correlation, intent); they are parsed when the selection is made, so a malformed string fails
 early with a one-line :class:`radiocal.errors.SelectionError`. The grammar accepted, and what of
-CASA's was left out, is described in :mod:`radiocal.io.selection_syntax`.
+CASA's was left out, is described in :mod:`radiocal.select.syntax`.
 
 How each part applies to a list of partitions (one per field, spw and scan):
 
@@ -33,9 +33,9 @@ import xarray as xr
 
 from radiocal.errors import SelectionError
 from radiocal.store import schema
-from radiocal.io import selection_resolve as resolve
-from radiocal.io import selection_syntax as syntax
-from radiocal.io.selection_resolve import first_time
+from radiocal.select import resolve
+from radiocal.select import syntax
+from radiocal.select.resolve import first_time
 
 _PARSERS = {
     "field": syntax.parse_field,

@@ -2,7 +2,7 @@
 
 Each ``parse_*`` function turns one selection string into a small immutable description; nothing
 here looks at data. Resolution against a dataset (names -> ids, times -> MJD seconds, uv distance
--> cells) lives in :mod:`radiocal.io.selection_resolve`. A malformed string raises
+-> cells) lives in :mod:`radiocal.select.resolve`. A malformed string raises
 :class:`radiocal.errors.SelectionError` with one line naming the bad token.
 
 What is accepted (CASA's documented grammar, minus the parts listed as left out):

@@ -2,7 +2,7 @@
 
 Plain numpy on the partition's small coordinates (antenna table, baseline indices, channel
 frequencies, times) for everything separable by dimension; a lazy xarray/dask expression on
-``UVW`` for uv distance. Used by :mod:`radiocal.io.selection`; no user-facing API here.
+``UVW`` for uv distance. Used by :mod:`radiocal.select.selection`; no user-facing API here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import xarray as xr
 from radiocal.astro import SPEED_OF_LIGHT
 from radiocal.errors import SelectionError
 from radiocal.store import schema
-from radiocal.io import selection_syntax as syntax
+from radiocal.select import syntax
 
 # MS TIME values are float64 MJD seconds (~5e9), exact to ~1e-6 s; a time typed to the second
 # must still match a stamp a rounding error away.

@@ -11,7 +11,7 @@ import pytest
 from radiocal.astro import SPEED_OF_LIGHT
 from radiocal.errors import SelectionError
 from radiocal.store import schema as S
-from radiocal.io.selection import (
+from radiocal.select.selection import (
     Selection,
     check_selection,
     first_time,
