@@ -74,7 +74,7 @@ def child_radiocal(path: str) -> None:
     from radiocal.calibration.dataset import solve
     from radiocal.calibration.jones import ApplyTable, apply
     from radiocal.store import schema as S
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
 
     def nvis(datasets):
         return sum(math.prod(ds[S.VISIBILITY].shape) for ds in datasets)

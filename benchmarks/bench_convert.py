@@ -53,7 +53,7 @@ SCAN_GAP = 30.0
 def child_simulate(path: str, n_integrations: int) -> None:
     """Write the default MS scan by scan, so memory holds one scan's model at a time."""
     from radiocal.store import schema as S
-    from radiocal.io.ms import write_ms
+    from radiocal.ms.write import write_ms
     from radiocal.io.testing import DEFAULT_FIELDS, SimConfig, simulate
     from radiocal.io.testing.config import VLA_START
 
@@ -107,7 +107,7 @@ def child_convert(ms: str, out: str, workers: int) -> None:
     # imports are paid once per command, not per GB, so they are kept out of the timing (the
     # peer imports casacore before its clock starts too; the `cli` row includes everything).
     from radiocal.store import schema as S
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
     from radiocal.store.zarr_store import write_store
 
     if workers:

@@ -103,7 +103,7 @@ def child_radiocal(path: str, skymodel: str, timeavg: int) -> None:
     from radiocal.dynspec.config import DynspecConfig
     from radiocal.dynspec.dataset import dynamic_spectrum
     from radiocal.store import schema as S
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
 
     def once():
         start, cpu0 = time.perf_counter(), cpu_seconds()

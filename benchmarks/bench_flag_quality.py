@@ -111,7 +111,7 @@ def child_radiocal(ms: str, threads: int) -> None:
 
     from radiocal.flagging.strategy import apply_strategy, load_strategy
     from radiocal.store import schema as S
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
 
     datasets = [ds.persist() for ds in read_ms(ms)]
     strategies = [load_strategy("default", ds.attrs.get(S.ATTR_TELESCOPE)) for ds in datasets]

@@ -67,7 +67,7 @@ def child_radiocal(ms: str, threads: int) -> None:
 
     from radiocal.flagging.strategy import apply_strategy, load_strategy
     from radiocal.store import schema as S
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
 
     start = time.perf_counter()
     datasets = [ds.persist() for ds in read_ms(ms)]

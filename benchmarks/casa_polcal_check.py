@@ -62,7 +62,7 @@ def main(argv=None):
     from radiocal.calibration.workflow import CalibrateConfig, solve_sequence
     from radiocal.store import caltables as C
     from radiocal.store import schema as S
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
     from radiocal.io.testing import SimConfig, simulate_ms
     from radiocal.io.testing.config import DEFAULT_FIELDS, VLA_START
 

@@ -51,11 +51,11 @@ def open(path, **read_options):  # noqa: A001 - radiocal.open reads like the bui
     Parameters
     ----------
     path : str, os.PathLike or list of them
-        A Measurement Set, several (joined as :func:`radiocal.io.ms.read_ms` does), a directory
+        A Measurement Set, several (joined as :func:`radiocal.ms.read.read_ms` does), a directory
         of ``*.ms``, a ``.zarr`` store written by radiocal, or an output directory of
         ``radiocal run`` (its ``store.zarr`` is opened).
     **read_options
-        Passed to :func:`radiocal.io.ms.read_ms` for Measurement Sets (``selection``,
+        Passed to :func:`radiocal.ms.read.read_ms` for Measurement Sets (``selection``,
         ``chunk_bytes``).
 
     Returns
@@ -67,7 +67,7 @@ def open(path, **read_options):  # noqa: A001 - radiocal.open reads like the bui
     from radiocal.store import zarr_store
 
     if isinstance(path, (list, tuple)):
-        from radiocal.io.ms import read_ms
+        from radiocal.ms.read import read_ms
 
         return read_ms(list(path), **read_options)
     path = Path(os.fspath(path)).expanduser()
@@ -83,7 +83,7 @@ def open(path, **read_options):  # noqa: A001 - radiocal.open reads like the bui
             raise InputError(f"{path}: step {interrupted[0]} was interrupted; "
                              "run the same radiocal run again to finish it")
         return zarr_store.open_store(path)
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
 
     return read_ms(path, **read_options)
 

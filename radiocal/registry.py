@@ -106,7 +106,7 @@ def make_config(spec: StepSpec, values: dict):
 # Domain packages whose step modules register themselves on import. A package that does not have a
 # step module yet is skipped, so domains can land one at a time.
 _STEP_MODULES = (
-    "radiocal.io.step",
+    "radiocal.ms.step",
     "radiocal.flagging.step",
     "radiocal.calibration.step",
     "radiocal.calibration.skycal",

@@ -23,7 +23,7 @@ def readme_library_script() -> str:
 
 def test_readme_library_script_runs_as_written(tmp_path, monkeypatch):
     from radiocal.store import schema as S
-    from radiocal.io.ms import write_ms
+    from radiocal.ms.write import write_ms
     from radiocal.io.testing import SimConfig, simulate
 
     # The inputs `radiocal demo` writes, at its paths, from a smaller simulation (same fields)

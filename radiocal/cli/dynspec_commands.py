@@ -18,7 +18,7 @@ def _open_inputs(path: str):
     if is_store(path):
         return open_store(path)
     if os.path.isfile(os.path.join(path, "table.dat")):
-        from radiocal.io.ms import read_ms
+        from radiocal.ms.read import read_ms
 
         return read_ms([path])
     raise InputError(f"{path}: neither a radiocal store nor a Measurement Set")
@@ -44,7 +44,7 @@ def dynspec(ctx, store, overwrite, **options):
     """
     from radiocal.cli.engine_commands import make_engine
     from radiocal.dynspec.dataset import open_dynspec
-    from radiocal.io.probe import refuse_overlap
+    from radiocal.ms.probe import refuse_overlap
 
     output = os.path.abspath(options["output"])
     refuse_overlap(output, [store])

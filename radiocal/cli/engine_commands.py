@@ -26,7 +26,7 @@ def make_engine(ctx: click.Context):
 
 def refuse_writing_inputs(steps, outdir) -> None:
     """An output directory that is, holds or lies inside an input MS would change the input."""
-    from radiocal.io.probe import refuse_overlap
+    from radiocal.ms.probe import refuse_overlap
 
     inputs = [p for step in steps for p in (getattr(step.config, "ms", None) or ())]
     refuse_overlap(outdir, inputs)

@@ -28,7 +28,7 @@ _LWA_STAMP = re.compile(r"(\d{8}_\d{6})_\d+MHz\.ms$")
 
 def run_name(inputs) -> str:
     """``YYYYMMDD_HHMMSS`` of the earliest OVRO-LWA-named file, else the first input's name."""
-    from radiocal.io.ms import expand_inputs
+    from radiocal.ms.read import expand_inputs
 
     paths = expand_inputs([str(p) for p in inputs])
     stamps = sorted(m.group(1) for m in (_LWA_STAMP.search(Path(p).name) for p in paths) if m)

@@ -18,7 +18,7 @@ from radiocal.errors import RadiocalError
 
 # Modules that each define ``commands`` (a list of click commands) to attach to the group.
 _COMMAND_MODULES = (
-    "radiocal.cli.io_commands",
+    "radiocal.cli.ms_commands",
     "radiocal.cli.engine_commands",
     "radiocal.cli.flag_commands",
     "radiocal.cli.calibration_commands",

@@ -117,7 +117,7 @@ def phaseref(ctx, inputs, fluxcal, fluxcal_model, bpcal, phasecal, targets, skym
 
 
 def _read_for_roles(inputs):
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
 
     return read_ms(list(inputs))
 
@@ -142,7 +142,7 @@ def make_demo_inputs(directory: Path):
     partial = directory / "demo.ms.partial"
     if partial.exists():
         shutil.rmtree(partial)
-    from radiocal.io.ms import write_ms
+    from radiocal.ms.write import write_ms
 
     write_ms(sim.datasets, str(partial))
     if ms.exists():

@@ -170,7 +170,7 @@ def _criterion(text: str, passed: bool | None, value: str = "") -> dict:
 
 def summary_lines(summary: dict, info: RunInfo) -> list[str]:
     """The first page, as lines of monospaced text."""
-    from radiocal.io.summary import format_time
+    from radiocal.ms.summary import format_time
 
     prov = info.provenance
     steps = prov.get("steps", [])

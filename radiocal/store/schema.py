@@ -62,7 +62,7 @@ ATTR_OBSERVER = "observer"
 ATTR_PROJECT = "project"
 ATTR_SOURCES = "source_ms"                     # list of input MS paths the partition came from
 ATTR_PARTITION = "partition"                   # the partition's name in a store
-# first frequency (Hz) of each sub-band of a window joined from several files (io/join.py):
+# first frequency (Hz) of each sub-band of a window joined from several files (ms/join.py):
 # each has a bandpass of its own, so backgrounds along frequency are fitted piece by piece
 ATTR_SUBBAND_STARTS = "subband_starts"
 # set by polarisation calibration (radiocal.calibration.polapply): which terms corrected

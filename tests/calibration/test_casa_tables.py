@@ -129,7 +129,7 @@ def test_apply_casa_tables_matches_casa_corrected_data():
     cal.ms went through ``uvsub`` afterwards (CORRECTED_DATA -= MODEL_DATA), so the model is
     added back before comparing.
     """
-    ms = pytest.importorskip("radiocal.io.ms")
+    ms = pytest.importorskip("radiocal.ms.read")
     datasets = ms.read_ms(os.path.join(REF, "vla_small.ms"))
     bp = C.read_casa_table(os.path.join(CASA, "bp.B"))
     intg = C.read_casa_table(os.path.join(CASA, "int.G"))

@@ -10,7 +10,7 @@ from radiocal.store import schema as S
 
 testing = pytest.importorskip("radiocal.io.testing")
 store_mod = pytest.importorskip("radiocal.store.zarr_store")
-ms_mod = pytest.importorskip("radiocal.io.ms")
+ms_mod = pytest.importorskip("radiocal.ms.read")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ REF = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"
 @pytest.mark.skipif(not os.path.isdir(os.path.join(REF, "vla_small.ms")),
                     reason="../shared/data/vla_small is absent")
 def test_vla_small_flux_and_residuals():
-    ms = pytest.importorskip("radiocal.io.ms")
+    ms = pytest.importorskip("radiocal.ms.read")
     flagging = pytest.importorskip("radiocal.flagging.step")
     strategy = pytest.importorskip("radiocal.flagging.strategy")
     truth = np.load(os.path.join(REF, "truth.npz"))

@@ -65,7 +65,7 @@ def test_an_averaging_block_over_the_budget_stops_before_anything_runs():
 def test_convert_and_dynspec_bit_identical_on_threads_and_a_two_worker_cluster(tmp_path):
     """The same budget gives the same chunks, and so the same sums, wherever they run."""
     from radiocal.engine.cluster import Engine
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
     from radiocal.store.zarr_store import open_store, write_store
     from radiocal.io.testing import SimConfig, simulate_ms
 

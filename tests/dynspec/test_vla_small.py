@@ -32,7 +32,7 @@ def truth():
 
 @pytest.fixture(scope="module")
 def partitions():
-    ms = pytest.importorskip("radiocal.io.ms", reason="needs the MS reader")
+    ms = pytest.importorskip("radiocal.ms.read", reason="needs the MS reader")
     return ms.read_ms([str(MS)])
 
 

@@ -16,9 +16,9 @@ import engine_test_steps  # noqa: E402,F401
 
 def _write_ms(datasets, path):
     try:
-        from radiocal.io.ms import write_ms
+        from radiocal.ms.write import write_ms
     except ImportError:
-        from radiocal.io.ms_write import write_ms
+        from radiocal.ms.write import write_ms
     write_ms(datasets, str(path))
 
 

@@ -44,7 +44,7 @@ def test_default_strategy_on_lwa_like_simulation():
 def test_default_strategy_on_vla_small(vla_small_dir, vla_small_ms):
     """Rows of the MS are mapped onto the (time, baseline) grid through TIME/ANTENNA1/ANTENNA2."""
     casacore_tables = pytest.importorskip("casacore.tables")
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
 
     truth = np.load(vla_small_dir / "truth.npz")
     rfi, dead = truth["rfi"], int(truth["dead"])

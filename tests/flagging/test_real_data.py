@@ -65,7 +65,7 @@ def _aoflagger_percent(ms, tmp_path):
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow)
                                   if n == "carma_sza_3c273" else n for n in sorted(SETS)])
 def test_default_strategy_on_real_data(name, tmp_path):
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
 
     ms = _ms(name)
     expected_strategy, own_bound = SETS[name]

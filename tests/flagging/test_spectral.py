@@ -193,7 +193,7 @@ def test_sub_bands_joined_along_frequency_are_fitted_one_by_one():
     sky, with RFI. Fitted across the joins, the background misses the bandpass steps there;
     fitted sub-band by sub-band (the join records where each starts) half as much clean data
     is flagged (measured on seeds 71-73, 1 and 3 integrations: 0.47-0.82% against 1.28-1.65%)."""
-    from radiocal.io.join import join_measurement_sets
+    from radiocal.ms.join import join_measurement_sets
     from radiocal.io.testing import SimConfig, simulate
     from radiocal.io.testing.config import PointSource
 

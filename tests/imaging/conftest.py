@@ -59,7 +59,7 @@ def point_ms(tmp_path_factory, sky) -> str:
     4 channels, 16 x 5 min, RR RL LR LL. DATA is the simulator's (gain-corrupted CAL, noise on
     TGT); CORRECTED_DATA the true sky plus noise."""
     simulator = pytest.importorskip("radiocal.io.testing", reason="needs the project's simulator")
-    from radiocal.io.ms import write_ms
+    from radiocal.ms.write import write_ms
 
     config = simulator.SimConfig(
         n_antennas=10, spws=((1.30e9, 4.0e6, 4),), schedule=((0, 8), (1, 8)),

@@ -148,7 +148,7 @@ def test_existing_output_and_inputs_are_protected(wsclean, point_ms, sky, tmp_pa
 
 def test_simulator_background_source_lands_at_its_l_m(wsclean, sky, tmp_path):
     from radiocal.store import schema as S
-    from radiocal.io.ms import write_ms
+    from radiocal.ms.write import write_ms
     from radiocal.io.testing import FieldSpec, PointSource, SimConfig, simulate
     from tests.imaging.conftest import DEC0, RA0
 

@@ -9,6 +9,7 @@ import xarray as xr
 
 from radiocal import astro
 from radiocal.errors import ConfigError
+from radiocal.ms.read import read_ms
 from radiocal.store import schema as S
 from radiocal.io.testing import FieldSpec, PointSource, SimConfig, lwa_name, simulate
 from radiocal.io.testing import geometry
@@ -357,15 +358,7 @@ def test_config_is_hashable_and_accepts_lists():
     assert hash(cfg) == hash(replace(cfg))
 
 
-def _write_ms_or_skip():
-    ms = pytest.importorskip("radiocal.io.ms")
-    if not hasattr(ms, "write_ms"):
-        pytest.skip("radiocal.io.ms.write_ms is not there yet")
-    return ms
-
-
 def test_simulate_ms_writes_an_ms(tmp_path):
-    _write_ms_or_skip()
     tables = pytest.importorskip("casacore.tables")
     from radiocal.io.testing import simulate_ms
 
@@ -389,7 +382,6 @@ def test_simulate_ms_writes_an_ms(tmp_path):
 
 
 def test_lwa_files(tmp_path):
-    _write_ms_or_skip()
     tables = pytest.importorskip("casacore.tables")
     from radiocal.io.testing import lwa_files
 
@@ -408,15 +400,12 @@ def test_lwa_files(tmp_path):
 
 
 def test_simulated_ms_reads_back_as_the_simulated_datasets(tmp_path):
-    ms = _write_ms_or_skip()
-    if not hasattr(ms, "read_ms"):
-        pytest.skip("radiocal.io.ms.read_ms is not there yet")
     from radiocal.io.testing import simulate_ms
 
     cfg = SimConfig(n_antennas=4, spws=((1.3e9, 4e6, 6), (1.4e9, 2e6, 3)), feeds="linear",
                     n_correlations=2, autocorrelations=True, schedule=((0, 2), (1, 1), (2, 3)))
     sim = simulate_ms(tmp_path / "rt.ms", cfg)
-    back = {ds.attrs[S.ATTR_PARTITION]: ds for ds in ms.read_ms(str(tmp_path / "rt.ms"))}
+    back = {ds.attrs[S.ATTR_PARTITION]: ds for ds in read_ms(str(tmp_path / "rt.ms"))}
     assert sorted(back) == sorted(ds.attrs[S.ATTR_PARTITION] for ds in sim.datasets)
     for ds in sim.datasets:
         got = back[ds.attrs[S.ATTR_PARTITION]].load()
@@ -430,14 +419,11 @@ def test_simulated_ms_reads_back_as_the_simulated_datasets(tmp_path):
 
 
 def test_lwa_files_join_into_one_dataset(tmp_path):
-    ms = _write_ms_or_skip()
-    if not hasattr(ms, "read_ms"):
-        pytest.skip("radiocal.io.ms.read_ms is not there yet")
     from radiocal.io.testing import lwa_files
 
     cfg = SimConfig.lwa(n_subbands=3, n_channels=2, n_integrations=2, n_antennas=3)
     sim = lwa_files(tmp_path, cfg)
-    (joined,) = ms.read_ms([str(p) for p in sim.paths])
+    (joined,) = read_ms([str(p) for p in sim.paths])
     assert joined.sizes[S.TIME] == 2 and joined.sizes[S.FREQUENCY] == 6
     np.testing.assert_array_equal(joined[S.TIME].values, sim.truth.times)
     np.testing.assert_allclose(joined[S.FREQUENCY].values, sim.truth.freqs.ravel())

@@ -84,7 +84,7 @@ def test_carma_roles_from_names():
     sky field, NOISE (the noise source) no field at all; no flux standard was observed."""
     if not (CARMA / "table.dat").exists():
         pytest.skip(f"reference data absent: {CARMA}")
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
 
     datasets = read_ms([str(CARMA)])
     roles = infer_roles(datasets)
@@ -96,7 +96,7 @@ def test_carma_roles_from_names():
 
 
 def test_phaseref_says_which_role_it_cannot_tell(tmp_path):
-    from radiocal.io.ms import write_ms
+    from radiocal.ms.write import write_ms
 
     sim = simulate(SimConfig(n_antennas=3, spws=((1.3e9, 4e6, 2),), schedule=((2, 2),), seed=1))
     ms = tmp_path / "star_only.ms"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from radiocal.store import schema as S
-from radiocal.io.ms import write_ms
+from radiocal.ms.write import write_ms
 from radiocal.io.testing import SimConfig, simulate
 
 FLUXCAL, PHASECAL, TARGET = "J1331+3030", "J1407+2827", "STAR"

@@ -389,7 +389,7 @@ def vla_small():
     path = os.path.join(os.path.dirname(__file__), "..", "..", VLA_SMALL)
     if not os.path.isdir(path):
         pytest.skip(f"reference data {VLA_SMALL} is not present")
-    ms = pytest.importorskip("radiocal.io.ms")
+    ms = pytest.importorskip("radiocal.ms.read")
     return ms.read_ms(path)
 
 

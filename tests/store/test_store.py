@@ -15,7 +15,8 @@ import zarr
 from radiocal.errors import InputError
 from radiocal.store import rawchunks
 from radiocal.store import schema as S
-from radiocal.io.ms import read_ms, write_ms
+from radiocal.ms.read import read_ms
+from radiocal.ms.write import write_ms
 from radiocal.store.zarr_store import (
     VERSION_ATTR,
     link_array,

@@ -406,7 +406,7 @@ def simulate(config: SimConfig | None = None) -> Simulation:
 
 
 def simulate_ms(path, config: SimConfig | None = None, overwrite: bool = False) -> Simulation:
-    """Simulate, then write one Measurement Set with :func:`radiocal.io.ms.write_ms`.
+    """Simulate, then write one Measurement Set with :func:`radiocal.ms.write.write_ms`.
 
     Parameters
     ----------
@@ -416,7 +416,7 @@ def simulate_ms(path, config: SimConfig | None = None, overwrite: bool = False) 
     overwrite : bool
         Replace an existing ``path``; otherwise an existing output is an error.
     """
-    from radiocal.io.ms import write_ms
+    from radiocal.ms.write import write_ms
 
     if config is not None and config.drift_scan:
         raise ConfigError("simulator: drift-scan integrations are written one file each "
@@ -457,7 +457,7 @@ def lwa_files(directory, config: SimConfig | None = None, overwrite: bool = Fals
     Simulation
         ``paths``: the files written, sorted by name.
     """
-    from radiocal.io.ms import write_ms
+    from radiocal.ms.write import write_ms
 
     config = SimConfig.lwa() if config is None else config
     names = [lwa_name(config.start_time, f0) for f0, _, _ in config.spws]

@@ -81,7 +81,7 @@ def convert(datasets, config: ConvertConfig, context):
     """Read Measurement Set(s) into canonical datasets (the start of every pipeline)."""
     if not config.ms:
         raise ConfigError("step 'convert': no input Measurement Set (set ms: or pass IN.ms to radiocal run)")
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
 
     paths = [os.fspath(Path(p).expanduser()) for p in config.ms]
     chunk_bytes = mib_to_bytes(config.chunk_mb) if config.chunk_mb else None
@@ -103,7 +103,7 @@ class ExportConfig(SelectionConfig):
 @register_step("export", ExportConfig, kind="sink")
 def export(datasets, config: ExportConfig, context):
     """Write the datasets (with CORRECTED_DATA when calibrated) as a new Measurement Set."""
-    from radiocal.io.ms import write_ms
+    from radiocal.ms.write import write_ms
     from radiocal.select.selection import select
 
     target = context.output_path(config.path).resolve()

@@ -21,7 +21,7 @@ import xarray as xr
 from radiocal import budget
 from radiocal.errors import InputError, OutputExistsError
 from radiocal.store import schema as S
-from radiocal.io.ms_meta import FREQ_FRAME_CODES
+from radiocal.ms.meta import FREQ_FRAME_CODES
 
 INCOMPLETE_SUFFIX = ".incomplete"
 

@@ -21,8 +21,8 @@ import xarray as xr
 from radiocal import budget
 from radiocal.errors import InputError
 from radiocal.store import schema as S
-from radiocal.io.ms_meta import MSMetadata, read_metadata, read_table
-from radiocal.io.scans import renumber_scans as renumber_scans_of
+from radiocal.ms.meta import MSMetadata, read_metadata, read_table
+from radiocal.ms.scans import renumber_scans as renumber_scans_of
 from radiocal.store.zarr_store import broadcast_channels
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None
         sub-bands), so that joining needs no rechunk.
     renumber_scans : bool
         Number scans from the data: a new scan wherever the field changes in time
-        (:func:`radiocal.io.scans.renumber_scans`), instead of the recorded SCAN_NUMBER.
+        (:func:`radiocal.ms.scans.renumber_scans`), instead of the recorded SCAN_NUMBER.
 
     Returns
     -------

@@ -32,7 +32,7 @@ def probe_measurement_sets(paths) -> None:
     ``paths`` are validated first (exist, are casacore tables); those already probed by this
     process are skipped. One child process probes them all.
     """
-    from radiocal.io.ms_meta import check_ms_path
+    from radiocal.ms.meta import check_ms_path
 
     todo = [p for p in (check_ms_path(p) for p in paths) if os.path.realpath(p) not in _probed]
     if not todo:
@@ -42,7 +42,7 @@ def probe_measurement_sets(paths) -> None:
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    result = subprocess.run([sys.executable, "-m", "radiocal.io.probe", *todo],
+    result = subprocess.run([sys.executable, "-m", "radiocal.ms.probe", *todo],
                             capture_output=True, text=True, env=env)
     lines = [line.split("\t") for line in result.stdout.splitlines() if line]
     if result.returncode == 0:

@@ -9,8 +9,9 @@ from click.testing import CliRunner
 
 from radiocal.cli.main import cli
 from radiocal.store import schema as S
-from radiocal.io.ms import read_ms, write_ms
-from radiocal.io.scans import renumber_scans
+from radiocal.ms.read import read_ms
+from radiocal.ms.write import write_ms
+from radiocal.ms.scans import renumber_scans
 from radiocal.store.zarr_store import open_store
 from radiocal.io.testing import SimConfig, simulate
 

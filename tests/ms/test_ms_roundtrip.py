@@ -9,8 +9,9 @@ import xarray as xr
 import dask
 
 from radiocal.store import schema as S
-from radiocal.io.ms import read_ms, write_ms
-from radiocal.io.ms_meta import read_table
+from radiocal.ms.read import read_ms
+from radiocal.ms.write import write_ms
+from radiocal.ms.meta import read_table
 from radiocal.store.zarr_store import open_store, write_store
 
 ROW_COLUMNS = ("DATA", "FLAG", "WEIGHT", "UVW", "TIME", "ANTENNA1", "ANTENNA2", "FIELD_ID",
@@ -240,7 +241,7 @@ def test_reading_enlarges_the_row_caches(tmp_path):
     StandardStMan cache holds the whole (small) file instead of two buckets of a few rows."""
     import casacore.tables as pt
 
-    from radiocal.io.ms_read import _enlarge_row_caches
+    from radiocal.ms.read_one import _enlarge_row_caches
     from radiocal.io.testing import SimConfig, simulate_ms
 
     path = str(tmp_path / "sim.ms")

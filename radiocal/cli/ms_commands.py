@@ -12,7 +12,7 @@ from radiocal.cli.common import run_step, step_config
 from radiocal.cli.config_options import config_options
 from radiocal.cli.engine_commands import make_engine
 from radiocal.errors import InputError
-from radiocal.io.step import ConvertConfig, ExportConfig, SelectionConfig
+from radiocal.ms.step import ConvertConfig, ExportConfig, SelectionConfig
 
 # the selection options read as the other commands' (--field SEL ...)
 _SELECTION = {f.name: {"metavar": "SEL"} for f in dataclasses.fields(SelectionConfig)}
@@ -41,7 +41,7 @@ def convert(ctx, ms, output, overwrite, **options):
     The store is marked complete only when everything is written. Its chunks hold at most the
     run's chunk budget (``radiocal --chunk-mb N convert ...``) or --chunk-mb.
     """
-    from radiocal.io.probe import refuse_overlap
+    from radiocal.ms.probe import refuse_overlap
     from radiocal.store.zarr_store import write_store
 
     refuse_overlap(output, ms)
@@ -73,7 +73,7 @@ def export(ctx, store, path, **options):
     Writes DATA, FLAG (the store's current flags), WEIGHT (and WEIGHT_SPECTRUM when weights vary
     across channels), UVW, and CORRECTED_DATA / MODEL_DATA when the store has them.
     """
-    from radiocal.io.probe import refuse_overlap
+    from radiocal.ms.probe import refuse_overlap
     from radiocal.store.zarr_store import open_store
 
     refuse_overlap(path, [store])
@@ -93,9 +93,9 @@ def export(ctx, store, path, **options):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(path, no_flags, as_json):
     """Summarise a Measurement Set or a store, like CASA's listobs."""
-    from radiocal.io.ms import read_ms
+    from radiocal.ms.read import read_ms
     from radiocal.store.zarr_store import is_store, open_store
-    from radiocal.io.summary import format_summary, summarize
+    from radiocal.ms.summary import format_summary, summarize
 
     datasets = open_store(path) if is_store(path) else read_ms(path)
     try:

@@ -1,8 +1,8 @@
-"""Measurement Sets in and out: the public entry points of the MS layer.
+"""Reading Measurement Sets: the public entry point of the MS layer.
 
 ``read_ms`` takes one MS, several, or a directory of them (OVRO-LWA writes one MS per integration
-and sub-band, named ``YYYYMMDD_HHMMSS_XXMHz.ms``) and returns lazy canonical partitions;
-``write_ms`` writes canonical partitions to a new MS.
+and sub-band, named ``YYYYMMDD_HHMMSS_XXMHz.ms``), probes them, reads each
+(:mod:`radiocal.ms.read_one`), joins and rephases them and returns lazy canonical partitions.
 """
 
 from __future__ import annotations
@@ -14,15 +14,14 @@ import numpy as np
 import xarray as xr
 
 from radiocal.errors import InputError
-from radiocal.io.join import join_measurement_sets
+from radiocal.ms.join import join_measurement_sets
 from radiocal.budget import chunk_bytes as budget_chunk_bytes
-from radiocal.io.ms_meta import read_metadata
-from radiocal.io.ms_read import read_single_ms
-from radiocal.io.ms_write import write_ms
-from radiocal.io.probe import probe_measurement_sets
-from radiocal.io.rephase import common_phase_centre
+from radiocal.ms.meta import read_metadata
+from radiocal.ms.read_one import read_single_ms
+from radiocal.ms.probe import probe_measurement_sets
+from radiocal.ms.rephase import common_phase_centre
 
-__all__ = ["read_ms", "write_ms", "expand_inputs"]
+__all__ = ["read_ms", "expand_inputs"]
 
 
 def expand_inputs(paths) -> list[str]:
@@ -54,7 +53,7 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None,
     ----------
     path_or_paths : str, os.PathLike or sequence of them
         MS paths, or directories holding ``*.ms``. Several MS are joined along frequency
-        (sub-bands) and time (see :mod:`radiocal.io.join`).
+        (sub-bands) and time (see :mod:`radiocal.ms.join`).
     selection : radiocal.select.selection.Selection, optional
         CASA-style data selection applied after joining.
     chunk_bytes : int, optional
@@ -62,13 +61,13 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None,
         (:func:`radiocal.budget.chunk_bytes`).
     renumber_scans : bool
         Number scans from the data (a new scan wherever the field changes in time) instead of
-        the recorded SCAN_NUMBER (:mod:`radiocal.io.scans`).
+        the recorded SCAN_NUMBER (:mod:`radiocal.ms.scans`).
     join_subbands : bool
         Join partitions of different MS recorded at the same times along frequency (default);
         False keeps them as separate spectral windows (e.g. two LO tunings far apart).
     phase_centre : (ra, dec), optional
         J2000 radians: rephase every partition to this centre (UVW rotated, visibilities
-        phased; :mod:`radiocal.io.rephase`). Without it, drift-scan files of several MS (one
+        phased; :mod:`radiocal.ms.rephase`). Without it, drift-scan files of several MS (one
         field name, each phased to the zenith of its own time, as OVRO-LWA writes them) are
         rephased to the first integration's zenith and joined into one dataset over time.
 

@@ -10,8 +10,8 @@ import xarray as xr
 
 from radiocal import budget
 from radiocal.store import schema as S
-from radiocal.io.ms import read_ms
-from radiocal.io.ms_meta import read_table
+from radiocal.ms.read import read_ms
+from radiocal.ms.meta import read_table
 from radiocal.store.zarr_store import open_store, write_store
 from radiocal.io.testing import SimConfig, lwa_files, simulate_ms
 from radiocal.io.testing.chunks import oversized_chunks
@@ -108,7 +108,7 @@ def test_cli_chunk_mb_sets_the_store_chunks(gappy_ms, tmp_path, run_cli):
 def test_export_with_a_tiny_budget_writes_the_same_rows(gappy_ms, tmp_path):
     """Export streams baseline-split chunks in small batches: the rows and their order are those
     of a large budget, column for column."""
-    from radiocal.io.ms import write_ms
+    from radiocal.ms.write import write_ms
 
     with budget.chunk_budget(TINY):
         write_ms(read_ms(gappy_ms), tmp_path / "tiny.ms")

@@ -10,7 +10,8 @@ import dask
 
 from radiocal.errors import InputError
 from radiocal.store import schema as S
-from radiocal.io.ms import read_ms, write_ms
+from radiocal.ms.read import read_ms
+from radiocal.ms.write import write_ms
 from radiocal.io.testing import SimConfig, lwa_files
 
 

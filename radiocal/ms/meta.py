@@ -1,7 +1,7 @@
 """Open a Measurement Set safely and read the metadata its subtables hold.
 
 Everything here is small (subtables and the main table's index columns) and read eagerly; the
-visibility columns are read lazily by :mod:`radiocal.io.ms_read`.
+visibility columns are read lazily by :mod:`radiocal.ms.read_one`.
 """
 
 from __future__ import annotations

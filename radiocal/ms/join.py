@@ -7,7 +7,7 @@ Two joins, in this order:
    they become one spectral window, channels sorted by frequency. Spectral windows within one MS are
    never merged.
    Between the two, drift-scan integrations (one field name, each phased to its own zenith) are
-   rephased to one centre, or every partition to the one asked for (:mod:`radiocal.io.rephase`).
+   rephased to one centre, or every partition to the one asked for (:mod:`radiocal.ms.rephase`).
 2. **Time**: partitions with the same field, scan, correlations and channel frequencies are
    concatenated along time; overlapping times are an error.
 
@@ -27,7 +27,7 @@ import xarray as xr
 from radiocal import budget
 from radiocal.errors import InputError
 from radiocal.store import schema as S
-from radiocal.io.rephase import common_phase_centre
+from radiocal.ms.rephase import common_phase_centre
 
 _FILL = {S.VISIBILITY: 0, S.VISIBILITY_CORRECTED: 0, S.VISIBILITY_MODEL: 0, S.FLAG: True,
          S.WEIGHT: 0, S.UVW: 0.0, S.ROW_PRESENT: False}
@@ -40,7 +40,7 @@ def join_measurement_sets(per_ms: list[list[xr.Dataset]], chunk_bytes: int,
 
     ``join_frequency=False`` keeps each MS's spectral windows as they are (two LO tunings far
     apart in frequency, calibrated separately); times are still joined. ``phase_centre`` (J2000
-    radians): rephase every partition to it (see :func:`radiocal.io.rephase.common_phase_centre`).
+    radians): rephase every partition to it (see :func:`radiocal.ms.rephase.common_phase_centre`).
     """
     _check_antennas(per_ms)
     datasets = _unify_baselines([ds for parts in per_ms for ds in parts])
