@@ -57,7 +57,7 @@ OPERATIONS = ("gaincal", "bandpass", "applycal")
 
 def child_simulate(path: str, n_integrations: int) -> None:
     """A calibrator scan and a target scan of ``n_integrations`` each."""
-    from radiocal.io.testing import SimConfig, simulate_ms
+    from radiocal.simulate import SimConfig, simulate_ms
 
     config = SimConfig(n_antennas=N_ANTENNAS, spws=((1.3e9, 1.0e6, N_CHANNELS),),
                        schedule=((0, n_integrations), (2, n_integrations)), noise=0.05)

@@ -54,8 +54,8 @@ def child_simulate(path: str, n_integrations: int) -> None:
     """Write the default MS scan by scan, so memory holds one scan's model at a time."""
     from radiocal.store import schema as S
     from radiocal.ms.write import write_ms
-    from radiocal.io.testing import DEFAULT_FIELDS, SimConfig, simulate
-    from radiocal.io.testing.config import VLA_START
+    from radiocal.simulate import DEFAULT_FIELDS, SimConfig, simulate
+    from radiocal.simulate.config import VLA_START
 
     start = time.perf_counter()
     datasets = []

@@ -57,7 +57,7 @@ def child_simulate(path: str, n_integrations: int, n_sources: int) -> None:
     """One target scan of a star with ``n_sources`` background points; writes the MS + sky model."""
     import numpy as np
 
-    from radiocal.io.testing import DEFAULT_FIELDS, PointSource, SimConfig, simulate_ms
+    from radiocal.simulate import DEFAULT_FIELDS, PointSource, SimConfig, simulate_ms
 
     rng = np.random.default_rng(0)
     background = tuple(PointSource(float(l), float(m), float(s), float(a)) for l, m, s, a in zip(

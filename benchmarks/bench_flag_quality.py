@@ -88,8 +88,8 @@ def child_simulate(path: str, n_antennas: int, n_integrations: int) -> None:
     import numpy as np
 
     from radiocal.store import schema as S
-    from radiocal.io.testing import SimConfig, simulate_ms
-    from radiocal.io.testing.config import PointSource
+    from radiocal.simulate import SimConfig, simulate_ms
+    from radiocal.simulate.config import PointSource
 
     config = SimConfig.lwa(
         n_subbands=1, n_channels=192, n_integrations=n_integrations, n_antennas=n_antennas,

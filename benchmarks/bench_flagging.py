@@ -55,7 +55,7 @@ VLA_SMALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "vla_small
 # -- children ----------------------------------------------------------------------------------
 
 def child_simulate(path: str, n_integrations: int) -> None:
-    from radiocal.io.testing import SimConfig, simulate_ms
+    from radiocal.simulate import SimConfig, simulate_ms
 
     config = SimConfig.vla_small_like(n_antennas=27, spws=((1.3e9, 1.0e6, 64),),
                                       schedule=((0, n_integrations),), dead_antenna=None, seed=3)

@@ -48,8 +48,8 @@ CLI = [sys.executable, "-m", "radiocal.cli.main", "--scheduler", "threads"]
 
 SIMULATE = """
 import sys
-from radiocal.io.testing import SimConfig, simulate_ms
-from radiocal.io.testing.config import DEFAULT_FIELDS
+from radiocal.simulate import SimConfig, simulate_ms
+from radiocal.simulate.config import DEFAULT_FIELDS
 n_ant, n_chan, n_int, n_corr, telescope = (int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]),
                                             int(sys.argv[5]), sys.argv[6])
 simulate_ms(sys.argv[1], SimConfig(n_antennas=n_ant, spws=((30e9, 31.25e6, n_chan),),

@@ -71,7 +71,7 @@ SCHEDULE = ((0, 60), *((1, 30), (2, 72)) * 6, (1, 30))
 def child_simulate(path: str, scale: int) -> None:
     """A VLA-like 27-antenna phase-referencing MS of 2 spws x 32 channels and 14 scans, with RFI
     and a dead antenna (28 partitions: scan-rich, as real VLA schedules are)."""
-    from radiocal.io.testing import SimConfig, simulate_ms
+    from radiocal.simulate import SimConfig, simulate_ms
 
     config = SimConfig.vla_small_like(
         n_antennas=N_ANTENNAS,

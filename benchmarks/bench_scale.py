@@ -8,7 +8,7 @@ in-process on machines of up to 4 cores, so that is the whole process tree):
   simulator), N = 1, 2, 4, 8: ``convert``, ``flag``, ``calibrate``, ``dynspec``, ``export`` in
   turn on a fresh store;
 - OVRO-LWA-like directories (352 antennas, 192-channel sub-bands, one MS per integration and
-  sub-band, ``radiocal.io.testing.lwa_files``): ``convert`` and the whole ``lwa`` route, with
+  sub-band, ``radiocal.simulate.lwa_files``): ``convert`` and the whole ``lwa`` route, with
   each step's time and memory from the run's provenance;
 - existing stores (``--flag-stores``, ``--cal-stores``): ``radiocal flag`` or ``radiocal
   calibrate`` (VLA-like fields) on a hard-linked copy of each;
@@ -65,7 +65,7 @@ def vla_ms(data: Path, scale: int) -> Path:
 
 
 def child_lwa_files(path: str, integrations: str, subbands: str) -> None:
-    from radiocal.io.testing import SimConfig, lwa_files
+    from radiocal.simulate import SimConfig, lwa_files
 
     config = SimConfig.lwa(n_subbands=int(subbands), n_channels=LWA_CHANNELS,
                            n_integrations=int(integrations), n_antennas=LWA_ANTENNAS)

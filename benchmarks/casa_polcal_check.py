@@ -63,8 +63,8 @@ def main(argv=None):
     from radiocal.store import caltables as C
     from radiocal.store import schema as S
     from radiocal.ms.read import read_ms
-    from radiocal.io.testing import SimConfig, simulate_ms
-    from radiocal.io.testing.config import DEFAULT_FIELDS, VLA_START
+    from radiocal.simulate import SimConfig, simulate_ms
+    from radiocal.simulate.config import DEFAULT_FIELDS, VLA_START
 
     work = args.work or tempfile.mkdtemp(prefix="casa_polcal_")
     os.makedirs(work, exist_ok=True)

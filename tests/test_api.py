@@ -24,7 +24,7 @@ def readme_library_script() -> str:
 def test_readme_library_script_runs_as_written(tmp_path, monkeypatch):
     from radiocal.store import schema as S
     from radiocal.ms.write import write_ms
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     # The inputs `radiocal demo` writes, at its paths, from a smaller simulation (same fields)
     sim = simulate(SimConfig(n_antennas=5, seed=3))

@@ -130,7 +130,7 @@ def make_demo_inputs(directory: Path):
     circularly polarised flaring star with background sources, with gains, bandpasses, delays,
     a dead antenna and RFI. An existing complete MS is kept, so a re-run resumes.
     """
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     config = SimConfig.vla_small_like()
     ms = directory / "demo.ms"

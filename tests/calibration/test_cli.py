@@ -8,7 +8,7 @@ import pytest
 from radiocal.store import caltables as C
 from radiocal.store import schema as S
 
-testing = pytest.importorskip("radiocal.io.testing")
+testing = pytest.importorskip("radiocal.simulate")
 store_mod = pytest.importorskip("radiocal.store.zarr_store")
 ms_mod = pytest.importorskip("radiocal.ms.read")
 

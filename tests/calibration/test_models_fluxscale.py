@@ -99,7 +99,7 @@ def test_fit_spectrum():
 
 
 def test_calibrate_sequence_closed_loop():
-    sim_mod = pytest.importorskip("radiocal.io.testing")
+    sim_mod = pytest.importorskip("radiocal.simulate")
     config = sim_mod.SimConfig(n_antennas=7, noise=0.02, schedule=((0, 4), (1, 3), (2, 4), (1, 3)),
                                seed=3)
     sim = sim_mod.simulate(config)

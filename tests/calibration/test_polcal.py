@@ -29,8 +29,8 @@ from radiocal.dynspec.config import DynspecConfig
 from radiocal.dynspec.dataset import SCAN_COORD, dynamic_spectrum
 from radiocal.store import caltables as C
 from radiocal.store import schema as S
-from radiocal.io.testing import SimConfig, simulate
-from radiocal.io.testing.config import DEFAULT_FIELDS, VLA_START
+from radiocal.simulate import SimConfig, simulate
+from radiocal.simulate.config import DEFAULT_FIELDS, VLA_START
 
 VLA = (math.radians(-107.6184), math.radians(34.0784), 2124.0)
 FRACTION, ANGLE = 0.094, math.radians(33.0)

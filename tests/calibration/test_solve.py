@@ -192,7 +192,7 @@ def test_refant_falls_back_when_flagged(rng):
 
 def test_simulated_bandpass_and_gains_closed_loop():
     """Simulator data: pre-bandpass phase, bandpass, gains; B x G against the truth."""
-    testing = pytest.importorskip("radiocal.io.testing")
+    testing = pytest.importorskip("radiocal.simulate")
     from radiocal.store import schema as S
 
     sim = testing.simulate(testing.SimConfig(n_antennas=6, noise=0.02, seed=4,

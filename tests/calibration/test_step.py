@@ -10,7 +10,7 @@ from radiocal.store import schema as S
 
 
 def test_calibrate_and_applycal_steps(tmp_path):
-    testing = pytest.importorskip("radiocal.io.testing")
+    testing = pytest.importorskip("radiocal.simulate")
     context_mod = pytest.importorskip("radiocal.engine.context")
     sim = testing.simulate(testing.SimConfig(n_antennas=5, noise=0.02, seed=8))
     context = context_mod.StepContext.for_library(tmp_path)

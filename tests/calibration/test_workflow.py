@@ -21,7 +21,7 @@ def test_target_gains_follow_the_drift_between_phase_calibrator_scans():
     """Gains drifting on the simulator's ~15-minute timescale: the target's calibrated
     visibilities match the true sky far better through the phase calibrator's per-scan rates
     (hermite) than along the chord between its scans (linear, CASA's recipe)."""
-    sim_mod = pytest.importorskip("radiocal.io.testing")
+    sim_mod = pytest.importorskip("radiocal.simulate")
     config = sim_mod.SimConfig.vla_small_like(
         n_antennas=6, spws=((1.3e9, 4e6, 8),), dead_antenna=None, rfi_channels=0, rfi_bursts=0,
         rfi_spike_fraction=0.0, noise=0.01, bandpass_rolloff=0.0, seed=11)
@@ -49,7 +49,7 @@ def test_fluxcal_scans_last_solves_on_the_flux_calibrators_last_visit_only():
     """ATA's recipe: of two flux-calibrator visits, only the last one feeds the solutions."""
     from radiocal.calibration.workflow import solve_sequence
     from radiocal.store import caltables as C
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     sim = simulate(SimConfig(n_antennas=5, spws=((1.3e9, 4e6, 4),), schedule=((0, 2), (1, 2), (2, 2),
                                                                               (0, 2), (1, 2)),

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def good(tmp_path_factory):
     """A small simulated MS, its store (converted), its target's sky model."""
-    from radiocal.io.testing import SimConfig, simulate_ms
+    from radiocal.simulate import SimConfig, simulate_ms
 
     root = tmp_path_factory.mktemp("good")
     ms = root / "good.ms"
@@ -123,7 +123,7 @@ def missing_subtable(tmp, good):
 
 
 def unsupported_correlations(tmp, good):
-    from radiocal.io.testing import SimConfig, simulate_ms
+    from radiocal.simulate import SimConfig, simulate_ms
 
     ms = tmp / "rr_rl.ms"
     simulate_ms(ms, SimConfig(n_antennas=3, n_correlations=2, schedule=((0, 2),), seed=2))
@@ -322,7 +322,7 @@ def pipeline_option_wrong_type(tmp, good):
 
 
 def join_of_different_arrays(tmp, good):
-    from radiocal.io.testing import SimConfig, simulate_ms
+    from radiocal.simulate import SimConfig, simulate_ms
 
     other = tmp / "other.ms"
     simulate_ms(other, SimConfig(n_antennas=5, schedule=((0, 2),), seed=2))

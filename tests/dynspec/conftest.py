@@ -5,7 +5,7 @@ import pytest
 
 from radiocal.store import schema as S
 
-simulator = pytest.importorskip("radiocal.io.testing", reason="needs the project's simulator")
+simulator = pytest.importorskip("radiocal.simulate", reason="needs the project's simulator")
 
 
 def calibrate_with_truth(ds, truth):

@@ -12,7 +12,7 @@ from radiocal.dynspec import graph
 from radiocal.dynspec.config import DynspecConfig
 from radiocal.errors import ConfigError
 from radiocal.store import schema as S
-from radiocal.io.testing.chunks import oversized_chunks
+from radiocal.simulate.chunks import oversized_chunks
 
 # 8 antennas (28 baselines) x 16 channels x 4 correlations: 14 kB an integration
 TINY = 4 * 2**10
@@ -67,7 +67,7 @@ def test_convert_and_dynspec_bit_identical_on_threads_and_a_two_worker_cluster(t
     from radiocal.engine.cluster import Engine
     from radiocal.ms.read import read_ms
     from radiocal.store.zarr_store import open_store, write_store
-    from radiocal.io.testing import SimConfig, simulate_ms
+    from radiocal.simulate import SimConfig, simulate_ms
 
     config = SimConfig.vla_small_like(n_antennas=8, spws=((1.30e9, 2.0e6, 16),),
                                       schedule=((1, 2), (2, 6), (1, 2), (2, 6)), seed=4)

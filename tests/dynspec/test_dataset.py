@@ -251,7 +251,7 @@ def test_light_curves_are_inverse_variance_band_means(star):
     ("circular", 1, ["RR"]),
 ])
 def test_correlation_layouts(feeds, ncorr, products, calibrate):
-    sim_mod = pytest.importorskip("radiocal.io.testing")
+    sim_mod = pytest.importorskip("radiocal.simulate")
     cfg = sim_mod.SimConfig(n_antennas=4, spws=((1.3e9, 4e6, 4),), schedule=((2, 3),), feeds=feeds,
                             n_correlations=ncorr, noise=0.0, background=())
     sim = sim_mod.simulate(cfg)

@@ -10,7 +10,7 @@ from radiocal.dynspec import dataset as D
 from radiocal.dynspec.config import DynspecConfig
 from radiocal.store import schema as S
 
-simulator = pytest.importorskip("radiocal.io.testing", reason="needs the project's simulator")
+simulator = pytest.importorskip("radiocal.simulate", reason="needs the project's simulator")
 
 
 def floor_ratios(spec, truth):

@@ -23,7 +23,7 @@ def _write_ms(datasets, path):
 
 
 def _simulated_ms(tmp_path_factory, schedule) -> Path:
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     config = SimConfig(n_antennas=4, spws=((1.3e9, 4e6, 4),), n_correlations=2,
                        schedule=schedule, seed=3)

@@ -106,7 +106,7 @@ class SimulateConfig:
 @register_step("test_simulate", SimulateConfig, kind="source")
 def simulate_source(datasets, config, context):
     """Simulated datasets without an MS (keeps casacore out of in-process cluster tests)."""
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     sim = simulate(SimConfig(n_antennas=4, spws=((1.3e9, 4e6, 4),), n_correlations=2,
                              schedule=((0, 3), (1, 2), (2, 3), (1, 2)), seed=config.seed))

@@ -32,7 +32,7 @@ def score(datasets, flagged, truth, dead=None):
 @pytest.fixture(scope="session")
 def small_sim():
     """A tiny VLA-like run: 5 antennas, 16 channels, 4 scans, RFI and a dead antenna."""
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     return simulate(SimConfig(n_antennas=5, dead_antenna=4, rfi_channels=1, rfi_bursts=1,
                               rfi_spike_fraction=0.005, seed=21))

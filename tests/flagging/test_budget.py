@@ -11,7 +11,7 @@ from radiocal.errors import ConfigError
 from radiocal.flagging import graph
 from radiocal.flagging.strategy import apply_strategy, load_strategy
 from radiocal.store import schema as S
-from radiocal.io.testing.chunks import oversized_chunks
+from radiocal.simulate.chunks import oversized_chunks
 
 
 def _plane_bytes(ds):

@@ -81,7 +81,7 @@ def test_clip_counts_nonfinite_and_zero_weight(small_sim):
 
 
 def test_autocorrelation_antenna_and_propagation(small_sim):
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     ds = simulate(SimConfig(n_antennas=3, autocorrelations=True, seed=3)).datasets[0]
     a1, a2 = ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values

@@ -23,7 +23,7 @@ def _flag_all(datasets):
 
 
 def test_default_strategy_on_vla_like_simulation():
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     sim = simulate(SimConfig.vla_small_like(seed=17))
     found, false = score(sim.datasets, _flag_all(sim.datasets), sim.truth.rfi, dead=6)
@@ -32,7 +32,7 @@ def test_default_strategy_on_vla_like_simulation():
 
 
 def test_default_strategy_on_lwa_like_simulation():
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     sim = simulate(SimConfig.lwa(n_subbands=1, n_channels=32, n_integrations=16, n_antennas=10,
                                  rfi_channels=2, rfi_bursts=2, rfi_spike_fraction=0.003, seed=5))

@@ -60,8 +60,8 @@ def test_steep_bandpass_keeps_its_data_and_spikes_are_found():
 
 @pytest.mark.parametrize("n_integrations", [1, 3, 6])
 def test_lwa_like_simulation_with_bright_off_axis_sources(n_integrations):
-    from radiocal.io.testing import SimConfig, simulate
-    from radiocal.io.testing.config import PointSource
+    from radiocal.simulate import SimConfig, simulate
+    from radiocal.simulate.config import PointSource
 
     config = SimConfig.lwa(
         n_subbands=1, n_channels=192, n_integrations=n_integrations, n_antennas=32,
@@ -90,7 +90,7 @@ def test_band_edges_of_short_few_channel_scans_are_not_flagged():
     outer channels each side (measured on seeds 1-3); the cubic flags 1.0-2.1% evenly across
     the band.
     """
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     sim = simulate(SimConfig(seed=11))
     flags = dask.compute(*[apply_strategy(ds, load_strategy("default"))[0][S.FLAG].data
@@ -111,7 +111,7 @@ def test_neighbours_of_persistent_rfi_are_judged_again_after_it_is_masked(seed):
     RFI, as AOFlagger refits after masking. Flags carried over from the first iteration flagged
     2.97% and 3.27% of the clean data (most in the channels beside the RFI), now 2.48% and 2.09%
     (measured); all RFI is found."""
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     sim = simulate(SimConfig(rfi_channels=1, rfi_spike_fraction=0.01, seed=seed))
     flags = dask.compute(*[apply_strategy(ds, load_strategy("default"))[0][S.FLAG].data
@@ -130,8 +130,8 @@ def test_residuals_after_the_model_on_calibrated_data_with_bright_sources():
     import logging
 
     from radiocal.flagging import dataset as fd
-    from radiocal.io.testing import SimConfig, simulate
-    from radiocal.io.testing.config import PointSource
+    from radiocal.simulate import SimConfig, simulate
+    from radiocal.simulate.config import PointSource
 
     config = SimConfig.lwa(
         n_subbands=1, n_channels=192, n_integrations=3, n_antennas=32,
@@ -162,7 +162,7 @@ def test_residuals_after_the_model_on_calibrated_data_with_bright_sources():
 def test_subtract_model_true_without_a_model_is_a_one_line_error():
     from radiocal.errors import ConfigError
     from radiocal.flagging import dataset as fd
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     (ds, *_) = simulate(SimConfig(seed=2)).datasets
     with pytest.raises(ConfigError, match="has no VISIBILITY_MODEL"):
@@ -194,8 +194,8 @@ def test_sub_bands_joined_along_frequency_are_fitted_one_by_one():
     fitted sub-band by sub-band (the join records where each starts) half as much clean data
     is flagged (measured on seeds 71-73, 1 and 3 integrations: 0.47-0.82% against 1.28-1.65%)."""
     from radiocal.ms.join import join_measurement_sets
-    from radiocal.io.testing import SimConfig, simulate
-    from radiocal.io.testing.config import PointSource
+    from radiocal.simulate import SimConfig, simulate
+    from radiocal.simulate.config import PointSource
 
     sim = simulate(SimConfig.lwa(
         n_subbands=4, n_channels=192, n_integrations=3, n_antennas=16,

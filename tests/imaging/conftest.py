@@ -58,7 +58,7 @@ def point_ms(tmp_path_factory, sky) -> str:
     """CAL (field 0, 1 Jy at its centre) then TGT (field 1, 2 Jy off-centre): 10 antennas,
     4 channels, 16 x 5 min, RR RL LR LL. DATA is the simulator's (gain-corrupted CAL, noise on
     TGT); CORRECTED_DATA the true sky plus noise."""
-    simulator = pytest.importorskip("radiocal.io.testing", reason="needs the project's simulator")
+    simulator = pytest.importorskip("radiocal.simulate", reason="needs the project's simulator")
     from radiocal.ms.write import write_ms
 
     config = simulator.SimConfig(

@@ -149,7 +149,7 @@ def test_existing_output_and_inputs_are_protected(wsclean, point_ms, sky, tmp_pa
 def test_simulator_background_source_lands_at_its_l_m(wsclean, sky, tmp_path):
     from radiocal.store import schema as S
     from radiocal.ms.write import write_ms
-    from radiocal.io.testing import FieldSpec, PointSource, SimConfig, simulate
+    from radiocal.simulate import FieldSpec, PointSource, SimConfig, simulate
     from tests.imaging.conftest import DEC0, RA0
 
     config = SimConfig(n_antennas=10, spws=((1.30e9, 4.0e6, 4),), schedule=((0, 8),),

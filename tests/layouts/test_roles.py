@@ -11,7 +11,7 @@ import pytest
 from radiocal.calibration.roles import flux_standard, infer_roles, require
 from radiocal.errors import ConfigError
 from radiocal.store import schema as S
-from radiocal.io.testing import FieldSpec, SimConfig, simulate
+from radiocal.simulate import FieldSpec, SimConfig, simulate
 
 from ..conftest import SHARED_DATA
 

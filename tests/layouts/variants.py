@@ -16,7 +16,7 @@ import numpy as np
 
 from radiocal.store import schema as S
 from radiocal.ms.write import write_ms
-from radiocal.io.testing import SimConfig, simulate
+from radiocal.simulate import SimConfig, simulate
 
 FLUXCAL, PHASECAL, TARGET = "J1331+3030", "J1407+2827", "STAR"
 TWO_SPWS = ((1.30e9, 4.0e6, 16), (1.40e9, 4.0e6, 16))

@@ -13,8 +13,8 @@ from radiocal.store import schema as S
 from radiocal.ms.read import read_ms
 from radiocal.ms.meta import read_table
 from radiocal.store.zarr_store import open_store, write_store
-from radiocal.io.testing import SimConfig, lwa_files, simulate_ms
-from radiocal.io.testing.chunks import oversized_chunks
+from radiocal.simulate import SimConfig, lwa_files, simulate_ms
+from radiocal.simulate.chunks import oversized_chunks
 
 TINY = 64 * 2**10
 LARGE = 64 * 2**20

@@ -16,7 +16,7 @@ from radiocal.astro import format_dec, format_ra
 from radiocal.store import schema as S
 from radiocal.ms.read import read_ms
 from radiocal.ms.rephase import rephase
-from radiocal.io.testing import SimConfig, geometry, lwa_files
+from radiocal.simulate import SimConfig, geometry, lwa_files
 
 REAL_LWA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "real" / "ovro_mma_lwa" / "ovro_mma_lwa.ms"
 

@@ -12,7 +12,7 @@ from radiocal.errors import InputError
 from radiocal.store import schema as S
 from radiocal.ms.read import read_ms
 from radiocal.ms.write import write_ms
-from radiocal.io.testing import SimConfig, lwa_files
+from radiocal.simulate import SimConfig, lwa_files
 
 
 def _forbid_compute(*args, **kwargs):

@@ -242,7 +242,7 @@ def test_reading_enlarges_the_row_caches(tmp_path):
     import casacore.tables as pt
 
     from radiocal.ms.read_one import _enlarge_row_caches
-    from radiocal.io.testing import SimConfig, simulate_ms
+    from radiocal.simulate import SimConfig, simulate_ms
 
     path = str(tmp_path / "sim.ms")
     simulate_ms(path, SimConfig(n_antennas=6, spws=((1.4e9, 1e6, 4),), schedule=((0, 20),)))
@@ -263,7 +263,7 @@ def test_correlations_in_another_order_are_read_in_canonical_order(tmp_path):
 
     import casacore.tables as ct
 
-    from radiocal.io.testing import SimConfig, simulate_ms
+    from radiocal.simulate import SimConfig, simulate_ms
 
     canonical = tmp_path / "canonical.ms"
     simulate_ms(canonical, SimConfig(seed=3, n_antennas=4, feeds="linear", schedule=((0, 3),)))

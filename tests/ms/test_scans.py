@@ -13,7 +13,7 @@ from radiocal.ms.read import read_ms
 from radiocal.ms.write import write_ms
 from radiocal.ms.scans import renumber_scans
 from radiocal.store.zarr_store import open_store
-from radiocal.io.testing import SimConfig, simulate
+from radiocal.simulate import SimConfig, simulate
 
 # Flux calibrator, phase calibrator, target, phase calibrator: the phase calibrator twice
 SCHEDULE = ((0, 2), (1, 2), (2, 3), (1, 2))

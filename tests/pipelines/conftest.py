@@ -9,7 +9,7 @@ import pytest
 def small_phaseref(tmp_path_factory):
     """The simulator's default tiny phase-referencing MS (6 antennas, 16 channels, 4 scans) and
     its target's sky model; returns (ms, skymodel, SimConfig)."""
-    from radiocal.io.testing import SimConfig, simulate_ms
+    from radiocal.simulate import SimConfig, simulate_ms
 
     config = SimConfig(seed=5)
     root = tmp_path_factory.mktemp("phaseref_input")

@@ -20,9 +20,9 @@ BAD = "LWA003"
 def _apparent_sky_config(n_antennas=12):
     """An LWA-like configuration whose sky is the apparent A-team radiocal will model."""
     from radiocal.calibration.ateam import ateam_skymodel
-    from radiocal.io.testing import SimConfig
-    from radiocal.io.testing.config import LWA_SITE, PointSource
-    from radiocal.io.testing.geometry import enu_to_itrf
+    from radiocal.simulate import SimConfig
+    from radiocal.simulate.config import LWA_SITE, PointSource
+    from radiocal.simulate.geometry import enu_to_itrf
 
     base = SimConfig.lwa(n_subbands=3, n_channels=8, n_integrations=2, n_antennas=n_antennas,
                          gain_amp_rms=0.0, gain_phase_rms=0.0, seed=3)
@@ -41,7 +41,7 @@ def _apparent_sky_config(n_antennas=12):
 @pytest.fixture(scope="module")
 def lwa_run(tmp_path_factory):
     """Simulated OVRO-LWA files and one `radiocal lwa` run over them."""
-    from radiocal.io.testing.simulator import lwa_files
+    from radiocal.simulate.simulator import lwa_files
 
     root = tmp_path_factory.mktemp("lwa")
     config = _apparent_sky_config()
@@ -55,8 +55,8 @@ def lwa_run(tmp_path_factory):
 
 def test_ateam_elevations_and_fluxes():
     from radiocal.calibration.ateam import ATEAM, apparent_sources, dipole_beam
-    from radiocal.io.testing.config import LWA_SITE, LWA_START
-    from radiocal.io.testing.geometry import enu_to_itrf
+    from radiocal.simulate.config import LWA_SITE, LWA_START
+    from radiocal.simulate.geometry import enu_to_itrf
 
     measures = pytest.importorskip("casacore.measures").measures()
     centre = enu_to_itrf(np.zeros((1, 3)), LWA_SITE)
@@ -85,8 +85,8 @@ def test_ateam_elevations_and_fluxes():
 def test_ateam_model_text_round_trip():
     from radiocal.calibration.ateam import ateam_skymodel
     from radiocal.io.skymodel import format_skymodel, parse_skymodel
-    from radiocal.io.testing.config import LWA_SITE, LWA_START
-    from radiocal.io.testing.geometry import enu_to_itrf
+    from radiocal.simulate.config import LWA_SITE, LWA_START
+    from radiocal.simulate.geometry import enu_to_itrf
 
     model, report = ateam_skymodel([LWA_START, LWA_START + 600],
                                    enu_to_itrf(np.zeros((1, 3)), LWA_SITE))
@@ -233,7 +233,7 @@ def test_lwa_drift_scan_files(tmp_path):
     simulated one as closely as on files of one fixed centre (test_lwa_bandpass_matches_truth)."""
     import casacore.tables as pt
 
-    from radiocal.io.testing.simulator import lwa_files
+    from radiocal.simulate.simulator import lwa_files
 
     sim = lwa_files(tmp_path / "raw", _apparent_sky_config().replace(drift_scan=True))
     result = subprocess.run(RADIOCAL + ["--scheduler", "threads", "lwa", str(tmp_path / "raw"),

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from radiocal.calibration import polmodels
-from radiocal.io.testing import SimConfig, simulate_ms
-from radiocal.io.testing.config import DEFAULT_FIELDS, VLA_START
+from radiocal.simulate import SimConfig, simulate_ms
+from radiocal.simulate.config import DEFAULT_FIELDS, VLA_START
 
 SPW = (1.30e9, 1e6, 16)
 

@@ -11,7 +11,7 @@ from radiocal.qa import summaries as Q
 
 @pytest.fixture(scope="module")
 def calibrator():
-    from radiocal.io.testing import SimConfig, simulate
+    from radiocal.simulate import SimConfig, simulate
 
     sim = simulate(SimConfig(n_antennas=4, spws=((1.3e9, 4e6, 4),), schedule=((0, 3),), seed=2))
     ds = sim.datasets[0].load()

@@ -19,7 +19,7 @@ from radiocal.select.selection import (
     select,
     selection_mask,
 )
-from radiocal.io.testing import SimConfig, simulate
+from radiocal.simulate import SimConfig, simulate
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ DIMS4 = [S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION]
 @pytest.fixture(scope="module")
 def small_ms(tmp_path_factory):
     """A small simulated MS: several scans (partitions), WEIGHT without WEIGHT_SPECTRUM."""
-    from radiocal.io.testing import SimConfig, simulate_ms
+    from radiocal.simulate import SimConfig, simulate_ms
 
     path = tmp_path_factory.mktemp("store") / "small.ms"
     simulate_ms(path, SimConfig(seed=2))

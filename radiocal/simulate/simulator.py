@@ -13,12 +13,12 @@ are)::
 (``../shared/data/vla_small``'s DATA uses the opposite sign: CASA's own ``ft`` + ``uvsub`` of its
 ``skymodel.txt`` leaves the sources mirrored through the phase centre.)
 
-with (u, v, w) in metres from :func:`radiocal.io.testing.geometry.uvw` (``antenna1 - antenna2``).
+with (u, v, w) in metres from :func:`radiocal.simulate.geometry.uvw` (``antenna1 - antenna2``).
 Circular feeds: ``RR = I + V``, ``LL = I - V``, ``RL = Q + iU``, ``LR = Q - iU``; linear feeds:
 ``XX = I + Q``, ``YY = I - Q``, ``XY = U + iV``, ``YX = U - iV`` (Q, U only for central sources
 with ``linear_fraction``). With leakage, cross-hand phase or feed rotation
 (:attr:`SimConfig.full_jones`) ``J_p`` is the full matrix of
-:mod:`radiocal.io.testing.polarization`. Noise is complex Gaussian with ``noise / sqrt(2)`` per part;
+:mod:`radiocal.simulate.polarization`. Noise is complex Gaussian with ``noise / sqrt(2)`` per part;
 RFI is added after the gains, identically to every correlation. A dead antenna's baselines hold
 noise (and RFI) only.
 """
@@ -34,8 +34,8 @@ import xarray as xr
 from radiocal.astro import SPEED_OF_LIGHT, lm_from_radec, radec_from_lm, to_datetime
 from radiocal.errors import ConfigError
 from radiocal.store import schema as S
-from radiocal.io.testing import corruptions, geometry, polarization
-from radiocal.io.testing.config import FieldSpec, PointSource, SimConfig
+from radiocal.simulate import corruptions, geometry, polarization
+from radiocal.simulate.config import FieldSpec, PointSource, SimConfig
 
 _HAND = {"R": 0, "L": 1, "X": 0, "Y": 1}
 

@@ -11,9 +11,9 @@ from radiocal import astro
 from radiocal.errors import ConfigError
 from radiocal.ms.read import read_ms
 from radiocal.store import schema as S
-from radiocal.io.testing import FieldSpec, PointSource, SimConfig, lwa_name, simulate
-from radiocal.io.testing import geometry
-from radiocal.io.testing.config import VLA_SITE
+from radiocal.simulate import FieldSpec, PointSource, SimConfig, lwa_name, simulate
+from radiocal.simulate import geometry
+from radiocal.simulate.config import VLA_SITE
 
 VLA_SMALL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "vla_small"
 
@@ -360,7 +360,7 @@ def test_config_is_hashable_and_accepts_lists():
 
 def test_simulate_ms_writes_an_ms(tmp_path):
     tables = pytest.importorskip("casacore.tables")
-    from radiocal.io.testing import simulate_ms
+    from radiocal.simulate import simulate_ms
 
     cfg = SimConfig(n_antennas=4, spws=((1.4e9, 1e6, 4),), schedule=((0, 2), (2, 3)))
     sim = simulate_ms(tmp_path / "sim.ms", cfg)
@@ -383,7 +383,7 @@ def test_simulate_ms_writes_an_ms(tmp_path):
 
 def test_lwa_files(tmp_path):
     tables = pytest.importorskip("casacore.tables")
-    from radiocal.io.testing import lwa_files
+    from radiocal.simulate import lwa_files
 
     cfg = SimConfig.lwa(n_subbands=2, n_channels=3, n_integrations=2, n_antennas=4)
     sim = lwa_files(tmp_path / "lwa", cfg)
@@ -400,7 +400,7 @@ def test_lwa_files(tmp_path):
 
 
 def test_simulated_ms_reads_back_as_the_simulated_datasets(tmp_path):
-    from radiocal.io.testing import simulate_ms
+    from radiocal.simulate import simulate_ms
 
     cfg = SimConfig(n_antennas=4, spws=((1.3e9, 4e6, 6), (1.4e9, 2e6, 3)), feeds="linear",
                     n_correlations=2, autocorrelations=True, schedule=((0, 2), (1, 1), (2, 3)))
@@ -419,7 +419,7 @@ def test_simulated_ms_reads_back_as_the_simulated_datasets(tmp_path):
 
 
 def test_lwa_files_join_into_one_dataset(tmp_path):
-    from radiocal.io.testing import lwa_files
+    from radiocal.simulate import lwa_files
 
     cfg = SimConfig.lwa(n_subbands=3, n_channels=2, n_integrations=2, n_antennas=3)
     sim = lwa_files(tmp_path, cfg)

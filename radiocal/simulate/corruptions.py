@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radiocal.io.testing.config import FieldSpec, SimConfig
+from radiocal.simulate.config import FieldSpec, SimConfig
 
 N_HANDS = 2
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from radiocal import astro
-from radiocal.io.testing.config import LWA_SITE, VLA_SITE, SimConfig
+from radiocal.simulate.config import LWA_SITE, VLA_SITE, SimConfig
 
 
 def enu_to_itrf(enu: np.ndarray, site: tuple[float, float, float]) -> np.ndarray:

@@ -6,7 +6,7 @@ masks they were made from; ``simulate_ms`` also writes them as one MS, and ``lwa
 OVRO-LWA-style per-integration, per-sub-band MS files.
 """
 
-from radiocal.io.testing.config import (
+from radiocal.simulate.config import (
     DEFAULT_BACKGROUND,
     DEFAULT_FIELDS,
     ROLE_INTENTS,
@@ -14,7 +14,7 @@ from radiocal.io.testing.config import (
     PointSource,
     SimConfig,
 )
-from radiocal.io.testing.simulator import (
+from radiocal.simulate.simulator import (
     Simulation,
     Sky,
     Truth,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from radiocal.astro import feed_rotation, parallactic_angles, rotating_antennas
-from radiocal.io.testing.config import SimConfig
+from radiocal.simulate.config import SimConfig
 
 
 def instrument(config: SimConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
