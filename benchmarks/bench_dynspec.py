@@ -79,7 +79,7 @@ def child_components(skymodel: str, out: str) -> None:
     """The sky model as plain JSON for the CASA child (which has no radiocal to parse it)."""
     import json as _json
 
-    from radiocal.io.skymodel import read_skymodel
+    from radiocal.model.skymodel import read_skymodel
 
     sky = read_skymodel(skymodel)
     components = []

@@ -2,7 +2,7 @@
 
 Every step sizes its chunks from this one number, so the memory of a run is a few chunks per
 worker thread whatever the size of the data. It lives at the bottom layer (it imports only dask)
-so that io, the domains' graph builders and the engine can all read it; the engine sets it for a
+so that ms/, store/, the domains' graph builders and the engine can read it; the engine sets it for a
 run (global option ``--chunk-mb``, derived from the worker memory limit and thread count when not
 given) through dask's config, which graph builders read in the client process where graphs are
 built.

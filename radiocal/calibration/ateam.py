@@ -21,7 +21,7 @@ import numpy as np
 from radiocal.astro import dms, elevation, hms
 from radiocal.calibration.models import PERLEY_BUTLER_2017, standard_model
 from radiocal.errors import ConfigError
-from radiocal.io.skymodel import POINT, SkyModel
+from radiocal.model.skymodel import POINT, SkyModel
 
 
 @dataclass(frozen=True)

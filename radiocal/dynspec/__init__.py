@@ -2,5 +2,5 @@
 
 ``kernels`` (numba) -> ``graph`` (dask) -> ``dataset`` (xarray) -> ``step`` (pipeline steps
 ``predict``, ``subtract``, ``dynspec``); ``plot`` draws a spectrum. Sky models are read by
-:mod:`radiocal.io.skymodel`.
+:mod:`radiocal.model.skymodel`.
 """

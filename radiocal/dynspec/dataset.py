@@ -24,7 +24,7 @@ from radiocal.dynspec.products import (
 from radiocal.errors import InputError, OutputExistsError, SelectionError
 from radiocal.store import schema
 from radiocal.select.selection import Selection, selection_mask
-from radiocal.io.skymodel import SkyModel, read_skymodel
+from radiocal.model.skymodel import SkyModel, read_skymodel
 
 # Attributes a dataset carries after subtract_model, so later steps can say what they used.
 ATTR_MODEL_SUBTRACTED = "model_subtracted"

@@ -14,7 +14,7 @@ from radiocal.dynspec.dataset import (
 )
 from radiocal.registry import register_step
 from radiocal.errors import ConfigError
-from radiocal.io.skymodel import read_skymodel
+from radiocal.model.skymodel import read_skymodel
 
 
 @register_step("predict", PredictConfig)

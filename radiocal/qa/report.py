@@ -283,7 +283,7 @@ def delay_lines(delays: list[dict]) -> list[str]:
 def calibration_sky_models(outdir: Path) -> list:
     """``(path, SkyModel)`` of the sky models the ateam step wrote, if the run made any."""
     from radiocal.calibration.skycal import ATEAM_MODEL_FILE
-    from radiocal.io.skymodel import read_skymodel
+    from radiocal.model.skymodel import read_skymodel
 
     stem = Path(ATEAM_MODEL_FILE).stem
     return [(path, read_skymodel(path)) for path in sorted(outdir.glob(f"{stem}*.txt"))]

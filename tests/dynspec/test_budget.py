@@ -43,7 +43,7 @@ def test_tiny_budget_spectrum_equals_the_large_budget_one_and_no_chunk_exceeds_i
 
 def test_model_is_predicted_per_chunk(star):
     ds = _chunked([d for d in star["calibrated"] if d.attrs[S.ATTR_FIELD_NAME] == "STAR"], TINY)[0]
-    from radiocal.io.skymodel import read_skymodel
+    from radiocal.model.skymodel import read_skymodel
 
     with budget.chunk_budget(TINY):
         model = D.predict_model(ds, read_skymodel(star["skymodel"]))[S.VISIBILITY_MODEL]

@@ -12,7 +12,7 @@ from radiocal.dynspec import dataset as D
 from radiocal.dynspec.config import DynspecConfig
 from radiocal.errors import ConfigError, SelectionError
 from radiocal.store import schema as S
-from radiocal.io.skymodel import read_skymodel
+from radiocal.model.skymodel import read_skymodel
 
 
 def _raise(*args, **kwargs):

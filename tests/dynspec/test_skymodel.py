@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from radiocal.errors import InputError
-from radiocal.io.skymodel import parse_angle, parse_skymodel, read_skymodel
+from radiocal.model.skymodel import parse_angle, parse_skymodel, read_skymodel
 
 VLA_SMALL = Path(__file__).resolve().parents[3] / "shared" / "data" / "vla_small"
 ARCSEC = math.pi / 180 / 3600

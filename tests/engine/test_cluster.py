@@ -116,7 +116,7 @@ def test_cli_dry_run_jobscript():
 
 
 # The in-process cluster tests start from simulated datasets (the test_simulate source step), not
-# from an MS: casacore tables are then only opened by the io tests and the CLI subprocess tests.
+# from an MS: casacore tables are then only opened by the ms tests and the CLI subprocess tests.
 
 
 @pytest.fixture(scope="module")

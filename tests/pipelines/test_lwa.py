@@ -84,7 +84,7 @@ def test_ateam_elevations_and_fluxes():
 
 def test_ateam_model_text_round_trip():
     from radiocal.calibration.ateam import ateam_skymodel
-    from radiocal.io.skymodel import format_skymodel, parse_skymodel
+    from radiocal.model.skymodel import format_skymodel, parse_skymodel
     from radiocal.simulate.config import LWA_SITE, LWA_START
     from radiocal.simulate.geometry import enu_to_itrf
 

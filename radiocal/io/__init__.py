@@ -1,1 +1,0 @@
-"""Input and output: the only package that imports casacore."""
