@@ -60,7 +60,7 @@ def main(argv=None):
     from radiocal.calibration.polapply import apply_polarized
     from radiocal.calibration.polflow import solve_polarization_terms
     from radiocal.calibration.workflow import CalibrateConfig, solve_sequence
-    from radiocal.store import caltables as C
+    from radiocal.ms import casa_caltables
     from radiocal.store import schema as S
     from radiocal.ms.read import read_ms
     from radiocal.simulate import SimConfig, simulate_ms
@@ -87,7 +87,7 @@ def main(argv=None):
         raise SystemExit("no cross-hand phase solved: " + "; ".join(outcome.decisions))
     written = dict(tables, **outcome.tables)
     for name in TABLES:
-        C.write_casa_table(written[name.split(".")[0]], os.path.join(work, name),
+        casa_caltables.write_casa_table(written[name.split(".")[0]], os.path.join(work, name),
                            overwrite=True)
     subprocess.run([args.casa_python, __file__, "--casa-python", args.casa_python, "--child",
                     ms, work], check=True, cwd=work)

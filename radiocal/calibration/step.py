@@ -17,6 +17,7 @@ from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.workflow import calibrate
 from radiocal.registry import register_step
 from radiocal.errors import ConfigError
+from radiocal.ms import casa_caltables
 from radiocal.store import caltables as C
 from radiocal.store import schema as S
 
@@ -44,7 +45,7 @@ def save_tables(tables: dict, store, outdir=None, overwrite=True) -> list[str]:
             casa = os.path.join(os.fspath(outdir), C.CALTABLES_GROUP,
                                 f"{name}.{TABLE_SUFFIX.get(name, C.table_type(table))}")
             os.makedirs(os.path.dirname(casa), exist_ok=True)
-            C.write_casa_table(table, casa, overwrite=overwrite)
+            casa_caltables.write_casa_table(table, casa, overwrite=overwrite)
             written.append(casa)
     return written
 
@@ -68,7 +69,7 @@ def load_table(path):
     path = os.fspath(path)
     if C.is_table_zarr(path):
         return C.read_table_zarr(path)
-    return C.read_casa_table(path)
+    return casa_caltables.read_casa_table(path)
 
 
 @register_step("calibrate", CalibrateConfig)

@@ -189,9 +189,9 @@ def caltable():
 @click.option("--overwrite", is_flag=True)
 def export_table(store, name, output, overwrite):
     """Write table NAME of STORE as a CASA calibration table OUTPUT."""
-    from radiocal.store import caltables as C
+    from radiocal.ms import casa_caltables
 
-    C.write_casa_table(_table(store, name), output, overwrite=overwrite)
+    casa_caltables.write_casa_table(_table(store, name), output, overwrite=overwrite)
     click.echo(f"wrote {output}")
 
 
@@ -202,9 +202,10 @@ def export_table(store, name, output, overwrite):
 @click.option("--overwrite", is_flag=True)
 def import_table(casa_table, store, name, overwrite):
     """Read CASA_TABLE into STORE as table NAME."""
+    from radiocal.ms import casa_caltables
     from radiocal.store import caltables as C
 
-    table = C.read_casa_table(casa_table)
+    table = casa_caltables.read_casa_table(casa_table)
     C.write_table_zarr(table, os.path.join(store, C.CALTABLES_GROUP, name), overwrite=overwrite)
     click.echo(f"imported {casa_table} as {name} ({C.table_type(table)}, {len(table)} spw)")
 

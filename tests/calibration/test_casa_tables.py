@@ -9,6 +9,7 @@ import xarray as xr
 from .conftest import make_partition, random_gains
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.jones import ApplyTable, apply
+from radiocal.ms import casa_caltables
 from radiocal.store import caltables as C
 
 ct = pytest.importorskip("casacore.tables")
@@ -26,7 +27,7 @@ needs_reference = pytest.mark.skipif(not os.path.isdir(CASA),
     ("bpphase.G", "G", (12, 10, 1, 2)), ("amp.G", "G", (4, 10, 1, 2)),
 ])
 def test_read_casa_tables(name, cal_type, shape):
-    table = C.read_casa_table(os.path.join(CASA, name))
+    table = casa_caltables.read_casa_table(os.path.join(CASA, name))
     ds = table[0]
     assert ds.attrs[C.ATTR_CAL_TYPE] == cal_type
     assert ds[C.GAIN].shape == shape
@@ -44,9 +45,9 @@ def test_read_casa_tables(name, cal_type, shape):
 @needs_reference
 @pytest.mark.parametrize("name", ["bp.B", "int.G"])
 def test_written_table_opens_like_casas(tmp_path, name):
-    table = C.read_casa_table(os.path.join(CASA, name))
+    table = casa_caltables.read_casa_table(os.path.join(CASA, name))
     out = str(tmp_path / name)
-    C.write_casa_table(table, out, ms_name="cal.ms")
+    casa_caltables.write_casa_table(table, out, ms_name="cal.ms")
     with ct.table(os.path.join(CASA, name), ack=False) as a, ct.table(out, ack=False) as b:
         assert a.colnames() == b.colnames()
         desc_a, desc_b = a.getdesc(), b.getdesc()
@@ -65,7 +66,7 @@ def test_written_table_opens_like_casas(tmp_path, name):
                 for col in ("NAME", "CHAN_FREQ", "POSITION"):
                     if col in sa.colnames() and sa.nrows():
                         np.testing.assert_array_equal(sa.getcol(col), sb.getcol(col))
-    back = C.read_casa_table(out)
+    back = casa_caltables.read_casa_table(out)
     xr.testing.assert_equal(table[0], back[0])
 
 
@@ -77,8 +78,8 @@ def test_our_tables_round_trip_through_casa_format(tmp_path, rng, cal_type):
         g = np.concatenate([g, g], axis=-1)
     ds = make_partition(g, noise=0.02, seed=2)
     table = solve([ds], cal_type, solint="inf", refant="ea01")
-    C.write_casa_table(table, str(tmp_path / "t.tab"))
-    back = C.read_casa_table(str(tmp_path / "t.tab"))
+    casa_caltables.write_casa_table(table, str(tmp_path / "t.tab"))
+    back = casa_caltables.read_casa_table(str(tmp_path / "t.tab"))
     var = C.DELAY if cal_type == "K" else C.GAIN
     np.testing.assert_allclose(back[0][var].values, table[0][var].values,
                                rtol=1e-6, atol=1e-15)
@@ -114,10 +115,10 @@ def test_tables_keep_the_reference_antenna_used(tmp_path, rng, cal_type):
     for cell, ref in enumerate(expected):
         np.testing.assert_allclose(np.angle(table[0][var].values[cell, ref]) if cal_type != "K"
                                    else table[0][var].values[cell, ref], 0.0, atol=1e-9)
-    C.write_casa_table(table, str(tmp_path / "t.tab"))
+    casa_caltables.write_casa_table(table, str(tmp_path / "t.tab"))
     with ct.table(str(tmp_path / "t.tab"), ack=False) as t:
         np.testing.assert_array_equal(t.getcol("ANTENNA2"), np.repeat(expected, 6))
-    back = C.read_casa_table(str(tmp_path / "t.tab"))
+    back = casa_caltables.read_casa_table(str(tmp_path / "t.tab"))
     np.testing.assert_array_equal(back[0][C.SOL_REFANT].values, expected)
 
 
@@ -131,10 +132,10 @@ def test_apply_casa_tables_matches_casa_corrected_data():
     """
     ms = pytest.importorskip("radiocal.ms.read")
     datasets = ms.read_ms(os.path.join(REF, "vla_small.ms"))
-    bp = C.read_casa_table(os.path.join(CASA, "bp.B"))
-    intg = C.read_casa_table(os.path.join(CASA, "int.G"))
-    inf = C.read_casa_table(os.path.join(CASA, "inf.G"))
-    flux = C.read_casa_table(os.path.join(CASA, "flux.G"))
+    bp = casa_caltables.read_casa_table(os.path.join(CASA, "bp.B"))
+    intg = casa_caltables.read_casa_table(os.path.join(CASA, "int.G"))
+    inf = casa_caltables.read_casa_table(os.path.join(CASA, "inf.G"))
+    flux = casa_caltables.read_casa_table(os.path.join(CASA, "flux.G"))
 
     def chain(ds):
         if ds.attrs["field_name"] == "STAR":

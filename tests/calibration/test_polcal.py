@@ -27,6 +27,7 @@ from radiocal.calibration.polflow import solve_polarization_terms
 from radiocal.calibration.workflow import CalibrateConfig, sequence_chain, solve_sequence
 from radiocal.dynspec.config import DynspecConfig
 from radiocal.dynspec.dataset import SCAN_COORD, dynamic_spectrum
+from radiocal.ms import casa_caltables
 from radiocal.store import caltables as C
 from radiocal.store import schema as S
 from radiocal.simulate import SimConfig, simulate
@@ -218,14 +219,14 @@ def test_polarisation_tables_open_in_casacore(observed, tmp_path):
               "df": ("Df Jones", "CPARAM", (16, 2))}
     for name, (viscal, column, shape) in expect.items():
         path = tmp_path / f"cal.{name}"
-        C.write_casa_table(outcome.tables[name], path)
+        casa_caltables.write_casa_table(outcome.tables[name], path)
         with ct.table(str(path), ack=False) as t:
             assert t.getkeyword("VisCal") == viscal
             assert t.getkeyword("PolBasis") == sim.config.feeds
             assert t.info()["type"] == "Calibration"      # what CASA's applycal checks
             assert t.nrows() == 8
             assert t.getcell(column, 0).shape == shape
-        back = C.read_casa_table(path)
+        back = casa_caltables.read_casa_table(path)
         var = C.DELAY if name == "kcross" else C.GAIN
         np.testing.assert_allclose(back[0][var].values, outcome.tables[name][0][var].values,
                                    rtol=1e-6, atol=1e-15)
