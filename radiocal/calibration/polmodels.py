@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radiocal.calibration.models import ALIASES, FluxModel, standard_model
+from radiocal.model.flux_standards import ALIASES, FluxModel, standard_model
 
 # name -> (frequency GHz, fractional polarisation, EVPA degrees)
 PERLEY_BUTLER_2013 = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from radiocal.calibration.models import ALIASES, OTHER_STANDARDS, PERLEY_BUTLER_2017
+from radiocal.model.flux_standards import ALIASES, OTHER_STANDARDS, PERLEY_BUTLER_2017
 from radiocal.errors import ConfigError
 from radiocal.store import schema
 

@@ -1,7 +1,7 @@
 """Sky-model bandpass calibration, the OVRO-LWA way: steps ``ateam`` and ``sky_bandpass``.
 
 ``ateam`` predicts the A-team sources above the horizon (attenuated by the dipole beam,
-:mod:`radiocal.calibration.ateam`) into ``VISIBILITY_MODEL`` and writes the model it used to the
+:mod:`radiocal.model.ateam`) into ``VISIBILITY_MODEL`` and writes the model it used to the
 output directory. ``sky_bandpass`` solves a bandpass against that model on baselines outside a
 uv-range cut (short baselines see the diffuse Galactic emission the model lacks), flags outlier
 antennas and channels of the solutions and fills flagged channels, solves delays as a diagnostic
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 
 from radiocal.calibration import postprocess
-from radiocal.calibration.ateam import ATEAM, BEAM_EXPONENT, MIN_BEAM, ateam_skymodel, pick_sources
+from radiocal.model.ateam import ATEAM, BEAM_EXPONENT, MIN_BEAM, ateam_skymodel, pick_sources
 from radiocal.calibration.dataset import solve_jointly
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.step import load_table, save_tables

@@ -1,1 +1,1 @@
-"""Sky models: components read from sky-model files (makesourcedb / DP3 / WSClean text, CASA component lists)."""
+"""Sky models and flux-density standards: sky-model files, calibrator spectra, the A-team."""

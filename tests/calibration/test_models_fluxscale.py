@@ -6,11 +6,11 @@ import pytest
 from .conftest import make_partition, random_gains
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.fluxscale import fit_spectrum, fluxscale
-from radiocal.calibration.models import (FluxModel, model_visibilities, parse_manual_model,
-                                         resolve_model, standard_model)
+from radiocal.calibration.models import model_visibilities, resolve_model
 from radiocal.calibration.config import CalibrateConfig
 from radiocal.calibration.workflow import calibrate, merge_tables
 from radiocal.errors import ConfigError, SelectionError
+from radiocal.model.flux_standards import FluxModel, parse_manual_model, standard_model
 from radiocal.store import caltables as C
 from radiocal.store import schema as S
 

@@ -6,7 +6,7 @@ import pytest
 from .conftest import make_partition, random_gains
 from radiocal.calibration.dataset import solve, solve_graph
 from radiocal.calibration.jones import ApplyTable
-from radiocal.calibration.models import FluxModel
+from radiocal.model.flux_standards import FluxModel
 from radiocal.errors import ConfigError
 from radiocal.store import caltables as C
 

@@ -138,7 +138,7 @@ def test_inferred_flux_standards_have_standard_models():
     published in MHz) agrees with the published polynomial evaluated directly."""
     import numpy as np
 
-    from radiocal.calibration.models import standard_model
+    from radiocal.model.flux_standards import standard_model
     from radiocal.calibration.roles import FLUX_STANDARDS
 
     for canonical, aliases in FLUX_STANDARDS.items():

@@ -109,7 +109,7 @@ def test_real_ovro_lwa_rephased_uvw_match_casacore_measures():
     from casacore.measures import measures
     from casacore.quanta import quantity
 
-    from radiocal.calibration.ateam import pick_sources
+    from radiocal.model.ateam import pick_sources
 
     (cyg,) = pick_sources(["CygA"])
     (ds,) = read_ms(REAL_LWA, phase_centre=(cyg.ra, cyg.dec))

@@ -19,7 +19,7 @@ BAD = "LWA003"
 
 def _apparent_sky_config(n_antennas=12):
     """An LWA-like configuration whose sky is the apparent A-team radiocal will model."""
-    from radiocal.calibration.ateam import ateam_skymodel
+    from radiocal.model.ateam import ateam_skymodel
     from radiocal.simulate import SimConfig
     from radiocal.simulate.config import LWA_SITE, PointSource
     from radiocal.simulate.geometry import enu_to_itrf
@@ -54,7 +54,7 @@ def lwa_run(tmp_path_factory):
 
 
 def test_ateam_elevations_and_fluxes():
-    from radiocal.calibration.ateam import ATEAM, apparent_sources, dipole_beam
+    from radiocal.model.ateam import ATEAM, apparent_sources, dipole_beam
     from radiocal.simulate.config import LWA_SITE, LWA_START
     from radiocal.simulate.geometry import enu_to_itrf
 
@@ -83,7 +83,7 @@ def test_ateam_elevations_and_fluxes():
 
 
 def test_ateam_model_text_round_trip():
-    from radiocal.calibration.ateam import ateam_skymodel
+    from radiocal.model.ateam import ateam_skymodel
     from radiocal.model.skymodel import format_skymodel, parse_skymodel
     from radiocal.simulate.config import LWA_SITE, LWA_START
     from radiocal.simulate.geometry import enu_to_itrf
@@ -97,7 +97,7 @@ def test_ateam_model_text_round_trip():
     np.testing.assert_allclose(back.ra, model.ra, atol=1e-9)
     beams = {r.name: r.beam for r in report}
     for k, name in enumerate(model.name):  # apparent = intrinsic x beam
-        from radiocal.calibration.models import standard_model
+        from radiocal.model.flux_standards import standard_model
         assert model.spectra([70e6])[k, 0, 0] == pytest.approx(
             beams[name] * standard_model(name)([70e6])[0], rel=1e-9)
 

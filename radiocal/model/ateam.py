@@ -5,7 +5,7 @@ Below 100 MHz the sky seen by a dipole array is dominated by four sources: Cas A
 against the ones above the horizon, each attenuated by a simple dipole beam ``sin(elevation)^1.6``
 (the same for both feeds), leaving out those the beam suppresses below 1 %. Spectra are
 Perley & Butler (2017), the published models that reach these frequencies
-(:data:`radiocal.calibration.models.PERLEY_BUTLER_2017`).
+(:data:`radiocal.model.flux_standards.PERLEY_BUTLER_2017`).
 
 Positions are J2000; elevations are computed at the array centre (the mean antenna position) by
 :func:`radiocal.astro.elevation`, as the elevation flagger does (precession and nutation
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from radiocal.astro import dms, elevation, hms
-from radiocal.calibration.models import PERLEY_BUTLER_2017, standard_model
+from radiocal.model.flux_standards import PERLEY_BUTLER_2017, standard_model
 from radiocal.errors import ConfigError
 from radiocal.model.skymodel import POINT, SkyModel
 
