@@ -128,14 +128,17 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
     # One pass computes the new flags chunk by chunk into the store's staging area (safe although
     # they are computed from the flags they replace) together with the counts; nothing of the
     # data's size reaches this process.
-    changed = [new for ds, new in zip(datasets, flagged) if new is not ds]
     # (the new flags are in planes, the old ones in the store's chunks: counted apart)
     sums = [tuple(fd.flagged_counts([ds[S.FLAG].data]) + fd.flagged_counts([new[S.FLAG].data]))
             if new is not ds else tuple(fd.flagged_counts([ds[S.FLAG].data])) * 2
             for ds, new in zip(datasets, flagged)]
-    also = (counts, sums)
-    counts, sums = (update_store(changed, store, [S.FLAG], also=also) if changed
-                    else dask.compute(*also))
+    changed = [i for i, (ds, new) in enumerate(zip(datasets, flagged)) if new is not ds]
+    same = [i for i in range(len(datasets)) if i not in set(changed)]
+    results = dict(zip(changed, update_store([flagged[i] for i in changed], store, [S.FLAG],
+                                             also=[(counts[i], sums[i]) for i in changed])
+                       if changed else []))
+    results.update(zip(same, dask.compute(*[(counts[i], sums[i]) for i in same])))
+    counts, sums = zip(*(results[i] for i in range(len(datasets)))) if datasets else ((), ())
     for count in counts:
         for key, value in count.items():
             totals[key] = totals.get(key, 0) + int(value)

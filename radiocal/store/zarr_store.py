@@ -29,6 +29,7 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from radiocal import budget
 from radiocal.errors import InputError, OutputExistsError
 from radiocal.store import rawchunks
 from radiocal.store import schema as S
@@ -98,8 +99,9 @@ def write_store(datasets: list[xr.Dataset], path, overwrite: bool = False) -> st
     root.attrs.update({VERSION_ATTR: STORE_VERSION, COMPLETE_ATTR: False, PARTITIONS_ATTR: names})
     root.create_group(PARTITIONS_GROUP)
     try:
-        dask.compute(*_lazy_writes([_prepare(ds) for ds in datasets],
-                                   [partition_path(path, name) for name in names]))
+        prepared = [_prepare(ds) for ds in datasets]
+        compute_by_partition(_lazy_writes(prepared, [partition_path(path, name) for name in names]),
+                             [_cells(ds) for ds in prepared])
     except BaseException:
         # A failed conversion leaves nothing behind (a killed one leaves a store marked incomplete)
         shutil.rmtree(path, ignore_errors=True)
@@ -238,8 +240,9 @@ def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
     it has been partly overwritten. The partitions' attributes are replaced by the datasets'. The
     store is marked incomplete while the moves happen.
 
-    ``also``: lazy values (counts, sums of the new values) computed in the same pass as the
-    writes, chunk by chunk beside them; their results are returned.
+    ``also``: per dataset, lazy values (counts, sums of the new values) computed in the same pass
+    as its writes, chunk by chunk beside them; their results are returned, a list aligned with
+    ``datasets``.
     """
     path = os.path.normpath(os.fspath(path))
     root = open_root(path)
@@ -255,7 +258,11 @@ def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
     zarr.open_group(staging, mode="w", zarr_format=ZARR_FORMAT)
     writes = _lazy_writes(prepared, [os.path.join(staging, ds.attrs[S.ATTR_PARTITION])
                                      for ds in prepared])
-    results = dask.compute(*writes, *also)[len(writes):]
+    extra = list(also) if also else [()] * len(prepared)
+    if len(extra) != len(prepared):
+        raise ValueError(f"also: one entry per dataset ({len(prepared)}), got {len(extra)}")
+    results = [out for _, out in compute_by_partition(
+        [(w, a) for w, a in zip(writes, extra)], [_cells(ds) for ds in prepared])]
     root.attrs[COMPLETE_ATTR] = False
     for ds in prepared:
         name = ds.attrs[S.ATTR_PARTITION]
@@ -326,8 +333,10 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
     chunk. A partition with a coordinate of another kind (objects, scalars) is written by
     xarray's ``to_zarr``, its visibilities still raw.
     """
-    writes = []
+    out = []
     for ds, group_path in zip(datasets, group_paths):
+        writes = []
+        out.append(writes)
         if all(_plain(var) for var in ds.coords.values()):
             ours = list(ds.data_vars) + list(ds.coords)
             if os.path.exists(group_path):
@@ -352,7 +361,43 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
             writer = rawchunks.create_array(group_path, name, data, var.dims,
                                             json_ready(var.attrs), codec)
             writes.append(da.store(data, writer, lock=False, compute=False))
-    return writes
+    return out
+
+
+# A window of partitions computed together holds this many chunk budgets of visibilities (at
+# least one partition): 2-3 scans of 100 MB at the default 64 MiB, 16+ planes each to share
+# between threads.
+WINDOW_CHUNKS = 4
+
+
+def compute_by_partition(lazy: list, sizes: list[int]) -> list:
+    """Compute ``lazy`` (one entry per partition) a window of partitions at a time.
+
+    Within a partition, chunking bounds memory; across partitions nothing does: dask orders a
+    graph of many small partitions by priorities that interleave them, and distributed does not
+    queue their reads (each partition's arrays are task groups too small to be "root-ish"), so
+    reads of many partitions ran ahead of their consumers (flagging a VLA-like store of 28 scans,
+    0.24 GB of visibilities: 2.5 GB held, most of it read regions waiting for their passes).
+    Windows of partitions bound that: each holds ``WINDOW_CHUNKS`` chunk budgets or more
+    (``sizes``: each partition's, see :func:`_cells`).
+    """
+    window = WINDOW_CHUNKS * budget.chunk_bytes()
+    results, batch, held = [], [], 0
+    for item, size in zip(lazy, sizes):
+        batch.append(item)
+        held += size
+        if held >= window:
+            results.extend(dask.compute(*batch))
+            batch, held = [], 0
+    if batch:
+        results.extend(dask.compute(*batch))
+    return results
+
+
+def _cells(ds: xr.Dataset) -> int:
+    """A partition's size in the budget's units: its visibilities' bytes (complex64), whichever
+    of its variables are being written."""
+    return max((var.size for var in ds.data_vars.values()), default=0) * budget.VISIBILITY_ITEMSIZE
 
 
 # zarr-python's default compressor for zarr v2 arrays (what stores have always used)
@@ -476,7 +521,7 @@ def _disk_attrs(ds: xr.Dataset) -> dict:
 def write_group(ds: xr.Dataset, group_path) -> None:
     """Write a small in-memory dataset (a calibration table's spw) as a zarr group the way the
     store writes partitions: coordinates as arrays, any xarray reader opens it."""
-    dask.compute(*_lazy_writes([ds.assign_attrs(_disk_attrs(ds))], [os.fspath(group_path)]),
+    dask.compute(*_lazy_writes([ds.assign_attrs(_disk_attrs(ds))], [os.fspath(group_path)])[0],
                  scheduler="sync")
 
 
