@@ -133,7 +133,7 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
             if new is not ds else tuple(fd.flagged_counts([ds[S.FLAG].data])) * 2
             for ds, new in zip(datasets, flagged)]
     changed = [i for i, (ds, new) in enumerate(zip(datasets, flagged)) if new is not ds]
-    same = [i for i in range(len(datasets)) if i not in set(changed)]
+    same = sorted(set(range(len(datasets))) - set(changed))
     results = dict(zip(changed, update_store([flagged[i] for i in changed], store, [S.FLAG],
                                              also=[(counts[i], sums[i]) for i in changed])
                        if changed else []))

@@ -232,7 +232,7 @@ def _read_group(group: str) -> xr.Dataset | None:
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
-def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> tuple:
+def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> list:
     """Rewrite (or add) ``variables`` of existing partitions, matched by their ``partition`` attr.
 
     The new values are computed into a staging group first and only then moved into place, so a
