@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from radiocal.errors import InputError, OutputExistsError
+from radiocal.ms.write import put_channels
 from radiocal.store import schema
 from radiocal.store.caltables import (
     ATTR_DELAY_REF, ATTR_FIELD_CENTERS, ATTR_FIELD_IDS, ATTR_FIELD_NAMES, ATTR_REFANT, DELAY,
@@ -317,12 +318,7 @@ def _write_spw(st, table):
         freq = np.asarray(ds[SOL_FREQ].values, np.float64) if ds is not None else np.zeros(1)
         width = (np.asarray(ds[SOL_CHAN_WIDTH].values, np.float64) if ds is not None
                  else np.zeros(1))
-        st.putcell("CHAN_FREQ", i, freq)
-        st.putcell("CHAN_WIDTH", i, width)
-        st.putcell("EFFECTIVE_BW", i, np.abs(width))
-        st.putcell("RESOLUTION", i, np.abs(width))
-        st.putcell("NUM_CHAN", i, freq.size)
-        st.putcell("TOTAL_BANDWIDTH", i, float(np.abs(width).sum()))
+        put_channels(st, i, freq, width)
         st.putcell("REF_FREQUENCY", i, float(ds.attrs.get(schema.ATTR_REF_FREQUENCY, freq[0]))
                    if ds is not None else 0.0)
         st.putcell("NAME", i, str(ds.attrs.get(schema.ATTR_SPW_NAME, "")) if ds is not None

@@ -141,6 +141,17 @@ def _put(table, column, values):
     table.putcol(column, np.asarray(values))
 
 
+def put_channels(table, row: int, freq: np.ndarray, width: np.ndarray) -> None:
+    """One SPECTRAL_WINDOW row's channels: CHAN_FREQ, CHAN_WIDTH and the columns CASA derives
+    from them (EFFECTIVE_BW, RESOLUTION, NUM_CHAN, TOTAL_BANDWIDTH), for MS and cal tables."""
+    table.putcell("CHAN_FREQ", row, freq)
+    table.putcell("CHAN_WIDTH", row, width)
+    table.putcell("EFFECTIVE_BW", row, np.abs(width))
+    table.putcell("RESOLUTION", row, np.abs(width))
+    table.putcell("NUM_CHAN", row, freq.size)
+    table.putcell("TOTAL_BANDWIDTH", row, float(np.abs(width).sum()))
+
+
 def _write_subtables(path, datasets, layout):
     import casacore.tables as pt
 
@@ -179,13 +190,7 @@ def _write_subtables(path, datasets, layout):
         for old, new in layout.spw_ids.items():
             ds = by_spw[old]
             freq = ds[S.FREQUENCY].values.astype(np.float64)
-            width = ds[S.CHANNEL_WIDTH].values.astype(np.float64)
-            t.putcell("CHAN_FREQ", new, freq)
-            t.putcell("CHAN_WIDTH", new, width)
-            t.putcell("EFFECTIVE_BW", new, np.abs(width))
-            t.putcell("RESOLUTION", new, np.abs(width))
-            t.putcell("NUM_CHAN", new, freq.size)
-            t.putcell("TOTAL_BANDWIDTH", new, float(np.abs(width).sum()))
+            put_channels(t, new, freq, ds[S.CHANNEL_WIDTH].values.astype(np.float64))
             t.putcell("REF_FREQUENCY", new, float(ds.attrs.get(S.ATTR_REF_FREQUENCY, freq[0])))
             t.putcell("MEAS_FREQ_REF", new, FREQ_FRAME_CODES.get(ds.attrs.get(S.ATTR_FREQ_REF, "TOPO"), 5))
             t.putcell("NAME", new, ds.attrs.get(S.ATTR_SPW_NAME, f"SPW{new}"))
