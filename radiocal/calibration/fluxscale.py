@@ -124,11 +124,13 @@ def _adjacent_scans(tds, ref_id, transfer_ids):
     times = tds[C.SOL_TIME].values
     fields = tds[C.SOL_FIELD].values
     scans = tds[C.SOL_SCAN].values
+    # a scan whose solutions are all flagged (its rows flagged at the telescope) bridges nothing
+    solved = ~tds[C.SOL_FLAG].values.reshape(times.size, -1).all(axis=1)
     keep = fields == ref_id
-    for ref_scan in np.unique(scans[fields == ref_id]):
+    for ref_scan in np.unique(scans[(fields == ref_id) & solved]):
         ref_times = times[(fields == ref_id) & (scans == ref_scan)]
         for fid in transfer_ids:
-            mine = fields == fid
+            mine = (fields == fid) & solved
             if not mine.any():
                 continue
             gaps = {sc: np.min(np.abs(times[mine & (scans == sc)][:, None] - ref_times[None]))

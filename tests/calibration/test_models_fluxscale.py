@@ -89,6 +89,24 @@ def test_fluxscale_drift_fit_beats_time_averaging(rng):
     assert abs(mean.flux[0] / 1.7 - 1) > 0.05
 
 
+
+def test_fluxscale_bridges_to_a_scan_with_solutions(rng):
+    """The transfer field's scan nearest the reference has every row flagged (FLAG_ROW set at
+    the telescope): the drift fit bridges to its next scan instead of finding nothing."""
+    g = random_gains(rng, 1, 6, 4, 2)
+    ref = make_partition(g, flux=10.0, field_id=0, field_name="FLUX", scan=1, noise=0.01, seed=1)
+    near = make_partition(g, flux=1.7, field_id=1, field_name="PHASE", scan=2, t0=5e9 + 100,
+                          noise=0.01, seed=2)
+    near = near.assign({S.FLAG: near[S.FLAG] | True})
+    far = make_partition(g, flux=1.7, field_id=1, field_name="PHASE", scan=4, t0=5e9 + 400,
+                         noise=0.01, seed=3)
+    amp = merge_tables([solve([ref], "G", solint="inf", refant="ea01", model=10.0),
+                        solve([near, far], "G", solint="inf", refant="ea01", model=1.0)])
+    for method, local in (("fit", True), ("fit", False), ("interpolate", False)):
+        result = fluxscale(amp, "FLUX", ["PHASE"], method=method, local=local)[1]["PHASE"]
+        assert abs(result.flux[0] / 1.7 - 1) < 0.005, (method, local, result.flux)
+
+
 def test_fit_spectrum():
     freqs = {0: 1e9, 1: 2e9, 2: 4e9}
     flux = {k: 3.0 * (v / 2e9) ** -0.7 for k, v in freqs.items()}
