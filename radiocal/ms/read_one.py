@@ -86,7 +86,7 @@ def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None
         else:
             order = _group_order(ms)
         groups = _groups(meta, index, baselines, order)
-        columns = _visibility_columns(ms)
+        columns = _visibility_columns(ms, meta.path)
         blocks = []
         for group in groups:
             spw_id, corrs = meta.data_descriptions[group.ddid]
@@ -94,7 +94,7 @@ def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None
             blocks.append(_blocks(group, len(baselines[0]), nchan, len(corrs), chunk_bytes,
                                   layout_channels))
         arrays = _read_columns(ms, meta, groups, columns, blocks)
-    datasets = [_canonical(meta, group, baselines, cols, layout)
+    datasets = [_canonical(meta, group, baselines, cols, layout, columns)
                 for group, layout, cols in zip(groups, blocks, arrays)]
     datasets.sort(key=lambda ds: (float(ds[S.TIME].values[0]), ds.attrs[S.ATTR_SPW_ID]))
     return datasets
@@ -146,7 +146,7 @@ def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
         if nrow == 0:
             raise InputError(f"{meta.path}: main table has no rows")
         names = ms.colnames()
-        if "DATA" not in names:
+        if "DATA" not in names and "CORRECTED_DATA" not in names:
             raise InputError(f"{meta.path}: main table has no DATA column")
         wanted = GROUP_COLS + INDEX_COLS + ("INTERVAL",) + (("STATE_ID",) if "STATE_ID" in names else ())
         cols = _read_rows(ms, wanted, nrow)
@@ -154,7 +154,7 @@ def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
             cols["STATE_ID"] = np.full(nrow, -1, dtype=np.int32)
         # Touch the last cell of the data columns: a truncated file fails here, in one line,
         # rather than deep inside a dask task later.
-        for col in ("DATA", "FLAG"):
+        for col in ("DATA" if "DATA" in names else "CORRECTED_DATA", "FLAG"):
             if col in names:
                 ms.getcell(col, nrow - 1)
     except RuntimeError as err:
@@ -282,20 +282,37 @@ def _blocks(group: _Group, nbl: int, nchan: int, ncorr: int, chunk_bytes: int,
 
 # -- lazy column reads -------------------------------------------------------------------------
 
-def _visibility_columns(ms) -> dict[str, str]:
-    """MS column -> canonical variable for the columns this MS has with data in them."""
+def _visibility_columns(ms, path: str) -> dict[str, str]:
+    """MS column -> canonical variable for the columns this MS has with data in them.
+
+    Weights come from WEIGHT_SPECTRUM, else WEIGHT, else SIGMA (as 1 / SIGMA**2: the MS
+    definition's relation), else are 1. An MS without DATA (a calibrated copy whose raw data
+    were dropped) has its CORRECTED_DATA read as the visibilities; without FLAG, only
+    FLAG_ROW and missing rows flag.
+    """
     names = set(ms.colnames())
 
     def defined(col):
         return col in names and ms.iscelldefined(col, 0)
 
-    wanted = {"DATA": S.VISIBILITY, "FLAG": S.FLAG, "UVW": S.UVW, "WEIGHT": S.WEIGHT}
-    for column, var in ((S.MS_COLUMN[S.VISIBILITY_CORRECTED], S.VISIBILITY_CORRECTED),
-                        (S.MS_COLUMN[S.VISIBILITY_MODEL], S.VISIBILITY_MODEL)):
-        if defined(column):
-            wanted[column] = var
-    if defined("WEIGHT_SPECTRUM"):
-        wanted["WEIGHT_SPECTRUM"] = S.WEIGHT
+    wanted = {"UVW": S.UVW}
+    if "DATA" in names:
+        wanted["DATA"] = S.VISIBILITY
+        for column, var in ((S.MS_COLUMN[S.VISIBILITY_CORRECTED], S.VISIBILITY_CORRECTED),
+                            (S.MS_COLUMN[S.VISIBILITY_MODEL], S.VISIBILITY_MODEL)):
+            if defined(column):
+                wanted[column] = var
+    else:
+        log.warning("%s: no DATA column: CORRECTED_DATA is read as the visibilities", path)
+        wanted["CORRECTED_DATA"] = S.VISIBILITY
+        if defined(S.MS_COLUMN[S.VISIBILITY_MODEL]):
+            wanted[S.MS_COLUMN[S.VISIBILITY_MODEL]] = S.VISIBILITY_MODEL
+    if "FLAG" in names:
+        wanted["FLAG"] = S.FLAG
+    for column in ("WEIGHT_SPECTRUM", "WEIGHT", "SIGMA"):
+        if defined(column) if column == "WEIGHT_SPECTRUM" else column in names:
+            wanted[column] = S.WEIGHT
+            break
     if "FLAG_ROW" in names:
         wanted["FLAG_ROW"] = "FLAG_ROW"
     return wanted
@@ -449,7 +466,23 @@ def _to_grid(array, row_index, layout: _Blocks, fill, flag_row=None):
                     chunks, meta=meta)
 
 
-def _canonical(meta: MSMetadata, group: _Group, baselines, cols, layout: _Blocks):
+def _sigma_to_weight(sigma):
+    with np.errstate(divide="ignore"):
+        return np.where(sigma > 0, 1.0 / np.square(sigma, dtype=np.float64), 0.0).astype(np.float32)
+
+
+def _weights(cols, columns, ncorr: int):
+    """The row-chunked weights (row, corr) or (row, frequency, corr) from what the MS has."""
+    column = next((c for c, var in columns.items() if var == S.WEIGHT), None)
+    if column == "SIGMA":
+        return da.map_blocks(_sigma_to_weight, cols["SIGMA"], dtype=np.float32)
+    if column is not None:
+        return cols[column].astype(np.float32)
+    uvw = cols["UVW"]
+    return da.ones((uvw.shape[0], ncorr), chunks=(uvw.chunks[0], (ncorr,)), dtype=np.float32)
+
+
+def _canonical(meta: MSMetadata, group: _Group, baselines, cols, layout: _Blocks, columns):
     spw_id, corrs = meta.data_descriptions[group.ddid]
     order = S.canonical_order(corrs)
     if order != tuple(range(len(corrs))):
@@ -463,16 +496,18 @@ def _canonical(meta: MSMetadata, group: _Group, baselines, cols, layout: _Blocks
     dims4 = (S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION)
 
     rows = _row_index(group, layout.row_chunks)
-    flag = _to_grid(cols["FLAG"], rows, layout, True, flag_row=cols.get("FLAG_ROW"))
+    cubes = {var: column for column, var in columns.items() if var in _CUBES}
+    flags = cols["FLAG"] if "FLAG" in cols else da.zeros_like(cols[cubes[S.VISIBILITY]], dtype=bool)
+    flag = _to_grid(flags, rows, layout, True, flag_row=cols.get("FLAG_ROW"))
     data_vars = {S.FLAG: (dims4, flag)}
-    for column, var in ((c, v) for c, v in _COLUMN_VARS.items() if c in cols):
+    for var, column in cubes.items():
         data_vars[var] = (dims4, _to_grid(cols[column], rows, layout, 0))
-    if "WEIGHT_SPECTRUM" in cols:
-        weight = _to_grid(cols["WEIGHT_SPECTRUM"], rows, layout, 0).astype(np.float32)
+    weight = _weights(cols, columns, len(corrs))
+    if weight.ndim == 3:
+        weight = _to_grid(weight, rows, layout, 0)
     else:
         # Made by the store's broadcast, so that a store keeps these weights once, not per channel
-        weight = broadcast_channels(_to_grid(cols["WEIGHT"], rows, layout, 0).astype(np.float32),
-                                    layout.chan_chunks)
+        weight = broadcast_channels(_to_grid(weight, rows, layout, 0), layout.chan_chunks)
     data_vars[S.WEIGHT] = (dims4, weight)
     data_vars[S.UVW] = ((S.TIME, S.BASELINE, S.UVW_LABEL), _to_grid(cols["UVW"], rows, layout, 0.0))
     present = np.zeros((group.times.size, nbl), dtype=bool)
@@ -518,8 +553,4 @@ def _canonical(meta: MSMetadata, group: _Group, baselines, cols, layout: _Blocks
 
 
 _UNCORRELATED = ("UVW", "FLAG_ROW")   # columns without a correlation axis
-_COLUMN_VARS = {
-    S.MS_COLUMN[S.VISIBILITY]: S.VISIBILITY,
-    S.MS_COLUMN[S.VISIBILITY_CORRECTED]: S.VISIBILITY_CORRECTED,
-    S.MS_COLUMN[S.VISIBILITY_MODEL]: S.VISIBILITY_MODEL,
-}
+_CUBES = (S.VISIBILITY, S.VISIBILITY_CORRECTED, S.VISIBILITY_MODEL)
