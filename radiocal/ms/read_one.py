@@ -146,8 +146,9 @@ def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
         if nrow == 0:
             raise InputError(f"{meta.path}: main table has no rows")
         names = ms.colnames()
-        if "DATA" not in names and "CORRECTED_DATA" not in names:
-            raise InputError(f"{meta.path}: main table has no DATA column")
+        for column in ("DATA", "UVW"):
+            if column not in names and not (column == "DATA" and "CORRECTED_DATA" in names):
+                raise InputError(f"{meta.path}: main table has no {column} column")
         wanted = GROUP_COLS + INDEX_COLS + ("INTERVAL",) + (("STATE_ID",) if "STATE_ID" in names else ())
         cols = _read_rows(ms, wanted, nrow)
         if "STATE_ID" not in cols:
@@ -157,23 +158,56 @@ def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
         for col in ("DATA" if "DATA" in names else "CORRECTED_DATA", "FLAG"):
             if col in names:
                 ms.getcell(col, nrow - 1)
+        _check_rows(ms, meta, cols, "DATA" if "DATA" in names else "CORRECTED_DATA")
     except RuntimeError as err:
         raise InputError(f"{meta.path}: damaged main table ({str(err).strip().splitlines()[0]})") from None
-    bad_dd = set(np.unique(cols["DATA_DESC_ID"]).tolist()) - set(meta.data_descriptions)
-    if bad_dd:
-        raise InputError(f"{meta.path}: rows refer to missing DATA_DESCRIPTION ids {sorted(bad_dd)}")
-    for dd in np.unique(cols["DATA_DESC_ID"]).tolist():
-        corrs = tuple(meta.data_descriptions[dd][1])
-        if S.canonical_order(corrs) is None:
-            raise InputError(f"{meta.path}: correlation layout {list(corrs)} of data description {dd} "
-                             "is not supported (1, 2 parallel hands or the 4 correlations of one basis)")
-    bad_field = set(np.unique(cols["FIELD_ID"]).tolist()) - set(meta.fields)
-    if bad_field:
-        raise InputError(f"{meta.path}: rows refer to missing FIELD ids {sorted(bad_field)}")
-    nant = meta.antennas.name.size
-    if cols["ANTENNA1"].max() >= nant or cols["ANTENNA2"].max() >= nant:
-        raise InputError(f"{meta.path}: rows refer to antennas beyond the {nant} in ANTENNA")
     return cols
+
+
+def _check_rows(ms, meta: MSMetadata, cols, data_column: str) -> None:
+    """Refuse rows that name what the subtables lack, or hold values no grid can place.
+
+    Only what the rows use is checked: a spectral window or field without rows may be a
+    placeholder (pyuvdata and concat write them).
+    """
+    def bad(message):
+        raise InputError(f"{meta.path}: {message}")
+
+    ddids, first_rows = np.unique(cols["DATA_DESC_ID"], return_index=True)
+    missing = set(ddids.tolist()) - set(meta.data_descriptions)
+    if missing:
+        bad(f"rows refer to missing DATA_DESCRIPTION ids {sorted(missing)}")
+    for dd, row in zip(ddids.tolist(), first_rows.tolist()):
+        spw_id, corrs = meta.data_descriptions[dd]
+        if S.canonical_order(tuple(corrs)) is None:
+            bad(f"correlation layout {list(corrs)} of data description {dd} is not supported "
+                "(1, 2 parallel hands or the 4 correlations of one basis)")
+        if spw_id not in meta.spws:
+            bad(f"DATA_DESCRIPTION row {dd} names missing SPECTRAL_WINDOW row {spw_id}")
+        freq = meta.spws[spw_id].chan_freq
+        if freq.size == 0 or not np.all(np.isfinite(freq) & (freq > 0)):
+            bad(f"SPECTRAL_WINDOW row {spw_id}: CHAN_FREQ is not a list of positive frequencies")
+        shape = tuple(ms.getcell(data_column, row).shape)
+        if shape != (freq.size, len(corrs)):
+            bad(f"{data_column} cells of data description {dd} are {shape[0]} channels x "
+                f"{shape[-1]} correlations, but its spectral window has {freq.size} channels and "
+                f"its polarization {len(corrs)} correlations")
+    field_ids = np.unique(cols["FIELD_ID"]).tolist()
+    missing = set(field_ids) - set(meta.fields)
+    if missing:
+        bad(f"rows refer to missing FIELD ids {sorted(missing)}")
+    for fid in field_ids:
+        if not np.all(np.isfinite(meta.fields[fid].phase_center)):
+            bad(f"FIELD row {fid} ({meta.fields[fid].name}): PHASE_DIR is not finite")
+    nant = meta.antennas.name.size
+    for column in ("ANTENNA1", "ANTENNA2"):
+        if cols[column].min() < 0 or cols[column].max() >= nant:
+            bad(f"rows refer to antennas beyond the {nant} in ANTENNA ({column} "
+                f"{cols[column].min()}..{cols[column].max()})")
+    for column in ("TIME", "INTERVAL"):
+        finite = np.isfinite(cols[column])
+        if not finite.all():
+            bad(f"{column} is not finite in {np.count_nonzero(~finite)} rows")
 
 
 def _baselines(ant1: np.ndarray, ant2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
