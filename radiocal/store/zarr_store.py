@@ -564,13 +564,17 @@ def open_root(path):
         raise InputError(f"{path}: no such store")
     if not is_store(path):
         raise InputError(f"{path}: not a radiocal zarr store")
-    root = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
-    if VERSION_ATTR not in root.attrs:
+    try:
+        root = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
+        attrs = root.attrs.asdict()
+    except (ValueError, KeyError, TypeError) as err:   # a truncated or garbled .zgroup/.zattrs
+        raise InputError(f"{path}: damaged zarr metadata ({type(err).__name__}: {err})") from None
+    if VERSION_ATTR not in attrs:
         raise InputError(f"{path}: a zarr group but not a radiocal store")
-    if root.attrs[VERSION_ATTR] != STORE_VERSION:
-        raise InputError(f"{path}: store layout version {root.attrs[VERSION_ATTR]}, this radiocal "
+    if attrs[VERSION_ATTR] != STORE_VERSION:
+        raise InputError(f"{path}: store layout version {attrs[VERSION_ATTR]}, this radiocal "
                          f"reads version {STORE_VERSION}; convert the Measurement Set again")
-    if not root.attrs.get(COMPLETE_ATTR, False):
+    if not attrs.get(COMPLETE_ATTR, False):
         raise InputError(f"{path}: store is incomplete (an interrupted write); write it again with --overwrite")
     return root
 
