@@ -117,6 +117,10 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
     from radiocal.store.zarr_store import open_store, spill_dir, update_store
 
     datasets = open_store(store)
+    if selection is not None:
+        from radiocal.select.selection import check_selection
+
+        check_selection(datasets, selection)   # one that selects nothing leaves the store as it was
     name = version_name or next_version_name(store, "flag")
     label = "per telescope" if callable(strategy) else strategy.name
     save_flag_version(store, name, comment or f"before radiocal flag ({label})", opened=datasets)
