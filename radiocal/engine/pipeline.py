@@ -74,6 +74,8 @@ def load_pipeline(source, overrides=(), inputs=()) -> list[PipelineStep]:
             mark = getattr(err, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark else ""
             raise ConfigError(f"pipeline {path}{where}: not valid YAML") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"pipeline {path}: not a text file (not UTF-8)") from None
         origin = str(path)
     else:
         entries, origin = source, "pipeline"

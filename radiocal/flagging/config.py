@@ -35,9 +35,9 @@ class FlagConfig:
             path = Path(self.bad_antennas_file).expanduser()
             try:
                 text = path.read_text()
-            except OSError as err:
-                raise InputError(f"{path}: cannot read the bad-antenna list "
-                                 f"({err.strerror or err})") from None
+            except (OSError, UnicodeDecodeError) as err:
+                reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else err.strerror or err
+                raise InputError(f"{path}: cannot read the bad-antenna list ({reason})") from None
             for line in text.splitlines():
                 names += line.split("#", 1)[0].replace(",", " ").split()
         return tuple(dict.fromkeys(names))

@@ -356,6 +356,8 @@ def load_strategy(path_or_name: str | Path = "default", telescope: str | None = 
         spec = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8)") from None
     return parse_strategy(spec, str(path))
 
 
