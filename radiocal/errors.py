@@ -26,3 +26,14 @@ class OutputExistsError(RadiocalError):
 
 class ConfigError(RadiocalError):
     """A configuration value or pipeline file is invalid."""
+
+
+class OutputError(RadiocalError):
+    """An output could not be written (the disk is full, a file grew beyond a limit, ...)."""
+
+    @classmethod
+    def writing(cls, path, err: BaseException) -> "OutputError":
+        """``path``: writing failed, with the first line of what the OS or casacore said."""
+        lines = str(err).strip().splitlines()
+        text = getattr(err, "strerror", None) or (lines[0] if lines else type(err).__name__)
+        return cls(f"{path}: writing failed ({text})")

@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from radiocal import budget
-from radiocal.errors import InputError, OutputExistsError
+from radiocal.errors import InputError, OutputError, OutputExistsError
 from radiocal.store import schema as S
 from radiocal.ms.meta import FREQ_FRAME_CODES
 
@@ -71,9 +71,16 @@ def write_ms(datasets: list[xr.Dataset], path, overwrite: bool = False) -> str:
     layout = _layout(datasets)
     optional = [v for v in (S.VISIBILITY_CORRECTED, S.VISIBILITY_MODEL) if any(v in ds for ds in datasets)]
     spectral_weights = _weights_vary(datasets)
-    _create_ms(tmp, optional, spectral_weights)
-    _write_subtables(tmp, datasets, layout)
-    _write_main(tmp, datasets, layout, optional, spectral_weights)
+    try:
+        _create_ms(tmp, optional, spectral_weights)
+        _write_subtables(tmp, datasets, layout)
+        _write_main(tmp, datasets, layout, optional, spectral_weights)
+    except (OSError, RuntimeError) as err:
+        # casacore says RuntimeError for a failed write (no space, a file size limit)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and err.filename is not None:
+            raise
+        raise OutputError.writing(path, err) from None
     if os.path.exists(path):
         shutil.rmtree(path)
     os.rename(tmp, path)

@@ -30,7 +30,7 @@ import xarray as xr
 import zarr
 
 from radiocal import budget
-from radiocal.errors import InputError, OutputExistsError
+from radiocal.errors import InputError, OutputError, OutputExistsError
 from radiocal.store import rawchunks
 from radiocal.store import schema as S
 
@@ -102,9 +102,12 @@ def write_store(datasets: list[xr.Dataset], path, overwrite: bool = False) -> st
         prepared = [_prepare(ds) for ds in datasets]
         compute_by_partition(_lazy_writes(prepared, [partition_path(path, name) for name in names]),
                              [_cells(ds) for ds in prepared])
-    except BaseException:
+    except BaseException as err:
         # A failed conversion leaves nothing behind (a killed one leaves a store marked incomplete)
         shutil.rmtree(path, ignore_errors=True)
+        # no space, a file size limit: the OS names no file, but the store is what failed
+        if isinstance(err, OSError) and err.filename is None:
+            raise OutputError.writing(path, err) from None
         raise
     _mark_complete(path)
     return path
@@ -261,8 +264,15 @@ def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> list:
     extra = list(also) if also else [()] * len(prepared)
     if len(extra) != len(prepared):
         raise ValueError(f"also: one entry per dataset ({len(prepared)}), got {len(extra)}")
-    results = [out for _, out in compute_by_partition(
-        [(w, a) for w, a in zip(writes, extra)], [_cells(ds) for ds in prepared])]
+    try:
+        results = [out for _, out in compute_by_partition(
+            [(w, a) for w, a in zip(writes, extra)], [_cells(ds) for ds in prepared])]
+    except BaseException as err:
+        # nothing of the store has changed yet: it stays as it was, without the staging area
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError) and err.filename is None:
+            raise OutputError.writing(path, err) from None
+        raise
     root.attrs[COMPLETE_ATTR] = False
     for ds in prepared:
         name = ds.attrs[S.ATTR_PARTITION]
