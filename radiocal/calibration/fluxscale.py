@@ -58,6 +58,19 @@ def _field_id(tds, name) -> int:
                       f"(fields: {', '.join(names)})")
 
 
+def _one_id_per_name(tds):
+    """The table with each field's solutions under the first id of its name: concatenated
+    observations may list one source in several FIELD rows, and its flux density is one."""
+    fields = tds[C.SOL_FIELD].values
+    canonical = fields.copy()
+    for name in dict.fromkeys(str(n) for n in tds.attrs.get(C.ATTR_FIELD_NAMES, [])):
+        ids = C.field_ids(tds, name)
+        canonical[np.isin(fields, ids)] = ids[0]
+    if np.array_equal(canonical, fields):
+        return tds
+    return tds.assign({C.SOL_FIELD: (tds[C.SOL_FIELD].dims, canonical)})
+
+
 def _mean_amplitude(tds, field_id):
     """Time-averaged |g| per (antenna, hand) over the field's unflagged solutions."""
     rows = tds[C.SOL_FIELD].values == field_id
@@ -239,7 +252,8 @@ def fluxscale(table, reference, transfer, method="interpolate", degree=2, local=
         raise ConfigError("fluxscale needs a G or T amplitude table")
     scaled = []
     per_field: dict = {name: ({}, {}, {}, {}) for name in transfer}
-    for tds in table:
+    for original in table:
+        tds = _one_id_per_name(original)
         spw = int(tds.attrs[S.ATTR_SPW_ID])
         ref_id = _field_id(tds, reference)
         gains = tds[C.GAIN].values.copy()
@@ -261,7 +275,7 @@ def fluxscale(table, reference, transfer, method="interpolate", degree=2, local=
             fluxes, errors, counts, freqs = per_field[name]
             fluxes[spw], errors[spw], counts[spw] = flux, err, n
             freqs[spw] = float(np.mean(tds[C.SOL_FREQ].values))
-        scaled.append(tds.assign({C.GAIN: (tds[C.GAIN].dims, gains.astype(np.complex64))}))
+        scaled.append(original.assign({C.GAIN: (tds[C.GAIN].dims, gains.astype(np.complex64))}))
     results = {}
     for name, (fluxes, errors, counts, freqs) in per_field.items():
         results[name] = FluxResult(name, fluxes, errors, counts, freqs,

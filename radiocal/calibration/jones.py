@@ -130,7 +130,8 @@ def _field_rows(tds: xr.Dataset, ds: xr.Dataset, gainfield) -> np.ndarray:
         if best is None:
             raise InputError("gainfield='nearest': the table has no field positions")
         return fields == best
-    wanted = [ids[names.index(n)] for n in str(gainfield).split(",") if n in names]
+    # every field of the name: one source may have a FIELD row per concatenated observation
+    wanted = [i for n in str(gainfield).split(",") for i in C.field_ids(tds, n.strip())]
     wanted += [int(n) for n in str(gainfield).split(",") if n.strip().isdigit()]
     if not wanted:
         raise InputError(f"gainfield {gainfield!r} is not a field of the table "

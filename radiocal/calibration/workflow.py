@@ -209,8 +209,7 @@ def rescale(table, flux):
         spw = int(tds.attrs[S.ATTR_SPW_ID])
         gains = tds[C.GAIN].values.copy()
         for name, result in flux.items():
-            fid = tds.attrs[C.ATTR_FIELD_IDS][list(tds.attrs[C.ATTR_FIELD_NAMES]).index(name)]
-            rows = tds[C.SOL_FIELD].values == fid
+            rows = np.isin(tds[C.SOL_FIELD].values, C.field_ids(tds, name))
             gains[rows] /= np.sqrt(result.flux[spw])
         out.append(tds.assign({C.GAIN: (tds[C.GAIN].dims, gains)}))
     return out

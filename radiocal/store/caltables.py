@@ -112,6 +112,17 @@ def antenna_coords(ds: xr.Dataset) -> dict:
     return {name: ds[name].variable for name in ANTENNA_COORDS if name in ds.coords}
 
 
+def field_ids(tds: xr.Dataset, name) -> list[int]:
+    """Ids of every field of the table named ``name`` (several when concatenated observations
+    list one source in several FIELD rows), or ``[name]`` when it is one of the ids."""
+    ids = [int(i) for i in tds.attrs.get(ATTR_FIELD_IDS, [])]
+    names = [str(n) for n in tds.attrs.get(ATTR_FIELD_NAMES, [])]
+    named = [i for i, n in zip(ids, names) if n == str(name)]
+    if named:
+        return named
+    return [int(name)] if str(name).strip().isdigit() and int(name) in ids else []
+
+
 def table_type(table: list[xr.Dataset]) -> str:
     """The calibration type (``G``, ``T``, ``B``, ``K``) of a table, checking it is consistent."""
     types = {ds.attrs[ATTR_CAL_TYPE] for ds in table}

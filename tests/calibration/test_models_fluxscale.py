@@ -107,6 +107,33 @@ def test_fluxscale_bridges_to_a_scan_with_solutions(rng):
         assert abs(result.flux[0] / 1.7 - 1) < 0.005, (method, local, result.flux)
 
 
+
+def test_one_source_under_two_field_ids(rng):
+    """Concatenated observations may list a source in two FIELD rows (positions a little
+    apart): fluxscale, its rescaling and gainfield take every id of the name."""
+    from radiocal.calibration.jones import _field_rows
+    from radiocal.calibration.workflow import rescale
+
+    g = random_gains(rng, 1, 6, 4, 2)
+    ref = make_partition(g, flux=10.0, field_id=0, field_name="FLUX", scan=1, noise=0.01, seed=1)
+    first, second = (make_partition(g, flux=1.7, field_id=fid, field_name="PHASE", scan=scan,
+                                    t0=5e9 + 100 * scan, noise=0.01, seed=fid)
+                     for fid, scan in ((1, 2), (3, 4)))
+    amp = merge_tables([solve([ref], "G", solint="inf", refant="ea01", model=10.0),
+                        solve([first, second], "G", solint="inf", refant="ea01", model=1.0)])
+    tds = amp[0]
+    assert sorted(C.field_ids(tds, "PHASE")) == [1, 3]
+    for method in ("fit", "mean"):
+        scaled, flux = fluxscale(amp, "FLUX", ["PHASE"], method=method, local=True)
+        assert abs(flux["PHASE"].flux[0] / 1.7 - 1) < 0.005, (method, flux["PHASE"].flux)
+        rows = tds[C.SOL_FIELD].values != 0
+        for table in (scaled, rescale(amp, flux)):
+            np.testing.assert_allclose(np.abs(table[0][C.GAIN].values[rows]),
+                                       np.abs(tds[C.GAIN].values[rows]) / np.sqrt(flux["PHASE"].flux[0]),
+                                       rtol=1e-5)
+    np.testing.assert_array_equal(_field_rows(tds, ref, "PHASE"), tds[C.SOL_FIELD].values != 0)
+
+
 def test_fit_spectrum():
     freqs = {0: 1e9, 1: 2e9, 2: 4e9}
     flux = {k: 3.0 * (v / 2e9) ** -0.7 for k, v in freqs.items()}
