@@ -7,6 +7,7 @@ the problem, no traceback, and every input file byte-for-byte and mtime unchange
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -60,7 +61,7 @@ def _ms_edit(ms: Path, fn) -> None:
 
 
 # Each case: tmp, good -> (arguments after `radiocal`, input paths to keep unchanged, words the
-# error line must contain)
+# error line must contain[, subprocess.run options])
 
 def missing_path(tmp, good):
     return ["convert", str(tmp / "nope.ms"), "-o", str(tmp / "o.zarr")], [], ["nope.ms"]
@@ -330,6 +331,191 @@ def join_of_different_arrays(tmp, good):
             [good["ms"], other], ["antenna table differs"])
 
 
+def _partition(store: Path) -> Path:
+    return sorted(p for p in (store / "partitions").iterdir() if p.is_dir())[0]
+
+
+def _small_files(limit=20_000):
+    """Files may not grow beyond ``limit`` bytes: a write fails as on a full disk (EFBIG; Python
+    ignores SIGXFSZ, so the write returns the error rather than killing the process)."""
+    return {"preexec_fn": lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))}
+
+
+def pipeline_unknown_option(tmp, good):
+    f = tmp / "pipe.yaml"
+    f.write_text("- step: convert\n  chunk_mbb: 3\n")
+    return ["run", str(f), str(good["ms"]), "-o", str(tmp / "out")], [good["ms"], f], ["chunk_mbb"]
+
+
+def pipeline_not_a_list(tmp, good):
+    f = tmp / "pipe.yaml"
+    f.write_text("step: convert\n")
+    return ["run", str(f), str(good["ms"]), "-o", str(tmp / "out")], [good["ms"], f], ["pipe.yaml"]
+
+
+def pipeline_not_text(tmp, good):
+    f = tmp / "pipe.yaml"
+    f.write_bytes(b"\xff\xfe\x00- step\x00")
+    return ["run", str(f), str(good["ms"]), "-o", str(tmp / "out")], [good["ms"], f], ["pipe.yaml"]
+
+
+def strategy_not_text(tmp, good):
+    f = tmp / "strategy.yaml"
+    f.write_bytes(b"\xff\xfe\x00flaggers\x00")
+    return ["flag", str(good["store"]), "--strategy", str(f)], [good["store"], f], ["strategy.yaml"]
+
+
+def bad_antenna_list_not_text(tmp, good):
+    f = tmp / "bad.txt"
+    f.write_bytes(b"\xff\xfe\x00ea01\x00")
+    return (["flag", str(good["store"]), "--bad-antennas-file", str(f)], [good["store"], f],
+            ["bad.txt"])
+
+
+def store_root_attributes_corrupt(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    (store / ".zattrs").write_text((store / ".zattrs").read_text()[:30])
+    return ["flag", str(store)], [store], ["s.zarr", "metadata"]
+
+
+def store_root_group_corrupt(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    (store / ".zgroup").write_text("{")
+    return ["info", str(store)], [store], ["s.zarr", "metadata"]
+
+
+def partition_attributes_corrupt(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    partition = _partition(store)
+    (partition / ".zattrs").write_text("{garbage")
+    return (["dynspec", str(store), "--field", "STAR", "-o", str(tmp / "d.zarr")], [store],
+            [partition.name, "metadata"])
+
+
+def disk_full_convert(tmp, good):
+    return (["convert", str(good["ms"]), "-o", str(tmp / "o.zarr")], [good["ms"]],
+            ["o.zarr", "writing failed"], _small_files())
+
+
+def disk_full_export(tmp, good):
+    return (["export", str(good["store"]), str(tmp / "o.ms")], [good["store"]],
+            ["o.ms", "writing failed"], _small_files())
+
+
+def disk_full_flag(tmp, good):
+    """Flags are written in place: the store is the output (it stays readable, see test_store)."""
+    store = _copy(good["store"], tmp / "s.zarr")
+    return ["flag", str(store)], [], ["s.zarr", "writing failed"], _small_files(2_000)
+
+
+def _spw_of_8_channels(t, ct):
+    for column in ("CHAN_FREQ", "CHAN_WIDTH", "EFFECTIVE_BW", "RESOLUTION"):
+        t.putcell(column, 0, t.getcell(column, 0)[:8])
+    t.putcell("NUM_CHAN", 0, 8)
+
+
+def data_channels_not_the_spws(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _ms_edit(ms / "SPECTRAL_WINDOW", _spw_of_8_channels)
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["t.ms", "16 channels", "8 channels"]
+
+
+def data_correlations_not_the_polarizations(tmp, good):
+    import numpy as np
+
+    def rr_ll(t, ct):
+        t.putcell("CORR_TYPE", 0, np.array([5, 8], np.int32))
+        t.putcell("NUM_CORR", 0, 2)
+        t.putcell("CORR_PRODUCT", 0, np.array([[0, 1], [0, 1]], np.int32))
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _ms_edit(ms / "POLARIZATION", rr_ll)
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["t.ms", "4 correlations", "2 correlations"]
+
+
+def no_uvw_column(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _ms_edit(ms, lambda t, ct: t.removecols(["UVW"]))
+    return ["info", str(ms)], [ms], ["t.ms", "UVW"]
+
+
+def time_not_finite(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _ms_edit(ms, lambda t, ct: t.putcell("TIME", 3, float("nan")))
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["t.ms", "TIME"]
+
+
+def frequency_not_finite(tmp, good):
+    def nan_channel(t, ct):
+        freq = t.getcell("CHAN_FREQ", 0)
+        freq[2] = float("nan")
+        t.putcell("CHAN_FREQ", 0, freq)
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _ms_edit(ms / "SPECTRAL_WINDOW", nan_channel)
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["t.ms", "CHAN_FREQ"]
+
+
+def phase_centre_not_finite(tmp, good):
+    def nan_direction(t, ct):
+        t.putcell("PHASE_DIR", 2, t.getcell("PHASE_DIR", 2) * float("nan"))
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _ms_edit(ms / "FIELD", nan_direction)
+    return (["dynspec", str(ms), "--field", "STAR", "--skymodel", str(good["sky"]), "-o",
+             str(tmp / "d.zarr")], [ms, good["sky"]], ["t.ms", "PHASE_DIR"])
+
+
+def negative_antenna_id(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _ms_edit(ms, lambda t, ct: t.putcell("ANTENNA1", 0, -1))
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["t.ms", "ANTENNA1"]
+
+
+def negative_data_description_id(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _ms_edit(ms, lambda t, ct: t.putcell("DATA_DESC_ID", 0, -1))
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["t.ms", "DATA_DESCRIPTION"]
+
+
+def flag_selection_matches_nothing(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    return ["flag", str(store), "--scan", "99"], [store], ["99"]
+
+
+def export_selection_matches_nothing(tmp, good):
+    return (["export", str(good["store"]), str(tmp / "o.ms"), "--field", "NOPE"], [good["store"]],
+            ["NOPE"])
+
+
+def phaseref_of_a_truncated_ms(tmp, good):
+    ms = _copy(good["ms"], tmp / "t.ms")
+    _truncate(next(ms.glob("table.f1_TSM*")))
+    return ["phaseref", str(ms), "-o", str(tmp / "out")], [ms], ["table.f1_TSM"]
+
+
+def lwa_of_a_truncated_ms(tmp, good):
+    ms = _copy(good["ms"], tmp / "20240101_000000_55MHz.ms")
+    _truncate(next(ms.glob("table.f1_TSM*")))
+    return ["lwa", str(ms), "-o", str(tmp / "out"), "--no-image"], [ms], ["table.f1_TSM"]
+
+
+def missing_calibration_table(tmp, good):
+    store = _copy(good["store"], tmp / "s.zarr")
+    return ["apply", str(store), "--gaintable", "nosuch"], [store], ["nosuch"]
+
+
+def skymodel_is_a_directory(tmp, good):
+    d = tmp / "skydir"
+    d.mkdir()
+    return (["dynspec", str(good["store"]), "--field", "STAR", "--skymodel", str(d), "-o",
+             str(tmp / "d.zarr")], [good["store"]], ["skydir"])
+
+
+def skymodel_not_text(tmp, good):
+    f = tmp / "sky.bin"
+    f.write_bytes(bytes(range(256)) * 4)
+    return (["dynspec", str(good["store"]), "--field", "STAR", "--skymodel", str(f), "-o",
+             str(tmp / "d.zarr")], [good["store"], f], ["sky.bin"])
+
+
 CASES = [missing_path, not_an_ms, ms_is_a_file, truncated_main_file, truncated_column_file,
          empty_storage_file, corrupt_table_dat, empty_main_table, missing_subtable,
          unsupported_correlations, store_not_complete, truncated_visibility_chunk,
@@ -339,7 +525,15 @@ CASES = [missing_path, not_an_ms, ms_is_a_file, truncated_main_file, truncated_c
          unknown_refant, unknown_calibrator, bad_pipeline_yaml, not_a_dynspec,
          info_on_garbage_store, store_partition_missing_a_variable, no_spectral_window_rows,
          data_shape_differs_between_rows, zero_byte_ms, antenna_beyond_the_table,
-         bad_phase_centre, pipeline_option_wrong_type, join_of_different_arrays]
+         bad_phase_centre, pipeline_option_wrong_type, join_of_different_arrays,
+         pipeline_unknown_option, pipeline_not_a_list, pipeline_not_text, strategy_not_text,
+         bad_antenna_list_not_text, store_root_attributes_corrupt, store_root_group_corrupt,
+         partition_attributes_corrupt, disk_full_convert, disk_full_export, disk_full_flag,
+         data_channels_not_the_spws, data_correlations_not_the_polarizations, no_uvw_column,
+         time_not_finite, frequency_not_finite, phase_centre_not_finite, negative_antenna_id,
+         negative_data_description_id, flag_selection_matches_nothing,
+         export_selection_matches_nothing, phaseref_of_a_truncated_ms, lwa_of_a_truncated_ms,
+         missing_calibration_table, skymodel_is_a_directory, skymodel_not_text]
 
 
 def _digest(path: Path):
@@ -348,10 +542,10 @@ def _digest(path: Path):
 
 def _run_case(case, good, tmp: Path) -> dict:
     tmp.mkdir()
-    args, inputs, words = case(tmp, good)
+    args, inputs, words, *options = case(tmp, good)
     before = {str(p): _digest(p) for p in inputs}
     done = subprocess.run([*RADIOCAL, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, **(options[0] if options else {}))
     return {"done": done, "words": words, "before": before,
             "after": {str(p): _digest(p) for p in inputs}}
 
