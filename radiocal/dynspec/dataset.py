@@ -21,7 +21,7 @@ from radiocal.dynspec.products import (
     stokes_to_correlation,
     withheld_products,
 )
-from radiocal.errors import InputError, OutputExistsError, SelectionError
+from radiocal.errors import InputError, OutputError, OutputExistsError, SelectionError
 from radiocal.store import schema
 from radiocal.select.selection import Selection, selection_mask
 from radiocal.model.skymodel import SkyModel, read_skymodel
@@ -576,7 +576,14 @@ def write_dynspec(spectrum: xr.Dataset, path, overwrite: bool = False) -> str:
     # Encodings of a spectrum read back from any zarr would pin its old layout: start afresh.
     spectrum = spectrum.drop_encoding().chunk({schema.TIME: SPECTRUM_TIME_CHUNK,
                                                schema.FREQUENCY: -1})
-    spectrum.to_zarr(path, mode="w", consolidated=True, zarr_format=2)
+    try:
+        spectrum.to_zarr(path, mode="w", consolidated=True, zarr_format=2)
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        # no space, a file size limit: the OS names no file, but this product is what failed
+        shutil.rmtree(path, ignore_errors=True)
+        raise OutputError.writing(path, err) from None
     return path
 
 

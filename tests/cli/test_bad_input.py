@@ -408,6 +408,11 @@ def disk_full_flag(tmp, good):
     return ["flag", str(store)], [], ["s.zarr", "writing failed"], _small_files(2_000)
 
 
+def disk_full_dynspec(tmp, good):
+    return (["dynspec", str(good["store"]), "--field", "STAR", "-o", str(tmp / "d.zarr")],
+            [good["store"]], ["d.zarr", "writing failed"], _small_files(2_000))
+
+
 def _spw_of_8_channels(t, ct):
     for column in ("CHAN_FREQ", "CHAN_WIDTH", "EFFECTIVE_BW", "RESOLUTION"):
         t.putcell(column, 0, t.getcell(column, 0)[:8])
@@ -529,6 +534,7 @@ CASES = [missing_path, not_an_ms, ms_is_a_file, truncated_main_file, truncated_c
          pipeline_unknown_option, pipeline_not_a_list, pipeline_not_text, strategy_not_text,
          bad_antenna_list_not_text, store_root_attributes_corrupt, store_root_group_corrupt,
          partition_attributes_corrupt, disk_full_convert, disk_full_export, disk_full_flag,
+         disk_full_dynspec,
          data_channels_not_the_spws, data_correlations_not_the_polarizations, no_uvw_column,
          time_not_finite, frequency_not_finite, phase_centre_not_finite, negative_antenna_id,
          negative_data_description_id, flag_selection_matches_nothing,
