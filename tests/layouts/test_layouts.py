@@ -1,4 +1,5 @@
-"""Every layout of tests/layouts/variants.py through convert, flag, calibrate and dynspec.
+"""Every layout of tests/layouts/variants.py through ``radiocal phaseref`` (convert, flag,
+calibrate, dynspec, export, report), and ``info`` on the input and the exported MS.
 
 The dynamic spectrum of the star is checked against the simulated truth: the scatter of
 (measured - true) over the reported error is about 1, and the calibrated amplitude scale is
@@ -13,17 +14,8 @@ import pytest
 from ..engine.engine_testing import tree_digest
 from . import variants as V
 
-PIPELINE = f"""
-- step: convert
-- step: flag
-- step: calibrate
-  fluxcal: {V.FLUXCAL}
-  fluxcal_model: 15.0,-0.5,1.4GHz
-  phasecal: {V.PHASECAL}
-  targets: [{V.TARGET}]
-- step: dynspec
-  field: {V.TARGET}
-"""
+ROLES = ["--fluxcal", V.FLUXCAL, "--fluxcal-model", "15.0,-0.5,1.4GHz", "--phasecal",
+         V.PHASECAL, "--target", V.TARGET]
 
 # variant -> (target integrations, channels of the spectrum, most baselines in one cell)
 EXPECTED = {
@@ -35,6 +27,14 @@ EXPECTED = {
     "observations_and_arrays": (12, 32, 15),
     "blank_antennas": (8, 32, 15),
     "irregular_times": (8, 32, 15),
+    "scans_channels_correlations": (8, 24, 15),
+    "flagged_rows": (8, 32, 15),
+    "empty_field_and_spw": (8, 32, 15),
+    "channel_weights": (8, 32, 15),
+    "sigma_only": (8, 32, 15),
+    "corrected_only": (8, 32, 15),
+    "baseline_ordered": (8, 32, 15),
+    "concatenated": (16, 32, 15),
 }
 
 
@@ -45,16 +45,17 @@ def test_layout_end_to_end(name, run_cli, tmp_path):
 
     variant = V.VARIANTS[name](tmp_path)
     before = tree_digest(variant.ms)
-    pipeline = tmp_path / "pipeline.yaml"
-    pipeline.write_text(PIPELINE)
     out = tmp_path / "out"
-    result = run_cli("--scheduler", "threads", "run", pipeline, variant.ms, "-o", out,
-                     "--set", f"dynspec.skymodel={variant.skymodel}")
+    result = run_cli("--scheduler", "threads", "phaseref", variant.ms, "-o", out, *ROLES,
+                     "--skymodel", variant.skymodel)
     assert result.exit_code == 0, result.err
     assert tree_digest(variant.ms) == before
+    for ms in (variant.ms, out / "calibrated.ms"):
+        info = run_cli("info", ms)
+        assert info.exit_code == 0 and V.TARGET in info.out, info.err
 
     n_times, n_chan, most = EXPECTED[name]
-    spec = open_dynspec(out / "dynspec.zarr").compute()
+    spec = open_dynspec(out / f"dynspec_{V.TARGET}.zarr").compute()
     assert np.all(np.diff(spec["time"].values) > 0)          # one row per integration
     spec = spec.isel(time=spec[SCAN_COORD].values >= 0)
     assert spec.sizes == {"time": n_times, "frequency": n_chan}

@@ -9,8 +9,10 @@ of the MS.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -88,7 +90,12 @@ def overlapping_spws(root: Path) -> Variant:
 
 
 def autocorrelations(root: Path) -> Variant:
-    return _write(root, "autocorrelations", simulate(_config(autocorrelations=True)))
+    """Autocorrelation rows in the second half of the observation only."""
+    full = _write(root, "autocorrelations_full", simulate(_config(autocorrelations=True)))
+
+    def early_auto(a1, a2, time, ddid, times):
+        return (a1 == a2) & (time < times[times.size // 2])
+    return _without_rows(full, root / "autocorrelations.ms", early_auto)
 
 
 def _edit(ms: Path, fn) -> None:
@@ -98,21 +105,28 @@ def _edit(ms: Path, fn) -> None:
         fn(t)
 
 
-def missing_rows(root: Path) -> Variant:
-    """Rows of one baseline missing in half the integrations, and one integration of spw 1 gone."""
+def _without_rows(full: Variant, ms: Path, gone) -> Variant:
+    """A copy of ``full`` without the rows ``gone(a1, a2, time, ddid, unique times)`` picks."""
     import casacore.tables as ct
 
-    full = _write(root, "missing_rows_full", simulate(_config()))
-    v = Variant(root / "missing_rows.ms", full.skymodel, full.truth, {}, full.n_cross)
+    v = Variant(ms, full.skymodel, full.truth, {}, full.n_cross)
     with ct.table(str(full.ms), ack=False) as t:
         a1, a2 = t.getcol("ANTENNA1"), t.getcol("ANTENNA2")
         time, ddid = t.getcol("TIME"), t.getcol("DATA_DESC_ID")
-        times = np.unique(time)
-        gone = ((a1 == 0) & (a2 == 1) & np.isin(time, times[::2])) | ((ddid == 1) & (time == times[-5]))
+        drop = gone(a1, a2, time, ddid, np.unique(time))
         # The simulator's storage managers cannot remove rows: copy the others
-        with t.selectrows(np.flatnonzero(~gone)) as kept:
+        with t.selectrows(np.flatnonzero(~drop)) as kept:
             kept.copy(str(v.ms), deep=True).close()
     return v
+
+
+def missing_rows(root: Path) -> Variant:
+    """Rows of one baseline missing in half the integrations, and one integration of spw 1 gone."""
+    full = _write(root, "missing_rows_full", simulate(_config()))
+
+    def gone(a1, a2, time, ddid, times):
+        return ((a1 == 0) & (a2 == 1) & np.isin(time, times[::2])) | ((ddid == 1) & (time == times[-5]))
+    return _without_rows(full, root / "missing_rows.ms", gone)
 
 
 def observations_and_arrays(root: Path) -> Variant:
@@ -139,13 +153,14 @@ def observations_and_arrays(root: Path) -> Variant:
 
 
 def blank_antennas(root: Path) -> Variant:
-    """An ANTENNA table padded with unnamed rows between and after the real ones (pyuvdata)."""
+    """An ANTENNA table padded with unnamed rows between and after the real ones (pyuvdata),
+    and two named antennas that are in no row (out of the array that day)."""
     import casacore.tables as ct
 
     v = _write(root, "blank_antennas", simulate(_config()))
     n = 6
     new_index = np.array([0, 2, 3, 5, 6, 7])  # real antenna k becomes row new_index[k]
-    n_rows = 9
+    n_rows = 11
     with ct.table(str(v.ms / "ANTENNA"), readonly=False, ack=False) as ant:
         cols = {c: ant.getcol(c) for c in ("NAME", "STATION", "POSITION", "DISH_DIAMETER", "MOUNT",
                                            "TYPE", "OFFSET", "FLAG_ROW")}
@@ -155,9 +170,11 @@ def blank_antennas(root: Path) -> Variant:
                 padded = [""] * n_rows
                 for k in range(n):
                     padded[new_index[k]] = values[k]
+                padded[-2:] = values[:2] if c not in ("NAME", "STATION") else ["SPARE1", "SPARE2"]
             else:
                 padded = np.zeros((n_rows,) + values.shape[1:], values.dtype)
                 padded[new_index] = values
+                padded[-2:] = values[:2] + (5000.0 if c == "POSITION" else 0)   # 5 km away
             ant.putcol(c, padded)
 
     def remap(t):
@@ -186,6 +203,140 @@ def irregular_times(root: Path) -> Variant:
     return v
 
 
+def scans_channels_correlations(root: Path) -> Variant:
+    """Two spws at the same times with their own scan numbers, channel counts (16, 8) and
+    correlations (RR RL LR LL; RR LL): all three differences at once."""
+    sim = simulate(_config(spws=((1.30e9, 4.0e6, 16), (1.40e9, 8.0e6, 8))))
+    datasets = [ds if ds.attrs[S.ATTR_SPW_ID] == 0 else
+                _renumber(ds.isel({S.POLARIZATION: [0, 3]}), ds.attrs[S.ATTR_SCAN] + 10)
+                for ds in sim.datasets]
+    return _write(root, "scans_channels_correlations", sim, datasets)
+
+
+def flagged_rows(root: Path) -> Variant:
+    """FLAG_ROW set on every row of the first phase-calibrator scan, and on the star's first
+    integration in spw 1."""
+    v = _write(root, "flagged_rows", simulate(_config()))
+
+    def flag(t):
+        scan, ddid, time = t.getcol("SCAN_NUMBER"), t.getcol("DATA_DESC_ID"), t.getcol("TIME")
+        star = scan == 3
+        t.putcol("FLAG_ROW", (scan == 2) | (star & (ddid == 1) & (time == time[star].min())))
+    _edit(v.ms, flag)
+    return v
+
+
+def empty_field_and_spw(root: Path) -> Variant:
+    """A FIELD row and a SPECTRAL_WINDOW (with its DATA_DESCRIPTION) that no row uses."""
+    import casacore.tables as ct
+
+    v = _write(root, "empty_field_and_spw", simulate(_config()))
+    with ct.table(str(v.ms / "FIELD"), readonly=False, ack=False) as field:
+        field.copyrows(field, startrowin=2, startrowout=-1, nrow=1)
+        field.putcell("NAME", field.nrows() - 1, "UNOBSERVED")
+    with ct.table(str(v.ms / "SPECTRAL_WINDOW"), readonly=False, ack=False) as spw:
+        spw.copyrows(spw, startrowin=0, startrowout=-1, nrow=1)
+        new = spw.nrows() - 1
+        spw.putcell("NAME", new, "UNUSED")
+        for column in ("CHAN_FREQ", "REF_FREQUENCY"):
+            spw.putcell(column, new, spw.getcell(column, new) + 5e8)
+    with ct.table(str(v.ms / "DATA_DESCRIPTION"), readonly=False, ack=False) as dd:
+        dd.copyrows(dd, startrowin=0, startrowout=-1, nrow=1)
+        dd.putcell("SPECTRAL_WINDOW_ID", dd.nrows() - 1, new)
+    return v
+
+
+def _add_spectrum_column(t, name, values):
+    import casacore.tables as ct
+
+    t.addcols(ct.maketabdesc(ct.makearrcoldesc(name, 0.0, 2, valuetype="float")))
+    t.putcol(name, values.astype(np.float32))
+
+
+def channel_weights(root: Path) -> Variant:
+    """WEIGHT_SPECTRUM rising from 0.5 to 1.5 times WEIGHT across each band."""
+    v = _write(root, "channel_weights", simulate(_config()))
+
+    def add(t):
+        weight = t.getcol("WEIGHT")
+        ramp = np.linspace(0.5, 1.5, t.getcell("DATA", 0).shape[0])
+        _add_spectrum_column(t, "WEIGHT_SPECTRUM", weight[:, None, :] * ramp[None, :, None])
+    _edit(v.ms, add)
+    return v
+
+
+def sigma_only(root: Path) -> Variant:
+    """No WEIGHT column: SIGMA and SIGMA_SPECTRUM only."""
+    v = _write(root, "sigma_only", simulate(_config()))
+
+    def drop(t):
+        sigma = t.getcol("SIGMA")
+        nchan = t.getcell("DATA", 0).shape[0]
+        _add_spectrum_column(t, "SIGMA_SPECTRUM", np.repeat(sigma[:, None, :], nchan, axis=1))
+        t.removecols(["WEIGHT"])
+    _edit(v.ms, drop)
+    return v
+
+
+def corrected_only(root: Path) -> Variant:
+    """No DATA column: the visibilities are in CORRECTED_DATA (a copy whose raw data went)."""
+    v = _write(root, "corrected_only", simulate(_config()))
+    _edit(v.ms, lambda t: t.renamecol("DATA", "CORRECTED_DATA"))
+    return v
+
+
+def baseline_ordered(root: Path) -> Variant:
+    """Rows in baseline order (ANTENNA1, ANTENNA2, TIME), and no POINTING table."""
+    import casacore.tables as ct
+
+    full = _write(root, "baseline_ordered_full", simulate(_config()))
+    v = Variant(root / "baseline_ordered.ms", full.skymodel, full.truth, {}, full.n_cross)
+    with ct.table(str(full.ms), ack=False) as t:
+        order = np.lexsort((t.getcol("TIME"), t.getcol("ANTENNA2"), t.getcol("ANTENNA1")))
+        with t.selectrows(order) as sorted_rows:
+            sorted_rows.copy(str(v.ms), deep=True).close()
+    with ct.table(str(v.ms), readonly=False, ack=False) as t:
+        t.removekeyword("POINTING")
+    shutil.rmtree(v.ms / "POINTING")
+    return v
+
+
+def concatenated(root: Path) -> Variant:
+    """What CASA's concat writes for two observations of the same fields a sidereal day apart:
+    the second's rows appended with OBSERVATION_ID 1 and scan numbers after the first's, and
+    its fields as FIELD rows of their own (their positions differ by 0.1 arcsec, more than
+    concat's tolerance for merging them)."""
+    import casacore.tables as ct
+
+    first = _write(root, "concat_first", simulate(_config()))
+    later = simulate(_config(start_time=_config().start_time + 86164.1, seed=8))
+    second = _write(root, "concat_second", later)
+    v = Variant(root / "concatenated.ms", first.skymodel, SimpleNamespace(
+        times=np.concatenate([first.truth.times, later.truth.times]), freqs=first.truth.freqs,
+        star_I=np.concatenate([first.truth.star_I, later.truth.star_I]),
+        star_V=np.concatenate([first.truth.star_V, later.truth.star_V])), {}, first.n_cross)
+    shutil.copytree(first.ms, v.ms)
+    with ct.table(str(v.ms), readonly=False, ack=False) as t, \
+            ct.table(str(second.ms), ack=False) as appended:
+        n0, n1, last_scan = t.nrows(), appended.nrows(), int(t.getcol("SCAN_NUMBER").max())
+        appended.copyrows(t)
+        t.putcol("OBSERVATION_ID", np.ones(n1, np.int32), startrow=n0, nrow=n1)
+        t.putcol("SCAN_NUMBER", appended.getcol("SCAN_NUMBER") + last_scan, startrow=n0, nrow=n1)
+        t.putcol("FIELD_ID", appended.getcol("FIELD_ID") + 3, startrow=n0, nrow=n1)
+    with ct.table(str(v.ms / "FIELD"), readonly=False, ack=False) as field:
+        field.copyrows(field, startrowin=0, startrowout=-1, nrow=3)
+        for column in ("PHASE_DIR", "DELAY_DIR", "REFERENCE_DIR"):
+            direction = field.getcol(column)
+            direction[3:, 0, 1] += np.radians(0.1 / 3600)
+            field.putcol(column, direction)
+    with ct.table(str(v.ms / "OBSERVATION"), readonly=False, ack=False) as obs, \
+            ct.table(str(second.ms / "OBSERVATION"), ack=False) as appended:
+        appended.copyrows(obs)
+    return v
+
+
 VARIANTS = {f.__name__: f for f in (separate_scans, mixed_setups, overlapping_spws, missing_rows,
                                     autocorrelations, observations_and_arrays, blank_antennas,
-                                    irregular_times)}
+                                    irregular_times, scans_channels_correlations, flagged_rows,
+                                    empty_field_and_spw, channel_weights, sigma_only,
+                                    corrected_only, baseline_ordered, concatenated)}
