@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from radiocal.dynspec.config import DynspecConfig, PredictConfig, SubtractConfig
 from radiocal.dynspec.dataset import (
+    N_BASELINES,
     dynamic_spectrum,
+    open_dynspec,
     matches_field,
     predict_model,
     source_variable,
@@ -13,7 +15,7 @@ from radiocal.dynspec.dataset import (
     write_dynspec,
 )
 from radiocal.registry import register_step
-from radiocal.errors import ConfigError
+from radiocal.errors import ConfigError, SelectionError
 from radiocal.model.skymodel import read_skymodel
 
 
@@ -51,6 +53,12 @@ def dynspec(datasets, config: DynspecConfig, context):
     context.logger.info("dynspec: field %s from %s%s", config.field, spectrum.attrs["data_column"],
                         " minus model" if spectrum.attrs["model_subtracted"] else "")
     write_dynspec(spectrum, target, overwrite=True)
+    if config.uvrange and not bool(open_dynspec(target)[N_BASELINES].any().compute()):
+        # which baselines a uv range keeps is known only from the UVW read with the data
+        import shutil
+
+        shutil.rmtree(target, ignore_errors=True)
+        raise SelectionError(f"uvrange {config.uvrange!r} keeps no baseline of field {config.field!r}")
     context.logger.info("dynspec: wrote %s", target)
     return datasets
 

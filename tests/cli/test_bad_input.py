@@ -507,6 +507,11 @@ def missing_calibration_table(tmp, good):
     return ["apply", str(store), "--gaintable", "nosuch"], [store], ["nosuch"]
 
 
+def dynspec_uvrange_keeps_nothing(tmp, good):
+    return (["dynspec", str(good["store"]), "--field", "STAR", "--uvrange", ">1000km", "-o",
+             str(tmp / "d.zarr")], [good["store"]], ["uvrange", ">1000km"])
+
+
 def skymodel_is_a_directory(tmp, good):
     d = tmp / "skydir"
     d.mkdir()
@@ -539,7 +544,8 @@ CASES = [missing_path, not_an_ms, ms_is_a_file, truncated_main_file, truncated_c
          time_not_finite, frequency_not_finite, phase_centre_not_finite, negative_antenna_id,
          negative_data_description_id, flag_selection_matches_nothing,
          export_selection_matches_nothing, phaseref_of_a_truncated_ms, lwa_of_a_truncated_ms,
-         missing_calibration_table, skymodel_is_a_directory, skymodel_not_text]
+         missing_calibration_table, skymodel_is_a_directory, skymodel_not_text,
+         dynspec_uvrange_keeps_nothing]
 
 
 def _digest(path: Path):
