@@ -14,6 +14,7 @@ import numpy as np
 from dask.base import tokenize
 
 from radiocal.budget import DEFAULT_LIMIT_BYTES, chunk_bytes, chunk_limit
+from radiocal.budget import chunk_sizes as budget_chunks
 from radiocal.calibration import kernels as K
 from radiocal.calibration import delay_graph, reduce
 from radiocal.store import rawchunks
@@ -65,14 +66,28 @@ def _fit_axis(chunks, cost, axis, limit=None):
     return tuple(chunks)
 
 
-def accumulation_chunks(chunks, npol, nbl, per_channel, n_out):
+def _solve_limit() -> int:
+    """What one per-channel solve task may hold: a channel chunk's statistics of every baseline
+    are a unit of their own, allowed up to the chunk limit (at most its default)."""
+    return max(chunk_bytes(), min(chunk_limit(), DEFAULT_LIMIT_BYTES))
+
+
+def solve_channel_chunks(nchan: int, nbl: int, n_out: int) -> tuple:
+    """Channel chunks of a per-channel solve: a chunk's statistics of every baseline (float64
+    ``n_out x N_STATS`` per channel and baseline) within :func:`_solve_limit`."""
+    stat = n_out * K.N_STATS * 8
+    return _fit_axis(((nchan,),), lambda s: s[0] * nbl * stat, 0, _solve_limit())[0]
+
+
+def accumulation_chunks(chunks, npol, nbl, per_channel, n_out, whole_band=False):
     """Chunks (time, baseline, frequency) for :func:`accumulate` within the chunk budget.
 
     A block's visibilities and its statistics (up to one piece per integration: float64
     ``n_out x N_STATS`` per baseline, and per channel when ``per_channel``) stay within
-    :func:`radiocal.budget.chunk_bytes`; per channel, a channel chunk's statistics of every
-    baseline (what one solve task holds) stay within the chunk limit, at most its default.
-    Frequency is split first, then baselines, then time.
+    :func:`radiocal.budget.chunk_bytes`. Per channel, either every block holds the whole band
+    (``whole_band``: its statistics are spilled and read back in solve chunks; baselines are
+    split, in equal chunks as spill files are, then time), or the frequency chunks are the
+    solve's (:func:`solve_channel_chunks`), split further if need be, then baselines, then time.
     """
     stat = n_out * K.N_STATS * 8
 
@@ -81,13 +96,16 @@ def accumulation_chunks(chunks, npol, nbl, per_channel, n_out):
         return max(t * b * f * npol * 8, t * b * (f if per_channel else 1) * stat)
 
     chunks = tuple(tuple(c) for c in chunks)
+    if whole_band:
+        nchan = sum(chunks[2])
+        chunks = _fit_axis(chunks[:2] + ((nchan,),), cost, 1)
+        chunks = (chunks[0], budget_chunks(nbl, max(chunks[1])), chunks[2])
+        return _fit_axis(chunks, cost, 0)
     if per_channel:
-        # What one solve task holds is a unit of its own, allowed up to the chunk limit (at most
-        # the default limit): split to the 8 MiB derived budget, 352 antennas' statistics came in
-        # ~1-channel chunks, each read the whole stored chunk of its channels' data, and
-        # sky_bandpass went from 0.70 to > 7 GB (OOM-killed) on a 0.76 GB LWA store.
-        solve_limit = max(chunk_bytes(), min(chunk_limit(), DEFAULT_LIMIT_BYTES))
-        chunks = _fit_axis(chunks, lambda s: s[2] * nbl * stat, 2, solve_limit)
+        # split to the 8 MiB budget, 352 antennas' statistics came in ~1-channel chunks, each
+        # read the whole stored chunk of its channels' data, and sky_bandpass went from 0.70 to
+        # > 7 GB (OOM-killed) on a 0.76 GB LWA store
+        chunks = _fit_axis(chunks, lambda s: s[2] * nbl * stat, 2, _solve_limit())
     for axis in (2, 1, 0):
         chunks = _fit_axis(chunks, cost, axis)
     return chunks
@@ -133,8 +151,12 @@ def _reads(array, chunks, per_channel: bool, token: str) -> da.Array:
     """
     if not per_channel or len(chunks[2]) == 1 or rawchunks.is_raw(array):
         return rawchunks.rechunk(array, chunks)
+    # each channel chunk re-reads only its slice's graph (rechunked and sliced after, every
+    # channel chunk's copy of the whole graph made it grow as channel chunks x data chunks)
     edges = np.cumsum((0,) + tuple(chunks[2]))
-    return da.concatenate([rawchunks.reread(array, chunks, f"{token}-{i}")[:, :, lo:hi]
+    return da.concatenate([rawchunks.reread(array[:, :, lo:hi],
+                                            chunks[:2] + ((hi - lo,),) + tuple(chunks[3:]),
+                                            f"{token}-{i}")
                            for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))], axis=2)
 
 
@@ -175,16 +197,21 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     """
     vis = _as_dask(vis).rechunk({3: -1})
     npol, nbl = vis.shape[3], vis.shape[1]
+    # in a run, per-channel statistics are spilled and read back by channel chunk
+    # (reduce_and_solve): blocks then take every channel
+    spill = rawchunks.spill_dir() if per_channel else None
     tchunks, bchunks, fchunks = accumulation_chunks(vis.chunks[:3], npol, nbl, per_channel,
-                                                    n_out)
+                                                    n_out, whole_band=spill is not None)
     chunks = (tchunks, bchunks, fchunks, (npol,))
     token = tokenize(vis, model, weight, flag, chunks)
-    vis, model, flag = (_reads(_as_dask(x), chunks, per_channel, f"{token}-{i}")
+    # with the statistics spilled every block reads its data once, as any pass does
+    by_channel = per_channel and spill is None
+    vis, model, flag = (_reads(_as_dask(x), chunks, by_channel, f"{token}-{i}")
                         for i, x in enumerate((vis, model, flag)))
     weight = weights(_as_dask(weight), chunks,
-                     lambda w, c: _reads(w, c, per_channel, f"{token}-weight"))
+                     lambda w, c: _reads(w, c, by_channel, f"{token}-weight"))
     jones = _as_dask(jones)
-    jones = _reads(jones, (tchunks, (jones.shape[1],), fchunks, (jones.shape[3],)), per_channel,
+    jones = _reads(jones, (tchunks, (jones.shape[1],), fchunks, (jones.shape[3],)), by_channel,
                    f"{token}-jones")
     local = np.empty(len(cell_of_time), dtype=np.int64)
     piece_cell = []
@@ -218,6 +245,23 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     if not per_channel and len(fchunks) > 1:
         stats = stats.sum(axis=1, keepdims=True)
     return stats, np.asarray(piece_cell, dtype=np.int64)
+
+
+def _spilled(stats, directory, fchunks):
+    """Summed per-channel statistics of solution cells (every channel of a few baselines per
+    chunk) written to raw chunk files and read back in the solve's channel chunks, each chunk of
+    every baseline by one task, once every chunk is written.
+
+    A solve task needs a channel chunk of every baseline, and the data come as every channel of
+    a few baselines: held in memory, a cell's statistics (2.5x an integration's visibilities;
+    352 antennas x 768 channels: 3.8 GB) would all wait for the first solve. Read by channel
+    chunk from the data instead, each solve chunk re-read its part of every stored chunk: at
+    small chunks a task per channel and baseline chunk, a graph that grew as their product (the
+    3 GB LWA set was OOM-killed at 8 MiB chunks). Spilled after the sum over time, the spill is
+    the size of the cells' statistics, not of the integrations'.
+    """
+    return rawchunks.spill(stats, directory, (stats.chunks[0], fchunks, (stats.shape[2],))
+                           + stats.chunks[3:])
 
 
 def _solve_block(stats, *, ant1, ant2, nant, refants, mode, minblperant, minsnr, max_iter,
@@ -271,6 +315,13 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, m
     per_cell = max(common[1]) * nbl * nh * K.N_STATS * 8
     stats = reduce.cell_sums(stats_list, piece_cells, n_cells,
                              max(1, chunk_bytes() // per_cell))
+    spill = rawchunks.spill_dir()
+    if spill is not None and len(common[1]) == 1 and common[1][0] > 1:
+        # per channel, every channel of a block came at once (accumulate): spill, read back
+        # by channel chunk of every baseline, unless one solve task can take them all
+        fchunks = solve_channel_chunks(common[1][0], nbl, nh)
+        if len(fchunks) > 1:
+            stats = _spilled(stats, spill, fchunks)
     if mode == MODE_DELAY:
         return delay_graph.solve(stats, freqs, ref_freq, ant1, ant2, nant, refants,
                                  minblperant, minsnr)

@@ -22,6 +22,7 @@ from radiocal.calibration.step import load_table, save_tables
 from radiocal.registry import register_step
 from radiocal.errors import ConfigError, SelectionError
 from radiocal.store import schema as S
+from radiocal.store.zarr_store import spilling_into
 
 
 # The report finds the calibration sky model(s) by this name (one file per partition's sky when
@@ -142,7 +143,8 @@ def sky_bandpass_step(datasets, config: SkyBandpassConfig, context):
     common = dict(solint=config.solint, combine=config.combine, refant=config.refant or None,
                   minsnr=config.minsnr, minblperant=config.minblperant, model="column")
     # one pass over the data: both solves read the same per-channel statistics
-    bandpass, delay = solve_jointly([(cut, "B", common), (cut, "K", common)])
+    with spilling_into(getattr(context, "store", None)):
+        bandpass, delay = solve_jointly([(cut, "B", common), (cut, "K", common)])
     bandpass, outliers = postprocess.flag_bandpass_outliers(
         bandpass, config.antenna_threshold, config.channel_threshold,
         antenna_min_deviation=config.antenna_min_deviation)

@@ -20,6 +20,7 @@ from radiocal.errors import ConfigError
 from radiocal.ms import casa_caltables
 from radiocal.store import caltables as C
 from radiocal.store import schema as S
+from radiocal.store.zarr_store import spilling_into
 
 TABLE_SUFFIX = {"delay": "K", "bpphase": "G", "bandpass": "B", "phase_int": "G",
                 "phase_inf": "G", "amp": "G", "flux": "G", "flux_cal": "G", "amp_cal": "G",
@@ -76,7 +77,9 @@ def load_table(path):
 def calibrate_step(datasets, config: CalibrateConfig, context):
     """Phase-referencing calibration: bandpass, phases, amplitudes, fluxscale, apply."""
     config = dataclasses.replace(config, targets=tuple(config.targets))
-    out, tables, flux = calibrate(datasets, config, logger=context.logger)
+    # per-channel statistics spill into the run store's staging area (calibration/graph.py)
+    with spilling_into(getattr(context, "store", None)):
+        out, tables, flux = calibrate(datasets, config, logger=context.logger)
     for name, table in tables.items():
         for line in solution_counts(name, table):
             context.logger.info("%s", line)

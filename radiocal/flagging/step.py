@@ -113,8 +113,7 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
         partitions) and ``before``/``after`` (flagged, total) over all partitions.
     """
     from radiocal.store.flag_versions import next_version_name, save_flag_version
-    from radiocal.store.rawchunks import SPILL_DIR_KEY
-    from radiocal.store.zarr_store import open_store, spill_dir, update_store
+    from radiocal.store.zarr_store import open_store, spilling_into, update_store
 
     datasets = open_store(store)
     if selection is not None:
@@ -126,7 +125,7 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
     save_flag_version(store, name, comment or f"before radiocal flag ({label})", opened=datasets)
     # Passes that need all of an earlier pass spill it into the store's staging area, which
     # update_store clears (a store far larger than memory then flags within the chunk budget)
-    with dask.config.set({SPILL_DIR_KEY: spill_dir(store)}):
+    with spilling_into(store):
         flagged, counts = flag_datasets(datasets, strategy, selection)
     totals: dict = {}
     # One pass computes the new flags chunk by chunk into the store's staging area (safe although
@@ -168,10 +167,8 @@ def run(datasets, config: FlagConfig, context):
         name = next_version_name(store, f"before_{getattr(context, 'step_name', '') or 'flag'}")
         save_flag_version(store, name, f"flags before step {getattr(context, 'index', '')}",
                           datasets=None if getattr(context, "inputs_stored", False) else datasets)
-    from radiocal.store.rawchunks import SPILL_DIR_KEY
-    from radiocal.store.zarr_store import spill_dir
+    from radiocal.store.zarr_store import spilling_into
 
     # the runner writes the flags with update_store, which clears the spill (see flag_store)
-    spill = spill_dir(store) if store is not None and is_store(store) else None
-    with dask.config.set({SPILL_DIR_KEY: spill}):
+    with spilling_into(store):
         return flag_datasets(datasets, strategy)[0]

@@ -23,6 +23,7 @@ import dask.array as da
 import numcodecs
 import numpy as np
 from dask.base import tokenize
+from dask.core import flatten
 from dask._task_spec import convert_legacy_graph
 from dask.highlevelgraph import HighLevelGraph
 
@@ -131,7 +132,9 @@ def _renamed(array: da.Array, suffix: str) -> da.Array:
 
     (``dask.graph_manipulation.clone`` does this too, but breaks on rechunked arrays.)
     """
-    graph = convert_legacy_graph(dict(array.__dask_graph__()))
+    # only the tasks the array's chunks need: a slice's graph holds all of its source's layers
+    graph = convert_legacy_graph(dict(array.__dask_graph__().cull(
+        set(flatten(array.__dask_keys__())))))
 
     def rename(key):
         if isinstance(key, tuple):

@@ -295,6 +295,14 @@ def spill_dir(path) -> str:
     return os.path.join(os.path.normpath(os.fspath(path)), _STAGING_GROUP, ".spill")
 
 
+def spilling_into(store):
+    """dask config under which graphs built for :func:`update_store` into ``store`` spill
+    (:func:`radiocal.store.rawchunks.spill`) into its staging area. Outside a run (``store``
+    None, or not a store yet: a library call) nothing is spilled."""
+    spill = spill_dir(store) if store is not None and is_store(store) else None
+    return dask.config.set({rawchunks.SPILL_DIR_KEY: spill})
+
+
 def _stored_chunks(ds: xr.Dataset, group_path: str, spill: str) -> xr.Dataset:
     """``ds`` with each variable the partition already stores in the stored array's chunks.
 

@@ -243,3 +243,59 @@ def test_channel_free_weights_reach_the_kernels_without_a_copy(rng):
                         dask.compute(*[ds[n].data for ds in want
                                        for n in (S.VISIBILITY_CORRECTED, S.FLAG)])):
         np.testing.assert_array_equal(got, ref)
+
+
+def _spilling(path):
+    from radiocal.store.rawchunks import SPILL_DIR_KEY
+
+    return dask.config.set({SPILL_DIR_KEY: str(path)})
+
+
+@pytest.mark.parametrize("cal_type", ["B", "K"])
+def test_spilled_per_channel_statistics_give_the_same_solutions(rng, tmp_path, cal_type):
+    """In a run, per-channel statistics are spilled and read back by channel chunk: the same
+    solutions as held in memory, and no task above a tiny budget."""
+    datasets = _partitions(rng)
+    (large,) = _solve(datasets, cal_type, "inf", "scan", LARGE)
+    with _spilling(tmp_path / "spill"), _Largest() as largest, \
+            dask.config.set(scheduler="sync"):
+        (tiny,) = _solve(datasets, cal_type, "inf", "scan", TINY)
+    assert largest.largest[0] <= TINY, largest.largest
+    assert any((tmp_path / "spill").iterdir()), "nothing was spilled"
+    var = C.DELAY if cal_type == "K" else C.GAIN
+    np.testing.assert_array_equal(large[C.SOL_FLAG].values, tiny[C.SOL_FLAG].values)
+    np.testing.assert_allclose(tiny[var].values, large[var].values, rtol=1e-9, atol=1e-18)
+
+
+def test_spilled_per_channel_solves_read_every_chunk_once(rng, tmp_path):
+    """With statistics spilled, a per-channel solve accumulates every channel of a block of the
+    data in one task (each chunk is read for one pass, whatever the solve's channel chunks), and
+    reads back each channel chunk's summed statistics of every baseline in one task, after every
+    block is written. Read by channel chunk from the data, the graph grew as channel
+    chunks x data chunks and the 3 GB LWA set ran out of memory at 8 MiB chunks."""
+    from dask._task_spec import convert_legacy_graph
+
+    from radiocal.calibration.dataset import _plan
+    from radiocal.calibration.skycal import uv_cut
+    from radiocal.store.zarr_store import open_store, write_store
+
+    datasets = [_with_model_and_uvw(ds, rng).chunk({S.FREQUENCY: -1}).assign_attrs(partition=f"p{i}")
+                for i, ds in enumerate(_partitions(rng))]
+    store = write_store(datasets, tmp_path / "s.zarr")
+    cut = [uv_cut(ds, ">150lambda") for ds in open_store(store)]
+    with chunk_budget(TINY), _spilling(tmp_path / "spill"):
+        (graphs, _), = [_plan(cut, "B", solint="inf", combine="scan", model="column")]
+    packed = graphs[0].packed
+    graph = convert_legacy_graph(dict(packed.__dask_graph__()))
+    accumulations = [key for key in graph if isinstance(key, tuple)
+                     and str(key[0]).startswith("calib-accumulate-")]
+    assert accumulations
+    assert {key[2] for key in accumulations} == {0}, "accumulations of parts of the band"
+    solves = [key for key in graph if str(key[0]).startswith("calib-solve-")]
+    assert len(solves) == packed.numblocks[1] > 1      # channel chunks, each solved on its own
+    done = [key for key in graph if str(key).startswith("spill-done-")]
+    assert len(done) == 1, done
+    spilled = [key for key in graph if str(key[0]).startswith("spilled-")]
+    assert len(spilled) == len(solves)      # one cell (solint inf): one read per channel chunk
+    for key in spilled:        # every baseline of a channel chunk, once every block is written
+        assert key[3] == 0 and set(graph[key].dependencies) == set(done), key
