@@ -382,24 +382,30 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
     return out
 
 
-# A window of partitions computed together holds this many chunk budgets of visibilities (at
-# least one partition): 2-3 scans of 100 MB at the default 64 MiB, 16+ planes each to share
-# between threads.
+# The partitions in flight hold this many chunk budgets of visibilities (at least one
+# partition): 2-3 scans of 100 MB at the default budget, 16+ planes each to share between
+# threads.
 WINDOW_CHUNKS = 4
 
 
 def compute_by_partition(lazy: list, sizes: list[int]) -> list:
-    """Compute ``lazy`` (one entry per partition) a window of partitions at a time.
+    """Compute ``lazy`` (one entry per partition), a window of partitions in flight at a time;
+    the results in order.
 
     Within a partition, chunking bounds memory; across partitions nothing does: dask orders a
     graph of many small partitions by priorities that interleave them, and distributed does not
     queue their reads (each partition's arrays are task groups too small to be "root-ish"), so
-    reads of many partitions ran ahead of their consumers (flagging a VLA-like store of 28 scans,
-    0.24 GB of visibilities: 2.5 GB held, most of it read regions waiting for their passes).
-    Windows of partitions bound that: each holds ``WINDOW_CHUNKS`` chunk budgets or more
-    (``sizes``: each partition's, see :func:`_cells`).
+    reads of many partitions ran ahead of their consumers (flagging a VLA-like store of 28 scans:
+    2.5 GB held, most of it read regions waiting for their passes). The partitions in flight
+    hold ``WINDOW_CHUNKS`` chunk budgets or more (``sizes``: each partition's, see
+    :func:`_cells`). On a distributed client the window slides: the next partition is submitted
+    as soon as one finishes, so no thread waits for the last task of a window. Elsewhere
+    (threaded, sync) windows are computed one after the other.
     """
     window = WINDOW_CHUNKS * budget.chunk_bytes()
+    client = _distributed_client()
+    if client is not None:
+        return _sliding(client, lazy, sizes, window)
     results, batch, held = [], [], 0
     for item, size in zip(lazy, sizes):
         batch.append(item)
@@ -409,6 +415,41 @@ def compute_by_partition(lazy: list, sizes: list[int]) -> list:
             batch, held = [], 0
     if batch:
         results.extend(dask.compute(*batch))
+    return results
+
+
+def _distributed_client():
+    """The distributed client dask computes on, or None (threaded or sync scheduler)."""
+    try:
+        from distributed import default_client
+        client = default_client()
+    except (ImportError, ValueError):
+        return None
+    return client if dask.base.get_scheduler() == client.get else None
+
+
+def _sliding(client, lazy: list, sizes: list[int], window: int) -> list:
+    from distributed import wait
+
+    results: list = [None] * len(lazy)
+    in_flight: dict = {}       # future -> (index, size)
+    held, following = 0, 0
+    try:
+        while following < len(lazy) or in_flight:
+            # top up: at least one partition, then as many as the window holds
+            while following < len(lazy) and (not in_flight or held < window):
+                future = client.compute(dask.delayed(lazy[following]))
+                in_flight[future] = (following, sizes[following])
+                held += sizes[following]
+                following += 1
+            done, _ = wait(list(in_flight), return_when="FIRST_COMPLETED")
+            for future in done:
+                index, size = in_flight.pop(future)
+                results[index] = future.result()
+                held -= size
+    finally:
+        for future in in_flight:
+            future.cancel()
     return results
 
 

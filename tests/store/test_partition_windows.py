@@ -37,3 +37,32 @@ def test_a_partition_larger_than_a_window_is_computed_alone():
         results = compute_by_partition(parts, [10 ** 6] * 3)
     assert [(int(a), int(b)) for a, b in results] == [(4, 0), (4, 1), (4, 2)]
     assert seen.graphs == 3
+
+
+def _partition(i, seconds):
+    """A partition's task: its index and when it ran."""
+    import time
+
+    start = time.monotonic()
+    time.sleep(seconds)
+    return i, start, time.monotonic()
+
+
+def test_on_a_cluster_the_window_slides_and_results_keep_their_order():
+    """On a distributed client partitions are submitted as earlier ones finish, never more
+    than a window (or one partition) in flight; results come back in order."""
+    from radiocal.engine.cluster import Engine
+
+    chunk = 1000
+    # the first partition takes long: the others pass it one at a time
+    parts = [(dask.delayed(_partition)(i, 0.6 if i == 0 else 0.05),
+              da.full((10,), i, chunks=5).sum()) for i in range(7)]
+    # each partition half a window: two in flight at most, on four threads
+    sizes = [WINDOW_CHUNKS * chunk // 2] * len(parts)
+    with Engine(workers=1, threads_per_worker=4), dask.config.set({budget.CONFIG_KEY: chunk}):
+        results = compute_by_partition(parts, sizes)
+    assert [(int(r[0][0]), int(r[1])) for r in results] == [(i, 10 * i) for i in range(7)]
+    spans = [r[0][1:] for r in results]
+    overlapping = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
+    assert overlapping == 2, spans
+    assert spans[2][0] < spans[0][1], "the window waited for its slowest partition"
