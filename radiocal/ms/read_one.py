@@ -132,12 +132,17 @@ _INDEX_BLOCK_ROWS = 2**18
 
 
 def _read_rows(ms, columns, nrow: int) -> dict[str, np.ndarray]:
-    blocks = {c: [] for c in columns}
+    # filled block by block: concatenating the blocks held every column twice (the planning
+    # peak of a 2M-row MS was 250 bytes a row)
+    out = {}
     for start in range(0, nrow, _INDEX_BLOCK_ROWS):
         n = min(_INDEX_BLOCK_ROWS, nrow - start)
         for c in columns:
-            blocks[c].append(np.asarray(ms.getcol(c, start, n)))
-    return {c: v[0] if len(v) == 1 else np.concatenate(v) for c, v in blocks.items()}
+            block = np.asarray(ms.getcol(c, start, n))
+            if c not in out:
+                out[c] = np.empty((nrow,) + block.shape[1:], dtype=block.dtype)
+            out[c][start:start + n] = block
+    return out
 
 
 def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
@@ -213,7 +218,10 @@ def _check_rows(ms, meta: MSMetadata, cols, data_column: str) -> None:
 def _baselines(ant1: np.ndarray, ant2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The baseline axis: every (ANTENNA1, ANTENNA2) pair that occurs, sorted."""
     n = int(max(ant1.max(), ant2.max())) + 1
-    code = np.unique(ant1.astype(np.int64) * n + ant2)
+    # unique codes block by block: one code per row of the whole table is 8 bytes a row
+    code = np.unique(np.concatenate([
+        np.unique(ant1[i:i + _INDEX_BLOCK_ROWS].astype(np.int64) * n + ant2[i:i + _INDEX_BLOCK_ROWS])
+        for i in range(0, ant1.size, _INDEX_BLOCK_ROWS)]))
     return (code // n).astype(np.int32), (code % n).astype(np.int32)
 
 
@@ -242,14 +250,22 @@ def _groups(meta: MSMetadata, cols: dict[str, np.ndarray], baselines, group_orde
     bl_lookup[baselines[0], baselines[1]] = np.arange(baselines[0].size)
     # One integer per row for its (FIELD_ID, DATA_DESC_ID, SCAN_NUMBER): sorting it is much
     # cheaper than np.unique(axis=0) on the three columns, and nearly free on an MS in scan order
-    field, ddid, scan = (cols[c].astype(np.int64) for c in GROUP_COLS)
-    scan = scan - scan.min()
-    code = (field * (int(ddid.max()) + 1) + ddid) * (int(scan.max()) + 1) + scan
-    # Rows of each group in table order, without a pass over the table per group
-    by_group = np.argsort(code, kind="stable")
-    sorted_code = code[by_group]
-    starts = np.flatnonzero(np.concatenate([[True], sorted_code[1:] != sorted_code[:-1]]))
-    edges = np.append(starts, code.size)
+    field, ddid, scan = (cols[c] for c in GROUP_COLS)
+    low, nscan, ndd = int(scan.min()), int(scan.max()) - int(scan.min()) + 1, int(ddid.max()) + 1
+    code = field.astype(np.int64)
+    code *= ndd
+    code += ddid
+    code *= nscan
+    code += scan
+    code -= low
+    # Rows of each group in table order, without a pass over the table per group (int32 row
+    # numbers where they fit: these arrays are the planning's memory, 4 bytes a row each)
+    index_type = np.int32 if code.size < 2**31 else np.int64
+    by_group = np.argsort(code, kind="stable").astype(index_type)
+    code = code[by_group]
+    starts = np.flatnonzero(np.concatenate([[True], code[1:] != code[:-1]]))
+    del code
+    edges = np.append(starts, by_group.size)
     firsts = by_group[starts]
     position = {key: i for i, key in enumerate(zip(*(cols[c][firsts].tolist() for c in GROUP_COLS)))}
     groups = []
@@ -264,9 +280,10 @@ def _groups(meta: MSMetadata, cols: dict[str, np.ndarray], baselines, group_orde
         if not np.all((step > 0) | ((step == 0) & (np.diff(baseline_index) >= 0))):
             by_index = np.lexsort((a2, a1, time))
             rows, time, baseline_index = rows[by_index], time[by_index], baseline_index[by_index]
+        baseline_index = baseline_index.astype(index_type)
         new_time = np.concatenate([[True], time[1:] != time[:-1]])
         first = np.flatnonzero(new_time)
-        times, time_index = time[first], np.cumsum(new_time) - 1
+        times, time_index = time[first], (np.cumsum(new_time) - 1).astype(index_type)
         # Sorted rows put duplicate (TIME, ANTENNA1, ANTENNA2) next to each other
         duplicates = int(np.count_nonzero(~new_time[1:] & (baseline_index[1:] == baseline_index[:-1])))
         if duplicates:
@@ -372,9 +389,9 @@ def _read_block(path, columns, rows, chans):
     holds no open tables, only file names and row numbers.
     """
     with _table_lock(path), read_table(path) as ms:
-        contiguous = rows.size and rows[-1] - rows[0] + 1 == rows.size
+        contiguous = isinstance(rows, range)
         table = ms if contiguous else ms.selectrows(rows)
-        start, nrow = (int(rows[0]), int(rows.size)) if contiguous else (0, int(rows.size))
+        start, nrow = (rows.start, len(rows)) if contiguous else (0, int(rows.size))
         out = []
         for column, ndim in columns:
             if ndim == 2 and chans is not None:
@@ -385,6 +402,15 @@ def _read_block(path, columns, rows, chans):
                 values = table.getcol(column, start, nrow)
             out.append(np.asarray(values))
         return tuple(out)
+
+
+def _rows_literal(rows: np.ndarray):
+    """A row chunk's table rows as a graph literal: a ``range`` when they are contiguous (the
+    usual case: a few bytes, where an array costs 8 bytes a row in the driver's graph and again
+    in the scheduler's, which grew the memory of a convert with the number of rows)."""
+    if rows.size and rows[-1] - rows[0] + 1 == rows.size and np.all(np.diff(rows) == 1):
+        return range(int(rows[0]), int(rows[-1]) + 1)
+    return rows
 
 
 def _column(block, index):
@@ -409,6 +435,7 @@ def _read_columns(ms, meta, groups, columns, blocks):
         edges = np.cumsum((0,) + layout.row_chunks)
         chan_edges = np.cumsum((0,) + layout.chan_chunks)
         spec = tuple((c, ndims[c]) for c in names)
+        rows = [_rows_literal(group.rows[a:b]) for a, b in zip(edges[:-1], edges[1:])]
         token = tokenize(meta.path, group.field_id, group.ddid, group.scan, layout.row_chunks,
                          layout.chan_chunks, spec)
         name = f"ms-read-{token}"
@@ -416,7 +443,7 @@ def _read_columns(ms, meta, groups, columns, blocks):
         for i, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
             for j, (c0, c1) in enumerate(zip(chan_edges[:-1], chan_edges[1:])):
                 chans = None if whole else (int(c0), int(c1))
-                graph[(name, i, j)] = (_read_block, meta.path, spec, group.rows[a:b], chans)
+                graph[(name, i, j)] = (_read_block, meta.path, spec, rows[i], chans)
         cols = {}
         for k, column in enumerate(names):
             shape = {2: (layout.chan_chunks, (ncorr,)), 1: ((3,),) if column == "UVW" else ((ncorr,),),
@@ -439,14 +466,14 @@ def _read_columns(ms, meta, groups, columns, blocks):
 def _grid_block(values, time_index, baseline_index, *flag_row, origin, shape, fill):
     """Place one row chunk (row, ...) onto its (time, baseline, ...) block.
 
-    ``origin`` is the block's first (time, baseline) on the grid and ``shape`` its size there.
-    An optional FLAG_ROW chunk is folded into the flags.
+    ``origin`` is the block's first (time, baseline) on the grid and ``shape`` its size there;
+    the indices are None when the rows fill the block in grid order. An optional FLAG_ROW chunk
+    is folded into the flags.
     """
     if flag_row:
         values = values | flag_row[0].reshape((-1,) + (1,) * (values.ndim - 1))
     ntime, nbl = shape
-    if values.shape[0] == ntime * nbl and np.array_equal(
-            baseline_index, np.tile(np.arange(origin[1], origin[1] + nbl), ntime)):
+    if time_index is None:
         # Every baseline of every time, in grid order (the usual case): the rows are the grid
         return values.reshape((ntime, nbl) + values.shape[1:])
     out = np.full((ntime, nbl) + values.shape[1:], fill, dtype=values.dtype)
@@ -454,17 +481,33 @@ def _grid_block(values, time_index, baseline_index, *flag_row, origin, shape, fi
     return out
 
 
-def _row_index(group: _Group, row_chunks) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each row chunk's (time index, baseline index) on the grid, as numpy arrays.
+def _row_index(group: _Group, layout: _Blocks) -> list[tuple]:
+    """Each row chunk's (time index, baseline index) on the grid, as numpy arrays, or
+    ``(None, None)`` where its rows are every baseline of every time of its block in grid order
+    (the usual case).
 
     They go into the grid tasks as literal arguments, not as dask arrays: a grid task then
     depends on its read alone. As tasks of their own they were root tasks beside the reads, and
     distributed's queue of root tasks released reads before the index pieces their grid tasks
-    also waited for: converting a 0.24 GB MS held 25 read blocks at once (2.8 GB).
+    also waited for: converting a 0.24 GB MS held 25 read blocks at once (2.8 GB). Arrays only
+    where needed: as literals they cost 16 bytes a row in the driver's graph and again in the
+    scheduler's.
     """
-    edges = np.cumsum((0,) + tuple(row_chunks))
-    return [(group.time_index[a:b], group.baseline_index[a:b])
-            for a, b in zip(edges[:-1], edges[1:])]
+    edges = np.cumsum((0,) + tuple(layout.row_chunks))
+    starts = [np.cumsum((0,) + c)[:-1] for c in (layout.time_chunks, layout.baseline_chunks)]
+    out = [None] * len(layout.row_chunks)
+    for (it, ib), block in np.ndenumerate(layout.block_rows):
+        if block < 0:
+            continue
+        a, b = edges[block], edges[block + 1]
+        time_index, baseline_index = group.time_index[a:b], group.baseline_index[a:b]
+        ntime, nbl = layout.time_chunks[it], layout.baseline_chunks[ib]
+        full = b - a == ntime * nbl and np.array_equal(
+            time_index, np.repeat(np.arange(starts[0][it], starts[0][it] + ntime), nbl)) \
+            and np.array_equal(baseline_index,
+                               np.tile(np.arange(starts[1][ib], starts[1][ib] + nbl), ntime))
+        out[block] = (None, None) if full else (time_index, baseline_index)
+    return out
 
 
 def _to_grid(array, row_index, layout: _Blocks, fill, flag_row=None):
@@ -529,7 +572,7 @@ def _canonical(meta: MSMetadata, group: _Group, baselines, cols, layout: _Blocks
     nbl = baselines[0].size
     dims4 = (S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION)
 
-    rows = _row_index(group, layout.row_chunks)
+    rows = _row_index(group, layout)
     cubes = {var: column for column, var in columns.items() if var in _CUBES}
     flags = cols["FLAG"] if "FLAG" in cols else da.zeros_like(cols[cubes[S.VISIBILITY]], dtype=bool)
     flag = _to_grid(flags, rows, layout, True, flag_row=cols.get("FLAG_ROW"))
