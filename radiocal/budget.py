@@ -21,17 +21,17 @@ CONFIG_KEY = "radiocal.chunk-bytes"
 LIMIT_KEY = "radiocal.chunk-limit"
 # A run's memory is a few chunks per thread, so chunks at the budget keep it the same for any
 # size of data past the budget, and smaller data sit below it. At 64 MiB a VLA-like MS of 4x the
-# length peaked at 1.3-1.7x the memory of the shorter one (27 antennas x 64 channels: a short
-# calibrator scan is a 9 MB chunk, a long one the budget); at 8 MiB they were equal (calibrate
-# 490 / 529 / 526 MB at 1x / 4x / 8x), but the lwa flow's sky_bandpass on the 3 GB 352-antenna
-# set then went past 8 GB (OOM-killed; 3.4 GB at 64 MiB), so the default stays 64 MiB until
-# the per-channel solve holds at small chunks (docs/engine.md).
-DEFAULT_CHUNK_BYTES = 64 * 2**20
+# length peaked at 1.2-1.7x the memory of the shorter one (its scans were chunks below the
+# budget); at 8 MiB both are at the budget (docs/engine.md has the figures). 8 MiB once
+# OOM-killed the lwa flow's sky_bandpass on the 3 GB 352-antenna set: per-channel solves read by
+# channel chunk then; they spill their statistics now (calibration/graph.py) and the flow peaks
+# at 1.70 GB.
+DEFAULT_CHUNK_BYTES = 8 * 2**20
 # The chunk limit where workers have no memory limit (an unsplittable unit: see chunk_limit)
 DEFAULT_LIMIT_BYTES = 64 * 2**20
 # The help of the budget's user-facing settings (global --chunk-mb, convert's chunk_mb)
 CHUNK_MB_HELP = ("Memory budget of one visibility chunk, MiB (default: from the worker memory "
-                 "limit and threads, at most 64)")
+                 "limit and threads, at most 8)")
 # A thread's working set is several chunks at once: its inputs (visibilities, flags, weights,
 # model), float64 temporaries of a kernel, and the outputs on their way to the store. Measured
 # peaks are 6-10 chunks per thread; 16 leaves room for dask's own bookkeeping and the page cache.
