@@ -13,11 +13,10 @@ the data model and CASA's K Jones): an antenna's gain phase is ``+2 pi tau (nu -
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from radiocal.calibration import kernels as K
-from radiocal.engine.numba import JIT
+from radiocal._numba import njit
 
 PAD = 8
 
@@ -43,7 +42,7 @@ def fft_delay(spectrum, valid, freqs):
 N_CONST = 5      # per baseline: sum w, sum w dnu, sum w dnu^2, samples, sum Q
 
 
-@numba.njit(**JIT)
+@njit
 def phase_data(stats, dnu):
     """What the phase fit needs of a block of statistics, and its constant sums.
 
@@ -87,7 +86,7 @@ def phase_data(stats, dnu):
     return yw, const
 
 
-@numba.njit(**JIT)
+@njit
 def phase_sums(yw, dnu, ant1, ant2, use_bl, phi, tau, nant):
     """A block's share of one Gauss-Newton iteration over :func:`phase_data`.
 

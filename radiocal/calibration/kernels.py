@@ -19,10 +19,9 @@ Statistics layout, last axis of ``stats``: ``STAT_RE, STAT_IM`` (R), ``STAT_Q``,
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-from radiocal.engine.numba import JIT
+from radiocal._numba import njit
 
 STAT_RE, STAT_IM, STAT_Q, STAT_S, STAT_N = range(5)
 N_STATS = 5
@@ -34,7 +33,7 @@ MODE_AP, MODE_P, MODE_A = 0, 1, 2
 CALMODES = {"ap": MODE_AP, "p": MODE_P, "a": MODE_A}
 
 
-@numba.njit(**JIT)
+@njit
 def accumulate_stats(vis, model, weight, flag, jones, piece, n_pieces, fcell, n_fcells,
                      ant1, ant2, corr_hand1, corr_hand2, corr_out, n_out):
     """Sufficient statistics of every (piece, frequency cell, baseline, output hand).
@@ -98,7 +97,7 @@ def accumulate_stats(vis, model, weight, flag, jones, piece, n_pieces, fcell, n_
     return stats
 
 
-@numba.njit(**JIT)
+@njit
 def segment_sum(stats, starts):
     """Sum consecutive rows of ``stats`` into segments beginning at ``starts`` (sorted)."""
     nseg = starts.shape[0]
@@ -110,7 +109,7 @@ def segment_sum(stats, starts):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def _active_antennas(q_bl, ant1, ant2, nant, minblperant):
     """Antennas with at least ``minblperant`` usable baselines, removing the rest repeatedly."""
     nbl = ant1.shape[0]
@@ -135,7 +134,7 @@ def _active_antennas(q_bl, ant1, ant2, nant, minblperant):
     return active, use_bl
 
 
-@numba.njit(**JIT)
+@njit
 def _stefcal(y, qw, use_bl, active, ant1, ant2, nant, mode, max_iter, tol):
     """Alternating least squares for ``y_pq ~ g_p conj(g_q)`` with weights ``qw``."""
     nbl = ant1.shape[0]
@@ -190,7 +189,7 @@ def _stefcal(y, qw, use_bl, active, ant1, ant2, nant, mode, max_iter, tol):
     return g
 
 
-@numba.njit(**JIT)
+@njit
 def solve_cells(stats, ant1, ant2, nant, refants, mode, minblperant, minsnr, max_iter, tol):
     """Solve a diagonal gain per antenna for every cell of ``stats``.
 
@@ -329,7 +328,7 @@ def apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, corr_hand1, corr_ha
     return vis_out, flag_out, weight_out if calwt else weight
 
 
-@numba.njit(**JIT)
+@njit
 def _apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, corr_hand1, corr_hand2, calwt,
                  vis_out, flag_out, weight_out):
     nt, nbl, nf, npol = vis.shape
@@ -364,7 +363,7 @@ def _apply_gains(vis, flag, weight, jones, jflag, ant1, ant2, corr_hand1, corr_h
                             x.real * x.real + x.imag * x.imag)
 
 
-@numba.njit(**JIT)
+@njit
 def interpolate_time(values, valid, sol_time, times, linear, propagate=False):
     """Interpolate solutions in time, column by column.
 
@@ -437,7 +436,7 @@ def interpolate_time(values, valid, sol_time, times, linear, propagate=False):
     return out, flag
 
 
-@numba.njit(**JIT)
+@njit
 def interpolate_frequency(values, valid, sol_freq, freqs, linear):
     """Interpolate solutions over frequency (last-but-one axis), skipping invalid channels.
 
@@ -495,7 +494,7 @@ def interpolate_frequency(values, valid, sol_freq, freqs, linear):
     return out, flag
 
 
-@numba.njit(**JIT)
+@njit
 def _scan_nodes(values, valid, sol_time, sol_segment, c, node):
     """Nodes of column ``c`` for :func:`interpolate_time_hermite`: one per run of valid
     solutions sharing a scan, as rows ``(time, log amplitude, phase, log-amp rate, phase rate,
@@ -559,7 +558,7 @@ def _scan_nodes(values, valid, sol_time, sol_segment, c, node):
     return k
 
 
-@numba.njit(**JIT)
+@njit
 def interpolate_time_hermite(values, valid, sol_time, sol_segment, times):
     """Interpolate solutions in time through per-scan values and rates (cubic Hermite).
 

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-from radiocal.engine.numba import JIT
+from radiocal._numba import njit
 
 # per equation: sum w |c_k|^2 (3), sum w conj(c_k) c_l for (0,1), (0,2), (1,2) as re/im (6),
 # sum w conj(c_k) obs as re/im (6), sum w |obs|^2, count
@@ -28,7 +27,7 @@ EQ_STATS = 17
 N_POL_STATS = 2 * EQ_STATS
 
 
-@numba.njit(**JIT)
+@njit
 def _sky(stokes, circular):
     i, q, u, v = stokes[0], stokes[1], stokes[2], stokes[3]
     s = np.empty((2, 2), dtype=np.complex128)
@@ -39,12 +38,12 @@ def _sky(stokes, circular):
     return s
 
 
-@numba.njit(**JIT)
+@njit
 def _finite(z):
     return math.isfinite(z.real) and math.isfinite(z.imag)
 
 
-@numba.njit(**JIT)
+@njit
 def _sandwich(a, s, b, out):
     """``out = a s b^H`` for 2x2 complex matrices (no BLAS call per sample)."""
     for i in range(2):
@@ -56,7 +55,7 @@ def _sandwich(a, s, b, out):
             out[i, j] = acc
 
 
-@numba.njit(**JIT)
+@njit
 def _add_equation(out, c0, c1, c2, obs, w):
     c = (c0, c1, c2)
     for k in range(3):
@@ -74,7 +73,7 @@ def _add_equation(out, c0, c1, c2, obs, w):
     out[16] += 1.0
 
 
-@numba.njit(**JIT)
+@njit
 def accumulate_pol_stats(vis, weight, flag, gains, rotation, stokes, ant1, ant2, corr,
                          circular):
     """Normal-equation sums of the cross hands, per channel and baseline.
@@ -133,7 +132,7 @@ def accumulate_pol_stats(vis, weight, flag, gains, rotation, stokes, ant1, ant2,
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def rotated_model(rotation, sky, instrument, ant1, ant2, corr):
     """Model visibilities ``(J_p P_p) S (J_q P_q)^H`` of a point source at the phase centre.
 
@@ -200,7 +199,7 @@ def apply_full_jones(vis, flag, weight, inverse, ant1, ant2, corr, calwt):
     return vis_out, flag_out, weight_out if calwt else weight
 
 
-@numba.njit(**JIT)
+@njit
 def _apply_full(vis, flag, weight, inverse, ant1, ant2, corr, calwt, vis_out, flag_out,
                 weight_out):
     nt, nbl, nf, _ = vis.shape

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
 from radiocal.astro import SPEED_OF_LIGHT
-from radiocal.engine.numba import JIT
+from radiocal._numba import njit
 
 # Fourier transform of a unit-flux Gaussian of FWHM a: exp(-pi^2 a^2 q^2 / (4 ln 2)), q in wavelengths.
 _GAUSS_SCALE = math.pi**2 / (4.0 * math.log(2.0))
@@ -23,7 +22,7 @@ NSTAT = 3
 _ANCHOR = 32
 
 
-@numba.njit(**JIT)
+@njit
 def predict_components(uvw, frequency, lmn, brightness, gauss, sign=1.0):
     """Model visibilities of point and Gaussian components by direct Fourier transform.
 
@@ -98,7 +97,7 @@ def predict_components(uvw, frequency, lmn, brightness, gauss, sign=1.0):
 NSUM = 5
 
 
-@numba.njit(**JIT)
+@njit
 def baseline_sums(vis, flag, weight, coeffs, timeavg, freqavg):
     """The sums over this chunk's baselines that :func:`finish_average` turns into statistics.
 
@@ -171,7 +170,7 @@ def baseline_sums(vis, flag, weight, coeffs, timeavg, freqavg):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def finish_average(sums):
     """Weighted mean over baselines, its standard error and the baseline count, from the sums.
 
@@ -208,7 +207,7 @@ def finish_average(sums):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def baseline_average(vis, flag, weight, coeffs, timeavg, freqavg):
     """Average products of correlations over baselines into time x frequency cells: the
     statistics of :func:`finish_average` from the :func:`baseline_sums` of every baseline."""

@@ -1,15 +1,5 @@
-"""Shared numba settings for every kernel, and compiling a graph's kernels in parallel.
-
-``cache=True`` keeps compiled kernels between runs (important for short CLI runs and for workers);
-``nogil=True`` lets dask's threads run kernels concurrently. No ``fastmath``: kernels test for NaN.
-
-LLVM optimisation level: 1 unless ``NUMBA_OPT`` is set. Numba optimises each kernel's whole
-linked call tree again at every level of it, and the flagging kernels' trees are deep: at the
-default level 3 a first ``radiocal flag`` of the demo spent 115 CPU-s, at level 1 71 CPU-s
-(spectral_block alone 57 -> 41 s), while the kernels ran as fast (spectral_block on
-2 x 2000 x 192 x 4 samples 5.07 / 4.96 s; ``flag`` of a 7 M-visibility store 6.0-6.2 CPU-s at
-both levels; level 0 ran 30x slower). Set before any kernel compiles: every kernel module imports
-this one first, and numba's code generator reads the level when it first compiles.
+"""Compiling a graph's kernels in parallel processes before it computes (the settings every
+kernel is compiled with are in :mod:`radiocal._numba`).
 
 Compiling in parallel: numba compiles under one lock per process, so however many threads a
 worker has, a cold run's kernels compile one after another (the demo's two flagging detectors,
@@ -31,15 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
-import numba.core.config
 import numpy as np
 from numba.core import types
-
-JIT = dict(nogil=True, cache=True)
-
-if "NUMBA_OPT" not in os.environ:
-    os.environ["NUMBA_OPT"] = "1"
-    numba.core.config.reload_config()
 
 log = logging.getLogger("radiocal.engine")
 

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-from radiocal.engine.numba import JIT
+from radiocal._numba import njit
 from radiocal.flagging.robust import (
     MAD_TO_SIGMA,
     lane_medians,
@@ -31,7 +30,7 @@ from radiocal.flagging.robust import (
 )
 
 
-@numba.njit(**JIT)
+@njit
 def _first_row_inverse(moments, degree, out, m):
     """Solve ``M a = e0`` for the (degree+1)^2 Hankel matrix ``M[i, j] = moments[i + j]``.
 
@@ -67,7 +66,7 @@ def _first_row_inverse(moments, degree, out, m):
     return True
 
 
-@numba.njit(error_model="numpy", **JIT)
+@njit(error_model="numpy")
 def _solve_small(mom, rhs, q, degree, with_var, fit, support, var, coef):
     """Fit (and variance) of every sample of a row from its sums, for degree <= 2.
 
@@ -108,7 +107,7 @@ def _solve_small(mom, rhs, q, degree, with_var, fit, support, var, coef):
             var[i] = max(v, 0.0) if m0 > 0.0 else 0.0
 
 
-@numba.njit(error_model="numpy", **JIT)
+@njit(error_model="numpy")
 def _solve_cubic(mom, rhs, q, with_var, fit, support, var, coef):
     """:func:`_solve_small` for degree 3: ``mom`` and ``q`` have 7 rows, ``rhs`` and ``coef`` 4.
 
@@ -163,7 +162,7 @@ def _solve_cubic(mom, rhs, q, with_var, fit, support, var, coef):
             var[i] = max(v, 0.0) if m0 > 0.0 else 0.0
 
 
-@numba.njit(**JIT)
+@njit
 def _add_powers(acc, n_powers, padded, start, k, tap, n):
     """``acc[p, i] += tap k^p (a[i + k] + (-1)^p a[i - k])`` for p < ``n_powers``, i < ``n``,
     with ``a = padded[start:]``, every lane at once."""
@@ -244,7 +243,7 @@ def _add_powers(acc, n_powers, padded, start, k, tap, n):
         c *= k
 
 
-@numba.njit(**JIT)
+@njit
 def _same_lane(weights, in_var, with_var, a, b):
     """Whether lanes ``a`` and ``b`` enter :func:`_loess`'s normal equations alike: the same
     positive weights (a weight <= 0 or NaN is none) and, for the variance, the same ``in_var``
@@ -260,7 +259,7 @@ def _same_lane(weights, in_var, with_var, a, b):
     return True
 
 
-@numba.njit(**JIT)
+@njit
 def _distinct_lanes(weights, in_var, with_var):
     """Lanes with the same normal equations (:func:`_same_lane`), which one solve serves.
 
@@ -307,7 +306,7 @@ def _distinct_lanes(weights, in_var, with_var):
 _TILE = 1024
 
 
-@numba.njit(**JIT)
+@njit
 def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
     """:func:`loess_lanes` of a stack ``values`` (group, sample, lane) whose groups share
     ``weights`` and ``in_var`` (sample, lane), such as a spectrum's real and imaginary parts:
@@ -429,7 +428,7 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
     return fit, support, var
 
 
-@numba.njit(**JIT)
+@njit
 def _solve_general(mom, rhs, q, count, rep, degree, with_var, i0, fit, support, var):
     """:func:`_loess`'s solve for degrees above 3 (elimination per sample) of a tile of samples
     from ``i0``; samples without neighbours are left as they are (NaN fit, zero support)."""
@@ -465,7 +464,7 @@ def _solve_general(mom, rhs, q, count, rep, degree, with_var, i0, fit, support, 
                 var[i0 + i, j] = max(acc, 0.0)
 
 
-@numba.njit(**JIT)
+@njit
 def _fit_from_coefficients(coef, mom0, rhs, fit):
     """A further group's fit from the solvers' ``coef`` (their ``a``, one row per power), with
     their expression and order of operations (the same result as solving again)."""
@@ -483,7 +482,7 @@ def _fit_from_coefficients(coef, mom0, rhs, fit):
         fit[i] = value if mom0[i] > 0.0 else np.nan
 
 
-@numba.njit(**JIT)
+@njit
 def loess_lanes(values, weights, sigma, degree, leave_out, in_var):
     """Local-polynomial weighted regression along the first axis, lane by lane.
 
@@ -518,7 +517,7 @@ def loess_lanes(values, weights, sigma, degree, leave_out, in_var):
     return fit[0], support, var
 
 
-@numba.njit(**JIT)
+@njit
 def loess_rows(values, weights, sigma, degree, leave_out, in_var):
     """:func:`loess_lanes` along the last axis: shapes (row, sample) in and out."""
     fit, support, var = _loess(values.T.copy()[None], weights.T.copy(), sigma, degree,
@@ -526,7 +525,7 @@ def loess_rows(values, weights, sigma, degree, leave_out, in_var):
     return fit[0].T.copy(), support.T.copy(), var.T.copy()
 
 
-@numba.njit(**JIT)
+@njit
 def _bisquare(residual, scale, weights):
     """Tukey bisquare robustness weights for ``residual / (6 scale)``, zero where ``weights`` is."""
     out = np.zeros(residual.shape)
@@ -542,7 +541,7 @@ def _bisquare(residual, scale, weights):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def _abs_median(values, fit, weights):
     """Median of ``|values - fit|`` over the positively weighted, non-NaN samples (``inf`` when
     there are none)."""
@@ -557,7 +556,7 @@ def _abs_median(values, fit, weights):
     return median_scratch(buf, m) if m > 0 else np.inf
 
 
-@numba.njit(**JIT)
+@njit
 def robust_start(values, weights, fit, sigma):
     """The start of bisquare reweighting, in place on ``fit`` (sample, lane), a plain fit of
     ``values``: robustness weights need a first fit that strong RFI has not dragged. A
@@ -573,7 +572,7 @@ def robust_start(values, weights, fit, sigma):
             fit[:, j] = med[:, j]
 
 
-@numba.njit(**JIT)
+@njit
 def robust_loess_stack(values, weights, sigma, robust_iterations, degree, in_var):
     """Robust LOESS along the sample axis (see :func:`loess_lanes`: bisquare reweighting, then a
     final leave-one-out fit) of each group of ``values`` (group, sample, lane), all starting from
@@ -606,7 +605,7 @@ def robust_loess_stack(values, weights, sigma, robust_iterations, degree, in_var
     return out_fit, out_support, out_var
 
 
-@numba.njit(**JIT)
+@njit
 def robust_loess_rows(values, weights, sigma, robust_iterations, degree, in_var):
     """:func:`robust_loess_stack` of one group along the last axis: shapes (row, sample) in and
     out."""
@@ -617,7 +616,7 @@ def robust_loess_rows(values, weights, sigma, robust_iterations, degree, in_var)
     return fit[0].T.copy(), support[0].T.copy(), var[0].T.copy()
 
 
-@numba.njit(**JIT)
+@njit
 def _fill_across(bg, var, sigma, degree):
     """Replace each NaN of ``bg`` (and its ``var``) by the LOESS across the last axis of the
     non-NaN samples of its row (degree <= 2), as :func:`loess_rows` would, one sample at a time."""
@@ -657,7 +656,7 @@ def _fill_across(bg, var, sigma, degree):
             var[r, i] = fit_var[0]
 
 
-@numba.njit(**JIT)
+@njit
 def background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degree):
     """Smooth background of one (time, frequency) plane and its variance.
 
@@ -724,7 +723,7 @@ def background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degre
     return bg, var
 
 
-@numba.njit(**JIT)
+@njit
 def standardized_residual(values, mask, sigma_time, sigma_freq, robust_iterations, degree):
     """Prediction residual of a plane in units of its robust noise.
 

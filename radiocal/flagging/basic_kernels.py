@@ -9,16 +9,15 @@ from __future__ import annotations
 import math
 import warnings
 
-import numba
 import numpy as np
 
-from radiocal.engine.numba import JIT
+from radiocal._numba import njit
 
 # Reasons a sample is clipped, as indices of the counts returned by :func:`clip_block`
 CLIP_NONFINITE, CLIP_ZERO_WEIGHT, CLIP_ZERO, CLIP_RANGE = 0, 1, 2, 3
 
 
-@numba.njit(**JIT)
+@njit
 def clip_block(vis, weight, flag, min_amplitude, max_amplitude, zeros):
     """Flag non-finite, zero-weight, exactly-zero and out-of-range samples.
 
@@ -67,7 +66,7 @@ def clip_block(vis, weight, flag, min_amplitude, max_amplitude, zeros):
     return out, counts
 
 
-@numba.njit(**JIT)
+@njit
 def shadow_block(uvw, antenna1, antenna2, diameter, tolerance):
     """Antennas shadowed by another antenna, from each baseline's projected separation.
 
@@ -111,7 +110,7 @@ def shadow_block(uvw, antenna1, antenna2, diameter, tolerance):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def quack_times(times, interval, scan_start, scan_end, begin_seconds, end_seconds):
     """Times within ``begin_seconds`` of the scan start or ``end_seconds`` of the scan end.
 
@@ -141,7 +140,7 @@ def quack_times(times, interval, scan_start, scan_end, begin_seconds, end_second
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def baseline_stats(vis, flag, channel_window):
     """Per baseline and correlation: median amplitude and median coherence over a block.
 

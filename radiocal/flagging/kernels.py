@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-from radiocal.engine.numba import JIT
+from radiocal._numba import njit
 from radiocal.flagging.background import (
     robust_loess_rows,
     standardized_residual,
@@ -43,7 +42,7 @@ from radiocal.flagging.robust import (
 )
 
 
-@numba.njit(**JIT)
+@njit
 def sumthreshold_rows(z, mask, window, threshold, out):
     """One SumThreshold pass along the last axis (in place on ``out``).
 
@@ -66,7 +65,7 @@ def sumthreshold_rows(z, mask, window, threshold, out):
     _sumthreshold_rows(z, mask, window, threshold, out, np.full(z.shape[0], np.inf))
 
 
-@numba.njit(**JIT)
+@njit
 def _row_peaks(z):
     """Largest ``|z|`` of each row (NaN ignored)."""
     peaks = np.zeros(z.shape[0])
@@ -78,7 +77,7 @@ def _row_peaks(z):
     return peaks
 
 
-@numba.njit(**JIT)
+@njit
 def _sumthreshold_rows(z, mask, window, threshold, out, peaks):
     """:func:`sumthreshold_rows`, skipping rows whose ``peaks`` (an upper bound of ``|z|``) show
     that no window mean can pass the threshold."""
@@ -108,7 +107,7 @@ def _sumthreshold_rows(z, mask, window, threshold, out, peaks):
                     out[r, j] = True
 
 
-@numba.njit(**JIT)
+@njit
 def sumthreshold_2d(z, mask, first_threshold, rho, max_window_time, max_window_freq):
     """SumThreshold in both directions over windows 1, 2, 4, ... of one (time, frequency) plane.
 
@@ -139,7 +138,7 @@ def sumthreshold_2d(z, mask, first_threshold, rho, max_window_time, max_window_f
     return flags
 
 
-@numba.njit(**JIT)
+@njit
 def sir_rows(flags, eta):
     """Scale-invariant rank dilation along the last axis (Offringa et al. 2012), linear time.
 
@@ -176,7 +175,7 @@ def sir_rows(flags, eta):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def spectral_lines(amp, mask, sigma_freq, degree, robust_iterations, threshold, rho, max_window,
                    noise):
     """Channels holding a steady line: outliers of the time-median spectrum from a smooth fit.
@@ -248,19 +247,19 @@ def spectral_lines(amp, mask, sigma_freq, degree, robust_iterations, threshold, 
 MIN_TIMES_FOR_SLOPE = 5
 
 
-@numba.njit(**JIT)
+@njit
 def _degree(n_times, degree):
     return degree if n_times >= MIN_TIMES_FOR_SLOPE else 0
 
 
-@numba.njit(**JIT)
+@njit
 def chi2_quantile(dof, z):
     """Wilson-Hilferty approximation of the chi-square quantile at ``z`` Gaussian sigmas."""
     c = 2.0 / (9.0 * dof)
     return dof * (1.0 - c + z * math.sqrt(c)) ** 3
 
 
-@numba.njit(**JIT)
+@njit
 def variance_lines(z, mask, threshold, min_samples):
     """Channels and integrations whose standardized residuals have excess variance.
 
@@ -287,7 +286,7 @@ def variance_lines(z, mask, threshold, min_samples):
             _excess_variance_columns(z.T, mask.T, threshold, min_samples))
 
 
-@numba.njit(**JIT)
+@njit
 def _excess_variance_columns(z, mask, threshold, min_samples):
     """Columns of ``z`` (rows x columns) whose unmasked sum of squares passes the chi-square tail."""
     n_rows, n_cols = z.shape
@@ -304,7 +303,7 @@ def _excess_variance_columns(z, mask, threshold, min_samples):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def _amplitude_plane(vis, flag, b, p, amp, mask):
     """|V| of baseline ``b``, correlation ``p`` into ``amp`` (time, frequency), 0 where flagged or
     not finite; ``mask`` True there."""
@@ -318,7 +317,7 @@ def _amplitude_plane(vis, flag, b, p, amp, mask):
             mask[t, f] = bad
 
 
-@numba.njit(**JIT)
+@njit
 def _baseline_planes(vis, flag, b, amp, base):
     """Amplitude planes (correlation, time, frequency) of baseline ``b`` and their masks; True
     when everything is masked."""
@@ -327,7 +326,7 @@ def _baseline_planes(vis, flag, b, amp, base):
     return base.all()
 
 
-@numba.njit(**JIT)
+@njit
 def _same(a, b):
     """Whether two bool planes are equal."""
     for i in range(a.shape[0]):
@@ -337,7 +336,7 @@ def _same(a, b):
     return True
 
 
-@numba.njit(**JIT)
+@njit
 def _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, first_threshold, rho,
                            iterations, sigma_time, sigma_freq, robust_iterations, degree,
                            max_window_time, max_window_freq, combine_correlations, variance_test,
@@ -463,7 +462,7 @@ def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, 
     return flag | (code == BY_SUMTHRESHOLD)
 
 
-@numba.njit(**JIT)
+@njit
 def _mad_plane(z, sigma, mask, half_time, half_freq, threshold, variance_threshold, out):
     """:func:`mad_block`'s test on one plane's standardized residual ``z`` (noise ``sigma``):
     sets ``out`` (time, frequency) True where it flags."""
@@ -484,7 +483,7 @@ def _mad_plane(z, sigma, mask, half_time, half_freq, threshold, variance_thresho
                 out[t, f] = True
 
 
-@numba.njit(**JIT)
+@njit
 def mad_block(vis, flag, half_time, half_freq, threshold, variance_threshold, sigma_time,
               sigma_freq, robust_iterations, degree):
     """rflag-like flagging on residuals with sliding-window robust statistics.
@@ -551,7 +550,7 @@ def sumthreshold_mad_block(vis, flag, first_threshold, rho, iterations, sigma_ti
                                mad_robust_iterations, mad_degree)
 
 
-@numba.njit(**JIT)
+@njit
 def _sumthreshold_codes(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
                         robust_iterations, degree, max_window_time, max_window_freq,
                         combine_correlations, variance_test, line_threshold, line_sigma_freq,
@@ -606,7 +605,7 @@ def _sumthreshold_codes(vis, flag, first_threshold, rho, iterations, sigma_time,
     return code
 
 
-@numba.njit(**JIT)
+@njit
 def dilate_block(flag, eta_time, eta_freq, grow_time, grow_freq):
     """SIR dilation in time and frequency, then CASA-style extension of mostly-flagged lines.
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-from radiocal.engine.numba import JIT
+from radiocal._numba import njit
 
 MAD_TO_SIGMA = 1.4826
 
@@ -21,7 +20,7 @@ MAD_TO_SIGMA = 1.4826
 LANES = 512
 
 
-@numba.njit(**JIT)
+@njit
 def _select(a, lo, hi, k):
     """Reorder ``a[lo:hi + 1]`` so that ``a[k]`` holds its k-th smallest value, everything before
     it no larger and everything after no smaller (quickselect, median-of-three pivots; no NaN);
@@ -67,7 +66,7 @@ def _select(a, lo, hi, k):
     return a[k]
 
 
-@numba.njit(**JIT)
+@njit
 def _middle(a, n, lo_rank, hi_rank):
     """Mean of the ``lo_rank``-th and ``hi_rank`` (= lo_rank or lo_rank + 1) smallest of
     ``a[:n]`` (reordered)."""
@@ -80,7 +79,7 @@ def _middle(a, n, lo_rank, hi_rank):
     return 0.5 * (low + high)
 
 
-@numba.njit(**JIT)
+@njit
 def median_scratch(buf, n):
     """Median of ``buf[:n]``, reordering ``buf``; NaN when ``n`` is 0 or a value is NaN.
 
@@ -126,7 +125,7 @@ def median_scratch(buf, n):
     return _middle(buf, n, lo_rank, hi_rank)
 
 
-@numba.njit(**JIT)
+@njit
 def _unmasked(values, mask):
     """``values[~mask]`` (any shape) into a new float64 buffer: ``(buffer, count)``."""
     flat_v = values.ravel()
@@ -140,14 +139,14 @@ def _unmasked(values, mask):
     return buf, n
 
 
-@numba.njit(**JIT)
+@njit
 def masked_median(values, mask):
     """Median of ``values[~mask]`` (any shape); NaN when all are masked (or a value is NaN)."""
     buf, n = _unmasked(values, mask)
     return median_scratch(buf, n)
 
 
-@numba.njit(**JIT)
+@njit
 def robust_sigma(values, mask):
     """Gaussian-equivalent sigma, 1.4826 x the MAD of ``values[~mask]``; NaN when all masked."""
     buf, n = _unmasked(values, mask)
@@ -159,7 +158,7 @@ def robust_sigma(values, mask):
     return MAD_TO_SIGMA * median_scratch(buf, n)
 
 
-@numba.njit(**JIT)
+@njit
 def sorting_network(n, keep):
     """Batcher's odd-even merge sort network for ``n`` inputs, pruned to the ``keep`` smallest.
 
@@ -199,7 +198,7 @@ def sorting_network(n, keep):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def _apply_network(rows, network):
     """Sort ``rows`` (slot, lane) along its first axis in every lane at once (branch-free)."""
     for c in range(network.shape[0]):
@@ -211,7 +210,7 @@ def _apply_network(rows, network):
             hi[x] = b if a < b else a
 
 
-@numba.njit(**JIT)
+@njit
 def lane_medians(values, valid):
     """Median of every lane (column) of ``values`` over its ``valid``, finite samples.
 
@@ -235,7 +234,7 @@ def lane_medians(values, valid):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def _window_median_mad_lanes(values, mask, half_row, half_lane, min_count, with_mad):
     """:func:`window_median_mad` with windows of +/- ``half_lane`` along the last axis (the lanes
     of the vectorized sort) and +/- ``half_row`` along the first; ``with_mad`` False skips the MAD
@@ -307,7 +306,7 @@ def _window_median_mad_lanes(values, mask, half_row, half_lane, min_count, with_
     return median, mad
 
 
-@numba.njit(**JIT)
+@njit
 def window_median_mad(values, mask, half_time, half_freq, min_count):
     """Median and MAD of the unmasked samples in a sliding (time, frequency) window.
 
@@ -335,7 +334,7 @@ def window_median_mad(values, mask, half_time, half_freq, min_count):
     return _window_median_mad_lanes(values, mask, half_time, half_freq, min_count, True)
 
 
-@numba.njit(**JIT)
+@njit
 def running_median_lanes(values, weights, half):
     """Median of the positively weighted samples within +/- ``half`` along the first axis.
 
@@ -347,7 +346,7 @@ def running_median_lanes(values, weights, half):
     return median
 
 
-@numba.njit(**JIT)
+@njit
 def running_median_rows(values, weights, half):
     """:func:`running_median_lanes` along the last axis: shapes (row, sample) in and out."""
     return running_median_lanes(values.T.copy(), weights.T.copy(), half).T.copy()

@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-from radiocal.engine.numba import JIT
+from radiocal._numba import njit
 from radiocal.flagging.background import _loess, robust_loess_stack
 from radiocal.flagging.kernels import _row_peaks, _sumthreshold_rows
 from radiocal.flagging.robust import median_scratch
@@ -59,14 +58,14 @@ _LOG_MEDIAN_SPREAD = 1.0 / _LN2
 _BURST_SIGMAS = 5.0
 
 
-@numba.njit(**JIT)
+@njit
 def _tail_quantile(q):
     """Acklam's lower-tail quantile for ``q = sqrt(-2 ln p)``."""
     num = ((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5]
     return num / ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
 
 
-@numba.njit(**JIT)
+@njit
 def power_score(u):
     """Standard normal score of ``u ~ Exp(1)`` under the null: ``Phi^-1(1 - exp(-u))``.
 
@@ -86,7 +85,7 @@ def power_score(u):
     return num / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0)
 
 
-@numba.njit(**JIT)
+@njit
 def _parts(re, im):
     """The real and imaginary parts (row, channel) as one stack (part, channel, row): fitted
     along frequency with every spectrum a lane, both parts in one fit (they share weights)."""
@@ -99,7 +98,7 @@ def _parts(re, im):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def _complex_fit(re, im, weights, width, robust_iterations, degree, edges):
     """Leave-one-out LOESS of both parts, each segment ``edges[k]:edges[k + 1]`` of the channels
     on its own; returns the squared prediction error over its variance,
@@ -130,7 +129,7 @@ def _complex_fit(re, im, weights, width, robust_iterations, degree, edges):
 _GIVE_UP = 4.0
 
 
-@numba.njit(**JIT)
+@njit
 def choose_width(re, im, weights, rows, widths, degree, tolerance, edges):
     """The kernel width (channels) of a baseline by robust leave-one-out cross-validation.
 
@@ -170,7 +169,7 @@ def choose_width(re, im, weights, rows, widths, degree, tolerance, edges):
     return chosen
 
 
-@numba.njit(**JIT)
+@njit
 def noise_scale(power, mask, block):
     """Noise power per sample of each row: medians over blocks of ``block`` channels (of the
     unmasked samples), linearly interpolated between block centres, divided by ln 2 (the median
@@ -211,7 +210,7 @@ def noise_scale(power, mask, block):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def _segment_noise(power, mask, block, edges):
     """:func:`noise_scale` of each segment on its own (the noise follows each sub-band's
     bandpass); a row's segment with too few unmasked samples takes the whole row's level."""
@@ -229,7 +228,7 @@ def _segment_noise(power, mask, block, edges):
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def raised_spectra(scale, mask, n_p, factor):
     """Bool per row: whole spectra (rows ``t * n_p + p``) whose median noise power exceeds ``factor``
     times the median over the baseline's integrations (a broadband burst raises all of it).
@@ -266,7 +265,7 @@ def raised_spectra(scale, mask, n_p, factor):
     return raised
 
 
-@numba.njit(**JIT)
+@njit
 def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, widths,
                        tolerance, noise_block, burst_factor, robust_iterations, degree,
                        max_window, combine_correlations, edges):
@@ -362,7 +361,7 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
                     weights[t * n_p + p, f] = 0.0 if current[t, f, p] else 1.0
 
 
-@numba.njit(**JIT)
+@njit
 def spectral_block(vis, flag, first_threshold, rho, iterations, widths, tolerance, noise_block,
                    burst_factor, robust_iterations, degree, max_window, combine_correlations,
                    edges):
@@ -429,7 +428,7 @@ def spectral_block(vis, flag, first_threshold, rho, iterations, widths, toleranc
     return out
 
 
-@numba.njit(**JIT)
+@njit
 def model_residual_block(vis, model, flag, width, edges):
     """``vis - g model`` per spectrum, ``g(frequency)`` the model's local complex gain.
 

@@ -12,11 +12,10 @@ import pytest
 from radiocal.engine import numba as jit
 
 KERNELS = '''
-import numba
-from radiocal.engine.numba import JIT
+from radiocal._numba import njit
 
 
-@numba.njit(**JIT)
+@njit
 def scaled_sum(values, factor):
     total = 0.0
     for v in values:
@@ -24,7 +23,7 @@ def scaled_sum(values, factor):
     return total
 
 
-@numba.njit(**JIT)
+@njit
 def count_true(mask, start):
     n = start
     for m in mask:

@@ -1,0 +1,60 @@
+"""The one set of numba settings, and the decorator every kernel is compiled with (:func:`njit`).
+
+``cache=True`` keeps compiled kernels between runs (important for short CLI runs and for workers);
+``nogil=True`` lets dask's threads run kernels concurrently. No ``fastmath``: kernels test for NaN.
+
+LLVM optimisation level: 1 unless ``NUMBA_OPT`` is set. Numba optimises each kernel's whole
+linked call tree again at every level of it, and the flagging kernels' trees are deep: at the
+default level 3 a first ``radiocal flag`` of the demo spent 115 CPU-s, at level 1 71 CPU-s
+(spectral_block alone 57 -> 41 s), while the kernels ran as fast (spectral_block on
+2 x 2000 x 192 x 4 samples 5.07 / 4.96 s; ``flag`` of a 7 M-visibility store 6.0-6.2 CPU-s at
+both levels; level 0 ran 30x slower). Set before any kernel compiles: every kernel module imports
+this one first, and numba's code generator reads the level when it first compiles.
+
+One specialization per kernel and argument types: numba compiles a jitted callee again for every
+constant a jitted caller passes it (``_loess(..., False, ...)`` and ``_loess(..., True, ...)``
+were two compilations, each with its own copy of the call tree below), while a call from Python
+never passes constants. :func:`njit` types a jitted caller's constants as their plain types,
+so a kernel compiles once for a caller with a constant as for one with a variable: the two
+flagging detectors compiled in 43 + 68 instead of 56 + 85 CPU-s (at load ~7) with the same flags.
+"""
+
+import os
+
+import numba
+import numba.core.config
+from numba.core import types
+from numba.core.registry import CPUDispatcher
+
+JIT = dict(nogil=True, cache=True)
+
+if "NUMBA_OPT" not in os.environ:
+    os.environ["NUMBA_OPT"] = "1"
+    numba.core.config.reload_config()
+
+
+class Kernel(CPUDispatcher):
+    """A jitted kernel whose jitted callers' constant arguments are typed as plain values."""
+
+    def get_call_template(self, args, kws):
+        return super().get_call_template(
+            tuple(types.unliteral(a) for a in args),
+            {name: types.unliteral(a) for name, a in kws.items()})
+
+
+def njit(func=None, **options):
+    """``numba.njit`` with :data:`JIT` (``options`` added, e.g. ``error_model``), compiled as a
+    :class:`Kernel`: ``@njit`` or ``@njit(error_model="numpy")``."""
+    jit_options = {**JIT, **options}
+    cache = jit_options.pop("cache")
+
+    def decorate(function):
+        if numba.core.config.DISABLE_JIT:
+            return function
+        kernel = Kernel(py_func=function, locals={},
+                        targetoptions={"nopython": True, "boundscheck": None, **jit_options})
+        if cache:
+            kernel.enable_caching()
+        return kernel
+
+    return decorate if func is None else decorate(func)
