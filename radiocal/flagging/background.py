@@ -30,7 +30,7 @@ from radiocal.flagging.robust import (
 )
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def _first_row_inverse(moments, degree, out, m):
     """Solve ``M a = e0`` for the (degree+1)^2 Hankel matrix ``M[i, j] = moments[i + j]``.
 
@@ -259,7 +259,7 @@ def _same_lane(weights, in_var, with_var, a, b):
     return True
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def _distinct_lanes(weights, in_var, with_var):
     """Lanes with the same normal equations (:func:`_same_lane`), which one solve serves.
 
@@ -464,7 +464,7 @@ def _solve_general(mom, rhs, q, count, rep, degree, with_var, i0, fit, support, 
                 var[i0 + i, j] = max(acc, 0.0)
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def _fit_from_coefficients(coef, mom0, rhs, fit):
     """A further group's fit from the solvers' ``coef`` (their ``a``, one row per power), with
     their expression and order of operations (the same result as solving again)."""
@@ -556,7 +556,7 @@ def _abs_median(values, fit, weights):
     return median_scratch(buf, m) if m > 0 else np.inf
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def robust_start(values, weights, fit, sigma):
     """The start of bisquare reweighting, in place on ``fit`` (sample, lane), a plain fit of
     ``values``: robustness weights need a first fit that strong RFI has not dragged. A
@@ -616,7 +616,7 @@ def robust_loess_rows(values, weights, sigma, robust_iterations, degree, in_var)
     return fit[0].T.copy(), support[0].T.copy(), var[0].T.copy()
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def _fill_across(bg, var, sigma, degree):
     """Replace each NaN of ``bg`` (and its ``var``) by the LOESS across the last axis of the
     non-NaN samples of its row (degree <= 2), as :func:`loess_rows` would, one sample at a time."""
@@ -656,7 +656,7 @@ def _fill_across(bg, var, sigma, degree):
             var[r, i] = fit_var[0]
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degree):
     """Smooth background of one (time, frequency) plane and its variance.
 

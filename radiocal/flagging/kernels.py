@@ -175,7 +175,7 @@ def sir_rows(flags, eta):
     return out
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def spectral_lines(amp, mask, sigma_freq, degree, robust_iterations, threshold, rho, max_window,
                    noise):
     """Channels holding a steady line: outliers of the time-median spectrum from a smooth fit.
@@ -259,7 +259,7 @@ def chi2_quantile(dof, z):
     return dof * (1.0 - c + z * math.sqrt(c)) ** 3
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def variance_lines(z, mask, threshold, min_samples):
     """Channels and integrations whose standardized residuals have excess variance.
 
@@ -317,7 +317,7 @@ def _amplitude_plane(vis, flag, b, p, amp, mask):
             mask[t, f] = bad
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def _baseline_planes(vis, flag, b, amp, base):
     """Amplitude planes (correlation, time, frequency) of baseline ``b`` and their masks; True
     when everything is masked."""
@@ -336,7 +336,9 @@ def _same(a, b):
     return True
 
 
-@njit
+# Inlined into its one caller, the entry point: compiled as a function of its own it was one
+# more level at which numba optimises and links the whole call tree below (~8 CPU-s cold).
+@njit(inline="always")
 def _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, first_threshold, rho,
                            iterations, sigma_time, sigma_freq, robust_iterations, degree,
                            max_window_time, max_window_freq, combine_correlations, variance_test,

@@ -65,7 +65,7 @@ def _tail_quantile(q):
     return num / ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0)
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def power_score(u):
     """Standard normal score of ``u ~ Exp(1)`` under the null: ``Phi^-1(1 - exp(-u))``.
 
@@ -98,7 +98,7 @@ def _parts(re, im):
     return out
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def _complex_fit(re, im, weights, width, robust_iterations, degree, edges):
     """Leave-one-out LOESS of both parts, each segment ``edges[k]:edges[k + 1]`` of the channels
     on its own; returns the squared prediction error over its variance,
@@ -129,7 +129,7 @@ def _complex_fit(re, im, weights, width, robust_iterations, degree, edges):
 _GIVE_UP = 4.0
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def choose_width(re, im, weights, rows, widths, degree, tolerance, edges):
     """The kernel width (channels) of a baseline by robust leave-one-out cross-validation.
 
@@ -210,7 +210,7 @@ def noise_scale(power, mask, block):
     return out
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def _segment_noise(power, mask, block, edges):
     """:func:`noise_scale` of each segment on its own (the noise follows each sub-band's
     bandpass); a row's segment with too few unmasked samples takes the whole row's level."""
@@ -228,7 +228,7 @@ def _segment_noise(power, mask, block, edges):
     return out
 
 
-@njit
+@njit(inline="always")  # one jitted caller: no level of its own
 def raised_spectra(scale, mask, n_p, factor):
     """Bool per row: whole spectra (rows ``t * n_p + p``) whose median noise power exceeds ``factor``
     times the median over the baseline's integrations (a broadband burst raises all of it).
@@ -265,7 +265,9 @@ def raised_spectra(scale, mask, n_p, factor):
     return raised
 
 
-@njit
+# Inlined into its one caller, the entry point: compiled as a function of its own it was one
+# more level at which numba optimises and links the whole call tree below (~6 CPU-s cold).
+@njit(inline="always")
 def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, widths,
                        tolerance, noise_block, burst_factor, robust_iterations, degree,
                        max_window, combine_correlations, edges):
