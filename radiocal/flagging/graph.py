@@ -40,8 +40,11 @@ def as_dask(array, chunks=None) -> da.Array:
 # A pass over planes waits for its slowest plane before the next starts (decisions over every
 # plane), so a partition is cut into at least this many planes while each still holds
 # 1/MIN_PLANES of the budget: with 6 planes of a 352-antenna integration on 2 threads, one
-# thread idled through most of a plane at every such barrier.
-MIN_PLANES = 16
+# thread idled through most of a plane at every such barrier. Not more: every plane is a dozen
+# tasks (reads, spills, kernels, counts) of ~1 ms each on the default scheduler, and with the
+# 8 MiB budget a small scan would be cut finer than its kernels' work pays for (VLA-like x1,
+# 28 scans of 30-72 integrations x 351 baselines: `radiocal flag` 52 CPU-s at 16, 33 at 4).
+MIN_PLANES = 4
 
 
 def plane_chunks(shape) -> dict:
