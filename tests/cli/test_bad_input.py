@@ -111,6 +111,13 @@ def empty_main_table(tmp, good):
     return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["empty.ms", "no rows"]
 
 
+def _pipeline(tmp, good, content, expect: str):
+    """``radiocal run`` of a pipeline file holding ``content`` (text, or bytes as they are)."""
+    f = tmp / "pipe.yaml"
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return ["run", str(f), str(good["ms"]), "-o", str(tmp / "out")], [good["ms"], f], [expect]
+
+
 def _open_ms(path):
     import casacore.tables as ct
 
@@ -250,9 +257,7 @@ def unknown_calibrator(tmp, good):
 
 
 def bad_pipeline_yaml(tmp, good):
-    f = tmp / "pipe.yaml"
-    f.write_text("- step: convert\n- step: nosuchstep\n")
-    return ["run", str(f), str(good["ms"]), "-o", str(tmp / "out")], [good["ms"], f], ["nosuchstep"]
+    return _pipeline(tmp, good, "- step: convert\n- step: nosuchstep\n", "nosuchstep")
 
 
 def not_a_dynspec(tmp, good):
@@ -317,9 +322,7 @@ def bad_phase_centre(tmp, good):
 
 
 def pipeline_option_wrong_type(tmp, good):
-    f = tmp / "pipe.yaml"
-    f.write_text("- step: convert\n  chunk_mb: lots\n")
-    return ["run", str(f), str(good["ms"]), "-o", str(tmp / "out")], [good["ms"], f], ["chunk_mb"]
+    return _pipeline(tmp, good, "- step: convert\n  chunk_mb: lots\n", "chunk_mb")
 
 
 def join_of_different_arrays(tmp, good):
@@ -342,21 +345,15 @@ def _small_files(limit=20_000):
 
 
 def pipeline_unknown_option(tmp, good):
-    f = tmp / "pipe.yaml"
-    f.write_text("- step: convert\n  chunk_mbb: 3\n")
-    return ["run", str(f), str(good["ms"]), "-o", str(tmp / "out")], [good["ms"], f], ["chunk_mbb"]
+    return _pipeline(tmp, good, "- step: convert\n  chunk_mbb: 3\n", "chunk_mbb")
 
 
 def pipeline_not_a_list(tmp, good):
-    f = tmp / "pipe.yaml"
-    f.write_text("step: convert\n")
-    return ["run", str(f), str(good["ms"]), "-o", str(tmp / "out")], [good["ms"], f], ["pipe.yaml"]
+    return _pipeline(tmp, good, "step: convert\n", "pipe.yaml")
 
 
 def pipeline_not_text(tmp, good):
-    f = tmp / "pipe.yaml"
-    f.write_bytes(b"\xff\xfe\x00- step\x00")
-    return ["run", str(f), str(good["ms"]), "-o", str(tmp / "out")], [good["ms"], f], ["pipe.yaml"]
+    return _pipeline(tmp, good, b"\xff\xfe\x00- step\x00", "pipe.yaml")
 
 
 def strategy_not_text(tmp, good):
