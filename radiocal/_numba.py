@@ -19,11 +19,13 @@ so a kernel compiles once for a caller with a constant as for one with a variabl
 flagging detectors compiled in 43 + 68 instead of 56 + 85 CPU-s (at load ~7) with the same flags.
 """
 
+import fcntl
 import os
 
 import numba
 import numba.core.config
 from numba.core import types
+from numba.core.caching import FunctionCache
 from numba.core.registry import CPUDispatcher
 
 JIT = dict(nogil=True, cache=True)
@@ -33,8 +35,31 @@ if "NUMBA_OPT" not in os.environ:
     numba.core.config.reload_config()
 
 
+class _LockedCache(FunctionCache):
+    """numba's on-disk cache, whose saves hold a lock on the cache directory.
+
+    A save reads the function's index, picks the first free data-file name and rewrites index
+    and data file. Processes compiling ahead (:mod:`radiocal.engine.numba`) may save different
+    specializations of one function at once: unlocked, both could pick the same data file, and
+    the index could then name one signature's file holding the other's code.
+    """
+
+    def save_overload(self, sig, data):
+        try:
+            self._impl.locator.ensure_cache_path()
+            lock = open(os.path.join(self._cache_path, "radiocal-save.lock"), "a")
+        except OSError:   # an unwritable cache: numba's own save reports it as it would
+            return super().save_overload(sig, data)
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            super().save_overload(sig, data)
+
+
 class Kernel(CPUDispatcher):
     """A jitted kernel whose jitted callers' constant arguments are typed as plain values."""
+
+    def enable_caching(self):
+        self._cache = _LockedCache(self.py_func)
 
     def get_call_template(self, args, kws):
         return super().get_call_template(
