@@ -517,7 +517,7 @@ def loess_lanes(values, weights, sigma, degree, leave_out, in_var):
     return fit[0], support, var
 
 
-@njit
+@njit(inline="always")  # a wrapper: no level of its own (issue 17, compile time)
 def loess_rows(values, weights, sigma, degree, leave_out, in_var):
     """:func:`loess_lanes` along the last axis: shapes (row, sample) in and out."""
     fit, support, var = _loess(values.T.copy()[None], weights.T.copy(), sigma, degree,
@@ -605,7 +605,7 @@ def robust_loess_stack(values, weights, sigma, robust_iterations, degree, in_var
     return out_fit, out_support, out_var
 
 
-@njit
+@njit(inline="always")  # a wrapper: no level of its own (issue 17, compile time)
 def robust_loess_rows(values, weights, sigma, robust_iterations, degree, in_var):
     """:func:`robust_loess_stack` of one group along the last axis: shapes (row, sample) in and
     out."""
