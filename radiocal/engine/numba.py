@@ -7,6 +7,11 @@ worker has, a cold run's kernels compile one after another (the demo's two flagg
 (:func:`ahead`); before computing, :func:`compile_parallel` compiles those missing from numba's
 on-disk cache, one per process (at most one process per usable core, this one included), and
 loads them here from the cache. A warm run finds them all cached and starts no process.
+
+A callee that several named kernels share is compiled once, before them, when named with
+``first=True``: the processes compiling its callers then load it from the cache instead of each
+compiling it again (the two flagging detectors share their LOESS background: ~20 CPU-s cold,
+which each detector's process compiled).
 """
 
 import contextlib
@@ -44,13 +49,16 @@ def collect():
             outer.extend(wanted)
 
 
-def ahead(kernel, *example_args) -> None:
+def ahead(kernel, *example_args, first: bool = False) -> None:
     """Note that tasks will call the jitted ``kernel`` with arguments typed as ``example_args``
     (values or empty arrays of the same dtype, dimensions, layout and writability). Outside
-    :func:`collect` it does nothing."""
+    :func:`collect` it does nothing.
+
+    ``first``: ``kernel`` is a callee of other named kernels (with these argument types), to be
+    compiled before them, and only when one of them is missing from the cache."""
     wanted = _WANTED.get()
     if wanted is not None:
-        wanted.append((kernel, tuple(numba.typeof(a) for a in example_args)))
+        wanted.append((kernel, tuple(numba.typeof(a) for a in example_args), first))
 
 
 def _describe(t) -> list:
@@ -79,32 +87,45 @@ def _cached(kernel, signature) -> bool:
 
 
 def compile_parallel(wanted) -> None:
-    """Compile each ``(kernel, signature)`` of ``wanted`` (from :func:`collect`) in this process:
-    those missing from numba's cache first in parallel processes, the first of them here.
+    """Compile each ``(kernel, signature, first)`` of ``wanted`` (from :func:`collect`) in this
+    process: those missing from numba's cache first in parallel processes, the first of them
+    here; the kernels named ``first`` before the others.
 
     A process that fails only costs time: its kernels then compile here, as they would have.
     """
-    jobs = list(dict.fromkeys((k, s) for k, s in wanted))
-    missing = [(k, s) for k, s in jobs if not _cached(k, s)]
+    jobs = list(dict.fromkeys(wanted))
+    callers = [(k, s) for k, s, first in jobs if not first]
+    missing = [(k, s) for k, s in callers if not _cached(k, s)]
+    if missing:
+        _compile_spread([(k, s) for k, s, first in jobs if first and not _cached(k, s)])
+        _compile_spread(missing)
+    for kernel, signature in callers:
+        kernel.compile(signature)   # from the cache when compiled elsewhere
+
+
+def _compile_spread(missing) -> None:
+    """Compile ``missing`` ``(kernel, signature)`` pairs into the cache: the first here, the
+    others in processes (at most one per usable core besides this one)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     elsewhere = missing[1:] if (cores or 1) > 1 else []
-    if elsewhere:
-        log.info("compiling %d numba kernel(s) in %d process(es)", len(missing),
-                 min(len(missing), cores))
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])   # this radiocal, not another install
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-        pool = ThreadPoolExecutor(max_workers=min(len(elsewhere), cores - 1))
-        futures = [pool.submit(_compile_elsewhere, k, s, env) for k, s in elsewhere]
-        try:
-            for kernel, signature in missing[:1]:
-                kernel.compile(signature)
-            for future in futures:
-                future.result()
-        finally:
-            pool.shutdown(wait=True)
-    for kernel, signature in jobs:
-        kernel.compile(signature)   # from the cache when compiled elsewhere
+    if not elsewhere:
+        for kernel, signature in missing:
+            kernel.compile(signature)
+        return
+    log.info("compiling %d numba kernel(s) in %d process(es)", len(missing),
+             min(len(missing), cores))
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])   # this radiocal, not another install
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    pool = ThreadPoolExecutor(max_workers=min(len(elsewhere), cores - 1))
+    futures = [pool.submit(_compile_elsewhere, k, s, env) for k, s in elsewhere]
+    try:
+        for kernel, signature in missing[:1]:
+            kernel.compile(signature)
+        for future in futures:
+            future.result()
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _compile_elsewhere(kernel, signature, env) -> None:

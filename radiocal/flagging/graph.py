@@ -23,6 +23,7 @@ from dask.base import tokenize
 
 from radiocal import budget
 from radiocal.engine import numba as jit
+from radiocal.flagging import background as bg
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import kernels as k
 from radiocal.flagging import spectral as sp
@@ -132,7 +133,10 @@ def _spectral_block(*args):
 
 def _ahead(kernel, vis, flag, *args):
     """Name ``kernel`` and its argument types to :func:`radiocal.engine.numba.compile_parallel`
-    (the planes as :func:`_canonical` makes them)."""
+    (the planes as :func:`_canonical` makes them), and the LOESS background every detector
+    calls, so that it is compiled once, not in each process compiling a detector."""
+    plane, stack = np.empty((0, 0)), np.empty((0, 0, 0))
+    jit.ahead(bg.robust_loess_stack, stack, plane, 0.0, 0, 0, plane, first=True)
     jit.ahead(kernel, np.empty((0,) * 4, vis.dtype), np.empty((0,) * 4, flag.dtype), *args)
 
 

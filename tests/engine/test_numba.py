@@ -29,6 +29,11 @@ def count_true(mask, start):
     for m in mask:
         n += m
     return n
+
+
+@njit
+def twice(values, factor):
+    return 2.0 * scaled_sum(values, factor)
 '''
 
 
@@ -78,4 +83,26 @@ def test_ahead_outside_collect_notes_nothing(kernels):
     with jit.collect() as wanted:
         pass
     assert wanted == []
+    assert kernels.scaled_sum.signatures == []
+
+
+def test_a_callee_named_first_compiles_before_its_callers_and_only_for_them(kernels):
+    with jit.collect() as wanted:
+        jit.ahead(kernels.scaled_sum, np.empty(0), 2.0, first=True)
+        jit.ahead(kernels.twice, np.empty(0), 2.0)
+        jit.ahead(kernels.count_true, np.empty(0, bool), 0)
+    jit.compile_parallel(wanted)
+    # The callee compiled here, first; the caller compiled here or elsewhere, loaded from the cache.
+    assert sum(kernels.scaled_sum.stats.cache_misses.values()) == 1
+    assert kernels.twice(np.arange(3.0), 1.0) == 6.0
+
+
+def test_a_callee_named_first_is_left_alone_when_its_callers_are_cached(kernels):
+    with jit.collect() as wanted:
+        jit.ahead(kernels.count_true, np.empty(0, bool), 0)
+    jit.compile_parallel(wanted)
+    with jit.collect() as wanted:
+        jit.ahead(kernels.scaled_sum, np.empty(0), 2.0, first=True)
+        jit.ahead(kernels.count_true, np.empty(0, bool), 0)
+    jit.compile_parallel(wanted)
     assert kernels.scaled_sum.signatures == []
