@@ -74,7 +74,8 @@ class SolveConfig:
     solint: str = dataclasses.field(default="inf", metadata={
         "help": "solution interval: int, inf or a duration (60s)"})
     combine: str = dataclasses.field(default="", metadata={
-        "help": "axes to combine: scan, spw, field"})
+        "help": "axes a solution interval may span: scan, spw, field, obs (never another "
+                "OBSERVATION_ID unless obs is named, as CASA)"})
     refant: str = dataclasses.field(default="", metadata={
         "help": "reference antenna(s) in preference order"})
     calmode: str = dataclasses.field(default="ap", metadata={

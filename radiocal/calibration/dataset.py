@@ -121,7 +121,9 @@ def solve(datasets, cal_type="G", **options) -> list[xr.Dataset]:
     cal_type : {"G", "T", "B", "K"}
         Complex gain per hand, one gain for both hands, bandpass per channel, delay.
     solint : "int", "inf" or a duration ("60s", "2min", seconds as a number)
-    combine : str or sequence of "scan", "spw", "field"
+    combine : str or sequence of "scan", "spw", "field", "obs"
+        Axes a solution interval may span; it never spans another OBSERVATION_ID unless
+        ``"obs"`` is named (CASA's rule).
     refant : str
         Reference antenna names in order of preference (``"ea05,ea06"``); the first one with a
         solution in a cell is used, then any other antenna.
@@ -247,7 +249,8 @@ def _table_from_packed(g: SolveGraph, packed: np.ndarray, cal_type, refant, para
         attrs[C.ATTR_DELAY_REF] = _ref_freq(first)
     return C.make_table_dataset(
         cal_type, values, flag, snr, err, time=cells.time, interval=cells.interval,
-        field_id=cells.field_id, scan_number=cells.scan_number, frequency=sol_freq,
+        field_id=cells.field_id, scan_number=cells.scan_number,
+        observation_id=cells.observation_id, frequency=sol_freq,
         channel_width=sol_width, hands=g.hands, antennas=C.antenna_coords(first), attrs=attrs,
         reference_antenna=_used_reference(packed[:, 0, :, :, 5]))
 

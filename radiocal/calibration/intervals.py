@@ -2,8 +2,10 @@
 
 CASA semantics: ``solint`` is ``"int"`` (every integration), ``"inf"`` (everything a cell may
 combine) or a duration (``"60s"``, ``"2min"``, ``"30"`` seconds) counted from the first integration
-of the scan (or of the combined scans). Cells never span fields, spectral windows or scans unless
-``combine`` names them.
+of the scan (or of the combined scans). Cells never span fields, spectral windows, scans or
+observations (the MS OBSERVATION_ID) unless ``combine`` names them: a concatenation of two
+observations may share FIELD rows and scan numbers, and CASA keeps them apart unless combine
+has ``obs``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from radiocal.errors import ConfigError
 from radiocal.store import schema
 
-COMBINE_CHOICES = ("scan", "spw", "field")
+COMBINE_CHOICES = ("scan", "spw", "field", "obs")
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(s|sec|min|m|h)?\s*$")
 
 
@@ -58,7 +60,8 @@ class CellAssignment:
 
     ``cell_of_time[i]`` is the cell (``0 .. n_cells-1``) of each time of partition ``i``;
     per cell: ``time`` (mean of its integration times), ``interval`` (span), ``field_id``,
-    ``scan_number`` (the first scan), ``spw_id`` (the lowest spw), ``observation_id``.
+    ``scan_number`` (the first scan), ``spw_id`` (the lowest spw), ``observation_id`` (the
+    lowest observation).
     """
 
     cell_of_time: list
@@ -67,6 +70,7 @@ class CellAssignment:
     field_id: np.ndarray
     scan_number: np.ndarray
     spw_id: np.ndarray
+    observation_id: np.ndarray
 
     @property
     def n_cells(self) -> int:
@@ -86,19 +90,22 @@ def assign_cells(datasets, solint, combine) -> CellAssignment:
             -1 if "scan" in combine else int(ds.attrs[schema.ATTR_SCAN]),
         )
         times = np.asarray(ds[schema.TIME].values, dtype=np.float64)
-        keys_per_ds.append((key, times))
-        if times.size:
-            group_start[key] = min(group_start.get(key, np.inf), float(times.min()))
+        obs = np.zeros(times.size, np.int64) if "obs" in combine else observation_ids(ds)
+        keys = [key + (int(o),) for o in obs]
+        keys_per_ds.append((keys, times))
+        for k, t in zip(keys, times):
+            group_start[k] = min(group_start.get(k, np.inf), float(t))
     cell_keys = []
-    for key, times in keys_per_ds:
+    for keys, times in keys_per_ds:
         if solint == "int":
             bins = np.round(times, 3)
         elif solint == "inf":
             bins = np.zeros(times.shape)
         else:
             # a little slack so an integration stamped exactly at a boundary stays in its bin
-            bins = np.floor((times - group_start.get(key, 0.0)) / solint + 1e-6)
-        cell_keys.append([(key, float(b)) for b in bins])
+            start = np.array([group_start[k] for k in keys])
+            bins = np.floor((times - start) / solint + 1e-6)
+        cell_keys.append([(k, float(b)) for k, b in zip(keys, bins)])
     unique = sorted({k for keys in cell_keys for k in keys},
                     key=lambda k: (k[1] if solint == "int" else 0.0, k[0], k[1]))
     index = {k: i for i, k in enumerate(unique)}
@@ -108,9 +115,8 @@ def assign_cells(datasets, solint, combine) -> CellAssignment:
     tmax = np.full(n, -np.inf)
     tsum = np.zeros(n)
     tcount = np.zeros(n)
-    field = np.full(n, np.iinfo(np.int32).max, dtype=np.int64)
-    scan = np.full(n, np.iinfo(np.int32).max, dtype=np.int64)
-    spw = np.full(n, np.iinfo(np.int32).max, dtype=np.int64)
+    big = np.iinfo(np.int32).max
+    field, scan, spw, observation = (np.full(n, big, dtype=np.int64) for _ in range(4))
     for ds, cells in zip(datasets, cell_of_time):
         times = np.asarray(ds[schema.TIME].values, dtype=np.float64)
         half = 0.5 * _integration_times(ds)
@@ -121,6 +127,7 @@ def assign_cells(datasets, solint, combine) -> CellAssignment:
         np.minimum.at(field, cells, int(ds.attrs[schema.ATTR_FIELD_ID]))
         np.minimum.at(scan, cells, int(ds.attrs[schema.ATTR_SCAN]))
         np.minimum.at(spw, cells, int(ds.attrs[schema.ATTR_SPW_ID]))
+        np.minimum.at(observation, cells, observation_ids(ds))
     # order cells by time so tables read naturally; remap
     mean_time = tsum / np.maximum(tcount, 1)
     order = np.lexsort((field, mean_time))
@@ -133,7 +140,15 @@ def assign_cells(datasets, solint, combine) -> CellAssignment:
         field_id=field[order],
         scan_number=scan[order],
         spw_id=spw[order],
+        observation_id=observation[order],
     )
+
+
+def observation_ids(ds) -> np.ndarray:
+    """(time,) the OBSERVATION_ID of each integration (0 for data that do not say)."""
+    if schema.OBSERVATION_ID in ds.coords:
+        return np.asarray(ds[schema.OBSERVATION_ID].values, dtype=np.int64)
+    return np.zeros(ds.sizes[schema.TIME], dtype=np.int64)
 
 
 def _integration_times(ds) -> np.ndarray:

@@ -329,9 +329,15 @@ def _write_spw(st, table):
 
 
 def _write_observation(st, table):
+    # one row per OBSERVATION_ID the solutions carry (rows are indexed by it), each spanning
+    # its own solutions
     ds = table[0]
     times = np.concatenate([t[SOL_TIME].values for t in table])
-    st.addrows(1)
-    st.putcell("TIME_RANGE", 0, np.array([times.min(), times.max()]) if times.size
-               else np.zeros(2))
-    st.putcell("TELESCOPE_NAME", 0, str(ds.attrs.get(schema.ATTR_TELESCOPE, "")))
+    obs = np.concatenate([t[SOL_OBS].values for t in table]).astype(np.int64)
+    nobs = int(obs.max()) + 1 if obs.size else 1
+    st.addrows(nobs)
+    for row in range(nobs):
+        mine = times[obs == row]
+        st.putcell("TIME_RANGE", row, np.array([mine.min(), mine.max()]) if mine.size
+                   else np.zeros(2))
+        st.putcell("TELESCOPE_NAME", row, str(ds.attrs.get(schema.ATTR_TELESCOPE, "")))

@@ -234,11 +234,14 @@ def _write_subtables(path, datasets, layout):
             t.putcell("POSITION", row, np.zeros(3))
 
     with pt.table(os.path.join(path, "OBSERVATION"), readonly=False, ack=False) as t:
-        t.addrows(1)
-        t.putcell("TELESCOPE_NAME", 0, first.attrs.get(S.ATTR_TELESCOPE, ""))
-        t.putcell("OBSERVER", 0, first.attrs.get(S.ATTR_OBSERVER, ""))
-        t.putcell("PROJECT", 0, first.attrs.get(S.ATTR_PROJECT, ""))
-        t.putcell("TIME_RANGE", 0, np.array([t_start, t_end]))
+        # rows are indexed by the main table's OBSERVATION_ID: one per observation the data hold
+        spans = _observation_spans(datasets)
+        t.addrows(len(spans))
+        for row, span in enumerate(spans):
+            t.putcell("TELESCOPE_NAME", row, first.attrs.get(S.ATTR_TELESCOPE, ""))
+            t.putcell("OBSERVER", row, first.attrs.get(S.ATTR_OBSERVER, ""))
+            t.putcell("PROJECT", row, first.attrs.get(S.ATTR_PROJECT, ""))
+            t.putcell("TIME_RANGE", row, np.array(span if span else [t_start, t_end]))
 
     with pt.table(os.path.join(path, "STATE"), readonly=False, ack=False) as t:
         t.addrows(len(layout.state_ids))
@@ -251,6 +254,20 @@ def _write_subtables(path, datasets, layout):
         t.putcell("TYPE", 0, "CORRELATOR")
         t.putcell("TYPE_ID", 0, -1)
         t.putcell("MODE_ID", 0, -1)
+
+
+def _observation_spans(datasets) -> list:
+    """[first, last] time of each OBSERVATION_ID from 0 to the largest (None where absent)."""
+    spans: dict = {}
+    for ds in datasets:
+        times = ds[S.TIME].values
+        obs = (ds[S.OBSERVATION_ID].values if S.OBSERVATION_ID in ds.coords
+               else np.zeros(times.size, np.int64))
+        for o in np.unique(obs):
+            mine = times[obs == o]
+            lo, hi = spans.get(int(o), (np.inf, -np.inf))
+            spans[int(o)] = (min(lo, float(mine.min())), max(hi, float(mine.max())))
+    return [spans.get(o) for o in range(max(spans, default=0) + 1)]
 
 
 def _receptors(corr: str) -> tuple[int, int]:
@@ -367,6 +384,8 @@ def _write_block(ms, block, computed, fixed, optional, spectral_weights):
         "WEIGHT": weight, "SIGMA": sigma,
         **{name: np.full(nrow, value, dtype=np.int32) for name, value in fixed.items()},
     }
+    if S.OBSERVATION_ID in block.coords:
+        columns["OBSERVATION_ID"] = block[S.OBSERVATION_ID].values[t_idx].astype(np.int32)
     for column, source in sources.items():
         columns[column] = (computed[source][t_idx, b_idx] if source is not None
                            else np.zeros(flag.shape, dtype=np.complex64))

@@ -42,6 +42,9 @@ ANTENNA_DIAMETER = "antenna_dish_diameter"     # (antenna) metres
 ANTENNA_MOUNT = "antenna_mount"                # (antenna) str
 CHANNEL_WIDTH = "channel_width"                # (frequency) Hz
 INTEGRATION_TIME = "integration_time"          # (time) seconds (MS INTERVAL)
+# (time) int32, the MS OBSERVATION_ID: a concatenation may repeat scan numbers and FIELD rows
+# across observations, and solution intervals must not span them
+OBSERVATION_ID = "observation_id"
 
 UVW_LABELS = ("u", "v", "w")
 CARTESIAN_LABELS = ("x", "y", "z")
@@ -122,6 +125,7 @@ COORD_ATTRS = {
     TIME: {"units": "s", "scale": "utc", "format": "mjd",
            "description": "MJD seconds, UTC, mid-integration: the MS TIME column"},
     INTEGRATION_TIME: {"units": "s", "description": "the MS INTERVAL column"},
+    OBSERVATION_ID: {"description": "the MS OBSERVATION_ID column (row of its OBSERVATION table)"},
     FREQUENCY: {"units": "Hz", "description": "channel centre (frame: frequency_frame attribute)"},
     CHANNEL_WIDTH: {"units": "Hz"},
     BASELINE_ANTENNA1: {"description": "index of the first antenna on the antenna dimension"},

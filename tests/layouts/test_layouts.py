@@ -35,6 +35,7 @@ EXPECTED = {
     "corrected_only": (8, 32, 15),
     "baseline_ordered": (8, 32, 15),
     "concatenated": (16, 32, 15),
+    "concatenated_shared_fields": (16, 32, 15),
 }
 
 

@@ -10,7 +10,7 @@ of the MS.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -301,42 +301,66 @@ def baseline_ordered(root: Path) -> Variant:
     return v
 
 
-def concatenated(root: Path) -> Variant:
-    """What CASA's concat writes for two observations of the same fields a sidereal day apart:
-    the second's rows appended with OBSERVATION_ID 1 and scan numbers after the first's, and
-    its fields as FIELD rows of their own (their positions differ by 0.1 arcsec, more than
-    concat's tolerance for merging them)."""
+def concat_observations(root: Path, name: str, first_config: SimConfig,
+                        second_config: SimConfig, share_fields: bool) -> Variant:
+    """Two simulated observations joined as CASA's concat joins them: the second's rows
+    appended with OBSERVATION_ID 1 and scan numbers after the first's, and an OBSERVATION row
+    of its own. ``share_fields``: the fields' positions agree, so concat keeps one FIELD row
+    each; else the second's fields become FIELD rows of their own."""
     import casacore.tables as ct
 
-    first = _write(root, "concat_first", simulate(_config()))
-    later = simulate(_config(start_time=_config().start_time + 86164.1, seed=8))
-    second = _write(root, "concat_second", later)
-    v = Variant(root / "concatenated.ms", first.skymodel, SimpleNamespace(
+    first = _write(root, f"{name}_first", simulate(first_config))
+    later = simulate(second_config)
+    second = _write(root, f"{name}_second", later)
+    v = Variant(root / f"{name}.ms", first.skymodel, SimpleNamespace(
         times=np.concatenate([first.truth.times, later.truth.times]), freqs=first.truth.freqs,
         star_I=np.concatenate([first.truth.star_I, later.truth.star_I]),
-        star_V=np.concatenate([first.truth.star_V, later.truth.star_V])), {}, first.n_cross)
+        star_V=np.concatenate([first.truth.star_V, later.truth.star_V]),
+        observations=(first.truth, later.truth)), {}, first.n_cross)
     shutil.copytree(first.ms, v.ms)
+    n_fields = len(first_config.fields)
     with ct.table(str(v.ms), readonly=False, ack=False) as t, \
             ct.table(str(second.ms), ack=False) as appended:
         n0, n1, last_scan = t.nrows(), appended.nrows(), int(t.getcol("SCAN_NUMBER").max())
         appended.copyrows(t)
         t.putcol("OBSERVATION_ID", np.ones(n1, np.int32), startrow=n0, nrow=n1)
         t.putcol("SCAN_NUMBER", appended.getcol("SCAN_NUMBER") + last_scan, startrow=n0, nrow=n1)
-        t.putcol("FIELD_ID", appended.getcol("FIELD_ID") + 3, startrow=n0, nrow=n1)
-    with ct.table(str(v.ms / "FIELD"), readonly=False, ack=False) as field:
-        field.copyrows(field, startrowin=0, startrowout=-1, nrow=3)
-        for column in ("PHASE_DIR", "DELAY_DIR", "REFERENCE_DIR"):
-            direction = field.getcol(column)
-            direction[3:, 0, 1] += np.radians(0.1 / 3600)
-            field.putcol(column, direction)
+        if not share_fields:
+            t.putcol("FIELD_ID", appended.getcol("FIELD_ID") + n_fields, startrow=n0, nrow=n1)
+    if not share_fields:
+        with ct.table(str(v.ms / "FIELD"), readonly=False, ack=False) as field:
+            field.copyrows(field, startrowin=0, startrowout=-1, nrow=n_fields)
+            for column in ("PHASE_DIR", "DELAY_DIR", "REFERENCE_DIR"):
+                direction = field.getcol(column)
+                direction[n_fields:, 0, 1] += np.radians(0.1 / 3600)
+                field.putcol(column, direction)
     with ct.table(str(v.ms / "OBSERVATION"), readonly=False, ack=False) as obs, \
             ct.table(str(second.ms / "OBSERVATION"), ack=False) as appended:
         appended.copyrows(obs)
     return v
 
 
+def _a_day_later(config: SimConfig, seed: int) -> SimConfig:
+    return replace(config, start_time=config.start_time + 86164.1, seed=seed)
+
+
+def concatenated(root: Path) -> Variant:
+    """What CASA's concat writes for two observations of the same fields a sidereal day apart
+    whose positions differ by 0.1 arcsec (more than concat's tolerance for merging them)."""
+    return concat_observations(root, "concatenated", _config(), _a_day_later(_config(), 8),
+                               share_fields=False)
+
+
+def concatenated_shared_fields(root: Path) -> Variant:
+    """The same with the fields merged (one FIELD row each, the usual concat): only
+    OBSERVATION_ID tells the two days' calibrator scans apart."""
+    return concat_observations(root, "concatenated_shared_fields", _config(),
+                               _a_day_later(_config(), 8), share_fields=True)
+
+
 VARIANTS = {f.__name__: f for f in (separate_scans, mixed_setups, overlapping_spws, missing_rows,
                                     autocorrelations, observations_and_arrays, blank_antennas,
                                     irregular_times, scans_channels_correlations, flagged_rows,
                                     empty_field_and_spw, channel_weights, sigma_only,
-                                    corrected_only, baseline_ordered, concatenated)}
+                                    corrected_only, baseline_ordered, concatenated,
+                                    concatenated_shared_fields)}
