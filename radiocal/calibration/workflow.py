@@ -26,6 +26,7 @@ import logging
 
 from radiocal.calibration.dataset import solve, solve_jointly
 from radiocal.calibration.fluxscale import fluxscale
+from radiocal.calibration.intervals import observation_ids
 from radiocal.calibration.config import CalibrateConfig
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.models import resolve_model
@@ -50,13 +51,24 @@ def _fields(datasets, names):
 
 
 def _last_scan_of(datasets, name):
-    """Drop every partition of field ``name`` but those of its last scan (all spectral windows)."""
-    scans = [ds.attrs[S.ATTR_SCAN] for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) == name]
-    last = max(scans, default=None)
-    kept = [ds for ds in datasets
-            if ds.attrs.get(S.ATTR_FIELD_NAME) != name or ds.attrs[S.ATTR_SCAN] == last]
-    log.info("calibrate: flux calibrator %s solved on its last scan (%d) of %d", name, last,
-             len(set(scans)))
+    """Drop every integration of field ``name`` but those of its last visit (all spectral
+    windows): the scan of its last integration, in that integration's observation, since a
+    concatenation may number each observation's scans from 1 and one partition then holds a
+    scan number of several observations."""
+    mine = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) == name]
+    visits = {(int(o), ds.attrs[S.ATTR_SCAN]) for ds in mine for o in observation_ids(ds)}
+    _, obs, scan = max((float(t), int(o), ds.attrs[S.ATTR_SCAN]) for ds in mine
+                       for t, o in zip(ds[S.TIME].values, observation_ids(ds)))
+    kept = []
+    for ds in datasets:
+        if ds.attrs.get(S.ATTR_FIELD_NAME) != name:
+            kept.append(ds)
+        elif ds.attrs[S.ATTR_SCAN] == scan:
+            last = observation_ids(ds) == obs
+            if last.any():
+                kept.append(ds if last.all() else ds.isel({S.TIME: last}))
+    log.info("calibrate: flux calibrator %s solved on its last scan (%d%s) of %d", name, scan,
+             f", observation {obs}" if len({o for o, _ in visits}) > 1 else "", len(visits))
     return kept
 
 

@@ -3,6 +3,7 @@
 import dataclasses
 
 import numpy as np
+import xarray as xr
 import pytest
 
 from radiocal.calibration.config import CalibrateConfig
@@ -68,3 +69,28 @@ def test_fluxcal_scans_last_solves_on_the_flux_calibrators_last_visit_only():
             mine = tds[C.SOL_FIELD].values == tds.attrs[C.ATTR_FIELD_IDS][flux_id]
             solved |= set(tds[C.SOL_SCAN].values[mine].tolist())
         assert sorted(solved) == expected, choice
+
+
+def test_fluxcal_scans_last_is_the_last_visit_when_observations_reuse_scan_numbers():
+    """Two observations each numbering their scans from 1 (one partition may then hold scan 1
+    of both): 'last' is the second observation's visit only."""
+    from radiocal.calibration.workflow import _last_scan_of
+    from radiocal.simulate import SimConfig, simulate
+
+    sim = simulate(SimConfig(n_antennas=4, spws=((1.3e9, 4e6, 2),), n_correlations=1,
+                             schedule=((0, 2), (1, 2), (0, 3), (1, 2)), seed=5))
+    flux = sim.config.fields[0].name
+    parts = []
+    for ds in sim.datasets:     # scans 3-4 become the second observation's scans 1-2
+        second = ds.attrs[S.ATTR_SCAN] > 2
+        parts.append(ds.assign_coords({S.OBSERVATION_ID: (S.TIME, np.full(
+            ds.sizes[S.TIME], int(second), np.int32))}))
+        parts[-1].attrs[S.ATTR_SCAN] -= 2 * second
+    merged = xr.concat([p for p in parts if p.attrs[S.ATTR_FIELD_NAME] == flux], dim=S.TIME,
+                       data_vars="minimal", coords="minimal", compat="override",
+                       combine_attrs="override")
+    others = [p for p in parts if p.attrs[S.ATTR_FIELD_NAME] != flux]
+    for given in ([merged] + others, parts):
+        kept = [ds for ds in _last_scan_of(given, flux) if ds.attrs[S.ATTR_FIELD_NAME] == flux]
+        assert [ds.sizes[S.TIME] for ds in kept] == [3]
+        assert kept[0][S.OBSERVATION_ID].values.tolist() == [1, 1, 1]
