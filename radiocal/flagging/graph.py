@@ -4,8 +4,9 @@ Arrays are ``(time, baseline, frequency, polarization)``. The time-frequency det
 (SumThreshold, MAD, dilation, antenna health) need a baseline's whole time x frequency plane, so
 they work on "planes": chunks of every time, channel and correlation of as many baselines as fit
 in the chunk budget (:func:`radiocal.budget.chunk_bytes`). A plane larger than the budget stops
-the run before it starts (:func:`radiocal.budget.require`). Visibilities are read from the store
-in planes (:func:`radiocal.store.rawchunks.rechunk`), never regrouped from whole store chunks. Flags
+the run before it starts (:func:`radiocal.budget.require`). Visibilities are read from the store's
+files in planes by the task that uses them (:func:`radiocal.store.rawchunks.reading`), never
+regrouped from whole store chunks nor read ahead of their pass. Flags
 are turned into planes once (:func:`to_planes`) and stay in them through a strategy; every
 flagger returns flags chunked like the flags it was given.
 
@@ -63,12 +64,6 @@ def plane_chunks(shape) -> dict:
     fits = budget.chunk_bytes() // per_baseline
     spread = max(-(-n_b // MIN_PLANES), fits // MIN_PLANES)
     return {0: -1, 1: int(max(1, min(n_b, fits, spread))), 2: -1, 3: -1}
-
-
-def as_planes(array: da.Array, token: str = "", after=None) -> da.Array:
-    """``array`` in :func:`plane_chunks`, read from the store's files in planes where it can be
-    (``token``, ``after``: see :func:`radiocal.store.rawchunks.rechunk`)."""
-    return rawchunks.rechunk(array, plane_chunks(array.shape), token, after)
 
 
 def to_planes(flag: da.Array) -> da.Array:
@@ -156,11 +151,23 @@ def _shadow_block(*args):
     return bk.shadow_block(*args)
 
 
+def _reading(kernel, name, reads, flag, *args, token: str = "", **kwargs) -> da.Array:
+    """``da.map_blocks(kernel, *reads, flag, *args, **kwargs)`` in ``flag``'s chunks, the arrays
+    of ``reads`` read inside each task where they are raw (never ahead of the pass: see
+    :func:`radiocal.store.rawchunks.reading`), else as arrays of their own (``token``: see
+    :func:`in_chunks`)."""
+    inside = rawchunks.reading(kernel, reads)
+    if inside is None:
+        reads = [in_chunks(array, flag.chunks, token, after=flag) for array in reads]
+        return da.map_blocks(kernel, *reads, flag, *args, **kwargs,
+                             name=f"{name}-{tokenize(kernel.__name__, *reads, flag, args)}")
+    return da.map_blocks(inside, flag, *args, **kwargs,
+                         name=f"{name}-{tokenize(inside, flag, args)}")
+
+
 def _planes(kernel, name, vis, flag, *params, dtype=bool) -> da.Array:
-    v = as_planes(vis, after=flag)
-    f = flag.rechunk(v.chunks)
-    out = da.map_blocks(kernel, v, f, *params, dtype=dtype, meta=np.empty((0,) * 4, dtype),
-                        name=f"{name}-{tokenize(kernel.__name__, v, f, params)}")
+    f = flag.rechunk(plane_chunks(flag.shape))
+    out = _reading(kernel, name, [vis], f, *params, dtype=dtype, meta=np.empty((0,) * 4, dtype))
     return out.rechunk(flag.chunks)
 
 
@@ -241,13 +248,10 @@ def spectral_flags(vis, flag, threshold, rho, iterations, widths, tolerance, noi
 def model_residual(vis, model, flag, width, edges) -> da.Array:
     """Lazy :func:`radiocal.flagging.spectral.model_residual_block`, in planes (whole spectra;
     the spectral detector reads the same planes)."""
-    v = as_planes(vis, after=flag)
-    m = as_planes(model, after=flag).rechunk(v.chunks)
-    f = flag.rechunk(v.chunks)
-    edges = np.asarray(edges, np.int64)
-    return da.map_blocks(_model_residual_block, v, m, f, float(width), edges, dtype=np.complex64,
-                         meta=np.empty((0,) * 4, np.complex64),
-                         name=f"flag-model-residual-{tokenize(v, m, f, width, edges)}")
+    f = flag.rechunk(plane_chunks(flag.shape))
+    return _reading(_model_residual_block, "flag-model-residual", [vis, model], f, float(width),
+                    np.asarray(edges, np.int64), dtype=np.complex64,
+                    meta=np.empty((0,) * 4, np.complex64))
 
 
 def dilate_flags(flag, eta_time, eta_freq, grow_time, grow_freq):
@@ -264,11 +268,11 @@ def _channels(weight, like):
     return np.ascontiguousarray(np.broadcast_to(weight, like.shape))
 
 
-def _clip_flags_only(vis, weight, flag, lo, hi, zeros):
+def _clip_flags_only(vis, flag, weight, lo, hi, zeros):
     return bk.clip_block(vis, _channels(weight, vis), flag, lo, hi, zeros)[0]
 
 
-def _clip_counts_only(vis, weight, flag, lo, hi, zeros):
+def _clip_counts_only(vis, flag, weight, lo, hi, zeros):
     return bk.clip_block(vis, _channels(weight, vis), flag, lo, hi,
                          zeros)[1].reshape(1, 1, 1, 1, 4)
 
@@ -282,16 +286,16 @@ def clip_flags(vis, weight, flag, min_amplitude, max_amplitude, zeros):
     counts : dask.array, int64, shape (4,)
         Newly flagged samples: non-finite, zero weight, exact zero, amplitude range.
     """
-    # own reads: the planes' detectors read the visibilities again after decisions over all
+    # own reads (the visibilities' too, see _reading): the planes' detectors read them again
+    # after decisions over all
     weight = in_chunks(weight, flag.chunks, "clip")
-    vis = in_chunks(vis, flag.chunks, "clip", after=flag)
     params = (float(min_amplitude), float(max_amplitude), bool(zeros))
-    token = tokenize(vis, weight, flag, params)
-    flags = da.map_blocks(_clip_flags_only, vis, weight, flag, *params, dtype=bool,
-                          meta=np.empty((0,) * 4, bool), name=f"flag-clip-{token}")
-    per_block = da.map_blocks(_clip_counts_only, vis, weight, flag, *params, dtype=np.int64,
-                              new_axis=4, chunks=tuple((1,) * len(c) for c in flag.chunks) + ((4,),),
-                              meta=np.empty((0,) * 5, np.int64), name=f"flag-clip-counts-{token}")
+    flags = _reading(_clip_flags_only, "flag-clip", [vis], flag, weight, *params, token="clip",
+                     dtype=bool, meta=np.empty((0,) * 4, bool))
+    per_block = _reading(_clip_counts_only, "flag-clip-counts", [vis], flag, weight, *params,
+                         token="clip", dtype=np.int64, new_axis=4,
+                         chunks=tuple((1,) * len(c) for c in flag.chunks) + ((4,),),
+                         meta=np.empty((0,) * 5, np.int64))
     return flags, per_block.sum(axis=(0, 1, 2, 3))
 
 
@@ -317,8 +321,8 @@ def shadow_flags(uvw, antenna1, antenna2, diameter, tolerance):
                          name=f"flag-shadow-{tokenize(uvw, a1, a2, diam, tolerance)}")
 
 
-def _stats_block(vis, flag, channel_window):
-    return bk.baseline_stats(vis, flag, channel_window)
+def _stats_block(vis, flag, hands, channel_window):
+    return bk.baseline_stats(vis[..., hands], flag[..., hands], channel_window)
 
 
 def baseline_health(vis, flag, hands, antenna1, antenna2, n_antenna, channel_window,
@@ -342,14 +346,12 @@ def baseline_health(vis, flag, hands, antenna1, antenna2, n_antenna, channel_win
         True for baselines to flag.
     """
     # Its own reads: the detectors after it read the same planes once the decision is made
-    v = as_planes(vis, "health", after=flag)
-    f = flag.rechunk(v.chunks)
-    v, f = v[..., hands], f[..., hands]
-    token = tokenize(v, f, channel_window)
-    n_b, n_p = v.shape[1], v.shape[3]
-    stats = da.map_blocks(_stats_block, v, f, int(channel_window), dtype=np.float64,
-                          drop_axis=0, chunks=(v.chunks[1], (n_p,), (2,)),
-                          meta=np.empty((0,) * 3), name=f"flag-health-stats-{token}")
+    f = flag.rechunk(plane_chunks(flag.shape))
+    hands = np.asarray(hands, np.int64)
+    n_b, n_p = f.shape[1], len(hands)
+    stats = _reading(_stats_block, "flag-health-stats", [vis], f, hands, int(channel_window),
+                     token="health", dtype=np.float64, drop_axis=0,
+                     chunks=(f.chunks[1], (n_p,), (2,)), meta=np.empty((0,) * 3))
     a1 = np.asarray(antenna1, np.int64)
     a2 = np.asarray(antenna2, np.int64)
     params = (int(n_antenna), int(channel_window), float(dead_fraction),

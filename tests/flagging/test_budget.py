@@ -91,16 +91,24 @@ def test_flag_store_spilling_with_a_tiny_budget_gives_the_large_budget_flags(sto
     assert not os.path.exists(os.path.dirname(spill_dir(path)))
 
 
-def test_planes_are_read_from_the_chunk_files_not_regrouped(stored):
-    """Visibilities in planes come straight from the store's files: the graph holds no rechunk
-    of them, and the values are the stored ones."""
+def test_passes_read_visibilities_inside_their_own_tasks(stored):
+    """The default strategy's passes read their visibilities from the store's files inside the
+    task that uses them: the graph holds no read task of its own for them (dask ran those ahead
+    of their passes, every plane of a scan waiting in memory) and no rechunk of them, and the
+    flags are those of the visibilities held in memory."""
     datasets, nbytes = stored["tiny"]
-    vis = datasets[0][S.VISIBILITY].data
+    ds = datasets[0]
+    vis = ds[S.VISIBILITY].data
     with budget.chunk_budget(nbytes):
-        planes = graph.as_planes(vis)
-    assert len(planes.chunks[1]) > 1 and len(planes.chunks[0]) == 1
-    assert not [name for name in planes.dask.layers if "rechunk" in name]
-    np.testing.assert_array_equal(planes.compute(scheduler="sync"), vis.compute(scheduler="sync"))
+        flagged, _ = apply_strategy(ds, load_strategy("default"))
+        held = ds.assign({S.VISIBILITY: ds[S.VISIBILITY].copy(data=vis.compute())})
+        expected, _ = apply_strategy(held, load_strategy("default"))
+    layers = flagged[S.FLAG].data.dask.layers
+    assert len(graph.plane_chunks(vis.shape)) and vis.name in ds[S.VISIBILITY].data.dask.layers
+    assert not [name for name in layers if name.startswith(vis.name)]
+    assert not [name for name in layers if "rechunk" in name and vis.name in name]
+    np.testing.assert_array_equal(flagged[S.FLAG].data.compute(scheduler="sync"),
+                                  expected[S.FLAG].data.compute(scheduler="sync"))
 
 
 def test_a_baseline_plane_over_the_budget_stops_before_anything_runs(small_sim):
