@@ -244,6 +244,87 @@ def _add_powers(acc, n_powers, padded, start, k, tap, n):
 
 
 @njit
+def _add_powers4(acc, n_powers, padded, start, k, taps, n):
+    """:func:`_add_powers` for the four offsets ``k .. k + 3`` (``taps``) in one pass, for 3, 4, 5
+    or 7 powers: each sum gets the same terms in the same order, read and written once instead of
+    four times (the per-offset passes were bound by those loads and stores). Other counts of
+    powers (degrees 0 and 1 of the time fits' lowered degree) go offset by offset."""
+    if n_powers != 3 and n_powers != 4 and n_powers != 5 and n_powers != 7:
+        for o in range(4):
+            _add_powers(acc, n_powers, padded, start, k + o, taps[o], n)
+        return
+    lanes = padded.shape[1]
+    size = n * lanes
+    flat = padded.reshape(padded.size)
+    a0 = flat[(start + k) * lanes:(start + k + n) * lanes]
+    b0 = flat[(start - k) * lanes:(start - k + n) * lanes]
+    a1 = flat[(start + k + 1) * lanes:(start + k + 1 + n) * lanes]
+    b1 = flat[(start - k - 1) * lanes:(start - k - 1 + n) * lanes]
+    a2 = flat[(start + k + 2) * lanes:(start + k + 2 + n) * lanes]
+    b2 = flat[(start - k - 2) * lanes:(start - k - 2 + n) * lanes]
+    a3 = flat[(start + k + 3) * lanes:(start + k + 3 + n) * lanes]
+    b3 = flat[(start - k - 3) * lanes:(start - k - 3 + n) * lanes]
+    # c[p, o] = taps[o] (k + o)^p, built as _add_powers builds it
+    c = np.empty((7, 4))
+    for o in range(4):
+        c[0, o] = taps[o]
+        for p in range(1, 7):
+            c[p, o] = c[p - 1, o] * (k + o)
+    rows = acc.reshape(acc.shape[0], acc.shape[1] * acc.shape[2])
+    r0 = rows[0]
+    r1 = rows[1]
+    r2 = rows[2]
+    c00, c01, c02, c03 = c[0, 0], c[0, 1], c[0, 2], c[0, 3]
+    c10, c11, c12, c13 = c[1, 0], c[1, 1], c[1, 2], c[1, 3]
+    c20, c21, c22, c23 = c[2, 0], c[2, 1], c[2, 2], c[2, 3]
+    c30, c31, c32, c33 = c[3, 0], c[3, 1], c[3, 2], c[3, 3]
+    c40, c41, c42, c43 = c[4, 0], c[4, 1], c[4, 2], c[4, 3]
+    c50, c51, c52, c53 = c[5, 0], c[5, 1], c[5, 2], c[5, 3]
+    c60, c61, c62, c63 = c[6, 0], c[6, 1], c[6, 2], c[6, 3]
+    if n_powers == 3:
+        for i in range(size):
+            s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
+            d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
+            r0[i] = (((r0[i] + c00 * s0) + c01 * s1) + c02 * s2) + c03 * s3
+            r1[i] = (((r1[i] + c10 * d0) + c11 * d1) + c12 * d2) + c13 * d3
+            r2[i] = (((r2[i] + c20 * s0) + c21 * s1) + c22 * s2) + c23 * s3
+        return
+    r3 = rows[3]
+    if n_powers == 4:
+        for i in range(size):
+            s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
+            d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
+            r0[i] = (((r0[i] + c00 * s0) + c01 * s1) + c02 * s2) + c03 * s3
+            r1[i] = (((r1[i] + c10 * d0) + c11 * d1) + c12 * d2) + c13 * d3
+            r2[i] = (((r2[i] + c20 * s0) + c21 * s1) + c22 * s2) + c23 * s3
+            r3[i] = (((r3[i] + c30 * d0) + c31 * d1) + c32 * d2) + c33 * d3
+        return
+    r4 = rows[4]
+    if n_powers == 5:
+        for i in range(size):
+            s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
+            d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
+            r0[i] = (((r0[i] + c00 * s0) + c01 * s1) + c02 * s2) + c03 * s3
+            r1[i] = (((r1[i] + c10 * d0) + c11 * d1) + c12 * d2) + c13 * d3
+            r2[i] = (((r2[i] + c20 * s0) + c21 * s1) + c22 * s2) + c23 * s3
+            r3[i] = (((r3[i] + c30 * d0) + c31 * d1) + c32 * d2) + c33 * d3
+            r4[i] = (((r4[i] + c40 * s0) + c41 * s1) + c42 * s2) + c43 * s3
+        return
+    r5 = rows[5]
+    r6 = rows[6]
+    for i in range(size):
+        s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
+        d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
+        r0[i] = (((r0[i] + c00 * s0) + c01 * s1) + c02 * s2) + c03 * s3
+        r1[i] = (((r1[i] + c10 * d0) + c11 * d1) + c12 * d2) + c13 * d3
+        r2[i] = (((r2[i] + c20 * s0) + c21 * s1) + c22 * s2) + c23 * s3
+        r3[i] = (((r3[i] + c30 * d0) + c31 * d1) + c32 * d2) + c33 * d3
+        r4[i] = (((r4[i] + c40 * s0) + c41 * s1) + c42 * s2) + c43 * s3
+        r5[i] = (((r5[i] + c50 * d0) + c51 * d1) + c52 * d2) + c53 * d3
+        r6[i] = (((r6[i] + c60 * s0) + c61 * s1) + c62 * s2) + c63 * s3
+
+
+@njit
 def _same_lane(weights, in_var, with_var, a, b):
     """Whether lanes ``a`` and ``b`` enter :func:`_loess`'s normal equations alike: the same
     positive weights (a weight <= 0 or NaN is none) and, for the variance, the same ``in_var``
@@ -379,7 +460,20 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
                 q[0] = v_pad[at:at + m]
             if general:
                 count[0] = c_pad[at:at + m]
-        for k in range(1, half + 1):
+        k = 1
+        if not general:
+            # Four offsets per pass over the sums (see :func:`_add_powers4`).
+            while k + 3 <= half:
+                taps = np.empty(4)
+                for o in range(4):
+                    taps[o] = math.exp(-0.5 * ((k + o) / sigma) ** 2)
+                _add_powers4(mom, n_mom, w_pad, at, k, taps, m)
+                for g in range(n_g):
+                    _add_powers4(rhs[g], degree + 1, y_pad[g], at, k, taps, m)
+                if with_var:
+                    _add_powers4(q, n_mom, v_pad, at, k, taps * taps, m)
+                k += 4
+        while k <= half:
             tap = math.exp(-0.5 * (k / sigma) ** 2)
             _add_powers(mom, n_mom, w_pad, at, k, tap, m)
             for g in range(n_g):
@@ -388,6 +482,7 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
                 _add_powers(q, n_mom, v_pad, at, k, tap * tap, m)
             if general:
                 _add_powers(count, 1, c_pad, at, k, 1.0, m)
+            k += 1
         if general:
             _solve_general(mom, rhs, q, count, rep, degree, with_var, i0, fit, support, var)
             continue
