@@ -242,6 +242,9 @@ def raised_spectra(scale, mask, n_p, factor):
     n_rows, n_f = scale.shape
     n_t = n_rows // n_p
     raised = np.zeros(n_rows, np.bool_)
+    if n_t < 3:
+        # No reference over time: the levels below (a median per spectrum) would go unused.
+        return raised
     level = np.empty(n_rows)
     limit = np.empty(n_rows)
     for i in range(n_rows):
