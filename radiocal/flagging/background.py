@@ -424,12 +424,14 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
     # sums are the variance's).
     v_pad = np.zeros((n + 2 * half if with_var else 0, n_u))
     c_pad = np.zeros((n + 2 * half if general else 0, n_u))
+    # Group by group: each fill a contiguous loop that vectorizes (with the groups innermost,
+    # this was the largest part of a fit's own time on 24-lane spectra).
+    for g in range(n_g):
+        for i in range(n):
+            for j in range(lanes):
+                w = weights[i, j]
+                y_pad[g, half + i, j] = w * values[g, i, j] if w > 0.0 else 0.0
     for i in range(n):
-        for j in range(lanes):
-            w = weights[i, j]
-            ok = w > 0.0
-            for g in range(n_g):
-                y_pad[g, half + i, j] = w * values[g, i, j] if ok else 0.0
         for u in range(n_u):
             w = weights[i, first[u]]
             ok = w > 0.0
