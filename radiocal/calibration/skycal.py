@@ -51,7 +51,7 @@ class ATeamConfig:
 @register_step("ateam", ATeamConfig)
 def ateam_step(datasets, config: ATeamConfig, context):
     """Predict the apparent A-team (dipole beam, horizon cut) into VISIBILITY_MODEL."""
-    from radiocal.dynspec.dataset import predict_model
+    from radiocal.model.dataset import predict_model
     from radiocal.model.skymodel import format_skymodel
 
     sources = pick_sources(config.sources)

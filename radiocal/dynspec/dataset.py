@@ -1,4 +1,5 @@
-"""Predict, subtract and dynamic spectra on canonical datasets (xr.Dataset -> xr.Dataset, lazy)."""
+"""Subtract and dynamic spectra on canonical datasets (xr.Dataset -> xr.Dataset, lazy); the
+predict is :func:`radiocal.model.dataset.predict_model`."""
 
 from __future__ import annotations
 
@@ -15,16 +16,12 @@ import xarray as xr
 from radiocal.astro import BOLTZMANN, JANSKY, PARSEC, SOLAR_RADIUS, SPEED_OF_LIGHT
 from radiocal.dynspec import graph, kernels
 from radiocal.dynspec.config import DynspecConfig
-from radiocal.dynspec.products import (
-    check_polarizations,
-    product_matrix,
-    stokes_to_correlation,
-    withheld_products,
-)
+from radiocal.dynspec.products import product_matrix, withheld_products
 from radiocal.errors import InputError, OutputError, OutputExistsError, SelectionError
 from radiocal.store import schema
 from radiocal.select.selection import Selection, selection_mask
-from radiocal.model.skymodel import SkyModel, read_skymodel
+from radiocal.model.dataset import dask_backed, predict_model
+from radiocal.model.skymodel import read_skymodel
 
 # Attributes a dataset carries after subtract_model, so later steps can say what they used.
 ATTR_MODEL_SUBTRACTED = "model_subtracted"
@@ -38,7 +35,6 @@ N_BASELINES = "n_baselines"
 SCAN_COORD = "scan_number"
 LIGHTCURVE_SUFFIX = "_lightcurve"
 ERR_SUFFIX = "_err"
-_DEFAULT_TIME_CHUNK = 64
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +42,6 @@ log = logging.getLogger(__name__)
 def cross_hand_calibrated(ds: xr.Dataset) -> bool:
     """Whether the data's cross-hand phase was calibrated (``polarization_calibration``)."""
     return bool(dict(ds.attrs.get(schema.ATTR_POLCAL) or {}).get("cross_hand_phase"))
-
-
-def _dask_backed(ds: xr.Dataset) -> xr.Dataset:
-    """Small coordinates in memory, large variables as dask arrays chunked along time.
-
-    Coordinates (antenna names, baseline indices, ...) are metadata: a dask-backed one is read on
-    the local thread, so building a graph works even where the data's scheduler forbids computing.
-    """
-    lazy = [name for name, coord in ds.coords.items() if isinstance(coord.data, da.Array)]
-    if lazy:
-        values = da.compute(*(ds[name].data for name in lazy), scheduler="sync")
-        ds = ds.assign_coords({name: (ds[name].dims, value, ds[name].attrs) for name, value in zip(lazy, values)})
-    eager = {name: var.chunk({schema.TIME: _DEFAULT_TIME_CHUNK}) for name, var in ds.data_vars.items()
-             if var.chunks is None and schema.TIME in var.dims}
-    return ds.assign(eager) if eager else ds
 
 
 def matches_field(ds: xr.Dataset, field: str) -> bool:
@@ -75,44 +56,6 @@ def source_variable(ds: xr.Dataset) -> str:
     return schema.VISIBILITY_CORRECTED if schema.VISIBILITY_CORRECTED in ds else schema.VISIBILITY
 
 
-def predict_model(ds: xr.Dataset, skymodel: SkyModel, convention: str = "casa") -> xr.Dataset:
-    """Predict a sky model into ``VISIBILITY_MODEL`` (lazy DFT with the w-term).
-
-    Parameters
-    ----------
-    ds : canonical dataset; needs ``UVW``, ``frequency``, ``polarization`` and the ``phase_center``
-        attribute.
-    skymodel : SkyModel
-    convention : "casa" (default, the sign of CASA's ``ft`` and of real data) or "fourier"
-
-    Returns
-    -------
-    xr.Dataset
-        ``ds`` with ``VISIBILITY_MODEL`` (time, baseline, frequency, polarization) complex64
-        chunked like ``VISIBILITY``.
-    """
-    ds = _dask_backed(ds)
-    pols = check_polarizations(ds[schema.POLARIZATION].values)
-    if schema.ATTR_PHASE_CENTER not in ds.attrs:
-        raise InputError(f"partition {ds.attrs.get(schema.ATTR_PARTITION, '?')}: no phase_center attribute")
-    freq = ds[schema.FREQUENCY].values.astype(np.float64)
-    lmn = np.ascontiguousarray(skymodel.lmn(ds.attrs[schema.ATTR_PHASE_CENTER]))
-    if np.any(lmn[:, 2] <= 0):
-        raise InputError("sky model has components beyond the horizon of the phase centre")
-    brightness = skymodel.spectra(freq) @ stokes_to_correlation(pols)
-    vis = ds[schema.VISIBILITY].data
-    model = graph.predict(
-        da.asarray(ds[schema.UVW].transpose(schema.TIME, schema.BASELINE, schema.UVW_LABEL).data),
-        da.from_array(freq, chunks=(vis.chunks[2],)),
-        da.from_array(np.ascontiguousarray(brightness), chunks=(-1, vis.chunks[2], -1)),
-        lmn,
-        np.ascontiguousarray(skymodel.gaussian_shape()),
-        vis.chunks,
-        convention,
-    )
-    return ds.assign({schema.VISIBILITY_MODEL: (ds[schema.VISIBILITY].dims, model)})
-
-
 def subtract_model(ds: xr.Dataset) -> xr.Dataset:
     """uvsub: ``VISIBILITY_CORRECTED = (VISIBILITY_CORRECTED or VISIBILITY) - VISIBILITY_MODEL``.
 
@@ -125,7 +68,7 @@ def subtract_model(ds: xr.Dataset) -> xr.Dataset:
         raise InputError(f"partition {ds.attrs.get(schema.ATTR_PARTITION, '?')}: no VISIBILITY_MODEL to subtract")
     if ds.attrs.get(ATTR_MODEL_SUBTRACTED):
         raise InputError(f"partition {ds.attrs.get(schema.ATTR_PARTITION, '?')}: model already subtracted")
-    ds = _dask_backed(ds)
+    ds = dask_backed(ds)
     base = source_variable(ds)
     model = ds[schema.VISIBILITY_MODEL].data.rechunk(ds[base].data.chunks)
     residual = graph.subtract(ds[base].data, model)
@@ -187,7 +130,7 @@ def partition_spectrum(ds: xr.Dataset, config: DynspecConfig) -> xr.Dataset:
         For each product P (``RR``, ``LL``, ``I``, ``V``, ...): ``P`` and ``P_err`` on
         (time, frequency) float64, ``n_baselines`` (time, frequency), coordinate ``scan_number``.
     """
-    ds = _dask_backed(ds)
+    ds = dask_backed(ds)
     var = source_variable(ds)
     vis = ds[var]
     if (config.subtract_model or config.skymodel) and not ds.attrs.get(ATTR_MODEL_SUBTRACTED):
@@ -247,7 +190,7 @@ def _time_step(partitions, config: DynspecConfig) -> float:
 
 def select_field(datasets, field: str) -> list[xr.Dataset]:
     """Partitions of one field, or a SelectionError that lists the fields there are."""
-    chosen = [_dask_backed(ds) for ds in datasets if matches_field(ds, field)]
+    chosen = [dask_backed(ds) for ds in datasets if matches_field(ds, field)]
     if not chosen:
         names = sorted({str(ds.attrs.get(schema.ATTR_FIELD_NAME)) for ds in datasets})
         raise SelectionError(f"no partition of field {field!r} (fields: {', '.join(names) or 'none'})")

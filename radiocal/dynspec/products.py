@@ -1,4 +1,5 @@
-"""Polarization algebra: Stokes -> correlations for predict, correlations -> products for spectra.
+"""Polarization algebra: correlations -> Stokes products for spectra (Stokes -> correlations for
+the predict is :func:`radiocal.model.dataset.stokes_to_correlation`).
 
 Conventions are CASA's (and the IAU's for circular feeds): ``RR = I + V``, ``RL = Q + iU``,
 ``LR = Q - iU``, ``LL = I - V``; ``XX = I + Q``, ``XY = U + iV``, ``YX = U - iV``, ``YY = I - Q``.
@@ -9,15 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radiocal.errors import InputError
 from radiocal.store import schema
-
-# Row: correlation; columns: coefficients of (I, Q, U, V).
-_STOKES_TO_CORR = {
-    "RR": (1, 0, 0, 1), "RL": (0, 1, 1j, 0), "LR": (0, 1, -1j, 0), "LL": (1, 0, 0, -1),
-    "XX": (1, 1, 0, 0), "XY": (0, 0, 1, 1j), "YX": (0, 0, 1, -1j), "YY": (1, -1, 0, 0),
-    "I": (1, 0, 0, 0), "Q": (0, 1, 0, 0), "U": (0, 0, 1, 0), "V": (0, 0, 0, 1),
-}
 
 # Product -> {correlation: coefficient}; a product exists when all its correlations are present.
 _PRODUCTS = {
@@ -46,28 +39,6 @@ def withheld_products(polarizations) -> list[str]:
     return [p for p in everything if p not in without]
 
 
-def check_polarizations(polarizations) -> tuple[str, ...]:
-    """Return the layout as a tuple, or raise InputError for an unsupported one."""
-    layout = tuple(str(p) for p in polarizations)
-    if layout not in schema.SUPPORTED_POLARIZATIONS:
-        raise InputError(
-            f"correlation layout {list(layout)} is not supported "
-            f"(1, 2 parallel-hand or 4 correlations of one feed basis)"
-        )
-    return layout
-
-
-def stokes_to_correlation(polarizations) -> np.ndarray:
-    """Matrix that turns Stokes (I, Q, U, V) into the given correlations.
-
-    Returns
-    -------
-    (4, polarization) complex128 : ``corr = stokes @ M``
-    """
-    layout = check_polarizations(polarizations)
-    return np.array([_STOKES_TO_CORR[p] for p in layout], dtype=np.complex128).T.copy()
-
-
 def product_matrix(polarizations, cross_hand_calibrated: bool = True) -> tuple[list[str], np.ndarray]:
     """Products available from a correlation layout and their coefficients.
 
@@ -80,7 +51,7 @@ def product_matrix(polarizations, cross_hand_calibrated: bool = True) -> tuple[l
     coeffs : (product, polarization) complex128
         ``product = sum_k coeffs[p, k] * vis[..., k]``.
     """
-    layout = check_polarizations(polarizations)
+    layout = schema.check_polarizations(polarizations)
     basis = "stokes" if layout == ("I",) else schema.feed_basis(layout)
     names, rows = [], []
     for name, terms in _PRODUCTS[basis].items():

@@ -9,13 +9,13 @@ from radiocal.dynspec.dataset import (
     dynamic_spectrum,
     open_dynspec,
     matches_field,
-    predict_model,
     source_variable,
     subtract_model,
     write_dynspec,
 )
 from radiocal.registry import register_step
 from radiocal.errors import ConfigError, SelectionError
+from radiocal.model.dataset import predict_model
 from radiocal.model.skymodel import read_skymodel
 
 

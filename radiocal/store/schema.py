@@ -5,6 +5,8 @@ here. One canonical dataset holds one (field, spectral window, scan) partition o
 ``time x baseline`` grid (MSv4-style names); see ``docs/data-model.md``.
 """
 
+from radiocal.errors import InputError
+
 # Dimensions
 TIME = "time"
 BASELINE = "baseline"
@@ -89,6 +91,17 @@ SUPPORTED_POLARIZATIONS = (
     ("RR", "LL"), ("XX", "YY"),
     CIRCULAR, LINEAR,
 )
+
+
+def check_polarizations(polarizations) -> tuple[str, ...]:
+    """Return the layout as a tuple, or raise InputError for an unsupported one."""
+    layout = tuple(str(p) for p in polarizations)
+    if layout not in SUPPORTED_POLARIZATIONS:
+        raise InputError(
+            f"correlation layout {list(layout)} is not supported "
+            f"(1, 2 parallel-hand or 4 correlations of one feed basis)"
+        )
+    return layout
 
 
 def canonical_order(polarizations) -> tuple[int, ...] | None:

@@ -11,6 +11,7 @@ from radiocal.dynspec import dataset as D
 from radiocal.dynspec import graph
 from radiocal.dynspec.config import DynspecConfig
 from radiocal.errors import ConfigError
+from radiocal.model.dataset import predict_model
 from radiocal.store import schema as S
 from radiocal.simulate.chunks import oversized_chunks
 
@@ -46,8 +47,8 @@ def test_model_is_predicted_per_chunk(star):
     from radiocal.model.skymodel import read_skymodel
 
     with budget.chunk_budget(TINY):
-        model = D.predict_model(ds, read_skymodel(star["skymodel"]))[S.VISIBILITY_MODEL]
-        residual = D.subtract_model(D.predict_model(ds, read_skymodel(star["skymodel"])))
+        model = predict_model(ds, read_skymodel(star["skymodel"]))[S.VISIBILITY_MODEL]
+        residual = D.subtract_model(predict_model(ds, read_skymodel(star["skymodel"])))
     assert model.chunks == ds[S.VISIBILITY].chunks
     assert oversized_chunks([model, residual], TINY) == []
 

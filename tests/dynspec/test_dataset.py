@@ -12,6 +12,7 @@ from radiocal.dynspec import dataset as D
 from radiocal.dynspec.config import DynspecConfig
 from radiocal.errors import ConfigError, SelectionError
 from radiocal.store import schema as S
+from radiocal.model.dataset import predict_model
 from radiocal.model.skymodel import read_skymodel
 
 
@@ -28,7 +29,7 @@ def test_predict_matches_simulator_model(star):
     truth = star["truth"]
     sky = read_skymodel(star["skymodel"])
     for ds in _target(star):
-        model = D.predict_model(ds, sky)[S.VISIBILITY_MODEL].values
+        model = predict_model(ds, sky)[S.VISIBILITY_MODEL].values
         ti = truth.time_index(ds)
         i = truth.star_I[ti, 0, :][:, None, :]
         v = truth.star_V[ti, 0, :][:, None, :]
@@ -50,7 +51,7 @@ def test_subtract_model_only_leaves_float_precision(star):
     model = (np.exp(phase) * flux[None, None]).sum(axis=2)
     data = np.stack([model, 0 * model, 0 * model, model], axis=-1).astype(np.complex64)
     ds = ds.assign({S.VISIBILITY: (ds[S.VISIBILITY].dims, data)})
-    residual = D.subtract_model(D.predict_model(ds, sky))
+    residual = D.subtract_model(predict_model(ds, sky))
     assert residual.attrs[D.ATTR_SUBTRACTED_FROM] == S.VISIBILITY
     res = residual[S.VISIBILITY_CORRECTED].values
     assert res.dtype == np.complex64
@@ -66,19 +67,19 @@ def test_subtract_through_a_measurement_set(star, tmp_path):
     sky = read_skymodel(star["skymodel"])
     ds = _target(star)[0].drop_vars(S.VISIBILITY_CORRECTED)
     ds = ds.assign({S.FLAG: ds[S.FLAG] & False})
-    model = D.predict_model(ds, sky)[S.VISIBILITY_MODEL].values
+    model = predict_model(ds, sky)[S.VISIBILITY_MODEL].values
     ds = ds.assign({S.VISIBILITY: (ds[S.VISIBILITY].dims, model)})
     write_ms([ds], str(tmp_path / "model.ms"))
     back = read_ms([str(tmp_path / "model.ms")])
     assert len(back) == 1
-    out = D.subtract_model(D.predict_model(back[0], sky))
+    out = D.subtract_model(predict_model(back[0], sky))
     res = out[S.VISIBILITY_CORRECTED].values
     assert np.abs(res).max() < 4 * np.finfo(np.float32).eps * np.abs(model).max()
 
 
 def test_builders_do_not_compute(star):
     with dask.config.set(scheduler=_raise):
-        ds = D.predict_model(_target(star)[0], read_skymodel(star["skymodel"]))
+        ds = predict_model(_target(star)[0], read_skymodel(star["skymodel"]))
         ds = D.subtract_model(ds)
         spec = D.dynamic_spectrum(_target(star), DynspecConfig(field="STAR", skymodel=star["skymodel"], timeavg=2))
         assert isinstance(ds[S.VISIBILITY_CORRECTED].data, da.Array)
