@@ -12,7 +12,8 @@ from radiocal.cli.common import run_step, step_config
 from radiocal.cli.config_options import config_options
 from radiocal.cli.engine_commands import make_engine
 from radiocal.errors import InputError
-from radiocal.ms.step import ConvertConfig, ExportConfig, SelectionConfig
+from radiocal.ms.step import ConvertConfig, ExportConfig
+from radiocal.select.config import SelectionConfig
 
 # the selection options read as the other commands' (--field SEL ...)
 _SELECTION = {f.name: {"metavar": "SEL"} for f in dataclasses.fields(SelectionConfig)}

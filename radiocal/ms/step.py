@@ -15,32 +15,7 @@ from pathlib import Path
 from radiocal.budget import CHUNK_MB_HELP, mib_to_bytes
 from radiocal.registry import register_step
 from radiocal.errors import ConfigError, OutputExistsError
-
-def _selection_field(what: str):
-    return dataclasses.field(default="", metadata={"help": f"CASA-style {what} selection (empty: all)"})
-
-
-@dataclass(frozen=True)
-class SelectionConfig:
-    """The CASA selection of a step that reads (``convert``) or writes (``export``) a subset."""
-
-    # A field is named "field" (CASA's keyword), so dataclasses.field is spelled in full here.
-    field: str = _selection_field("field")
-    scan: str = _selection_field("scan")
-    spw: str = _selection_field("spectral window/channel")
-    antenna: str = _selection_field("antenna/baseline")
-    uvrange: str = _selection_field("uv-distance")
-    timerange: str = _selection_field("time range")
-    correlation: str = _selection_field("correlation")
-    intent: str = _selection_field("scan intent")
-
-    def selection(self):
-        """The :class:`radiocal.select.selection.Selection` asked for, or None (everything)."""
-        from radiocal.select.selection import Selection
-
-        parts = {f.name: getattr(self, f.name) for f in dataclasses.fields(SelectionConfig)
-                 if getattr(self, f.name)}
-        return Selection(**parts) if parts else None
+from radiocal.select.config import SelectionConfig
 
 
 @dataclass(frozen=True)

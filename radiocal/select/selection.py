@@ -35,6 +35,7 @@ from radiocal.errors import SelectionError
 from radiocal.store import schema
 from radiocal.select import resolve
 from radiocal.select import syntax
+from radiocal.select.config import SELECTION_HELP
 from radiocal.select.resolve import first_time
 
 _PARSERS = {
@@ -49,8 +50,8 @@ _PARSERS = {
 }
 
 
-def _option(help_text: str):
-    return dataclasses.field(default=None, metadata={"help": help_text})
+def _option(name: str):
+    return dataclasses.field(default=None, metadata={"help": SELECTION_HELP[name]})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,16 +80,14 @@ class Selection:
         Scan intents, substring or pattern: ``*BANDPASS*``.
     """
 
-    field: str | None = _option("fields: ids, ranges or names with * wildcards (0,2 or J13*)")
-    scan: str | None = _option("scans: numbers and ranges (1~3,5 or >4)")
-    spw: str | None = _option("spectral windows and channels (0:10~20;30~40, *:4~27, "
-                              "1.3~1.35GHz)")
-    antenna: str | None = _option("antennas/baselines (W01,E04 or W01&E04 or !W01 or *&&&)")
-    uvrange: str | None = _option("uv distance in m, km, lambda, klambda, Mlambda "
-                                  "(0~50m, <2klambda)")
-    timerange: str | None = _option("UTC time range ([YYYY/MM/DD/]hh:mm:ss~hh:mm:ss, >T, <T)")
-    correlation: str | None = _option("correlations (RR,LL or XX)")
-    intent: str | None = _option("scan intents, substring or pattern (*BANDPASS*)")
+    field: str | None = _option("field")
+    scan: str | None = _option("scan")
+    spw: str | None = _option("spw")
+    antenna: str | None = _option("antenna")
+    uvrange: str | None = _option("uvrange")
+    timerange: str | None = _option("timerange")
+    correlation: str | None = _option("correlation")
+    intent: str | None = _option("intent")
     _parsed: dict = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
