@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
-from radiocal.cli.common import split_names
-from radiocal.cli.config_options import config_option
+from radiocal.cli.common import split_names, step_config
+from radiocal.cli.config_options import config_options
 from radiocal.cli.engine_commands import make_engine
-from radiocal.cli.selection_options import SELECTION_OPTION_NAMES, selection_from_options, selection_options
 from radiocal.flagging.config import FlagConfig
+from radiocal.select.config import SelectionConfig
+
+SELECTION_PARTS = tuple(f.name for f in dataclasses.fields(SelectionConfig))
 
 
 @click.command()
 @click.argument("store", type=click.Path())
-@config_option(FlagConfig, "strategy", metavar="FILE")
+@config_options(FlagConfig,
+                strategy={"metavar": "FILE"},
+                propagate_correlations={"decls": ("--propagate/--no-propagate",),
+                                        "show_default": False},
+                version_name={"metavar": "NAME"},
+                bad_antennas={"metavar": "NAME[,NAME...]"},
+                bad_antennas_file={"metavar": "FILE"},
+                **{name: {"metavar": "SEL"} for name in SELECTION_PARTS})
 @click.option("--show-strategy", is_flag=True,
               help="Print the strategy (all parameters, as YAML) and exit; edit it to make your own.")
-@config_option(FlagConfig, "propagate_correlations", decls=("--propagate/--no-propagate",),
-               show_default=False)
-@config_option(FlagConfig, "bad_antennas", metavar="NAME[,NAME...]")
-@config_option(FlagConfig, "bad_antennas_file", metavar="FILE")
-@click.option("--version-name", default=None, metavar="NAME",
-              help="Name of the flag version saved before flagging (default: flag_N).")
-@selection_options
 @click.pass_context
-def flag(ctx, store, show_strategy, version_name, **options):
-    """Flag RFI and bad data in STORE in place (the previous flags are saved as a version first).
+def flag(ctx, store, show_strategy, **options):
+    """Flag RFI and bad data in STORE in place (the flag step; its options are FlagConfig's, as
+    in pipeline YAML). The previous flags are saved as a flag version first.
 
     The default strategy is the one shipped for the data's telescope (TELESCOPE_NAME): it clips
     NaN/Inf/zero-weight/zero samples, flags shadowed antennas and dead or outlying antennas, then
@@ -36,9 +41,8 @@ def flag(ctx, store, show_strategy, version_name, **options):
     from radiocal.flagging.step import flag_store, per_telescope, strategy_for
     from radiocal.flagging.strategy import load_strategy, strategy_to_yaml
 
-    selection = {name: options.pop(name) for name in SELECTION_OPTION_NAMES}
     options["bad_antennas"] = tuple(split_names(options["bad_antennas"]))
-    config = FlagConfig(**options)
+    config = step_config("flag", options)
     if show_strategy:
         click.echo(strategy_to_yaml(strategy_for(config, _telescope(store))), nl=False)
         return
@@ -48,15 +52,16 @@ def flag(ctx, store, show_strategy, version_name, **options):
         click.echo(f"telescope {telescope!r}: strategy {picked.name!r}")
         return picked
 
-    sel = None
-    if any(v is not None for v in selection.values()):
-        sel = selection_from_options(**selection)
+    selection = config.selection()
     load_strategy(config.strategy)   # a bad strategy file is an error before the store is touched
     config.antennas()                # and so is an unreadable bad-antenna list
     with make_engine(ctx):   # the run's cluster, threads and chunk budget (--workers, --chunk-mb)
-        report = flag_store(store, per_telescope(announced), selection=sel, version_name=version_name)
+        report = flag_store(store, per_telescope(announced), selection=selection,
+                            version_name=config.version_name or None,
+                            save_version=config.save_version)
     (b, total), (a, _) = report["before"], report["after"]
-    click.echo(f"saved previous flags as version {report['version']!r}")
+    if report["version"] is not None:
+        click.echo(f"saved previous flags as version {report['version']!r}")
     for key, value in report["counts"].items():
         click.echo(f"  {key:<24} {value:>12} newly flagged")
     pct = (lambda n: 100.0 * n / total if total else 0.0)

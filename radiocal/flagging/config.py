@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from radiocal.errors import InputError
+from radiocal.select.config import SelectionConfig
 
 
 @dataclass(frozen=True)
-class FlagConfig:
+class FlagConfig(SelectionConfig):
+    """The flag step's options; with a selection, flags change only inside it."""
+
     strategy: str = field(default="default", metadata={
         "help": "strategy YAML file, a shipped strategy (generic, ovro_lwa, ata, atca, alma), or "
                 "'default': the shipped one for the data's telescope"})
@@ -21,7 +24,10 @@ class FlagConfig:
         default=None, metadata={"help": "flag all correlations of a flagged sample "
                                         "(default: as the strategy says, on for 'default')"})
     save_version: bool = field(default=True, metadata={
-        "help": "save the incoming flags as a flag version in the run's store first"})
+        "help": "save the incoming flags as a flag version in the store first"})
+    version_name: str = field(default="", metadata={
+        "help": "name of that flag version (default: flag_N from radiocal flag, "
+                "before_<step>_N in a pipeline)"})
     bad_antennas: tuple = field(default=(), metadata={
         "help": "antenna names flagged throughout, before the strategy runs"})
     bad_antennas_file: str = field(default="", metadata={

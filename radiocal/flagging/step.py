@@ -102,15 +102,16 @@ def _flag_partition(ds, strategy, selection, reference, out, counts):
 
 
 def flag_store(store, strategy, selection=None, version_name: str | None = None,
-               comment: str = "") -> dict:
-    """Flag a store's partitions in place, saving the previous flags as a version first
-    (``strategy`` as in :func:`flag_datasets`).
+               comment: str = "", save_version: bool = True) -> dict:
+    """Flag a store's partitions in place, saving the previous flags as a version first unless
+    ``save_version`` is false (``strategy`` as in :func:`flag_datasets`).
 
     Returns
     -------
     dict
-        ``version`` (the saved name), ``counts`` (newly flagged samples by flagger, summed over
-        partitions) and ``before``/``after`` (flagged, total) over all partitions.
+        ``version`` (the saved name, None when none was saved), ``counts`` (newly flagged
+        samples by flagger, summed over partitions) and ``before``/``after`` (flagged, total)
+        over all partitions.
     """
     from radiocal.store.flag_versions import next_version_name, save_flag_version
     from radiocal.store.zarr_store import open_store, spilling_into, update_store
@@ -120,9 +121,11 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
         from radiocal.select.selection import check_selection
 
         check_selection(datasets, selection)   # one that selects nothing leaves the store as it was
-    name = version_name or next_version_name(store, "flag")
-    label = "per telescope" if callable(strategy) else strategy.name
-    save_flag_version(store, name, comment or f"before radiocal flag ({label})", opened=datasets)
+    name = None
+    if save_version:
+        name = version_name or next_version_name(store, "flag")
+        label = "per telescope" if callable(strategy) else strategy.name
+        save_flag_version(store, name, comment or f"before radiocal flag ({label})", opened=datasets)
     # Passes that need all of an earlier pass spill it into the store's staging area, which
     # update_store clears (a store far larger than memory then flags within the chunk budget)
     with spilling_into(store):
@@ -155,8 +158,10 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
 def run(datasets, config: FlagConfig, context):
     """Flag RFI and bad data with a strategy (default: the shipped one for the data's telescope:
     clip, shadow, antenna health, then along frequency for short scans or SumThreshold and MAD
-    for long ones); the incoming flags are saved as a flag version in the run's store."""
+    for long ones), only inside the selection when one is given; the incoming flags are saved
+    as a flag version in the run's store."""
     strategy = per_telescope(lambda telescope: strategy_for(config, telescope))
+    selection = config.selection()
     store = getattr(context, "store", None)
     from radiocal.store.zarr_store import is_store
 
@@ -164,11 +169,12 @@ def run(datasets, config: FlagConfig, context):
     if config.save_version and store is not None and is_store(store):
         from radiocal.store.flag_versions import next_version_name, save_flag_version
 
-        name = next_version_name(store, f"before_{getattr(context, 'step_name', '') or 'flag'}")
+        name = config.version_name or next_version_name(
+            store, f"before_{getattr(context, 'step_name', '') or 'flag'}")
         save_flag_version(store, name, f"flags before step {getattr(context, 'index', '')}",
                           datasets=None if getattr(context, "inputs_stored", False) else datasets)
     from radiocal.store.zarr_store import spilling_into
 
     # the runner writes the flags with update_store, which clears the spill (see flag_store)
     with spilling_into(store):
-        return flag_datasets(datasets, strategy)[0]
+        return flag_datasets(datasets, strategy, selection)[0]

@@ -1,15 +1,16 @@
-"""The shared --field/--scan/... options build the same Selection on every command."""
+"""The --field/--scan/... options, made from SelectionConfig, build the same Selection on every
+command that takes them (convert, export, flag)."""
+
+import dataclasses
 
 import click
+import pytest
 from click.testing import CliRunner
 
-from radiocal.cli.selection_options import (
-    SELECTION_OPTION_NAMES,
-    add_selection_options,
-    selection_from_options,
-    selection_options,
-)
+from radiocal.cli.config_options import config_options
+from radiocal.cli.main import cli
 from radiocal.errors import SelectionError
+from radiocal.select.config import SelectionConfig
 from radiocal.select.selection import Selection
 
 ALL = ("field", "scan", "spw", "antenna", "uvrange", "timerange", "correlation", "intent")
@@ -18,9 +19,9 @@ ALL = ("field", "scan", "spw", "antenna", "uvrange", "timerange", "correlation",
 def _command(record):
     @click.command()
     @click.argument("store")
-    @selection_options
+    @config_options(SelectionConfig)
     def cmd(store, **options):
-        record.append(selection_from_options(**options, unrelated=store))
+        record.append(SelectionConfig(**options).selection() or Selection())
     return cmd
 
 
@@ -44,9 +45,10 @@ def test_no_options_select_everything():
     assert result.exit_code == 0 and record[0].selects_everything
 
 
-def test_help_lists_every_option_with_text():
-    result = CliRunner().invoke(_command([]), ["--help"])
-    assert SELECTION_OPTION_NAMES == ALL
+@pytest.mark.parametrize("command", ["convert", "export", "flag"])
+def test_help_lists_every_option_with_text(command):
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert tuple(f.name for f in dataclasses.fields(SelectionConfig)) == ALL
     for name in ALL:
         assert f"--{name}" in result.output
     assert "klambda" in result.output and "BANDPASS" in result.output
@@ -55,16 +57,3 @@ def test_help_lists_every_option_with_text():
 def test_bad_string_raises_selection_error():
     result = CliRunner().invoke(_command([]), ["S.zarr", "--scan", "1~x"])
     assert isinstance(result.exception, SelectionError) and "'1~x'" in str(result.exception)
-
-
-def test_add_selection_options_to_built_command():
-    record = []
-
-    def run(**options):
-        record.append(selection_from_options(**options))
-
-    cmd = add_selection_options(click.Command("x", callback=run))
-    result = CliRunner().invoke(cmd, ["--correlation", "XX"])
-    assert result.exit_code == 0, result.output
-    assert record == [Selection(correlation="XX")]
-

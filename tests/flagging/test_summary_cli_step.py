@@ -132,6 +132,32 @@ def test_flag_step_saves_incoming_flags(store, small_sim, tmp_path):
     assert sum(int(ds[S.FLAG].sum()) for ds in out) > sum(int(ds[S.FLAG].sum()) for ds in datasets)
 
 
+def test_flag_step_selection_and_version_name_as_the_command(store, tmp_path):
+    """The step takes the command's selection and version name (FlagConfig): flags change only
+    in the selected scan, and the incoming flags are saved under the name given."""
+    from radiocal.engine.context import StepContext
+    from radiocal.registry import get_step, make_config
+    from radiocal.store.flag_versions import list_flag_versions
+
+    datasets = open_store(store)
+    scan = str(datasets[0].attrs[S.ATTR_SCAN])
+    spec = get_step("flag")
+    config = make_config(spec, {"scan": scan, "version_name": "mine"})
+    out = spec.run(datasets, config, StepContext(outdir=tmp_path, store=store, step_name="flag"))
+    assert [v["name"] for v in list_flag_versions(store)] == ["mine"]
+    for old, new in zip(datasets, out):
+        changed = (new[S.FLAG].values != old[S.FLAG].values).any()
+        assert changed == (str(old.attrs[S.ATTR_SCAN]) == scan)
+
+
+def test_flag_command_without_saving_a_version(store, run_cli):
+    from radiocal.store.flag_versions import list_flag_versions
+
+    result = run_cli("flag", store, "--no-save-version")
+    assert result.exit_code == 0, result.err
+    assert "saved previous flags" not in result.out and list_flag_versions(store) == []
+
+
 @pytest.mark.parametrize("command", [("flag",), ("flags", "summary")])
 def test_flag_commands_run_on_the_engine(store, run_cli, monkeypatch, command):
     # --scheduler (and --workers, --chunk-mb) reach the flagger: an unreachable scheduler is the
