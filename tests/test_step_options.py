@@ -55,11 +55,10 @@ CLI_DRIFT = {
     # the runner writes a transform's new variables over every partition: a field choice
     # belongs to the step once partitions it passes by can stay without VISIBILITY_CORRECTED
     "applycal": (set(), {"field"}),
-    # radiocal image images one MS to a prefix; the step images each field of the run's export
-    "image": ({"executable", "extra_args", "fields", "join_polarizations", "ms", "polarizations",
-               "required"},
-              {"extra", "field", "join_pols", "maxuv_l", "multiscale", "pol", "threshold",
-               "wsclean"}),
+    # radiocal image images one MS to a prefix, its first field unless --field says otherwise,
+    # and fails when the imager does; the step images each field of the run's export apart and
+    # by default only warns when the imager is absent or fails
+    "image": ({"fields", "required"}, {"field"}),
 }
 
 

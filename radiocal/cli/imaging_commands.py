@@ -34,7 +34,7 @@ def _prefix(output: str, ms: Path) -> Path:
 
 
 @click.command("image")
-@click.argument("input_path", metavar="IN", type=click.Path())
+@click.argument("ms", metavar="IN", type=click.Path())
 @click.option("-o", "--output", required=True, metavar="PREFIX_OR_DIR",
               help="Image name prefix (PREFIX-image.fits, ...) or an existing directory "
                    "(DIR/<MS name>-image.fits).")
@@ -57,7 +57,7 @@ def _prefix(output: str, ms: Path) -> Path:
 @click.option("--column", default="", metavar="COLUMN",
               help="CORRECTED_DATA, DATA or MODEL_DATA (default: CORRECTED_DATA when present, "
                    "else DATA).")
-@click.option("--pol", default="I", show_default=True, help="Polarizations, e.g. I or I,V or XX,YY.")
+@click.option("--polarizations", "--pol", "pol", default="I", show_default=True, help="Polarizations, e.g. I or I,V or XX,YY.")
 @click.option("--field", default="", help="Field name(s) or id(s), comma-separated, or 'all' "
                                           "(default: the first field).")
 @click.option("--shift", nargs=2, metavar="RA DEC",
@@ -66,7 +66,7 @@ def _prefix(output: str, ms: Path) -> Path:
               help="Images across the band.")
 @click.option("--join-channels", is_flag=True,
               help="Deconvolve the channel images jointly and write an MFS image.")
-@click.option("--join-pols", "join_polarizations", is_flag=True,
+@click.option("--join-polarizations", "--join-pols", "join_polarizations", is_flag=True,
               help="Clean the polarizations jointly (WSClean -join-polarizations).")
 @click.option("--intervals-out", type=click.IntRange(min=1), default=1, show_default=True,
               help="Images in time (WSClean only).")
@@ -74,13 +74,13 @@ def _prefix(output: str, ms: Path) -> Path:
 @click.option("--maxuv-l", type=click.FloatRange(min=0), help="Maximum uv distance, wavelengths.")
 @click.option("--multiscale", is_flag=True, help="Multi-scale CLEAN.")
 @click.option("-j", "--threads", type=click.IntRange(min=1), help="Imager threads.")
-@click.option("--wsclean", "executable", metavar="PATH",
+@click.option("--executable", "--wsclean", "executable", metavar="PATH",
               help="The WSClean program (default: $RADIOCAL_WSCLEAN, else wsclean on PATH).")
-@click.option("--extra", multiple=True, metavar="ARG",
+@click.option("--extra-args", "--extra", "extra", multiple=True, metavar="ARG",
               help="A further WSClean argument, passed as it is (repeat for each word).")
 @click.option("--overwrite", is_flag=True, help="Replace existing images with this prefix.")
 @click.pass_context
-def image(ctx, input_path, output, imager, size, scale, niter, threshold, auto_threshold, mgain,
+def image(ctx, ms, output, imager, size, scale, niter, threshold, auto_threshold, mgain,
           weight, column, pol, field, shift, channels_out, join_channels, join_polarizations,
           intervals_out, minuv_l,
           maxuv_l, multiscale, threads, executable, extra, overwrite):
@@ -92,7 +92,7 @@ def image(ctx, input_path, output, imager, size, scale, niter, threshold, auto_t
     """
     from radiocal.imaging import ImagingOptions, make_image
 
-    ms = _input_ms(input_path)
+    ms = _input_ms(ms)
     options = ImagingOptions(
         size=size, scale=scale, niter=niter, threshold=threshold, auto_threshold=auto_threshold,
         mgain=mgain, weight=weight, column=column, polarizations=pol, field=field,

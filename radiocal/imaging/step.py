@@ -36,6 +36,7 @@ class ImageConfig:
     scale: str = _opt("auto", "pixel size with unit, e.g. 2arcsec or 0.25deg "
                               "(auto: a fifth of the synthesised beam)")
     niter: int = _opt(1000, "maximum CLEAN iterations (0: dirty image)")
+    threshold: float = _opt(0.0, "stop cleaning at this residual peak, Jy (0: none)")
     auto_threshold: float = _opt(3.0, "clean down to this many times the residual's robust rms")
     mgain: float = _opt(0.8, "major-cycle gain (WSClean -mgain)")
     weight: str = _opt("briggs 0", "natural, uniform or 'briggs R'")
@@ -46,6 +47,8 @@ class ImageConfig:
     join_polarizations: bool = _opt(False, "clean the polarizations jointly")
     intervals_out: int = _opt(1, "images in time (WSClean only)")
     minuv_l: float = _opt(0.0, "drop baselines shorter than this, wavelengths (0: keep all)")
+    maxuv_l: float = _opt(0.0, "drop baselines longer than this, wavelengths (0: keep all)")
+    multiscale: bool = _opt(False, "multi-scale CLEAN")
     shift: tuple = _opt((), "image centre [RA, Dec], e.g. [13h50m00s, +25d10m00s] (empty: the "
                             "phase centre)")
     threads: int = _opt(0, "imager threads (0: the imager's default)")
@@ -64,12 +67,13 @@ class ImageConfig:
         from radiocal.imaging.options import ImagingOptions
 
         return ImagingOptions(
-            size=self.size, scale=self.scale, niter=self.niter,
+            size=self.size, scale=self.scale, niter=self.niter, threshold=self.threshold,
             auto_threshold=self.auto_threshold, mgain=self.mgain, weight=self.weight,
             column=self.column, polarizations=self.polarizations, field=field,
             channels_out=self.channels_out, join_channels=self.join_channels,
             join_polarizations=self.join_polarizations,
             intervals_out=self.intervals_out, minuv_l=self.minuv_l or None,
+            maxuv_l=self.maxuv_l or None, multiscale=self.multiscale,
             shift=tuple(self.shift) or None, threads=self.threads or None,
             extra_args=tuple(self.extra_args))
 
