@@ -52,9 +52,6 @@ SHOW_OPTIONS = {
 
 # step -> (YAML-only options, CLI-only options): drift still to close (issue 15).
 CLI_DRIFT = {
-    # the runner writes a transform's new variables over every partition: a field choice
-    # belongs to the step once partitions it passes by can stay without VISIBILITY_CORRECTED
-    "applycal": (set(), {"field"}),
     # radiocal image images one MS to a prefix, its first field unless --field says otherwise,
     # and fails when the imager does; the step images each field of the run's export apart and
     # by default only warns when the imager is absent or fails

@@ -114,6 +114,8 @@ class ApplyConfig:
     spwmap: tuple = dataclasses.field(default=(), metadata={
         "help": "table spectral window per data spectral window, for every table "
                 "(CASA spwmap; default: the same window)"})
+    field: tuple = dataclasses.field(default=(), metadata={
+        "help": "field name(s) to apply to (default: every partition; the others pass unchanged)"})
 
     def __post_init__(self):
         for name in ("interp", "gainfield"):

@@ -108,8 +108,20 @@ def apply_chain(config: ApplyConfig) -> list[ApplyTable]:
 
 @register_step("applycal", ApplyConfig)
 def applycal_step(datasets, config: ApplyConfig, context):
-    """Apply calibration tables to every partition."""
-    return apply(datasets, apply_chain(config), calwt=config.calwt)
+    """Apply calibration tables to every partition, or to those of the fields named."""
+    picked = {id(ds) for ds in _of_fields(datasets, config.field, "applycal")}
+    chain = apply_chain(config)
+    return [apply([ds], chain, calwt=config.calwt)[0] if id(ds) in picked else ds
+            for ds in datasets]
+
+
+def _of_fields(datasets, fields, step: str) -> list:
+    """The partitions of ``fields`` (names; empty: all), or a one-line error naming ``step``."""
+    names = set(fields)
+    picked = [ds for ds in datasets if not names or ds.attrs.get(S.ATTR_FIELD_NAME) in names]
+    if not picked:
+        raise ConfigError(f"step {step!r}: no partitions of field(s) {', '.join(sorted(names))}")
+    return picked
 
 
 @register_step("solve", SolveConfig, kind="sink")
@@ -117,10 +129,7 @@ def solve_step(datasets, config: SolveConfig, context):
     """Solve one table on the calibrator's partitions and write it (the datasets pass on)."""
     from radiocal.calibration.dataset import solve
 
-    fields = set(config.field)
-    picked = [ds for ds in datasets if not fields or ds.attrs.get(S.ATTR_FIELD_NAME) in fields]
-    if not picked:
-        raise ConfigError(f"step 'solve': no partitions of field(s) {', '.join(sorted(fields))}")
+    picked = _of_fields(datasets, config.field, "solve")
     cal_type = SOLVE_TYPES[config.kind] if config.kind != "gain" else config.gaintype
     table = solve(picked, cal_type, solint=config.solint, combine=config.combine,
                   refant=config.refant or None, calmode=config.calmode, minsnr=config.minsnr,

@@ -38,17 +38,6 @@ def _table(store, name_or_path):
     return load_table(_table_path(store, name_or_path))
 
 
-def _by_field(datasets, fields):
-    from radiocal.store import schema as S
-
-    if not fields:
-        return datasets
-    picked = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) in set(fields)]
-    if not picked:
-        raise InputError(f"no partitions of field(s) {', '.join(fields)} in the store")
-    return picked
-
-
 def _report_counts(name, table):
     from radiocal.calibration.step import solution_counts
 
@@ -159,22 +148,26 @@ def solve(ctx, kind, store, overwrite, **options):
 @click.command("apply")
 @click.argument("store", type=click.Path(exists=True))
 @config_options(ApplyConfig, gaintable={"required": True, "metavar": "TABLE[,TABLE...]",
-                                        "help": "Tables in order (names in the store or paths)."})
-@click.option("--field", "fields", multiple=True, help="Only these fields.")
+                                        "help": "Tables in order (names in the store or paths)."},
+                field={"metavar": "NAME[,NAME...]"})
 @click.pass_context
-def apply_command(ctx, store, fields, **options):
+def apply_command(ctx, store, **options):
     """Apply calibration tables to STORE (the applycal step; its options are ApplyConfig's, as
     in pipeline YAML). Writes VISIBILITY_CORRECTED, FLAG, WEIGHT."""
     from radiocal.store.zarr_store import open_store
 
-    # tables and windows may come comma-separated (--spwmap 0,0); gainfield '' is a value
+    # tables, windows and fields may come comma-separated (--spwmap 0,0); gainfield '' is a value
     options.update(gaintable=tuple(_table_path(store, t) for t in split_names(options["gaintable"])),
-                   spwmap=tuple(split_names(options["spwmap"])))
+                   spwmap=tuple(split_names(options["spwmap"])),
+                   field=tuple(split_names(options["field"])))
     config = step_config("applycal", options)
-    datasets = _by_field(open_store(store), split_names(fields))
+    datasets = open_store(store)
     with make_engine(ctx) as engine:
-        _write_corrected(run_step(engine, "applycal", datasets, config, store=store), store)
-    click.echo(f"applied {len(config.gaintable)} table(s) to {len(datasets)} partitions of {store}")
+        out = run_step(engine, "applycal", datasets, config, store=store)
+        # the partitions of other fields pass unchanged, maybe without VISIBILITY_CORRECTED
+        applied = [new for old, new in zip(datasets, out) if new is not old]
+        _write_corrected(applied, store)
+    click.echo(f"applied {len(config.gaintable)} table(s) to {len(applied)} partitions of {store}")
 
 
 @click.group()

@@ -64,14 +64,23 @@ def changed_variables(before: list[xr.Dataset], after: list[xr.Dataset], label: 
                         "a transform must keep them and write other products itself")
     overwrites, creates = set(), set()
     for old, new in zip(before, after):
-        for name, var in new.data_vars.items():
-            if name not in old.data_vars:
-                creates.add(name)
-            elif not _same_array(old[name].data, var.data):
-                if old[name].shape != var.shape:
-                    raise TypeError(f"step {label} changed the shape of {name}")
-                overwrites.add(name)
+        rewritten, made = _changed_in(old, new, label)
+        overwrites |= rewritten
+        creates |= made
     return sorted(overwrites), sorted(creates)
+
+
+def _changed_in(old: xr.Dataset, new: xr.Dataset, label: str) -> tuple[set, set]:
+    """The variables one partition's transform rewrote and added."""
+    overwrites, creates = set(), set()
+    for name, var in new.data_vars.items():
+        if name not in old.data_vars:
+            creates.add(name)
+        elif not _same_array(old[name].data, var.data):
+            if old[name].shape != var.shape:
+                raise TypeError(f"step {label} changed the shape of {name}")
+            overwrites.add(name)
+    return overwrites, creates
 
 
 def _same_array(a, b) -> bool:
@@ -155,15 +164,18 @@ class PipelineRunner:
         """Undo records (latest first), restoring what they overwrote; source records need none."""
         store = _zarr_store()
         for record in reversed(records):
+            # the partitions the step changed (None in records of older runs: all of them)
+            partitions = record.get("partitions")
             overwrites = record.get("overwrites") or []
             if overwrites and record.get("backup_complete"):
                 log.info("undoing step %s: restoring %s", record["key"], ", ".join(overwrites))
-                current = store.open_store(self.store)
+                current = [ds for ds in store.open_store(self.store)
+                           if partitions is None or ckpt.partition_of(ds) in partitions]
                 saved = ckpt.open_previous(self.store, record["key"], current, overwrites)
                 store.update_store(saved, self.store, overwrites)
             creates = record.get("creates") or []
             if creates:
-                store.drop_variables(self.store, creates)
+                store.drop_variables(self.store, creates, partitions)
             ckpt.delete_record(self.store, record["key"])
 
     # -- running ---------------------------------------------------------------------------
@@ -296,19 +308,25 @@ class PipelineRunner:
             return
         outputs = step.spec.run(inputs, step.config, context)
         overwrites, creates = changed_variables(inputs, outputs, label)
-        record.update(overwrites=overwrites, creates=creates, backup_complete=False)
+        # Only the partitions the step changed are backed up, written and undone: a step limited
+        # to some fields passes the others by, and they may lack the variables it makes.
+        changed = [i for i, (old, new) in enumerate(zip(inputs, outputs))
+                   if any(_changed_in(old, new, label))]
+        record.update(overwrites=overwrites, creates=creates, backup_complete=False,
+                      partitions=[ckpt.partition_of(inputs[i]) for i in changed])
         if not overwrites and not creates:
             return
         ckpt.write_record(self.store, record)
         if overwrites:
             with self._bar(step, " (saving previous values)"):
-                ckpt.save_previous(self.store, record["key"], inputs, overwrites)
+                ckpt.save_previous(self.store, record["key"], [inputs[i] for i in changed],
+                                   overwrites)
             record["backup_complete"] = True
             ckpt.write_record(self.store, record)
         # update_store computes into a staging group before moving anything into place, so the
         # step may read the very variables it rewrites, and a kill leaves the store untouched.
         with self._bar(step):
-            store.update_store(outputs, self.store, overwrites + creates)
+            store.update_store([outputs[i] for i in changed], self.store, overwrites + creates)
 
 
 def run_pipeline(steps: list[PipelineStep], outdir, engine=None, show_progress: bool = False) -> dict:

@@ -49,8 +49,14 @@ def test_calibrate_solve_apply_and_tables(store, tmp_path, capsys):
                  "int", "--calmode", "p", "--gaintable", "bp_copy", "--model", "15"]) == 0
     table = C.read_table_zarr(os.path.join(store, "caltables", "p_int"))
     np.testing.assert_allclose(np.abs(table[0][C.GAIN].values), 1.0, atol=1e-6)
+    others = {ds.attrs[S.ATTR_PARTITION]: ds[S.VISIBILITY_CORRECTED].values
+              for ds in store_mod.open_store(store) if ds.attrs[S.ATTR_FIELD_NAME] != "J1331+3030"}
     assert _run(["apply", store, "--gaintable", "bp_copy", "--gaintable", "p_int",
                  "--interp", "nearest", "--field", "J1331+3030"]) == 0
+    for ds in store_mod.open_store(store):   # --field: the other fields' partitions as they were
+        if ds.attrs[S.ATTR_PARTITION] in others:
+            np.testing.assert_array_equal(ds[S.VISIBILITY_CORRECTED].values,
+                                          others[ds.attrs[S.ATTR_PARTITION]])
     assert _run(["caltable", "show", store, "p_int"]) == 0
     assert _run(["caltable", "flag-outliers", store, "bandpass", "-o", "bp_clean", "--fill"]) == 0
     assert C.read_table_zarr(os.path.join(store, "caltables", "bp_clean"))[0][C.GAIN].shape[2] > 1

@@ -80,13 +80,17 @@ def clip(datasets, config, context):
 @dataclass(frozen=True)
 class CorrectConfig:
     gain: float = field(default=0.5, metadata={"help": "VISIBILITY_CORRECTED = gain * VISIBILITY"})
+    field_id: str = field(default="", metadata={"help": "only this field's partitions (empty: all)"})
 
 
 @register_step("test_correct", CorrectConfig)
 def correct(datasets, config, context):
-    """Create VISIBILITY_CORRECTED from VISIBILITY."""
+    """Create VISIBILITY_CORRECTED from VISIBILITY (other fields' partitions pass unchanged)."""
     out = []
     for ds in datasets:
+        if config.field_id and str(ds.attrs[S.ATTR_FIELD_ID]) != config.field_id:
+            out.append(ds)
+            continue
         data = da.map_blocks(_scale_block, ds[S.VISIBILITY].data, config.gain, 0.0, "",
                              dtype=np.complex64)
         out.append(ds.assign({S.VISIBILITY_CORRECTED: ds[S.VISIBILITY].copy(data=data)}))

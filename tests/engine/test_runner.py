@@ -84,6 +84,26 @@ def test_changed_config_redoes_that_step_and_later_ones_only(small_ms, tmp_path)
         xr.testing.assert_identical(before, after)
 
 
+def test_a_step_passing_partitions_by_writes_and_undoes_only_its_own(small_ms, tmp_path):
+    """A transform limited to one field (applycal's field) leaves the other partitions as they
+    were, without the variable it creates; a redo undoes it in its partitions only."""
+    out = tmp_path / "out"
+    steps = chain(small_ms, export=False)
+    steps[-1]["field_id"] = "0"
+    with radiocal.Engine(scheduler="threads") as engine:
+        run_pipeline(load_pipeline(steps), out, engine)
+    fields = [str(ds.attrs[S.ATTR_FIELD_ID]) for ds in load_outputs(out)]
+    assert sorted(set(fields)) == ["0", "1"]
+    assert [S.VISIBILITY_CORRECTED in ds for ds in load_outputs(out)] == [f == "0" for f in fields]
+    record = checkpoint.read_records(out / "store.zarr")[-1]
+    assert record["creates"] == [S.VISIBILITY_CORRECTED] and len(record["partitions"]) == fields.count("0")
+    steps[-1]["field_id"] = "1"
+    with radiocal.Engine(scheduler="threads") as engine:
+        document = run_pipeline(load_pipeline(steps), out, engine)
+    assert [s["status"] for s in document["steps"]] == ["skipped"] * 3 + ["ran"]
+    assert [S.VISIBILITY_CORRECTED in ds for ds in load_outputs(out)] == [f == "1" for f in fields]
+
+
 def test_changed_input_redoes_everything(small_ms, tmp_path):
     import shutil
 
