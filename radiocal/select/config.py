@@ -1,5 +1,6 @@
-"""The CASA selection as step options: one help text per part, for the steps that take a selection
-(``convert``, ``export``, ``flag``) and for :class:`radiocal.select.selection.Selection`.
+"""The CASA selection as step options, for the steps that take a selection (``convert``,
+``export``, ``flag``); :meth:`SelectionConfig.selection` makes the parsed
+:class:`radiocal.select.selection.Selection`.
 
 Kept apart from the parser so that a command can build its options from these fields without
 importing dask or xarray.

@@ -35,7 +35,6 @@ from radiocal.errors import SelectionError
 from radiocal.store import schema
 from radiocal.select import resolve
 from radiocal.select import syntax
-from radiocal.select.config import SELECTION_HELP
 from radiocal.select.resolve import first_time
 
 _PARSERS = {
@@ -48,10 +47,6 @@ _PARSERS = {
     "correlation": syntax.parse_correlation,
     "intent": syntax.parse_intent,
 }
-
-
-def _option(name: str):
-    return dataclasses.field(default=None, metadata={"help": SELECTION_HELP[name]})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,14 +75,14 @@ class Selection:
         Scan intents, substring or pattern: ``*BANDPASS*``.
     """
 
-    field: str | None = _option("field")
-    scan: str | None = _option("scan")
-    spw: str | None = _option("spw")
-    antenna: str | None = _option("antenna")
-    uvrange: str | None = _option("uvrange")
-    timerange: str | None = _option("timerange")
-    correlation: str | None = _option("correlation")
-    intent: str | None = _option("intent")
+    field: str | None = None
+    scan: str | None = None
+    spw: str | None = None
+    antenna: str | None = None
+    uvrange: str | None = None
+    timerange: str | None = None
+    correlation: str | None = None
+    intent: str | None = None
     _parsed: dict = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
