@@ -52,7 +52,13 @@ class _LockedCache(FunctionCache):
             return super().save_overload(sig, data)
         with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            super().save_overload(sig, data)
+            try:
+                super().save_overload(sig, data)
+            except OSError:
+                # A full disk or a file-size limit while caching: the kernel is compiled and
+                # runs; a cache left unwritten only costs a compile next time. (Raised, it would
+                # fail the task and hide the write of the user's data that meets the same limit.)
+                pass
 
 
 class Kernel(CPUDispatcher):
