@@ -115,6 +115,14 @@ def flag_autocorrelations(ds: xr.Dataset) -> xr.Dataset:
 def flag_antennas(ds: xr.Dataset, antennas) -> xr.Dataset:
     """Flag all baselines of the listed antennas (names or antenna indices)."""
     flag = _flag(ds)
+    bad = antenna_mask(ds, antennas)
+    a1 = small(ds, S.BASELINE_ANTENNA1)
+    a2 = small(ds, S.BASELINE_ANTENNA2)
+    return with_flags(ds, flag | da.from_array(bad[a1] | bad[a2])[None, :, None, None])
+
+
+def antenna_mask(ds: xr.Dataset, antennas) -> np.ndarray:
+    """Bool (antenna,): the listed antennas (names or antenna indices)."""
     names = [str(n) for n in small(ds, S.ANTENNA_NAME)]
     bad = np.zeros(len(names), bool)
     for item in antennas:
@@ -124,9 +132,7 @@ def flag_antennas(ds: xr.Dataset, antennas) -> xr.Dataset:
             bad[names.index(str(item))] = True
         else:
             raise ConfigError(f"unknown antenna {item!r} (antennas: {', '.join(names)})")
-    a1 = small(ds, S.BASELINE_ANTENNA1)
-    a2 = small(ds, S.BASELINE_ANTENNA2)
-    return with_flags(ds, flag | da.from_array(bad[a1] | bad[a2])[None, :, None, None])
+    return bad
 
 
 def flag_shadow(ds: xr.Dataset, tolerance: float = 0.0) -> xr.Dataset:
@@ -270,6 +276,19 @@ def flag_spectral(ds: xr.Dataset, threshold: float = 6.0, rho: float = 1.5, iter
     more than the model removes)."""
     flag = _flag(ds)
     vis = _column(ds, column, flag)
+    edges = spectral_edges(ds, widths)
+    if subtracts_model(ds, subtract_model, column):
+        model = _column(ds, S.VISIBILITY_MODEL, flag)
+        vis = graph.model_residual(vis, model, flag, model_gain_width, edges)
+    return with_flags(ds, graph.spectral_flags(vis, flag, threshold, rho, iterations, widths,
+                                               tolerance, noise_block, burst_factor,
+                                               robust_iterations, degree, max_window,
+                                               combine_correlations, edges))
+
+
+def spectral_edges(ds: xr.Dataset, widths) -> np.ndarray:
+    """The spectral flagger's segment edges on ``ds`` (logged when there are joins); checks
+    ``widths``."""
     if not widths:
         raise ConfigError("spectral: at least one kernel width is needed")
     edges = segment_edges(small(ds, S.FREQUENCY),
@@ -279,16 +298,17 @@ def flag_spectral(ds: xr.Dataset, threshold: float = 6.0, rho: float = 1.5, iter
         log.info("partition %s: spectral backgrounds fitted in %d pieces (sub-band joins at "
                  "channels %s)", ds.attrs.get(S.ATTR_PARTITION, "?"), edges.size - 1,
                  ", ".join(str(e) for e in edges[1:-1]))
+    return edges
+
+
+def subtracts_model(ds: xr.Dataset, subtract_model, column: str) -> bool:
+    """Whether the spectral flagger works on ``column`` minus VISIBILITY_MODEL (logged)."""
     if subtract_model is True or (subtract_model == "auto" and S.VISIBILITY_MODEL in ds
                                   and column == S.VISIBILITY_CORRECTED):
-        model = _column(ds, S.VISIBILITY_MODEL, flag)
         log.info("partition %s: spectral flags %s minus VISIBILITY_MODEL (subtract_model: %s)",
                  ds.attrs.get(S.ATTR_PARTITION, "?"), column, subtract_model)
-        vis = graph.model_residual(vis, model, flag, model_gain_width, edges)
-    return with_flags(ds, graph.spectral_flags(vis, flag, threshold, rho, iterations, widths,
-                                               tolerance, noise_block, burst_factor,
-                                               robust_iterations, degree, max_window,
-                                               combine_correlations, edges))
+        return True
+    return False
 
 
 def flag_array(ds: xr.Dataset, fraction: float = 0.5) -> xr.Dataset:

@@ -91,7 +91,7 @@ def in_chunks(array: da.Array, chunks, token: str, after=None) -> da.Array:
     """``array`` (visibilities or weights of a partition) in ``chunks``, read under keys of its
     own (``token``): raw chunk files by regions, anything else by a rechunk; a channel-free
     weight is its small channel-free source rechunked, with a frequency axis of length 1 that
-    the task broadcasts (:func:`_channels`). Broadcast as tasks of their own, the weights of
+    the task broadcasts (:func:`channels`). Broadcast as tasks of their own, the weights of
     every plane were made at once, cheap and ready first, and waited in memory for their
     visibilities (1.06 GB of a 352-antenna, 6-integration store)."""
     compact = channel_free(array)
@@ -105,30 +105,30 @@ def in_chunks(array: da.Array, chunks, token: str, after=None) -> da.Array:
 # Tasks call the numba kernels through these plain functions: a jitted function pickled to a
 # worker process arrives without its on-disk cache and is recompiled there on every run. The
 # planes are made C-contiguous and writable (copies only when they are not), so one
-# specialization serves every task and is the one compiled ahead (:func:`_ahead`).
-def _canonical(vis, flag, *args):
+# specialization serves every task and is the one compiled ahead (:func:`compile_ahead`).
+def canonical(vis, flag, *args):
     return (np.require(vis, requirements="CW"), np.require(flag, requirements="CW")) + args
 
 
 def _sumthreshold_block(*args):
-    return k.sumthreshold_block(*_canonical(*args))
+    return k.sumthreshold_block(*canonical(*args))
 
 
 def _mad_block(*args):
-    return k.mad_block(*_canonical(*args))
+    return k.mad_block(*canonical(*args))
 
 
 def _sumthreshold_mad_block(*args):
-    return k.sumthreshold_mad_block(*_canonical(*args))
+    return k.sumthreshold_mad_block(*canonical(*args))
 
 
 def _spectral_block(*args):
-    return sp.spectral_block(*_canonical(*args))
+    return sp.spectral_block(*canonical(*args))
 
 
-def _ahead(kernel, vis, flag, *args):
+def compile_ahead(kernel, vis, flag, *args):
     """Name ``kernel`` and its argument types to :func:`radiocal.engine.numba.compile_parallel`
-    (the planes as :func:`_canonical` makes them), and the LOESS background every detector
+    (the planes as :func:`canonical` makes them), and the LOESS background every detector
     calls, so that it is compiled once, not in each process compiling a detector."""
     plane, stack = np.empty((0, 0)), np.empty((0, 0, 0))
     jit.ahead(bg.robust_loess_stack, stack, plane, 0.0, 0, 0, plane, first=True)
@@ -136,7 +136,7 @@ def _ahead(kernel, vis, flag, *args):
 
 
 # :func:`radiocal.flagging.kernels.sumthreshold_block`'s MAD arguments when there is no MAD pass.
-_NO_MAD = (0, 0, 0.0, 0.0, 0.0, 0.0, 0, 0)
+NO_MAD = (0, 0, 0.0, 0.0, 0.0, 0.0, 0, 0)
 
 
 def _model_residual_block(*args):
@@ -205,14 +205,14 @@ def sumthreshold_flags(vis, flag, args: tuple) -> da.Array:
     -------
     dask.array, bool, same shape and chunks as ``flag``
     """
-    _ahead(k._sumthreshold_codes, vis, flag, *args, False, *_NO_MAD)
+    compile_ahead(k._sumthreshold_codes, vis, flag, *args, False, *NO_MAD)
     return _planes(_sumthreshold_block, "flag-sumthreshold", vis, flag, *args)
 
 
 def mad_flags(vis, flag, args: tuple) -> da.Array:
     """Lazy :func:`radiocal.flagging.kernels.mad_block` (``args`` from :func:`mad_args`; shapes
     as :func:`sumthreshold_flags`)."""
-    _ahead(k.mad_block, vis, flag, *args)
+    compile_ahead(k.mad_block, vis, flag, *args)
     return _planes(_mad_block, "flag-mad", vis, flag, *args)
 
 
@@ -226,9 +226,19 @@ def sumthreshold_mad_codes(vis, flag, sumthreshold: tuple, mad: tuple) -> da.Arr
     dask.array, uint8, same shape and chunks as ``flag``
         0, ``kernels.BY_SUMTHRESHOLD`` or ``kernels.BY_MAD`` per sample.
     """
-    _ahead(k._sumthreshold_codes, vis, flag, *sumthreshold, True, *mad)
+    compile_ahead(k._sumthreshold_codes, vis, flag, *sumthreshold, True, *mad)
     return _planes(_sumthreshold_mad_block, "flag-sumthreshold-mad", vis, flag, *sumthreshold,
                    *mad, dtype=np.uint8)
+
+
+def spectral_args(threshold, rho, iterations, widths, tolerance, noise_block, burst_factor,
+                  robust_iterations, degree, max_window, combine_correlations, edges) -> tuple:
+    """:func:`radiocal.flagging.spectral.spectral_block`'s parameters after ``vis, flag``, typed
+    and in order (names as in the strategy's ``spectral`` flagger)."""
+    return (float(threshold), float(rho), int(iterations), np.asarray(widths, np.float64),
+            float(tolerance), int(noise_block), float(burst_factor), int(robust_iterations),
+            int(degree), int(max_window), bool(combine_correlations),
+            np.asarray(edges, np.int64))
 
 
 def spectral_flags(vis, flag, threshold, rho, iterations, widths, tolerance, noise_block,
@@ -237,11 +247,10 @@ def spectral_flags(vis, flag, threshold, rho, iterations, widths, tolerance, noi
     """Lazy :func:`radiocal.flagging.spectral.spectral_block` (parameters as the strategy's
     ``spectral`` flagger, ``edges`` from :func:`radiocal.flagging.spectral.segment_edges`;
     shapes as :func:`sumthreshold_flags`)."""
-    args = (float(threshold), float(rho), int(iterations), np.asarray(widths, np.float64),
-            float(tolerance), int(noise_block), float(burst_factor), int(robust_iterations),
-            int(degree), int(max_window), bool(combine_correlations),
-            np.asarray(edges, np.int64))
-    _ahead(sp.spectral_block, vis, flag, *args)
+    args = spectral_args(threshold, rho, iterations, widths, tolerance, noise_block,
+                         burst_factor, robust_iterations, degree, max_window,
+                         combine_correlations, edges)
+    compile_ahead(sp.spectral_block, vis, flag, *args)
     return _planes(_spectral_block, "flag-spectral", vis, flag, *args)
 
 
@@ -263,17 +272,17 @@ def dilate_flags(flag, eta_time, eta_freq, grow_time, grow_freq):
     return out.rechunk(flag.chunks)
 
 
-def _channels(weight, like):
+def channels(weight, like):
     """``weight`` over every channel of ``like`` (a no-op when it has them already)."""
     return np.ascontiguousarray(np.broadcast_to(weight, like.shape))
 
 
 def _clip_flags_only(vis, flag, weight, lo, hi, zeros):
-    return bk.clip_block(vis, _channels(weight, vis), flag, lo, hi, zeros)[0]
+    return bk.clip_block(vis, channels(weight, vis), flag, lo, hi, zeros)[0]
 
 
 def _clip_counts_only(vis, flag, weight, lo, hi, zeros):
-    return bk.clip_block(vis, _channels(weight, vis), flag, lo, hi,
+    return bk.clip_block(vis, channels(weight, vis), flag, lo, hi,
                          zeros)[1].reshape(1, 1, 1, 1, 4)
 
 

@@ -32,11 +32,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dask.array as da
+import numpy as np
 import yaml
 
 from radiocal.errors import ConfigError, InputError
 from radiocal.flagging import dataset as fd
 from radiocal.flagging import graph
+from radiocal.flagging import passes
 from radiocal.store import schema as S
 
 log = logging.getLogger("radiocal.flagging")
@@ -387,14 +390,15 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
     -------
     ds : xarray.Dataset
         The partition with its new ``FLAG``.
-    counts : dict of str -> dask scalar
+    counts : dask.array, 0-d, whose one block is a dict str -> int
         Samples newly flagged by each flagger (keys ``"<index>:<name>"``), plus the clip reasons
         ``nonfinite``, ``zero_weight`` and ``zero`` (NaN/Inf, zero-weight and exactly-zero samples).
     """
     counts = {}
     n_times = ds.sizes[S.TIME]
     flaggers = selected_flaggers(strategy, n_times)
-    if any(name in PLANE_FLAGGERS for name, _ in flaggers):
+    planes = any(name in PLANE_FLAGGERS for name, _ in flaggers)
+    if planes:
         ds = fd.with_flags(ds, graph.to_planes(fd._flag(ds)))
     # the flags after each flagger, counted in one pass per group at the end (see
     # ``fd.new_counts``); ``counts`` holds a placeholder in each counted key's place meanwhile.
@@ -405,6 +409,10 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
              ds.attrs.get(S.ATTR_PARTITION, "?"), n_times,
              "long" if n_times >= strategy.long_scan else "short", strategy.long_scan,
              ", ".join(name for name, _ in flaggers))
+    if planes and passes.fusable(flaggers):
+        flag, counts = passes.fused_strategy(ds, flaggers, strategy.column,
+                                             strategy.propagate_correlations)
+        return fd.with_flags(ds, flag), counts
     i = 0
     while i < len(flaggers):
         name, params = flaggers[i]
@@ -433,5 +441,20 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
         groups[-1].append(fd._flag(ds))
         counts["propagate_correlations"] = None
     counted = iter([count for stages in groups for count in fd.new_counts(stages)])
-    counts = {key: next(counted) if value is None else value for key, value in counts.items()}
-    return ds, counts
+    values = [next(counted) if value is None else value for value in counts.values()]
+    pairs = [arg for value in values for arg in (value, ())]
+    return ds, da.blockwise(_AsDict(tuple(counts)), (), *pairs, dtype=object,
+                            meta=np.empty((), object))
+
+
+class _AsDict:
+    """The counts' values as a dict under their keys."""
+
+    def __init__(self, keys):
+        self.keys = keys
+
+    def __dask_tokenize__(self):
+        return (type(self).__name__, self.keys)
+
+    def __call__(self, *values):
+        return {key: int(value) for key, value in zip(self.keys, values)}

@@ -52,13 +52,16 @@ def test_strategy_runs_sumthreshold_then_mad_in_one_pass_with_the_same_result(sm
     apart = parse_strategy({"flaggers": [{"flagger": "sumthreshold"}, {"flagger": "clip"},
                                          {"flagger": "mad", "robust_iterations": 0}]})
     out, counts = apply_strategy(ds, fused)
-    assert {key for key in counts if ":" in key} == {"0:sumthreshold", "1:mad"}
-    assert any(name.startswith("flag-sumthreshold-mad") for name in out[S.FLAG].data.dask.layers)
-    ref, ref_counts = apply_strategy(ds, apart)   # clip between them: nothing to fuse
-    assert not any(name.startswith("flag-sumthreshold-mad")
-                   for name in ref[S.FLAG].data.dask.layers)
+    # one pass over the planes, one task per plane (the kernel's codes turned into flags
+    # and counts in the same task)
+    passes = [name for name in out[S.FLAG].data.dask.layers
+              if name.startswith("flag-pass-") and not name.startswith("flag-pass-flags")]
+    assert len(passes) == 1
+    assert len(out[S.FLAG].data.dask.layers[passes[0]]) == out[S.FLAG].data.numblocks[1]
+    ref, ref_counts = apply_strategy(ds, apart)   # clip between them: apart in the kernels
     flags, counts, ref_flags, ref_counts = dask.compute(out[S.FLAG].data, counts,
                                                         ref[S.FLAG].data, ref_counts)
+    assert {key for key in counts if ":" in key} == {"0:sumthreshold", "1:mad"}
     np.testing.assert_array_equal(flags, ref_flags)
     assert counts["0:sumthreshold"] == ref_counts["0:sumthreshold"] > 0
     assert counts["1:mad"] == ref_counts["2:mad"]
