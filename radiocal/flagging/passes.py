@@ -33,10 +33,13 @@ from radiocal.flagging import kernels as k
 from radiocal.flagging import spectral as sp
 from radiocal.store import rawchunks
 from radiocal.store import schema as S
+from radiocal.store.zarr_store import channel_free
 
 # Codes of a sample: 0 unflagged, BEFORE flagged when the strategy started, then each stage's.
 BEFORE = 1
 CLIP_REASONS = ("nonfinite", "zero_weight", "zero")
+# Keys of the samples flagged before and after the strategy among the counts
+FLAGGED = ("flagged_before", "flagged_after")
 # Flaggers that have a per-plane form here (any other in a strategy: flagger by flagger)
 FUSED = {"clip", "shadow", "antenna_health", "sumthreshold", "mad", "spectral", "array",
          "dilate"}
@@ -130,24 +133,24 @@ class _Pass:
     plane's flags (the first pass), the non-raw reads' blocks, the decision and the shadow
     masks (all planes)."""
 
-    def __init__(self, steps, names, n_raw, tail, spill_in, spill_out, n_codes):
-        self.steps, self.names, self.n_raw, self.tail = steps, names, n_raw, tail
+    def __init__(self, steps, names, files, tail, spill_in, spill_out, n_codes):
+        self.steps, self.names, self.files, self.tail = steps, names, files, tail
         self.spill_in, self.spill_out, self.n_codes = spill_in, spill_out, n_codes
 
     def __dask_tokenize__(self):
-        return (type(self).__name__, self.steps, self.names, self.n_raw, self.tail,
+        return (type(self).__name__, self.steps, self.names, self.files, self.tail,
                 self.spill_in, self.spill_out, self.n_codes)
 
-    def __call__(self, *args, block_info=None):
-        raw, state = args[:self.n_raw], args[self.n_raw]
-        rest = args[self.n_raw + 1:]
-        n_read = len(self.names) - self.n_raw
-        data = dict(zip(self.names, raw + rest[:n_read]))
-        decision, shadow = rest[n_read:]
+    def __call__(self, state, *args, block_info=None):
         location = block_info[0]["array-location"]
         slices = tuple(slice(a, b) for a, b in location)
         loc = location[1]
-        if isinstance(state, tuple):
+        n_read = len(self.names) - len(self.files)
+        data = dict(zip(self.names, [_region(f, slices) for f in self.files] + list(args[:n_read])))
+        decision, shadow = args[n_read:]
+        if isinstance(state, _FlagFiles):
+            state = state.files[slices]
+        if isinstance(state, tuple):    # the previous pass's
             codes = self.spill_in[slices] if self.spill_in is not None else state[0]
             codes = np.array(codes, np.uint8)
         else:
@@ -191,6 +194,7 @@ def _counts(tails, keys):
     out = {}
     for key, codes in keys:
         out[key] = out.get(key, 0) + int(total[codes].sum())
+    out[FLAGGED[0]], out[FLAGGED[1]] = int(total[BEFORE]), int(total[BEFORE:].sum())
     return out
 
 
@@ -201,8 +205,11 @@ class _Builder:
 
     def __init__(self, ds, column):
         self.ds, self.column = ds, column
-        self.flag = fd._flag(ds)                      # in planes (apply_strategy)
-        self.state = self.flag                        # the array the next pass starts from
+        flag = fd._flag(ds)
+        # what the next pass starts from
+        self.state, chunks = first_state(flag)
+        # the flags' shape, dtype and planes (never computed)
+        self.flag = flag.rechunk(chunks)
         self.steps, self.reads = [], {}
         self.decision, self.shadow = None, None
         self.keys = []                                # (count key, its codes), in order
@@ -220,7 +227,8 @@ class _Builder:
 
     def close(self, tail, final=False):
         """The pending steps as one pass; returns its blocks' array."""
-        raw = [n for n in self.reads if rawchunks.is_raw(self.reads[n])]
+        files = {n: _files(self.reads[n]) for n in self.reads}
+        raw = [n for n in self.reads if files[n] is not None]
         other = [n for n in self.reads if n not in raw]
         token = tokenize(self.state, self.steps, tail, self.decision, self.shadow)
         directory = rawchunks.spill_dir()
@@ -229,13 +237,12 @@ class _Builder:
             spill_out = rawchunks.spill_files(directory, f"pass-{token}", self.flag.shape,
                                               self.flag.chunks, bool if final else np.uint8)
         spill_in = getattr(self, "spill_in", None)
-        task = _Pass(tuple(self.steps), tuple(raw + other), len(raw),
+        func = _Pass(tuple(self.steps), tuple(raw + other), tuple(files[n] for n in raw),
                      "counts" if final else tail, spill_in, spill_out, self.next_code)
-        func = rawchunks.reading(task, [self.reads[n] for n in raw], block_info=True) \
-            if raw else task
-        blocks = [graph.in_chunks(self.reads[n], self.flag.chunks, "pass", after=self.state)
+        after = self.state if isinstance(self.state, da.Array) else None
+        blocks = [graph.in_chunks(self.reads[n], self.flag.chunks, "pass", after=after)
                   for n in other]
-        out = _per_plane(func, f"flag-pass-{token}", self.state, blocks,
+        out = _per_plane(func, f"flag-pass-{token}", self.flag.chunks, self.state, blocks,
                          [d for d in (self.decision, *(self.shadow or ())) if d is not None],
                          self.decision, self.shadow)
         self.state, self.spill_in = out, spill_out
@@ -258,15 +265,17 @@ class _Builder:
         return flag, counts
 
 
-def _per_plane(func, name, state, blocks, delayed, decision, shadow) -> da.Array:
+def _per_plane(func, name, chunks, state, blocks, delayed, decision, shadow) -> da.Array:
     """``func(state block, *blocks, decision, shadow, block_info=...)`` per plane, as an array
-    of the blocks' results. A layer of its own: passed to ``map_blocks``, delayed arguments
-    were lost when dask fused the pass with the layer of its input."""
+    of the blocks' results (``state`` an array in ``chunks``, or a value given to every task).
+    A layer of its own: passed to ``map_blocks``, delayed arguments were lost when dask fused
+    the pass with the layer of its input."""
     layer = {}
-    arrays = [state, *blocks]
+    arrays = ([state] if isinstance(state, da.Array) else []) + list(blocks)
     keys = [list(flatten(a.__dask_keys__())) for a in arrays]
-    chunks = state.chunks
-    for j, index in enumerate(np.ndindex(*state.numblocks)):
+    if not isinstance(state, da.Array):
+        keys.insert(0, [state] * int(np.prod([len(c) for c in chunks])))
+    for j, index in enumerate(np.ndindex(*(len(c) for c in chunks))):
         location = [(sum(c[:i]), sum(c[:i + 1])) for c, i in zip(chunks, index)]
         info = {0: {"array-location": location}}
         args = [k[j] for k in keys] + [
@@ -275,6 +284,65 @@ def _per_plane(func, name, state, blocks, delayed, decision, shadow) -> da.Array
         layer[(name,) + index] = (apply, func, args, {"block_info": info})
     graph = HighLevelGraph.from_collections(name, layer, dependencies=arrays + delayed)
     return da.Array(graph, name, chunks, meta=np.empty((0,) * len(chunks), object))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Files:
+    """Where a pass reads an array inside its task: ``files`` (``rawchunks.chunk_files``), of
+    the full (time, baseline, frequency, polarization) array or, ``compact``, of a channel-free
+    (time, baseline, polarization) one."""
+
+    files: object
+    compact: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class _FlagFiles:
+    """The first pass's flags, read inside its task from the store's chunk files."""
+
+    files: object
+
+
+# A pass reads the store's (compressed) flags of its plane inside its task when no stored chunk
+# is decoded more than this many times (once per plane it overlaps; flags are 1/8 of their
+# visibilities' bytes), instead of a spill of the partition's flags into planes first (a
+# write per stored chunk, a barrier and a read per plane: 8 tasks of the 80 a VLA-like scan had).
+MAX_DECODES = 4
+
+
+def _files(array):
+    """How a pass reads ``array`` inside its task (:class:`_Files`), or None (as blocks of
+    its own, :func:`radiocal.flagging.graph.in_chunks`)."""
+    compact = channel_free(array)
+    if compact is not None:
+        files = rawchunks.chunk_files(compact)
+        return None if files is None else _Files(files, True)
+    files = rawchunks.chunk_files(array)
+    # a compressed array would be decoded whole for every plane that reads a part of a chunk
+    return _Files(files) if files is not None and files.compressor is None else None
+
+
+def _region(read: _Files, slices):
+    if read.compact:
+        return read.files[(slices[0], slices[1], slices[3])][:, :, None, :]
+    return read.files[slices]
+
+
+def first_state(flag: da.Array):
+    """What the first pass starts from: the flags' chunk files (read inside its tasks) when
+    that decodes no stored chunk more than :data:`MAX_DECODES` times, else the flags in planes
+    (:func:`radiocal.flagging.graph.to_planes`)."""
+    chunks = da.core.normalize_chunks(graph.plane_chunks(flag.shape), flag.shape)
+    files = rawchunks.chunk_files(flag)
+    if files is not None and chunks != flag.chunks:
+        ends = np.cumsum(chunks[1])
+        stored = files.chunk_shape[1]
+        decodes = max(np.searchsorted(ends, min(start + stored, ends[-1]) - 1, side="right")
+                      - np.searchsorted(ends, start, side="right") + 1
+                      for start in range(0, int(ends[-1]), stored))
+        if decodes <= MAX_DECODES:
+            return _FlagFiles(files), chunks
+    return graph.to_planes(flag), chunks
 
 
 def _gather(func, array, *args) -> da.Array:
@@ -296,8 +364,8 @@ def _first(block):
 
 
 def fused_strategy(ds, flaggers, column, propagate):
-    """Run ``flaggers`` (all :func:`fusable`) on a partition whose flags are in planes, then
-    propagate across correlations if asked.
+    """Run ``flaggers`` (all :func:`fusable`) on a partition, then propagate across
+    correlations if asked.
 
     Returns
     -------

@@ -16,7 +16,13 @@ from radiocal.registry import register_step
 from radiocal.flagging import dataset as fd
 from radiocal.flagging import graph
 from radiocal.flagging.config import FlagConfig
-from radiocal.flagging.strategy import ManualParams, Strategy, apply_strategy, load_strategy
+from radiocal.flagging.strategy import (
+    FLAGGED,
+    ManualParams,
+    Strategy,
+    apply_strategy,
+    load_strategy,
+)
 from radiocal.store import schema as S
 
 
@@ -134,8 +140,11 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
     # One pass computes the new flags chunk by chunk into the store's staging area (safe although
     # they are computed from the flags they replace) together with the counts; nothing of the
     # data's size reaches this process.
-    # (the new flags are in planes, the old ones in the store's chunks: counted apart)
-    sums = [tuple(fd.flagged_counts([ds[S.FLAG].data]) + fd.flagged_counts([new[S.FLAG].data]))
+    # Flagged samples before and after: the strategy counts them, unless a selection then
+    # keeps only a part of its flags (the new flags are in planes, the old ones in the store's
+    # chunks: counted apart).
+    sums = [None if new is not ds and selection is None else
+            tuple(fd.flagged_counts([ds[S.FLAG].data]) + fd.flagged_counts([new[S.FLAG].data]))
             if new is not ds else tuple(fd.flagged_counts([ds[S.FLAG].data])) * 2
             for ds, new in zip(datasets, flagged)]
     changed = [i for i, (ds, new) in enumerate(zip(datasets, flagged)) if new is not ds]
@@ -145,6 +154,8 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
                        if changed else []))
     results.update(zip(same, dask.compute(*[(counts[i], sums[i]) for i in same])))
     counts, sums = zip(*(results[i] for i in range(len(datasets)))) if datasets else ((), ())
+    sums = [(count.pop(FLAGGED[0], None), count.pop(FLAGGED[1], None)) if pair is None else pair
+            for count, pair in zip(counts, sums)]
     for count in counts:
         for key, value in count.items():
             totals[key] = totals.get(key, 0) + int(value)

@@ -250,6 +250,8 @@ FLAGGERS = {
 PLANE_FLAGGERS = {"sumthreshold", "mad", "spectral", "antenna_health", "dilate"}
 # Flaggers that OR a decision taken over all planes into each (``graph.hold``).
 HOLDING = {"antenna_health", "array"}
+# Keys of the samples flagged before and after a strategy among its counts
+FLAGGED = passes.FLAGGED
 
 
 @dataclass(frozen=True)
@@ -392,13 +394,17 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
         The partition with its new ``FLAG``.
     counts : dask.array, 0-d, whose one block is a dict str -> int
         Samples newly flagged by each flagger (keys ``"<index>:<name>"``), plus the clip reasons
-        ``nonfinite``, ``zero_weight`` and ``zero`` (NaN/Inf, zero-weight and exactly-zero samples).
+        ``nonfinite``, ``zero_weight`` and ``zero`` (NaN/Inf, zero-weight and exactly-zero
+        samples), and the samples flagged before and after the strategy (keys
+        :data:`FLAGGED`).
     """
     counts = {}
+    initial = fd._flag(ds)
     n_times = ds.sizes[S.TIME]
     flaggers = selected_flaggers(strategy, n_times)
     planes = any(name in PLANE_FLAGGERS for name, _ in flaggers)
-    if planes:
+    fused = planes and passes.fusable(flaggers)
+    if planes and not fused:
         ds = fd.with_flags(ds, graph.to_planes(fd._flag(ds)))
     # the flags after each flagger, counted in one pass per group at the end (see
     # ``fd.new_counts``); ``counts`` holds a placeholder in each counted key's place meanwhile.
@@ -409,7 +415,7 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
              ds.attrs.get(S.ATTR_PARTITION, "?"), n_times,
              "long" if n_times >= strategy.long_scan else "short", strategy.long_scan,
              ", ".join(name for name, _ in flaggers))
-    if planes and passes.fusable(flaggers):
+    if fused:
         flag, counts = passes.fused_strategy(ds, flaggers, strategy.column,
                                              strategy.propagate_correlations)
         return fd.with_flags(ds, flag), counts
@@ -441,6 +447,7 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
         groups[-1].append(fd._flag(ds))
         counts["propagate_correlations"] = None
     counted = iter([count for stages in groups for count in fd.new_counts(stages)])
+    counts.update(zip(FLAGGED, fd.flagged_counts([initial]) + fd.flagged_counts([fd._flag(ds)])))
     values = [next(counted) if value is None else value for value in counts.values()]
     pairs = [arg for value in values for arg in (value, ())]
     return ds, da.blockwise(_AsDict(tuple(counts)), (), *pairs, dtype=object,

@@ -191,6 +191,13 @@ def is_raw(array: da.Array) -> bool:
     return _source(array) is not None
 
 
+def chunk_files(array: da.Array):
+    """The chunk files behind an array :func:`open_raw` or :func:`open_array` made, compressed
+    or not (slicing reads a region, decoding each compressed chunk it touches), else None."""
+    source = array.__dask_graph__().get(f"original-{array.name}")
+    return source if isinstance(source, _ChunkFiles) else None
+
+
 def _source(array: da.Array):
     """The chunk files behind an array :func:`open_raw` made, else None (a compressed array's
     region would decompress its chunk once per region)."""
