@@ -154,8 +154,9 @@ def flag_store(store, strategy, selection=None, version_name: str | None = None,
                        if changed else []))
     results.update(zip(same, dask.compute(*[(counts[i], sums[i]) for i in same])))
     counts, sums = zip(*(results[i] for i in range(len(datasets)))) if datasets else ((), ())
-    sums = [(count.pop(FLAGGED[0], None), count.pop(FLAGGED[1], None)) if pair is None else pair
-            for count, pair in zip(counts, sums)]
+    totals_counted = [(count.pop(FLAGGED[0], None), count.pop(FLAGGED[1], None))
+                      for count in counts]
+    sums = [counted if pair is None else pair for counted, pair in zip(totals_counted, sums)]
     for count in counts:
         for key, value in count.items():
             totals[key] = totals.get(key, 0) + int(value)
