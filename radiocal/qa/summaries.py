@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
 
 from radiocal.store import caltables as C
+from radiocal.store import rawchunks
 from radiocal.store import schema as S
 
 
@@ -80,72 +82,215 @@ def _mean(total, count):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def lazy_visibility_summaries(datasets, fields, budget: int = SAMPLE_POINTS):
-    """The lazy reductions behind :func:`visibility_summaries`, for one compute with others.
+class _Region:
+    """One block of an array that the store's chunk files hold, read inside the task using it
+    (no read task of its own; see :func:`radiocal.store.rawchunks.chunk_files`)."""
+
+    def __init__(self, files, key):
+        self.files, self.key = files, key
+
+    def read(self):
+        return self.files[self.key]
+
+    def __dask_tokenize__(self):
+        return (type(self).__name__, tokenize(self.files), self.key)
+
+
+def _read(block):
+    return block.read() if isinstance(block, _Region) else block
+
+
+def _block_handles(array, chunks):
+    """Per block of ``chunks`` (a dict: block index -> handle): a :class:`_Region` when the
+    store's chunk files hold ``array`` in those chunks, else the block as a dask Delayed."""
+    files = rawchunks.chunk_files(array) if array.chunks == chunks else None
+    edges = [np.cumsum((0,) + tuple(c)) for c in chunks]
+    if files is None:
+        blocks = array.rechunk(chunks).to_delayed(optimize_graph=False)
+    handles = {}
+    for index in np.ndindex(*(len(c) for c in chunks)):
+        if files is None:
+            handles[index] = blocks[index]
+        else:
+            key = tuple(slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, index))
+            handles[index] = _Region(files, key)
+    return handles
+
+
+def _counts(flag, present):
+    """Flagged and total samples per (baseline, polarization) of one block: int64
+    ``(baseline, pol, 2)`` (as :func:`radiocal.flagging.summary.lazy_counts` counts them)."""
+    flagged = (flag & present[:, :, None, None]).sum(axis=(0, 2), dtype=np.int64)
+    total = np.broadcast_to(present.sum(axis=0, dtype=np.int64)[:, None] * flag.shape[2],
+                            flagged.shape)
+    return np.stack([flagged, total], axis=-1)
+
+
+def _reduce_block(plan, flag, present, saved, uvw, *columns):
+    """Everything the report needs of one block, read once: flag counts (now and, with
+    ``saved``, the oldest flag version's) and, for a calibrator, its partial visibility sums
+    (:class:`VisSummary`). ``plan``: the block's sampled cells and baselines (local indices)."""
+    flag = _read(flag)
+    present = np.ones(flag.shape[:2], bool) if present is None else _read(present)
+    out = {"now": _counts(flag, present)}
+    if saved is not None:
+        out["input"] = _counts(_read(saved), present)
+    if plan is None:
+        return out
+    par, cell_t, cell_b, b_freq, labels = plan
+    usable = ~flag[..., par] & present[:, :, None, None]
+    out["cell_n"] = usable[cell_t, cell_b].sum(axis=(1, 2))
+    if uvw is not None:
+        uvw = _read(uvw)[cell_t, cell_b]
+        out["uvdist"] = np.sqrt(uvw[:, 0] ** 2 + uvw[:, 1] ** 2)
+    for label, column in zip(labels, columns):
+        # complex64 as stored, summed in complex128
+        vis = np.where(usable, _read(column)[..., par], np.complex64(0))
+        out[label, "cells"] = vis[cell_t, cell_b].sum(axis=(1, 2), dtype=np.complex128)
+        if label == "after":
+            # every baseline's time average, for the measured flux and the sampled baselines
+            out[label, "t_sum"] = vis.sum(axis=(0, 3), dtype=np.complex128)
+            out[label, "t_n"] = usable.sum(axis=(0, 3))
+        else:
+            out[label, "f_sum"] = vis[:, b_freq].sum(axis=(0, 3), dtype=np.complex128)
+            out[label, "f_n"] = usable[:, b_freq].sum(axis=(0, 3))
+    return out
+
+
+def _combine(shape, placed):
+    """One partition's results from its blocks' :func:`_reduce_block` outputs.
+
+    ``shape``: (baselines, polarizations, channels, cells, sampled baselines); ``placed``:
+    ``(where, partial)`` per block, ``where`` = (baseline slice, channel slice, cell positions,
+    sampled-baseline positions, first channel block). Sums run in block order (time fastest
+    last), as a dask reduction over the same chunks adds them.
+    """
+    n_baseline, n_pol, n_freq, n_cell, n_bfreq = shape
+    out = {}
+
+    def add(name, where, value, size):
+        if name not in out:
+            out[name] = np.zeros(size, value.dtype)
+        out[name][where] += value
+
+    for (b_sl, f_sl, cells, b_pos, first), partial in placed:
+        for name, value in partial.items():
+            if name in ("now", "input"):
+                add(name, b_sl, value, (n_baseline, n_pol, 2))
+            elif name == "uvdist":
+                if first:
+                    add(name, cells, value, n_cell)
+            elif name == "cell_n" or name[1] == "cells":
+                add(name, cells, value, n_cell)
+            elif name[1] in ("t_sum", "t_n"):
+                add(name, (b_sl, f_sl), value, (n_baseline, n_freq))
+            else:
+                add(name, (b_pos, f_sl), value, (n_bfreq, n_freq))
+    return out
+
+
+def lazy_partition_summaries(datasets, fields, saved=None, budget: int = SAMPLE_POINTS):
+    """The report's reductions of every partition, a task per chunk (plus one per partition):
+    flag counts of the current flags and of ``saved`` (partition name -> the oldest flag
+    version's ``FLAG`` DataArray), and for the partitions of ``fields`` (the calibrators) the
+    visibility sums behind :class:`VisSummary`. Each chunk's variables are read once, inside
+    its task when the store's chunk files hold them: on a scan-rich store this is a few hundred
+    tasks where separate reductions of each quantity built ~1500.
 
     Returns
     -------
     (meta, lazy)
-        Pass ``meta`` and the computed ``lazy`` to :func:`finish_visibility_summaries`.
+        Pass ``meta`` and the computed ``lazy`` (a list, one per partition) to
+        :func:`finish_partition_summaries`.
     """
     wanted = set(fields)
-    chosen = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) in wanted]
+    saved = saved or {}
     partitions = {}
-    for ds in chosen:
+    for ds in datasets:
         name = ds.attrs.get(S.ATTR_FIELD_NAME)
-        partitions[name] = partitions.get(name, 0) + 1
+        if name in wanted:
+            partitions[name] = partitions.get(name, 0) + 1
     lazy, meta = [], []
-    for ds in chosen:
-        share = max(1, budget // partitions[ds.attrs.get(S.ATTR_FIELD_NAME)])
-        n_time, n_baseline = ds.sizes[S.TIME], ds.sizes[S.BASELINE]
-        t_idx, b_idx = sample_cells(n_time, n_baseline, share)
-        b_freq = sample_indices(n_baseline, max(1, share // ds.sizes[S.FREQUENCY]))
-        par = parallel_hands(ds)
-        usable = ~ds[S.FLAG].data[..., par]
+    for ds in datasets:
+        flag = _dask(ds[S.FLAG].data)
+        chunks = flag.chunks
+        if len(chunks[3]) > 1:   # the parallel hands are picked within a block
+            chunks = chunks[:3] + ((flag.shape[3],),)
+        edges = [np.cumsum((0,) + tuple(c)) for c in chunks]
+        n_time, n_baseline, n_freq, n_pol = flag.shape
+        handles = {"flag": _block_handles(flag, chunks)}
         if S.ROW_PRESENT in ds:
-            usable = usable & ds[S.ROW_PRESENT].data[:, :, None, None]
-        # per (time, baseline) cell first, then the sampled cells: gathering cells from the
-        # 4-d arrays built a costlier graph than the sums it saves
-        cell_n = usable.sum(axis=(2, 3)).vindex[t_idx, b_idx]
-        columns = {"before": S.VISIBILITY}
-        if S.VISIBILITY_CORRECTED in ds:
-            columns["after"] = S.VISIBILITY_CORRECTED
-        parts = {}
-        for label, name in columns.items():
-            # complex64 as stored, summed in complex128
-            vis = da.where(usable, ds[name].data[..., par], np.complex64(0))
-            by_time = (vis.sum(axis=(2, 3), dtype=np.complex128).vindex[t_idx, b_idx], cell_n)
-            if label == "after":
-                # every baseline's time average, reduced over baselines for the measured flux
-                t_sum = vis.sum(axis=(0, 3), dtype=np.complex128)
-                t_n = usable.sum(axis=(0, 3))
-                mean = da.where(t_n > 0, t_sum / da.maximum(t_n, 1), 0)
-                spectrum = (mean.real.sum(axis=0), (t_n > 0).sum(axis=0))
-                by_freq = (t_sum[b_freq], t_n[b_freq])
-            else:
-                spectrum = None
-                by_freq = (vis[:, b_freq].sum(axis=(0, 3), dtype=np.complex128),
-                           usable[:, b_freq].sum(axis=(0, 3)))
-            parts[label] = (by_time, by_freq, spectrum)
-        uvw = ds[S.UVW].data.vindex[t_idx, b_idx]
-        lazy.append((parts, da.sqrt(uvw[:, 0] ** 2 + uvw[:, 1] ** 2)))
-        meta.append((ds, t_idx))
+            handles["present"] = _block_handles(_dask(ds[S.ROW_PRESENT].data), chunks[:2])
+        name = ds.attrs.get(S.ATTR_PARTITION)
+        if name in saved:
+            handles["saved"] = _block_handles(_dask(saved[name].data), chunks)
+        calibrator = ds.attrs.get(S.ATTR_FIELD_NAME) in wanted
+        t_idx = b_idx = b_freq = np.zeros(0, np.int64)
+        labels = []
+        if calibrator:
+            share = max(1, budget // partitions[ds.attrs.get(S.ATTR_FIELD_NAME)])
+            t_idx, b_idx = sample_cells(n_time, n_baseline, share)
+            b_freq = sample_indices(n_baseline, max(1, share // n_freq))
+            par = parallel_hands(ds)
+            labels = ["before"] + (["after"] if S.VISIBILITY_CORRECTED in ds else [])
+            for label, var in zip(labels, (S.VISIBILITY, S.VISIBILITY_CORRECTED)):
+                handles[label] = _block_handles(_dask(ds[var].data), chunks)
+            uvw = _dask(ds[S.UVW].data)
+            handles["uvw"] = _block_handles(uvw, chunks[:2] + (uvw.shape[2:],))
+        placed = []
+        for index in np.ndindex(*(len(c) for c in chunks)):
+            i, j, k, _ = index
+            (t0, t1), (b0, b1), (f0, f1) = ((int(e[n]), int(e[n + 1]))
+                                            for e, n in zip(edges, index[:3]))
+            plan, cells, b_pos = None, None, None
+            if calibrator:
+                cells = np.flatnonzero((t_idx >= t0) & (t_idx < t1) & (b_idx >= b0) & (b_idx < b1))
+                b_pos = np.flatnonzero((b_freq >= b0) & (b_freq < b1))
+                plan = (par, t_idx[cells] - t0, b_idx[cells] - b0, b_freq[b_pos] - b0, labels)
+            task = dask.delayed(_reduce_block, pure=True)(
+                plan, handles["flag"][index], handles.get("present", {}).get((i, j)),
+                handles.get("saved", {}).get(index),
+                handles["uvw"][(i, j, 0)] if calibrator and k == 0 else None,
+                *(handles[label][index] for label in labels))
+            placed.append(((slice(b0, b1), slice(f0, f1), cells, b_pos, k == 0), task))
+        shape = (n_baseline, n_pol, n_freq, t_idx.size, b_freq.size)
+        lazy.append(dask.delayed(_combine, pure=True)(shape, placed))
+        meta.append((ds, t_idx, b_freq, calibrator))
     return meta, lazy
 
 
-def finish_visibility_summaries(meta, computed) -> list[VisSummary]:
-    """:class:`VisSummary` per partition from :func:`lazy_visibility_summaries`' results."""
-    out = []
-    for (ds, t_idx), (parts, uvdist) in zip(meta, computed):
+def _dask(array):
+    return array if isinstance(array, da.Array) else da.from_array(array, chunks=array.shape)
+
+
+def finish_partition_summaries(meta, computed):
+    """(list of :class:`VisSummary` of the calibrators' partitions, the flag counts by state:
+    ``"now"`` and, with ``saved``, ``"input"``: lists of int64 ``(baseline, pol, 2)`` in the
+    order of :func:`flag_states`' partitions) from :func:`lazy_partition_summaries`."""
+    summaries, counts = [], {"now": []}
+    for (ds, t_idx, b_freq, calibrator), out in zip(meta, computed):
+        counts["now"].append(out["now"])
+        if "input" in out:
+            counts.setdefault("input", []).append(out["input"])
+        if not calibrator:
+            continue
         summary = VisSummary(str(ds.attrs.get(S.ATTR_FIELD_NAME)), str(ds.attrs.get(S.ATTR_PARTITION)),
-                             ds[S.FREQUENCY].values, ds[S.TIME].values[t_idx], np.asarray(uvdist))
-        for label, ((t_sum, t_n), (f_sum, f_n), spectrum) in parts.items():
-            summary.by_time[label] = _mean(t_sum, t_n)
-            summary.by_frequency[label] = _mean(f_sum, f_n)
-            if spectrum is not None:
-                summary.spectrum[label] = tuple(np.asarray(x) for x in spectrum)
-        out.append(summary)
-    return out
+                             ds[S.FREQUENCY].values, ds[S.TIME].values[t_idx],
+                             out.get("uvdist", np.zeros(t_idx.size)))
+        n_cell = out.get("cell_n", np.zeros(t_idx.size, np.int64))
+        for label in ("before", "after"):
+            if (label, "cells") not in out:
+                continue
+            summary.by_time[label] = _mean(out[label, "cells"], n_cell)
+            if label == "after":
+                t_sum, t_n = out[label, "t_sum"], out[label, "t_n"]
+                summary.by_frequency[label] = _mean(t_sum[b_freq], t_n[b_freq])
+                mean = np.where(t_n > 0, t_sum / np.maximum(t_n, 1), 0)
+                summary.spectrum[label] = (mean.real.sum(axis=0), (t_n > 0).sum(axis=0))
+            else:
+                summary.by_frequency[label] = _mean(out[label, "f_sum"], out[label, "f_n"])
+        summaries.append(summary)
+    return summaries, counts
 
 
 def visibility_summaries(datasets, fields, budget: int = SAMPLE_POINTS) -> list[VisSummary]:
@@ -161,8 +306,10 @@ def visibility_summaries(datasets, fields, budget: int = SAMPLE_POINTS) -> list[
     budget : int
         Sampled cells (and baseline x channel values) per field, shared by its partitions.
     """
-    meta, lazy = lazy_visibility_summaries(datasets, fields, budget)
-    return finish_visibility_summaries(meta, dask.compute(*lazy))
+    wanted = set(fields)
+    chosen = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) in wanted]
+    meta, lazy = lazy_partition_summaries(chosen, fields, budget=budget)
+    return finish_partition_summaries(meta, dask.compute(*lazy))[0]
 
 
 def measured_flux(summaries, field_name):
@@ -281,16 +428,15 @@ def flag_states(store, datasets) -> dict:
 
 def visibility_and_flag_summaries(datasets, fields, store, budget: int = SAMPLE_POINTS):
     """:func:`visibility_summaries` of ``fields`` and the flag counts of :func:`flag_states`
-    (``radiocal.flagging.summary.flag_summary``'s dicts by state), in one compute: the
-    calibrators' flags are read once for both."""
-    from radiocal.flagging.summary import finish_summary, lazy_counts
+    (``radiocal.flagging.summary.flag_summary``'s dicts by state), in one compute that reads
+    each chunk once (:func:`lazy_partition_summaries`)."""
+    from radiocal.flagging.summary import finish_summary
 
-    meta, lazy = lazy_visibility_summaries(datasets, fields, budget)
     states = flag_states(store, datasets)
-    counts = {state: [lazy_counts(ds) for ds in dss] for state, dss in states.items()}
-    vis, counts = dask.compute(lazy, counts)
-    return (finish_visibility_summaries(meta, vis),
-            {state: finish_summary(states[state], counts[state]) for state in states})
+    saved = {ds.attrs[S.ATTR_PARTITION]: ds[S.FLAG] for ds in states.get("input", [])}
+    meta, lazy = lazy_partition_summaries(datasets, fields, saved, budget)
+    vis, counts = finish_partition_summaries(meta, dask.compute(*lazy))
+    return vis, {state: finish_summary(states[state], counts[state]) for state in states}
 
 
 def fraction(pair) -> float:

@@ -21,6 +21,7 @@ import xarray as xr
 import zarr
 
 from radiocal.errors import ConfigError, InputError, OutputExistsError
+from radiocal.store import rawchunks
 from radiocal.store import schema as S
 from radiocal.store.zarr_store import (
     ZARR_FORMAT,
@@ -146,10 +147,17 @@ def open_flag_version(store, name: str) -> dict:
     known = {v["name"]: v for v in list_flag_versions(store)}
     if name not in known:
         raise InputError(f"no flag version {name!r} in {store} (have: {', '.join(known) or 'none'})")
-    # the arrays alone: an xarray open of each partition's group cost ~50 ms
+    # the arrays alone: an xarray open of each partition's group cost ~50 ms; read chunk file
+    # by chunk file as the store's partitions are (zarr for layouts rawchunks does not read)
     out = {}
     for part in known[name]["partitions"]:
-        array = zarr.open_array(os.path.join(path, part, S.FLAG), mode="r", zarr_format=ZARR_FORMAT)
+        array_path = os.path.join(path, part, S.FLAG)
+        info = rawchunks.array_info(array_path)
+        if info is not None:
+            meta, dims, _ = info
+            out[part] = xr.DataArray(rawchunks.open_array(array_path, meta), dims=dims)
+            continue
+        array = zarr.open_array(array_path, mode="r", zarr_format=ZARR_FORMAT)
         out[part] = xr.DataArray(da.from_zarr(array), dims=array.attrs["_ARRAY_DIMENSIONS"])
     return out
 
