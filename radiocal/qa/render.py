@@ -18,12 +18,13 @@ DPI = 100
 # zlib level of the PNGs: 1 took 0.08 s for a dense scatter page, 6 (PIL's default) 0.11 s, for
 # files 4% smaller
 PNG_LEVEL = 1
-# Below this many figures a pool's start-up (a forkserver importing matplotlib) costs more than
-# drawing them in this process saves.
-MIN_PARALLEL_JOBS = 4
-# With figures at 0.1-0.4 CPU-s each (~3.5 CPU-s for a 14-figure report), a pool on 2 cores saves
-# less wall time than its forkserver's ~1 CPU-s of imports costs on a busy machine: from 3 cores.
-MIN_POOL_CORES = 3
+# From 2 cores figures are drawn by worker processes. Started before the report's reductions are
+# computed, their imports (matplotlib: ~1 CPU-s in the forkserver) and the figures that need no
+# reduction (solutions, dynamic spectra) overlap that compute, which leaves cores idle between
+# its tasks; the rest are drawn two at a time after it.
+MIN_POOL_CORES = 2
+# what the forkserver imports once, so that no worker imports it again
+PRELOAD = ["radiocal.qa.plots", "matplotlib.pyplot"]
 
 
 def draw(job) -> list[bytes]:
@@ -48,6 +49,10 @@ def draw(job) -> list[bytes]:
     return pages
 
 
+def _ready() -> None:
+    """A worker's first job: nothing, so that the pool has started."""
+
+
 def usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -55,23 +60,53 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def draw_all(jobs: list, processes: int | None = None):
-    """``(stem, png bytes)`` of every page, in job order (a job's later pages get ``_2``, ...).
+class Drawer:
+    """Draws figure jobs as they are submitted, in worker processes from ``MIN_POOL_CORES`` usable
+    cores on (one per core, or ``processes``), else here when their pages are asked for.
 
-    ``processes``: worker processes (default: the usable cores from ``MIN_POOL_CORES`` on,
-    else 1); 1 draws here, serially.
+    Use as a context manager; :meth:`submit` the jobs whose inputs are ready early, then
+    :meth:`pages` the whole report's jobs in order (it submits the rest).
     """
-    cores = usable_cores()
-    processes = min(processes or (cores if cores >= MIN_POOL_CORES else 1), len(jobs))
-    if processes > 1 and len(jobs) >= MIN_PARALLEL_JOBS:
-        # forkserver, not fork: this process runs dask's threads; the server imports the
-        # plotting modules once and every worker starts from it
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["radiocal.qa.plots"])
-        with ProcessPoolExecutor(processes, mp_context=context) as pool:
-            drawn = list(pool.map(draw, jobs))
-    else:
-        drawn = [draw(job) for job in jobs]
-    for (stem, _, _), pages in zip(jobs, drawn):
-        for k, png in enumerate(pages):
-            yield (stem if k == 0 else f"{stem}_{k + 1}"), png
+
+    def __init__(self, processes: int | None = None):
+        cores = usable_cores()
+        self.processes = processes or (cores if cores >= MIN_POOL_CORES else 1)
+        self._pool = None
+        self._futures: dict = {}
+        if self.processes > 1:
+            # forkserver, not fork: this process runs dask's threads; the server imports the
+            # plotting modules once and every worker starts from it
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(PRELOAD)
+            self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
+            self._pool.submit(_ready)   # start the server and a worker now
+
+    def __enter__(self) -> "Drawer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def submit(self, job) -> None:
+        """Start drawing ``job`` (a worker's; here, nothing until :meth:`pages`)."""
+        if self._pool is not None and job[0] not in self._futures:
+            self._futures[job[0]] = self._pool.submit(draw, job)
+
+    def pages(self, jobs):
+        """``(stem, png bytes)`` of every page of ``jobs``, in order (a job's later pages get
+        ``_2``, ...)."""
+        for job in jobs:
+            self.submit(job)
+        for job in jobs:
+            stem = job[0]
+            drawn = self._futures[stem].result() if stem in self._futures else draw(job)
+            for k, png in enumerate(drawn):
+                yield (stem if k == 0 else f"{stem}_{k + 1}"), png
+
+
+def draw_all(jobs: list, processes: int | None = None):
+    """``(stem, png bytes)`` of every page, in job order (see :class:`Drawer`); 1 process draws
+    here, serially."""
+    with Drawer(processes) as drawer:
+        yield from drawer.pages(jobs)

@@ -70,9 +70,12 @@ def run_warnings(log_path: Path) -> list[str]:
     return out
 
 
-def collect(datasets, info: RunInfo) -> dict:
-    """Every number of the summary page (computes small reductions of the data)."""
-    tables = Q.load_tables(info.store)
+def collect(datasets, info: RunInfo, tables: dict | None = None) -> dict:
+    """Every number of the summary page (computes small reductions of the data).
+
+    ``tables``: the store's calibration tables (:func:`radiocal.qa.summaries.load_tables`), if
+    already loaded."""
+    tables = Q.load_tables(info.store) if tables is None else tables
     vis, flags = Q.visibility_and_flag_summaries(datasets, info.calibrators, info.store)
     fluxscale = Q.fluxscale_from_tables(tables, info.fluxcal)
     measured = {name: Q.measured_flux(vis, name) for name in info.calibrators}
@@ -316,16 +319,7 @@ def _figures(summary: dict, info: RunInfo) -> list:
         for which in ("before", "after"):
             jobs.append((f"calibrator_{_safe(name)}_{which}", plots.calibrator_figure,
                          (mine, name, which)))
-    for table_name, title in SOLUTION_TABLES:
-        for tds in summary["_tables"].get(table_name, []):
-            spw = tds.attrs.get(S.ATTR_SPW_ID, 0)
-            for quantity in ("amplitude", "phase"):
-                if table_name == "phase_int" and quantity == "amplitude":
-                    continue  # phase-only solutions: the amplitudes are 1 by construction
-                if table_name == "flux_cal" and quantity == "phase":
-                    continue
-                jobs.append((f"{table_name}_{quantity}_spw{spw}", plots.solution_figures,
-                             (tds, title, quantity)))
+    jobs += _solution_figures(summary["_tables"])
     jobs.append(("flags", plots.flag_figure, (summary["_flags"],)))
     if any(not r["band"] for r in summary["ateam"]):
         jobs.append(("ateam_spectra", plots.source_spectra_figure,
@@ -336,9 +330,31 @@ def _figures(summary: dict, info: RunInfo) -> list:
                                  for n, r, d in zip(model.name, model.ra, model.dec)))
     for path in sorted((info.outdir / "images").glob("*-image.fits")):
         jobs.append((f"image_{_safe(path.stem)}", plots.image_figure, (path, markers)))
-    for path in sorted(info.outdir.glob("dynspec*.zarr")):
-        from radiocal.dynspec.dataset import open_dynspec
+    return jobs + _dynspec_figures(info)
 
+
+def _solution_figures(tables: dict) -> list:
+    """The jobs of the calibration solutions' figures (they need no reduction of the data)."""
+    jobs = []
+    for table_name, title in SOLUTION_TABLES:
+        for tds in tables.get(table_name, []):
+            spw = tds.attrs.get(S.ATTR_SPW_ID, 0)
+            for quantity in ("amplitude", "phase"):
+                if table_name == "phase_int" and quantity == "amplitude":
+                    continue  # phase-only solutions: the amplitudes are 1 by construction
+                if table_name == "flux_cal" and quantity == "phase":
+                    continue
+                jobs.append((f"{table_name}_{quantity}_spw{spw}", plots.solution_figures,
+                             (tds, title, quantity)))
+    return jobs
+
+
+def _dynspec_figures(info: RunInfo) -> list:
+    """The jobs of the dynamic spectra the run wrote (products: no reduction needed)."""
+    from radiocal.dynspec.dataset import open_dynspec
+
+    jobs = []
+    for path in sorted(info.outdir.glob("dynspec*.zarr")):
         target = open_dynspec(path).attrs.get("field_name") or path.stem
         jobs.append((f"dynspec_{_safe(str(target))}", plots.dynspec_figure, (path,)))
     return jobs
@@ -348,13 +364,30 @@ def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path,
                  processes: int | None = None) -> dict:
     """Write ``plots_dir/*.png`` and ``pdf_path``; return the summary (JSON-safe parts).
 
-    ``processes``: worker processes drawing the figures (default: one per usable core).
+    ``processes``: worker processes drawing the figures (default: one per usable core from
+    :data:`radiocal.qa.render.MIN_POOL_CORES` on, else 1).
     """
+    with render.Drawer(processes) as drawer:
+        # the figures that need no reduction are drawn while the reductions are computed
+        tables = Q.load_tables(info.store)
+        for job in _solution_figures(tables) + _dynspec_figures(info):
+            drawer.submit(job)
+        summary = collect(datasets, info, tables)
+        pages = drawer.pages(_figures(summary, info))
+        written = _write_report(summary, info, pages, pdf_path, plots_dir)
+    public = {k: v for k, v in summary.items() if not k.startswith("_")}
+    public["plots"] = written
+    public["report"] = str(pdf_path)
+    (info.outdir / "qa.json").write_text(json.dumps(public, indent=1, default=_json_default))
+    return public
+
+
+def _write_report(summary: dict, info: RunInfo, pages, pdf_path: Path, plots_dir: Path) -> list:
+    """Write the PNGs and the PDF (its summary page first); return the PNGs' paths."""
     from matplotlib.colors import to_rgb
 
     from radiocal.qa.pdf import PdfWriter
 
-    summary = collect(datasets, info)
     plots_dir.mkdir(parents=True, exist_ok=True)
     title = f"radiocal report: {summary['telescope']} {summary['project']}".strip()
     written = []
@@ -367,17 +400,13 @@ def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path,
             pdf.text_page(title if first else f"{title} (continued)",
                           lines[start:start + LINES_PER_PAGE], summary["status"] if first else "",
                           to_rgb(STATUS_COLOURS.get(summary["status"], "k")))
-        for stem, png in render.draw_all(_figures(summary, info), processes):
+        for stem, png in pages:
             path = plots_dir / f"{stem}.png"
             path.write_bytes(png)
             pdf.png_page(png)
             written.append(str(path))
     os.replace(tmp, pdf_path)  # a reader never sees a half-written report
-    public = {k: v for k, v in summary.items() if not k.startswith("_")}
-    public["plots"] = written
-    public["report"] = str(pdf_path)
-    (info.outdir / "qa.json").write_text(json.dumps(public, indent=1, default=_json_default))
-    return public
+    return written
 
 
 def _json_default(value):
