@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 DPI = 100
 # zlib level of the PNGs: 1 took 0.08 s for a dense scatter page, 6 (PIL's default) 0.11 s, for
@@ -71,7 +71,7 @@ class Drawer:
     def __init__(self, processes: int | None = None):
         cores = usable_cores()
         self.processes = processes or (cores if cores >= MIN_POOL_CORES else 1)
-        self._pool = None
+        self._pool = self._feeder = None
         self._futures: dict = {}
         if self.processes > 1:
             # forkserver, not fork: this process runs dask's threads; the server imports the
@@ -79,19 +79,23 @@ class Drawer:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(PRELOAD)
             self._pool = ProcessPoolExecutor(self.processes, mp_context=context)
-            self._pool.submit(_ready)   # start the server and a worker now
+            # Starting a worker waits for the server's imports (~2 s): a thread of its own
+            # submits, so that the caller goes on meanwhile. The first job starts the pool now.
+            self._feeder = ThreadPoolExecutor(1, thread_name_prefix="radiocal-draw")
+            self._feeder.submit(self._pool.submit, _ready)
 
     def __enter__(self) -> "Drawer":
         return self
 
     def __exit__(self, *exc) -> None:
         if self._pool is not None:
+            self._feeder.shutdown(cancel_futures=True)
             self._pool.shutdown(cancel_futures=True)
 
     def submit(self, job) -> None:
         """Start drawing ``job`` (a worker's; here, nothing until :meth:`pages`)."""
         if self._pool is not None and job[0] not in self._futures:
-            self._futures[job[0]] = self._pool.submit(draw, job)
+            self._futures[job[0]] = self._feeder.submit(self._pool.submit, draw, job)
 
     def pages(self, jobs):
         """``(stem, png bytes)`` of every page of ``jobs``, in order (a job's later pages get
@@ -100,7 +104,7 @@ class Drawer:
             self.submit(job)
         for job in jobs:
             stem = job[0]
-            drawn = self._futures[stem].result() if stem in self._futures else draw(job)
+            drawn = self._futures[stem].result().result() if stem in self._futures else draw(job)
             for k, png in enumerate(drawn):
                 yield (stem if k == 0 else f"{stem}_{k + 1}"), png
 
