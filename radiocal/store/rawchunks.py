@@ -186,16 +186,6 @@ class _Reading:
         return (type(self).__name__, tokenize(self.func), self.sources, self.block_info)
 
 
-def chunk_files(array: da.Array):
-    """The chunk files behind an array :func:`open_array` or :func:`open_raw` made (compressed
-    or not), else None. ``chunk_files(array)[region]`` reads a region: a task that reads its
-    block inside itself, region = block, decompresses each stored chunk once and needs no read
-    task of its own (a reduction over a scan-rich store then costs a task per chunk, not one per
-    chunk and variable)."""
-    source = array.__dask_graph__().get(f"original-{array.name}")
-    return source if isinstance(source, _ChunkFiles) else None
-
-
 def is_raw(array: da.Array) -> bool:
     """Whether :func:`open_raw` made ``array`` (its chunks are read straight from the files)."""
     return _source(array) is not None
