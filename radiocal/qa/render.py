@@ -13,6 +13,7 @@ import io
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 DPI = 100
 # zlib level of the PNGs: 1 took 0.08 s for a dense scatter page, 6 (PIL's default) 0.11 s, for
@@ -104,7 +105,12 @@ class Drawer:
             self.submit(job)
         for job in jobs:
             stem = job[0]
-            drawn = self._futures[stem].result().result() if stem in self._futures else draw(job)
+            try:
+                drawn = self._futures[stem].result().result() if stem in self._futures else draw(job)
+            except BrokenProcessPool:
+                # workers could not start (a script that runs the report when its main module
+                # is imported: each worker imports it again): draw here
+                drawn = draw(job)
             for k, png in enumerate(drawn):
                 yield (stem if k == 0 else f"{stem}_{k + 1}"), png
 
