@@ -9,9 +9,21 @@ one), this module
    model rotated by the parallactic angle, as CASA does with ``parang=True`` before ``polcal``:
    with linear feeds an unpolarised model would let the gains absorb ``Q cos 2chi + U sin 2chi``
    (the sequence's own tables are kept as they are);
-2. solves KCROSS, Xf and Df on it (:func:`radiocal.calibration.polcal.solve_polarization`);
+2. solves KCROSS, Xf and Df on it (:func:`radiocal.calibration.polcal.solve_polarization`),
+   jointly with the calibrators known to be unpolarised (:data:`polmodels.UNPOLARISED`, e.g. the
+   phase calibrator J1407+2827) through their own sequence gains: seen at one parallactic angle,
+   a polarised calibrator with linear feeds leaves the cross-hand phase and the leakages' common
+   offsets degenerate, and holding the reference antenna's ``d_x`` at 0 then leaves an error in
+   ``d_x + conj(d_y)``, which leaks a target's Stokes I into its cross hands (measured on the
+   simulated VLA-like route: 3% of I per visibility); an unpolarised source pins exactly that
+   sum;
 3. does 1 and 2 once more with those terms in the gains' model;
 4. returns the terms to apply with the parallactic-angle correction.
+
+Without a usable polarised calibrator but with an unpolarised one among the calibrators, the
+leakages alone are solved on it (CASA's ``poltype='Df'`` on an unpolarised source: relative
+leakages, from any parallactic-angle coverage) and applied with the parallactic-angle rotation;
+the cross hands then lack their phase, and Stokes products that need it are not written.
 
 Every decision is a line of text for the run's log.
 """
@@ -57,6 +69,19 @@ def _candidates(datasets, calibrators, polcal_field):
     return list(dict.fromkeys([c for c in calibrators if c] + by_intent))
 
 
+def leakage_calibrators(datasets, calibrators, exclude=()):
+    """The calibrators (in order) with four correlations that are known to be unpolarised at
+    their frequencies (:func:`polmodels.is_unpolarised`)."""
+    out = []
+    for name in dict.fromkeys(c for c in calibrators if c and c not in exclude):
+        parts = [ds for ds in datasets if str(ds.attrs.get(S.ATTR_FIELD_NAME)) == name
+                 and ds.sizes[S.POLARIZATION] == 4]
+        if parts and polmodels.is_unpolarised(
+                name, np.concatenate([ds[S.FREQUENCY].values for ds in parts])):
+            out.append(name)
+    return out
+
+
 def plan_polarization(datasets, calibrators, polcal_field=""):
     """The polarisation calibrator's name (or None) and why, as log lines."""
     four = [ds for ds in datasets if ds.sizes[S.POLARIZATION] == 4]
@@ -87,53 +112,109 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
                              stokes=None) -> PolOutcome:
     """Plan, solve and package the polarisation terms (see the module docstring).
 
-    ``tables`` are the sequence's (``bandpass``, optional ``delay``); ``calibrators`` the
-    calibrator field names in order of preference; ``stokes(freqs) -> (frequency, 4)`` replaces
-    the standard's model (Stokes I from ``fluxcal_model`` for the flux calibrator).
+    ``tables`` are the sequence's (``bandpass``, optional ``delay``; ``phase_int`` and
+    ``amp_cal``, when present, calibrate the unpolarised calibrators for the leakage solve);
+    ``calibrators`` the calibrator field names in order of preference; ``stokes(freqs) ->
+    (frequency, 4)`` replaces the standard's model (Stokes I from ``fluxcal_model`` for the flux
+    calibrator).
     """
     name, decisions = plan_polarization(datasets, calibrators, polcal_field)
     outcome = PolOutcome(decisions=decisions)
-    if name is None:
+    if not any(ds.sizes[S.POLARIZATION] == 4 for ds in datasets):
         return outcome
-    if stokes is None:
-        flux = resolve_model(fluxcal_model if name == fluxcal else "standard", name)
-
-        def stokes(freqs, name=name, flux=flux):
-            return polmodels.stokes_model(name, freqs, flux)
-
-    parts = [ds for ds in datasets if str(ds.attrs.get(S.ATTR_FIELD_NAME)) == name
-             and ds.sizes[S.POLARIZATION] == 4]
     base = [ApplyTable(tables["delay"])] if "delay" in tables else []
     base.append(ApplyTable(tables["bandpass"]))
-    gains, solution = _gains_then_polarisation(parts, stokes, base, None, refant, minsnr,
-                                               minblperant)
-    if "xf" in solution.tables:
-        # once more with the solved leakages and cross-hand phase in the gains' model: the
-        # leakage of the calibrator's polarisation into the parallel hands (d P, ~0.5% of I)
-        # then no longer lands in the gains, and from there in the next solve
-        terms = PolTerms(kcross=solution.tables.get("kcross"), xf=solution.tables["xf"],
-                         df=solution.tables.get("df"), parang=True)
-        gains, solution = _gains_then_polarisation(parts, stokes, base, terms, refant, minsnr,
-                                                   minblperant)
-    outcome.decisions += solution.decisions
-    if "xf" not in solution.tables:
-        # leakages alone are not applied (nor saved): without the cross-hand phase the cross
-        # hands stay uncalibrated anyway
-        outcome.decisions.append("polarisation: nothing polarimetric applied (no cross-hand "
-                                 "phase); Stokes products that need it are not written")
-        return outcome
-    outcome.tables["pol_gain"] = gains
-    outcome.tables.update(solution.tables)
-    outcome.terms = PolTerms(kcross=solution.tables.get("kcross"), xf=solution.tables["xf"],
+    leak = _leakage_requests(datasets, tables, calibrators, fluxcal, fluxcal_model, base,
+                             exclude=(name,))
+    solution = None
+    if name is not None:
+        if stokes is None:
+            flux = resolve_model(fluxcal_model if name == fluxcal else "standard", name)
+
+            def stokes(freqs, name=name, flux=flux):
+                return polmodels.stokes_model(name, freqs, flux)
+
+        parts = [ds for ds in datasets if str(ds.attrs.get(S.ATTR_FIELD_NAME)) == name
+                 and ds.sizes[S.POLARIZATION] == 4]
+        gains, solution = _gains_then_polarisation(parts, stokes, base, None, leak, refant,
+                                                   minsnr, minblperant)
+        if "xf" in solution.tables:
+            # once more with the solved leakages and cross-hand phase in the gains' model: the
+            # leakage of the calibrator's polarisation into the parallel hands (d P, ~0.5% of I)
+            # then no longer lands in the gains, and from there in the next solve
+            terms = PolTerms(kcross=solution.tables.get("kcross"), xf=solution.tables["xf"],
                              df=solution.tables.get("df"), parang=True)
-    outcome.decisions.append("polarisation: applying KCROSS, Xf, Df and the parallactic-angle "
-                             "rotation to every partition with four correlations")
+            gains, solution = _gains_then_polarisation(parts, stokes, base, terms, leak,
+                                                       refant, minsnr, minblperant)
+        outcome.decisions += solution.decisions
+        if "xf" in solution.tables:
+            if leak:
+                outcome.decisions.append(
+                    "polarisation: leakages solved jointly with the unpolarised "
+                    f"calibrator(s) {', '.join(_names(leak))}")
+            outcome.tables["pol_gain"] = gains
+            outcome.tables.update(solution.tables)
+            outcome.terms = PolTerms(kcross=solution.tables.get("kcross"),
+                                     xf=solution.tables["xf"], df=solution.tables.get("df"),
+                                     parang=True)
+            outcome.decisions.append("polarisation: applying KCROSS, Xf, Df and the "
+                                     "parallactic-angle rotation to every partition with four "
+                                     "correlations")
+            return outcome
+    if not leak:
+        if name is not None:
+            # leakages alone are not applied (nor saved) when they come from a calibrator whose
+            # polarisation model the cross hands do not confirm
+            outcome.decisions.append("polarisation: nothing polarimetric applied (no cross-hand "
+                                     "phase); Stokes products that need it are not written")
+        else:
+            outcome.decisions.append("polarisation: no unpolarised leakage calibrator "
+                                     f"({', '.join(sorted(polmodels.UNPOLARISED))}) among the "
+                                     "calibrators either: nothing polarimetric applied")
+        return outcome
+    solution = polcal.solve_polarization(leak, refant=refant or None)
+    outcome.decisions += solution.decisions
+    outcome.tables["df"] = solution.tables["df"]
+    outcome.terms = PolTerms(df=solution.tables["df"], parang=True)
+    outcome.decisions.append(
+        f"polarisation: leakages (Df) solved on the unpolarised calibrator(s) "
+        f"{', '.join(_names(leak))}, applied with the parallactic-angle rotation; no cross-hand "
+        "phase: Stokes products that need it are not written")
     return outcome
 
 
-def _gains_then_polarisation(parts, stokes, base, terms, refant, minsnr, minblperant):
+def _names(requests):
+    return list(dict.fromkeys(str(r.datasets[0].attrs.get(S.ATTR_FIELD_NAME))
+                              for r in requests))
+
+
+def _leakage_requests(datasets, tables, calibrators, fluxcal, fluxcal_model, base, exclude):
+    """Unpolarised calibrators as leakage-only requests, each through its own sequence gains
+    (``phase_int`` and ``amp_cal``, solved against the model given here: the flux
+    calibrator's, else 1 Jy)."""
+    if "phase_int" not in tables or "amp_cal" not in tables:
+        return []
+    requests = []
+    for name in leakage_calibrators(datasets, calibrators, exclude):
+        parts = tuple(ds for ds in datasets if str(ds.attrs.get(S.ATTR_FIELD_NAME)) == name
+                      and ds.sizes[S.POLARIZATION] == 4)
+        flux = resolve_model(fluxcal_model, name) if name == fluxcal else None
+
+        def stokes(freqs, flux=flux):
+            out = np.zeros(np.shape(freqs) + (4,))
+            out[..., 0] = 1.0 if flux is None else flux(np.asarray(freqs, dtype=np.float64))
+            return out
+
+        prior = tuple(base + [ApplyTable(tables["phase_int"], gainfield=name),
+                              ApplyTable(tables["amp_cal"], gainfield=name)])
+        requests.append(polcal.PolRequest(parts, stokes, prior, polarised=False))
+    return requests
+
+
+def _gains_then_polarisation(parts, stokes, base, terms, leak, refant, minsnr, minblperant):
     """The calibrator's gains against its polarised model (corrupted by ``terms`` when
-    given), then the polarisation solve through them."""
+    given), then the polarisation solve through them, with the leakage-only ``leak``
+    requests."""
     modelled = [ds.assign({S.VISIBILITY_MODEL: (
         ds[S.VISIBILITY].dims,
         polcal.polarized_model(ds, stokes, None if terms is None else static_terms(ds, terms)))})
@@ -141,4 +222,4 @@ def _gains_then_polarisation(parts, stokes, base, terms, refant, minsnr, minblpe
     gains = solve(modelled, "G", solint="int", calmode="ap", model="column", prior=base,
                   refant=refant or None, minsnr=minsnr, minblperant=minblperant)
     request = polcal.PolRequest(tuple(parts), stokes, tuple(base + [ApplyTable(gains)]))
-    return gains, polcal.solve_polarization([request], refant=refant or None)
+    return gains, polcal.solve_polarization([request] + list(leak), refant=refant or None)

@@ -14,6 +14,11 @@ interpolated linearly in frequency; outside the nodes they hold the end values.
   calibrator. 3C147 is depolarised below 4 GHz and is not listed.
 
 Stokes V of all of them is taken as zero.
+
+Leakage calibrators (:data:`UNPOLARISED`): sources whose polarisation is below ~0.1 %, on which
+CASA's ``polcal(poltype='Df')`` solves leakages from a single scan (relative leakages: one
+complex offset common to all antennas stays undetermined, and it does not leak Stokes I into
+the cross hands).
 """
 
 from __future__ import annotations
@@ -34,6 +39,12 @@ PERLEY_BUTLER_2013 = {
 }
 # below this frequency (GHz) 3C48's polarisation is unusable (Faraday rotation, < 1 %)
 _3C48_DEPOLARISED_GHZ = 2.0
+# name -> highest frequency (GHz) at which it is unpolarised: OQ208 = J1407+2827 (NRAO's
+# leakage calibrator; Perley's 2019 VLA tests call it unpolarised), PKS 1934-638 (ATCA's
+# leakage calibrator), 3C147 (< 0.1 % at 20 cm, Perley 2008; depolarised below 4 GHz as
+# Perley & Butler 2013 show) and 3C48 below 2 GHz (above).
+UNPOLARISED = {"J1407+2827": 50.0, "OQ208": 50.0, "1407+284": 50.0, "1934-638": 50.0,
+               "3C147": 4.0, "3C48": _3C48_DEPOLARISED_GHZ}
 
 
 def polarisation_standard(name: str) -> str | None:
@@ -79,3 +90,11 @@ def is_polarised(name: str, freqs) -> bool:
     """Whether a field is a standard with usable linear polarisation at ``freqs`` (Hz)."""
     return (polarisation_standard(name) is not None
             and bool(np.any(np.hypot(*fractional_qu(name, freqs).T) > 0.01)))
+
+
+def is_unpolarised(name: str, freqs) -> bool:
+    """Whether a field is a known leakage calibrator (:data:`UNPOLARISED`) at every one of
+    ``freqs`` (Hz)."""
+    key = str(name).strip().upper().replace(" ", "")
+    limit = UNPOLARISED.get(ALIASES.get(key, key), UNPOLARISED.get(key))
+    return limit is not None and bool(np.all(np.asarray(freqs, dtype=np.float64) / 1e9 < limit))

@@ -249,3 +249,52 @@ def test_model_blocks_are_made_with_their_visibilities(observed):
     assert len(keys) == len(vis.chunks[0])
     for key in keys:
         assert (vis.name,) + key[1:] in graph[key].dependencies, key
+
+
+@pytest.mark.parametrize("feeds", ["linear", "circular"])
+def test_leakages_from_unpolarised_calibrators_alone(feeds):
+    """No polarised calibrator: 3C147 (unpolarised below 4 GHz) as flux calibrator and
+    J1407+2827 (OQ208) as phase calibrator, 5% leakages, a cross-hand phase and alt-az feeds.
+    The sequence solves Df on both (CASA's poltype 'Df' on unpolarised sources: relative
+    leakages), applies it with no Xf, and the leakages match the injected ones within their
+    errors. The cross-hand phase and the feed rotation leave an unpolarised source's cross
+    hands, so only the parallel-hand solutions' residual X-Y ratio enters the comparison."""
+    fluxcal = replace(DEFAULT_FIELDS[0], name="J0542+4951")
+    config = SimConfig(n_antennas=8, feeds=feeds, spws=((1.30e9, 2e6, 16),),
+                       schedule=((0, 6), (1, 4), (2, 6), (1, 4)), seed=5,
+                       fields=(fluxcal, DEFAULT_FIELDS[1], DEFAULT_FIELDS[2]), background=(),
+                       parallactic=True, xy_phase=0.7, xy_delay=2e-9, leakage_rms=0.05,
+                       noise=0.05)
+    sim = simulate(config)
+    calib = CalibrateConfig(fluxcal="J0542+4951", phasecal="J1407+2827", targets=("STAR",),
+                            fluxcal_model="15,-0.5,1.4GHz")
+    tables, _ = solve_sequence(sim.datasets, calib)
+    outcome = solve_polarization_terms(
+        sim.datasets, tables, calibrators=["J0542+4951", "J1407+2827"],
+        fluxcal="J0542+4951", fluxcal_model=calib.fluxcal_model)
+    assert any("no polarised calibrator" in line for line in outcome.decisions)
+    assert any("solved on the unpolarised calibrator(s) J0542+4951, J1407+2827" in line
+               for line in outcome.decisions), outcome.decisions
+    assert sorted(outcome.tables) == ["df"]
+    assert outcome.terms.xf is None and outcome.terms.df is not None and outcome.terms.parang
+    cal = [ds for ds in sim.datasets if ds.attrs[S.ATTR_FIELD_NAME] == "J1407+2827"]
+    prior = [ApplyTable(tables["bandpass"]),
+             ApplyTable(tables["phase_int"], gainfield="J1407+2827"),
+             ApplyTable(tables["amp_cal"], gainfield="J1407+2827")]
+    r = _residual_xy_ratio(sim, cal, prior)
+    df = outcome.tables["df"][0]
+    d, d_err = df[C.GAIN].values[0], df[C.PARAMERR].values[0]       # (antenna, frequency, 2)
+    want_x = sim.truth.leakage[:, :1] / r[None]
+    want_y = sim.truth.leakage[:, 1:] * r[None]
+    offset = want_x[int(df[C.SOL_REFANT].values[0])].copy()       # d_x = 0 on the refant
+    want_x, want_y = want_x - offset, want_y + np.conj(offset)
+    for hand, want in enumerate((want_x, want_y)):
+        fixed = d_err[..., hand] == 0
+        assert fixed.sum() == (d.shape[1] if hand == 0 else 0)
+        z = np.abs(d[..., hand] - want)[~fixed] / d_err[..., hand][~fixed]
+        assert z.max() < 4 and np.sqrt(np.mean(z ** 2)) < 1.5, (z.max(), np.sqrt(np.mean(z ** 2)))
+    # applied: the data say leakage and parallactic angle, not the cross-hand phase
+    target = [ds for ds in sim.datasets if ds.attrs[S.ATTR_FIELD_NAME] == "STAR"]
+    done = apply_polarized(target, sequence_chain(tables, calib), outcome.terms)
+    assert done[0].attrs[S.ATTR_POLCAL] == {"cross_hand_phase": False, "leakage": True,
+                                            "parallactic_angle": True}
