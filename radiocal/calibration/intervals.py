@@ -5,7 +5,9 @@ combine) or a duration (``"60s"``, ``"2min"``, ``"30"`` seconds) counted from th
 of the scan (or of the combined scans). Cells never span fields, spectral windows, scans or
 observations (the MS OBSERVATION_ID) unless ``combine`` names them: a concatenation of two
 observations may share FIELD rows and scan numbers, and CASA keeps them apart unless combine
-has ``obs``.
+has ``obs``. Nor do they ever span arrays (the MS ARRAY_ID): antennas of two subarrays share no
+baseline, so one solve over both would tie nothing together and reference one of them to an
+antenna it never saw.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def assign_cells(datasets, solint, combine) -> CellAssignment:
         )
         times = np.asarray(ds[schema.TIME].values, dtype=np.float64)
         obs = np.zeros(times.size, np.int64) if "obs" in combine else observation_ids(ds)
-        keys = [key + (int(o),) for o in obs]
+        keys = [key + (int(o), int(a)) for o, a in zip(obs, array_ids(ds))]
         keys_per_ds.append((keys, times))
         for k, t in zip(keys, times):
             group_start[k] = min(group_start.get(k, np.inf), float(t))
@@ -148,6 +150,13 @@ def observation_ids(ds) -> np.ndarray:
     """(time,) the OBSERVATION_ID of each integration (0 for data that do not say)."""
     if schema.OBSERVATION_ID in ds.coords:
         return np.asarray(ds[schema.OBSERVATION_ID].values, dtype=np.int64)
+    return np.zeros(ds.sizes[schema.TIME], dtype=np.int64)
+
+
+def array_ids(ds) -> np.ndarray:
+    """(time,) the ARRAY_ID of each integration (0 for data that do not say)."""
+    if schema.ARRAY_ID in ds.coords:
+        return np.asarray(ds[schema.ARRAY_ID].values, dtype=np.int64)
     return np.zeros(ds.sizes[schema.TIME], dtype=np.int64)
 
 

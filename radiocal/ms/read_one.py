@@ -45,6 +45,7 @@ class _Group:
     interval: np.ndarray     # per unique time
     intents: tuple[str, ...]
     observation: np.ndarray  # OBSERVATION_ID per unique time
+    array: np.ndarray        # ARRAY_ID per unique time
 
 
 def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None = None,
@@ -155,12 +156,13 @@ def _index_columns(ms, meta: MSMetadata) -> dict[str, np.ndarray]:
         for column in ("DATA", "UVW"):
             if column not in names and not (column == "DATA" and "CORRECTED_DATA" in names):
                 raise InputError(f"{meta.path}: main table has no {column} column")
-        optional = tuple(c for c in ("STATE_ID", "OBSERVATION_ID") if c in names)
+        optional = tuple(c for c in ("STATE_ID", "OBSERVATION_ID", "ARRAY_ID") if c in names)
         cols = _read_rows(ms, GROUP_COLS + INDEX_COLS + ("INTERVAL",) + optional, nrow)
         if "STATE_ID" not in cols:
             cols["STATE_ID"] = np.full(nrow, -1, dtype=np.int32)
-        if "OBSERVATION_ID" not in cols:
-            cols["OBSERVATION_ID"] = np.zeros(nrow, dtype=np.int32)
+        for column in ("OBSERVATION_ID", "ARRAY_ID"):
+            if column not in cols:
+                cols[column] = np.zeros(nrow, dtype=np.int32)
         # Touch the last cell of the data columns: a truncated file fails here, in one line,
         # rather than deep inside a dask task later.
         for col in ("DATA" if "DATA" in names else "CORRECTED_DATA", "FLAG"):
@@ -294,11 +296,20 @@ def _groups(meta: MSMetadata, cols: dict[str, np.ndarray], baselines, group_orde
                 f"{meta.path}: field {key[0]} spw-dd {key[1]} scan {key[2]} has "
                 f"{duplicates} duplicate (TIME, ANTENNA1, ANTENNA2) rows"
             )
+        arrays = cols["ARRAY_ID"][rows]
+        if np.any(arrays != arrays[first][time_index]):
+            # simultaneous subarrays on one field, spw and scan: one grid row would hold two
+            # arrays, which the per-integration array_id cannot say
+            raise InputError(
+                f"{meta.path}: field {key[0]} spw-dd {key[1]} scan {key[2]} holds rows of "
+                f"several ARRAY_IDs at one time (simultaneous subarrays): split the MS by "
+                f"ARRAY_ID first (CASA: split(..., array='0'))")
         states = np.unique(cols["STATE_ID"][rows])
         intents = tuple(sorted({i for s in states if s >= 0 for i in meta.states.get(int(s), ())}))
         groups.append(_Group(int(key[0]), int(key[1]), int(key[2]), rows, times, time_index,
                              baseline_index, cols["INTERVAL"][rows][first], intents,
-                             cols["OBSERVATION_ID"][rows][first].astype(np.int32)))
+                             cols["OBSERVATION_ID"][rows][first].astype(np.int32),
+                             arrays[first].astype(np.int32)))
     return groups
 
 
@@ -601,6 +612,7 @@ def _canonical(meta: MSMetadata, group: _Group, baselines, cols, layout: _Blocks
         S.TIME: (S.TIME, group.times),
         S.INTEGRATION_TIME: (S.TIME, group.interval.astype(np.float64)),
         S.OBSERVATION_ID: (S.TIME, group.observation),
+        S.ARRAY_ID: (S.TIME, group.array),
         S.BASELINE_ANTENNA1: (S.BASELINE, baselines[0]),
         S.BASELINE_ANTENNA2: (S.BASELINE, baselines[1]),
         S.FREQUENCY: (S.FREQUENCY, spw.chan_freq),

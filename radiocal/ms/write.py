@@ -402,8 +402,9 @@ def _write_block(ms, block, computed, fixed, optional, spectral_weights):
         "WEIGHT": weight, "SIGMA": sigma,
         **{name: np.full(nrow, value, dtype=np.int32) for name, value in fixed.items()},
     }
-    if S.OBSERVATION_ID in block.coords:
-        columns["OBSERVATION_ID"] = block[S.OBSERVATION_ID].values[t_idx].astype(np.int32)
+    for column, coord in (("OBSERVATION_ID", S.OBSERVATION_ID), ("ARRAY_ID", S.ARRAY_ID)):
+        if coord in block.coords:
+            columns[column] = block[coord].values[t_idx].astype(np.int32)
     for column, source in sources.items():
         columns[column] = (computed[source][t_idx, b_idx] if source is not None
                            else np.zeros(flag.shape, dtype=np.complex64))

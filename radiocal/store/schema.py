@@ -47,6 +47,9 @@ INTEGRATION_TIME = "integration_time"          # (time) seconds (MS INTERVAL)
 # (time) int32, the MS OBSERVATION_ID: a concatenation may repeat scan numbers and FIELD rows
 # across observations, and solution intervals must not span them
 OBSERVATION_ID = "observation_id"
+# (time) int32, the MS ARRAY_ID (subarray): like OBSERVATION_ID, solution intervals never span
+# two arrays, whose antennas are not connected by any baseline
+ARRAY_ID = "array_id"
 
 UVW_LABELS = ("u", "v", "w")
 CARTESIAN_LABELS = ("x", "y", "z")
@@ -139,6 +142,7 @@ COORD_ATTRS = {
            "description": "MJD seconds, UTC, mid-integration: the MS TIME column"},
     INTEGRATION_TIME: {"units": "s", "description": "the MS INTERVAL column"},
     OBSERVATION_ID: {"description": "the MS OBSERVATION_ID column (row of its OBSERVATION table)"},
+    ARRAY_ID: {"description": "the MS ARRAY_ID column (subarray number)"},
     FREQUENCY: {"units": "Hz", "description": "channel centre (frame: frequency_frame attribute)"},
     CHANNEL_WIDTH: {"units": "Hz"},
     BASELINE_ANTENNA1: {"description": "index of the first antenna on the antenna dimension"},
