@@ -103,8 +103,8 @@ def plan_polarization(datasets, calibrators, polcal_field=""):
         if polcal_field:
             raise ConfigError(f"polcal_field {name!r} has no known polarisation model at "
                               f"these frequencies (3C286, 3C138; 3C48 above 2 GHz)")
-    return None, ["polarisation: not solved: no polarised calibrator with a known model "
-                  "(3C286, 3C138; 3C48 above 2 GHz) among the calibrators"]
+    return None, ["polarisation: cross-hand phase not solved: no polarised calibrator with a "
+                  "known model (3C286, 3C138; 3C48 above 2 GHz) among the calibrators"]
 
 
 def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_model,
