@@ -498,7 +498,8 @@ def interpolate_frequency(values, valid, sol_freq, freqs, linear):
 def _scan_nodes(values, valid, sol_time, sol_segment, c, node):
     """Nodes of column ``c`` for :func:`interpolate_time_hermite`: one per run of valid
     solutions sharing a scan, as rows ``(time, log amplitude, phase, log-amp rate, phase rate,
-    has_rate, first time, last time)`` of ``node``. Returns the number of nodes."""
+    has_rate, first time, last time, first solution)`` of ``node``. Returns the number of
+    nodes."""
     nsol = values.shape[0]
     k = 0
     s = 0
@@ -541,6 +542,7 @@ def _scan_nodes(values, valid, sol_time, sol_segment, c, node):
         node[k, 5] = 1.0 if has_rate else 0.0
         node[k, 6] = first
         node[k, 7] = last
+        node[k, 8] = s
         if k > 0:
             # consecutive scans join the shorter way round, as linear interpolation does
             d = node[k, 2] - node[k - 1, 2]
@@ -587,13 +589,67 @@ def interpolate_time_hermite(values, valid, sol_time, sol_segment, times):
     out : complex128 (time, column), flag : bool (time, column) where the column has no valid
     solution
     """
+    nodes, present = hermite_nodes(values, valid, sol_time, sol_segment)
+    return interpolate_nodes(nodes, present, times)
+
+
+@njit
+def hermite_nodes(values, valid, sol_time, sol_segment):
+    """The nodes of :func:`interpolate_time_hermite`, computed once for a whole table.
+
+    Returns
+    -------
+    nodes : float64 (run, column, 8)
+        Row ``(time, log amplitude, phase, log-amp rate, phase rate, has_rate, first time,
+        last time)`` of the node of each run of equal ``sol_segment`` (see
+        :func:`_scan_nodes`): its phase already unwrapped against the column's earlier nodes and
+        its borrowed rate already taken from its neighbours, so :func:`interpolate_nodes` on any
+        range of runs that brackets some times gives what the whole table gives there.
+    present : bool (run, column)
+        Where the run has a node (a valid solution) in the column.
+    """
     nsol, ncol = values.shape
+    run = np.zeros(nsol, dtype=np.int64)
+    for s in range(1, nsol):
+        run[s] = run[s - 1] + (sol_segment[s] != sol_segment[s - 1])
+    n_runs = run[nsol - 1] + 1 if nsol else 0
+    nodes = np.zeros((n_runs, ncol, 8), dtype=np.float64)
+    present = np.zeros((n_runs, ncol), dtype=np.bool_)
+    node = np.empty((max(nsol, 1), 9), dtype=np.float64)
+    for c in range(ncol):
+        k = _scan_nodes(values, valid, sol_time, sol_segment, c, node)
+        for i in range(k):
+            r = run[int(node[i, 8])]
+            nodes[r, c, :] = node[i, :8]
+            present[r, c] = True
+    return nodes, present
+
+
+@njit
+def interpolate_nodes(nodes, present, times):
+    """Cubic Hermite interpolation (:func:`interpolate_time_hermite`) through given nodes.
+
+    Parameters
+    ----------
+    nodes : float64 (run, column, 8), present : bool (run, column)
+        From :func:`hermite_nodes`, or a range of runs of them.
+    times : float64 (time,)
+
+    Returns
+    -------
+    out : complex128 (time, column), flag : bool (time, column)
+    """
+    n_runs, ncol, _ = nodes.shape
     nt = times.shape[0]
     out = np.ones((nt, ncol), dtype=np.complex128)
     flag = np.ones((nt, ncol), dtype=np.bool_)
-    node = np.empty((max(nsol, 1), 8), dtype=np.float64)
+    node = np.empty((max(n_runs, 1), 8), dtype=np.float64)
     for c in range(ncol):
-        k = _scan_nodes(values, valid, sol_time, sol_segment, c, node)
+        k = 0
+        for r in range(n_runs):
+            if present[r, c]:
+                node[k, :] = nodes[r, c, :]
+                k += 1
         if k == 0:
             continue
         j = 0
