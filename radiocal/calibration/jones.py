@@ -169,7 +169,7 @@ def _same_channels(sol_freq, freqs):
 @dataclass(frozen=True, eq=False)
 class _Solutions:
     """What one time block of :func:`table_jones` needs of a table: time-sorted solutions
-    ``values`` complex128 (solution, antenna, frequency_solution, hand), ``valid`` and
+    ``values`` (solution, antenna, frequency_solution, hand; the table's dtype), ``valid`` and
     ``sol_time``, or with ``hermite`` interpolation their nodes (``nodes``/``present`` of
     :func:`radiocal.calibration.kernels.hermite_nodes`)."""
 
@@ -258,7 +258,7 @@ def _table_block(times, freqs, sols, *, shape, sol_freq, interp, freq_linear, ha
             vt, ft = K.interpolate_nodes(sols.nodes, sols.present, times)
         else:
             nsol = sols.values.shape[0]
-            vt, ft = K.interpolate_time(sols.values.reshape(nsol, -1),
+            vt, ft = K.interpolate_time(sols.values.reshape(nsol, -1).astype(np.complex128),
                                         sols.valid.reshape(nsol, -1), sols.sol_time, times,
                                         linear, propagate)
         vt = vt.reshape(nt, nant, nsf, nh)
@@ -316,7 +316,8 @@ def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
     # (ATCA's CABB, many LSB setups) gives a table in that order
     sol_freq = tds[C.SOL_FREQ].values.astype(np.float64)
     by_freq = np.argsort(sol_freq, kind="stable")
-    values = np.asarray(tds[var].values[rows][order]).astype(np.complex128)[:, :, by_freq]
+    # kept in the table's precision (complex64 gains) until a block interpolates: half the graph
+    values = np.asarray(tds[var].values[rows][order])[:, :, by_freq]
     valid = ~np.asarray(tds[C.SOL_FLAG].values[rows][order], dtype=bool)[:, :, by_freq]
     vis = ds[S.VISIBILITY].data
     tchunks = vis.chunks[0] if isinstance(vis, da.Array) else (ds.sizes[S.TIME],)
@@ -330,8 +331,8 @@ def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
     sol_time = sol_time[order]
     if term.interp == "hermite" and not delay:
         # a node's phase is unwrapped against every earlier node: made once, sliced after
-        table = K.hermite_nodes(values.reshape(nsol, -1), valid.reshape(nsol, -1), sol_time,
-                                segment)
+        table = K.hermite_nodes(values.reshape(nsol, -1).astype(np.complex128),
+                                valid.reshape(nsol, -1), sol_time, segment)
     else:
         table = values
     # each time block carries only the solutions that can reach it: with the whole table in
