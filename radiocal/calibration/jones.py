@@ -14,7 +14,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
+from dask.layers import ArrayBlockwiseDep
 
 from radiocal.calibration import graph
 from radiocal.calibration import kernels as K
@@ -180,6 +180,24 @@ class _Solutions:
     present: np.ndarray | None = None
 
 
+class _PerBlock(ArrayBlockwiseDep):
+    """A blockwise input whose block ``i`` (along one axis) is ``values[i]``, put into that
+    block's task itself."""
+
+    ndim = 1
+
+    def __init__(self, chunks, values, token):
+        super().__init__(chunks)
+        self.values = values
+        self.token = token
+
+    def __getitem__(self, idx):
+        return self.values[idx[0]]
+
+    def __dask_tokenize__(self):
+        return self.token
+
+
 def _reach(times, ok, lo, hi):
     """(start, end) indices along the first axis that bracket ``lo .. hi`` in every column.
 
@@ -341,16 +359,16 @@ def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
     blocks = [_block_solutions(table, valid, sol_time, all_times[lo:hi], term.interp,
                                bool(term.propagate_flags), delay)
               for lo, hi in zip(edges[:-1], edges[1:])]
-    name = "calib-solutions-" + tokenize(values, valid, sol_time, segment, term.interp,
-                                         term.propagate_flags, delay, all_times, tchunks)
-    sols = da.Array(HighLevelGraph.from_collections(
-        name, {(name, i): b for i, b in enumerate(blocks)}, dependencies=()),
-        name, chunks=(tuple(tchunks),), dtype=object, meta=np.empty((0,), dtype=object))
+    # handed to each block's task as a literal of its own: as a dask array of their own, the
+    # slices were one more task per block
+    sols = _PerBlock((tuple(tchunks),), blocks, tokenize(
+        values, valid, sol_time, segment, term.interp, term.propagate_flags, delay, all_times,
+        tchunks))
     # one block per (time chunk, channel chunk) of the data: the terms of a chunk are as small
     # as its antennas, whatever the length of the observation or the width of the band
     return da.blockwise(
         _table_block, "tafh", times, "t", da.from_array(freqs, chunks=(fchunks,)), "f",
-        sols, "t", new_axes={"a": nant, "h": len(hands)}, dtype=np.complex128,
+        sols, "t", new_axes={"a": nant, "h": len(hands)}, align_arrays=False, dtype=np.complex128,
         meta=np.empty((0, 0, 0, 0), np.complex128), shape=(nant, nsf, nh),
         sol_freq=sol_freq[by_freq],
         interp=term.interp, freq_linear=term.freq_interp == "linear",
