@@ -199,55 +199,55 @@ class _PerBlock(ArrayBlockwiseDep):
 
 
 def _reach(times, ok, lo, hi):
-    """(start, end) indices along the first axis that bracket ``lo .. hi`` in every column.
+    """Per block, the (start, end) indices along the first axis that bracket ``lo .. hi`` in
+    every column; -1, -1 where no column has an entry.
 
-    ``times`` (n,) or (n, column), ascending; ``ok`` (n, column): where a column has an entry.
-    Per column, the
-    last entry strictly before ``lo`` (else its first) and the first strictly after ``hi`` (else
-    its last): every interpolator here, nearest or linear in time, brackets a time ``x`` by the
-    last entry at or before it and the next one, so entries outside that range cannot change
-    its value at ``lo <= x <= hi`` (strictly: an entry at exactly ``x`` is then inside, never
-    the end of a range the kernel would take another branch at). None if no column has any.
+    ``times`` (n,) or (n, column), ascending; ``ok`` (n, column): where a column has an entry;
+    ``lo``, ``hi`` (block,). Per column, the last entry strictly before ``lo`` (else its first)
+    and the first strictly after ``hi`` (else its last): every interpolator here, nearest or
+    linear in time, brackets a time ``x`` by the last entry at or before it and the next one,
+    so entries outside that range cannot change its value at ``lo <= x <= hi`` (strictly: an
+    entry at exactly ``x`` is then inside, never the end of a range the kernel would take
+    another branch at).
     """
-    has = ok.any(axis=0)
-    if not has.any():
-        return None
-    ok = ok[:, has]
-    times = times[:, has] if times.ndim == 2 else times[:, None]
-    n = len(times)
-    before = ok & (times < lo)
-    after = ok & (times > hi)
-    first = ok.argmax(axis=0)
-    last = n - 1 - ok[::-1].argmax(axis=0)
-    start = np.where(before.any(axis=0), n - 1 - before[::-1].argmax(axis=0), first)
-    end = np.where(after.any(axis=0), after.argmax(axis=0), last)
-    return int(start.min()), int(end.max())
+    start = np.full(len(lo), ok.shape[0], dtype=np.int64)
+    end = np.full(len(lo), -1, dtype=np.int64)
+    for c in range(ok.shape[1]):
+        rows = np.flatnonzero(ok[:, c])
+        if rows.size == 0:
+            continue
+        t = times[rows, c] if times.ndim == 2 else times[rows]
+        before = np.maximum(np.searchsorted(t, lo, side="left") - 1, 0)
+        after = np.minimum(np.searchsorted(t, hi, side="right"), rows.size - 1)
+        start = np.minimum(start, rows[before])
+        end = np.maximum(end, rows[after])
+    return np.where(end < 0, -1, start), end
 
 
-def _block_solutions(values, valid, sol_time, times, interp, propagate, delay):
-    """The part of a field's (time-sorted) table that can reach data at ``times``.
+def _block_solutions(values, valid, sol_time, edges, times, interp, propagate, delay):
+    """Per time block (``times[edges[i]:edges[i + 1]]``), the part of a field's
+    (time-sorted) table that can reach its data.
 
     Solutions are kept by time (all of a time where one of them is needed), so ties are cut the
     same way as in the whole table and the kernels give the same numbers, bit for bit.
     """
+    spans = [(times[a:b].min(), times[a:b].max()) if b > a else (np.inf, -np.inf)
+             for a, b in zip(edges[:-1], edges[1:])]
+    lo, hi = (np.array(x, dtype=np.float64) for x in zip(*spans))
     if interp == "hermite" and not delay:
         nodes, present = values
-        keep = _reach(nodes[:, :, 0], present, times.min(), times.max()) if times.size \
-            else None
-        if keep is None:
-            return _Solutions(nodes=nodes[:1], present=present[:1])
-        return _Solutions(nodes=nodes[keep[0]:keep[1] + 1],
-                          present=present[keep[0]:keep[1] + 1])
+        start, end = _reach(nodes[:, :, 0], present, lo, hi)
+        return [_Solutions(nodes=nodes[a:b + 1], present=present[a:b + 1]) if b >= 0 else
+                _Solutions(nodes=nodes[:1], present=present[:1]) for a, b in zip(start, end)]
     ok = (valid[:, :, 0, :] if delay else valid).reshape(len(sol_time), -1)
     if propagate and not delay:
         ok = np.ones_like(ok)
-    keep = _reach(sol_time, ok, times.min(), times.max()) if times.size else None
-    if keep is None:
-        lo, hi = 0, min(1, len(sol_time))
-    else:
-        lo = np.searchsorted(sol_time, sol_time[keep[0]], side="left")
-        hi = np.searchsorted(sol_time, sol_time[keep[1]], side="right")
-    return _Solutions(values=values[lo:hi], valid=valid[lo:hi], sol_time=sol_time[lo:hi])
+    start, end = _reach(sol_time, ok, lo, hi)
+    first = np.searchsorted(sol_time, sol_time[np.maximum(start, 0)], side="left")
+    last = np.searchsorted(sol_time, sol_time[np.maximum(end, 0)], side="right")
+    return [_Solutions(values=values[a:b], valid=valid[a:b], sol_time=sol_time[a:b])
+            if e >= 0 else _Solutions(values=values[:1], valid=valid[:1], sol_time=sol_time[:1])
+            for a, b, e in zip(first, last, end)]
 
 
 def _table_block(times, freqs, sols, *, shape, sol_freq, interp, freq_linear, hand_index,
@@ -356,9 +356,8 @@ def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
     # each time block carries only the solutions that can reach it: with the whole table in
     # every block the graph grew as blocks x solutions (11.7 MiB for a VLA-like x4 calibrate)
     edges = np.cumsum((0,) + tuple(tchunks))
-    blocks = [_block_solutions(table, valid, sol_time, all_times[lo:hi], term.interp,
-                               bool(term.propagate_flags), delay)
-              for lo, hi in zip(edges[:-1], edges[1:])]
+    blocks = _block_solutions(table, valid, sol_time, edges, all_times, term.interp,
+                              bool(term.propagate_flags), delay)
     # handed to each block's task as a literal of its own: as a dask array of their own, the
     # slices were one more task per block
     sols = _PerBlock((tuple(tchunks),), blocks, tokenize(

@@ -45,11 +45,11 @@ def _target(nt=60, time_chunk=4, nant=4):
     return make_partition(np.ones((nt, nant, 3, 2)), t0=T0, dt=DT, time_chunk=time_chunk)
 
 
-def _whole(table, valid, sol_time, times, interp, propagate, delay):
+def _whole(table, valid, sol_time, edges, times, interp, propagate, delay):
     """The unsliced path: every block gets the whole table."""
     if interp == "hermite" and not delay:
-        return J._Solutions(nodes=table[0], present=table[1])
-    return J._Solutions(values=table, valid=valid, sol_time=sol_time)
+        return [J._Solutions(nodes=table[0], present=table[1])] * (len(edges) - 1)
+    return [J._Solutions(values=table, valid=valid, sol_time=sol_time)] * (len(edges) - 1)
 
 
 @pytest.mark.parametrize("cal_type,interp,propagate", CASES)
