@@ -210,18 +210,31 @@ def _reach(times, ok, lo, hi):
     entry at exactly ``x`` is then inside, never the end of a range the kernel would take
     another branch at).
     """
-    start = np.full(len(lo), ok.shape[0], dtype=np.int64)
-    end = np.full(len(lo), -1, dtype=np.int64)
-    for c in range(ok.shape[1]):
-        rows = np.flatnonzero(ok[:, c])
-        if rows.size == 0:
-            continue
-        t = times[rows, c] if times.ndim == 2 else times[rows]
-        before = np.maximum(np.searchsorted(t, lo, side="left") - 1, 0)
-        after = np.minimum(np.searchsorted(t, hi, side="right"), rows.size - 1)
-        start = np.minimum(start, rows[before])
-        end = np.maximum(end, rows[after])
-    return np.where(end < 0, -1, start), end
+    n = ok.shape[0]
+    has = ok.any(axis=0)
+    if not has.any():
+        return np.full(len(lo), -1), np.full(len(lo), -1)
+    ok = ok[:, has]
+    row = np.arange(n)[:, None]
+    # last entry at or before each row, first at or after it, per column
+    last = np.maximum.accumulate(np.where(ok, row, -1), axis=0)
+    first = np.minimum.accumulate(np.where(ok, row, n)[::-1], axis=0)[::-1]
+    if times.ndim == 2:
+        # per-column times (hermite nodes, a few per calibrator scan): compared whole
+        times = times[:, has]
+        before = ok[None] & (times[None] < lo[:, None, None])          # (block, run, column)
+        after = ok[None] & (times[None] > hi[:, None, None])
+        start = np.where(before.any(axis=1), n - 1 - before[:, ::-1].argmax(axis=1),
+                         first[0][None])
+        end = np.where(after.any(axis=1), after.argmax(axis=1), last[-1][None])
+    else:
+        k = np.searchsorted(times, lo, side="left")          # rows before lo
+        m = np.searchsorted(times, hi, side="right")         # rows up to hi
+        before = last[np.maximum(k - 1, 0)]
+        start = np.where((k[:, None] > 0) & (before >= 0), before, first[0][None])
+        after = first[np.minimum(m, n - 1)]
+        end = np.where((m[:, None] < n) & (after < n), after, last[-1][None])
+    return start.min(axis=1), end.max(axis=1)
 
 
 def _block_solutions(values, valid, sol_time, edges, times, interp, propagate, delay):
@@ -231,7 +244,8 @@ def _block_solutions(values, valid, sol_time, edges, times, interp, propagate, d
     Solutions are kept by time (all of a time where one of them is needed), so ties are cut the
     same way as in the whole table and the kernels give the same numbers, bit for bit.
     """
-    spans = [(times[a:b].min(), times[a:b].max()) if b > a else (np.inf, -np.inf)
+    # an empty block (no integrations) takes the solutions around the next one: never none
+    spans = [(times[a:b].min(), times[a:b].max()) if b > a else (times[min(a, len(times) - 1)],) * 2
              for a, b in zip(edges[:-1], edges[1:])]
     lo, hi = (np.array(x, dtype=np.float64) for x in zip(*spans))
     if interp == "hermite" and not delay:
