@@ -10,7 +10,7 @@ one), this module
    with linear feeds an unpolarised model would let the gains absorb ``Q cos 2chi + U sin 2chi``
    (the sequence's own tables are kept as they are);
 2. solves KCROSS, Xf and Df on it (:func:`radiocal.calibration.polcal.solve_polarization`),
-   jointly with the calibrators known to be unpolarised (:data:`polmodels.UNPOLARISED`, e.g. the
+   with linear feeds jointly with the calibrators known to be unpolarised (:data:`polmodels.UNPOLARISED`, e.g. the
    phase calibrator J1407+2827) through their own sequence gains: seen at one parallactic angle,
    a polarised calibrator with linear feeds leaves the cross-hand phase and the leakages' common
    offsets degenerate, and holding the reference antenna's ``d_x`` at 0 then leaves an error in
@@ -20,10 +20,12 @@ one), this module
 3. does 1 and 2 once more with those terms in the gains' model;
 4. returns the terms to apply with the parallactic-angle correction.
 
-Without a usable polarised calibrator but with an unpolarised one among the calibrators, the
+Without a polarised calibrator among the calibrators but with an unpolarised one, the
 leakages alone are solved on it (CASA's ``poltype='Df'`` on an unpolarised source: relative
 leakages, from any parallactic-angle coverage) and applied with the parallactic-angle rotation;
-the cross hands then lack their phase, and Stokes products that need it are not written.
+the cross hands then lack their phase, and Stokes products that need it are not written. A
+polarised calibrator whose cross hands do not confirm its model stops the polarisation
+calibration: nothing is applied.
 
 Every decision is a line of text for the run's log.
 """
@@ -136,7 +138,12 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
 
         parts = [ds for ds in datasets if str(ds.attrs.get(S.ATTR_FIELD_NAME)) == name
                  and ds.sizes[S.POLARIZATION] == 4]
-        gains, solution = _gains_then_polarisation(parts, stokes, base, None, leak, refant,
+        # the degeneracy the unpolarised calibrators lift is that of linear feeds (see the
+        # module docstring); with circular feeds the polarised calibrator's own solve reaches
+        # the floor, and joining them would only add their data to it (VLA-like x1 calibrate
+        # 20 -> 52 s)
+        joint = leak if polcal.feed_basis(parts[0]) == "linear" else []
+        gains, solution = _gains_then_polarisation(parts, stokes, base, None, joint, refant,
                                                    minsnr, minblperant)
         if "xf" in solution.tables:
             # once more with the solved leakages and cross-hand phase in the gains' model: the
@@ -144,14 +151,14 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
             # then no longer lands in the gains, and from there in the next solve
             terms = PolTerms(kcross=solution.tables.get("kcross"), xf=solution.tables["xf"],
                              df=solution.tables.get("df"), parang=True)
-            gains, solution = _gains_then_polarisation(parts, stokes, base, terms, leak,
+            gains, solution = _gains_then_polarisation(parts, stokes, base, terms, joint,
                                                        refant, minsnr, minblperant)
         outcome.decisions += solution.decisions
         if "xf" in solution.tables:
-            if leak:
+            if joint:
                 outcome.decisions.append(
                     "polarisation: leakages solved jointly with the unpolarised "
-                    f"calibrator(s) {', '.join(_names(leak))}")
+                    f"calibrator(s) {', '.join(_names(joint))}")
             outcome.tables["pol_gain"] = gains
             outcome.tables.update(solution.tables)
             outcome.terms = PolTerms(kcross=solution.tables.get("kcross"),
@@ -161,10 +168,11 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
                                      "parallactic-angle rotation to every partition with four "
                                      "correlations")
             return outcome
-    if not leak:
+    if not leak or name is not None:
         if name is not None:
-            # leakages alone are not applied (nor saved) when they come from a calibrator whose
-            # polarisation model the cross hands do not confirm
+            # nothing is applied (nor saved) when the polarised calibrator's cross hands do not
+            # confirm its model: the data disagree with what the solve assumes, and leakages
+            # alone would change only the cross hands, whose products are not written
             outcome.decisions.append("polarisation: nothing polarimetric applied (no cross-hand "
                                      "phase); Stokes products that need it are not written")
         else:

@@ -170,16 +170,21 @@ def test_cross_hand_phase_and_leakage_recovered(observed):
         assert not df[C.SOL_FLAG].values.any()
 
 
-def test_unpolarised_calibrator_applies_nothing():
+@pytest.mark.parametrize("calibrators", [["J1331+3030"], ["J1331+3030", "J1407+2827"]])
+def test_unpolarised_calibrator_applies_nothing(calibrators):
     """A calibrator named 3C286 whose cross hands hold no signal: no terms, and the log says
-    why (the simulator's default observation: circular feeds, four correlations)."""
+    why (the simulator's default observation: circular feeds, four correlations). The
+    unpolarised phase calibrator J1407+2827 among the calibrators changes nothing: with circular
+    feeds it does not join the solve, and a polarised calibrator contradicting its model stops
+    the polarisation calibration, Df on the unpolarised one included."""
     sim = simulate(SimConfig(seed=2))
     calib = CalibrateConfig(fluxcal="J1331+3030", phasecal="J1407+2827", targets=("STAR",))
     tables, _ = solve_sequence(sim.datasets, calib)
-    outcome = solve_polarization_terms(sim.datasets, tables, calibrators=["J1331+3030"],
+    outcome = solve_polarization_terms(sim.datasets, tables, calibrators=calibrators,
                                        fluxcal="J1331+3030", fluxcal_model="standard")
     assert outcome.terms is None and outcome.tables == {}
     assert any("do not show the model's polarisation" in line for line in outcome.decisions)
+    assert not any("J1407+2827" in line for line in outcome.decisions), outcome.decisions
 
 
 def _star_v(sim, spec):
