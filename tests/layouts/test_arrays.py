@@ -9,7 +9,6 @@ import pytest
 
 from radiocal.calibration.dataset import solve
 from radiocal.errors import InputError
-from radiocal.model.flux_standards import FluxModel
 from radiocal.simulate import SimConfig
 from radiocal.store import caltables as C
 from radiocal.store import schema as S
@@ -18,38 +17,25 @@ from . import variants as V
 
 pytest.importorskip("casacore.tables", reason="needs python-casacore")
 
-# steady gains within each array's stretch (a new draw for the second): B (inf, combine scan)
-# then holds all of G B of its array
-_STEADY = dict(n_antennas=6, spws=((1.30e9, 4.0e6, 16),), schedule=((0, 4), (1, 2), (0, 4)),
-               n_correlations=2, gain_amp_rms=0.0, gain_phase_rms=0.0, noise=0.02, seed=3)
-_FLUXCAL = FluxModel(flux=15.0, alpha=-0.5, ref_frequency=1.4e9)
-
 
 @pytest.fixture(scope="module")
 def two_arrays(tmp_path_factory):
     """A concatenation whose two halves differ in ARRAY_ID only (one OBSERVATION_ID)."""
     import casacore.tables as ct
 
-    first = SimConfig(**_STEADY)
-    v = V.concat_observations(tmp_path_factory.mktemp("arrays"), "two_arrays", first,
-                              V._a_day_later(first, 4), share_fields=True)
+    v = V.steady_concat(tmp_path_factory.mktemp("arrays"), "two_arrays")
     with ct.table(str(v.ms), readonly=False, ack=False) as t:
         t.putcol("ARRAY_ID", t.getcol("OBSERVATION_ID"))
         t.putcol("OBSERVATION_ID", np.zeros(t.nrows(), np.int32))
     return v
 
 
-def _fluxcal(v):
-    from radiocal.ms.read import read_ms
-
-    return [ds for ds in read_ms(v.ms) if ds.attrs[S.ATTR_FIELD_ID] == 0]
-
-
 def test_bandpass_is_solved_per_array(two_arrays):
-    parts = _fluxcal(two_arrays)
+    parts = V.fluxcal_parts(two_arrays)
     assert {int(a) for ds in parts for a in ds[S.ARRAY_ID].values} == {0, 1}
     assert {int(o) for ds in parts for o in ds[S.OBSERVATION_ID].values} == {0}
-    (table,) = solve(parts, "B", solint="inf", combine="scan,obs", refant="0", model=_FLUXCAL)
+    (table,) = solve(parts, "B", solint="inf", combine="scan,obs", refant="0",
+                     model=V.STEADY_FLUXCAL)
     assert table.sizes[C.SOL_TIME] == 2 and table[C.SOL_SCAN].values.tolist() == [1, 4]
     for row, truth in enumerate(two_arrays.truth.observations):
         ds = next(p for p in parts if int(p[S.ARRAY_ID].values[0]) == row)
@@ -86,7 +72,7 @@ def test_simultaneous_subarrays_in_one_scan_are_a_one_line_error(tmp_path):
 
     from radiocal.ms.read import read_ms
 
-    v = V._write(tmp_path, "subarrays", V.simulate(SimConfig(**_STEADY)))
+    v = V._write(tmp_path, "subarrays", V.simulate(SimConfig(**V.STEADY)))
     with ct.table(str(v.ms), readonly=False, ack=False) as t:
         t.putcol("ARRAY_ID", (t.getcol("ANTENNA1") >= 3).astype(np.int32))
     with pytest.raises(InputError, match="several ARRAY_IDs at one time") as err:

@@ -8,31 +8,19 @@ import numpy as np
 import pytest
 
 from radiocal.calibration.dataset import solve
-from radiocal.model.flux_standards import FluxModel
-from radiocal.simulate import SimConfig
 from radiocal.store import caltables as C
 from radiocal.store import schema as S
 
 from . import variants as V
 
-# gains constant in time within each observation (a random phase per antenna and hand, a new
-# draw each day), so that B (inf, combine scan) holds all of G B of its observation
-_STEADY = dict(n_antennas=6, spws=((1.30e9, 4.0e6, 16),), schedule=((0, 4), (1, 2), (0, 4)),
-               n_correlations=2, gain_amp_rms=0.0, gain_phase_rms=0.0, noise=0.02, seed=3)
-_FLUXCAL = FluxModel(flux=15.0, alpha=-0.5, ref_frequency=1.4e9)
-
 
 @pytest.fixture(scope="module")
 def concat(tmp_path_factory):
-    first = SimConfig(**_STEADY)
-    return V.concat_observations(tmp_path_factory.mktemp("obs"), "two_obs", first,
-                                 V._a_day_later(first, 4), share_fields=True)
+    return V.steady_concat(tmp_path_factory.mktemp("obs"), "two_obs")
 
 
 def _fluxcal(concat):
-    from radiocal.ms.read import read_ms
-
-    parts = [ds for ds in read_ms(concat.ms) if ds.attrs[S.ATTR_FIELD_ID] == 0]
+    parts = V.fluxcal_parts(concat)
     assert sorted(ds.attrs[S.ATTR_SCAN] for ds in parts) == [1, 3, 4, 6]
     return parts
 
@@ -44,7 +32,7 @@ def _referenced(jones):
 def test_bandpass_is_solved_per_observation(concat):
     parts = _fluxcal(concat)
     assert {int(o) for ds in parts for o in ds[S.OBSERVATION_ID].values} == {0, 1}
-    (table,) = solve(parts, "B", solint="inf", combine="scan", refant="0", model=_FLUXCAL)
+    (table,) = solve(parts, "B", solint="inf", combine="scan", refant="0", model=V.STEADY_FLUXCAL)
     assert table[C.SOL_OBS].values.tolist() == [0, 1]
     assert table[C.SOL_SCAN].values.tolist() == [1, 4]
     assert not table[C.SOL_FLAG].values.any()
@@ -59,9 +47,9 @@ def test_bandpass_is_solved_per_observation(concat):
 
 def test_combine_obs_averages_across_observations(concat):
     parts = _fluxcal(concat)
-    (table,) = solve(parts, "G", solint="inf", combine="scan,obs", refant="0", model=_FLUXCAL)
+    (table,) = solve(parts, "G", solint="inf", combine="scan,obs", refant="0", model=V.STEADY_FLUXCAL)
     assert table.sizes[C.SOL_TIME] == 1
-    (per_obs,) = solve(parts, "G", solint="inf", combine="scan", refant="0", model=_FLUXCAL)
+    (per_obs,) = solve(parts, "G", solint="inf", combine="scan", refant="0", model=V.STEADY_FLUXCAL)
     assert per_obs[C.SOL_OBS].values.tolist() == [0, 1]
 
 
@@ -70,7 +58,7 @@ def test_solution_intervals_restart_in_each_observation(concat):
     sidereal day later, 64.1 s past a multiple of 100 s): both days, observed alike, get the
     same cells."""
     parts = _fluxcal(concat)
-    (table,) = solve(parts, "G", solint="100s", combine="scan", refant="0", model=_FLUXCAL)
+    (table,) = solve(parts, "G", solint="100s", combine="scan", refant="0", model=V.STEADY_FLUXCAL)
     obs, times = table[C.SOL_OBS].values, table[C.SOL_TIME].values
     first, second = times[obs == 0], times[obs == 1]
     assert first.size == second.size == 2
@@ -83,7 +71,7 @@ def test_casa_table_carries_observation_ids(concat, tmp_path):
     from radiocal.ms.casa_caltables import read_casa_table, write_casa_table
 
     (table,) = solve(_fluxcal(concat), "B", solint="inf", combine="scan", refant="0",
-                     model=_FLUXCAL)
+                     model=V.STEADY_FLUXCAL)
     path = tmp_path / "bp.B"
     write_casa_table([table], path)
     with ct.table(str(path), ack=False) as t:

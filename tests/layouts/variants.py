@@ -18,6 +18,7 @@ import numpy as np
 
 from radiocal.store import schema as S
 from radiocal.ms.write import write_ms
+from radiocal.model.flux_standards import FluxModel
 from radiocal.simulate import SimConfig, simulate
 
 FLUXCAL, PHASECAL, TARGET = "J1331+3030", "J1407+2827", "STAR"
@@ -342,6 +343,26 @@ def concat_observations(root: Path, name: str, first_config: SimConfig,
 
 def _a_day_later(config: SimConfig, seed: int) -> SimConfig:
     return replace(config, start_time=config.start_time + 86164.1, seed=seed)
+
+
+# Gains constant in time within each observation (a random phase per antenna and hand, a new
+# draw for the second), so that B (inf, combine scan) holds all of G B of its observation
+STEADY = dict(n_antennas=6, spws=((1.30e9, 4.0e6, 16),), schedule=((0, 4), (1, 2), (0, 4)),
+              n_correlations=2, gain_amp_rms=0.0, gain_phase_rms=0.0, noise=0.02, seed=3)
+STEADY_FLUXCAL = FluxModel(flux=15.0, alpha=-0.5, ref_frequency=1.4e9)
+
+
+def steady_concat(root: Path, name: str) -> Variant:
+    """Two observations of :data:`STEADY` gains a sidereal day apart, their fields merged."""
+    first = SimConfig(**STEADY)
+    return concat_observations(root, name, first, _a_day_later(first, 4), share_fields=True)
+
+
+def fluxcal_parts(v: Variant) -> list:
+    """The flux calibrator's (field 0) partitions of ``v``'s MS."""
+    from radiocal.ms.read import read_ms
+
+    return [ds for ds in read_ms(v.ms) if ds.attrs[S.ATTR_FIELD_ID] == 0]
 
 
 def concatenated(root: Path) -> Variant:
