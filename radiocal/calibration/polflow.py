@@ -126,9 +126,6 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
         return outcome
     base = [ApplyTable(tables["delay"])] if "delay" in tables else []
     base.append(ApplyTable(tables["bandpass"]))
-    leak = _leakage_requests(datasets, tables, calibrators, fluxcal, fluxcal_model, base,
-                             exclude=(name,))
-    solution = None
     if name is not None:
         if stokes is None:
             flux = resolve_model(fluxcal_model if name == fluxcal else "standard", name)
@@ -142,7 +139,9 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
         # module docstring); with circular feeds the polarised calibrator's own solve reaches
         # the floor, and joining them would only add their data to it (VLA-like x1 calibrate
         # 20 -> 52 s)
-        joint = leak if polcal.feed_basis(parts[0]) == "linear" else []
+        joint = (_leakage_requests(datasets, tables, calibrators, fluxcal, fluxcal_model, base,
+                                   exclude=(name,))
+                 if polcal.feed_basis(parts[0]) == "linear" else [])
         gains, solution = _gains_then_polarisation(parts, stokes, base, None, joint, refant,
                                                    minsnr, minblperant)
         if "xf" in solution.tables:
@@ -168,17 +167,18 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
                                      "parallactic-angle rotation to every partition with four "
                                      "correlations")
             return outcome
-    if not leak or name is not None:
-        if name is not None:
-            # nothing is applied (nor saved) when the polarised calibrator's cross hands do not
-            # confirm its model: the data disagree with what the solve assumes, and leakages
-            # alone would change only the cross hands, whose products are not written
-            outcome.decisions.append("polarisation: nothing polarimetric applied (no cross-hand "
-                                     "phase); Stokes products that need it are not written")
-        else:
-            outcome.decisions.append("polarisation: no unpolarised leakage calibrator "
-                                     f"({', '.join(sorted(polmodels.UNPOLARISED))}) among the "
-                                     "calibrators either: nothing polarimetric applied")
+        # nothing is applied (nor saved) when the polarised calibrator's cross hands do not
+        # confirm its model: the data disagree with what the solve assumes, and leakages alone
+        # would change only the cross hands, whose products are not written
+        outcome.decisions.append("polarisation: nothing polarimetric applied (no cross-hand "
+                                 "phase); Stokes products that need it are not written")
+        return outcome
+    leak = _leakage_requests(datasets, tables, calibrators, fluxcal, fluxcal_model, base,
+                             exclude=())
+    if not leak:
+        outcome.decisions.append("polarisation: no unpolarised leakage calibrator "
+                                 f"({', '.join(sorted(polmodels.UNPOLARISED))}) among the "
+                                 "calibrators either: nothing polarimetric applied")
         return outcome
     solution = polcal.solve_polarization(leak, refant=refant or None)
     outcome.decisions += solution.decisions
