@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -86,6 +87,7 @@ def lwa_dir(data: Path, integrations: int, subbands: int) -> Path:
 
 
 def _measure(argv, cells: int, cwd) -> dict:
+    load_start = round(os.getloadavg()[0], 1)
     result = run_child(argv, cwd=cwd)
     if result.returncode:
         tail = "\n".join(result.output.strip().splitlines()[-5:])
@@ -95,7 +97,7 @@ def _measure(argv, cells: int, cwd) -> dict:
     paused = "pausing worker" in result.output.lower()
     return {"wall_s": round(result.wall_s, 2), "cpu_s": round(result.cpu_s, 2),
             "peak_rss_mb": round(result.peak_rss_mb), "vis_per_s": round(cells / result.wall_s),
-            "load": round(os.getloadavg()[0], 1), "paused_workers": paused}
+            "load": [load_start, round(os.getloadavg()[0], 1)], "paused_workers": paused}
 
 
 PHASEREF = False    # --phaseref: the whole route too, per step from provenance
@@ -110,11 +112,12 @@ def _radiocal(threads: int) -> list[str]:
 
 
 def _steps(outdir: Path) -> dict:
-    """Each step's wall time and peak RSS from a run's provenance."""
+    """Each step's wall time, CPU time (the process's, in-process workers included) and peak RSS
+    (sampled over the process and its children) from a run's provenance."""
     provenance = next(iter(outdir.glob("**/provenance.json")), None)
     if provenance is None:
         return {}
-    return {s.get("step", s.get("key")): {"wall_s": s.get("wall_time_s"),
+    return {s.get("step", s.get("key")): {"wall_s": s.get("wall_time_s"), "cpu_s": s.get("cpu_time_s"),
                                           "peak_rss_mb": round((s.get("peak_memory_bytes") or 0) / 2**20)}
             for s in json.loads(provenance.read_text()).get("steps", [])}
 
@@ -192,10 +195,11 @@ def _table(report) -> str:
                                  f"{m['peak_rss_mb']:.0f} | |")
                     continue
                 lines.append(f"| {label} | {name} | {threads} | {m['wall_s']} | {m['cpu_s']} | "
-                             f"{m['vis_per_s'] / 1e6:.2f} | {m['peak_rss_mb']} | {m['load']} |")
+                             f"{m['vis_per_s'] / 1e6:.2f} | {m['peak_rss_mb']} | "
+                             f"{'-'.join(map(str, m['load']))} |")
                 for step, sm in m.get("steps", {}).items():
-                    lines.append(f"| {label} | {name}: {step} | {threads} | {sm['wall_s']} | | | "
-                                 f"{sm['peak_rss_mb']} | |")
+                    lines.append(f"| {label} | {name}: {step} | {threads} | {sm['wall_s']} | "
+                                 f"{sm.get('cpu_s') or ''} | | {sm['peak_rss_mb']} | |")
     for label, by_threads in report["runs"].items():
         if "1" in by_threads and "2" in by_threads:
             for name, one in by_threads["1"]["commands"].items():
@@ -235,7 +239,11 @@ def main() -> None:
     data = _data_dir(args.data)
     data.mkdir(parents=True, exist_ok=True)
     threads = [int(t) for t in args.threads.split(",") if t]
-    report = {"machine_start": machine(), "processes": PROCESSES, "options": GLOBAL_OPTIONS, "runs": {}}
+    # the code the commands run: ``python -m radiocal`` with the repository as cwd imports its copy
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    report = {"machine_start": machine(), "commit": commit, "processes": PROCESSES,
+              "options": GLOBAL_OPTIONS, "runs": {}}
     inputs = [(f"vla x{s}", vla_ms(data, int(s)), vla_runs) for s in args.vla.split(",") if s]
     for spec in (s for s in args.lwa.split(",") if s):
         integrations, subbands = (int(v) for v in spec.split("x"))
@@ -255,7 +263,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"load average start/end: {report['machine_start'].get('loadavg')} / "
+        print(f"commit {commit}; load average start/end: {report['machine_start'].get('loadavg')} / "
               f"{report['machine_end'].get('loadavg')}")
         print(_table(report))
 
