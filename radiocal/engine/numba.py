@@ -65,10 +65,14 @@ def _describe(t) -> list:
     if isinstance(t, types.Array):
         return ["array", str(np.dtype(numba.np.numpy_support.as_dtype(t.dtype))), t.ndim,
                 t.layout, not t.mutable]
+    if isinstance(t, types.Record):     # a flagger's parameters (flagging/kernels.record)
+        return ["record", numba.np.numpy_support.as_dtype(t).descr]
     return ["scalar", str(np.dtype(numba.np.numpy_support.as_dtype(t)))]
 
 
 def _rebuild(description):
+    if description[0] == "record":
+        return numba.from_dtype(np.dtype([tuple(field) for field in description[1]]))
     dtype = numba.from_dtype(np.dtype(description[1]))
     if description[0] == "array":
         return types.Array(dtype, description[2], description[3], readonly=description[4])

@@ -19,6 +19,7 @@ from radiocal.errors import ConfigError
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import graph
 from radiocal.flagging.kernels import BY_SUMTHRESHOLD
+from radiocal.flagging.params import MadParams, SumThresholdParams
 from radiocal.flagging.spectral import segment_edges
 from radiocal.store import schema as S
 
@@ -211,13 +212,8 @@ def flag_clip(ds: xr.Dataset, min_amplitude: float = 0.0, max_amplitude: float =
     return with_flags(ds, flags), counts
 
 
-def flag_sumthreshold(ds: xr.Dataset, threshold: float = 6.0, rho: float = 1.5,
-                      iterations: int = 3, sigma_time: float = 3.0, sigma_frequency: float = 0.0,
-                      robust_iterations: int = 2, degree: int = 2, max_window_time: int = 64,
-                      max_window_frequency: int = 128, combine_correlations: bool = True,
-                      variance_test: bool = True, line_threshold: float = 0.0,
-                      line_sigma_frequency: float = 2.0,
-                      max_line_width: int = 8, column: str = S.VISIBILITY) -> xr.Dataset:
+def flag_sumthreshold(ds: xr.Dataset, params: SumThresholdParams = SumThresholdParams(),
+                      column: str = S.VISIBILITY) -> xr.Dataset:
     """AOFlagger-style SumThreshold per baseline and correlation.
 
     Parameters are those of :func:`radiocal.flagging.kernels.sumthreshold_block`; each partition's
@@ -225,27 +221,20 @@ def flag_sumthreshold(ds: xr.Dataset, threshold: float = 6.0, rho: float = 1.5,
     """
     flag = _flag(ds)
     vis = _column(ds, column, flag)
-    return with_flags(ds, graph.sumthreshold_flags(vis, flag, graph.sumthreshold_args(
-        threshold, rho, iterations, sigma_time, sigma_frequency, robust_iterations, degree,
-        max_window_time, max_window_frequency, combine_correlations, variance_test,
-        line_threshold, line_sigma_frequency, max_line_width)))
+    return with_flags(ds, graph.sumthreshold_flags(vis, flag, params))
 
 
-def flag_mad(ds: xr.Dataset, half_window_time: int = 2, half_window_frequency: int = 2,
-             threshold: float = 5.0, variance_threshold: float = 3.0, sigma_time: float = 3.0,
-             sigma_frequency: float = 0.0, robust_iterations: int = 2, degree: int = 2,
+def flag_mad(ds: xr.Dataset, params: MadParams = MadParams(),
              column: str = S.VISIBILITY) -> xr.Dataset:
     """rflag-like sliding-window MAD flagging of residuals (see ``kernels.mad_block``)."""
     flag = _flag(ds)
     vis = _column(ds, column, flag)
-    return with_flags(ds, graph.mad_flags(vis, flag, graph.mad_args(
-        half_window_time, half_window_frequency, threshold, variance_threshold, sigma_time,
-        sigma_frequency, robust_iterations, degree)))
+    return with_flags(ds, graph.mad_flags(vis, flag, params))
 
 
-def flag_sumthreshold_mad(ds: xr.Dataset, sumthreshold: dict, mad: dict,
+def flag_sumthreshold_mad(ds: xr.Dataset, sumthreshold: SumThresholdParams, mad: MadParams,
                           column: str = S.VISIBILITY) -> tuple[xr.Dataset, xr.Dataset]:
-    """:func:`flag_sumthreshold` with ``**sumthreshold``, then :func:`flag_mad` with ``**mad``, in
+    """:func:`flag_sumthreshold` with ``sumthreshold``, then :func:`flag_mad` with ``mad``, in
     one pass over the visibilities (``kernels.sumthreshold_mad_block``: the same flags, MAD
     reusing SumThreshold's last background where it would fit the same one).
 
@@ -257,8 +246,7 @@ def flag_sumthreshold_mad(ds: xr.Dataset, sumthreshold: dict, mad: dict,
     """
     flag = _flag(ds)
     vis = _column(ds, column, flag)
-    code = graph.sumthreshold_mad_codes(vis, flag, graph.sumthreshold_args(**sumthreshold),
-                                        graph.mad_args(**mad))
+    code = graph.sumthreshold_mad_codes(vis, flag, sumthreshold, mad)
     return with_flags(ds, flag | (code == BY_SUMTHRESHOLD)), with_flags(ds, flag | (code > 0))
 
 

@@ -135,10 +135,6 @@ def compile_ahead(kernel, vis, flag, *args):
     jit.ahead(kernel, np.empty((0,) * 4, vis.dtype), np.empty((0,) * 4, flag.dtype), *args)
 
 
-# :func:`radiocal.flagging.kernels.sumthreshold_block`'s MAD arguments when there is no MAD pass.
-NO_MAD = (0, 0, 0.0, 0.0, 0.0, 0.0, 0, 0)
-
-
 def _model_residual_block(*args):
     return sp.model_residual_block(*args)
 
@@ -171,64 +167,42 @@ def _planes(kernel, name, vis, flag, *params, dtype=bool) -> da.Array:
     return out.rechunk(flag.chunks)
 
 
-def sumthreshold_args(threshold, rho, iterations, sigma_time, sigma_frequency, robust_iterations,
-                      degree, max_window_time, max_window_frequency, combine_correlations,
-                      variance_test, line_threshold, line_sigma_frequency, max_line_width) -> tuple:
-    """:func:`radiocal.flagging.kernels.sumthreshold_block`'s parameters after ``vis, flag``,
-    typed and in order (names as in the strategy's ``sumthreshold`` flagger)."""
-    return (float(threshold), float(rho), int(iterations), float(sigma_time),
-            float(sigma_frequency), int(robust_iterations), int(degree), int(max_window_time),
-            int(max_window_frequency), bool(combine_correlations), bool(variance_test),
-            float(line_threshold), float(line_sigma_frequency), int(max_line_width))
-
-
-def mad_args(half_window_time, half_window_frequency, threshold, variance_threshold, sigma_time,
-             sigma_frequency, robust_iterations, degree) -> tuple:
-    """:func:`radiocal.flagging.kernels.mad_block`'s parameters after ``vis, flag`` (names as in
-    the strategy's ``mad`` flagger)."""
-    return (int(half_window_time), int(half_window_frequency), float(threshold),
-            float(variance_threshold), float(sigma_time), float(sigma_frequency),
-            int(robust_iterations), int(degree))
-
-
-def sumthreshold_flags(vis, flag, args: tuple) -> da.Array:
+def sumthreshold_flags(vis, flag, params) -> da.Array:
     """Lazy :func:`radiocal.flagging.kernels.sumthreshold_block` over a partition.
 
     Parameters
     ----------
     vis : dask.array, complex, shape (time, baseline, frequency, polarization)
     flag : dask.array, bool, same shape
-    args : tuple
-        From :func:`sumthreshold_args`.
+    params : radiocal.flagging.params.SumThresholdParams
 
     Returns
     -------
     dask.array, bool, same shape and chunks as ``flag``
     """
-    compile_ahead(k._sumthreshold_codes, vis, flag, *args, False, *NO_MAD)
-    return _planes(_sumthreshold_block, "flag-sumthreshold", vis, flag, *args)
+    compile_ahead(k._sumthreshold_codes, vis, flag, *k.sumthreshold_args(params))
+    return _planes(_sumthreshold_block, "flag-sumthreshold", vis, flag, params)
 
 
-def mad_flags(vis, flag, args: tuple) -> da.Array:
-    """Lazy :func:`radiocal.flagging.kernels.mad_block` (``args`` from :func:`mad_args`; shapes
-    as :func:`sumthreshold_flags`)."""
-    compile_ahead(k.mad_block, vis, flag, *args)
-    return _planes(_mad_block, "flag-mad", vis, flag, *args)
+def mad_flags(vis, flag, params) -> da.Array:
+    """Lazy :func:`radiocal.flagging.kernels.mad_block` (``params``: a
+    ``params.MadParams``; shapes as :func:`sumthreshold_flags`)."""
+    compile_ahead(k._mad_flags, vis, flag, k.record(params))
+    return _planes(_mad_block, "flag-mad", vis, flag, params)
 
 
-def sumthreshold_mad_codes(vis, flag, sumthreshold: tuple, mad: tuple) -> da.Array:
+def sumthreshold_mad_codes(vis, flag, sumthreshold, mad) -> da.Array:
     """Lazy :func:`radiocal.flagging.kernels.sumthreshold_mad_block`: SumThreshold, then MAD on
-    its flags, in one pass (``sumthreshold`` from :func:`sumthreshold_args`, ``mad`` from
-    :func:`mad_args`).
+    its flags, in one pass (``params.SumThresholdParams``, ``params.MadParams``).
 
     Returns
     -------
     dask.array, uint8, same shape and chunks as ``flag``
         0, ``kernels.BY_SUMTHRESHOLD`` or ``kernels.BY_MAD`` per sample.
     """
-    compile_ahead(k._sumthreshold_codes, vis, flag, *sumthreshold, True, *mad)
-    return _planes(_sumthreshold_mad_block, "flag-sumthreshold-mad", vis, flag, *sumthreshold,
-                   *mad, dtype=np.uint8)
+    compile_ahead(k._sumthreshold_codes, vis, flag, *k.sumthreshold_args(sumthreshold, mad))
+    return _planes(_sumthreshold_mad_block, "flag-sumthreshold-mad", vis, flag, sumthreshold,
+                   mad, dtype=np.uint8)
 
 
 def spectral_args(threshold, rho, iterations, widths, tolerance, noise_block, burst_factor,

@@ -25,6 +25,7 @@ are not over-flagged:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -34,12 +35,26 @@ from radiocal.flagging.background import (
     robust_loess_rows,
     standardized_residual,
 )
+from radiocal.flagging.params import MadParams
 from radiocal.flagging.robust import (
     MAD_TO_SIGMA,
     masked_median,
     robust_sigma,
     window_median_mad,
 )
+
+
+def record(params) -> np.void:
+    """A flagger's parameters (its dataclass of ``params.py``) as the one argument its jitted
+    kernel takes: a numpy structured scalar of the numbers and switches, under their names.
+
+    Each is typed as its default, whatever a strategy file wrote (``threshold: 6`` is a float),
+    so one specialization serves every strategy; the rest (``scans``, tuples) are not the
+    kernel's.
+    """
+    fields = [f for f in dataclasses.fields(params) if type(f.default) in (bool, int, float)]
+    dtype = np.dtype([(f.name, type(f.default)) for f in fields])
+    return np.array(tuple(getattr(params, f.name) for f in fields), dtype)[()]
 
 
 @njit
@@ -339,82 +354,79 @@ def _same(a, b):
 # Inlined into its one caller, the entry point: compiled as a function of its own it was one
 # more level at which numba optimises and links the whole call tree below (~8 CPU-s cold).
 @njit(inline="always")
-def _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, first_threshold, rho,
-                           iterations, sigma_time, sigma_freq, robust_iterations, degree,
-                           max_window_time, max_window_freq, combine_correlations, variance_test,
-                           line_threshold, line_sigma_freq, max_line_width):
-    """Iterated SumThreshold on one baseline's planes (see :func:`sumthreshold_block`).
+def _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, p):
+    """Iterated SumThreshold on one baseline's planes (see :func:`sumthreshold_block`; ``p`` its
+    parameters' :func:`record`).
 
     ``amp`` and ``base`` (correlation, time, frequency) come in; ``current`` goes out as ``base``
     OR the detections. The last background fit of each correlation is left in ``z`` (standardized
     residual), ``sigmas`` and ``fitted`` (the mask it was fitted with; all True when there was no
     plain (non-bisquare) fit), so a later detector needing the same fit can reuse it.
     """
-    n_p, n_t, n_f = amp.shape
-    deg = _degree(n_t, degree)
-    found = np.empty((n_p, n_t, n_f), np.bool_)
-    for p in range(n_p):
-        current[p] = base[p]
-        fitted[p] = True
-        sigmas[p] = np.nan
-    for it in range(iterations):
-        factor = 2.0 ** (iterations - 1 - it)
+    n_c, n_t, n_f = amp.shape
+    deg = _degree(n_t, p.degree)
+    found = np.empty((n_c, n_t, n_f), np.bool_)
+    for c in range(n_c):
+        current[c] = base[c]
+        fitted[c] = True
+        sigmas[c] = np.nan
+    for it in range(p.iterations):
+        factor = 2.0 ** (p.iterations - 1 - it)
         # Bisquare reweighting guards the first fit against unflagged RFI; later fits have the
         # RFI masked and use plain (cheaper) leave-one-out LOESS.
-        robust = robust_iterations if it == 0 else 0
-        for p in range(n_p):
-            if base[p].all():
-                found[p] = base[p]
+        robust = p.robust_iterations if it == 0 else 0
+        for c in range(n_c):
+            if base[c].all():
+                found[c] = base[c]
                 continue
             # A plain fit with the mask of the previous plain fit is that fit (most planes
             # gain no flags in the later iterations): reuse it.
-            if robust > 0 or fitted[p].all() or not _same(fitted[p], current[p]):
-                z[p], sigmas[p] = standardized_residual(amp[p], current[p], sigma_time,
-                                                        sigma_freq, robust, deg)
+            if robust > 0 or fitted[c].all() or not _same(fitted[c], current[c]):
+                z[c], sigmas[c] = standardized_residual(amp[c], current[c], p.sigma_time,
+                                                        p.sigma_frequency, robust, deg)
                 if robust > 0:
-                    fitted[p] = True
+                    fitted[c] = True
                 else:
-                    fitted[p] = current[p]
-            sigma = sigmas[p]
+                    fitted[c] = current[c]
+            sigma = sigmas[c]
             if not sigma > 0.0:
-                found[p] = base[p]
+                found[c] = base[c]
                 continue
-            found[p] = sumthreshold_2d(z[p], base[p], first_threshold * factor, rho,
-                                       max_window_time, max_window_freq)
-            if variance_test:
-                chans, times = variance_lines(z[p], found[p], first_threshold * factor, 4)
+            found[c] = sumthreshold_2d(z[c], base[c], p.threshold * factor, p.rho,
+                                       p.max_window_time, p.max_window_frequency)
+            if p.variance_test:
+                chans, times = variance_lines(z[c], found[c], p.threshold * factor, 4)
                 for f in range(n_f):
                     if chans[f]:
-                        found[p, :, f] = True
+                        found[c, :, f] = True
                 for t in range(n_t):
                     if times[t]:
-                        found[p, t, :] = True
-            if line_threshold > 0.0:
-                lines = spectral_lines(amp[p], current[p] | found[p], line_sigma_freq, degree,
-                                       robust_iterations, line_threshold * factor, rho,
-                                       max_line_width, sigma)
+                        found[c, t, :] = True
+            if p.line_threshold > 0.0:
+                lines = spectral_lines(amp[c], current[c] | found[c], p.line_sigma_frequency,
+                                       p.degree, p.robust_iterations, p.line_threshold * factor,
+                                       p.rho, p.max_line_width, sigma)
                 for f in range(n_f):
                     if lines[f]:
-                        found[p, :, f] = True
-        if combine_correlations:
-            any_p = found[0].copy()
-            for p in range(1, n_p):
-                any_p |= found[p]
-            for p in range(n_p):
-                current[p] = base[p] | any_p
+                        found[c, :, f] = True
+        if p.combine_correlations:
+            any_c = found[0].copy()
+            for c in range(1, n_c):
+                any_c |= found[c]
+            for c in range(n_c):
+                current[c] = base[c] | any_c
         else:
-            for p in range(n_p):
-                current[p] = found[p]
+            for c in range(n_c):
+                current[c] = found[c]
 
 
 # Codes of :func:`sumthreshold_mad_block`'s output.
 BY_SUMTHRESHOLD, BY_MAD = 1, 2
+# :func:`_sumthreshold_codes`'s MAD record when there is no MAD pass (its values unread).
+_NO_MAD = record(MadParams())
 
 
-def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
-                       robust_iterations, degree, max_window_time, max_window_freq,
-                       combine_correlations, variance_test, line_threshold, line_sigma_freq,
-                       max_line_width):
+def sumthreshold_block(vis, flag, params):
     """AOFlagger-style iterated SumThreshold on every baseline and correlation of a block.
 
     Parameters
@@ -423,45 +435,36 @@ def sumthreshold_block(vis, flag, first_threshold, rho, iterations, sigma_time, 
         Must hold the whole time axis of the partition.
     flag : ndarray, bool, shape (time, baseline, frequency, polarization)
         Existing flags: never used in fits or sums, always kept.
-    first_threshold : float
-        Threshold for a single sample in sigma at the final iteration (AOFlagger: 6).
-    rho : float
-        Threshold drop per doubling of the window (AOFlagger: 1.5).
-    iterations : int
-        Background/threshold iterations; iteration i uses ``first_threshold * 2**(iterations-1-i)``.
-    sigma_time, sigma_freq : float
-        Background kernel widths in samples; ``sigma_freq`` 0 fits the background along time only
-        (every channel its own level: uncalibrated bandpass structure never looks like RFI), and
-        steady narrowband RFI is then left to the spectral line test.
-    robust_iterations : int
-        Bisquare passes of the background fit.
-    degree : int
-        Local polynomial degree of the background fit.
-    max_window_time, max_window_freq : int
-        Largest SumThreshold windows.
-    combine_correlations : bool
-        Between iterations, mask a sample in every correlation when any correlation flagged it, so
-        RFI seen clearly in one correlation stays out of the background fit of the others.
-    variance_test : bool
-        Also flag whole channels/integrations with excess residual variance (:func:`variance_lines`).
-    line_threshold : float
-        Threshold of :func:`spectral_lines` (steady lines), in robust spreads (0 disables).
-    line_sigma_freq : float
-        Kernel width of the spectrum's smooth fit, channels.
-    max_line_width : int
-        Widest steady line looked for, channels.
+    params : radiocal.flagging.params.SumThresholdParams
+        ``threshold``: a single sample's threshold in sigma at the final iteration (AOFlagger:
+        6); ``rho``: the threshold's drop per doubling of the window (AOFlagger: 1.5);
+        ``iterations``: background/threshold iterations, iteration i at ``threshold *
+        2**(iterations-1-i)``; ``sigma_time``, ``sigma_frequency``: background kernel widths in
+        samples, ``sigma_frequency`` 0 fitting the background along time only (every channel its
+        own level: uncalibrated bandpass structure never looks like RFI; steady narrowband RFI
+        is then left to the line tests); ``robust_iterations``, ``degree``: bisquare passes and
+        local polynomial degree of the background fit; ``max_window_time``,
+        ``max_window_frequency``: the largest SumThreshold windows; ``combine_correlations``:
+        between iterations, mask a sample in every correlation when any flagged it, so RFI seen
+        clearly in one correlation stays out of the background fit of the others;
+        ``variance_test``: also flag whole channels/integrations with excess residual variance
+        (:func:`variance_lines`); ``line_threshold``, ``line_sigma_frequency``,
+        ``max_line_width``: :func:`spectral_lines`'s threshold in robust spreads (0 disables),
+        kernel width of the spectrum's smooth fit and widest line, channels.
 
     Returns
     -------
     ndarray, bool, shape (time, baseline, frequency, polarization)
         ``flag`` OR the detections.
     """
-    code = _sumthreshold_codes(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
-                               robust_iterations, degree, max_window_time, max_window_freq,
-                               combine_correlations, variance_test, line_threshold,
-                               line_sigma_freq, max_line_width, False, 0, 0, 0.0, 0.0, 0.0, 0.0,
-                               0, 0)
+    code = _sumthreshold_codes(vis, flag, *sumthreshold_args(params))
     return flag | (code == BY_SUMTHRESHOLD)
+
+
+def sumthreshold_args(sumthreshold, mad=None) -> tuple:
+    """:func:`_sumthreshold_codes`'s arguments after ``vis, flag`` for SumThreshold's
+    parameters and, if given, MAD's (``params.SumThresholdParams``, ``params.MadParams``)."""
+    return record(sumthreshold), mad is not None, _NO_MAD if mad is None else record(mad)
 
 
 @njit
@@ -485,58 +488,58 @@ def _mad_plane(z, sigma, mask, half_time, half_freq, threshold, variance_thresho
                 out[t, f] = True
 
 
-@njit
-def mad_block(vis, flag, half_time, half_freq, threshold, variance_threshold, sigma_time,
-              sigma_freq, robust_iterations, degree):
+def mad_block(vis, flag, params):
     """rflag-like flagging on residuals with sliding-window robust statistics.
 
     Per baseline and correlation the smooth background (:func:`background_2d`) is removed; in a
-    (2 half_time + 1) x (2 half_freq + 1) window around each sample the residual's median and
-    MAD-sigma are measured. A sample is flagged when it deviates from its window median by more than
-    ``threshold`` times the plane's typical local sigma (median of the window sigmas), or when its
-    window's sigma exceeds ``variance_threshold`` times that typical sigma (a patch of raised
-    variance, as rflag's time/frequency deviation tests). MAD windows ignore single spikes, so unlike
-    rflag's rms windows they do not dilate flags around them. A plane whose robust noise is zero or
-    undefined (constant amplitudes) is left alone.
+    (2 half_window_time + 1) x (2 half_window_frequency + 1) window around each sample the
+    residual's median and MAD-sigma are measured. A sample is flagged when it deviates from its
+    window median by more than ``threshold`` times the plane's typical local sigma (median of the
+    window sigmas), or when its window's sigma exceeds ``variance_threshold`` times that typical
+    sigma (a patch of raised variance, as rflag's time/frequency deviation tests). MAD windows
+    ignore single spikes, so unlike rflag's rms windows they do not dilate flags around them. A
+    plane whose robust noise is zero or undefined (constant amplitudes) is left alone.
 
     Parameters
     ----------
     vis : ndarray, complex, shape (time, baseline, frequency, polarization)
     flag : ndarray, bool, shape (time, baseline, frequency, polarization)
+    params : radiocal.flagging.params.MadParams
 
     Returns
     -------
     ndarray, bool, shape (time, baseline, frequency, polarization)
     """
+    return _mad_flags(vis, flag, record(params))
+
+
+@njit
+def _mad_flags(vis, flag, p):
+    """:func:`mad_block` (``p`` its parameters' :func:`record`)."""
     n_t, n_b, n_f, n_p = vis.shape
     out = flag.copy()
     amp = np.empty((n_t, n_f))
     mask = np.empty((n_t, n_f), np.bool_)
     for b in range(n_b):
-        for p in range(n_p):
-            _amplitude_plane(vis, flag, b, p, amp, mask)
+        for c in range(n_p):
+            _amplitude_plane(vis, flag, b, c, amp, mask)
             if mask.all():
                 continue
-            z, sigma = standardized_residual(amp, mask, sigma_time, sigma_freq,
-                                             robust_iterations, _degree(n_t, degree))
-            _mad_plane(z, sigma, mask, half_time, half_freq, threshold, variance_threshold,
-                       out[:, b, :, p])
+            z, sigma = standardized_residual(amp, mask, p.sigma_time, p.sigma_frequency,
+                                             p.robust_iterations, _degree(n_t, p.degree))
+            _mad_plane(z, sigma, mask, p.half_window_time, p.half_window_frequency, p.threshold,
+                       p.variance_threshold, out[:, b, :, c])
     return out
 
 
-def sumthreshold_mad_block(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
-                           robust_iterations, degree, max_window_time, max_window_freq,
-                           combine_correlations, variance_test, line_threshold, line_sigma_freq,
-                           max_line_width, half_time, half_freq, mad_threshold,
-                           variance_threshold, mad_sigma_time, mad_sigma_freq,
-                           mad_robust_iterations, mad_degree):
+def sumthreshold_mad_block(vis, flag, sumthreshold, mad):
     """:func:`sumthreshold_block`, then :func:`mad_block` on its flags, in one pass.
 
     The same flags as the two in turn, for less work: where SumThreshold's last iteration found
     nothing new, its last (plain) background fit is the one MAD would make with the same
     background parameters and no bisquare passes, so MAD uses it instead of fitting again.
-    Parameters are :func:`sumthreshold_block`'s followed by :func:`mad_block`'s (MAD's prefixed
-    ``mad_`` where the names clash).
+    ``sumthreshold`` and ``mad`` are the two flaggers' parameters (``params.SumThresholdParams``,
+    ``params.MadParams``).
 
     Returns
     -------
@@ -544,22 +547,13 @@ def sumthreshold_mad_block(vis, flag, first_threshold, rho, iterations, sigma_ti
         0 where nothing changed, ``BY_SUMTHRESHOLD`` where SumThreshold flagged a sample ``flag``
         had not, ``BY_MAD`` where MAD flagged one SumThreshold had not.
     """
-    return _sumthreshold_codes(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
-                               robust_iterations, degree, max_window_time, max_window_freq,
-                               combine_correlations, variance_test, line_threshold,
-                               line_sigma_freq, max_line_width, True, half_time, half_freq,
-                               mad_threshold, variance_threshold, mad_sigma_time, mad_sigma_freq,
-                               mad_robust_iterations, mad_degree)
+    return _sumthreshold_codes(vis, flag, *sumthreshold_args(sumthreshold, mad))
 
 
 @njit
-def _sumthreshold_codes(vis, flag, first_threshold, rho, iterations, sigma_time, sigma_freq,
-                        robust_iterations, degree, max_window_time, max_window_freq,
-                        combine_correlations, variance_test, line_threshold, line_sigma_freq,
-                        max_line_width, with_mad, half_time, half_freq, mad_threshold,
-                        variance_threshold, mad_sigma_time, mad_sigma_freq,
-                        mad_robust_iterations, mad_degree):
-    """:func:`sumthreshold_mad_block`, the MAD pass only ``with_mad``.
+def _sumthreshold_codes(vis, flag, st, with_mad, mad):
+    """:func:`sumthreshold_mad_block`, the MAD pass only ``with_mad`` (``st``, ``mad``: the
+    flaggers' parameters as :func:`record`).
 
     The one jitted entry point of both detectors: numba re-optimizes the whole call tree below
     every jitted caller, so thin jitted wrappers above this cost seconds of compilation each.
@@ -573,15 +567,12 @@ def _sumthreshold_codes(vis, flag, first_threshold, rho, iterations, sigma_time,
     fitted = np.empty((n_p, n_t, n_f), np.bool_)
     sigmas = np.empty(n_p)
     by_mad = np.empty((n_t, n_f), np.bool_)
-    same_fit = (mad_robust_iterations == 0 and mad_sigma_time == sigma_time
-                and mad_sigma_freq == sigma_freq and mad_degree == degree)
+    same_fit = (mad.robust_iterations == 0 and mad.sigma_time == st.sigma_time
+                and mad.sigma_frequency == st.sigma_frequency and mad.degree == st.degree)
     for b in range(n_b):
         if _baseline_planes(vis, flag, b, amp, base):
             continue
-        _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, first_threshold, rho,
-                               iterations, sigma_time, sigma_freq, robust_iterations, degree,
-                               max_window_time, max_window_freq, combine_correlations,
-                               variance_test, line_threshold, line_sigma_freq, max_line_width)
+        _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, st)
         for p in range(n_p):
             mask = current[p]
             for t in range(n_t):
@@ -595,17 +586,17 @@ def _sumthreshold_codes(vis, flag, first_threshold, rho, iterations, sigma_time,
             if same_fit and not fitted[p].all() and _same(fitted[p], mask):
                 zp, sigma = z[p], sigmas[p]
             else:
-                zp, sigma = standardized_residual(amp[p], mask, mad_sigma_time, mad_sigma_freq,
-                                                  mad_robust_iterations, _degree(n_t, mad_degree))
+                zp, sigma = standardized_residual(amp[p], mask, mad.sigma_time,
+                                                  mad.sigma_frequency, mad.robust_iterations,
+                                                  _degree(n_t, mad.degree))
             by_mad[:] = False
-            _mad_plane(zp, sigma, mask, half_time, half_freq, mad_threshold, variance_threshold,
-                       by_mad)
+            _mad_plane(zp, sigma, mask, mad.half_window_time, mad.half_window_frequency,
+                       mad.threshold, mad.variance_threshold, by_mad)
             for t in range(n_t):
                 for f in range(n_f):
                     if by_mad[t, f] and not mask[t, f]:
                         code[t, b, f, p] = BY_MAD
     return code
-
 
 @njit
 def dilate_block(flag, eta_time, eta_freq, grow_time, grow_freq):

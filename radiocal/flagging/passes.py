@@ -377,20 +377,21 @@ def fused_strategy(ds, flaggers, column, propagate):
     i = 0
     while i < len(flaggers):
         name, p = flaggers[i]
-        params = {key: v for key, v in dataclasses.asdict(p).items() if key != "scans"}
         if name == "sumthreshold" and i + 1 < len(flaggers) and flaggers[i + 1][0] == "mad":
-            mad = {key: v for key, v in dataclasses.asdict(flaggers[i + 1][1]).items()
-                   if key != "scans"}
-            st_args, mad_args = graph.sumthreshold_args(**params), graph.mad_args(**mad)
+            mad = flaggers[i + 1][1]
             b.read("vis", column)
-            graph.compile_ahead(k._sumthreshold_codes, b.reads["vis"], b.flag, *st_args, True,
-                                *mad_args)
+            graph.compile_ahead(k._sumthreshold_codes, b.reads["vis"], b.flag,
+                                *k.sumthreshold_args(p, mad))
             first = b.code(f"{i}:sumthreshold")
             b.code(f"{i + 1}:mad")
-            b.steps.append(_Step("sumthreshold_mad", first, st_args + mad_args))
+            b.steps.append(_Step("sumthreshold_mad", first, (p, mad)))
             i += 2
             continue
-        _add(b, name, params, i, column)
+        if name in ("sumthreshold", "mad"):
+            _add_detector(b, name, p, i, column)
+        else:
+            _add(b, name, {key: v for key, v in dataclasses.asdict(p).items() if key != "scans"},
+                 i, column)
         i += 1
     if propagate:
         b.steps.append(_Step("propagate", b.code("propagate_correlations")))
@@ -442,16 +443,6 @@ def _add(b: _Builder, name, params, i, column):
         b.close(("array", (cross,)))
         b.decide(_array_decision, float(params["fraction"]))
         b.steps.append(_Step("common", b.code(f"{i}:array")))
-    elif name in ("sumthreshold", "mad"):
-        b.read("vis", column)
-        if name == "sumthreshold":
-            args = graph.sumthreshold_args(**params)
-            graph.compile_ahead(k._sumthreshold_codes, b.reads["vis"], b.flag, *args, False,
-                                *graph.NO_MAD)
-        else:
-            args = graph.mad_args(**params)
-            graph.compile_ahead(k.mad_block, b.reads["vis"], b.flag, *args)
-        b.steps.append(_Step(name, b.code(f"{i}:{name}"), args))
     elif name == "spectral":
         _add_spectral(b, params, i, column)
     elif name == "dilate":
@@ -460,6 +451,17 @@ def _add(b: _Builder, name, params, i, column):
         b.steps.append(_Step("dilate", b.code(f"{i}:dilate"), args))
     else:
         raise ValueError(f"flagger {name!r} has no fused form")
+
+
+def _add_detector(b: _Builder, name, params, i, column):
+    """SumThreshold or MAD alone, ``params`` (their dataclass) handed to the kernel whole."""
+    b.read("vis", column)
+    if name == "sumthreshold":
+        graph.compile_ahead(k._sumthreshold_codes, b.reads["vis"], b.flag,
+                            *k.sumthreshold_args(params))
+    else:
+        graph.compile_ahead(k._mad_flags, b.reads["vis"], b.flag, k.record(params))
+    b.steps.append(_Step(name, b.code(f"{i}:{name}"), (params,)))
 
 
 def _add_spectral(b: _Builder, params, i, column):

@@ -86,6 +86,14 @@ def _with_column(function):
     return run
 
 
+def _whole(function):
+    """Adapt ``function(ds, params, column=...)`` (flaggers whose kernels take their parameters
+    whole)."""
+    def run(ds, params, column, reference_time):
+        return function(ds, params, column=column)
+    return run
+
+
 def _plain(function):
     """Adapt ``function(ds, **params)`` (flaggers that do not look at visibilities)."""
     def run(ds, params, column, reference_time):
@@ -101,8 +109,8 @@ FLAGGERS = {
     "quack": (QuackParams, _plain(fd.flag_quack)),
     "elevation": (ElevationParams, _plain(fd.flag_elevation)),
     "manual": (ManualParams, _manual),
-    "sumthreshold": (SumThresholdParams, _with_column(fd.flag_sumthreshold)),
-    "mad": (MadParams, _with_column(fd.flag_mad)),
+    "sumthreshold": (SumThresholdParams, _whole(fd.flag_sumthreshold)),
+    "mad": (MadParams, _whole(fd.flag_mad)),
     "spectral": (SpectralParams, _with_column(fd.flag_spectral)),
     "array": (ArrayParams, _plain(fd.flag_array)),
     "antenna_health": (AntennaHealthParams, _with_column(fd.flag_antenna_health)),
@@ -287,8 +295,7 @@ def apply_strategy(ds, strategy: Strategy, reference_time: float | None = None):
         name, params = flaggers[i]
         if name == "sumthreshold" and i + 1 < len(flaggers) and flaggers[i + 1][0] == "mad":
             # MAD straight after SumThreshold: one pass over the data for both (same flags).
-            after_st, ds = fd.flag_sumthreshold_mad(ds, kernel_params(params),
-                                                    kernel_params(flaggers[i + 1][1]),
+            after_st, ds = fd.flag_sumthreshold_mad(ds, params, flaggers[i + 1][1],
                                                     column=strategy.column)
             groups[-1] += [fd._flag(after_st), fd._flag(ds)]
             counts[f"{i}:sumthreshold"] = counts[f"{i + 1}:mad"] = None

@@ -11,6 +11,7 @@ import pytest
 from radiocal.flagging import background as bg
 from radiocal.flagging import kernels as k
 from radiocal.flagging import robust as rb
+from radiocal.flagging.params import MadParams
 
 RNG = np.random.default_rng(99)
 
@@ -198,7 +199,7 @@ def test_mad_block_matches_numpy_window_statistics():
     vis[12:15, 0, 9:12, 0] += RNG.normal(0, 6, (3, 3))
     flag = np.zeros(vis.shape, bool)
     flag[0, 0, :4, 0] = True
-    out = k.mad_block(vis, flag, 2, 2, 5.0, 3.0, 3.0, 0.0, 2, 2)
+    out = k.mad_block(vis, flag, MadParams())
     amp = np.abs(vis[:, 0, :, 0]).astype(float)
     mask = flag[:, 0, :, 0]
     resid, _ = bg.standardized_residual(np.where(mask, 0.0, amp), mask, 3.0, 0.0, 2, 2)

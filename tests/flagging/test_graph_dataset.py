@@ -11,6 +11,7 @@ import xarray as xr
 from radiocal.flagging import dataset as fd
 from radiocal.flagging import graph
 from radiocal.flagging import kernels as k
+from radiocal.flagging.params import SumThresholdParams
 from radiocal.flagging.strategy import apply_strategy, load_strategy, parse_strategy
 from radiocal.store import schema as S
 
@@ -38,8 +39,8 @@ def test_default_strategy_builds_without_computing(small_sim):
 @pytest.mark.parametrize("time_chunk", [1, 3, -1])
 def test_sumthreshold_graph_equals_kernel_for_any_chunking(small_sim, time_chunk):
     ds = small_sim.datasets[0]
-    expected = k.sumthreshold_block(ds[S.VISIBILITY].values, ds[S.FLAG].values, 6.0, 1.5, 3, 3.0,
-                                    0.0, 2, 2, 64, 128, True, True, 0.0, 2.0, 8)
+    expected = k.sumthreshold_block(ds[S.VISIBILITY].values, ds[S.FLAG].values,
+                                    SumThresholdParams())
     out = fd.flag_sumthreshold(_chunked(ds, time_chunk))
     assert out[S.FLAG].chunks == _chunked(ds, time_chunk)[S.FLAG].chunks
     np.testing.assert_array_equal(out[S.FLAG].values, expected)

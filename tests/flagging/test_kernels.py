@@ -11,6 +11,7 @@ from radiocal.flagging import background as bg
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import kernels as k
 from radiocal.flagging import robust as rb
+from radiocal.flagging.params import MadParams, SumThresholdParams
 
 RNG = np.random.default_rng(1234)
 
@@ -161,7 +162,7 @@ def test_sumthreshold_block_finds_rfi_and_spares_clean_data():
     vis[12:16, 4, 30:34] += 8.0
     flag = np.zeros(vis.shape, bool)
     flag[0, 0, 0, 0] = True
-    out = k.sumthreshold_block(vis, flag, 6.0, 1.5, 3, 3.0, 0.0, 2, 2, 64, 128, True, True, 0.0, 2.0, 8)
+    out = k.sumthreshold_block(vis, flag, SumThresholdParams())
     assert out[0, 0, 0, :].all()  # existing flags kept (and propagated)
     assert out[rfi].mean() > 0.99
     assert out[~rfi].mean() < 0.01
@@ -172,7 +173,7 @@ def test_sumthreshold_block_keeps_nonfinite_out_of_fits():
     vis[4, 0, 10, 0] = np.nan
     vis[9, 0, 3, 0] = 1e3
     flag = np.zeros(vis.shape, bool)
-    out = k.sumthreshold_block(vis, flag, 6.0, 1.5, 3, 3.0, 0.0, 2, 2, 64, 128, True, True, 0.0, 2.0, 8)
+    out = k.sumthreshold_block(vis, flag, SumThresholdParams())
     assert out[4, 0, 10, 0] and out[9, 0, 3, 0]
     assert out.mean() < 0.02
 
@@ -180,20 +181,23 @@ def test_sumthreshold_block_keeps_nonfinite_out_of_fits():
 def test_mad_block_flags_point_outliers_only():
     vis = np.stack([_noise_plane(20, 32) for _ in range(2)], 1)[..., None].astype(np.complex64)
     vis[10, 1, 16, 0] += 15.0
-    out = k.mad_block(vis, np.zeros(vis.shape, bool), 2, 2, 5.0, 3.0, 3.0, 0.0, 2, 2)
+    out = k.mad_block(vis, np.zeros(vis.shape, bool), MadParams())
     assert out[10, 1, 16, 0]
     assert out.sum() <= 3
 
 
-ST_DEFAULT = (6.0, 1.5, 3, 3.0, 0.0, 2, 2, 64, 128, True, True, 0.0, 2.0, 8)
-ST_NO_COMBINE = (6.0, 1.5, 3, 3.0, 2.0, 0, 2, 64, 128, False, True, 4.0, 2.0, 8)
+ST_DEFAULT = SumThresholdParams()
+ST_NO_COMBINE = SumThresholdParams(sigma_frequency=2.0, robust_iterations=0,
+                                   combine_correlations=False, line_threshold=4.0)
 
 
 @pytest.mark.parametrize("st,mad", [
-    (ST_DEFAULT, (2, 2, 5.0, 3.0, 3.0, 0.0, 0, 2)),   # MAD's fit is SumThreshold's last: reused
-    (ST_DEFAULT, (2, 2, 4.0, 3.0, 3.0, 0.0, 2, 2)),   # bisquare MAD: fitted anew
-    (ST_DEFAULT, (1, 2, 4.0, 3.0, 2.0, 0.0, 0, 1)),   # other background: fitted anew
-    (ST_NO_COMBINE, (2, 1, 4.0, 3.0, 3.0, 2.0, 0, 2)),
+    (ST_DEFAULT, MadParams(robust_iterations=0)),   # MAD's fit is SumThreshold's last: reused
+    (ST_DEFAULT, MadParams(threshold=4.0)),   # bisquare MAD: fitted anew
+    (ST_DEFAULT, MadParams(half_window_time=1, threshold=4.0, sigma_time=2.0,
+                           robust_iterations=0, degree=1)),   # other background: fitted anew
+    (ST_NO_COMBINE, MadParams(half_window_frequency=1, threshold=4.0, sigma_frequency=2.0,
+                              robust_iterations=0)),
 ])
 def test_sumthreshold_mad_block_equals_the_two_in_turn(st, mad):
     rng = np.random.default_rng(7)
@@ -207,9 +211,9 @@ def test_sumthreshold_mad_block_equals_the_two_in_turn(st, mad):
     vis.reshape(-1)[spots[:3]] = np.nan
     flag = rng.random(vis.shape) < 0.02
     flag[:, 2] = True                                # a baseline flagged throughout
-    after_st = k.sumthreshold_block(vis, flag, *st)
-    after_mad = k.mad_block(vis, after_st, *mad)
-    code = k.sumthreshold_mad_block(vis, flag, *st, *mad)
+    after_st = k.sumthreshold_block(vis, flag, st)
+    after_mad = k.mad_block(vis, after_st, mad)
+    code = k.sumthreshold_mad_block(vis, flag, st, mad)
     assert code.dtype == np.uint8
     np.testing.assert_array_equal(flag | (code == k.BY_SUMTHRESHOLD), after_st)
     np.testing.assert_array_equal(flag | (code > 0), after_mad)
