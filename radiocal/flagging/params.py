@@ -46,20 +46,6 @@ class ElevationParams:
     max_elevation: float = _opt(90.0, "degrees; flag when either antenna is higher")
 
 
-@dataclass(frozen=True)
-class ManualParams:
-    """CASA-style selection strings; everything selected is flagged."""
-
-    field: str | None = None
-    scan: str | None = None
-    spw: str | None = None
-    antenna: str | None = None
-    uvrange: str | None = None
-    timerange: str | None = None
-    correlation: str | None = None
-    intent: str | None = None
-
-
 def _scans(default="all"):
     return _opt(default, "which scans run this flagger: short (fewer integrations than the "
                          "strategy's long_scan), long, or all")

@@ -18,11 +18,11 @@ from radiocal.flagging import graph
 from radiocal.flagging.config import FlagConfig
 from radiocal.flagging.strategy import (
     FLAGGED,
-    ManualParams,
     Strategy,
     apply_strategy,
     load_strategy,
 )
+from radiocal.select.config import SelectionConfig
 from radiocal.store import schema as S
 
 
@@ -35,7 +35,7 @@ def strategy_for(config: FlagConfig, telescope: str | None = None) -> Strategy:
     bad = config.antennas()
     if bad:
         # a manual flagger first: the data-driven flaggers then never see the bad antennas
-        strategy = replace(strategy, flaggers=(("manual", ManualParams(antenna=",".join(bad))),)
+        strategy = replace(strategy, flaggers=(("manual", SelectionConfig(antenna=",".join(bad))),)
                            + strategy.flaggers)
     return strategy
 

@@ -48,13 +48,13 @@ from radiocal.flagging.params import (
     DilateParams,
     ElevationParams,
     MadParams,
-    ManualParams,
     NoParams,
     QuackParams,
     ShadowParams,
     SpectralParams,
     SumThresholdParams,
 )
+from radiocal.select.config import SelectionConfig
 from radiocal.store import schema as S
 
 log = logging.getLogger("radiocal.flagging")
@@ -67,7 +67,9 @@ TELESCOPE_STRATEGIES = {
 }
 
 
-def _manual(ds, p: ManualParams, column, reference_time):
+def _manual(ds, p: SelectionConfig, column, reference_time):
+    # Not p.selection(): that is None when every part is empty, where the manual flagger, as
+    # the selection language reads it, flags everything
     from radiocal.select.selection import Selection
 
     return fd.flag_manual(ds, Selection(**dataclasses.asdict(p)), reference_time=reference_time)
@@ -108,7 +110,7 @@ FLAGGERS = {
     "shadow": (ShadowParams, _plain(fd.flag_shadow)),
     "quack": (QuackParams, _plain(fd.flag_quack)),
     "elevation": (ElevationParams, _plain(fd.flag_elevation)),
-    "manual": (ManualParams, _manual),
+    "manual": (SelectionConfig, _manual),   # CASA selection strings; what they select is flagged
     "sumthreshold": (SumThresholdParams, _whole(fd.flag_sumthreshold)),
     "mad": (MadParams, _whole(fd.flag_mad)),
     "spectral": (SpectralParams, _with_column(fd.flag_spectral)),
