@@ -105,7 +105,7 @@ def solve_graph(datasets, cal_type, *, solint="inf", combine="", refant=None, ca
         mode = K.MODE_AP
     packed = graph.reduce_and_solve(
         stats, piece_cells, ant1, ant2, nant, parse_refant(first, refant), mode,
-        minblperant, minsnr, max_iter=max_iter, tol=tol,
+        K.SolveLimits.of(minblperant, minsnr, max_iter, tol),
         freqs=first[S.FREQUENCY].values, ref_freq=_ref_freq(first))
     return SolveGraph(packed, cells, tuple(datasets), tuple(out_hands),
                       nchan if per_channel else 1)

@@ -191,8 +191,9 @@ def gauss_newton_step(normal, nobs, sums, active, ref, phi, tau, nant):
     return phi + step[:nant], tau + step[nant:], red
 
 
-def delay_solutions(active, ref, tau, cov, red, nant, minsnr):
-    """Delay, SNR, error and flag per antenna of one cell and hand from the final fit."""
+def delay_solutions(active, ref, tau, cov, red, nant, limits):
+    """Delay, SNR, error and flag per antenna of one cell and hand from the final fit
+    (``limits``: the solve's :class:`radiocal.calibration.kernels.SolveLimits`)."""
     delay = np.zeros(nant)
     snr = np.zeros(nant)
     err = np.zeros(nant)
@@ -206,5 +207,5 @@ def delay_solutions(active, ref, tau, cov, red, nant, minsnr):
         delay[a] = tau[a]
         err[a] = e_tau
         snr[a] = s
-        flag[a] = not (s >= minsnr and np.isfinite(tau[a]))
+        flag[a] = not (s >= limits.minsnr and np.isfinite(tau[a]))
     return delay, snr, err, flag

@@ -48,7 +48,7 @@ def _load(path) -> np.ndarray:
         return np.fromfile(f, np.float64).reshape(shape)
 
 
-def _channels(blocks, paths, dnu, ant1, ant2, nant, refants, minblperant):
+def _channels(blocks, paths, dnu, ant1, ant2, nant, refants, limits):
     """One channel chunk: its per-channel gains, its blocks spilled, their constant terms.
 
     Both uses of a chunk's statistics are in one task so that each chunk's statistics are
@@ -59,7 +59,7 @@ def _channels(blocks, paths, dnu, ant1, ant2, nant, refants, minblperant):
                            axis=1)
     stats = np.concatenate(blocks, axis=2)
     gains, _, _, flag, used_ref = K.solve_cells(stats, ant1, ant2, nant, refants, K.MODE_AP,
-                                                minblperant, 0.0, 100, 1e-10)
+                                                limits)
     return (gains, flag, used_ref), const
 
 
@@ -111,7 +111,7 @@ def _step(state, sums, nant):
     return state
 
 
-def _finish(state, paths, nant, minsnr):
+def _finish(state, paths, nant, limits):
     for path in paths:
         if os.path.exists(path):
             os.remove(path)
@@ -128,7 +128,7 @@ def _finish(state, paths, nant, minsnr):
             cov = np.linalg.inv(state["normal"][c, h]) if ref >= 0 else None
             delay, snr, err, flag = D.delay_solutions(state["active"][c, h], ref,
                                                       state["tau"][c, h], cov,
-                                                      state["red"][c, h], nant, minsnr)
+                                                      state["red"][c, h], nant, limits)
             packed[c, 0, :, h] = np.stack([delay, np.zeros(nant), snr, err, flag,
                                            np.full(nant, ref)], axis=-1)
     return packed
@@ -148,7 +148,7 @@ def _tree(dsk, name, keys, func):
     return level[0]
 
 
-def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, minblperant, minsnr,
+def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, limits: K.SolveLimits,
           n_iter=N_ITER):
     """Delays of every cell from summed per-channel statistics.
 
@@ -172,8 +172,9 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, minblperant, minsnr
     kchunks, fchunks, bchunks = stats.chunks[:3]
     fstart = np.cumsum((0,) + fchunks)
     bstart = np.cumsum((0,) + bchunks)
-    token = tokenize(stats, freqs, ref_freq, ant1, ant2, nant, refants, minblperant, minsnr,
-                     n_iter)
+    token = tokenize(stats, freqs, ref_freq, ant1, ant2, nant, refants, limits, n_iter)
+    # the first guess's per-channel gains: every one kept (no SNR limit)
+    channel_limits = K.SolveLimits.of(limits.minblperant, 0.0, 100, 1e-10)
     name = "calib-delay-" + token
     spill_dir = os.path.join(dask.config.get("temporary-directory", None)
                              or tempfile.gettempdir(), "radiocal-delay-" + token)
@@ -188,14 +189,14 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, minblperant, minsnr
             key = (name + "-channels", g, fi)
             dsk[key] = (_channels, [(stats.name, g, fi, bi, 0, 0) for bi in range(len(bchunks))],
                         row, dnu[fstart[fi]:fstart[fi + 1]], ant1, ant2, nant, refants,
-                        minblperant)
+                        channel_limits)
             for part, keys in ((0, channels), (1, consts)):
                 dsk[(name + "-part", g, fi, part)] = (operator.getitem, key, part)
                 keys.append((name + "-part", g, fi, part))
         const = _tree(dsk, (name + "-const", g), consts, _sum)
         state = (name + "-state", g, 0)
         dsk[state] = (_first_guess, channels, [const], np.asarray(freqs, np.float64),
-                      float(ref_freq), ant1, ant2, nant, minblperant)
+                      float(ref_freq), ant1, ant2, nant, limits.minblperant)
         for it in range(1, n_iter + 1):
             shares = []
             for fi, bi, path in paths:
@@ -209,8 +210,7 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, minblperant, minsnr
             total = _tree(dsk, (name + "-total", g, it), shares, _sum)
             dsk[(name + "-state", g, it)] = (_step, state, total, nant)
             state = (name + "-state", g, it)
-        dsk[(name, g, 0, 0, 0, 0)] = (_finish, state, [p for _, _, p in paths], nant,
-                                      float(minsnr))
+        dsk[(name, g, 0, 0, 0, 0)] = (_finish, state, [p for _, _, p in paths], nant, limits)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[stats])
     nh = stats.shape[3]
     return da.Array(graph, name, (kchunks, (1,), (nant,), (nh,), (K.N_PACKED,)),

@@ -264,10 +264,9 @@ def _spilled(stats, directory, fchunks):
                            + stats.chunks[3:])
 
 
-def _solve_block(stats, *, ant1, ant2, nant, refants, mode, minblperant, minsnr, max_iter,
-                 tol):
+def _solve_block(stats, *, ant1, ant2, nant, refants, mode, limits):
     gain, snr, err, flag, used_ref = K.solve_cells(stats, ant1, ant2, nant, refants, mode,
-                                                   minblperant, minsnr, max_iter, tol)
+                                                   limits)
     packed = np.empty(gain.shape + (K.N_PACKED,))
     packed[..., 0] = gain.real
     packed[..., 1] = gain.imag
@@ -287,8 +286,8 @@ def _common_chunks(arrays, axis):
     return tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:]))
 
 
-def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, minblperant,
-                     minsnr, max_iter=100, tol=1e-10, freqs=None, ref_freq=0.0):
+def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode,
+                     limits: K.SolveLimits, freqs=None, ref_freq=0.0):
     """Sum the pieces of each cell (a tree reduction) and solve.
 
     ``mode`` is a :data:`radiocal.calibration.kernels.CALMODES` value or :data:`MODE_DELAY`
@@ -323,10 +322,8 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, m
         if len(fchunks) > 1:
             stats = _spilled(stats, spill, fchunks)
     if mode == MODE_DELAY:
-        return delay_graph.solve(stats, freqs, ref_freq, ant1, ant2, nant, refants,
-                                 minblperant, minsnr)
-    name = "calib-solve-" + tokenize(stats, ant1, ant2, nant, refants, mode, minblperant,
-                                     minsnr, max_iter, tol)
+        return delay_graph.solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, limits)
+    name = "calib-solve-" + tokenize(stats, ant1, ant2, nant, refants, mode, limits)
     return da.blockwise(
         _solve_block, "kcahs",
         stats, "kcbhs",
@@ -335,9 +332,7 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode, m
         concatenate=True, dtype=np.float64, name=name,
         meta=np.empty((0,) * 5, dtype=np.float64),
         ant1=np.asarray(ant1, np.int64), ant2=np.asarray(ant2, np.int64), nant=int(nant),
-        refants=np.asarray(refants, np.int64), mode=int(mode),
-        minblperant=int(minblperant), minsnr=float(minsnr), max_iter=int(max_iter),
-        tol=float(tol),
+        refants=np.asarray(refants, np.int64), mode=int(mode), limits=limits,
     )
 
 

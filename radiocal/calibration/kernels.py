@@ -19,6 +19,8 @@ Statistics layout, last axis of ``stats``: ``STAT_RE, STAT_IM`` (R), ``STAT_Q``,
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from radiocal._numba import njit
@@ -189,8 +191,22 @@ def _stefcal(y, qw, use_bl, active, ant1, ant2, nant, mode, max_iter, tol):
     return g
 
 
+class SolveLimits(NamedTuple):
+    """What a cell's solution needs to be made and kept: the solve's options that
+    :func:`solve_cells` reads, typed once (:meth:`of`) and passed whole."""
+
+    minblperant: int    # antennas with fewer usable baselines are left unsolved (flagged)
+    minsnr: float       # solutions with a lower SNR are flagged
+    max_iter: int       # StefCal iterations at most
+    tol: float          # StefCal's convergence: relative change of the gains
+
+    @classmethod
+    def of(cls, minblperant, minsnr, max_iter, tol) -> SolveLimits:
+        return cls(int(minblperant), float(minsnr), int(max_iter), float(tol))
+
+
 @njit
-def solve_cells(stats, ant1, ant2, nant, refants, mode, minblperant, minsnr, max_iter, tol):
+def solve_cells(stats, ant1, ant2, nant, refants, mode, limits):
     """Solve a diagonal gain per antenna for every cell of ``stats``.
 
     Parameters
@@ -203,10 +219,7 @@ def solve_cells(stats, ant1, ant2, nant, refants, mode, minblperant, minsnr, max
         used, else the lowest-numbered solved antenna. Empty: no phase referencing.
     mode : int
         ``MODE_AP``, ``MODE_P`` (unit amplitude) or ``MODE_A`` (real, positive).
-    minblperant : int
-        Antennas with fewer usable baselines are left unsolved (flagged).
-    minsnr : float
-        Solutions with a lower SNR are flagged.
+    limits : SolveLimits
 
     Returns
     -------
@@ -236,14 +249,15 @@ def solve_cells(stats, ant1, ant2, nant, refants, mode, minblperant, minsnr, max
                                 + 1j * stats[c, fc, b, h, STAT_IM]) / qw[b]
                     else:
                         y[b] = 0.0
-                active, use_bl = _active_antennas(qw, ant1, ant2, nant, minblperant)
+                active, use_bl = _active_antennas(qw, ant1, ant2, nant, limits.minblperant)
                 nact = 0
                 for a in range(nant):
                     if active[a]:
                         nact += 1
                 if nact < 2:
                     continue
-                g = _stefcal(y, qw, use_bl, active, ant1, ant2, nant, mode, max_iter, tol)
+                g = _stefcal(y, qw, use_bl, active, ant1, ant2, nant, mode, limits.max_iter,
+                             limits.tol)
                 ref = -1
                 for r in refants:
                     if 0 <= r < nant and active[r]:
@@ -263,8 +277,8 @@ def solve_cells(stats, ant1, ant2, nant, refants, mode, minblperant, minsnr, max
                 # CASA's): uncalibrated data are in correlator units, so unit-amplitude gains
                 # would leave the whole amplitude scale in the residual and no phase solution
                 # would pass minsnr (raw CARMA data: 0 of 20 solved, SNR 0.8 instead of 53)
-                fit = _stefcal(y, qw, use_bl, active, ant1, ant2, nant, MODE_AP, max_iter,
-                               tol) if mode == MODE_P else g
+                fit = _stefcal(y, qw, use_bl, active, ant1, ant2, nant, MODE_AP,
+                               limits.max_iter, limits.tol) if mode == MODE_P else g
                 # chi^2 of the full-resolution data follows from the statistics exactly
                 chi2 = 0.0
                 nsamp = 0.0
@@ -292,7 +306,8 @@ def solve_cells(stats, ant1, ant2, nant, refants, mode, minblperant, minsnr, max
                     s = abs(fit[a]) / e if e > 0.0 else np.inf
                     err[c, fc, a, h] = e
                     snr[c, fc, a, h] = s
-                    if s >= minsnr and np.isfinite(g[a].real) and np.isfinite(g[a].imag):
+                    if (s >= limits.minsnr and np.isfinite(g[a].real)
+                            and np.isfinite(g[a].imag)):
                         gain[c, fc, a, h] = g[a]
                         flag[c, fc, a, h] = False
     return gain, snr, err, flag, used_ref
