@@ -12,8 +12,19 @@ A callee that several named kernels share is compiled once, before them, when na
 ``first=True``: the processes compiling its callers then load it from the cache instead of each
 compiling it again (the two flagging detectors share their LOESS background: ~20 CPU-s cold,
 which each detector's process compiled).
+
+Compiling in the background (:func:`prewarm`): the kernels a pipeline's later steps compile on
+first use (calibration, sky model, dynamic spectrum, the flag step's clip, shadow and antenna
+statistics) are listed per step, with their argument types, in ``pipelines/kernels.json``
+(recorded from a cold ``radiocal demo`` by ``benchmarks/record_kernels.py``). At the start of a
+run those missing from the cache are compiled into it by one low-priority process, while this one
+converts and compiles the flagging detectors: in a cold demo a core idled through the ~30 s in
+which the detectors' shared LOESS background compiled, and the later steps' ~15 CPU-s of
+compilation ran after the flagging, one kernel after another. An entry whose types no longer
+match a kernel's calls costs only its compile; the kernel compiles on first use as before.
 """
 
+import atexit
 import contextlib
 import contextvars
 import importlib
@@ -22,6 +33,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -90,6 +102,90 @@ def _cached(kernel, signature) -> bool:
         return False
 
 
+def _indexed(kernel, signature) -> bool:
+    """Whether numba's on-disk cache holds ``kernel`` for ``signature`` (its index only: the
+    code stays on disk until the kernel is called)."""
+    cache = getattr(kernel, "_cache", None)
+    if cache is None:
+        return False
+    try:
+        key = cache._index_key(signature, kernel.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+    except Exception:  # noqa: BLE001 - an index numba cannot read is a cache miss
+        return False
+
+
+def manifest_path() -> Path:
+    """The kernels the steps compile on first use (see the module docstring)."""
+    return Path(__file__).resolve().parents[1] / "pipelines" / "kernels.json"
+
+
+def _manifest(steps) -> list:
+    """The entries ``[module, name, descriptions]`` of ``steps`` (names) in the manifest, in
+    step order, each once."""
+    try:
+        listed = json.loads(manifest_path().read_text())
+    except (OSError, ValueError):
+        return []
+    entries = []
+    for step in steps:
+        for entry in listed.get(step, []):
+            if entry not in entries:
+                entries.append(entry)
+    return entries
+
+
+def _missing(entries) -> list:
+    out = []
+    for module, name, descriptions in entries:
+        try:
+            kernel = getattr(importlib.import_module(module), name)
+            signature = tuple(_rebuild(d) for d in descriptions)
+        except Exception:  # noqa: BLE001 - a stale entry: nothing to compile ahead
+            continue
+        if not _indexed(kernel, signature):
+            out.append([module, name, descriptions])
+    return out
+
+
+_BACKGROUND: list = []
+
+
+def prewarm(steps) -> None:
+    """Compile the manifest's kernels of ``steps`` (step names, see the module docstring)
+    missing from numba's cache, in one low-priority process in the background. Returns at once;
+    the process is ended with this one if it is still running."""
+    if numba.core.config.DISABLE_JIT:
+        return
+    if any(proc.poll() is None for proc, _ in _BACKGROUND):
+        return   # an earlier run's is still compiling (the same kernels, for all it knows)
+    missing = _missing(_manifest(steps))
+    if not missing:
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(missing, f)
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    log.info("compiling %d numba kernel(s) in the background", len(missing))
+    proc = subprocess.Popen([sys.executable, "-m", __name__, "--many", f.name], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _BACKGROUND.append((proc, f.name))
+    if len(_BACKGROUND) == 1:
+        atexit.register(_end_background)
+
+
+def _end_background() -> None:
+    for proc, path in _BACKGROUND:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    _BACKGROUND.clear()
+
+
 def compile_parallel(wanted) -> None:
     """Compile each ``(kernel, signature, first)`` of ``wanted`` (from :func:`collect`) in this
     process: those missing from numba's cache first in parallel processes, the first of them
@@ -143,6 +239,16 @@ def _compile_elsewhere(kernel, signature, env) -> None:
 
 
 def _main(argv) -> None:
+    if argv[0] == "--many":   # prewarm's list, in order; a stale entry is skipped
+        # Below the run it serves: it fills a core the run leaves idle, and never slows the
+        # compiles the run is waiting for.
+        with contextlib.suppress(OSError, AttributeError):
+            os.nice(10)
+        for module, name, descriptions in json.loads(Path(argv[1]).read_text()):
+            with contextlib.suppress(Exception):
+                kernel = getattr(importlib.import_module(module), name)
+                kernel.compile(tuple(_rebuild(d) for d in descriptions))
+        return
     module, name, descriptions = json.loads(argv[0])
     kernel = getattr(importlib.import_module(module), name)
     kernel.compile(tuple(_rebuild(d) for d in descriptions))

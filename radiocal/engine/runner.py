@@ -27,6 +27,7 @@ import xarray as xr
 
 from radiocal import __version__
 from radiocal.engine import checkpoint as ckpt
+from radiocal.engine import numba as jit
 from radiocal.engine.context import StepContext
 from radiocal.engine.pipeline import PipelineStep
 from radiocal.engine.progress import MemoryMonitor, progress
@@ -240,6 +241,8 @@ class PipelineRunner:
         return document
 
     def _steps(self, chain, resume: int, by_key: dict, document: dict, path: Path) -> None:
+        # The kernels the steps to run compile on first use: in the background from now on
+        jit.prewarm([s.spec.name for s in self.steps if s.index >= resume])
         for step, (digest, identities) in zip(self.steps, chain):
             key = ckpt.record_key(step.index, step.spec.name)
             if step.index < resume:

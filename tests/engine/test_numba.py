@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 
+import numba
 import numpy as np
 import pytest
 
@@ -106,3 +108,37 @@ def test_a_callee_named_first_is_left_alone_when_its_callers_are_cached(kernels)
         jit.ahead(kernels.count_true, np.empty(0, bool), 0)
     jit.compile_parallel(wanted)
     assert kernels.scaled_sum.signatures == []
+
+
+def _manifest(tmp_path, monkeypatch, kernels, entries):
+    path = tmp_path / "kernels.json"
+    path.write_text(json.dumps({"later": entries}))
+    monkeypatch.setattr(jit, "manifest_path", lambda: path)
+
+
+def test_prewarm_compiles_the_steps_kernels_into_the_cache_in_the_background(
+        kernels, tmp_path, monkeypatch):
+    described = [jit._describe(numba.typeof(a)) for a in (np.empty(0), 2.0)]
+    _manifest(tmp_path, monkeypatch, kernels,
+              [[kernels.__name__, "scaled_sum", described],
+               [kernels.__name__, "no_such_kernel", described]])   # stale: skipped
+    jit.prewarm(["earlier"])                 # no kernels listed for it: no process
+    assert not jit._BACKGROUND
+    jit.prewarm(["earlier", "later"])
+    (proc, _), = jit._BACKGROUND
+    assert proc.wait(timeout=120) == 0
+    jit._end_background()
+    assert kernels.scaled_sum(np.arange(3.0), 2.0) == 6.0
+    assert sum(kernels.scaled_sum.stats.cache_hits.values()) == 1   # compiled over there
+    jit.prewarm(["later"])                   # all cached now
+    assert not jit._BACKGROUND
+
+
+def test_the_manifests_entries_name_kernels_and_types():
+    listed = json.loads(jit.manifest_path().read_text())
+    assert listed
+    for step, entries in listed.items():
+        for module, name, descriptions in entries:
+            kernel = getattr(importlib.import_module(module), name)
+            assert hasattr(kernel, "compile"), (step, module, name)
+            tuple(jit._rebuild(d) for d in descriptions)
