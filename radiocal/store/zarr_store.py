@@ -33,6 +33,7 @@ from radiocal import budget
 from radiocal.errors import InputError, OutputError, OutputExistsError
 from radiocal.store import rawchunks
 from radiocal.store import schema as S
+from radiocal.store.chunktasks import per_chunk
 
 # 3: coordinates as zarr arrays with units (2 kept them in the attribute ``radiocal_coords``);
 # channel-constant WEIGHT stored as (time, baseline, polarization)
@@ -259,14 +260,13 @@ def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> list:
         _prepare(ds[variables].drop_vars(list(ds[variables].coords))).assign_attrs(_disk_attrs(ds)),
         partition_path(path, ds.attrs[S.ATTR_PARTITION]), spill_dir(path)) for ds in datasets]
     zarr.open_group(staging, mode="w", zarr_format=ZARR_FORMAT)
-    writes = _lazy_writes(prepared, [os.path.join(staging, ds.attrs[S.ATTR_PARTITION])
-                                     for ds in prepared])
     extra = list(also) if also else [()] * len(prepared)
     if len(extra) != len(prepared):
         raise ValueError(f"also: one entry per dataset ({len(prepared)}), got {len(extra)}")
+    writes = _lazy_writes(prepared, [os.path.join(staging, ds.attrs[S.ATTR_PARTITION])
+                                     for ds in prepared], extra)
     try:
-        results = [out for _, out in compute_by_partition(
-            [(w, a) for w, a in zip(writes, extra)], [_cells(ds) for ds in prepared])]
+        results = compute_by_partition(writes, [_cells(ds) for ds in prepared])
     except BaseException as err:
         # nothing of the store has changed yet: it stays as it was, without the staging area
         shutil.rmtree(staging, ignore_errors=True)
@@ -342,19 +342,20 @@ def _check_partitions(root, path, datasets) -> None:
             raise InputError(f"{path}: no partition {name!r} to update")
 
 
-def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
-    """Create every partition's zarr arrays now; return the delayed writes of their chunks.
+def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str], also=None) -> list:
+    """Create every partition's zarr arrays now; return each partition's writes, one delayed
+    object per partition that computes to its entry of ``also`` (None without it).
 
     :mod:`radiocal.store.rawchunks` creates the arrays and writes their chunk files (zarr-python
     takes ~4 ms per array created; a scan-rich MS has hundreds): visibilities raw, everything else
     blosc-compressed as zarr-python would; coordinates (small) are written now, whole, as one
     chunk. A partition with a coordinate of another kind (objects, scalars) is written by
-    xarray's ``to_zarr``, its visibilities still raw.
+    xarray's ``to_zarr``, its visibilities still raw. The chunks' writes are one task per chunk
+    (:func:`radiocal.store.chunktasks.per_chunk`).
     """
     out = []
-    for ds, group_path in zip(datasets, group_paths):
-        writes = []
-        out.append(writes)
+    for index, (ds, group_path) in enumerate(zip(datasets, group_paths)):
+        writes, others = [], []
         if all(_plain(var) for var in ds.coords.values()):
             ours = list(ds.data_vars) + list(ds.coords)
             if os.path.exists(group_path):
@@ -364,7 +365,7 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
             ours = [name for name in _UNCOMPRESSED if name in ds.data_vars]
             rest = ds.drop_vars(ours)
             rest.attrs.pop("coordinates", None)   # xarray writes its own
-            writes.append(rest.to_zarr(
+            others.append(rest.to_zarr(
                 group_path, mode="w", compute=False, consolidated=False, **_WRITE_OPTIONS))
         for name in ours:
             var = ds[name].variable
@@ -378,7 +379,8 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str]) -> list:
             data = _as_dask(var)
             writer = rawchunks.create_array(group_path, name, data, var.dims,
                                             json_ready(var.attrs), codec)
-            writes.append(da.store(data, writer, lock=False, compute=False))
+            writes.append((da.store(data, writer, lock=False, compute=False), var.dims))
+        out.append(per_chunk(writes, None if also is None else also[index], alongside=others))
     return out
 
 
@@ -580,7 +582,7 @@ def _disk_attrs(ds: xr.Dataset) -> dict:
 def write_group(ds: xr.Dataset, group_path) -> None:
     """Write a small in-memory dataset (a calibration table's spw) as a zarr group the way the
     store writes partitions: coordinates as arrays, any xarray reader opens it."""
-    dask.compute(*_lazy_writes([ds.assign_attrs(_disk_attrs(ds))], [os.fspath(group_path)])[0],
+    dask.compute(_lazy_writes([ds.assign_attrs(_disk_attrs(ds))], [os.fspath(group_path)])[0],
                  scheduler="sync")
 
 
