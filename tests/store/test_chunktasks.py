@@ -1,0 +1,68 @@
+"""store.chunktasks: one task per chunk of a partition's writes, nothing computed twice."""
+
+from __future__ import annotations
+
+import threading
+
+import dask
+import dask.array as da
+import numpy as np
+
+from radiocal.store import schema as S
+from radiocal.store.chunktasks import per_chunk
+
+DIMS = (S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION)
+
+
+class Calls:
+    """Counts the calls of a block function (tasks run on several threads)."""
+
+    def __init__(self):
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, block):
+        with self._lock:
+            self.count += 1
+        return block
+
+
+def _writes(sources, targets):
+    return [(da.store(source, target, lock=False, compute=False), dims)
+            for (source, dims), target in zip(sources, targets)]
+
+
+def test_one_task_per_chunk_and_the_values_written():
+    base = np.arange(6 * 3 * 4 * 2, dtype=np.float32).reshape(6, 3, 4, 2)
+    read = Calls()
+    cube = da.from_array(base, chunks=(2, 3, 4, 2)).map_blocks(read, meta=np.array((), np.float32))
+    uvw = cube[..., 0].sum(axis=2)   # (time, baseline): a variable without frequency
+    sources = [(cube * 2, DIMS), (cube + 1, DIMS), (uvw, DIMS[:2])]
+    targets = [np.zeros(base.shape, np.float32), np.zeros(base.shape, np.float32),
+               np.zeros((6, 3), np.float32)]
+    lazy = per_chunk(_writes(sources, targets))
+    graph = dict(lazy.__dask_graph__())
+    chunk_tasks = [k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("write-chunk-")]
+    assert len(chunk_tasks) == 3
+    assert len(graph) <= 3 + 2      # the chunk tasks, the extra's and the final task
+    assert lazy.compute(scheduler="threads") is None
+    np.testing.assert_array_equal(targets[0], base * 2)
+    np.testing.assert_array_equal(targets[1], base + 1)
+    np.testing.assert_array_equal(targets[2], base[..., 0].sum(axis=2))
+    assert read.count == 3          # each chunk read once, for all three variables
+
+
+def test_shared_tasks_and_extra_are_computed_once():
+    base = np.arange(8 * 2 * 2 * 1, dtype=np.float64).reshape(8, 2, 2, 1)
+    read = Calls()
+    cube = da.from_array(base, chunks=(2, 2, 2, 1)).map_blocks(read, meta=np.array(()))
+    applied = cube * cube.sum()     # every chunk needs every chunk's read (a solve)
+    target = np.zeros(base.shape)
+    counted = Calls()
+    extra = applied.map_blocks(counted, meta=np.array(())).sum()  # reads the written values
+    lazy = per_chunk(_writes([(applied, DIMS)], [target]), extra=extra)
+    result = dask.compute(lazy, scheduler="threads")[0]
+    np.testing.assert_allclose(target, base * base.sum())
+    np.testing.assert_allclose(result, (base * base.sum()).sum())
+    assert read.count == 4
+    assert counted.count == 4
