@@ -20,12 +20,14 @@ def split_names(values) -> list[str]:
 
 def run_entries(ctx, entries, outdir, overrides=(), progress=None) -> dict:
     """Run pipeline ``entries`` (YAML-like dicts) into ``outdir`` on the command's engine."""
-    from radiocal.cli.engine_commands import make_engine, refuse_writing_inputs
+    from radiocal.cli.engine_commands import make_engine, refuse_writing_inputs, start_probing
     from radiocal.engine.pipeline import load_pipeline
-    from radiocal.engine.runner import run_pipeline
 
     steps = load_pipeline(entries, overrides)
     refuse_writing_inputs(steps, outdir)
+    start_probing(steps)
+    from radiocal.engine.runner import run_pipeline
+
     quiet = bool((ctx.find_root().obj or {}).get("quiet"))
     show = progress if progress is not None else (sys.stderr.isatty() and not quiet)
     with make_engine(ctx) as engine:

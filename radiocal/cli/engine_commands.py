@@ -32,6 +32,16 @@ def refuse_writing_inputs(steps, outdir) -> None:
     refuse_overlap(outdir, inputs)
 
 
+def start_probing(steps) -> None:
+    """Probe the first step's input MS in a child process from now on, while this process starts
+    the engine (the convert step waits for the verdict before reading them)."""
+    from radiocal.ms.probe import start_probe
+
+    paths = getattr(steps[0].config, "ms", None) if steps and steps[0].spec.kind == "source" else None
+    if paths:
+        start_probe(list(paths))
+
+
 def _flag(ctx: click.Context, name: str):
     return (ctx.find_root().obj or {}).get(name)
 
@@ -58,6 +68,7 @@ def run(ctx, pipeline, inputs, outdir, overrides, progress):
 
     steps = load_pipeline(pipeline, overrides, inputs)
     refuse_writing_inputs(steps, outdir)
+    start_probing(steps)
     quiet = bool(_flag(ctx, "quiet"))
     show = progress if progress is not None else (sys.stderr.isatty() and not quiet)
     with make_engine(ctx) as engine:

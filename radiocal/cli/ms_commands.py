@@ -42,12 +42,14 @@ def convert(ctx, ms, output, overwrite, **options):
     The store is marked complete only when everything is written. Its chunks hold at most the
     run's chunk budget (``radiocal --chunk-mb N convert ...``) or --chunk-mb.
     """
-    from radiocal.ms.probe import refuse_overlap
-    from radiocal.store.zarr_store import write_store
+    from radiocal.ms.probe import refuse_overlap, start_probe
 
     refuse_overlap(output, ms)
     if os.path.exists(output) and not overwrite:
         raise click.UsageError(f"{output}: already exists (use --overwrite to replace it)")
+    start_probe(ms)   # in a child process, while this one imports and starts the engine
+    from radiocal.store.zarr_store import write_store
+
     config = step_config("convert", dict(options, ms=ms))
     # The engine first: it sets the chunk budget the datasets are chunked by
     with make_engine(ctx) as engine:

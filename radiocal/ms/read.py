@@ -7,9 +7,6 @@ and sub-band, named ``YYYYMMDD_HHMMSS_XXMHz.ms``), probes them, reads each
 
 from __future__ import annotations
 
-import glob
-import os
-
 import numpy as np
 import xarray as xr
 
@@ -18,30 +15,10 @@ from radiocal.ms.join import join_measurement_sets
 from radiocal.budget import chunk_bytes as budget_chunk_bytes
 from radiocal.ms.meta import read_metadata
 from radiocal.ms.read_one import read_single_ms
-from radiocal.ms.probe import probe_measurement_sets
+from radiocal.ms.probe import expand_inputs, probe_measurement_sets
 from radiocal.ms.rephase import common_phase_centre
 
 __all__ = ["read_ms", "expand_inputs"]
-
-
-def expand_inputs(paths) -> list[str]:
-    """Expand the user's inputs into MS paths: a directory holding ``*.ms`` stands for all of them."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    expanded = []
-    for path in map(os.fspath, paths):
-        is_table = os.path.exists(os.path.join(path, "table.dat"))
-        inside = sorted(glob.glob(os.path.join(glob.escape(path), "*.ms"))) if os.path.isdir(path) else []
-        if not is_table and inside:
-            expanded.extend(inside)
-        else:
-            expanded.append(path)
-    if not expanded:
-        raise InputError("no input Measurement Sets given")
-    duplicates = sorted({p for p in expanded if expanded.count(p) > 1})
-    if duplicates:
-        raise InputError(f"the same MS is given twice: {', '.join(duplicates)}")
-    return expanded
 
 
 def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None,
