@@ -51,10 +51,12 @@ def _usable_cores() -> int:
 
 
 # On a small machine the embedded cluster's workers are threads of the radiocal process: numba
-# kernels release the GIL, so threads use every core, while worker processes would each start an
-# interpreter, load every kernel and receive their data by copy. Measured on a 2-core machine,
-# convert + calibrate + dynspec of a 0.56 GB MS: 41 s with two worker processes, 20 s with one
-# in-process worker of two threads.
+# kernels release the GIL, so threads use every core, while worker processes each start an
+# interpreter, load every kernel and receive their data by copy. Measured on 2 cores (VLA-like
+# x1, bench_scale.py, docs/engine.md "Threads or processes"): convert 8.9 CPU-s in-process (load
+# 14) against 18.8 CPU-s with two one-thread worker processes (load 24), the threaded scheduler
+# 5.9 CPU-s (load 24); earlier, convert + calibrate + dynspec of a 0.56 GB MS took 41 s with two
+# worker processes and 20 s in-process.
 THREAD_WORKERS_MAX_CORES = 4
 
 
