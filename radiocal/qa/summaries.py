@@ -157,13 +157,43 @@ def _reduce_block(plan, flag, present, saved, uvw, *columns):
     return out
 
 
+def _finish_region(rows, placed):
+    """One region's results (a baseline block x a channel block, over every time block) from
+    its blocks' :func:`_reduce_block` outputs; ``placed``: ``(cells, partial)`` per time block,
+    in time order, ``cells`` the positions of the block's sampled cells in the partition's.
+
+    Every baseline's time average of the calibrated data is finished here and reduced to what
+    the report keeps: the sampled baselines' rows (``rows``, local indices) and the spectrum's
+    sum over the region's baselines. A partition's combine then holds a few rows per region,
+    not a baseline x channel plane per time block. Sums run in time order, as a dask reduction
+    over the same chunks adds them.
+    """
+    out, cells, sampled = {}, [], {}
+    for where, partial in placed:
+        cells.append(where)
+        for name, value in partial.items():
+            if name in ("now", "input") or name[1] in ("t_sum", "t_n", "f_sum", "f_n"):
+                if name not in out:
+                    out[name] = np.zeros(value.shape, value.dtype)
+                out[name] += value
+            else:   # a value per sampled cell: each cell lies in one time block
+                sampled.setdefault(name, []).append(value)
+    out["cells"] = np.concatenate(cells) if cells else np.zeros(0, np.int64)
+    out.update((name, np.concatenate(values)) for name, values in sampled.items())
+    for label in [name[0] for name in out if name[1:] == ("t_sum",)]:
+        t_sum, t_n = out.pop((label, "t_sum")), out.pop((label, "t_n"))
+        out[label, "f_sum"], out[label, "f_n"] = t_sum[rows], t_n[rows]
+        mean = np.where(t_n > 0, t_sum / np.maximum(t_n, 1), 0)
+        out[label, "s_sum"], out[label, "s_n"] = mean.real.sum(axis=0), (t_n > 0).sum(axis=0)
+    return out
+
+
 def _combine(shape, placed):
-    """One partition's results from its blocks' :func:`_reduce_block` outputs.
+    """One partition's results from its regions' :func:`_finish_region` outputs.
 
     ``shape``: (baselines, polarizations, channels, cells, sampled baselines); ``placed``:
-    ``(where, partial)`` per block, ``where`` = (baseline slice, channel slice, cell positions,
-    sampled-baseline positions, first channel block). Sums run in block order (time fastest
-    last), as a dask reduction over the same chunks adds them.
+    ``(where, region)`` per region in block order, ``where`` = (baseline slice, channel slice,
+    sampled-baseline positions).
     """
     n_baseline, n_pol, n_freq, n_cell, n_bfreq = shape
     out = {}
@@ -173,17 +203,17 @@ def _combine(shape, placed):
             out[name] = np.zeros(size, value.dtype)
         out[name][where] += value
 
-    for (b_sl, f_sl, cells, b_pos, first), partial in placed:
-        for name, value in partial.items():
+    for (b_sl, f_sl, b_pos), region in placed:
+        cells = region["cells"]
+        for name, value in region.items():
+            if name == "cells":
+                continue
             if name in ("now", "input"):
                 add(name, b_sl, value, (n_baseline, n_pol, 2))
-            elif name == "uvdist":
-                if first:
-                    add(name, cells, value, n_cell)
-            elif name == "cell_n" or name[1] == "cells":
+            elif name in ("uvdist", "cell_n") or name[1] == "cells":
                 add(name, cells, value, n_cell)
-            elif name[1] in ("t_sum", "t_n"):
-                add(name, (b_sl, f_sl), value, (n_baseline, n_freq))
+            elif name[1] in ("s_sum", "s_n"):
+                add(name, f_sl, value, n_freq)
             else:
                 add(name, (b_pos, f_sl), value, (n_bfreq, n_freq))
     return out
@@ -238,21 +268,28 @@ def lazy_partition_summaries(datasets, fields, saved=None, budget: int = SAMPLE_
             uvw = _dask(ds[S.UVW].data)
             handles["uvw"] = _block_handles(uvw, chunks[:2] + (uvw.shape[2:],))
         placed = []
-        for index in np.ndindex(*(len(c) for c in chunks)):
-            i, j, k, _ = index
-            (t0, t1), (b0, b1), (f0, f1) = ((int(e[n]), int(e[n + 1]))
-                                            for e, n in zip(edges, index[:3]))
-            plan, cells, b_pos = None, None, None
-            if calibrator:
-                cells = np.flatnonzero((t_idx >= t0) & (t_idx < t1) & (b_idx >= b0) & (b_idx < b1))
-                b_pos = np.flatnonzero((b_freq >= b0) & (b_freq < b1))
-                plan = (par, t_idx[cells] - t0, b_idx[cells] - b0, b_freq[b_pos] - b0, labels)
-            task = dask.delayed(_reduce_block, pure=True)(
-                plan, handles["flag"][index], handles.get("present", {}).get((i, j)),
-                handles.get("saved", {}).get(index),
-                handles["uvw"][(i, j, 0)] if calibrator and k == 0 else None,
-                *(handles[label][index] for label in labels))
-            placed.append(((slice(b0, b1), slice(f0, f1), cells, b_pos, k == 0), task))
+        n_t, n_b, n_f, _ = (len(c) for c in chunks)
+        for j, k in np.ndindex(n_b, n_f):
+            (b0, b1), (f0, f1) = ((int(e[n]), int(e[n + 1])) for e, n in zip(edges[1:3], (j, k)))
+            b_pos = np.flatnonzero((b_freq >= b0) & (b_freq < b1))
+            blocks = []
+            for i in range(n_t):
+                t0, t1 = int(edges[0][i]), int(edges[0][i + 1])
+                plan, cells = None, np.zeros(0, np.int64)
+                if calibrator:
+                    cells = np.flatnonzero((t_idx >= t0) & (t_idx < t1)
+                                           & (b_idx >= b0) & (b_idx < b1))
+                    plan = (par, t_idx[cells] - t0, b_idx[cells] - b0, b_freq[b_pos] - b0,
+                            labels)
+                index = (i, j, k, 0)
+                task = dask.delayed(_reduce_block, pure=True)(
+                    plan, handles["flag"][index], handles.get("present", {}).get((i, j)),
+                    handles.get("saved", {}).get(index),
+                    handles["uvw"][(i, j, 0)] if calibrator and k == 0 else None,
+                    *(handles[label][index] for label in labels))
+                blocks.append((cells, task))
+            region = dask.delayed(_finish_region, pure=True)(b_freq[b_pos] - b0, blocks)
+            placed.append(((slice(b0, b1), slice(f0, f1), b_pos), region))
         shape = (n_baseline, n_pol, n_freq, t_idx.size, b_freq.size)
         lazy.append(dask.delayed(_combine, pure=True)(shape, placed))
         meta.append((ds, t_idx, b_freq, calibrator))
@@ -282,13 +319,9 @@ def finish_partition_summaries(meta, computed):
             if (label, "cells") not in out:
                 continue
             summary.by_time[label] = _mean(out[label, "cells"], n_cell)
-            if label == "after":
-                t_sum, t_n = out[label, "t_sum"], out[label, "t_n"]
-                summary.by_frequency[label] = _mean(t_sum[b_freq], t_n[b_freq])
-                mean = np.where(t_n > 0, t_sum / np.maximum(t_n, 1), 0)
-                summary.spectrum[label] = (mean.real.sum(axis=0), (t_n > 0).sum(axis=0))
-            else:
-                summary.by_frequency[label] = _mean(out[label, "f_sum"], out[label, "f_n"])
+            summary.by_frequency[label] = _mean(out[label, "f_sum"], out[label, "f_n"])
+            if (label, "s_sum") in out:
+                summary.spectrum[label] = (out[label, "s_sum"], out[label, "s_n"])
         summaries.append(summary)
     return summaries, counts
 

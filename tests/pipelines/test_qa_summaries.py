@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dask
 import numpy as np
 import pytest
+from dask.delayed import Delayed
 
 from radiocal.store import schema as S
 from radiocal.qa import summaries as Q
@@ -87,3 +89,31 @@ def test_measured_flux_fits_a_power_law(calibrator):
     assert found["s0"] == pytest.approx(3.0, rel=1e-9)
     assert found["alpha"] == pytest.approx(-0.7, rel=1e-9)
     assert Q.measured_flux([summary], "elsewhere") is None
+
+
+def test_summaries_hold_no_plane_per_time_block(calibrator):
+    """Chunked along baselines and channels too, the report's reductions give the same means,
+    and what reaches a partition's combine is rows and spectra, never a baseline x channel
+    plane per time block (which grew with the integrations: a 352-antenna report held 4.9 GB)."""
+    name = str(calibrator.attrs[S.ATTR_FIELD_NAME])
+    (whole,) = Q.visibility_summaries([calibrator], [name])
+    chunked = calibrator.chunk({S.TIME: 1, S.BASELINE: 2, S.FREQUENCY: 2})
+    (split,) = Q.visibility_summaries([chunked], [name])
+    for which in ("by_time", "by_frequency"):
+        for label in ("before", "after"):
+            np.testing.assert_array_equal(getattr(split, which)[label],
+                                          getattr(whole, which)[label])
+    np.testing.assert_allclose(split.spectrum["after"][0], whole.spectrum["after"][0], rtol=1e-12)
+    np.testing.assert_array_equal(split.spectrum["after"][1], whole.spectrum["after"][1])
+
+    _, (combine,) = Q.lazy_partition_summaries([chunked], [name], budget=2)
+    graph = dict(combine.__dask_graph__())
+    regions = [key for key in graph if str(key).startswith("_finish_region")]
+    assert len(regions) == len(chunked.chunks[S.BASELINE]) * len(chunked.chunks[S.FREQUENCY])
+    n_freq_block = 2
+    for region in dask.compute(*[Delayed(key, graph) for key in regions]):
+        for key, value in region.items():
+            if key in ("now", "input"):          # flag counts: (baselines, pol, 2) per block
+                continue
+            assert np.ndim(value) <= 1 or value.shape[0] <= 1, key   # sampled rows only
+            assert np.size(value) <= max(2, n_freq_block), key
