@@ -50,19 +50,33 @@ def _partition(i, seconds):
 
 def test_on_a_cluster_the_window_slides_and_results_keep_their_order():
     """On a distributed client partitions are submitted as earlier ones finish, never more
-    than a window (or one partition) in flight; results come back in order."""
+    than a window (or one partition per thread) in flight; results come back in order."""
     from radiocal.engine.cluster import Engine
 
     chunk = 1000
     # the first partition takes long: the others pass it one at a time
     parts = [(dask.delayed(_partition)(i, 0.6 if i == 0 else 0.05),
               da.full((10,), i, chunks=5).sum()) for i in range(7)]
-    # each partition half a window: two in flight at most, on four threads
+    # each partition half a window: two in flight at most, on two threads
     sizes = [WINDOW_CHUNKS * chunk // 2] * len(parts)
-    with Engine(workers=1, threads_per_worker=4), dask.config.set({budget.CONFIG_KEY: chunk}):
+    with Engine(workers=1, threads_per_worker=2), dask.config.set({budget.CONFIG_KEY: chunk}):
         results = compute_by_partition(parts, sizes)
     assert [(int(r[0][0]), int(r[1])) for r in results] == [(i, 10 * i) for i in range(7)]
     spans = [r[0][1:] for r in results]
     overlapping = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
     assert overlapping == 2, spans
     assert spans[2][0] < spans[0][1], "the window waited for its slowest partition"
+
+
+def test_on_a_cluster_each_thread_has_a_partition_even_past_the_window():
+    """Partitions larger than the window still go one per thread (issue 16: a partition's
+    decisions over all its planes left the other thread idle when it was alone in flight)."""
+    from radiocal.engine.cluster import Engine
+
+    parts = [dask.delayed(_partition)(i, 0.3) for i in range(4)]
+    with Engine(workers=1, threads_per_worker=2), dask.config.set({budget.CONFIG_KEY: 10}):
+        results = compute_by_partition(parts, [10 ** 6] * len(parts))
+    assert [int(r[0]) for r in results] == list(range(4))
+    spans = [r[1:] for r in results]
+    overlapping = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
+    assert overlapping == 2, spans
