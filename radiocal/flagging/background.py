@@ -625,16 +625,17 @@ def loess_rows(values, weights, sigma, degree, leave_out, in_var):
 @njit
 def _bisquare(residual, scale, weights):
     """Tukey bisquare robustness weights for ``residual / (6 scale)``, zero where ``weights`` is."""
-    out = np.zeros(residual.shape)
     if not scale > 0.0:
         return weights.copy()
-    for i in range(residual.shape[0]):
-        for j in range(residual.shape[1]):
-            if weights[i, j] <= 0.0 or np.isnan(residual[i, j]):
-                continue
-            u = residual[i, j] / (6.0 * scale)
-            if abs(u) < 1.0:
-                out[i, j] = weights[i, j] * (1.0 - u * u) ** 2
+    out = np.empty(residual.shape)
+    flat_r, flat_w, flat_o = residual.ravel(), weights.ravel(), out.ravel()
+    # Branch-free (every weight computed, the kept ones selected), so the loop vectorizes: a
+    # NaN residual fails ``abs(u) < 1`` as it failed the test it replaces.
+    for i in range(flat_o.size):
+        w = flat_w[i]
+        u = flat_r[i] / (6.0 * scale)
+        b = w * (1.0 - u * u) ** 2
+        flat_o[i] = b if not w <= 0.0 and abs(u) < 1.0 else 0.0
     return out
 
 
