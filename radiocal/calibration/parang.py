@@ -27,34 +27,74 @@ from radiocal.store import schema as S
 # first calls at once both parsed the IERS tables (~0.8 CPU-s each, seen in py-spy of calibrate)
 _ASTROPY = threading.Lock()
 
+# Angles already computed, per (phase centre, antenna positions, rotating antennas): the times
+# (ascending) and their (time, antenna) angles. A calibrate asks for the same partition's angles
+# in the polarised gains' model, the polarisation solve, its coverage check and the apply, and
+# the spectral windows of a scan share their times: astropy costs ~0.5 ms per integration with
+# the GIL held (1728 integrations: 0.8 s), so each is computed once. The angle of an integration
+# does not depend on the others computed with it (checked bit for bit on the VLA-like stores).
+_KNOWN: dict = {}
+_KNOWN_MAX = 64        # sources x arrays remembered; the oldest is forgotten first
 
-def _parang_block(times, *, positions, rotates, ra, dec):
-    chi = np.zeros((times.size, positions.shape[0]))
-    if rotates.any():
-        with _ASTROPY:
-            chi[:, rotates] = parallactic_angles(times, positions[rotates], ra, dec)
-    return chi
+
+def _key(ds: xr.Dataset):
+    positions = np.ascontiguousarray(ds[S.ANTENNA_POSITION].values, dtype=np.float64)
+    mounts = (ds[S.ANTENNA_MOUNT].values if S.ANTENNA_MOUNT in ds.coords
+              else np.full(positions.shape[0], ""))
+    ra, dec = (float(x) for x in ds.attrs[S.ATTR_PHASE_CENTER])
+    rotates = rotating_antennas(mounts)
+    return (ra, dec, positions.tobytes(), rotates.tobytes()), positions, rotates
+
+
+def _angles(key, positions, rotates, times) -> np.ndarray:
+    """(time, antenna) angles at ``times``, from :data:`_KNOWN` or computed (and kept)."""
+    with _ASTROPY:
+        known_times, known = _KNOWN.get(key, (np.empty(0), np.empty((0, positions.shape[0]))))
+        new = np.setdiff1d(times, known_times)
+        if new.size:
+            chi = np.zeros((new.size, positions.shape[0]))
+            if rotates.any():
+                chi[:, rotates] = parallactic_angles(new, positions[rotates], key[0], key[1])
+            known_times = np.concatenate([known_times, new])
+            order = np.argsort(known_times, kind="stable")
+            known_times, known = known_times[order], np.concatenate([known, chi])[order]
+            _KNOWN.pop(key, None)
+            while len(_KNOWN) >= _KNOWN_MAX:
+                _KNOWN.pop(next(iter(_KNOWN)))
+            _KNOWN[key] = (known_times, known)
+        return known[np.searchsorted(known_times, times)]
+
+
+def prepare(datasets) -> None:
+    """Compute the angles of every partition of ``datasets`` now, one astropy call per source
+    and array (then :func:`partition_parang` and :func:`dataset_parang` look them up)."""
+    groups: dict = {}
+    for ds in datasets:
+        key, positions, rotates = _key(ds)
+        groups.setdefault(key, (positions, rotates, []))[2].append(
+            ds[S.TIME].values.astype(np.float64))
+    for key, (positions, rotates, times) in groups.items():
+        _angles(key, positions, rotates, np.unique(np.concatenate(times)))
+
+
+def partition_parang(ds: xr.Dataset) -> np.ndarray:
+    """Parallactic angles of a partition's phase centre: (time, antenna) float64 radians, now.
+
+    Zero for antennas that are not alt-az mounted.
+    """
+    key, positions, rotates = _key(ds)
+    return _angles(key, positions, rotates, ds[S.TIME].values.astype(np.float64))
 
 
 def dataset_parang(ds: xr.Dataset, time_chunks=None) -> da.Array:
-    """Lazy parallactic angles of a partition's phase centre: (time, antenna) float64 radians.
+    """:func:`partition_parang` as a dask array in ``time_chunks`` (default the visibilities').
 
-    Zero for antennas that are not alt-az mounted. One task computes the whole partition's
-    angles, then they are split into ``time_chunks`` (default the visibilities'): astropy's cost
-    is per call (~25 ms for 1 or 100 integrations, GIL held), and per time chunk it was most of
-    a 4-correlation calibrate's CPU (every chunk, in every solve and in the apply). The angles
-    are the size of the time coordinate times the antennas, not of the visibilities.
+    The angles are computed when the graph is built, not in a task: they are the size of the
+    time coordinate times the antennas, not of the visibilities, and computed once per
+    partition (see :data:`_KNOWN`) they cost no task, and no compute of their own where they
+    decide a solve.
     """
     if time_chunks is None:
         vis = ds[S.VISIBILITY].data
         time_chunks = vis.chunks[0] if isinstance(vis, da.Array) else (ds.sizes[S.TIME],)
-    positions = np.asarray(ds[S.ANTENNA_POSITION].values, dtype=np.float64)
-    mounts = (ds[S.ANTENNA_MOUNT].values if S.ANTENNA_MOUNT in ds.coords
-              else np.full(positions.shape[0], ""))
-    ra, dec = (float(x) for x in ds.attrs[S.ATTR_PHASE_CENTER])
-    times = da.from_array(ds[S.TIME].values.astype(np.float64), chunks=-1)
-    chi = da.map_blocks(_parang_block, times, new_axis=1,
-                        chunks=(times.chunks[0], (positions.shape[0],)), dtype=np.float64,
-                        meta=np.empty((0, 0)), positions=positions,
-                        rotates=rotating_antennas(mounts), ra=ra, dec=dec)
-    return chi.rechunk((time_chunks, -1))
+    return da.from_array(partition_parang(ds), chunks=(time_chunks, -1))

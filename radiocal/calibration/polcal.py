@@ -37,7 +37,7 @@ from radiocal.calibration import pol_kernels as PK
 from radiocal.calibration.dataset import parse_refant
 from radiocal.calibration.jones import chain_jones, data_hands
 from radiocal.astro import feed_rotation
-from radiocal.calibration.parang import dataset_parang
+from radiocal.calibration.parang import dataset_parang, partition_parang
 from radiocal.errors import ConfigError, InputError
 from radiocal.store import caltables as C
 from radiocal.store import schema as S
@@ -299,7 +299,7 @@ def _parang_range(requests, refant) -> float:
         if not req.polarised:
             continue
         for ds in req.datasets:
-            chi = dataset_parang(ds).compute()
+            chi = partition_parang(ds)
             if chi.size:
                 chis.append(chi[:, min(refant, chi.shape[1] - 1)])
     if not chis:

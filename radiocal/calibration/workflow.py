@@ -30,6 +30,7 @@ from radiocal.calibration.intervals import observation_ids
 from radiocal.calibration.config import CalibrateConfig
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.models import resolve_model
+from radiocal.calibration.parang import prepare as prepare_parang
 from radiocal.calibration.polapply import apply_polarized
 from radiocal.calibration.polflow import solve_polarization_terms
 from radiocal.errors import SelectionError
@@ -178,6 +179,9 @@ def apply_sequence(datasets, tables, config: CalibrateConfig, pol_terms=None):
     chain = sequence_chain(tables, config)
     if pol_terms is None:
         return apply(selected, chain, calwt=config.calwt)
+    if pol_terms.parang:
+        # one astropy call per source for every partition's angles (parang.prepare)
+        prepare_parang([ds for ds in selected if ds.sizes[S.POLARIZATION] == 4])
     return [apply_polarized([ds], chain, pol_terms, calwt=config.calwt)[0]
             if ds.sizes[S.POLARIZATION] == 4 else apply([ds], chain, calwt=config.calwt)[0]
             for ds in selected]
