@@ -79,11 +79,13 @@ def solve_channel_chunks(nchan: int, nbl: int, n_out: int) -> tuple:
     return _fit_axis(((nchan,),), lambda s: s[0] * nbl * stat, 0, _solve_limit())[0]
 
 
-def accumulation_chunks(chunks, npol, nbl, per_channel, n_out, whole_band=False):
+def accumulation_chunks(chunks, npol, nbl, per_channel, n_out, whole_band=False,
+                        summed=False):
     """Chunks (time, baseline, frequency) for :func:`accumulate` within the chunk budget.
 
     A block's visibilities and its statistics (up to one piece per integration: float64
-    ``n_out x N_STATS`` per baseline, and per channel when ``per_channel``) stay within
+    ``n_out x N_STATS`` per baseline, and per channel when ``per_channel``; one piece with
+    ``summed``, statistics summed over the block's integrations) stay within
     :func:`radiocal.budget.chunk_bytes`. Per channel, either every block holds the whole band
     (``whole_band``: its statistics are spilled and read back in solve chunks; baselines are
     split, in equal chunks as spill files are, then time), or the frequency chunks are the
@@ -93,7 +95,8 @@ def accumulation_chunks(chunks, npol, nbl, per_channel, n_out, whole_band=False)
 
     def cost(sizes):
         t, b, f = sizes
-        return max(t * b * f * npol * 8, t * b * (f if per_channel else 1) * stat)
+        return max(t * b * f * npol * 8, (1 if summed else t) * b * (f if per_channel else 1)
+                   * stat)
 
     chunks = tuple(tuple(c) for c in chunks)
     if whole_band:

@@ -110,7 +110,7 @@ def accumulate(ds, stokes, prior, bchunks, fchunks) -> da.Array:
     vis = graph._as_dask(ds[S.VISIBILITY].data)
     nbl = vis.shape[1]
     tchunks, _, _ = graph.accumulation_chunks(
-        (vis.chunks[0], bchunks, fchunks), 4, nbl, True, -(-PK.N_POL_STATS // 5))
+        (vis.chunks[0], bchunks, fchunks), 4, nbl, True, -(-PK.N_POL_STATS // 5), summed=True)
     vis = vis.rechunk((tchunks, bchunks, fchunks, -1))
     weight = graph.weights(graph._as_dask(ds[S.WEIGHT].data), vis.chunks,
                            lambda w, c: w.rechunk(c))
@@ -356,8 +356,10 @@ def solve_polarization(requests, *, refant=None, min_parang_range=math.radians(3
     for spw, items in by_spw.items():
         ds0 = items[0][0]
         vis = graph._as_dask(ds0[S.VISIBILITY].data)
+        # a block's sums are one piece whatever its integrations: counted per integration,
+        # blocks of 2 of 32 channels made 16 tasks per chunk, and 288 rechunks (VLA-like x1)
         _, bchunks, fchunks = graph.accumulation_chunks(
-            vis.chunks[:3], 4, vis.shape[1], True, -(-PK.N_POL_STATS // 5))
+            vis.chunks[:3], 4, vis.shape[1], True, -(-PK.N_POL_STATS // 5), summed=True)
         stats = [accumulate(ds, req.stokes, req.prior, bchunks, fchunks) for ds, req in items]
         cells = [np.zeros(s.shape[0], dtype=np.int64) for s in stats]
         total = reduce.cell_sums(stats, cells, 1, 1).rechunk({2: -1})
