@@ -9,6 +9,8 @@ from :func:`radiocal.budget.chunk_bytes`. Nothing here computes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
@@ -21,6 +23,64 @@ from radiocal.store import rawchunks
 from radiocal.store.zarr_store import channel_free
 
 MODE_DELAY = -1
+
+# Set on a lazy model made by :func:`made_in_blocks`: (its dask name, its InBlocks recipe)
+_IN_BLOCKS = "_radiocal_in_blocks"
+
+
+@dataclass(frozen=True, eq=False)
+class InBlocks:
+    """How to make any block of a model (time, baseline, frequency, polarization) from small
+    inputs: ``func(block shape, *input blocks, **kwargs)``.
+
+    ``inputs`` are ``(dask array, index)`` pairs; an index names each axis of its array with
+    ``t``, ``b`` or ``f`` (the data's time, baseline, frequency) or another letter (an axis
+    taken whole).
+    """
+
+    func: object
+    inputs: tuple
+    kwargs: dict = field(default_factory=dict)
+
+
+def made_in_blocks(array: da.Array, recipe: InBlocks) -> da.Array:
+    """``array`` marked as made by ``recipe``: :func:`accumulate` then makes each of its blocks
+    inside the task that uses it instead of reading it. A model computed as tasks of its own
+    was either made ahead of its solve (a visibility chunk's size each, ~20 at once: a 200 MB
+    spike at 4x the data) or tied to the read of its visibilities, which were then held until
+    both the model and the solve had used them."""
+    setattr(array, _IN_BLOCKS, (array.name, recipe))
+    return array
+
+
+def in_blocks(array) -> InBlocks | None:
+    """The recipe :func:`made_in_blocks` marked ``array`` with, else None (dask arrays can be
+    assigned to in place, under a new name: then the mark no longer holds)."""
+    marker = getattr(array, _IN_BLOCKS, None)
+    if marker is None or marker[0] != getattr(array, "name", None):
+        return None
+    return marker[1]
+
+
+def _recipe_args(recipe: InBlocks, chunks, taken: str) -> list:
+    """Blockwise arguments of ``recipe``'s inputs for blocks in ``chunks`` (time, baseline,
+    frequency): the data's axes as ``t``, ``b``, ``F``, every other letter renamed away from
+    ``taken`` (each a single chunk)."""
+    data = {"t": ("t", chunks[0]), "b": ("b", chunks[1]), "f": ("F", chunks[2])}
+    spare = iter(c for c in "ABCDEGHIJKLMNOQRSTUVWXYZ" if c not in taken)
+    renamed: dict = {}
+    args = []
+    for array, index in recipe.inputs:
+        letters, target = "", {}
+        for axis, letter in enumerate(index):
+            if letter in data:
+                letters += data[letter][0]
+                target[axis] = data[letter][1]
+            else:
+                letters += renamed.setdefault(letter, next(spare))
+                target[axis] = -1
+        args += [_as_dask(array).rechunk(target), letters]
+    return args
 
 
 def _as_dask(array, like_chunks=None):
@@ -163,9 +223,14 @@ def _reads(array, chunks, per_channel: bool, token: str) -> da.Array:
                            for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))], axis=2)
 
 
-def _accumulate_block(vis, model, weight, flag, jones, piece, ant1, ant2, *, per_channel,
-                      hand1, hand2, corr_out, n_out):
-    vis, model, flag, jones = (_only_block(b) for b in (vis, model, flag, jones))
+def _accumulate_block(vis, model, weight, flag, jones, piece, ant1, ant2, *made, per_channel,
+                      hand1, hand2, corr_out, n_out, recipe=None):
+    vis, flag, jones = (_only_block(b) for b in (vis, flag, jones))
+    if recipe is None:
+        model = _only_block(model)
+    else:
+        func, kwargs = recipe
+        model = func(vis.shape, *(_only_block(b) for b in made), **kwargs)
     weight = full_weight(weight, vis)
     n_pieces = int(piece.max()) + 1 if piece.size else 0
     nf = vis.shape[2]
@@ -209,8 +274,13 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     token = tokenize(vis, model, weight, flag, chunks)
     # with the statistics spilled every block reads its data once, as any pass does
     by_channel = per_channel and spill is None
-    vis, model, flag = (_reads(_as_dask(x), chunks, by_channel, f"{token}-{i}")
-                        for i, x in enumerate((vis, model, flag)))
+    recipe = in_blocks(model)
+    vis, flag = (_reads(_as_dask(x), chunks, by_channel, f"{token}-{i}")
+                 for i, x in enumerate((vis, flag)))
+    # a model with a recipe is made inside the accumulate task, from small inputs
+    made = [] if recipe is None else _recipe_args(recipe, chunks, "tbFposahz")
+    if recipe is None:
+        model = _reads(_as_dask(model), chunks, by_channel, f"{token}-2")
     weight = weights(_as_dask(weight), chunks,
                      lambda w, c: _reads(w, c, by_channel, f"{token}-weight"))
     jones = _as_dask(jones)
@@ -234,9 +304,10 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
                                           ant1, ant2, hand1, hand2, corr_out, n_out)
     stats = da.blockwise(
         _accumulate_block, "tFbos",
-        vis, "tbFp", model, "tbFp", weight, weight_index(weight, vis.shape[2], "F"), flag,
+        vis, "tbFp", *((model, "tbFp") if recipe is None else (None, None)),
+        weight, weight_index(weight, vis.shape[2], "F"), flag,
         "tbFp", jones, "taFh", piece, "t",
-        a1, "b", a2, "b",
+        a1, "b", a2, "b", *made,
         new_axes={"o": n_out, "s": K.N_STATS},
         adjust_chunks={"t": tuple(pieces_per_chunk),
                        "F": fchunks if per_channel else (1,) * len(fchunks)},
@@ -244,6 +315,7 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
         meta=np.empty((0,) * 5, dtype=np.float64), per_channel=bool(per_channel),
         hand1=np.asarray(hand1, np.int64), hand2=np.asarray(hand2, np.int64),
         corr_out=np.asarray(corr_out, np.int64), n_out=int(n_out),
+        recipe=None if recipe is None else (recipe.func, recipe.kwargs),
     )
     if not per_channel and len(fchunks) > 1:
         stats = stats.sum(axis=1, keepdims=True)

@@ -12,6 +12,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from radiocal.calibration import graph
 from radiocal.errors import ConfigError, InputError
 from radiocal.model.flux_standards import FluxModel, parse_manual_model, standard_model
 from radiocal.store import schema as S
@@ -56,5 +57,11 @@ def model_visibilities(ds: xr.Dataset, model) -> da.Array:
     spectrum = (flux[:, None] * parallel[None, :]).astype(np.complex64)   # (frequency, pol)
     # each chunk is a view of the small spectrum: nothing of the data's size is allocated
     chunks = vis.chunks if isinstance(vis, da.Array) else vis.shape
-    return da.broadcast_to(da.from_array(spectrum, chunks=(chunks[2], -1)), vis.shape,
-                           chunks=chunks)
+    spectrum = da.from_array(spectrum, chunks=(chunks[2], -1))
+    # a solve makes each block in its own task (no task per block for the model)
+    return graph.made_in_blocks(da.broadcast_to(spectrum, vis.shape, chunks=chunks),
+                                graph.InBlocks(_spectrum_block, ((spectrum, "fp"),)))
+
+
+def _spectrum_block(shape, spectrum):
+    return np.broadcast_to(spectrum[None, None], shape)

@@ -149,9 +149,13 @@ def _sky_matrix(stokes, basis) -> np.ndarray:
     return out
 
 
-def _model_block(_vis, rot, sky, ant1, ant2, instrument, *, corr):
-    return PK.rotated_model(graph._only_block(rot), graph._only_block(sky),
-                            graph._only_block(instrument), ant1, ant2, corr)
+def _model_block(shape, rot, sky, ant1, ant2, instrument, *, corr):
+    return PK.rotated_model(rot, sky, instrument, ant1, ant2, corr)
+
+
+def _model_task(rot, sky, ant1, ant2, instrument, *, corr):
+    rot, sky, instrument = (graph._only_block(b) for b in (rot, sky, instrument))
+    return _model_block(None, rot, sky, ant1, ant2, instrument, corr=corr)
 
 
 def polarized_model(ds, stokes, instrument=None) -> da.Array:
@@ -174,14 +178,16 @@ def polarized_model(ds, stokes, instrument=None) -> da.Array:
     # one block per channel chunk, handed over through the graph like the sky
     instrument = da.from_array(np.ascontiguousarray(instrument, np.complex128),
                                chunks=(-1, fchunks, 2, 2))
-    # Each block takes its visibilities' block (unused): made from small arrays alone, model
-    # blocks were computed ~20 ahead of the solve that uses them (8 MiB each, a 200 MB spike at
-    # 4x the data); tied to the read of their data, they are made as their data are read.
-    return da.blockwise(
-        _model_block, "tbfp", vis, "tbfp", rotation(ds, tchunks), "taij",
-        da.from_array(sky, chunks=(fchunks, 2, 2)), "fij", a1, "b", a2, "b",
-        instrument, "afij", new_axes={"p": 4}, concatenate=False, dtype=np.complex64,
-        meta=np.empty((0,) * 4, np.complex64), corr=corr_index(ds))
+    inputs = ((rotation(ds, tchunks), "taij"),
+              (da.from_array(sky, chunks=(fchunks, 2, 2)), "fij"),
+              (a1, "b"), (a2, "b"), (instrument, "afij"))
+    model = da.blockwise(
+        _model_task, "tbfp", *(x for pair in inputs for x in pair), new_axes={"p": 4},
+        concatenate=False, dtype=np.complex64, meta=np.empty((0,) * 4, np.complex64),
+        corr=corr_index(ds))
+    # a solve makes each block inside its accumulate task (graph.made_in_blocks)
+    return graph.made_in_blocks(model, graph.InBlocks(_model_block, inputs,
+                                                      {"corr": corr_index(ds)}))
 
 
 # -- solving one channel ---------------------------------------------------------------------
