@@ -109,32 +109,64 @@ def plan_polarization(datasets, calibrators, polcal_field=""):
                   "known model (3C286, 3C138; 3C48 above 2 GHz) among the calibrators"]
 
 
+def _base(tables) -> list:
+    """The parallel-hand terms the polarisation solves see the data through."""
+    base = [ApplyTable(tables["delay"])] if "delay" in tables else []
+    base.append(ApplyTable(tables["bandpass"]))
+    return base
+
+
+def _polarised(datasets, calibrators, fluxcal, fluxcal_model, polcal_field, stokes):
+    """The polarisation calibrator (name or None), the decisions, its model and partitions."""
+    name, decisions = plan_polarization(datasets, calibrators, polcal_field)
+    if name is None:
+        return None, decisions, None, []
+    if stokes is None:
+        flux = resolve_model(fluxcal_model if name == fluxcal else "standard", name)
+
+        def stokes(freqs, name=name, flux=flux):
+            return polmodels.stokes_model(name, freqs, flux)
+
+    parts = [ds for ds in datasets if str(ds.attrs.get(S.ATTR_FIELD_NAME)) == name
+             and ds.sizes[S.POLARIZATION] == 4]
+    return name, decisions, stokes, parts
+
+
+def polarised_gains_request(datasets, tables, *, calibrators, fluxcal, fluxcal_model,
+                            refant="", minsnr=3.0, minblperant=4, polcal_field="",
+                            stokes=None):
+    """The first gain solve of :func:`solve_polarization_terms` as a request for
+    :func:`radiocal.calibration.dataset.solve_jointly` (None when nothing polarimetric is
+    solved): it needs only the bandpass (``tables``), so it can share a pass over the data with
+    the sequence's phase solves. Give its table to :func:`solve_polarization_terms` as
+    ``gains``."""
+    if not any(ds.sizes[S.POLARIZATION] == 4 for ds in datasets):
+        return None
+    name, _, stokes, parts = _polarised(datasets, calibrators, fluxcal, fluxcal_model,
+                                        polcal_field, stokes)
+    if name is None:
+        return None
+    return _gains_request(parts, stokes, _base(tables), None, refant, minsnr, minblperant)
+
+
 def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_model,
                              refant="", minsnr=3.0, minblperant=4, polcal_field="",
-                             stokes=None) -> PolOutcome:
+                             stokes=None, gains=None) -> PolOutcome:
     """Plan, solve and package the polarisation terms (see the module docstring).
 
     ``tables`` are the sequence's (``bandpass``, optional ``delay``; ``phase_int`` and
     ``amp_cal``, when present, calibrate the unpolarised calibrators for the leakage solve);
     ``calibrators`` the calibrator field names in order of preference; ``stokes(freqs) ->
     (frequency, 4)`` replaces the standard's model (Stokes I from ``fluxcal_model`` for the flux
-    calibrator).
+    calibrator); ``gains``: the table of :func:`polarised_gains_request` when already solved.
     """
-    name, decisions = plan_polarization(datasets, calibrators, polcal_field)
+    name, decisions, stokes, parts = _polarised(datasets, calibrators, fluxcal, fluxcal_model,
+                                                polcal_field, stokes)
     outcome = PolOutcome(decisions=decisions)
     if not any(ds.sizes[S.POLARIZATION] == 4 for ds in datasets):
         return outcome
-    base = [ApplyTable(tables["delay"])] if "delay" in tables else []
-    base.append(ApplyTable(tables["bandpass"]))
+    base = _base(tables)
     if name is not None:
-        if stokes is None:
-            flux = resolve_model(fluxcal_model if name == fluxcal else "standard", name)
-
-            def stokes(freqs, name=name, flux=flux):
-                return polmodels.stokes_model(name, freqs, flux)
-
-        parts = [ds for ds in datasets if str(ds.attrs.get(S.ATTR_FIELD_NAME)) == name
-                 and ds.sizes[S.POLARIZATION] == 4]
         # the degeneracy the unpolarised calibrators lift is that of linear feeds (see the
         # module docstring); with circular feeds the polarised calibrator's own solve reaches
         # the floor, and joining them would only add their data to it (VLA-like x1 calibrate
@@ -143,7 +175,7 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
                                    exclude=(name,))
                  if polcal.feed_basis(parts[0]) == "linear" else [])
         gains, solution = _gains_then_polarisation(parts, stokes, base, None, joint, refant,
-                                                   minsnr, minblperant)
+                                                   minsnr, minblperant, gains)
         if "xf" in solution.tables:
             # once more with the solved leakages and cross-hand phase in the gains' model: the
             # leakage of the calibrator's polarisation into the parallel hands (d P, ~0.5% of I)
@@ -219,15 +251,26 @@ def _leakage_requests(datasets, tables, calibrators, fluxcal, fluxcal_model, bas
     return requests
 
 
-def _gains_then_polarisation(parts, stokes, base, terms, leak, refant, minsnr, minblperant):
-    """The calibrator's gains against its polarised model (corrupted by ``terms`` when
-    given), then the polarisation solve through them, with the leakage-only ``leak``
-    requests."""
+def _gains_request(parts, stokes, base, terms, refant, minsnr, minblperant):
+    """The calibrator's gain solve against its polarised model (corrupted by ``terms`` when
+    given), as a :func:`radiocal.calibration.dataset.solve_jointly` request."""
     modelled = [ds.assign({S.VISIBILITY_MODEL: (
         ds[S.VISIBILITY].dims,
         polcal.polarized_model(ds, stokes, None if terms is None else static_terms(ds, terms)))})
         for ds in parts]
-    gains = solve(modelled, "G", solint="int", calmode="ap", model="column", prior=base,
-                  refant=refant or None, minsnr=minsnr, minblperant=minblperant)
+    return (modelled, "G", dict(solint="int", calmode="ap", model="column", prior=base,
+                                refant=refant or None, minsnr=minsnr,
+                                minblperant=minblperant))
+
+
+def _gains_then_polarisation(parts, stokes, base, terms, leak, refant, minsnr, minblperant,
+                             gains=None):
+    """The calibrator's gains against its polarised model (corrupted by ``terms`` when
+    given; ``gains`` when already solved), then the polarisation solve through them, with the
+    leakage-only ``leak`` requests."""
+    if gains is None:
+        modelled, cal_type, options = _gains_request(parts, stokes, base, terms, refant, minsnr,
+                                                     minblperant)
+        gains = solve(modelled, cal_type, **options)
     request = polcal.PolRequest(tuple(parts), stokes, tuple(base + [ApplyTable(gains)]))
     return gains, polcal.solve_polarization([request] + list(leak), refant=refant or None)

@@ -32,7 +32,7 @@ from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.models import resolve_model
 from radiocal.calibration.parang import prepare as prepare_parang
 from radiocal.calibration.polapply import apply_polarized
-from radiocal.calibration.polflow import solve_polarization_terms
+from radiocal.calibration.polflow import polarised_gains_request, solve_polarization_terms
 from radiocal.errors import SelectionError
 from radiocal.store import schema as S
 
@@ -73,8 +73,12 @@ def _last_scan_of(datasets, name):
     return kept
 
 
-def solve_sequence(datasets, config: CalibrateConfig):
+def solve_sequence(datasets, config: CalibrateConfig, with_phases=None):
     """Solve every table of the sequence.
+
+    ``with_phases``: ``tables -> request or None``, a further solve (a
+    :func:`radiocal.calibration.dataset.solve_jointly` request) made once the bandpass is
+    known (``tables``) and solved in the same pass as the phases; its table is returned third.
 
     Returns
     -------
@@ -113,10 +117,12 @@ def solve_sequence(datasets, config: CalibrateConfig):
     # solves of every calibrator at one stage are independent: one pass over the data each.
     data = {name: _fields(datasets, [name]) for name in cal_names}
     model = {name: models[name] or 1.0 for name in cal_names}
+    also = with_phases(tables) if with_phases is not None else None
     phases = solve_jointly([
         (data[name], "G", dict(solint=solint, calmode="p", model=model[name], prior=through_bp,
                                **common))
-        for name in cal_names for solint in ("int", "inf")])
+        for name in cal_names for solint in ("int", "inf")] + ([also] if also else []))
+    also = phases.pop() if also else None
     amp_solints = list(dict.fromkeys(["inf", config.cal_amp_solint]))
     amps = solve_jointly([
         (data[name], "G", dict(solint=solint, calmode="ap", model=model[name],
@@ -141,7 +147,7 @@ def solve_sequence(datasets, config: CalibrateConfig):
     tables["flux_cal"] = rescale(tables["amp_cal"], flux)
     for result in flux.values():
         log.info("%s", result.summary())
-    return tables, flux
+    return (tables, flux) if with_phases is None else (tables, flux, also)
 
 
 def sequence_chain(tables, config: CalibrateConfig):
@@ -192,24 +198,39 @@ def calibrate(datasets, config: CalibrateConfig, logger=log):
     the polarisation decisions go to ``logger`` (a step's, which ``radiocal calibrate`` shows)."""
     if not (config.fluxcal and config.phasecal):
         raise SelectionError("calibrate needs --fluxcal and --phasecal")
-    tables, flux = solve_sequence(datasets, config)
-    terms, decisions = polarization_terms(datasets, tables, config)
+    # the polarisation calibrator's first gains need only the bandpass: solved in the
+    # phases' pass, not in a pass of their own
+    tables, flux, pol_gains = solve_sequence(
+        datasets, config, lambda tables: polarised_gains(datasets, tables, config))
+    terms, decisions = polarization_terms(datasets, tables, config, pol_gains)
     for line in decisions:
         logger.info("%s", line)
     return apply_sequence(datasets, tables, config, terms), tables, flux
 
 
-def polarization_terms(datasets, tables, config: CalibrateConfig):
+def _polcal_options(config: CalibrateConfig) -> dict:
+    bpcal = config.bpcal or config.fluxcal
+    return dict(calibrators=list(dict.fromkeys([config.fluxcal, bpcal, config.phasecal])),
+                fluxcal=config.fluxcal, fluxcal_model=config.fluxcal_model,
+                refant=config.refant, minsnr=config.minsnr, minblperant=config.minblperant,
+                polcal_field=config.polcal_field)
+
+
+def polarised_gains(datasets, tables, config: CalibrateConfig):
+    """The request of step 7's first gain solve (None: nothing to solve), see
+    :func:`radiocal.calibration.polflow.polarised_gains_request`."""
+    if not config.polcal:
+        return None
+    return polarised_gains_request(datasets, tables, **_polcal_options(config))
+
+
+def polarization_terms(datasets, tables, config: CalibrateConfig, gains=None):
     """Step 7: the polarisation terms to apply (None: nothing polarimetric) and the decisions
-    (log lines); the solved tables are added to ``tables``."""
+    (log lines); the solved tables are added to ``tables``. ``gains``: the table of
+    :func:`polarised_gains`' request, when solved already."""
     if not config.polcal:
         return None, ["polarisation: not solved (polcal disabled)"]
-    bpcal = config.bpcal or config.fluxcal
-    outcome = solve_polarization_terms(
-        datasets, tables,
-        calibrators=list(dict.fromkeys([config.fluxcal, bpcal, config.phasecal])),
-        fluxcal=config.fluxcal, fluxcal_model=config.fluxcal_model, refant=config.refant,
-        minsnr=config.minsnr, minblperant=config.minblperant, polcal_field=config.polcal_field)
+    outcome = solve_polarization_terms(datasets, tables, gains=gains, **_polcal_options(config))
     tables.update(outcome.tables)
     return outcome.terms, outcome.decisions
 
