@@ -19,7 +19,7 @@ import xarray as xr
 from radiocal.calibration import graph
 from radiocal.calibration import kernels as K
 from radiocal.calibration.intervals import assign_cells, parse_combine, parse_solint
-from radiocal.calibration.jones import chain_jones, data_hands
+from radiocal.calibration.jones import chain_in_blocks, chain_jones, data_hands
 from radiocal.calibration.models import model_visibilities
 from radiocal.errors import ConfigError, SelectionError
 from radiocal.store import caltables as C
@@ -92,6 +92,8 @@ def solve_graph(datasets, cal_type, *, solint="inf", combine="", refant=None, ca
             jones, _ = chain_jones(ds, prior)
             # a flagged prior solution makes its samples unusable: zero model -> zero weight
             jones = da.where(da.isfinite(jones), jones, 0)
+            # made inside the accumulate tasks when they are in the data's chunks
+            jones = graph.made_in_blocks(jones, chain_in_blocks(ds, prior, flagged=0))
         else:
             jones = da.ones((ds.sizes[S.TIME], nant, nchan, len(hands)), dtype=np.complex64,
                             chunks=(_time_chunks(vis), -1, _freq_chunks(vis), -1))

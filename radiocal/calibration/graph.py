@@ -62,12 +62,12 @@ def in_blocks(array) -> InBlocks | None:
     return marker[1]
 
 
-def _recipe_args(recipe: InBlocks, chunks, taken: str) -> list:
+def _recipe_args(recipe: InBlocks, chunks, taken: str, freq: str) -> list:
     """Blockwise arguments of ``recipe``'s inputs for blocks in ``chunks`` (time, baseline,
-    frequency): the data's axes as ``t``, ``b``, ``F``, every other letter renamed away from
-    ``taken`` (each a single chunk)."""
-    data = {"t": ("t", chunks[0]), "b": ("b", chunks[1]), "f": ("F", chunks[2])}
-    spare = iter(c for c in "ABCDEGHIJKLMNOQRSTUVWXYZ" if c not in taken)
+    frequency): the data's axes as ``t``, ``b`` and ``freq``, every other letter renamed away
+    from ``taken`` (each a single chunk)."""
+    data = {"t": ("t", chunks[0]), "b": ("b", chunks[1]), "f": (freq, chunks[2])}
+    spare = iter(c for c in "ABCDEGHIJKLMNOQRSTUVWXYZabcdegijklmnqruvwxy" if c not in taken)
     renamed: dict = {}
     args = []
     for array, index in recipe.inputs:
@@ -79,7 +79,8 @@ def _recipe_args(recipe: InBlocks, chunks, taken: str) -> list:
             else:
                 letters += renamed.setdefault(letter, next(spare))
                 target[axis] = -1
-        args += [_as_dask(array).rechunk(target), letters]
+        # a blockwise literal (one value per block) comes in the data's chunks already
+        args += [array.rechunk(target) if isinstance(array, da.Array) else array, letters]
     return args
 
 
@@ -224,13 +225,19 @@ def _reads(array, chunks, per_channel: bool, token: str) -> da.Array:
 
 
 def _accumulate_block(vis, model, weight, flag, jones, piece, ant1, ant2, *made, per_channel,
-                      hand1, hand2, corr_out, n_out, recipe=None):
-    vis, flag, jones = (_only_block(b) for b in (vis, flag, jones))
+                      hand1, hand2, corr_out, n_out, recipe=None, jones_recipe=None):
+    vis, flag = (_only_block(b) for b in (vis, flag))
+    made = [_only_block(b) for b in made]
     if recipe is None:
         model = _only_block(model)
     else:
-        func, kwargs = recipe
-        model = func(vis.shape, *(_only_block(b) for b in made), **kwargs)
+        func, kwargs, n = recipe
+        model, made = func(vis.shape, *made[:n], **kwargs), made[n:]
+    if jones_recipe is None:
+        jones = _only_block(jones)
+    else:
+        func, kwargs = jones_recipe
+        jones = func(vis.shape, *made, **kwargs)
     weight = full_weight(weight, vis)
     n_pieces = int(piece.max()) + 1 if piece.size else 0
     nf = vis.shape[2]
@@ -264,6 +271,7 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
         The global cell of each piece.
     """
     vis = _as_dask(vis).rechunk({3: -1})
+    data_chunks = vis.chunks
     npol, nbl = vis.shape[3], vis.shape[1]
     # in a run, per-channel statistics are spilled and read back by channel chunk
     # (reduce_and_solve): blocks then take every channel
@@ -278,14 +286,21 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     vis, flag = (_reads(_as_dask(x), chunks, by_channel, f"{token}-{i}")
                  for i, x in enumerate((vis, flag)))
     # a model with a recipe is made inside the accumulate task, from small inputs
-    made = [] if recipe is None else _recipe_args(recipe, chunks, "tbFposahz")
+    made = [] if recipe is None else _recipe_args(recipe, chunks, "tbFposahz", "F")
     if recipe is None:
         model = _reads(_as_dask(model), chunks, by_channel, f"{token}-2")
     weight = weights(_as_dask(weight), chunks,
                      lambda w, c: _reads(w, c, by_channel, f"{token}-weight"))
-    jones = _as_dask(jones)
-    jones = _reads(jones, (tchunks, (jones.shape[1],), fchunks, (jones.shape[3],)), by_channel,
-                   f"{token}-jones")
+    # prior terms with a recipe are made inside the task too, when it is in the data's chunks
+    # (its solutions come by time chunk of the data)
+    jones_recipe = in_blocks(jones)
+    if jones_recipe is not None and (tchunks, fchunks) == (data_chunks[0], data_chunks[2]):
+        made += _recipe_args(jones_recipe, chunks, "tbFposahz" + "".join(made[1::2]), "F")
+    else:
+        jones_recipe = None
+        jones = _as_dask(jones)
+        jones = _reads(jones, (tchunks, (jones.shape[1],), fchunks, (jones.shape[3],)),
+                       by_channel, f"{token}-jones")
     local = np.empty(len(cell_of_time), dtype=np.int64)
     piece_cell = []
     pieces_per_chunk = []
@@ -306,7 +321,7 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
         _accumulate_block, "tFbos",
         vis, "tbFp", *((model, "tbFp") if recipe is None else (None, None)),
         weight, weight_index(weight, vis.shape[2], "F"), flag,
-        "tbFp", jones, "taFh", piece, "t",
+        "tbFp", *((jones, "taFh") if jones_recipe is None else (None, None)), piece, "t",
         a1, "b", a2, "b", *made,
         new_axes={"o": n_out, "s": K.N_STATS},
         adjust_chunks={"t": tuple(pieces_per_chunk),
@@ -315,7 +330,10 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
         meta=np.empty((0,) * 5, dtype=np.float64), per_channel=bool(per_channel),
         hand1=np.asarray(hand1, np.int64), hand2=np.asarray(hand2, np.int64),
         corr_out=np.asarray(corr_out, np.int64), n_out=int(n_out),
-        recipe=None if recipe is None else (recipe.func, recipe.kwargs),
+        recipe=None if recipe is None else (recipe.func, recipe.kwargs, len(recipe.inputs)),
+        jones_recipe=None if jones_recipe is None else (jones_recipe.func, jones_recipe.kwargs),
+        # every input is in the blocks' chunks already (a recipe's literals cannot be aligned)
+        align_arrays=recipe is None and jones_recipe is None,
     )
     if not per_channel and len(fchunks) > 1:
         stats = stats.sum(axis=1, keepdims=True)
@@ -411,10 +429,17 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode,
     )
 
 
-def _apply_block(vis, flag, weight, jones, jflag, ant1, ant2, *, hand1, hand2, calwt):
+def _apply_block(vis, flag, weight, jones, jflag, ant1, ant2, *made, hand1, hand2, calwt,
+                 recipe=None):
+    if recipe is None:
+        jones, jflag = _only_block(jones), _only_block(jflag)
+    else:
+        func, kwargs = recipe
+        jones = func(vis.shape, *(_only_block(b) for b in made), **kwargs)
+        jflag = ~np.isfinite(jones)
+        jones = np.where(jflag, 1, jones)
     vis_out, flag_out, weight_out = K.apply_gains(
-        vis, flag, full_weight(weight, vis), _only_block(jones), _only_block(jflag), ant1, ant2,
-        hand1, hand2, calwt)
+        vis, flag, full_weight(weight, vis), jones, jflag, ant1, ant2, hand1, hand2, calwt)
     return (vis_out, flag_out, weight_out) if calwt else (vis_out, flag_out)
 
 
@@ -426,7 +451,9 @@ def apply(vis, flag, weight, jones, jflag, ant1, ant2, hand1, hand2, calwt):
     """Corrected visibilities, flags and weights (three dask arrays shaped like ``vis``).
 
     ``jones``/``jflag`` are (time, antenna, frequency, hand), chunked like ``vis`` on time and
-    frequency (they are rechunked to it if not). The kernel runs once per chunk of the data, in
+    frequency (they are rechunked to it if not); or ``jones`` is an :class:`InBlocks` recipe of
+    the terms, NaN where flagged (``jflag`` None), made inside each chunk's task (flagged
+    terms: flagged samples, calibrated by 1). The kernel runs once per chunk of the data, in
     the data's own chunks, with the antenna terms of its times and channels; its outputs are
     picked from a tuple-valued intermediate so nothing is computed twice. Without ``calwt`` the
     weights are ``weight`` itself.
@@ -437,18 +464,27 @@ def apply(vis, flag, weight, jones, jflag, ant1, ant2, hand1, hand2, calwt):
     flag = _as_dask(flag).rechunk(vis.chunks)
     weight = _as_dask(weight)
     blocks = weights(weight, vis.chunks, lambda w, c: w.rechunk(c))
-    jchunks = (vis.chunks[0], -1, vis.chunks[2], -1)
-    jones = _as_dask(jones).rechunk(jchunks)
-    jflag = _as_dask(jflag).rechunk(jchunks)
     a1 = da.from_array(np.asarray(ant1, np.int64), chunks=(vis.chunks[1],))
     a2 = da.from_array(np.asarray(ant2, np.int64), chunks=(vis.chunks[1],))
     kwargs = dict(hand1=np.asarray(hand1, np.int64), hand2=np.asarray(hand2, np.int64),
                   calwt=bool(calwt))
-    token = tokenize(vis, flag, blocks, jones, jflag, a1, a2, kwargs)
+    if isinstance(jones, InBlocks):
+        made = _recipe_args(jones, vis.chunks[:3], "tbfpahz", "f")
+        terms = [None, None, None, None]
+        kwargs["recipe"] = (jones.func, jones.kwargs)
+        token = tokenize(vis, flag, blocks, made, a1, a2, kwargs)
+    else:
+        jchunks = (vis.chunks[0], -1, vis.chunks[2], -1)
+        jones = _as_dask(jones).rechunk(jchunks)
+        jflag = _as_dask(jflag).rechunk(jchunks)
+        made, terms = [], [jones, "tafh", jflag, "tafh"]
+        token = tokenize(vis, flag, blocks, jones, jflag, a1, a2, kwargs)
     packed = da.blockwise(
         _apply_block, "tbfp", vis, "tbfp", flag, "tbfp",
         blocks, weight_index(blocks, vis.shape[2], "f"),
-        jones, "tafh", jflag, "tafh", a1, "b", a2, "b", concatenate=False, dtype=object,
+        *terms, a1, "b", a2, "b", *made, concatenate=False, dtype=object,
+        # every input is in the data's chunks already (the recipe's literals cannot be aligned)
+        align_arrays=False,
         meta=np.empty((0,) * 4, dtype=object), name="calib-apply-" + token, **kwargs)
     outs = []
     for which, dtype in enumerate((vis.dtype, np.dtype(bool), weight.dtype)[:3 if calwt else 2]):

@@ -319,6 +319,20 @@ def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
 
     NaN marks samples without a valid solution. Lazy; chunked like the data along time.
     """
+    times, freqs, sols, kwargs = _table_inputs(ds, term)
+    nant = kwargs["shape"][0]
+    # one block per (time chunk, channel chunk) of the data: the terms of a chunk are as small
+    # as its antennas, whatever the length of the observation or the width of the band
+    return da.blockwise(
+        _table_block, "tafh", times, "t", freqs, "f", sols, "t",
+        new_axes={"a": nant, "h": len(kwargs["hand_index"])}, align_arrays=False,
+        dtype=np.complex128, meta=np.empty((0, 0, 0, 0), np.complex128), **kwargs)
+
+
+def _table_inputs(ds: xr.Dataset, term: ApplyTable):
+    """What :func:`_table_block` takes for each block of ``ds``'s data: times (dask, by time
+    chunk), frequencies (dask, by channel chunk), the solutions that reach each time chunk
+    (a blockwise literal) and its keyword arguments."""
     tds = select_table_spw(term.table, ds, term.spwmap)
     cal_type = tds.attrs[C.ATTR_CAL_TYPE]
     rows = _field_rows(tds, ds, term.gainfield)
@@ -377,15 +391,33 @@ def table_jones(ds: xr.Dataset, term: ApplyTable) -> da.Array:
     sols = _PerBlock((tuple(tchunks),), blocks, tokenize(
         values, valid, sol_time, segment, term.interp, term.propagate_flags, delay, all_times,
         tchunks))
-    # one block per (time chunk, channel chunk) of the data: the terms of a chunk are as small
-    # as its antennas, whatever the length of the observation or the width of the band
-    return da.blockwise(
-        _table_block, "tafh", times, "t", da.from_array(freqs, chunks=(fchunks,)), "f",
-        sols, "t", new_axes={"a": nant, "h": len(hands)}, align_arrays=False, dtype=np.complex128,
-        meta=np.empty((0, 0, 0, 0), np.complex128), shape=(nant, nsf, nh),
-        sol_freq=sol_freq[by_freq],
-        interp=term.interp, freq_linear=term.freq_interp == "linear",
-        hand_index=hand_index, delay_ref=delay_ref, propagate=bool(term.propagate_flags))
+    return times, da.from_array(freqs, chunks=(fchunks,)), sols, dict(
+        shape=(nant, nsf, nh), sol_freq=sol_freq[by_freq], interp=term.interp,
+        freq_linear=term.freq_interp == "linear", hand_index=hand_index, delay_ref=delay_ref,
+        propagate=bool(term.propagate_flags))
+
+
+def _chain_block(shape, *blocks, terms, flagged=None):
+    jones = None
+    for k, kwargs in enumerate(terms):
+        j = _table_block(*blocks[3 * k:3 * k + 3], **kwargs)
+        jones = j if jones is None else jones * j
+    return jones if flagged is None else np.where(np.isfinite(jones), jones, flagged)
+
+
+def chain_in_blocks(ds: xr.Dataset, chain, flagged=None) -> graph.InBlocks:
+    """:func:`chain_jones`'s product as a recipe (:class:`radiocal.calibration.graph.InBlocks`)
+    for a kernel's task to make its block's terms itself, in the data's chunks: as arrays of
+    their own, the terms, their product, its flags and their replacement were five tasks more
+    per chunk (2300 of the 4300 tasks of a VLA-like x4 calibrate's apply). ``flagged``: the
+    value of samples without a valid solution (None: NaN)."""
+    inputs, terms = [], []
+    for term in chain:
+        times, freqs, sols, kwargs = _table_inputs(ds, term)
+        inputs += [(times, "t"), (freqs, "f"), (sols, "t")]
+        terms.append(kwargs)
+    return graph.InBlocks(_chain_block, tuple(inputs), {"terms": tuple(terms),
+                                                       "flagged": flagged})
 
 
 def chain_jones(ds: xr.Dataset, chain):
@@ -425,11 +457,10 @@ def apply(datasets, chain, calwt=False) -> list[xr.Dataset]:
         terms = chain(ds) if callable(chain) else chain
         if not terms:
             raise ConfigError("apply: the chain of calibration tables is empty")
-        jones, jflag = chain_jones(ds, terms)
         _, hand1, hand2, _ = data_hands(ds)
         vis, flag, weight = graph.apply(
             ds[S.VISIBILITY].data, ds[S.FLAG].data, ds[S.WEIGHT].data,
-            da.where(jflag, 1, jones), jflag, ds[S.BASELINE_ANTENNA1].values,
+            chain_in_blocks(ds, terms), None, ds[S.BASELINE_ANTENNA1].values,
             ds[S.BASELINE_ANTENNA2].values, hand1, hand2, calwt)
         dims = ds[S.VISIBILITY].dims
         new = {S.VISIBILITY_CORRECTED: (dims, vis), S.FLAG: (dims, flag)}
