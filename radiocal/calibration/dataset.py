@@ -19,7 +19,7 @@ import xarray as xr
 from radiocal.calibration import graph
 from radiocal.calibration import kernels as K
 from radiocal.calibration.intervals import assign_cells, parse_combine, parse_solint
-from radiocal.calibration.jones import chain_in_blocks, chain_jones, data_hands
+from radiocal.calibration.jones import chain_in_blocks, data_hands
 from radiocal.calibration.models import model_visibilities
 from radiocal.errors import ConfigError, SelectionError
 from radiocal.store import caltables as C
@@ -89,11 +89,12 @@ def solve_graph(datasets, cal_type, *, solint="inf", combine="", refant=None, ca
         vis = ds[S.VISIBILITY].data
         _, hand1, hand2, _ = data_hands(ds)
         if prior:
-            jones, _ = chain_jones(ds, prior)
-            # a flagged prior solution makes its samples unusable: zero model -> zero weight
-            jones = da.where(da.isfinite(jones), jones, 0)
+            # a flagged prior solution makes its samples unusable: zero model -> zero weight;
             # made inside the accumulate tasks when they are in the data's chunks
-            jones = graph.made_in_blocks(jones, chain_in_blocks(ds, prior, flagged=0))
+            recipe = chain_in_blocks(ds, prior, flagged=0)
+            jones = graph.made_in_blocks(
+                graph.from_recipe(recipe, "tafh", {"a": nant, "h": len(hands)}, np.complex128),
+                recipe)
         else:
             jones = da.ones((ds.sizes[S.TIME], nant, nchan, len(hands)), dtype=np.complex64,
                             chunks=(_time_chunks(vis), -1, _freq_chunks(vis), -1))

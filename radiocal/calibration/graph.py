@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
+from dask.layers import ArrayBlockwiseDep, ArraySliceDep
 
 from radiocal.budget import DEFAULT_LIMIT_BYTES, chunk_bytes, chunk_limit
 from radiocal.budget import chunk_sizes as budget_chunks
@@ -62,6 +63,20 @@ def in_blocks(array) -> InBlocks | None:
     return marker[1]
 
 
+def _recipe_block(*blocks, recipe):
+    func, kwargs = recipe
+    return func(None, *(_only_block(b) for b in blocks), **kwargs)
+
+
+def from_recipe(recipe: InBlocks, index: str, new_axes: dict, dtype) -> da.Array:
+    """What ``recipe`` makes, as an array of its own (a task per block) in its inputs' chunks:
+    ``index`` names its axes by the inputs' letters and ``new_axes``."""
+    args = [x for array_index in recipe.inputs for x in array_index]
+    return da.blockwise(_recipe_block, index, *args, new_axes=new_axes, align_arrays=False,
+                        concatenate=False, dtype=dtype, meta=np.empty((0,) * len(index), dtype),
+                        recipe=(recipe.func, recipe.kwargs))
+
+
 def _recipe_args(recipe: InBlocks, chunks, taken: str, freq: str) -> list:
     """Blockwise arguments of ``recipe``'s inputs for blocks in ``chunks`` (time, baseline,
     frequency): the data's axes as ``t``, ``b`` and ``freq``, every other letter renamed away
@@ -82,6 +97,33 @@ def _recipe_args(recipe: InBlocks, chunks, taken: str, freq: str) -> list:
         # a blockwise literal (one value per block) comes in the data's chunks already
         args += [array.rechunk(target) if isinstance(array, da.Array) else array, letters]
     return args
+
+
+class PerBlock(ArrayBlockwiseDep):
+    """A blockwise input whose block ``i`` (along one axis) is ``values[i]``, put into that
+    block's task itself: no task of its own (a small array's chunks as a dask array were a task
+    each, ~1 ms of the distributed scheduler's time per chunk and run)."""
+
+    ndim = 1
+
+    def __init__(self, chunks, values, token):
+        super().__init__(chunks)
+        self.values = values
+        self.token = token
+
+    def __getitem__(self, idx):
+        return self.values[idx[0]]
+
+    def __dask_tokenize__(self):
+        return self.token
+
+
+def per_block(values, chunks) -> PerBlock:
+    """A small 1-d array ``values`` as a blockwise input in ``chunks``."""
+    values = np.asarray(values)
+    edges = np.cumsum((0,) + tuple(chunks))
+    return PerBlock((tuple(chunks),), [values[a:b] for a, b in zip(edges[:-1], edges[1:])],
+                    tokenize(values, tuple(chunks)))
 
 
 def _as_dask(array, like_chunks=None):
@@ -429,8 +471,14 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode,
     )
 
 
-def _apply_block(vis, flag, weight, jones, jflag, ant1, ant2, *made, hand1, hand2, calwt,
-                 recipe=None):
+def _apply_block(region, vis, flag, weight, jones, jflag, ant1, ant2, *made, hand1, hand2,
+                 calwt, recipe=None, files=None):
+    if files is not None:
+        vis_files, flag_files, weight_files = files
+        vis = vis if vis_files is None else vis_files[region]
+        flag = flag if flag_files is None else flag_files[region]
+        if weight_files is not None:
+            weight = weight_files[(region[0], region[1], region[3])][:, :, None, :]
     if recipe is None:
         jones, jflag = _only_block(jones), _only_block(jflag)
     else:
@@ -441,6 +489,12 @@ def _apply_block(vis, flag, weight, jones, jflag, ant1, ant2, *made, hand1, hand
     vis_out, flag_out, weight_out = K.apply_gains(
         vis, flag, full_weight(weight, vis), jones, jflag, ant1, ant2, hand1, hand2, calwt)
     return (vis_out, flag_out, weight_out) if calwt else (vis_out, flag_out)
+
+
+def _stored(array, chunks):
+    """The chunk files ``array`` is read from when its chunks are ``chunks``, else None."""
+    files = rawchunks.chunk_files(array)
+    return files if files is not None and array.chunks == tuple(chunks) else None
 
 
 def _pick(block, which):
@@ -464,8 +518,8 @@ def apply(vis, flag, weight, jones, jflag, ant1, ant2, hand1, hand2, calwt):
     flag = _as_dask(flag).rechunk(vis.chunks)
     weight = _as_dask(weight)
     blocks = weights(weight, vis.chunks, lambda w, c: w.rechunk(c))
-    a1 = da.from_array(np.asarray(ant1, np.int64), chunks=(vis.chunks[1],))
-    a2 = da.from_array(np.asarray(ant2, np.int64), chunks=(vis.chunks[1],))
+    a1 = per_block(np.asarray(ant1, np.int64), vis.chunks[1])
+    a2 = per_block(np.asarray(ant2, np.int64), vis.chunks[1])
     kwargs = dict(hand1=np.asarray(hand1, np.int64), hand2=np.asarray(hand2, np.int64),
                   calwt=bool(calwt))
     if isinstance(jones, InBlocks):
@@ -479,9 +533,20 @@ def apply(vis, flag, weight, jones, jflag, ant1, ant2, hand1, hand2, calwt):
         jflag = _as_dask(jflag).rechunk(jchunks)
         made, terms = [], [jones, "tafh", jflag, "tafh"]
         token = tokenize(vis, flag, blocks, jones, jflag, a1, a2, kwargs)
+    # arrays the store holds in these very chunks are read inside the kernel's task: as tasks
+    # of their own, the reads were three more tasks per chunk
+    compact = channel_free(weight)
+    files = (_stored(vis, vis.chunks), _stored(flag, vis.chunks),
+             None if compact is None else _stored(compact, (vis.chunks[0], vis.chunks[1],
+                                                            vis.chunks[3])))
+    inputs = [vis, "tbfp", flag, "tbfp", blocks, weight_index(blocks, vis.shape[2], "f")]
+    for k, read in enumerate(files):
+        if read is not None:
+            inputs[2 * k:2 * k + 2] = [None, None]
+    if any(read is not None for read in files):
+        kwargs["files"] = files
     packed = da.blockwise(
-        _apply_block, "tbfp", vis, "tbfp", flag, "tbfp",
-        blocks, weight_index(blocks, vis.shape[2], "f"),
+        _apply_block, "tbfp", ArraySliceDep(vis.chunks), "tbfp", *inputs,
         *terms, a1, "b", a2, "b", *made, concatenate=False, dtype=object,
         # every input is in the data's chunks already (the recipe's literals cannot be aligned)
         align_arrays=False,

@@ -14,7 +14,6 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
-from dask.layers import ArrayBlockwiseDep
 
 from radiocal.calibration import graph
 from radiocal.calibration import kernels as K
@@ -178,24 +177,6 @@ class _Solutions:
     sol_time: np.ndarray | None = None
     nodes: np.ndarray | None = None
     present: np.ndarray | None = None
-
-
-class _PerBlock(ArrayBlockwiseDep):
-    """A blockwise input whose block ``i`` (along one axis) is ``values[i]``, put into that
-    block's task itself."""
-
-    ndim = 1
-
-    def __init__(self, chunks, values, token):
-        super().__init__(chunks)
-        self.values = values
-        self.token = token
-
-    def __getitem__(self, idx):
-        return self.values[idx[0]]
-
-    def __dask_tokenize__(self):
-        return self.token
 
 
 def _reach(times, ok, lo, hi):
@@ -369,7 +350,7 @@ def _table_inputs(ds: xr.Dataset, term: ApplyTable):
     tchunks = vis.chunks[0] if isinstance(vis, da.Array) else (ds.sizes[S.TIME],)
     fchunks = vis.chunks[2] if isinstance(vis, da.Array) else (ds.sizes[S.FREQUENCY],)
     all_times = ds[S.TIME].values.astype(np.float64)
-    times = da.from_array(all_times, chunks=(tchunks,))
+    times = graph.per_block(all_times, tchunks)
     freqs = ds[S.FREQUENCY].values.astype(np.float64)
     nsol, nant, nsf, nh = values.shape
     delay = cal_type == "K"
@@ -388,10 +369,10 @@ def _table_inputs(ds: xr.Dataset, term: ApplyTable):
                               bool(term.propagate_flags), delay)
     # handed to each block's task as a literal of its own: as a dask array of their own, the
     # slices were one more task per block
-    sols = _PerBlock((tuple(tchunks),), blocks, tokenize(
+    sols = graph.PerBlock((tuple(tchunks),), blocks, tokenize(
         values, valid, sol_time, segment, term.interp, term.propagate_flags, delay, all_times,
         tchunks))
-    return times, da.from_array(freqs, chunks=(fchunks,)), sols, dict(
+    return times, graph.per_block(freqs, fchunks), sols, dict(
         shape=(nant, nsf, nh), sol_freq=sol_freq[by_freq], interp=term.interp,
         freq_linear=term.freq_interp == "linear", hand_index=hand_index, delay_ref=delay_ref,
         propagate=bool(term.propagate_flags))
