@@ -25,14 +25,15 @@ from radiocal.store.zarr_store import channel_free
 
 MODE_DELAY = -1
 
-# Set on a lazy model made by :func:`made_in_blocks`: (its dask name, its InBlocks recipe)
+# Set on a lazy array made by :func:`made_in_blocks`: (its dask name, its InBlocks recipe)
 _IN_BLOCKS = "_radiocal_in_blocks"
 
 
 @dataclass(frozen=True, eq=False)
 class InBlocks:
-    """How to make any block of a model (time, baseline, frequency, polarization) from small
-    inputs: ``func(block shape, *input blocks, **kwargs)``.
+    """How to make any block, over the data's time and frequency chunks, of an array a kernel
+    needs (a model (time, baseline, frequency, polarization), a chain's terms (time, antenna,
+    frequency, hand)) from small inputs: ``func(data block shape, *input blocks, **kwargs)``.
 
     ``inputs`` are ``(dask array, index)`` pairs; an index names each axis of its array with
     ``t``, ``b`` or ``f`` (the data's time, baseline, frequency) or another letter (an axis
@@ -46,7 +47,8 @@ class InBlocks:
 
 def made_in_blocks(array: da.Array, recipe: InBlocks) -> da.Array:
     """``array`` marked as made by ``recipe``: :func:`accumulate` then makes each of its blocks
-    inside the task that uses it instead of reading it. A model computed as tasks of its own
+    inside the task that uses it instead of reading it (:func:`apply` takes a recipe itself).
+    A model computed as tasks of its own
     was either made ahead of its solve (a visibility chunk's size each, ~20 at once: a 200 MB
     spike at 4x the data) or tied to the read of its visibilities, which were then held until
     both the model and the solve had used them."""
