@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import dask
 import dask.array as da
@@ -476,8 +477,13 @@ class _ChunkFiles:
         block = np.ascontiguousarray(block)
         encoded = (memoryview(block).cast("B") if self.compressor is None
                    else self.compressor.encode(block))
-        with open(self._chunk_file(index), "wb") as f:
+        # Written aside and renamed into place: a reader never sees a chunk half written, and
+        # a run killed mid-write leaves the previous chunk (or none), never a truncated one.
+        path = self._chunk_file(index)
+        partial = f"{path}.{os.getpid()}.{threading.get_ident()}.partial"
+        with open(partial, "wb") as f:
             f.write(encoded)
+        os.replace(partial, path)
 
     def _chunk_file(self, index) -> str:
         return os.path.join(self.path, ".".join(str(i) for i in index))
