@@ -292,7 +292,7 @@ def lazy_partition_summaries(datasets, fields, saved=None, budget: int = SAMPLE_
             placed.append(((slice(b0, b1), slice(f0, f1), b_pos), region))
         shape = (n_baseline, n_pol, n_freq, t_idx.size, b_freq.size)
         lazy.append(dask.delayed(_combine, pure=True)(shape, placed))
-        meta.append((ds, t_idx, b_freq, calibrator))
+        meta.append((ds, t_idx, calibrator))
     return meta, lazy
 
 
@@ -305,7 +305,7 @@ def finish_partition_summaries(meta, computed):
     ``"now"`` and, with ``saved``, ``"input"``: lists of int64 ``(baseline, pol, 2)`` in the
     order of :func:`flag_states`' partitions) from :func:`lazy_partition_summaries`."""
     summaries, counts = [], {"now": []}
-    for (ds, t_idx, b_freq, calibrator), out in zip(meta, computed):
+    for (ds, t_idx, calibrator), out in zip(meta, computed):
         counts["now"].append(out["now"])
         if "input" in out:
             counts.setdefault("input", []).append(out["input"])
