@@ -19,7 +19,7 @@ from radiocal.errors import ConfigError
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import graph
 from radiocal.flagging.kernels import BY_SUMTHRESHOLD
-from radiocal.flagging.params import MadParams, SumThresholdParams
+from radiocal.flagging.params import MadParams, SpectralParams, SumThresholdParams
 from radiocal.flagging.spectral import segment_edges
 from radiocal.store import schema as S
 
@@ -250,28 +250,21 @@ def flag_sumthreshold_mad(ds: xr.Dataset, sumthreshold: SumThresholdParams, mad:
     return with_flags(ds, flag | (code == BY_SUMTHRESHOLD)), with_flags(ds, flag | (code > 0))
 
 
-def flag_spectral(ds: xr.Dataset, threshold: float = 6.0, rho: float = 1.5, iterations: int = 3,
-                  widths=(1.5, 3.0, 6.0, 12.0, 24.0), tolerance: float = 1.1,
-                  noise_block: int = 32, burst_factor: float = 4.0, robust_iterations: int = 2,
-                  degree: int = 3, max_window: int = 64, combine_correlations: bool = True,
-                  subtract_model="auto", model_gain_width: float = 8.0,
+def flag_spectral(ds: xr.Dataset, params: SpectralParams = SpectralParams(),
                   column: str = S.VISIBILITY) -> xr.Dataset:
     """RFI along frequency, spectrum by spectrum, on the complex visibilities (for scans of few
     integrations; see ``spectral.py``), or on their residuals after ``VISIBILITY_MODEL``
-    (``subtract_model``: True, False, or "auto": when the partition has a model and ``column``
+    (``params.subtract_model``: True, False, or "auto": when the partition has a model and ``column``
     is the calibrated data, in the model's units; on raw data the model's gain along frequency
     is only fitted, and what it leaves, gain error times a bright model, was measured to flag
     more than the model removes)."""
     flag = _flag(ds)
     vis = _column(ds, column, flag)
-    edges = spectral_edges(ds, widths)
-    if subtracts_model(ds, subtract_model, column):
+    edges = spectral_edges(ds, params.widths)
+    if subtracts_model(ds, params.subtract_model, column):
         model = _column(ds, S.VISIBILITY_MODEL, flag)
-        vis = graph.model_residual(vis, model, flag, model_gain_width, edges)
-    return with_flags(ds, graph.spectral_flags(vis, flag, threshold, rho, iterations, widths,
-                                               tolerance, noise_block, burst_factor,
-                                               robust_iterations, degree, max_window,
-                                               combine_correlations, edges))
+        vis = graph.model_residual(vis, model, flag, params.model_gain_width, edges)
+    return with_flags(ds, graph.spectral_flags(vis, flag, params, edges))
 
 
 def spectral_edges(ds: xr.Dataset, widths) -> np.ndarray:

@@ -205,27 +205,13 @@ def sumthreshold_mad_codes(vis, flag, sumthreshold, mad) -> da.Array:
                    mad, dtype=np.uint8)
 
 
-def spectral_args(threshold, rho, iterations, widths, tolerance, noise_block, burst_factor,
-                  robust_iterations, degree, max_window, combine_correlations, edges) -> tuple:
-    """:func:`radiocal.flagging.spectral.spectral_block`'s parameters after ``vis, flag``, typed
-    and in order (names as in the strategy's ``spectral`` flagger)."""
-    return (float(threshold), float(rho), int(iterations), np.asarray(widths, np.float64),
-            float(tolerance), int(noise_block), float(burst_factor), int(robust_iterations),
-            int(degree), int(max_window), bool(combine_correlations),
-            np.asarray(edges, np.int64))
-
-
-def spectral_flags(vis, flag, threshold, rho, iterations, widths, tolerance, noise_block,
-                   burst_factor, robust_iterations, degree, max_window, combine_correlations,
-                   edges) -> da.Array:
-    """Lazy :func:`radiocal.flagging.spectral.spectral_block` (parameters as the strategy's
-    ``spectral`` flagger, ``edges`` from :func:`radiocal.flagging.spectral.segment_edges`;
+def spectral_flags(vis, flag, params, edges) -> da.Array:
+    """Lazy :func:`radiocal.flagging.spectral.spectral_block` (``params``: a
+    ``params.SpectralParams``, ``edges`` from :func:`radiocal.flagging.spectral.segment_edges`;
     shapes as :func:`sumthreshold_flags`)."""
-    args = spectral_args(threshold, rho, iterations, widths, tolerance, noise_block,
-                         burst_factor, robust_iterations, degree, max_window,
-                         combine_correlations, edges)
-    compile_ahead(sp.spectral_block, vis, flag, *args)
-    return _planes(_spectral_block, "flag-spectral", vis, flag, *args)
+    edges = np.asarray(edges, np.int64)
+    compile_ahead(sp._spectral_flags, vis, flag, *sp.spectral_args(params, edges))
+    return _planes(_spectral_block, "flag-spectral", vis, flag, params, edges)
 
 
 def model_residual(vis, model, flag, width, edges) -> da.Array:

@@ -87,10 +87,10 @@ def _apply(step: _Step, flag, data, loc, decision, shadow):
         # kernel codes 1, 2 are this step's first and second
         return np.where(code > 0, code + np.uint8(step.code - 1), np.uint8(0))
     if kind == "spectral":
-        width, edges = args[-2:]
+        params, width, edges = args
         if width is not None:
             vis = sp.model_residual_block(vis, data["model"], flag, width, edges)
-        return sp.spectral_block(*graph.canonical(vis, flag, *args[:-2], edges))
+        return sp.spectral_block(*graph.canonical(vis, flag, params, edges))
     if kind == "dilate":
         return k.dilate_block(flag, *args)
     if kind == "propagate":
@@ -389,6 +389,8 @@ def fused_strategy(ds, flaggers, column, propagate):
             continue
         if name in ("sumthreshold", "mad"):
             _add_detector(b, name, p, i, column)
+        elif name == "spectral":
+            _add_spectral(b, p, i, column)
         else:
             _add(b, name, {key: v for key, v in dataclasses.asdict(p).items() if key != "scans"},
                  i, column)
@@ -443,8 +445,6 @@ def _add(b: _Builder, name, params, i, column):
         b.close(("array", (cross,)))
         b.decide(_array_decision, float(params["fraction"]))
         b.steps.append(_Step("common", b.code(f"{i}:array")))
-    elif name == "spectral":
-        _add_spectral(b, params, i, column)
     elif name == "dilate":
         args = (float(params["eta_time"]), float(params["eta_frequency"]),
                 float(params["grow_time"]), float(params["grow_frequency"]))
@@ -465,18 +465,14 @@ def _add_detector(b: _Builder, name, params, i, column):
 
 
 def _add_spectral(b: _Builder, params, i, column):
+    """The spectral flagger, ``params`` (its dataclass) handed to the kernel whole."""
     ds = b.ds
-    edges = fd.spectral_edges(ds, params["widths"])
+    edges = np.asarray(fd.spectral_edges(ds, params.widths), np.int64)
     b.read("vis", column)
     width = None
-    if fd.subtracts_model(ds, params["subtract_model"], column):
+    if fd.subtracts_model(ds, params.subtract_model, column):
         b.read("model", S.VISIBILITY_MODEL)
-        width = float(params["model_gain_width"])
-    args = graph.spectral_args(params["threshold"], params["rho"], params["iterations"],
-                               params["widths"], params["tolerance"], params["noise_block"],
-                               params["burst_factor"], params["robust_iterations"],
-                               params["degree"], params["max_window"],
-                               params["combine_correlations"], edges)
-    graph.compile_ahead(sp.spectral_block, b.reads["vis"], b.flag, *args)
-    b.steps.append(_Step("spectral", b.code(f"{i}:spectral"),
-                         args[:-1] + (width, np.asarray(edges, np.int64))))
+        width = float(params.model_gain_width)
+    graph.compile_ahead(sp._spectral_flags, b.reads["vis"], b.flag,
+                        *sp.spectral_args(params, edges))
+    b.steps.append(_Step("spectral", b.code(f"{i}:spectral"), (params, width, edges)))

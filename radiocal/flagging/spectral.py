@@ -34,7 +34,7 @@ import numpy as np
 
 from radiocal._numba import njit
 from radiocal.flagging.background import _loess, robust_loess_stack
-from radiocal.flagging.kernels import _row_peaks, _sumthreshold_rows
+from radiocal.flagging.kernels import _row_peaks, _sumthreshold_rows, record
 from radiocal.flagging.robust import median_scratch
 
 # Acklam's rational approximation of the normal quantile (relative error < 1.2e-9).
@@ -271,10 +271,9 @@ def raised_spectra(scale, mask, n_p, factor):
 # Inlined into its one caller, the entry point: compiled as a function of its own it was one
 # more level at which numba optimises and links the whole call tree below (~6 CPU-s cold).
 @njit(inline="always")
-def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, widths,
-                       tolerance, noise_block, burst_factor, robust_iterations, degree,
-                       max_window, combine_correlations, edges):
-    """Iterated detection on one baseline; ``current`` (time, frequency, correlation) in/out.
+def _spectral_baseline(vis, base, b, current, p, widths, edges):
+    """Iterated detection on one baseline; ``current`` (time, frequency, correlation) in/out
+    (``p``, ``widths``, ``edges``: see :func:`spectral_args`).
 
     Each iteration judges every sample not flagged in ``base`` afresh, against a fit that leaves
     out the previous iteration's detections, and its detections replace those (AOFlagger's
@@ -283,26 +282,27 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
     Where the new fit has nothing in reach of a sample its earlier flag stands.
     """
     n_t, _, n_f, n_p = vis.shape
+    degree = p.degree
     n_rows = n_t * n_p
     re = np.empty((n_rows, n_f))
     im = np.empty((n_rows, n_f))
     for t in range(n_t):
-        for p in range(n_p):
+        for c in range(n_p):
             for f in range(n_f):
-                v = vis[t, b, f, p]
-                re[t * n_p + p, f] = v.real
-                im[t * n_p + p, f] = v.imag
+                v = vis[t, b, f, c]
+                re[t * n_p + c, f] = v.real
+                im[t * n_p + c, f] = v.imag
     weights = np.empty((n_rows, n_f))
     given = np.empty((n_rows, n_f), np.bool_)
     for t in range(n_t):
-        for p in range(n_p):
+        for c in range(n_p):
             for f in range(n_f):
-                weights[t * n_p + p, f] = 0.0 if current[t, f, p] else 1.0
-                given[t * n_p + p, f] = base[t, b, f, p]
+                weights[t * n_p + c, f] = 0.0 if current[t, f, c] else 1.0
+                given[t * n_p + c, f] = base[t, b, f, c]
     # The first correlation's spectra choose the width for all (they share the sky's structure;
     # every integration votes, so a burst in one does not decide).
-    width = choose_width(re, im, weights, np.arange(0, n_rows, n_p), widths, degree, tolerance,
-                         edges)
+    width = choose_width(re, im, weights, np.arange(0, n_rows, n_p), widths, degree,
+                         p.tolerance, edges)
     fitted = np.ones((n_rows, n_f), np.bool_)  # the mask of the last plain fit (none yet)
     power = np.empty((n_rows, n_f))
     z = np.zeros((n_rows, n_f))
@@ -310,17 +310,17 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
     raised = np.zeros(n_rows, np.bool_)
     peaks = np.zeros(n_rows)
     before = np.empty((n_t, n_f, n_p), np.bool_)
-    for it in range(iterations):
-        threshold = first_threshold * 2.0 ** (iterations - 1 - it)
-        robust = robust_iterations if it == 0 else 0
+    for it in range(p.iterations):
+        threshold = p.threshold * 2.0 ** (p.iterations - 1 - it)
+        robust = p.robust_iterations if it == 0 else 0
         mask = weights <= 0.0
         # A plain fit with the mask of the previous plain fit is that fit, and the scores and
         # raised spectra it gave are the same: reuse them.
         if robust > 0 or fitted.all() or not (mask == fitted).all():
             power = _complex_fit(re, im, weights, width, robust, degree, edges)
-            scale = _segment_noise(power, mask, noise_block, edges)
+            scale = _segment_noise(power, mask, p.noise_block, edges)
             fitted = mask if robust == 0 else np.ones((n_rows, n_f), np.bool_)
-            raised = raised_spectra(scale, mask, n_p, burst_factor)
+            raised = raised_spectra(scale, mask, n_p, p.burst_factor)
             # Every sample not flagged in the input is scored, the last detections too.
             for i in range(n_rows):
                 for j in range(n_f):
@@ -335,41 +335,38 @@ def _spectral_baseline(vis, base, b, current, first_threshold, rho, iterations, 
         found = skip.copy()
         # Not the literal 1: numba would also compile _sumthreshold_rows for Literal[int](1)
         window = np.int64(1)
-        while window <= min(max_window, n_f):
-            _sumthreshold_rows(z, found, window, threshold / rho ** math.log2(window), found,
+        while window <= min(p.max_window, n_f):
+            _sumthreshold_rows(z, found, window, threshold / p.rho ** math.log2(window), found,
                                peaks)
             window *= 2
         before[:] = current
         for t in range(n_t):
             for f in range(n_f):
-                for p in range(n_p):
-                    current[t, f, p] = base[t, b, f, p]
+                for c in range(n_p):
+                    current[t, f, c] = base[t, b, f, c]
         for t in range(n_t):
             for f in range(n_f):
                 hit = False
-                for p in range(n_p):
-                    i = t * n_p + p
+                for c in range(n_p):
+                    i = t * n_p + c
                     # An earlier detection stands where this fit cannot judge the sample (nothing
                     # unmasked in reach, as in a spectrum flagged whole).
                     new = ((found[i, f] and not skip[i, f]) or raised[i]
-                           or (before[t, f, p] and not power[i, f] == power[i, f]))
-                    if combine_correlations:
+                           or (before[t, f, c] and not power[i, f] == power[i, f]))
+                    if p.combine_correlations:
                         hit |= new
                     elif new:
-                        current[t, f, p] = True
+                        current[t, f, c] = True
                 if hit:
-                    for p in range(n_p):
-                        current[t, f, p] = True
+                    for c in range(n_p):
+                        current[t, f, c] = True
         for t in range(n_t):
-            for p in range(n_p):
+            for c in range(n_p):
                 for f in range(n_f):
-                    weights[t * n_p + p, f] = 0.0 if current[t, f, p] else 1.0
+                    weights[t * n_p + c, f] = 0.0 if current[t, f, c] else 1.0
 
 
-@njit
-def spectral_block(vis, flag, first_threshold, rho, iterations, widths, tolerance, noise_block,
-                   burst_factor, robust_iterations, degree, max_window, combine_correlations,
-                   edges):
+def spectral_block(vis, flag, params, edges):
     """Flag RFI along frequency in every spectrum of a block (see the module docstring).
 
     Parameters
@@ -378,28 +375,21 @@ def spectral_block(vis, flag, first_threshold, rho, iterations, widths, toleranc
         The whole time axis of the partition (the noise reference is a median over time).
     flag : ndarray, bool, same shape
         Existing flags: never used in fits, always kept.
-    first_threshold : float
-        Single-sample threshold of the last iteration, in standard normal units.
-    rho : float
-        Threshold drop per doubling of the SumThreshold window.
-    iterations : int
-        Fit/detect iterations; iteration ``i`` uses ``first_threshold * 2**(iterations-1-i)``.
-    widths : ndarray, float64
-        Candidate kernel widths, channels (the cross-validation picks one per baseline).
-    tolerance : float
-        A wider kernel is preferred while its cross-validation score is within this factor.
-    noise_block : int
-        Channels per block of the noise estimate.
-    burst_factor : float
-        With three or more integrations, a spectrum whose median noise power exceeds this factor
-        times its baseline's median over time is flagged whole.
-    robust_iterations, degree : int
-        Bisquare passes of the first fit; local polynomial degree.
-    max_window : int
-        Largest SumThreshold window, channels.
-    combine_correlations : bool
-        A sample flagged in any correlation is flagged (and left out of fits) in all.
-    edges : ndarray, int64
+    params : radiocal.flagging.params.SpectralParams
+        ``threshold``: a single sample's threshold at the last iteration, in standard normal
+        units; ``rho``: its drop per doubling of the SumThreshold window; ``iterations``:
+        fit/detect iterations, iteration ``i`` at ``threshold * 2**(iterations-1-i)``;
+        ``widths``: candidate kernel widths, channels (the cross-validation picks one per
+        baseline); ``tolerance``: a wider kernel is preferred while its cross-validation score
+        is within this factor; ``noise_block``: channels per block of the noise estimate;
+        ``burst_factor``: with three or more integrations, a spectrum whose median noise power
+        exceeds this factor times its baseline's median over time is flagged whole;
+        ``robust_iterations``, ``degree``: bisquare passes of the first fit, local polynomial
+        degree; ``max_window``: largest SumThreshold window, channels;
+        ``combine_correlations``: a sample flagged in any correlation is flagged (and left out
+        of fits) in all. (``subtract_model`` and ``model_gain_width`` are
+        :func:`model_residual_block`'s, run before.)
+    edges : ndarray, int
         Channel boundaries of the segments fitted on their own, from 0 to the channel count
         (sub-bands joined into one window each have a bandpass of their own: see
         :func:`segment_edges`).
@@ -408,6 +398,18 @@ def spectral_block(vis, flag, first_threshold, rho, iterations, widths, toleranc
     -------
     ndarray, bool, same shape as ``flag``: ``flag`` OR the detections.
     """
+    return _spectral_flags(vis, flag, *spectral_args(params, edges))
+
+
+def spectral_args(params, edges) -> tuple:
+    """:func:`_spectral_flags`'s arguments after ``vis, flag``: the scalar parameters as one
+    :func:`radiocal.flagging.kernels.record`, the widths and edges as arrays."""
+    return record(params), np.asarray(params.widths, np.float64), np.asarray(edges, np.int64)
+
+
+@njit
+def _spectral_flags(vis, flag, params, widths, edges):
+    """:func:`spectral_block` (arguments from :func:`spectral_args`)."""
     n_t, n_b, n_f, n_p = vis.shape
     out = flag.copy()
     bad = np.empty(vis.shape, np.bool_)
@@ -423,9 +425,7 @@ def spectral_block(vis, flag, first_threshold, rho, iterations, widths, toleranc
         if bad[:, bl].all():
             continue
         current[:] = bad[:, bl]
-        _spectral_baseline(vis, bad, bl, current, first_threshold, rho, iterations, widths,
-                           tolerance, noise_block, burst_factor, robust_iterations, degree,
-                           max_window, combine_correlations, edges)
+        _spectral_baseline(vis, bad, bl, current, params, widths, edges)
         for t in range(n_t):
             for f in range(n_f):
                 for p in range(n_p):

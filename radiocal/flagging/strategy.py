@@ -113,7 +113,7 @@ FLAGGERS = {
     "manual": (SelectionConfig, _manual),   # CASA selection strings; what they select is flagged
     "sumthreshold": (SumThresholdParams, _whole(fd.flag_sumthreshold)),
     "mad": (MadParams, _whole(fd.flag_mad)),
-    "spectral": (SpectralParams, _with_column(fd.flag_spectral)),
+    "spectral": (SpectralParams, _whole(fd.flag_spectral)),
     "array": (ArrayParams, _plain(fd.flag_array)),
     "antenna_health": (AntennaHealthParams, _with_column(fd.flag_antenna_health)),
     "dilate": (DilateParams, _plain(fd.flag_dilate)),

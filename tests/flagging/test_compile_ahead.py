@@ -18,7 +18,7 @@ SHORT = {"flaggers": [{"flagger": "spectral"}]}
 LONG = {"flaggers": [{"flagger": "sumthreshold"}, {"flagger": "mad", "robust_iterations": 0}]}
 
 
-@pytest.mark.parametrize("spec, kernel", [(SHORT, sp.spectral_block),
+@pytest.mark.parametrize("spec, kernel", [(SHORT, sp._spectral_flags),
                                           (LONG, k._sumthreshold_codes)])
 def test_the_tasks_call_the_signature_compiled_ahead(small_sim, spec, kernel):
     ds = small_sim.datasets[0].chunk({S.TIME: 2})

@@ -12,6 +12,7 @@ import dask
 import numpy as np
 import pytest
 
+from radiocal.flagging.params import SpectralParams
 from radiocal.flagging.spectral import power_score, spectral_block
 from radiocal.flagging.strategy import apply_strategy, load_strategy
 from radiocal.store import schema as S
@@ -51,8 +52,8 @@ def test_steep_bandpass_keeps_its_data_and_spikes_are_found():
     spikes[0, where, :] = True
     level = np.broadcast_to(band[None, None, :, None], vis.shape)[spikes]
     vis[spikes] += 2.0 * level * np.exp(2j * np.pi * rng.random(level.size))
-    flags = spectral_block(vis, np.zeros(vis.shape, bool), 6.0, 1.5, 3,
-                           np.array([1.0, 2.0, 4.0, 8.0, 16.0]), 1.1, 32, 4.0, 2, 2, 64, True,
+    flags = spectral_block(vis, np.zeros(vis.shape, bool),
+                           SpectralParams(widths=(1.0, 2.0, 4.0, 8.0, 16.0), degree=2),
                            np.array([0, n_f]))
     assert (flags & spikes).sum() / spikes.sum() >= 0.99
     assert (flags & ~spikes).sum() / (~spikes).sum() <= 0.01
@@ -144,8 +145,8 @@ def test_residuals_after_the_model_on_calibrated_data_with_bright_sources():
     ds = ds.assign({S.VISIBILITY_CORRECTED: ds[S.VISIBILITY]})
     rfi = sim.truth.rfi[ds.attrs[S.ATTR_PARTITION]]
 
-    def rates(**options):
-        flags = fd.flag_spectral(ds, **options)[S.FLAG].values
+    def rates(column, **options):
+        flags = fd.flag_spectral(ds, SpectralParams(**options), column=column)[S.FLAG].values
         return (flags & rfi).sum() / rfi.sum(), (flags & ~rfi).sum() / (~rfi).sum(), flags
 
     found, false, with_model = rates(column=S.VISIBILITY_CORRECTED)
@@ -166,7 +167,7 @@ def test_subtract_model_true_without_a_model_is_a_one_line_error():
 
     (ds, *_) = simulate(SimConfig(seed=2)).datasets
     with pytest.raises(ConfigError, match="has no VISIBILITY_MODEL"):
-        fd.flag_spectral(ds, subtract_model=True)
+        fd.flag_spectral(ds, SpectralParams(subtract_model=True))
 
 
 def test_segment_edges_at_recorded_joins_and_discontinuities():
