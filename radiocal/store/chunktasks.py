@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import dask
 from dask._task_spec import Task, TaskRef, convert_legacy_graph
 from dask.array.optimization import optimize
-from dask.base import tokenize
+from dask.base import tokenize, unpack_collections
 from dask.core import flatten
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
@@ -45,18 +44,22 @@ def per_chunk(writes, extra=None, alongside=()) -> Delayed:
     alongside : object, optional
         Collections computed in the same pass too, their values dropped (other writes).
     """
-    extra = dask.delayed((alongside, extra))
+    # The extra's collections join the writes' graph as they are, optimised together: wrapped
+    # in dask.delayed each was optimised alone, and a one-chunk partition's chain (a flagging
+    # pass, its counts) fused under new names that the writes no longer shared, so it ran twice.
+    collections, repack = unpack_collections((alongside, extra))
     outputs = {}
     for array, dims in writes:
         for key in flatten(array.__dask_keys__()):
             index = dict(zip(dims, key[1:]))
             outputs[key] = tuple(index.get(dim, 0) for dim in CHUNK_DIMS)
-    keys = list(outputs) + [extra.key]
+    kept = [list(flatten(c.__dask_keys__())) for c in collections]
+    pinned = {key for keys in kept for key in keys}
     graph = HighLevelGraph.merge(*(array.__dask_graph__() for array, _ in writes),
-                                 extra.__dask_graph__())
-    dsk = convert_legacy_graph(ensure_dict(optimize(graph, keys)))
-    owner = _owners(dsk, outputs)
-    token = tokenize(*keys)
+                                 *(c.__dask_graph__() for c in collections))
+    dsk = convert_legacy_graph(ensure_dict(optimize(graph, list(outputs) + list(pinned))))
+    owner = _owners(dsk, outputs, pinned)
+    token = tokenize(*outputs, *pinned)
     fused = {key: node for key, node in dsk.items() if owner[key] == _SHARED}
     members: dict[tuple, list] = defaultdict(list)
     for key, node in dsk.items():
@@ -71,14 +74,38 @@ def per_chunk(writes, extra=None, alongside=()) -> Delayed:
         done.append(leaf)
     done += [key for key in outputs if owner[key] == _SHARED]
     final = f"writes-{token}"
-    fused[final] = Task(final, _extra, *(TaskRef(k) for k in done), TaskRef(extra.key))
+    finish = _Finish(repack, [(c.__dask_postcompute__(), c.__dask_keys__()) for c in collections],
+                     len(done))
+    fused[final] = Task(final, finish, *(TaskRef(k) for k in done),
+                        *(TaskRef(k) for keys in kept for k in keys))
     return Delayed(final, fused)
 
 
-def _owners(dsk: dict, outputs: dict) -> dict:
+class _Finish:
+    """The final task: given the chunks' (dropped) results, then every key of the extra's
+    collections in order, the extra's value (each collection finalised as dask.compute would)."""
+
+    def __init__(self, repack, finishes, n_done):
+        self.repack, self.finishes, self.n_done = repack, finishes, n_done
+
+    def __call__(self, *values):
+        values = iter(values[self.n_done:])
+        results = [func(_nested(keys, values), *args) for (func, args), keys in self.finishes]
+        return self.repack(results)[0][1]   # repack gives the arguments unpacked: one
+
+
+def _nested(keys, values):
+    """``keys`` (nested lists of keys) with each key replaced by the next of ``values``."""
+    if isinstance(keys, list):
+        return [_nested(key, values) for key in keys]
+    return next(values)
+
+
+def _owners(dsk: dict, outputs: dict, pinned: set) -> dict:
     """key -> the chunk whose writes alone need it, or ``_SHARED``.
 
-    A write is its chunk's; any other task is the chunk's whose tasks are all its dependents.
+    A write is its chunk's; a key of ``pinned`` (the extra's, read by the final task) is shared;
+    any other task is the chunk's whose tasks are all its dependents.
     Decided from the leaves down (reverse topological order), so every dependent is decided first.
     """
     dependents: dict = {key: [] for key in dsk}
@@ -94,6 +121,8 @@ def _owners(dsk: dict, outputs: dict) -> dict:
         users = {owner[user] for user in dependents[key]}
         if key in outputs:
             users.add(outputs[key])
+        if key in pinned:
+            users.add(_SHARED)
         owner[key] = users.pop() if len(users) == 1 else _SHARED
         for dep in dsk[key].dependencies:
             if dep in waiting:
@@ -105,7 +134,3 @@ def _owners(dsk: dict, outputs: dict) -> dict:
 
 def _nothing(*_written) -> None:
     return None
-
-
-def _extra(*values):
-    return values[-1][1]

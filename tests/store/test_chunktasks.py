@@ -66,3 +66,19 @@ def test_shared_tasks_and_extra_are_computed_once():
     np.testing.assert_allclose(result, (base * base.sum()).sum())
     assert read.count == 4
     assert counted.count == 4
+
+
+def test_a_one_chunk_partition_computes_what_its_extra_shares_once():
+    # An extra alone in its graph is optimised there: with one chunk the read, the sum and its
+    # finalisation are a linear chain fused under new names, which the writes' graph no longer
+    # shares (flagging's passes were run twice, each writing its spill files).
+    base = np.arange(2 * 3 * 4 * 2, dtype=np.float32).reshape(2, 3, 4, 2)
+    read = Calls()
+    cube = da.from_array(base, chunks=base.shape).map_blocks(read, meta=np.array((), np.float32))
+    target = np.zeros(base.shape, np.float32)
+    extra = (cube.sum(), [cube.max(), 7])
+    lazy = per_chunk(_writes([(cube * 2, DIMS)], [target]), extra=extra)
+    total, (peak, seven) = dask.compute(lazy, scheduler="threads")[0]
+    np.testing.assert_array_equal(target, base * 2)
+    assert (total, peak, seven) == (base.sum(), base.max(), 7)
+    assert read.count == 1
