@@ -129,6 +129,22 @@ def warm_page_cache(path) -> int:
     return total
 
 
+def ms_cells(path) -> int:
+    """Visibility cells (row x channel x correlation) of an MS's main table, every spectral
+    window counted with its own shape."""
+    from casacore.tables import table, taql
+
+    with table(str(path), ack=False) as main:
+        with table(main.getkeyword("DATA_DESCRIPTION"), ack=False) as dd, \
+                table(main.getkeyword("SPECTRAL_WINDOW"), ack=False) as spw, \
+                table(main.getkeyword("POLARIZATION"), ack=False) as pol:
+            spw_ids, pol_ids = dd.getcol("SPECTRAL_WINDOW_ID"), dd.getcol("POLARIZATION_ID")
+            channels, correlations = spw.getcol("NUM_CHAN"), pol.getcol("NUM_CORR")
+        rows = taql("SELECT DATA_DESC_ID AS d, gcount() AS n FROM $main GROUPBY DATA_DESC_ID")
+        return int(sum(int(n) * int(channels[spw_ids[d]]) * int(correlations[pol_ids[d]])
+                       for d, n in zip(rows.getcol("d"), rows.getcol("n"))))
+
+
 def disk_bytes(path) -> int:
     """Bytes allocated on disk by every file under ``path``."""
     total = 0

@@ -40,12 +40,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import disk_bytes, emit_result, machine, python_child, run_child  # noqa: E402
+from _common import disk_bytes, emit_result, machine, ms_cells, python_child, run_child  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 FLUXCAL, PHASECAL, TARGET = "J1331+3030", "J1407+2827", "STAR"
-VLA_CELLS_X1 = 78 * 351 * 64 * 4     # integrations x baselines x channels x correlations at x1
 LWA_ANTENNAS, LWA_CHANNELS = 352, 192
 
 
@@ -128,7 +127,7 @@ CALIBRATE = ["--fluxcal", FLUXCAL, "--fluxcal-model", "15.0,-0.5,1.4GHz", "--pha
 
 def vla_runs(ms: Path, threads: int, work: Path) -> dict:
     scale = int(ms.stem.rsplit("_x", 1)[1])
-    cells = VLA_CELLS_X1 * scale
+    cells = ms_cells(ms)
     store, spectrum, exported = work / "store.zarr", work / "ds.zarr", work / "out.ms"
     sky = str(ms) + ".sky.txt"
     rc = _radiocal(threads)
