@@ -16,6 +16,7 @@ zarr, and :func:`probe_measurement_sets` (before anything reads the MS) takes th
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import signal
@@ -74,6 +75,18 @@ def start_probe(paths) -> None:
     argv, env = _command(todo)
     _started[todo] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True, env=env)
+
+
+def _end_started() -> None:
+    """End the probes nobody waited for (the command failed before it read its inputs)."""
+    for started in _started.values():
+        if started.poll() is None:
+            started.kill()
+        started.communicate()
+    _started.clear()
+
+
+atexit.register(_end_started)
 
 
 def probe_measurement_sets(paths) -> None:
