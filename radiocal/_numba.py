@@ -1,4 +1,5 @@
-"""The one set of numba settings, and the decorator every kernel is compiled with (:func:`njit`).
+"""The one set of numba settings, the decorator every kernel is compiled with (:func:`njit`), and
+the form in which a kernel takes its options (:func:`record`).
 
 ``cache=True`` keeps compiled kernels between runs (important for short CLI runs and for workers);
 ``nogil=True`` lets dask's threads run kernels concurrently. No ``fastmath``: kernels test for NaN.
@@ -19,11 +20,13 @@ so a kernel compiles once for a caller with a constant as for one with a variabl
 flagging detectors compiled in 43 + 68 instead of 56 + 85 CPU-s (at load ~7) with the same flags.
 """
 
+import dataclasses
 import fcntl
 import os
 
 import numba
 import numba.core.config
+import numpy as np
 from numba.core import types
 from numba.core.caching import FunctionCache
 from numba.core.registry import CPUDispatcher
@@ -89,3 +92,17 @@ def njit(func=None, **options):
         return kernel
 
     return decorate if func is None else decorate(func)
+
+
+def record(params) -> np.void:
+    """Options declared as a frozen dataclass (a flagger's of ``flagging/params.py``), as the one
+    argument a jitted kernel takes: a numpy structured scalar of the numbers and switches, under
+    their names.
+
+    Each is typed as its default, whatever a strategy file wrote (``threshold: 6`` is a float),
+    so one specialization serves every strategy; the rest (``scans``, tuples) are not the
+    kernel's. The dataclass stays the options' one declaration: no list of fields is kept here.
+    """
+    fields = [f for f in dataclasses.fields(params) if type(f.default) in (bool, int, float)]
+    dtype = np.dtype([(f.name, type(f.default)) for f in fields])
+    return np.array(tuple(getattr(params, f.name) for f in fields), dtype)[()]

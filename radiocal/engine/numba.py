@@ -77,7 +77,7 @@ def _describe(t) -> list:
     if isinstance(t, types.Array):
         return ["array", str(np.dtype(numba.np.numpy_support.as_dtype(t.dtype))), t.ndim,
                 t.layout, not t.mutable]
-    if isinstance(t, types.Record):     # a flagger's parameters (flagging/kernels.record)
+    if isinstance(t, types.Record):     # a kernel's options (radiocal._numba.record)
         return ["record", numba.np.numpy_support.as_dtype(t).descr]
     return ["scalar", str(np.dtype(numba.np.numpy_support.as_dtype(t)))]
 

@@ -1,7 +1,9 @@
 """Numba kernels for the non-statistical flaggers: clip, shadowing, quack, antenna health.
 
-Plain numpy in, numpy out; ``graph.py`` maps them over dask blocks. Elevations are astronomy,
-not a kernel: :func:`radiocal.astro.elevation`.
+Plain numpy in, numpy out; ``graph.py`` maps them over dask blocks. Each takes its flagger's
+options whole (a dataclass of ``params.py``) and hands its jitted part their
+:func:`radiocal._numba.record`. Elevations are astronomy, not a kernel:
+:func:`radiocal.astro.elevation`.
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ import warnings
 
 import numpy as np
 
-from radiocal._numba import njit
+from radiocal._numba import njit, record
 
 # Reasons a sample is clipped, as indices of the counts returned by :func:`clip_block`
 CLIP_NONFINITE, CLIP_ZERO_WEIGHT, CLIP_ZERO, CLIP_RANGE = 0, 1, 2, 3
 
 
-@njit
-def clip_block(vis, weight, flag, min_amplitude, max_amplitude, zeros):
+def clip_block(vis, weight, flag, params):
     """Flag non-finite, zero-weight, exactly-zero and out-of-range samples.
 
     Parameters
@@ -26,10 +27,9 @@ def clip_block(vis, weight, flag, min_amplitude, max_amplitude, zeros):
     vis : ndarray, complex, shape (time, baseline, frequency, polarization)
     weight : ndarray, float, shape (time, baseline, frequency, polarization)
     flag : ndarray, bool, shape (time, baseline, frequency, polarization)
-    min_amplitude, max_amplitude : float
-        Keep ``min_amplitude <= |V| <= max_amplitude``; use 0 and inf to disable.
-    zeros : bool
-        Flag samples whose real and imaginary parts are both exactly 0.
+    params : radiocal.flagging.params.ClipParams
+        Keep ``min_amplitude <= |V| <= max_amplitude`` (0 and inf disable); ``zeros``: flag
+        samples whose real and imaginary parts are both exactly 0.
 
     Returns
     -------
@@ -39,6 +39,12 @@ def clip_block(vis, weight, flag, min_amplitude, max_amplitude, zeros):
         Newly flagged samples by reason: non-finite, zero weight (or non-finite weight), exact zero,
         amplitude range. A sample is counted under the first reason that applies.
     """
+    return _clip_flags(vis, weight, flag, record(params))
+
+
+@njit
+def _clip_flags(vis, weight, flag, p):
+    """:func:`clip_block` (``p``: its options' record)."""
     out = flag.copy()
     counts = np.zeros(4, np.int64)
     flat_v = vis.ravel()
@@ -53,11 +59,11 @@ def clip_block(vis, weight, flag, min_amplitude, max_amplitude, zeros):
             reason = CLIP_NONFINITE
         elif not (math.isfinite(w) and w > 0.0):
             reason = CLIP_ZERO_WEIGHT
-        elif zeros and v.real == 0.0 and v.imag == 0.0:
+        elif p.zeros and v.real == 0.0 and v.imag == 0.0:
             reason = CLIP_ZERO
         else:
             a = math.sqrt(v.real * v.real + v.imag * v.imag)
-            if a < min_amplitude or a > max_amplitude:
+            if a < p.min_amplitude or a > p.max_amplitude:
                 reason = CLIP_RANGE
         if reason >= 0:
             if not flat_f[i]:
@@ -66,8 +72,7 @@ def clip_block(vis, weight, flag, min_amplitude, max_amplitude, zeros):
     return out, counts
 
 
-@njit
-def shadow_block(uvw, antenna1, antenna2, diameter, tolerance):
+def shadow_block(uvw, antenna1, antenna2, diameter, params):
     """Antennas shadowed by another antenna, from each baseline's projected separation.
 
     Antenna ``q`` of baseline ``(p, q)`` with UVW = X_q - X_p is behind ``p`` (further from the
@@ -79,14 +84,21 @@ def shadow_block(uvw, antenna1, antenna2, diameter, tolerance):
     antenna1, antenna2 : ndarray, int, shape (baseline,)
     diameter : ndarray, float64, shape (antenna,)
         Dish diameters in metres.
-    tolerance : float
-        Metres of overlap allowed before an antenna counts as shadowed.
+    params : radiocal.flagging.params.ShadowParams
+        ``tolerance``: metres of overlap allowed before an antenna counts as shadowed.
 
     Returns
     -------
     ndarray, bool, shape (time, baseline)
         True where either antenna of the baseline is shadowed at that time.
     """
+    return _shadowed(uvw, antenna1, antenna2, diameter, record(params))
+
+
+@njit
+def _shadowed(uvw, antenna1, antenna2, diameter, options):
+    """:func:`shadow_block` (``options``: their record)."""
+    tolerance = options.tolerance
     n_t, n_b, _ = uvw.shape
     n_ant = diameter.shape[0]
     out = np.zeros((n_t, n_b), np.bool_)
@@ -110,8 +122,7 @@ def shadow_block(uvw, antenna1, antenna2, diameter, tolerance):
     return out
 
 
-@njit
-def quack_times(times, interval, scan_start, scan_end, begin_seconds, end_seconds):
+def quack_times(times, interval, scan_start, scan_end, params):
     """Times within ``begin_seconds`` of the scan start or ``end_seconds`` of the scan end.
 
     Parameters
@@ -122,12 +133,20 @@ def quack_times(times, interval, scan_start, scan_end, begin_seconds, end_second
         Integration lengths (s).
     scan_start, scan_end : float
         Start of the first and end of the last integration of the scan.
-    begin_seconds, end_seconds : float
+    params : radiocal.flagging.params.QuackParams
+        ``begin_seconds``, ``end_seconds``.
 
     Returns
     -------
     ndarray, bool, shape (time,)
     """
+    return _quacked(times, interval, scan_start, scan_end, record(params))
+
+
+@njit
+def _quacked(times, interval, scan_start, scan_end, p):
+    """:func:`quack_times` (``p``: its options' record)."""
+    begin_seconds, end_seconds = p.begin_seconds, p.end_seconds
     out = np.zeros(times.shape[0], np.bool_)
     for i in range(times.shape[0]):
         start = times[i] - 0.5 * interval[i]
@@ -140,8 +159,7 @@ def quack_times(times, interval, scan_start, scan_end, begin_seconds, end_second
     return out
 
 
-@njit
-def baseline_stats(vis, flag, channel_window):
+def baseline_stats(vis, flag, params):
     """Per baseline and correlation: median amplitude and median coherence over a block.
 
     Coherence is ``|sum V| / sum |V|`` over runs of ``channel_window`` unflagged channels of one
@@ -153,13 +171,21 @@ def baseline_stats(vis, flag, channel_window):
     ----------
     vis : ndarray, complex, shape (time, baseline, frequency, polarization)
     flag : ndarray, bool, shape (time, baseline, frequency, polarization)
-    channel_window : int
+    params : radiocal.flagging.params.AntennaHealthParams
+        Its ``channel_window``.
 
     Returns
     -------
     ndarray, float64, shape (baseline, polarization, 2)
         [..., 0] median |V|, [..., 1] median coherence (NaN when no unflagged data).
     """
+    return _baseline_stats(vis, flag, record(params))
+
+
+@njit
+def _baseline_stats(vis, flag, p):
+    """:func:`baseline_stats` (``p``: the antenna health options' record)."""
+    channel_window = p.channel_window
     n_t, n_b, n_f, n_p = vis.shape
     out = np.full((n_b, n_p, 2), np.nan)
     amps = np.empty(n_t * n_f)
@@ -197,8 +223,7 @@ def baseline_stats(vis, flag, channel_window):
     return out
 
 
-def health_decision(stats, antenna1, antenna2, n_antenna, channel_window, dead_fraction,
-                    min_coherence_excess, amplitude_factor, amplitude_sigma):
+def health_decision(stats, antenna1, antenna2, n_antenna, params):
     """Decide which antennas and baselines are dead or far outside their peers.
 
     Plain numpy on the small per-baseline statistics of :func:`baseline_stats`.
@@ -209,29 +234,28 @@ def health_decision(stats, antenna1, antenna2, n_antenna, channel_window, dead_f
         Median amplitude and coherence of the parallel-hand correlations.
     antenna1, antenna2 : ndarray, int, shape (baseline,)
     n_antenna : int
-    channel_window : int
-        The window :func:`baseline_stats` used (sets the noise-only coherence 1/sqrt(window)).
-    dead_fraction : float
-        An antenna (baseline) is dead when its coherence excess over noise is below this fraction of
-        its peers' (of its two antennas').
-    min_coherence_excess : float
-        Peers must show at least this excess (0..1) for deadness to be decidable at all: in a
-        noise-dominated field every antenna looks dead.
-    amplitude_factor, amplitude_sigma : float
-        An antenna is an amplitude outlier when its median log amplitude is more than
-        ``log(amplitude_factor)`` and ``amplitude_sigma`` robust sigmas from the peers' median.
+    params : radiocal.flagging.params.AntennaHealthParams
+        ``channel_window``: the window :func:`baseline_stats` used (sets the noise-only
+        coherence 1/sqrt(window)); ``dead_fraction``: an antenna (baseline) is dead when its
+        coherence excess over noise is below this fraction of its peers' (of its two
+        antennas'); ``min_coherence_excess``: peers must show at least this excess (0..1) for
+        deadness to be decidable at all (in a noise-dominated field every antenna looks dead);
+        ``amplitude_factor``, ``amplitude_sigma``: an antenna is an amplitude outlier when its
+        median log amplitude is more than ``log(amplitude_factor)`` and ``amplitude_sigma``
+        robust sigmas from the peers' median.
 
     Returns
     -------
     bad_baseline : ndarray, bool, shape (baseline,)
     bad_antenna : ndarray, bool, shape (antenna,)
     """
+    dead_fraction, min_coherence_excess = params.dead_fraction, params.min_coherence_excess
     with np.errstate(all="ignore"), warnings.catch_warnings():
         # Baselines with no unflagged data have NaN statistics; they simply carry no vote.
         warnings.simplefilter("ignore", RuntimeWarning)
         amp = np.nanmedian(stats[..., 0], axis=1)
         coh = np.nanmedian(stats[..., 1], axis=1)
-        floor = 1.0 / np.sqrt(channel_window)
+        floor = 1.0 / np.sqrt(params.channel_window)
         excess = (coh - floor) / (1.0 - floor)
         log_amp = np.log(np.where(amp > 0, amp, np.nan))
     cross = antenna1 != antenna2
@@ -249,7 +273,7 @@ def health_decision(stats, antenna1, antenna2, n_antenna, channel_window, dead_f
             bad_antenna |= np.nan_to_num(ant_excess, nan=np.inf) < dead_fraction * peers
         deviation = ant_log_amp - np.nanmedian(ant_log_amp)
         spread = 1.4826 * np.nanmedian(np.abs(deviation))
-        limit = max(np.log(amplitude_factor), amplitude_sigma * spread)
+        limit = max(np.log(params.amplitude_factor), params.amplitude_sigma * spread)
         bad_antenna |= np.nan_to_num(np.abs(deviation), nan=0.0) > limit
     bad_baseline = bad_antenna[antenna1] | bad_antenna[antenna2]
     expected = np.minimum(ant_excess[antenna1], ant_excess[antenna2])

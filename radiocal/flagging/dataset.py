@@ -8,7 +8,6 @@ like the input's ``FLAG``.
 from __future__ import annotations
 
 import logging
-import math
 
 import dask.array as da
 import numpy as np
@@ -19,7 +18,18 @@ from radiocal.errors import ConfigError
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import graph
 from radiocal.flagging.kernels import BY_SUMTHRESHOLD
-from radiocal.flagging.params import MadParams, SpectralParams, SumThresholdParams
+from radiocal.flagging.params import (
+    AntennaHealthParams,
+    ArrayParams,
+    ClipParams,
+    DilateParams,
+    ElevationParams,
+    MadParams,
+    QuackParams,
+    ShadowParams,
+    SpectralParams,
+    SumThresholdParams,
+)
 from radiocal.flagging.spectral import segment_edges
 from radiocal.store import schema as S
 
@@ -136,17 +146,18 @@ def antenna_mask(ds: xr.Dataset, antennas) -> np.ndarray:
     return bad
 
 
-def flag_shadow(ds: xr.Dataset, tolerance: float = 0.0) -> xr.Dataset:
+def flag_shadow(ds: xr.Dataset, params: ShadowParams = ShadowParams()) -> xr.Dataset:
     """Flag baselines with an antenna shadowed by another (geometry from UVW and dish diameters)."""
     flag = _flag(ds)
     uvw = graph.as_dask(ds[S.UVW].data, (flag.chunks[0], flag.chunks[1], 3))
     mask = graph.shadow_flags(uvw, small(ds, S.BASELINE_ANTENNA1), small(ds, S.BASELINE_ANTENNA2),
-                              small(ds, S.ANTENNA_DIAMETER), tolerance)
+                              small(ds, S.ANTENNA_DIAMETER), params)
     return _or_cells(ds, mask.rechunk((flag.chunks[0], flag.chunks[1])))
 
 
-def flag_quack(ds: xr.Dataset, begin_seconds: float = 0.0, end_seconds: float = 0.0) -> xr.Dataset:
-    """Flag integrations within ``begin_seconds`` of the scan start or ``end_seconds`` of its end.
+def flag_quack(ds: xr.Dataset, params: QuackParams = QuackParams()) -> xr.Dataset:
+    """Flag integrations within ``params.begin_seconds`` of the scan start or
+    ``params.end_seconds`` of its end.
 
     A partition is one scan, so its time axis spans the scan.
     """
@@ -158,7 +169,7 @@ def flag_quack(ds: xr.Dataset, begin_seconds: float = 0.0, end_seconds: float = 
         interval = np.full(times.shape, np.median(np.diff(times)) if times.size > 1 else 0.0)
     start = float(np.min(times - 0.5 * interval))
     end = float(np.max(times + 0.5 * interval))
-    quack = bk.quack_times(times, interval, start, end, float(begin_seconds), float(end_seconds))
+    quack = bk.quack_times(times, interval, start, end, params)
     mask = da.from_array(quack, chunks=(flag.chunks[0],))
     return with_flags(ds, flag | mask[:, None, None, None])
 
@@ -174,12 +185,11 @@ def antenna_elevation(ds: xr.Dataset) -> np.ndarray:
                            np.asarray(small(ds, S.ANTENNA_POSITION), np.float64), ra, dec)
 
 
-def flag_elevation(ds: xr.Dataset, min_elevation: float = 0.0,
-                   max_elevation: float = 90.0) -> xr.Dataset:
+def flag_elevation(ds: xr.Dataset, params: ElevationParams = ElevationParams()) -> xr.Dataset:
     """Flag baselines where either antenna sees the phase centre outside [min, max] degrees."""
     flag = _flag(ds)
     elev = np.degrees(antenna_elevation(ds))
-    outside = (elev < min_elevation) | (elev > max_elevation)
+    outside = (elev < params.min_elevation) | (elev > params.max_elevation)
     a1 = small(ds, S.BASELINE_ANTENNA1)
     a2 = small(ds, S.BASELINE_ANTENNA2)
     mask = da.from_array(outside[:, a1] | outside[:, a2], chunks=(flag.chunks[0], flag.chunks[1]))
@@ -195,8 +205,7 @@ def flag_manual(ds: xr.Dataset, selection, reference_time: float | None = None) 
     return with_flags(ds, flag | graph.as_dask(mask.data).rechunk(flag.chunks))
 
 
-def flag_clip(ds: xr.Dataset, min_amplitude: float = 0.0, max_amplitude: float = math.inf,
-              zeros: bool = True, column: str = S.VISIBILITY):
+def flag_clip(ds: xr.Dataset, params: ClipParams = ClipParams(), column: str = S.VISIBILITY):
     """Flag NaN/Inf, zero-weight, exactly-zero and out-of-range samples.
 
     Returns
@@ -208,7 +217,7 @@ def flag_clip(ds: xr.Dataset, min_amplitude: float = 0.0, max_amplitude: float =
     flag = _flag(ds)
     vis = _column(ds, column, flag)
     weight = graph.as_dask(ds[S.WEIGHT].data, flag.chunks)
-    flags, counts = graph.clip_flags(vis, weight, flag, min_amplitude, max_amplitude, zeros)
+    flags, counts = graph.clip_flags(vis, weight, flag, params)
     return with_flags(ds, flags), counts
 
 
@@ -254,10 +263,10 @@ def flag_spectral(ds: xr.Dataset, params: SpectralParams = SpectralParams(),
                   column: str = S.VISIBILITY) -> xr.Dataset:
     """RFI along frequency, spectrum by spectrum, on the complex visibilities (for scans of few
     integrations; see ``spectral.py``), or on their residuals after ``VISIBILITY_MODEL``
-    (``params.subtract_model``: True, False, or "auto": when the partition has a model and ``column``
-    is the calibrated data, in the model's units; on raw data the model's gain along frequency
-    is only fitted, and what it leaves, gain error times a bright model, was measured to flag
-    more than the model removes)."""
+    (``params.subtract_model``: True, False, or "auto": when the partition has a model and
+    ``column`` is the calibrated data, in the model's units; on raw data the model's gain along
+    frequency is only fitted, and what it leaves, gain error times a bright model, was measured
+    to flag more than the model removes)."""
     flag = _flag(ds)
     vis = _column(ds, column, flag)
     edges = spectral_edges(ds, params.widths)
@@ -292,11 +301,12 @@ def subtracts_model(ds: xr.Dataset, subtract_model, column: str) -> bool:
     return False
 
 
-def flag_array(ds: xr.Dataset, fraction: float = 0.5) -> xr.Dataset:
-    """Flag a (time, channel, correlation) on every baseline when more than ``fraction`` of the
-    live cross-correlations (not flagged throughout) have it flagged: RFI that most of the array
-    sees is there on the rest too, below their detection threshold."""
+def flag_array(ds: xr.Dataset, params: ArrayParams = ArrayParams()) -> xr.Dataset:
+    """Flag a (time, channel, correlation) on every baseline when more than ``params.fraction``
+    of the live cross-correlations (not flagged throughout) have it flagged: RFI that most of
+    the array sees is there on the rest too, below their detection threshold."""
     flag = _flag(ds)
+    fraction = params.fraction
     if fraction >= 1.0:
         return ds
     cross = small(ds, S.BASELINE_ANTENNA1) != small(ds, S.BASELINE_ANTENNA2)
@@ -308,12 +318,9 @@ def flag_array(ds: xr.Dataset, fraction: float = 0.5) -> xr.Dataset:
     return with_flags(ds, graph.hold(flag) | common[:, None, :, :])
 
 
-def flag_dilate(ds: xr.Dataset, eta_time: float = 0.2, eta_frequency: float = 0.2,
-                grow_time: float = 1.0, grow_frequency: float = 1.0) -> xr.Dataset:
+def flag_dilate(ds: xr.Dataset, params: DilateParams = DilateParams()) -> xr.Dataset:
     """SIR dilation, then extension of mostly-flagged channels/times (``kernels.dilate_block``)."""
-    flag = _flag(ds)
-    return with_flags(ds, graph.dilate_flags(flag, eta_time, eta_frequency, grow_time,
-                                             grow_frequency))
+    return with_flags(ds, graph.dilate_flags(_flag(ds), params))
 
 
 def parallel_hands(polarizations) -> np.ndarray:
@@ -321,16 +328,15 @@ def parallel_hands(polarizations) -> np.ndarray:
     return np.array([p in ("RR", "LL", "XX", "YY", "I") for p in polarizations], bool)
 
 
-def flag_antenna_health(ds: xr.Dataset, antennas=(), channel_window: int = 8,
-                        dead_fraction: float = 0.2, min_coherence_excess: float = 0.3,
-                        amplitude_factor: float = 5.0, amplitude_sigma: float = 5.0,
+def flag_antenna_health(ds: xr.Dataset, params: AntennaHealthParams = AntennaHealthParams(),
                         column: str = S.VISIBILITY) -> xr.Dataset:
-    """Flag dead or outlying antennas and dead baselines, plus the user's list of bad antennas.
+    """Flag dead or outlying antennas and dead baselines, plus the user's list of bad antennas
+    (``params.antennas``).
 
     Health comes from the parallel hands (see ``basic_kernels.health_decision``).
     """
-    if antennas:
-        ds = flag_antennas(ds, antennas)
+    if params.antennas:
+        ds = flag_antennas(ds, params.antennas)
     flag = _flag(ds)
     vis = _column(ds, column, flag)
     hands = parallel_hands([str(p) for p in small(ds, S.POLARIZATION)])
@@ -338,9 +344,7 @@ def flag_antenna_health(ds: xr.Dataset, antennas=(), channel_window: int = 8,
         return ds
     idx = np.flatnonzero(hands)
     bad = graph.baseline_health(vis, flag, idx, small(ds, S.BASELINE_ANTENNA1),
-                                small(ds, S.BASELINE_ANTENNA2), ds.sizes[S.ANTENNA],
-                                channel_window, dead_fraction, min_coherence_excess,
-                                amplitude_factor, amplitude_sigma)
+                                small(ds, S.BASELINE_ANTENNA2), ds.sizes[S.ANTENNA], params)
     # as flag_array: the flags are read again once every plane's statistics are in
     return with_flags(ds, graph.hold(flag) | bad[None, :, None, None])
 

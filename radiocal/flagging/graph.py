@@ -23,6 +23,7 @@ import numpy as np
 from dask.base import tokenize
 
 from radiocal import budget
+from radiocal._numba import record
 from radiocal.engine import numba as jit
 from radiocal.flagging import background as bg
 from radiocal.flagging import basic_kernels as bk
@@ -187,7 +188,7 @@ def sumthreshold_flags(vis, flag, params) -> da.Array:
 def mad_flags(vis, flag, params) -> da.Array:
     """Lazy :func:`radiocal.flagging.kernels.mad_block` (``params``: a
     ``params.MadParams``; shapes as :func:`sumthreshold_flags`)."""
-    compile_ahead(k._mad_flags, vis, flag, k.record(params))
+    compile_ahead(k._mad_flags, vis, flag, record(params))
     return _planes(_mad_block, "flag-mad", vis, flag, params)
 
 
@@ -223,11 +224,11 @@ def model_residual(vis, model, flag, width, edges) -> da.Array:
                     meta=np.empty((0,) * 4, np.complex64))
 
 
-def dilate_flags(flag, eta_time, eta_freq, grow_time, grow_freq):
-    """Lazy :func:`radiocal.flagging.kernels.dilate_block`; returns flags chunked like ``flag``."""
+def dilate_flags(flag, params):
+    """Lazy :func:`radiocal.flagging.kernels.dilate_block` (``params``: a
+    ``params.DilateParams``); returns flags chunked like ``flag``."""
     f = flag.rechunk(plane_chunks(flag.shape))
-    params = (float(eta_time), float(eta_freq), float(grow_time), float(grow_freq))
-    out = da.map_blocks(_dilate_block, f, *params, dtype=bool, meta=np.empty((0,) * 4, bool),
+    out = da.map_blocks(_dilate_block, f, params, dtype=bool, meta=np.empty((0,) * 4, bool),
                         name=f"flag-dilate-{tokenize(f, params)}")
     return out.rechunk(flag.chunks)
 
@@ -237,17 +238,17 @@ def channels(weight, like):
     return np.ascontiguousarray(np.broadcast_to(weight, like.shape))
 
 
-def _clip_flags_only(vis, flag, weight, lo, hi, zeros):
-    return bk.clip_block(vis, channels(weight, vis), flag, lo, hi, zeros)[0]
+def _clip_flags_only(vis, flag, weight, params):
+    return bk.clip_block(vis, channels(weight, vis), flag, params)[0]
 
 
-def _clip_counts_only(vis, flag, weight, lo, hi, zeros):
-    return bk.clip_block(vis, channels(weight, vis), flag, lo, hi,
-                         zeros)[1].reshape(1, 1, 1, 1, 4)
+def _clip_counts_only(vis, flag, weight, params):
+    return bk.clip_block(vis, channels(weight, vis), flag, params)[1].reshape(1, 1, 1, 1, 4)
 
 
-def clip_flags(vis, weight, flag, min_amplitude, max_amplitude, zeros):
-    """Lazy :func:`radiocal.flagging.basic_kernels.clip_block`.
+def clip_flags(vis, weight, flag, params):
+    """Lazy :func:`radiocal.flagging.basic_kernels.clip_block` (``params``: a
+    ``params.ClipParams``).
 
     Returns
     -------
@@ -258,18 +259,18 @@ def clip_flags(vis, weight, flag, min_amplitude, max_amplitude, zeros):
     # own reads (the visibilities' too, see _reading): the planes' detectors read them again
     # after decisions over all
     weight = in_chunks(weight, flag.chunks, "clip")
-    params = (float(min_amplitude), float(max_amplitude), bool(zeros))
-    flags = _reading(_clip_flags_only, "flag-clip", [vis], flag, weight, *params, token="clip",
+    flags = _reading(_clip_flags_only, "flag-clip", [vis], flag, weight, params, token="clip",
                      dtype=bool, meta=np.empty((0,) * 4, bool))
-    per_block = _reading(_clip_counts_only, "flag-clip-counts", [vis], flag, weight, *params,
+    per_block = _reading(_clip_counts_only, "flag-clip-counts", [vis], flag, weight, params,
                          token="clip", dtype=np.int64, new_axis=4,
                          chunks=tuple((1,) * len(c) for c in flag.chunks) + ((4,),),
                          meta=np.empty((0,) * 5, np.int64))
     return flags, per_block.sum(axis=(0, 1, 2, 3))
 
 
-def shadow_flags(uvw, antenna1, antenna2, diameter, tolerance):
-    """Lazy :func:`radiocal.flagging.basic_kernels.shadow_block`.
+def shadow_flags(uvw, antenna1, antenna2, diameter, params):
+    """Lazy :func:`radiocal.flagging.basic_kernels.shadow_block` (``params``: a
+    ``params.ShadowParams``).
 
     Parameters
     ----------
@@ -285,17 +286,16 @@ def shadow_flags(uvw, antenna1, antenna2, diameter, tolerance):
     a1 = np.asarray(antenna1, np.int64)
     a2 = np.asarray(antenna2, np.int64)
     diam = np.asarray(diameter, np.float64)
-    return da.map_blocks(_shadow_block, uvw, a1, a2, diam, float(tolerance), dtype=bool,
+    return da.map_blocks(_shadow_block, uvw, a1, a2, diam, params, dtype=bool,
                          drop_axis=2, meta=np.empty((0, 0), bool),
-                         name=f"flag-shadow-{tokenize(uvw, a1, a2, diam, tolerance)}")
+                         name=f"flag-shadow-{tokenize(uvw, a1, a2, diam, params)}")
 
 
-def _stats_block(vis, flag, hands, channel_window):
-    return bk.baseline_stats(vis[..., hands], flag[..., hands], channel_window)
+def _stats_block(vis, flag, hands, params):
+    return bk.baseline_stats(vis[..., hands], flag[..., hands], params)
 
 
-def baseline_health(vis, flag, hands, antenna1, antenna2, n_antenna, channel_window,
-                    dead_fraction, min_coherence_excess, amplitude_factor, amplitude_sigma):
+def baseline_health(vis, flag, hands, antenna1, antenna2, n_antenna, params):
     """Lazy per-baseline health mask of a partition (see ``basic_kernels.health_decision``).
 
     Statistics are taken per baseline over the partition's whole time axis, in planes (so they
@@ -308,6 +308,7 @@ def baseline_health(vis, flag, hands, antenna1, antenna2, n_antenna, channel_win
     flag : dask.array, bool, same shape
     hands : ndarray, int
         The polarization indices the statistics use (the parallel hands).
+    params : radiocal.flagging.params.AntennaHealthParams
 
     Returns
     -------
@@ -318,17 +319,16 @@ def baseline_health(vis, flag, hands, antenna1, antenna2, n_antenna, channel_win
     f = flag.rechunk(plane_chunks(flag.shape))
     hands = np.asarray(hands, np.int64)
     n_b, n_p = f.shape[1], len(hands)
-    stats = _reading(_stats_block, "flag-health-stats", [vis], f, hands, int(channel_window),
+    stats = _reading(_stats_block, "flag-health-stats", [vis], f, hands, params,
                      token="health", dtype=np.float64, drop_axis=0,
                      chunks=(f.chunks[1], (n_p,), (2,)), meta=np.empty((0,) * 3))
     a1 = np.asarray(antenna1, np.int64)
     a2 = np.asarray(antenna2, np.int64)
-    params = (int(n_antenna), int(channel_window), float(dead_fraction),
-              float(min_coherence_excess), float(amplitude_factor), float(amplitude_sigma))
+    n_antenna = int(n_antenna)
 
     def decide(s):
-        return bk.health_decision(s, a1, a2, *params)[0]
+        return bk.health_decision(s, a1, a2, n_antenna, params)[0]
 
     return da.map_blocks(decide, stats.rechunk(-1), dtype=bool, drop_axis=(1, 2),
                          chunks=((n_b,),), meta=np.empty((0,), bool),
-                         name=f"flag-health-{tokenize(stats, a1, a2, params)}")
+                         name=f"flag-health-{tokenize(stats, a1, a2, n_antenna, params)}")

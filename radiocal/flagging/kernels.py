@@ -25,12 +25,11 @@ are not over-flagged:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 
-from radiocal._numba import njit
+from radiocal._numba import njit, record
 from radiocal.flagging.background import (
     robust_loess_rows,
     standardized_residual,
@@ -42,19 +41,6 @@ from radiocal.flagging.robust import (
     robust_sigma,
     window_median_mad,
 )
-
-
-def record(params) -> np.void:
-    """A flagger's parameters (its dataclass of ``params.py``) as the one argument its jitted
-    kernel takes: a numpy structured scalar of the numbers and switches, under their names.
-
-    Each is typed as its default, whatever a strategy file wrote (``threshold: 6`` is a float),
-    so one specialization serves every strategy; the rest (``scans``, tuples) are not the
-    kernel's.
-    """
-    fields = [f for f in dataclasses.fields(params) if type(f.default) in (bool, int, float)]
-    dtype = np.dtype([(f.name, type(f.default)) for f in fields])
-    return np.array(tuple(getattr(params, f.name) for f in fields), dtype)[()]
 
 
 @njit
@@ -598,24 +584,31 @@ def _sumthreshold_codes(vis, flag, st, with_mad, mad):
                         code[t, b, f, p] = BY_MAD
     return code
 
-@njit
-def dilate_block(flag, eta_time, eta_freq, grow_time, grow_freq):
+def dilate_block(flag, params):
     """SIR dilation in time and frequency, then CASA-style extension of mostly-flagged lines.
 
     Parameters
     ----------
     flag : ndarray, bool, shape (time, baseline, frequency, polarization)
         Must hold the whole time axis.
-    eta_time, eta_freq : float
-        SIR aggressiveness along each axis (0 disables).
-    grow_time, grow_freq : float
-        A channel flagged at more than ``grow_time`` of the times is flagged at all times; a time
-        flagged in more than ``grow_freq`` of the channels is flagged in all channels (1 disables).
+    params : radiocal.flagging.params.DilateParams
+        ``eta_time``, ``eta_frequency``: SIR aggressiveness along each axis (0 disables);
+        ``grow_time``, ``grow_frequency``: a channel flagged at more than ``grow_time`` of the
+        times is flagged at all times, a time flagged in more than ``grow_frequency`` of the
+        channels is flagged in all channels (1 disables).
 
     Returns
     -------
     ndarray, bool, shape (time, baseline, frequency, polarization)
     """
+    return _dilated(flag, record(params))
+
+
+@njit
+def _dilated(flag, p):
+    """:func:`dilate_block` (``p``: its options' record)."""
+    eta_time, eta_freq = p.eta_time, p.eta_frequency
+    grow_time, grow_freq = p.grow_time, p.grow_frequency
     n_t, n_b, n_f, n_p = flag.shape
     out = flag.copy()
     for b in range(n_b):

@@ -1,6 +1,6 @@
 """The flaggers' parameters: one frozen dataclass per flagger of a strategy, whose fields are
 that flagger's options in a strategy file (names, defaults and help: their one declaration).
-The detectors' kernels take them whole (:func:`radiocal.flagging.kernels.record`).
+The detectors' kernels take them whole (:func:`radiocal._numba.record`).
 """
 
 from __future__ import annotations

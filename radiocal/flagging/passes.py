@@ -26,6 +26,7 @@ from dask.core import flatten
 from dask.highlevelgraph import HighLevelGraph
 from dask.utils import apply
 
+from radiocal._numba import record
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import dataset as fd
 from radiocal.flagging import graph
@@ -98,16 +99,16 @@ def _apply(step: _Step, flag, data, loc, decision, shadow):
     raise ValueError(f"unknown fused step {kind!r}")
 
 
-def _clip_codes(vis, weight, flag, first, low, high, zeros):
+def _clip_codes(vis, weight, flag, first, params):
     """Clip's codes: ``first`` + the reason (``basic_kernels.CLIP_*``) of each new sample, the
     first that applies, as the kernel counts them."""
-    new = bk.clip_block(vis, weight, flag, low, high, zeros)[0] & ~flag
+    new = bk.clip_block(vis, weight, flag, params)[0] & ~flag
     codes = np.zeros(flag.shape, np.uint8)
     at = np.flatnonzero(new)
     if at.size:
         v, w = vis.ravel()[at], weight.ravel()[at]
         reason = np.full(at.size, bk.CLIP_RANGE)
-        if zeros:
+        if params.zeros:
             reason[(v.real == 0) & (v.imag == 0)] = bk.CLIP_ZERO
         reason[~(np.isfinite(w) & (w > 0))] = bk.CLIP_ZERO_WEIGHT
         reason[~(np.isfinite(v.real) & np.isfinite(v.imag))] = bk.CLIP_NONFINITE
@@ -118,8 +119,8 @@ def _clip_codes(vis, weight, flag, first, low, high, zeros):
 def _tail(kind, args, flag, data, loc):
     """What a decision after the pass needs of this plane."""
     if kind == "health":
-        hands, window = args
-        return bk.baseline_stats(data["vis"][..., hands], flag[..., hands], window)
+        hands, params = args
+        return bk.baseline_stats(data["vis"][..., hands], flag[..., hands], params)
     if kind == "array":
         live = ~flag.all(axis=(0, 2, 3)) & args[0][loc[0]:loc[1]]
         return int(live.sum()), (flag & live[None, :, None, None]).sum(axis=1)
@@ -178,9 +179,9 @@ class _Pass:
         return codes, tail
 
 
-def _health_decision(tails, antenna1, antenna2, params):
+def _health_decision(tails, antenna1, antenna2, n_antenna, params):
     stats = np.concatenate([t[1] for t in tails], axis=0)
-    return bk.health_decision(stats, antenna1, antenna2, *params)[0]
+    return bk.health_decision(stats, antenna1, antenna2, n_antenna, params)[0]
 
 
 def _array_decision(tails, fraction):
@@ -392,8 +393,7 @@ def fused_strategy(ds, flaggers, column, propagate):
         elif name == "spectral":
             _add_spectral(b, p, i, column)
         else:
-            _add(b, name, {key: v for key, v in dataclasses.asdict(p).items() if key != "scans"},
-                 i, column)
+            _add(b, name, p, i, column)
         i += 1
     if propagate:
         b.steps.append(_Step("propagate", b.code("propagate_correlations")))
@@ -401,6 +401,7 @@ def fused_strategy(ds, flaggers, column, propagate):
 
 
 def _add(b: _Builder, name, params, i, column):
+    """Any other flagger, ``params`` (its dataclass) handed on whole."""
     ds = b.ds
     if name == "clip":
         b.read("vis", column)
@@ -410,45 +411,39 @@ def _add(b: _Builder, name, params, i, column):
         for reason, key in enumerate(CLIP_REASONS):
             b.keys.append((key, [first + reason]))
         b.keys.append((f"{i}:clip", list(range(first, first + 4))))
-        b.steps.append(_Step("clip", first, (float(params["min_amplitude"]),
-                                             float(params["max_amplitude"]),
-                                             bool(params["zeros"]))))
+        b.steps.append(_Step("clip", first, (params,)))
     elif name == "shadow":
         flag = b.flag
         uvw = graph.as_dask(ds[S.UVW].data, (flag.chunks[0], flag.chunks[1], 3))
         mask = graph.shadow_flags(uvw, fd.small(ds, S.BASELINE_ANTENNA1),
                                   fd.small(ds, S.BASELINE_ANTENNA2),
-                                  fd.small(ds, S.ANTENNA_DIAMETER), params["tolerance"])
+                                  fd.small(ds, S.ANTENNA_DIAMETER), params)
         b.shadow = (b.shadow or []) + [_gather(np.concatenate, mask)]
         b.steps.append(_Step("shadow", b.code(f"{i}:shadow"), (len(b.shadow) - 1,)))
     elif name == "antenna_health":
         code = b.code(f"{i}:antenna_health")
         a1, a2 = fd.small(ds, S.BASELINE_ANTENNA1), fd.small(ds, S.BASELINE_ANTENNA2)
-        if params["antennas"]:
-            bad = fd.antenna_mask(ds, params["antennas"])
+        if params.antennas:
+            bad = fd.antenna_mask(ds, params.antennas)
             b.steps.append(_Step("antennas", code, (bad[a1] | bad[a2],)))
         hands = fd.parallel_hands([str(p) for p in fd.small(ds, S.POLARIZATION)])
         if not hands.any():
             return
         b.read("vis", column)
-        b.close(("health", (np.flatnonzero(hands), int(params["channel_window"]))))
+        b.close(("health", (np.flatnonzero(hands), params)))
         b.decide(_health_decision, np.asarray(a1, np.int64), np.asarray(a2, np.int64),
-                 (int(ds.sizes[S.ANTENNA]), int(params["channel_window"]),
-                  float(params["dead_fraction"]), float(params["min_coherence_excess"]),
-                  float(params["amplitude_factor"]), float(params["amplitude_sigma"])))
+                 int(ds.sizes[S.ANTENNA]), params)
         b.steps.append(_Step("bad", code))
     elif name == "array":
-        if params["fraction"] >= 1.0:
+        if params.fraction >= 1.0:
             b.code(f"{i}:array")
             return
         cross = fd.small(ds, S.BASELINE_ANTENNA1) != fd.small(ds, S.BASELINE_ANTENNA2)
         b.close(("array", (cross,)))
-        b.decide(_array_decision, float(params["fraction"]))
+        b.decide(_array_decision, params.fraction)
         b.steps.append(_Step("common", b.code(f"{i}:array")))
     elif name == "dilate":
-        args = (float(params["eta_time"]), float(params["eta_frequency"]),
-                float(params["grow_time"]), float(params["grow_frequency"]))
-        b.steps.append(_Step("dilate", b.code(f"{i}:dilate"), args))
+        b.steps.append(_Step("dilate", b.code(f"{i}:dilate"), (params,)))
     else:
         raise ValueError(f"flagger {name!r} has no fused form")
 
@@ -460,7 +455,7 @@ def _add_detector(b: _Builder, name, params, i, column):
         graph.compile_ahead(k._sumthreshold_codes, b.reads["vis"], b.flag,
                             *k.sumthreshold_args(params))
     else:
-        graph.compile_ahead(k._mad_flags, b.reads["vis"], b.flag, k.record(params))
+        graph.compile_ahead(k._mad_flags, b.reads["vis"], b.flag, record(params))
     b.steps.append(_Step(name, b.code(f"{i}:{name}"), (params,)))
 
 

@@ -32,9 +32,9 @@ import math
 
 import numpy as np
 
-from radiocal._numba import njit
+from radiocal._numba import njit, record
 from radiocal.flagging.background import _loess, robust_loess_stack
-from radiocal.flagging.kernels import _row_peaks, _sumthreshold_rows, record
+from radiocal.flagging.kernels import _row_peaks, _sumthreshold_rows
 from radiocal.flagging.robust import median_scratch
 
 # Acklam's rational approximation of the normal quantile (relative error < 1.2e-9).
@@ -403,7 +403,7 @@ def spectral_block(vis, flag, params, edges):
 
 def spectral_args(params, edges) -> tuple:
     """:func:`_spectral_flags`'s arguments after ``vis, flag``: the scalar parameters as one
-    :func:`radiocal.flagging.kernels.record`, the widths and edges as arrays."""
+    :func:`radiocal._numba.record`, the widths and edges as arrays."""
     return record(params), np.asarray(params.widths, np.float64), np.asarray(edges, np.int64)
 
 

@@ -75,47 +75,38 @@ def _manual(ds, p: SelectionConfig, column, reference_time):
     return fd.flag_manual(ds, Selection(**dataclasses.asdict(p)), reference_time=reference_time)
 
 
-def kernel_params(params) -> dict:
-    """A flagger's parameters as keyword arguments of its function (``scans`` is the
-    strategy's, not the flagger's)."""
-    return {k: v for k, v in dataclasses.asdict(params).items() if k != "scans"}
+def _autocorrelations(ds, params, column, reference_time):
+    return fd.flag_autocorrelations(ds)
 
 
-def _with_column(function):
-    """Adapt ``function(ds, column=..., **params)`` to the flagger calling convention."""
-    def run(ds, params, column, reference_time):
-        return function(ds, column=column, **kernel_params(params))
-    return run
-
-
-def _whole(function):
-    """Adapt ``function(ds, params, column=...)`` (flaggers whose kernels take their parameters
-    whole)."""
+def _reading(function):
+    """Adapt ``function(ds, params, column=...)`` (flaggers that look at visibilities)."""
     def run(ds, params, column, reference_time):
         return function(ds, params, column=column)
     return run
 
 
 def _plain(function):
-    """Adapt ``function(ds, **params)`` (flaggers that do not look at visibilities)."""
+    """Adapt ``function(ds, params)`` (flaggers that do not look at visibilities)."""
     def run(ds, params, column, reference_time):
-        return function(ds, **kernel_params(params))
+        return function(ds, params)
     return run
 
 
-# name -> (parameters, run(ds, params, column, reference_time) -> ds, or (ds, clip counts))
+# name -> (parameters, run(ds, params, column, reference_time) -> ds, or (ds, clip counts)).
+# Every flagger takes its parameters whole, down to its kernel (``scans`` is read here only).
 FLAGGERS = {
-    "clip": (ClipParams, _with_column(fd.flag_clip)),
-    "autocorrelations": (NoParams, _plain(fd.flag_autocorrelations)),
+    "clip": (ClipParams, _reading(fd.flag_clip)),
+    "autocorrelations": (NoParams, _autocorrelations),
     "shadow": (ShadowParams, _plain(fd.flag_shadow)),
     "quack": (QuackParams, _plain(fd.flag_quack)),
     "elevation": (ElevationParams, _plain(fd.flag_elevation)),
     "manual": (SelectionConfig, _manual),   # CASA selection strings; what they select is flagged
-    "sumthreshold": (SumThresholdParams, _whole(fd.flag_sumthreshold)),
-    "mad": (MadParams, _whole(fd.flag_mad)),
-    "spectral": (SpectralParams, _whole(fd.flag_spectral)),
+    "sumthreshold": (SumThresholdParams, _reading(fd.flag_sumthreshold)),
+    "mad": (MadParams, _reading(fd.flag_mad)),
+    "spectral": (SpectralParams, _reading(fd.flag_spectral)),
     "array": (ArrayParams, _plain(fd.flag_array)),
-    "antenna_health": (AntennaHealthParams, _with_column(fd.flag_antenna_health)),
+    "antenna_health": (AntennaHealthParams, _reading(fd.flag_antenna_health)),
     "dilate": (DilateParams, _plain(fd.flag_dilate)),
 }
 # Flaggers that work on whole time x frequency planes: with any of them, a partition's flags are

@@ -11,7 +11,7 @@ import xarray as xr
 from radiocal.flagging import dataset as fd
 from radiocal.flagging import graph
 from radiocal.flagging import kernels as k
-from radiocal.flagging.params import SumThresholdParams
+from radiocal.flagging.params import ElevationParams, QuackParams, SumThresholdParams
 from radiocal.flagging.strategy import apply_strategy, load_strategy, parse_strategy
 from radiocal.store import schema as S
 
@@ -105,7 +105,7 @@ def test_autocorrelation_antenna_and_propagation(small_sim):
 
 def test_quack_flags_scan_start_and_end(small_sim):
     ds = small_sim.datasets[0]
-    out = fd.flag_quack(ds, begin_seconds=15.0, end_seconds=5.0)[S.FLAG].values
+    out = fd.flag_quack(ds, QuackParams(begin_seconds=15.0, end_seconds=5.0))[S.FLAG].values
     times = ds[S.TIME].values
     half = 0.5 * ds[S.INTEGRATION_TIME].values
     start, end = (times - half).min(), (times + half).max()
@@ -119,7 +119,7 @@ def test_elevation_limit_uses_geometry(small_sim):
     elev = np.degrees(fd.antenna_elevation(ds))
     assert np.isfinite(elev).all() and (np.abs(elev) <= 90).all()
     limit = float(np.median(elev))
-    out = fd.flag_elevation(ds, min_elevation=limit)[S.FLAG].values
+    out = fd.flag_elevation(ds, ElevationParams(min_elevation=limit))[S.FLAG].values
     a1, a2 = ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values
     low = (elev[:, a1] < limit) | (elev[:, a2] < limit)
     np.testing.assert_array_equal(out.all(axis=(2, 3)), low | ds[S.FLAG].values.all(axis=(2, 3)))

@@ -11,7 +11,15 @@ from radiocal.flagging import background as bg
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import kernels as k
 from radiocal.flagging import robust as rb
-from radiocal.flagging.params import MadParams, SumThresholdParams
+from radiocal.flagging.params import (
+    AntennaHealthParams,
+    ClipParams,
+    DilateParams,
+    MadParams,
+    QuackParams,
+    ShadowParams,
+    SumThresholdParams,
+)
 
 RNG = np.random.default_rng(1234)
 
@@ -129,7 +137,7 @@ def test_sir_matches_brute_force(eta):
 
 def test_dilate_block_is_sir_then_grow():
     flags = RNG.random((12, 3, 20, 2)) < 0.3
-    out = k.dilate_block(flags, 0.2, 0.3, 0.5, 1.0)
+    out = k.dilate_block(flags, DilateParams(0.2, 0.3, 0.5, 1.0))
     for b in range(3):
         for p in range(2):
             plane = _sir_reference(flags[:, b, :, p], 0.3)
@@ -238,7 +246,7 @@ def test_clip_block_matches_numpy_and_counts_reasons():
     vis[3, 1, 3, 0] = 50.0
     flag = np.zeros(vis.shape, bool)
     flag[0, 0, 0, 0] = True  # already flagged: flagged again but not counted
-    out, counts = bk.clip_block(vis, weight, flag, 0.0, 10.0, True)
+    out, counts = bk.clip_block(vis, weight, flag, ClipParams(0.0, 10.0, True))
     amp = np.abs(vis)
     ref = flag | ~np.isfinite(vis) | (weight <= 0) | (vis == 0) | (np.nan_to_num(amp, nan=0) > 10)
     np.testing.assert_array_equal(out, ref)
@@ -254,14 +262,14 @@ def test_shadow_block_flags_the_antenna_behind():
     uvw[0, 1] = [300.0, 0.0, 10.0]
     uvw[0, 2] = [290.0, -5.0, 40.0]
     uvw[1] = [[100.0, 0.0, 1.0], [300.0, 0.0, 10.0], [200.0, 0.0, 9.0]]
-    out = bk.shadow_block(uvw, a1, a2, diameter, 0.0)
+    out = bk.shadow_block(uvw, a1, a2, diameter, ShadowParams(0.0))
     np.testing.assert_array_equal(out, [[True, False, True], [False, False, False]])
 
 
 def test_quack_times_matches_reference():
     times = np.arange(10) * 10.0 + 5.0
     interval = np.full(10, 10.0)
-    out = bk.quack_times(times, interval, 0.0, 100.0, 25.0, 10.0)
+    out = bk.quack_times(times, interval, 0.0, 100.0, QuackParams(25.0, 10.0))
     ref = (times - 5.0 < 25.0) | (times + 5.0 > 90.0)
     np.testing.assert_array_equal(out, ref)
 
@@ -270,7 +278,7 @@ def test_baseline_stats_match_numpy():
     vis = (RNG.normal(size=(5, 3, 16, 2)) + 1j * RNG.normal(size=(5, 3, 16, 2))).astype(np.complex64)
     vis[:, 1] += 10.0
     flag = RNG.random(vis.shape) < 0.2
-    out = bk.baseline_stats(vis, flag, 4)
+    out = bk.baseline_stats(vis, flag, AntennaHealthParams(channel_window=4))
     for b in range(3):
         for p in range(2):
             amps, cohs = [], []
@@ -285,6 +293,10 @@ def test_baseline_stats_match_numpy():
     assert out[1, 0, 1] > 0.9 > out[0, 0, 1]
 
 
+HEALTH = AntennaHealthParams(channel_window=8, dead_fraction=0.2, min_coherence_excess=0.3,
+                             amplitude_factor=5.0, amplitude_sigma=5.0)
+
+
 def test_health_decision_finds_dead_antenna_and_spares_noise_fields():
     n_ant = 6
     a1, a2 = np.triu_indices(n_ant, 1)
@@ -295,7 +307,7 @@ def test_health_decision_finds_dead_antenna_and_spares_noise_fields():
     stats[dead, :, 0] = 0.1
     stats[dead, :, 1] = 0.36
     stats[0, :, 1] = 0.36  # one dead baseline between healthy antennas 0 and 1
-    bad, bad_ant = bk.health_decision(stats, a1, a2, n_ant, 8, 0.2, 0.3, 5.0, 5.0)
+    bad, bad_ant = bk.health_decision(stats, a1, a2, n_ant, HEALTH)
     np.testing.assert_array_equal(bad_ant, np.arange(n_ant) == 3)
     expected = dead.copy()
     expected[0] = True
@@ -303,5 +315,5 @@ def test_health_decision_finds_dead_antenna_and_spares_noise_fields():
     # Pure noise everywhere: deadness cannot be judged, nothing is flagged.
     stats[..., 0] = 0.1
     stats[..., 1] = 0.36
-    bad, bad_ant = bk.health_decision(stats, a1, a2, n_ant, 8, 0.2, 0.3, 5.0, 5.0)
+    bad, bad_ant = bk.health_decision(stats, a1, a2, n_ant, HEALTH)
     assert not bad.any() and not bad_ant.any()
