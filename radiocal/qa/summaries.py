@@ -127,34 +127,47 @@ def _counts(flag, present):
 
 
 def _reduce_block(plan, flag, present, saved, uvw, *columns):
-    """Everything the report needs of one block, read once: flag counts (now and, with
-    ``saved``, the oldest flag version's) and, for a calibrator, its partial visibility sums
-    (:class:`VisSummary`). ``plan``: the block's sampled cells and baselines (local indices)."""
+    """Everything the report needs of one block, read once, by how it is put together
+    (:func:`_finish_region`, :func:`_combine`): ``"flags"``, the flag counts by state (now and,
+    with ``saved``, the oldest flag version's; :func:`_counts`), and for a calibrator its partial
+    visibility sums (:class:`VisSummary`): ``"cells"``, a value per sampled cell (``"n"`` usable
+    samples, ``"uvdist"``, each label's sum), and ``"time"``, each label's sum and count over the
+    block's times per (baseline, channel) (``(label, "sum")``, ``(label, "n")``: every baseline
+    for "after", the sampled ones for "before"). ``plan``: the block's sampled cells and
+    baselines (local indices)."""
     flag = _read(flag)
     present = np.ones(flag.shape[:2], bool) if present is None else _read(present)
-    out = {"now": _counts(flag, present)}
+    flags = {"now": _counts(flag, present)}
     if saved is not None:
-        out["input"] = _counts(_read(saved), present)
+        flags["input"] = _counts(_read(saved), present)
     if plan is None:
-        return out
+        return {"flags": flags, "cells": {}, "time": {}}
     par, cell_t, cell_b, b_freq, labels = plan
     usable = ~flag[..., par] & present[:, :, None, None]
-    out["cell_n"] = usable[cell_t, cell_b].sum(axis=(1, 2))
+    cells = {"n": usable[cell_t, cell_b].sum(axis=(1, 2))}
     if uvw is not None:
         uvw = _read(uvw)[cell_t, cell_b]
-        out["uvdist"] = np.sqrt(uvw[:, 0] ** 2 + uvw[:, 1] ** 2)
+        cells["uvdist"] = np.sqrt(uvw[:, 0] ** 2 + uvw[:, 1] ** 2)
+    time = {}
     for label, column in zip(labels, columns):
         # complex64 as stored, summed in complex128
         vis = np.where(usable, _read(column)[..., par], np.complex64(0))
-        out[label, "cells"] = vis[cell_t, cell_b].sum(axis=(1, 2), dtype=np.complex128)
+        cells[label] = vis[cell_t, cell_b].sum(axis=(1, 2), dtype=np.complex128)
         if label == "after":
             # every baseline's time average, for the measured flux and the sampled baselines
-            out[label, "t_sum"] = vis.sum(axis=(0, 3), dtype=np.complex128)
-            out[label, "t_n"] = usable.sum(axis=(0, 3))
+            time[label, "sum"] = vis.sum(axis=(0, 3), dtype=np.complex128)
+            time[label, "n"] = usable.sum(axis=(0, 3))
         else:
-            out[label, "f_sum"] = vis[:, b_freq].sum(axis=(0, 3), dtype=np.complex128)
-            out[label, "f_n"] = usable[:, b_freq].sum(axis=(0, 3))
-    return out
+            time[label, "sum"] = vis[:, b_freq].sum(axis=(0, 3), dtype=np.complex128)
+            time[label, "n"] = usable[:, b_freq].sum(axis=(0, 3))
+    return {"flags": flags, "cells": cells, "time": time}
+
+
+def _add(totals, name, where, value, size):
+    """``totals[name][where] += value``, ``totals[name]`` zeros of ``size`` at first."""
+    if name not in totals:
+        totals[name] = np.zeros(size, value.dtype)
+    totals[name][where] += value
 
 
 def _finish_region(rows, placed):
@@ -167,55 +180,52 @@ def _finish_region(rows, placed):
     sum over the region's baselines. A partition's combine then holds a few rows per region,
     not a baseline x channel plane per time block. Sums run in time order, as a dask reduction
     over the same chunks adds them.
+
+    Returns ``"flags"`` and ``"cells"`` as the blocks give them (summed; concatenated, at the
+    positions ``"at"``), ``"rows"`` and ``"spectrum"``: ``(label, "sum")``, ``(label, "n")``
+    per (sampled baseline, channel) and per channel.
     """
-    out, cells, sampled = {}, [], {}
+    flags, time, at, cells = {}, {}, [], {}
     for where, partial in placed:
-        cells.append(where)
-        for name, value in partial.items():
-            if name in ("now", "input") or name[1] in ("t_sum", "t_n", "f_sum", "f_n"):
-                if name not in out:
-                    out[name] = np.zeros(value.shape, value.dtype)
-                out[name] += value
-            else:   # a value per sampled cell: each cell lies in one time block
-                sampled.setdefault(name, []).append(value)
-    out["cells"] = np.concatenate(cells) if cells else np.zeros(0, np.int64)
-    out.update((name, np.concatenate(values)) for name, values in sampled.items())
-    for label in [name[0] for name in out if name[1:] == ("t_sum",)]:
-        t_sum, t_n = out.pop((label, "t_sum")), out.pop((label, "t_n"))
-        out[label, "f_sum"], out[label, "f_n"] = t_sum[rows], t_n[rows]
+        at.append(where)
+        for name, value in partial["flags"].items():
+            _add(flags, name, ..., value, value.shape)
+        for name, value in partial["time"].items():
+            _add(time, name, ..., value, value.shape)
+        for name, value in partial["cells"].items():   # each cell lies in one time block
+            cells.setdefault(name, []).append(value)
+    out = {"flags": flags, "at": np.concatenate(at) if at else np.zeros(0, np.int64),
+           "cells": {name: np.concatenate(values) for name, values in cells.items()},
+           "rows": {}, "spectrum": {}}
+    for (label, quantity), value in time.items():
+        if label != "after":
+            out["rows"][label, quantity] = value
+    if ("after", "sum") in time:
+        t_sum, t_n = time["after", "sum"], time["after", "n"]
+        out["rows"]["after", "sum"], out["rows"]["after", "n"] = t_sum[rows], t_n[rows]
         mean = np.where(t_n > 0, t_sum / np.maximum(t_n, 1), 0)
-        out[label, "s_sum"], out[label, "s_n"] = mean.real.sum(axis=0), (t_n > 0).sum(axis=0)
+        out["spectrum"]["after", "sum"] = mean.real.sum(axis=0)
+        out["spectrum"]["after", "n"] = (t_n > 0).sum(axis=0)
     return out
 
 
 def _combine(shape, placed):
-    """One partition's results from its regions' :func:`_finish_region` outputs.
+    """One partition's results from its regions' :func:`_finish_region` outputs, each group
+    placed where it belongs: ``"flags"`` by baseline, ``"cells"`` by sampled cell, ``"rows"``
+    by (sampled baseline, channel), ``"spectrum"`` by channel.
 
     ``shape``: (baselines, polarizations, channels, cells, sampled baselines); ``placed``:
     ``(where, region)`` per region in block order, ``where`` = (baseline slice, channel slice,
     sampled-baseline positions).
     """
     n_baseline, n_pol, n_freq, n_cell, n_bfreq = shape
-    out = {}
-
-    def add(name, where, value, size):
-        if name not in out:
-            out[name] = np.zeros(size, value.dtype)
-        out[name][where] += value
-
+    out = {"flags": {}, "cells": {}, "rows": {}, "spectrum": {}}
     for (b_sl, f_sl, b_pos), region in placed:
-        cells = region["cells"]
-        for name, value in region.items():
-            if name == "cells":
-                continue
-            if name in ("now", "input"):
-                add(name, b_sl, value, (n_baseline, n_pol, 2))
-            elif name in ("uvdist", "cell_n") or name[1] == "cells":
-                add(name, cells, value, n_cell)
-            elif name[1] in ("s_sum", "s_n"):
-                add(name, f_sl, value, n_freq)
-            else:
-                add(name, (b_pos, f_sl), value, (n_bfreq, n_freq))
+        places = {"flags": (b_sl, (n_baseline, n_pol, 2)), "cells": (region["at"], n_cell),
+                  "rows": ((b_pos, f_sl), (n_bfreq, n_freq)), "spectrum": (f_sl, n_freq)}
+        for group, (where, size) in places.items():
+            for name, value in region[group].items():
+                _add(out[group], name, where, value, size)
     return out
 
 
@@ -306,22 +316,23 @@ def finish_partition_summaries(meta, computed):
     order of :func:`flag_states`' partitions) from :func:`lazy_partition_summaries`."""
     summaries, counts = [], {"now": []}
     for (ds, t_idx, calibrator), out in zip(meta, computed):
-        counts["now"].append(out["now"])
-        if "input" in out:
-            counts.setdefault("input", []).append(out["input"])
+        flags, cells, rows, spectrum = (out[g] for g in ("flags", "cells", "rows", "spectrum"))
+        counts["now"].append(flags["now"])
+        if "input" in flags:
+            counts.setdefault("input", []).append(flags["input"])
         if not calibrator:
             continue
         summary = VisSummary(str(ds.attrs.get(S.ATTR_FIELD_NAME)), str(ds.attrs.get(S.ATTR_PARTITION)),
                              ds[S.FREQUENCY].values, ds[S.TIME].values[t_idx],
-                             out.get("uvdist", np.zeros(t_idx.size)))
-        n_cell = out.get("cell_n", np.zeros(t_idx.size, np.int64))
+                             cells.get("uvdist", np.zeros(t_idx.size)))
+        n_cell = cells.get("n", np.zeros(t_idx.size, np.int64))
         for label in ("before", "after"):
-            if (label, "cells") not in out:
+            if label not in cells:
                 continue
-            summary.by_time[label] = _mean(out[label, "cells"], n_cell)
-            summary.by_frequency[label] = _mean(out[label, "f_sum"], out[label, "f_n"])
-            if (label, "s_sum") in out:
-                summary.spectrum[label] = (out[label, "s_sum"], out[label, "s_n"])
+            summary.by_time[label] = _mean(cells[label], n_cell)
+            summary.by_frequency[label] = _mean(rows[label, "sum"], rows[label, "n"])
+            if (label, "sum") in spectrum:
+                summary.spectrum[label] = (spectrum[label, "sum"], spectrum[label, "n"])
         summaries.append(summary)
     return summaries, counts
 
