@@ -185,10 +185,11 @@ def solve_channel_chunks(nchan: int, nbl: int, n_out: int) -> tuple:
 
 
 def accumulation_chunks(chunks, npol, nbl, per_channel, n_out, whole_band=False,
-                        summed=False):
+                        summed=False, pieces=None):
     """Chunks (time, baseline, frequency) for :func:`accumulate` within the chunk budget.
 
-    A block's visibilities and its statistics (up to one piece per integration: float64
+    A block's visibilities and its statistics (up to one piece per integration, at most
+    ``pieces`` (the most solution cells a time chunk of the data touches): float64
     ``n_out x N_STATS`` per baseline, and per channel when ``per_channel``; one piece with
     ``summed``, statistics summed over the block's integrations) stay within
     :func:`radiocal.budget.chunk_bytes`. Per channel, either every block holds the whole band
@@ -200,8 +201,8 @@ def accumulation_chunks(chunks, npol, nbl, per_channel, n_out, whole_band=False,
 
     def cost(sizes):
         t, b, f = sizes
-        return max(t * b * f * npol * 8, (1 if summed else t) * b * (f if per_channel else 1)
-                   * stat)
+        held = 1 if summed else t if pieces is None else min(t, pieces)
+        return max(t * b * f * npol * 8, held * b * (f if per_channel else 1) * stat)
 
     chunks = tuple(tuple(c) for c in chunks)
     if whole_band:
@@ -320,8 +321,16 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     # in a run, per-channel statistics are spilled and read back by channel chunk
     # (reduce_and_solve): blocks then take every channel
     spill = rawchunks.spill_dir() if per_channel else None
+    # a block holds a piece per cell it touches, not per integration: a bandpass (one cell per
+    # scan) counted as one piece per integration split its blocks' baselines away from the
+    # stored chunks, and every flag chunk was rechunked (x4 VLA-like store: 715 tasks for
+    # 0.5 s of accumulation)
+    edges = np.cumsum((0,) + tuple(vis.chunks[0]))
+    pieces = max((len(np.unique(np.asarray(cell_of_time[a:b]))) for a, b in
+                  zip(edges[:-1], edges[1:])), default=1)
     tchunks, bchunks, fchunks = accumulation_chunks(vis.chunks[:3], npol, nbl, per_channel,
-                                                    n_out, whole_band=spill is not None)
+                                                    n_out, whole_band=spill is not None,
+                                                    pieces=pieces)
     chunks = (tchunks, bchunks, fchunks, (npol,))
     token = tokenize(vis, model, weight, flag, chunks)
     # with the statistics spilled every block reads its data once, as any pass does
