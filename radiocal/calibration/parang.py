@@ -77,6 +77,21 @@ def prepare(datasets) -> None:
         _angles(key, positions, rotates, np.unique(np.concatenate(times)))
 
 
+def prepare_soon(datasets) -> threading.Thread:
+    """:func:`prepare` in a thread of its own, started now: astropy's import and transforms
+    (~1-2 s with the GIL held) then overlap the computes a caller runs meanwhile instead of
+    waiting for them on its critical path. Whoever asks for angles first waits for it (the lock
+    of :func:`_angles`); if it fails, they are computed where asked."""
+    def run():
+        try:
+            prepare(datasets)
+        except Exception:   # noqa: BLE001 - the angles are computed again where they are asked
+            pass
+    thread = threading.Thread(target=run, name="radiocal-parang", daemon=True)
+    thread.start()
+    return thread
+
+
 def partition_parang(ds: xr.Dataset) -> np.ndarray:
     """Parallactic angles of a partition's phase centre: (time, antenna) float64 radians, now.
 

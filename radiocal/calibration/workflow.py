@@ -31,8 +31,10 @@ from radiocal.calibration.config import CalibrateConfig
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.models import resolve_model
 from radiocal.calibration.parang import prepare as prepare_parang
+from radiocal.calibration.parang import prepare_soon as prepare_parang_soon
 from radiocal.calibration.polapply import apply_polarized
-from radiocal.calibration.polflow import polarised_gains_request, solve_polarization_terms
+from radiocal.calibration.polflow import plan_polarization, polarised_gains_request
+from radiocal.calibration.polflow import solve_polarization_terms
 from radiocal.errors import SelectionError
 from radiocal.store import schema as S
 
@@ -198,6 +200,16 @@ def calibrate(datasets, config: CalibrateConfig, logger=log):
     the polarisation decisions go to ``logger`` (a step's, which ``radiocal calibrate`` shows)."""
     if not (config.fluxcal and config.phasecal):
         raise SelectionError("calibrate needs --fluxcal and --phasecal")
+    if config.polcal:
+        # the polarised calibrator's model needs its parallactic angles once the bandpass is
+        # solved: computed meanwhile (x4 VLA-like store: ~1.3 s of astropy import and transforms
+        # on the driver between two computes)
+        options = _polcal_options(config)
+        name, _ = plan_polarization(datasets, options["calibrators"], config.polcal_field)
+        parts = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) == name
+                 and ds.sizes[S.POLARIZATION] == 4]
+        if parts:
+            prepare_parang_soon(parts)
     # the polarisation calibrator's first gains need only the bandpass: solved in the
     # phases' pass, not in a pass of their own
     tables, flux, pol_gains = solve_sequence(
