@@ -269,8 +269,11 @@ def _reads(array, chunks, per_channel: bool, token: str) -> da.Array:
                            for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))], axis=2)
 
 
-def _accumulate_block(vis, model, weight, flag, jones, piece, ant1, ant2, *made, per_channel,
-                      hand1, hand2, corr_out, n_out, recipe=None, jones_recipe=None):
+def _accumulate_block(region, vis, model, weight, flag, jones, piece, ant1, ant2, *made,
+                      per_channel, hand1, hand2, corr_out, n_out, recipe=None,
+                      jones_recipe=None, files=None):
+    if files is not None:
+        vis, flag, weight = _read_stored(region, files, vis, flag, weight)
     vis, flag = (_only_block(b) for b in (vis, flag))
     made = [_only_block(b) for b in made]
     if recipe is None:
@@ -336,8 +339,9 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     # with the statistics spilled every block reads its data once, as any pass does
     by_channel = per_channel and spill is None
     recipe = in_blocks(model)
-    vis, flag = (_reads(_as_dask(x), chunks, by_channel, f"{token}-{i}")
-                 for i, x in enumerate((vis, flag)))
+    stored = _as_dask(vis), _as_dask(flag), _as_dask(weight)
+    vis, flag = (_reads(x, chunks, by_channel, f"{token}-{i}")
+                 for i, x in enumerate(stored[:2]))
     # a model with a recipe is made inside the accumulate task, from small inputs
     made = [] if recipe is None else _recipe_args(recipe, chunks, "tbFposahz", "F")
     if recipe is None:
@@ -365,16 +369,24 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
         piece_cell.extend(uniq.tolist())
         pieces_per_chunk.append(len(uniq))
         start += size
-    piece = da.from_array(local, chunks=(tchunks,))
-    a1 = da.from_array(np.asarray(ant1, np.int64), chunks=(bchunks,))
-    a2 = da.from_array(np.asarray(ant2, np.int64), chunks=(bchunks,))
+    piece = per_block(local, tchunks)
+    a1 = per_block(np.asarray(ant1, np.int64), bchunks)
+    a2 = per_block(np.asarray(ant2, np.int64), bchunks)
     name = "calib-accumulate-" + tokenize(vis, model, weight, flag, jones, local, per_channel,
                                           ant1, ant2, hand1, hand2, corr_out, n_out)
+    # what the store holds in the blocks' chunks is read inside the block's task; the
+    # per-channel reads of every channel chunk (by_channel) stay tasks of their own
+    files = (None, None, None) if by_channel else _stored_inputs(*stored, chunks)
+    inputs = [vis, "tbFp", weight, weight_index(weight, vis.shape[2], "F"), flag, "tbFp"]
+    for k, read in zip((0, 2, 1), files):
+        if read is not None:
+            inputs[2 * k:2 * k + 2] = [None, None]
+    vis_in, weight_in, flag_in = inputs[:2], inputs[2:4], inputs[4:]
     stats = da.blockwise(
-        _accumulate_block, "tFbos",
-        vis, "tbFp", *((model, "tbFp") if recipe is None else (None, None)),
-        weight, weight_index(weight, vis.shape[2], "F"), flag,
-        "tbFp", *((jones, "taFh") if jones_recipe is None else (None, None)), piece, "t",
+        _accumulate_block, "tFbos", ArraySliceDep(chunks[:3]), "tbF",
+        *vis_in, *((model, "tbFp") if recipe is None else (None, None)),
+        *weight_in, *flag_in,
+        *((jones, "taFh") if jones_recipe is None else (None, None)), piece, "t",
         a1, "b", a2, "b", *made,
         new_axes={"o": n_out, "s": K.N_STATS},
         adjust_chunks={"t": tuple(pieces_per_chunk),
@@ -385,8 +397,10 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
         corr_out=np.asarray(corr_out, np.int64), n_out=int(n_out),
         recipe=None if recipe is None else (recipe.func, recipe.kwargs, len(recipe.inputs)),
         jones_recipe=None if jones_recipe is None else (jones_recipe.func, jones_recipe.kwargs),
-        # every input is in the blocks' chunks already (a recipe's literals cannot be aligned)
-        align_arrays=recipe is None and jones_recipe is None,
+        files=files if any(read is not None for read in files) else None,
+        # every input is in the blocks' chunks already (a recipe's literals and the blockwise
+        # dependencies cannot be aligned)
+        align_arrays=False,
     )
     if not per_channel and len(fchunks) > 1:
         stats = stats.sum(axis=1, keepdims=True)
@@ -485,11 +499,7 @@ def reduce_and_solve(stats_list, piece_cells, ant1, ant2, nant, refants, mode,
 def _apply_block(region, vis, flag, weight, jones, jflag, ant1, ant2, *made, hand1, hand2,
                  calwt, recipe=None, files=None):
     if files is not None:
-        vis_files, flag_files, weight_files = files
-        vis = vis if vis_files is None else vis_files[region]
-        flag = flag if flag_files is None else flag_files[region]
-        if weight_files is not None:
-            weight = weight_files[(region[0], region[1], region[3])][:, :, None, :]
+        vis, flag, weight = _read_stored(region, files, vis, flag, weight)
     if recipe is None:
         jones, jflag = _only_block(jones), _only_block(jflag)
     else:
@@ -506,6 +516,30 @@ def _stored(array, chunks):
     """The chunk files ``array`` is read from when its chunks are ``chunks``, else None."""
     files = rawchunks.chunk_files(array)
     return files if files is not None and array.chunks == tuple(chunks) else None
+
+
+def _stored_inputs(vis, flag, weight, chunks) -> tuple:
+    """The chunk files of the visibilities, flags and channel-free weights that the store
+    holds in ``chunks`` (time, baseline, frequency, polarization) themselves (None for the
+    others): a kernel's task reads its region of them (:func:`_read_stored`) rather than
+    taking reads that are tasks of their own (four per chunk, each ~1 ms of the distributed
+    scheduler's time)."""
+    compact = channel_free(weight)
+    return (_stored(vis, chunks), _stored(flag, chunks),
+            None if compact is None else _stored(compact, (chunks[0], chunks[1], chunks[3])))
+
+
+def _read_stored(region, files, vis, flag, weight):
+    """``vis``, ``flag`` and ``weight`` of a block, those with files (:func:`_stored_inputs`)
+    read from them at ``region`` (its time, baseline and frequency slices)."""
+    vis_files, flag_files, weight_files = files
+    # every correlation: blocks never split them (``region`` may name them or not)
+    region = tuple(region[:3]) + (slice(None),)
+    vis = vis if vis_files is None else vis_files[region]
+    flag = flag if flag_files is None else flag_files[region]
+    if weight_files is not None:
+        weight = weight_files[(region[0], region[1], region[3])][:, :, None, :]
+    return vis, flag, weight
 
 
 def _pick(block, which):
@@ -546,10 +580,7 @@ def apply(vis, flag, weight, jones, jflag, ant1, ant2, hand1, hand2, calwt):
         token = tokenize(vis, flag, blocks, jones, jflag, a1, a2, kwargs)
     # arrays the store holds in these very chunks are read inside the kernel's task: as tasks
     # of their own, the reads were three more tasks per chunk
-    compact = channel_free(weight)
-    files = (_stored(vis, vis.chunks), _stored(flag, vis.chunks),
-             None if compact is None else _stored(compact, (vis.chunks[0], vis.chunks[1],
-                                                            vis.chunks[3])))
+    files = _stored_inputs(vis, flag, weight, vis.chunks)
     inputs = [vis, "tbfp", flag, "tbfp", blocks, weight_index(blocks, vis.shape[2], "f")]
     for k, read in enumerate(files):
         if read is not None:
