@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import dask
 import dask.array as da
+from dask.layers import ArraySliceDep
 import numpy as np
 
 from radiocal.calibration import graph, reduce
@@ -98,7 +99,10 @@ def rotation(ds, time_chunks) -> da.Array:
                           meta=np.empty((0,) * 4, np.complex128))
 
 
-def _accumulate_block(vis, weight, flag, gains, rot, stokes, ant1, ant2, *, corr, circular):
+def _accumulate_block(region, vis, weight, flag, gains, rot, stokes, ant1, ant2, *, corr,
+                      circular, files=None):
+    if files is not None:
+        vis, flag, weight = graph._read_stored(region, files, vis, flag, weight)
     vis, flag, gains, rot, stokes = (graph._only_block(b) for b in (vis, flag, gains, rot, stokes))
     weight = graph.full_weight(weight, vis)
     return PK.accumulate_pol_stats(vis, weight, flag, gains, rot, stokes, ant1, ant2, corr,
@@ -107,14 +111,20 @@ def _accumulate_block(vis, weight, flag, gains, rot, stokes, ant1, ant2, *, corr
 
 def accumulate(ds, stokes, prior, bchunks, fchunks) -> da.Array:
     """Per-chunk sums of one partition: (time chunk, frequency, baseline, 1, N_POL_STATS)."""
-    vis = graph._as_dask(ds[S.VISIBILITY].data)
+    stored = tuple(graph._as_dask(ds[v].data) for v in (S.VISIBILITY, S.FLAG, S.WEIGHT))
+    vis = stored[0]
     nbl = vis.shape[1]
     tchunks, _, _ = graph.accumulation_chunks(
         (vis.chunks[0], bchunks, fchunks), 4, nbl, True, -(-PK.N_POL_STATS // 5), summed=True)
     vis = vis.rechunk((tchunks, bchunks, fchunks, -1))
-    weight = graph.weights(graph._as_dask(ds[S.WEIGHT].data), vis.chunks,
-                           lambda w, c: w.rechunk(c))
-    flag = graph._as_dask(ds[S.FLAG].data).rechunk(vis.chunks)
+    weight = graph.weights(stored[2], vis.chunks, lambda w, c: w.rechunk(c))
+    flag = stored[1].rechunk(vis.chunks)
+    # what the store holds in these chunks is read inside the task (graph._stored_inputs)
+    files = graph._stored_inputs(*stored, vis.chunks)
+    inputs = [vis, "tbfp", weight, graph.weight_index(weight, vis.shape[2], "f"), flag, "tbfp"]
+    for k, read in zip((0, 2, 1), files):
+        if read is not None:
+            inputs[2 * k:2 * k + 2] = [None, None]
     nant = ds.sizes[S.ANTENNA]
     if prior:
         gains, _ = chain_jones(ds, prior)
@@ -125,15 +135,18 @@ def accumulate(ds, stokes, prior, bchunks, fchunks) -> da.Array:
     rot = rotation(ds, tchunks)
     spectrum = da.from_array(np.ascontiguousarray(stokes(ds[S.FREQUENCY].values), np.float64),
                              chunks=(fchunks, -1))
-    a1 = da.from_array(ds[S.BASELINE_ANTENNA1].values.astype(np.int64), chunks=(bchunks,))
-    a2 = da.from_array(ds[S.BASELINE_ANTENNA2].values.astype(np.int64), chunks=(bchunks,))
+    a1 = graph.per_block(ds[S.BASELINE_ANTENNA1].values.astype(np.int64), bchunks)
+    a2 = graph.per_block(ds[S.BASELINE_ANTENNA2].values.astype(np.int64), bchunks)
     stats = da.blockwise(
-        _accumulate_block, "tfbhs", vis, "tbfp", weight,
-        graph.weight_index(weight, vis.shape[2], "f"), flag, "tbfp", gains, "tafk",
-        rot, "tajk", spectrum, "fz", a1, "b", a2, "b",
+        _accumulate_block, "tfbhs", ArraySliceDep(vis.chunks[:3]), "tbf", *inputs,
+        gains, "tafk", rot, "tajk", spectrum, "fz", a1, "b", a2, "b",
         new_axes={"h": 1, "s": PK.N_POL_STATS}, adjust_chunks={"t": (1,) * len(tchunks)},
         concatenate=False, dtype=np.float64, meta=np.empty((0,) * 5, np.float64),
-        corr=corr_index(ds), circular=feed_basis(ds) == "circular")
+        corr=corr_index(ds), circular=feed_basis(ds) == "circular",
+        files=files if any(read is not None for read in files) else None,
+        # every input is in the blocks' chunks already (blockwise dependencies cannot be
+        # aligned)
+        align_arrays=False)
     # every partition's sums must share the frequency and baseline chunks of the reduction
     return stats.rechunk({1: fchunks, 2: bchunks})
 
