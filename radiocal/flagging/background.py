@@ -73,15 +73,17 @@ def _solve_small(mom, rhs, q, degree, with_var, fit, support, var, coef):
     Closed form of :func:`_first_row_inverse`'s ``a``: the first column of the adjugate of the
     Hankel matrix over its determinant. The degree is lowered where the system is singular (the
     elimination's relative pivot tests, taken without row swaps), which includes a sample with
-    fewer than degree + 1 neighbours. Branch-free (all candidates computed, one selected) so the
-    loop vectorizes; ``error_model="numpy"`` lets the unselected candidates divide by zero.
-    ``mom`` has at least 5 rows and ``rhs`` and ``q`` at least 3 and 5, zero beyond the degree;
-    ``a`` goes to ``coef`` (3 rows) for further right-hand sides.
+    fewer than degree + 1 neighbours. ``mom`` has at least 5 rows and ``rhs`` and ``q`` at least
+    3 and 5, zero beyond the degree; ``a`` goes to ``coef`` (3 rows) for further right-hand sides.
+
+    Written so that the loops vectorize (see :func:`_solve_cubic`): the candidate is selected
+    before its divisions, ``&`` not ``and`` (a short circuit is a branch), and the variance in a
+    loop of its own; ``error_model="numpy"`` lets the lowest candidate divide by a zero ``m0``.
     """
     mom0, mom1, mom2, mom3, mom4 = mom[0], mom[1], mom[2], mom[3], mom[4]
     rhs0, rhs1, rhs2 = rhs[0], rhs[1], rhs[2]
-    q0, q1, q2, q3, q4 = q[0], q[1], q[2], q[3], q[4]
     coef0, coef1, coef2 = coef[0], coef[1], coef[2]
+    linear, quadratic = degree >= 1, degree >= 2
     for i in range(fit.size):
         m0, m1, m2, m3, m4 = mom0[i], mom1[i], mom2[i], mom3[i], mom4[i]
         det1 = m0 * m2 - m1 * m1
@@ -89,22 +91,26 @@ def _solve_small(mom, rhs, q, degree, with_var, fit, support, var, coef):
         c1 = m2 * m3 - m1 * m4
         c2 = m1 * m3 - m2 * m2
         det = m0 * c0 + m1 * c1 + m2 * c2
-        ok1 = degree >= 1 and det1 > 1e-10 * m0 * m2
-        ok2 = ok1 and degree >= 2 and det > 1e-10 * m4 * det1
-        if ok2:
-            a0, a1, a2 = c0 / det, c1 / det, c2 / det
-        elif ok1:
-            a0, a1, a2 = m2 / det1, -m1 / det1, 0.0
-        else:
-            a0, a1, a2 = 1.0 / m0, 0.0, 0.0
-        coef0[i], coef1[i], coef2[i] = a0, a1, a2
+        ok1 = linear & (det1 > 1e-10 * m0 * m2)
+        ok2 = ok1 & quadratic & (det > 1e-10 * m4 * det1)
+        den = det if ok2 else (det1 if ok1 else m0)
+        a0 = (c0 if ok2 else (m2 if ok1 else 1.0)) / den
+        a1 = (c1 if ok2 else -m1) / den if ok1 else 0.0
+        a2 = c2 / den if ok2 else 0.0
+        coef0[i] = a0
+        coef1[i] = a1
+        coef2[i] = a2
         value = a0 * rhs0[i] + a1 * rhs1[i] + a2 * rhs2[i]
         fit[i] = value if m0 > 0.0 else np.nan
         support[i] = m0
-        if with_var:
-            v = (a0 * a0 * q0[i] + 2.0 * a0 * a1 * q1[i] + (a1 * a1 + 2.0 * a0 * a2) * q2[i]
-                 + 2.0 * a1 * a2 * q3[i] + a2 * a2 * q4[i])
-            var[i] = max(v, 0.0) if m0 > 0.0 else 0.0
+    if not with_var:
+        return
+    q0, q1, q2, q3, q4 = q[0], q[1], q[2], q[3], q[4]
+    for i in range(fit.size):
+        a0, a1, a2 = coef0[i], coef1[i], coef2[i]
+        v = (a0 * a0 * q0[i] + 2.0 * a0 * a1 * q1[i] + (a1 * a1 + 2.0 * a0 * a2) * q2[i]
+             + 2.0 * a1 * a2 * q3[i] + a2 * a2 * q4[i])
+        var[i] = max(v, 0.0) if mom0[i] > 0.0 else 0.0
 
 
 @njit(error_model="numpy")
@@ -116,10 +122,14 @@ def _solve_cubic(mom, rhs, q, with_var, fit, support, var, coef):
     window, the cubic's fit is the quadratic's. ``a`` is the first column of the Hankel matrix's
     adjugate (3x3 cofactors from the 2x2 minors ``s`` of its last two rows) over its determinant;
     where that is singular (one-sided or sparse windows) the quadratic's or a lower fit is used.
+
+    The same arithmetic as the candidates computed in turn, written so that the loops vectorize:
+    with an ``if``/``elif`` chain of candidates, short-circuit ``and`` and the variance under
+    ``if with_var`` in the loop it ran scalar, 10 divisions a sample, and was most of a LOESS
+    fit's time on 24-lane spectra (4608 samples 47 -> 15 us, results bit for bit the same).
     """
     mom0, mom1, mom2, mom3, mom4, mom5, mom6 = mom[0], mom[1], mom[2], mom[3], mom[4], mom[5], mom[6]
     rhs0, rhs1, rhs2, rhs3 = rhs[0], rhs[1], rhs[2], rhs[3]
-    q0, q1, q2, q3, q4, q5, q6 = q[0], q[1], q[2], q[3], q[4], q[5], q[6]
     coef0, coef1, coef2, coef3 = coef[0], coef[1], coef[2], coef[3]
     for i in range(fit.size):
         m0, m1, m2, m3, m4 = mom0[i], mom1[i], mom2[i], mom3[i], mom4[i]
@@ -141,25 +151,29 @@ def _solve_cubic(mom, rhs, q, with_var, fit, support, var, coef):
         d3 = -(m1 * s12 - m2 * s02 + m3 * s01)
         det3 = m0 * d0 + m1 * d1 + m2 * d2 + m3 * d3
         ok1 = det1 > 1e-10 * m0 * m2
-        ok2 = ok1 and det2 > 1e-10 * m4 * det1
-        ok3 = ok2 and det3 > 1e-10 * m6 * det2
-        if ok3:
-            a0, a1, a2, a3 = d0 / det3, d1 / det3, d2 / det3, d3 / det3
-        elif ok2:
-            a0, a1, a2, a3 = c0 / det2, c1 / det2, c2 / det2, 0.0
-        elif ok1:
-            a0, a1, a2, a3 = m2 / det1, -m1 / det1, 0.0, 0.0
-        else:
-            a0, a1, a2, a3 = 1.0 / m0, 0.0, 0.0, 0.0
-        coef0[i], coef1[i], coef2[i], coef3[i] = a0, a1, a2, a3
+        ok2 = ok1 & (det2 > 1e-10 * m4 * det1)
+        ok3 = ok2 & (det3 > 1e-10 * m6 * det2)
+        den = det3 if ok3 else (det2 if ok2 else (det1 if ok1 else m0))
+        a0 = (d0 if ok3 else (c0 if ok2 else (m2 if ok1 else 1.0))) / den
+        a1 = (d1 if ok3 else (c1 if ok2 else -m1)) / den if ok1 else 0.0
+        a2 = (d2 if ok3 else c2) / den if ok2 else 0.0
+        a3 = d3 / den if ok3 else 0.0
+        coef0[i] = a0
+        coef1[i] = a1
+        coef2[i] = a2
+        coef3[i] = a3
         value = a0 * rhs0[i] + a1 * rhs1[i] + a2 * rhs2[i] + a3 * rhs3[i]
         fit[i] = value if m0 > 0.0 else np.nan
         support[i] = m0
-        if with_var:
-            v = (a0 * a0 * q0[i] + 2.0 * a0 * a1 * q1[i] + (a1 * a1 + 2.0 * a0 * a2) * q2[i]
-                 + 2.0 * (a0 * a3 + a1 * a2) * q3[i] + (a2 * a2 + 2.0 * a1 * a3) * q4[i]
-                 + 2.0 * a2 * a3 * q5[i] + a3 * a3 * q6[i])
-            var[i] = max(v, 0.0) if m0 > 0.0 else 0.0
+    if not with_var:
+        return
+    q0, q1, q2, q3, q4, q5, q6 = q[0], q[1], q[2], q[3], q[4], q[5], q[6]
+    for i in range(fit.size):
+        a0, a1, a2, a3 = coef0[i], coef1[i], coef2[i], coef3[i]
+        v = (a0 * a0 * q0[i] + 2.0 * a0 * a1 * q1[i] + (a1 * a1 + 2.0 * a0 * a2) * q2[i]
+             + 2.0 * (a0 * a3 + a1 * a2) * q3[i] + (a2 * a2 + 2.0 * a1 * a3) * q4[i]
+             + 2.0 * a2 * a3 * q5[i] + a3 * a3 * q6[i])
+        var[i] = max(v, 0.0) if mom0[i] > 0.0 else 0.0
 
 
 @njit
