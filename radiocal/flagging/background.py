@@ -794,16 +794,29 @@ def background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degre
     var : ndarray, float64, shape (time, frequency)
         Variance of the background in units of the noise variance of one sample.
     """
+    # Element loops, not np.where: numba's np.where is a generic element-by-element iteration,
+    # ~3% of the 2-D detector's time on 60 x 32 planes.
+    n_t, n_f = values.shape
+    fill = np.empty((n_t, n_f))
+    weights = np.empty((n_t, n_f))
     if sigma_freq > 0.0:
-        along_f, support_f, var_f = robust_loess_rows(values, np.where(mask, 0.0, 1.0),
-                                                       sigma_freq, robust_iterations, degree,
+        for t in range(n_t):
+            for f in range(n_f):
+                weights[t, f] = 0.0 if mask[t, f] else 1.0
+        along_f, support_f, var_f = robust_loess_rows(values, weights, sigma_freq,
+                                                       robust_iterations, degree,
                                                        np.ones(values.shape))
-        fill = np.where(support_f > 0.0, along_f, 0.0)
-        weights = np.where(support_f > 0.0, 1.0, 0.0)
+        for t in range(n_t):
+            for f in range(n_f):
+                ok = support_f[t, f] > 0.0
+                fill[t, f] = along_f[t, f] if ok else 0.0
+                weights[t, f] = 1.0 if ok else 0.0
         var_in = var_f
     else:
-        fill = np.where(mask, 0.0, values)
-        weights = np.where(mask, 0.0, 1.0)
+        for t in range(n_t):
+            for f in range(n_f):
+                fill[t, f] = 0.0 if mask[t, f] else values[t, f]
+                weights[t, f] = 0.0 if mask[t, f] else 1.0
         var_in = np.ones(values.shape)
     # Along time every channel is a lane: no transposes
     fit, _, fit_var = robust_loess_stack(fill[None], weights, sigma_time, robust_iterations,
