@@ -100,11 +100,17 @@ def _sumthreshold_rows(z, mask, window, threshold, out, peaks):
         total = 0.0
         for k in range(window):
             total += kept[k]
-        for start in range(m - window + 1):
-            if start > 0:
-                total += kept[start + window - 1] - kept[start - 1]
-            if abs(total) > window * threshold:
-                for j in range(idx[start], idx[start + window - 1] + 1):
+        limit = window * threshold
+        if abs(total) > limit:
+            for j in range(idx[0], idx[window - 1] + 1):
+                out[r, j] = True
+        # The running sum, the same additions in the same order; a loop from 1 with unsigned
+        # offsets has no branch for the first window nor index wraparound in its body.
+        last = np.uint64(window - 1)
+        for start in range(np.uint64(1), np.uint64(m - window + 1)):
+            total += kept[start + last] - kept[start - np.uint64(1)]
+            if abs(total) > limit:
+                for j in range(idx[start], idx[start + last] + 1):
                     out[r, j] = True
 
 
