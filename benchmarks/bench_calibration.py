@@ -71,6 +71,7 @@ def child_simulate(path: str, n_integrations: int) -> None:
 def child_radiocal(path: str) -> None:
     import dask
 
+    from radiocal.calibration.config import SolveOptions
     from radiocal.calibration.dataset import solve
     from radiocal.calibration.jones import ApplyTable, apply
     from radiocal.store import schema as S
@@ -85,10 +86,10 @@ def child_radiocal(path: str) -> None:
         cal = [ds for ds in datasets if ds.attrs[S.ATTR_FIELD_NAME] == CALIBRATOR]
         with dask.config.set(scheduler="threads"):
             start, cpu0 = time.perf_counter(), cpu_seconds()
-            gains = solve(cal, "G", solint="int", calmode="ap", refant="0")
+            gains = solve(cal, "G", SolveOptions(solint="int", calmode="ap", refant="0"))
             times["gaincal"] = (time.perf_counter() - start, nvis(cal), cpu_seconds() - cpu0)
             start, cpu0 = time.perf_counter(), cpu_seconds()
-            bp = solve(cal, "B", solint="inf", solnorm=True, refant="0",
+            bp = solve(cal, "B", SolveOptions(solint="inf", solnorm=True, refant="0"),
                        prior=[ApplyTable(gains)])
             times["bandpass"] = (time.perf_counter() - start, nvis(cal), cpu_seconds() - cpu0)
             start, cpu0 = time.perf_counter(), cpu_seconds()

@@ -1,5 +1,9 @@
-"""The options of the phase-referencing sequence (``radiocal calibrate``, the ``calibrate`` step)
-and of one solve (``radiocal solve``, the ``solve`` step).
+"""The options of one solve (:class:`SolveOptions`), of the phase-referencing sequence
+(``radiocal calibrate``, the ``calibrate`` step) and of the ``solve`` and ``applycal`` steps.
+
+A solve option is declared once, in :class:`SolveOptions`; a step config that offers it takes
+its field from there (:func:`solve_option`), and the step hands the solver the options whole
+(:meth:`SolveOptions.of`).
 
 Kept apart from the solvers so that the CLI can build its options from these fields without
 importing the numba kernels.
@@ -18,6 +22,44 @@ SOLVE_TYPES = {"delay": "K", "bandpass": "B", "gain": "G"}
 
 
 @dataclass(frozen=True)
+class SolveOptions:
+    """The options of one solve (CASA ``gaincal`` / ``bandpass``), as the solver takes them
+    (:func:`radiocal.calibration.dataset.solve`)."""
+
+    solint: str = field(default="inf", metadata={
+        "help": "solution interval: int, inf or a duration (60s)"})
+    combine: str = field(default="", metadata={
+        "help": "axes a solution interval may span: scan, spw, field, obs (never another "
+                "OBSERVATION_ID unless obs is named, as CASA)"})
+    refant: str = field(default="", metadata={
+        "help": "reference antenna(s) in preference order (default: automatic)"})
+    calmode: str = field(default="ap", metadata={
+        "help": "gain solutions: amplitude and phase, phase, or amplitude",
+        "choices": ("ap", "p", "a")})
+    solnorm: bool = field(default=False, metadata={
+        "help": "bandpass: normalise to unit amplitude"})
+    minsnr: float = field(default=3.0, metadata={
+        "help": "flag solutions below this SNR"})
+    minblperant: int = field(default=4, metadata={
+        "help": "minimum unflagged baselines per antenna"})
+
+    @classmethod
+    def of(cls, config, **fixed) -> SolveOptions:
+        """The solve options a step config offers (its fields of these names), the rest
+        ``fixed`` or left at their defaults."""
+        offered = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls)
+                   if hasattr(config, f.name)}
+        return cls(**{**offered, **fixed})
+
+
+def solve_option(name: str, **default):
+    """Field ``name`` of :class:`SolveOptions` for a step config: the same default and help
+    (``default=`` a step's own default), so the option has one declaration."""
+    spec = SolveOptions.__dataclass_fields__[name]
+    return field(default=default.get("default", spec.default), metadata=spec.metadata)
+
+
+@dataclass(frozen=True)
 class CalibrateConfig:
     """Configuration of the phase-referencing sequence (CLI ``radiocal calibrate``)."""
 
@@ -30,9 +72,9 @@ class CalibrateConfig:
                 "visit, after the system has settled)", "choices": FLUXCAL_SCANS})
     fluxcal_model: str = field(default="standard", metadata={
         "help": "'standard' (Perley-Butler 2017 by name) or 'S,alpha,reffreq' e.g. 15,-0.5,1.4GHz"})
-    refant: str = field(default="", metadata={"help": "reference antennas, in preference order"})
-    minsnr: float = field(default=3.0, metadata={"help": "flag solutions below this SNR"})
-    minblperant: int = field(default=4, metadata={"help": "min. baselines per antenna"})
+    refant: str = solve_option("refant")
+    minsnr: float = solve_option("minsnr")
+    minblperant: int = solve_option("minblperant")
     solve_delay: bool = field(default=False, metadata={"help": "solve delays (K) before B"})
     cal_amp_solint: str = field(default="int", metadata={
         "help": "solint of the calibrators' own amplitude solutions ('inf' for CASA's recipe)"})
@@ -71,24 +113,15 @@ class SolveConfig:
         "help": "name of the table (caltables/<output> in the store and the output directory)"})
     field: tuple = dataclasses.field(default=(), metadata={
         "help": "field name(s) to solve on (default: every partition)"})
-    solint: str = dataclasses.field(default="inf", metadata={
-        "help": "solution interval: int, inf or a duration (60s)"})
-    combine: str = dataclasses.field(default="", metadata={
-        "help": "axes a solution interval may span: scan, spw, field, obs (never another "
-                "OBSERVATION_ID unless obs is named, as CASA)"})
-    refant: str = dataclasses.field(default="", metadata={
-        "help": "reference antenna(s) in preference order"})
-    calmode: str = dataclasses.field(default="ap", metadata={
-        "help": "gain solutions: amplitude and phase, phase, or amplitude",
-        "choices": ("ap", "p", "a")})
+    solint: str = solve_option("solint")
+    combine: str = solve_option("combine")
+    refant: str = solve_option("refant")
+    calmode: str = solve_option("calmode")
     gaintype: str = dataclasses.field(default="G", metadata={
         "help": "gain per hand (G) or one for both hands (T)", "choices": ("G", "T")})
-    solnorm: bool = dataclasses.field(default=False, metadata={
-        "help": "bandpass: normalise to unit amplitude"})
-    minsnr: float = dataclasses.field(default=3.0, metadata={
-        "help": "flag solutions below this SNR"})
-    minblperant: int = dataclasses.field(default=4, metadata={
-        "help": "minimum unflagged baselines per antenna"})
+    solnorm: bool = solve_option("solnorm")
+    minsnr: float = solve_option("minsnr")
+    minblperant: int = solve_option("minblperant")
     model: str = dataclasses.field(default="", metadata={
         "help": "source model: a flux (Jy), 'S,alpha,reffreq', 'standard', 'column'; "
                 "default the model column if present, else a 1 Jy point"})

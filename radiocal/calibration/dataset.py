@@ -1,13 +1,15 @@
 """Calibration on canonical datasets: solve G/T/B/K tables and apply chains of tables.
 
-``solve(datasets, "G", solint="int", ...) -> table`` (a list of per-spw datasets in the layout of
-:mod:`radiocal.store.caltables`) and ``apply(datasets, [ApplyTable(table, ...), ...]) -> datasets``.
+``solve(datasets, "G", SolveOptions(solint="int", ...)) -> table`` (a list of per-spw datasets in
+the layout of :mod:`radiocal.store.caltables`) and ``apply(datasets, [ApplyTable(table, ...), ...])
+-> datasets``.
 Solving computes (a table is a small reduction of the data; :func:`solve_graph` is the lazy part);
 applying is lazy.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
@@ -18,6 +20,7 @@ import xarray as xr
 
 from radiocal.calibration import graph
 from radiocal.calibration import kernels as K
+from radiocal.calibration.config import SolveOptions
 from radiocal.calibration.intervals import assign_cells, parse_combine, parse_solint
 from radiocal.calibration.jones import chain_in_blocks, data_hands
 from radiocal.calibration.models import model_visibilities
@@ -37,10 +40,15 @@ class SolveGraph:
     fcells: int
 
 
+def automatic_refant(refant) -> bool:
+    """Whether ``refant`` names no antenna ("" or None): any antenna may be the reference."""
+    return refant is None or (isinstance(refant, str) and not refant.strip())
+
+
 def parse_refant(ds: xr.Dataset, refant) -> np.ndarray:
     """Antenna indices from ``"ea05,ea06"`` (preference order); empty means automatic."""
     names = [str(n) for n in ds[S.ANTENNA_NAME].values]
-    if refant is None or (isinstance(refant, str) and not refant.strip()):
+    if automatic_refant(refant):
         return np.arange(len(names))
     items = refant.split(",") if isinstance(refant, str) else list(refant)
     out = []
@@ -56,15 +64,14 @@ def parse_refant(ds: xr.Dataset, refant) -> np.ndarray:
     return np.array(out + [a for a in range(len(names)) if a not in out], dtype=np.int64)
 
 
-def solve_graph(datasets, cal_type, *, solint="inf", combine="", refant=None, calmode="ap",
-                minsnr=3.0, minblperant=4, model=None, prior=(), max_iter=100,
-                tol=1e-10) -> SolveGraph:
+def solve_graph(datasets, cal_type, options: SolveOptions = SolveOptions(), *, model=None,
+                prior=(), max_iter=100, tol=1e-10) -> SolveGraph:
     """Build the (lazy) solve of one spectral-window group; see :func:`solve`."""
     datasets = list(datasets)
     if cal_type not in C.CAL_TYPES:
         raise ConfigError(f"unknown calibration type {cal_type!r} (choose G, T, B or K)")
-    if calmode not in K.CALMODES:
-        raise ConfigError(f"calmode {calmode!r} is not one of {', '.join(K.CALMODES)}")
+    if options.calmode not in K.CALMODES:
+        raise ConfigError(f"calmode {options.calmode!r} is not one of {', '.join(K.CALMODES)}")
     first = datasets[0]
     hands, _, _, parallel = data_hands(first)
     nchan = first.sizes[S.FREQUENCY]
@@ -73,7 +80,7 @@ def solve_graph(datasets, cal_type, *, solint="inf", combine="", refant=None, ca
             raise ConfigError("datasets of one solve must have the same correlations")
         if cal_type in ("B", "K") and ds.sizes[S.FREQUENCY] != nchan:
             raise ConfigError(f"{cal_type} solve: partitions differ in channel count")
-    cells = assign_cells(datasets, solint, combine)
+    cells = assign_cells(datasets, options.solint, options.combine)
     if cal_type == "T":
         out_hands = ("I",)
         corr_out = np.where(parallel, 0, -1)
@@ -103,18 +110,19 @@ def solve_graph(datasets, cal_type, *, solint="inf", combine="", refant=None, ca
                                  ant1, ant2, hand1, hand2, corr_out, len(out_hands))
         stats.append(s)
         piece_cells.append(pc)
-    mode = graph.MODE_DELAY if cal_type == "K" else K.CALMODES[calmode]
+    mode = graph.MODE_DELAY if cal_type == "K" else K.CALMODES[options.calmode]
     if cal_type == "B":
         mode = K.MODE_AP
     packed = graph.reduce_and_solve(
-        stats, piece_cells, ant1, ant2, nant, parse_refant(first, refant), mode,
-        K.SolveLimits.of(minblperant, minsnr, max_iter, tol),
+        stats, piece_cells, ant1, ant2, nant, parse_refant(first, options.refant), mode,
+        K.SolveLimits.of(options.minblperant, options.minsnr, max_iter, tol),
         freqs=first[S.FREQUENCY].values, ref_freq=_ref_freq(first))
     return SolveGraph(packed, cells, tuple(datasets), tuple(out_hands),
                       nchan if per_channel else 1)
 
 
-def solve(datasets, cal_type="G", **options) -> list[xr.Dataset]:
+def solve(datasets, cal_type="G", options: SolveOptions = SolveOptions(), *, model=None,
+          prior=()) -> list[xr.Dataset]:
     """Solve a calibration table from canonical datasets.
 
     Parameters
@@ -123,21 +131,15 @@ def solve(datasets, cal_type="G", **options) -> list[xr.Dataset]:
         Canonical partitions to solve on (select the calibrator's fields first).
     cal_type : {"G", "T", "B", "K"}
         Complex gain per hand, one gain for both hands, bandpass per channel, delay.
-    solint : "int", "inf" or a duration ("60s", "2min", seconds as a number)
-    combine : str or sequence of "scan", "spw", "field", "obs"
-        Axes a solution interval may span; it never spans another OBSERVATION_ID unless
-        ``"obs"`` is named (CASA's rule).
-    refant : str
-        Reference antenna names in order of preference (``"ea05,ea06"``); the first one with a
-        solution in a cell is used, then any other antenna.
-    calmode : {"ap", "p", "a"}
-        G and T only.
-    minsnr : float
-        Solutions with a lower SNR are flagged.
-    minblperant : int
-        Antennas with fewer unflagged baselines in a cell are not solved.
-    solnorm : bool
-        B: scale each antenna's bandpass to unit rms amplitude and zero mean phase.
+    options : SolveOptions
+        ``solint``: "int", "inf" or a duration ("60s", "2min", seconds as a number);
+        ``combine``: str or sequence of "scan", "spw", "field", "obs", the axes a solution
+        interval may span (never another OBSERVATION_ID unless ``"obs"`` is named, CASA's
+        rule); ``refant``: reference antenna names in order of preference (``"ea05,ea06"``; the
+        first one with a solution in a cell is used, then any other antenna); ``calmode``
+        (G and T); ``minsnr``: solutions with a lower SNR are flagged; ``minblperant``:
+        antennas with fewer unflagged baselines in a cell are not solved; ``solnorm`` (B):
+        scale each antenna's bandpass to unit rms amplitude and zero mean phase.
     model : None, float, FluxModel or "column"
         Source model (:func:`radiocal.calibration.models.model_visibilities`).
     prior : sequence of ApplyTable
@@ -149,7 +151,7 @@ def solve(datasets, cal_type="G", **options) -> list[xr.Dataset]:
         One dataset per spectral window, in memory, with ``solution_counts`` like CASA's
         expected / attempted / succeeded.
     """
-    (table,) = solve_jointly([(datasets, cal_type, options)])
+    (table,) = solve_jointly([(datasets, cal_type, options, dict(model=model, prior=prior))])
     return table
 
 
@@ -158,7 +160,7 @@ def solve_jointly(requests) -> list[list[xr.Dataset]]:
 
     Parameters
     ----------
-    requests : sequence of (datasets, cal_type, options dict)
+    requests : sequence of (datasets, cal_type, SolveOptions, dict of model and prior)
         What :func:`solve` takes. Solves on the same partitions with the same prior (e.g. phases
         at two solution intervals) then read and correct the data once, not once each.
 
@@ -166,41 +168,43 @@ def solve_jointly(requests) -> list[list[xr.Dataset]]:
     -------
     list of tables, in the order of ``requests``.
     """
-    plans = [_plan(datasets, cal_type, **options) for datasets, cal_type, options in requests]
+    plans = [_plan(datasets, cal_type, options, **data)
+             for datasets, cal_type, options, data in requests]
     packed = dask.compute(*[[g.packed for g in graphs] for graphs, _ in plans])
     return [finish(p) for (_, finish), p in zip(plans, packed)]
 
 
-def _plan(datasets, cal_type="G", *, solint="inf", combine="", refant=None, calmode="ap",
-          minsnr=3.0, minblperant=4, solnorm=False, model=None, prior=(), max_iter=100,
-          tol=1e-10):
+def _plan(datasets, cal_type="G", options: SolveOptions = SolveOptions(), *, model=None,
+          prior=(), max_iter=100, tol=1e-10):
     """The lazy solve graphs of one request and how to turn their results into a table."""
     datasets = list(datasets)
     if not datasets:
         raise SelectionError("nothing to solve on: the selection is empty")
-    parse_solint(solint)
-    combined = parse_combine(combine)
+    parse_solint(options.solint)
+    combined = parse_combine(options.combine)
     if "spw" in combined and cal_type in ("B", "K"):
         raise ConfigError(f"combine='spw' is not possible for a {cal_type} (per-channel) solve")
     groups: dict = {}
     for ds in datasets:
         key = -1 if "spw" in combined else int(ds.attrs[S.ATTR_SPW_ID])
         groups.setdefault(key, []).append(ds)
-    graphs = [solve_graph(group, cal_type, solint=solint, combine=combined, refant=refant,
-                          calmode=calmode, minsnr=minsnr, minblperant=minblperant, model=model,
-                          prior=prior, max_iter=max_iter, tol=tol)
+    per_group = dataclasses.replace(options, combine=combined)
+    graphs = [solve_graph(group, cal_type, per_group, model=model, prior=prior,
+                          max_iter=max_iter, tol=tol)
               for group in groups.values()]
-    params = dict(solint=str(solint), combine=",".join(sorted(combined)), calmode=calmode,
-                  minsnr=minsnr, minblperant=minblperant, solnorm=solnorm)
+    params = dict(solint=str(options.solint), combine=",".join(sorted(combined)),
+                  calmode=options.calmode, minsnr=options.minsnr,
+                  minblperant=options.minblperant, solnorm=options.solnorm)
 
     def finish(packed):
-        return [_table_from_packed(g, p, cal_type, refant, params, solnorm)
+        return [_table_from_packed(g, p, cal_type, options, params)
                 for g, p in zip(graphs, packed)]
 
     return graphs, finish
 
 
-def _table_from_packed(g: SolveGraph, packed: np.ndarray, cal_type, refant, params, solnorm):
+def _table_from_packed(g: SolveGraph, packed: np.ndarray, cal_type, options: SolveOptions,
+                       params):
     first = g.datasets[0]
     cells = g.cells
     packed = packed.transpose(0, 2, 1, 3, 4)     # -> (time_solution, antenna, frequency, hand)
@@ -211,7 +215,7 @@ def _table_from_packed(g: SolveGraph, packed: np.ndarray, cal_type, refant, para
         values = packed[..., 0]
     else:
         values = packed[..., 0] + 1j * packed[..., 1]
-        if cal_type == "B" and solnorm:
+        if cal_type == "B" and options.solnorm:
             values = normalise_bandpass(values, flag)
     freqs = first[S.FREQUENCY].values
     widths = (first[S.CHANNEL_WIDTH].values if S.CHANNEL_WIDTH in first.coords
@@ -232,13 +236,14 @@ def _table_from_packed(g: SolveGraph, packed: np.ndarray, cal_type, refant, para
     attempted = err.reshape(len(cells.time), -1).max(axis=1) > 0
     succeeded = (~flag).reshape(len(cells.time), -1).any(axis=1)
     spws = sorted({int(ds.attrs[S.ATTR_SPW_ID]) for ds in g.datasets})
-    ref = parse_refant(first, refant)
+    ref = parse_refant(first, options.refant)
     attrs = {
         S.ATTR_SPW_ID: spws[0],
         "combined_spws": spws,
         S.ATTR_SPW_NAME: str(first.attrs.get(S.ATTR_SPW_NAME, "")),
         S.ATTR_REF_FREQUENCY: float(first.attrs.get(S.ATTR_REF_FREQUENCY, freqs[0])),
-        C.ATTR_REFANT: "" if refant is None else str(first[S.ANTENNA_NAME].values[ref[0]]),
+        C.ATTR_REFANT: ("" if automatic_refant(options.refant)
+                        else str(first[S.ANTENNA_NAME].values[ref[0]])),
         C.ATTR_FIELD_IDS: field_ids,
         C.ATTR_FIELD_NAMES: [fields[f][0] for f in field_ids],
         C.ATTR_FIELD_CENTERS: [fields[f][1] for f in field_ids],

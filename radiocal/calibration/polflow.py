@@ -32,11 +32,13 @@ Every decision is a line of text for the run's log.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from radiocal.calibration import polcal, polmodels
+from radiocal.calibration.config import SolveOptions
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.jones import ApplyTable
 from radiocal.calibration.models import resolve_model
@@ -133,32 +135,32 @@ def _polarised(datasets, calibrators, fluxcal, fluxcal_model, polcal_field, stok
 
 
 def polarised_gains_request(datasets, tables, *, calibrators, fluxcal, fluxcal_model,
-                            refant="", minsnr=3.0, minblperant=4, polcal_field="",
-                            stokes=None):
+                            options=SolveOptions(), polcal_field="", stokes=None):
     """The first gain solve of :func:`solve_polarization_terms` as a request for
     :func:`radiocal.calibration.dataset.solve_jointly` (None when nothing polarimetric is
     solved): it needs only the bandpass (``tables``), so it can share a pass over the data with
     the sequence's phase solves. Give its table to :func:`solve_polarization_terms` as
-    ``gains``."""
+    ``gains``. ``options``: the sequence's (its reference antennas and limits)."""
     if not any(ds.sizes[S.POLARIZATION] == 4 for ds in datasets):
         return None
     name, _, stokes, parts = _polarised(datasets, calibrators, fluxcal, fluxcal_model,
                                         polcal_field, stokes)
     if name is None:
         return None
-    return _gains_request(parts, stokes, _base(tables), None, refant, minsnr, minblperant)
+    return _gains_request(parts, stokes, _base(tables), None, options)
 
 
 def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_model,
-                             refant="", minsnr=3.0, minblperant=4, polcal_field="",
-                             stokes=None, gains=None) -> PolOutcome:
+                             options=SolveOptions(), polcal_field="", stokes=None,
+                             gains=None) -> PolOutcome:
     """Plan, solve and package the polarisation terms (see the module docstring).
 
     ``tables`` are the sequence's (``bandpass``, optional ``delay``; ``phase_int`` and
     ``amp_cal``, when present, calibrate the unpolarised calibrators for the leakage solve);
     ``calibrators`` the calibrator field names in order of preference; ``stokes(freqs) ->
     (frequency, 4)`` replaces the standard's model (Stokes I from ``fluxcal_model`` for the flux
-    calibrator); ``gains``: the table of :func:`polarised_gains_request` when already solved.
+    calibrator); ``gains``: the table of :func:`polarised_gains_request` when already solved;
+    ``options``: the sequence's solve options (its reference antennas and limits).
     """
     name, decisions, stokes, parts = _polarised(datasets, calibrators, fluxcal, fluxcal_model,
                                                 polcal_field, stokes)
@@ -174,8 +176,8 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
         joint = (_leakage_requests(datasets, tables, calibrators, fluxcal, fluxcal_model, base,
                                    exclude=(name,))
                  if polcal.feed_basis(parts[0]) == "linear" else [])
-        gains, solution = _gains_then_polarisation(parts, stokes, base, None, joint, refant,
-                                                   minsnr, minblperant, gains)
+        gains, solution = _gains_then_polarisation(parts, stokes, base, None, joint, options,
+                                                   gains)
         if "xf" in solution.tables:
             # once more with the solved leakages and cross-hand phase in the gains' model: the
             # leakage of the calibrator's polarisation into the parallel hands (d P, ~0.5% of I)
@@ -183,7 +185,7 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
             terms = PolTerms(kcross=solution.tables.get("kcross"), xf=solution.tables["xf"],
                              df=solution.tables.get("df"), parang=True)
             gains, solution = _gains_then_polarisation(parts, stokes, base, terms, joint,
-                                                       refant, minsnr, minblperant)
+                                                       options)
         outcome.decisions += solution.decisions
         if "xf" in solution.tables:
             if joint:
@@ -212,7 +214,7 @@ def solve_polarization_terms(datasets, tables, *, calibrators, fluxcal, fluxcal_
                                  f"({', '.join(sorted(polmodels.UNPOLARISED))}) among the "
                                  "calibrators either: nothing polarimetric applied")
         return outcome
-    solution = polcal.solve_polarization(leak, refant=refant or None)
+    solution = polcal.solve_polarization(leak, refant=options.refant)
     outcome.decisions += solution.decisions
     outcome.tables["df"] = solution.tables["df"]
     outcome.terms = PolTerms(df=solution.tables["df"], parang=True)
@@ -251,26 +253,24 @@ def _leakage_requests(datasets, tables, calibrators, fluxcal, fluxcal_model, bas
     return requests
 
 
-def _gains_request(parts, stokes, base, terms, refant, minsnr, minblperant):
+def _gains_request(parts, stokes, base, terms, options):
     """The calibrator's gain solve against its polarised model (corrupted by ``terms`` when
     given), as a :func:`radiocal.calibration.dataset.solve_jointly` request."""
     modelled = [ds.assign({S.VISIBILITY_MODEL: (
         ds[S.VISIBILITY].dims,
         polcal.polarized_model(ds, stokes, None if terms is None else static_terms(ds, terms)))})
         for ds in parts]
-    return (modelled, "G", dict(solint="int", calmode="ap", model="column", prior=base,
-                                refant=refant or None, minsnr=minsnr,
-                                minblperant=minblperant))
+    return (modelled, "G", dataclasses.replace(options, solint="int", calmode="ap"),
+            dict(model="column", prior=base))
 
 
-def _gains_then_polarisation(parts, stokes, base, terms, leak, refant, minsnr, minblperant,
-                             gains=None):
+def _gains_then_polarisation(parts, stokes, base, terms, leak, options, gains=None):
     """The calibrator's gains against its polarised model (corrupted by ``terms`` when
     given; ``gains`` when already solved), then the polarisation solve through them, with the
     leakage-only ``leak`` requests."""
     if gains is None:
-        modelled, cal_type, options = _gains_request(parts, stokes, base, terms, refant, minsnr,
-                                                     minblperant)
-        gains = solve(modelled, cal_type, **options)
+        modelled, cal_type, solve_options, data = _gains_request(parts, stokes, base, terms,
+                                                                 options)
+        gains = solve(modelled, cal_type, solve_options, **data)
     request = polcal.PolRequest(tuple(parts), stokes, tuple(base + [ApplyTable(gains)]))
-    return gains, polcal.solve_polarization([request] + list(leak), refant=refant or None)
+    return gains, polcal.solve_polarization([request] + list(leak), refant=options.refant)

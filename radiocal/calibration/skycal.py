@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 
 from radiocal.calibration import postprocess
+from radiocal.calibration.config import SolveOptions, solve_option
 from radiocal.model.ateam import ATEAM, BEAM_EXPONENT, MIN_BEAM, ateam_skymodel, pick_sources
 from radiocal.calibration.dataset import solve_jointly
 from radiocal.calibration.jones import ApplyTable, apply
@@ -103,11 +104,11 @@ def _subset(model, keep):
 @dataclass(frozen=True)
 class SkyBandpassConfig:
     uvrange: str = _opt(">10lambda", "solve on baselines in this uv range only (CASA syntax)")
-    refant: str = _opt("", "reference antenna(s), in preference order")
-    solint: str = _opt("inf", "solution interval")
-    combine: str = _opt("scan,field", "what one solution spans besides the solint")
-    minsnr: float = _opt(3.0, "flag solutions below this SNR")
-    minblperant: int = _opt(4, "min. unflagged baselines per antenna")
+    refant: str = solve_option("refant")
+    solint: str = solve_option("solint")
+    combine: str = solve_option("combine", default="scan,field")
+    minsnr: float = solve_option("minsnr")
+    minblperant: int = solve_option("minblperant")
     antenna_threshold: float = _opt(5.0, "post-flag antennas whose median |B| is this many "
                                          "scaled MADs from the array's")
     antenna_min_deviation: float = _opt(0.25, "...and this fraction from the array's median "
@@ -140,11 +141,11 @@ def sky_bandpass_step(datasets, config: SkyBandpassConfig, context):
         raise ConfigError("sky_bandpass needs VISIBILITY_MODEL: put an 'ateam' or 'predict' "
                           "step before it")
     cut = [uv_cut(ds, config.uvrange) for ds in datasets]
-    common = dict(solint=config.solint, combine=config.combine, refant=config.refant or None,
-                  minsnr=config.minsnr, minblperant=config.minblperant, model="column")
+    options, against = SolveOptions.of(config), dict(model="column")
     # one pass over the data: both solves read the same per-channel statistics
     with spilling_into(getattr(context, "store", None)):
-        bandpass, delay = solve_jointly([(cut, "B", common), (cut, "K", common)])
+        bandpass, delay = solve_jointly([(cut, "B", options, against),
+                                         (cut, "K", options, against)])
     bandpass, outliers = postprocess.flag_bandpass_outliers(
         bandpass, config.antenna_threshold, config.channel_threshold,
         antenna_min_deviation=config.antenna_min_deviation)

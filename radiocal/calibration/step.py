@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from radiocal.calibration.config import SOLVE_TYPES, ApplyConfig, CalibrateConfig, SolveConfig
+from radiocal.calibration.config import (SOLVE_TYPES, ApplyConfig, CalibrateConfig, SolveConfig,
+                                         SolveOptions)
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.workflow import calibrate
 from radiocal.registry import register_step
@@ -131,10 +132,7 @@ def solve_step(datasets, config: SolveConfig, context):
 
     picked = _of_fields(datasets, config.field, "solve")
     cal_type = SOLVE_TYPES[config.kind] if config.kind != "gain" else config.gaintype
-    table = solve(picked, cal_type, solint=config.solint, combine=config.combine,
-                  refant=config.refant or None, calmode=config.calmode, minsnr=config.minsnr,
-                  minblperant=config.minblperant, solnorm=config.solnorm,
-                  model=config.model or None,
+    table = solve(picked, cal_type, SolveOptions.of(config), model=config.model or None,
                   prior=[ApplyTable(load_table(path)) for path in config.gaintable])
     for path in save_tables({config.output: table}, context.store, context.outdir):
         context.logger.info("solve: wrote %s", path)

@@ -27,7 +27,7 @@ import logging
 from radiocal.calibration.dataset import solve, solve_jointly
 from radiocal.calibration.fluxscale import fluxscale
 from radiocal.calibration.intervals import observation_ids
-from radiocal.calibration.config import CalibrateConfig
+from radiocal.calibration.config import CalibrateConfig, SolveOptions
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.models import resolve_model
 from radiocal.calibration.parang import prepare as prepare_parang
@@ -98,22 +98,20 @@ def solve_sequence(datasets, config: CalibrateConfig, with_phases=None):
     flux_model = resolve_model(config.fluxcal_model, config.fluxcal)
     models = {name: None for name in cal_names}
     models[config.fluxcal] = flux_model
-    common = dict(refant=config.refant or None, minsnr=config.minsnr,
-                  minblperant=config.minblperant)
-
     tables = {}
     bp_data = _fields(datasets, [bpcal])
     bp_model = models[bpcal] or 1.0
     prior = []
     if config.solve_delay:
-        tables["delay"] = solve(bp_data, "K", solint="inf", combine="scan", model=bp_model,
-                                **common)
+        tables["delay"] = solve(bp_data, "K",
+                                SolveOptions.of(config, solint="inf", combine="scan"),
+                                model=bp_model)
         prior = [ApplyTable(tables["delay"])]
-    tables["bpphase"] = solve(bp_data, "G", solint="int", calmode="p", model=bp_model,
-                              prior=prior, **common)
-    tables["bandpass"] = solve(bp_data, "B", solint="inf", combine="scan", solnorm=True,
-                               model=bp_model,
-                               prior=prior + [ApplyTable(tables["bpphase"])], **common)
+    tables["bpphase"] = solve(bp_data, "G", SolveOptions.of(config, solint="int", calmode="p"),
+                              model=bp_model, prior=prior)
+    tables["bandpass"] = solve(bp_data, "B",
+                               SolveOptions.of(config, solint="inf", combine="scan", solnorm=True),
+                               model=bp_model, prior=prior + [ApplyTable(tables["bpphase"])])
     through_bp = prior + [ApplyTable(tables["bandpass"])]
     # each calibrator against its own model; solutions of all calibrators in one table. The
     # solves of every calibrator at one stage are independent: one pass over the data each.
@@ -121,15 +119,14 @@ def solve_sequence(datasets, config: CalibrateConfig, with_phases=None):
     model = {name: models[name] or 1.0 for name in cal_names}
     also = with_phases(tables) if with_phases is not None else None
     phases = solve_jointly([
-        (data[name], "G", dict(solint=solint, calmode="p", model=model[name], prior=through_bp,
-                               **common))
+        (data[name], "G", SolveOptions.of(config, solint=solint, calmode="p"),
+         dict(model=model[name], prior=through_bp))
         for name in cal_names for solint in ("int", "inf")] + ([also] if also else []))
     also = phases.pop() if also else None
     amp_solints = list(dict.fromkeys(["inf", config.cal_amp_solint]))
     amps = solve_jointly([
-        (data[name], "G", dict(solint=solint, calmode="ap", model=model[name],
-                               prior=through_bp + [ApplyTable(phases[2 * k], gainfield=name)],
-                               **common))
+        (data[name], "G", SolveOptions.of(config, solint=solint, calmode="ap"),
+         dict(model=model[name], prior=through_bp + [ApplyTable(phases[2 * k], gainfield=name)]))
         for k, name in enumerate(cal_names) for solint in amp_solints])
     per_field = {}
     for k, name in enumerate(cal_names):
@@ -224,8 +221,7 @@ def _polcal_options(config: CalibrateConfig) -> dict:
     bpcal = config.bpcal or config.fluxcal
     return dict(calibrators=list(dict.fromkeys([config.fluxcal, bpcal, config.phasecal])),
                 fluxcal=config.fluxcal, fluxcal_model=config.fluxcal_model,
-                refant=config.refant, minsnr=config.minsnr, minblperant=config.minblperant,
-                polcal_field=config.polcal_field)
+                options=SolveOptions.of(config), polcal_field=config.polcal_field)
 
 
 def polarised_gains(datasets, tables, config: CalibrateConfig):

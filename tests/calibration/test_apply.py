@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from .conftest import make_partition, random_gains
+from radiocal.calibration.config import SolveOptions
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.jones import ApplyTable, apply, chain_jones
 from radiocal.errors import ConfigError, InputError
@@ -32,7 +33,7 @@ def _table(values, times, fields, *, flag=None, names=("A", "B"), centers=((0, 0
 def test_solve_then_apply_recovers_the_model(rng):
     g = random_gains(rng, 5, 6, 8, 2, constant_time=False)
     ds = make_partition(g, flux=3.0, noise=0.0)
-    table = solve([ds], "G", solint="int", refant="ea01", model=3.0)
+    table = solve([ds], "G", SolveOptions(solint="int", refant="ea01"), model=3.0)
     out = apply([ds], [ApplyTable(table, interp="nearest")])[0]
     corrected = out[S.VISIBILITY_CORRECTED].values
     np.testing.assert_allclose(corrected[..., [0, 3]], 3.0, atol=1e-4)
@@ -182,8 +183,8 @@ def test_band_in_descending_frequency(rng, every):
     for gains, freq0, dfreq, channels in ((g, 1.456e9, 4e6, solved),
                                           (g[:, :, ::-1], 1.5e9, -4e6, nf - 1 - solved[::-1])):
         ds = make_partition(gains, flux=2.0, noise=0.0, freq0=freq0, dfreq=dfreq)
-        table = solve([ds.isel({S.FREQUENCY: channels})], "B", solint="inf", refant="ea01",
-                      model=2.0)
+        table = solve([ds.isel({S.FREQUENCY: channels})], "B",
+                      SolveOptions(solint="inf", refant="ea01"), model=2.0)
         out = apply([ds], [ApplyTable(table, freq_interp="linear")])[0]
         results.append(out[S.VISIBILITY_CORRECTED].values[..., [0, 3]])
     up, down = results

@@ -10,6 +10,7 @@ import pytest
 from dask.callbacks import Callback
 
 from .conftest import make_partition, random_gains
+from radiocal.calibration.config import SolveOptions
 from radiocal.budget import chunk_budget
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.jones import ApplyTable, apply
@@ -39,8 +40,8 @@ def _partitions(rng, nant=8, nf=16, nt=6):
 
 def _solve(datasets, cal_type, solint, combine, budget):
     with chunk_budget(budget):
-        return solve(datasets, cal_type, solint=solint, combine=combine, refant="ea01",
-                     model=2.0)
+        return solve(datasets, cal_type,
+                     SolveOptions(solint=solint, combine=combine, refant="ea01"), model=2.0)
 
 
 class _Largest(Callback):
@@ -189,7 +190,7 @@ def test_per_channel_solves_read_each_channel_chunk_on_its_own(rng, tmp_path):
     store = write_store(datasets, tmp_path / "s.zarr")
     cut = [uv_cut(ds, ">150lambda") for ds in open_store(store)]
     with chunk_budget(TINY):
-        (graphs, _), = [_plan(cut, "B", solint="inf", combine="scan", model="column")]
+        (graphs, _), = [_plan(cut, "B", SolveOptions(solint="inf", combine="scan"), model="column")]
     graph = convert_legacy_graph(dict(graphs[0].packed.__dask_graph__()))
     memo, readers = {}, {}
     for key in graph:
@@ -229,7 +230,8 @@ def test_channel_free_weights_reach_the_kernels_without_a_copy(rng):
             da.from_array(compact, chunks=(vis.chunks[0], vis.chunks[1], -1)), vis.chunks[2]))}))
     for cal_type, solint, combine in (("G", "int", ""), ("B", "inf", "scan")):
         with chunk_budget(TINY):
-            packed = solve_graph(free, cal_type, solint=solint, combine=combine, refant="ea01",
+            packed = solve_graph(free, cal_type,
+                                 SolveOptions(solint=solint, combine=combine, refant="ea01"),
                                  model=2.0).packed
         assert not _full_weight_layers([packed]), cal_type
         want, table = (_solve(d, cal_type, solint, combine, TINY) for d in (full, free))
@@ -284,7 +286,7 @@ def test_spilled_per_channel_solves_read_every_chunk_once(rng, tmp_path):
     store = write_store(datasets, tmp_path / "s.zarr")
     cut = [uv_cut(ds, ">150lambda") for ds in open_store(store)]
     with chunk_budget(TINY), _spilling(tmp_path / "spill"):
-        (graphs, _), = [_plan(cut, "B", solint="inf", combine="scan", model="column")]
+        (graphs, _), = [_plan(cut, "B", SolveOptions(solint="inf", combine="scan"), model="column")]
     packed = graphs[0].packed
     graph = convert_legacy_graph(dict(packed.__dask_graph__()))
     accumulations = [key for key in graph if isinstance(key, tuple)

@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 
 from .conftest import make_partition, random_gains
+from radiocal.calibration.config import SolveOptions
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.ms import casa_caltables
@@ -77,7 +78,7 @@ def test_our_tables_round_trip_through_casa_format(tmp_path, rng, cal_type):
     if cal_type == "T":
         g = np.concatenate([g, g], axis=-1)
     ds = make_partition(g, noise=0.02, seed=2)
-    table = solve([ds], cal_type, solint="inf", refant="ea01")
+    table = solve([ds], cal_type, SolveOptions(solint="inf", refant="ea01"))
     casa_caltables.write_casa_table(table, str(tmp_path / "t.tab"))
     back = casa_caltables.read_casa_table(str(tmp_path / "t.tab"))
     var = C.DELAY if cal_type == "K" else C.GAIN
@@ -107,7 +108,7 @@ def test_tables_keep_the_reference_antenna_used(tmp_path, rng, cal_type):
     # ea03 (index 2) dead in the last two integrations: those cells fall back on ea05
     dead = ((ds["baseline_antenna1"] == 2) | (ds["baseline_antenna2"] == 2)) & (ds["time"] >= ds["time"][2])
     ds = ds.assign(FLAG=ds["FLAG"] | dead)
-    table = solve([ds], cal_type, solint="int", refant="ea03,ea05", minblperant=3)
+    table = solve([ds], cal_type, SolveOptions(solint="int", refant="ea03,ea05", minblperant=3))
     expected = [2, 2, 4, 4]
     np.testing.assert_array_equal(table[0][C.SOL_REFANT].values, expected)
     # the reference really is that antenna: zero phase (a delay of zero for K)

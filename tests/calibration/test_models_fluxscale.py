@@ -7,7 +7,7 @@ from .conftest import make_partition, random_gains
 from radiocal.calibration.dataset import solve
 from radiocal.calibration.fluxscale import fit_spectrum, fluxscale
 from radiocal.calibration.models import model_visibilities, resolve_model
-from radiocal.calibration.config import CalibrateConfig
+from radiocal.calibration.config import CalibrateConfig, SolveOptions
 from radiocal.calibration.workflow import calibrate, merge_tables
 from radiocal.errors import ConfigError, SelectionError
 from radiocal.model.flux_standards import FluxModel, parse_manual_model, standard_model
@@ -57,8 +57,10 @@ def test_fluxscale_recovers_a_secondary_flux(rng):
                             seed=1),
              make_partition(g, flux=1.7, field_id=1, field_name="PHASE", scan=2, t0=5e9 + 100,
                             noise=0.01, seed=2)]
-    amp = merge_tables([solve(parts[:1], "G", solint="inf", refant="ea01", model=10.0),
-                        solve(parts[1:], "G", solint="inf", refant="ea01", model=1.0)])
+    amp = merge_tables([solve(parts[:1], "G", SolveOptions(solint="inf", refant="ea01"),
+                              model=10.0),
+                        solve(parts[1:], "G", SolveOptions(solint="inf", refant="ea01"),
+                              model=1.0)])
     for method in ("interpolate", "mean", "fit"):
         scaled, results = fluxscale(amp, "FLUX", ["PHASE"], method=method)
         assert abs(results["PHASE"].flux[0] / 1.7 - 1) < 0.005
@@ -81,8 +83,8 @@ def test_fluxscale_drift_fit_beats_time_averaging(rng):
                          noise=0.005, seed=1)
     far = make_partition(g[2 * nt:], flux=1.7, field_id=1, field_name="PHASE", scan=3,
                          t0=20.0 * nt, noise=0.005, seed=2)
-    amp = merge_tables([solve([ref], "G", solint="int", refant="ea01", model=10.0),
-                        solve([far], "G", solint="int", refant="ea01", model=1.0)])
+    amp = merge_tables([solve([ref], "G", SolveOptions(solint="int", refant="ea01"), model=10.0),
+                        solve([far], "G", SolveOptions(solint="int", refant="ea01"), model=1.0)])
     fit = fluxscale(amp, "FLUX", ["PHASE"], method="fit", degree=2, local=True)[1]["PHASE"]
     mean = fluxscale(amp, "FLUX", ["PHASE"], method="mean")[1]["PHASE"]
     assert abs(fit.flux[0] / 1.7 - 1) < 0.005
@@ -100,8 +102,9 @@ def test_fluxscale_bridges_to_a_scan_with_solutions(rng):
     near = near.assign({S.FLAG: near[S.FLAG] | True})
     far = make_partition(g, flux=1.7, field_id=1, field_name="PHASE", scan=4, t0=5e9 + 400,
                          noise=0.01, seed=3)
-    amp = merge_tables([solve([ref], "G", solint="inf", refant="ea01", model=10.0),
-                        solve([near, far], "G", solint="inf", refant="ea01", model=1.0)])
+    amp = merge_tables([solve([ref], "G", SolveOptions(solint="inf", refant="ea01"), model=10.0),
+                        solve([near, far], "G", SolveOptions(solint="inf", refant="ea01"),
+                              model=1.0)])
     for method, local in (("fit", True), ("fit", False), ("interpolate", False)):
         result = fluxscale(amp, "FLUX", ["PHASE"], method=method, local=local)[1]["PHASE"]
         assert abs(result.flux[0] / 1.7 - 1) < 0.005, (method, local, result.flux)
@@ -119,8 +122,9 @@ def test_one_source_under_two_field_ids(rng):
     first, second = (make_partition(g, flux=1.7, field_id=fid, field_name="PHASE", scan=scan,
                                     t0=5e9 + 100 * scan, noise=0.01, seed=fid)
                      for fid, scan in ((1, 2), (3, 4)))
-    amp = merge_tables([solve([ref], "G", solint="inf", refant="ea01", model=10.0),
-                        solve([first, second], "G", solint="inf", refant="ea01", model=1.0)])
+    amp = merge_tables([solve([ref], "G", SolveOptions(solint="inf", refant="ea01"), model=10.0),
+                        solve([first, second], "G", SolveOptions(solint="inf", refant="ea01"),
+                              model=1.0)])
     tds = amp[0]
     assert sorted(C.field_ids(tds, "PHASE")) == [1, 3]
     for method in ("fit", "mean"):

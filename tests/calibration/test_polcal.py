@@ -18,6 +18,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from radiocal.calibration.config import SolveOptions
 from radiocal.astro import itrf, parallactic_angles
 from radiocal.calibration import polmodels
 from radiocal.calibration.jones import ApplyTable, apply, chain_jones
@@ -252,12 +253,12 @@ def test_model_blocks_are_made_inside_the_solve(observed):
     ds = ds.chunk({S.TIME: 1})
     model = polarized_model(ds, _stokes)
     assert model.chunks == ds[S.VISIBILITY].data.chunks
-    inside = solve_graph([ds.assign({S.VISIBILITY_MODEL: (ds[S.VISIBILITY].dims, model)})],
-                         "G", solint="int", model="column").packed
+    inside = solve_graph([ds.assign({S.VISIBILITY_MODEL: (ds[S.VISIBILITY].dims, model)})], "G",
+                         SolveOptions(solint="int"), model="column").packed
     assert not any(isinstance(k, tuple) and k[0] == model.name for k in inside.__dask_graph__())
     computed = da.from_array(model.compute(), chunks=model.chunks)
-    alone = solve_graph([ds.assign({S.VISIBILITY_MODEL: (ds[S.VISIBILITY].dims, computed)})],
-                        "G", solint="int", model="column").packed
+    alone = solve_graph([ds.assign({S.VISIBILITY_MODEL: (ds[S.VISIBILITY].dims, computed)})], "G",
+                        SolveOptions(solint="int"), model="column").packed
     np.testing.assert_array_equal(inside.compute(), alone.compute())
 
 

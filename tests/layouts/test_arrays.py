@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from radiocal.calibration.config import SolveOptions
 from radiocal.calibration.dataset import solve
 from radiocal.errors import InputError
 from radiocal.simulate import SimConfig
@@ -34,7 +35,7 @@ def test_bandpass_is_solved_per_array(two_arrays):
     parts = V.fluxcal_parts(two_arrays)
     assert {int(a) for ds in parts for a in ds[S.ARRAY_ID].values} == {0, 1}
     assert {int(o) for ds in parts for o in ds[S.OBSERVATION_ID].values} == {0}
-    (table,) = solve(parts, "B", solint="inf", combine="scan,obs", refant="0",
+    (table,) = solve(parts, "B", SolveOptions(solint="inf", combine="scan,obs", refant="0"),
                      model=V.STEADY_FLUXCAL)
     assert table.sizes[C.SOL_TIME] == 2 and table[C.SOL_SCAN].values.tolist() == [1, 4]
     for row, truth in enumerate(two_arrays.truth.observations):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from radiocal.calibration.config import SolveOptions
 from radiocal.calibration.dataset import solve
 from radiocal.store import caltables as C
 from radiocal.store import schema as S
@@ -32,7 +33,8 @@ def _referenced(jones):
 def test_bandpass_is_solved_per_observation(concat):
     parts = _fluxcal(concat)
     assert {int(o) for ds in parts for o in ds[S.OBSERVATION_ID].values} == {0, 1}
-    (table,) = solve(parts, "B", solint="inf", combine="scan", refant="0", model=V.STEADY_FLUXCAL)
+    (table,) = solve(parts, "B", SolveOptions(solint="inf", combine="scan", refant="0"),
+                     model=V.STEADY_FLUXCAL)
     assert table[C.SOL_OBS].values.tolist() == [0, 1]
     assert table[C.SOL_SCAN].values.tolist() == [1, 4]
     assert not table[C.SOL_FLAG].values.any()
@@ -47,9 +49,11 @@ def test_bandpass_is_solved_per_observation(concat):
 
 def test_combine_obs_averages_across_observations(concat):
     parts = _fluxcal(concat)
-    (table,) = solve(parts, "G", solint="inf", combine="scan,obs", refant="0", model=V.STEADY_FLUXCAL)
+    (table,) = solve(parts, "G", SolveOptions(solint="inf", combine="scan,obs", refant="0"),
+                     model=V.STEADY_FLUXCAL)
     assert table.sizes[C.SOL_TIME] == 1
-    (per_obs,) = solve(parts, "G", solint="inf", combine="scan", refant="0", model=V.STEADY_FLUXCAL)
+    (per_obs,) = solve(parts, "G", SolveOptions(solint="inf", combine="scan", refant="0"),
+                       model=V.STEADY_FLUXCAL)
     assert per_obs[C.SOL_OBS].values.tolist() == [0, 1]
 
 
@@ -58,7 +62,8 @@ def test_solution_intervals_restart_in_each_observation(concat):
     sidereal day later, 64.1 s past a multiple of 100 s): both days, observed alike, get the
     same cells."""
     parts = _fluxcal(concat)
-    (table,) = solve(parts, "G", solint="100s", combine="scan", refant="0", model=V.STEADY_FLUXCAL)
+    (table,) = solve(parts, "G", SolveOptions(solint="100s", combine="scan", refant="0"),
+                     model=V.STEADY_FLUXCAL)
     obs, times = table[C.SOL_OBS].values, table[C.SOL_TIME].values
     first, second = times[obs == 0], times[obs == 1]
     assert first.size == second.size == 2
@@ -70,7 +75,7 @@ def test_casa_table_carries_observation_ids(concat, tmp_path):
 
     from radiocal.ms.casa_caltables import read_casa_table, write_casa_table
 
-    (table,) = solve(_fluxcal(concat), "B", solint="inf", combine="scan", refant="0",
+    (table,) = solve(_fluxcal(concat), "B", SolveOptions(solint="inf", combine="scan", refant="0"),
                      model=V.STEADY_FLUXCAL)
     path = tmp_path / "bp.B"
     write_casa_table([table], path)
