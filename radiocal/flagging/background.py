@@ -797,9 +797,9 @@ def background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degre
     # Element loops, not np.where: numba's np.where is a generic element-by-element iteration,
     # ~3% of the 2-D detector's time on 60 x 32 planes.
     n_t, n_f = values.shape
-    fill = np.empty((n_t, n_f))
-    weights = np.empty((n_t, n_f))
     if sigma_freq > 0.0:
+        fill = np.empty((n_t, n_f))
+        weights = np.empty((n_t, n_f))
         for t in range(n_t):
             for f in range(n_f):
                 weights[t, f] = 0.0 if mask[t, f] else 1.0
@@ -813,11 +813,38 @@ def background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degre
                 weights[t, f] = 1.0 if ok else 0.0
         var_in = var_f
     else:
-        for t in range(n_t):
-            for f in range(n_f):
-                fill[t, f] = 0.0 if mask[t, f] else values[t, f]
-                weights[t, f] = 0.0 if mask[t, f] else 1.0
-        var_in = np.ones(values.shape)
+        fill, weights, var_in = _unfitted(values, mask)
+    return _along_time(values, mask, fill, weights, var_in, sigma_time, robust_iterations,
+                       degree)
+
+
+@njit(inline="always")  # one jitted caller: no level of its own
+def background_time(values, mask, sigma_time, robust_iterations, degree):
+    """:func:`background_2d` with ``sigma_freq`` 0 (along time only), without the code of the
+    fit along frequency: compiled in a caller, that fit's call tree cost seconds."""
+    fill, weights, var_in = _unfitted(values, mask)
+    return _along_time(values, mask, fill, weights, var_in, sigma_time, robust_iterations,
+                       degree)
+
+
+@njit(inline="always")
+def _unfitted(values, mask):
+    """:func:`_along_time`'s inputs when nothing was fitted along frequency (element loops, as
+    in :func:`background_2d`)."""
+    n_t, n_f = values.shape
+    fill = np.empty((n_t, n_f))
+    weights = np.empty((n_t, n_f))
+    for t in range(n_t):
+        for f in range(n_f):
+            fill[t, f] = 0.0 if mask[t, f] else values[t, f]
+            weights[t, f] = 0.0 if mask[t, f] else 1.0
+    return fill, weights, np.ones(values.shape)
+
+
+@njit(inline="always")
+def _along_time(values, mask, fill, weights, var_in, sigma_time, robust_iterations, degree):
+    """:func:`background_2d`'s fit along time of ``fill`` (``weights``, input variance
+    ``var_in``), every channel a lane; samples it cannot reach are filled across frequency."""
     # Along time every channel is a lane: no transposes
     fit, _, fit_var = robust_loess_stack(fill[None], weights, sigma_time, robust_iterations,
                                          degree, var_in)
@@ -861,6 +888,19 @@ def standardized_residual(values, mask, sigma_time, sigma_freq, robust_iteration
         That noise estimate (NaN when everything is masked).
     """
     bg, var = background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degree)
+    return _standardized(values, mask, bg, var)
+
+
+@njit
+def standardized_residual_time(values, mask, sigma_time, robust_iterations, degree):
+    """:func:`standardized_residual` with ``sigma_freq`` 0, compiled without the fit along
+    frequency (:func:`background_time`)."""
+    bg, var = background_time(values, mask, sigma_time, robust_iterations, degree)
+    return _standardized(values, mask, bg, var)
+
+
+@njit(inline="always")
+def _standardized(values, mask, bg, var):
     resid = np.empty(values.shape)
     for t in range(values.shape[0]):
         for f in range(values.shape[1]):

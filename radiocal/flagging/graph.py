@@ -181,7 +181,7 @@ def sumthreshold_flags(vis, flag, params) -> da.Array:
     -------
     dask.array, bool, same shape and chunks as ``flag``
     """
-    compile_ahead(k._sumthreshold_codes, vis, flag, *k.sumthreshold_args(params))
+    compile_ahead(k.codes_kernel(params), vis, flag, *k.sumthreshold_args(params))
     return _planes(_sumthreshold_block, "flag-sumthreshold", vis, flag, params)
 
 
@@ -201,7 +201,8 @@ def sumthreshold_mad_codes(vis, flag, sumthreshold, mad) -> da.Array:
     dask.array, uint8, same shape and chunks as ``flag``
         0, ``kernels.BY_SUMTHRESHOLD`` or ``kernels.BY_MAD`` per sample.
     """
-    compile_ahead(k._sumthreshold_codes, vis, flag, *k.sumthreshold_args(sumthreshold, mad))
+    compile_ahead(k.codes_kernel(sumthreshold, mad), vis, flag,
+                  *k.sumthreshold_args(sumthreshold, mad))
     return _planes(_sumthreshold_mad_block, "flag-sumthreshold-mad", vis, flag, sumthreshold,
                    mad, dtype=np.uint8)
 

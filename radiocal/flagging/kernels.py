@@ -33,6 +33,7 @@ from radiocal._numba import njit, record
 from radiocal.flagging.background import (
     robust_loess_rows,
     standardized_residual,
+    standardized_residual_time,
 )
 from radiocal.flagging.params import MadParams
 from radiocal.flagging.robust import (
@@ -343,73 +344,90 @@ def _same(a, b):
     return True
 
 
-# Inlined into its one caller, the entry point: compiled as a function of its own it was one
-# more level at which numba optimises and links the whole call tree below (~8 CPU-s cold).
-@njit(inline="always")
-def _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, p):
-    """Iterated SumThreshold on one baseline's planes (see :func:`sumthreshold_block`; ``p`` its
-    parameters' :func:`record`).
+def _baseline_kernel(name, full):
+    """:func:`_sumthreshold_baseline` (``full``) or :func:`_sumthreshold_baseline_time`, its
+    variant without the background fit along frequency and the steady-line test: numba prunes
+    the branches on ``full`` (a constant of the closure) before typing, so their call trees are
+    not compiled. Only plain values may be the closure's: numba's cache keys a closure on them."""
+
+    def baseline(amp, base, current, z, sigmas, fitted, p):
+        n_c, n_t, n_f = amp.shape
+        deg = _degree(n_t, p.degree)
+        found = np.empty((n_c, n_t, n_f), np.bool_)
+        for c in range(n_c):
+            current[c] = base[c]
+            fitted[c] = True
+            sigmas[c] = np.nan
+        for it in range(p.iterations):
+            factor = 2.0 ** (p.iterations - 1 - it)
+            # Bisquare reweighting guards the first fit against unflagged RFI; later fits have
+            # the RFI masked and use plain (cheaper) leave-one-out LOESS.
+            robust = p.robust_iterations if it == 0 else 0
+            for c in range(n_c):
+                if base[c].all():
+                    found[c] = base[c]
+                    continue
+                # A plain fit with the mask of the previous plain fit is that fit (most planes
+                # gain no flags in the later iterations): reuse it.
+                if robust > 0 or fitted[c].all() or not _same(fitted[c], current[c]):
+                    if full:
+                        z[c], sigmas[c] = standardized_residual(
+                            amp[c], current[c], p.sigma_time, p.sigma_frequency, robust, deg)
+                    else:
+                        z[c], sigmas[c] = standardized_residual_time(
+                            amp[c], current[c], p.sigma_time, robust, deg)
+                    if robust > 0:
+                        fitted[c] = True
+                    else:
+                        fitted[c] = current[c]
+                sigma = sigmas[c]
+                if not sigma > 0.0:
+                    found[c] = base[c]
+                    continue
+                found[c] = sumthreshold_2d(z[c], base[c], p.threshold * factor, p.rho,
+                                           p.max_window_time, p.max_window_frequency)
+                if p.variance_test:
+                    chans, times = variance_lines(z[c], found[c], p.threshold * factor, 4)
+                    for f in range(n_f):
+                        if chans[f]:
+                            found[c, :, f] = True
+                    for t in range(n_t):
+                        if times[t]:
+                            found[c, t, :] = True
+                if full and p.line_threshold > 0.0:
+                    lines = spectral_lines(amp[c], current[c] | found[c],
+                                           p.line_sigma_frequency, p.degree, p.robust_iterations,
+                                           p.line_threshold * factor, p.rho, p.max_line_width,
+                                           sigma)
+                    for f in range(n_f):
+                        if lines[f]:
+                            found[c, :, f] = True
+            if p.combine_correlations:
+                any_c = found[0].copy()
+                for c in range(1, n_c):
+                    any_c |= found[c]
+                for c in range(n_c):
+                    current[c] = base[c] | any_c
+            else:
+                for c in range(n_c):
+                    current[c] = found[c]
+
+    baseline.__name__ = baseline.__qualname__ = name
+    baseline.__doc__ = """Iterated SumThreshold on one baseline's planes (see
+    :func:`sumthreshold_block`; ``p`` its parameters' :func:`record`).
 
     ``amp`` and ``base`` (correlation, time, frequency) come in; ``current`` goes out as ``base``
-    OR the detections. The last background fit of each correlation is left in ``z`` (standardized
-    residual), ``sigmas`` and ``fitted`` (the mask it was fitted with; all True when there was no
-    plain (non-bisquare) fit), so a later detector needing the same fit can reuse it.
-    """
-    n_c, n_t, n_f = amp.shape
-    deg = _degree(n_t, p.degree)
-    found = np.empty((n_c, n_t, n_f), np.bool_)
-    for c in range(n_c):
-        current[c] = base[c]
-        fitted[c] = True
-        sigmas[c] = np.nan
-    for it in range(p.iterations):
-        factor = 2.0 ** (p.iterations - 1 - it)
-        # Bisquare reweighting guards the first fit against unflagged RFI; later fits have the
-        # RFI masked and use plain (cheaper) leave-one-out LOESS.
-        robust = p.robust_iterations if it == 0 else 0
-        for c in range(n_c):
-            if base[c].all():
-                found[c] = base[c]
-                continue
-            # A plain fit with the mask of the previous plain fit is that fit (most planes
-            # gain no flags in the later iterations): reuse it.
-            if robust > 0 or fitted[c].all() or not _same(fitted[c], current[c]):
-                z[c], sigmas[c] = standardized_residual(amp[c], current[c], p.sigma_time,
-                                                        p.sigma_frequency, robust, deg)
-                if robust > 0:
-                    fitted[c] = True
-                else:
-                    fitted[c] = current[c]
-            sigma = sigmas[c]
-            if not sigma > 0.0:
-                found[c] = base[c]
-                continue
-            found[c] = sumthreshold_2d(z[c], base[c], p.threshold * factor, p.rho,
-                                       p.max_window_time, p.max_window_frequency)
-            if p.variance_test:
-                chans, times = variance_lines(z[c], found[c], p.threshold * factor, 4)
-                for f in range(n_f):
-                    if chans[f]:
-                        found[c, :, f] = True
-                for t in range(n_t):
-                    if times[t]:
-                        found[c, t, :] = True
-            if p.line_threshold > 0.0:
-                lines = spectral_lines(amp[c], current[c] | found[c], p.line_sigma_frequency,
-                                       p.degree, p.robust_iterations, p.line_threshold * factor,
-                                       p.rho, p.max_line_width, sigma)
-                for f in range(n_f):
-                    if lines[f]:
-                        found[c, :, f] = True
-        if p.combine_correlations:
-            any_c = found[0].copy()
-            for c in range(1, n_c):
-                any_c |= found[c]
-            for c in range(n_c):
-                current[c] = base[c] | any_c
-        else:
-            for c in range(n_c):
-                current[c] = found[c]
+    OR the detections. The last background fit of each correlation is left in ``z``
+    (standardized residual), ``sigmas`` and ``fitted`` (the mask it was fitted with; all True
+    when there was no plain (non-bisquare) fit), so a later detector needing the same fit can
+    reuse it."""
+    # Inlined into its one caller, the entry point: compiled as a function of its own it was
+    # one more level at which numba optimises and links the whole call tree below (~8 CPU-s).
+    return njit(inline="always")(baseline)
+
+
+_sumthreshold_baseline = _baseline_kernel("_sumthreshold_baseline", True)
+_sumthreshold_baseline_time = _baseline_kernel("_sumthreshold_baseline_time", False)
 
 
 # Codes of :func:`sumthreshold_mad_block`'s output.
@@ -449,7 +467,7 @@ def sumthreshold_block(vis, flag, params):
     ndarray, bool, shape (time, baseline, frequency, polarization)
         ``flag`` OR the detections.
     """
-    code = _sumthreshold_codes(vis, flag, *sumthreshold_args(params))
+    code = codes_kernel(params)(vis, flag, *sumthreshold_args(params))
     return flag | (code == BY_SUMTHRESHOLD)
 
 
@@ -539,56 +557,84 @@ def sumthreshold_mad_block(vis, flag, sumthreshold, mad):
         0 where nothing changed, ``BY_SUMTHRESHOLD`` where SumThreshold flagged a sample ``flag``
         had not, ``BY_MAD`` where MAD flagged one SumThreshold had not.
     """
-    return _sumthreshold_codes(vis, flag, *sumthreshold_args(sumthreshold, mad))
+    return codes_kernel(sumthreshold, mad)(vis, flag, *sumthreshold_args(sumthreshold, mad))
 
 
-@njit
-def _sumthreshold_codes(vis, flag, st, with_mad, mad):
-    """:func:`sumthreshold_mad_block`, the MAD pass only ``with_mad`` (``st``, ``mad``: the
-    flaggers' parameters as :func:`record`).
+def _codes_kernel(name, full):
+    """:func:`_sumthreshold_codes` (``full``) or :func:`_sumthreshold_codes_time`, the one for
+    parameters with no fit along frequency and no steady-line test (the strategies' defaults):
+    compiled without those call trees, ~6 of ~30 CPU-s cold (see :func:`_baseline_kernel`).
+    :func:`codes_kernel` picks the one for a flagger's parameters; their flags are the same."""
+
+    def codes(vis, flag, st, with_mad, mad):
+        n_t, n_b, n_f, n_p = vis.shape
+        code = np.zeros(vis.shape, np.uint8)
+        amp = np.empty((n_p, n_t, n_f))
+        base = np.empty((n_p, n_t, n_f), np.bool_)
+        current = np.empty((n_p, n_t, n_f), np.bool_)
+        z = np.empty((n_p, n_t, n_f))
+        fitted = np.empty((n_p, n_t, n_f), np.bool_)
+        sigmas = np.empty(n_p)
+        by_mad = np.empty((n_t, n_f), np.bool_)
+        same_fit = (mad.robust_iterations == 0 and mad.sigma_time == st.sigma_time
+                    and mad.sigma_frequency == st.sigma_frequency and mad.degree == st.degree)
+        for b in range(n_b):
+            if _baseline_planes(vis, flag, b, amp, base):
+                continue
+            if full:
+                _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, st)
+            else:
+                _sumthreshold_baseline_time(amp, base, current, z, sigmas, fitted, st)
+            for p in range(n_p):
+                mask = current[p]
+                for t in range(n_t):
+                    for f in range(n_f):
+                        if mask[t, f] and not flag[t, b, f, p]:
+                            code[t, b, f, p] = BY_SUMTHRESHOLD
+                if not with_mad or mask.all():
+                    continue
+                # MAD masks what SumThreshold returns (``current``); samples masked there are
+                # never read, so the amplitudes SumThreshold kept under its own new flags do no
+                # harm.
+                if same_fit and not fitted[p].all() and _same(fitted[p], mask):
+                    zp, sigma = z[p], sigmas[p]
+                elif full:
+                    zp, sigma = standardized_residual(amp[p], mask, mad.sigma_time,
+                                                      mad.sigma_frequency, mad.robust_iterations,
+                                                      _degree(n_t, mad.degree))
+                else:
+                    zp, sigma = standardized_residual_time(amp[p], mask, mad.sigma_time,
+                                                           mad.robust_iterations,
+                                                           _degree(n_t, mad.degree))
+                by_mad[:] = False
+                _mad_plane(zp, sigma, mask, mad.half_window_time, mad.half_window_frequency,
+                           mad.threshold, mad.variance_threshold, by_mad)
+                for t in range(n_t):
+                    for f in range(n_f):
+                        if by_mad[t, f] and not mask[t, f]:
+                            code[t, b, f, p] = BY_MAD
+        return code
+
+    codes.__name__ = codes.__qualname__ = name   # found by name (radiocal.engine.numba)
+    codes.__doc__ = """:func:`sumthreshold_mad_block`, the MAD pass only ``with_mad`` (``st``,
+    ``mad``: the flaggers' parameters as :func:`record`).
 
     The one jitted entry point of both detectors: numba re-optimizes the whole call tree below
-    every jitted caller, so thin jitted wrappers above this cost seconds of compilation each.
-    """
-    n_t, n_b, n_f, n_p = vis.shape
-    code = np.zeros(vis.shape, np.uint8)
-    amp = np.empty((n_p, n_t, n_f))
-    base = np.empty((n_p, n_t, n_f), np.bool_)
-    current = np.empty((n_p, n_t, n_f), np.bool_)
-    z = np.empty((n_p, n_t, n_f))
-    fitted = np.empty((n_p, n_t, n_f), np.bool_)
-    sigmas = np.empty(n_p)
-    by_mad = np.empty((n_t, n_f), np.bool_)
-    same_fit = (mad.robust_iterations == 0 and mad.sigma_time == st.sigma_time
-                and mad.sigma_frequency == st.sigma_frequency and mad.degree == st.degree)
-    for b in range(n_b):
-        if _baseline_planes(vis, flag, b, amp, base):
-            continue
-        _sumthreshold_baseline(amp, base, current, z, sigmas, fitted, st)
-        for p in range(n_p):
-            mask = current[p]
-            for t in range(n_t):
-                for f in range(n_f):
-                    if mask[t, f] and not flag[t, b, f, p]:
-                        code[t, b, f, p] = BY_SUMTHRESHOLD
-            if not with_mad or mask.all():
-                continue
-            # MAD masks what SumThreshold returns (``current``); samples masked there are never
-            # read, so the amplitudes SumThreshold kept under its own new flags do no harm.
-            if same_fit and not fitted[p].all() and _same(fitted[p], mask):
-                zp, sigma = z[p], sigmas[p]
-            else:
-                zp, sigma = standardized_residual(amp[p], mask, mad.sigma_time,
-                                                  mad.sigma_frequency, mad.robust_iterations,
-                                                  _degree(n_t, mad.degree))
-            by_mad[:] = False
-            _mad_plane(zp, sigma, mask, mad.half_window_time, mad.half_window_frequency,
-                       mad.threshold, mad.variance_threshold, by_mad)
-            for t in range(n_t):
-                for f in range(n_f):
-                    if by_mad[t, f] and not mask[t, f]:
-                        code[t, b, f, p] = BY_MAD
-    return code
+    every jitted caller, so thin jitted wrappers above this cost seconds of compilation each."""
+    return njit(codes)
+
+
+_sumthreshold_codes = _codes_kernel("_sumthreshold_codes", True)
+_sumthreshold_codes_time = _codes_kernel("_sumthreshold_codes_time", False)
+
+
+def codes_kernel(sumthreshold, mad=None):
+    """The jitted kernel of :func:`sumthreshold_mad_block` for these parameters
+    (``params.SumThresholdParams``, ``params.MadParams`` or None): the variant compiled without
+    the fit along frequency and the line test when neither flagger uses them."""
+    plain = (sumthreshold.sigma_frequency <= 0.0 and sumthreshold.line_threshold <= 0.0
+             and (mad is None or mad.sigma_frequency <= 0.0))
+    return _sumthreshold_codes_time if plain else _sumthreshold_codes
 
 def dilate_block(flag, params):
     """SIR dilation in time and frequency, then CASA-style extension of mostly-flagged lines.

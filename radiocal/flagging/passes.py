@@ -381,7 +381,7 @@ def fused_strategy(ds, flaggers, column, propagate):
         if name == "sumthreshold" and i + 1 < len(flaggers) and flaggers[i + 1][0] == "mad":
             mad = flaggers[i + 1][1]
             b.read("vis", column)
-            graph.compile_ahead(k._sumthreshold_codes, b.reads["vis"], b.flag,
+            graph.compile_ahead(k.codes_kernel(p, mad), b.reads["vis"], b.flag,
                                 *k.sumthreshold_args(p, mad))
             first = b.code(f"{i}:sumthreshold")
             b.code(f"{i + 1}:mad")
@@ -452,7 +452,7 @@ def _add_detector(b: _Builder, name, params, i, column):
     """SumThreshold or MAD alone, ``params`` (their dataclass) handed to the kernel whole."""
     b.read("vis", column)
     if name == "sumthreshold":
-        graph.compile_ahead(k._sumthreshold_codes, b.reads["vis"], b.flag,
+        graph.compile_ahead(k.codes_kernel(params), b.reads["vis"], b.flag,
                             *k.sumthreshold_args(params))
     else:
         graph.compile_ahead(k._mad_flags, b.reads["vis"], b.flag, record(params))

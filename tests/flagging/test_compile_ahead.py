@@ -19,7 +19,7 @@ LONG = {"flaggers": [{"flagger": "sumthreshold"}, {"flagger": "mad", "robust_ite
 
 
 @pytest.mark.parametrize("spec, kernel", [(SHORT, sp._spectral_flags),
-                                          (LONG, k._sumthreshold_codes)])
+                                          (LONG, k._sumthreshold_codes_time)])
 def test_the_tasks_call_the_signature_compiled_ahead(small_sim, spec, kernel):
     ds = small_sim.datasets[0].chunk({S.TIME: 2})
     loess_before = set(bg.robust_loess_stack.overloads)

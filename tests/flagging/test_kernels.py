@@ -229,6 +229,25 @@ def test_sumthreshold_mad_block_equals_the_two_in_turn(st, mad):
     assert (code == k.BY_MAD).sum() == (after_mad & ~after_st).sum() > 0
 
 
+def test_the_plain_codes_kernel_flags_as_the_full_one():
+    # Parameters without a fit along frequency or a line test run the variant compiled without
+    # them; the full kernel given the same parameters flags the same samples.
+    rng = np.random.default_rng(3)
+    vis = (rng.normal(size=(24, 6, 32, 2)) + 1j * rng.normal(size=(24, 6, 32, 2))
+           + 4.0).astype(np.complex64)
+    vis[5:8, :, 9] += 20.0
+    vis.reshape(-1)[rng.integers(0, vis.size, 200)] += 8.0
+    flag = rng.random(vis.shape) < 0.02
+    mad = MadParams(robust_iterations=0)
+    assert k.codes_kernel(ST_DEFAULT, mad) is k._sumthreshold_codes_time
+    assert k.codes_kernel(ST_NO_COMBINE, mad) is k._sumthreshold_codes
+    assert k.codes_kernel(ST_DEFAULT, MadParams(sigma_frequency=2.0)) is k._sumthreshold_codes
+    args = k.sumthreshold_args(ST_DEFAULT, mad)
+    plain = k._sumthreshold_codes_time(vis, flag, *args)
+    np.testing.assert_array_equal(plain, k._sumthreshold_codes(vis, flag, *args))
+    assert (plain == k.BY_SUMTHRESHOLD).sum() > 0 and (plain == k.BY_MAD).sum() > 0
+
+
 def test_spectral_lines_finds_a_steady_line_on_a_flat_band():
     amp = 10.0 + RNG.normal(0, 0.1, (12, 40))
     amp[:, 17] += 1.0
