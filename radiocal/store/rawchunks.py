@@ -535,16 +535,28 @@ def _slices(key, shape) -> tuple[slice, ...]:
 _BLOSC_HEADER = 16
 
 
-def check_zarr_arrays(group_path) -> None:
+def link_target(path) -> str | None:
+    """The normalised path a symbolic link at ``path`` points to, None if it is not a link."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return None
+    return os.path.normpath(os.path.join(os.path.dirname(path), target))
+
+
+def check_zarr_arrays(group_path, skip=()) -> None:
     """Raise InputError naming the file when an array of a zarr (v2) group is damaged.
 
     Checked without decoding anything: each ``.zarray`` parses, each uncompressed chunk file is
     exactly one chunk long, each Blosc-compressed chunk file is as long as its header says.
-    A missing chunk file is zarr's fill value, not damage.
+    A missing chunk file is zarr's fill value, not damage. Arrays that are symbolic links to a
+    path in ``skip`` (already read, and so checked) are not checked again.
     """
     group_path = os.fspath(group_path)
     for name in sorted(os.listdir(group_path)):
         array = os.path.join(group_path, name)
+        if skip and link_target(array) in skip:
+            continue
         meta_path = os.path.join(array, ".zarray")
         if not os.path.isfile(meta_path):
             continue

@@ -18,6 +18,7 @@ from radiocal.store import schema as S
 from radiocal.ms.read import read_ms
 from radiocal.ms.write import write_ms
 from radiocal.store.zarr_store import (
+    COORDS_GROUP,
     VERSION_ATTR,
     link_array,
     open_store,
@@ -151,7 +152,7 @@ def test_the_schema_is_checked_at_write_and_at_open(small_ms, tmp_path):
     assert "\n" not in str(err.value) and not (tmp_path / "bad.zarr").exists()
     store = write_store(datasets, tmp_path / "obs.zarr")
     name = datasets[1].attrs[S.ATTR_PARTITION]
-    shutil.rmtree(os.path.join(partition_path(store, name), S.BASELINE_ANTENNA2))
+    os.remove(os.path.join(partition_path(store, name), S.BASELINE_ANTENNA2))   # a shared link
     with pytest.raises(InputError, match="no coordinate 'baseline_antenna2'") as err:
         open_store(store)
     assert "\n" not in str(err.value) and name in str(err.value)
@@ -182,12 +183,49 @@ def test_store_md_reader_gets_coordinates_with_units_without_radiocal(small_ms, 
     assert ds[S.UVW].attrs["units"] == "m"
 
 
+def test_shared_coordinates_are_stored_once_and_linked(small_ms, tmp_path):
+    datasets = read_ms(small_ms)
+    assert len(datasets) > 1
+    store = write_store(datasets, tmp_path / "obs.zarr")
+    shared = os.path.join(store, COORDS_GROUP)
+    for ds in datasets:
+        group = partition_path(store, ds.attrs[S.ATTR_PARTITION])
+        for name in ds.coords:
+            # time is each partition's own; the rest link into coords/
+            assert os.path.islink(os.path.join(group, name)) == (name != S.TIME), name
+    distinct = {(name, ds[name].values.tobytes()) for ds in datasets for name in ds.coords
+                if name != S.TIME}
+    assert len([e for e in os.listdir(shared) if not e.startswith(".")]) == len(distinct)
+    # radiocal's reader decodes a shared array once, each partition gets its own Variable
+    back = open_store(store)
+    assert back[0][S.ANTENNA_NAME].variable is not back[1][S.ANTENNA_NAME].variable
+    for ds, opened in zip(datasets, back):
+        xr.testing.assert_identical(ds.compute(), opened.compute())
+
+
+def test_layout_3_store_with_coordinates_in_every_partition_is_still_read(small_ms, tmp_path):
+    datasets = read_ms(small_ms)
+    store = write_store(datasets, tmp_path / "obs.zarr")
+    for ds in datasets:   # what layout 3 wrote: copies in place of the links, no coords/
+        group = partition_path(store, ds.attrs[S.ATTR_PARTITION])
+        for name in ds.coords:
+            link = os.path.join(group, name)
+            if os.path.islink(link):
+                target = os.path.realpath(link)
+                os.remove(link)
+                shutil.copytree(target, link)
+    shutil.rmtree(os.path.join(store, COORDS_GROUP))
+    zarr.open_group(store, mode="r+", zarr_format=2, use_consolidated=False).attrs[VERSION_ATTR] = 3
+    for ds, back in zip(datasets, open_store(store)):
+        xr.testing.assert_identical(ds.compute(), back.compute())
+
+
 def test_store_of_another_layout_version_is_refused(small_ms, tmp_path):
     store = write_store(read_ms(small_ms), tmp_path / "obs.zarr")
     root = zarr.open_group(store, mode="r+", zarr_format=2, use_consolidated=False)
     for old in (1, 2):   # 2 kept the coordinates in an attribute
         root.attrs[VERSION_ATTR] = old
-        with pytest.raises(InputError, match=f"version {old}, this radiocal reads version 3") as err:
+        with pytest.raises(InputError, match=f"version {old}, this radiocal reads versions 3, 4") as err:
             open_store(store)
         assert "\n" not in str(err.value)
 
