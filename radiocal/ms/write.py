@@ -307,8 +307,8 @@ def _write_main(path, datasets, layout, optional, spectral_weights):
             computed = pending.result()
             if index + 1 < len(batches):
                 pending = pool.submit(_compute_batch, batches[index + 1], optional, spectral_weights)
-            for (block, fixed, _), values in zip(batches[index], computed):
-                _write_block(ms, block, values, fixed, optional, spectral_weights)
+            _append(ms, [_block_columns(block, values, fixed, optional, spectral_weights)
+                         for (block, fixed, _), values in zip(batches[index], computed)])
 
 
 def _fixed_columns(ds, layout) -> dict:
@@ -372,8 +372,35 @@ def _compute_batch(batch, optional, spectral_weights) -> list[dict]:
     return out
 
 
-def _write_block(ms, block, computed, fixed, optional, spectral_weights):
-    """Append the present rows of one block from its computed variables."""
+def _append(ms, blocks: list) -> None:
+    """Append the rows of consecutive blocks (their columns, None for a block without rows),
+    concatenated where their cells have the same shapes: one ``addrows`` and one ``putcol`` per
+    column for a batch of a scan-rich MS's small partitions, where each block's own took ~20
+    casacore calls (408 partitions: ~8 000 calls, a quarter of the export's CPU)."""
+    def same_shapes(columns):
+        return [(name, values.shape[1:], values.dtype) for name, values in columns.items()]
+
+    runs: list[list[dict]] = []
+    for columns in blocks:
+        if columns is None:
+            continue
+        if runs and same_shapes(runs[-1][0]) == same_shapes(columns):
+            runs[-1].append(columns)
+        else:
+            runs.append([columns])
+    for run in runs:
+        nrow = sum(len(columns["TIME"]) for columns in run)
+        start = ms.nrows()
+        ms.addrows(nrow)
+        for name in run[0]:
+            values = (run[0][name] if len(run) == 1
+                      else np.concatenate([columns[name] for columns in run]))
+            ms.putcol(name, values, startrow=start, nrow=nrow)
+
+
+def _block_columns(block, computed, fixed, optional, spectral_weights) -> dict | None:
+    """The main-table columns of the present rows of one block, from its computed variables;
+    None when it has none."""
     cubes = {"DATA": S.VISIBILITY, "FLAG": S.FLAG}
     cubes.update({S.MS_COLUMN[v]: v for v in optional})
     if spectral_weights:
@@ -384,7 +411,7 @@ def _write_block(ms, block, computed, fixed, optional, spectral_weights):
     t_idx, b_idx = np.nonzero(computed[S.ROW_PRESENT])
     nrow = t_idx.size
     if nrow == 0:
-        return
+        return None
     weights = computed[S.WEIGHT][t_idx, b_idx]
     # CASA's convention: WEIGHT is the median of WEIGHT_SPECTRUM over channels
     weight = (np.median(weights, axis=1) if spectral_weights else weights).astype(np.float32)
@@ -408,7 +435,4 @@ def _write_block(ms, block, computed, fixed, optional, spectral_weights):
     for column, source in sources.items():
         columns[column] = (computed[source][t_idx, b_idx] if source is not None
                            else np.zeros(flag.shape, dtype=np.complex64))
-    start = ms.nrows()
-    ms.addrows(nrow)
-    for name, values in columns.items():
-        ms.putcol(name, values, startrow=start, nrow=nrow)
+    return columns

@@ -462,15 +462,22 @@ def compute_by_partition(lazy: list, sizes: list[int]) -> list:
     reads of many partitions ran ahead of their consumers (flagging a VLA-like store of 28 scans:
     2.5 GB held, most of it read regions waiting for their passes). The partitions in flight
     hold ``WINDOW_CHUNKS`` chunk budgets or more (``sizes``: each partition's, see
-    :func:`_cells`). On a distributed client the window slides: the next partition is submitted
-    as soon as one finishes, so no thread waits for the last task of a window, and there is a
-    partition per worker thread in flight even when they exceed the window. Elsewhere
-    (threaded, sync) windows are computed one after the other.
+    :func:`_cells`). On a distributed client the window slides: partitions are submitted in
+    units of up to one chunk budget (:func:`_units`), the next as soon as one finishes, so no
+    thread waits for the last task of a window, and there is a unit per worker thread in flight
+    even when they exceed the window. Elsewhere (threaded, sync) windows are computed one after
+    the other.
     """
     window = WINDOW_CHUNKS * budget.chunk_bytes()
     client = _distributed_client()
     if client is not None:
-        return _sliding(client, lazy, sizes, window)
+        units = _units(sizes, budget.chunk_bytes())
+        # each partition made a Delayed of its own first: dask.delayed of a list of tuples of
+        # collections gave back the list's values regrouped (dask 2026.8, on distributed)
+        done = _sliding(client, [dask.delayed(_listed)(*(dask.delayed(lazy[i]) for i in unit))
+                                 for unit in units],
+                        [sum(sizes[i] for i in unit) for unit in units], window)
+        return [value for values in done for value in values]
     results, batch, held = [], [], 0
     for item, size in zip(lazy, sizes):
         batch.append(item)
@@ -481,6 +488,27 @@ def compute_by_partition(lazy: list, sizes: list[int]) -> list:
     if batch:
         results.extend(dask.compute(*batch))
     return results
+
+
+def _listed(*values) -> list:
+    return list(values)
+
+
+def _units(sizes: list[int], most: int) -> list[list[int]]:
+    """Consecutive partitions grouped into units of at most ``most`` (one chunk budget), a
+    larger partition alone: each unit is one submission to the cluster. A scan-rich MS's
+    partitions are far below a budget, and submitting each on its own cost ~10 ms of the
+    client's and the scheduler's time (408 partitions of 0.7 MB)."""
+    units: list[list[int]] = []
+    held = 0
+    for index, size in enumerate(sizes):
+        if units and held + size <= most:
+            units[-1].append(index)
+            held += size
+        else:
+            units.append([index])
+            held = size
+    return units
 
 
 def _distributed_client():

@@ -80,3 +80,20 @@ def test_on_a_cluster_each_thread_has_a_partition_even_past_the_window():
     spans = [r[1:] for r in results]
     overlapping = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
     assert overlapping == 2, spans
+
+
+def test_small_partitions_are_submitted_in_units_of_a_budget():
+    from radiocal.store.zarr_store import _units
+
+    # a budget of 10: consecutive partitions grouped up to it, a larger one alone
+    assert _units([3, 3, 3, 3, 20, 4, 6, 1], 10) == [[0, 1, 2], [3], [4], [5, 6], [7]]
+
+
+def test_on_a_cluster_units_of_small_partitions_keep_their_results_in_order():
+    from radiocal.engine.cluster import Engine
+
+    parts = [(dask.delayed(_partition)(i, 0.0), da.full((10,), i, chunks=5).sum())
+             for i in range(9)]
+    with Engine(workers=1, threads_per_worker=2), dask.config.set({budget.CONFIG_KEY: 1000}):
+        results = compute_by_partition(parts, [300] * len(parts))
+    assert [(int(r[0][0]), int(r[1])) for r in results] == [(i, 10 * i) for i in range(9)]
