@@ -36,7 +36,8 @@ def per_chunk(writes, extra=None, alongside=()) -> Delayed:
     Parameters
     ----------
     writes : list of (dask.array.Array, tuple of str)
-        Each variable's write (``da.store(..., compute=False)``: one block per chunk written)
+        Each variable's write (:func:`radiocal.store.rawchunks.store` or ``da.store(...,
+        compute=False)``: one block per chunk written)
         and the variable's dims.
     extra : object, optional
         Collections (or structures of them) computed in the same pass; their tasks, and every

@@ -334,6 +334,10 @@ def _block_slices(chunks, index):
 
 def _write_spilled(files, block, slices) -> None:
     os.makedirs(files.path, exist_ok=True)
+    _write_block(files, block, slices)
+
+
+def _write_block(files, block, slices) -> None:
     files[tuple(slices)] = block
 
 
@@ -351,8 +355,7 @@ def create_array(group_path, name: str, data: da.Array, dims, attrs: dict, compr
     ``data``'s chunks must be regular (all but the last equal along each axis), as zarr's are;
     a numpy array is one chunk.
     ``compressor`` is a numcodecs codec (None: raw chunks, readable by :func:`open_raw`); ``attrs``
-    must be JSON-ready. The caller stores ``data`` into the writer with
-    :func:`dask.array.store`.
+    must be JSON-ready. The caller stores ``data`` into the writer with :func:`store`.
     """
     chunks = getattr(data, "chunks", None) or tuple((n,) for n in data.shape)
     chunk_shape = tuple(c[0] if c else 0 for c in chunks)
@@ -372,6 +375,20 @@ def create_array(group_path, name: str, data: da.Array, dims, attrs: dict, compr
     _write_json(os.path.join(path, _ZARRAY), meta)
     _write_json(os.path.join(path, ".zattrs"), {"_ARRAY_DIMENSIONS": list(dims), **attrs})
     return _ChunkFiles(path, data.shape, chunk_shape, dtype, compressor)
+
+
+def store(data: da.Array, files: "_ChunkFiles") -> da.Array:
+    """Lazily write ``data`` into the chunk files :func:`create_array` returned: one task per
+    chunk, keyed by its block index, as ``dask.array.store(..., compute=False)`` makes them
+    (computing to None), without its graph building (~2 ms per array: a scan-rich MS's
+    partitions write five arrays each)."""
+    name = "store-" + tokenize(data.name, files)
+    offsets = [np.cumsum((0,) + tuple(c)).tolist() for c in data.chunks]
+    layer = {(name,) + index: (_write_block, files, (data.name,) + index,
+                               [slice(o[i], o[i + 1]) for o, i in zip(offsets, index)])
+             for index in np.ndindex(*data.numblocks)}
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[data])
+    return da.Array(graph, name, data.chunks, meta=np.empty((0,) * data.ndim, dtype=data.dtype))
 
 
 def create_group(path, attrs: dict) -> None:

@@ -406,7 +406,7 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str], also=None,
             data = _as_dask(var)
             writer = rawchunks.create_array(group_path, name, data, var.dims,
                                             json_ready(var.attrs), codec)
-            writes.append((da.store(data, writer, lock=False, compute=False), var.dims))
+            writes.append((rawchunks.store(data, writer), var.dims))
         out.append(per_chunk(writes, None if also is None else also[index], alongside=others))
     return out
 
