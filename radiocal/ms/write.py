@@ -338,7 +338,8 @@ def _batches(blocks) -> list[list]:
     limit = budget.chunk_bytes() // 2
     batches, current, size = [], [], 0
     for ds, fixed, where in blocks:
-        block = ds.isel(where)
+        whole = all(where[dim] == slice(0, ds.sizes[dim]) for dim in where)
+        block = ds if whole else ds.isel(where)   # a small partition is one block
         # a weight the store keeps channel-free is read as it is stored
         compact = channel_free(ds[S.WEIGHT].data)
         if compact is not None:
