@@ -21,6 +21,7 @@ import xarray as xr
 from radiocal import budget
 from radiocal.errors import InputError, OutputError, OutputExistsError
 from radiocal.store import schema as S
+from radiocal.store.chunktasks import per_group
 from radiocal.store.zarr_store import channel_free
 from radiocal.ms.meta import FREQ_FRAME_CODES
 
@@ -365,8 +366,10 @@ def _compute_batch(batch, optional, spectral_weights) -> list[dict]:
               else block[name].data[:, :, :1] if name == S.WEIGHT and not spectral_weights
               else block[name].data
               for (block, _, compact), names in zip(batch, wanted) for name in names]
-    values = iter(dask.compute(*arrays))
-    out = [{name: np.asarray(next(values)) for name in names} for names in wanted]
+    arrays = iter(arrays)
+    groups = [[next(arrays) for _ in names] for names in wanted]   # a block's, one task
+    out = [{name: np.asarray(value) for name, value in zip(names, values)}
+           for names, values in zip(wanted, dask.compute(*per_group(groups)))]
     for computed in out:
         if computed[S.WEIGHT].ndim == 4 and not spectral_weights:
             computed[S.WEIGHT] = computed[S.WEIGHT][:, :, 0]
