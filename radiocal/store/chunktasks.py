@@ -16,7 +16,7 @@ from collections import defaultdict
 
 from dask._task_spec import Task, TaskRef, convert_legacy_graph
 from dask.array.optimization import optimize
-from dask.base import tokenize, unpack_collections
+from dask.base import is_dask_collection, tokenize, unpack_collections
 from dask.core import flatten
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
@@ -91,12 +91,14 @@ def per_group(groups: list[list]) -> list[Delayed]:
     calibration applied) ~15 tasks a block; on the embedded distributed cluster each costs ~1 ms
     of bookkeeping, which for a scan-rich MS's one-block partitions cost more than the values.
     """
+    # values already in memory (a dataset loaded, a numpy coordinate) go through as they are
+    lazy = [[c for c in group if is_dask_collection(c)] for group in groups]
     outputs: dict = {}
-    for index, group in enumerate(groups):
+    for index, group in enumerate(lazy):
         for collection in group:
             for key in flatten(collection.__dask_keys__()):
                 outputs[key] = index if outputs.get(key, index) == index else _SHARED
-    graph = HighLevelGraph.merge(*(c.__dask_graph__() for group in groups for c in group))
+    graph = HighLevelGraph.merge(*(c.__dask_graph__() for group in lazy for c in group))
     dsk = convert_legacy_graph(ensure_dict(optimize(graph, list(outputs))))
     owner = _owners(dsk, outputs, set())
     token = tokenize(*outputs)
@@ -108,8 +110,9 @@ def per_group(groups: list[list]) -> list[Delayed]:
     out = []
     for index, group in enumerate(groups):
         leaf = (f"group-{token}", index)
-        finish = _Values([(c.__dask_postcompute__(), c.__dask_keys__()) for c in group])
-        values = Task(leaf, finish, *(TaskRef(key) for c in group
+        finish = _Values([(c.__dask_postcompute__(), c.__dask_keys__())
+                          if is_dask_collection(c) else ((None, c), None) for c in group])
+        values = Task(leaf, finish, *(TaskRef(key) for c in lazy[index]
                                       for key in flatten(c.__dask_keys__())))
         fused[leaf] = Task.fuse(*members[index], values, key=leaf)
         out.append(Delayed(leaf, fused))
@@ -138,7 +141,9 @@ class _Values:
 
     def __call__(self, *values):
         values = iter(values)
-        return [func(_nested(keys, values), *args) for (func, args), keys in self.finishes]
+        # (func, args), keys of a collection; (None, value), None of a value in memory
+        return [args if func is None else func(_nested(keys, values), *args)
+                for (func, args), keys in self.finishes]
 
 
 def _nested(keys, values):

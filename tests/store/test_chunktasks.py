@@ -90,15 +90,16 @@ def test_per_group_is_one_task_per_group_and_shares_what_groups_share():
     calls = Calls()
     shared = da.arange(6, chunks=3).map_blocks(calls, dtype=int)   # both groups need it
     total = shared.sum()
-    groups = [[da.ones((2, 3), chunks=(1, 3)) * i, total, np.float64(i) + da.zeros(2)]
-              for i in range(2)]
+    groups = [[da.ones((2, 3), chunks=(1, 3)) * i, total, np.float64(i) + da.zeros(2),
+               np.arange(i + 1)] for i in range(2)]
     delayeds = per_group(groups)
     before = calls.count             # map_blocks may call it once on its meta
     graph = dict(delayeds[0].__dask_graph__())
     own = [k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("group-")]
     assert len(own) == 2
     values = dask.compute(*delayeds, scheduler="threads")
-    for i, (ones, summed, zeros) in enumerate(values):
+    for i, (ones, summed, zeros, in_memory) in enumerate(values):
+        np.testing.assert_array_equal(in_memory, np.arange(i + 1))
         np.testing.assert_array_equal(ones, np.full((2, 3), i))
         assert summed == 15
         np.testing.assert_array_equal(zeros, np.full(2, float(i)))
