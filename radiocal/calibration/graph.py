@@ -376,7 +376,7 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
                                           ant1, ant2, hand1, hand2, corr_out, n_out)
     # what the store holds in the blocks' chunks is read inside the block's task; the
     # per-channel reads of every channel chunk (by_channel) stay tasks of their own
-    files = (None, None, None) if by_channel else _stored_inputs(*stored, chunks)
+    files = (None, None, None) if by_channel else _stored_inputs(*stored)
     inputs = [vis, "tbFp", weight, weight_index(weight, vis.shape[2], "F"), flag, "tbFp"]
     for k, read in zip((0, 2, 1), files):
         if read is not None:
@@ -512,21 +512,22 @@ def _apply_block(region, vis, flag, weight, jones, jflag, ant1, ant2, *made, han
     return (vis_out, flag_out, weight_out) if calwt else (vis_out, flag_out)
 
 
-def _stored(array, chunks):
-    """The chunk files ``array`` is read from when its chunks are ``chunks``, else None."""
-    files = rawchunks.chunk_files(array)
-    return files if files is not None and array.chunks == tuple(chunks) else None
+def _stored(array):
+    """The chunk files ``array`` is read from, else None. A task reads its block's region of
+    them whatever its chunks (decoding each compressed chunk the region touches): a block that
+    splits the stored chunks (per-channel statistics of a few baselines) otherwise took its
+    flags and weights from a rechunk, which dask ran far ahead of the accumulation (an
+    8-integration LWA-like store held half of its rechunked flags and weights at once)."""
+    return rawchunks.chunk_files(array)
 
 
-def _stored_inputs(vis, flag, weight, chunks) -> tuple:
-    """The chunk files of the visibilities, flags and channel-free weights that the store
-    holds in ``chunks`` (time, baseline, frequency, polarization) themselves (None for the
-    others): a kernel's task reads its region of them (:func:`_read_stored`) rather than
-    taking reads that are tasks of their own (four per chunk, each ~1 ms of the distributed
-    scheduler's time)."""
+def _stored_inputs(vis, flag, weight) -> tuple:
+    """The chunk files of the visibilities, flags and weights (channel-free ones too) that the
+    store holds (None for the others): a kernel's task reads its region of them
+    (:func:`_read_stored`) rather than taking reads that are tasks of their own (four per chunk,
+    each ~1 ms of the distributed scheduler's time)."""
     compact = channel_free(weight)
-    return (_stored(vis, chunks), _stored(flag, chunks),
-            None if compact is None else _stored(compact, (chunks[0], chunks[1], chunks[3])))
+    return (_stored(vis), _stored(flag), _stored(weight if compact is None else compact))
 
 
 def _read_stored(region, files, vis, flag, weight):
@@ -537,8 +538,10 @@ def _read_stored(region, files, vis, flag, weight):
     region = tuple(region[:3]) + (slice(None),)
     vis = vis if vis_files is None else vis_files[region]
     flag = flag if flag_files is None else flag_files[region]
-    if weight_files is not None:
+    if weight_files is not None and len(weight_files.shape) == 3:     # channel-free
         weight = weight_files[(region[0], region[1], region[3])][:, :, None, :]
+    elif weight_files is not None:
+        weight = weight_files[region]
     return vis, flag, weight
 
 
@@ -580,7 +583,7 @@ def apply(vis, flag, weight, jones, jflag, ant1, ant2, hand1, hand2, calwt):
         token = tokenize(vis, flag, blocks, jones, jflag, a1, a2, kwargs)
     # arrays the store holds in these very chunks are read inside the kernel's task: as tasks
     # of their own, the reads were three more tasks per chunk
-    files = _stored_inputs(vis, flag, weight, vis.chunks)
+    files = _stored_inputs(vis, flag, weight)
     inputs = [vis, "tbfp", flag, "tbfp", blocks, weight_index(blocks, vis.shape[2], "f")]
     for k, read in enumerate(files):
         if read is not None:

@@ -120,7 +120,7 @@ def accumulate(ds, stokes, prior, bchunks, fchunks) -> da.Array:
     weight = graph.weights(stored[2], vis.chunks, lambda w, c: w.rechunk(c))
     flag = stored[1].rechunk(vis.chunks)
     # what the store holds in these chunks is read inside the task (graph._stored_inputs)
-    files = graph._stored_inputs(*stored, vis.chunks)
+    files = graph._stored_inputs(*stored)
     inputs = [vis, "tbfp", weight, graph.weight_index(weight, vis.shape[2], "f"), flag, "tbfp"]
     for k, read in zip((0, 2, 1), files):
         if read is not None:
