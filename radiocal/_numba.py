@@ -78,7 +78,15 @@ def _finalize(self):
     self._finalize_final_module()
 
 
-codegen.CPUCodeLibrary.finalize = _finalize
+# The numba internals _finalize reorders, as numba 0.68's finalize names them: another numba
+# whose finalize names other ones (the steps changed) keeps its own, slower to compile only.
+_FINALIZE_NAMES = {"DUMP_FUNC_OPT", "_check_llvm_bugs", "_codegen", "_final_module",
+                   "_finalize_final_module", "_get_module_for_linking", "_linking_libraries",
+                   "_optimize_final_module", "_raise_if_finalized", "_reload_init", "add", "config",
+                   "dump", "get_llvm_str", "link_in", "name", "require_global_compiler_lock",
+                   "set", "update", "verify"}
+if set(codegen.CPUCodeLibrary.finalize.__code__.co_names) == _FINALIZE_NAMES:
+    codegen.CPUCodeLibrary.finalize = _finalize
 
 
 class _LockedCache(FunctionCache):
