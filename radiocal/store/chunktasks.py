@@ -58,14 +58,8 @@ def per_chunk(writes, extra=None, alongside=()) -> Delayed:
     pinned = {key for keys in kept for key in keys}
     graph = HighLevelGraph.merge(*(array.__dask_graph__() for array, _ in writes),
                                  *(c.__dask_graph__() for c in collections))
-    dsk = convert_legacy_graph(ensure_dict(optimize(graph, list(outputs) + list(pinned))))
-    owner = _owners(dsk, outputs, pinned)
+    fused, members, owner = _by_owner(graph, outputs, pinned)
     token = tokenize(*outputs, *pinned)
-    fused = {key: node for key, node in dsk.items() if owner[key] == _SHARED}
-    members: dict[tuple, list] = defaultdict(list)
-    for key, node in dsk.items():
-        if owner[key] != _SHARED:
-            members[owner[key]].append(node)
     done = []
     for chunk, nodes in members.items():
         leaf = (f"write-chunk-{token}",) + chunk
@@ -75,8 +69,8 @@ def per_chunk(writes, extra=None, alongside=()) -> Delayed:
         done.append(leaf)
     done += [key for key in outputs if owner[key] == _SHARED]
     final = f"writes-{token}"
-    finish = _Finish(repack, [(c.__dask_postcompute__(), c.__dask_keys__()) for c in collections],
-                     len(done))
+    finish = _Finish(repack, _Values([(c.__dask_postcompute__(), c.__dask_keys__())
+                                      for c in collections]), len(done))
     fused[final] = Task(final, finish, *(TaskRef(k) for k in done),
                         *(TaskRef(k) for keys in kept for k in keys))
     return Delayed(final, fused)
@@ -99,14 +93,8 @@ def per_group(groups: list[list]) -> list[Delayed]:
             for key in flatten(collection.__dask_keys__()):
                 outputs[key] = index if outputs.get(key, index) == index else _SHARED
     graph = HighLevelGraph.merge(*(c.__dask_graph__() for group in lazy for c in group))
-    dsk = convert_legacy_graph(ensure_dict(optimize(graph, list(outputs))))
-    owner = _owners(dsk, outputs, set())
+    fused, members, _ = _by_owner(graph, outputs)
     token = tokenize(*outputs)
-    fused = {key: node for key, node in dsk.items() if owner[key] == _SHARED}
-    members: dict[int, list] = defaultdict(list)
-    for key, node in dsk.items():
-        if owner[key] != _SHARED:
-            members[owner[key]].append(node)
     out = []
     for index, group in enumerate(groups):
         leaf = (f"group-{token}", index)
@@ -119,17 +107,30 @@ def per_group(groups: list[list]) -> list[Delayed]:
     return out
 
 
+def _by_owner(graph, outputs: dict, pinned=frozenset()) -> tuple:
+    """``graph`` optimised, ``outputs`` and ``pinned`` kept, split by :func:`_owners`: the
+    tasks that stay their own (a dict), the tasks each owner alone needs (owner -> nodes) and
+    the owner of every key."""
+    dsk = convert_legacy_graph(ensure_dict(optimize(graph, list(outputs) + list(pinned))))
+    owner = _owners(dsk, outputs, pinned)
+    shared = {key: node for key, node in dsk.items() if owner[key] == _SHARED}
+    members: dict = defaultdict(list)
+    for key, node in dsk.items():
+        if owner[key] != _SHARED:
+            members[owner[key]].append(node)
+    return shared, members, owner
+
+
 class _Finish:
     """The final task: given the chunks' (dropped) results, then every key of the extra's
-    collections in order, the extra's value (each collection finalised as dask.compute would)."""
+    collections in order, the extra's value."""
 
-    def __init__(self, repack, finishes, n_done):
-        self.repack, self.finishes, self.n_done = repack, finishes, n_done
+    def __init__(self, repack, values, n_done):
+        self.repack, self.values, self.n_done = repack, values, n_done
 
     def __call__(self, *values):
-        values = iter(values[self.n_done:])
-        results = [func(_nested(keys, values), *args) for (func, args), keys in self.finishes]
-        return self.repack(results)[0][1]   # repack gives the arguments unpacked: one
+        # repack gives the arguments unpacked: one, (alongside, extra)
+        return self.repack(self.values(*values[self.n_done:]))[0][1]
 
 
 class _Values:
@@ -154,9 +155,9 @@ def _nested(keys, values):
 
 
 def _owners(dsk: dict, outputs: dict, pinned: set) -> dict:
-    """key -> the chunk whose writes alone need it, or ``_SHARED``.
+    """key -> the chunk (or group) whose outputs alone need it, or ``_SHARED``.
 
-    A write is its chunk's; a key of ``pinned`` (the extra's, read by the final task) is shared;
+    An output is its chunk's; a key of ``pinned`` (the extra's, read by the final task) is shared;
     any other task is the chunk's whose tasks are all its dependents.
     Decided from the leaves down (reverse topological order), so every dependent is decided first.
     """
