@@ -208,3 +208,17 @@ def casa_python(path: str) -> tuple[str | None, str]:
         last = (probe.stderr.strip().splitlines() or ["unknown error"])[-1]
         return None, f"skipped: {path} cannot import casatasks ({last})"
     return path, probe.stdout.strip().splitlines()[-1]
+
+
+def track_steps(runner_class, state: dict) -> None:
+    """While a pipeline step runs, ``state["step"]`` is its name (None between steps): for
+    benchmarks that attribute numba compiles to the steps that caused them."""
+    original = runner_class._execute
+
+    def execute(self, step, record):
+        state["step"] = step.spec.name
+        try:
+            return original(self, step, record)
+        finally:
+            state["step"] = None
+    runner_class._execute = execute

@@ -31,6 +31,9 @@ from numba.core import event  # noqa: E402
 from radiocal.engine import numba as jit  # noqa: E402
 from radiocal.engine import runner  # noqa: E402
 
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+from _common import track_steps  # noqa: E402
+
 _local = threading.local()
 rows: list = []
 _state = {"step": None}
@@ -75,16 +78,6 @@ class _Passes(event.Listener):
             frame["passes"][name] += time.thread_time() - t0 - (frame["children"] - nested)
 
 
-def _wrap_execute(original):
-    def execute(self, step, record):
-        _state["step"] = step.spec.name
-        try:
-            return original(self, step, record)
-        finally:
-            _state["step"] = None
-    return execute
-
-
 def _here(wanted):
     """compile_parallel, in this process: the ``first`` kernels, then the others."""
     jobs = list(dict.fromkeys(wanted))
@@ -99,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     event.register("numba:compile", _Compiles())
     event.register("numba:run_pass", _Passes())
-    runner.PipelineRunner._execute = _wrap_execute(runner.PipelineRunner._execute)
+    track_steps(runner.PipelineRunner, _state)
     jit.compile_parallel = _here
     jit.prewarm = lambda steps: None
     from radiocal.cli.main import cli

@@ -29,6 +29,9 @@ from numba.core import event  # noqa: E402
 from radiocal.engine import numba as jit  # noqa: E402
 from radiocal.engine import runner  # noqa: E402
 
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+from _common import track_steps  # noqa: E402
+
 _state = {"step": None, "ahead": 0}
 _local = threading.local()
 recorded: dict = {}
@@ -56,16 +59,6 @@ class _Listener(event.Listener):
             entries.append(entry)
 
 
-def _wrap_execute(original):
-    def execute(self, step, record):
-        _state["step"] = step.spec.name
-        try:
-            return original(self, step, record)
-        finally:
-            _state["step"] = None
-    return execute
-
-
 def _wrap_ahead(original):
     def compile_parallel(wanted):
         _state["ahead"] += 1
@@ -82,7 +75,7 @@ def main() -> None:
                         help="compare with the file instead of writing it; exit 1 if different")
     args = parser.parse_args()
     event.register("numba:compile", _Listener())
-    runner.PipelineRunner._execute = _wrap_execute(runner.PipelineRunner._execute)
+    track_steps(runner.PipelineRunner, _state)
     jit.compile_parallel = _wrap_ahead(jit.compile_parallel)
     jit.prewarm = lambda steps: None     # everything compiles here, where it is recorded
     from radiocal.cli.main import cli
