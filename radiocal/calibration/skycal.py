@@ -21,6 +21,7 @@ from radiocal.calibration.dataset import solve_jointly
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.step import load_table, save_tables
 from radiocal.registry import register_step
+from radiocal.select.selection import flag_outside_uv
 from radiocal.errors import ConfigError, SelectionError
 from radiocal.store import schema as S
 from radiocal.store.zarr_store import spilling_into
@@ -121,17 +122,6 @@ class SkyBandpassConfig:
     delay_threshold_ns: float = _opt(2.0, "warn about antennas whose delay moved more than this")
 
 
-def uv_cut(ds, uvrange: str):
-    """``ds`` with everything outside ``uvrange`` flagged (lazy); the input is not changed."""
-    from radiocal.select.selection import Selection, selection_mask
-
-    if not uvrange:
-        return ds
-    inside = selection_mask(ds, Selection(uvrange=uvrange)).data
-    flag = ds[S.FLAG].data
-    return ds.assign({S.FLAG: (ds[S.FLAG].dims, flag | ~inside.rechunk(flag.chunks))})
-
-
 @register_step("sky_bandpass", SkyBandpassConfig)
 def sky_bandpass_step(datasets, config: SkyBandpassConfig, context):
     """Bandpass against VISIBILITY_MODEL with a uv cut; post-flag, fill, delay check, apply."""
@@ -140,7 +130,7 @@ def sky_bandpass_step(datasets, config: SkyBandpassConfig, context):
     if any(S.VISIBILITY_MODEL not in ds for ds in datasets):
         raise ConfigError("sky_bandpass needs VISIBILITY_MODEL: put an 'ateam' or 'predict' "
                           "step before it")
-    cut = [uv_cut(ds, config.uvrange) for ds in datasets]
+    cut = [flag_outside_uv(ds, config.uvrange) for ds in datasets]
     options, against = SolveOptions.of(config), dict(model="column")
     # one pass over the data: both solves read the same per-channel statistics
     with spilling_into(getattr(context, "store", None)):

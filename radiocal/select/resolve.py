@@ -13,10 +13,11 @@ from fnmatch import fnmatchcase
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
 
 from radiocal.astro import SPEED_OF_LIGHT
 from radiocal.errors import SelectionError
-from radiocal.store import schema
+from radiocal.store import rawchunks, schema
 from radiocal.select import syntax
 
 # MS TIME values are float64 MJD seconds (~5e9), exact to ~1e-6 s; a time typed to the second
@@ -229,8 +230,11 @@ def uv_distance(ds: xr.Dataset) -> xr.DataArray:
         v = uvw.sel({schema.UVW_LABEL: schema.UVW_LABELS[1]})
     else:
         u, v = uvw.isel({schema.UVW_LABEL: 0}), uvw.isel({schema.UVW_LABEL: 1})
-    distance = np.sqrt(u.astype(np.float64) ** 2 + v.astype(np.float64) ** 2)
-    return distance.drop_vars(schema.UVW_LABEL, errors="ignore")
+    return _length(u, v).drop_vars(schema.UVW_LABEL, errors="ignore")
+
+
+def _length(u, v):
+    return np.sqrt(u.astype(np.float64) ** 2 + v.astype(np.float64) ** 2)
 
 
 def _in_range(values, spec: syntax.UvRange):
@@ -239,19 +243,65 @@ def _in_range(values, spec: syntax.UvRange):
     return low_ok & high_ok
 
 
-def uv_mask(ds: xr.Dataset, specs) -> xr.DataArray:
-    """Lazy bool (time, baseline) for metre ranges only, else (time, baseline, frequency)."""
-    distance = uv_distance(ds)
-    frequency = xr.DataArray(coord_values(ds[schema.FREQUENCY]).astype(float),
-                             dims=schema.FREQUENCY,
-                             coords={schema.FREQUENCY: ds[schema.FREQUENCY]})
+def _inside(distance, frequency, specs):
+    """Whether |uv| = ``distance`` (metres) at ``frequency`` (Hz) lies in any of ``specs``:
+    numpy or xarray operands that broadcast against each other."""
     mask = None
     for spec in specs:
         values = distance if spec.base == "m" else distance * (frequency / SPEED_OF_LIGHT)
         part = _in_range(values, spec)
         mask = part if mask is None else mask | part
+    return mask
+
+
+def uv_mask(ds: xr.Dataset, specs) -> xr.DataArray:
+    """Lazy bool (time, baseline) for metre ranges only, else (time, baseline, frequency)."""
+    frequency = xr.DataArray(coord_values(ds[schema.FREQUENCY]).astype(float),
+                             dims=schema.FREQUENCY,
+                             coords={schema.FREQUENCY: ds[schema.FREQUENCY]})
+    mask = _inside(uv_distance(ds), frequency, specs)
     dims = [d for d in (schema.TIME, schema.BASELINE, schema.FREQUENCY) if d in mask.dims]
     return mask.transpose(*dims)
+
+
+class OutsideUvFlags(rawchunks.Regions):
+    """Stored flags with every cell outside uv ranges flagged, made region by region from the
+    chunk files of ``FLAG`` and ``UVW`` (and the channel frequencies) inside the task that reads
+    them. As a computed array, a solve's blocks took them from a rechunk, which dask ran far
+    ahead of the solve: an LWA-like sky bandpass held half of them at once, and its memory
+    grew with the integrations."""
+
+    def __init__(self, flag, uvw, frequency, specs):
+        super().__init__(flag.shape, flag.chunk_shape, flag.dtype, flag.compressor)
+        self.flag, self.uvw = flag, uvw
+        self.frequency, self.specs = np.asarray(frequency, dtype=float), tuple(specs)
+
+    def __getitem__(self, key):
+        time, baseline, frequency, polarization = rawchunks.slices(key, self.shape)
+        uvw = self.uvw[time, baseline, :]
+        distance = _length(uvw[:, :, 0], uvw[:, :, 1])[:, :, None]
+        inside = _inside(distance, self.frequency[frequency], self.specs)
+        return self.flag[time, baseline, frequency, polarization] | ~inside[:, :, :, None]
+
+    def __dask_tokenize__(self):
+        return (type(self).__name__, tokenize(self.flag), tokenize(self.uvw),
+                self.frequency, self.specs)
+
+
+def flagged_outside_uv(ds: xr.Dataset, specs) -> xr.DataArray:
+    """``FLAG`` with every cell outside the uv ranges ``specs`` flagged, lazily: read with the
+    uv cut inside the task that uses it (:class:`OutsideUvFlags`) when the store's chunk files
+    hold ``FLAG`` and ``UVW``, else as an expression on ``UVW``."""
+    flag, uvw = ds[schema.FLAG], ds.get(schema.UVW)
+    files = [rawchunks.chunk_files(x.data) if isinstance(getattr(x, "data", None), da.Array)
+             else None for x in (flag, uvw)]
+    labels = (uvw is None or schema.UVW_LABEL not in uvw.coords
+              or tuple(coord_values(uvw[schema.UVW_LABEL])[:2]) == schema.UVW_LABELS[:2])
+    if None in files or flag.dims != schema.VIS_DIMS or not labels:
+        return (flag | ~uv_mask(ds, specs)).transpose(*flag.dims)
+    regions = OutsideUvFlags(*files, coord_values(ds[schema.FREQUENCY]), specs)
+    return flag.copy(data=rawchunks.from_regions(regions, flag.chunks,
+                                                 "outside-uv-" + tokenize(regions)))
 
 
 def uv_possible(ds: xr.Dataset, specs) -> bool:

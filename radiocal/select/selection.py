@@ -234,7 +234,7 @@ def _apply_uvrange(ds: xr.Dataset, specs) -> xr.Dataset:
     """Flag cells outside the uv ranges; rows with no cell inside become absent rows."""
     inside = resolve.uv_mask(ds, specs)
     row_inside = inside.any(schema.FREQUENCY) if schema.FREQUENCY in inside.dims else inside
-    updates = {schema.FLAG: (ds[schema.FLAG] | ~inside).transpose(*ds[schema.FLAG].dims)}
+    updates = {schema.FLAG: resolve.flagged_outside_uv(ds, specs)}
     if schema.ROW_PRESENT in ds.data_vars:
         present = ds[schema.ROW_PRESENT]
         updates[schema.ROW_PRESENT] = (present & row_inside).transpose(*present.dims)
@@ -244,6 +244,17 @@ def _apply_uvrange(ds: xr.Dataset, specs) -> xr.Dataset:
             var = ds[name]
             updates[name] = var.where(row_inside, 0).astype(var.dtype).transpose(*var.dims)
     return ds.assign(updates)
+
+
+def flag_outside_uv(ds: xr.Dataset, uvrange: str) -> xr.Dataset:
+    """``ds`` with every cell outside ``uvrange`` (CASA syntax) flagged, lazily; nothing else
+    changes (unlike :func:`select`, rows outside keep their weights and data). A task that reads
+    the flags from the store makes the cut inside itself (see
+    :func:`radiocal.select.resolve.flagged_outside_uv`)."""
+    if not uvrange:
+        return ds
+    specs = syntax.parse_uvrange(uvrange)
+    return ds.assign({schema.FLAG: resolve.flagged_outside_uv(ds, specs)})
 
 
 def select(datasets: Sequence[xr.Dataset], selection: Selection) -> list[xr.Dataset]:
@@ -376,6 +387,6 @@ def selection_mask(ds: xr.Dataset, selection: Selection, *,
 
 
 __all__ = [
-    "Selection", "select", "selection_mask", "check_selection", "matches_partition",
+    "Selection", "select", "selection_mask", "flag_outside_uv", "check_selection", "matches_partition",
     "first_time",
 ]

@@ -82,8 +82,7 @@ def _lazy(array_path, meta: dict, compressor) -> da.Array:
     stamp = os.stat(os.path.join(array_path, _ZARRAY)).st_mtime_ns
     name = ("raw-" if compressor is None else "zarr-") + tokenize(
         os.path.abspath(array_path), stamp, shape, chunk_shape, dtype.str)
-    return da.from_array(reader, chunks=chunks, name=name, lock=False, asarray=False,
-                         meta=np.empty((0,) * len(shape), dtype=dtype))
+    return from_regions(reader, chunks, name)
 
 
 def rechunk(array: da.Array, chunks, token: str = "", after=None) -> da.Array:
@@ -193,17 +192,25 @@ def is_raw(array: da.Array) -> bool:
 
 
 def chunk_files(array: da.Array):
-    """The chunk files behind an array :func:`open_raw` or :func:`open_array` made, compressed
-    or not (slicing reads a region, decoding each compressed chunk it touches), else None."""
+    """The chunk files (a :class:`Regions`) behind an array :func:`open_raw`,
+    :func:`open_array` or :func:`from_regions` made, compressed or not (slicing reads a region,
+    decoding each compressed chunk it touches), else None."""
     source = array.__dask_graph__().get(f"original-{array.name}")
-    return source if isinstance(source, _ChunkFiles) else None
+    return source if isinstance(source, Regions) else None
 
 
 def _source(array: da.Array):
-    """The chunk files behind an array :func:`open_raw` made, else None (a compressed array's
-    region would decompress its chunk once per region)."""
-    source = array.__dask_graph__().get(f"original-{array.name}")
-    return source if isinstance(source, _ChunkFiles) and source.compressor is None else None
+    """The uncompressed chunk files behind an array, else None (a compressed array's region
+    would decompress its chunk once per region)."""
+    source = chunk_files(array)
+    return source if source is not None and source.compressor is None else None
+
+
+def from_regions(regions: "Regions", chunks, name: str) -> da.Array:
+    """A lazy array over ``regions`` in ``chunks``, a task per chunk; any task that takes its
+    :func:`chunk_files` reads its own region instead."""
+    return da.from_array(regions, chunks=chunks, name=name, lock=False, asarray=False,
+                         meta=np.empty((0,) * regions.ndim, dtype=regions.dtype))
 
 
 def _regions(array, source, chunks, token, after=None) -> da.Array:
@@ -404,16 +411,32 @@ def _write_json(path, document) -> None:
         f.write(text)
 
 
-class _ChunkFiles:
-    """Array-like view of one zarr array's chunk files: slicing reads, setitem writes."""
+class Regions:
+    """What a task can read a region of inside itself: ``self[slices]`` is that region as
+    numpy. ``chunk_shape`` and ``compressor`` say what a read costs: a region of a compressed
+    array decodes every stored chunk it touches whole.
 
-    def __init__(self, path: str, shape, chunk_shape, dtype, compressor=None):
-        self.path = path
+    The chunk files of a zarr array are one (:class:`_ChunkFiles`); values made region by
+    region from others are another (:class:`radiocal.select.resolve.OutsideUvFlags`, stored
+    flags with a uv cut)."""
+
+    def __init__(self, shape, chunk_shape, dtype, compressor=None):
         self.compressor = compressor
         self.shape = tuple(int(n) for n in shape)
         self.chunk_shape = tuple(int(c) for c in chunk_shape)
         self.dtype = np.dtype(dtype)
         self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        raise NotImplementedError
+
+
+class _ChunkFiles(Regions):
+    """Array-like view of one zarr array's chunk files: slicing reads, setitem writes."""
+
+    def __init__(self, path: str, shape, chunk_shape, dtype, compressor=None):
+        super().__init__(shape, chunk_shape, dtype, compressor)
+        self.path = path
 
     def __dask_tokenize__(self):
         return (type(self).__name__, self.path, self.shape, self.chunk_shape, self.dtype.str,
@@ -422,7 +445,7 @@ class _ChunkFiles:
     # -- reading -------------------------------------------------------------------------------
 
     def __getitem__(self, key):
-        key = _slices(key, self.shape)
+        key = slices(key, self.shape)
         first = tuple(s.start // c for s, c in zip(key, self.chunk_shape))
         last = tuple((s.stop - 1) // c if s.stop > s.start else s.start // c
                      for s, c in zip(key, self.chunk_shape))
@@ -481,7 +504,7 @@ class _ChunkFiles:
     # -- writing -------------------------------------------------------------------------------
 
     def __setitem__(self, key, block):
-        key = _slices(key, self.shape)
+        key = slices(key, self.shape)
         index = tuple(s.start // c for s, c in zip(key, self.chunk_shape))
         if any(s.start % c or s.stop - s.start > c for s, c in zip(key, self.chunk_shape)):
             raise ValueError(f"{self.path}: write of {key} is not one whole chunk")
@@ -533,7 +556,8 @@ def _metadata(array_path, compressed: bool = False) -> dict | None:
     return meta if plain and meta.get("compressor") is None and kind in "biufc" else None
 
 
-def _slices(key, shape) -> tuple[slice, ...]:
+def slices(key, shape) -> tuple[slice, ...]:
+    """``key`` (slices of the leading axes) as contiguous slices of every axis of ``shape``."""
     if not isinstance(key, tuple):
         key = (key,)
     key = key + (slice(None),) * (len(shape) - len(key))

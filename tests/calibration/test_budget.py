@@ -182,13 +182,13 @@ def test_per_channel_solves_read_each_channel_chunk_on_its_own(rng, tmp_path):
     from dask._task_spec import convert_legacy_graph
 
     from radiocal.calibration.dataset import _plan
-    from radiocal.calibration.skycal import uv_cut
+    from radiocal.select.selection import flag_outside_uv
     from radiocal.store.zarr_store import open_store, write_store
 
     datasets = [_with_model_and_uvw(ds, rng).chunk({S.FREQUENCY: -1}).assign_attrs(partition=f"p{i}")
                 for i, ds in enumerate(_partitions(rng))]
     store = write_store(datasets, tmp_path / "s.zarr")
-    cut = [uv_cut(ds, ">150lambda") for ds in open_store(store)]
+    cut = [flag_outside_uv(ds, ">150lambda") for ds in open_store(store)]
     with chunk_budget(TINY):
         (graphs, _), = [_plan(cut, "B", SolveOptions(solint="inf", combine="scan"), model="column")]
     graph = convert_legacy_graph(dict(graphs[0].packed.__dask_graph__()))
@@ -278,13 +278,13 @@ def test_spilled_per_channel_solves_read_every_chunk_once(rng, tmp_path):
     from dask._task_spec import convert_legacy_graph
 
     from radiocal.calibration.dataset import _plan
-    from radiocal.calibration.skycal import uv_cut
+    from radiocal.select.selection import flag_outside_uv
     from radiocal.store.zarr_store import open_store, write_store
 
     datasets = [_with_model_and_uvw(ds, rng).chunk({S.FREQUENCY: -1}).assign_attrs(partition=f"p{i}")
                 for i, ds in enumerate(_partitions(rng))]
     store = write_store(datasets, tmp_path / "s.zarr")
-    cut = [uv_cut(ds, ">150lambda") for ds in open_store(store)]
+    cut = [flag_outside_uv(ds, ">150lambda") for ds in open_store(store)]
     with chunk_budget(TINY), _spilling(tmp_path / "spill"):
         (graphs, _), = [_plan(cut, "B", SolveOptions(solint="inf", combine="scan"), model="column")]
     packed = graphs[0].packed

@@ -19,6 +19,7 @@ from radiocal.select.selection import (
     select,
     selection_mask,
 )
+from radiocal.select import resolve, syntax
 from radiocal.simulate import SimConfig, simulate
 
 
@@ -418,3 +419,37 @@ def test_vla_small_selection(vla_small):
     np.testing.assert_array_equal(got[S.FLAG].values, ref[S.FLAG].values | ~inside[..., None])
     np.testing.assert_array_equal(got[S.ROW_PRESENT].values,
                                   ref[S.ROW_PRESENT].values & inside.any(axis=-1))
+
+
+@pytest.mark.parametrize("uvrange", ["0~85m", "<0.375klambda", ">0.7klambda,<10m", ">0.75klambda"])
+def test_uv_cut_of_stored_flags_is_made_where_they_are_read(parts, tmp_path, uvrange):
+    """A store's flags with a uv cut are read with the cut made inside the reading task (no
+    computed array that a solve would take from a rechunk), and equal the cut made on the
+    lazy expression, whatever region a task reads."""
+    from radiocal.select.selection import flag_outside_uv
+    from radiocal.store import rawchunks
+    from radiocal.store.zarr_store import open_store, write_store
+
+    rng = np.random.default_rng(5)
+    parts = [ds.assign({S.FLAG: ds[S.FLAG].copy(data=da.from_array(
+                 rng.random(ds[S.FLAG].shape) < 0.2, chunks=ds[S.FLAG].data.chunks))})
+             .assign_attrs(partition=f"p{i}") for i, ds in enumerate(parts)]
+    stored = open_store(write_store(parts, tmp_path / "s.zarr"))
+    cut_cells = kept_cells = 0
+    for ds, memory in zip(stored, parts):
+        with dask.config.set(scheduler="sync"):
+            flag = memory[S.FLAG].values
+            expected = (memory[S.FLAG] | ~resolve.uv_mask(memory, syntax.parse_uvrange(uvrange)))
+            expected = expected.transpose(*S.VIS_DIMS).values
+        cut_cells += int((expected & ~flag).sum())
+        kept_cells += int((~expected).sum())
+        cut = flag_outside_uv(ds, uvrange)[S.FLAG].data
+        regions = rawchunks.chunk_files(cut)
+        assert isinstance(regions, resolve.OutsideUvFlags)
+        with dask.config.set(scheduler="sync"):
+            np.testing.assert_array_equal(cut.compute(), expected)
+        # a region across stored chunks and part of the band, as a solve's block reads it
+        nt, nf = expected.shape[0], expected.shape[2]
+        region = (slice(1, nt), slice(1, 5), slice(2, nf - 1), slice(None))
+        np.testing.assert_array_equal(regions[region], expected[region])
+    assert cut_cells and kept_cells, "the range cuts nothing or everything"
