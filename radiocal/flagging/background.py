@@ -22,6 +22,7 @@ import numpy as np
 from radiocal._numba import njit
 from radiocal.flagging.robust import (
     MAD_TO_SIGMA,
+    lane_median_below,
     lane_medians,
     masked_median,
     median_scratch,
@@ -677,10 +678,11 @@ def robust_start(values, weights, fit, sigma):
     lane, whichever leaves the smaller median absolute residual."""
     med = running_median_lanes(values, weights, max(1, int(math.ceil(2.0 * sigma))))
     valid = weights > 0.0
-    from_median = lane_medians(np.abs(values - med), valid)
     from_fit = lane_medians(np.abs(values - fit), valid)
+    # whether the running median's median absolute residual is the smaller (counted)
+    better = lane_median_below(values, med, valid, from_fit)
     for j in range(values.shape[1]):
-        if from_median[j] < from_fit[j]:
+        if better[j]:
             fit[:, j] = med[:, j]
 
 

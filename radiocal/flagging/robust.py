@@ -235,6 +235,43 @@ def lane_medians(values, valid):
 
 
 @njit
+def lane_median_below(values, centre, valid, bound):
+    """Per lane (column): whether :func:`lane_medians` of ``|values - centre|`` is below
+    ``bound`` (one value per lane), without that median: from counts of the lane's samples
+    below the bound, which settle it unless the middle two straddle the bound (then the median
+    is taken). A mean of two values both below (or both at or above) the bound is below (at or
+    above) it in floating point too, so the answers are those of comparing the medians; a
+    selection per lane cost as much as the rest of a robust start (robust fits of the 352 x 6
+    LWA-like spectra: 14% of the spectral detector)."""
+    n, lanes = values.shape
+    m = np.zeros(lanes, np.int64)
+    c = np.zeros(lanes, np.int64)
+    for i in range(n):
+        for j in range(lanes):
+            d = abs(values[i, j] - centre[i, j])
+            ok = valid[i, j] & math.isfinite(d)
+            m[j] += ok
+            c[j] += ok & (d < bound[j])
+    out = np.zeros(lanes, np.bool_)
+    buf = np.empty(n)
+    for j in range(lanes):
+        hi = m[j] // 2
+        if m[j] == 0 or c[j] <= (m[j] - 1) // 2:
+            continue
+        if c[j] > hi:
+            out[j] = True
+            continue
+        k = 0
+        for i in range(n):
+            d = abs(values[i, j] - centre[i, j])
+            if valid[i, j] and math.isfinite(d):
+                buf[k] = d
+                k += 1
+        out[j] = _middle(buf, k, (k - 1) // 2, hi) < bound[j]
+    return out
+
+
+@njit
 def _window_median_mad_lanes(values, mask, half_row, half_lane, min_count, with_mad):
     """:func:`window_median_mad` with windows of +/- ``half_lane`` along the last axis (the lanes
     of the vectorized sort) and +/- ``half_row`` along the first; ``with_mad`` False skips the MAD

@@ -236,3 +236,20 @@ def test_fill_across_matches_loess_rows_at_the_missing_samples(degree):
     np.testing.assert_allclose(filled[missing], ref[missing], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(filled_var[missing], ref_var[missing], rtol=1e-8, atol=1e-12)
     assert np.isnan(filled[5]).all() and np.isnan(filled[2, 17])
+
+
+def test_lane_median_below_is_comparing_the_lane_medians():
+    # odd and even counts, ties at the bound, NaN/inf samples, lanes with nothing valid
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 7, 8, 60):
+        values = np.round(rng.normal(size=(n, 40)), 1)
+        centre = np.round(rng.normal(size=(n, 40)), 1)
+        values[rng.random(values.shape) < 0.05] = np.nan
+        values[rng.random(values.shape) < 0.05] = np.inf
+        valid = rng.random(values.shape) < 0.8
+        valid[:, 3] = False
+        medians = rb.lane_medians(np.abs(values - centre), valid)
+        bounds = np.concatenate([medians[:20], np.round(rng.random(20), 1)])
+        bounds[5] = np.inf
+        got = rb.lane_median_below(values, centre, valid, bounds)
+        np.testing.assert_array_equal(got, medians < bounds)
