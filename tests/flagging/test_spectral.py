@@ -220,3 +220,23 @@ def test_sub_bands_joined_along_frequency_are_fitted_one_by_one():
     del unjoined.attrs[S.ATTR_SUBBAND_STARTS]
     _, false_across = rates(unjoined)
     assert false < 0.75 * false_across, (false, false_across)
+
+
+def test_power_scores_are_power_score_sample_by_sample():
+    from radiocal.flagging.spectral import _power_scores
+
+    rng = np.random.default_rng(3)
+    power = rng.exponential(size=(5, 64)) * np.array([1e-4, 0.1, 1.0, 30.0, 1e3])[:, None]
+    power[0, :3] = [0.0, np.nan, np.inf]
+    scale = np.full(power.shape, 0.7)
+    given = rng.random(power.shape) < 0.1
+    z, skip = np.empty(power.shape), np.empty(power.shape, bool)
+    _power_scores(power, scale, given, z, skip, np.empty(64), np.empty(64))
+    for i in range(power.shape[0]):
+        for j in range(power.shape[1]):
+            u = power[i, j] / scale[i, j]
+            if u == u and not given[i, j]:
+                want = power_score(u)
+                assert not skip[i, j] and (z[i, j] == want or (np.isnan(want) and np.isnan(z[i, j])))
+            else:
+                assert skip[i, j] and z[i, j] == 0.0
