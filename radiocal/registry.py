@@ -88,8 +88,26 @@ def all_steps() -> dict[str, StepSpec]:
     return dict(sorted(_REGISTRY.items()))
 
 
+def current_names(spec: StepSpec, values: dict) -> dict:
+    """``values`` with the options a step has renamed under their new names, and a warning
+    naming both; a config lists them as ``RENAMED = {old: new}`` (a class attribute, no field),
+    so that pipeline files written before keep working."""
+    renamed = getattr(spec.config_class, "RENAMED", {})
+    values = dict(values)
+    for old in sorted(set(values) & set(renamed)):
+        new = renamed[old]
+        if new in values:
+            raise ConfigError(f"step {spec.name!r}: {old} and {new} are one option; give {new}")
+        logging.getLogger("radiocal.engine").warning(
+            "step %r: option %r is now called %r; the old name will stop working in a later "
+            "release", spec.name, old, new)
+        values[new] = values.pop(old)
+    return values
+
+
 def make_config(spec: StepSpec, values: dict):
     """Build a step's config from a mapping, rejecting unknown keys with a one-line error."""
+    values = current_names(spec, values)
     names = {f.name for f in dataclasses.fields(spec.config_class)}
     unknown = sorted(set(values) - names)
     if unknown:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from radiocal.cli.common import split_names
 from radiocal.errors import InputError
 
 PIPELINE_MS = "calibrated.ms"
@@ -58,8 +59,9 @@ def _prefix(output: str, ms: Path) -> Path:
               help="CORRECTED_DATA, DATA or MODEL_DATA (default: CORRECTED_DATA when present, "
                    "else DATA).")
 @click.option("--polarizations", "--pol", "pol", default="I", show_default=True, help="Polarizations, e.g. I or I,V or XX,YY.")
-@click.option("--field", default="", help="Field name(s) or id(s), comma-separated, or 'all' "
-                                          "(default: the first field).")
+@click.option("--field", multiple=True, help="Field name(s) or id(s) in the image (repeat, or "
+                                             "comma-separate), or 'all' (default: the first "
+                                             "field).")
 @click.option("--shift", nargs=2, metavar="RA DEC",
               help="Image centre, e.g. --shift 13h50m00s +25d10m00s (or 207.5deg 25.17deg).")
 @click.option("--channels-out", type=click.IntRange(min=1), default=1, show_default=True,
@@ -95,7 +97,8 @@ def image(ctx, ms, output, imager, size, scale, niter, threshold, auto_threshold
     ms = _input_ms(ms)
     options = ImagingOptions(
         size=size, scale=scale, niter=niter, threshold=threshold, auto_threshold=auto_threshold,
-        mgain=mgain, weight=weight, column=column, polarizations=pol, field=field,
+        mgain=mgain, weight=weight, column=column, polarizations=pol,
+        field=",".join(split_names(field)),
         channels_out=channels_out, join_channels=join_channels,
         join_polarizations=join_polarizations, intervals_out=intervals_out,
         minuv_l=minuv_l, maxuv_l=maxuv_l, shift=tuple(shift) if shift else None,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from radiocal.registry import StepSpec, all_steps, get_step, make_config
+from radiocal.registry import StepSpec, all_steps, current_names, get_step, make_config
 from radiocal.errors import ConfigError
 
 PACKAGED = Path(__file__).resolve().parent.parent / "pipelines"
@@ -155,6 +155,7 @@ def _check_order(steps: list[PipelineStep]) -> None:
 def build_config(spec: StepSpec, values: dict, label: str | None = None):
     """Check and convert ``values`` against the step's dataclass fields, then build the config."""
     label = label or repr(spec.name)
+    values = current_names(spec, values)
     hints = typing.get_type_hints(spec.config_class)
     fields = {f.name: f for f in dataclasses.fields(spec.config_class)}
     unknown = sorted(set(values) - set(fields))

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from radiocal.registry import register_step
 from radiocal.errors import ConfigError, OutputExistsError
@@ -31,7 +32,8 @@ class ImageConfig:
     executable: str = _opt("", "WSClean program (default: $RADIOCAL_WSCLEAN, else wsclean on PATH)")
     required: bool = _opt(False, "stop the pipeline when the imager is absent or fails "
                                  "(false: log a warning and go on)")
-    fields: tuple = _opt((), "fields (names or ids) to image, one image each (empty: every field)")
+    field: tuple = _opt((), "field name(s) or id(s) to image, one image each (default: every "
+                            "field)")
     size: int = _opt(1024, "image width and height, pixels")
     scale: str = _opt("auto", "pixel size with unit, e.g. 2arcsec or 0.25deg "
                               "(auto: a fifth of the synthesised beam)")
@@ -54,6 +56,10 @@ class ImageConfig:
     threads: int = _opt(0, "imager threads (0: the imager's default)")
     extra_args: tuple = _opt((), "further WSClean arguments, one list item per word")
     overwrite: bool = _opt(False, "replace existing images outside the output directory")
+
+    # `field` as the solve and applycal steps and radiocal image name it; pipeline files written
+    # with `fields` still run, with a warning
+    RENAMED: ClassVar[dict] = {"fields": "field"}
 
     def __post_init__(self):
         try:
@@ -96,7 +102,7 @@ def image(datasets, config: ImageConfig, context):
     outdir = context.output_path(config.output).resolve()
     ours = outdir == context.outdir.resolve() or context.outdir.resolve() in outdir.parents
     info = MSInfo.read(ms)
-    names = list(config.fields) or list(info.fields)
+    names = list(config.field) or list(info.fields)
     made, problems = [], []
     for name in dict.fromkeys(str(n) for n in names):
         label = info.fields[int(name)] if name.isdigit() and int(name) < len(info.fields) else name

@@ -47,7 +47,7 @@ def test_step_images_every_field(wsclean, outdir, sky):
     assert abs(x - (centre - sky["offset"][0])) <= 1 and abs(y - (centre + sky["offset"][1])) <= 1
     assert value == pytest.approx(sky["flux"], rel=0.1)
     # a rerun (a resumed pipeline) replaces its own images inside the output directory
-    spec.run([], _config(sky, fields=("TGT",)), context)
+    spec.run([], _config(sky, field=("TGT",)), context)
     manifest = json.loads((outdir / "images" / "images.json").read_text())
     assert [m["field"] for m in manifest["images"]] == ["TGT"]
 
@@ -79,11 +79,23 @@ def test_step_config_errors(tmp_path, sky):
         get_step("image").run([], _config(sky), context)
 
 
+def test_fields_of_older_pipeline_files_is_field_with_a_warning(caplog):
+    from radiocal.engine.pipeline import load_pipeline
+
+    with caplog.at_level(logging.WARNING, logger="radiocal.engine"):
+        steps = load_pipeline([{"step": "convert", "ms": ["in.ms"]},
+                               {"step": "image", "fields": ["TGT"]}])
+    assert steps[1].config.field == ("TGT",)
+    assert any("'fields' is now called 'field'" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ConfigError, match="fields and field are one option"):
+        make_config(get_step("image"), {"fields": ("A",), "field": ("B",)})
+
+
 def test_pipeline_run_convert_export_image(wsclean, run_cli, point_ms, sky, tmp_path):
     pipeline = tmp_path / "image.yaml"
     pipeline.write_text(
         "- step: convert\n- step: export\n- step: image\n"
-        f"  fields: [TGT]\n  size: {sky['size']}\n  scale: {sky['scale']}\n  niter: 100\n"
+        f"  field: [TGT]\n  size: {sky['size']}\n  scale: {sky['scale']}\n  niter: 100\n"
         "  weight: natural\n  threads: 1\n")
     outdir = tmp_path / "run"
     result = run_cli("--scheduler", "sync", "run", pipeline, point_ms, "-o", outdir)
