@@ -5,6 +5,6 @@ The library's names (``radiocal.open``, ``radiocal.flag``, ``radiocal.Engine``, 
 ``import radiocal`` (and the CLI's start-up) stays cheap.
 """
 
-from radiocal.api import __all__, __dir__, __getattr__, open, plot, to_store  # noqa: F401
+from radiocal.api import __all__, __dir__, __getattr__, plot, to_store  # noqa: F401
 
 __version__ = "0.1.0"

@@ -12,8 +12,9 @@ Every pipeline step in :data:`STEP_FUNCTIONS` is also a function here, ``radioca
 *, outdir=".", engine=None, **options)``, made from the step's registration: its keywords are
 the step's config fields (the names, defaults and checks of the pipeline YAML), and calling it
 runs the registered step, so there is one implementation. Transforms return lazy datasets; sinks
-(``dynamic_spectrum``, ``export``, ``solve``) write their product under ``outdir`` and return
-their input.
+(``dynamic_spectrum``, ``export``, ``solve``, ``image``, ``report``) write their product under
+``outdir`` and return their input. The source step, ``convert``, is :func:`open`: its keywords
+are convert's options, and it reads a Measurement Set by running that step.
 ``to_store`` and ``plot`` wrap the functions the runner and ``radiocal plot`` call.
 
 Names resolve lazily (importing ``radiocal`` stays cheap and never starts dask or imports a
@@ -28,7 +29,7 @@ import inspect
 import os
 from pathlib import Path
 
-from radiocal.errors import InputError
+from radiocal.errors import ConfigError, InputError
 
 _LAZY = {
     "Engine": ("radiocal.engine.cluster", "Engine"),
@@ -40,12 +41,15 @@ STEP_FUNCTIONS = {
     # not radiocal.dynspec: that is the package radiocal/dynspec/, which Python binds to the name
     # as soon as it is imported, hiding a function of the same name
     "dynamic_spectrum": "dynspec",
+    "ateam": "ateam", "sky_bandpass": "sky_bandpass", "image": "image", "report": "report",
 }
+# the source step, convert, is radiocal.open: its options are convert's (but ``ms``, the path)
+SOURCE_STEP = "convert"
 
 __all__ = ["open", "to_store", "plot", *_LAZY, *STEP_FUNCTIONS]
 
 
-def open(path, **read_options):  # noqa: A001 - radiocal.open reads like the builtin on purpose
+def _open(path, /, **options):
     """Open a Measurement Set, a radiocal store or a run's output directory, lazily.
 
     Parameters
@@ -54,9 +58,11 @@ def open(path, **read_options):  # noqa: A001 - radiocal.open reads like the bui
         A Measurement Set, several (joined as :func:`radiocal.ms.read.read_ms` does), a directory
         of ``*.ms``, a ``.zarr`` store written by radiocal, or an output directory of
         ``radiocal run`` (its ``store.zarr`` is opened).
-    **read_options
-        Passed to :func:`radiocal.ms.read.read_ms` for Measurement Sets (``selection``,
-        ``chunk_bytes``).
+    **options
+        For Measurement Sets, the options of the ``convert`` step, which reads them (its CASA
+        selection ``field``, ``spw``, ..., and ``chunk_mb``, ``renumber_scans``,
+        ``join_subbands``, ``phase_centre``: the names and checks of the pipeline YAML). A
+        store holds what was converted, and takes none.
 
     Returns
     -------
@@ -67,25 +73,55 @@ def open(path, **read_options):  # noqa: A001 - radiocal.open reads like the bui
     from radiocal.store import zarr_store
 
     if isinstance(path, (list, tuple)):
-        from radiocal.ms.read import read_ms
-
-        return read_ms(list(path), **read_options)
+        return _convert(list(path), options)
     path = Path(os.fspath(path)).expanduser()
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     if not zarr_store.is_store(path) and zarr_store.is_store(path / "store.zarr"):
         path = path / "store.zarr"
-    if zarr_store.is_store(path):
-        from radiocal.engine.checkpoint import incomplete_steps
+    if not zarr_store.is_store(path):
+        return _convert([path], options)
+    if options:
+        raise ConfigError(f"{path} is a radiocal store: {', '.join(sorted(options))} are options "
+                          "of reading a Measurement Set (the convert step's)")
+    from radiocal.engine.checkpoint import incomplete_steps
 
-        interrupted = incomplete_steps(path)
-        if interrupted:
-            raise InputError(f"{path}: step {interrupted[0]} was interrupted; "
-                             "run the same radiocal run again to finish it")
-        return zarr_store.open_store(path)
-    from radiocal.ms.read import read_ms
+    interrupted = incomplete_steps(path)
+    if interrupted:
+        raise InputError(f"{path}: step {interrupted[0]} was interrupted; "
+                         "run the same radiocal run again to finish it")
+    return zarr_store.open_store(path)
 
-    return read_ms(path, **read_options)
+
+def _convert(paths, options) -> list:
+    """Measurement Sets read by the registered ``convert`` step, as a pipeline starts."""
+    from radiocal.engine.context import StepContext
+    from radiocal.registry import get_step, make_config
+
+    if "ms" in options:
+        raise ConfigError("radiocal.open: the Measurement Set(s) are its first argument, not ms=")
+    spec = get_step(SOURCE_STEP)
+    config = make_config(spec, {**options, "ms": tuple(os.fspath(p) for p in paths)})
+    return spec.run([], config, StepContext.for_library("."))
+
+
+def _open_function():
+    """``radiocal.open`` with the convert step's options in its signature (made on first use:
+    reading the step's config imports dask)."""
+    from radiocal.registry import get_step
+
+    fields = [f for f in dataclasses.fields(get_step(SOURCE_STEP).config_class) if f.name != "ms"]
+    keyword = inspect.Parameter.KEYWORD_ONLY
+
+    def open(path, /, **options):  # noqa: A001 - radiocal.open reads like the builtin on purpose
+        return _open(path, **options)
+
+    open.__doc__ = _open.__doc__
+    open.__signature__ = inspect.Signature(
+        [inspect.Parameter("path", inspect.Parameter.POSITIONAL_ONLY)]
+        + [inspect.Parameter(f.name, keyword, default=_default(f)) for f in fields])
+    open.__module__ = "radiocal"
+    return open
 
 
 def to_store(datasets, path, overwrite: bool = False) -> str:
@@ -155,6 +191,9 @@ def __getattr__(name: str):
     if name in STEP_FUNCTIONS:
         function = globals()[name] = _step_function(name, STEP_FUNCTIONS[name])
         return function
+    if name == "open":
+        function = globals()[name] = _open_function()
+        return function
     try:
         module, attribute = _LAZY[name]
     except KeyError:
@@ -163,4 +202,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY) | set(STEP_FUNCTIONS))
+    return sorted(set(globals()) | {"open"} | set(_LAZY) | set(STEP_FUNCTIONS))

@@ -1,5 +1,7 @@
 """One name per option: every registered step's options under the same names in the YAML step
-config, the library function and the CLI command (issue 15).
+config, the library function (``radiocal.open`` for the source step, convert) and the CLI
+command, and the packaged flows' commands (``radiocal lwa``, ``phaseref``) under the names of
+their steps' options (issue 15).
 
 The library functions are made from the configs, so they must match exactly. The CLI commands
 take their options from the same configs (``cli.config_options``); a command may add options
@@ -19,7 +21,7 @@ import click
 import pytest
 
 import radiocal
-from radiocal.api import STEP_FUNCTIONS
+from radiocal.api import SOURCE_STEP, STEP_FUNCTIONS
 from radiocal.cli.main import cli
 from radiocal.registry import all_steps
 
@@ -86,11 +88,21 @@ def test_library_keywords_are_the_yaml_options(public):
     assert keywords - {"outdir", "engine"} == _yaml_options(STEP_FUNCTIONS[public])
 
 
-def test_every_transform_and_sink_of_radiocal_has_a_library_function():
-    # ateam, sky_bandpass (the LWA sequence) and report (a run's QA) are not yet library calls
+def test_every_step_of_radiocal_has_a_library_function():
     ours = {name for name, spec in all_steps().items() if spec.run.__module__.startswith("radiocal.")}
-    missing = ours - set(STEP_FUNCTIONS.values()) - {"convert"}
-    assert missing == {"ateam", "sky_bandpass", "report", "image"}
+    assert ours == set(STEP_FUNCTIONS.values()) | {SOURCE_STEP}
+    assert not set(STEP_FUNCTIONS.values()) & {SOURCE_STEP}
+
+
+def test_open_takes_the_source_steps_options():
+    """The source step (convert) is radiocal.open: a Measurement Set is its first argument,
+    convert's other options are its keywords."""
+    parameters = inspect.signature(radiocal.open).parameters
+    keywords = {n for n, p in parameters.items() if p.kind is p.KEYWORD_ONLY}
+    assert keywords == _yaml_options(SOURCE_STEP) - {"ms"}
+    convert = dataclasses.fields(all_steps()[SOURCE_STEP].config_class)
+    assert [p.default for n, p in parameters.items() if n in keywords] == [
+        f.default for f in convert if f.name != "ms"]
 
 
 def test_every_registered_step_has_a_command_or_says_why_not():
@@ -133,3 +145,42 @@ def _aliases(command, name):
         if names and names[0] == name:
             return names
     return []
+
+
+# Packaged flows: command -> its options that steer the flow rather than set a step's option
+# (what it reads and where it writes, whether a step runs, --set, progress bars)
+FLOW_OPTIONS = {
+    "lwa": {"inputs", "outdir", "image", "overrides", "progress"},
+    "phaseref": {"inputs", "outdir", "image", "overrides", "progress"},
+}
+
+
+def _flow_entries(command, tmp_path):
+    """The command's pipeline entries with every step option it offers given a value."""
+    from radiocal.cli.lwa_commands import lwa_entries
+    from radiocal.cli.pipeline_commands import phaseref_entries
+
+    table = tmp_path / "given.txt"
+    table.write_text("W01\n")
+    ms = [str(tmp_path / "in.ms")]
+    if command == "lwa":
+        return lwa_entries(ms, bad_antennas=("W01",), bad_antennas_file=str(table),
+                           refant="W02", uvrange=">20lambda", delay_reference=str(table),
+                           sources=("CasA",), min_elevation=10.0)
+    return phaseref_entries(ms, fluxcal="F", phasecal="P", targets=("T",), bpcal="B",
+                            fluxcal_model="15,-0.5,1.4GHz", refant="W02", skymodel=str(table))
+
+
+@pytest.mark.parametrize("command", sorted(FLOW_OPTIONS))
+def test_flow_options_are_the_options_of_its_steps(command, tmp_path):
+    """`radiocal lwa` and `radiocal phaseref` run a packaged pipeline (the lwa flow: flag, ateam,
+    sky_bandpass, ...): an option that sets a step's option has that option's name, and the
+    value it gives passes the step's YAML checks."""
+    from radiocal.engine.pipeline import load_pipeline
+
+    names = {p.name for p in cli.commands[command].params if p.name != "help"}
+    entries = _flow_entries(command, tmp_path)
+    steps = load_pipeline(entries)
+    given = {key for entry in entries for key in entry if key != "step"}
+    fields = {f.name for step in steps for f in dataclasses.fields(step.config)}
+    assert names - FLOW_OPTIONS[command] <= given & fields
