@@ -17,19 +17,8 @@ from radiocal import astro
 from radiocal.errors import ConfigError
 from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import graph
+from radiocal.flagging import params as P
 from radiocal.flagging.kernels import BY_SUMTHRESHOLD
-from radiocal.flagging.params import (
-    AntennaHealthParams,
-    ArrayParams,
-    ClipParams,
-    DilateParams,
-    ElevationParams,
-    MadParams,
-    QuackParams,
-    ShadowParams,
-    SpectralParams,
-    SumThresholdParams,
-)
 from radiocal.flagging.spectral import segment_edges
 from radiocal.store import schema as S
 
@@ -146,7 +135,7 @@ def antenna_mask(ds: xr.Dataset, antennas) -> np.ndarray:
     return bad
 
 
-def flag_shadow(ds: xr.Dataset, params: ShadowParams = ShadowParams()) -> xr.Dataset:
+def flag_shadow(ds: xr.Dataset, params: P.ShadowParams = P.ShadowParams()) -> xr.Dataset:
     """Flag baselines with an antenna shadowed by another (geometry from UVW and dish diameters)."""
     flag = _flag(ds)
     uvw = graph.as_dask(ds[S.UVW].data, (flag.chunks[0], flag.chunks[1], 3))
@@ -155,7 +144,7 @@ def flag_shadow(ds: xr.Dataset, params: ShadowParams = ShadowParams()) -> xr.Dat
     return _or_cells(ds, mask.rechunk((flag.chunks[0], flag.chunks[1])))
 
 
-def flag_quack(ds: xr.Dataset, params: QuackParams = QuackParams()) -> xr.Dataset:
+def flag_quack(ds: xr.Dataset, params: P.QuackParams = P.QuackParams()) -> xr.Dataset:
     """Flag integrations within ``params.begin_seconds`` of the scan start or
     ``params.end_seconds`` of its end.
 
@@ -185,7 +174,7 @@ def antenna_elevation(ds: xr.Dataset) -> np.ndarray:
                            np.asarray(small(ds, S.ANTENNA_POSITION), np.float64), ra, dec)
 
 
-def flag_elevation(ds: xr.Dataset, params: ElevationParams = ElevationParams()) -> xr.Dataset:
+def flag_elevation(ds: xr.Dataset, params: P.ElevationParams = P.ElevationParams()) -> xr.Dataset:
     """Flag baselines where either antenna sees the phase centre outside [min, max] degrees."""
     flag = _flag(ds)
     elev = np.degrees(antenna_elevation(ds))
@@ -205,7 +194,7 @@ def flag_manual(ds: xr.Dataset, selection, reference_time: float | None = None) 
     return with_flags(ds, flag | graph.as_dask(mask.data).rechunk(flag.chunks))
 
 
-def flag_clip(ds: xr.Dataset, params: ClipParams = ClipParams(), column: str = S.VISIBILITY):
+def flag_clip(ds: xr.Dataset, params: P.ClipParams = P.ClipParams(), column: str = S.VISIBILITY):
     """Flag NaN/Inf, zero-weight, exactly-zero and out-of-range samples.
 
     Returns
@@ -221,7 +210,7 @@ def flag_clip(ds: xr.Dataset, params: ClipParams = ClipParams(), column: str = S
     return with_flags(ds, flags), counts
 
 
-def flag_sumthreshold(ds: xr.Dataset, params: SumThresholdParams = SumThresholdParams(),
+def flag_sumthreshold(ds: xr.Dataset, params: P.SumThresholdParams = P.SumThresholdParams(),
                       column: str = S.VISIBILITY) -> xr.Dataset:
     """AOFlagger-style SumThreshold per baseline and correlation.
 
@@ -233,7 +222,7 @@ def flag_sumthreshold(ds: xr.Dataset, params: SumThresholdParams = SumThresholdP
     return with_flags(ds, graph.sumthreshold_flags(vis, flag, params))
 
 
-def flag_mad(ds: xr.Dataset, params: MadParams = MadParams(),
+def flag_mad(ds: xr.Dataset, params: P.MadParams = P.MadParams(),
              column: str = S.VISIBILITY) -> xr.Dataset:
     """rflag-like sliding-window MAD flagging of residuals (see ``kernels.mad_block``)."""
     flag = _flag(ds)
@@ -241,7 +230,7 @@ def flag_mad(ds: xr.Dataset, params: MadParams = MadParams(),
     return with_flags(ds, graph.mad_flags(vis, flag, params))
 
 
-def flag_sumthreshold_mad(ds: xr.Dataset, sumthreshold: SumThresholdParams, mad: MadParams,
+def flag_sumthreshold_mad(ds: xr.Dataset, sumthreshold: P.SumThresholdParams, mad: P.MadParams,
                           column: str = S.VISIBILITY) -> tuple[xr.Dataset, xr.Dataset]:
     """:func:`flag_sumthreshold` with ``sumthreshold``, then :func:`flag_mad` with ``mad``, in
     one pass over the visibilities (``kernels.sumthreshold_mad_block``: the same flags, MAD
@@ -259,7 +248,7 @@ def flag_sumthreshold_mad(ds: xr.Dataset, sumthreshold: SumThresholdParams, mad:
     return with_flags(ds, flag | (code == BY_SUMTHRESHOLD)), with_flags(ds, flag | (code > 0))
 
 
-def flag_spectral(ds: xr.Dataset, params: SpectralParams = SpectralParams(),
+def flag_spectral(ds: xr.Dataset, params: P.SpectralParams = P.SpectralParams(),
                   column: str = S.VISIBILITY) -> xr.Dataset:
     """RFI along frequency, spectrum by spectrum, on the complex visibilities (for scans of few
     integrations; see ``spectral.py``), or on their residuals after ``VISIBILITY_MODEL``
@@ -301,7 +290,7 @@ def subtracts_model(ds: xr.Dataset, subtract_model, column: str) -> bool:
     return False
 
 
-def flag_array(ds: xr.Dataset, params: ArrayParams = ArrayParams()) -> xr.Dataset:
+def flag_array(ds: xr.Dataset, params: P.ArrayParams = P.ArrayParams()) -> xr.Dataset:
     """Flag a (time, channel, correlation) on every baseline when more than ``params.fraction``
     of the live cross-correlations (not flagged throughout) have it flagged: RFI that most of
     the array sees is there on the rest too, below their detection threshold."""
@@ -318,7 +307,7 @@ def flag_array(ds: xr.Dataset, params: ArrayParams = ArrayParams()) -> xr.Datase
     return with_flags(ds, graph.hold(flag) | common[:, None, :, :])
 
 
-def flag_dilate(ds: xr.Dataset, params: DilateParams = DilateParams()) -> xr.Dataset:
+def flag_dilate(ds: xr.Dataset, params: P.DilateParams = P.DilateParams()) -> xr.Dataset:
     """SIR dilation, then extension of mostly-flagged channels/times (``kernels.dilate_block``)."""
     return with_flags(ds, graph.dilate_flags(_flag(ds), params))
 
@@ -328,7 +317,7 @@ def parallel_hands(polarizations) -> np.ndarray:
     return np.array([p in ("RR", "LL", "XX", "YY", "I") for p in polarizations], bool)
 
 
-def flag_antenna_health(ds: xr.Dataset, params: AntennaHealthParams = AntennaHealthParams(),
+def flag_antenna_health(ds: xr.Dataset, params: P.AntennaHealthParams = P.AntennaHealthParams(),
                         column: str = S.VISIBILITY) -> xr.Dataset:
     """Flag dead or outlying antennas and dead baselines, plus the user's list of bad antennas
     (``params.antennas``).

@@ -40,20 +40,7 @@ from radiocal.errors import ConfigError, InputError
 from radiocal.flagging import dataset as fd
 from radiocal.flagging import graph
 from radiocal.flagging import passes
-from radiocal.flagging.params import (
-    SCANS,
-    AntennaHealthParams,
-    ArrayParams,
-    ClipParams,
-    DilateParams,
-    ElevationParams,
-    MadParams,
-    NoParams,
-    QuackParams,
-    ShadowParams,
-    SpectralParams,
-    SumThresholdParams,
-)
+from radiocal.flagging import params as P
 from radiocal.select.config import SelectionConfig
 from radiocal.store import schema as S
 
@@ -96,18 +83,18 @@ def _plain(function):
 # name -> (parameters, run(ds, params, column, reference_time) -> ds, or (ds, clip counts)).
 # Every flagger takes its parameters whole, down to its kernel (``scans`` is read here only).
 FLAGGERS = {
-    "clip": (ClipParams, _reading(fd.flag_clip)),
-    "autocorrelations": (NoParams, _autocorrelations),
-    "shadow": (ShadowParams, _plain(fd.flag_shadow)),
-    "quack": (QuackParams, _plain(fd.flag_quack)),
-    "elevation": (ElevationParams, _plain(fd.flag_elevation)),
+    "clip": (P.ClipParams, _reading(fd.flag_clip)),
+    "autocorrelations": (P.NoParams, _autocorrelations),
+    "shadow": (P.ShadowParams, _plain(fd.flag_shadow)),
+    "quack": (P.QuackParams, _plain(fd.flag_quack)),
+    "elevation": (P.ElevationParams, _plain(fd.flag_elevation)),
     "manual": (SelectionConfig, _manual),   # CASA selection strings; what they select is flagged
-    "sumthreshold": (SumThresholdParams, _reading(fd.flag_sumthreshold)),
-    "mad": (MadParams, _reading(fd.flag_mad)),
-    "spectral": (SpectralParams, _reading(fd.flag_spectral)),
-    "array": (ArrayParams, _plain(fd.flag_array)),
-    "antenna_health": (AntennaHealthParams, _reading(fd.flag_antenna_health)),
-    "dilate": (DilateParams, _plain(fd.flag_dilate)),
+    "sumthreshold": (P.SumThresholdParams, _reading(fd.flag_sumthreshold)),
+    "mad": (P.MadParams, _reading(fd.flag_mad)),
+    "spectral": (P.SpectralParams, _reading(fd.flag_spectral)),
+    "array": (P.ArrayParams, _plain(fd.flag_array)),
+    "antenna_health": (P.AntennaHealthParams, _reading(fd.flag_antenna_health)),
+    "dilate": (P.DilateParams, _plain(fd.flag_dilate)),
 }
 # Flaggers that work on whole time x frequency planes: with any of them, a partition's flags are
 # turned into planes once, before the first flagger, and stay in planes (``graph.to_planes``).
@@ -189,9 +176,9 @@ def parse_strategy(spec: dict, source: str = "strategy") -> Strategy:
                 or isinstance(values["subtract_model"], bool)):
             raise ConfigError(f"{source}: flagger {name!r}: subtract_model must be auto, true or "
                               f"false, not {values['subtract_model']!r}")
-        if values.get("scans", "all") not in SCANS:
+        if values.get("scans", "all") not in P.SCANS:
             raise ConfigError(f"{source}: flagger {name!r}: scans must be one of "
-                              f"{', '.join(SCANS)}, not {values['scans']!r}")
+                              f"{', '.join(P.SCANS)}, not {values['scans']!r}")
         flaggers.append((name, params_class(**values)))
     return Strategy(str(spec.get("name", source)), tuple(flaggers), propagate, column, long_scan)
 
