@@ -115,7 +115,7 @@ def solve_graph(datasets, cal_type, options: SolveOptions = SolveOptions(), *, m
         mode = K.MODE_AP
     packed = graph.reduce_and_solve(
         stats, piece_cells, ant1, ant2, nant, parse_refant(first, options.refant), mode,
-        K.SolveLimits.of(options.minblperant, options.minsnr, max_iter, tol),
+        K.SolveLimits.of(options.minblperant, max_iter, tol),
         freqs=first[S.FREQUENCY].values, ref_freq=_ref_freq(first))
     return SolveGraph(packed, cells, tuple(datasets), tuple(out_hands),
                       nchan if per_channel else 1)
@@ -208,13 +208,16 @@ def _table_from_packed(g: SolveGraph, packed: np.ndarray, cal_type, options: Sol
     first = g.datasets[0]
     cells = g.cells
     packed = packed.transpose(0, 2, 1, 3, 4)     # -> (time_solution, antenna, frequency, hand)
-    flag = packed[..., 4] > 0.5
     snr = packed[..., 2]
     err = packed[..., 3]
+    # minsnr is the table's rule on the solver's SNR, applied here (the solver flags only what
+    # it could not solve): a flagged gain is 1, a flagged delay keeps its value
+    below = ~(snr >= options.minsnr)
+    flag = (packed[..., 4] > 0.5) | below
     if cal_type == "K":
         values = packed[..., 0]
     else:
-        values = packed[..., 0] + 1j * packed[..., 1]
+        values = np.where(below, 1.0 + 0j, packed[..., 0] + 1j * packed[..., 1])
         if cal_type == "B" and options.solnorm:
             values = normalise_bandpass(values, flag)
     freqs = first[S.FREQUENCY].values

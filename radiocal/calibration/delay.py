@@ -191,9 +191,9 @@ def gauss_newton_step(normal, nobs, sums, active, ref, phi, tau, nant):
     return phi + step[:nant], tau + step[nant:], red
 
 
-def delay_solutions(active, ref, tau, cov, red, nant, limits):
-    """Delay, SNR, error and flag per antenna of one cell and hand from the final fit
-    (``limits``: the solve's :class:`radiocal.calibration.kernels.SolveLimits`)."""
+def delay_solutions(active, ref, tau, cov, red, nant):
+    """Delay, SNR, error and flag per antenna of one cell and hand from the final fit (the
+    flag: what could not be solved; ``minsnr`` is applied by the caller, as to gains)."""
     delay = np.zeros(nant)
     snr = np.zeros(nant)
     err = np.zeros(nant)
@@ -207,5 +207,5 @@ def delay_solutions(active, ref, tau, cov, red, nant, limits):
         delay[a] = tau[a]
         err[a] = e_tau
         snr[a] = s
-        flag[a] = not (s >= limits.minsnr and np.isfinite(tau[a]))
+        flag[a] = np.isnan(s) or not np.isfinite(tau[a])
     return delay, snr, err, flag

@@ -111,7 +111,7 @@ def _step(state, sums, nant):
     return state
 
 
-def _finish(state, paths, nant, limits):
+def _finish(state, paths, nant):
     for path in paths:
         if os.path.exists(path):
             os.remove(path)
@@ -128,7 +128,7 @@ def _finish(state, paths, nant, limits):
             cov = np.linalg.inv(state["normal"][c, h]) if ref >= 0 else None
             delay, snr, err, flag = D.delay_solutions(state["active"][c, h], ref,
                                                       state["tau"][c, h], cov,
-                                                      state["red"][c, h], nant, limits)
+                                                      state["red"][c, h], nant)
             packed[c, 0, :, h] = np.stack([delay, np.zeros(nant), snr, err, flag,
                                            np.full(nant, ref)], axis=-1)
     return packed
@@ -173,8 +173,8 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, limits: K.SolveLimi
     fstart = np.cumsum((0,) + fchunks)
     bstart = np.cumsum((0,) + bchunks)
     token = tokenize(stats, freqs, ref_freq, ant1, ant2, nant, refants, limits, n_iter)
-    # the first guess's per-channel gains: every one kept (no SNR limit)
-    channel_limits = K.SolveLimits.of(limits.minblperant, 0.0, 100, 1e-10)
+    # the first guess's per-channel gains: every one solved kept (no SNR limit is applied)
+    channel_limits = K.SolveLimits.of(limits.minblperant, 100, 1e-10)
     name = "calib-delay-" + token
     spill_dir = os.path.join(dask.config.get("temporary-directory", None)
                              or tempfile.gettempdir(), "radiocal-delay-" + token)
@@ -210,7 +210,7 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, limits: K.SolveLimi
             total = _tree(dsk, (name + "-total", g, it), shares, _sum)
             dsk[(name + "-state", g, it)] = (_step, state, total, nant)
             state = (name + "-state", g, it)
-        dsk[(name, g, 0, 0, 0, 0)] = (_finish, state, [p for _, _, p in paths], nant, limits)
+        dsk[(name, g, 0, 0, 0, 0)] = (_finish, state, [p for _, _, p in paths], nant)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[stats])
     nh = stats.shape[3]
     return da.Array(graph, name, (kchunks, (1,), (nant,), (nh,), (K.N_PACKED,)),

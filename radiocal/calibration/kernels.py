@@ -192,17 +192,17 @@ def _stefcal(y, qw, use_bl, active, ant1, ant2, nant, mode, max_iter, tol):
 
 
 class SolveLimits(NamedTuple):
-    """What a cell's solution needs to be made and kept: the solve's options that
-    :func:`solve_cells` reads, typed once (:meth:`of`) and passed whole."""
+    """What a cell's solution needs to be made: the solve's options that :func:`solve_cells`
+    reads, typed once (:meth:`of`) and passed whole. (Which solutions are kept, ``minsnr``, is
+    the table's rule, applied to the SNR the solver returns: ``calibration/dataset.py``.)"""
 
     minblperant: int    # antennas with fewer usable baselines are left unsolved (flagged)
-    minsnr: float       # solutions with a lower SNR are flagged
     max_iter: int       # StefCal iterations at most
     tol: float          # StefCal's convergence: relative change of the gains
 
     @classmethod
-    def of(cls, minblperant, minsnr, max_iter, tol) -> SolveLimits:
-        return cls(int(minblperant), float(minsnr), int(max_iter), float(tol))
+    def of(cls, minblperant, max_iter, tol) -> SolveLimits:
+        return cls(int(minblperant), int(max_iter), float(tol))
 
 
 @njit
@@ -228,6 +228,8 @@ def solve_cells(stats, ant1, ant2, nant, refants, mode, limits):
     snr, err : float64 (cell, frequency cell, antenna, hand)
         ``err`` is the standard error of the real (or imaginary) part; ``snr = |g| / err``.
     flag : bool (cell, frequency cell, antenna, hand)
+        What could not be solved (too few baselines, a non-finite gain or SNR); a solution
+        whose SNR is below the solve's ``minsnr`` is flagged by the caller.
     used_ref : int (cell, frequency cell, hand)
         The reference antenna actually used, -1 if none.
     """
@@ -306,7 +308,7 @@ def solve_cells(stats, ant1, ant2, nant, refants, mode, limits):
                     s = abs(fit[a]) / e if e > 0.0 else np.inf
                     err[c, fc, a, h] = e
                     snr[c, fc, a, h] = s
-                    if (s >= limits.minsnr and np.isfinite(g[a].real)
+                    if (not np.isnan(s) and np.isfinite(g[a].real)
                             and np.isfinite(g[a].imag)):
                         gain[c, fc, a, h] = g[a]
                         flag[c, fc, a, h] = False

@@ -70,7 +70,7 @@ def test_solve_cells_exact(rng, mode):
     g = {"ap": amp * np.exp(1j * phase), "p": np.exp(1j * phase), "a": amp}[mode]
     stats = _exact_stats(g.astype(np.complex128), ant1, ant2)
     gain, snr, err, flag, used = K.solve_cells(stats, ant1, ant2, nant, np.array([2]),
-                                               K.CALMODES[mode], K.SolveLimits(2, 0.0, 200, 1e-12))
+                                               K.CALMODES[mode], K.SolveLimits(2, 200, 1e-12))
     expect = g * np.exp(-1j * np.angle(g[2]))
     np.testing.assert_allclose(gain[0, 0, :, 0], expect, atol=1e-8)
     assert not flag.any()
@@ -87,7 +87,7 @@ def test_solve_cells_refant_fallback_and_minblperant(rng):
     drop5 = np.flatnonzero((ant1 == 5) | (ant2 == 5))[2:]
     stats[0, 0, drop5, 0, :] = 0
     gain, snr, err, flag, used = K.solve_cells(stats, ant1, ant2, nant, np.array([0, 3]),
-                                               K.MODE_P, K.SolveLimits(3, 0.0, 200, 1e-12))
+                                               K.MODE_P, K.SolveLimits(3, 200, 1e-12))
     assert used[0, 0, 0] == 3
     assert flag[0, 0, 0, 0] and flag[0, 0, 5, 0]
     assert gain[0, 0, 0, 0] == 1 and gain[0, 0, 5, 0] == 1
