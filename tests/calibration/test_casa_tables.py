@@ -123,6 +123,23 @@ def test_tables_keep_the_reference_antenna_used(tmp_path, rng, cal_type):
     np.testing.assert_array_equal(back[0][C.SOL_REFANT].values, expected)
 
 
+def test_solve_step_writes_the_reference_antenna_used_to_its_casa_table(tmp_path, rng):
+    """End to end through the library face (radiocal.solve, the solve step): the CASA table it
+    writes beside the zarr one carries, per solution, the reference antenna actually used."""
+    import radiocal
+
+    g = random_gains(rng, 4, 6, 8, 2, constant_time=False)
+    ds = make_partition(g, noise=0.02, seed=5)
+    dead = ((ds["baseline_antenna1"] == 2) | (ds["baseline_antenna2"] == 2)) & (ds["time"] >= ds["time"][2])
+    ds = ds.assign(FLAG=ds["FLAG"] | dead)
+    radiocal.solve([ds], kind="gain", output="g", solint="int", refant="ea03,ea05",
+                   minblperant=3, outdir=tmp_path)
+    zarr = C.read_table_zarr(tmp_path / C.CALTABLES_GROUP / "g.zarr")
+    np.testing.assert_array_equal(zarr[0][C.SOL_REFANT].values, [2, 2, 4, 4])
+    with ct.table(str(tmp_path / C.CALTABLES_GROUP / "g.G"), ack=False) as t:
+        np.testing.assert_array_equal(t.getcol("ANTENNA2"), np.repeat([2, 2, 4, 4], 6))
+
+
 @needs_reference
 def test_apply_casa_tables_matches_casa_corrected_data():
     """bp.B + int.G (own phases) + flux.G for calibrators; the phase calibrator's inf.G and
