@@ -340,14 +340,21 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     by_channel = per_channel and spill is None
     recipe = in_blocks(model)
     stored = _as_dask(vis), _as_dask(flag), _as_dask(weight)
-    vis, flag = (_reads(x, chunks, by_channel, f"{token}-{i}")
-                 for i, x in enumerate(stored[:2]))
+    # what the store holds in the blocks' chunks is read inside the block's task; the others,
+    # and the per-channel reads of every channel chunk (by_channel), are tasks of their own
+    files = (None, None, None) if by_channel else _stored_inputs(*stored)
+    vis_in, flag_in = ([None, None] if read is not None
+                       else [_reads(x, chunks, by_channel, f"{token}-{i}"), "tbFp"]
+                       for i, (x, read) in enumerate(zip(stored[:2], files[:2])))
+    weight_in = [None, None]
+    if files[2] is None:
+        weight = weights(stored[2], chunks,
+                         lambda w, c: _reads(w, c, by_channel, f"{token}-weight"))
+        weight_in = [weight, weight_index(weight, vis.shape[2], "F")]
     # a model with a recipe is made inside the accumulate task, from small inputs
     made = [] if recipe is None else _recipe_args(recipe, chunks, "tbFposahz", "F")
     if recipe is None:
         model = _reads(_as_dask(model), chunks, by_channel, f"{token}-2")
-    weight = weights(_as_dask(weight), chunks,
-                     lambda w, c: _reads(w, c, by_channel, f"{token}-weight"))
     # prior terms with a recipe are made inside the task too, when it is in the data's chunks
     # (its solutions come by time chunk of the data)
     jones_recipe = in_blocks(jones)
@@ -372,16 +379,8 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     piece = per_block(local, tchunks)
     a1 = per_block(np.asarray(ant1, np.int64), bchunks)
     a2 = per_block(np.asarray(ant2, np.int64), bchunks)
-    name = "calib-accumulate-" + tokenize(vis, model, weight, flag, jones, local, per_channel,
-                                          ant1, ant2, hand1, hand2, corr_out, n_out)
-    # what the store holds in the blocks' chunks is read inside the block's task; the
-    # per-channel reads of every channel chunk (by_channel) stay tasks of their own
-    files = (None, None, None) if by_channel else _stored_inputs(*stored)
-    inputs = [vis, "tbFp", weight, weight_index(weight, vis.shape[2], "F"), flag, "tbFp"]
-    for k, read in zip((0, 2, 1), files):
-        if read is not None:
-            inputs[2 * k:2 * k + 2] = [None, None]
-    vis_in, weight_in, flag_in = inputs[:2], inputs[2:4], inputs[4:]
+    name = "calib-accumulate-" + tokenize(token, model, jones, local, per_channel, ant1, ant2,
+                                          hand1, hand2, corr_out, n_out)
     stats = da.blockwise(
         _accumulate_block, "tFbos", ArraySliceDep(chunks[:3]), "tbF",
         *vis_in, *((model, "tbFp") if recipe is None else (None, None)),

@@ -116,15 +116,18 @@ def accumulate(ds, stokes, prior, bchunks, fchunks) -> da.Array:
     nbl = vis.shape[1]
     tchunks, _, _ = graph.accumulation_chunks(
         (vis.chunks[0], bchunks, fchunks), 4, nbl, True, -(-PK.N_POL_STATS // 5), summed=True)
-    vis = vis.rechunk((tchunks, bchunks, fchunks, -1))
-    weight = graph.weights(stored[2], vis.chunks, lambda w, c: w.rechunk(c))
-    flag = stored[1].rechunk(vis.chunks)
-    # what the store holds in these chunks is read inside the task (graph._stored_inputs)
+    chunks = (tchunks, bchunks, fchunks, (vis.shape[3],))
+    # what the store holds in these chunks is read inside the task (graph._stored_inputs), the
+    # rest rechunked to the blocks
     files = graph._stored_inputs(*stored)
-    inputs = [vis, "tbfp", weight, graph.weight_index(weight, vis.shape[2], "f"), flag, "tbfp"]
-    for k, read in zip((0, 2, 1), files):
-        if read is not None:
-            inputs[2 * k:2 * k + 2] = [None, None]
+    inputs = [None] * 6
+    if files[0] is None:
+        inputs[0:2] = [vis.rechunk(chunks), "tbfp"]
+    if files[2] is None:
+        weight = graph.weights(stored[2], chunks, lambda w, c: w.rechunk(c))
+        inputs[2:4] = [weight, graph.weight_index(weight, vis.shape[2], "f")]
+    if files[1] is None:
+        inputs[4:6] = [stored[1].rechunk(chunks), "tbfp"]
     nant = ds.sizes[S.ANTENNA]
     if prior:
         gains, _ = chain_jones(ds, prior)
@@ -138,7 +141,7 @@ def accumulate(ds, stokes, prior, bchunks, fchunks) -> da.Array:
     a1 = graph.per_block(ds[S.BASELINE_ANTENNA1].values.astype(np.int64), bchunks)
     a2 = graph.per_block(ds[S.BASELINE_ANTENNA2].values.astype(np.int64), bchunks)
     stats = da.blockwise(
-        _accumulate_block, "tfbhs", ArraySliceDep(vis.chunks[:3]), "tbf", *inputs,
+        _accumulate_block, "tfbhs", ArraySliceDep(chunks[:3]), "tbf", *inputs,
         gains, "tafk", rot, "tajk", spectrum, "fz", a1, "b", a2, "b",
         new_axes={"h": 1, "s": PK.N_POL_STATS}, adjust_chunks={"t": (1,) * len(tchunks)},
         concatenate=False, dtype=np.float64, meta=np.empty((0,) * 5, np.float64),
