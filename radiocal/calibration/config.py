@@ -1,5 +1,6 @@
 """The options of one solve (:class:`SolveOptions`), of the phase-referencing sequence
-(``radiocal calibrate``, the ``calibrate`` step) and of the ``solve`` and ``applycal`` steps.
+(``radiocal calibrate``, the ``calibrate`` step), of the ``solve`` and ``applycal`` steps and of
+OVRO-LWA's ``sky_bandpass`` (whose step is in :mod:`radiocal.calibration.skycal`).
 
 A solve option is declared once, in :class:`SolveOptions`; a step config that offers it takes
 its field from there (:func:`solve_option`), and the step hands the solver the options whole
@@ -159,3 +160,30 @@ class ApplyConfig:
         except (TypeError, ValueError):
             raise ValueError(f"spwmap {list(self.spwmap)!r} must be integers, one per data "
                              "spectral window") from None
+
+
+@dataclass(frozen=True)
+class SkyBandpassConfig:
+    """The ``sky_bandpass`` step: a bandpass against the sky model with a uv cut, post-flagged,
+    filled, with a delay check (``radiocal lwa`` takes some of these as its options)."""
+
+    uvrange: str = field(default=">10lambda", metadata={
+        "help": "solve on baselines in this uv range only (CASA syntax)"})
+    refant: str = solve_option("refant")
+    solint: str = solve_option("solint")
+    combine: str = solve_option("combine", default="scan,field")
+    minsnr: float = solve_option("minsnr")
+    minblperant: int = solve_option("minblperant")
+    antenna_threshold: float = field(default=5.0, metadata={
+        "help": "post-flag antennas whose median |B| is this many scaled MADs from the array's"})
+    antenna_min_deviation: float = field(default=0.25, metadata={
+        "help": "...and this fraction from the array's median (a bad antenna is off by tens of "
+                "per cent)"})
+    channel_threshold: float = field(default=5.0, metadata={
+        "help": "post-flag channels departing this many sigma from a running median"})
+    interpolate: bool = field(default=True, metadata={
+        "help": "fill flagged channels from their neighbours"})
+    delay_reference: str = field(default="", metadata={
+        "help": "K table (zarr or CASA) to compare the delays with", "input": True})
+    delay_threshold_ns: float = field(default=2.0, metadata={
+        "help": "warn about antennas whose delay moved more than this"})

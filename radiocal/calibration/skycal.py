@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 
 from radiocal.calibration import postprocess
-from radiocal.calibration.config import SolveOptions, solve_option
+from radiocal.calibration.config import SkyBandpassConfig, SolveOptions
 from radiocal.model.ateam import ATEAM, BEAM_EXPONENT, MIN_BEAM, ateam_skymodel, pick_sources
 from radiocal.calibration.dataset import solve_jointly
 from radiocal.calibration.jones import ApplyTable, apply
@@ -100,26 +100,6 @@ def _write_models(path, texts: dict) -> None:
 def _subset(model, keep):
     return type(model)(**{f.name: getattr(model, f.name)[keep]
                           for f in dataclasses.fields(model)})
-
-
-@dataclass(frozen=True)
-class SkyBandpassConfig:
-    uvrange: str = _opt(">10lambda", "solve on baselines in this uv range only (CASA syntax)")
-    refant: str = solve_option("refant")
-    solint: str = solve_option("solint")
-    combine: str = solve_option("combine", default="scan,field")
-    minsnr: float = solve_option("minsnr")
-    minblperant: int = solve_option("minblperant")
-    antenna_threshold: float = _opt(5.0, "post-flag antennas whose median |B| is this many "
-                                         "scaled MADs from the array's")
-    antenna_min_deviation: float = _opt(0.25, "...and this fraction from the array's median "
-                                              "(a bad antenna is off by tens of per cent)")
-    channel_threshold: float = _opt(5.0, "post-flag channels departing this many sigma from a "
-                                         "running median")
-    interpolate: bool = _opt(True, "fill flagged channels from their neighbours")
-    delay_reference: str = _opt("", "K table (zarr or CASA) to compare the delays with",
-                                input=True)
-    delay_threshold_ns: float = _opt(2.0, "warn about antennas whose delay moved more than this")
 
 
 @register_step("sky_bandpass", SkyBandpassConfig)

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import click
 
+from radiocal.calibration.config import SkyBandpassConfig
 from radiocal.cli.common import SET_HELP, echo_done, run_entries, split_names
+from radiocal.cli.config_options import config_option
 from radiocal.cli.pipeline_commands import template_entries
 from radiocal.errors import RadiocalError
+from radiocal.flagging.config import FlagConfig
 
 PIPELINE = "lwa"
 OUTCOMES = ("successful", "unsuccessful")
@@ -103,16 +106,13 @@ def _qa_status(work: Path) -> tuple[str, list[str]]:
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False),
               help="Parent directory: the run goes to OUTDIR/<run>, then successful/ or "
                    "unsuccessful/.")
-@click.option("--bad-antennas", "bad_antennas", multiple=True, metavar="NAME[,NAME...]",
-              help="Antennas to flag throughout (repeatable).")
-@click.option("--bad-antennas-file", type=click.Path(exists=True, dir_okay=False),
-              help="Text file of bad antenna names (commas/whitespace, '#' comments).")
-@click.option("--refant", default="", help="Reference antenna(s) in preference order.")
-@click.option("--uvrange", default=None,
-              help="Solve on baselines in this range (default '>10lambda', leaving out the "
-                   "short baselines that see the diffuse Galaxy).")
-@click.option("--delay-reference", type=click.Path(exists=True),
-              help="Delay table (a previous run's caltables/delay.K) to compare the delays with.")
+@config_option(FlagConfig, "bad_antennas", metavar="NAME[,NAME...]")
+@config_option(FlagConfig, "bad_antennas_file", type=click.Path(exists=True, dir_okay=False),
+               default=None)
+@config_option(SkyBandpassConfig, "refant")
+# None: the pipeline file's value (leaving out the short baselines that see the diffuse Galaxy)
+@config_option(SkyBandpassConfig, "uvrange", default=None, show_default=False)
+@config_option(SkyBandpassConfig, "delay_reference", type=click.Path(exists=True), default=None)
 @click.option("--sources", multiple=True, metavar="NAME[,NAME...]",
               help="A-team sources to model (default: CasA, CygA, TauA, VirA).")
 @click.option("--min-elevation", type=float, default=None,
