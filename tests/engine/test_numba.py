@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -142,3 +144,49 @@ def test_the_manifests_entries_name_kernels_and_types():
             kernel = getattr(importlib.import_module(module), name)
             assert hasattr(kernel, "compile"), (step, module, name)
             tuple(jit._rebuild(d) for d in descriptions)
+
+
+CALLEE = '''
+from radiocal._numba import njit
+
+
+@njit
+def offset(x):
+    return x + {offset}
+'''
+
+CALLER = '''
+from radiocal._numba import njit
+from cachepkg.callee import offset
+
+
+@njit
+def twice(x):
+    return 2.0 * offset(x)
+'''
+
+
+def test_a_cached_caller_is_compiled_again_after_an_edit_of_its_callees_file(tmp_path):
+    package = tmp_path / "cachepkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "callee.py").write_text(CALLEE.format(offset="1.0"))
+    (package / "caller.py").write_text(CALLER)
+    root = str(Path(jit.__file__).resolve().parents[2])
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), root]))
+    script = ("from cachepkg.caller import twice; "
+              "print(twice(1.0), sum(twice.stats.cache_hits.values()))")
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, check=True)
+        value, hits = done.stdout.split()
+        return float(value), int(hits)
+
+    assert run() == (4.0, 0)
+    assert run() == (4.0, 1)              # unchanged sources: from the cache
+    # numba alone keeps the caller's entry (its own file is unchanged) and the old callee in it
+    (package / "callee.py").write_text(CALLEE.format(offset="20.0"))
+    assert run() == (42.0, 0)
+    assert run() == (42.0, 1)
