@@ -164,13 +164,9 @@ def prewarm(steps) -> None:
         return
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(missing, f)
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     log.info("compiling %d numba kernel(s) in the background", len(missing))
-    proc = subprocess.Popen([sys.executable, "-m", __name__, "--many", f.name], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", __name__, "--many", f.name],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **_child())
     _BACKGROUND.append((proc, f.name))
     if len(_BACKGROUND) == 1:
         atexit.register(_end_background)
@@ -214,11 +210,8 @@ def _compile_spread(missing) -> None:
         return
     log.info("compiling %d numba kernel(s) in %d process(es)", len(missing),
              min(len(missing), cores))
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])   # this radiocal, not another install
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
     pool = ThreadPoolExecutor(max_workers=min(len(elsewhere), cores - 1))
-    futures = [pool.submit(_compile_elsewhere, k, s, env) for k, s in elsewhere]
+    futures = [pool.submit(_compile_elsewhere, k, s) for k, s in elsewhere]
     try:
         for kernel, signature in missing[:1]:
             kernel.compile(signature)
@@ -228,11 +221,21 @@ def _compile_spread(missing) -> None:
         pool.shutdown(wait=True)
 
 
-def _compile_elsewhere(kernel, signature, env) -> None:
+def _child() -> dict:
+    """How a compiling process is started: importing this radiocal, not another install. ``-m``
+    puts the working directory first on the path, so it runs from this radiocal's root (from a
+    checkout of another version, the child imported that one and filled the cache with it)."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return dict(env=env, cwd=root, stdin=subprocess.DEVNULL)
+
+
+def _compile_elsewhere(kernel, signature) -> None:
     spec = [kernel.py_func.__module__, kernel.py_func.__name__,
             [_describe(t) for t in signature]]
-    done = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)], env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)],
+                          capture_output=True, text=True, **_child())
     if done.returncode:
         log.debug("compiling %s in a process failed (%s); compiling here", spec[1],
                   (done.stderr.strip().splitlines() or ["no message"])[-1])

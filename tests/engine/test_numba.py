@@ -136,6 +136,24 @@ def test_prewarm_compiles_the_steps_kernels_into_the_cache_in_the_background(
     assert not jit._BACKGROUND
 
 
+def test_compiling_processes_import_this_radiocal_from_another_checkout(
+        kernels, tmp_path, monkeypatch):
+    """Run from a directory holding another radiocal (a checkout of another version), the
+    compiling processes still import this one (``-m`` puts the working directory first)."""
+    decoy = tmp_path / "checkout"
+    (decoy / "radiocal").mkdir(parents=True)
+    (decoy / "radiocal" / "__init__.py").write_text("raise ImportError('another radiocal')\n")
+    monkeypatch.chdir(decoy)
+    described = [jit._describe(numba.typeof(a)) for a in (np.empty(0), 2.0)]
+    _manifest(tmp_path, monkeypatch, kernels, [[kernels.__name__, "scaled_sum", described]])
+    jit.prewarm(["later"])
+    (proc, _), = jit._BACKGROUND
+    assert proc.wait(timeout=120) == 0
+    jit._end_background()
+    assert kernels.scaled_sum(np.arange(3.0), 2.0) == 6.0
+    assert sum(kernels.scaled_sum.stats.cache_hits.values()) == 1   # compiled over there
+
+
 def test_the_manifests_entries_name_kernels_and_types():
     listed = json.loads(jit.manifest_path().read_text())
     assert listed
