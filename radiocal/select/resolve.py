@@ -300,8 +300,9 @@ def flagged_outside_uv(ds: xr.Dataset, specs) -> xr.DataArray:
     if None in files or flag.dims != schema.VIS_DIMS or not labels:
         return (flag | ~uv_mask(ds, specs)).transpose(*flag.dims)
     regions = OutsideUvFlags(*files, coord_values(ds[schema.FREQUENCY]), specs)
-    return flag.copy(data=rawchunks.from_regions(regions, flag.chunks,
-                                                 "outside-uv-" + tokenize(regions)))
+    # the arrays' names change when the store rewrites them; the files' paths do not
+    name = "outside-uv-" + tokenize(regions, flag.data.name, uvw.data.name)
+    return flag.copy(data=rawchunks.from_regions(regions, flag.chunks, name))
 
 
 def uv_possible(ds: xr.Dataset, specs) -> bool:
