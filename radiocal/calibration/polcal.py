@@ -419,12 +419,15 @@ def solve_polarization(requests, *, refant=None, min_parang_range=math.radians(3
             ref_freq = float(ds0.attrs.get(S.ATTR_REF_FREQUENCY, freqs[0]))
             tau = fit_cross_delay(xi, xi_err, freqs, ref_freq)
             k = np.exp(2j * np.pi * tau * (freqs - ref_freq))
-            xf = xi / k / np.abs(xi)
+            # a channel without cross-hand data has xi = 0: its Xf is NaN, no solution (a
+            # flagged one in the table), and nansum below passes it by
+            with np.errstate(invalid="ignore", divide="ignore"):
+                xf = xi / k / np.abs(xi)
+                mean = np.degrees(np.angle(np.nansum(xf / phase_err ** 2)))
             tables["kcross"].append(_kcross_table(meta, tau, ref_freq, nant))
             tables["xf"].append(_xf_table(meta, xf, phase_err, freqs, nant))
             # CASA applies KCROSS before D and Xf after it: D_casa = K^-1 D K
             dx, dy = dx / k[:, None], dy * k[:, None]
-            mean = np.degrees(np.angle(np.nansum(xf / phase_err ** 2)))
             decisions.append(f"polarisation: spw {spw}: cross-hand delay {tau * 1e9:.3f} ns, "
                              f"mean cross-hand phase {mean:.1f} deg (median SNR "
                              f"{np.nanmedian(snr):.0f})")
