@@ -343,14 +343,9 @@ def accumulate(vis, model, weight, flag, jones, cell_of_time, per_channel, ant1,
     # what the store holds in the blocks' chunks is read inside the block's task; the others,
     # and the per-channel reads of every channel chunk (by_channel), are tasks of their own
     files = (None, None, None) if by_channel else _stored_inputs(*stored)
-    vis_in, flag_in = ([None, None] if read is not None
-                       else [_reads(x, chunks, by_channel, f"{token}-{i}"), "tbFp"]
-                       for i, (x, read) in enumerate(zip(stored[:2], files[:2])))
-    weight_in = [None, None]
-    if files[2] is None:
-        weight = weights(stored[2], chunks,
-                         lambda w, c: _reads(w, c, by_channel, f"{token}-weight"))
-        weight_in = [weight, weight_index(weight, vis.shape[2], "F")]
+    vis_in, flag_in, weight_in = block_inputs(
+        stored, files, chunks, lambda x, c, name: _reads(x, c, by_channel, f"{token}-{name}"),
+        "F")
     # a model with a recipe is made inside the accumulate task, from small inputs
     made = [] if recipe is None else _recipe_args(recipe, chunks, "tbFposahz", "F")
     if recipe is None:
@@ -527,6 +522,25 @@ def _stored_inputs(vis, flag, weight) -> tuple:
     each ~1 ms of the distributed scheduler's time)."""
     compact = channel_free(weight)
     return (_stored(vis), _stored(flag), _stored(weight if compact is None else compact))
+
+
+def block_inputs(stored, files, chunks, read, freq: str) -> tuple:
+    """Blockwise ``(array, index)`` arguments of the visibilities, flags and weights
+    ``stored`` for a kernel's blocks in ``chunks`` (time, baseline, frequency, polarization):
+    ``(None, None)`` for those its task reads from ``files`` itself (:func:`_stored_inputs`),
+    else ``read(array, chunks, name)`` (``name``: "vis", "flag" or "weight"), the weights as
+    :func:`weights` gives them. ``freq`` is the blocks' letter for the data's frequency axis."""
+    vis, flag, weight = stored
+    out = []
+    for name, array, read_in_task in zip(("vis", "flag"), (vis, flag), files[:2]):
+        out.append((None, None) if read_in_task is not None
+                   else (read(array, chunks, name), f"tb{freq}p"))
+    if files[2] is not None:
+        out.append((None, None))
+    else:
+        blocks = weights(weight, chunks, lambda w, c: read(w, c, "weight"))
+        out.append((blocks, weight_index(blocks, vis.shape[2], freq)))
+    return tuple(out)
 
 
 def _read_stored(region, files, vis, flag, weight):

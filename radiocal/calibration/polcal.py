@@ -120,14 +120,9 @@ def accumulate(ds, stokes, prior, bchunks, fchunks) -> da.Array:
     # what the store holds in these chunks is read inside the task (graph._stored_inputs), the
     # rest rechunked to the blocks
     files = graph._stored_inputs(*stored)
-    inputs = [None] * 6
-    if files[0] is None:
-        inputs[0:2] = [vis.rechunk(chunks), "tbfp"]
-    if files[2] is None:
-        weight = graph.weights(stored[2], chunks, lambda w, c: w.rechunk(c))
-        inputs[2:4] = [weight, graph.weight_index(weight, vis.shape[2], "f")]
-    if files[1] is None:
-        inputs[4:6] = [stored[1].rechunk(chunks), "tbfp"]
+    vis_in, flag_in, weight_in = graph.block_inputs(stored, files, chunks,
+                                                    lambda x, c, _: x.rechunk(c), "f")
+    inputs = [*vis_in, *weight_in, *flag_in]
     nant = ds.sizes[S.ANTENNA]
     if prior:
         gains, _ = chain_jones(ds, prior)
