@@ -134,6 +134,8 @@ def solve_step(datasets, config: SolveConfig, context):
     cal_type = SOLVE_TYPES[config.kind] if config.kind != "gain" else config.gaintype
     table = solve(picked, cal_type, SolveOptions.of(config), model=config.model or None,
                   prior=[ApplyTable(load_table(path)) for path in config.gaintable])
+    for line in solution_counts(config.output, table):
+        context.logger.info("%s", line)
     for path in save_tables({config.output: table}, context.store, context.outdir):
         context.logger.info("solve: wrote %s", path)
     return datasets

@@ -122,27 +122,18 @@ def calibrate(ctx, store, casa_tables, **options):
 def solve(ctx, kind, store, overwrite, **options):
     """Solve a delay, bandpass or gain table on STORE's calibrator data (the solve step; its
     options are SolveConfig's, as in pipeline YAML)."""
-    from pathlib import Path
-
-    from radiocal.engine.context import StepContext
-    from radiocal.registry import get_step, make_config
     from radiocal.errors import OutputExistsError
-    from radiocal.store import caltables as C
+    from radiocal.store.caltables import CALTABLES_GROUP
     from radiocal.store.zarr_store import open_store
 
     output = options["output"]
-    target = os.path.join(store, C.CALTABLES_GROUP, output)
-    if os.path.exists(target) and not overwrite:
+    if os.path.exists(os.path.join(store, CALTABLES_GROUP, output)) and not overwrite:
         raise OutputExistsError(f"table {output!r} exists in {store} (--overwrite replaces it)")
     options.update(kind=kind, field=tuple(split_names(options["field"])),
                    gaintable=tuple(_table_path(store, t) for t in split_names(options["gaintable"])))
-    spec = get_step("solve")
-    config = make_config(spec, options)
+    config = step_config("solve", options)
     with make_engine(ctx) as engine:
-        spec.run(open_store(store), config, StepContext(outdir=None, store=Path(store), engine=engine))
-    table = C.read_table_zarr(target)
-    _report_counts(output, table)
-    click.echo(f"wrote {output} ({C.table_type(table)}) to {store}")
+        run_step(engine, "solve", open_store(store), config, store=store, report=True)
 
 
 @click.command("apply")
