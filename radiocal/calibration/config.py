@@ -1,6 +1,6 @@
 """The options of one solve (:class:`SolveOptions`), of the phase-referencing sequence
 (``radiocal calibrate``, the ``calibrate`` step), of the ``solve`` and ``applycal`` steps and of
-OVRO-LWA's ``sky_bandpass`` (whose step is in :mod:`radiocal.calibration.skycal`).
+OVRO-LWA's ``ateam`` and ``sky_bandpass`` (whose steps are in :mod:`radiocal.calibration.skycal`).
 
 A solve option is declared once, in :class:`SolveOptions`; a step config that offers it takes
 its field from there (:func:`solve_option`), and the step hands the solver the options whole
@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from radiocal.errors import ConfigError
+from radiocal.model.ateam import ATEAM, BEAM_EXPONENT, MIN_BEAM, pick_sources
 
 INTERP_CHOICES = ("nearest", "linear", "hermite")
 FLUXCAL_SCANS = ("all", "last")
@@ -160,6 +161,33 @@ class ApplyConfig:
         except (TypeError, ValueError):
             raise ValueError(f"spwmap {list(self.spwmap)!r} must be integers, one per data "
                              "spectral window") from None
+
+
+# The report finds the calibration sky model(s) by this name (one file per partition's sky when
+# they differ: <stem>_<partition>.txt).
+ATEAM_MODEL_FILE = "skymodel_ateam.txt"
+
+
+@dataclass(frozen=True)
+class ATeamConfig:
+    """The ``ateam`` step: the apparent A-team (dipole beam, horizon cut) as the sky model
+    (``radiocal lwa`` takes some of these as its options)."""
+
+    sources: tuple = field(default=tuple(s.name for s in ATEAM), metadata={
+        "help": "A-team sources to consider"})
+    min_elevation: float = field(default=0.0, metadata={
+        "help": "degrees; sources lower than this at any time are left out"})
+    min_beam: float = field(default=MIN_BEAM, metadata={
+        "help": "leave out sources the dipole beam attenuates below this"})
+    beam_exponent: float = field(default=BEAM_EXPONENT, metadata={
+        "help": "dipole power beam sin(elevation)^exponent"})
+    output: str = field(default=ATEAM_MODEL_FILE, metadata={
+        "help": "the apparent sky model used, DP3/WSClean text"})
+
+    def __post_init__(self):
+        pick_sources(self.sources)   # unknown names fail when the pipeline is loaded
+        if not 0 <= self.min_beam < 1:
+            raise ValueError(f"min_beam must be in [0, 1), not {self.min_beam}")
 
 
 @dataclass(frozen=True)

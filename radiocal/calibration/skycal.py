@@ -11,12 +11,10 @@ antennas and channels of the solutions and fills flagged channels, solves delays
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-
 
 from radiocal.calibration import postprocess
-from radiocal.calibration.config import SkyBandpassConfig, SolveOptions
-from radiocal.model.ateam import ATEAM, BEAM_EXPONENT, MIN_BEAM, ateam_skymodel, pick_sources
+from radiocal.calibration.config import ATeamConfig, SkyBandpassConfig, SolveOptions
+from radiocal.model.ateam import ateam_skymodel, pick_sources
 from radiocal.calibration.dataset import solve_jointly
 from radiocal.calibration.jones import ApplyTable, apply
 from radiocal.calibration.step import load_table, save_tables
@@ -25,29 +23,6 @@ from radiocal.select.selection import flag_outside_uv
 from radiocal.errors import ConfigError, SelectionError
 from radiocal.store import schema as S
 from radiocal.store.zarr_store import spilling_into
-
-
-# The report finds the calibration sky model(s) by this name (one file per partition's sky when
-# they differ: <stem>_<partition>.txt).
-ATEAM_MODEL_FILE = "skymodel_ateam.txt"
-
-
-def _opt(default, help_text, **extra):
-    return dataclasses.field(default=default, metadata={"help": help_text, **extra})
-
-
-@dataclass(frozen=True)
-class ATeamConfig:
-    sources: tuple = _opt(tuple(s.name for s in ATEAM), "A-team sources to consider")
-    min_elevation: float = _opt(0.0, "degrees; sources lower than this at any time are left out")
-    min_beam: float = _opt(MIN_BEAM, "leave out sources the dipole beam attenuates below this")
-    beam_exponent: float = _opt(BEAM_EXPONENT, "dipole power beam sin(elevation)^exponent")
-    output: str = _opt(ATEAM_MODEL_FILE, "the apparent sky model used, DP3/WSClean text")
-
-    def __post_init__(self):
-        pick_sources(self.sources)   # unknown names fail when the pipeline is loaded
-        if not 0 <= self.min_beam < 1:
-            raise ValueError(f"min_beam must be in [0, 1), not {self.min_beam}")
 
 
 @register_step("ateam", ATeamConfig)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from radiocal.calibration.config import SkyBandpassConfig
+from radiocal.calibration.config import ATeamConfig, SkyBandpassConfig
 from radiocal.cli.common import SET_HELP, echo_done, run_entries, split_names
 from radiocal.cli.config_options import config_option
 from radiocal.cli.pipeline_commands import template_entries
@@ -113,10 +113,10 @@ def _qa_status(work: Path) -> tuple[str, list[str]]:
 # None: the pipeline file's value (leaving out the short baselines that see the diffuse Galaxy)
 @config_option(SkyBandpassConfig, "uvrange", default=None, show_default=False)
 @config_option(SkyBandpassConfig, "delay_reference", type=click.Path(exists=True), default=None)
-@click.option("--sources", multiple=True, metavar="NAME[,NAME...]",
-              help="A-team sources to model (default: CasA, CygA, TauA, VirA).")
-@click.option("--min-elevation", type=float, default=None,
-              help="Leave out sources lower than this (degrees; default 0, the horizon).")
+# () and None: the pipeline file's values
+@config_option(ATeamConfig, "sources", metavar="NAME[,NAME...]", default=(),
+               show_default=", ".join(ATeamConfig.sources))
+@config_option(ATeamConfig, "min_elevation", default=None, show_default=False)
 @click.option("--image/--no-image", default=None,
               help="WSClean diagnostic images of the calibrated data (default: when wsclean is "
                    "installed).")

@@ -285,7 +285,7 @@ def delay_lines(delays: list[dict]) -> list[str]:
 
 def calibration_sky_models(outdir: Path) -> list:
     """``(path, SkyModel)`` of the sky models the ateam step wrote, if the run made any."""
-    from radiocal.calibration.skycal import ATEAM_MODEL_FILE
+    from radiocal.calibration.config import ATEAM_MODEL_FILE
     from radiocal.model.skymodel import read_skymodel
 
     stem = Path(ATEAM_MODEL_FILE).stem
