@@ -52,6 +52,10 @@ def _write_corrected(datasets, store):
     update_store(datasets, store, [S.VISIBILITY_CORRECTED, S.FLAG, S.WEIGHT])
 
 
+# What a command that fills the roles left out (roles_from_data) adds to their help
+ROLES_FROM_DATA = "default: from the data"
+
+
 def roles_from_data(ctx, read, fluxcal, bpcal, phasecal, targets, fluxcal_model):
     """The calibrator and target roles the user left out, from the data's scan intents and
     field names (:mod:`radiocal.calibration.roles`); printed, and logged, with how each was
@@ -73,13 +77,10 @@ def roles_from_data(ctx, read, fluxcal, bpcal, phasecal, targets, fluxcal_model)
 
 @click.command()
 @click.argument("store", type=click.Path(exists=True))
-@config_options(CalibrateConfig,
-                fluxcal={"help": "Flux calibrator field name (default: from the data)."},
-                bpcal={"help": "Bandpass calibrator (default: the flux calibrator)."},
-                phasecal={"help": "Phase calibrator field name (default: from the data)."},
+@config_options(CalibrateConfig, fluxcal={"note": ROLES_FROM_DATA},
+                phasecal={"note": ROLES_FROM_DATA},
                 targets={"decls": ("--target",), "metavar": "NAME[,NAME...]",
-                         "help": "Target field(s) (default, when a calibrator is left out: from "
-                                 "the data)."})
+                         "note": "default, when a calibrator is left out: from the data"})
 @click.option("--casa-tables", type=click.Path(), default=None,
               help="Also write the tables in CASA format into this directory.")
 @click.pass_context

@@ -20,14 +20,16 @@ import dataclasses
 import click
 
 
-def config_option(config_cls, name: str, decls=(), **overrides):
+def config_option(config_cls, name: str, decls=(), note: str = "", **overrides):
     """A click option for field ``name`` of the step config dataclass ``config_cls``; ``decls``
-    adds spellings (``("-o",)``), ``overrides`` replace click keywords."""
+    adds spellings (``("-o",)``), ``note`` what the command adds to the field's help (in
+    parentheses: what it does when the option is left out), ``overrides`` replace click
+    keywords."""
     spec = {f.name: f for f in dataclasses.fields(config_cls)}[name]
     flag = "--" + name.replace("_", "-")
     default = spec.default
     kwargs = {"default": default, "show_default": default not in ("", None),
-              "help": spec.metadata.get("help", "")}
+              "help": spec.metadata.get("help", "") + (f" ({note})" if note else "")}
     if isinstance(default, bool) or spec.type in (bool | None, "bool | None"):
         spellings = [f"{flag}/--no-{flag[2:]}"]   # None (unset): the step's own default
     else:

@@ -27,7 +27,7 @@ def _open_inputs(path: str):
 @click.command("dynspec")
 @click.argument("store", type=click.Path(exists=True))
 @config_options(DynspecConfig,
-                field={"required": True, "help": "Target field name or id."},
+                field={"required": True},
                 output={"decls": ("-o",), "required": True, "show_default": False,
                         "help": "Dynamic spectrum zarr to write."},
                 exclude_baselines={"decls": ("--exclude-baseline",), "metavar": "ANT1&ANT2|ANT"})

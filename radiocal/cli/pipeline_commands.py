@@ -13,7 +13,11 @@ from pathlib import Path
 
 import click
 
+from radiocal.calibration.config import CalibrateConfig
+from radiocal.cli.calibration_commands import ROLES_FROM_DATA, roles_from_data
 from radiocal.cli.common import SET_HELP, echo_done, run_entries, split_names
+from radiocal.cli.config_options import config_option
+from radiocal.dynspec.config import DynspecConfig
 
 PIPELINE = "phaseref"
 DEMO_TARGET = "STAR"
@@ -64,17 +68,16 @@ def phaseref_entries(inputs, *, fluxcal, phasecal, targets, bpcal="", fluxcal_mo
 @click.command("phaseref")
 @click.argument("inputs", nargs=-1, required=True, metavar="IN.ms [IN2.ms]...",
                 type=click.Path(exists=True))
-@click.option("--fluxcal", default="", help="Flux calibrator field name (default: from the data).")
-@click.option("--fluxcal-model", default="standard", show_default=True,
-              help="'standard' (Perley-Butler 2017 by name) or 'S,alpha,reffreq' (e.g. 15.0,-0.5,1.4GHz).")
-@click.option("--bpcal", default="", help="Bandpass calibrator (default: the flux calibrator).")
-@click.option("--phasecal", default="", help="Phase calibrator field name (default: from the data).")
-@click.option("--target", "targets", multiple=True,
-              help="Target field(s), NAME[,NAME...] (repeatable; default: from the data).")
-@click.option("--skymodel", type=click.Path(exists=True, dir_okay=False),
-              help="Sky model of the targets' other sources (makesourcedb/DP3/WSClean text): "
-                   "subtract it and make each target's dynamic spectrum.")
-@click.option("--refant", default="", help="Reference antenna(s) in preference order.")
+@config_option(CalibrateConfig, "fluxcal", note=ROLES_FROM_DATA)
+@config_option(CalibrateConfig, "fluxcal_model")
+@config_option(CalibrateConfig, "bpcal")
+@config_option(CalibrateConfig, "phasecal", note=ROLES_FROM_DATA)
+@config_option(CalibrateConfig, "targets", decls=("--target",), metavar="NAME[,NAME...]",
+               note=ROLES_FROM_DATA)
+@config_option(DynspecConfig, "skymodel", type=click.Path(exists=True, dir_okay=False),
+               default=None, note="the targets' other sources; given: each target's dynamic "
+                                  "spectrum is made")
+@config_option(CalibrateConfig, "refant")
 @click.option("--image", is_flag=True,
               help="Also image calibrated.ms with WSClean, one image per field, into OUTDIR/images/.")
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False),
@@ -97,7 +100,6 @@ def phaseref(ctx, inputs, fluxcal, fluxcal_model, bpcal, phasecal, targets, skym
     if not (fluxcal and phasecal and targets):
         import logging
 
-        from radiocal.cli.calibration_commands import roles_from_data
         from radiocal.engine.runner import run_log
 
         roles = roles_from_data(ctx, lambda: _read_for_roles(inputs), fluxcal, bpcal, phasecal,

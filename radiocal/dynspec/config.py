@@ -58,7 +58,8 @@ class SubtractConfig:
 class DynspecConfig:
     field: str = dataclasses.field(default="", metadata={"help": "target field name or id"})
     skymodel: str = dataclasses.field(
-        default="", metadata={"help": "sky model to predict and subtract before averaging", "input": True}
+        default="", metadata={"help": "sky model (makesourcedb/DP3/WSClean text) to predict and "
+                                      "subtract before averaging", "input": True}
     )
     subtract_model: bool = dataclasses.field(
         default=False,
