@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
-from radiocal.cli.common import split_names
+from radiocal.cli.common import split_names, step_config
+from radiocal.cli.config_options import config_options
 from radiocal.errors import InputError
+from radiocal.imaging.step import ImageConfig
 
 PIPELINE_MS = "calibrated.ms"
 
@@ -39,73 +41,39 @@ def _prefix(output: str, ms: Path) -> Path:
 @click.option("-o", "--output", required=True, metavar="PREFIX_OR_DIR",
               help="Image name prefix (PREFIX-image.fits, ...) or an existing directory "
                    "(DIR/<MS name>-image.fits).")
-@click.option("--imager", type=click.Choice(["wsclean", "tclean"]), default="wsclean",
-              show_default=True, help="tclean needs the modular CASA (casatasks) in this Python.")
-@click.option("--size", default="1024", show_default=True, metavar="N|WxH",
-              help="Image size in pixels.")
-@click.option("--scale", default="auto", show_default=True,
-              help="Pixel size with unit (2arcsec, 0.05deg, 1amin); auto: a fifth of the beam.")
-@click.option("--niter", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Maximum CLEAN iterations (0: dirty image only).")
-@click.option("--threshold", type=click.FloatRange(min=0), default=0.0, show_default=True,
-              help="Stop cleaning at this residual peak, Jy.")
-@click.option("--auto-threshold", type=click.FloatRange(min=0, min_open=True), default=3.0,
-              show_default=True, help="Stop cleaning at this many times the residual rms.")
-@click.option("--mgain", type=click.FloatRange(0, 1, min_open=True), default=0.8,
-              show_default=True, help="Major-cycle gain (WSClean -mgain).")
-@click.option("--weight", default="briggs 0", show_default=True,
-              help="'natural', 'uniform' or 'briggs R'.")
-@click.option("--column", default="", metavar="COLUMN",
-              help="CORRECTED_DATA, DATA or MODEL_DATA (default: CORRECTED_DATA when present, "
-                   "else DATA).")
-@click.option("--polarizations", "--pol", "pol", default="I", show_default=True, help="Polarizations, e.g. I or I,V or XX,YY.")
-@click.option("--field", multiple=True, help="Field name(s) or id(s) in the image (repeat, or "
-                                             "comma-separate), or 'all' (default: the first "
-                                             "field).")
-@click.option("--shift", nargs=2, metavar="RA DEC",
-              help="Image centre, e.g. --shift 13h50m00s +25d10m00s (or 207.5deg 25.17deg).")
-@click.option("--channels-out", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Images across the band.")
-@click.option("--join-channels", is_flag=True,
-              help="Deconvolve the channel images jointly and write an MFS image.")
-@click.option("--join-polarizations", "--join-pols", "join_polarizations", is_flag=True,
-              help="Clean the polarizations jointly (WSClean -join-polarizations).")
-@click.option("--intervals-out", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Images in time (WSClean only).")
-@click.option("--minuv-l", type=click.FloatRange(min=0), help="Minimum uv distance, wavelengths.")
-@click.option("--maxuv-l", type=click.FloatRange(min=0), help="Maximum uv distance, wavelengths.")
-@click.option("--multiscale", is_flag=True, help="Multi-scale CLEAN.")
-@click.option("-j", "--threads", type=click.IntRange(min=1), help="Imager threads.")
-@click.option("--executable", "--wsclean", "executable", metavar="PATH",
-              help="The WSClean program (default: $RADIOCAL_WSCLEAN, else wsclean on PATH).")
-@click.option("--extra-args", "--extra", "extra", multiple=True, metavar="ARG",
-              help="A further WSClean argument, passed as it is (repeat for each word).")
+# the step's ms and output are IN and -o; its overwrite and required are the command's own:
+# one prefix of this command's making, and failing is all a command that only images can do
+@config_options(ImageConfig, skip=("ms", "output", "required", "overwrite"),
+                executable={"decls": ("--wsclean",), "metavar": "PATH"},
+                # one image of the fields named, not one each as the step makes
+                field={"metavar": "NAME[,NAME...]",
+                       "help": "field name(s) or id(s) in the image, or 'all' (default: the "
+                               "first field)"},
+                size={"type": str, "metavar": "N|WxH"},
+                polarizations={"decls": ("--pol",)},
+                join_polarizations={"decls": ("--join-pols/--no-join-pols",)},
+                shift={"multiple": False, "nargs": 2, "default": None, "metavar": "RA DEC"},
+                threads={"decls": ("-j",)},
+                extra_args={"decls": ("--extra",), "metavar": "ARG"})
 @click.option("--overwrite", is_flag=True, help="Replace existing images with this prefix.")
 @click.pass_context
-def image(ctx, ms, output, imager, size, scale, niter, threshold, auto_threshold, mgain,
-          weight, column, pol, field, shift, channels_out, join_channels, join_polarizations,
-          intervals_out, minuv_l,
-          maxuv_l, multiscale, threads, executable, extra, overwrite):
-    """Image IN (a Measurement Set, or a pipeline OUTDIR holding calibrated.ms) to FITS.
+def image(ctx, ms, output, overwrite, **options):
+    """Image IN (a Measurement Set, or a pipeline OUTDIR holding calibrated.ms) to FITS (the
+    image step's options, as in pipeline YAML, but one image to one prefix).
 
     Images CORRECTED_DATA when the MS has it, else DATA. The MS is only read (WSClean runs with
     -no-update-model-required). WSClean's log is written next to the images as
     PREFIX-wsclean.log; -v also shows it on the terminal.
     """
-    from radiocal.imaging import ImagingOptions, make_image
+    from radiocal.imaging import make_image
 
     ms = _input_ms(ms)
-    options = ImagingOptions(
-        size=size, scale=scale, niter=niter, threshold=threshold, auto_threshold=auto_threshold,
-        mgain=mgain, weight=weight, column=column, polarizations=pol,
-        field=",".join(split_names(field)),
-        channels_out=channels_out, join_channels=join_channels,
-        join_polarizations=join_polarizations, intervals_out=intervals_out,
-        minuv_l=minuv_l, maxuv_l=maxuv_l, shift=tuple(shift) if shift else None,
-        multiscale=multiscale, threads=threads, extra_args=tuple(extra))
+    fields = ",".join(split_names(options.pop("field")))
+    config = step_config("image", dict(options, shift=tuple(options["shift"] or ())))
     verbose = bool((ctx.obj or {}).get("verbose"))
-    result = make_image(ms, _prefix(output, ms), options, imager, overwrite=overwrite,
-                        verbose=verbose, executable=executable)
+    result = make_image(ms, _prefix(output, ms), config.options(fields), config.imager,
+                        overwrite=overwrite, verbose=verbose,
+                        executable=config.executable or None)
     click.echo(f"imaged {result.column} of {ms} with {result.imager}: {len(result.files)} FITS "
                f"file(s), log {result.log}")
     for path in result.images:

@@ -28,13 +28,14 @@ class ImageConfig:
     ms: str = _opt("calibrated.ms", "MS to image; relative paths are inside the output directory")
     output: str = _opt("images", "directory of the FITS images, inside the output directory "
                                  "unless absolute")
-    imager: str = _opt("wsclean", "imager", choices=("wsclean", "tclean"))
+    imager: str = _opt("wsclean", "imager (tclean needs the modular CASA, casatasks, in this "
+                                "Python)", choices=("wsclean", "tclean"))
     executable: str = _opt("", "WSClean program (default: $RADIOCAL_WSCLEAN, else wsclean on PATH)")
     required: bool = _opt(False, "stop the pipeline when the imager is absent or fails "
                                  "(false: log a warning and go on)")
     field: tuple = _opt((), "field name(s) or id(s) to image, one image each (default: every "
                             "field)")
-    size: int = _opt(1024, "image width and height, pixels")
+    size: int | str = _opt(1024, "image width and height in pixels, or WIDTHxHEIGHT")
     scale: str = _opt("auto", "pixel size with unit, e.g. 2arcsec or 0.25deg "
                               "(auto: a fifth of the synthesised beam)")
     niter: int = _opt(1000, "maximum CLEAN iterations (0: dirty image)")
@@ -46,15 +47,16 @@ class ImageConfig:
     polarizations: str = _opt("I", "polarizations, e.g. I or I,V or XX,YY")
     channels_out: int = _opt(1, "images across the band")
     join_channels: bool = _opt(False, "joint deconvolution of the channel images plus an MFS image")
-    join_polarizations: bool = _opt(False, "clean the polarizations jointly")
+    join_polarizations: bool = _opt(False, "clean the polarizations jointly (WSClean "
+                                                 "-join-polarizations)")
     intervals_out: int = _opt(1, "images in time (WSClean only)")
     minuv_l: float = _opt(0.0, "drop baselines shorter than this, wavelengths (0: keep all)")
     maxuv_l: float = _opt(0.0, "drop baselines longer than this, wavelengths (0: keep all)")
     multiscale: bool = _opt(False, "multi-scale CLEAN")
-    shift: tuple = _opt((), "image centre [RA, Dec], e.g. [13h50m00s, +25d10m00s] (empty: the "
-                            "phase centre)")
+    shift: tuple = _opt((), "image centre: RA and Dec, e.g. 13h50m00s +25d10m00s or 207.5deg "
+                            "25.17deg (empty: the phase centre)")
     threads: int = _opt(0, "imager threads (0: the imager's default)")
-    extra_args: tuple = _opt((), "further WSClean arguments, one list item per word")
+    extra_args: tuple = _opt((), "further WSClean arguments, passed as they are, one per word")
     overwrite: bool = _opt(False, "replace existing images outside the output directory")
 
     # `field` as the solve and applycal steps and radiocal image name it; pipeline files written
