@@ -65,7 +65,7 @@ def parse_refant(ds: xr.Dataset, refant) -> np.ndarray:
 
 
 def solve_graph(datasets, cal_type, options: SolveOptions = SolveOptions(), *, model=None,
-                prior=(), max_iter=100, tol=1e-10) -> SolveGraph:
+                prior=()) -> SolveGraph:
     """Build the (lazy) solve of one spectral-window group; see :func:`solve`."""
     datasets = list(datasets)
     if cal_type not in C.CAL_TYPES:
@@ -115,7 +115,7 @@ def solve_graph(datasets, cal_type, options: SolveOptions = SolveOptions(), *, m
         mode = K.MODE_AP
     packed = graph.reduce_and_solve(
         stats, piece_cells, ant1, ant2, nant, parse_refant(first, options.refant), mode,
-        K.SolveLimits.of(options.minblperant, max_iter, tol),
+        K.SolveLimits.of(options.minblperant),
         freqs=first[S.FREQUENCY].values, ref_freq=_ref_freq(first))
     return SolveGraph(packed, cells, tuple(datasets), tuple(out_hands),
                       nchan if per_channel else 1)
@@ -175,7 +175,7 @@ def solve_jointly(requests) -> list[list[xr.Dataset]]:
 
 
 def _plan(datasets, cal_type="G", options: SolveOptions = SolveOptions(), *, model=None,
-          prior=(), max_iter=100, tol=1e-10):
+          prior=()):
     """The lazy solve graphs of one request and how to turn their results into a table."""
     datasets = list(datasets)
     if not datasets:
@@ -189,8 +189,7 @@ def _plan(datasets, cal_type="G", options: SolveOptions = SolveOptions(), *, mod
         key = -1 if "spw" in combined else int(ds.attrs[S.ATTR_SPW_ID])
         groups.setdefault(key, []).append(ds)
     per_group = dataclasses.replace(options, combine=combined)
-    graphs = [solve_graph(group, cal_type, per_group, model=model, prior=prior,
-                          max_iter=max_iter, tol=tol)
+    graphs = [solve_graph(group, cal_type, per_group, model=model, prior=prior)
               for group in groups.values()]
     params = dict(solint=str(options.solint), combine=",".join(sorted(combined)),
                   calmode=options.calmode, minsnr=options.minsnr,

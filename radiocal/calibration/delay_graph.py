@@ -173,8 +173,6 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, limits: K.SolveLimi
     fstart = np.cumsum((0,) + fchunks)
     bstart = np.cumsum((0,) + bchunks)
     token = tokenize(stats, freqs, ref_freq, ant1, ant2, nant, refants, limits, n_iter)
-    # the first guess's per-channel gains: every one solved kept (no SNR limit is applied)
-    channel_limits = K.SolveLimits.of(limits.minblperant, 100, 1e-10)
     name = "calib-delay-" + token
     spill_dir = os.path.join(dask.config.get("temporary-directory", None)
                              or tempfile.gettempdir(), "radiocal-delay-" + token)
@@ -189,7 +187,7 @@ def solve(stats, freqs, ref_freq, ant1, ant2, nant, refants, limits: K.SolveLimi
             key = (name + "-channels", g, fi)
             dsk[key] = (_channels, [(stats.name, g, fi, bi, 0, 0) for bi in range(len(bchunks))],
                         row, dnu[fstart[fi]:fstart[fi + 1]], ant1, ant2, nant, refants,
-                        channel_limits)
+                        limits)
             for part, keys in ((0, channels), (1, consts)):
                 dsk[(name + "-part", g, fi, part)] = (operator.getitem, key, part)
                 keys.append((name + "-part", g, fi, part))

@@ -196,13 +196,13 @@ class SolveLimits(NamedTuple):
     reads, typed once (:meth:`of`) and passed whole. (Which solutions are kept, ``minsnr``, is
     the table's rule, applied to the SNR the solver returns: ``calibration/dataset.py``.)"""
 
-    minblperant: int    # antennas with fewer usable baselines are left unsolved (flagged)
-    max_iter: int       # StefCal iterations at most
-    tol: float          # StefCal's convergence: relative change of the gains
+    minblperant: int        # antennas with fewer usable baselines are left unsolved (flagged)
+    max_iter: int = 100     # StefCal iterations at most
+    tol: float = 1e-10      # StefCal's convergence: relative change of the gains
 
     @classmethod
-    def of(cls, minblperant, max_iter, tol) -> SolveLimits:
-        return cls(int(minblperant), int(max_iter), float(tol))
+    def of(cls, minblperant) -> SolveLimits:
+        return cls(int(minblperant))
 
 
 @njit
