@@ -35,6 +35,10 @@ N_BASELINES = "n_baselines"
 SCAN_COORD = "scan_number"
 LIGHTCURVE_SUFFIX = "_lightcurve"
 ERR_SUFFIX = "_err"
+# Until the spectrum is stitched, its products lie along one axis (see partition_spectrum).
+PRODUCT = "product"
+MEAN = "spectrum_mean"
+ERR = "spectrum_err"
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +131,10 @@ def partition_spectrum(ds: xr.Dataset, config: DynspecConfig) -> xr.Dataset:
     Returns
     -------
     xr.Dataset
-        For each product P (``RR``, ``LL``, ``I``, ``V``, ...): ``P`` and ``P_err`` on
-        (time, frequency) float64, ``n_baselines`` (time, frequency), coordinate ``scan_number``.
+        ``spectrum_mean`` and ``spectrum_err`` on (time, frequency, product) float64 (the
+        products: ``RR``, ``LL``, ``I``, ``V``, ...), ``n_baselines`` (time, frequency),
+        coordinate ``scan_number``. The products stay on one axis until the whole spectrum is
+        stitched (:func:`dynamic_spectrum` splits them): one task per chunk for all of them.
     """
     ds = dask_backed(ds)
     var = source_variable(ds)
@@ -144,17 +150,25 @@ def partition_spectrum(ds: xr.Dataset, config: DynspecConfig) -> xr.Dataset:
     times = _block_mean(ds[schema.TIME].values, config.timeavg)
     freqs = _block_mean(ds[schema.FREQUENCY].values, config.freqavg)
     dims = (schema.TIME, schema.FREQUENCY)
-    data = {}
-    for p, name in enumerate(names):
-        data[name] = (dims, stats[:, :, p, kernels.STAT_MEAN])
-        data[name + ERR_SUFFIX] = (dims, stats[:, :, p, kernels.STAT_ERR])
     count_index = names.index("I") if "I" in names else 0
-    data[N_BASELINES] = (dims, stats[:, :, count_index, kernels.STAT_COUNT].astype(np.int32))
     scan = int(ds.attrs.get(schema.ATTR_SCAN, -1))
     return xr.Dataset(
-        data,
-        coords={schema.TIME: times, schema.FREQUENCY: freqs, SCAN_COORD: (schema.TIME, np.full(times.size, scan))},
+        {MEAN: (dims + (PRODUCT,), stats[..., kernels.STAT_MEAN]),
+         ERR: (dims + (PRODUCT,), stats[..., kernels.STAT_ERR]),
+         N_BASELINES: (dims, stats[:, :, count_index, kernels.STAT_COUNT].astype(np.int32))},
+        coords={schema.TIME: times, schema.FREQUENCY: freqs, PRODUCT: list(names),
+                SCAN_COORD: (schema.TIME, np.full(times.size, scan))},
     )
+
+
+def _split_products(ds: xr.Dataset) -> xr.Dataset:
+    """``spectrum_mean`` / ``spectrum_err`` (time, frequency, product) -> a variable ``P`` and
+    ``P_err`` (time, frequency) per product ``P``."""
+    data = {}
+    for index, name in enumerate(ds[PRODUCT].values.tolist()):
+        data[name] = ds[MEAN][..., index].drop_vars(PRODUCT)
+        data[name + ERR_SUFFIX] = ds[ERR][..., index].drop_vars(PRODUCT)
+    return ds.drop_vars([MEAN, ERR, PRODUCT]).assign(data)
 
 
 def _insert_gaps(ds: xr.Dataset, step: float, max_rows: int) -> xr.Dataset:
@@ -237,26 +251,23 @@ def _merge_layers(layers: list[xr.Dataset]) -> xr.Dataset:
     """Cells measured in several layers (on one grid): baseline-count weighted means.
 
     Weights are fixed numbers (the baselines that went into each cell), so the error of the
-    mean follows from the layers' errors exactly: ``sqrt(sum (w e)^2) / sum w``.
+    mean follows from the layers' errors exactly: ``sqrt(sum (w e)^2) / sum w``. A product a
+    layer lacks is NaN there (the outer join of the products) and has no weight.
     """
-    names = [v for v in dict.fromkeys(v for layer in layers for v in layer.data_vars)
-             if v != N_BASELINES and not v.endswith(ERR_SUFFIX)]
+    layers = xr.align(*layers, join="outer", exclude=[schema.TIME, schema.FREQUENCY])
     counts = [layer[N_BASELINES].fillna(0) for layer in layers]
-    out = {N_BASELINES: sum(counts).astype(np.int32)}
-    for name in names:
-        total = wsum = wvar = 0
-        for layer, n in zip(layers, counts):
-            if name not in layer:
-                continue
-            value, err = layer[name], layer[name + ERR_SUFFIX]
-            w = xr.where(np.isfinite(value), np.maximum(n, 1), 0)
-            total = total + w * value.fillna(0)
-            wsum = wsum + w
-            wvar = wvar + xr.where(w > 0, (w * err) ** 2, 0)
-        usable = wsum.where(wsum > 0)
-        out[name] = total / usable
-        out[name + ERR_SUFFIX] = np.sqrt(wvar) / usable
-    return xr.Dataset(out)
+    total = wsum = wvar = 0
+    for layer, n in zip(layers, counts):
+        value, err = layer[MEAN], layer[ERR]
+        w = xr.where(np.isfinite(value), np.maximum(n, 1), 0)
+        total = total + w * value.fillna(0)
+        wsum = wsum + w
+        wvar = wvar + xr.where(w > 0, (w * err) ** 2, 0)
+    usable = wsum.where(wsum > 0)
+    dims = (schema.TIME, schema.FREQUENCY, PRODUCT)
+    return xr.Dataset({N_BASELINES: sum(counts).astype(np.int32),
+                       MEAN: (total / usable).transpose(*dims),
+                       ERR: (np.sqrt(wvar) / usable).transpose(*dims)})
 
 
 def _stack(pieces: list[xr.Dataset], dim: str) -> xr.Dataset:
@@ -359,11 +370,12 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
                    compat="override") if len(spectra) > 1 else spectra[0]
     # From here on every array is small (time x frequency): chunks of many scans' rows keep the
     # few dozen derived products from becoming thousands of tiny tasks.
-    chunks = {schema.TIME: SPECTRUM_TIME_CHUNK, schema.FREQUENCY: -1}
+    chunks = {schema.TIME: SPECTRUM_TIME_CHUNK, schema.FREQUENCY: -1, PRODUCT: -1}
     ds = ds.assign({name: var.chunk({d: chunks[d] for d in var.dims})
                     for name, var in ds.data_vars.items()})
     ds = ds.sortby(schema.TIME)
     ds = _insert_gaps(ds, _time_step(partitions, config), config.max_gap_rows)
+    ds = _split_products(ds)
     products = [v for v in ds.data_vars if v not in (N_BASELINES,) and not v.endswith(ERR_SUFFIX)]
     ds = _mask_noisy_channels(ds, products, config)
     if "I" in ds and "V" in ds:
