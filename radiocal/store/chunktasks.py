@@ -76,10 +76,11 @@ def per_chunk(writes, extra=None, alongside=()) -> Delayed:
     return Delayed(final, fused)
 
 
-def per_group(groups: list[list]) -> list[Delayed]:
+def per_group(groups: list[list], finish=None) -> list[Delayed]:
     """Each group of collections as one task that computes their values (a list, in order),
     with every task that group alone needs fused into it; tasks several groups need stay tasks
-    of their own.
+    of their own. With ``finish`` (one callable per group), a group's task returns
+    ``finish[i](values)`` instead: work on the values done where they are computed.
 
     Export computes a block's five arrays (reads of stored chunks, a slice of each, perhaps a
     calibration applied) ~15 tasks a block; on the embedded distributed cluster each costs ~1 ms
@@ -98,9 +99,10 @@ def per_group(groups: list[list]) -> list[Delayed]:
     out = []
     for index, group in enumerate(groups):
         leaf = (f"group-{token}", index)
-        finish = _Values([(c.__dask_postcompute__(), c.__dask_keys__())
-                          if is_dask_collection(c) else ((None, c), None) for c in group])
-        values = Task(leaf, finish, *(TaskRef(key) for c in lazy[index]
+        values = _Values([(c.__dask_postcompute__(), c.__dask_keys__())
+                          if is_dask_collection(c) else ((None, c), None) for c in group],
+                         None if finish is None else finish[index])
+        values = Task(leaf, values, *(TaskRef(key) for c in lazy[index]
                                       for key in flatten(c.__dask_keys__())))
         fused[leaf] = Task.fuse(*members[index], values, key=leaf)
         out.append(Delayed(leaf, fused))
@@ -135,16 +137,18 @@ class _Finish:
 
 class _Values:
     """A group's task: given every key of its collections in order, their values (each
-    collection finalised as dask.compute would)."""
+    collection finalised as dask.compute would), or ``then`` of them."""
 
-    def __init__(self, finishes):
+    def __init__(self, finishes, then=None):
         self.finishes = finishes
+        self.then = then
 
     def __call__(self, *values):
         values = iter(values)
         # (func, args), keys of a collection; (None, value), None of a value in memory
-        return [args if func is None else func(_nested(keys, values), *args)
-                for (func, args), keys in self.finishes]
+        out = [args if func is None else func(_nested(keys, values), *args)
+               for (func, args), keys in self.finishes]
+        return out if self.then is None else self.then(out)
 
 
 def _nested(keys, values):
