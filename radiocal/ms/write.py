@@ -166,9 +166,11 @@ def _create_ms(path, optional, spectral_weights, correlations: set):
 # The main table's scalar and small fixed-shape columns share one StandardStMan, written a column
 # at a time per batch of rows. At casacore's default bucket of ~4 kB (~28 rows of all of them)
 # and a cache of 2 buckets, each column's write read and wrote every bucket of the batch again
-# (phaseref's export of a 0.5 GB MS: ~3 s of its putcol time in 2-8 MB columns); 32 kB buckets
-# take a fifth of the system time (a 120 000-row write: 0.37 -> 0.22 s).
-_SCALAR_BUCKET_BYTES = 32768
+# (phaseref's export of a 0.5 GB MS: ~3 s of its putcol time in 2-8 MB columns). A 120 000-row
+# write of them took 0.37 s at 4 kB, 0.22 s at 16 kB, 0.22 s at 32 kB (system time 0.18, 0.07,
+# 0.06 s); 16 kB keeps an empty MS small (a nearly full disk fails in the rows' writes, where
+# radiocal reports it, not inside casacore's creation of the MS).
+_SCALAR_BUCKET_BYTES = 16384
 _FIXED_SHAPE = 4    # casacore ColumnDesc::FixedShape
 _SCALAR_COLUMNS = ("ANTENNA1", "ANTENNA2", "ARRAY_ID", "DATA_DESC_ID", "EXPOSURE", "FEED1", "FEED2",
                    "FIELD_ID", "FLAG_ROW", "INTERVAL", "OBSERVATION_ID", "PROCESSOR_ID",

@@ -53,6 +53,15 @@ def _truncate(path: Path, keep: float = 0.5) -> None:
     path.write_bytes(data[: int(len(data) * keep)])
 
 
+def _data_tiles(ms: Path) -> Path:
+    """The tile file holding the MS's DATA column (its number follows the data managers')."""
+    import casacore.tables as ct
+
+    with ct.table(str(ms), ack=False) as t:
+        seqnr = t.getdminfo("DATA")["SEQNR"]
+    return next(ms.glob(f"table.f{seqnr}_TSM*"))
+
+
 def _ms_edit(ms: Path, fn) -> None:
     import casacore.tables as ct
 
@@ -88,8 +97,9 @@ def truncated_main_file(tmp, good):
 
 def truncated_column_file(tmp, good):
     ms = _copy(good["ms"], tmp / "t.ms")
-    _truncate(next(ms.glob("table.f1_TSM*")))
-    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], ["table.f1_TSM"]
+    tiles = _data_tiles(ms)
+    _truncate(tiles)
+    return ["convert", str(ms), "-o", str(tmp / "o.zarr")], [ms], [tiles.name]
 
 
 def empty_storage_file(tmp, good):
@@ -489,14 +499,16 @@ def export_selection_matches_nothing(tmp, good):
 
 def phaseref_of_a_truncated_ms(tmp, good):
     ms = _copy(good["ms"], tmp / "t.ms")
-    _truncate(next(ms.glob("table.f1_TSM*")))
-    return ["phaseref", str(ms), "-o", str(tmp / "out")], [ms], ["table.f1_TSM"]
+    tiles = _data_tiles(ms)
+    _truncate(tiles)
+    return ["phaseref", str(ms), "-o", str(tmp / "out")], [ms], [tiles.name]
 
 
 def lwa_of_a_truncated_ms(tmp, good):
     ms = _copy(good["ms"], tmp / "20240101_000000_55MHz.ms")
-    _truncate(next(ms.glob("table.f1_TSM*")))
-    return ["lwa", str(ms), "-o", str(tmp / "out"), "--no-image"], [ms], ["table.f1_TSM"]
+    tiles = _data_tiles(ms)
+    _truncate(tiles)
+    return ["lwa", str(ms), "-o", str(tmp / "out"), "--no-image"], [ms], [tiles.name]
 
 
 def missing_calibration_table(tmp, good):
