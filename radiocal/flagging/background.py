@@ -11,6 +11,11 @@ Speed: the window sums of the normal equations are accumulated offset by offset 
 of a lane (lanes weighted alike share them), and each sample's small system is solved in closed
 form, so a fit costs a few tens of nanoseconds per sample; robust statistics are in
 ``robust.py``.
+
+Compile time: arrays are copied by loops, not ``a[...] = b``: numba compiles each such
+assignment with an error path that formats both shapes into its message (f-strings,
+``str.join``, integers to strings), ~2 CPU-s of a cold compile of the LOESS call tree and again
+in every kernel calling it.
 """
 
 from __future__ import annotations
@@ -469,14 +474,17 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
         # Neighbour counts, needed by the general solver only.
         count = np.zeros((1, m if general else 0, n_u))
         at = half + i0
-        if not leave_out:
-            mom[0] = w_pad[at:at + m]
-            for g in range(n_g):
-                rhs[g, 0] = y_pad[g, at:at + m]
-            if with_var:
-                q[0] = v_pad[at:at + m]
-            if general:
-                count[0] = c_pad[at:at + m]
+        if not leave_out:   # loops, not slice assignments (see the module docstring)
+            for i in range(m):
+                for u in range(n_u):
+                    mom[0, i, u] = w_pad[at + i, u]
+                    if with_var:
+                        q[0, i, u] = v_pad[at + i, u]
+                    if general:
+                        count[0, i, u] = c_pad[at + i, u]
+                for g in range(n_g):
+                    for j in range(lanes):
+                        rhs[g, 0, i, j] = y_pad[g, at + i, j]
         k = 1
         if not general:
             # Four offsets per pass over the sums (see :func:`_add_powers4`).
@@ -536,7 +544,10 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
         for g in range(1 if not shared else 0, n_g):
             _fit_from_coefficients(coef, support[i0:i0 + m].reshape(size),
                                    rhs[g].reshape(n_rhs, size), fit_t[g].reshape(size))
-        fit[:, i0:i0 + m] = fit_t
+        for g in range(n_g):
+            for i in range(m):
+                for j in range(lanes):
+                    fit[g, i0 + i, j] = fit_t[g, i, j]
     return fit, support, var
 
 
@@ -683,7 +694,8 @@ def robust_start(values, weights, fit, sigma):
     better = lane_median_below(values, med, valid, from_fit)
     for j in range(values.shape[1]):
         if better[j]:
-            fit[:, j] = med[:, j]
+            for i in range(values.shape[0]):
+                fit[i, j] = med[i, j]
 
 
 @njit
@@ -713,9 +725,11 @@ def robust_loess_stack(values, weights, sigma, robust_iterations, degree, in_var
                     refit, _, _ = _loess(values[g:g + 1], w, sigma, degree, False, in_var, False)
                     fit = refit[0]
         fit_g, support_g, var_g = _loess(values[g:g + 1], w, sigma, degree, True, in_var, True)
-        out_fit[g] = fit_g[0]
-        out_support[g] = support_g
-        out_var[g] = var_g
+        for i in range(n):   # loops, not slice assignments (see the module docstring)
+            for j in range(lanes):
+                out_fit[g, i, j] = fit_g[0, i, j]
+                out_support[g, i, j] = support_g[i, j]
+                out_var[g, i, j] = var_g[i, j]
     return out_fit, out_support, out_var
 
 
@@ -859,9 +873,17 @@ def _along_time(values, mask, fill, weights, var_in, sigma_time, robust_iteratio
         if 4 * n_missing < bg.size:
             _fill_across(bg, var, 2.0, 1)
         else:
-            known = np.where(np.isnan(bg), 0.0, 1.0)
-            across, _, var_x = loess_rows(np.where(np.isnan(bg), 0.0, bg), known, 2.0, 1, False,
-                                          np.where(np.isnan(var), 1.0, var))
+            # Loops, not np.where: its broadcasting compiles to ~1 CPU-s more of every caller.
+            known = np.empty(bg.shape)
+            src = np.empty(bg.shape)
+            src_var = np.empty(bg.shape)
+            for i in range(bg.shape[0]):
+                for j in range(bg.shape[1]):
+                    gap = np.isnan(bg[i, j])
+                    known[i, j] = 0.0 if gap else 1.0
+                    src[i, j] = 0.0 if gap else bg[i, j]
+                    src_var[i, j] = 1.0 if np.isnan(var[i, j]) else var[i, j]
+            across, _, var_x = loess_rows(src, known, 2.0, 1, False, src_var)
             for i in range(bg.shape[0]):
                 for j in range(bg.shape[1]):
                     if np.isnan(bg[i, j]):

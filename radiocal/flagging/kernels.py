@@ -334,6 +334,16 @@ def _baseline_planes(vis, flag, b, amp, base):
     return base.all()
 
 
+@njit(inline="always")  # no level of its own
+def _set_plane(dst, src):
+    """``dst[:, :] = src`` as a loop: numba compiles an array assignment with an error path that
+    formats both shapes into its message (f-strings, ``str.join``, integers to strings), which
+    cost ~1.5 CPU-s of every cold compile of a detector."""
+    for i in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[i, j] = src[i, j]
+
+
 @njit
 def _same(a, b):
     """Whether two bool planes are equal."""
@@ -355,7 +365,7 @@ def _baseline_kernel(name, full):
         deg = _degree(n_t, p.degree)
         found = np.empty((n_c, n_t, n_f), np.bool_)
         for c in range(n_c):
-            current[c] = base[c]
+            _set_plane(current[c], base[c])
             fitted[c] = True
             sigmas[c] = np.nan
         for it in range(p.iterations):
@@ -365,27 +375,28 @@ def _baseline_kernel(name, full):
             robust = p.robust_iterations if it == 0 else 0
             for c in range(n_c):
                 if base[c].all():
-                    found[c] = base[c]
+                    _set_plane(found[c], base[c])
                     continue
                 # A plain fit with the mask of the previous plain fit is that fit (most planes
                 # gain no flags in the later iterations): reuse it.
                 if robust > 0 or fitted[c].all() or not _same(fitted[c], current[c]):
                     if full:
-                        z[c], sigmas[c] = standardized_residual(
+                        zc, sigmas[c] = standardized_residual(
                             amp[c], current[c], p.sigma_time, p.sigma_frequency, robust, deg)
                     else:
-                        z[c], sigmas[c] = standardized_residual_time(
+                        zc, sigmas[c] = standardized_residual_time(
                             amp[c], current[c], p.sigma_time, robust, deg)
+                    _set_plane(z[c], zc)
                     if robust > 0:
                         fitted[c] = True
                     else:
-                        fitted[c] = current[c]
+                        _set_plane(fitted[c], current[c])
                 sigma = sigmas[c]
                 if not sigma > 0.0:
-                    found[c] = base[c]
+                    _set_plane(found[c], base[c])
                     continue
-                found[c] = sumthreshold_2d(z[c], base[c], p.threshold * factor, p.rho,
-                                           p.max_window_time, p.max_window_frequency)
+                _set_plane(found[c], sumthreshold_2d(z[c], base[c], p.threshold * factor, p.rho,
+                                                     p.max_window_time, p.max_window_frequency))
                 if p.variance_test:
                     chans, times = variance_lines(z[c], found[c], p.threshold * factor, 4)
                     for f in range(n_f):
@@ -407,10 +418,10 @@ def _baseline_kernel(name, full):
                 for c in range(1, n_c):
                     any_c |= found[c]
                 for c in range(n_c):
-                    current[c] = base[c] | any_c
+                    _set_plane(current[c], base[c] | any_c)
             else:
                 for c in range(n_c):
-                    current[c] = found[c]
+                    _set_plane(current[c], found[c])
 
     baseline.__name__ = baseline.__qualname__ = name
     baseline.__doc__ = """Iterated SumThreshold on one baseline's planes (see
