@@ -47,15 +47,21 @@ class StepSpec:
     run: Callable
     doc: str
     kind: str = "transform"
+    # Called when a run that will execute this step starts: begins in the background what the
+    # step can have ready before its turn (the report's drawing processes).
+    prepare: Callable[[], None] | None = None
 
 
 _REGISTRY: dict[str, StepSpec] = {}
 
 
-def register_step(name: str, config_class: type, kind: str = "transform"):
+def register_step(name: str, config_class: type, kind: str = "transform",
+                  prepare: Callable[[], None] | None = None):
     """Register ``run`` under ``name``; ``config_class`` must be a frozen dataclass.
 
     ``kind`` is ``"transform"`` (default), ``"source"`` or ``"sink"`` (see the module docstring).
+    ``prepare`` (no arguments, returns at once) is called when a pipeline that will run the step
+    starts, to begin in the background what the step needs before its turn.
     """
     if kind not in STEP_KINDS:
         raise ValueError(f"step {name!r}: kind must be one of {STEP_KINDS}, got {kind!r}")
@@ -65,7 +71,8 @@ def register_step(name: str, config_class: type, kind: str = "transform"):
     def decorate(run: Callable) -> Callable:
         if name in _REGISTRY and _REGISTRY[name].run is not run:
             raise ValueError(f"step {name!r} registered twice")
-        _REGISTRY[name] = StepSpec(name, config_class, run, (run.__doc__ or "").strip(), kind)
+        _REGISTRY[name] = StepSpec(name, config_class, run, (run.__doc__ or "").strip(), kind,
+                                   prepare)
         return run
 
     return decorate

@@ -62,7 +62,13 @@ def _bandpass_fields(store) -> dict:
     return {"bpcal": ",".join(dict.fromkeys(names))} if names else {}
 
 
-@register_step("report", ReportConfig, kind="sink")
+def _start_drawing() -> None:
+    from radiocal.qa.render import start_server
+
+    start_server()
+
+
+@register_step("report", ReportConfig, kind="sink", prepare=_start_drawing)
 def report(datasets, config: ReportConfig, context):
     """QA plots and a PDF report whose first page summarises the run.
 

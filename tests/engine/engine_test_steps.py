@@ -115,3 +115,30 @@ def simulate_source(datasets, config, context):
     sim = simulate(SimConfig(n_antennas=4, spws=((1.3e9, 4e6, 4),), n_correlations=2,
                              schedule=((0, 3), (1, 2), (2, 3), (1, 2)), seed=config.seed))
     return [ds.chunk({S.TIME: config.time_chunk}) for ds in sim.datasets]
+
+
+# What test_mark and test_prepared did, in order (a step's run is called when it executes).
+EVENTS: list[str] = []
+
+
+@dataclass(frozen=True)
+class MarkConfig:
+    label: str = field(default="", metadata={"help": "appended to EVENTS when the step runs"})
+
+
+@register_step("test_mark", MarkConfig)
+def mark(datasets, config, context):
+    """Pass the datasets on; note that the step ran."""
+    EVENTS.append(config.label)
+    return datasets
+
+
+def _prepare_prepared() -> None:
+    EVENTS.append("prepare")
+
+
+@register_step("test_prepared", MarkConfig, prepare=_prepare_prepared)
+def prepared(datasets, config, context):
+    """Pass the datasets on; its prepare notes when a run starts preparing it."""
+    EVENTS.append(config.label)
+    return datasets

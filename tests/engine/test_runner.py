@@ -158,3 +158,21 @@ def test_library_open_is_lazy(small_ms, tmp_path):
     assert all(hasattr(ds[S.VISIBILITY].data, "dask") for ds in datasets)
     with pytest.raises(InputError, match="no such file"):
         radiocal.open(tmp_path / "missing.ms")
+
+
+def test_a_step_is_prepared_as_the_step_before_it_starts(tmp_path):
+    from engine_test_steps import EVENTS     # as conftest imported it (it registers the steps)
+
+    pipeline = [{"step": "test_simulate"}, {"step": "test_mark", "label": "a"},
+                {"step": "test_mark", "label": "b"}, {"step": "test_prepared", "label": "run"}]
+    EVENTS.clear()
+    with radiocal.Engine(scheduler="threads") as engine:
+        run_pipeline(load_pipeline(pipeline), tmp_path / "out", engine)
+    # not when the run starts (the steps before keep the cores busy): with the step before it
+    assert EVENTS == ["a", "prepare", "b", "run"]
+    # resumed at the prepared step itself: prepared as it starts
+    EVENTS.clear()
+    pipeline[-1]["label"] = "again"
+    with radiocal.Engine(scheduler="threads") as engine:
+        run_pipeline(load_pipeline(pipeline), tmp_path / "out", engine)
+    assert EVENTS == ["prepare", "again"]
