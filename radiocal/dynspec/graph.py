@@ -8,6 +8,7 @@ from dask.base import tokenize
 
 from radiocal import budget
 from radiocal.dynspec import kernels
+from radiocal.store.chunktasks import per_block
 
 
 def subtract(data: da.Array, model: da.Array) -> da.Array:
@@ -82,7 +83,8 @@ def baseline_average(vis: da.Array, flag: da.Array, weight: da.Array, coeffs: np
         adjust_chunks={"t": tout, "b": 1, "f": fout}, concatenate=True, dtype=np.float64, name=name,
         meta=np.empty((0,) * 5, dtype=np.float64),
     )
-    total = sums.sum(axis=1)
+    # one task a chunk from its reads to its sums: ~12 tasks a chunk otherwise
+    total = per_block(sums).sum(axis=1)
     return total.map_blocks(kernels.finish_average, dtype=np.float64,
                             chunks=total.chunks[:3] + ((kernels.NSTAT,),),
                             meta=np.empty((0, 0, 0, 0), dtype=np.float64))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import dask.array as da
 from dask._task_spec import Task, TaskRef, convert_legacy_graph
 from dask.array.optimization import optimize
 from dask.base import is_dask_collection, tokenize, unpack_collections
@@ -107,6 +108,23 @@ def per_group(groups: list[list], finish=None) -> list[Delayed]:
         fused[leaf] = Task.fuse(*members[index], values, key=leaf)
         out.append(Delayed(leaf, fused))
     return out
+
+
+def per_block(array: da.Array) -> da.Array:
+    """``array`` with each block one task: every task that block alone needs (reads, a model, a
+    subtraction, flags) fused into it; tasks several blocks need stay tasks of their own.
+
+    For a graph that reduces chunks to small results (a dynamic spectrum's sums over baselines),
+    where a dozen tasks a chunk each cost distributed's bookkeeping.
+    """
+    keys = list(flatten(array.__dask_keys__()))
+    fused, members, _ = _by_owner(array.__dask_graph__(), {key: key for key in keys})
+    name = "per-block-" + array.name
+    for key in keys:
+        block = (name,) + key[1:]
+        fused[block] = Task.fuse(*members[key], key=block)
+    graph = HighLevelGraph.from_collections(name, fused, dependencies=())
+    return da.Array(graph, name, array.chunks, meta=array._meta)
 
 
 def _by_owner(graph, outputs: dict, pinned=frozenset()) -> tuple:

@@ -104,3 +104,23 @@ def test_per_group_is_one_task_per_group_and_shares_what_groups_share():
         assert summed == 15
         np.testing.assert_array_equal(zeros, np.full(2, float(i)))
     assert calls.count - before == 2   # the shared chunks once, not once per group
+
+
+def test_per_block_fuses_what_a_block_alone_needs_and_keeps_shared_tasks():
+    from radiocal.store.chunktasks import per_block
+
+    calls = Calls()
+    model = da.arange(4.0, chunks=4).map_blocks(calls, dtype=float)   # every block needs it
+    data = da.from_array(np.arange(24.0).reshape(6, 4), chunks=(2, 4))
+    flags = data > 7
+    result = da.where(flags, 0.0, (data * 3 - model[None, :]) ** 2)
+    fused = per_block(result)
+    graph = dict(fused.__dask_graph__())
+    # a task per block, beside the shared model's (its read and its slice, perhaps an alias),
+    # where the unfused graph has a chain of tasks per block
+    own = [key for key in graph if key[0] == fused.name]
+    assert len(own) == result.numblocks[0] and len(graph) - len(own) <= 2
+    assert len(graph) < len(dict(result.__dask_graph__()))
+    before = calls.count
+    np.testing.assert_array_equal(fused.compute(scheduler="threads"), result.compute(scheduler="sync"))
+    assert calls.count - before == 2   # the model once in each compute, not once per block
