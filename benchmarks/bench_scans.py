@@ -12,7 +12,7 @@ with the same integrations and channels in all:
 308 integrations x 351 baselines x 64 channels x 4 correlations = 27.7 M visibilities each
 (0.25 GB). Each command is its own process (``wait4``: wall, CPU of the process and its reaped
 children, peak RSS), on radiocal's default engine unless ``--radiocal-options`` says otherwise:
-``convert``, ``flag``, ``calibrate`` and ``export`` in turn on a fresh store. Repeats are
+``convert``, ``flag``, ``calibrate``, ``dynspec`` (of the target) and ``export`` in turn on a fresh store. Repeats are
 interleaved (rich, poor, rich, poor, ...); the best and median CPU and wall per visibility and
 the ratio rich / poor are printed. CPU seconds compare better than wall seconds on a shared
 machine.
@@ -74,11 +74,12 @@ def _ms(data: Path, kind: str) -> Path:
 
 
 def _run(ms: Path, work: Path, options: list[str]) -> dict:
-    store, exported = work / "store.zarr", work / "out.ms"
+    store, exported, spectrum = work / "store.zarr", work / "out.ms", work / "dynspec.zarr"
     rc = [sys.executable, "-m", "radiocal.cli.main", *options]
     commands = {"convert": [*rc, "convert", ms, "-o", store],
                 "flag": [*rc, "flag", store],
                 "calibrate": [*rc, "calibrate", store, *CALIBRATE],
+                "dynspec": [*rc, "dynspec", store, "--field", TARGET, "-o", spectrum],
                 "export": [*rc, "export", store, exported]}
     out = {}
     for name, argv in commands.items():
@@ -120,7 +121,7 @@ def main() -> None:
     print("| command | set | CPU s best / median | wall s best / median | CPU ns/vis (median) "
           "| peak RSS MB | rich/poor CPU (median) | rich/poor wall (median) |")
     print("|---|---|---|---|---|---|---|---|")
-    for name in ("convert", "flag", "calibrate", "export"):
+    for name in ("convert", "flag", "calibrate", "dynspec", "export"):
         medians = {}
         for kind in SETS:
             cpu = [r[name]["cpu_s"] for r in runs[kind]]

@@ -11,12 +11,16 @@ from radiocal.cli.config_options import config_options
 from radiocal.dynspec.config import DynspecConfig
 
 
-def _open_inputs(path: str):
+def _open_inputs(path: str, field: str):
+    from radiocal.dynspec.dataset import names_field
     from radiocal.errors import InputError
-    from radiocal.store.zarr_store import is_store, open_store
+    from radiocal.store.zarr_store import is_store, open_store, partition_attrs
 
     if is_store(path):
-        return open_store(path)
+        # Only the field's partitions: opening is ~3 ms a partition, and a scan-rich store's
+        # calibrator scans are hundreds. None of them: all, so the step names the fields there are.
+        chosen = [name for name, attrs in partition_attrs(path).items() if names_field(attrs, field)]
+        return open_store(path, partitions=chosen or None)
     if os.path.isfile(os.path.join(path, "table.dat")):
         from radiocal.ms.read import read_ms
 
@@ -51,7 +55,7 @@ def dynspec(ctx, store, overwrite, **options):
     if os.path.exists(output) and not overwrite:
         raise click.UsageError(f"{options['output']}: already exists (use --overwrite to replace it)")
     config = step_config("dynspec", dict(options, output=output))
-    datasets = _open_inputs(store)
+    datasets = _open_inputs(store, config.field)
     with make_engine(ctx) as engine:
         run_step(engine, "dynspec", datasets, config, outdir=os.path.dirname(output), inputs=[store])
     spectrum = open_dynspec(output)

@@ -50,9 +50,15 @@ def cross_hand_calibrated(ds: xr.Dataset) -> bool:
 
 def matches_field(ds: xr.Dataset, field: str) -> bool:
     """True when ``field`` (a name or an id; empty matches all) names this partition's field."""
+    return names_field(ds.attrs, field)
+
+
+def names_field(attrs: dict, field: str) -> bool:
+    """:func:`matches_field` of a partition with attributes ``attrs`` (a store's, before opening
+    it: :func:`radiocal.store.zarr_store.partition_attrs`)."""
     if not field:
         return True
-    return field == str(ds.attrs.get(schema.ATTR_FIELD_NAME)) or field == str(ds.attrs.get(schema.ATTR_FIELD_ID))
+    return field == str(attrs.get(schema.ATTR_FIELD_NAME)) or field == str(attrs.get(schema.ATTR_FIELD_ID))
 
 
 def source_variable(ds: xr.Dataset) -> str:

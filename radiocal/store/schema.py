@@ -176,7 +176,9 @@ def schema_problem(ds) -> str | None:
                 if required:
                     return f"no {what} {name!r}"
                 continue
-            if tuple(ds[name].dims) != dims:
-                return f"{what} {name!r} has dims {tuple(ds[name].dims)}, not {dims}"
+            # the variable, not ds[name]: a DataArray of a dataset costs ~0.1 ms to make
+            found = tuple(ds.variables[name].dims)
+            if found != dims:
+                return f"{what} {name!r} has dims {found}, not {dims}"
     missing = [a for a in REQUIRED_ATTRS if a not in ds.attrs]
     return f"no attribute {missing[0]!r}" if missing else None
