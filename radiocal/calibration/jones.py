@@ -72,7 +72,7 @@ def data_hands(ds: xr.Dataset):
     -------
     hands : tuple of str, hand1, hand2 : int (polarization,), parallel : bool (polarization,)
     """
-    pols = tuple(str(p) for p in ds[S.POLARIZATION].values)
+    pols = tuple(str(p) for p in ds.variables[S.POLARIZATION].values)
     if pols not in S.SUPPORTED_POLARIZATIONS:
         raise InputError(f"correlation layout {pols} is not supported "
                          f"(1, 2 parallel hands or 4 correlations)")
@@ -110,7 +110,7 @@ def select_table_spw(table, ds: xr.Dataset, spwmap=None) -> xr.Dataset:
 
 
 def _field_rows(tds: xr.Dataset, ds: xr.Dataset, gainfield) -> np.ndarray:
-    fields = tds[C.SOL_FIELD].values
+    fields = tds.variables[C.SOL_FIELD].values
     if gainfield is None or str(gainfield).strip() == "":
         return np.ones(fields.shape, dtype=bool)
     ids = [int(i) for i in tds.attrs.get(C.ATTR_FIELD_IDS, [])]
@@ -315,13 +315,16 @@ def _table_inputs(ds: xr.Dataset, term: ApplyTable):
     chunk), frequencies (dask, by channel chunk), the solutions that reach each time chunk
     (a blockwise literal) and its keyword arguments."""
     tds = select_table_spw(term.table, ds, term.spwmap)
+    # variables, not tds[name]: a DataArray costs ~0.1 ms to make, and this runs for every
+    # partition and table (a scan-rich MS: thousands of times)
+    tv, dv = tds.variables, ds.variables
     cal_type = tds.attrs[C.ATTR_CAL_TYPE]
     rows = _field_rows(tds, ds, term.gainfield)
     if not rows.any():
         raise InputError(f"no {cal_type} solutions for field {ds.attrs.get(S.ATTR_FIELD_NAME)!r}"
                          f" (gainfield={term.gainfield!r})")
     hands, _, _, _ = data_hands(ds)
-    table_hands = [str(h) for h in tds[C.HAND].values]
+    table_hands = [str(h) for h in tv[C.HAND].values]
     if table_hands == ["I"]:
         hand_index = np.zeros(len(hands), dtype=np.int64)
     else:
@@ -335,23 +338,23 @@ def _table_inputs(ds: xr.Dataset, term: ApplyTable):
         else:
             raise InputError(f"{cal_type} table has hands {table_hands}, data needs {missing}")
     var = C.DELAY if cal_type == "K" else C.GAIN
-    sol_time = tds[C.SOL_TIME].values[rows]
+    sol_time = tv[C.SOL_TIME].values[rows]
     order = np.argsort(sol_time, kind="stable")
-    segment = _solution_segments(sol_time[order], tds[C.SOL_SCAN].values[rows][order],
-                                 tds[C.SOL_INTERVAL].values[rows][order])
+    segment = _solution_segments(sol_time[order], tv[C.SOL_SCAN].values[rows][order],
+                                 tv[C.SOL_INTERVAL].values[rows][order])
     # The interpolators want ascending solution frequencies; a band written high to low
     # (ATCA's CABB, many LSB setups) gives a table in that order
-    sol_freq = tds[C.SOL_FREQ].values.astype(np.float64)
+    sol_freq = tv[C.SOL_FREQ].values.astype(np.float64)
     by_freq = np.argsort(sol_freq, kind="stable")
     # kept in the table's precision (complex64 gains) until a block interpolates: half the graph
-    values = np.asarray(tds[var].values[rows][order])[:, :, by_freq]
-    valid = ~np.asarray(tds[C.SOL_FLAG].values[rows][order], dtype=bool)[:, :, by_freq]
-    vis = ds[S.VISIBILITY].data
+    values = np.asarray(tv[var].values[rows][order])[:, :, by_freq]
+    valid = ~np.asarray(tv[C.SOL_FLAG].values[rows][order], dtype=bool)[:, :, by_freq]
+    vis = dv[S.VISIBILITY].data
     tchunks = vis.chunks[0] if isinstance(vis, da.Array) else (ds.sizes[S.TIME],)
     fchunks = vis.chunks[2] if isinstance(vis, da.Array) else (ds.sizes[S.FREQUENCY],)
-    all_times = ds[S.TIME].values.astype(np.float64)
+    all_times = dv[S.TIME].values.astype(np.float64)
     times = graph.per_block(all_times, tchunks)
-    freqs = ds[S.FREQUENCY].values.astype(np.float64)
+    freqs = dv[S.FREQUENCY].values.astype(np.float64)
     nsol, nant, nsf, nh = values.shape
     delay = cal_type == "K"
     delay_ref = float(tds.attrs.get(C.ATTR_DELAY_REF, freqs[0])) if delay else None
