@@ -360,6 +360,29 @@ def _same_lane(weights, in_var, with_var, a, b):
     return True
 
 
+@njit
+def _argsort(key):
+    """Indices that sort ``key``, by Shell sort: numba's np.argsort compiles its quicksort
+    (~1 CPU-s of every cold compile of the LOESS). The order of equal keys is not defined, nor
+    needed by :func:`_distinct_lanes` (a NaN key only keeps lanes from sharing a solve)."""
+    n = key.size
+    order = np.arange(n)
+    gap = 1
+    while gap < n // 3:
+        gap = 3 * gap + 1
+    while gap > 0:
+        for i in range(gap, n):
+            j = order[i]
+            v = key[j]
+            k = i
+            while k >= gap and key[order[k - gap]] > v:
+                order[k] = order[k - gap]
+                k -= gap
+            order[k] = j
+        gap //= 3
+    return order
+
+
 @njit(inline="always")  # one jitted caller: no level of its own
 def _distinct_lanes(weights, in_var, with_var):
     """Lanes with the same normal equations (:func:`_same_lane`), which one solve serves.
@@ -379,7 +402,7 @@ def _distinct_lanes(weights, in_var, with_var):
                 key[j] += c * w
                 if with_var:
                     key[j] += c * c * in_var[i, j]
-    order = np.argsort(key)
+    order = _argsort(key)
     rep = np.empty(lanes, np.int64)
     first = np.empty(lanes, np.int64)
     n_distinct = 0

@@ -379,7 +379,10 @@ def _spectral_baseline(vis, base, b, current, p, widths, edges):
             _sumthreshold_rows(z, found, window, threshold / p.rho ** math.log2(window), found,
                                peaks)
             window *= 2
-        before[:] = current
+        for t in range(n_t):   # loops, not slice assignments (background.py's docstring)
+            for f in range(n_f):
+                for c in range(n_p):
+                    before[t, f, c] = current[t, f, c]
         for t in range(n_t):
             for f in range(n_f):
                 for c in range(n_p):
@@ -464,7 +467,10 @@ def _spectral_flags(vis, flag, params, widths, edges):
     for bl in range(n_b):
         if bad[:, bl].all():
             continue
-        current[:] = bad[:, bl]
+        for t in range(n_t):
+            for f in range(n_f):
+                for p in range(n_p):
+                    current[t, f, p] = bad[t, bl, f, p]
         _spectral_baseline(vis, bad, bl, current, params, widths, edges)
         for t in range(n_t):
             for f in range(n_f):
