@@ -47,8 +47,9 @@ class StepSpec:
     run: Callable
     doc: str
     kind: str = "transform"
-    # Called when a run that will execute this step starts: begins in the background what the
-    # step can have ready before its turn (the report's drawing processes).
+    # Called as the step before this one starts (or as this one starts, when a run begins with
+    # it): begins in the background what the step can have ready before its turn (the report's
+    # drawing processes).
     prepare: Callable[[], None] | None = None
 
 
@@ -60,8 +61,9 @@ def register_step(name: str, config_class: type, kind: str = "transform",
     """Register ``run`` under ``name``; ``config_class`` must be a frozen dataclass.
 
     ``kind`` is ``"transform"`` (default), ``"source"`` or ``"sink"`` (see the module docstring).
-    ``prepare`` (no arguments, returns at once) is called when a pipeline that will run the step
-    starts, to begin in the background what the step needs before its turn.
+    ``prepare`` (no arguments, returns at once) is called as the step before this one starts (or
+    as this one starts, when a run begins with it), to begin in the background what the step
+    needs before its turn.
     """
     if kind not in STEP_KINDS:
         raise ValueError(f"step {name!r}: kind must be one of {STEP_KINDS}, got {kind!r}")

@@ -57,8 +57,8 @@ def _ready() -> None:
 
 def start_server() -> None:
     """Start the processes' server (and its imports) now, in the background, where a pool will be
-    used: a run calls it when it starts, so that the report's workers start at once, ~2 s of
-    imports done while earlier steps left a core idle."""
+    used: a run calls it as the step before the report starts, so that the report's workers
+    start at once, ~2 s of imports done while that step leaves a core idle."""
     if usable_cores() >= MIN_POOL_CORES:
         _forkserver()
         multiprocessing.forkserver.ensure_running()
