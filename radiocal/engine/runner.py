@@ -248,11 +248,6 @@ class PipelineRunner:
     def _steps(self, chain, resume: int, by_key: dict, document: dict, path: Path) -> None:
         # The kernels the steps to run compile on first use: in the background from now on
         jit.prewarm([s.spec.name for s in self.steps if s.index >= resume])
-        # What a step prepares in the background starts with the step before it (not with the
-        # run: the flagging beforehand keeps every core busy), or with the step if it runs first.
-        following = {s.index: n for s, n in zip(self.steps, self.steps[1:])}
-        for step in self.steps[resume:resume + 1]:
-            _prepare(step)
         for step, (digest, identities) in zip(self.steps, chain):
             key = ckpt.record_key(step.index, step.spec.name)
             if step.index < resume:
@@ -262,8 +257,13 @@ class PipelineRunner:
                 document["steps"].append(self._summary(record, "skipped"))
                 continue
             log.info("step %d/%d %s: running", step.index + 1, len(self.steps), step.spec.name)
-            if step.index in following:
-                _prepare(following[step.index])
+            # What a step prepares in the background starts with the step before it (not with
+            # the run: the flagging beforehand keeps every core busy), or with the step itself
+            # when the run begins with it.
+            if step.index == resume:
+                _prepare(step)
+            if step.index + 1 < len(self.steps):
+                _prepare(self.steps[step.index + 1])
             record = {"key": key, "index": step.index, "name": step.spec.name, "kind": step.spec.kind,
                       "chain": digest, "config": ckpt.config_dict(step.config), "inputs": identities,
                       "radiocal_version": __version__, "status": "running", "started": _now()}
