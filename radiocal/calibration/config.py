@@ -214,4 +214,4 @@ class SkyBandpassConfig:
     delay_reference: str = field(default="", metadata={
         "help": "K table (zarr or CASA) to compare the delays with", "input": True})
     delay_threshold_ns: float = field(default=2.0, metadata={
-        "help": "warn about antennas whose delay moved more than this"})
+        "help": "flag (and warn about) antennas whose delay moved more than this, in ns"})

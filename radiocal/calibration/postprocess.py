@@ -28,9 +28,13 @@ def _require(table, kinds):
         raise ConfigError(f"expected a {' or '.join(kinds)} table, got {kind}")
 
 
-def flag_bandpass_outliers(table, antenna_threshold=5.0, channel_threshold=5.0, window=9,
-                           antenna_min_deviation=0.0):
+def flag_bandpass_outliers(table, *, antenna_threshold, channel_threshold, antenna_min_deviation,
+                           window=9):
     """Flag outlier antennas and channels of a bandpass table.
+
+    The thresholds have no defaults here: they are declared once, as the ``sky_bandpass`` step's
+    options (``radiocal.calibration.config.SkyBandpassConfig``), which ``radiocal caltable
+    flag-outliers`` takes too.
 
     An antenna (per hand) is flagged when its median amplitude over channels lies more than
     ``antenna_threshold`` scaled MADs from the array's median, and more than the fraction
@@ -113,8 +117,9 @@ def interpolate_flagged_channels(table, linear=True):
     return out
 
 
-def compare_delays(table, reference, threshold=2e-9):
-    """Flag antennas whose delay moved by more than ``threshold`` seconds from a reference.
+def compare_delays(table, reference, *, threshold):
+    """Flag antennas whose delay moved by more than ``threshold`` seconds from a reference
+    (declared once: ``SkyBandpassConfig.delay_threshold_ns``).
 
     Both tables are K tables on the same antennas; the first solution time of each is compared
     (delays are referenced to each table's reference antenna, so the median difference over

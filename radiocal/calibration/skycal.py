@@ -92,7 +92,8 @@ def sky_bandpass_step(datasets, config: SkyBandpassConfig, context):
         bandpass, delay = solve_jointly([(cut, "B", options, against),
                                          (cut, "K", options, against)])
     bandpass, outliers = postprocess.flag_bandpass_outliers(
-        bandpass, config.antenna_threshold, config.channel_threshold,
+        bandpass, antenna_threshold=config.antenna_threshold,
+        channel_threshold=config.channel_threshold,
         antenna_min_deviation=config.antenna_min_deviation)
     for spw, bad in outliers["antennas"].items():
         if bad:
@@ -105,7 +106,7 @@ def sky_bandpass_step(datasets, config: SkyBandpassConfig, context):
     if config.delay_reference:
         reference = load_table(config.delay_reference)
         delay, moved = postprocess.compare_delays(delay, reference,
-                                                  config.delay_threshold_ns * 1e-9)
+                                                  threshold=config.delay_threshold_ns * 1e-9)
         for spw, antennas in moved.items():
             for (antenna, hand), ns in sorted(antennas.items()):
                 context.logger.warning("sky_bandpass: spw %s: delay of %s %s moved %+.1f ns from "

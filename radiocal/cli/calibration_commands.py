@@ -11,9 +11,9 @@ import os
 import click
 
 from radiocal.calibration.config import SOLVE_TYPES, CalibrateConfig, SolveConfig
-from radiocal.calibration.config import ApplyConfig
+from radiocal.calibration.config import ApplyConfig, SkyBandpassConfig
 from radiocal.cli.common import run_step, split_names, step_config
-from radiocal.cli.config_options import config_options
+from radiocal.cli.config_options import config_option, config_options
 from radiocal.cli.engine_commands import make_engine
 
 from radiocal.errors import InputError
@@ -222,16 +222,21 @@ def _save(store, name, table, overwrite=True):
 @click.argument("store", type=click.Path(exists=True))
 @click.argument("name")
 @click.option("-o", "--output", default=None, help="New table name (default: replace NAME).")
-@click.option("--antenna-threshold", default=5.0, show_default=True, type=float)
-@click.option("--channel-threshold", default=5.0, show_default=True, type=float)
+@config_option(SkyBandpassConfig, "antenna_threshold")
+@config_option(SkyBandpassConfig, "antenna_min_deviation")
+@config_option(SkyBandpassConfig, "channel_threshold")
 @click.option("--fill/--no-fill", default=False, help="Then interpolate over flagged channels.")
-def flag_outliers(store, name, output, antenna_threshold, channel_threshold, fill):
-    """Flag outlier antennas and channels of bandpass table NAME (OVRO-LWA post-processing)."""
+def flag_outliers(store, name, output, antenna_threshold, antenna_min_deviation,
+                  channel_threshold, fill):
+    """Flag outlier antennas and channels of bandpass table NAME (OVRO-LWA post-processing, as
+    the lwa flow's sky_bandpass step does with the same options)."""
     from radiocal.calibration.postprocess import (flag_bandpass_outliers,
                                                   interpolate_flagged_channels)
 
-    table, report = flag_bandpass_outliers(_table(store, name), antenna_threshold,
-                                           channel_threshold)
+    table, report = flag_bandpass_outliers(_table(store, name),
+                                           antenna_threshold=antenna_threshold,
+                                           channel_threshold=channel_threshold,
+                                           antenna_min_deviation=antenna_min_deviation)
     for spw, ants in report["antennas"].items():
         listed = ", ".join(f"{a}/{h}" for a, h in ants) or "none"
         click.echo(f"spw {spw}: outlier antennas {listed}; "
@@ -245,20 +250,19 @@ def flag_outliers(store, name, output, antenna_threshold, channel_threshold, fil
 @click.argument("store", type=click.Path(exists=True))
 @click.argument("name")
 @click.argument("reference")
-@click.option("--threshold-ns", default=2.0, show_default=True, type=float,
-              help="Flag antennas whose delay moved by more than this.")
+@config_option(SkyBandpassConfig, "delay_threshold_ns", decls=("--threshold-ns",))
 @click.option("-o", "--output", default=None, help="New table name (default: replace NAME).")
-def compare_delays_command(store, name, reference, threshold_ns, output):
+def compare_delays_command(store, name, reference, delay_threshold_ns, output):
     """Flag antennas of delay table NAME that moved relative to REFERENCE (name or path)."""
     from radiocal.calibration.postprocess import compare_delays
 
     table, report = compare_delays(_table(store, name), _table(store, reference),
-                                   threshold=threshold_ns * 1e-9)
+                                   threshold=delay_threshold_ns * 1e-9)
     for spw, moved in report.items():
         for (ant, hand), diff in sorted(moved.items()):
             click.echo(f"spw {spw}: {ant}/{hand} moved by {diff:+.2f} ns")
         if not moved:
-            click.echo(f"spw {spw}: no antenna moved by more than {threshold_ns} ns")
+            click.echo(f"spw {spw}: no antenna moved by more than {delay_threshold_ns} ns")
     _save(store, output or name, table)
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from radiocal.calibration.config import SkyBandpassConfig
 from radiocal.calibration.postprocess import (compare_delays, flag_bandpass_outliers,
                                               interpolate_flagged_channels)
 from radiocal.errors import ConfigError
@@ -21,6 +22,12 @@ def _table(values, cal_type="B", flag=None):
         hands=("X", "Y")[:nh], antennas=antennas, attrs={S.ATTR_SPW_ID: 0})]
 
 
+# The sky_bandpass step's thresholds (the one place they are declared)
+STEP = SkyBandpassConfig()
+THRESHOLDS = dict(antenna_threshold=STEP.antenna_threshold,
+                  channel_threshold=STEP.channel_threshold)
+
+
 def test_flag_bandpass_outliers(rng):
     nf = 64
     smooth = 1 + 0.2 * np.sin(np.linspace(0, 3, nf))
@@ -28,7 +35,8 @@ def test_flag_bandpass_outliers(rng):
               * np.exp(1j * rng.uniform(-1, 1, (1, 12, 1, 2)))).astype(np.complex64)
     values[0, 4] *= 0.05          # a nearly dead antenna
     values[0, 7, 20, 1] *= 3.0    # one RFI channel
-    table, report = flag_bandpass_outliers(_table(values))
+    table, report = flag_bandpass_outliers(_table(values), **THRESHOLDS,
+                                           antenna_min_deviation=STEP.antenna_min_deviation)
     flag = table[0][C.SOL_FLAG].values
     assert flag[0, 4].all()
     assert ("LWA004", "X") in report["antennas"][0] and ("LWA004", "Y") in report["antennas"][0]
@@ -42,9 +50,10 @@ def test_bandpass_outlier_floor(rng):
     values = (1 + 0.001 * rng.standard_normal((1, 10, 16, 1))).astype(np.complex64)
     values[0, 3] *= 1.03
     values[0, 6] *= 0.5
-    plain = flag_bandpass_outliers(_table(values))[0][0][C.SOL_FLAG].values
-    floored = flag_bandpass_outliers(_table(values), antenna_min_deviation=0.25)[0][0][
+    plain = flag_bandpass_outliers(_table(values), **THRESHOLDS, antenna_min_deviation=0.0)[0][0][
         C.SOL_FLAG].values
+    floored = flag_bandpass_outliers(_table(values), **THRESHOLDS, antenna_min_deviation=0.25)[0][
+        0][C.SOL_FLAG].values
     assert plain[0, 3].all() and plain[0, 6].all()
     assert not floored[0, 3].any() and floored[0, 6].all()
 
@@ -73,4 +82,4 @@ def test_compare_delays():
     assert list(report[0]) == [("LWA002", "Y")]
     assert abs(report[0][("LWA002", "Y")] - 5.0) < 1e-6
     with pytest.raises(ConfigError):
-        compare_delays(_table(now.astype(complex), "B"), _table(ref, "K"))
+        compare_delays(_table(now.astype(complex), "B"), _table(ref, "K"), threshold=2e-9)
