@@ -114,20 +114,33 @@ def current_names(spec: StepSpec, values: dict) -> dict:
     return values
 
 
-def make_config(spec: StepSpec, values: dict):
-    """Build a step's config from a mapping, rejecting unknown keys with a one-line error."""
+def known_options(spec: StepSpec, values: dict, label: str | None = None) -> dict:
+    """``values`` under the step's current option names (:func:`current_names`), or a one-line
+    error naming the unknown ones and the valid ones; ``label`` names the step in it (default:
+    its name)."""
     values = current_names(spec, values)
     names = {f.name for f in dataclasses.fields(spec.config_class)}
     unknown = sorted(set(values) - names)
     if unknown:
+        listed = ", ".join(map(repr, unknown))
         raise ConfigError(
-            f"step {spec.name!r}: unknown option(s) {', '.join(unknown)} "
-            f"(valid: {', '.join(sorted(names))})"
-        )
+            f"step {label or repr(spec.name)}: unknown option{'s' if len(unknown) > 1 else ''} "
+            f"{listed} (valid: {', '.join(sorted(names))})")
+    return values
+
+
+def construct_config(spec: StepSpec, values: dict, label: str | None = None):
+    """The step's config from ``values`` already checked by :func:`known_options`; the
+    dataclass's own checks become one-line errors."""
     try:
         return spec.config_class(**values)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"step {spec.name!r}: {err}") from None
+        raise ConfigError(f"step {label or repr(spec.name)}: {err}") from None
+
+
+def make_config(spec: StepSpec, values: dict):
+    """Build a step's config from a mapping, rejecting unknown keys with a one-line error."""
+    return construct_config(spec, known_options(spec, values))
 
 
 # Domain packages whose step modules register themselves on import. A package that does not have a

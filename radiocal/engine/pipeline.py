@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from radiocal.registry import StepSpec, all_steps, current_names, get_step, make_config
+from radiocal.registry import StepSpec, all_steps, construct_config, get_step, known_options
 from radiocal.errors import ConfigError
 
 PACKAGED = Path(__file__).resolve().parent.parent / "pipelines"
@@ -155,13 +155,9 @@ def _check_order(steps: list[PipelineStep]) -> None:
 def build_config(spec: StepSpec, values: dict, label: str | None = None):
     """Check and convert ``values`` against the step's dataclass fields, then build the config."""
     label = label or repr(spec.name)
-    values = current_names(spec, values)
+    values = known_options(spec, values, label)
     hints = typing.get_type_hints(spec.config_class)
     fields = {f.name: f for f in dataclasses.fields(spec.config_class)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(f"step {label}: unknown option {unknown[0]!r} "
-                          f"(valid: {', '.join(sorted(fields))})")
     converted = {}
     for key, value in values.items():
         try:
@@ -173,7 +169,7 @@ def build_config(spec: StepSpec, values: dict, label: str | None = None):
             raise ConfigError(f"step {label}: option {key!r} must be one of "
                               f"{', '.join(map(str, choices))}, got {value!r}")
         converted[key] = value
-    return make_config(spec, converted)
+    return construct_config(spec, converted, label)
 
 
 def _coerce(value, hint):
