@@ -199,15 +199,16 @@ def partition_attrs(path) -> dict[str, dict]:
     """name -> attributes of each partition of a complete store, in stored order, read without
     opening the partitions (to choose which to open with :func:`open_store`)."""
     names = list(open_root(path).attrs.get(PARTITIONS_ATTR, []))
-    out = {}
-    for name in names:
-        try:
-            with open(os.path.join(partition_path(path, name), ".zattrs")) as f:
-                out[name] = json.load(f)
-        except (OSError, ValueError) as err:
-            raise InputError(f"{partition_path(path, name)}: damaged zarr metadata "
-                             f"({type(err).__name__}: {err})") from None
-    return out
+    return {name: _group_attrs(partition_path(path, name)) for name in names}
+
+
+def _group_attrs(group: str) -> dict:
+    """A group's attributes (its ``.zattrs``), or a one-line error when they cannot be read."""
+    try:
+        with open(os.path.join(group, ".zattrs")) as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{group}: damaged zarr metadata ({type(err).__name__}: {err})") from None
 
 
 def _open_partition(path, name: str, shared: dict) -> xr.Dataset:
@@ -257,12 +258,8 @@ def _read_arrays(group: str, shared: dict | None = None) -> tuple | None:
 
     ``shared``: coordinates linked from other groups (:func:`_link_coordinate`), by the path
     linked to, each read (and checked) once and kept here for the next group that links it."""
-    try:
-        with open(os.path.join(group, ".zattrs")) as f:
-            attrs = json.load(f)
-        entries = sorted(os.listdir(group))
-    except (OSError, ValueError) as err:
-        raise InputError(f"{group}: damaged zarr metadata ({type(err).__name__}: {err})") from None
+    attrs = _group_attrs(group)
+    entries = sorted(os.listdir(group))    # readable: its .zattrs just was
     coord_names = set(str(attrs.pop("coordinates", "")).split())
     coords, data_vars = {}, {}
     for entry in entries:
