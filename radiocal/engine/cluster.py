@@ -8,6 +8,7 @@ optional and loopback-only.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -238,8 +239,15 @@ class Engine:
         stack = contextlib.ExitStack()
         try:
             if self.kind in ("sync", "threads"):
+                threads = self._in_process_threads()
+                # One pool for every thread that computes: without it dask's threaded scheduler
+                # gives each calling thread a pool of its own, and export's two batch threads
+                # ran twice the threads asked for.
+                pool = (stack.enter_context(concurrent.futures.ThreadPoolExecutor(
+                    threads, thread_name_prefix="radiocal-dask")) if self.kind == "threads"
+                    else None)
                 stack.enter_context(dask.config.set(scheduler=self._in_process_get(),
-                                                    num_workers=self._in_process_threads()))
+                                                    num_workers=threads, pool=pool))
                 log.info("engine: in-process %s scheduler", self.kind)
             else:
                 self._start_distributed(stack)

@@ -36,6 +36,32 @@ def test_in_process_engines_set_and_restore_the_scheduler():
     assert dask.config.get("scheduler", None) == before
 
 
+def test_threaded_engine_shares_one_pool_between_computing_threads():
+    """Two threads computing at once (export computes batches while it writes) run no more
+    tasks together than the threads asked for."""
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def task(i):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.02)
+        with lock:
+            active[0] -= 1
+        return i
+
+    def compute():
+        dask.compute(*[dask.delayed(task)(i) for i in range(12)])
+
+    with Engine(scheduler="threads", threads_per_worker=2):
+        callers = [threading.Thread(target=compute) for _ in range(2)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+    assert peak[0] == 2
+
+
 def test_engine_sets_the_chunk_budget_for_its_run():
     outside = budget.chunk_bytes()
     with Engine(scheduler="threads", chunk_bytes=123_456) as engine:
