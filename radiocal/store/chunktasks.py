@@ -12,10 +12,10 @@ nothing is computed twice and a chunk task holds one chunk's data, as its tasks 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import dask.array as da
-from dask._task_spec import Task, TaskRef, convert_legacy_graph
+from dask._task_spec import Alias, Task, TaskRef, convert_legacy_graph
 from dask.array.optimization import optimize
 from dask.base import is_dask_collection, tokenize, unpack_collections
 from dask.core import flatten
@@ -131,7 +131,8 @@ def _by_owner(graph, outputs: dict, pinned=frozenset()) -> tuple:
     """``graph`` optimised, ``outputs`` and ``pinned`` kept, split by :func:`_owners`: the
     tasks that stay their own (a dict), the tasks each owner alone needs (owner -> nodes) and
     the owner of every key."""
-    dsk = convert_legacy_graph(ensure_dict(optimize(graph, list(outputs) + list(pinned))))
+    keep = list(outputs) + list(pinned)
+    dsk = _unaliased(convert_legacy_graph(ensure_dict(optimize(graph, keep))), set(keep))
     owner = _owners(dsk, outputs, pinned)
     shared = {key: node for key, node in dsk.items() if owner[key] == _SHARED}
     members: dict = defaultdict(list)
@@ -139,6 +140,24 @@ def _by_owner(graph, outputs: dict, pinned=frozenset()) -> tuple:
         if owner[key] != _SHARED:
             members[owner[key]].append(node)
     return shared, members, owner
+
+
+def _unaliased(dsk: dict, keep: set) -> dict:
+    """``dsk`` with every chain dask fused under the key its dependents use (``keep``: keys
+    asked for, never renamed).
+
+    dask's ``fuse_linear_task_spec`` names a fused chain anew and leaves an ``Alias`` under the
+    chain's last key, which distributed runs as a task of its own (~2 ms of its bookkeeping):
+    flagging the VLA-like x4 store ran 524 such aliases among its 2348 tasks (a read fused with
+    the one task using it: UVW into the shadow mask, stored flags into their spill).
+    """
+    used = Counter(dep for node in dsk.values() for dep in node.dependencies)
+    out = dict(dsk)
+    for key, node in dsk.items():
+        target = node.target if isinstance(node, Alias) else None
+        if used[target] == 1 and target not in keep and isinstance(out.get(target), Task):
+            out[key] = out.pop(target).substitute({}, key=key)
+    return out
 
 
 class _Finish:
