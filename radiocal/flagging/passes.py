@@ -240,7 +240,7 @@ class _Builder:
         spill_in = getattr(self, "spill_in", None)
         func = _Pass(tuple(self.steps), tuple(raw + other), tuple(files[n] for n in raw),
                      "counts" if final else tail, spill_in, spill_out, self.next_code)
-        after = self.state if isinstance(self.state, da.Array) else None
+        after = self.state if isinstance(self.state, da.Array) else self.state.after
         blocks = [graph.in_chunks(self.reads[n], self.flag.chunks, "pass", after=after)
                   for n in other]
         out = _per_plane(func, f"flag-pass-{token}", self.flag.chunks, self.state, blocks,
@@ -275,7 +275,12 @@ def _per_plane(func, name, chunks, state, blocks, delayed, decision, shadow) -> 
     arrays = ([state] if isinstance(state, da.Array) else []) + list(blocks)
     keys = [list(flatten(a.__dask_keys__())) for a in arrays]
     if not isinstance(state, da.Array):
-        keys.insert(0, [state] * int(np.prod([len(c) for c in chunks])))
+        value = state
+        if isinstance(state, _FlagFiles) and state.after is not None:
+            # a spill's files: every task waits for the spill, as its read of the plane did
+            value = (_ready, _FlagFiles(state.files), state.done)
+            delayed = delayed + [state.after]
+        keys.insert(0, [value] * int(np.prod([len(c) for c in chunks])))
     for j, index in enumerate(np.ndindex(*(len(c) for c in chunks))):
         location = [(sum(c[:i]), sum(c[:i + 1])) for c, i in zip(chunks, index)]
         info = {0: {"array-location": location}}
@@ -299,9 +304,17 @@ class _Files:
 
 @dataclasses.dataclass(frozen=True)
 class _FlagFiles:
-    """The first pass's flags, read inside its task from the store's chunk files."""
+    """The first pass's flags, read inside its task from chunk files: the store's, or those of
+    a spill of them into planes (``after``: the spill read back, whose task ``done`` completes
+    once every chunk is written)."""
 
     files: object
+    after: object = None
+    done: object = None
+
+
+def _ready(files: _FlagFiles, _done) -> _FlagFiles:
+    return files
 
 
 # A pass reads the store's (compressed) flags of its plane inside its task when no stored chunk
@@ -332,7 +345,7 @@ def _region(read: _Files, slices):
 def first_state(flag: da.Array):
     """What the first pass starts from: the flags' chunk files (read inside its tasks) when
     that decodes no stored chunk more than :data:`MAX_DECODES` times, else the flags in planes
-    (:func:`radiocal.flagging.graph.to_planes`)."""
+    (:func:`radiocal.flagging.graph.to_planes`): their spill's files when they are spilled."""
     chunks = da.core.normalize_chunks(graph.plane_chunks(flag.shape), flag.shape)
     files = rawchunks.chunk_files(flag)
     if files is not None and chunks != flag.chunks:
@@ -343,7 +356,13 @@ def first_state(flag: da.Array):
                       for start in range(0, int(ends[-1]), stored))
         if decodes <= MAX_DECODES:
             return _FlagFiles(files), chunks
-    return graph.to_planes(flag), chunks
+    planes = graph.to_planes(flag)
+    spilled = rawchunks.spilled_files(planes)
+    if spilled is not None:
+        # the spill's files are raw: a plane's region is read inside the pass's task (a task of
+        # ~2 ms of the scheduler's bookkeeping less per plane; 262 of the VLA-like x4 store's)
+        return _FlagFiles(spilled[0], planes, spilled[1]), chunks
+    return planes, chunks
 
 
 def _gather(func, array, *args) -> da.Array:

@@ -277,7 +277,7 @@ def spill(array: da.Array, directory, chunks=None, token: str = "") -> da.Array:
     """
     chunks = da.core.normalize_chunks(chunks or array.chunks, array.shape, dtype=array.dtype,
                                       previous_chunks=array.chunks)
-    written = _spilled_files(array)
+    written = spilled_files(array)
     if written is not None:
         # already in spill files (the pass that made it wrote them): read in ``chunks``
         files, done = written
@@ -331,7 +331,7 @@ def spilled(files, chunks, done, after, token: str = "") -> da.Array:
     return da.Array(graph, name, chunks, meta=np.empty((0,) * len(files.shape), files.dtype))
 
 
-def _spilled_files(array: da.Array):
+def spilled_files(array: da.Array):
     """``(files, done)`` when ``array`` is a spill read back (:func:`spill`, :func:`spilled`),
     else None."""
     layer = array.__dask_graph__().layers.get(array.name)
