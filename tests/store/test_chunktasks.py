@@ -124,3 +124,23 @@ def test_per_block_fuses_what_a_block_alone_needs_and_keeps_shared_tasks():
     before = calls.count
     np.testing.assert_array_equal(fused.compute(scheduler="threads"), result.compute(scheduler="sync"))
     assert calls.count - before == 2   # the model once in each compute, not once per block
+
+
+def test_a_fused_shared_chain_is_one_task_under_its_own_key():
+    # dask fuses each block's read -> map -> partial sum under a new name and leaves an Alias
+    # under the old key, which distributed runs as a task of its own
+    from dask._task_spec import Alias
+
+    base = np.arange(8 * 2 * 2 * 1, dtype=np.float64).reshape(8, 2, 2, 1)
+    read = Calls()
+    weights = da.from_array(np.arange(8.0), chunks=2).map_blocks(read, meta=np.array(()))
+    cube = da.from_array(base, chunks=(2, 2, 2, 1))
+    applied = cube * weights.sum()      # every chunk needs the sum over every block
+    target = np.zeros(base.shape)
+    lazy = per_chunk(_writes([(applied, DIMS)], [target]))
+    graph = dict(lazy.__dask_graph__())
+    assert not [key for key, node in graph.items() if isinstance(node, Alias)]
+    assert len(graph) <= 4 + 1 + 4 + 1   # the blocks' partial sums, their sum, chunks, final
+    assert lazy.compute(scheduler="threads") is None
+    np.testing.assert_allclose(target, base * np.arange(8.0).sum())
+    assert read.count == 4
