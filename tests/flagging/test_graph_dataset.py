@@ -136,6 +136,29 @@ def test_shadow_flags_close_pairs(small_sim):
     assert not out[[0, 1, 3]].any() or ds[S.FLAG].values[[0, 1, 3]].any()
 
 
+def test_shadow_mask_read_from_a_store_in_budget_sized_tasks(small_sim, tmp_path):
+    from radiocal.flagging.params import ShadowParams
+    from radiocal.store.zarr_store import open_store, write_store
+
+    ds = small_sim.datasets[0].copy(deep=True)
+    ds[S.UVW].values[2, 0] = [3.0, 4.0, 50.0]  # antenna 0 shadowed at time 2
+    stored = open_store(write_store([ds.chunk({S.TIME: 1})], tmp_path / "s.zarr"))[0]
+    args = (fd.small(ds, S.BASELINE_ANTENNA1), fd.small(ds, S.BASELINE_ANTENNA2),
+            fd.small(ds, S.ANTENNA_DIAMETER), ShadowParams())
+    assert stored[S.UVW].data.numblocks[0] == ds.sizes[S.TIME] > 1
+    mask = graph.shadow_flags(stored[S.UVW].data, *args)
+    assert mask.numblocks == (1, 1)           # every stored chunk of UVW in one task
+    assert len(dict(mask.__dask_graph__())) == 1
+    with dask.config.set({"radiocal.chunk-bytes": ds[S.UVW].nbytes // 3}):
+        split = graph.shadow_flags(stored[S.UVW].data, *args)
+    per_task = ds.sizes[S.TIME] // 3       # whole stored chunks (of one time) in the budget
+    assert split.numblocks[0] >= 3 and set(split.chunks[0][:-1]) == {per_task}
+    expected = graph.shadow_flags(da.from_array(ds[S.UVW].values, chunks=(2, -1, -1)), *args)
+    assert expected.compute()[2].any()
+    np.testing.assert_array_equal(mask.compute(), expected.compute())
+    np.testing.assert_array_equal(split.compute(), expected.compute())
+
+
 def test_manual_flagger_uses_selection(small_sim):
     pytest.importorskip("radiocal.select.selection")
     spec = {"flaggers": [{"flagger": "manual", "antenna": str(small_sim.datasets[0][S.ANTENNA_NAME].values[2])}]}
