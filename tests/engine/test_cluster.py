@@ -17,7 +17,7 @@ import radiocal
 from radiocal import budget
 from radiocal.cli.main import cli
 from radiocal.engine import checkpoint
-from radiocal.engine.cluster import Engine, local_layout
+from radiocal.engine.cluster import IN_PROCESS_FLUSH_S, Engine, local_layout
 from radiocal.engine.pipeline import load_pipeline
 from radiocal.engine.runner import run_pipeline
 from radiocal.errors import ConfigError
@@ -175,6 +175,21 @@ def test_two_worker_local_cluster_matches_threads_on_loopback_only(threads_refer
     assert_same_outputs(threads_reference, tmp_path / "cluster")
     gone, alive = psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)], timeout=10)
     assert not alive  # no orphan workers after the engine closed
+
+
+def test_in_process_cluster_flushes_its_streams_promptly(threads_reference, tmp_path):
+    """The embedded cluster's client, scheduler and worker talk in memory: none of their batched
+    streams waits distributed's 2-10 ms before sending, and the results are the threaded
+    scheduler's."""
+    with Engine(workers=1, threads_per_worker=2, processes=False) as engine:
+        scheduler = engine.cluster.scheduler
+        streams = [engine.client.scheduler_comm, *scheduler.stream_comms.values(),
+                   *scheduler.client_comms.values(),
+                   *(w.batched_stream for w in engine.cluster.workers.values())]
+        assert len(streams) == 4
+        assert all(s.interval <= IN_PROCESS_FLUSH_S for s in streams)
+        run_pipeline(load_pipeline(chain(None, export=False)), tmp_path / "inproc", engine)
+    assert_same_outputs(threads_reference, tmp_path / "inproc")
 
 
 def test_killed_worker_is_restarted_and_the_result_is_identical(threads_reference, tmp_path):
