@@ -500,8 +500,8 @@ def compute_by_partition(lazy: list, sizes: list[int]) -> list:
     hold ``WINDOW_CHUNKS`` chunk budgets or more (``sizes``: each partition's, see
     :func:`_cells`). On a distributed client the window slides: partitions are submitted in
     units of up to one chunk budget (:func:`_units`), the next as soon as one finishes, so no
-    thread waits for the last task of a window, and there is a unit per worker thread in flight
-    even when they exceed the window. Elsewhere (threaded, sync) windows are computed one after
+    thread waits for the last task of a window, and there is a unit per worker thread in flight,
+    and one more, even when they exceed the window. Elsewhere (threaded, sync) windows are computed one after
     the other.
     """
     window = WINDOW_CHUNKS * budget.chunk_bytes()
@@ -566,12 +566,16 @@ def _sliding(client, lazy: list, sizes: list[int], window: int) -> list:
     # A partition's flagging has steps that wait for all its planes (antenna health, array
     # statistics) and a last write: with a single large partition in flight (one over the
     # window) the other threads idled at each (VLA-like x4, 2 threads: 1.66x the speed of 1,
-    # x1 with two 22 MB partitions in flight 1.81x). One partition per thread keeps them busy.
+    # x1 with two 22 MB partitions in flight 1.81x). One partition per thread keeps them busy,
+    # and one more waits at the scheduler (its tasks run after theirs, which were submitted
+    # first) for a thread that one finishes or leaves at a barrier: submitted only once one was
+    # done, it started 50-100 ms later (x4 store, 2 threads: the threads' idle gaps 5.6 -> 4.4
+    # thread-s; 1 thread 2.8 -> 2.3 s; peaks the same; load ~2-5).
     threads = max(1, sum(client.nthreads().values()))
     try:
         while following < len(lazy) or in_flight:
-            # top up: one partition per thread, then as many as the window holds
-            while following < len(lazy) and (len(in_flight) < threads or held < window):
+            # top up: a partition per thread and one more, then as many as the window holds
+            while following < len(lazy) and (len(in_flight) <= threads or held < window):
                 future = client.compute(dask.delayed(lazy[following]))
                 in_flight[future] = (following, sizes[following])
                 held += sizes[following]
