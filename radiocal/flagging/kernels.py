@@ -64,7 +64,8 @@ def sumthreshold_rows(z, mask, window, threshold, out):
         Newly flagged samples are set True. May be ``mask`` itself: each row's unmasked samples
         are listed before any of its flags change.
     """
-    _sumthreshold_rows(z, mask, window, threshold, out, np.full(z.shape[0], np.inf))
+    _sumthreshold_rows(z, mask, window, threshold, out, np.full(z.shape[0], np.inf),
+                       np.full(z.shape[0], np.nan), np.full(z.shape[1], np.nan))
 
 
 @njit
@@ -80,39 +81,59 @@ def _row_peaks(z):
 
 
 @njit
-def _sumthreshold_rows(z, mask, window, threshold, out, peaks):
-    """:func:`sumthreshold_rows`, skipping rows whose ``peaks`` (an upper bound of ``|z|``) show
-    that no window mean can pass the threshold."""
+def _sumthreshold_rows(z, mask, window, threshold, out, peaks, spans, cross):
+    """:func:`sumthreshold_rows`, skipping rows where no window mean can pass the threshold:
+    by ``peaks`` (an upper bound of each row's ``|z|``) or by ``spans``, the range of the
+    prefix sums of each row's unmasked samples (NaN where unknown), which bounds ``|sum|`` of
+    every window. Spans are measured here and set NaN where a row gains flags, in ``spans``
+    for this pass's rows and in ``cross`` (one per sample) for the rows across them."""
     n_rows, n = z.shape
     idx = np.empty(n, np.int64)
     kept = np.empty(n)
+    limit = window * threshold
+    # Margins for the rounding of the running and prefix sums.
+    below = limit * (1.0 - 1e-9)
     for r in range(n_rows):
-        # |sum of window values| <= window * peak: margin for the rounding of the running sum.
-        if peaks[r] < threshold * (1.0 - 1e-9):
+        # |sum of window values| <= window * peak
+        if peaks[r] < threshold * (1.0 - 1e-9) or spans[r] < below:
             continue
-        # Branch-free compaction of the unmasked samples, so the running sum reads contiguously.
+        # Branch-free compaction of the unmasked samples, so the running sum reads contiguously,
+        # and the range of their prefix sums (a NaN sum leaves it as it was: the running sum,
+        # NaN from there on, flags nothing after it either).
         m = 0
+        prefix, low, high = 0.0, 0.0, 0.0
         for j in range(n):
             idx[m] = j
-            kept[m] = z[r, j]
+            v = z[r, j]
+            kept[m] = v
+            prefix += 0.0 if mask[r, j] else v
+            low = prefix if prefix < low else low
+            high = prefix if prefix > high else high
             m += 0 if mask[r, j] else 1
-        if m < window:
+        spans[r] = high - low
+        if m < window or spans[r] < below:
             continue
         total = 0.0
         for k in range(window):
             total += kept[k]
-        limit = window * threshold
+        flagged = False
         if abs(total) > limit:
+            flagged = True
             for j in range(idx[0], idx[window - 1] + 1):
                 out[r, j] = True
+                cross[j] = np.nan
         # The running sum, the same additions in the same order; a loop from 1 with unsigned
         # offsets has no branch for the first window nor index wraparound in its body.
         last = np.uint64(window - 1)
         for start in range(np.uint64(1), np.uint64(m - window + 1)):
             total += kept[start + last] - kept[start - np.uint64(1)]
             if abs(total) > limit:
+                flagged = True
                 for j in range(idx[start], idx[start + last] + 1):
                     out[r, j] = True
+                    cross[j] = np.nan
+        if flagged:
+            spans[r] = np.nan
 
 
 @njit
@@ -134,14 +155,19 @@ def sumthreshold_2d(z, mask, first_threshold, rho, max_window_time, max_window_f
     flags_t = flags.T
     peaks = _row_peaks(z)
     peaks_t = _row_peaks(z_t)
+    # Prefix-sum ranges of the rows along frequency and along time (see _sumthreshold_rows):
+    # measured once, they rule out the larger windows of most rows.
+    spans = np.full(n_t, np.nan)
+    spans_t = np.full(n_f, np.nan)
     # Not the literal 1: numba would also compile _sumthreshold_rows for Literal[int](1)
     window = np.int64(1)
     while window <= max(max_window_time, max_window_freq):
         threshold = first_threshold / rho ** math.log2(window)
         if window <= max_window_freq and window <= n_f:
-            _sumthreshold_rows(z, flags, window, threshold, flags, peaks)
+            _sumthreshold_rows(z, flags, window, threshold, flags, peaks, spans, spans_t)
         if window <= max_window_time and window <= n_t:
-            _sumthreshold_rows(z_t, flags_t, window, threshold, flags_t, peaks_t)
+            _sumthreshold_rows(z_t, flags_t, window, threshold, flags_t, peaks_t, spans_t,
+                               spans)
         window *= 2
     return flags
 

@@ -375,9 +375,13 @@ def _spectral_baseline(vis, base, b, current, p, widths, edges):
         found = skip.copy()
         # Not the literal 1: numba would also compile _sumthreshold_rows for Literal[int](1)
         window = np.int64(1)
+        # The rows' prefix-sum ranges, kept between windows (the passes are along frequency
+        # only: nothing across them to tell of new flags).
+        spans = np.full(n_rows, np.nan)
+        across = np.empty(n_f)
         while window <= min(p.max_window, n_f):
             _sumthreshold_rows(z, found, window, threshold / p.rho ** math.log2(window), found,
-                               peaks)
+                               peaks, spans, across)
             window *= 2
         for t in range(n_t):   # loops, not slice assignments (background.py's docstring)
             for f in range(n_f):

@@ -118,6 +118,55 @@ def test_sumthreshold_rows_matches_reference(window):
                                                                6.0 / 1.5 ** math.log2(window)))
 
 
+def _sumthreshold_2d_reference(z, mask, first_threshold, rho, max_t, max_f):
+    """Frequency then time pass per window, each by :func:`_sumthreshold_reference`."""
+    flags = mask.copy()
+    window = 1
+    while window <= max(max_t, max_f):
+        threshold = first_threshold / rho ** math.log2(window)
+        if window <= max_f and window <= z.shape[1]:
+            flags = _sumthreshold_reference(z, flags, window, threshold)
+        if window <= max_t and window <= z.shape[0]:
+            flags = _sumthreshold_reference(z.T, flags.T, window, threshold).T
+        window *= 2
+    return flags
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("first_threshold", [6.0, 12.0, 24.0])
+def test_sumthreshold_2d_matches_reference_as_flags_accumulate(seed, first_threshold):
+    # Rows ruled out by their prefix-sum range in one pass must be measured again once a pass
+    # in either direction flags some of their samples: RFI of every width, both directions.
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(60, 32))
+    z[rng.integers(0, 60, 3)] += rng.uniform(0.5, 3.0, (3, 1))     # broadband bursts
+    z[:, rng.integers(0, 32, 3)] += rng.uniform(0.3, 2.0, (1, 3))  # lines
+    z[20:40, 10:14] += 1.0                                          # a faint blob
+    z.reshape(-1)[rng.integers(0, z.size, 30)] += rng.choice([-12.0, 8.0, 30.0], 30)
+    mask = rng.random(z.shape) < 0.05
+    mask[:, 7] = True
+    out = k.sumthreshold_2d(z, mask, first_threshold, 1.5, 64, 128)
+    np.testing.assert_array_equal(
+        out, _sumthreshold_2d_reference(z, mask, first_threshold, 1.5, 64, 128))
+    assert (out & ~mask).any()
+
+
+def test_sumthreshold_2d_measures_a_row_again_once_it_gains_flags():
+    # Runs of 8 x 1.8 sigma pass the window-8 threshold (6 / 1.5^3 = 1.78) only once the
+    # negative sample splitting them is flagged: in row 8 by the row's own window-1 pass, in
+    # row 0 by the window-2 pass along time (column 12); before that, the ranges of their
+    # prefix sums (7.4 and 9.4) are below what any window of 4 or more needs.
+    z = np.zeros((16, 32))
+    z[8, 18:22] = z[8, 23:27] = 1.8
+    z[8, 22] = -7.0
+    z[0, 8:12] = z[0, 13:17] = 1.8
+    z[0:4, 12] = -5.0
+    mask = np.zeros(z.shape, bool)
+    out = k.sumthreshold_2d(z, mask, 6.0, 1.5, 64, 128)
+    np.testing.assert_array_equal(out, _sumthreshold_2d_reference(z, mask, 6.0, 1.5, 64, 128))
+    assert out[0, 8:17].all() and out[8, 18:27].all() and out.sum() == 2 * 9 + 3
+
+
 def _sir_reference(flags, eta):
     out = flags.copy()
     n = flags.shape[1]
