@@ -180,6 +180,34 @@ def sorting_network(n, keep):
                         pairs.append((i + j, i + j + k))
             k //= 2
         p *= 2
+    return _pruned(pairs, n, keep)
+
+
+@njit
+def bitonic_merger(n, keep):
+    """A network sorting ``n`` inputs that are bitonic (non-increasing, then non-decreasing,
+    such as the distances of sorted values from their median), pruned to the ``keep``
+    smallest: Batcher's half-cleaners over the next power of two, the inputs beyond ``n``
+    taken as +inf (their comparators exchange nothing, so they are left out). Pairs as
+    :func:`sorting_network`'s."""
+    size = 1
+    while size < n:
+        size *= 2
+    pairs = [(0, 0)] * 0
+    half = size // 2
+    while half >= 1:
+        for start in range(0, size, 2 * half):
+            for i in range(start, start + half):
+                if i + half < n:
+                    pairs.append((i, i + half))
+        half //= 2
+    return _pruned(pairs, n, keep)
+
+
+@njit
+def _pruned(pairs, n, keep):
+    """``pairs`` as an array, without the comparators that cannot move a value into the first
+    ``keep`` positions."""
     # Walking backwards, a comparator matters only if it feeds a position still needed.
     needed = np.zeros(max(n, 1), np.bool_)
     needed[:keep] = True
@@ -279,8 +307,11 @@ def _window_median_mad_lanes(values, mask, half_row, half_lane, min_count, with_
     n_r, n_l = values.shape
     wr, wl = 2 * half_row + 1, 2 * half_lane + 1
     slots = wr * wl
-    # The masked median of at most ``slots`` values needs ranks up to slots // 2 only.
-    network = sorting_network(slots, slots // 2 + 1)
+    # The masked median of at most ``slots`` values needs ranks up to slots // 2 only. The MAD
+    # needs them all sorted: their distances from the median are then bitonic, and a merger
+    # sorts those (25 slots: 140 + 40 comparators instead of twice 124).
+    network = sorting_network(slots, slots if with_mad else slots // 2 + 1)
+    merger = bitonic_merger(slots, slots // 2 + 1) if with_mad else network
     # Masked, non-finite and outside samples become +inf: they sort last and are not counted.
     padded = np.full((n_r + 2 * half_row, n_l + 2 * half_lane), np.inf)
     for r in range(n_r):
@@ -333,7 +364,7 @@ def _window_median_mad_lanes(values, mask, half_row, half_lane, min_count, with_
             row = window[s]
             for x in range(width):
                 row[x] = abs(row[x] - centre[x])
-        _apply_network(window, network)
+        _apply_network(window, merger)
         for b in range(n_b):
             for x in range(n_l):
                 m = count[b * n_l + x]

@@ -109,10 +109,33 @@ def test_sorting_network_sorts_every_zero_one_input():
     np.testing.assert_array_equal(np.sort(out, axis=0), np.sort(values, axis=0))
 
 
+def test_bitonic_merger_sorts_every_bitonic_input():
+    # 0/1 bitonic inputs (1..1 0..0 1..1) suffice (0-1 principle); then the MAD's case: the
+    # distances of sorted values (ties, +inf for masked slots) from their median.
+    for n in range(1, 26):
+        for keep in (n, n // 2 + 1):
+            net = rb.bitonic_merger(n, keep)
+            assert (net[:, 0] < net[:, 1]).all() and (net < n).all()
+            bits = np.array([[1.0] * a + [0.0] * (n - a - c) + [1.0] * c
+                             for a in range(n + 1) for c in range(n + 1 - a)])
+            lanes = bits.T.copy()
+            rb._apply_network(lanes, net)
+            np.testing.assert_array_equal(lanes[:keep].T, np.sort(bits, axis=1)[:, :keep])
+    values = np.sort(np.round(RNG.normal(size=(25, 300)), 1), axis=0)
+    values[20:, ::3] = np.inf
+    dist = np.abs(values - np.median(values, axis=0))
+    out = dist.copy()
+    rb._apply_network(out, rb.bitonic_merger(25, 13))
+    np.testing.assert_array_equal(out[:13], np.sort(dist, axis=0)[:13])
+
+
+@pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("shape,half_time,half_freq", [((30, 17), 2, 2), ((9, 40), 1, 3),
                                                        ((5, 5), 2, 2), ((12, 7), 0, 2)])
-def test_window_median_mad_matches_numpy(shape, half_time, half_freq):
+def test_window_median_mad_matches_numpy(shape, half_time, half_freq, ties):
     values = RNG.normal(size=shape)
+    if ties:
+        values = np.round(values, 1)
     mask = RNG.random(shape) < 0.3
     mask[0, :] = True
     med, mad = rb.window_median_mad(values, mask, half_time, half_freq, 3)
