@@ -200,21 +200,35 @@ def sources_digest(module: str) -> str:
 class _DependentCacheImpl(CompileResultCacheImpl):
     """A kernel's cached code with the kernels it calls without holding their code
     (``_radiocal_calls``, see :func:`_finalize`): they are loaded (or compiled) before it, so
-    that the engine resolves its calls to them."""
+    that the engine resolves its calls to them.
+
+    Each call is kept with the symbol of the callee it was compiled against: numba's symbols
+    carry a per-process counter, so a callee compiled again (its own cache entry lost or
+    outdated by its file's new modification time, while the caller's still holds) defines
+    another symbol, and the cached caller's call would jump to nothing (a segfault after a
+    ``touch`` of the callee's file). Such an entry is a cache miss: the caller compiles again."""
 
     def reduce(self, cres):
-        return super().reduce(cres), getattr(cres.library, "_radiocal_calls", ())
+        calls = getattr(cres.library, "_radiocal_calls", ())
+        return super().reduce(cres), tuple((*call, _symbol(*call)) for call in calls)
 
     def rebuild(self, target_context, payload):
         data, calls = payload
         try:
-            for module, name, argtypes in calls:
+            for module, name, argtypes, symbol in calls:
                 getattr(importlib.import_module(module), name).compile(argtypes)
-        except Exception:  # noqa: BLE001 - a kernel it calls is gone: a cache miss
+                if _symbol(module, name, argtypes) != symbol:
+                    return None
+        except Exception:  # noqa: BLE001 - a kernel it calls is gone (or an older entry): a miss
             return None
         cres = super().rebuild(target_context, data)
-        cres.library._radiocal_calls = calls
+        cres.library._radiocal_calls = tuple(call[:3] for call in calls)
         return cres
+
+
+def _symbol(module, name, argtypes) -> str:
+    """The symbol of kernel ``module.name``'s code for ``argtypes`` in this process."""
+    return getattr(importlib.import_module(module), name).overloads[tuple(argtypes)].fndesc.mangled_name
 
 
 class _LockedCache(FunctionCache):

@@ -208,3 +208,59 @@ def test_a_cached_caller_is_compiled_again_after_an_edit_of_its_callees_file(tmp
     (package / "callee.py").write_text(CALLEE.format(offset="20.0"))
     assert run() == (42.0, 0)
     assert run() == (42.0, 1)
+
+
+# A callee large enough (numpy's sort and median: more than radiocal._numba._INLINABLE_FUNCTIONS
+# functions) that its caller's code calls it rather than holding it
+LARGE_CALLEE = '''
+import numpy as np
+from radiocal._numba import njit
+
+
+@njit
+def spread(x):
+    return np.median(x) + np.sort(x)[0]
+'''
+
+LARGE_CALLER = '''
+from radiocal._numba import njit
+from cachepkg.callee import spread
+
+
+@njit
+def twice(x):
+    return 2.0 * spread(x)
+'''
+
+
+def test_a_cached_caller_whose_callee_lost_its_cache_entry_compiles_again(tmp_path):
+    """The callee compiled again defines another symbol than the one the cached caller calls:
+    loading that caller crashed the process (a callee's save that failed, a cache cleaned in
+    part). Its entry is a miss now."""
+    package = tmp_path / "cachepkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "callee.py").write_text(LARGE_CALLEE)
+    (package / "caller.py").write_text(LARGE_CALLER)
+    root = str(Path(jit.__file__).resolve().parents[2])
+    cache = tmp_path / "cache"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), root]))
+    script = ("import numpy as np; from cachepkg.caller import twice; "
+              "print(twice(np.arange(5.0)), sum(twice.stats.cache_hits.values()))")
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        value, hits = done.stdout.split()
+        return float(value), int(hits)
+
+    assert run() == (4.0, 0)
+    assert run() == (4.0, 1)
+    lost = list(cache.rglob("callee.spread-*"))
+    assert lost
+    for path in lost:
+        path.unlink()
+    assert run() == (4.0, 0)
+    assert run() == (4.0, 1)
