@@ -75,12 +75,14 @@ def _last_scan_of(datasets, name):
     return kept
 
 
-def solve_sequence(datasets, config: CalibrateConfig, with_phases=None):
+def solve_sequence(datasets, config: CalibrateConfig, with_phases=None, solved=None):
     """Solve every table of the sequence.
 
     ``with_phases``: ``tables -> request or None``, a further solve (a
     :func:`radiocal.calibration.dataset.solve_jointly` request) made once the bandpass is
     known (``tables``) and solved in the same pass as the phases; its table is returned third.
+    ``solved``: ``(name, table) -> None``, called once for each table of ``tables`` as soon as
+    it is final, while the rest of the sequence is still to be solved.
 
     Returns
     -------
@@ -113,6 +115,10 @@ def solve_sequence(datasets, config: CalibrateConfig, with_phases=None):
                                SolveOptions.of(config, solint="inf", combine="scan", solnorm=True),
                                model=bp_model, prior=prior + [ApplyTable(tables["bpphase"])])
     through_bp = prior + [ApplyTable(tables["bandpass"])]
+    final = solved or (lambda name, table: None)
+    for name in ("delay", "bpphase", "bandpass"):
+        if name in tables:
+            final(name, tables[name])
     # each calibrator against its own model; solutions of all calibrators in one table. The
     # solves of every calibrator at one stage are independent: one pass over the data each.
     data = {name: _fields(datasets, [name]) for name in cal_names}
@@ -123,20 +129,20 @@ def solve_sequence(datasets, config: CalibrateConfig, with_phases=None):
          dict(model=model[name], prior=through_bp))
         for name in cal_names for solint in ("int", "inf")] + ([also] if also else []))
     also = phases.pop() if also else None
+    tables["phase_int"] = merge_tables(phases[0::2])
+    tables["phase_inf"] = merge_tables(phases[1::2])
+    final("phase_int", tables["phase_int"])
+    final("phase_inf", tables["phase_inf"])
     amp_solints = list(dict.fromkeys(["inf", config.cal_amp_solint]))
     amps = solve_jointly([
         (data[name], "G", SolveOptions.of(config, solint=solint, calmode="ap"),
          dict(model=model[name], prior=through_bp + [ApplyTable(phases[2 * k], gainfield=name)]))
         for k, name in enumerate(cal_names) for solint in amp_solints])
-    per_field = {}
-    for k, name in enumerate(cal_names):
-        mine = amps[k * len(amp_solints):(k + 1) * len(amp_solints)]
-        per_field[name] = (phases[2 * k], phases[2 * k + 1], mine[0], mine[-1])
-    tables["phase_int"] = merge_tables([v[0] for v in per_field.values()])
-    tables["phase_inf"] = merge_tables([v[1] for v in per_field.values()])
-    tables["amp"] = merge_tables([v[2] for v in per_field.values()])
+    tables["amp"] = merge_tables(amps[0::len(amp_solints)])
     transfer = [n for n in cal_names if n != config.fluxcal]
-    tables["amp_cal"] = merge_tables([v[3] for v in per_field.values()])
+    tables["amp_cal"] = merge_tables(amps[len(amp_solints) - 1::len(amp_solints)])
+    final("amp", tables["amp"])
+    final("amp_cal", tables["amp_cal"])
     # the drift fit wants many amplitude samples in time: the short-interval ones
     source = tables["amp_cal"] if config.fluxscale_method == "fit" else tables["amp"]
     _, flux = fluxscale(source, config.fluxcal, transfer, method=config.fluxscale_method,
@@ -144,6 +150,8 @@ def solve_sequence(datasets, config: CalibrateConfig, with_phases=None):
     tables["flux"] = rescale(tables["amp"], flux)
     # the calibrators' own short-interval amplitudes, put on the same flux scale
     tables["flux_cal"] = rescale(tables["amp_cal"], flux)
+    final("flux", tables["flux"])
+    final("flux_cal", tables["flux_cal"])
     for result in flux.values():
         log.info("%s", result.summary())
     return (tables, flux) if with_phases is None else (tables, flux, also)
@@ -192,9 +200,11 @@ def apply_sequence(datasets, tables, config: CalibrateConfig, pol_terms=None):
             for ds in selected]
 
 
-def calibrate(datasets, config: CalibrateConfig, logger=log):
+def calibrate(datasets, config: CalibrateConfig, logger=log, solved=None):
     """Solve the sequence and apply it: ``(calibrated datasets (lazy), tables, flux results)``;
-    the polarisation decisions go to ``logger`` (a step's, which ``radiocal calibrate`` shows)."""
+    the polarisation decisions go to ``logger`` (a step's, which ``radiocal calibrate`` shows).
+    ``solved``: ``(name, table) -> None``, called once for each of the tables as soon as it is
+    final (see :func:`solve_sequence`)."""
     if not (config.fluxcal and config.phasecal):
         raise SelectionError("calibrate needs --fluxcal and --phasecal")
     if config.polcal:
@@ -210,8 +220,13 @@ def calibrate(datasets, config: CalibrateConfig, logger=log):
     # the polarisation calibrator's first gains need only the bandpass: solved in the
     # phases' pass, not in a pass of their own
     tables, flux, pol_gains = solve_sequence(
-        datasets, config, lambda tables: polarised_gains(datasets, tables, config))
+        datasets, config, lambda tables: polarised_gains(datasets, tables, config), solved)
+    sequence = set(tables)
     terms, decisions = polarization_terms(datasets, tables, config, pol_gains)
+    if solved is not None:
+        for name in tables:
+            if name not in sequence:
+                solved(name, tables[name])
     for line in decisions:
         logger.info("%s", line)
     return apply_sequence(datasets, tables, config, terms), tables, flux

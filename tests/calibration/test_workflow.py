@@ -94,3 +94,33 @@ def test_fluxcal_scans_last_is_the_last_visit_when_observations_reuse_scan_numbe
         kept = [ds for ds in _last_scan_of(given, flux) if ds.attrs[S.ATTR_FIELD_NAME] == flux]
         assert [ds.sizes[S.TIME] for ds in kept] == [3]
         assert kept[0][S.OBSERVATION_ID].values.tolist() == [1, 1, 1]
+
+
+def test_calibrate_hands_over_each_table_once_as_soon_as_it_is_final(monkeypatch):
+    """The step writes tables while the sequence goes on: each table reaches ``solved`` once,
+    the bandpass's before the phases' pass, the phases' before the amplitudes' pass."""
+    from radiocal.calibration import workflow
+    from radiocal.simulate import SimConfig, simulate
+
+    sim = simulate(SimConfig(n_antennas=5, spws=((1.3e9, 4e6, 4),), noise=0.02, seed=5))
+    names = [f.name for f in sim.config.fields]
+    passes = []
+    joint = workflow.solve_jointly
+
+    def counted(requests):
+        passes.append(len(requests))
+        return joint(requests)
+
+    monkeypatch.setattr(workflow, "solve_jointly", counted)
+    handed = []
+    _, tables, _ = calibrate(
+        sim.datasets, CalibrateConfig(fluxcal=names[0], phasecal=names[1], targets=(names[2],),
+                                      fluxcal_model="15.0,-0.5,1.4GHz"),
+        solved=lambda name, table: handed.append((name, table, len(passes))))
+    assert [name for name, _, _ in handed] == list(tables)
+    assert all(table is tables[name] for name, table, _ in handed)
+    when = {name: done for name, _, done in handed}
+    # bpphase and bandpass are solve() calls of their own; the phases' pass is the first joint one
+    assert when["bpphase"] == when["bandpass"] == 0
+    assert when["phase_int"] == when["phase_inf"] == 1
+    assert when["amp"] == when["amp_cal"] == when["flux"] == when["flux_cal"] == 2
