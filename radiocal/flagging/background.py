@@ -36,51 +36,17 @@ from radiocal.flagging.robust import (
 )
 
 
-@njit(inline="always")  # one jitted caller: no level of its own
-def _first_row_inverse(moments, degree, out, m):
-    """Solve ``M a = e0`` for the (degree+1)^2 Hankel matrix ``M[i, j] = moments[i + j]``.
-
-    ``a`` is the first row of the inverse (M is symmetric): the fit's constant term is
-    ``sum_k a_k rhs_k`` and its equivalent kernel ``l_j = w_j sum_k a_k x_j^k``. Gaussian
-    elimination with partial pivoting in the work array ``m`` (at least (degree+1, degree+2));
-    returns False when the system is singular.
-    """
-    n = degree + 1
-    for i in range(n):
-        for j in range(n):
-            m[i, j] = moments[i + j]
-        m[i, n] = 1.0 if i == 0 else 0.0
-    for col in range(n):
-        piv = col
-        for i in range(col + 1, n):
-            if abs(m[i, col]) > abs(m[piv, col]):
-                piv = i
-        if abs(m[piv, col]) <= 1e-10 * (abs(moments[2 * col]) + 1e-300):
-            return False
-        if piv != col:
-            for j in range(n + 1):
-                m[col, j], m[piv, j] = m[piv, j], m[col, j]
-        for i in range(col + 1, n):
-            f = m[i, col] / m[col, col]
-            for j in range(col, n + 1):
-                m[i, j] -= f * m[col, j]
-    for i in range(n - 1, -1, -1):
-        acc = m[i, n]
-        for j in range(i + 1, n):
-            acc -= m[i, j] * out[j]
-        out[i] = acc / m[i, i]
-    return True
-
-
 @njit(error_model="numpy")
 def _solve_small(mom, rhs, q, degree, with_var, fit, support, var, coef):
     """Fit (and variance) of every sample of a row from its sums, for degree <= 2.
 
-    Closed form of :func:`_first_row_inverse`'s ``a``: the first column of the adjugate of the
-    Hankel matrix over its determinant. The degree is lowered where the system is singular (the
-    elimination's relative pivot tests, taken without row swaps), which includes a sample with
-    fewer than degree + 1 neighbours. ``mom`` has at least 5 rows and ``rhs`` and ``q`` at least
-    3 and 5, zero beyond the degree; ``a`` goes to ``coef`` (3 rows) for further right-hand sides.
+    ``a`` solves ``M a = e0`` for the (degree+1)^2 Hankel matrix ``M[i, j] = mom[i + j]`` (the
+    first row of its inverse: the fit is ``sum_k a_k rhs_k``), in closed form: the first column
+    of the adjugate of ``M`` over its determinant. The degree is lowered where the system is
+    singular (Gaussian elimination's relative pivot tests, taken without row swaps), which
+    includes a sample with fewer than degree + 1 neighbours. ``mom`` has at least 5 rows and
+    ``rhs`` and ``q`` at least 3 and 5, zero beyond the degree; ``a`` goes to ``coef`` (3 rows)
+    for further right-hand sides.
 
     Written so that the loops vectorize (see :func:`_solve_cubic`): the candidate is selected
     before its divisions, ``&`` not ``and`` (a short circuit is a branch), and the variance in a
@@ -440,20 +406,17 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
     solves are computed once per distinct lane (:func:`_distinct_lanes`), with the same
     arithmetic, so the result is that of solving every lane. Returns ``fit`` (group, sample,
     lane), ``support`` and ``var`` (sample, lane); ``with_var`` False skips the variance
-    (returned as zeros)."""
+    (returned as zeros). ``degree``: 0 to 3."""
     n_g, n, lanes = values.shape
     half = int(math.ceil(3.0 * sigma))
     n_mom = 2 * degree + 1
-    general = degree > 3
-    rep, first = np.arange(lanes), np.arange(lanes)
-    if not general:
-        rep, first = _distinct_lanes(weights, in_var, with_var)
-        if first.size == lanes:
-            # All distinct: the lanes in their own order, nothing to gather.
-            rep, first = np.arange(lanes), np.arange(lanes)
+    rep, first = _distinct_lanes(weights, in_var, with_var)
+    if first.size == lanes:
+        # All distinct: the lanes in their own order, nothing to gather.
+        rep, first = np.arange(lanes), np.arange(lanes)
     n_u = first.size
     shared = n_u < lanes
-    fit = np.full((n_g, n, lanes), np.nan) if general else np.empty((n_g, n, lanes))
+    fit = np.empty((n_g, n, lanes))
     support = np.zeros((n, lanes))
     var = np.zeros((n, lanes))
     # Samples x = j - i of a window enter the normal equations only through sums of
@@ -463,10 +426,8 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
     # Weights (and their sums) per distinct lane, right-hand sides per lane.
     w_pad = np.zeros((n + 2 * half, n_u))
     y_pad = np.zeros((n_g, n + 2 * half, lanes))
-    # Variance and neighbour-count sums only where they are used (a third of a plain fit's
-    # sums are the variance's).
+    # Variance sums only where they are used (a third of a plain fit's sums).
     v_pad = np.zeros((n + 2 * half if with_var else 0, n_u))
-    c_pad = np.zeros((n + 2 * half if general else 0, n_u))
     # Group by group: each fill a contiguous loop that vectorizes (with the groups innermost,
     # this was the largest part of a fit's own time on 24-lane spectra).
     for g in range(n_g):
@@ -481,8 +442,6 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
             w_pad[half + i, u] = w if ok else 0.0
             if with_var:
                 v_pad[half + i, u] = w * w * in_var[i, first[u]] if ok else 0.0
-            if general:
-                c_pad[half + i, u] = 1.0 if ok else 0.0
     # At least the rows of degree 2 (zero beyond ``degree``) for :func:`_solve_small`.
     n_rows = max(n_mom, 5)
     n_rhs = max(degree + 1, 3)
@@ -494,8 +453,6 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
         # var = sum_j l_j^2 in_var_j with l_j = w_j kern sum_k a_k x^k expands into
         # sum_p (sum_{k+m=p} a_k a_m) q_p, q_p = sum_j w_j^2 kern^2 in_var_j x^p.
         q = np.zeros((n_rows, m if with_var else 1, n_u if with_var else 1))
-        # Neighbour counts, needed by the general solver only.
-        count = np.zeros((1, m if general else 0, n_u))
         at = half + i0
         if not leave_out:   # loops, not slice assignments (see the module docstring)
             for i in range(m):
@@ -503,24 +460,21 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
                     mom[0, i, u] = w_pad[at + i, u]
                     if with_var:
                         q[0, i, u] = v_pad[at + i, u]
-                    if general:
-                        count[0, i, u] = c_pad[at + i, u]
                 for g in range(n_g):
                     for j in range(lanes):
                         rhs[g, 0, i, j] = y_pad[g, at + i, j]
         k = 1
-        if not general:
-            # Four offsets per pass over the sums (see :func:`_add_powers4`).
-            while k + 3 <= half:
-                taps = np.empty(4)
-                for o in range(4):
-                    taps[o] = math.exp(-0.5 * ((k + o) / sigma) ** 2)
-                _add_powers4(mom, n_mom, w_pad, at, k, taps, m)
-                for g in range(n_g):
-                    _add_powers4(rhs[g], degree + 1, y_pad[g], at, k, taps, m)
-                if with_var:
-                    _add_powers4(q, n_mom, v_pad, at, k, taps * taps, m)
-                k += 4
+        # Four offsets per pass over the sums (see :func:`_add_powers4`).
+        while k + 3 <= half:
+            taps = np.empty(4)
+            for o in range(4):
+                taps[o] = math.exp(-0.5 * ((k + o) / sigma) ** 2)
+            _add_powers4(mom, n_mom, w_pad, at, k, taps, m)
+            for g in range(n_g):
+                _add_powers4(rhs[g], degree + 1, y_pad[g], at, k, taps, m)
+            if with_var:
+                _add_powers4(q, n_mom, v_pad, at, k, taps * taps, m)
+            k += 4
         while k <= half:
             tap = math.exp(-0.5 * (k / sigma) ** 2)
             _add_powers(mom, n_mom, w_pad, at, k, tap, m)
@@ -528,12 +482,7 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
                 _add_powers(rhs[g], degree + 1, y_pad[g], at, k, tap, m)
             if with_var:
                 _add_powers(q, n_mom, v_pad, at, k, tap * tap, m)
-            if general:
-                _add_powers(count, 1, c_pad, at, k, 1.0, m)
             k += 1
-        if general:
-            _solve_general(mom, rhs, q, count, rep, degree, with_var, i0, fit, support, var)
-            continue
         size_u = m * n_u
         size = m * lanes
         flat_mom = mom.reshape(n_rows, size_u)
@@ -574,42 +523,6 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
     return fit, support, var
 
 
-@njit
-def _solve_general(mom, rhs, q, count, rep, degree, with_var, i0, fit, support, var):
-    """:func:`_loess`'s solve for degrees above 3 (elimination per sample) of a tile of samples
-    from ``i0``; samples without neighbours are left as they are (NaN fit, zero support)."""
-    n_mom = 2 * degree + 1
-    n_g, _, m, lanes = rhs.shape
-    coef = np.zeros(degree + 1)
-    moments = np.empty(n_mom)
-    work = np.empty((degree + 1, degree + 2))
-    for i in range(m):
-        for j in range(lanes):
-            u = rep[j]
-            npts = int(count[0, i, u] + 0.5)
-            if npts == 0:
-                continue
-            support[i0 + i, j] = mom[0, i, u]
-            for p in range(n_mom):
-                moments[p] = mom[p, i, u]
-            d = min(degree, npts - 1)
-            while d > 0 and not _first_row_inverse(moments, d, coef, work):
-                d -= 1
-            if d == 0:
-                coef[0] = 1.0 / moments[0]
-            for g in range(n_g):
-                value = 0.0
-                for k in range(d + 1):
-                    value += coef[k] * rhs[g, k, i, j]
-                fit[g, i0 + i, j] = value
-            if with_var:
-                acc = 0.0
-                for a in range(d + 1):
-                    for b in range(d + 1):
-                        acc += coef[a] * coef[b] * q[a + b, i, u]
-                var[i0 + i, j] = max(acc, 0.0)
-
-
 @njit(inline="always")  # one jitted caller: no level of its own
 def _fit_from_coefficients(coef, mom0, rhs, fit):
     """A further group's fit from the solvers' ``coef`` (their ``a``, one row per power), with
@@ -643,7 +556,7 @@ def loess_lanes(values, weights, sigma, degree, leave_out, in_var):
     sigma : float
         Width of the Gaussian kernel in samples; the window is +/- ceil(3 sigma).
     degree : int
-        Local polynomial degree (lowered where too few samples make the fit singular).
+        Local polynomial degree, 0 to 3 (lowered where too few samples make the fit singular).
     leave_out : bool
         Predict each sample from its neighbours only (leave-one-out), so an outlier cannot pull
         its own background towards itself.

@@ -61,7 +61,7 @@ class SumThresholdParams:
     sigma_frequency: float = _opt(0.0, "background kernel width along frequency, channels "
                                        "(0: background along time only, per channel)")
     robust_iterations: int = _opt(2, "bisquare passes of the background fit")
-    degree: int = _opt(2, "local polynomial degree of the background fit")
+    degree: int = _opt(2, "local polynomial degree of the background fit, 0 to 3")
     max_window_time: int = _opt(64, "largest SumThreshold window along time")
     max_window_frequency: int = _opt(128, "largest SumThreshold window along frequency")
     combine_correlations: bool = _opt(True, "share detections across correlations between "
@@ -84,7 +84,7 @@ class MadParams:
     sigma_time: float = _opt(3.0, "background kernel width along time")
     sigma_frequency: float = _opt(0.0, "background kernel width along frequency (0: time only)")
     robust_iterations: int = _opt(2, "bisquare passes of the background fit")
-    degree: int = _opt(2, "local polynomial degree of the background fit")
+    degree: int = _opt(2, "local polynomial degree of the background fit, 0 to 3")
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,9 @@ class SpectralParams:
                                     "factor times its baseline's median over time (3+ "
                                     "integrations)")
     robust_iterations: int = _opt(2, "bisquare passes of the first background fit")
-    degree: int = _opt(3, "local polynomial degree of the background fit (odd: a band edge, "
-                          "where the fit extrapolates, is fitted as well as the middle)")
+    degree: int = _opt(3, "local polynomial degree of the background fit, 0 to 3 (odd: a "
+                          "band edge, where the fit extrapolates, is fitted as well as the "
+                          "middle)")
     max_window: int = _opt(64, "largest SumThreshold window, channels")
     combine_correlations: bool = _opt(True, "a sample flagged in any correlation is flagged "
                                             "in all between iterations")

@@ -179,6 +179,10 @@ def parse_strategy(spec: dict, source: str = "strategy") -> Strategy:
         if values.get("scans", "all") not in P.SCANS:
             raise ConfigError(f"{source}: flagger {name!r}: scans must be one of "
                               f"{', '.join(P.SCANS)}, not {values['scans']!r}")
+        if not 0 <= values.get("degree", 0) <= 3:
+            # The background's solvers are closed forms up to cubics (flagging/background.py)
+            raise ConfigError(f"{source}: flagger {name!r}: degree must be 0, 1, 2 or 3, not "
+                              f"{values['degree']!r}")
         flaggers.append((name, params_class(**values)))
     return Strategy(str(spec.get("name", source)), tuple(flaggers), propagate, column, long_scan)
 

@@ -43,6 +43,8 @@ def test_every_flagger_is_reachable_from_yaml(tmp_path):
     ("flaggers: [\n", "not valid YAML"),
     ("flaggers:\n  - flagger: spectral\n    scans: sometimes\n", "scans must be one of"),
     ("flaggers:\n  - flagger: spectral\n    subtract_model: 1\n", "subtract_model must be"),
+    ("flaggers:\n  - flagger: sumthreshold\n    degree: 4\n", "degree must be 0, 1, 2 or 3"),
+    ("flaggers:\n  - flagger: mad\n    degree: -1\n", "degree must be 0, 1, 2 or 3"),
     ("long_scan: 0\nflaggers:\n  - flagger: clip\n", "long_scan must be"),
     ("long_scan: yes\nflaggers:\n  - flagger: clip\n", "long_scan must be"),
 ])
