@@ -36,6 +36,14 @@ is resolved in numba's execution engine, which already holds the callee's machin
 cached caller records the kernels it calls (:class:`_DependentCacheImpl`), which are loaded
 before it. The time-only flagging detector and its LOESS compiled in 26 instead of 33 CPU-s
 (one process, load 5-6), its flags bit for bit the same and as fast.
+
+Long kernels called, not linked, however few functions they define: a kernel calling others
+through kernels defines few functions itself, but its code can be thousands of instructions
+(the time-only background, ~5000, in the detector calling it). LLVM does not inline such a
+callee: in the flagging kernels' optimized code every linked kernel callee of more than ~150
+instructions was still called, not inlined. Linked, its code was only optimized and turned into
+machine code again in each caller; a kernel of more than :data:`_INLINABLE_INSTRUCTIONS` is
+now called as a large one is.
 """
 
 import dataclasses
@@ -68,6 +76,21 @@ if "NUMBA_OPT" not in os.environ:
 # np.empty: 2-9) before, as numba does, so that LLVM can inline them into their callers' loops
 # (a per-sample helper left a call ran 2.5x slower).
 _INLINABLE_FUNCTIONS = 8
+
+# A kernel whose code for linking is longer than this many LLVM instructions is called by the
+# kernels calling it, not linked into them (see the module docstring). Per-sample helpers that
+# LLVM inlines are far shorter (its threshold at numba's level is a cost of ~225).
+_INLINABLE_INSTRUCTIONS = 400
+
+
+def _instructions(library) -> int:
+    """The LLVM instructions of ``library``'s code for linking (its indented IR lines), counted
+    once per library."""
+    count = getattr(library, "_radiocal_instructions", None)
+    if count is None:
+        count = str(library._get_module_for_linking()).count("\n  ")
+        library._radiocal_instructions = count
+    return count
 
 
 # The dispatchers compiling, innermost last: a library finalized while a Kernel is innermost is
@@ -104,7 +127,8 @@ def _finalize(self):
         module = library._get_module_for_linking()
         defined = sum(1 for fn in module.functions if not fn.is_declaration)
         spec = getattr(library, "_radiocal_kernel", None)
-        if kernel and spec is not None and defined > _INLINABLE_FUNCTIONS:
+        if kernel and spec is not None and (defined > _INLINABLE_FUNCTIONS or
+                                            _instructions(library) > _INLINABLE_INSTRUCTIONS):
             calls[spec] = None
         elif defined > _INLINABLE_FUNCTIONS:
             after.append(module)

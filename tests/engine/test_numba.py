@@ -264,3 +264,70 @@ def test_a_cached_caller_whose_callee_lost_its_cache_entry_compiles_again(tmp_pa
         path.unlink()
     assert run() == (4.0, 0)
     assert run() == (4.0, 1)
+
+
+LONG_AND_SHORT = '''
+from radiocal._numba import njit
+
+
+@njit
+def plus_one(x):
+    return x + 1.0
+
+
+@njit
+def weighted_sum(values):
+    total = 0.0
+    for v in values:
+{branches}
+    return total
+
+
+@njit
+def both(values):
+    return plus_one(values[0]) + weighted_sum(values)
+'''
+
+REPORT = """
+import json
+from radiocal import _numba
+from linkpkg.kernels import both, weighted_sum
+import numpy as np
+value = both(np.arange(100.0))
+code = weighted_sum.overloads[weighted_sum.signatures[0]].library
+module = code._get_module_for_linking()
+print(json.dumps({
+    "value": value, "hits": sum(both.stats.cache_hits.values()),
+    "called": [name for _, name, _ in both.overloads[both.signatures[0]].library._radiocal_calls],
+    "functions": sum(1 for fn in module.functions if not fn.is_declaration),
+    "instructions": _numba._instructions(code)}))
+"""
+
+
+def test_a_long_kernel_callee_is_called_a_short_one_linked_and_the_caller_cached(tmp_path):
+    package = tmp_path / "linkpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    branches = "\n".join(f"        if v > {k}.5:\n            total += {k + 1}.0 * v"
+                         for k in range(160))
+    (package / "kernels.py").write_text(LONG_AND_SHORT.format(branches=branches))
+    root = str(Path(jit.__file__).resolve().parents[2])
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), root]))
+    values = np.arange(100.0)
+    expected = 1.0 + sum(sum(k + 1.0 for k in range(160) if v > k + 0.5) * v for v in values)
+
+    def run():
+        done = subprocess.run([sys.executable, "-c", REPORT], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, check=True)
+        return json.loads(done.stdout)
+
+    from radiocal import _numba
+    cold = run()
+    # few functions, many instructions: the length alone makes it a call
+    assert cold["functions"] <= _numba._INLINABLE_FUNCTIONS
+    assert cold["instructions"] > _numba._INLINABLE_INSTRUCTIONS
+    assert cold["called"] == ["weighted_sum"]
+    assert cold["value"] == pytest.approx(expected) and cold["hits"] == 0
+    warm = run()    # the caller from the cache, its long callee loaded before it
+    assert warm["value"] == cold["value"] and warm["hits"] == 1
