@@ -185,35 +185,6 @@ def test_running_median_leaves_out_flagged_and_nonfinite_samples():
                 assert math.isnan(out[r, i])
 
 
-def _sumthreshold_2d_reference(z, mask, first_threshold, rho, max_t, max_f):
-    """Frequency then time pass per window, each pass on a fresh copy of the flags."""
-    flags = mask.copy()
-    window = 1
-    while window <= max(max_t, max_f):
-        threshold = first_threshold / rho ** math.log2(window)
-        if window <= max_f and window <= z.shape[1]:
-            new = flags.copy()
-            k.sumthreshold_rows(z, flags, window, threshold, new)
-            flags = new
-        if window <= max_t and window <= z.shape[0]:
-            new_t = flags.T.copy()
-            k.sumthreshold_rows(z.T.copy(), flags.T.copy(), window, threshold, new_t)
-            flags = new_t.T.copy()
-        window *= 2
-    return flags
-
-
-def test_sumthreshold_2d_in_place_matches_passes_on_copies():
-    z = RNG.normal(size=(40, 24))
-    z[10:13, :] += 4.0
-    z[:, 5] += 1.5
-    z[20, 20] = 9.0
-    mask = RNG.random(z.shape) < 0.05
-    out = k.sumthreshold_2d(z, mask, 6.0, 1.5, 16, 32)
-    np.testing.assert_array_equal(out, _sumthreshold_2d_reference(z, mask, 6.0, 1.5, 16, 32))
-    assert out[20, 20] and out[10:13].mean() > 0.9
-
-
 def test_mad_block_matches_numpy_window_statistics():
     n_t, n_f = 20, 16
     t = np.linspace(-1, 1, n_t)[:, None]
