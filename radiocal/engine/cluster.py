@@ -105,8 +105,9 @@ def local_layout(workers: int | None = None, threads_per_worker: int | None = No
 # every 2-10 ms (fixed in distributed's code; dask/distributed#5036). Across a network that
 # saves packets; between threads of this process (inproc:// comms, a queue put each) it is only
 # waiting, paid at every hop of a dependency chain: a compute of a small graph took 75-78 ms
-# wall for 28-31 ms of CPU (the threaded scheduler: 10.5 ms), and calibrate's chain of solves
-# sat idle for much of its step. The in-process cluster's streams flush after this instead.
+# wall for 28-31 ms of CPU, 37-44 ms with this (the threaded scheduler: 10.5 ms). The
+# in-process cluster's streams flush after this instead. (Whole routes on 2 cores gained
+# within noise: there the cost is the scheduler's per-task bookkeeping, see docs/engine.md.)
 IN_PROCESS_FLUSH_S = 0.0002
 
 
