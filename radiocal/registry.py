@@ -129,13 +129,13 @@ def known_options(spec: StepSpec, values: dict, label: str | None = None) -> dic
     return values
 
 
-def construct_config(spec: StepSpec, values: dict, label: str | None = None):
+def construct_config(spec: StepSpec, values: dict):
     """The step's config from ``values`` already checked by :func:`known_options`; the
-    dataclass's own checks become one-line errors."""
+    dataclass's own checks become one-line errors naming the step."""
     try:
         return spec.config_class(**values)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"step {label or repr(spec.name)}: {err}") from None
+        raise ConfigError(f"step {spec.name!r}: {err}") from None
 
 
 def make_config(spec: StepSpec, values: dict):

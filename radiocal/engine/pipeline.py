@@ -169,7 +169,7 @@ def build_config(spec: StepSpec, values: dict, label: str | None = None):
             raise ConfigError(f"step {label}: option {key!r} must be one of "
                               f"{', '.join(map(str, choices))}, got {value!r}")
         converted[key] = value
-    return construct_config(spec, converted, label)
+    return construct_config(spec, converted)
 
 
 def _coerce(value, hint):
