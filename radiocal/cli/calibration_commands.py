@@ -225,9 +225,9 @@ def _save(store, name, table, overwrite=True):
 @config_option(SkyBandpassConfig, "antenna_threshold")
 @config_option(SkyBandpassConfig, "antenna_min_deviation")
 @config_option(SkyBandpassConfig, "channel_threshold")
-@click.option("--fill/--no-fill", default=False, help="Then interpolate over flagged channels.")
+@config_option(SkyBandpassConfig, "interpolate", decls=("--fill/--no-fill",))
 def flag_outliers(store, name, output, antenna_threshold, antenna_min_deviation,
-                  channel_threshold, fill):
+                  channel_threshold, interpolate):
     """Flag outlier antennas and channels of bandpass table NAME (OVRO-LWA post-processing, as
     the lwa flow's sky_bandpass step does with the same options)."""
     from radiocal.calibration.postprocess import (flag_bandpass_outliers,
@@ -241,7 +241,7 @@ def flag_outliers(store, name, output, antenna_threshold, antenna_min_deviation,
         listed = ", ".join(f"{a}/{h}" for a, h in ants) or "none"
         click.echo(f"spw {spw}: outlier antennas {listed}; "
                    f"{report['channels'][spw]} channel solutions flagged")
-    if fill:
+    if interpolate:
         table = interpolate_flagged_channels(table)
     _save(store, output or name, table)
 

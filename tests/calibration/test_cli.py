@@ -72,3 +72,22 @@ def test_user_errors_are_one_line(store, capsys):
     assert err.startswith("radiocal: error:") and len(err.strip().splitlines()) == 1
     assert _run(["apply", store, "--gaintable", "does_not_exist"]) != 0
     assert "no calibration table" in capsys.readouterr().err
+
+
+def test_caltable_postprocessing_defaults_are_the_sky_bandpass_steps():
+    """`caltable flag-outliers` / `compare-delays` redo the lwa flow's post-processing by hand:
+    left out, each option does what the sky_bandpass step does (filling flagged channels
+    included, which the command once left off by default)."""
+    import dataclasses
+
+    from radiocal.calibration.config import SkyBandpassConfig
+    from radiocal.cli.main import cli
+
+    defaults = {f.name: f.default for f in dataclasses.fields(SkyBandpassConfig)}
+    checked = 0
+    for name in ("flag-outliers", "compare-delays"):
+        for param in cli.commands["caltable"].commands[name].params:
+            if param.name in defaults:
+                assert param.default == defaults[param.name], (name, param.name)
+                checked += 1
+    assert checked == 5
