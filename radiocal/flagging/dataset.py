@@ -19,7 +19,7 @@ from radiocal.flagging import basic_kernels as bk
 from radiocal.flagging import graph
 from radiocal.flagging import params as P
 from radiocal.flagging.kernels import BY_SUMTHRESHOLD
-from radiocal.flagging.spectral import segment_edges
+from radiocal.flagging.spectral import MIN_SEGMENT, segment_edges
 from radiocal.store import schema as S
 
 log = logging.getLogger("radiocal.flagging")
@@ -258,26 +258,50 @@ def flag_spectral(ds: xr.Dataset, params: P.SpectralParams = P.SpectralParams(),
     to flag more than the model removes)."""
     flag = _flag(ds)
     vis = _column(ds, column, flag)
-    edges = spectral_edges(ds, params.widths)
+    edges = spectral_edges(ds, params.widths, params.coarse_channel)
     if subtracts_model(ds, params.subtract_model, column):
         model = _column(ds, S.VISIBILITY_MODEL, flag)
         vis = graph.model_residual(vis, model, flag, params.model_gain_width, edges)
     return with_flags(ds, graph.spectral_flags(vis, flag, params, edges))
 
 
-def spectral_edges(ds: xr.Dataset, widths) -> np.ndarray:
+def spectral_edges(ds: xr.Dataset, widths, coarse_channel: float = 0.0) -> np.ndarray:
     """The spectral flagger's segment edges on ``ds`` (logged when there are joins); checks
-    ``widths``."""
+    ``widths``. With ``coarse_channel`` (Hz) the boundaries of coarse channels centred on its
+    multiples are joins too (:func:`coarse_channel_starts`)."""
     if not widths:
         raise ConfigError("spectral: at least one kernel width is needed")
-    edges = segment_edges(small(ds, S.FREQUENCY),
+    frequency = small(ds, S.FREQUENCY)
+    starts = tuple(ds.attrs.get(S.ATTR_SUBBAND_STARTS, ()))
+    starts += tuple(coarse_channel_starts(frequency, coarse_channel))
+    edges = segment_edges(frequency,
                           small(ds, S.CHANNEL_WIDTH) if S.CHANNEL_WIDTH in ds.coords else None,
-                          ds.attrs.get(S.ATTR_SUBBAND_STARTS, ()))
+                          starts)
     if edges.size > 2:
         log.info("partition %s: spectral backgrounds fitted in %d pieces (sub-band joins at "
                  "channels %s)", ds.attrs.get(S.ATTR_PARTITION, "?"), edges.size - 1,
                  ", ".join(str(e) for e in edges[1:-1]))
     return edges
+
+
+def coarse_channel_starts(frequency, coarse_channel: float) -> np.ndarray:
+    """Where coarse channels of ``coarse_channel`` Hz, centred on its multiples, start (Hz):
+    ``(k + 1/2) coarse_channel`` inside the band. A polyphase filterbank's coarse channel has a
+    passband of its own (the MWA's 1.28 MHz channels roll off into their edges, one scallop per
+    coarse channel), which a fit across the boundaries cannot follow under a bright sky. None
+    when ``coarse_channel`` is 0 or a coarse channel holds fewer than
+    :data:`radiocal.flagging.spectral.MIN_SEGMENT` channels (averaged data: no scallop left to
+    follow, and pieces that short would only weaken the fits)."""
+    freq = np.asarray(frequency, np.float64)
+    if not coarse_channel > 0.0 or freq.size < 2:
+        return np.empty(0)
+    spacing = np.median(np.abs(np.diff(freq)))
+    if not spacing > 0.0 or coarse_channel / spacing < MIN_SEGMENT:
+        return np.empty(0)
+    # coarse channel k spans (k -+ 1/2) coarse_channel: the starts between the band's ends
+    k = np.arange(np.ceil(freq.min() / coarse_channel - 0.5),
+                  np.floor(freq.max() / coarse_channel - 0.5) + 1)
+    return (k + 0.5) * coarse_channel
 
 
 def subtracts_model(ds: xr.Dataset, subtract_model, column: str) -> bool:

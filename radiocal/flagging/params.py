@@ -117,6 +117,10 @@ class SpectralParams:
                                           "(required) or false")
     model_gain_width: float = _opt(8.0, "Gaussian width, channels, of the fit of the model's "
                                         "gain along frequency (bandpass, delays)")
+    coarse_channel: float = _opt(0.0, "Hz; above 0, each coarse channel of this width (a "
+                                      "polyphase filterbank's, centred on its multiples: the "
+                                      "MWA's 1.28 MHz) is fitted on its own, its bandpass being "
+                                      "its own (when it holds 4 or more channels)")
 
 
 @dataclass(frozen=True)

@@ -481,7 +481,7 @@ def _add_detector(b: _Builder, name, params, i, column):
 def _add_spectral(b: _Builder, params, i, column):
     """The spectral flagger, ``params`` (its dataclass) handed to the kernel whole."""
     ds = b.ds
-    edges = np.asarray(fd.spectral_edges(ds, params.widths), np.int64)
+    edges = np.asarray(fd.spectral_edges(ds, params.widths, params.coarse_channel), np.int64)
     b.read("vis", column)
     width = None
     if fd.subtracts_model(ds, params.subtract_model, column):

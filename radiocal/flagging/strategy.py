@@ -51,6 +51,7 @@ STRATEGY_DIR = Path(__file__).with_name("strategies")
 TELESCOPE_STRATEGIES = {
     "OVRO_MMA": "ovro_lwa", "OVRO_LWA": "ovro_lwa", "LWA": "ovro_lwa", "LWA1": "ovro_lwa",
     "LWA_SV": "ovro_lwa", "LWASV": "ovro_lwa", "ATA": "ata", "ATCA": "atca", "ALMA": "alma",
+    "MWA": "mwa",
 }
 
 

@@ -32,7 +32,7 @@ SETS = {
     "atca_1934-638": ("atca", 15.0),
     "ovro_mma_lwa": ("ovro_lwa", 5.0),
     "carma_sza_3c273": ("generic", 5.0),
-    "mwa_128t_snapshot": ("generic", 5.0),
+    "mwa_128t_snapshot": ("mwa", 5.0),
 }
 
 

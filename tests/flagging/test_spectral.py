@@ -240,3 +240,52 @@ def test_power_scores_are_power_score_sample_by_sample():
                 assert not skip[i, j] and (z[i, j] == want or (np.isnan(want) and np.isnan(z[i, j])))
             else:
                 assert skip[i, j] and z[i, j] == 0.0
+
+
+def test_mwa_coarse_channels_are_fitted_one_by_one():
+    """MWA-like data written without the polyphase filterbank's passband correction: each
+    1.28 MHz coarse channel (16 fine channels of 80 kHz here) rolls off into its edges, to 0.55
+    of its centre, a cusp at every boundary. Under the bright off-axis sky no smooth fit follows
+    the cusps; the MWA's strategy fits each coarse channel on its own. Measured (24 tiles, 1
+    integration, seeds 81-82): clean data flagged 18.8-19.9% fitted across the boundaries,
+    1.95-2.16% coarse channel by coarse channel. The outer channel each side of a coarse channel
+    is then predicted by extrapolation, with a larger prediction variance, so weak spikes there
+    are missed more: 98.95-99.27% of the RFI found (nearly all misses in the two outer channels;
+    99.8% without the scallop), hence the bound of 98.5%."""
+    from radiocal.simulate import SimConfig, simulate
+    from radiocal.simulate.config import PointSource
+
+    coarse, fine, n_channels = 1.28e6, 80e3, 192
+    first = (140 - 0.5) * coarse + fine / 2   # fine channel centres from coarse channel 140's edge
+    sim = simulate(SimConfig.lwa(
+        n_subbands=1, n_integrations=1, n_antennas=24, spws=((first, fine, n_channels),),
+        telescope="MWA", background=tuple(PointSource(*s) for s in SKY), noise=20.0,
+        autocorrelations=False, rfi_channels=2, rfi_spike_fraction=0.02, seed=81))
+    (ds,) = sim.datasets
+    rfi = sim.truth.rfi[ds.attrs[S.ATTR_PARTITION]]
+    x = (np.arange(n_channels) % 16 - 7.5) / 8.0
+    scallop = (1.0 - 0.45 * x ** 4).astype(np.float32)
+    ds = ds.assign({S.VISIBILITY: ds[S.VISIBILITY] * scallop[None, None, :, None]})
+    strategy = load_strategy("default", ds.attrs[S.ATTR_TELESCOPE])
+    assert strategy.name == "mwa"
+
+    def rates(st):
+        (flags,) = dask.compute(apply_strategy(ds, st)[0][S.FLAG].data)
+        return (flags & rfi).sum() / rfi.sum(), (flags & ~rfi).sum() / (~rfi).sum()
+
+    found, false = rates(strategy)
+    assert found >= 0.985 and false <= 0.03, (found, false)
+    _, false_across = rates(load_strategy("generic"))
+    assert false_across > 0.1, false_across
+
+
+def test_coarse_channel_starts():
+    from radiocal.flagging.dataset import coarse_channel_starts
+
+    freq = (140 - 0.5) * 1.28e6 + 40e3 + 80e3 * np.arange(48)
+    assert np.allclose(coarse_channel_starts(freq, 1.28e6), [140.5 * 1.28e6, 141.5 * 1.28e6])
+    assert np.allclose(coarse_channel_starts(freq[::-1], 1.28e6), [140.5 * 1.28e6, 141.5 * 1.28e6])
+    # off, one channel, or coarse channels of fewer than 4 channels (averaged data): none
+    assert coarse_channel_starts(freq, 0.0).size == 0
+    assert coarse_channel_starts(freq[:1], 1.28e6).size == 0
+    assert coarse_channel_starts(freq[::5], 1.28e6).size == 0

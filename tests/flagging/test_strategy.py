@@ -70,7 +70,7 @@ def test_every_shipped_strategy_parses_and_round_trips(tmp_path):
     from radiocal.flagging.strategy import shipped_strategies
 
     names = shipped_strategies()
-    assert {"generic", "ovro_lwa", "atca", "ata", "alma"} <= set(names)
+    assert {"generic", "ovro_lwa", "atca", "ata", "alma", "mwa"} <= set(names)
     for name in names:
         strategy = load_strategy(name)
         assert strategy.name == name
@@ -82,7 +82,8 @@ def test_every_shipped_strategy_parses_and_round_trips(tmp_path):
 @pytest.mark.parametrize("telescope,expected", [
     ("OVRO_MMA", "ovro_lwa"), ("OVRO-LWA", "ovro_lwa"), ("LWA-SV", "ovro_lwa"), ("LWASV", "ovro_lwa"),
     ("ATCA", "atca"),
-    ("ata", "ata"), ("ALMA", "alma"), ("VLA", "generic"), ("EVLA", "generic"), (None, "generic"),
+    ("ata", "ata"), ("ALMA", "alma"), ("MWA", "mwa"), ("VLA", "generic"), ("EVLA", "generic"),
+    (None, "generic"),
     ("", "generic"),
 ])
 def test_default_is_the_telescope_s_shipped_strategy(telescope, expected, caplog):
