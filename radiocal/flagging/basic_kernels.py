@@ -162,10 +162,15 @@ def _quacked(times, interval, scan_start, scan_end, p):
 def baseline_stats(vis, flag, params):
     """Per baseline and correlation: median amplitude and median coherence over a block.
 
-    Coherence is ``|sum V| / sum |V|`` over runs of ``channel_window`` unflagged channels of one
-    integration: about ``1/sqrt(channel_window)`` for pure noise, near 1 for a detected signal
-    whose phase is steady across the run. It tells a dead antenna from a live one even when
-    their amplitudes match (both noise-like amplitudes at the same level).
+    Coherence is that of neighbouring channels, ``|sum V_f conj(V_g)| / sum |V_f| |V_g|`` over
+    the pairs of successive unflagged channels ``g, f`` in runs of ``channel_window`` of one
+    integration: :func:`coherence_floor` for pure noise, near 1 for a detected signal. It tells
+    a dead antenna from a live one even when their amplitudes match (both noise-like amplitudes
+    at the same level). Of neighbours, not ``|sum V| / sum |V|``: a steady fringe along
+    frequency (a delay; a bright source far from the phase centre on a long baseline) turns
+    ``V`` across the run but not ``V_f conj(V_g)``. With 8 channels of 574 kHz under an
+    LWA-like sky (1 integration, 24 dipoles), the plain sum judged 6-13 of 276 live baselines
+    dead; with 16 or more channels (narrower), none.
 
     Parameters
     ----------
@@ -176,8 +181,9 @@ def baseline_stats(vis, flag, params):
 
     Returns
     -------
-    ndarray, float64, shape (baseline, polarization, 2)
-        [..., 0] median |V|, [..., 1] median coherence (NaN when no unflagged data).
+    ndarray, float64, shape (baseline, polarization, 3)
+        [..., 0] median |V|, [..., 1] median coherence (NaN when no unflagged data), [..., 2]
+        the number of runs the coherence is the median of.
     """
     return _baseline_stats(vis, flag, record(params))
 
@@ -187,7 +193,7 @@ def _baseline_stats(vis, flag, p):
     """:func:`baseline_stats` (``p``: the antenna health options' record)."""
     channel_window = p.channel_window
     n_t, n_b, n_f, n_p = vis.shape
-    out = np.full((n_b, n_p, 2), np.nan)
+    out = np.full((n_b, n_p, 3), np.nan)
     amps = np.empty(n_t * n_f)
     cohs = np.empty(n_t * (n_f // max(channel_window, 1) + 1))
     for b in range(n_b):
@@ -196,6 +202,7 @@ def _baseline_stats(vis, flag, p):
             nc = 0
             for t in range(n_t):
                 sr = si = sa = 0.0
+                ur = ui = ua = 0.0   # the previous unflagged sample of the run
                 k = 0
                 for f in range(n_f):
                     if flag[t, b, f, p]:
@@ -206,9 +213,12 @@ def _baseline_stats(vis, flag, p):
                         continue
                     amps[na] = a
                     na += 1
-                    sr += v.real
-                    si += v.imag
-                    sa += a
+                    if k > 0:
+                        # v conj(u)
+                        sr += v.real * ur + v.imag * ui
+                        si += v.imag * ur - v.real * ui
+                        sa += a * ua
+                    ur, ui, ua = v.real, v.imag, a
                     k += 1
                     if k == channel_window:
                         if sa > 0.0:
@@ -220,7 +230,20 @@ def _baseline_stats(vis, flag, p):
                 out[b, p, 0] = np.median(amps[:na])
             if nc > 0:
                 out[b, p, 1] = np.median(cohs[:nc])
+            out[b, p, 2] = nc
     return out
+
+
+# A baseline is judged dead on its own only from the median of at least this many runs: one run
+# is one number, which RFI inside it (antenna health runs before the detectors) decides.
+MIN_BASELINE_RUNS = 3
+
+
+def coherence_floor(channel_window):
+    """The mean coherence of pure noise in :func:`baseline_stats`: the ``m = channel_window - 1``
+    products of neighbours are uncorrelated, each of mean modulus ``pi sigma^2 / 4``, so their
+    sum is ~complex normal of mean modulus ``sqrt(pi m) sigma^2 / 2``: ``2 / sqrt(pi m)``."""
+    return 2.0 / math.sqrt(math.pi * max(channel_window - 1, 1))
 
 
 def health_decision(stats, antenna1, antenna2, n_antenna, params):
@@ -230,8 +253,9 @@ def health_decision(stats, antenna1, antenna2, n_antenna, params):
 
     Parameters
     ----------
-    stats : ndarray, float64, shape (baseline, polarization, 2)
-        Median amplitude and coherence of the parallel-hand correlations.
+    stats : ndarray, float64, shape (baseline, polarization, 3)
+        Median amplitude and coherence of the parallel-hand correlations, and the number of
+        runs of the coherence (:func:`baseline_stats`).
     antenna1, antenna2 : ndarray, int, shape (baseline,)
     n_antenna : int
     params : radiocal.flagging.params.AntennaHealthParams
@@ -255,9 +279,10 @@ def health_decision(stats, antenna1, antenna2, n_antenna, params):
         warnings.simplefilter("ignore", RuntimeWarning)
         amp = np.nanmedian(stats[..., 0], axis=1)
         coh = np.nanmedian(stats[..., 1], axis=1)
-        floor = 1.0 / np.sqrt(params.channel_window)
+        floor = coherence_floor(params.channel_window)
         excess = (coh - floor) / (1.0 - floor)
         log_amp = np.log(np.where(amp > 0, amp, np.nan))
+        runs = np.nan_to_num(np.nanmin(stats[..., 2], axis=1))
     cross = antenna1 != antenna2
     ant_excess = np.full(n_antenna, np.nan)
     ant_log_amp = np.full(n_antenna, np.nan)
@@ -278,5 +303,6 @@ def health_decision(stats, antenna1, antenna2, n_antenna, params):
     bad_baseline = bad_antenna[antenna1] | bad_antenna[antenna2]
     expected = np.minimum(ant_excess[antenna1], ant_excess[antenna2])
     with np.errstate(invalid="ignore"):
-        dead_baseline = cross & (expected > min_coherence_excess) & (excess < dead_fraction * expected)
+        dead_baseline = (cross & (expected > min_coherence_excess)
+                         & (excess < dead_fraction * expected) & (runs >= MIN_BASELINE_RUNS))
     return bad_baseline | dead_baseline, bad_antenna

@@ -342,7 +342,7 @@ def baseline_health(vis, flag, hands, antenna1, antenna2, n_antenna, params):
     n_b, n_p = f.shape[1], len(hands)
     stats = _reading(_stats_block, "flag-health-stats", [vis], f, hands, params,
                      token="health", dtype=np.float64, drop_axis=0,
-                     chunks=(f.chunks[1], (n_p,), (2,)), meta=np.empty((0,) * 3))
+                     chunks=(f.chunks[1], (n_p,), (3,)), meta=np.empty((0,) * 3))
     a1 = np.asarray(antenna1, np.int64)
     a2 = np.asarray(antenna2, np.int64)
     n_antenna = int(n_antenna)

@@ -368,9 +368,11 @@ def test_baseline_stats_match_numpy():
                 amps += [abs(v) for v in good]
                 for s in range(0, len(good) - 3, 4):
                     run = np.array(good[s:s + 4])
-                    cohs.append(abs(run.sum()) / np.abs(run).sum())
+                    pairs = run[1:] * run[:-1].conj()
+                    cohs.append(abs(pairs.sum()) / (np.abs(run[1:]) * np.abs(run[:-1])).sum())
             assert out[b, p, 0] == pytest.approx(np.median(amps), rel=1e-5)
             assert out[b, p, 1] == pytest.approx(np.median(cohs), rel=1e-5)
+            assert out[b, p, 2] == len(cohs)
     assert out[1, 0, 1] > 0.9 > out[0, 0, 1]
 
 
@@ -381,20 +383,45 @@ HEALTH = AntennaHealthParams(channel_window=8, dead_fraction=0.2, min_coherence_
 def test_health_decision_finds_dead_antenna_and_spares_noise_fields():
     n_ant = 6
     a1, a2 = np.triu_indices(n_ant, 1)
-    stats = np.zeros((a1.size, 2, 2))
+    stats = np.zeros((a1.size, 2, 3))
     stats[..., 0] = 10.0
     stats[..., 1] = 0.95
+    stats[..., 2] = 12   # runs of channels per baseline
     dead = (a1 == 3) | (a2 == 3)
     stats[dead, :, 0] = 0.1
-    stats[dead, :, 1] = 0.36
-    stats[0, :, 1] = 0.36  # one dead baseline between healthy antennas 0 and 1
+    stats[dead, :, 1] = 0.43
+    stats[0, :, 1] = 0.43  # one dead baseline between healthy antennas 0 and 1
     bad, bad_ant = bk.health_decision(stats, a1, a2, n_ant, HEALTH)
     np.testing.assert_array_equal(bad_ant, np.arange(n_ant) == 3)
     expected = dead.copy()
     expected[0] = True
     np.testing.assert_array_equal(bad, expected)
+    # One run per baseline (8 channels, one integration): no baseline is judged dead on its
+    # own; the dead antenna, judged over its five baselines, still is.
+    one_run = stats.copy()
+    one_run[..., 2] = 1
+    bad, bad_ant = bk.health_decision(one_run, a1, a2, n_ant, HEALTH)
+    np.testing.assert_array_equal(bad_ant, np.arange(n_ant) == 3)
+    np.testing.assert_array_equal(bad, dead)
     # Pure noise everywhere: deadness cannot be judged, nothing is flagged.
     stats[..., 0] = 0.1
-    stats[..., 1] = 0.36
+    stats[..., 1] = 0.43
     bad, bad_ant = bk.health_decision(stats, a1, a2, n_ant, HEALTH)
     assert not bad.any() and not bad_ant.any()
+
+
+def test_coherence_follows_a_fringe_along_frequency_and_noise_sits_at_the_floor():
+    """A bright source far from the phase centre turns 0.3 turns per channel on a long baseline:
+    the coherence of neighbours is that of a steady signal (a run's plain sum would nearly
+    cancel); pure noise sits at :func:`coherence_floor` (its mean; the median is a little below)."""
+    rng = np.random.default_rng(5)
+    shape = (20, 2, 64, 2)
+    noise = (rng.normal(size=shape) + 1j * rng.normal(size=shape)) / np.sqrt(2)
+    fringe = np.exp(2j * np.pi * 0.3 * np.arange(64))[None, None, :, None]
+    flag = np.zeros(shape, bool)
+    params = AntennaHealthParams(channel_window=8)
+    live = bk.baseline_stats((10.0 * fringe + noise).astype(np.complex64), flag, params)
+    assert (live[..., 1] > 0.95).all()
+    dead = bk.baseline_stats(noise.astype(np.complex64), flag, params)
+    assert (np.abs(dead[..., 1] - bk.coherence_floor(8)) < 0.08).all(), dead[..., 1]
+    assert (dead[..., 2] == 20 * 8).all()
