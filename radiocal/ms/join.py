@@ -21,8 +21,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.highlevelgraph import HighLevelGraph
+from dask.utils import ensure_dict
 
 from radiocal import budget
 from radiocal.errors import InputError
@@ -49,7 +52,7 @@ def join_measurement_sets(per_ms: list[list[xr.Dataset]], chunk_bytes: int,
     datasets = common_phase_centre(datasets, phase_centre)
     datasets = _join_time(datasets)
     datasets = _renumber(datasets)
-    return [regular_chunks(ds, chunk_bytes) for ds in datasets]
+    return [_one_layer(regular_chunks(ds, chunk_bytes)) for ds in datasets]
 
 
 def regular_chunks(ds: xr.Dataset, chunk_bytes: int) -> xr.Dataset:
@@ -59,6 +62,24 @@ def regular_chunks(ds: xr.Dataset, chunk_bytes: int) -> xr.Dataset:
                                        ds.sizes[S.POLARIZATION], chunk_bytes)
     chunks = {S.TIME: t, S.BASELINE: b, S.FREQUENCY: f, S.POLARIZATION: -1}
     return ds.chunk({dim: size for dim, size in chunks.items() if dim in ds.dims})
+
+
+def _one_layer(ds: xr.Dataset) -> xr.Dataset:
+    """Each variable's graph as one layer. A join leaves layers per file (reads, selections,
+    concatenations), and dask culls a graph layer by layer, looking up every key it keeps in
+    every layer: quadratic in the files (the write graph of 1600 OVRO-LWA-like files took 41
+    s to optimise, of 400 files 2.7 s). One layer is culled in one walk; the writes fuse each
+    chunk's tasks themselves (:mod:`radiocal.store.chunktasks`), so dask's fusing of layers is
+    not missed."""
+    layered = {}
+    for name, var in ds.data_vars.items():
+        data = var.data
+        if isinstance(data, da.Array) and len(data.dask.layers) > 1:
+            graph = HighLevelGraph.from_collections(data.name, ensure_dict(data.dask),
+                                                    dependencies=())
+            layered[name] = var.copy(data=da.Array(graph, data.name, data.chunks,
+                                                   meta=data._meta))
+    return ds.assign(layered) if layered else ds
 
 
 def _key_field(ds):
