@@ -2,7 +2,7 @@
 
 The parallactic angle ``chi`` of a source is the position angle of the zenith seen from the
 source, measured from the celestial pole of date towards the east
-(:func:`radiocal.astro.parallactic_angles`, on astropy). Only alt-az mounts (ANTENNA::MOUNT
+(:func:`radiocal.astro.parallactic_angles`, on ERFA). Only alt-az mounts (ANTENNA::MOUNT
 ``ALT-AZ``, with any suffix such as ``+NASMYTH``, whose extra elevation term is not modelled)
 rotate the feeds on the sky;
 equatorial mounts and mounts radiocal does not know (``X-Y``, ``SPACE``, blank) get zero
@@ -23,16 +23,16 @@ from radiocal.astro import parallactic_angles, rotating_antennas
 from radiocal.store import schema as S
 
 
-# astropy holds the GIL throughout, so threads gain nothing by running it at once, and two
-# first calls at once both parsed the IERS tables (~0.8 CPU-s each, seen in py-spy of calibrate)
-_ASTROPY = threading.Lock()
+# one computation of a source's angles at a time: two threads asking at once would both compute
+# them (and both fill the cache below)
+_COMPUTING = threading.Lock()
 
 # Angles already computed, per (phase centre, antenna positions, rotating antennas): the times
 # (ascending) and their (time, antenna) angles. A calibrate asks for the same partition's angles
 # in the polarised gains' model, the polarisation solve, its coverage check and the apply, and
-# the spectral windows of a scan share their times: astropy costs ~0.5 ms per integration with
-# the GIL held (1728 integrations: 0.8 s), so each is computed once. The angle of an integration
-# does not depend on the others computed with it (checked bit for bit on the VLA-like stores).
+# the spectral windows of a scan share their times: ~0.15 ms per integration of 27 antennas,
+# so each is computed once. The angle of an integration does not depend on the others computed
+# with it (checked bit for bit on the VLA-like stores).
 _KNOWN: dict = {}
 _KNOWN_MAX = 64        # sources x arrays remembered; the oldest is forgotten first
 
@@ -48,7 +48,7 @@ def _key(ds: xr.Dataset):
 
 def _angles(key, positions, rotates, times) -> np.ndarray:
     """(time, antenna) angles at ``times``, from :data:`_KNOWN` or computed (and kept)."""
-    with _ASTROPY:
+    with _COMPUTING:
         known_times, known = _KNOWN.get(key, (np.empty(0), np.empty((0, positions.shape[0]))))
         new = np.setdiff1d(times, known_times)
         if new.size:
@@ -66,7 +66,7 @@ def _angles(key, positions, rotates, times) -> np.ndarray:
 
 
 def prepare(datasets) -> None:
-    """Compute the angles of every partition of ``datasets`` now, one astropy call per source
+    """Compute the angles of every partition of ``datasets`` now, one ERFA call per source
     and array (then :func:`partition_parang` and :func:`dataset_parang` look them up)."""
     groups: dict = {}
     for ds in datasets:
@@ -78,10 +78,10 @@ def prepare(datasets) -> None:
 
 
 def prepare_soon(datasets) -> threading.Thread:
-    """:func:`prepare` in a thread of its own, started now: astropy's import and transforms
-    (~1-2 s with the GIL held) then overlap the computes a caller runs meanwhile instead of
-    waiting for them on its critical path. Whoever asks for angles first waits for it (the lock
-    of :func:`_angles`); if it fails, they are computed where asked."""
+    """:func:`prepare` in a thread of its own, started now: it then overlaps the computes a
+    caller runs meanwhile instead of waiting for them on its critical path (ERFA's import and
+    the angles of the VLA-like x4 store's calibrator: ~0.1 CPU-s). Whoever asks for angles first
+    waits for it (the lock of :func:`_angles`); if it fails, they are computed where asked."""
     def run():
         try:
             prepare(datasets)

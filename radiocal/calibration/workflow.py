@@ -193,7 +193,7 @@ def apply_sequence(datasets, tables, config: CalibrateConfig, pol_terms=None):
     if pol_terms is None:
         return apply(selected, chain, calwt=config.calwt)
     if pol_terms.parang:
-        # one astropy call per source for every partition's angles (parang.prepare)
+        # one ERFA call per source for every partition's angles (parang.prepare)
         prepare_parang([ds for ds in selected if ds.sizes[S.POLARIZATION] == 4])
     return [apply_polarized([ds], chain, pol_terms, calwt=config.calwt)[0]
             if ds.sizes[S.POLARIZATION] == 4 else apply([ds], chain, calwt=config.calwt)[0]
@@ -209,8 +209,7 @@ def calibrate(datasets, config: CalibrateConfig, logger=log, solved=None):
         raise SelectionError("calibrate needs --fluxcal and --phasecal")
     if config.polcal:
         # the polarised calibrator's model needs its parallactic angles once the bandpass is
-        # solved: computed meanwhile (x4 VLA-like store: ~1.3 s of astropy import and transforms
-        # on the driver between two computes)
+        # solved: computed meanwhile, not on the driver between two computes
         options = _polcal_options(config)
         name, _ = plan_polarization(datasets, options["calibrators"], config.polcal_field)
         parts = [ds for ds in datasets if ds.attrs.get(S.ATTR_FIELD_NAME) == name
