@@ -28,7 +28,6 @@ import dask.array as da
 import numcodecs
 import numpy as np
 import xarray as xr
-import zarr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
@@ -106,9 +105,11 @@ def write_store(datasets: list[xr.Dataset], path, overwrite: bool = False) -> st
             raise OutputExistsError(f"{path}: already exists (use --overwrite to replace it)")
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
-    root = zarr.open_group(path, mode="w", zarr_format=ZARR_FORMAT)
-    root.attrs.update({VERSION_ATTR: STORE_VERSION, COMPLETE_ATTR: False, PARTITIONS_ATTR: names})
-    root.create_group(PARTITIONS_GROUP)
+    # The same .zgroup and .zattrs documents zarr-python writes, without importing it: zarr is
+    # ~0.2 CPU-s of a `radiocal convert`'s imports, and convert needs nothing else of it.
+    rawchunks.create_group(path, {VERSION_ATTR: STORE_VERSION, COMPLETE_ATTR: False,
+                                  PARTITIONS_ATTR: names})
+    rawchunks.create_group(os.path.join(path, PARTITIONS_GROUP), {})
     shared = os.path.join(path, COORDS_GROUP)
     rawchunks.create_group(shared, {})
     try:
@@ -136,6 +137,8 @@ def stored_array(store, ds: xr.Dataset, name: str) -> str | None:
     """
     if name in _UNCOMPRESSED or name not in ds.data_vars:
         return None       # raw chunk files and compact weights have their own on-disk form
+    import zarr
+
     path = os.path.join(partition_path(store, ds.attrs.get(S.ATTR_PARTITION, "")), name)
     try:
         array = zarr.open_array(path, mode="r", zarr_format=ZARR_FORMAT)
@@ -311,6 +314,8 @@ def update_store(datasets: list[xr.Dataset], path, variables, also=()) -> list:
     prepared = [_stored_chunks(
         _prepare(ds[variables].drop_vars(list(ds[variables].coords))).assign_attrs(_disk_attrs(ds)),
         partition_path(path, ds.attrs[S.ATTR_PARTITION]), spill_dir(path)) for ds in datasets]
+    import zarr
+
     zarr.open_group(staging, mode="w", zarr_format=ZARR_FORMAT)
     extra = list(also) if also else [()] * len(prepared)
     if len(extra) != len(prepared):
@@ -768,6 +773,8 @@ def _restore(data_vars: dict, coords: dict, attrs: dict, group_path: str) -> xr.
 def open_root(path):
     """The root group of a complete store of this layout version (InputError otherwise);
     checks the root's metadata only, not the partitions."""
+    import zarr
+
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: no such store")
@@ -790,8 +797,9 @@ def open_root(path):
 
 
 def _mark_complete(path) -> None:
-    root = zarr.open_group(path, mode="r+", zarr_format=ZARR_FORMAT, use_consolidated=False)
-    root.attrs[COMPLETE_ATTR] = True
+    with open(os.path.join(os.fspath(path), ".zattrs")) as f:
+        attrs = json.load(f)
+    rawchunks.update_attrs(path, {**attrs, COMPLETE_ATTR: True})
     # No consolidated metadata: one document for the whole store grows with every partition,
     # flag version and table, and rewriting it at each change cost more than the change (CARMA,
     # 96 partitions: most of a flag run's CPU). Readers open a partition's own small files. A
