@@ -7,6 +7,8 @@ also one line (exit 70). ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import sys
 
@@ -27,6 +29,15 @@ _COMMAND_MODULES = (
     "radiocal.cli.imaging_commands",
     "radiocal.cli.lwa_commands",
 )
+
+# After the exit handlers the interpreter tears its modules down, running full garbage
+# collections over everything still alive: in a `radiocal convert` process (~1500 modules, the
+# run's graphs and datasets) that took 0.5-0.7 CPU-s and 1.6-3.4 s of wall time (load 9-13)
+# after the command had finished, 0.15 s with this. Freezing moves the survivors out of the
+# collector's reach; they are still freed as their references go, only unreachable cycles are
+# left to the operating system, as an exiting process leaves everything. Registered first, so
+# it runs after the exit handlers of what the command imports (distributed's, say).
+atexit.register(gc.freeze)
 
 
 def _size(ctx, param, value):
