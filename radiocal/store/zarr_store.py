@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 
 import dask
 import dask.array as da
@@ -554,6 +555,10 @@ def _units(sizes: list[int], most: int) -> list[list[int]]:
 
 def _distributed_client():
     """The distributed client dask computes on, or None (threaded or sync scheduler)."""
+    if "distributed" not in sys.modules:
+        # No client without distributed imported; importing it to find none cost a `radiocal
+        # --scheduler threads convert` ~0.25 CPU-s
+        return None
     try:
         from distributed import default_client
         client = default_client()
