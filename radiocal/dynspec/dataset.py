@@ -3,12 +3,14 @@ predict is :func:`radiocal.model.dataset.predict_model`."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import shutil
 import warnings
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -132,8 +134,26 @@ def _block_mean(values: np.ndarray, size: int) -> np.ndarray:
     return np.array([values[i:i + size].mean() for i in range(0, n, size)], dtype=np.float64)
 
 
-def partition_spectrum(ds: xr.Dataset, config: DynspecConfig) -> xr.Dataset:
+def partition_stats(ds: xr.Dataset, config: DynspecConfig) -> da.Array:
+    """The products' (mean, error, count) of one partition over baselines, lazy: (time,
+    frequency, product, 3) float64, the products of :func:`partition_spectrum`."""
+    ds = dask_backed(ds)
+    var = source_variable(ds)
+    vis = ds[var]
+    if (config.subtract_model or config.skymodel) and not ds.attrs.get(ATTR_MODEL_SUBTRACTED):
+        vis = subtract_model(ds)[schema.VISIBILITY_CORRECTED]
+    _, coeffs = product_matrix(ds[schema.POLARIZATION].values, cross_hand_calibrated(ds))
+    flag = _selection_flags(ds, var, config)
+    return graph.baseline_average(
+        vis.data, flag.data, ds[schema.WEIGHT].transpose(*vis.dims).data, coeffs,
+        config.timeavg, config.freqavg,
+    )
+
+
+def partition_spectrum(ds: xr.Dataset, config: DynspecConfig, stats: da.Array | None = None) -> xr.Dataset:
     """Dynamic spectrum of one partition: products averaged over baselines, lazy.
+
+    ``stats``: the partition's :func:`partition_stats` when already made (perhaps computed).
 
     Returns
     -------
@@ -144,16 +164,9 @@ def partition_spectrum(ds: xr.Dataset, config: DynspecConfig) -> xr.Dataset:
         stitched (:func:`dynamic_spectrum` splits them): one task per chunk for all of them.
     """
     ds = dask_backed(ds)
-    var = source_variable(ds)
-    vis = ds[var]
-    if (config.subtract_model or config.skymodel) and not ds.attrs.get(ATTR_MODEL_SUBTRACTED):
-        vis = subtract_model(ds)[schema.VISIBILITY_CORRECTED]
-    names, coeffs = product_matrix(ds[schema.POLARIZATION].values, cross_hand_calibrated(ds))
-    flag = _selection_flags(ds, var, config)
-    stats = graph.baseline_average(
-        vis.data, flag.data, ds[schema.WEIGHT].transpose(*vis.dims).data, coeffs,
-        config.timeavg, config.freqavg,
-    )
+    if stats is None:
+        stats = partition_stats(ds, config)
+    names, _ = product_matrix(ds[schema.POLARIZATION].values, cross_hand_calibrated(ds))
     times = _block_mean(ds[schema.TIME].values, config.timeavg)
     freqs = _block_mean(ds[schema.FREQUENCY].values, config.freqavg)
     dims = (schema.TIME, schema.FREQUENCY)
@@ -328,21 +341,30 @@ def _combine_block(pieces: list[xr.Dataset]) -> xr.Dataset:
     return merged.assign_coords({SCAN_COORD: (schema.TIME, scan)})
 
 
-def block_spectra(datasets, config: DynspecConfig) -> list[xr.Dataset]:
+def block_spectra(datasets, config: DynspecConfig, computed: bool = False) -> list[xr.Dataset]:
     """Dynamic spectra of the target field's time blocks (:func:`_time_blocks`), in time order;
-    each holds every spectral window observing in it side by side."""
+    each holds every spectral window observing in it side by side.
+
+    ``computed``: the partitions' sums over baselines are computed first, in one pass (a task
+    per chunk), and the spectra are built on them, small arrays in memory chunked as before.
+    """
     partitions = select_field(datasets, config.field)
     if config.skymodel:
         sky = read_skymodel(config.skymodel)
         partitions = [predict_model(ds, sky, config.phase_convention) for ds in partitions]
+    blocks = _time_blocks(partitions)
+    stats = [[partition_stats(ds, config) for ds in block] for block in blocks]
+    if computed:
+        values = iter(dask.compute(*(s for block in stats for s in block)))
+        stats = [[da.from_array(next(values), chunks=s.chunks) for s in block] for block in stats]
     spectra = []
-    for block in _time_blocks(partitions):
-        pieces = [partition_spectrum(ds, config) for ds in block]
+    for block, sums in zip(blocks, stats):
+        pieces = [partition_spectrum(ds, config, s) for ds, s in zip(block, sums)]
         spectra.append(_combine_block(pieces) if len(pieces) > 1 else pieces[0])
     return spectra
 
 
-def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
+def dynamic_spectrum(datasets, config: DynspecConfig, computed: bool = False) -> xr.Dataset:
     """The target's dynamic spectrum over the whole observation (lazy).
 
     Spectra of time blocks are stitched along time; gaps between scans stay as blank (NaN) rows. Adds
@@ -355,6 +377,9 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
     ----------
     datasets : list of canonical partitions (any fields; ``config.field`` picks the target)
     config : DynspecConfig
+    computed : bool
+        Compute the sums over baselines now (:func:`block_spectra`); what is left is the
+        spectrum's own small arrays (:func:`write_dynspec` with ``here=True``).
 
     Returns
     -------
@@ -372,7 +397,7 @@ def dynamic_spectrum(datasets, config: DynspecConfig) -> xr.Dataset:
         log.info("dynspec: Stokes %s not written: the cross-hand (%s) phase of these %s-feed "
                  "data is not calibrated (calibrate with a polarised calibrator: 3C286, 3C138)",
                  ", ".join(withheld), "X-Y" if basis == "linear" else "R-L", basis)
-    spectra = block_spectra(partitions, config)
+    spectra = block_spectra(partitions, config, computed)
     ds = xr.concat(spectra, dim=schema.TIME, join="outer", data_vars="all", coords="minimal",
                    compat="override") if len(spectra) > 1 else spectra[0]
     # From here on every array is small (time x frequency): chunks of many scans' rows keep the
@@ -527,8 +552,13 @@ def _add_light_curves(ds: xr.Dataset, products: list[str]) -> xr.Dataset:
     return ds
 
 
-def write_dynspec(spectrum: xr.Dataset, path, overwrite: bool = False) -> str:
-    """Compute a dynamic spectrum and write it to zarr (read it back with :func:`open_dynspec`)."""
+def write_dynspec(spectrum: xr.Dataset, path, overwrite: bool = False, here: bool = False) -> str:
+    """Compute a dynamic spectrum and write it to zarr (read it back with :func:`open_dynspec`).
+
+    ``here``: compute it in this thread, not on the engine: a spectrum whose sums over baselines
+    are computed (``dynamic_spectrum(..., computed=True)``) is a few hundred tasks on arrays of a
+    few kB, each of which would cost an engine's cluster more to schedule than to run.
+    """
     path = os.fspath(path)
     if os.path.exists(path):
         if not overwrite:
@@ -539,7 +569,8 @@ def write_dynspec(spectrum: xr.Dataset, path, overwrite: bool = False) -> str:
     spectrum = spectrum.drop_encoding().chunk({schema.TIME: SPECTRUM_TIME_CHUNK,
                                                schema.FREQUENCY: -1})
     try:
-        spectrum.to_zarr(path, mode="w", consolidated=True, zarr_format=2)
+        with dask.config.set(scheduler="sync") if here else contextlib.nullcontext():
+            spectrum.to_zarr(path, mode="w", consolidated=True, zarr_format=2)
     except OSError as err:
         if err.filename is not None:
             raise

@@ -85,6 +85,10 @@ def baseline_average(vis: da.Array, flag: da.Array, weight: da.Array, coeffs: np
     )
     # one task a chunk from its reads to its sums: ~12 tasks a chunk otherwise
     total = per_block(sums).sum(axis=1)
-    return total.map_blocks(kernels.finish_average, dtype=np.float64,
-                            chunks=total.chunks[:3] + ((kernels.NSTAT,),),
-                            meta=np.empty((0, 0, 0, 0), dtype=np.float64))
+    stats = total.map_blocks(kernels.finish_average, dtype=np.float64,
+                             chunks=total.chunks[:3] + ((kernels.NSTAT,),),
+                             meta=np.empty((0, 0, 0, 0), dtype=np.float64))
+    # Every baseline in one chunk: a chunk's sum over the baseline chunks and its mean are
+    # its own, one task from the reads to the mean, not three. (Several baseline chunks stay
+    # tasks of their own, summed in the tree: one task would run them one after another.)
+    return per_block(stats) if len(vis.chunks[1]) == 1 else stats

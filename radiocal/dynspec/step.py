@@ -49,10 +49,11 @@ def dynspec(datasets, config: DynspecConfig, context):
     if not config.field:
         raise ConfigError("step 'dynspec': set field (the target's name or id)")
     target = context.output_path(config.output)
-    spectrum = dynamic_spectrum(datasets, config)
+    # The sums over baselines in one pass on the engine; the spectrum made of them here
+    spectrum = dynamic_spectrum(datasets, config, computed=True)
     context.logger.info("dynspec: field %s from %s%s", config.field, spectrum.attrs["data_column"],
                         " minus model" if spectrum.attrs["model_subtracted"] else "")
-    write_dynspec(spectrum, target, overwrite=True)
+    write_dynspec(spectrum, target, overwrite=True, here=True)
     if config.uvrange and not bool(open_dynspec(target)[N_BASELINES].any().compute()):
         # which baselines a uv range keeps is known only from the UVW read with the data
         import shutil

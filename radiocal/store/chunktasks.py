@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 import dask.array as da
-from dask._task_spec import Alias, Task, TaskRef, convert_legacy_graph
+from dask._task_spec import Alias, DataNode, Task, TaskRef, convert_legacy_graph
 from dask.array.optimization import optimize
 from dask.base import is_dask_collection, tokenize, unpack_collections
 from dask.core import flatten
@@ -119,10 +119,18 @@ def per_block(array: da.Array) -> da.Array:
     """
     keys = list(flatten(array.__dask_keys__()))
     fused, members, _ = _by_owner(array.__dask_graph__(), {key: key for key in keys})
+    # A value the graph holds (a stored array's chunk files, a small constant) that several
+    # blocks read goes into each block's task, not a task of its own for the cluster to keep
+    held = {key: node for key, node in fused.items() if isinstance(node, DataNode)}
     name = "per-block-" + array.name
     for key in keys:
         block = (name,) + key[1:]
-        fused[block] = Task.fuse(*members[key], key=block)
+        nodes = members[key]
+        needed = {dep for node in nodes for dep in node.dependencies}
+        fused[block] = Task.fuse(*nodes, *(held[dep] for dep in needed if dep in held), key=block)
+    still = {dep for key, node in fused.items() if key not in held for dep in node.dependencies}
+    for key in set(held) - still:
+        del fused[key]
     graph = HighLevelGraph.from_collections(name, fused, dependencies=())
     return da.Array(graph, name, array.chunks, meta=array._meta)
 

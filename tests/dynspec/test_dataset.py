@@ -96,6 +96,27 @@ def test_one_chunk_equals_many_chunks(star):
     xr.testing.assert_allclose(one, many, rtol=1e-12)
 
 
+def test_computed_sums_give_the_lazy_spectrum_bit_for_bit(star):
+    """The step's route (sums over baselines computed in one pass, the rest on those arrays in
+    this thread) makes the very spectrum of the lazy graph, and its pass is a task per chunk."""
+    config = DynspecConfig(field="STAR", skymodel=star["skymodel"], timeavg=2)
+    target = [ds.chunk({S.TIME: 3}) for ds in _target(star)]
+    lazy = D.dynamic_spectrum(target, config).compute(scheduler="threads")
+    with dask.config.set(scheduler="threads"):
+        computed = D.dynamic_spectrum(target, config, computed=True)
+    with dask.config.set(scheduler=_raise):
+        with pytest.raises(RuntimeError, match="computed"):
+            D.dynamic_spectrum(target, config, computed=True)
+    with dask.config.set(scheduler="sync"):
+        computed = computed.compute()
+    xr.testing.assert_identical(lazy, computed)
+    # chunks of whole averaging cells: nothing is shared between chunks, not even the values
+    # the graph holds (frequencies, the model's spectra)
+    whole = _target(star)[0].chunk({S.TIME: 4})
+    stats = D.partition_stats(predict_model(whole, read_skymodel(star["skymodel"])), config)
+    assert stats.npartitions > 1 and len(dict(stats.__dask_graph__())) == stats.npartitions
+
+
 def _floor_ratio(spec, truth, name):
     live = spec[D.SCAN_COORD].values >= 0
     ti = truth.time_index(spec.isel(time=live))

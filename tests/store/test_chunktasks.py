@@ -126,6 +126,18 @@ def test_per_block_fuses_what_a_block_alone_needs_and_keeps_shared_tasks():
     assert calls.count - before == 2   # the model once in each compute, not once per block
 
 
+def test_per_block_copies_a_held_value_into_each_block():
+    from radiocal.store.chunktasks import per_block
+
+    # a value the graph holds (a constant, a store's chunk files) is no task of its own
+    constant = da.from_array(np.arange(4.0), chunks=4)
+    data = da.from_array(np.arange(24.0).reshape(6, 4), chunks=(2, 4))
+    result = data * 2 - constant
+    fused = per_block(result)
+    assert len(dict(fused.__dask_graph__())) == result.numblocks[0]
+    np.testing.assert_array_equal(fused.compute(scheduler="sync"), result.compute(scheduler="sync"))
+
+
 def test_a_fused_shared_chain_is_one_task_under_its_own_key():
     # dask fuses each block's read -> map -> partial sum under a new name and leaves an Alias
     # under the old key, which distributed runs as a task of its own
