@@ -229,6 +229,14 @@ def _combine(shape, placed):
     return out
 
 
+def _finish_partition(shape, where, rows, blocks, reduce: bool):
+    """:func:`_combine` of a partition of one region from that region's blocks (their
+    :func:`_reduce_block` outputs, or with ``reduce`` its arguments)."""
+    if reduce:
+        blocks = [(cells, _reduce_block(*args)) for cells, args in blocks]
+    return _combine(shape, [(where, _finish_region(rows, blocks))])
+
+
 def lazy_partition_summaries(datasets, fields, saved=None, budget: int = SAMPLE_POINTS):
     """The report's reductions of every partition, a task per chunk (plus one per partition):
     flag counts of the current flags and of ``saved`` (partition name -> the oldest flag
@@ -292,18 +300,34 @@ def lazy_partition_summaries(datasets, fields, saved=None, budget: int = SAMPLE_
                     plan = (par, t_idx[cells] - t0, b_idx[cells] - b0, b_freq[b_pos] - b0,
                             labels)
                 index = (i, j, k, 0)
-                task = dask.delayed(_reduce_block, pure=True)(
+                blocks.append((cells, (
                     plan, handles["flag"][index], handles.get("present", {}).get((i, j)),
                     handles.get("saved", {}).get(index),
                     handles["uvw"][(i, j, 0)] if calibrator and k == 0 else None,
-                    *(handles[label][index] for label in labels))
-                blocks.append((cells, task))
-            region = dask.delayed(_finish_region, pure=True)(b_freq[b_pos] - b0, blocks)
-            placed.append(((slice(b0, b1), slice(f0, f1), b_pos), region))
+                    *(handles[label][index] for label in labels))))
+            placed.append(((slice(b0, b1), slice(f0, f1), b_pos), (b_freq[b_pos] - b0, blocks)))
         shape = (n_baseline, n_pol, n_freq, t_idx.size, b_freq.size)
-        lazy.append(dask.delayed(_combine, pure=True)(shape, placed))
+        lazy.append(_partition_task(shape, placed))
         meta.append((ds, t_idx, calibrator))
     return meta, lazy
+
+
+def _partition_task(shape, placed):
+    """One partition's summaries, lazy: a task per block (:func:`_reduce_block`), per region
+    (:func:`_finish_region`) and the partition's (:func:`_combine`), where they are several;
+    a region and the combine of a partition of one region are one task, and a block too when it
+    is the only one (each task ~1 ms of the in-process cluster's bookkeeping)."""
+    def reduced(blocks):
+        return [(cells, dask.delayed(_reduce_block, pure=True)(*args)) for cells, args in blocks]
+
+    if len(placed) == 1:
+        where, (rows, blocks) = placed[0]
+        alone = len(blocks) == 1
+        return dask.delayed(_finish_partition, pure=True)(
+            shape, where, rows, blocks if alone else reduced(blocks), alone)
+    return dask.delayed(_combine, pure=True)(shape, [
+        (where, dask.delayed(_finish_region, pure=True)(rows, reduced(blocks)))
+        for where, (rows, blocks) in placed])
 
 
 def _dask(array):

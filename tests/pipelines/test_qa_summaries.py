@@ -119,3 +119,24 @@ def test_summaries_hold_no_plane_per_time_block(calibrator):
         for key, value in held.items():
             assert np.ndim(value) <= 1 or value.shape[0] <= 1, key   # sampled rows only
             assert np.size(value) <= max(2, n_freq_block), key
+
+
+def test_a_partition_of_one_region_is_a_task_per_block_and_one_more(calibrator):
+    """Its region's finish and its combine are one task; a one-block partition is one task in
+    all; the summaries are those of the general path, bit for bit."""
+    name = str(calibrator.attrs[S.ATTR_FIELD_NAME])
+    n_time = calibrator.sizes[S.TIME]
+    (by_block,) = Q.visibility_summaries([calibrator], [name])
+    one = calibrator.chunk({S.TIME: -1})
+    (whole,) = Q.visibility_summaries([one], [name])
+    for which in ("by_time", "by_frequency"):
+        for label in ("before", "after"):
+            np.testing.assert_array_equal(getattr(by_block, which)[label],
+                                          getattr(whole, which)[label])
+    def own(ds):      # the summaries' tasks, not the reads of this in-memory dataset's blocks
+        (task,) = Q.lazy_partition_summaries([ds], [name])[1]
+        return sorted(str(key).split("-")[0] for key in dict(task.__dask_graph__())
+                      if str(key).startswith(("_reduce_block", "_finish", "_combine")))
+
+    assert own(calibrator) == ["_finish_partition"] + ["_reduce_block"] * n_time
+    assert own(one) == ["_finish_partition"]
