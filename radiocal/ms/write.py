@@ -323,28 +323,48 @@ def _write_main(path, datasets, layout, optional, spectral_weights):
     casacore tables take one writer, so rows are written by this thread; meanwhile the next
     batches of chunks are computed on the engine, each block's tasks reading the store (perhaps
     applying calibration) and picking its present rows into MS columns. Reading and writing
-    overlap, and at most ``_IN_FLIGHT + 1`` batches, each within half the chunk budget, are in
-    memory.
+    overlap, and at most ``2 * _PER_COMPUTE`` batches, each within half the chunk budget (or
+    one chunk), are in memory: those being written and those computing.
     """
     import casacore.tables as pt
 
     batches = _batches([(ds, fixed, where) for ds in datasets
                         for fixed in [_fixed_columns(ds, layout)] for where in _blocks(ds)])
+    computes = [batches[i:i + _PER_COMPUTE] for i in range(0, len(batches), _PER_COMPUTE)]
     with pt.table(path, readonly=False, ack=False) as ms, \
-            concurrent.futures.ThreadPoolExecutor(_IN_FLIGHT, thread_name_prefix="export") as pool:
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="export") as pool:
         pending = collections.deque()
-        for batch in batches:
-            pending.append(pool.submit(_compute_batch, batch, optional, spectral_weights))
-            if len(pending) > _IN_FLIGHT:
-                _append(ms, pending.popleft().result())
+        for batches in computes:
+            pending.append(pool.submit(_compute_batches, batches, optional, spectral_weights))
+            if len(pending) > 1:
+                _append_batches(ms, pending.popleft().result())
         while pending:
-            _append(ms, pending.popleft().result())
+            _append_batches(ms, pending.popleft().result())
 
 
-# Batches computed while this thread writes: with one, a batch of a few chunks kept one of two
-# cores busy and the write waited on it (phaseref's export of a 0.5 GB MS on 2 cores: 4.9 s
-# wall for 5.1 CPU-s).
-_IN_FLIGHT = 2
+# Batches computed together, while this thread writes the previous ones: each compute costs the
+# in-process cluster ~7 ms of bookkeeping besides its tasks' (a graph's submission, its futures,
+# the gather), so two batches a compute, on both of two cores, where two computes of one batch
+# each ran side by side before (with one batch a compute and one in flight, a batch of a few
+# chunks kept one of two cores busy and the write waited on it: phaseref's export of a 0.5 GB MS
+# on 2 cores, 4.9 s wall for 5.1 CPU-s).
+_PER_COMPUTE = 2
+
+
+def _compute_batches(batches, optional, spectral_weights) -> list[list]:
+    """:func:`_compute_batch` of several batches in one compute: their blocks' columns, by batch."""
+    blocks = _compute_batch([block for batch in batches for block in batch], optional,
+                            spectral_weights)
+    out, start = [], 0
+    for batch in batches:
+        out.append(blocks[start:start + len(batch)])
+        start += len(batch)
+    return out
+
+
+def _append_batches(ms, batches: list[list]) -> None:
+    for blocks in batches:     # a batch's rows in one putcol a column, as when computed alone
+        _append(ms, blocks)
 
 
 def _fixed_columns(ds, layout) -> dict:
