@@ -96,8 +96,8 @@ def per_group(groups: list[list], finish=None) -> list[Delayed]:
                 outputs[key] = index if outputs.get(key, index) == index else _SHARED
     graph = HighLevelGraph.merge(*(c.__dask_graph__() for group in lazy for c in group))
     fused, members, _ = _by_owner(graph, outputs)
+    _copy_held(fused, members)
     token = tokenize(*outputs)
-    out = []
     for index, group in enumerate(groups):
         leaf = (f"group-{token}", index)
         values = _Values([(c.__dask_postcompute__(), c.__dask_keys__())
@@ -106,8 +106,8 @@ def per_group(groups: list[list], finish=None) -> list[Delayed]:
         values = Task(leaf, values, *(TaskRef(key) for c in lazy[index]
                                       for key in flatten(c.__dask_keys__())))
         fused[leaf] = Task.fuse(*members[index], values, key=leaf)
-        out.append(Delayed(leaf, fused))
-    return out
+    _drop_unused_held(fused)
+    return [Delayed((f"group-{token}", index), fused) for index in range(len(groups))]
 
 
 def per_block(array: da.Array) -> da.Array:
@@ -119,20 +119,31 @@ def per_block(array: da.Array) -> da.Array:
     """
     keys = list(flatten(array.__dask_keys__()))
     fused, members, _ = _by_owner(array.__dask_graph__(), {key: key for key in keys})
-    # A value the graph holds (a stored array's chunk files, a small constant) that several
-    # blocks read goes into each block's task, not a task of its own for the cluster to keep
-    held = {key: node for key, node in fused.items() if isinstance(node, DataNode)}
+    _copy_held(fused, members)
     name = "per-block-" + array.name
     for key in keys:
         block = (name,) + key[1:]
-        nodes = members[key]
-        needed = {dep for node in nodes for dep in node.dependencies}
-        fused[block] = Task.fuse(*nodes, *(held[dep] for dep in needed if dep in held), key=block)
-    still = {dep for key, node in fused.items() if key not in held for dep in node.dependencies}
-    for key in set(held) - still:
-        del fused[key]
+        fused[block] = Task.fuse(*members[key], key=block)
+    _drop_unused_held(fused)
     graph = HighLevelGraph.from_collections(name, fused, dependencies=())
     return da.Array(graph, name, array.chunks, meta=array._meta)
+
+
+def _copy_held(shared: dict, members: dict) -> None:
+    """Put each value the graph holds (a stored array's chunk files, a small constant) that
+    several owners read into each owner's nodes (``members``), not left as a task of its own
+    for the cluster to keep; :func:`_drop_unused_held` then removes it from ``shared``."""
+    held = {key: node for key, node in shared.items() if isinstance(node, DataNode)}
+    for nodes in members.values():
+        needed = {dep for node in nodes for dep in node.dependencies if dep in held}
+        nodes.extend(held[dep] for dep in needed)
+
+
+def _drop_unused_held(fused: dict) -> None:
+    """Remove the held values (:func:`_copy_held`) no task of ``fused`` depends on any more."""
+    used = {dep for node in fused.values() for dep in node.dependencies}
+    for key in [key for key, node in fused.items() if isinstance(node, DataNode) and key not in used]:
+        del fused[key]
 
 
 def _by_owner(graph, outputs: dict, pinned=frozenset()) -> tuple:

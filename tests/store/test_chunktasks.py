@@ -138,6 +138,19 @@ def test_per_block_copies_a_held_value_into_each_block():
     np.testing.assert_array_equal(fused.compute(scheduler="sync"), result.compute(scheduler="sync"))
 
 
+def test_per_group_copies_a_held_value_into_each_group():
+    from radiocal.store.chunktasks import per_group
+
+    constant = da.from_array(np.arange(4.0), chunks=4)
+    data = da.from_array(np.arange(24.0).reshape(6, 4), chunks=(2, 4))
+    result = data * 2 - constant
+    groups = [[result.blocks[i]] for i in range(result.numblocks[0])]
+    delayed = per_group(groups)
+    assert len(dict(delayed[0].__dask_graph__())) == len(groups)
+    for (value,), block in zip(dask.compute(*delayed, scheduler="sync"), groups):
+        np.testing.assert_array_equal(value, block[0].compute(scheduler="sync"))
+
+
 def test_a_fused_shared_chain_is_one_task_under_its_own_key():
     # dask fuses each block's read -> map -> partial sum under a new name and leaves an Alias
     # under the old key, which distributed runs as a task of its own
