@@ -149,38 +149,57 @@ def _solve_cubic(mom, rhs, q, with_var, fit, support, var, coef):
 
 
 @njit
-def _add_powers(acc, n_powers, padded, start, k, tap, n):
-    """``acc[p, i] += tap k^p (a[i + k] + (-1)^p a[i - k])`` for p < ``n_powers``, i < ``n``,
-    with ``a = padded[start:]``, every lane at once."""
+def _add_powers(acc, n_powers, flat, lanes, start, k, tap, n, first):
+    """``acc[p, i] += tap k^p (a[i + k] + (-1)^p a[i - k])`` for p < ``n_powers``, i < ``n``
+    x ``lanes``, with ``a`` the (sample, lane) block ``flat`` (flattened) from sample ``start``
+    on, every lane at once; ``acc`` is (power, sample x lane).
+
+    ``first`` (an array of ``n`` x ``lanes``, or empty): the sums start here, at ``first`` for
+    p = 0 and at 0 for the other powers, instead of at ``acc``'s contents (the same additions in
+    the same order as zeroing ``acc`` before: nothing to clear, and one read of ``acc`` less)."""
     # Flat views of whole (sample, lane) blocks: one long contiguous loop that vectorizes.
-    lanes = padded.shape[1]
     size = n * lanes
-    flat = padded.reshape(padded.size)
     ahead = flat[(start + k) * lanes:(start + k + n) * lanes]
     behind = flat[(start - k) * lanes:(start - k + n) * lanes]
+    init = first.size > 0
+    c0 = tap
+    c1 = c0 * k
+    c2 = c1 * k
+    c3 = c2 * k
+    c4 = c3 * k
+    c5 = c4 * k
+    c6 = c5 * k
+    r0 = acc[0]
     if n_powers == 7 or n_powers == 4:
         # The degree-3 moments and right-hand sides: every row in one pass.
-        c0 = tap
-        c1 = c0 * k
-        c2 = c1 * k
-        c3 = c2 * k
-        r0 = acc[0].reshape(size)
-        r1 = acc[1].reshape(size)
-        r2 = acc[2].reshape(size)
-        r3 = acc[3].reshape(size)
+        r1, r2, r3 = acc[1], acc[2], acc[3]
         if n_powers == 4:
+            if init:
+                for i in range(size):
+                    r0[i] = first[i] + c0 * (ahead[i] + behind[i])
+                    r1[i] = 0.0 + c1 * (ahead[i] - behind[i])
+                    r2[i] = 0.0 + c2 * (ahead[i] + behind[i])
+                    r3[i] = 0.0 + c3 * (ahead[i] - behind[i])
+                return
             for i in range(size):
                 r0[i] += c0 * (ahead[i] + behind[i])
                 r1[i] += c1 * (ahead[i] - behind[i])
                 r2[i] += c2 * (ahead[i] + behind[i])
                 r3[i] += c3 * (ahead[i] - behind[i])
             return
-        c4 = c3 * k
-        c5 = c4 * k
-        c6 = c5 * k
-        r4 = acc[4].reshape(size)
-        r5 = acc[5].reshape(size)
-        r6 = acc[6].reshape(size)
+        r4, r5, r6 = acc[4], acc[5], acc[6]
+        if init:
+            for i in range(size):
+                s = ahead[i] + behind[i]
+                d = ahead[i] - behind[i]
+                r0[i] = first[i] + c0 * s
+                r1[i] = 0.0 + c1 * d
+                r2[i] = 0.0 + c2 * s
+                r3[i] = 0.0 + c3 * d
+                r4[i] = 0.0 + c4 * s
+                r5[i] = 0.0 + c5 * d
+                r6[i] = 0.0 + c6 * s
+            return
         for i in range(size):
             s = ahead[i] + behind[i]
             d = ahead[i] - behind[i]
@@ -194,22 +213,28 @@ def _add_powers(acc, n_powers, padded, start, k, tap, n):
         return
     if n_powers == 5 or n_powers == 3:
         # The degree-2 and degree-1 moments: every row in one pass, so the samples are read once.
-        c0 = tap
-        c1 = c0 * k
-        c2 = c1 * k
-        c3 = c2 * k
-        c4 = c3 * k
-        r0 = acc[0].reshape(size)
-        r1 = acc[1].reshape(size)
-        r2 = acc[2].reshape(size)
+        r1, r2 = acc[1], acc[2]
         if n_powers == 3:
+            if init:
+                for i in range(size):
+                    r0[i] = first[i] + c0 * (ahead[i] + behind[i])
+                    r1[i] = 0.0 + c1 * (ahead[i] - behind[i])
+                    r2[i] = 0.0 + c2 * (ahead[i] + behind[i])
+                return
             for i in range(size):
                 r0[i] += c0 * (ahead[i] + behind[i])
                 r1[i] += c1 * (ahead[i] - behind[i])
                 r2[i] += c2 * (ahead[i] + behind[i])
             return
-        r3 = acc[3].reshape(size)
-        r4 = acc[4].reshape(size)
+        r3, r4 = acc[3], acc[4]
+        if init:
+            for i in range(size):
+                r0[i] = first[i] + c0 * (ahead[i] + behind[i])
+                r1[i] = 0.0 + c1 * (ahead[i] - behind[i])
+                r2[i] = 0.0 + c2 * (ahead[i] + behind[i])
+                r3[i] = 0.0 + c3 * (ahead[i] - behind[i])
+                r4[i] = 0.0 + c4 * (ahead[i] + behind[i])
+            return
         for i in range(size):
             r0[i] += c0 * (ahead[i] + behind[i])
             r1[i] += c1 * (ahead[i] - behind[i])
@@ -219,8 +244,12 @@ def _add_powers(acc, n_powers, padded, start, k, tap, n):
         return
     c = tap
     for p in range(n_powers):
-        row = acc[p].reshape(size)
-        if p % 2 == 0:
+        row = acc[p]
+        if init:
+            for i in range(size):
+                row[i] = (first[i] if p == 0 else 0.0) + c * (ahead[i] + behind[i] if p % 2 == 0
+                                                              else ahead[i] - behind[i])
+        elif p % 2 == 0:
             for i in range(size):
                 row[i] += c * (ahead[i] + behind[i])
         else:
@@ -230,18 +259,18 @@ def _add_powers(acc, n_powers, padded, start, k, tap, n):
 
 
 @njit
-def _add_powers4(acc, n_powers, padded, start, k, taps, n):
-    """:func:`_add_powers` for the four offsets ``k .. k + 3`` (``taps``) in one pass, for 3, 4, 5
-    or 7 powers: each sum gets the same terms in the same order, read and written once instead of
-    four times (the per-offset passes were bound by those loads and stores). Other counts of
-    powers (degrees 0 and 1 of the time fits' lowered degree) go offset by offset."""
+def _add_powers4(acc, n_powers, flat, lanes, start, k, taps, n, first):
+    """:func:`_add_powers` for the four offsets ``k .. k + 3`` (``taps[k:k + 4]``) in one pass,
+    for 3, 4, 5 or 7 powers: each sum gets the same terms in the same order, read and written
+    once instead of four times (the per-offset passes were bound by those loads and stores).
+    Other counts of powers (degrees 0 and 1 of the time fits' lowered degree) go offset by
+    offset."""
     if n_powers != 3 and n_powers != 4 and n_powers != 5 and n_powers != 7:
         for o in range(4):
-            _add_powers(acc, n_powers, padded, start, k + o, taps[o], n)
+            _add_powers(acc, n_powers, flat, lanes, start, k + o, taps[k + o], n,
+                        first if o == 0 else first[:0])
         return
-    lanes = padded.shape[1]
     size = n * lanes
-    flat = padded.reshape(padded.size)
     a0 = flat[(start + k) * lanes:(start + k + n) * lanes]
     b0 = flat[(start - k) * lanes:(start - k + n) * lanes]
     a1 = flat[(start + k + 1) * lanes:(start + k + 1 + n) * lanes]
@@ -250,24 +279,26 @@ def _add_powers4(acc, n_powers, padded, start, k, taps, n):
     b2 = flat[(start - k - 2) * lanes:(start - k - 2 + n) * lanes]
     a3 = flat[(start + k + 3) * lanes:(start + k + 3 + n) * lanes]
     b3 = flat[(start - k - 3) * lanes:(start - k - 3 + n) * lanes]
-    # c[p, o] = taps[o] (k + o)^p, built as _add_powers builds it
-    c = np.empty((7, 4))
-    for o in range(4):
-        c[0, o] = taps[o]
-        for p in range(1, 7):
-            c[p, o] = c[p - 1, o] * (k + o)
-    rows = acc.reshape(acc.shape[0], acc.shape[1] * acc.shape[2])
-    r0 = rows[0]
-    r1 = rows[1]
-    r2 = rows[2]
-    c00, c01, c02, c03 = c[0, 0], c[0, 1], c[0, 2], c[0, 3]
-    c10, c11, c12, c13 = c[1, 0], c[1, 1], c[1, 2], c[1, 3]
-    c20, c21, c22, c23 = c[2, 0], c[2, 1], c[2, 2], c[2, 3]
-    c30, c31, c32, c33 = c[3, 0], c[3, 1], c[3, 2], c[3, 3]
-    c40, c41, c42, c43 = c[4, 0], c[4, 1], c[4, 2], c[4, 3]
-    c50, c51, c52, c53 = c[5, 0], c[5, 1], c[5, 2], c[5, 3]
-    c60, c61, c62, c63 = c[6, 0], c[6, 1], c[6, 2], c[6, 3]
+    # c[p][o] = taps[k + o] (k + o)^p, built as _add_powers builds it
+    k0, k1, k2, k3 = k, k + 1, k + 2, k + 3
+    c00, c01, c02, c03 = taps[k0], taps[k1], taps[k2], taps[k3]
+    c10, c11, c12, c13 = c00 * k0, c01 * k1, c02 * k2, c03 * k3
+    c20, c21, c22, c23 = c10 * k0, c11 * k1, c12 * k2, c13 * k3
+    c30, c31, c32, c33 = c20 * k0, c21 * k1, c22 * k2, c23 * k3
+    c40, c41, c42, c43 = c30 * k0, c31 * k1, c32 * k2, c33 * k3
+    c50, c51, c52, c53 = c40 * k0, c41 * k1, c42 * k2, c43 * k3
+    c60, c61, c62, c63 = c50 * k0, c51 * k1, c52 * k2, c53 * k3
+    init = first.size > 0
+    r0, r1, r2 = acc[0], acc[1], acc[2]
     if n_powers == 3:
+        if init:
+            for i in range(size):
+                s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
+                d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
+                r0[i] = (((first[i] + c00 * s0) + c01 * s1) + c02 * s2) + c03 * s3
+                r1[i] = (((0.0 + c10 * d0) + c11 * d1) + c12 * d2) + c13 * d3
+                r2[i] = (((0.0 + c20 * s0) + c21 * s1) + c22 * s2) + c23 * s3
+            return
         for i in range(size):
             s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
             d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
@@ -275,8 +306,17 @@ def _add_powers4(acc, n_powers, padded, start, k, taps, n):
             r1[i] = (((r1[i] + c10 * d0) + c11 * d1) + c12 * d2) + c13 * d3
             r2[i] = (((r2[i] + c20 * s0) + c21 * s1) + c22 * s2) + c23 * s3
         return
-    r3 = rows[3]
+    r3 = acc[3]
     if n_powers == 4:
+        if init:
+            for i in range(size):
+                s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
+                d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
+                r0[i] = (((first[i] + c00 * s0) + c01 * s1) + c02 * s2) + c03 * s3
+                r1[i] = (((0.0 + c10 * d0) + c11 * d1) + c12 * d2) + c13 * d3
+                r2[i] = (((0.0 + c20 * s0) + c21 * s1) + c22 * s2) + c23 * s3
+                r3[i] = (((0.0 + c30 * d0) + c31 * d1) + c32 * d2) + c33 * d3
+            return
         for i in range(size):
             s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
             d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
@@ -285,8 +325,18 @@ def _add_powers4(acc, n_powers, padded, start, k, taps, n):
             r2[i] = (((r2[i] + c20 * s0) + c21 * s1) + c22 * s2) + c23 * s3
             r3[i] = (((r3[i] + c30 * d0) + c31 * d1) + c32 * d2) + c33 * d3
         return
-    r4 = rows[4]
+    r4 = acc[4]
     if n_powers == 5:
+        if init:
+            for i in range(size):
+                s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
+                d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
+                r0[i] = (((first[i] + c00 * s0) + c01 * s1) + c02 * s2) + c03 * s3
+                r1[i] = (((0.0 + c10 * d0) + c11 * d1) + c12 * d2) + c13 * d3
+                r2[i] = (((0.0 + c20 * s0) + c21 * s1) + c22 * s2) + c23 * s3
+                r3[i] = (((0.0 + c30 * d0) + c31 * d1) + c32 * d2) + c33 * d3
+                r4[i] = (((0.0 + c40 * s0) + c41 * s1) + c42 * s2) + c43 * s3
+            return
         for i in range(size):
             s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
             d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
@@ -296,8 +346,19 @@ def _add_powers4(acc, n_powers, padded, start, k, taps, n):
             r3[i] = (((r3[i] + c30 * d0) + c31 * d1) + c32 * d2) + c33 * d3
             r4[i] = (((r4[i] + c40 * s0) + c41 * s1) + c42 * s2) + c43 * s3
         return
-    r5 = rows[5]
-    r6 = rows[6]
+    r5, r6 = acc[5], acc[6]
+    if init:
+        for i in range(size):
+            s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
+            d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
+            r0[i] = (((first[i] + c00 * s0) + c01 * s1) + c02 * s2) + c03 * s3
+            r1[i] = (((0.0 + c10 * d0) + c11 * d1) + c12 * d2) + c13 * d3
+            r2[i] = (((0.0 + c20 * s0) + c21 * s1) + c22 * s2) + c23 * s3
+            r3[i] = (((0.0 + c30 * d0) + c31 * d1) + c32 * d2) + c33 * d3
+            r4[i] = (((0.0 + c40 * s0) + c41 * s1) + c42 * s2) + c43 * s3
+            r5[i] = (((0.0 + c50 * d0) + c51 * d1) + c52 * d2) + c53 * d3
+            r6[i] = (((0.0 + c60 * s0) + c61 * s1) + c62 * s2) + c63 * s3
+        return
     for i in range(size):
         s0, s1, s2, s3 = a0[i] + b0[i], a1[i] + b1[i], a2[i] + b2[i], a3[i] + b3[i]
         d0, d1, d2, d3 = a0[i] - b0[i], a1[i] - b1[i], a2[i] - b2[i], a3[i] - b3[i]
@@ -354,20 +415,25 @@ def _distinct_lanes(weights, in_var, with_var):
     """Lanes with the same normal equations (:func:`_same_lane`), which one solve serves.
 
     Returns ``(rep, first)``: lane ``j`` is solved as distinct lane ``rep[j]``, whose first lane
-    is ``first[rep[j]]``. Lanes are keyed by a weighted sum of their weights, sorted, and only
-    lanes with equal keys compared (linear in the lanes, not quadratic).
+    is ``first[rep[j]]`` (both ``arange(lanes)`` when every lane is distinct). Lanes are keyed by
+    a weighted sum of their weights, sorted, and only lanes with equal keys compared (linear in
+    the lanes, not quadratic).
     """
     n, lanes = weights.shape
     key = np.zeros(lanes)
     for i in range(n):
         # Irrational steps: two different weight patterns rarely share a key.
         c = 1.0 + (i * 0.6180339887498949) % 1.0
-        for j in range(lanes):
-            w = weights[i, j]
-            if w > 0.0:
-                key[j] += c * w
-                if with_var:
-                    key[j] += c * c * in_var[i, j]
+        # Selects, not branches, so the loop over the lanes vectorizes; lanes weighted alike
+        # get the same key all the same (a key only groups lanes that are then compared).
+        if with_var:
+            for j in range(lanes):
+                w = weights[i, j]
+                key[j] += c * w + c * c * in_var[i, j] if w > 0.0 else 0.0
+        else:
+            for j in range(lanes):
+                w = weights[i, j]
+                key[j] += c * w if w > 0.0 else 0.0
     order = _argsort(key)
     rep = np.empty(lanes, np.int64)
     first = np.empty(lanes, np.int64)
@@ -387,6 +453,11 @@ def _distinct_lanes(weights, in_var, with_var):
             found = n_distinct
             n_distinct += 1
         rep[j] = found
+    if n_distinct == lanes:
+        # All distinct: the lanes in their own order, nothing to gather.
+        for j in range(lanes):
+            rep[j] = j
+            first[j] = j
     return rep, first[:n_distinct]
 
 
@@ -411,116 +482,146 @@ def _loess(values, weights, sigma, degree, leave_out, in_var, with_var):
     half = int(math.ceil(3.0 * sigma))
     n_mom = 2 * degree + 1
     rep, first = _distinct_lanes(weights, in_var, with_var)
-    if first.size == lanes:
-        # All distinct: the lanes in their own order, nothing to gather.
-        rep, first = np.arange(lanes), np.arange(lanes)
     n_u = first.size
     shared = n_u < lanes
     fit = np.empty((n_g, n, lanes))
-    support = np.zeros((n, lanes))
+    support = np.empty((n, lanes))
     var = np.zeros((n, lanes))
     # Samples x = j - i of a window enter the normal equations only through sums of
     # w_j kern(x) x^p, so every sum is a convolution of the weighted samples with the taps
     # kern(k) k^p: accumulate them offset by offset over a tile of samples (all lanes at once,
     # contiguous, vectorized), pairing +k with -k, then solve each sample's small system.
-    # Weights (and their sums) per distinct lane, right-hand sides per lane.
-    w_pad = np.zeros((n + 2 * half, n_u))
-    y_pad = np.zeros((n_g, n + 2 * half, lanes))
+    # Weights (and their sums) per distinct lane, right-hand sides per lane; (sample, lane)
+    # blocks flattened.
+    w_pad = np.zeros((n + 2 * half) * n_u)
+    y_pad = np.zeros((n_g, (n + 2 * half) * lanes))
     # Variance sums only where they are used (a third of a plain fit's sums).
-    v_pad = np.zeros((n + 2 * half if with_var else 0, n_u))
+    v_pad = np.zeros((n + 2 * half) * n_u if with_var else 0)
     # Group by group: each fill a contiguous loop that vectorizes (with the groups innermost,
     # this was the largest part of a fit's own time on 24-lane spectra).
     for g in range(n_g):
         for i in range(n):
             for j in range(lanes):
                 w = weights[i, j]
-                y_pad[g, half + i, j] = w * values[g, i, j] if w > 0.0 else 0.0
+                y_pad[g, (half + i) * lanes + j] = w * values[g, i, j] if w > 0.0 else 0.0
     for i in range(n):
         for u in range(n_u):
             w = weights[i, first[u]]
             ok = w > 0.0
-            w_pad[half + i, u] = w if ok else 0.0
+            w_pad[(half + i) * n_u + u] = w if ok else 0.0
             if with_var:
-                v_pad[half + i, u] = w * w * in_var[i, first[u]] if ok else 0.0
+                v_pad[(half + i) * n_u + u] = w * w * in_var[i, first[u]] if ok else 0.0
+    taps = np.empty(half + 1)
+    for k in range(1, half + 1):
+        taps[k] = math.exp(-0.5 * (k / sigma) ** 2)
+    taps2 = taps * taps
     # At least the rows of degree 2 (zero beyond ``degree``) for :func:`_solve_small`.
     n_rows = max(n_mom, 5)
     n_rhs = max(degree + 1, 3)
+    n_coef = degree + 1 if degree == 3 else 3
     tile = max(1, min(n, _TILE // lanes))
+    # One set of the tiles' buffers, each tile's sums starting afresh in them (the first offset's
+    # pass writes them, see :func:`_add_powers`): no allocation or clearing per tile.
+    mom_buf = np.empty(n_rows * tile * n_u)
+    q_buf = np.empty(n_rows * tile * n_u if with_var else n_rows)
+    rhs_buf = np.empty((n_g, n_rhs * tile * lanes))
+    coef_buf = np.empty(n_coef * tile * n_u)
+    zero = np.zeros(tile * max(n_u, lanes))
+    # Shared solves: the solver's own fit (of no group) and sums go to scratch.
+    rhs_0 = np.zeros(n_rhs * tile * n_u if shared else 0)
+    fit_0 = np.empty(tile * n_u if shared else 0)
+    support_u = np.empty(tile * n_u if shared else 0)
+    var_u = np.zeros(tile * n_u if shared else 0)
+    coef_all_buf = np.empty(n_coef * tile * lanes if shared else 0)
     for i0 in range(0, n, tile):
         m = min(tile, n - i0)
-        mom = np.zeros((n_rows, m, n_u))
-        rhs = np.zeros((n_g, n_rhs, m, lanes))
-        # var = sum_j l_j^2 in_var_j with l_j = w_j kern sum_k a_k x^k expands into
-        # sum_p (sum_{k+m=p} a_k a_m) q_p, q_p = sum_j w_j^2 kern^2 in_var_j x^p.
-        q = np.zeros((n_rows, m if with_var else 1, n_u if with_var else 1))
-        at = half + i0
-        if not leave_out:   # loops, not slice assignments (see the module docstring)
-            for i in range(m):
-                for u in range(n_u):
-                    mom[0, i, u] = w_pad[at + i, u]
-                    if with_var:
-                        q[0, i, u] = v_pad[at + i, u]
-                for g in range(n_g):
-                    for j in range(lanes):
-                        rhs[g, 0, i, j] = y_pad[g, at + i, j]
-        k = 1
-        # Four offsets per pass over the sums (see :func:`_add_powers4`).
-        while k + 3 <= half:
-            taps = np.empty(4)
-            for o in range(4):
-                taps[o] = math.exp(-0.5 * ((k + o) / sigma) ** 2)
-            _add_powers4(mom, n_mom, w_pad, at, k, taps, m)
-            for g in range(n_g):
-                _add_powers4(rhs[g], degree + 1, y_pad[g], at, k, taps, m)
-            if with_var:
-                _add_powers4(q, n_mom, v_pad, at, k, taps * taps, m)
-            k += 4
-        while k <= half:
-            tap = math.exp(-0.5 * (k / sigma) ** 2)
-            _add_powers(mom, n_mom, w_pad, at, k, tap, m)
-            for g in range(n_g):
-                _add_powers(rhs[g], degree + 1, y_pad[g], at, k, tap, m)
-            if with_var:
-                _add_powers(q, n_mom, v_pad, at, k, tap * tap, m)
-            k += 1
         size_u = m * n_u
         size = m * lanes
-        flat_mom = mom.reshape(n_rows, size_u)
-        coef = np.empty((degree + 1 if degree == 3 else 3, size_u))
-        # The solver's own fit is that of the first group, unless lanes share solves: then
-        # every group's fit comes from the coefficients.
-        rhs_0 = np.zeros((n_rhs, size_u)) if shared else rhs[0].reshape(n_rhs, size)
-        fit_t = np.empty((n_g, m, lanes))
-        fit_0 = np.empty(size_u) if shared else fit_t[0].reshape(size)
-        support_u = np.empty((m, n_u))
-        var_u = np.zeros((m, n_u))
-        if degree == 3:
-            _solve_cubic(flat_mom, rhs_0, q.reshape(n_rows, q.shape[1] * q.shape[2]), with_var,
-                         fit_0, support_u.reshape(size_u), var_u.reshape(size_u), coef)
+        at = half + i0
+        mom = mom_buf[:n_rows * size_u].reshape(n_rows, size_u)
+        q = q_buf[:n_rows * size_u].reshape(n_rows, size_u) if with_var else \
+            q_buf.reshape(n_rows, 1)
+        # Where the sums start: the sample itself unless it is left out.
+        start_w = w_pad[at * n_u:(at + m) * n_u] if not leave_out else zero[:size_u]
+        start_v = v_pad[at * n_u:(at + m) * n_u] if with_var and not leave_out else \
+            zero[:size_u]
+        _sums(mom, n_mom, w_pad, n_u, at, half, taps, m, start_w)
+        if with_var:
+            _sums(q, n_mom, v_pad, n_u, at, half, taps2, m, start_v)
+        for g in range(n_g):
+            rhs_g = rhs_buf[g, :n_rhs * size].reshape(n_rhs, size)
+            start_y = y_pad[g, at * lanes:(at + m) * lanes] if not leave_out else zero[:size]
+            _sums(rhs_g, degree + 1, y_pad[g], lanes, at, half, taps, m, start_y)
+            for p in range(degree + 1, n_rhs):
+                for i in range(size):
+                    rhs_g[p, i] = 0.0
+        for p in range(n_mom, n_rows):
+            for i in range(size_u):
+                mom[p, i] = 0.0
+            if with_var:
+                for i in range(size_u):
+                    q[p, i] = 0.0
+        coef = coef_buf[:n_coef * size_u].reshape(n_coef, size_u)
+        rhs_first = rhs_buf[0, :n_rhs * size].reshape(n_rhs, size)
+        if shared:
+            # The solver's fit is of no group (every group's comes from the coefficients)
+            solve_rhs = rhs_0[:n_rhs * size_u].reshape(n_rhs, size_u)
+            solve_fit = fit_0[:size_u]
+            solve_support = support_u[:size_u]
+            solve_var = var_u[:size_u]
         else:
-            _solve_small(flat_mom, rhs_0, q.reshape(n_rows, q.shape[1] * q.shape[2]), degree,
-                         with_var, fit_0, support_u.reshape(size_u), var_u.reshape(size_u), coef)
+            # Lanes in their own order: the solver writes the first group's fit, the support
+            # and the variance in place.
+            solve_rhs = rhs_first
+            solve_fit = fit[0].reshape(n * lanes)[i0 * lanes:(i0 + m) * lanes]
+            solve_support = support.reshape(n * lanes)[i0 * lanes:(i0 + m) * lanes]
+            solve_var = var.reshape(n * lanes)[i0 * lanes:(i0 + m) * lanes]
+        if degree == 3:
+            _solve_cubic(mom, solve_rhs, q, with_var, solve_fit, solve_support, solve_var, coef)
+        else:
+            _solve_small(mom, solve_rhs, q, degree, with_var, solve_fit, solve_support,
+                         solve_var, coef)
         if shared:
             # Each lane takes its distinct lane's solution.
-            coef_u = coef.reshape(coef.shape[0], m, n_u)
-            coef_all = np.empty((coef.shape[0], m, lanes))
+            coef_all = coef_all_buf[:n_coef * size].reshape(n_coef, size)
             for i in range(m):
                 for j in range(lanes):
-                    for p in range(coef.shape[0]):
-                        coef_all[p, i, j] = coef_u[p, i, rep[j]]
-            coef = coef_all.reshape(coef.shape[0], size)
-        for i in range(m):
-            for j in range(lanes):
-                support[i0 + i, j] = support_u[i, rep[j]]
-                var[i0 + i, j] = var_u[i, rep[j]]
+                    u = i * n_u + rep[j]
+                    x = i * lanes + j
+                    support[i0 + i, j] = support_u[u]
+                    var[i0 + i, j] = var_u[u]
+                    for p in range(n_coef):
+                        coef_all[p, x] = coef[p, u]
+            coef = coef_all
+        tile_support = support.reshape(n * lanes)[i0 * lanes:(i0 + m) * lanes]
         for g in range(1 if not shared else 0, n_g):
-            _fit_from_coefficients(coef, support[i0:i0 + m].reshape(size),
-                                   rhs[g].reshape(n_rhs, size), fit_t[g].reshape(size))
-        for g in range(n_g):
-            for i in range(m):
-                for j in range(lanes):
-                    fit[g, i0 + i, j] = fit_t[g, i, j]
+            rhs_g = rhs_buf[g, :n_rhs * size].reshape(n_rhs, size)
+            _fit_from_coefficients(coef, tile_support, rhs_g,
+                                   fit[g].reshape(n * lanes)[i0 * lanes:(i0 + m) * lanes])
     return fit, support, var
+
+
+@njit
+def _sums(acc, n_powers, flat, lanes, at, half, taps, m, start):
+    """The window sums of one tile (:func:`_add_powers`): offsets 1 .. ``half``, four per pass,
+    the sums starting at ``start`` (power 0) and 0 (the others)."""
+    if half == 0:
+        for i in range(m * lanes):
+            acc[0, i] = start[i]
+        for p in range(1, n_powers):
+            for i in range(m * lanes):
+                acc[p, i] = 0.0
+        return
+    first = start
+    k = 1
+    while k + 3 <= half:
+        _add_powers4(acc, n_powers, flat, lanes, at, k, taps, m, first)
+        first = start[:0]
+        k += 4
+    while k <= half:
+        _add_powers(acc, n_powers, flat, lanes, at, k, taps[k], m, first)
+        first = start[:0]
+        k += 1
 
 
 @njit(inline="always")  # one jitted caller: no level of its own
