@@ -461,13 +461,72 @@ def _sliding_median_lanes(values, mask, half):
 
 
 @njit
+def _median7_lanes(values, mask, half):
+    """:func:`running_median_lanes` for ``half`` <= 3: each window's (up to) seven samples
+    sorted by a network written out as selects (Knuth's 16 comparators for seven inputs, less
+    the one that only orders the largest three; checked on every 0-1 input), all (sample, lane) positions in one loop over
+    the flattened block that vectorizes (masked, non-finite and outside samples are +inf: they
+    sort last and are not counted). A window of seven slid over 24 lanes of 192 samples: the
+    general network's copies of every window cost ~6x this."""
+    n, lanes = values.shape
+    size = n * lanes
+    # Three rows of +inf each side, whatever ``half``: slots beyond it are read as +inf.
+    padded = np.full((n + 6) * lanes, np.inf)
+    for i in range(n):
+        for j in range(lanes):
+            v = values[i, j]
+            if not mask[i, j] and math.isfinite(v):
+                padded[(i + 3) * lanes + j] = v
+    out = np.empty((n, lanes))
+    flat = out.reshape(size)
+    r0, r1, r2 = padded[:size], padded[lanes:lanes + size], padded[2 * lanes:2 * lanes + size]
+    r3, r4 = padded[3 * lanes:3 * lanes + size], padded[4 * lanes:4 * lanes + size]
+    r5, r6 = padded[5 * lanes:5 * lanes + size], padded[6 * lanes:6 * lanes + size]
+    far = half < 3
+    near = half < 2
+    for e in range(size):
+        a0 = np.inf if far else r0[e]
+        a1 = np.inf if near else r1[e]
+        a2 = r2[e] if half >= 1 else np.inf
+        a3 = r3[e]
+        a4 = r4[e] if half >= 1 else np.inf
+        a5 = np.inf if near else r5[e]
+        a6 = np.inf if far else r6[e]
+        m = ((a0 < np.inf) + (a1 < np.inf) + (a2 < np.inf) + (a3 < np.inf) + (a4 < np.inf)
+             + (a5 < np.inf) + (a6 < np.inf))
+        a0, a6 = (a0, a6) if a0 < a6 else (a6, a0)
+        a2, a3 = (a2, a3) if a2 < a3 else (a3, a2)
+        a4, a5 = (a4, a5) if a4 < a5 else (a5, a4)
+        a0, a2 = (a0, a2) if a0 < a2 else (a2, a0)
+        a1, a4 = (a1, a4) if a1 < a4 else (a4, a1)
+        a3, a6 = (a3, a6) if a3 < a6 else (a6, a3)
+        a0, a1 = (a0, a1) if a0 < a1 else (a1, a0)
+        a2, a5 = (a2, a5) if a2 < a5 else (a5, a2)
+        a3, a4 = (a3, a4) if a3 < a4 else (a4, a3)
+        a1, a2 = (a1, a2) if a1 < a2 else (a2, a1)
+        a4, a6 = (a4, a6) if a4 < a6 else (a6, a4)
+        a2, a3 = (a2, a3) if a2 < a3 else (a3, a2)
+        a4, a5 = (a4, a5) if a4 < a5 else (a5, a4)
+        a1, a2 = (a1, a2) if a1 < a2 else (a2, a1)
+        a3, a4 = (a3, a4) if a3 < a4 else (a4, a3)
+        # ranks (m - 1) // 2 and m // 2 of the sorted a0 <= a1 <= a2 <= a3
+        low = a0 if m <= 2 else (a1 if m <= 4 else (a2 if m <= 6 else a3))
+        high = a0 if m <= 1 else (a1 if m <= 3 else (a2 if m <= 5 else a3))
+        flat[e] = 0.5 * (low + high) if m > 0 else np.nan
+    return out
+
+
+@njit
 def running_median_lanes(values, weights, half):
     """Median of the positively weighted samples within +/- ``half`` along the first axis.
 
     Returns NaN where no such sample is in reach (non-finite values are left out). Shapes
-    (sample, lane) -> (sample, lane); narrow windows of many lanes all at once
+    (sample, lane) -> (sample, lane); windows of up to seven samples by
+    :func:`_median7_lanes`, other narrow windows of many lanes all at once
     (:func:`window_median_mad`'s sorting network), others by :func:`_sliding_median_lanes`.
     """
+    if half <= 3:
+        return _median7_lanes(values, weights <= 0.0, half)
     if 2 * half + 1 > _NETWORK_SLOTS or values.shape[1] <= 4:
         return _sliding_median_lanes(values, weights <= 0.0, half)
     median, _ = _window_median_mad_lanes(values, weights <= 0.0, half, 0, 1, False)
