@@ -226,6 +226,7 @@ def noise_scale(power, mask, block):
     centres = np.empty(n_blocks)
     level = np.empty(n_blocks)
     buf = np.empty(n)
+    ok = np.empty(n_blocks, np.int64)
     out = np.full((n_rows, n), np.nan)
     for r in range(n_rows):
         for k in range(n_blocks):
@@ -239,20 +240,33 @@ def noise_scale(power, mask, block):
             centres[k] = 0.5 * (lo + hi - 1)
             level[k] = median_scratch(buf, m) / _LN2 if m >= 4 else np.nan
         # Blocks with too few samples take the nearest usable block's level.
-        ok = np.flatnonzero(level == level)
-        if ok.size == 0:
+        n_ok = 0
+        for k in range(n_blocks):
+            if level[k] == level[k]:
+                ok[n_ok] = k
+                n_ok += 1
+        if n_ok == 0:
             continue
-        # Linear between usable block centres, constant beyond the outer ones.
-        k = 0
-        for j in range(n):
-            while k + 1 < ok.size and centres[ok[k + 1]] <= j:
-                k += 1
+        # Linear between usable block centres, constant beyond the outer ones (up to and at the
+        # first centre, and from the last on). Segment by segment, so each loop is plain
+        # arithmetic that vectorizes.
+        x0, y0 = centres[ok[0]], level[ok[0]]
+        j = 0
+        while j < n and j <= x0:
+            out[r, j] = y0
+            j += 1
+        for k in range(n_ok - 1):
             x0, y0 = centres[ok[k]], level[ok[k]]
-            if j <= x0 or k + 1 == ok.size:
-                out[r, j] = y0
-            else:
-                x1, y1 = centres[ok[k + 1]], level[ok[k + 1]]
-                out[r, j] = y0 + (y1 - y0) * (j - x0) / (x1 - x0)
+            x1, y1 = centres[ok[k + 1]], level[ok[k + 1]]
+            stop = j
+            while stop < n and stop < x1:
+                stop += 1
+            for i in range(j, stop):
+                out[r, i] = y0 if i <= x0 else y0 + (y1 - y0) * (i - x0) / (x1 - x0)
+            j = stop
+        y_last = level[ok[n_ok - 1]]
+        for i in range(j, n):
+            out[r, i] = y_last
     return out
 
 
