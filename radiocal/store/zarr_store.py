@@ -802,9 +802,7 @@ def open_root(path):
 
 
 def _mark_complete(path) -> None:
-    with open(os.path.join(os.fspath(path), ".zattrs")) as f:
-        attrs = json.load(f)
-    rawchunks.update_attrs(path, {**attrs, COMPLETE_ATTR: True})
+    rawchunks.update_attrs(path, {**_group_attrs(os.fspath(path)), COMPLETE_ATTR: True})
     # No consolidated metadata: one document for the whole store grows with every partition,
     # flag version and table, and rewriting it at each change cost more than the change (CARMA,
     # 96 partitions: most of a flag run's CPU). Readers open a partition's own small files. A
