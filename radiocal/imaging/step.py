@@ -34,7 +34,7 @@ class ImageConfig:
     required: bool = _opt(False, "stop the pipeline when the imager is absent or fails "
                                  "(false: log a warning and go on)")
     field: tuple = _opt((), "field name(s) or id(s) to image, one image each (default: every "
-                            "field)")
+                            "field; all: one image of every field)")
     size: int | str = _opt(1024, "image width and height in pixels, or WIDTHxHEIGHT")
     scale: str = _opt("auto", "pixel size with unit, e.g. 2arcsec or 0.25deg "
                               "(auto: a fifth of the synthesised beam)")
@@ -86,35 +86,42 @@ class ImageConfig:
             extra_args=tuple(self.extra_args))
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """``name`` as a file name's part: anything but letters, digits and ``_.+-`` becomes ``_``."""
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name) or "field"
 
 
-@register_step("image", ImageConfig, kind="sink")
-def image(datasets, config: ImageConfig, context):
-    """Diagnostic images of the exported MS with WSClean (or tclean), one per field, in images/."""
+def field_labels(info, names) -> list[tuple[str, str]]:
+    """``(name, label)`` of each field to image, in order and once each: ``names`` as given
+    (names, ids, or ``all`` for one image of every field), default every field of the MS; the
+    label names the image (a field's name for an id). A name the MS lacks is an InputError now,
+    before anything is imaged."""
+    names = list(dict.fromkeys(str(n) for n in names)) or list(info.fields)
+    for name in names:
+        info.field_ids(name)
+    return [(name, info.fields[int(name)] if name.isdigit() else name) for name in names]
+
+
+def image_fields(ms, prefix_of, config: ImageConfig, *, overwrite: bool, verbose: bool = False,
+                 inputs=(), logger=None):
+    """Image each field of ``config.field`` of ``ms`` apart, to ``prefix_of(label, several)``
+    (``several``: more than one image is made): the one loop of the image step and of
+    ``radiocal image``.
+
+    Returns ``(made, problems)``: ``(label, ImagingResult)`` of each image, and the imager's
+    errors, which are raised instead when ``config.required``.
+    """
     from radiocal.imaging import make_image
     from radiocal.imaging.errors import ImagerError, ImagerNotFoundError
     from radiocal.imaging.options import MSInfo
 
-    ms = context.output_path(config.ms)
-    if not (ms / "table.dat").exists():
-        raise ConfigError(f"step 'image': {ms} is not a Measurement Set "
-                          f"(put an export step before image, or set ms:)")
-    outdir = context.output_path(config.output).resolve()
-    ours = outdir == context.outdir.resolve() or context.outdir.resolve() in outdir.parents
-    info = MSInfo.read(ms)
-    names = list(config.field) or list(info.fields)
+    labels = field_labels(MSInfo.read(ms), config.field)
     made, problems = [], []
-    for name in dict.fromkeys(str(n) for n in names):
-        label = info.fields[int(name)] if name.isdigit() and int(name) < len(info.fields) else name
-        prefix = outdir / _safe(label)
+    for name, label in labels:
         try:
-            result = make_image(ms, prefix, config.options(name), config.imager,
-                                overwrite=ours or config.overwrite,
-                                executable=config.executable or None, inputs=context.inputs)
-        except OutputExistsError as err:
-            raise ConfigError(f"step 'image': {err}") from None
+            result = make_image(ms, prefix_of(label, len(labels) > 1), config.options(name),
+                                config.imager, overwrite=overwrite, verbose=verbose,
+                                executable=config.executable or None, inputs=inputs)
         except ImagerError as err:
             if config.required:
                 raise
@@ -123,14 +130,35 @@ def image(datasets, config: ImageConfig, context):
             if isinstance(err, ImagerNotFoundError):
                 break
             continue
-        made.append({"field": label, "imager": result.imager, "column": result.column,
-                     "images": [str(p) for p in result.images],
-                     "files": [str(p) for p in result.files], "log": str(result.log),
-                     "command": list(result.command)})
-        context.logger.info("image: %s -> %s", label, ", ".join(p.name for p in result.images))
+        made.append((label, result))
+        if logger is not None:
+            logger.info("image: %s -> %s", label, ", ".join(p.name for p in result.images))
+    return made, problems
+
+
+@register_step("image", ImageConfig, kind="sink")
+def image(datasets, config: ImageConfig, context):
+    """Diagnostic images of the exported MS with WSClean (or tclean), one per field, in images/."""
+    ms = context.output_path(config.ms)
+    if not (ms / "table.dat").exists():
+        raise ConfigError(f"step 'image': {ms} is not a Measurement Set "
+                          f"(put an export step before image, or set ms:)")
+    outdir = context.output_path(config.output).resolve()
+    ours = outdir == context.outdir.resolve() or context.outdir.resolve() in outdir.parents
+    try:
+        made, problems = image_fields(ms, lambda label, _: outdir / safe_name(label), config,
+                                      overwrite=ours or config.overwrite, inputs=context.inputs,
+                                      logger=context.logger)
+    except OutputExistsError as err:
+        raise ConfigError(f"step 'image': {err}") from None
     for problem in problems:
         context.logger.warning("%s; no diagnostic image made", problem)
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "images.json").write_text(json.dumps(
-        {"ms": str(ms), "images": made, "problems": problems}, indent=2) + "\n")
+        {"ms": str(ms),
+         "images": [{"field": label, "imager": result.imager, "column": result.column,
+                     "images": [str(p) for p in result.images],
+                     "files": [str(p) for p in result.files], "log": str(result.log),
+                     "command": list(result.command)} for label, result in made],
+         "problems": problems}, indent=2) + "\n")
     return datasets

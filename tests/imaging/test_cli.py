@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from radiocal.imaging.fits import read_fits
-from tests.imaging.conftest import peak
+from tests.imaging.conftest import CAL_FLUX, peak
 
 
 def _args(sky, *extra):
@@ -23,10 +23,10 @@ def test_image_a_pipeline_outdir(wsclean, run_cli, point_ms, sky, tmp_path):
     images.mkdir()
     result = run_cli("image", outdir, "-o", images, *_args(sky, "--field", "TGT"))
     assert result.exit_code == 0, result.err
-    assert "imaged CORRECTED_DATA" in result.out
-    fits = images / "calibrated-image.fits"
+    assert "imaged TGT (CORRECTED_DATA)" in result.out
+    fits = images / "TGT-image.fits"     # a directory's images are named as the step's
     assert str(fits) in result.out
-    assert (images / "calibrated-wsclean.log").exists()
+    assert (images / "TGT-wsclean.log").exists() and not (images / "CAL-image.fits").exists()
     x, y, value = peak(read_fits(fits)[1][0, 0])
     centre = sky["size"] // 2
     assert abs(x - (centre - sky["offset"][0])) <= 1 and abs(y - (centre + sky["offset"][1])) <= 1
@@ -41,6 +41,21 @@ def test_image_a_pipeline_outdir(wsclean, run_cli, point_ms, sky, tmp_path):
                       *_args(sky, "--field", "TGT", "--shift", "13h18m00s", "-30d00m00s"))
     assert shifted.exit_code == 0, shifted.err
     assert (images / "shifted-image.fits").exists()
+
+
+def test_every_field_by_default_as_the_step(wsclean, run_cli, point_ms, sky, tmp_path):
+    """No --field: one image per field, as the image step makes them; a prefix then gets the
+    field's name."""
+    result = run_cli("image", point_ms, "-o", tmp_path / "pre", *_args(sky))
+    assert result.exit_code == 0, result.err
+    assert "imaged CAL" in result.out and "imaged TGT" in result.out
+    x, y, value = peak(read_fits(tmp_path / "pre-CAL-image.fits")[1][0, 0])
+    assert (abs(x - sky["size"] // 2), abs(y - sky["size"] // 2)) <= (1, 1)
+    assert value == pytest.approx(CAL_FLUX, rel=0.1)
+    x, y, value = peak(read_fits(tmp_path / "pre-TGT-image.fits")[1][0, 0])
+    centre = sky["size"] // 2
+    assert abs(x - (centre - sky["offset"][0])) <= 1 and abs(y - (centre + sky["offset"][1])) <= 1
+    assert not (tmp_path / "pre-image.fits").exists()
 
 
 def test_absent_wsclean_is_one_line(run_cli, point_ms, sky, tmp_path, monkeypatch):
