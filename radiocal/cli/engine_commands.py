@@ -25,11 +25,13 @@ def make_engine(ctx: click.Context):
 
 
 def refuse_writing_inputs(steps, outdir) -> None:
-    """An output directory that is, holds or lies inside an input MS would change the input."""
+    """An output directory that is, holds or lies inside an input MS would change the input.
+    The inputs are the source step's MS: another step's ``ms`` (the image step's
+    ``calibrated.ms``) is a product of the run, inside its output directory."""
     from radiocal.ms.probe import refuse_overlap
 
-    inputs = [p for step in steps for p in (getattr(step.config, "ms", None) or ())]
-    refuse_overlap(outdir, inputs)
+    refuse_overlap(outdir, [p for step in steps if step.spec.kind == "source"
+                            for p in step.config.ms])
 
 
 def start_probing(steps) -> None:

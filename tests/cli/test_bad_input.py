@@ -597,3 +597,19 @@ def test_bad_input_is_one_line(case, outcomes):
     for word in outcome["words"]:
         assert word.lower() in lines[0].lower(), (word, lines[0])
     assert outcome["after"] == outcome["before"]
+
+
+def test_a_runs_own_products_are_no_inputs(good, tmp_path, monkeypatch):
+    """Only the source step's MS are inputs: the image step's ``ms`` (calibrated.ms, a product
+    inside the output directory) is not, so an output directory below the working directory
+    is not refused as overlapping the input '.' (radiocal lwa was refused so)."""
+    from radiocal.cli.engine_commands import refuse_writing_inputs
+    from radiocal.engine.pipeline import load_pipeline
+    from radiocal.errors import InputError
+
+    monkeypatch.chdir(tmp_path)
+    steps = load_pipeline([{"step": "convert", "ms": [str(good["ms"])]}, {"step": "export"},
+                           {"step": "image"}])
+    refuse_writing_inputs(steps, "out")
+    with pytest.raises(InputError, match="overlaps the input"):
+        refuse_writing_inputs(steps, good["ms"] / "out")
