@@ -27,6 +27,7 @@ import numpy as np
 from radiocal._numba import njit
 from radiocal.flagging.robust import (
     MAD_TO_SIGMA,
+    channel_noise,
     lane_median_below,
     lane_medians,
     masked_median,
@@ -937,35 +938,51 @@ def _along_time(values, mask, fill, weights, var_in, sigma_time, robust_iteratio
 
 
 @njit
-def standardized_residual(values, mask, sigma_time, sigma_freq, robust_iterations, degree):
+def standardized_residual(values, mask, sigma_time, sigma_freq, robust_iterations, degree,
+                          noise_half):
     """Prediction residual of a plane in units of its robust noise.
+
+    ``noise_half`` above 0: the noise is each channel's (:func:`robust.channel_noise`, a
+    running median over +/- ``noise_half`` channels); 0: one noise level for the plane.
 
     Returns
     -------
     z : ndarray, float64, shape (time, frequency)
         ``(values - background) / sqrt(1 + var) / sigma`` with sigma the 1.4826 x MAD of the
-        unmasked standardized residuals.
+        unmasked standardized residuals (of the plane, or along frequency as above).
     sigma : float
-        That noise estimate (NaN when everything is masked).
+        The plane's noise (the median of the channels' when per channel; NaN when everything
+        is masked).
     """
     bg, var = background_2d(values, mask, sigma_time, sigma_freq, robust_iterations, degree)
-    return _standardized(values, mask, bg, var)
+    return _standardized(values, mask, bg, var, noise_half)
 
 
 @njit
-def standardized_residual_time(values, mask, sigma_time, robust_iterations, degree):
+def standardized_residual_time(values, mask, sigma_time, robust_iterations, degree, noise_half):
     """:func:`standardized_residual` with ``sigma_freq`` 0, compiled without the fit along
     frequency (:func:`background_time`)."""
     bg, var = background_time(values, mask, sigma_time, robust_iterations, degree)
-    return _standardized(values, mask, bg, var)
+    return _standardized(values, mask, bg, var, noise_half)
 
 
 @njit(inline="always")
-def _standardized(values, mask, bg, var):
+def _standardized(values, mask, bg, var, noise_half):
+    n_t, n_f = values.shape
     resid = np.empty(values.shape)
-    for t in range(values.shape[0]):
-        for f in range(values.shape[1]):
+    for t in range(n_t):
+        for f in range(n_f):
             resid[t, f] = (values[t, f] - bg[t, f]) / math.sqrt(1.0 + var[t, f])
-    sigma = robust_sigma(resid, mask)
-    resid /= sigma
+    if noise_half <= 0:
+        sigma = robust_sigma(resid, mask)
+        resid /= sigma
+        return resid, sigma
+    scale = channel_noise(resid, mask, noise_half)
+    sigma = masked_median(scale, np.isnan(scale))
+    for f in range(n_f):
+        # A channel with no noise (constant amplitudes) takes the plane's, as it did before
+        # noise per channel; the plane's is not > 0 only when nothing is left to judge.
+        s = scale[f] if scale[f] > 0.0 else sigma
+        for t in range(n_t):
+            resid[t, f] /= s
     return resid, sigma

@@ -408,10 +408,11 @@ def _baseline_kernel(name, full):
                 if robust > 0 or fitted[c].all() or not _same(fitted[c], current[c]):
                     if full:
                         zc, sigmas[c] = standardized_residual(
-                            amp[c], current[c], p.sigma_time, p.sigma_frequency, robust, deg)
+                            amp[c], current[c], p.sigma_time, p.sigma_frequency, robust, deg,
+                            p.noise_channels)
                     else:
                         zc, sigmas[c] = standardized_residual_time(
-                            amp[c], current[c], p.sigma_time, robust, deg)
+                            amp[c], current[c], p.sigma_time, robust, deg, p.noise_channels)
                     _set_plane(z[c], zc)
                     if robust > 0:
                         fitted[c] = True
@@ -573,7 +574,8 @@ def _mad_flags(vis, flag, p):
             if mask.all():
                 continue
             z, sigma = standardized_residual(amp, mask, p.sigma_time, p.sigma_frequency,
-                                             p.robust_iterations, _degree(n_t, p.degree))
+                                             p.robust_iterations, _degree(n_t, p.degree),
+                                             p.noise_channels)
             _mad_plane(z, sigma, mask, p.half_window_time, p.half_window_frequency, p.threshold,
                        p.variance_threshold, out[:, b, :, c])
     return out
@@ -614,7 +616,8 @@ def _codes_kernel(name, full):
         sigmas = np.empty(n_p)
         by_mad = np.empty((n_t, n_f), np.bool_)
         same_fit = (mad.robust_iterations == 0 and mad.sigma_time == st.sigma_time
-                    and mad.sigma_frequency == st.sigma_frequency and mad.degree == st.degree)
+                    and mad.sigma_frequency == st.sigma_frequency and mad.degree == st.degree
+                    and mad.noise_channels == st.noise_channels)
         for b in range(n_b):
             if _baseline_planes(vis, flag, b, amp, base):
                 continue
@@ -638,11 +641,13 @@ def _codes_kernel(name, full):
                 elif full:
                     zp, sigma = standardized_residual(amp[p], mask, mad.sigma_time,
                                                       mad.sigma_frequency, mad.robust_iterations,
-                                                      _degree(n_t, mad.degree))
+                                                      _degree(n_t, mad.degree),
+                                                      mad.noise_channels)
                 else:
                     zp, sigma = standardized_residual_time(amp[p], mask, mad.sigma_time,
                                                            mad.robust_iterations,
-                                                           _degree(n_t, mad.degree))
+                                                           _degree(n_t, mad.degree),
+                                                           mad.noise_channels)
                 by_mad[:] = False
                 _mad_plane(zp, sigma, mask, mad.half_window_time, mad.half_window_frequency,
                            mad.threshold, mad.variance_threshold, by_mad)

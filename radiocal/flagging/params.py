@@ -46,6 +46,13 @@ class ElevationParams:
     max_elevation: float = _opt(90.0, "degrees; flag when either antenna is higher")
 
 
+# A merged wideband window (CASA's combinespws, receivers or sub-bands of different system
+# temperature) steps in noise; one noise level per plane flags its noisier part whole.
+NOISE_CHANNELS_HELP = ("the noise is estimated per channel as a running median over +/- this "
+                       "many channels of each channel's residual MAD (a step in noise between "
+                       "sub-bands is kept; 0: one noise level per plane)")
+
+
 def _scans(default="all"):
     return _opt(default, "which scans run this flagger: short (fewer integrations than the "
                          "strategy's long_scan), long, or all")
@@ -72,6 +79,7 @@ class SumThresholdParams:
                                    "for calibrated data, where the band is flat)")
     line_sigma_frequency: float = _opt(2.0, "kernel width of the spectrum's smooth fit, channels")
     max_line_width: int = _opt(8, "widest steady line looked for, channels")
+    noise_channels: int = _opt(16, NOISE_CHANNELS_HELP)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,7 @@ class MadParams:
     sigma_frequency: float = _opt(0.0, "background kernel width along frequency (0: time only)")
     robust_iterations: int = _opt(2, "bisquare passes of the background fit")
     degree: int = _opt(2, "local polynomial degree of the background fit, 0 to 3")
+    noise_channels: int = _opt(16, NOISE_CHANNELS_HELP)
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,78 @@ def robust_sigma(values, mask):
 
 
 @njit
+def channel_noise(resid, mask, half):
+    """Noise (Gaussian-equivalent sigma) of each channel of a residual plane, stepwise along
+    frequency.
+
+    Each channel's median ``|resid - centre|`` over its unmasked times (``centre`` the plane's
+    median) is a noisy estimate of its own; a channel's noise is 1.4826 x the median of these over
+    whichever window of channels holding it, ``[f - half, f + half]``, ``[f - half, f]`` or
+    ``[f, f + half]``, has the least spread of their logarithms (Kuwahara's edge-preserving
+    choice). At a step in noise (sub-bands of different system temperature merged into one
+    window) the window on the channel's own side of it is chosen: a centred running median there
+    takes, next to the step, the extreme values of the channel's own side (the quietest of the
+    noisy half), which flagged a quarter to a half of the samples of the channels beside it. A
+    few noisier channels (a persistent line) do not raise their neighbours' noise: windows
+    holding them spread more, and they are a minority of any window. Windows cut short by the
+    band's edges (spanning fewer than ``half + 1`` channels) are not chosen, nor windows with
+    fewer than two channels to judge; with none left, the centred window is taken.
+
+    Shapes (time, frequency) -> (frequency,); NaN where no channel in reach has an unmasked
+    sample with a non-zero deviation.
+    """
+    n_t, n_f = resid.shape
+    out = np.full(n_f, np.nan)
+    buf, n = _unmasked(resid, mask)
+    centre = median_scratch(buf, n)
+    if np.isnan(centre):
+        return out
+    dev = np.empty(n_f)
+    col = np.empty(n_t)
+    # Prefix sums over the channels with a positive deviation of its log, its square, and count
+    s1 = np.zeros(n_f + 1)
+    s2 = np.zeros(n_f + 1)
+    count = np.zeros(n_f + 1, np.int64)
+    for f in range(n_f):
+        m = 0
+        for t in range(n_t):
+            if not mask[t, f]:
+                col[m] = abs(resid[t, f] - centre)
+                m += 1
+        d = median_scratch(col, m) if m > 0 else np.nan
+        ok = d > 0.0
+        dev[f] = d if ok else np.nan
+        lg = math.log(d) if ok else 0.0
+        s1[f + 1] = s1[f] + lg
+        s2[f + 1] = s2[f] + lg * lg
+        count[f + 1] = count[f] + (1 if ok else 0)
+    window = np.empty(2 * half + 1)
+    for f in range(n_f):
+        best_lo, best_hi, best = -1, -1, np.inf
+        for side in range(3):
+            lo = max(0, f - half) if side < 2 else f
+            hi = min(n_f - 1, f + half) if side != 1 else f
+            k = count[hi + 1] - count[lo]
+            if hi - lo < min(half, n_f - 1) or k < 2:
+                continue
+            mean = (s1[hi + 1] - s1[lo]) / k
+            spread = (s2[hi + 1] - s2[lo]) / k - mean * mean
+            if spread < best or best_lo < 0:
+                best_lo, best_hi, best = lo, hi, spread
+        if best_lo < 0:
+            # too few channels anywhere near: the centred window's, whatever it holds
+            best_lo, best_hi = max(0, f - half), min(n_f - 1, f + half)
+        m = 0
+        for j in range(best_lo, best_hi + 1):
+            if not np.isnan(dev[j]):
+                window[m] = dev[j]
+                m += 1
+        if m > 0:
+            out[f] = MAD_TO_SIGMA * median_scratch(window, m)
+    return out
+
+
+@njit
 def sorting_network(n, keep):
     """Batcher's odd-even merge sort network for ``n`` inputs, pruned to the ``keep`` smallest.
 

@@ -185,6 +185,53 @@ def test_running_median_leaves_out_flagged_and_nonfinite_samples():
                 assert math.isnan(out[r, i])
 
 
+def _channel_noise_reference(resid, mask, half):
+    """:func:`robust.channel_noise` written out: per channel the window of channels holding it
+    (centred, left, right; not cut short by the band's edges) whose log deviations spread least."""
+    n_f = resid.shape[1]
+    centre = np.median(resid[~mask])
+    dev = np.array([np.median(np.abs(resid[~mask[:, f], f] - centre)) if (~mask[:, f]).any()
+                    else np.nan for f in range(n_f)])
+    dev[~(dev > 0)] = np.nan
+    out = np.full(n_f, np.nan)
+    for f in range(n_f):
+        best = None
+        for lo, hi in ((max(0, f - half), min(n_f - 1, f + half)), (max(0, f - half), f),
+                       (f, min(n_f - 1, f + half))):
+            logs = np.log(dev[lo:hi + 1][~np.isnan(dev[lo:hi + 1])])
+            if hi - lo < min(half, n_f - 1) or logs.size < 2:
+                continue
+            if best is None or logs.var() < best[0] - 1e-12:
+                best = (logs.var(), lo, hi)
+        lo, hi = (best[1], best[2]) if best else (max(0, f - half), min(n_f - 1, f + half))
+        kept = dev[lo:hi + 1][~np.isnan(dev[lo:hi + 1])]
+        if kept.size:
+            out[f] = 1.4826 * np.median(kept)
+    return out
+
+
+@pytest.mark.parametrize("n_t, n_f, half", [(24, 64, 16), (1, 40, 4), (6, 12, 16)])
+def test_channel_noise_matches_numpy(n_t, n_f, half):
+    noise = np.where(np.arange(n_f) < n_f // 2, 1.0, 10.0)
+    resid = RNG.normal(size=(n_t, n_f)) * noise
+    mask = RNG.random((n_t, n_f)) < 0.1
+    mask[:, 3] = True
+    np.testing.assert_allclose(rb.channel_noise(resid, mask, half),
+                               _channel_noise_reference(resid, mask, half), rtol=1e-12)
+
+
+def test_channel_noise_keeps_a_step_and_ignores_a_noisy_channel():
+    # Two sub-bands merged into one window, system temperatures 10x apart, and a persistent
+    # line in one channel: each channel's noise is its own side's, beside the step too.
+    n_t, n_f = 30, 96
+    noise = np.where(np.arange(n_f) < 48, 1.0, 10.0)
+    noise[20] = 30.0
+    resid = RNG.normal(size=(n_t, n_f)) * noise
+    out = rb.channel_noise(resid, np.zeros((n_t, n_f), bool), 16)
+    expected = np.where(np.arange(n_f) < 48, 1.0, 10.0)
+    np.testing.assert_allclose(out, expected, rtol=0.2)
+
+
 def test_mad_block_matches_numpy_window_statistics():
     n_t, n_f = 20, 16
     t = np.linspace(-1, 1, n_t)[:, None]
@@ -196,7 +243,8 @@ def test_mad_block_matches_numpy_window_statistics():
     out = k.mad_block(vis, flag, MadParams())
     amp = np.abs(vis[:, 0, :, 0]).astype(float)
     mask = flag[:, 0, :, 0]
-    resid, _ = bg.standardized_residual(np.where(mask, 0.0, amp), mask, 3.0, 0.0, 2, 2)
+    resid, _ = bg.standardized_residual(np.where(mask, 0.0, amp), mask, 3.0, 0.0, 2, 2,
+                                        MadParams().noise_channels)
     med = np.full((n_t, n_f), np.nan)
     sig = np.full((n_t, n_f), np.nan)
     for i in range(n_t):
