@@ -14,6 +14,13 @@ it writes FLAG in place), each in its own child process:
 
     python benchmarks/bench_flag_quality.py                       # real sets + LWA 48 ant x 6 int
     python benchmarks/bench_flag_quality.py --lwa-antennas 352 --lwa-integrations 1 --no-real
+    python benchmarks/bench_flag_quality.py --no-lwa --no-real \
+        --combine-spws ../shared/data/real/carma_sza_3c273/carma_sza_3c273.ms
+
+``--combine-spws MS`` adds MS with its windows merged into one by CASA's ``mstransform``
+(``combinespws=True``; made once under ``--data-dir``): a wideband window whose noise steps
+between the merged sub-bands (CARMA's two receivers differ ~10x), which a strategy assuming one
+noise level per window flags by halves.
 
 CPU seconds of the flagging alone (radiocal: data in memory; aoflagger: its whole run, reading
 and writing the MS) and peak memory are reported too; give the load average with any timing.
@@ -26,6 +33,7 @@ import fcntl
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +42,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # radiocal from this checkout (children run this file too), not an installed copy.
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
-from _common import emit_result, machine, python_child, run_child  # noqa: E402
+from _common import (  # noqa: E402
+    add_casa_option, casa_python, emit_result, machine, python_child, run_child)
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 # Six sources across the sky (l, m, Jy at 74 MHz, spectral index), as in tests/flagging.
@@ -144,7 +153,6 @@ def child_radiocal(ms: str, threads: int) -> None:
 
 def child_aoflagger(ms: str, threads: int) -> None:
     import resource
-    import subprocess
 
     with tempfile.TemporaryDirectory(dir=Path(ms).parent) as tmp:
         copy = Path(tmp) / "copy.ms"
@@ -177,9 +185,28 @@ def main() -> None:
     parser.add_argument("--data-dir", default="/work/benchdata", help="where simulations go")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--combine-spws", action="append", default=[], metavar="MS",
+                        help="also flag MS with its windows merged into one by CASA's "
+                             "mstransform (repeatable; needs --casa-python)")
+    add_casa_option(parser)
     args = parser.parse_args()
 
     sets = [Path(m) for m in args.ms]
+    if args.combine_spws:
+        python, note = casa_python(args.casa_python)
+        if python is None:
+            sys.exit(f"--combine-spws: {note}")
+        for ms in map(Path, args.combine_spws):
+            merged = Path(args.data_dir) / f"{ms.stem}_combined.ms"
+            if not merged.exists():
+                script = (f"from casatasks import mstransform; mstransform(vis={str(ms)!r}, "
+                          f"outputvis={str(merged)!r}, combinespws=True, datacolumn='data')")
+                with tempfile.TemporaryDirectory() as tmp:   # CASA drops its log in its cwd
+                    done = subprocess.run([python, "-c", script], cwd=tmp, text=True,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                if done.returncode or not merged.exists():
+                    sys.exit(f"mstransform failed on {ms}:\n{done.stdout}")
+            sets.append(merged)
     if not sets and not args.no_real:
         sets = sorted(REAL.glob("*/*.ms"))
     if not args.no_lwa:
