@@ -23,6 +23,8 @@ from radiocal.flagging.spectral import MIN_SEGMENT, segment_edges
 from radiocal.store import schema as S
 
 log = logging.getLogger("radiocal.flagging")
+# warnings already given in this process (one per array, not one per partition)
+_SAID: set[str] = set()
 
 FLAG_DIMS = (S.TIME, S.BASELINE, S.FREQUENCY, S.POLARIZATION)
 
@@ -138,10 +140,48 @@ def antenna_mask(ds: xr.Dataset, antennas) -> np.ndarray:
 def flag_shadow(ds: xr.Dataset, params: P.ShadowParams = P.ShadowParams()) -> xr.Dataset:
     """Flag baselines with an antenna shadowed by another (geometry from UVW and dish diameters)."""
     flag = _flag(ds)
-    uvw = graph.as_dask(ds[S.UVW].data, (flag.chunks[0], flag.chunks[1], 3))
-    mask = graph.shadow_flags(uvw, small(ds, S.BASELINE_ANTENNA1), small(ds, S.BASELINE_ANTENNA2),
-                              small(ds, S.ANTENNA_DIAMETER), params)
+    mask = shadow_mask(ds, params, flag.chunks)
+    if mask is None:
+        return ds
     return _or_cells(ds, mask.rechunk((flag.chunks[0], flag.chunks[1])))
+
+
+def shadow_mask(ds: xr.Dataset, params: P.ShadowParams, chunks):
+    """Lazy (time, baseline) mask of shadowed baselines, in the time and baseline ``chunks`` of
+    the flags; None when the dish diameters cannot be physical: two dishes whose centres are
+    closer than their diameters would overlap (PAPER's files say 25 m for dipoles 25 m apart),
+    so the shadows they would cast say nothing."""
+    a1, a2 = small(ds, S.BASELINE_ANTENNA1), small(ds, S.BASELINE_ANTENNA2)
+    diameter = np.asarray(small(ds, S.ANTENNA_DIAMETER), np.float64)
+    overlap = _overlapping_dishes(ds, a1, a2, diameter)
+    if overlap:
+        if overlap not in _SAID:   # once, not once per partition of the same array
+            _SAID.add(overlap)
+            log.warning("shadow: skipped: %s", overlap)
+        return None
+    uvw = graph.as_dask(ds[S.UVW].data, (chunks[0], chunks[1], 3))
+    return graph.shadow_flags(uvw, a1, a2, diameter, params)
+
+
+def _overlapping_dishes(ds, antenna1, antenna2, diameter) -> str:
+    """Why the dish diameters cannot be physical ('' when they can): the closest pair of
+    antennas of a cross-correlation whose dishes, that far apart, would overlap."""
+    if S.ANTENNA_POSITION not in ds.coords:
+        return ""
+    position = np.asarray(small(ds, S.ANTENNA_POSITION), np.float64)
+    a1, a2 = np.asarray(antenna1, np.int64), np.asarray(antenna2, np.int64)
+    cross = a1 != a2
+    a1, a2 = a1[cross], a2[cross]
+    apart = np.linalg.norm(position[a1] - position[a2], axis=-1)
+    span = 0.5 * (diameter[a1] + diameter[a2])
+    over = np.flatnonzero(apart < span)
+    if not over.size:
+        return ""
+    k = over[np.argmin(apart[over])]
+    names = small(ds, S.ANTENNA_NAME) if S.ANTENNA_NAME in ds.coords else range(len(diameter))
+    return (f"antennas {names[a1[k]]} and {names[a2[k]]} are {apart[k]:.1f} m apart, their dishes "
+            f"{diameter[a1[k]]:g} and {diameter[a2[k]]:g} m: the ANTENNA table's DISH_DIAMETER "
+            "cannot be the dishes'")
 
 
 def flag_quack(ds: xr.Dataset, params: P.QuackParams = P.QuackParams()) -> xr.Dataset:

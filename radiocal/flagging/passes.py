@@ -432,13 +432,11 @@ def _add(b: _Builder, name, params, i, column):
         b.keys.append((f"{i}:clip", list(range(first, first + 4))))
         b.steps.append(_Step("clip", first, (params,)))
     elif name == "shadow":
-        flag = b.flag
-        uvw = graph.as_dask(ds[S.UVW].data, (flag.chunks[0], flag.chunks[1], 3))
-        mask = graph.shadow_flags(uvw, fd.small(ds, S.BASELINE_ANTENNA1),
-                                  fd.small(ds, S.BASELINE_ANTENNA2),
-                                  fd.small(ds, S.ANTENNA_DIAMETER), params)
-        b.shadow = (b.shadow or []) + [_gather(np.concatenate, mask)]
-        b.steps.append(_Step("shadow", b.code(f"{i}:shadow"), (len(b.shadow) - 1,)))
+        code = b.code(f"{i}:shadow")
+        mask = fd.shadow_mask(ds, params, b.flag.chunks)
+        if mask is not None:
+            b.shadow = (b.shadow or []) + [_gather(np.concatenate, mask)]
+            b.steps.append(_Step("shadow", code, (len(b.shadow) - 1,)))
     elif name == "antenna_health":
         code = b.code(f"{i}:antenna_health")
         a1, a2 = fd.small(ds, S.BASELINE_ANTENNA1), fd.small(ds, S.BASELINE_ANTENNA2)

@@ -204,7 +204,8 @@ def _check_rows(ms, meta: MSMetadata, cols, data_column: str) -> None:
         spw_id, corrs = meta.data_descriptions[dd]
         if S.canonical_order(tuple(corrs)) is None:
             bad(f"correlation layout {list(corrs)} of data description {dd} is not supported "
-                "(1, 2 parallel hands or the 4 correlations of one basis)")
+                "(1 or 2 parallel hands, the cross hands alone, or the 4 correlations of one "
+                "basis)")
         if spw_id not in meta.spws:
             bad(f"DATA_DESCRIPTION row {dd} names missing SPECTRAL_WINDOW row {spw_id}")
         freq = meta.spws[spw_id].chan_freq

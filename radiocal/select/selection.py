@@ -330,10 +330,11 @@ def select(datasets: Sequence[xr.Dataset], selection: Selection) -> list[xr.Data
     if "correlation" in parsed:
         for ds in datasets:
             layout = tuple(str(p) for p in resolve.coord_values(ds[schema.POLARIZATION]))
-            if layout not in schema.SUPPORTED_POLARIZATIONS:
+            if layout not in schema.STORED_POLARIZATIONS:
                 raise SelectionError(
                     f"correlation={selection.correlation!r} leaves the layout {','.join(layout)}"
-                    ", which is not supported (keep 1 or 2 parallel hands, or all 4)")
+                    ", which is not supported (keep 1 or 2 parallel hands, the cross hands, or "
+                    "all 4)")
 
     if "uvrange" in parsed:
         specs = parsed["uvrange"]

@@ -94,6 +94,11 @@ SUPPORTED_POLARIZATIONS = (
     ("RR", "LL"), ("XX", "YY"),
     CIRCULAR, LINEAR,
 )
+# Cross hands alone (PAPER and HERA wrote one correlation per file, XY among them): a store holds
+# them and they are flagged, selected and exported like any other, but they carry no total
+# intensity, so calibration, prediction and Stokes products refuse them (SUPPORTED_POLARIZATIONS)
+CROSS_HANDS = (("RL",), ("LR",), ("XY",), ("YX",), ("RL", "LR"), ("XY", "YX"))
+STORED_POLARIZATIONS = SUPPORTED_POLARIZATIONS + CROSS_HANDS
 
 
 def check_polarizations(polarizations) -> tuple[str, ...]:
@@ -108,13 +113,14 @@ def check_polarizations(polarizations) -> tuple[str, ...]:
 
 
 def canonical_order(polarizations) -> tuple[int, ...] | None:
-    """Indices that put a supported layout written in another order into its canonical order.
+    """Indices that put a layout a store holds, written in another order, into its canonical
+    order.
 
     OVRO-LWA writes ``XX YY XY YX``; the kernels index correlations by position, so readers
-    reorder such data on the way in. None when no supported layout has these correlations.
+    reorder such data on the way in. None when no stored layout has these correlations.
     """
     given = tuple(polarizations)
-    for layout in SUPPORTED_POLARIZATIONS:
+    for layout in STORED_POLARIZATIONS:
         if len(layout) == len(given) and set(layout) == set(given):
             return tuple(given.index(name) for name in layout)
     return None

@@ -136,6 +136,32 @@ def test_shadow_flags_close_pairs(small_sim):
     assert not out[[0, 1, 3]].any() or ds[S.FLAG].values[[0, 1, 3]].any()
 
 
+def test_no_shadows_from_diameters_that_cannot_be_physical(small_sim, caplog):
+    """Dishes wider than the distance between their centres would overlap (PAPER's MS say 25 m
+    for dipoles 25 m apart): the shadows such diameters cast are not flagged, with one warning,
+    by the flagger and by the fused strategy alike."""
+    ds = small_sim.datasets[0].copy(deep=True)
+    ds[S.UVW].values[2, 0] = [3.0, 4.0, 50.0]   # shadowed, were the dishes what they say
+    position = ds[S.ANTENNA_POSITION].values
+    closest = min(np.linalg.norm(position[i] - position[j]) for i in range(len(position))
+                  for j in range(i))
+    ds[S.ANTENNA_DIAMETER].values[:] = 1.01 * closest
+    before = ds[S.FLAG].values.copy()
+    fd._SAID.clear()
+    with caplog.at_level("WARNING", logger="radiocal.flagging"):
+        out = fd.flag_shadow(_chunked(ds, 2))[S.FLAG].values
+        fused, counts = apply_strategy(_chunked(ds, 2), parse_strategy(
+            {"flaggers": [{"flagger": "shadow"}]}))
+        fused = fused[S.FLAG].values
+    np.testing.assert_array_equal(out, before)
+    np.testing.assert_array_equal(fused, before)
+    said = [r.getMessage() for r in caplog.records if "shadow: skipped" in r.getMessage()]
+    assert len(said) == 1 and "DISH_DIAMETER" in said[0]
+    # dishes that fit between their neighbours still shadow
+    ds[S.ANTENNA_DIAMETER].values[:] = 0.99 * closest
+    assert fd.flag_shadow(_chunked(ds, 2))[S.FLAG].values[2].any()
+
+
 def test_shadow_mask_read_from_a_store_in_budget_sized_tasks(small_sim, tmp_path):
     from radiocal.flagging.params import ShadowParams
     from radiocal.store.zarr_store import open_store, write_store

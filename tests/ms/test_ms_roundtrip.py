@@ -287,3 +287,36 @@ def test_correlations_in_another_order_are_read_in_canonical_order(tmp_path):
     with ct.table(str(out / "POLARIZATION"), ack=False) as pol:
         assert [S.CORR_TYPES[c] for c in pol.getcell("CORR_TYPE", 0)] == ["XX", "XY", "YX", "YY"]
     np.testing.assert_array_equal(_table_columns(out)["DATA"], _table_columns(canonical)["DATA"])
+
+
+def test_cross_hands_alone_are_read_flagged_and_exported(tmp_path):
+    """PAPER and HERA wrote one correlation per file, XY among them: the cross hands alone are
+    read (in canonical order), flagged and exported; what needs total intensity refuses them
+    in one line."""
+    import casacore.tables as ct
+
+    import radiocal
+    from radiocal.calibration.jones import data_hands
+    from radiocal.errors import InputError
+    from radiocal.simulate import SimConfig, simulate_ms
+
+    ms = tmp_path / "yx_xy.ms"
+    simulate_ms(ms, SimConfig(seed=4, n_antennas=5, feeds="linear", n_correlations=2,
+                              schedule=((0, 4),)))
+    with ct.table(str(ms / "POLARIZATION"), readonly=False, ack=False) as pol:
+        pol.putcell("CORR_TYPE", 0, [S.CORR_CODES["YX"], S.CORR_CODES["XY"]])
+    with ct.table(str(ms), ack=False) as t:
+        data = t.getcol("DATA")
+    got, = read_ms(str(ms))
+    assert list(got[S.POLARIZATION].values) == ["XY", "YX"]
+    flagged, = radiocal.flag([got])
+    flags = flagged[S.FLAG].values
+    assert flags.shape == got[S.FLAG].shape and not flags.all()
+    out = tmp_path / "exported.ms"
+    write_ms([got], str(out))
+    with ct.table(str(out / "POLARIZATION"), ack=False) as pol:
+        assert [S.CORR_TYPES[c] for c in pol.getcell("CORR_TYPE", 0)] == ["XY", "YX"]
+    # the file's second correlation (XY) is the export's first
+    np.testing.assert_array_equal(_table_columns(out)["DATA"][..., 0], data[..., 1])
+    with pytest.raises(InputError, match="correlation layout"):
+        data_hands(got)
