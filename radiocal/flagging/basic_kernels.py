@@ -31,6 +31,11 @@ def clip_block(vis, weight, flag, params):
         Keep ``min_amplitude <= |V| <= max_amplitude`` (0 and inf disable); ``zeros``: flag
         samples whose real and imaginary parts are both exactly 0.
 
+    A zero (or negative, or non-finite) weight flags its sample only on a baseline and
+    correlation with a positive weight in the block: a plane without one carries no weights
+    at all (see ``_weighted_planes``). The flagging pass holds whole planes (every time and
+    channel), so this is the partition's plane.
+
     Returns
     -------
     flags : ndarray, bool, same shape
@@ -47,29 +52,50 @@ def _clip_flags(vis, weight, flag, p):
     """:func:`clip_block` (``p``: its options' record)."""
     out = flag.copy()
     counts = np.zeros(4, np.int64)
-    flat_v = vis.ravel()
-    flat_w = weight.ravel()
-    flat_f = flag.ravel()
-    flat_o = out.ravel()
-    for i in range(flat_v.size):
-        v = flat_v[i]
-        w = flat_w[i]
-        reason = -1
-        if not (math.isfinite(v.real) and math.isfinite(v.imag)):
-            reason = CLIP_NONFINITE
-        elif not (math.isfinite(w) and w > 0.0):
-            reason = CLIP_ZERO_WEIGHT
-        elif p.zeros and v.real == 0.0 and v.imag == 0.0:
-            reason = CLIP_ZERO
-        else:
-            a = math.sqrt(v.real * v.real + v.imag * v.imag)
-            if a < p.min_amplitude or a > p.max_amplitude:
-                reason = CLIP_RANGE
-        if reason >= 0:
-            if not flat_f[i]:
-                counts[reason] += 1
-            flat_o[i] = True
+    n_t, n_b, n_f, n_p = vis.shape
+    weighted = _weighted_planes(weight)
+    for t in range(n_t):
+        for b in range(n_b):
+            for f in range(n_f):
+                for c in range(n_p):
+                    v = vis[t, b, f, c]
+                    w = weight[t, b, f, c]
+                    reason = -1
+                    if not (math.isfinite(v.real) and math.isfinite(v.imag)):
+                        reason = CLIP_NONFINITE
+                    elif weighted[b, c] and not (math.isfinite(w) and w > 0.0):
+                        reason = CLIP_ZERO_WEIGHT
+                    elif p.zeros and v.real == 0.0 and v.imag == 0.0:
+                        reason = CLIP_ZERO
+                    else:
+                        a = math.sqrt(v.real * v.real + v.imag * v.imag)
+                        if a < p.min_amplitude or a > p.max_amplitude:
+                            reason = CLIP_RANGE
+                    if reason >= 0:
+                        if not flag[t, b, f, c]:
+                            counts[reason] += 1
+                        out[t, b, f, c] = True
     return out, counts
+
+
+@njit
+def _weighted_planes(weight):
+    """Bool (baseline, polarization): whether any weight of the plane is positive and finite.
+
+    Where none is, the weights say nothing: converters write one zero, or junk (ATA files
+    -1.2e12), for every sample, and AOFlagger and CASA's flagdata ignore weights; a plane's
+    zero weights flag it only where others of the plane are positive.
+    """
+    n_t, n_b, n_f, n_p = weight.shape
+    weighted = np.zeros((n_b, n_p), np.bool_)
+    for t in range(n_t):
+        for b in range(n_b):
+            for f in range(n_f):
+                for c in range(n_p):
+                    w = weight[t, b, f, c]
+                    if math.isfinite(w) and w > 0.0:
+                        weighted[b, c] = True
+    return weighted
 
 
 def shadow_block(uvw, antenna1, antenna2, diameter, params):

@@ -334,6 +334,24 @@ def test_clip_block_matches_numpy_and_counts_reasons():
     assert counts.tolist() == [1, 1, 1, 1]
 
 
+def test_weights_flag_only_planes_that_carry_weights():
+    """Zero, negative or NaN weights flag their samples on a baseline and correlation with a
+    positive weight; a plane with none (a converter's zeros, ATA's -1.2e12) has no weights to
+    go by and is left to the other criteria, as AOFlagger and CASA leave it."""
+    vis = (RNG.normal(size=(3, 4, 5, 2)) + 1j * RNG.normal(size=(3, 4, 5, 2))).astype(np.complex64)
+    weight = np.ones(vis.shape, np.float32)
+    weight[:, 0] = 0.0                    # baseline 0: every weight zero
+    weight[:, 1, :, 0] = -1.2e12          # baseline 1, first correlation: junk
+    weight[1, 2, 3, 1] = 0.0              # baseline 2: one zero among positive weights
+    weight[2, 3, 0, 0] = np.nan           # baseline 3: one NaN among positive weights
+    flag = np.zeros(vis.shape, bool)
+    out, counts = bk.clip_block(vis, weight, flag, ClipParams())
+    expected = np.zeros(vis.shape, bool)
+    expected[1, 2, 3, 1] = expected[2, 3, 0, 0] = True
+    np.testing.assert_array_equal(out, expected)
+    assert counts.tolist() == [0, 2, 0, 0]
+
+
 def test_shadow_block_flags_the_antenna_behind():
     uvw = np.zeros((2, 3, 3))
     a1 = np.array([0, 0, 1])
