@@ -138,9 +138,10 @@ def _join_frequency(datasets):
         if np.unique(freqs).size != freqs.size:
             raise InputError("overlapping channel frequencies in sub-bands of "
                              f"{parts[0].attrs[S.ATTR_FIELD_NAME]} scan {parts[0].attrs[S.ATTR_SCAN]}")
-        present = parts[0][S.ROW_PRESENT]
+        # on the dask arrays: an xarray | aligns every coordinate first, 16 ms a sub-band
+        present = parts[0][S.ROW_PRESENT].variable
         for ds in parts[1:]:
-            present = present | ds[S.ROW_PRESENT]
+            present = present.copy(data=present.data | ds[S.ROW_PRESENT].data)
         joined = xr.concat([ds.drop_vars(S.ROW_PRESENT) for ds in parts], dim=S.FREQUENCY,
                            data_vars="minimal", coords="minimal", compat="override",
                            combine_attrs="override", join="override")

@@ -6,7 +6,10 @@ visibility columns are read lazily by :mod:`radiocal.ms.read_one`.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -101,13 +104,81 @@ def check_ms_path(path: str) -> str:
     return path
 
 
-def _subtable(ms, name: str, path: str):
-    if name not in ms.getkeywords():
-        raise InputError(f"{path}: missing {name} subtable")
+def _subtable_path(keywords, name: str, path: str, required: bool = True) -> str | None:
     sub = os.path.join(path, name)
-    if not os.path.exists(os.path.join(sub, "table.dat")):
+    if name in keywords and os.path.exists(os.path.join(sub, "table.dat")):
+        return sub
+    if required:
         raise InputError(f"{path}: missing {name} subtable")
-    return read_table(sub)
+    return None
+
+
+# Subtables parsed before, by (subtable, parser, digest of the subtable's files). OVRO-LWA writes
+# an MS per integration and sub-band: thousands of files whose ANTENNA, POLARIZATION and
+# DATA_DESCRIPTION are byte for byte the same, whose SPECTRAL_WINDOW is one of 16 and whose FIELD
+# changes with the integration. Opening a subtable costs ~1 ms; reading and hashing its few small
+# files, a tenth of that. Files that differ in a byte are parsed anew, so a hit is always right.
+_PARSED: OrderedDict = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+_PARSED_ENTRIES = 256          # a few sub-bands' and integrations' worth
+_DIGEST_MAX_BYTES = 4 << 20    # larger subtables (a long SOURCE, say) are read every time
+
+
+def _digest(sub: str) -> bytes | None:
+    """A digest of a subtable's files (not its lock file), None if too large or unreadable."""
+    h = hashlib.blake2b(digest_size=20)
+    total = 0
+    try:
+        with os.scandir(sub) as entries:
+            files = sorted((e.name, e.path) for e in entries if e.name != "table.lock" and e.is_file())
+        for name, file in files:
+            with open(file, "rb") as f:
+                data = f.read(_DIGEST_MAX_BYTES + 1 - total)
+            total += len(data)
+            if total > _DIGEST_MAX_BYTES:
+                return None
+            h.update(name.encode() + b"\0" + len(data).to_bytes(8, "little"))
+            h.update(data)
+    except OSError:
+        return None
+    return h.digest()
+
+
+def _parse_subtable(sub: str, parse, path: str):
+    """``parse(table, path)`` of the subtable at ``sub``, reusing the result for identical files.
+
+    Results are shared between MSMetadata objects: their arrays are made read-only.
+    """
+    digest = _digest(sub)
+    key = (os.path.basename(sub), parse.__name__, digest)
+    with _PARSED_LOCK:
+        value = _PARSED.get(key) if digest is not None else None
+        if value is not None:
+            _PARSED.move_to_end(key)
+            return value
+    with read_table(sub) as table:
+        value = parse(table, path)
+    if digest is not None:
+        _freeze(value)
+        with _PARSED_LOCK:
+            _PARSED[key] = value
+            if len(_PARSED) > _PARSED_ENTRIES:
+                _PARSED.popitem(last=False)
+    return value
+
+
+def _freeze(value) -> None:
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, dict):
+        for item in value.values():
+            _freeze(item)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _freeze(item)
+    elif hasattr(value, "__dataclass_fields__"):
+        for name in value.__dataclass_fields__:
+            _freeze(getattr(value, name))
 
 
 def _strings(table, column: str, nrows: int) -> np.ndarray:
@@ -120,115 +191,131 @@ def read_metadata(path: str) -> MSMetadata:
     """Read the subtables of the MS at ``path`` (validated, read-only)."""
     path = check_ms_path(path)
     with read_table(path) as ms:
-        try:
-            return _read_metadata(ms, path)
-        except RuntimeError as err:
-            raise InputError(f"{path}: damaged table ({str(err).strip().splitlines()[0]})") from None
+        return metadata_of(ms, path)
+
+
+def metadata_of(ms, path: str) -> MSMetadata:
+    """The metadata of the MS at ``path`` (a checked path) whose main table ``ms`` is open."""
+    try:
+        return _read_metadata(ms, path)
+    except RuntimeError as err:
+        raise InputError(f"{path}: damaged table ({str(err).strip().splitlines()[0]})") from None
 
 
 def _read_metadata(ms, path) -> MSMetadata:
-    for name in REQUIRED_SUBTABLES:
-        with _subtable(ms, name, path):
-            pass
+    keywords = ms.getkeywords()
+    subs = {name: _subtable_path(keywords, name, path) for name in REQUIRED_SUBTABLES}
+    optional = {name: _subtable_path(keywords, name, path, required=False)
+                for name in ("STATE", "OBSERVATION")}
+    corr_names = _parse_subtable(subs["POLARIZATION"], _read_polarizations, path)
+    dd = _parse_subtable(subs["DATA_DESCRIPTION"], _read_data_description_rows, path)
     return MSMetadata(
         path=path,
-        antennas=_read_antennas(ms, path),
-        fields=_read_fields(ms, path),
-        spws=_read_spws(ms, path),
-        data_descriptions=_read_data_descriptions(ms, path),
-        states=_read_states(ms, path),
-        **_read_observation(ms, path),
+        antennas=_parse_subtable(subs["ANTENNA"], _read_antennas, path),
+        fields=_parse_subtable(subs["FIELD"], _read_fields, path),
+        spws=_parse_subtable(subs["SPECTRAL_WINDOW"], _read_spws, path),
+        data_descriptions=_data_descriptions(corr_names, dd, path),
+        states=_parse_subtable(optional["STATE"], _read_states, path) if optional["STATE"] else {},
+        **(_parse_subtable(optional["OBSERVATION"], _read_observation, path)
+           if optional["OBSERVATION"] else {}),
     )
 
 
-def _read_antennas(ms, path) -> Antennas:
-    with _subtable(ms, "ANTENNA", path) as t:
-        n = t.nrows()
-        if n == 0:
-            raise InputError(f"{path}: ANTENNA subtable is empty")
-        position = np.asarray(t.getcol("POSITION"), dtype=np.float64).reshape(n, 3)
-        diameter = (np.asarray(t.getcol("DISH_DIAMETER"), dtype=np.float64)
-                    if "DISH_DIAMETER" in t.colnames() else np.zeros(n))
-        return Antennas(
-            name=_strings(t, "NAME", n).astype(str),
-            station=_strings(t, "STATION", n).astype(str),
-            position=position,
-            diameter=diameter,
-            mount=_strings(t, "MOUNT", n).astype(str),
+def spectral_windows(path: str) -> dict[int, SpectralWindow]:
+    """The spectral windows of the MS at ``path``, without opening its main table."""
+    path = check_ms_path(path)
+    try:
+        return _parse_subtable(_subtable_path(os.listdir(path), "SPECTRAL_WINDOW", path),
+                               _read_spws, path)
+    except RuntimeError as err:
+        raise InputError(f"{path}: damaged table ({str(err).strip().splitlines()[0]})") from None
+
+
+def _read_antennas(t, path) -> Antennas:
+    n = t.nrows()
+    if n == 0:
+        raise InputError(f"{path}: ANTENNA subtable is empty")
+    position = np.asarray(t.getcol("POSITION"), dtype=np.float64).reshape(n, 3)
+    diameter = (np.asarray(t.getcol("DISH_DIAMETER"), dtype=np.float64)
+                if "DISH_DIAMETER" in t.colnames() else np.zeros(n))
+    return Antennas(
+        name=_strings(t, "NAME", n).astype(str),
+        station=_strings(t, "STATION", n).astype(str),
+        position=position,
+        diameter=diameter,
+        mount=_strings(t, "MOUNT", n).astype(str),
+    )
+
+
+def _read_fields(t, path) -> dict[int, Field]:
+    n = t.nrows()
+    if n == 0:
+        raise InputError(f"{path}: FIELD subtable is empty")
+    names = _strings(t, "NAME", n)
+    codes = _strings(t, "CODE", n)
+    # PHASE_DIR is (field, poly, 2); the zeroth polynomial term is the direction
+    phase_dir = np.asarray(t.getcol("PHASE_DIR"), dtype=np.float64).reshape(n, -1, 2)[:, 0, :]
+    return {i: Field(str(names[i]), str(codes[i]), (float(phase_dir[i, 0]), float(phase_dir[i, 1])))
+            for i in range(n)}
+
+
+def _read_spws(t, path) -> dict[int, SpectralWindow]:
+    n = t.nrows()
+    if n == 0:
+        raise InputError(f"{path}: SPECTRAL_WINDOW subtable is empty")
+    names = _strings(t, "NAME", n)
+    frames = t.getcol("MEAS_FREQ_REF") if "MEAS_FREQ_REF" in t.colnames() else [5] * n
+    spws = {}
+    for i in range(n):
+        # Per row, because spectral windows may have different channel counts
+        freq = np.asarray(t.getcell("CHAN_FREQ", i), dtype=np.float64)
+        width = np.asarray(t.getcell("CHAN_WIDTH", i), dtype=np.float64)
+        spws[i] = SpectralWindow(
+            name=str(names[i]), chan_freq=freq, chan_width=width,
+            ref_frequency=float(t.getcell("REF_FREQUENCY", i)),
+            frame=FREQ_FRAMES.get(int(frames[i]), "Undefined"),
         )
+    return spws
 
 
-def _read_fields(ms, path) -> dict[int, Field]:
-    with _subtable(ms, "FIELD", path) as t:
-        n = t.nrows()
-        if n == 0:
-            raise InputError(f"{path}: FIELD subtable is empty")
-        names = _strings(t, "NAME", n)
-        codes = _strings(t, "CODE", n)
-        # PHASE_DIR is (field, poly, 2); the zeroth polynomial term is the direction
-        phase_dir = np.asarray(t.getcol("PHASE_DIR"), dtype=np.float64).reshape(n, -1, 2)[:, 0, :]
-        return {i: Field(str(names[i]), str(codes[i]), (float(phase_dir[i, 0]), float(phase_dir[i, 1])))
-                for i in range(n)}
+def _read_polarizations(pol, path) -> dict[int, tuple[str, ...]]:
+    if pol.nrows() == 0:
+        raise InputError(f"{path}: POLARIZATION subtable is empty")
+    corr_names = {}
+    for i in range(pol.nrows()):
+        codes = np.asarray(pol.getcell("CORR_TYPE", i)).tolist()
+        unknown = [c for c in codes if c not in S.CORR_TYPES]
+        if unknown:
+            raise InputError(f"{path}: POLARIZATION row {i} has unsupported CORR_TYPE {unknown}")
+        corr_names[i] = tuple(S.CORR_TYPES[c] for c in codes)
+    return corr_names
 
 
-def _read_spws(ms, path) -> dict[int, SpectralWindow]:
-    with _subtable(ms, "SPECTRAL_WINDOW", path) as t:
-        n = t.nrows()
-        if n == 0:
-            raise InputError(f"{path}: SPECTRAL_WINDOW subtable is empty")
-        names = _strings(t, "NAME", n)
-        frames = t.getcol("MEAS_FREQ_REF") if "MEAS_FREQ_REF" in t.colnames() else [5] * n
-        spws = {}
-        for i in range(n):
-            # Per row, because spectral windows may have different channel counts
-            freq = np.asarray(t.getcell("CHAN_FREQ", i), dtype=np.float64)
-            width = np.asarray(t.getcell("CHAN_WIDTH", i), dtype=np.float64)
-            spws[i] = SpectralWindow(
-                name=str(names[i]), chan_freq=freq, chan_width=width,
-                ref_frequency=float(t.getcell("REF_FREQUENCY", i)),
-                frame=FREQ_FRAMES.get(int(frames[i]), "Undefined"),
-            )
-        return spws
+def _read_data_description_rows(dd, path) -> tuple[tuple[int, int], ...]:
+    """(spectral window id, polarization id) per DATA_DESCRIPTION row."""
+    if dd.nrows() == 0:
+        raise InputError(f"{path}: DATA_DESCRIPTION subtable is empty")
+    return tuple((int(spw), int(pid)) for spw, pid in
+                 zip(dd.getcol("SPECTRAL_WINDOW_ID"), dd.getcol("POLARIZATION_ID")))
 
 
-def _read_data_descriptions(ms, path) -> dict[int, tuple[int, tuple[str, ...]]]:
-    with _subtable(ms, "POLARIZATION", path) as pol:
-        if pol.nrows() == 0:
-            raise InputError(f"{path}: POLARIZATION subtable is empty")
-        corr_names = {}
-        for i in range(pol.nrows()):
-            codes = np.asarray(pol.getcell("CORR_TYPE", i)).tolist()
-            unknown = [c for c in codes if c not in S.CORR_TYPES]
-            if unknown:
-                raise InputError(f"{path}: POLARIZATION row {i} has unsupported CORR_TYPE {unknown}")
-            corr_names[i] = tuple(S.CORR_TYPES[c] for c in codes)
-    with _subtable(ms, "DATA_DESCRIPTION", path) as dd:
-        if dd.nrows() == 0:
-            raise InputError(f"{path}: DATA_DESCRIPTION subtable is empty")
-        spw_ids = dd.getcol("SPECTRAL_WINDOW_ID")
-        pol_ids = dd.getcol("POLARIZATION_ID")
+def _data_descriptions(corr_names, rows, path) -> dict[int, tuple[int, tuple[str, ...]]]:
     result = {}
-    for ddid, (spw, pid) in enumerate(zip(spw_ids, pol_ids)):
+    for ddid, (spw, pid) in enumerate(rows):
         if pid not in corr_names:
             raise InputError(f"{path}: DATA_DESCRIPTION row {ddid} names missing POLARIZATION row {pid}")
-        result[ddid] = (int(spw), corr_names[pid])
+        result[ddid] = (spw, corr_names[pid])
     return result
 
 
-def _read_states(ms, path) -> dict[int, tuple[str, ...]]:
-    if "STATE" not in ms.getkeywords() or not os.path.exists(os.path.join(path, "STATE", "table.dat")):
-        return {}
-    with read_table(os.path.join(path, "STATE")) as t:
-        modes = _strings(t, "OBS_MODE", t.nrows())
+def _read_states(t, path) -> dict[int, tuple[str, ...]]:
+    modes = _strings(t, "OBS_MODE", t.nrows())
     return {i: tuple(m for m in str(mode).split(",") if m) for i, mode in enumerate(modes)}
 
 
-def _read_observation(ms, path) -> dict:
-    if "OBSERVATION" not in ms.getkeywords() or not os.path.exists(os.path.join(path, "OBSERVATION", "table.dat")):
+def _read_observation(t, path) -> dict:
+    if t.nrows() == 0:
         return {}
-    with read_table(os.path.join(path, "OBSERVATION")) as t:
-        if t.nrows() == 0:
-            return {}
-        return {key: str(_strings(t, col, t.nrows())[0])
-                for key, col in (("telescope", "TELESCOPE_NAME"), ("observer", "OBSERVER"),
-                                 ("project", "PROJECT"))}
+    return {key: str(_strings(t, col, t.nrows())[0])
+            for key, col in (("telescope", "TELESCOPE_NAME"), ("observer", "OBSERVER"),
+                             ("project", "PROJECT"))}

@@ -13,7 +13,7 @@ import xarray as xr
 from radiocal.errors import InputError
 from radiocal.ms.join import join_measurement_sets
 from radiocal.budget import chunk_bytes as budget_chunk_bytes
-from radiocal.ms.meta import read_metadata
+from radiocal.ms.meta import spectral_windows
 from radiocal.ms.read_one import read_single_ms
 from radiocal.ms.probe import expand_inputs, probe_measurement_sets
 from radiocal.ms.rephase import common_phase_centre
@@ -59,11 +59,10 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None,
     if len(paths) == 1:
         per_ms = [read_single_ms(paths[0], chunk_bytes=chunk_bytes, renumber_scans=renumber_scans)]
     else:
-        metas = [read_metadata(path) for path in paths]
-        channels = _joined_channels(metas) if join_subbands else 0
-        per_ms = [read_single_ms(path, chunk_bytes=chunk_bytes, meta=meta, layout_channels=channels,
+        channels = _joined_channels([spectral_windows(path) for path in paths]) if join_subbands else 0
+        per_ms = [read_single_ms(path, chunk_bytes=chunk_bytes, layout_channels=channels,
                                  renumber_scans=renumber_scans)
-                  for path, meta in zip(paths, metas)]
+                  for path in paths]
     if len(per_ms) == 1:
         datasets = per_ms[0] if phase_centre is None else common_phase_centre(per_ms[0], phase_centre)
     else:
@@ -76,10 +75,10 @@ def read_ms(path_or_paths, selection=None, chunk_bytes: int | None = None,
     return datasets
 
 
-def _joined_channels(metas) -> int:
-    """Channels of a partition after joining sub-bands, when every MS holds one spectral window
-    (OVRO-LWA's files): the files are read in chunks that line up once joined. 0 otherwise."""
-    if any(len(meta.spws) != 1 for meta in metas):
+def _joined_channels(spws) -> int:
+    """Channels of a partition after joining sub-bands, when every MS (``spws``: each one's
+    spectral windows) holds one spectral window (OVRO-LWA's files): the files are read in chunks that line up once joined. 0 otherwise."""
+    if any(len(windows) != 1 for windows in spws):
         return 0
-    freqs = np.concatenate([spw.chan_freq for meta in metas for spw in meta.spws.values()])
+    freqs = np.concatenate([spw.chan_freq for windows in spws for spw in windows.values()])
     return int(np.unique(freqs).size)

@@ -22,7 +22,7 @@ import xarray as xr
 from radiocal import budget
 from radiocal.errors import InputError
 from radiocal.store import schema as S
-from radiocal.ms.meta import MSMetadata, read_metadata, read_table
+from radiocal.ms.meta import MSMetadata, check_ms_path, metadata_of, read_table
 from radiocal.ms.scans import renumber_scans as renumber_scans_of
 from radiocal.store.zarr_store import broadcast_channels
 
@@ -76,10 +76,11 @@ def read_single_ms(path, chunk_bytes: int | None = None, meta: MSMetadata | None
         Canonical datasets (see ``docs/data-model.md``) in order of first time.
     """
     chunk_bytes = budget.chunk_bytes() if chunk_bytes is None else int(chunk_bytes)
-    meta = read_metadata(path) if meta is None else meta
-    # One open table for all the planning: casacore shares a table between its users in a
-    # process, so the queries here use the caches enlarged here
-    with read_table(meta.path) as ms:
+    path = meta.path if meta is not None else check_ms_path(path)
+    # One open table for the metadata and all the planning: casacore shares a table between its
+    # users in a process, so the queries here use the caches enlarged here
+    with read_table(path) as ms:
+        meta = metadata_of(ms, path) if meta is None else meta
         index = _index_columns(ms, meta, _enlarge_row_caches(ms))
         baselines = _baselines(index["ANTENNA1"], index["ANTENNA2"])
         if renumber_scans:
@@ -117,19 +118,21 @@ def _enlarge_row_caches(ms) -> int:
     0.5 GB MS: 0.59 CPU-s in blocks of 2**18 rows with an 8 MiB cache, 0.30 with the default
     cache, 0.12 in blocks of the cache's 2**16 rows).
     """
-    seen = set()
     rows = _INDEX_BLOCK_ROWS
     nrow = max(1, ms.nrows())
-    for column in ms.colnames():
+    try:
+        # all data managers in one call: one call per column cost 0.3 ms each, 7 ms a file
+        managers = ms.getdminfo().values()
+    except RuntimeError:
+        return rows
+    for info in managers:
         try:
-            info = ms.getdminfo(column)
             bucket = int(info.get("SPEC", {}).get("BUCKETSIZE", 0))
-            if info.get("TYPE") not in _ROW_STORAGE_MANAGERS or info.get("SEQNR") in seen or bucket <= 0:
+            if info.get("TYPE") not in _ROW_STORAGE_MANAGERS or bucket <= 0 or not info.get("COLUMNS"):
                 continue
-            seen.add(info.get("SEQNR"))
             # casacore clips this to the number of buckets the file has
             cache = max(2, budget.chunk_bytes() // bucket)
-            ms.setdmprop(column, {"MaxCacheSize": cache})
+            ms.setdmprop(info["COLUMNS"][0], {"MaxCacheSize": cache})
             size = os.path.getsize(os.path.join(ms.name(), f"table.f{info['SEQNR']}"))
             rows = min(rows, max(_MIN_BLOCK_ROWS, cache * bucket * nrow // max(1, size)))
         except (RuntimeError, TypeError, ValueError, OSError):
