@@ -83,3 +83,36 @@ def test_overlapping_times_are_refused(vla_small_ms, tmp_path):
     b = write_ms([ds.isel({S.TIME: slice(4, 12)})], tmp_path / "b.ms")
     with pytest.raises(InputError, match="overlapping times"):
         read_ms([a, b])
+
+
+def test_subtables_read_once_are_not_reused_for_files_that_differ(tmp_path):
+    """Subtables are parsed once per content (OVRO-LWA's thousands of files share them): a file
+    whose ANTENNA differs in one value, in a table of the same size, is read as itself and its
+    join refused; FIELD and SPECTRAL_WINDOW, different per integration and sub-band, stay each
+    file's own."""
+    import shutil
+
+    import casacore.tables as ct
+
+    from radiocal.ms.meta import read_metadata
+
+    config = SimConfig.lwa(n_subbands=2, n_channels=4, n_integrations=2, n_antennas=3)
+    sim = lwa_files(tmp_path / "lwa", config)
+    paths = sorted(str(p) for p in sim.paths)
+    read_ms(paths)    # every subtable parsed and kept
+    metas = [read_metadata(p) for p in paths]
+    assert len({m.spws[0].chan_freq[0] for m in metas}) == 2
+    for path, meta in zip(paths, metas):
+        with ct.table(f"{path}/FIELD", ack=False) as t:
+            assert meta.fields[0].phase_center == tuple(t.getcol("PHASE_DIR")[0, 0])
+    moved = str(tmp_path / "moved.ms")
+    shutil.copytree(paths[0], moved)
+    with ct.table(f"{moved}/ANTENNA", readonly=False, ack=False) as t:
+        position = t.getcol("POSITION")
+        position[1, 0] += 100.0
+        t.putcol("POSITION", position)
+    np.testing.assert_array_equal(read_metadata(moved).antennas.position, position)
+    np.testing.assert_array_equal(read_metadata(paths[0]).antennas.position[1, 0] + 100.0,
+                                  position[1, 0])
+    with pytest.raises(InputError, match="antenna table differs"):
+        read_ms([moved] + paths[1:])
