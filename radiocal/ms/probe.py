@@ -26,10 +26,13 @@ import sys
 
 
 from radiocal.errors import InputError
+from radiocal.ms.digest import table_digest
 
 # Tables up to this many rows are read whole (subtables); longer ones at their first and last row
 _FULL_ROWS = 1000
 _ERROR = "ERROR"
+# Subtables up to this size are skipped when a byte-for-byte copy was probed already
+_DIGEST_MAX_BYTES = 4 << 20
 _probed: set[str] = set()
 _started: dict[tuple[str, ...], subprocess.Popen] = {}   # probes started ahead, by their paths
 
@@ -179,7 +182,13 @@ def _read_cells(table, column: str, rows: range | tuple) -> None:
             table.getcell(column, row)
 
 
-def _probe_table(pt, path: str, say) -> None:
+def _probe_table(pt, path: str, say, seen: set | None = None) -> None:
+    """Probe the table at ``path`` and its subtables; ``seen``: digests of subtables probed
+    already, whose byte-for-byte copies are skipped (thousands of OVRO-LWA files share their
+    ANTENNA, POLARIZATION, ... tables)."""
+    digest = table_digest(path, _DIGEST_MAX_BYTES) if seen is not None else None
+    if digest is not None and digest in seen:
+        return
     say(os.path.join(path, "table.dat"), path, "(open)")
     with pt.table(path, readonly=True, ack=False) as table:
         files = _column_files(table, path)
@@ -193,7 +202,9 @@ def _probe_table(pt, path: str, say) -> None:
     for name in subtables:
         sub = os.path.join(path, name)
         if os.path.exists(os.path.join(sub, "table.dat")):
-            _probe_table(pt, sub, say)
+            _probe_table(pt, sub, say, seen)
+    if digest is not None:
+        seen.add(digest)
 
 
 def _child(paths) -> int:
@@ -202,9 +213,10 @@ def _child(paths) -> int:
     def say(*fields):
         print("\t".join(fields), flush=True)
 
+    seen = set()
     try:
         for path in paths:
-            _probe_table(pt, path, say)
+            _probe_table(pt, path, say, seen)
     except (RuntimeError, OSError, ValueError) as err:
         text = " ".join(str(err).split()) or type(err).__name__
         say(_ERROR, text[:300])
