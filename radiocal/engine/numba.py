@@ -11,7 +11,12 @@ loads them here from the cache. A warm run finds them all cached and starts no p
 A callee that several named kernels share is compiled once, before them, when named with
 ``first=True``: the processes compiling its callers then load it from the cache instead of each
 compiling it again (the two flagging detectors share their LOESS background: ~20 CPU-s cold,
-which each detector's process compiled).
+which each detector's process compiled). ``first=2`` names a callee of a ``first=True`` one,
+compiled in a wave before it: the LOESS background's own large callees (its fit, ~23 CPU-s, and
+its running medians, ~14) compiled one after the other in one process, on the critical path of a
+cold run, while the other core had only the background prewarm to do. A process compiles its
+share of a wave's kernels one after another (an interpreter and numba imported once, not per
+kernel).
 
 Compiling in the background (:func:`prewarm`): the kernels a pipeline's later steps compile on
 first use (calibration, sky model, dynamic spectrum, the flag step's clip, shadow and antenna
@@ -61,16 +66,17 @@ def collect():
             outer.extend(wanted)
 
 
-def ahead(kernel, *example_args, first: bool = False) -> None:
+def ahead(kernel, *example_args, first: int = 0) -> None:
     """Note that tasks will call the jitted ``kernel`` with arguments typed as ``example_args``
     (values or empty arrays of the same dtype, dimensions, layout and writability). Outside
     :func:`collect` it does nothing.
 
     ``first``: ``kernel`` is a callee of other named kernels (with these argument types), to be
-    compiled before them, and only when one of them is missing from the cache."""
+    compiled before them, and only when one of them is missing from the cache; ``True`` (1)
+    before the kernels named without it, 2 before those named ``True``, and so on."""
     wanted = _WANTED.get()
     if wanted is not None:
-        wanted.append((kernel, tuple(numba.typeof(a) for a in example_args), first))
+        wanted.append((kernel, tuple(numba.typeof(a) for a in example_args), int(first)))
 
 
 def _describe(t) -> list:
@@ -185,7 +191,7 @@ def _end_background() -> None:
 def compile_parallel(wanted) -> None:
     """Compile each ``(kernel, signature, first)`` of ``wanted`` (from :func:`collect`) in this
     process: those missing from numba's cache first in parallel processes, the first of them
-    here; the kernels named ``first`` before the others.
+    here; the kernels named ``first`` in waves before the others, the highest first.
 
     A process that fails only costs time: its kernels then compile here, as they would have.
     """
@@ -193,7 +199,9 @@ def compile_parallel(wanted) -> None:
     callers = [(k, s) for k, s, first in jobs if not first]
     missing = [(k, s) for k, s in callers if not _cached(k, s)]
     if missing:
-        _compile_spread([(k, s) for k, s, first in jobs if first and not _cached(k, s)])
+        for wave in sorted({first for _, _, first in jobs if first}, reverse=True):
+            _compile_spread([(k, s) for k, s, first in jobs
+                             if first == wave and not _cached(k, s)])
         _compile_spread(missing)
     for kernel, signature in callers:
         kernel.compile(signature)   # from the cache when compiled elsewhere
@@ -201,17 +209,19 @@ def compile_parallel(wanted) -> None:
 
 def _compile_spread(missing) -> None:
     """Compile ``missing`` ``(kernel, signature)`` pairs into the cache: the first here, the
-    others in processes (at most one per usable core besides this one)."""
+    others in processes (at most one per usable core besides this one, each compiling its
+    share in turn)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     elsewhere = missing[1:] if (cores or 1) > 1 else []
     if not elsewhere:
         for kernel, signature in missing:
             kernel.compile(signature)
         return
-    log.info("compiling %d numba kernel(s) in %d process(es)", len(missing),
-             min(len(missing), cores))
-    pool = ThreadPoolExecutor(max_workers=min(len(elsewhere), cores - 1))
-    futures = [pool.submit(_compile_elsewhere, k, s) for k, s in elsewhere]
+    processes = min(len(elsewhere), cores - 1)
+    log.info("compiling %d numba kernel(s) in %d process(es)", len(missing), processes + 1)
+    pool = ThreadPoolExecutor(max_workers=processes)
+    futures = [pool.submit(_compile_elsewhere, elsewhere[i::processes])
+               for i in range(processes)]
     try:
         for kernel, signature in missing[:1]:
             kernel.compile(signature)
@@ -231,13 +241,15 @@ def _child() -> dict:
     return dict(env=env, cwd=root, stdin=subprocess.DEVNULL)
 
 
-def _compile_elsewhere(kernel, signature) -> None:
-    spec = [kernel.py_func.__module__, kernel.py_func.__name__,
-            [_describe(t) for t in signature]]
-    done = subprocess.run([sys.executable, "-m", __name__, json.dumps(spec)],
+def _compile_elsewhere(jobs) -> None:
+    """Compile ``jobs`` (``(kernel, signature)`` pairs) in turn in one process."""
+    specs = [[kernel.py_func.__module__, kernel.py_func.__name__,
+              [_describe(t) for t in signature]] for kernel, signature in jobs]
+    done = subprocess.run([sys.executable, "-m", __name__, json.dumps(specs)],
                           capture_output=True, text=True, **_child())
     if done.returncode:
-        log.debug("compiling %s in a process failed (%s); compiling here", spec[1],
+        log.debug("compiling %s in a process failed (%s); compiling here",
+                  ", ".join(spec[1] for spec in specs),
                   (done.stderr.strip().splitlines() or ["no message"])[-1])
 
 
@@ -252,9 +264,9 @@ def _main(argv) -> None:
                 kernel = getattr(importlib.import_module(module), name)
                 kernel.compile(tuple(_rebuild(d) for d in descriptions))
         return
-    module, name, descriptions = json.loads(argv[0])
-    kernel = getattr(importlib.import_module(module), name)
-    kernel.compile(tuple(_rebuild(d) for d in descriptions))
+    for module, name, descriptions in json.loads(argv[0]):
+        kernel = getattr(importlib.import_module(module), name)
+        kernel.compile(tuple(_rebuild(d) for d in descriptions))
 
 
 if __name__ == "__main__":

@@ -131,8 +131,15 @@ def _spectral_block(*args):
 def compile_ahead(kernel, vis, flag, *args):
     """Name ``kernel`` and its argument types to :func:`radiocal.engine.numba.compile_parallel`
     (the planes as :func:`canonical` makes them), and the LOESS background every detector
-    calls, so that it is compiled once, not in each process compiling a detector."""
-    plane, stack = np.empty((0, 0)), np.empty((0, 0, 0))
+    calls, so that it is compiled once, not in each process compiling a detector; before it,
+    the background's own kernels (its fit first, the longest to compile), in parallel."""
+    plane, stack, mask = np.empty((0, 0)), np.empty((0, 0, 0)), np.empty((0, 0), bool)
+    jit.ahead(bg._loess, stack, plane, 0.0, 0, False, plane, False, first=2)
+    jit.ahead(bg.running_median_lanes, plane, plane, 0, first=2)
+    jit.ahead(bg.lane_medians, plane, mask, first=2)
+    jit.ahead(bg.lane_median_below, plane, plane, mask, np.empty(0), first=2)
+    jit.ahead(bg._abs_median, plane, plane, plane, first=2)
+    jit.ahead(bg._bisquare, plane, 0.0, plane, first=2)
     jit.ahead(bg.robust_loess_stack, stack, plane, 0.0, 0, 0, plane, first=True)
     jit.ahead(kernel, np.empty((0,) * 4, vis.dtype), np.empty((0,) * 4, flag.dtype), *args)
 
