@@ -79,9 +79,10 @@ class _Passes(event.Listener):
 
 
 def _here(wanted):
-    """compile_parallel, in this process: the ``first`` kernels, then the others."""
+    """compile_parallel, in this process: the ``first`` kernels (highest first), then the
+    others."""
     jobs = list(dict.fromkeys(wanted))
-    for kernel, signature, first in sorted(jobs, key=lambda j: not j[2]):
+    for kernel, signature, first in sorted(jobs, key=lambda j: -j[2]):
         kernel.compile(signature)
 
 

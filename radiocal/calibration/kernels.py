@@ -637,7 +637,10 @@ def hermite_nodes(values, valid, sol_time, sol_segment):
         k = _scan_nodes(values, valid, sol_time, sol_segment, c, node)
         for i in range(k):
             r = run[int(node[i, 8])]
-            nodes[r, c, :] = node[i, :8]
+            # Element by element: an array assigned to a slice compiles numba's shape-mismatch
+            # message (string formatting, ~4 CPU-s of a cold calibrate).
+            for j in range(8):
+                nodes[r, c, j] = node[i, j]
             present[r, c] = True
     return nodes, present
 

@@ -101,7 +101,10 @@ def accumulate_pol_stats(vis, weight, flag, gains, rotation, stokes, ant1, ant2,
     m = np.empty((2, 2), dtype=np.complex128)
     sky = np.empty((nf, 2, 2), dtype=np.complex128)
     for f in range(nf):
-        sky[f] = _sky(stokes[f], circular)
+        s = _sky(stokes[f], circular)
+        for i in range(2):   # not sky[f] = ...: see calibration.kernels.hermite_nodes
+            for j in range(2):
+                sky[f, i, j] = s[i, j]
     for t in range(nt):
         for b in range(nbl):
             p, q = ant1[b], ant2[b]
