@@ -668,7 +668,8 @@ def interpolate_nodes(nodes, present, times):
         k = 0
         for r in range(n_runs):
             if present[r, c]:
-                node[k, :] = nodes[r, c, :]
+                for i in range(8):   # not node[k, :] = ...: see hermite_nodes
+                    node[k, i] = nodes[r, c, i]
                 k += 1
         if k == 0:
             continue
