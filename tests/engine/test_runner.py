@@ -176,3 +176,28 @@ def test_a_step_is_prepared_as_the_step_before_it_starts(tmp_path):
     with radiocal.Engine(scheduler="threads") as engine:
         run_pipeline(load_pipeline(pipeline), tmp_path / "out", engine)
     assert EVENTS == ["prepare", "again"]
+
+
+def test_memory_monitor_walks_children_and_grandchildren_as_psutil_does():
+    import subprocess
+    import time
+
+    import psutil
+
+    from radiocal.engine.progress import _process_tree
+
+    # a child shell with a grandchild (the backgrounded sleep)
+    child = subprocess.Popen(["sh", "-c", "sleep 5 & sleep 5"])
+    try:
+        deadline = time.monotonic() + 5
+        while len(psutil.Process(child.pid).children()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        me = psutil.Process()
+        expected = sorted([me.pid, *(p.pid for p in me.children(recursive=True))])
+        assert sorted(p.pid for p in _process_tree()) == expected
+        assert child.pid in expected and len(expected) >= 4
+    finally:
+        for proc in psutil.Process(child.pid).children(recursive=True):
+            proc.kill()
+        child.kill()
+        child.wait()
