@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import ctypes
 import functools
 import os
 import shutil
@@ -331,15 +332,31 @@ def _write_main(path, datasets, layout, optional, spectral_weights):
     batches = _batches([(ds, fixed, where) for ds in datasets
                         for fixed in [_fixed_columns(ds, layout)] for where in _blocks(ds)])
     computes = [batches[i:i + _PER_COMPUTE] for i in range(0, len(batches), _PER_COMPUTE)]
-    with pt.table(path, readonly=False, ack=False) as ms, \
-            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="export") as pool:
-        pending = collections.deque()
-        for batches in computes:
-            pending.append(pool.submit(_compute_batches, batches, optional, spectral_weights))
-            if len(pending) > 1:
+    ms = pt.table(path, readonly=False, ack=False)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="export") as pool:
+            pending = collections.deque()
+            for batches in computes:
+                pending.append(pool.submit(_compute_batches, batches, optional, spectral_weights))
+                if len(pending) > 1:
+                    _append_batches(ms, pending.popleft().result())
+            while pending:
                 _append_batches(ms, pending.popleft().result())
-        while pending:
-            _append_batches(ms, pending.popleft().result())
+        ms.close()
+    except BaseException:
+        _abandon(ms)
+        raise
+
+
+def _abandon(table) -> None:
+    """Close ``table`` after a failed write, or, when even that fails (its buffers cannot be
+    written: no space left, a file size limit), make sure it is never freed: casacore's
+    destructor would flush again at the interpreter's exit and, failing, throw, which aborts
+    the process (SIGABRT) after the one-line error. The exit reclaims what it holds."""
+    try:
+        table.close()
+    except RuntimeError:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(table))
 
 
 # Batches computed together, while this thread writes the previous ones: each compute costs the

@@ -409,6 +409,13 @@ def disk_full_export(tmp, good):
             ["o.ms", "writing failed"], _small_files())
 
 
+def disk_full_export_rows(tmp, good):
+    """The subtables fit, the main table's rows do not: the table open at the failure, whose
+    destructor would flush again at exit and abort the process, is closed or never freed."""
+    return (["export", str(good["store"]), str(tmp / "o.ms")], [good["store"]],
+            ["o.ms", "writing failed"], _small_files(100_000))
+
+
 def disk_full_flag(tmp, good):
     """Flags are written in place: the store is the output (it stays readable, see test_store)."""
     store = _copy(good["store"], tmp / "s.zarr")
@@ -547,7 +554,8 @@ CASES = [missing_path, not_an_ms, ms_is_a_file, truncated_main_file, truncated_c
          bad_phase_centre, pipeline_option_wrong_type, join_of_different_arrays,
          pipeline_unknown_option, pipeline_not_a_list, pipeline_not_text, strategy_not_text,
          bad_antenna_list_not_text, store_root_attributes_corrupt, store_root_group_corrupt,
-         partition_attributes_corrupt, disk_full_convert, disk_full_export, disk_full_flag,
+         partition_attributes_corrupt, disk_full_convert, disk_full_export,
+         disk_full_export_rows, disk_full_flag,
          disk_full_dynspec,
          data_channels_not_the_spws, data_correlations_not_the_polarizations, no_uvw_column,
          time_not_finite, frequency_not_finite, phase_centre_not_finite, negative_antenna_id,
