@@ -99,7 +99,9 @@ def field_labels(info, names) -> list[tuple[str, str]]:
     names = list(dict.fromkeys(str(n) for n in names)) or list(info.fields)
     for name in names:
         info.field_ids(name)
-    return [(name, info.fields[int(name)] if name.isdigit() else name) for name in names]
+    # a name of digits is an id where there is such a field (MSInfo.field_ids' rule)
+    return [(name, info.fields[int(name)] if name.isdigit() and int(name) < len(info.fields)
+             else name) for name in names]
 
 
 def image_fields(ms, prefix_of, config: ImageConfig, *, overwrite: bool, verbose: bool = False,

@@ -113,3 +113,20 @@ def test_pipeline_run_convert_export_image(wsclean, run_cli, point_ms, sky, tmp_
     from radiocal.qa.report import run_warnings
 
     assert any("wsclean not found" in w for w in run_warnings(outdir / "log.txt"))
+
+
+def test_field_labels_name_each_image(point_ms):
+    """Each name once, in order, checked before anything is imaged; an id is labelled by its
+    field's name, a name of digits that is no id by itself; the default is every field."""
+    from radiocal.errors import InputError
+    from radiocal.imaging.options import MSInfo
+    from radiocal.imaging.step import field_labels
+
+    read = MSInfo.read(point_ms)
+    info = MSInfo(read.path, read.columns, ("CAL", "12"), read.channels)
+    assert field_labels(info, ()) == [("CAL", "CAL"), ("12", "12")]
+    assert field_labels(info, ("12", "0", "12", "all")) == [("12", "12"), ("0", "CAL"),
+                                                             ("all", "all")]
+    assert field_labels(info, ("1",)) == [("1", "12")]
+    with pytest.raises(InputError, match="no field 'STAR'"):
+        field_labels(info, ("CAL", "STAR"))
