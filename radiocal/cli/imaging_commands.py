@@ -54,7 +54,8 @@ def _prefixes(output: str):
                 shift={"multiple": False, "nargs": 2, "default": None, "metavar": "RA DEC"},
                 threads={"decls": ("-j",)},
                 extra_args={"decls": ("--extra",), "metavar": "ARG"})
-@click.option("--overwrite", is_flag=True, help="Replace existing images with this prefix.")
+@click.option("--overwrite", is_flag=True, default=False,
+              help="Replace existing images with this prefix.")
 @click.pass_context
 def image(ctx, ms, output, overwrite, **options):
     """Image IN (a Measurement Set, or a pipeline OUTDIR holding calibrated.ms) to FITS, one
