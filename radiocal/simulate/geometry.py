@@ -36,17 +36,22 @@ def layout(config: SimConfig, rng: np.random.Generator) -> dict:
     n = int(config.n_antennas)
     if config.layout == "vla":
         # A compact Y: arms at the VLA's azimuths, antennas spread out along them with jitter so
-        # that no two baselines are redundant.
+        # that no two baselines are redundant. The jitter may not bring an antenna nearer its
+        # arm's previous one than two dishes: the real array's pads stand 35 m or more apart,
+        # and dishes closer than a diameter would overlap (the flagger then refuses to shadow).
+        diameter = 25.0
         arms = (("N", np.radians(355.0)), ("E", np.radians(115.0)), ("W", np.radians(236.0)))
-        enu, names = [], []
+        enu, names, outermost = [], [], {}
         for i in range(n):
             arm, az = arms[i % 3]
             k = i // 3 + 1
             r = 35.0 * k ** 1.6 * (1 + 0.15 * rng.standard_normal()) + 10.0
+            r = max(r, outermost.get(arm, -np.inf) + 2 * diameter)
+            outermost[arm] = r
             a = az + 0.03 * rng.standard_normal()
             enu.append([r * np.sin(a), r * np.cos(a), rng.normal(0, 0.5)])
             names.append(f"{arm}{k:02d}")
-        site, diameter, mount = VLA_SITE, 25.0, "alt-az"
+        site, mount = VLA_SITE, "alt-az"
     else:
         # A dense random core, no two dipoles closer than 5 m.
         radius = max(50.0, 12.0 * np.sqrt(n))

@@ -319,6 +319,16 @@ def test_several_spws_and_model_column():
         assert sim.partition(ds.attrs[S.ATTR_PARTITION]) is ds
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_vla_dishes_stand_two_diameters_apart(seed):
+    # The jitter along an arm once put 25 m dishes 8.5 m apart: overlapping dishes, which the
+    # flagger rightly refuses to shadow (with a warning) on the project's own simulations.
+    ants = geometry.layout(SimConfig(n_antennas=27), np.random.default_rng(seed))
+    pos = ants["position"]
+    d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)[np.triu_indices(len(pos), 1)]
+    assert d.min() >= 2 * ants["diameter"].max() - 1e-6
+
+
 def test_lwa_layout_and_names():
     cfg = SimConfig.lwa()
     sim = simulate(cfg)
