@@ -10,13 +10,12 @@ solution's reference antenna; subtables ``ANTENNA``, ``FIELD``, ``SPECTRAL_WINDO
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 import xarray as xr
 
 from radiocal.errors import InputError, OutputExistsError
-from radiocal.ms.write import put_channels
+from radiocal.ms.tables import put_channels, staged, written
 from radiocal.store import schema
 from radiocal.store.caltables import (
     ATTR_DELAY_REF, ATTR_FIELD_CENTERS, ATTR_FIELD_IDS, ATTR_FIELD_NAMES, ATTR_REFANT, DELAY,
@@ -167,11 +166,9 @@ def write_casa_table(table: list[xr.Dataset], path, overwrite: bool = False,
     """
     import casacore.tables as ct
 
-    path = os.fspath(path)
-    if os.path.exists(path):
-        if not overwrite:
-            raise OutputExistsError(f"{path} exists (use --overwrite)")
-        shutil.rmtree(path)
+    path = os.path.normpath(os.fspath(path))
+    if os.path.exists(path) and not overwrite:
+        raise OutputExistsError(f"{path} exists (use --overwrite)")
     cal_type = table_type(table)
     first = table[0]
     delay = cal_type in DELAY_TYPES
@@ -204,7 +201,7 @@ def write_casa_table(table: list[xr.Dataset], path, overwrite: bool = False,
     hands = [str(h) for h in first[HAND].values]
     basis = ("circular" if set(hands) <= {"R", "L"} else
              "linear" if set(hands) <= {"X", "Y"} else "unknown")
-    with ct.table(path, desc, nrow=len(rows["TIME"]), ack=False) as main:
+    with staged(path) as tmp, written(ct.table(tmp, desc, nrow=len(rows["TIME"]), ack=False)) as main:
         for name, values in rows.items():
             start = 0
             for block in (values if isinstance(values, list) else [values]):
@@ -223,11 +220,12 @@ def write_casa_table(table: list[xr.Dataset], path, overwrite: bool = False,
         for sub, writer in (("OBSERVATION", _write_observation), ("ANTENNA", _write_antenna),
                             ("FIELD", _write_field), ("SPECTRAL_WINDOW", _write_spw),
                             ("HISTORY", None)):
-            subpath = os.path.join(path, sub)
-            with ct.default_ms_subtable(sub, subpath) as st:
+            subpath = os.path.abspath(os.path.join(tmp, sub))
+            with written(ct.default_ms_subtable(sub, subpath)) as st:
                 if writer is not None:
                     writer(st, table)
-            main.putkeyword(sub, "Table: " + os.path.abspath(subpath))
+            # casacore keeps a subtable inside its table by a relative name: renamed with it
+            main.putkeyword(sub, "Table: " + subpath)
 
 
 def _casa_rows(table, cal_type):

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-import ctypes
 import functools
 import os
-import shutil
 from dataclasses import dataclass
 
 import dask
@@ -22,13 +20,12 @@ import numpy as np
 import xarray as xr
 
 from radiocal import budget
-from radiocal.errors import InputError, OutputError, OutputExistsError
+from radiocal.errors import InputError, OutputExistsError
 from radiocal.store import schema as S
 from radiocal.store.chunktasks import per_group
 from radiocal.store.zarr_store import channel_free
 from radiocal.ms.meta import FREQ_FRAME_CODES
-
-INCOMPLETE_SUFFIX = ".incomplete"
+from radiocal.ms.tables import put_channels, staged, written
 
 
 @dataclass(frozen=True)
@@ -69,27 +66,15 @@ def write_ms(datasets: list[xr.Dataset], path, overwrite: bool = False) -> str:
     """
     path = os.path.normpath(os.fspath(path))
     _check_output(datasets, path, overwrite)
-    tmp = path + INCOMPLETE_SUFFIX
-    if os.path.exists(tmp):
-        shutil.rmtree(tmp)
     datasets = sorted(datasets, key=lambda ds: (float(ds[S.TIME].values[0]), ds.attrs[S.ATTR_SPW_ID]))
     layout = _layout(datasets)
     optional = [v for v in (S.VISIBILITY_CORRECTED, S.VISIBILITY_MODEL) if any(v in ds for ds in datasets)]
     spectral_weights = _weights_vary(datasets)
-    try:
+    with staged(path) as tmp:
         _create_ms(tmp, optional, spectral_weights,
                    {ds.sizes[S.POLARIZATION] for ds in datasets})
         _write_subtables(tmp, datasets, layout)
         _write_main(tmp, datasets, layout, optional, spectral_weights)
-    except (OSError, RuntimeError) as err:
-        # casacore says RuntimeError for a failed write (no space, a file size limit)
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(err, OSError) and err.filename is not None:
-            raise
-        raise OutputError.writing(path, err) from None
-    if os.path.exists(path):
-        shutil.rmtree(path)
-    os.rename(tmp, path)
     return path
 
 
@@ -159,9 +144,10 @@ def _create_ms(path, optional, spectral_weights, correlations: set):
                     pt.makearrcoldesc("SIGMA", 0.0, shape=shape, valuetype="float", options=_FIXED_SHAPE,
                                       comment="Estimated rms noise for channel with unity bandpass response")]
     desc = pt.maketabdesc(columns)
-    pt.default_ms(path, desc, {"*1": {"NAME": "MainScalars", "TYPE": "StandardStMan",
-                                      "SPEC": {"BUCKETSIZE": _SCALAR_BUCKET_BYTES},
-                                      "COLUMNS": list(_SCALAR_COLUMNS)}}).close()
+    with written(pt.default_ms(path, desc, {"*1": {"NAME": "MainScalars", "TYPE": "StandardStMan",
+                                                   "SPEC": {"BUCKETSIZE": _SCALAR_BUCKET_BYTES},
+                                                   "COLUMNS": list(_SCALAR_COLUMNS)}})):
+        pass
 
 
 # The main table's scalar and small fixed-shape columns share one StandardStMan, written a column
@@ -182,26 +168,19 @@ def _put(table, column, values):
     table.putcol(column, np.asarray(values))
 
 
-def put_channels(table, row: int, freq: np.ndarray, width: np.ndarray) -> None:
-    """One SPECTRAL_WINDOW row's channels: CHAN_FREQ, CHAN_WIDTH and the columns CASA derives
-    from them (EFFECTIVE_BW, RESOLUTION, NUM_CHAN, TOTAL_BANDWIDTH), for MS and cal tables."""
-    table.putcell("CHAN_FREQ", row, freq)
-    table.putcell("CHAN_WIDTH", row, width)
-    table.putcell("EFFECTIVE_BW", row, np.abs(width))
-    table.putcell("RESOLUTION", row, np.abs(width))
-    table.putcell("NUM_CHAN", row, freq.size)
-    table.putcell("TOTAL_BANDWIDTH", row, float(np.abs(width).sum()))
+def _subtable(path, name):
+    import casacore.tables as pt
+
+    return written(pt.table(os.path.join(path, name), readonly=False, ack=False))
 
 
 def _write_subtables(path, datasets, layout):
-    import casacore.tables as pt
-
     first = datasets[0]
     t_start = min(float(ds[S.TIME].values[0]) for ds in datasets)
     t_end = max(float(ds[S.TIME].values[-1]) for ds in datasets)
     nant = first.sizes[S.ANTENNA]
 
-    with pt.table(os.path.join(path, "ANTENNA"), readonly=False, ack=False) as t:
+    with _subtable(path, "ANTENNA") as t:
         t.addrows(nant)
         _put(t, "NAME", first[S.ANTENNA_NAME].values.astype(str).tolist())
         _put(t, "STATION", first[S.ANTENNA_STATION].values.astype(str).tolist())
@@ -212,7 +191,7 @@ def _write_subtables(path, datasets, layout):
         _put(t, "OFFSET", np.zeros((nant, 3)))
 
     by_field = {ds.attrs[S.ATTR_FIELD_ID]: ds for ds in datasets}
-    with pt.table(os.path.join(path, "FIELD"), readonly=False, ack=False) as t:
+    with _subtable(path, "FIELD") as t:
         t.addrows(len(layout.field_ids))
         for old, new in layout.field_ids.items():
             ds = by_field[old]
@@ -226,7 +205,7 @@ def _write_subtables(path, datasets, layout):
             t.putcell("NUM_POLY", new, 0)
 
     by_spw = {ds.attrs[S.ATTR_SPW_ID]: ds for ds in datasets}
-    with pt.table(os.path.join(path, "SPECTRAL_WINDOW"), readonly=False, ack=False) as t:
+    with _subtable(path, "SPECTRAL_WINDOW") as t:
         t.addrows(len(layout.spw_ids))
         for old, new in layout.spw_ids.items():
             ds = by_spw[old]
@@ -237,21 +216,21 @@ def _write_subtables(path, datasets, layout):
             t.putcell("NAME", new, ds.attrs.get(S.ATTR_SPW_NAME, f"SPW{new}"))
             t.putcell("NET_SIDEBAND", new, 1)
 
-    with pt.table(os.path.join(path, "POLARIZATION"), readonly=False, ack=False) as t:
+    with _subtable(path, "POLARIZATION") as t:
         t.addrows(len(layout.pol_ids))
         for corrs, row in layout.pol_ids.items():
             t.putcell("CORR_TYPE", row, np.array([S.CORR_CODES[c] for c in corrs], dtype=np.int32))
             t.putcell("CORR_PRODUCT", row, np.array([_receptors(c) for c in corrs], dtype=np.int32))
             t.putcell("NUM_CORR", row, len(corrs))
 
-    with pt.table(os.path.join(path, "DATA_DESCRIPTION"), readonly=False, ack=False) as t:
+    with _subtable(path, "DATA_DESCRIPTION") as t:
         t.addrows(len(layout.ddids))
         for (spw, pol), row in layout.ddids.items():
             t.putcell("SPECTRAL_WINDOW_ID", row, spw)
             t.putcell("POLARIZATION_ID", row, pol)
 
     basis = _feed_letters(datasets)
-    with pt.table(os.path.join(path, "FEED"), readonly=False, ack=False) as t:
+    with _subtable(path, "FEED") as t:
         t.addrows(nant)
         _put(t, "ANTENNA_ID", np.arange(nant, dtype=np.int32))
         _put(t, "FEED_ID", np.zeros(nant, dtype=np.int32))
@@ -267,7 +246,7 @@ def _write_subtables(path, datasets, layout):
             t.putcell("BEAM_OFFSET", row, np.zeros((2, 2)))
             t.putcell("POSITION", row, np.zeros(3))
 
-    with pt.table(os.path.join(path, "OBSERVATION"), readonly=False, ack=False) as t:
+    with _subtable(path, "OBSERVATION") as t:
         # rows are indexed by the main table's OBSERVATION_ID: one per observation the data hold
         spans = _observation_spans(datasets)
         t.addrows(len(spans))
@@ -277,13 +256,13 @@ def _write_subtables(path, datasets, layout):
             t.putcell("PROJECT", row, first.attrs.get(S.ATTR_PROJECT, ""))
             t.putcell("TIME_RANGE", row, np.array(span if span else [t_start, t_end]))
 
-    with pt.table(os.path.join(path, "STATE"), readonly=False, ack=False) as t:
+    with _subtable(path, "STATE") as t:
         t.addrows(len(layout.state_ids))
         for intents, row in layout.state_ids.items():
             t.putcell("OBS_MODE", row, ",".join(intents))
             t.putcell("SIG", row, True)
 
-    with pt.table(os.path.join(path, "PROCESSOR"), readonly=False, ack=False) as t:
+    with _subtable(path, "PROCESSOR") as t:
         t.addrows(1)
         t.putcell("TYPE", 0, "CORRELATOR")
         t.putcell("TYPE_ID", 0, -1)
@@ -332,8 +311,7 @@ def _write_main(path, datasets, layout, optional, spectral_weights):
     batches = _batches([(ds, fixed, where) for ds in datasets
                         for fixed in [_fixed_columns(ds, layout)] for where in _blocks(ds)])
     computes = [batches[i:i + _PER_COMPUTE] for i in range(0, len(batches), _PER_COMPUTE)]
-    ms = pt.table(path, readonly=False, ack=False)
-    try:
+    with written(pt.table(path, readonly=False, ack=False)) as ms:
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="export") as pool:
             pending = collections.deque()
             for batches in computes:
@@ -342,21 +320,6 @@ def _write_main(path, datasets, layout, optional, spectral_weights):
                     _append_batches(ms, pending.popleft().result())
             while pending:
                 _append_batches(ms, pending.popleft().result())
-        ms.close()
-    except BaseException:
-        _abandon(ms)
-        raise
-
-
-def _abandon(table) -> None:
-    """Close ``table`` after a failed write, or, when even that fails (its buffers cannot be
-    written: no space left, a file size limit), make sure it is never freed: casacore's
-    destructor would flush again at the interpreter's exit and, failing, throw, which aborts
-    the process (SIGABRT) after the one-line error. The exit reclaims what it holds."""
-    try:
-        table.close()
-    except RuntimeError:
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(table))
 
 
 # Batches computed together, while this thread writes the previous ones: each compute costs the

@@ -416,6 +416,17 @@ def disk_full_export_rows(tmp, good):
             ["o.ms", "writing failed"], _small_files(100_000))
 
 
+def disk_full_caltable(tmp, good):
+    """A CASA calibration table whose subtables do not fit: one line, not casacore's abort in
+    the destructor of the table left open (the main table)."""
+    store = _copy(good["store"], tmp / "s.zarr")
+    done = subprocess.run([*RADIOCAL, "solve", "gain", str(store), "-o", "g"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return (["caltable", "export", str(store), "g", str(tmp / "g.tb")], [store],
+            ["g.tb", "writing failed"], _small_files(8_000))
+
+
 def disk_full_flag(tmp, good):
     """Flags are written in place: the store is the output (it stays readable, see test_store)."""
     store = _copy(good["store"], tmp / "s.zarr")
@@ -555,8 +566,7 @@ CASES = [missing_path, not_an_ms, ms_is_a_file, truncated_main_file, truncated_c
          pipeline_unknown_option, pipeline_not_a_list, pipeline_not_text, strategy_not_text,
          bad_antenna_list_not_text, store_root_attributes_corrupt, store_root_group_corrupt,
          partition_attributes_corrupt, disk_full_convert, disk_full_export,
-         disk_full_export_rows, disk_full_flag,
-         disk_full_dynspec,
+         disk_full_export_rows, disk_full_caltable, disk_full_flag, disk_full_dynspec,
          data_channels_not_the_spws, data_correlations_not_the_polarizations, no_uvw_column,
          time_not_finite, frequency_not_finite, phase_centre_not_finite, negative_antenna_id,
          negative_data_description_id, flag_selection_matches_nothing,
