@@ -80,6 +80,10 @@ def _row_peaks(z):
     return peaks
 
 
+# Scores are clipped to this in SumThreshold's sums (see _sumthreshold_rows).
+_SCORE_CAP = 1e6
+
+
 @njit
 def _sumthreshold_rows(z, mask, window, threshold, out, peaks, spans, cross):
     """:func:`sumthreshold_rows`, skipping rows where no window mean can pass the threshold:
@@ -104,7 +108,11 @@ def _sumthreshold_rows(z, mask, window, threshold, out, peaks, spans, cross):
         prefix, low, high = 0.0, 0.0, 0.0
         for j in range(n):
             idx[m] = j
+            # Clipped: a sample beyond _SCORE_CAP passes every window with or without it (the
+            # limits are < 2000), while 1e19 (a bit flip's score) in the running sum rounded
+            # away every later sample's score to multiples of 2048 (garbage flags after it).
             v = z[r, j]
+            v = math.copysign(_SCORE_CAP, v) if abs(v) > _SCORE_CAP else v   # NaN stays NaN
             kept[m] = v
             prefix += 0.0 if mask[r, j] else v
             low = prefix if prefix < low else low

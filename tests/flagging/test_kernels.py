@@ -118,6 +118,23 @@ def test_sumthreshold_rows_matches_reference(window):
                                                                6.0 / 1.5 ** math.log2(window)))
 
 
+def test_sumthreshold_after_a_score_of_a_bit_flip():
+    """A score of 1e19 (a bit flip's, 2^65 times the noise) once rounded the running sum to
+    multiples of 2048: the sample beside it went unflagged and channels after it were flagged
+    for the rounding error."""
+    z = np.zeros((1, 16))
+    z[0, 2], z[0, 3] = 1.9e19, 6.5
+    z[0, 4:] = np.random.default_rng(1).uniform(-1.0, 1.0, 12)
+    for window in (1, 2, 4, 8):
+        threshold = 6.0 / 1.5 ** math.log2(window)
+        out = np.zeros(z.shape, bool)
+        k.sumthreshold_rows(z, out.copy(), window, threshold, out)
+        np.testing.assert_array_equal(out, _sumthreshold_reference(z, np.zeros(z.shape, bool),
+                                                                   window, threshold))
+    out = k.sumthreshold_2d(z, np.zeros(z.shape, bool), 6.0, 1.5, 64, 128)
+    assert out[0, 2:4].all() and not out[0, 4:].any()
+
+
 def _sumthreshold_2d_reference(z, mask, first_threshold, rho, max_t, max_f):
     """Frequency then time pass per window, each by :func:`_sumthreshold_reference`."""
     flags = mask.copy()
