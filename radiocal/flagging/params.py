@@ -118,6 +118,9 @@ class SpectralParams:
                           "band edge, where the fit extrapolates, is fitted as well as the "
                           "middle)")
     max_window: int = _opt(64, "largest SumThreshold window, channels")
+    amplitude_snr: float = _opt(2.0, "judge a baseline's correlation on its amplitude when its "
+                                     "phase is incoherent from channel to channel and its "
+                                     "amplitude steady at this S/N or more (0: never)")
     combine_correlations: bool = _opt(True, "a sample flagged in any correlation is flagged "
                                             "in all between iterations")
     subtract_model: object = _opt("auto", "detect on the data minus VISIBILITY_MODEL (times its "

@@ -20,6 +20,9 @@ baseline, correlation) is flagged on its own instead, in the complex domain:
   other integrations);
 * detection: the power is mapped to a standard normal score (exact under the null, one-sided) and
   SumThreshold runs along frequency with thresholds falling over the iterations, as AOFlagger;
+* a baseline's correlation whose phase is incoherent from channel to channel while its
+  amplitude is steady (a writer's scrambled signs, fringes beyond a quarter turn per channel)
+  has no complex background to fit: it is judged on its amplitude instead (``incoherent.py``);
 * optionally (``model_residual_block``) all this runs on the data minus a known model times its
   gain along frequency, so bright sources leave a smooth background.
 
@@ -34,6 +37,12 @@ import numpy as np
 
 from radiocal._numba import njit, record
 from radiocal.flagging.background import _loess, robust_loess_stack
+from radiocal.flagging.incoherent import (
+    CHI1_LOG_MEDIAN_SPREAD,
+    amplitudes,
+    as_exponential,
+    incoherent_rows,
+)
 from radiocal.flagging.kernels import _row_peaks, _sumthreshold_rows
 from radiocal.flagging.robust import median_scratch
 
@@ -132,40 +141,62 @@ def _power_scores(power, scale, given, z, skip, p, central):
 
 
 @njit
-def _parts(re, im):
-    """The real and imaginary parts (row, channel) as one stack (part, channel, row): fitted
-    along frequency with every spectrum a lane, both parts in one fit (they share weights)."""
-    n_rows, n_f = re.shape
-    out = np.empty((2, n_f, n_rows))
-    for i in range(n_rows):
-        for j in range(n_f):
-            out[0, j, i] = re[i, j]
-            out[1, j, i] = im[i, j]
+def _lanes(values):
+    """A stack (group, row, channel), such as a spectrum's real and imaginary parts, as
+    (group, channel, row): fitted along frequency with every spectrum a lane, the groups in
+    one fit (they share weights)."""
+    n_g, n_rows, n_f = values.shape
+    out = np.empty((n_g, n_f, n_rows))
+    for g in range(n_g):
+        for i in range(n_rows):
+            for j in range(n_f):
+                out[g, j, i] = values[g, i, j]
     return out
 
 
 @njit(inline="always")  # one jitted caller: no level of its own
-def _complex_fit(re, im, weights, width, robust_iterations, degree, edges):
-    """Leave-one-out LOESS of both parts, each segment ``edges[k]:edges[k + 1]`` of the channels
-    on its own; returns the squared prediction error over its variance,
+def _fit_power(values, weights, width, robust_iterations, degree, edges):
+    """Leave-one-out LOESS of each group of ``values`` (group, row, channel: the real and
+    imaginary parts, or the amplitudes), each segment ``edges[k]:edges[k + 1]`` of the channels
+    on its own; returns the squared prediction error summed over the groups over its variance,
     ``(dr^2 + di^2) / (1 + var)`` (NaN where nothing is in reach)."""
-    out = np.empty(re.shape)
+    n_g, n_rows, n_f = values.shape
+    out = np.empty((n_rows, n_f))
     for k in range(edges.size - 1):
         lo, hi = edges[k], edges[k + 1]
-        parts = _parts(re[:, lo:hi], im[:, lo:hi])
+        lanes = _lanes(values[:, :, lo:hi])
         w_t = weights[:, lo:hi].T.copy()
         ones = np.ones(w_t.shape)
         if robust_iterations > 0:
-            fit, _, both = robust_loess_stack(parts, w_t, width, robust_iterations, degree, ones)
-            var = np.maximum(both[0], both[1])
+            fit, _, each = robust_loess_stack(lanes, w_t, width, robust_iterations, degree, ones)
+            var = each[0].copy()
+            for g in range(1, n_g):
+                var = np.maximum(var, each[g])
         else:
-            # Same weights for both parts: one variance serves both.
-            fit, _, var = _loess(parts, w_t, width, degree, True, ones, True)
+            # Same weights for all groups: one variance serves them all.
+            fit, _, var = _loess(lanes, w_t, width, degree, True, ones, True)
+        err = _squared_errors(lanes, fit)
         for j in range(hi - lo):
-            for i in range(re.shape[0]):
-                dr = parts[0, j, i] - fit[0, j, i]
-                di = parts[1, j, i] - fit[1, j, i]
-                out[i, lo + j] = (dr * dr + di * di) / (1.0 + var[j, i])
+            for i in range(n_rows):
+                out[i, lo + j] = err[j, i] / (1.0 + var[j, i])
+    return out
+
+
+@njit(inline="always")
+def _squared_errors(values, fit):
+    """``sum_g (values - fit)[g]^2``, (channel, lane) of (group, channel, lane): group by group,
+    each loop contiguous arithmetic that vectorizes."""
+    n_g, n, lanes = values.shape
+    out = np.empty((n, lanes))
+    for j in range(n):
+        for i in range(lanes):
+            d = values[0, j, i] - fit[0, j, i]
+            out[j, i] = d * d
+    for g in range(1, n_g):
+        for j in range(n):
+            for i in range(lanes):
+                d = values[g, j, i] - fit[g, j, i]
+                out[j, i] += d * d
     return out
 
 
@@ -176,16 +207,17 @@ _GIVE_UP = 4.0
 
 
 @njit(inline="always")  # one jitted caller: no level of its own
-def choose_width(re, im, weights, rows, widths, degree, tolerance, edges):
+def choose_width(values, weights, rows, widths, degree, tolerance, edges):
     """The kernel width (channels) of a baseline by robust leave-one-out cross-validation.
 
     The widest of ``widths`` (ascending, as :func:`spectral_args` makes them) whose median
-    squared prediction error over ``rows`` (every segment ``edges[s]:edges[s + 1]`` of the
+    squared prediction error (summed over the groups of ``values``, as in :func:`_fit_power`)
+    over ``rows`` (every segment ``edges[s]:edges[s + 1]`` of the
     channels fitted on its own) is within ``tolerance`` (a factor) of the smallest; widths are
     tried from the narrowest, and the search stops at one ``_GIVE_UP`` times worse than the best
     so far.
     """
-    sub = _parts(re[rows], im[rows])
+    sub = _lanes(values[:, rows])
     sub_w = weights[rows].T.copy()
     buf = np.empty(sub_w.size)
     scores = np.full(widths.size, np.inf)
@@ -198,9 +230,10 @@ def choose_width(re, im, weights, rows, widths, degree, tolerance, edges):
             seg_w = sub_w[lo:hi].copy()
             ones = np.ones(seg_w.shape)
             fit, _, _ = _loess(seg, seg_w, widths[k], degree, True, ones, False)
+            err = _squared_errors(seg, fit)
             for i in range(seg_w.shape[0]):
                 for j in range(seg_w.shape[1]):
-                    e = (seg[0, i, j] - fit[0, i, j]) ** 2 + (seg[1, i, j] - fit[1, i, j]) ** 2
+                    e = err[i, j]
                     if seg_w[i, j] > 0.0 and e == e:
                         buf[n] = e
                         n += 1
@@ -289,15 +322,16 @@ def _segment_noise(power, mask, block, edges):
 
 
 @njit(inline="always")  # one jitted caller: no level of its own
-def raised_spectra(scale, mask, n_p, factor):
+def raised_spectra(scale, mask, n_p, factor, spread):
     """Bool per row: whole spectra (rows ``t * n_p + p``) whose median noise power exceeds ``factor``
     times the median over the baseline's integrations (a broadband burst raises all of it).
 
     The detection itself keeps each spectrum's own noise scale: the sky's misfit (fringes the
     kernel follows imperfectly) changes between integrations, and a shared scale would flag it.
     A spectrum's level is a median of its ``n`` unmasked samples' power, whose logarithm scatters
-    by ~1.44 / sqrt(n) (median of Exp(1)); with few channels the factor is raised to
-    ``_BURST_SIGMAS`` of that scatter, so chance does not flag whole spectra (16 channels: 6.1x).
+    by ``spread[row] / sqrt(n)`` (1 / ln 2 for Exp(1), the complex fit's power); with few
+    channels the factor is raised to ``_BURST_SIGMAS`` of that scatter, so chance does not flag
+    whole spectra (16 channels: 6.1x).
     """
     n_rows, n_f = scale.shape
     n_t = n_rows // n_p
@@ -310,7 +344,7 @@ def raised_spectra(scale, mask, n_p, factor):
     for i in range(n_rows):
         level[i] = median_scratch(scale[i].copy(), n_f) if scale[i, 0] == scale[i, 0] else np.nan
         live = max(1, n_f - mask[i].sum())
-        limit[i] = max(factor, math.exp(_BURST_SIGMAS * _LOG_MEDIAN_SPREAD / math.sqrt(live)))
+        limit[i] = max(factor, math.exp(_BURST_SIGMAS * spread[i] / math.sqrt(live)))
     column = np.empty(n_t)
     for p in range(n_p):
         m = 0
@@ -340,19 +374,20 @@ def _spectral_baseline(vis, base, b, current, p, widths, edges):
     out the previous iteration's detections, and its detections replace those (AOFlagger's
     iterations refit after masking): a neighbour of strong RFI that the first fit was pulled
     towards and that was flagged for it is unflagged once the RFI no longer enters the fit.
-    Where the new fit has nothing in reach of a sample its earlier flag stands.
+    Where the new fit has nothing in reach of a sample its earlier flag stands. Correlations
+    whose phase is incoherent along frequency and amplitude steady are judged on their
+    amplitude, fitted with a width of their own (``incoherent.py``).
     """
     n_t, _, n_f, n_p = vis.shape
     degree = p.degree
     n_rows = n_t * n_p
-    re = np.empty((n_rows, n_f))
-    im = np.empty((n_rows, n_f))
+    parts = np.empty((2, n_rows, n_f))
     for t in range(n_t):
         for c in range(n_p):
             for f in range(n_f):
                 v = vis[t, b, f, c]
-                re[t * n_p + c, f] = v.real
-                im[t * n_p + c, f] = v.imag
+                parts[0, t * n_p + c, f] = v.real
+                parts[1, t * n_p + c, f] = v.imag
     weights = np.empty((n_rows, n_f))
     given = np.empty((n_rows, n_f), np.bool_)
     for t in range(n_t):
@@ -362,8 +397,19 @@ def _spectral_baseline(vis, base, b, current, p, widths, edges):
                 given[t * n_p + c, f] = base[t, b, f, c]
     # The first correlation's spectra choose the width for all (they share the sky's structure;
     # every integration votes, so a burst in one does not decide).
-    width = choose_width(re, im, weights, np.arange(0, n_rows, n_p), widths, degree,
+    width = choose_width(parts, weights, np.arange(0, n_rows, n_p), widths, degree,
                          p.tolerance, edges)
+    by_amplitude = np.flatnonzero(incoherent_rows(parts, weights, n_p, p.amplitude_snr))
+    spread = np.full(n_rows, _LOG_MEDIAN_SPREAD)
+    amplitude = np.empty((1, 0, n_f))
+    amplitude_width = width
+    if by_amplitude.size:
+        amplitude = amplitudes(parts, by_amplitude)
+        # Every integration of those correlations votes.
+        amplitude_width = choose_width(amplitude, weights[by_amplitude],
+                                       np.arange(by_amplitude.size), widths, degree,
+                                       p.tolerance, edges)
+        spread[by_amplitude] = CHI1_LOG_MEDIAN_SPREAD
     fitted = np.ones((n_rows, n_f), np.bool_)  # the mask of the last plain fit (none yet)
     power = np.empty((n_rows, n_f))
     z = np.zeros((n_rows, n_f))
@@ -380,10 +426,14 @@ def _spectral_baseline(vis, base, b, current, p, widths, edges):
         # A plain fit with the mask of the previous plain fit is that fit, and the scores and
         # raised spectra it gave are the same: reuse them.
         if robust > 0 or fitted.all() or not (mask == fitted).all():
-            power = _complex_fit(re, im, weights, width, robust, degree, edges)
+            power = _fit_power(parts, weights, width, robust, degree, edges)
+            if by_amplitude.size:
+                power[by_amplitude] = _fit_power(amplitude, weights[by_amplitude],
+                                                 amplitude_width, robust, degree, edges)
             scale = _segment_noise(power, mask, p.noise_block, edges)
             fitted = mask if robust == 0 else np.ones((n_rows, n_f), np.bool_)
-            raised = raised_spectra(scale, mask, n_p, p.burst_factor)
+            raised = raised_spectra(scale, mask, n_p, p.burst_factor, spread)
+            as_exponential(power, scale, by_amplitude)
             # Every sample not flagged in the input is scored, the last detections too.
             _power_scores(power, scale, given, z, skip, tail_p, central)
             peaks = _row_peaks(z)

@@ -289,3 +289,28 @@ def test_coarse_channel_starts():
     assert coarse_channel_starts(freq, 0.0).size == 0
     assert coarse_channel_starts(freq[:1], 1.28e6).size == 0
     assert coarse_channel_starts(freq[::5], 1.28e6).size == 0
+
+
+def test_spectra_of_random_sign_and_steady_amplitude_are_judged_on_their_amplitude():
+    """One integration of 16 channels whose real part is 0 and imaginary part of steady
+    amplitude (S/N 6 per sample) with a random sign from channel to channel (a writer's fault
+    seen on ATA sets), with spikes (S/N 40) and a few bit flips (2^65, 2^97) of the real part.
+    A robust complex fit follows each spectrum's majority sign: it flagged 10% of the clean
+    samples and found 96% of the RFI (amplitude_snr 0); judged on the amplitude, 1.7% and all
+    (measured)."""
+    rng = np.random.default_rng(8)
+    n_b, n_f, n_p = 200, 16, 4
+    sign = np.where(rng.random((1, n_b, n_f, n_p)) < 0.5, -1.0, 1.0)
+    noise = rng.standard_normal((2, 1, n_b, n_f, n_p)) / math.sqrt(2.0)
+    vis = noise[0] + 1j * (6.0 * sign + noise[1])
+    # Away from the band edges, where a leave-one-out fit extrapolates.
+    rfi = np.zeros(vis.shape, bool)
+    rfi[0, :, 2:-2] = (rng.random((n_b, n_f - 4)) < 0.02)[:, :, None]
+    vis[rfi] += 40.0 * np.exp(2j * np.pi * rng.random(rfi.sum()))
+    flipped = rng.choice(vis.size, 40, replace=False)
+    vis.flat[flipped] += 2.0 ** rng.choice([65, 97], flipped.size)
+    rfi.flat[flipped] = True
+    params = SpectralParams(widths=(1.5, 3.0, 6.0, 12.0, 24.0, 48.0))
+    flags = spectral_block(vis, np.zeros(vis.shape, bool), params, np.array([0, n_f]))
+    assert (flags & rfi).sum() / rfi.sum() >= 0.99
+    assert (flags & ~rfi).sum() / (~rfi).sum() <= 0.03
