@@ -460,7 +460,8 @@ def _block_columns(names, coords, fixed, optional, spectral_weights, values) -> 
     weights = computed[S.WEIGHT][t_idx, b_idx]
     # CASA's convention: WEIGHT is the median of WEIGHT_SPECTRUM over channels
     weight = (np.median(weights, axis=1) if spectral_weights else weights).astype(np.float32)
-    with np.errstate(divide="ignore"):
+    # Negative weights (ATA's uvh5 writes -1.2e12) take the 0 branch: no warning for the other
+    with np.errstate(divide="ignore", invalid="ignore"):
         sigma = np.where(weight > 0, 1.0 / np.sqrt(weight), 0.0).astype(np.float32)
     flag = computed[S.FLAG][t_idx, b_idx]
     times = coords[S.TIME][t_idx]

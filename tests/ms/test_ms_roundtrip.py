@@ -125,6 +125,18 @@ def test_channel_varying_weights_go_to_weight_spectrum(vla_small_ms, tmp_path):
         np.testing.assert_array_equal(original[S.WEIGHT].values, reread[S.WEIGHT].values)
 
 
+def test_negative_weights_export_quietly(vla_small_ms, tmp_path):
+    """ATA's uvh5 files written to MS hold WEIGHT -1.2e12: SIGMA 0, no RuntimeWarning from sqrt."""
+    import warnings
+
+    datasets = [ds.assign({S.WEIGHT: -ds[S.WEIGHT]}) for ds in read_ms(vla_small_ms)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        write_ms(datasets, tmp_path / "neg.ms")
+    cols = _table_columns(tmp_path / "neg.ms", ROW_COLUMNS + ("SIGMA",))
+    assert np.all(cols["WEIGHT"] < 0) and np.all(cols["SIGMA"] == 0)
+
+
 def test_missing_rows_become_flagged_absent_cells(vla_small_ms, tmp_path):
     import casacore.tables as pt
 
