@@ -258,7 +258,7 @@ def fluxscale(table, reference, transfer, method="interpolate", degree=2, local=
         ref_id = _field_id(tds, reference)
         gains = tds[C.GAIN].values.copy()
         fitted = (_fit_drift(tds, ref_id, [_field_id(tds, n) for n in transfer], degree,
-                             local) if method == "fit" else {})
+                             local) if method == "fit" and transfer else {})
         for name in transfer:
             fid = _field_id(tds, name)
             if method == "fit":

@@ -92,6 +92,18 @@ def test_fluxscale_drift_fit_beats_time_averaging(rng):
 
 
 
+def test_fluxscale_without_transfer_fields(rng):
+    """One calibrator for every role (ATCA's 1934-638 alone): nothing to bootstrap, for every
+    method; the drift fit stacked an empty list of fields and raised ValueError."""
+    g = random_gains(rng, 1, 6, 4, 2)
+    ref = make_partition(g, flux=10.0, field_id=0, field_name="FLUX", scan=1, noise=0.01, seed=1)
+    amp = solve([ref], "G", SolveOptions(solint="int", refant="ea01"), model=10.0)
+    for method in ("interpolate", "mean", "fit"):
+        scaled, results = fluxscale(amp, "FLUX", [], method=method, local=True)
+        assert results == {}
+        np.testing.assert_array_equal(scaled[0][C.GAIN].values, amp[0][C.GAIN].values)
+
+
 def test_fluxscale_bridges_to_a_scan_with_solutions(rng):
     """The transfer field's scan nearest the reference has every row flagged (FLAG_ROW set at
     the telescope): the drift fit bridges to its next scan instead of finding nothing."""
