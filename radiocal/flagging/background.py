@@ -978,7 +978,8 @@ def _standardized(values, mask, bg, var, noise_half):
         resid /= sigma
         return resid, sigma
     scale = channel_noise(resid, mask, noise_half)
-    sigma = masked_median(scale, np.isnan(scale))
+    # As a (1, frequency) plane: masked_median is compiled for planes, not also for vectors
+    sigma = masked_median(scale.reshape((1, n_f)), np.isnan(scale).reshape((1, n_f)))
     for f in range(n_f):
         # A channel with no noise (constant amplitudes) takes the plane's, as it did before
         # noise per channel; the plane's is not > 0 only when nothing is left to judge.

@@ -159,8 +159,11 @@ def sumthreshold_2d(z, mask, first_threshold, rho, max_window_time, max_window_f
     flags = mask.copy()
     n_t, n_f = z.shape
     z_t = z.T.copy()
-    # The time passes work in place on a transposed view of the same flags (no copies).
-    flags_t = flags.T
+    # The time passes work in place on a transposed view of the same flags (no copies). Both
+    # passes take the flags as layout "A" (``[:, :]``), as spectral.py's passes do: numba
+    # compiled _sumthreshold_rows for C and for F flags (~1.2 CPU-s each, cold).
+    flags_a = flags[:, :]
+    flags_t = flags.T[:, :]
     peaks = _row_peaks(z)
     peaks_t = _row_peaks(z_t)
     # Prefix-sum ranges of the rows along frequency and along time (see _sumthreshold_rows):
@@ -172,7 +175,7 @@ def sumthreshold_2d(z, mask, first_threshold, rho, max_window_time, max_window_f
     while window <= max(max_window_time, max_window_freq):
         threshold = first_threshold / rho ** math.log2(window)
         if window <= max_window_freq and window <= n_f:
-            _sumthreshold_rows(z, flags, window, threshold, flags, peaks, spans, spans_t)
+            _sumthreshold_rows(z, flags_a, window, threshold, flags_a, peaks, spans, spans_t)
         if window <= max_window_time and window <= n_t:
             _sumthreshold_rows(z_t, flags_t, window, threshold, flags_t, peaks_t, spans_t,
                                spans)
@@ -324,8 +327,9 @@ def variance_lines(z, mask, threshold, min_samples):
     channels : ndarray, bool, shape (frequency,)
     times : ndarray, bool, shape (time,)
     """
-    return (_excess_variance_columns(z, mask, threshold, min_samples),
-            _excess_variance_columns(z.T, mask.T, threshold, min_samples))
+    # Both as layout "A" (``[:, :]``): one specialization, not one for C and one for F.
+    return (_excess_variance_columns(z[:, :], mask[:, :], threshold, min_samples),
+            _excess_variance_columns(z.T[:, :], mask.T[:, :], threshold, min_samples))
 
 
 @njit

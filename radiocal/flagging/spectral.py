@@ -217,7 +217,8 @@ def choose_width(values, weights, rows, widths, degree, tolerance, edges):
     tried from the narrowest, and the search stops at one ``_GIVE_UP`` times worse than the best
     so far.
     """
-    sub = _lanes(values[:, rows])
+    # Layout "A", as _fit_power's slices of channels: one specialization of _lanes
+    sub = _lanes(values[:, rows][:, :, :])
     sub_w = weights[rows].T.copy()
     buf = np.empty(sub_w.size)
     scores = np.full(widths.size, np.inf)
@@ -445,8 +446,9 @@ def _spectral_baseline(vis, base, b, current, p, widths, edges):
         spans = np.full(n_rows, np.nan)
         across = np.empty(n_f)
         while window <= min(p.max_window, n_f):
-            _sumthreshold_rows(z, found, window, threshold / p.rho ** math.log2(window), found,
-                               peaks, spans, across)
+            # The flags as layout "A", as sumthreshold_2d passes them (one specialization)
+            _sumthreshold_rows(z, found[:, :], window, threshold / p.rho ** math.log2(window),
+                               found[:, :], peaks, spans, across)
             window *= 2
         for t in range(n_t):   # loops, not slice assignments (background.py's docstring)
             for f in range(n_f):
