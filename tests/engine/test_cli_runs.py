@@ -145,3 +145,17 @@ def test_external_scheduler_on_loopback(tiny_ms, tmp_path, pipeline_file):
                 except subprocess.TimeoutExpired:
                     proc.kill()
     assert_same_outputs(tmp_path / "threads", tmp_path / "remote", rtol=1e-6)
+
+
+@pytest.mark.parametrize("given, expected", [(None, "1"), ("3", "3")])
+def test_command_runs_openblas_on_one_thread_unless_told(given, expected):
+    """numpy's OpenBLAS threads only spin in radiocal's processes: the command starts them with
+    one thread, before numpy loads, and keeps a user's own setting."""
+    env = {k: v for k, v in subprocess_env().items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    code = "import os, radiocal.cli.main; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == expected
