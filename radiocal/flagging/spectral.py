@@ -22,7 +22,8 @@ baseline, correlation) is flagged on its own instead, in the complex domain:
   SumThreshold runs along frequency with thresholds falling over the iterations, as AOFlagger;
 * a baseline's correlation whose phase is incoherent from channel to channel while its
   amplitude is steady (a writer's scrambled signs, fringes beyond a quarter turn per channel)
-  has no complex background to fit: it is judged on its amplitude instead (``incoherent.py``);
+  has no complex background to fit: it is judged on its amplitude instead, on its rises only
+  (``incoherent.py``);
 * optionally (``model_residual_block``) all this runs on the data minus a known model times its
   gain along frequency, so bright sources leave a smooth background.
 
@@ -155,11 +156,12 @@ def _lanes(values):
 
 
 @njit(inline="always")  # one jitted caller: no level of its own
-def _fit_power(values, weights, width, robust_iterations, degree, edges):
+def _fit_power(values, weights, width, robust_iterations, degree, edges, signed):
     """Leave-one-out LOESS of each group of ``values`` (group, row, channel: the real and
     imaginary parts, or the amplitudes), each segment ``edges[k]:edges[k + 1]`` of the channels
     on its own; returns the squared prediction error summed over the groups over its variance,
-    ``(dr^2 + di^2) / (1 + var)`` (NaN where nothing is in reach)."""
+    ``(dr^2 + di^2) / (1 + var)`` (NaN where nothing is in reach); ``signed`` (one group):
+    negative where the value is below its fit."""
     n_g, n_rows, n_f = values.shape
     out = np.empty((n_rows, n_f))
     for k in range(edges.size - 1):
@@ -179,6 +181,8 @@ def _fit_power(values, weights, width, robust_iterations, degree, edges):
         for j in range(hi - lo):
             for i in range(n_rows):
                 out[i, lo + j] = err[j, i] / (1.0 + var[j, i])
+                if signed and lanes[0, j, i] < fit[0, j, i]:
+                    out[i, lo + j] = -out[i, lo + j]
     return out
 
 
@@ -427,14 +431,16 @@ def _spectral_baseline(vis, base, b, current, p, widths, edges):
         # A plain fit with the mask of the previous plain fit is that fit, and the scores and
         # raised spectra it gave are the same: reuse them.
         if robust > 0 or fitted.all() or not (mask == fitted).all():
-            power = _fit_power(parts, weights, width, robust, degree, edges)
+            power = _fit_power(parts, weights, width, robust, degree, edges, False)
             if by_amplitude.size:
                 power[by_amplitude] = _fit_power(amplitude, weights[by_amplitude],
-                                                 amplitude_width, robust, degree, edges)
+                                                 amplitude_width, robust, degree, edges, True)
+            dip = power < 0.0  # amplitudes below their fit (the complex fit's power is >= 0)
+            power = np.abs(power)
             scale = _segment_noise(power, mask, p.noise_block, edges)
             fitted = mask if robust == 0 else np.ones((n_rows, n_f), np.bool_)
             raised = raised_spectra(scale, mask, n_p, p.burst_factor, spread)
-            as_exponential(power, scale, by_amplitude)
+            as_exponential(power, scale, by_amplitude, dip)
             # Every sample not flagged in the input is scored, the last detections too.
             _power_scores(power, scale, given, z, skip, tail_p, central)
             peaks = _row_peaks(z)

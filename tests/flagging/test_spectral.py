@@ -314,3 +314,23 @@ def test_spectra_of_random_sign_and_steady_amplitude_are_judged_on_their_amplitu
     flags = spectral_block(vis, np.zeros(vis.shape, bool), params, np.array([0, n_f]))
     assert (flags & rfi).sum() / rfi.sum() >= 0.99
     assert (flags & ~rfi).sum() / (~rfi).sum() <= 0.03
+
+
+def test_amplitude_dips_of_random_sign_spectra_are_not_rfi():
+    """As above at S/N 4 and 3 on either side of a step in the band (ATA's spectra step), with
+    spikes of S/N 40: scored both ways in the amplitude, runs of modest dips below the step
+    reached SumThreshold's long windows and 1.7% of the clean samples were flagged; one-sided,
+    on rises only (RFI adds power), 0.16%, all the RFI found either way (measured)."""
+    rng = np.random.default_rng(9)
+    n_b, n_f, n_p = 200, 16, 4
+    sign = np.where(rng.random((1, n_b, n_f, n_p)) < 0.5, -1.0, 1.0)
+    noise = rng.standard_normal((2, 1, n_b, n_f, n_p)) / math.sqrt(2.0)
+    level = np.where(np.arange(n_f) < rng.integers(4, 12, n_b)[:, None], 4.0, 3.0)
+    vis = noise[0] + 1j * (level[None, :, :, None] * sign + noise[1])
+    rfi = np.zeros(vis.shape, bool)
+    rfi[0, :, 2:-2] = (rng.random((n_b, n_f - 4)) < 0.02)[:, :, None]
+    vis[rfi] += 40.0 * np.exp(2j * np.pi * rng.random(rfi.sum()))
+    params = SpectralParams(widths=(1.5, 3.0, 6.0, 12.0, 24.0, 48.0))
+    flags = spectral_block(vis, np.zeros(vis.shape, bool), params, np.array([0, n_f]))
+    assert (flags & rfi).sum() / rfi.sum() >= 0.99
+    assert (flags & ~rfi).sum() / (~rfi).sum() <= 0.005
