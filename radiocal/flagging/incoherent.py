@@ -167,7 +167,7 @@ def as_exponential(power, scale, rows, dip):
     (``noise_scale``), become the Exp(1) power of the same one-sided upper-tail probability of
     the residual under the amplitude's normal null (half chi2_1's above the fit, one minus that
     below) and 1, so that ``power / scale`` is scored as the complex fit's (NaN stays NaN)."""
-    to_variance = math.log(2.0) / CHI1_MEDIAN
+    to_variance = _LN2 / CHI1_MEDIAN
     for i in rows:
         for j in range(power.shape[1]):
             e = _chi1_as_exponential(power[i, j] / (scale[i, j] * to_variance))
