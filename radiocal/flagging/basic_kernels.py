@@ -289,6 +289,13 @@ def health_decision(stats, antenna1, antenna2, n_antenna, params):
 
     Plain numpy on the small per-baseline statistics of :func:`baseline_stats`.
 
+    Deadness is judged on the coherence, which no gain changes. Amplitudes are judged, when
+    every judged antenna's autocorrelation is among the statistics, as the normalised correlation
+    ``|V_pq| / sqrt(V_pp V_qq)`` (of the medians): an antenna's gain cancels, so a live antenna
+    of low gain (a smaller dish of a mixed array, a receiver's attenuator: calibration fixes
+    both) is no outlier, while one whose crosses hold more or less than its power predicts is.
+    Without autocorrelations, the raw amplitudes, which differ by gain as well.
+
     Parameters
     ----------
     stats : ndarray, float64, shape (baseline, polarization, 3)
@@ -303,8 +310,8 @@ def health_decision(stats, antenna1, antenna2, n_antenna, params):
         antennas'); ``min_coherence_excess``: peers must show at least this excess (0..1) for
         deadness to be decidable at all (in a noise-dominated field every antenna looks dead);
         ``amplitude_factor``, ``amplitude_sigma``: an antenna is an amplitude outlier when its
-        median log amplitude is more than ``log(amplitude_factor)`` and ``amplitude_sigma``
-        robust sigmas from the peers' median.
+        median log amplitude (normalised or raw) is more than ``log(amplitude_factor)`` and
+        ``amplitude_sigma`` robust sigmas from the peers' median.
 
     Returns
     -------
@@ -322,19 +329,29 @@ def health_decision(stats, antenna1, antenna2, n_antenna, params):
         log_amp = np.log(np.where(amp > 0, amp, np.nan))
         runs = np.nan_to_num(np.nanmin(stats[..., 2], axis=1))
     cross = antenna1 != antenna2
+    auto_log_amp = np.full(n_antenna, np.nan)
+    auto_log_amp[antenna1[~cross]] = log_amp[~cross]
+    # log |V_pq| / sqrt(V_pp V_qq)
+    log_corr = log_amp - 0.5 * (auto_log_amp[antenna1] + auto_log_amp[antenna2])
     ant_excess = np.full(n_antenna, np.nan)
     ant_log_amp = np.full(n_antenna, np.nan)
+    ant_log_corr = np.full(n_antenna, np.nan)
     for a in range(n_antenna):
         mine = cross & ((antenna1 == a) | (antenna2 == a))
         if mine.any() and np.isfinite(excess[mine]).any():
             ant_excess[a] = np.nanmedian(excess[mine])
             ant_log_amp[a] = np.nanmedian(log_amp[mine])
+            if np.isfinite(log_corr[mine]).any():   # not without autocorrelations
+                ant_log_corr[a] = np.nanmedian(log_corr[mine])
+    # Normalised only when every judged antenna has it: raw and normalised do not compare.
+    normalised = np.isfinite(ant_log_corr[np.isfinite(ant_log_amp)]).all()
     bad_antenna = np.zeros(n_antenna, bool)
     if np.isfinite(ant_excess).sum() >= 3:
         peers = np.nanmedian(ant_excess)
         if peers > min_coherence_excess:
             bad_antenna |= np.nan_to_num(ant_excess, nan=np.inf) < dead_fraction * peers
-        deviation = ant_log_amp - np.nanmedian(ant_log_amp)
+        judged = ant_log_corr if normalised else ant_log_amp
+        deviation = judged - np.nanmedian(judged)
         spread = 1.4826 * np.nanmedian(np.abs(deviation))
         limit = max(np.log(params.amplitude_factor), params.amplitude_sigma * spread)
         bad_antenna |= np.nan_to_num(np.abs(deviation), nan=0.0) > limit

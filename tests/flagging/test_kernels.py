@@ -445,6 +445,39 @@ def test_health_decision_finds_dead_antenna_and_spares_noise_fields():
     assert not bad.any() and not bad_ant.any()
 
 
+def test_health_decision_keeps_a_low_gain_antenna_when_its_autocorrelation_explains_it():
+    """Antenna 2 has a tenth of its peers' voltage gain (crosses x0.1, autocorrelation x0.01)
+    but correlates like them: normalised by the autocorrelations it is no outlier. Without
+    them only the raw amplitudes are left, which cannot tell it from a broken antenna. Antenna 4
+    is dead (noise-like coherence) whatever its amplitudes, antenna 5 correlates 10x more than its
+    power predicts (an outlier either way)."""
+    n_ant = 8
+    a1, a2 = np.triu_indices(n_ant)   # with the autocorrelations
+    gain = np.ones(n_ant)
+    gain[2] = 0.1
+    excess = np.ones(n_ant)
+    excess[5] = 10.0
+    stats = np.zeros((a1.size, 2, 3))
+    stats[..., 0] = (0.05 * gain[a1] * gain[a2] * excess[a1] * excess[a2])[:, None]
+    stats[..., 1] = 0.95
+    stats[..., 2] = 12
+    auto = a1 == a2
+    stats[auto, :, 0] = (gain[a1[auto]] ** 2)[:, None]
+    stats[(a1 == 4) | (a2 == 4), :, 1] = 0.43
+    stats[auto, :, 1] = 0.95
+    _, bad_ant = bk.health_decision(stats, a1, a2, n_ant, HEALTH)
+    np.testing.assert_array_equal(np.flatnonzero(bad_ant), [4, 5])
+    cross = ~auto
+    _, bad_ant = bk.health_decision(stats[cross], a1[cross], a2[cross], n_ant, HEALTH)
+    np.testing.assert_array_equal(np.flatnonzero(bad_ant), [2, 4, 5])
+    # One antenna's autocorrelation flagged: raw and normalised amplitudes do not compare, so
+    # all are judged raw.
+    no_auto_6 = stats.copy()
+    no_auto_6[auto & (a1 == 6), :, 0] = np.nan
+    _, bad_ant = bk.health_decision(no_auto_6, a1, a2, n_ant, HEALTH)
+    np.testing.assert_array_equal(np.flatnonzero(bad_ant), [2, 4, 5])
+
+
 def test_coherence_follows_a_fringe_along_frequency_and_noise_sits_at_the_floor():
     """A bright source far from the phase centre turns 0.3 turns per channel on a long baseline:
     the coherence of neighbours is that of a steady signal (a run's plain sum would nearly
