@@ -203,6 +203,29 @@ def test_antenna_health_flags_the_dead_antenna(small_sim):
     assert not out[:, ~dead].any()
 
 
+def test_antenna_health_keeps_a_live_low_gain_antenna_and_flags_the_dead_one():
+    """Antenna 2's signal chain has a seventh of its peers' voltage gain (as a 3.5 m dish beside
+    10 m ones): its crosses are 7x, its autocorrelation 49x weaker. With the autocorrelations
+    it is kept and only the dead antenna 4 goes; with the crosses alone its raw amplitude is an
+    outlier and it goes too."""
+    from radiocal.simulate import SimConfig, simulate
+
+    ds = simulate(SimConfig(n_antennas=6, dead_antenna=4, autocorrelations=True,
+                            seed=21)).datasets[0]
+    a1, a2 = ds[S.BASELINE_ANTENNA1].values, ds[S.BASELINE_ANTENNA2].values
+    gain = np.where(np.arange(6) == 2, 1 / 7, 1.0)
+    vis = ds[S.VISIBILITY] * xr.DataArray(gain[a1] * gain[a2], dims=S.BASELINE)
+    ds = ds.assign({S.VISIBILITY: vis.astype(ds[S.VISIBILITY].dtype)})
+    out = fd.flag_antenna_health(_chunked(ds, 2))[S.FLAG].values
+    dead = (a1 == 4) | (a2 == 4)
+    np.testing.assert_array_equal(out.any(axis=(0, 2, 3)), dead)
+    cross = ds.isel({S.BASELINE: np.flatnonzero(a1 != a2)})
+    out = fd.flag_antenna_health(_chunked(cross, 2))[S.FLAG].values
+    c1, c2 = a1[a1 != a2], a2[a1 != a2]
+    expected = np.isin(c1, (2, 4)) | np.isin(c2, (2, 4))
+    np.testing.assert_array_equal(out.any(axis=(0, 2, 3)), expected)
+
+
 def test_strategy_counts_match_flags(small_sim):
     ds = _chunked(small_sim.datasets[2], 2)
     out, counts = apply_strategy(ds, load_strategy())
