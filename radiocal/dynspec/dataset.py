@@ -8,13 +8,13 @@ import logging
 import math
 import os
 import shutil
-import warnings
 
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
+from radiocal import nanstats
 from radiocal.astro import BOLTZMANN, JANSKY, PARSEC, SOLAR_RADIUS, SPEED_OF_LIGHT
 from radiocal.dynspec import graph, kernels
 from radiocal.dynspec.config import DynspecConfig
@@ -468,13 +468,11 @@ _ROUNDING = 1e-5
 def _relative_channel_noise(value: np.ndarray, err: np.ndarray) -> np.ndarray:
     """(time, frequency) values and errors -> (frequency,) median error over time relative to
     the median of that over channels; NaN where the errors are at rounding level."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)      # all-blank channels stay NaN
-        per_channel = np.nanmedian(err, axis=0)
-        typical = np.nanmedian(per_channel)
-        if not typical > _ROUNDING * np.nanmedian(np.abs(value)):
-            return np.full(per_channel.shape, np.nan)
-        return per_channel / typical
+    per_channel = nanstats.nanmedian(err, axis=0)      # all-blank channels stay NaN
+    typical = nanstats.nanmedian(per_channel)
+    if not typical > _ROUNDING * nanstats.nanmedian(np.abs(value)):
+        return np.full(per_channel.shape, np.nan)
+    return per_channel / typical
 
 
 def _mask_noisy_channels(ds: xr.Dataset, products: list[str], config: DynspecConfig) -> xr.Dataset:

@@ -9,10 +9,10 @@ options whole (a dataclass of ``params.py``) and hands its jitted part their
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
+from radiocal import nanstats
 from radiocal._numba import njit, record
 from radiocal.flagging.robust import median_scratch
 
@@ -319,15 +319,13 @@ def health_decision(stats, antenna1, antenna2, n_antenna, params):
     bad_antenna : ndarray, bool, shape (antenna,)
     """
     dead_fraction, min_coherence_excess = params.dead_fraction, params.min_coherence_excess
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        # Baselines with no unflagged data have NaN statistics; they simply carry no vote.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        amp = np.nanmedian(stats[..., 0], axis=1)
-        coh = np.nanmedian(stats[..., 1], axis=1)
-        floor = coherence_floor(params.channel_window)
-        excess = (coh - floor) / (1.0 - floor)
-        log_amp = np.log(np.where(amp > 0, amp, np.nan))
-        runs = np.nan_to_num(np.nanmin(stats[..., 2], axis=1))
+    # Baselines with no unflagged data have NaN statistics; they simply carry no vote.
+    amp = nanstats.nanmedian(stats[..., 0], axis=1)
+    coh = nanstats.nanmedian(stats[..., 1], axis=1)
+    floor = coherence_floor(params.channel_window)
+    excess = (coh - floor) / (1.0 - floor)
+    log_amp = np.log(np.where(amp > 0, amp, np.nan))
+    runs = np.nan_to_num(nanstats.nanmin(stats[..., 2], axis=1))
     cross = antenna1 != antenna2
     auto_log_amp = np.full(n_antenna, np.nan)
     auto_log_amp[antenna1[~cross]] = log_amp[~cross]
@@ -339,20 +337,19 @@ def health_decision(stats, antenna1, antenna2, n_antenna, params):
     for a in range(n_antenna):
         mine = cross & ((antenna1 == a) | (antenna2 == a))
         if mine.any() and np.isfinite(excess[mine]).any():
-            ant_excess[a] = np.nanmedian(excess[mine])
-            ant_log_amp[a] = np.nanmedian(log_amp[mine])
-            if np.isfinite(log_corr[mine]).any():   # not without autocorrelations
-                ant_log_corr[a] = np.nanmedian(log_corr[mine])
+            ant_excess[a] = nanstats.nanmedian(excess[mine])
+            ant_log_amp[a] = nanstats.nanmedian(log_amp[mine])
+            ant_log_corr[a] = nanstats.nanmedian(log_corr[mine])   # NaN without autos
     # Normalised only when every judged antenna has it: raw and normalised do not compare.
     normalised = np.isfinite(ant_log_corr[np.isfinite(ant_log_amp)]).all()
     bad_antenna = np.zeros(n_antenna, bool)
     if np.isfinite(ant_excess).sum() >= 3:
-        peers = np.nanmedian(ant_excess)
+        peers = nanstats.nanmedian(ant_excess)
         if peers > min_coherence_excess:
             bad_antenna |= np.nan_to_num(ant_excess, nan=np.inf) < dead_fraction * peers
         judged = ant_log_corr if normalised else ant_log_amp
-        deviation = judged - np.nanmedian(judged)
-        spread = 1.4826 * np.nanmedian(np.abs(deviation))
+        deviation = judged - nanstats.nanmedian(judged)
+        spread = 1.4826 * nanstats.nanmedian(np.abs(deviation))
         limit = max(np.log(params.amplitude_factor), params.amplitude_sigma * spread)
         bad_antenna |= np.nan_to_num(np.abs(deviation), nan=0.0) > limit
     bad_baseline = bad_antenna[antenna1] | bad_antenna[antenna2]
