@@ -23,7 +23,9 @@ class FluxResult:
     """Bootstrapped flux densities of one field.
 
     ``flux`` / ``error`` / ``n_antennas`` per spw id; ``frequency`` (Hz) per spw id; ``fit`` is
-    ``(S_0, alpha, nu_0)`` when more than one spw was measured, else None.
+    ``(S_0, alpha, nu_0)`` when more than one spw was measured, else None. ``skipped``: the spw
+    ids where the field and the reference share no unflagged antenna (no flux density; the
+    field's solutions there are flagged).
     """
 
     field: str
@@ -32,6 +34,7 @@ class FluxResult:
     n_antennas: dict
     frequency: dict
     fit: tuple | None
+    skipped: tuple = ()
 
     def summary(self) -> str:
         lines = []
@@ -242,9 +245,17 @@ def fluxscale(table, reference, transfer, method="interpolate", degree=2, local=
     Returns
     -------
     scaled : list of xarray.Dataset
-        The table with each transfer field's gains divided by ``sqrt(S)``.
+        The table with each transfer field's gains divided by ``sqrt(S)``; in a spw where the
+        field and the reference share no unflagged antenna, the field's solutions flagged
+        (like CASA's applycal without a solution, the data they would calibrate get flagged,
+        not left on another flux scale) and the spw listed in its result's ``skipped``.
     results : dict
         Field name -> :class:`FluxResult`.
+
+    Raises
+    ------
+    ConfigError
+        When a transfer field shares no unflagged antenna with the reference in any spw.
     """
     if method not in ("interpolate", "fit", "mean"):
         raise ConfigError(f"fluxscale method {method!r} is not 'interpolate', 'fit' or 'mean'")
@@ -252,11 +263,13 @@ def fluxscale(table, reference, transfer, method="interpolate", degree=2, local=
         raise ConfigError("fluxscale needs a G or T amplitude table")
     scaled = []
     per_field: dict = {name: ({}, {}, {}, {}) for name in transfer}
+    skipped: dict = {name: [] for name in transfer}
     for original in table:
         tds = _one_id_per_name(original)
         spw = int(tds.attrs[S.ATTR_SPW_ID])
         ref_id = _field_id(tds, reference)
         gains = tds[C.GAIN].values.copy()
+        flags = tds[C.SOL_FLAG].values.copy()
         fitted = (_fit_drift(tds, ref_id, [_field_id(tds, n) for n in transfer], degree,
                              local) if method == "fit" and transfer else {})
         for name in transfer:
@@ -267,19 +280,24 @@ def fluxscale(table, reference, transfer, method="interpolate", degree=2, local=
                 with np.errstate(invalid="ignore", divide="ignore"):
                     ratio = _ratios(tds, ref_id, fid, method)
                 flux, err, n = _robust_mean(ratio.ravel())
-            if not np.isfinite(flux) or flux <= 0:
-                raise ConfigError(f"fluxscale: no common unflagged antennas for {name!r} and "
-                                  f"{reference!r} in spw {spw}")
             rows = tds[C.SOL_FIELD].values == fid
+            if not np.isfinite(flux) or flux <= 0:
+                skipped[name].append(spw)
+                flags[rows] = True
+                continue
             gains[rows] = gains[rows] / np.sqrt(flux)
             fluxes, errors, counts, freqs = per_field[name]
             fluxes[spw], errors[spw], counts[spw] = flux, err, n
             freqs[spw] = float(np.mean(tds[C.SOL_FREQ].values))
-        scaled.append(original.assign({C.GAIN: (tds[C.GAIN].dims, gains.astype(np.complex64))}))
+        scaled.append(original.assign({C.GAIN: (tds[C.GAIN].dims, gains.astype(np.complex64)),
+                                       C.SOL_FLAG: (tds[C.SOL_FLAG].dims, flags)}))
     results = {}
     for name, (fluxes, errors, counts, freqs) in per_field.items():
+        if not fluxes:
+            raise ConfigError(f"fluxscale: no common unflagged antennas for {name!r} and "
+                              f"{reference!r} in any spw")
         results[name] = FluxResult(name, fluxes, errors, counts, freqs,
-                                   fit_spectrum(freqs, fluxes, errors))
+                                   fit_spectrum(freqs, fluxes, errors), tuple(skipped[name]))
     return scaled, results
 
 

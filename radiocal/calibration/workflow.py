@@ -147,6 +147,12 @@ def solve_sequence(datasets, config: CalibrateConfig, with_phases=None, solved=N
     source = tables["amp_cal"] if config.fluxscale_method == "fit" else tables["amp"]
     _, flux = fluxscale(source, config.fluxcal, transfer, method=config.fluxscale_method,
                         degree=2, local=True)
+    for name, result in flux.items():
+        if result.skipped:
+            log.warning("fluxscale: no common unflagged antennas for %r and %r in spw %s: "
+                        "no flux density there; its solutions are flagged, so the data they "
+                        "calibrate (its own and the targets') are flagged on apply", name,
+                        config.fluxcal, ", ".join(map(str, result.skipped)))
     tables["flux"] = rescale(tables["amp"], flux)
     # the calibrators' own short-interval amplitudes, put on the same flux scale
     tables["flux_cal"] = rescale(tables["amp_cal"], flux)
@@ -258,7 +264,8 @@ def polarization_terms(datasets, tables, config: CalibrateConfig, gains=None):
 
 
 def rescale(table, flux):
-    """Divide each transfer field's gains by ``sqrt(S)`` of its fluxscale result."""
+    """Divide each transfer field's gains by ``sqrt(S)`` of its fluxscale result; flag them in
+    the spws it skipped (no flux scale there)."""
     import numpy as np
 
     from radiocal.store import caltables as C
@@ -267,10 +274,15 @@ def rescale(table, flux):
     for tds in table:
         spw = int(tds.attrs[S.ATTR_SPW_ID])
         gains = tds[C.GAIN].values.copy()
+        flags = tds[C.SOL_FLAG].values.copy()
         for name, result in flux.items():
             rows = np.isin(tds[C.SOL_FIELD].values, C.field_ids(tds, name))
-            gains[rows] /= np.sqrt(result.flux[spw])
-        out.append(tds.assign({C.GAIN: (tds[C.GAIN].dims, gains)}))
+            if spw in result.skipped:
+                flags[rows] = True
+            else:
+                gains[rows] /= np.sqrt(result.flux[spw])
+        out.append(tds.assign({C.GAIN: (tds[C.GAIN].dims, gains),
+                               C.SOL_FLAG: (tds[C.SOL_FLAG].dims, flags)}))
     return out
 
 

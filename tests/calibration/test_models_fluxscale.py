@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from .conftest import make_partition, random_gains
 from radiocal.calibration.dataset import solve
@@ -180,3 +181,50 @@ def test_calibrate_sequence_closed_loop():
         assert np.sqrt(np.mean(np.abs(resid) ** 2)) < 0.02 * np.abs(model).mean()
     with pytest.raises(SelectionError):
         calibrate(sim.datasets, CalibrateConfig(fluxcal="NOPE", phasecal="J1407+2827"))
+
+
+def test_calibrate_skips_a_spw_without_common_antennas(caplog):
+    """The phase calibrator wholly flagged in one spw (CARMA's upper band): that spw gets no
+    flux scale and is skipped with a warning, its targets flagged on apply (CASA's applycal
+    without solutions); the other spw's tables and data are those of a run without it."""
+    sim_mod = pytest.importorskip("radiocal.simulate")
+    config = sim_mod.SimConfig(n_antennas=7, noise=0.02, n_correlations=2, seed=3,
+                               spws=((1.30e9, 4.0e6, 8), (1.40e9, 4.0e6, 8)),
+                               schedule=((0, 4), (1, 3), (2, 4), (1, 3)))
+    datasets = sim_mod.simulate(config).datasets
+    names = [str(n) for n in datasets[0][S.ANTENNA_NAME].values]
+    cfg = CalibrateConfig(fluxcal="J1331+3030", phasecal="J1407+2827", targets=("STAR",),
+                          fluxcal_model="15.0,-0.5,1.4GHz", refant=names[0])
+
+    def spw(ds):
+        return int(ds.attrs[S.ATTR_SPW_ID])
+
+    def phasecal_flagged(ds, spws):
+        if ds.attrs[S.ATTR_FIELD_NAME] == cfg.phasecal and spw(ds) in spws:
+            return ds.assign({S.FLAG: ds[S.FLAG] | True})
+        return ds
+
+    with caplog.at_level("WARNING", logger="radiocal.calibration.workflow"):
+        out, tables, flux = calibrate([phasecal_flagged(ds, {1}) for ds in datasets], cfg)
+    assert "no common unflagged antennas for 'J1407+2827' and 'J1331+3030' in spw 1" in caplog.text
+    alone_out, alone_tables, alone_flux = calibrate([ds for ds in datasets if spw(ds) == 0], cfg)
+    assert flux[cfg.phasecal].skipped == (1,) and set(flux[cfg.phasecal].flux) == {0}
+    assert flux[cfg.phasecal].flux == alone_flux[cfg.phasecal].flux
+    for name, table in alone_tables.items():
+        xr.testing.assert_identical(tables[name][0], table[0])
+    for name in ("flux", "flux_cal"):
+        tds = tables[name][1]
+        rows = tds[C.SOL_FIELD].values == C.field_ids(tds, cfg.phasecal)[0]
+        assert tds[C.SOL_FLAG].values[rows].all() and not tds[C.SOL_FLAG].values[~rows].all()
+    alone = {ds.attrs[S.ATTR_PARTITION]: ds for ds in alone_out}
+    for ds in out:
+        if spw(ds) == 0:
+            mine = alone[ds.attrs[S.ATTR_PARTITION]]
+            for var in (S.VISIBILITY_CORRECTED, S.FLAG, S.WEIGHT):
+                np.testing.assert_array_equal(ds[var].values, mine[var].values)
+        elif ds.attrs[S.ATTR_FIELD_NAME] == "STAR":
+            assert ds[S.FLAG].values.all()
+        elif ds.attrs[S.ATTR_FIELD_NAME] == cfg.fluxcal:
+            assert not ds[S.FLAG].values.all()     # its own gains need no flux scale
+    with pytest.raises(ConfigError, match="in any spw"):
+        calibrate([phasecal_flagged(ds, {0, 1}) for ds in datasets], cfg)
