@@ -159,7 +159,11 @@ def compare_delays(table, reference, *, threshold):
     return out, report
 
 
-def good_feed_fraction(table) -> float:
-    """Fraction of (antenna, hand) with at least one unflagged solution in any spw of a table."""
+def good_feed_fraction(table, antennas=None) -> float:
+    """Fraction of (antenna, hand) with at least one unflagged solution in any spw of a table;
+    ``antennas``: the antenna indices to count (those in the data: an ANTENNA table may list
+    antennas that observed nothing, 15 of CARMA/SZA's 23), default all of the table's."""
     good = np.logical_or.reduce([(~tds[C.SOL_FLAG].values).any(axis=(0, 2)) for tds in table])
+    if antennas is not None:
+        good = good[np.asarray(antennas, dtype=int)]
     return float(np.mean(good)) if np.size(good) else 0.0

@@ -86,23 +86,31 @@ def collect(datasets, info: RunInfo, tables: dict | None = None) -> dict:
     if final > info.max_flagged:
         warnings.append(f"qa: {100 * final:.0f}% of the data are flagged "
                         f"(more than {100 * info.max_flagged:.0f}%)")
+    # a table solved in some spws: the others are skipped, their data flagged on apply (the
+    # calibrate step warns of them); a table with no solution at all is a failure
+    solved = {row["table"] for row in counts if row["succeeded"]}
     for row in counts:
         # a few intervals lost to flagged integrations are normal; CASA warns on the same basis
         if row["expected"] and row["succeeded"] is not None and \
                 row["succeeded"] < MIN_SUCCESS * row["expected"]:
             warnings.append(f"qa: table {row['table']} spw {row['spw']}: {row['succeeded']} of "
                             f"{row['expected']} solution intervals succeeded")
-        if row["expected"] and not row["succeeded"]:
+        if row["expected"] and not row["succeeded"] and row["table"] not in solved:
             problems.append(f"table {row['table']} spw {row['spw']} has no solutions")
+    # antennas listed in the ANTENNA table that observed nothing have no feeds to solve
+    present = np.unique(np.concatenate(
+        [ds[name].values for ds in datasets
+         for name in (S.BASELINE_ANTENNA1, S.BASELINE_ANTENNA2)])) if datasets else None
     for tds in tables.get("bandpass", []):
-        good = good_feed_fraction([tds])
-        if good < MIN_BANDPASS_FEEDS:
+        good = good_feed_fraction([tds], present)
+        # a spw with no solution at all, while others have some, is a skipped one (above)
+        if good < MIN_BANDPASS_FEEDS and (good > 0 or "bandpass" not in solved):
             problems.append(f"bandpass spw {tds.attrs.get(S.ATTR_SPW_ID, 0)}: only "
                             f"{100 * good:.0f}% of antenna feeds have solutions")
     criteria = [_criterion("every calibration table has solutions",
                            not any("has no solutions" in p for p in problems))]
     if "bandpass" in tables:
-        good = good_feed_fraction(tables["bandpass"])
+        good = good_feed_fraction(tables["bandpass"], present)
         criteria.append(_criterion(f"the bandpass has solutions for >= {100 * MIN_BANDPASS_FEEDS:.0f}% "
                                    f"of antenna feeds in every spw", not any(
                                        p.startswith("bandpass spw") for p in problems),

@@ -175,3 +175,34 @@ def test_carma_calibrated_3c273_is_a_point_source(carma):
         assert good.size > 0.9 * flags.size
         vector, scalar = abs(good.mean()), np.abs(good).mean()
         assert abs(vector - 1) < 0.02 and vector / scalar > 0.95, (ds.attrs[S.ATTR_SPW_ID], vector, scalar)
+
+
+def test_carma_calibrate_skips_the_windows_its_phase_calibrator_lacks(carma, tmp_path, caplog):
+    """1159+292 (one 2 s integration) has no unflagged solution in the signal-free windows
+    16-31, so fluxscale finds no antenna it shares with 3C273 there: those windows are skipped
+    with a warning and their 1159+292 data flagged, 0-15 calibrated (the whole calibration
+    stopped at the first such window before). The report counts that as warnings, and the
+    feeds of the 8 antennas in the data, not of the ANTENNA table's 23."""
+    from radiocal.calibration.step import load_table
+    from radiocal.qa.report import RunInfo, collect
+    from radiocal.store import caltables as C
+
+    store = tmp_path / "s.zarr"
+    shutil.copytree(carma, store)
+    with caplog.at_level("WARNING", logger="radiocal"):
+        _run("calibrate", store, "--fluxcal", "3C273", "--fluxcal-model", "10,-0.7,35GHz",
+             "--phasecal", "1159+292")
+    assert "no common unflagged antennas for '1159+292' and '3C273' in spw 16" in caplog.text
+    skipped = set()
+    for tds in load_table(store / "caltables" / "flux_cal"):
+        rows = tds[C.SOL_FIELD].values == C.field_ids(tds, "1159+292")[0]
+        if tds[C.SOL_FLAG].values[rows].all():
+            skipped.add(int(tds.attrs[S.ATTR_SPW_ID]))
+    assert skipped >= {16} | set(range(18, 32)) and not skipped & set(range(16)), skipped
+    for ds in open_store(store):
+        if ds.attrs[S.ATTR_FIELD_NAME] == "1159+292":
+            flagged = ds[S.FLAG].values.all()
+            assert flagged == (ds.attrs[S.ATTR_SPW_ID] in skipped), ds.attrs[S.ATTR_SPW_ID]
+    summary = collect(open_store(store), RunInfo(outdir=tmp_path, store=store, fluxcal="3C273",
+                                                 phasecal="1159+292"))
+    assert summary["status"] == "SUCCEEDED WITH WARNINGS", summary["problems"]
