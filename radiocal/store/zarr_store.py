@@ -117,9 +117,12 @@ def write_store(datasets: list[xr.Dataset], path, overwrite: bool = False) -> st
     rawchunks.create_group(shared, {})
     try:
         prepared = [_prepare(ds) for ds in datasets]
-        compute_by_partition(_lazy_writes(prepared, [partition_path(path, name) for name in names],
-                                          shared=shared),
-                             [_cells(ds) for ds in prepared])
+        written: set[str] = set()
+        # each partition's arrays created when its unit is submitted, while the units before it
+        # compute (as update_store's writes): created all first, they left the threads idle
+        writes = OnDemand(len(prepared), lambda i: _lazy_writes(
+            [prepared[i]], [partition_path(path, names[i])], shared=shared, written=written)[0])
+        compute_by_partition(writes, [_cells(ds) for ds in prepared])
     except BaseException as err:
         # A failed conversion leaves nothing behind (a killed one leaves a store marked incomplete)
         shutil.rmtree(path, ignore_errors=True)
@@ -408,7 +411,8 @@ def _check_partitions(root, path, datasets) -> None:
 
 
 def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str], also=None,
-                 shared: str | None = None, groups: bool = True) -> list:
+                 shared: str | None = None, groups: bool = True,
+                 written: set[str] | None = None) -> list:
     """Create every partition's zarr arrays now; return each partition's writes, one delayed
     object per partition that computes to its entry of ``also`` (None without it).
 
@@ -421,12 +425,15 @@ def _lazy_writes(datasets: list[xr.Dataset], group_paths: list[str], also=None,
     ``to_zarr``, its visibilities still raw. The chunks' writes are one task per chunk
     (:func:`radiocal.store.chunktasks.per_chunk`).
 
+    ``written``: the shared coordinates already in ``shared`` (updated here), to share between
+    calls that write into the same ``shared`` group.
+
     ``groups=False``: each path is a bare directory for the arrays, not a zarr group with the
     dataset's attributes (``update_store``'s staging area, whose arrays are moved into the
     partitions: two files fewer to write and remove per partition).
     """
     out = []
-    written: set[str] = set()    # shared coordinates already in ``shared``
+    written = set() if written is None else written
     for index, (ds, group_path) in enumerate(zip(datasets, group_paths)):
         writes, others = [], []
         if all(_plain(var) for var in ds.coords.values()):
