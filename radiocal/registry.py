@@ -47,23 +47,23 @@ class StepSpec:
     run: Callable
     doc: str
     kind: str = "transform"
-    # Called as the step before this one starts (or as this one starts, when a run begins with
-    # it): begins in the background what the step can have ready before its turn (the report's
-    # drawing processes).
-    prepare: Callable[[], None] | None = None
+    # Called with this step's context as the step before this one starts (or as this one
+    # starts, when a run begins with it): begins in the background what the step can have
+    # ready before its turn (the report's drawing processes and the figures of finished products).
+    prepare: Callable[..., None] | None = None
 
 
 _REGISTRY: dict[str, StepSpec] = {}
 
 
 def register_step(name: str, config_class: type, kind: str = "transform",
-                  prepare: Callable[[], None] | None = None):
+                  prepare: Callable[..., None] | None = None):
     """Register ``run`` under ``name``; ``config_class`` must be a frozen dataclass.
 
     ``kind`` is ``"transform"`` (default), ``"source"`` or ``"sink"`` (see the module docstring).
-    ``prepare`` (no arguments, returns at once) is called as the step before this one starts (or
-    as this one starts, when a run begins with it), to begin in the background what the step
-    needs before its turn.
+    ``prepare(context)`` (returns at once; ``context`` is this step's, as ``run`` will get it)
+    is called as the step before this one starts (or as this one starts, when a run begins with
+    it), to begin in the background what the step needs before its turn.
     """
     if kind not in STEP_KINDS:
         raise ValueError(f"step {name!r}: kind must be one of {STEP_KINDS}, got {kind!r}")

@@ -261,9 +261,9 @@ class PipelineRunner:
             # the run: the flagging beforehand keeps every core busy), or with the step itself
             # when the run begins with it.
             if step.index == resume:
-                _prepare(step)
+                self._prepare(step)
             if step.index + 1 < len(self.steps):
-                _prepare(self.steps[step.index + 1])
+                self._prepare(self.steps[step.index + 1])
             record = {"key": key, "index": step.index, "name": step.spec.name, "kind": step.spec.kind,
                       "chain": digest, "config": ckpt.config_dict(step.config), "inputs": identities,
                       "radiocal_version": __version__, "status": "running", "started": _now()}
@@ -298,6 +298,10 @@ class PipelineRunner:
                            logger=logging.getLogger(f"radiocal.step.{step.spec.name}"),
                            engine=self.engine, step_name=step.spec.name, index=step.index,
                            inputs=list(self.inputs), inputs_stored=True)
+
+    def _prepare(self, step: PipelineStep) -> None:
+        if step.spec.prepare is not None:
+            step.spec.prepare(self._context(step))
 
     def _bar(self, step: PipelineStep, what: str = ""):
         label = f"[{step.index + 1}/{len(self.steps)}] {step.spec.name}{what}"
@@ -362,7 +366,3 @@ def run_pipeline(steps: list[PipelineStep], outdir, engine=None, show_progress: 
     """Run (or resume) ``steps`` into ``outdir``; see :class:`PipelineRunner`."""
     return PipelineRunner(steps, outdir, engine, show_progress).run()
 
-
-def _prepare(step) -> None:
-    if step.spec.prepare is not None:
-        step.spec.prepare()

@@ -133,8 +133,8 @@ def mark(datasets, config, context):
     return datasets
 
 
-def _prepare_prepared() -> None:
-    EVENTS.append("prepare")
+def _prepare_prepared(context) -> None:
+    EVENTS.append(f"prepare {context.step_name}")
 
 
 @register_step("test_prepared", MarkConfig, prepare=_prepare_prepared)

@@ -169,13 +169,13 @@ def test_a_step_is_prepared_as_the_step_before_it_starts(tmp_path):
     with radiocal.Engine(scheduler="threads") as engine:
         run_pipeline(load_pipeline(pipeline), tmp_path / "out", engine)
     # not when the run starts (the steps before keep the cores busy): with the step before it
-    assert EVENTS == ["a", "prepare", "b", "run"]
+    assert EVENTS == ["a", "prepare test_prepared", "b", "run"]
     # resumed at the prepared step itself: prepared as it starts
     EVENTS.clear()
     pipeline[-1]["label"] = "again"
     with radiocal.Engine(scheduler="threads") as engine:
         run_pipeline(load_pipeline(pipeline), tmp_path / "out", engine)
-    assert EVENTS == ["prepare", "again"]
+    assert EVENTS == ["prepare test_prepared", "again"]
 
 
 def test_memory_monitor_walks_children_and_grandchildren_as_psutil_does():
