@@ -104,9 +104,23 @@ class Drawer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers once they finish what they draw; jobs not started are dropped."""
         if self._pool is not None:
             self._feeder.shutdown(cancel_futures=True)
             self._pool.shutdown(cancel_futures=True)
+
+    def background(self, function, *args):
+        """A future of ``function(*args)`` run in the thread that submits jobs (after those
+        already submitted; None without worker processes): what prepares a batch of jobs can
+        run there too, so that the caller goes on at once."""
+        return self._feeder.submit(function, *args) if self._pool is not None else None
+
+    def forget(self) -> None:
+        """Drop every job submitted so far (its inputs changed): :meth:`pages` draws it again."""
+        self._futures.clear()
 
     def submit(self, job) -> None:
         """Start drawing ``job`` (a worker's; here, nothing until :meth:`pages`)."""

@@ -338,7 +338,7 @@ def _figures(summary: dict, info: RunInfo) -> list:
                                  for n, r, d in zip(model.name, model.ra, model.dec)))
     for path in sorted((info.outdir / "images").glob("*-image.fits")):
         jobs.append((f"image_{_safe(path.stem)}", plots.image_figure, (path, markers)))
-    return jobs + _dynspec_figures(info)
+    return jobs + _dynspec_figures(info.outdir)
 
 
 def _solution_figures(tables: dict) -> list:
@@ -357,15 +357,85 @@ def _solution_figures(tables: dict) -> list:
     return jobs
 
 
-def _dynspec_figures(info: RunInfo) -> list:
+def _dynspec_figures(outdir: Path) -> list:
     """The jobs of the dynamic spectra the run wrote (products: no reduction needed)."""
     from radiocal.dynspec.dataset import open_dynspec
 
     jobs = []
-    for path in sorted(info.outdir.glob("dynspec*.zarr")):
+    for path in sorted(outdir.glob("dynspec*.zarr")):
         target = open_dynspec(path).attrs.get("field_name") or path.stem
         jobs.append((f"dynspec_{_safe(str(target))}", plots.dynspec_figure, (path,)))
     return jobs
+
+
+# Output directory -> (drawer, future of its inputs' identity and tables) begun by
+# :func:`start_figures`, for the report of that directory to take over
+_BEGUN: dict = {}
+
+
+def start_figures(outdir: Path, store: Path) -> None:
+    """Begin drawing the figures that need no reduction of the data (the calibration solutions
+    and the dynamic spectra) in worker processes, now, in the background; the report of
+    ``outdir`` takes them over (:func:`build_report`), or draws them again if their inputs
+    changed meanwhile. A pipeline calls this as the step before the report starts: the export
+    there keeps about one core busy (casacore writing the MS), which leaves the other to these
+    figures, about half of the report's drawing. With fewer than :data:`radiocal.qa.render.MIN_POOL_CORES` cores the
+    report draws every figure itself, when it runs."""
+    if render.usable_cores() < render.MIN_POOL_CORES:
+        return
+    outdir = Path(outdir)
+    previous = _BEGUN.pop(outdir, None)
+    if previous is not None:    # a report prepared but never run (its run failed before it)
+        previous[0].close()
+    render.start_server()
+    drawer = render.Drawer()
+    _BEGUN[outdir] = drawer, drawer.background(_draw_products, drawer, outdir, Path(store))
+
+
+def _draw_products(drawer, outdir: Path, store: Path):
+    """Submit the figures of the products in ``outdir`` and ``store``; return the identity of
+    those products as they were read and the tables, for :func:`_take_over`."""
+    identity = _products_identity(outdir, store)
+    tables = Q.load_tables(store)
+    for job in _solution_figures(tables) + _dynspec_figures(outdir):
+        drawer.submit(job)
+    return identity, tables
+
+
+def _products_identity(outdir: Path, store: Path) -> list:
+    """Name, inode, size and mtime of every file the early figures read (the store's
+    calibration tables, the dynamic spectra): a step that rewrites any of them changes it."""
+    from radiocal.store import caltables as C
+
+    roots = [store / C.CALTABLES_GROUP, *sorted(outdir.glob("dynspec*.zarr"))]
+    identity = []
+    for root in roots:
+        for folder, _, names in sorted(os.walk(root)):
+            for name in sorted(names):
+                st = os.stat(os.path.join(folder, name))
+                identity.append((folder, name, st.st_ino, st.st_size, st.st_mtime_ns))
+    return identity
+
+
+def _take_over(info: RunInfo, processes: int | None):
+    """``(drawer, tables)``: the drawer :func:`start_figures` began for this output directory
+    with the tables it read, its figures kept when their inputs are still those it read;
+    else a new drawer and None."""
+    begun = _BEGUN.pop(Path(info.outdir), None)
+    if begun is None:
+        return render.Drawer(processes), None
+    drawer, products = begun
+    if processes not in (None, drawer.processes):
+        drawer.close()
+        return render.Drawer(processes), None
+    try:
+        identity, tables = products.result()
+    except Exception:   # e.g. a table half written as it was read: the report reads it again
+        identity = tables = None
+    if identity is None or identity != _products_identity(Path(info.outdir), Path(info.store)):
+        drawer.forget()
+        tables = None
+    return drawer, tables
 
 
 def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path,
@@ -375,11 +445,14 @@ def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path,
     ``processes``: worker processes drawing the figures (default: one per usable core from
     :data:`radiocal.qa.render.MIN_POOL_CORES` on, else 1).
     """
-    with render.Drawer(processes) as drawer:
+    drawer, tables = _take_over(info, processes)
+    with drawer:
         # the figures that need no reduction are drawn while the reductions are computed
-        tables = Q.load_tables(info.store)
-        for job in _solution_figures(tables) + _dynspec_figures(info):
-            drawer.submit(job)
+        # (unless start_figures began them)
+        if tables is None:
+            tables = Q.load_tables(info.store)
+            for job in _solution_figures(tables) + _dynspec_figures(info.outdir):
+                drawer.submit(job)
         summary = collect(datasets, info, tables)
         pages = drawer.pages(_figures(summary, info))
         written = _write_report(summary, info, pages, pdf_path, plots_dir)

@@ -62,10 +62,10 @@ def _bandpass_fields(store) -> dict:
     return {"bpcal": ",".join(dict.fromkeys(names))} if names else {}
 
 
-def _start_drawing() -> None:
-    from radiocal.qa.render import start_server
+def _start_drawing(context) -> None:
+    from radiocal.qa.report import start_figures
 
-    start_server()
+    start_figures(context.outdir, context.store)
 
 
 @register_step("report", ReportConfig, kind="sink", prepare=_start_drawing)

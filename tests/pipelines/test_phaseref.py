@@ -133,6 +133,35 @@ def test_packaged_yaml_runs_with_set(small_phaseref, run_cli, tmp_path):
     assert abs(found["flux_jy"] / (2.5 * (found["frequency_hz"] / 1.4e9) ** -0.3) - 1) < 0.05
 
 
+def test_report_takes_over_figures_drawn_ahead_unless_their_inputs_changed(
+        small_phaseref, run_cli, tmp_path, monkeypatch):
+    import os
+
+    from radiocal.qa import render, report
+
+    ms, sky, _ = small_phaseref
+    out = tmp_path / "out"
+    assert run_cli("--scheduler", "threads", *_phaseref_args(ms, sky, out)).exit_code == 0
+    store = out / "store.zarr"
+    monkeypatch.setattr(render, "usable_cores", lambda: 2)    # begun on one core too
+    info = report.RunInfo(outdir=out, store=store)
+    report.start_figures(out, store)
+    drawer, tables = report._take_over(info, None)
+    with drawer:
+        jobs = report._solution_figures(tables) + report._dynspec_figures(out)
+        assert len(jobs) > 4 and set(drawer._futures) == {stem for stem, _, _ in jobs}
+        # drawn ahead, the figures are those the run's report drew
+        for stem, png in drawer.pages(jobs):
+            assert png == (out / "plots" / f"{stem}.png").read_bytes(), stem
+    report.start_figures(out, store)
+    report._BEGUN[out][1].result()      # the tables read, the figures submitted
+    table = next(p for p in (store / "caltables").rglob("*") if p.is_file())
+    os.utime(table, ns=(table.stat().st_atime_ns, table.stat().st_mtime_ns + 10**9))
+    drawer, tables = report._take_over(info, None)
+    with drawer:   # a table rewritten meanwhile: the report reads and draws it again
+        assert tables is None and not drawer._futures
+
+
 def test_missing_roles_are_one_line_errors(small_phaseref, run_cli, tmp_path):
     ms, sky, _ = small_phaseref
     # Roles left out are inferred from the data (tests/layouts/test_roles.py); one that is not
