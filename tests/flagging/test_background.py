@@ -210,7 +210,8 @@ def _channel_noise_reference(resid, mask, half):
     return out
 
 
-@pytest.mark.parametrize("n_t, n_f, half", [(24, 64, 16), (1, 40, 4), (6, 12, 16)])
+@pytest.mark.parametrize("n_t, n_f, half", [(24, 64, 16), (1, 40, 4), (6, 12, 16),
+                                             (rb._NETWORK_SAMPLES + 1, 8, 2)])
 def test_channel_noise_matches_numpy(n_t, n_f, half):
     noise = np.where(np.arange(n_f) < n_f // 2, 1.0, 10.0)
     resid = RNG.normal(size=(n_t, n_f)) * noise
@@ -218,6 +219,29 @@ def test_channel_noise_matches_numpy(n_t, n_f, half):
     mask[:, 3] = True
     np.testing.assert_allclose(rb.channel_noise(resid, mask, half),
                                _channel_noise_reference(resid, mask, half), rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_t", [1, 2, 7, 60, rb._NETWORK_SAMPLES])
+def test_column_deviations_are_each_columns_selected_median(n_t):
+    # The sorting network across columns gives each column's median bit for bit as a selection
+    # does, masked samples (as +inf) and unmasked infinities sorting last, NaN spoiling only its
+    # own column.
+    resid = RNG.normal(size=(n_t, 9))
+    mask = RNG.random((n_t, 9)) < 0.3
+    mask[:, 0] = True
+    resid[0, 1] = np.inf
+    resid[-1, 2] = np.nan
+    mask[:, 1:3] = False
+    resid[:, 3] = 0.25
+    centre = 0.25
+    expected = np.full(9, np.nan)
+    for f in range(9):
+        col = np.abs(resid[~mask[:, f], f] - centre)
+        if col.size:
+            expected[f] = rb.median_scratch(col.copy(), col.size)
+    got = rb._column_deviations(resid, mask, centre)
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(got[0]) and np.isnan(got[2]) and got[3] == 0.0
 
 
 def test_channel_noise_keeps_a_step_and_ignores_a_noisy_channel():
