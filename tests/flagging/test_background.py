@@ -304,6 +304,25 @@ def test_fill_across_matches_loess_rows_at_the_missing_samples(degree):
     assert np.isnan(filled[5]).all() and np.isnan(filled[2, 17])
 
 
+@pytest.mark.parametrize("n, lanes", [(1, 40), (8, 40), (60, 32), (rb._NETWORK_SAMPLES, 5),
+                                      (rb._NETWORK_SAMPLES + 1, 5), (60, 4)])
+def test_lane_medians_are_each_lanes_selected_median(n, lanes):
+    # By network (short lanes, more than four) or selection: each lane's median of its valid,
+    # finite samples bit for bit, inf where it has none.
+    rng = np.random.default_rng(6)
+    values = np.abs(np.round(rng.normal(size=(n, lanes)), 1))
+    values[rng.random(values.shape) < 0.05] = np.nan
+    values[rng.random(values.shape) < 0.05] = np.inf
+    valid = rng.random(values.shape) < 0.8
+    valid[:, 3] = False
+    expected = np.full(lanes, np.inf)
+    for j in range(lanes):
+        kept = values[valid[:, j] & np.isfinite(values[:, j]), j]
+        if kept.size:
+            expected[j] = rb.median_scratch(kept.copy(), kept.size)
+    np.testing.assert_array_equal(rb.lane_medians(values, valid), expected)
+
+
 def test_lane_median_below_is_comparing_the_lane_medians():
     # odd and even counts, ties at the bound, NaN/inf samples, lanes with nothing valid
     rng = np.random.default_rng(5)
