@@ -57,17 +57,32 @@ def _safe(name: str) -> str:
 
 
 def run_warnings(log_path: Path) -> list[str]:
-    """WARNING/ERROR lines of the latest run in ``log.txt`` (after its last 'step 1/N' line)."""
+    """WARNING/ERROR lines in ``log.txt`` of the runs that made the outputs: of each step, its
+    latest running (a resumed run skips the steps already complete, whose warnings still hold;
+    a step run again replaces its earlier ones), and whatever the latest run logged outside a
+    step. A run from its first step forgets the earlier runs."""
     if not log_path.exists():
         return []
-    lines = log_path.read_text(errors="replace").splitlines()
-    start = max((i for i, line in enumerate(lines) if re.search(r" step 1/\d+ ", line)), default=0)
-    out = []
-    for line in lines[start:]:
+    by_step: dict[int, list[str]] = {}
+    loose: list[str] = []        # the latest run's lines outside a running step
+    current = None
+    for line in log_path.read_text(errors="replace").splitlines():
+        step = re.search(r" step (\d+)/\d+ \S+: (running|already complete)", line)
+        if step:
+            index, running = int(step.group(1)), step.group(2) == "running"
+            if index == 1:
+                loose = []
+                if running:
+                    by_step.clear()
+            current = index if running else None
+            if running:
+                by_step[index] = []
+            continue
         match = re.match(r"^\S+ \S+ (WARNING|ERROR) (\S+): (.*)$", line)
         if match:
-            out.append(f"{match.group(2)}: {match.group(3)}")
-    return out
+            (by_step[current] if current is not None else loose).append(
+                f"{match.group(2)}: {match.group(3)}")
+    return [w for index in sorted(by_step) for w in by_step[index]] + loose
 
 
 def collect(datasets, info: RunInfo, tables: dict | None = None) -> dict:

@@ -176,15 +176,27 @@ def test_missing_roles_are_one_line_errors(small_phaseref, run_cli, tmp_path):
         "radiocal: error: step 'report': max_flagged must be in (0, 1], not 2.0"]
 
 
-def test_run_warnings_reads_only_the_latest_run(tmp_path):
+def test_run_warnings_are_those_of_the_runs_that_made_the_outputs(tmp_path):
+    """A resumed run keeps the warnings of the steps it skipped (their outputs are the earlier
+    run's) and replaces those of the steps it runs again; a run from the first step forgets
+    every earlier one."""
     from radiocal.qa.report import run_warnings
 
     log = tmp_path / "log.txt"
-    log.write_text(
+    first = (
         "2026-01-01 00:00:00,000 INFO radiocal.engine: step 1/3 convert: running\n"
-        "2026-01-01 00:00:01,000 WARNING radiocal.step.flag: old problem\n"
+        "2026-01-01 00:00:01,000 WARNING radiocal.ms: 3 rows without a time\n"
+        "2026-01-01 00:00:02,000 INFO radiocal.engine: step 2/3 flag: running\n"
+        "2026-01-01 00:00:03,000 WARNING radiocal.step.flag: old problem\n"
+        "2026-01-01 00:00:04,000 ERROR radiocal.engine: step 2/3 flag failed\n")
+    resumed = (
         "2026-01-01 00:01:00,000 INFO radiocal.engine: step 1/3 convert: already complete, skipped\n"
-        "2026-01-01 00:01:01,000 WARNING radiocal.calibration: antenna E09 has no solutions\n"
-        "2026-01-01 00:01:02,000 INFO radiocal.engine: step 2/3 flag: running\n")
+        "2026-01-01 00:01:02,000 INFO radiocal.engine: step 2/3 flag: running\n"
+        "2026-01-01 00:01:03,000 WARNING radiocal.calibration: antenna E09 has no solutions\n"
+        "2026-01-01 00:01:04,000 INFO radiocal.engine: step 3/3 report: running\n")
+    log.write_text(first + resumed)
+    assert run_warnings(log) == ["radiocal.ms: 3 rows without a time",
+                                 "radiocal.calibration: antenna E09 has no solutions"]
+    log.write_text(first + resumed.replace("convert: already complete, skipped", "convert: running"))
     assert run_warnings(log) == ["radiocal.calibration: antenna E09 has no solutions"]
     assert run_warnings(tmp_path / "absent.txt") == []
