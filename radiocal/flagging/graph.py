@@ -140,6 +140,11 @@ def compile_ahead(kernel, vis, flag, *args):
     jit.ahead(bg.lane_median_below, plane, plane, mask, np.empty(0), first=2)
     jit.ahead(bg._abs_median, plane, plane, plane, first=2)
     jit.ahead(bg._bisquare, plane, 0.0, plane, first=2)
+    # SumThreshold's rows, which both detectors call: compiled in each detector's process, the
+    # last save's symbol left the other's cached callers a miss, compiled again in the next run
+    row = np.empty(0)
+    jit.ahead(k._sumthreshold_rows, plane, np.zeros((2, 4), bool)[:, ::2], 0, 0.0,
+              np.zeros((2, 4), bool)[:, ::2], row, row, row, first=2)
     jit.ahead(bg.robust_loess_stack, stack, plane, 0.0, 0, 0, plane, first=True)
     jit.ahead(kernel, np.empty((0,) * 4, vis.dtype), np.empty((0,) * 4, flag.dtype), *args)
 
