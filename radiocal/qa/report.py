@@ -408,13 +408,19 @@ def start_figures(outdir: Path, store: Path) -> None:
 
 
 def _draw_products(drawer, outdir: Path, store: Path):
-    """Submit the figures of the products in ``outdir`` and ``store``; return the identity of
-    those products as they were read and the tables, for :func:`_take_over`."""
+    """:func:`_submit_products`, with the identity of the products as they were read first,
+    for :func:`_take_over`: ``(identity, tables)``."""
     identity = _products_identity(outdir, store)
+    return identity, _submit_products(drawer, outdir, store)
+
+
+def _submit_products(drawer, outdir: Path, store: Path) -> dict:
+    """Submit the figures that need no reduction of the data (the calibration solutions in
+    ``store``, the dynamic spectra in ``outdir``); return the tables read."""
     tables = Q.load_tables(store)
     for job in _solution_figures(tables) + _dynspec_figures(outdir):
         drawer.submit(job)
-    return identity, tables
+    return tables
 
 
 def _products_identity(outdir: Path, store: Path) -> list:
@@ -465,9 +471,7 @@ def build_report(datasets, info: RunInfo, pdf_path: Path, plots_dir: Path,
         # the figures that need no reduction are drawn while the reductions are computed
         # (unless start_figures began them)
         if tables is None:
-            tables = Q.load_tables(info.store)
-            for job in _solution_figures(tables) + _dynspec_figures(info.outdir):
-                drawer.submit(job)
+            tables = _submit_products(drawer, info.outdir, info.store)
         summary = collect(datasets, info, tables)
         pages = drawer.pages(_figures(summary, info))
         written = _write_report(summary, info, pages, pdf_path, plots_dir)
